@@ -1,0 +1,65 @@
+// Command wsrpc is a command-line client for WebSocket and Server-Sent
+// Events endpoints, in the spirit of websocat and wscat.
+//
+//	wsrpc ws  [flags] URL   read stdin lines as text messages, print every message received
+//	wsrpc sse [flags] URL   print events as they arrive
+//
+// Each subcommand lives in its own file and registers itself in init.
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// command is one subcommand: run gets the arguments after its name and
+// returns the process exit status.
+type command struct {
+	summary string
+	run     func(args []string) int
+}
+
+var commands = map[string]command{}
+
+func register(name string, c command) { commands[name] = c }
+
+// headerFlag collects repeated -H "Name: value" flags.
+type headerFlag []string
+
+func (h *headerFlag) String() string { return strings.Join(*h, ", ") }
+
+func (h *headerFlag) Set(v string) error {
+	name, _, ok := strings.Cut(v, ":")
+	if !ok || strings.TrimSpace(name) == "" {
+		return fmt.Errorf("header %q: want \"Name: value\"", v)
+	}
+	*h = append(*h, v)
+	return nil
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: wsrpc <command> [flags] URL")
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(os.Stderr, "  %-4s %s\n", name, commands[name].summary)
+	}
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	c, ok := commands[os.Args[1]]
+	if !ok {
+		usage()
+		os.Exit(2)
+	}
+	os.Exit(c.run(os.Args[2:]))
+}

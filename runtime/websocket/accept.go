@@ -1,0 +1,239 @@
+package websocket
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+// AcceptOptions configures Accept. A nil *AcceptOptions means defaults.
+type AcceptOptions struct {
+	// Subprotocols the server supports. The first subprotocol in the
+	// client's offer that appears here is chosen; none is chosen if there
+	// is no match (the client then decides whether to go on).
+	Subprotocols []string
+
+	// OriginPatterns lists the cross-origin hosts allowed to connect, as
+	// path.Match patterns on the Origin's host ("*.example.com",
+	// "example.com:8080"), or on the whole origin when the pattern contains
+	// "://". A same-origin request (Origin host equal to Host) and a request
+	// without Origin (not from a browser) are always allowed.
+	OriginPatterns []string
+
+	// InsecureSkipOriginCheck turns the origin check off: any web page may
+	// then open a session with the user's cookies (cross-site WebSocket
+	// hijacking). Prefer OriginPatterns.
+	InsecureSkipOriginCheck bool
+
+	// Extensions offered to negotiate (for example permessage-deflate).
+	Extensions *ExtensionSet
+
+	// MaxMessageSize bounds a message after reassembly and decompression:
+	// larger ones fail the connection with 1009. 0 means
+	// DefaultMaxMessageSize.
+	MaxMessageSize int64
+	// MaxFrameSize bounds one frame's payload (1009). 0 means MaxMessageSize.
+	MaxFrameSize int64
+
+	// PingInterval, if positive, sends a ping this often; PongTimeout
+	// (default DefaultPongTimeout) fails the connection with 1011 when its
+	// pong does not come back in time. Pongs are noticed by the reader, so
+	// keepalive needs a goroutine reading the connection.
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	// WriteTimeout bounds each write (default DefaultWriteTimeout); a write
+	// that times out closes the connection.
+	WriteTimeout time.Duration
+	// CloseTimeout bounds the closing handshake (default DefaultCloseTimeout).
+	CloseTimeout time.Duration
+
+	// Raw selects the frame API (ReadFrame, WriteFrame): control frames and
+	// fragments are visible and pings are not answered automatically.
+	Raw bool
+}
+
+func (o *AcceptOptions) config() config {
+	return resolveConfig(o.MaxFrameSize, o.MaxMessageSize, o.PingInterval, o.PongTimeout, o.WriteTimeout, o.CloseTimeout, o.Raw)
+}
+
+// handshakeError is written as the HTTP response to a refused handshake.
+type handshakeError struct {
+	status int
+	msg    string
+	hdr    [][2]string
+}
+
+func (e *handshakeError) Error() string {
+	return fmt.Sprintf("websocket: bad handshake: %d %s: %s", e.status, http.StatusText(e.status), e.msg)
+}
+
+func (e *handshakeError) Unwrap() error { return ErrBadHandshake }
+
+// Accept upgrades an HTTP request to a WebSocket connection (RFC 6455 §4.2).
+// On a bad handshake it writes a 4xx response with a short reason and
+// returns an error wrapping ErrBadHandshake; the handler should then return.
+// Headers already set on w (cookies, for example) are sent with the 101
+// response.
+//
+// Accept needs an HTTP/1.1 connection that can be hijacked; the request's
+// header size and read time are bounded by the http.Server (set
+// ReadHeaderTimeout and MaxHeaderBytes: see docs/security.md).
+func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
+	if opts == nil {
+		opts = &AcceptOptions{}
+	}
+	accept, proto, exts, herr := verifyClientHandshake(r, opts)
+	if herr != nil {
+		for _, kv := range herr.hdr {
+			w.Header().Set(kv[0], kv[1])
+		}
+		http.Error(w, herr.msg, herr.status)
+		return nil, herr
+	}
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "websocket: connection cannot be upgraded", http.StatusInternalServerError)
+		return nil, fmt.Errorf("websocket: hijack: %w", err)
+	}
+	// The server may have armed read/write deadlines for the request.
+	_ = nc.SetDeadline(time.Time{})
+
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")
+	b.WriteString(accept)
+	b.WriteString("\r\n")
+	if proto != "" {
+		b.WriteString("Sec-WebSocket-Protocol: " + proto + "\r\n")
+	}
+	for _, e := range exts {
+		b.WriteString("Sec-WebSocket-Extensions: " + FormatExtension(e.name, e.params) + "\r\n")
+	}
+	for k, vs := range w.Header() {
+		switch http.CanonicalHeaderKey(k) {
+		case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Content-Length", "Content-Type", "Transfer-Encoding":
+			continue
+		}
+		for _, v := range vs {
+			b.WriteString(k + ": " + strings.NewReplacer("\r", "", "\n", "").Replace(v) + "\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	cfg := opts.config()
+	_ = nc.SetWriteDeadline(time.Now().Add(cfg.writeTimeout))
+	if _, err := nc.Write([]byte(b.String())); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("websocket: writing handshake response: %w", err)
+	}
+	_ = nc.SetWriteDeadline(time.Time{})
+	return newConn(nc, false, cfg, proto, exts, buffered(brw.Reader)), nil
+}
+
+// buffered returns the bytes the HTTP server read past the request.
+func buffered(br *bufio.Reader) []byte {
+	if br == nil || br.Buffered() == 0 {
+		return nil
+	}
+	b, _ := br.Peek(br.Buffered())
+	return b
+}
+
+// verifyClientHandshake checks an opening handshake (§4.2.1) and picks the
+// subprotocol and extensions.
+func verifyClientHandshake(r *http.Request, opts *AcceptOptions) (accept, proto string, exts []*negotiated, herr *handshakeError) {
+	upgradeHdr := [][2]string{{"Connection", "Upgrade"}, {"Upgrade", "websocket"}}
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		return "", "", nil, &handshakeError{http.StatusUpgradeRequired, "this endpoint speaks WebSocket: Upgrade: websocket and Connection: Upgrade required", upgradeHdr}
+	}
+	if r.Method != http.MethodGet {
+		return "", "", nil, &handshakeError{http.StatusMethodNotAllowed, "WebSocket handshake must use GET", [][2]string{{"Allow", "GET"}}}
+	}
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 {
+		return "", "", nil, &handshakeError{http.StatusBadRequest, "WebSocket handshake needs HTTP/1.1", nil}
+	}
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
+		// §4.4: answer with the versions we support.
+		return "", "", nil, &handshakeError{http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version: want 13", [][2]string{{"Sec-WebSocket-Version", "13"}}}
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 || !validKey(strings.TrimSpace(keys[0])) {
+		return "", "", nil, &handshakeError{http.StatusBadRequest, "Sec-WebSocket-Key must be the base64 encoding of 16 bytes", nil}
+	}
+	if !opts.InsecureSkipOriginCheck {
+		if err := checkOrigin(r, opts.OriginPatterns); err != nil {
+			return "", "", nil, &handshakeError{http.StatusForbidden, err.Error(), nil}
+		}
+	}
+	proto = selectSubprotocol(headerTokens(r.Header, "Sec-WebSocket-Protocol"), opts.Subprotocols)
+	if opts.Extensions != nil && len(opts.Extensions.list) > 0 {
+		offered, err := ParseExtensions(r.Header.Values("Sec-WebSocket-Extensions"))
+		if err != nil {
+			return "", "", nil, &handshakeError{http.StatusBadRequest, "malformed Sec-WebSocket-Extensions", nil}
+		}
+		exts = negotiateServer(opts.Extensions, offered)
+	}
+	return acceptKey(strings.TrimSpace(keys[0])), proto, exts, nil
+}
+
+func selectSubprotocol(offered, supported []string) string {
+	for _, p := range offered {
+		for _, s := range supported {
+			if p == s {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// negotiateServer asks each installed extension, in installation order, to
+// choose among the client's offers of its token.
+func negotiateServer(set *ExtensionSet, offered []ExtensionElement) []*negotiated {
+	var out []*negotiated
+	for _, e := range set.list {
+		var offers [][]Param
+		for _, el := range offered {
+			if strings.EqualFold(el.Name, e.Name()) {
+				offers = append(offers, el.Params)
+			}
+		}
+		if len(offers) == 0 {
+			continue
+		}
+		answer, s, ok := e.ServerNegotiate(offers)
+		if !ok {
+			continue
+		}
+		out = append(out, newNegotiated(e, answer, s))
+	}
+	return out
+}
+
+// checkOrigin implements the origin policy (RFC 6455 §10.2).
+func checkOrigin(r *http.Request, patterns []string) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("origin %q not allowed", origin)
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	host, lorigin := strings.ToLower(u.Host), strings.ToLower(origin)
+	for _, p := range patterns {
+		target := host
+		if strings.Contains(p, "://") {
+			target = lorigin
+		}
+		if ok, err := path.Match(strings.ToLower(p), target); err == nil && ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("origin %q not allowed (cross-origin request; see AcceptOptions.OriginPatterns)", origin)
+}

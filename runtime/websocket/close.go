@@ -1,0 +1,193 @@
+package websocket
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// maxCloseReason: a close payload is at most 125 bytes, 2 of them the code.
+const maxCloseReason = maxControlPayload - 2
+
+// Close runs the closing handshake (RFC 6455 §7.1.2): it sends a close
+// frame with code and reason, waits up to the close timeout for the peer's
+// close frame, then closes the TCP connection (a server at once, a client
+// after giving the server a moment to close first, §7.1.1). It returns nil
+// when the peer answered, or why it could not. Safe from any goroutine; a
+// second call returns ErrClosed.
+//
+// The peer's close frame is read by the goroutine reading the connection
+// if there is one; otherwise Close reads (and drops) frames itself.
+func (c *Conn) Close(code StatusCode, reason string) error {
+	if !code.validToSend() {
+		return fmt.Errorf("websocket: close code %d may not be sent", int(code))
+	}
+	if len(reason) > maxCloseReason {
+		return fmt.Errorf("websocket: close reason of %d bytes exceeds %d", len(reason), maxCloseReason)
+	}
+	if !utf8.ValidString(reason) {
+		return fmt.Errorf("websocket: close reason: %w", ErrInvalidUTF8)
+	}
+	c.closeMu.Lock()
+	if c.closeSent {
+		c.closeMu.Unlock()
+		select {
+		case <-c.closed:
+		case <-time.After(c.cfg.closeTimeout):
+		}
+		return ErrClosed
+	}
+	c.closeSent = true
+	c.closeMu.Unlock()
+
+	var buf [maxControlPayload]byte
+	binary.BigEndian.PutUint16(buf[:], uint16(code))
+	n := 2 + copy(buf[2:], reason)
+	if err := c.writeControl(OpClose, buf[:n]); err != nil {
+		c.closeWith(ErrClosed)
+		return err
+	}
+	return c.awaitPeerClose()
+}
+
+// awaitPeerClose waits for the peer's close frame after ours went out.
+func (c *Conn) awaitPeerClose() error {
+	timer := time.NewTimer(c.cfg.closeTimeout)
+	defer timer.Stop()
+	select {
+	case <-c.closeRcvd:
+	case <-c.closed:
+	case c.readSem <- struct{}{}:
+		// Nobody is reading: read until the close frame arrives.
+		deadline := time.Now().Add(c.cfg.closeTimeout)
+		_ = c.nc.SetReadDeadline(deadline)
+		err := c.drainUntilClose()
+		<-c.readSem
+		if c.peerCloseFrame() == nil {
+			c.closeWith(ErrClosed)
+			return fmt.Errorf("websocket: closing handshake: %w", err)
+		}
+	case <-timer.C:
+		c.closeWith(ErrClosed)
+		return errors.New("websocket: closing handshake timed out")
+	}
+	// The reader that saw the close frame finishes the TCP close; wait for
+	// it (bounded) so Close returns with the connection gone.
+	select {
+	case <-c.closed:
+	case <-timer.C:
+		c.closeWith(ErrClosed)
+	}
+	return nil
+}
+
+// drainUntilClose reads frames, dropping data, until the peer's close
+// frame. Caller holds readSem.
+func (c *Conn) drainUntilClose() error {
+	if c.readErr != nil {
+		return c.readErr
+	}
+	for {
+		if c.mr.active {
+			if err := c.mr.discard(); err != nil {
+				return err
+			}
+		}
+		if err := c.readHeader(); err != nil {
+			return err
+		}
+		if c.rh.opcode.IsControl() {
+			if c.rh.opcode == OpClose {
+				p := c.ctrl[:c.rh.length]
+				if err := c.readFull(p); err != nil {
+					return err
+				}
+				err := c.gotClose(p)
+				if c.cfg.raw {
+					c.closeWith(ErrClosed)
+				}
+				c.readErr = err
+				return err
+			}
+			if err := c.handleControl(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := c.skipPayload(); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Conn) peerCloseFrame() *CloseError {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	return c.peerClose
+}
+
+// CloseNow closes the TCP connection without a closing handshake.
+func (c *Conn) CloseNow() error {
+	c.closeWith(ErrClosed)
+	return nil
+}
+
+// fail sends a close frame with the failure's code (best effort, bounded
+// by the write timeout) and closes the connection (RFC 6455 §7.1.7).
+func (c *Conn) fail(f *failure) {
+	c.closeMu.Lock()
+	send := !c.closeSent
+	c.closeSent = true
+	c.closeMu.Unlock()
+	if send {
+		var buf [maxControlPayload]byte
+		binary.BigEndian.PutUint16(buf[:], uint16(f.code))
+		reason := f.err.Error()
+		if len(reason) > maxCloseReason {
+			reason = reason[:maxCloseReason]
+			for !utf8.ValidString(reason) {
+				reason = reason[:len(reason)-1]
+			}
+		}
+		n := 2 + copy(buf[2:], reason)
+		_ = c.writeControl(OpClose, buf[:n])
+	}
+	c.closeWith(f)
+}
+
+// closeWith closes the TCP connection once, remembering why, and releases
+// everything the connection holds.
+func (c *Conn) closeWith(cause error) {
+	c.closeOnce.Do(func() {
+		c.closeMu.Lock()
+		c.closeCause = cause
+		c.closeMu.Unlock()
+		close(c.closed)
+		_ = c.nc.Close()
+		if c.kaTimer != nil {
+			c.kaTimer.Stop()
+		}
+		c.pingMu.Lock()
+		for k, ch := range c.pingWaiters {
+			close(ch)
+			delete(c.pingWaiters, k)
+		}
+		c.pingMu.Unlock()
+	})
+}
+
+// closedErr is what calls on a closed connection return: the peer's close
+// frame if there was one, else why the connection was closed.
+func (c *Conn) closedErr() error {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if c.peerClose != nil {
+		return c.peerClose
+	}
+	if c.closeCause != nil && c.closeCause != ErrClosed {
+		return fmt.Errorf("%w: %w", ErrClosed, c.closeCause)
+	}
+	return ErrClosed
+}

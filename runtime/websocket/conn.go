@@ -1,0 +1,248 @@
+package websocket
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Defaults for the limits every connection has. Each can be changed in
+// AcceptOptions or DialOptions; docs/security.md lists them.
+const (
+	// DefaultMaxMessageSize bounds a reassembled (and decompressed) message.
+	DefaultMaxMessageSize = 4 << 20
+	// DefaultPongTimeout is how long a ping may go unanswered when
+	// PingInterval is set.
+	DefaultPongTimeout = 15 * time.Second
+	// DefaultWriteTimeout bounds each frame write, so a peer that stops
+	// reading cannot block a writer forever.
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultCloseTimeout bounds the closing handshake.
+	DefaultCloseTimeout = 5 * time.Second
+	// DefaultHandshakeTimeout bounds Dial's handshake when ctx has no deadline.
+	DefaultHandshakeTimeout = 30 * time.Second
+)
+
+// MessageType is the type of a data message (RFC 6455 §5.6).
+type MessageType int
+
+const (
+	MessageText   MessageType = MessageType(OpText)
+	MessageBinary MessageType = MessageType(OpBinary)
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case MessageText:
+		return "text"
+	case MessageBinary:
+		return "binary"
+	}
+	return Opcode(t).String()
+}
+
+// config is what Accept and Dial share, resolved with defaults.
+type config struct {
+	maxFrameSize   int64
+	maxMessageSize int64
+	pingInterval   time.Duration
+	pongTimeout    time.Duration
+	writeTimeout   time.Duration
+	closeTimeout   time.Duration
+	raw            bool
+}
+
+func resolveConfig(maxFrame, maxMsg int64, ping, pong, write, closeT time.Duration, raw bool) config {
+	c := config{maxFrameSize: maxFrame, maxMessageSize: maxMsg, pingInterval: ping,
+		pongTimeout: pong, writeTimeout: write, closeTimeout: closeT, raw: raw}
+	if c.maxMessageSize == 0 {
+		c.maxMessageSize = DefaultMaxMessageSize
+	}
+	if c.maxFrameSize <= 0 || c.maxFrameSize > c.maxMessageSize && c.maxMessageSize > 0 {
+		c.maxFrameSize = c.maxMessageSize
+	}
+	if c.pongTimeout == 0 {
+		c.pongTimeout = DefaultPongTimeout
+	}
+	if c.writeTimeout == 0 {
+		c.writeTimeout = DefaultWriteTimeout
+	}
+	if c.closeTimeout <= 0 {
+		c.closeTimeout = DefaultCloseTimeout
+	}
+	return c
+}
+
+// Conn is a WebSocket connection, from Accept or Dial.
+//
+// Concurrency: any number of goroutines may write at once (Write, Writer,
+// Ping, Close); whole messages never interleave, and control frames may go
+// out between the fragments of a streaming Writer. Reading (Read, Reader,
+// ReadFrame) is for one goroutine at a time; a second concurrent reader
+// waits. Close and CloseNow are safe from any goroutine at any time.
+// Pongs, close replies and keepalive pings are written by whichever
+// goroutine is reading, or by a timer, under the same frame lock as writes.
+type Conn struct {
+	nc          net.Conn
+	client      bool
+	cfg         config
+	subprotocol string
+	exts        []*negotiated // negotiated extensions, in installation order
+	rsvAllowed  byte          // RSV bits owned by negotiated extensions
+	rsvMessage  byte          // of those, the bits of message-level extensions
+	frameExts   bool          // some extension transforms frames
+
+	// Read side: owned by whoever holds readSem.
+	readSem  chan struct{}
+	rbuf     *[]byte // pooled; nil while nothing is buffered
+	rpos     int     // next unread byte in *rbuf
+	rend     int     // end of buffered bytes in *rbuf
+	rawConn  syscall.RawConn
+	rawRead  func(fd uintptr) bool // method value, allocated once
+	rawN     int
+	rawErr   error
+	rh       header // header of the frame being read
+	rleft    int64  // payload bytes of rh not yet read
+	rmaskPos int
+	msgOpen  bool   // a fragmented data message awaits continuations
+	msgOp    Opcode // opcode of the open message
+	msgRSV   byte   // RSV bits of the open message's first frame
+	msgSize  int64  // payload bytes of the open message so far (on the wire)
+	utf8     utf8Validator
+	mr       messageReader
+	ctrl     [maxControlPayload]byte
+	readErr  error // sticky: once reading failed, it keeps failing
+	readCtx  ctxWatch
+
+	// Write side.
+	msgSem   chan struct{} // held for a whole data message
+	frameMu  sync.Mutex    // held for one frame or one flush
+	wbuf     *[]byte       // pooled; frames waiting to be flushed
+	wlen     int
+	writers  atomic.Int32 // writers waiting for or holding msgSem
+	wdead    time.Time    // last write deadline set
+	writeErr error        // sticky, under frameMu
+	mw       messageWriter
+	writeCtx ctxWatch
+	hdrBuf   [maxHeaderSize]byte
+	bufs     [2][]byte
+
+	// Keepalive and Ping.
+	pingSeq     atomic.Uint64
+	pingMu      sync.Mutex
+	pingWaiters map[uint64]chan struct{}
+	kaTimer     *time.Timer
+	kaSeq       uint64 // keepalive ping awaiting its pong; 0 when none
+	kaSent      time.Time
+
+	// Closing.
+	closeMu    sync.Mutex
+	closeSent  bool
+	peerClose  *CloseError
+	closeRcvd  chan struct{} // closed when the peer's close frame arrived
+	closed     chan struct{} // closed when the TCP connection is closed
+	closeOnce  sync.Once
+	closeCause error
+}
+
+// newConn wraps nc after a successful handshake. buffered holds bytes read
+// past the handshake (the start of the first frames), if any.
+func newConn(nc net.Conn, client bool, cfg config, subprotocol string, exts []*negotiated, buffered []byte) *Conn {
+	c := &Conn{
+		nc:          nc,
+		client:      client,
+		cfg:         cfg,
+		subprotocol: subprotocol,
+		exts:        exts,
+		readSem:     make(chan struct{}, 1),
+		msgSem:      make(chan struct{}, 1),
+		closeRcvd:   make(chan struct{}),
+		closed:      make(chan struct{}),
+	}
+	for _, e := range exts {
+		c.rsvAllowed |= e.rsv
+		if e.message != nil {
+			c.rsvMessage |= e.rsv
+		}
+		if e.frame != nil {
+			c.frameExts = true
+		}
+	}
+	c.mr.c = c
+	c.mw.c = c
+	if len(buffered) > 0 {
+		c.rbuf = getBuf(len(buffered))
+		if len(buffered) > cap(*c.rbuf) {
+			b := make([]byte, len(buffered))
+			c.rbuf = &b
+		}
+		c.rend = copy(*c.rbuf, buffered)
+	}
+	c.setupIdleRead()
+	if cfg.pingInterval > 0 {
+		c.kaTimer = time.AfterFunc(cfg.pingInterval, c.keepalive)
+	}
+	return c
+}
+
+// Subprotocol returns the negotiated subprotocol, or "" if none.
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr returns the remote network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// NetConn returns the underlying connection. Reading or writing it directly
+// corrupts the WebSocket stream; it is here for deadlines and addresses.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// ctxWatch ties a call's context to the connection: if the context is done
+// while a call using it is in progress, the connection is closed (a frame
+// cut off half way cannot be resumed). The AfterFunc registration is kept
+// while the same context is used again, so a loop of calls with one context
+// costs nothing per call.
+//
+// Concurrency: used only by the holder of the matching lock (readSem, or
+// msgSem/frameMu for writes); the AfterFunc goroutine reads only active.
+type ctxWatch struct {
+	ctx    context.Context
+	stop   func() bool
+	active atomic.Bool
+}
+
+func (w *ctxWatch) arm(c *Conn, ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ctx.Done() == nil {
+		return nil
+	}
+	if ctx != w.ctx {
+		if w.stop != nil {
+			w.stop()
+		}
+		w.ctx = ctx
+		w.stop = context.AfterFunc(ctx, func() {
+			if w.active.Load() {
+				c.closeWith(context.Cause(ctx))
+			}
+		})
+	}
+	w.active.Store(true)
+	return nil
+}
+
+func (w *ctxWatch) disarm() { w.active.Store(false) }
+
+// ctxErr prefers the context's error over the I/O error it caused.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return err
+}

@@ -1,0 +1,369 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DialOptions configures Dial. A nil *DialOptions means defaults.
+type DialOptions struct {
+	// HTTPClient, when its Transport is an *http.Transport, supplies the
+	// dialer, TLS configuration and proxy function, so one configured
+	// client serves HTTP and WebSocket calls alike. Fields below override it.
+	HTTPClient *http.Client
+	// NetDialContext dials TCP; default a net.Dialer.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSConfig for wss:// (ServerName defaults to the URL's host).
+	TLSConfig *tls.Config
+	// Proxy picks an HTTP proxy for the request; the default is
+	// http.ProxyFromEnvironment. The connection is tunnelled with CONNECT.
+	Proxy func(*http.Request) (*url.URL, error)
+
+	// Header is sent with the handshake request (Origin, Authorization,
+	// cookies, or Host to override the host).
+	Header http.Header
+	// Subprotocols to offer, most preferred first. A server answer that
+	// names a subprotocol not offered fails the handshake.
+	Subprotocols []string
+	// Extensions to offer (for example permessage-deflate).
+	Extensions *ExtensionSet
+	// MaxResponseHeaderBytes bounds the handshake response (default 64 KiB).
+	MaxResponseHeaderBytes int
+
+	// Limits and keepalive, as in AcceptOptions.
+	MaxMessageSize int64
+	MaxFrameSize   int64
+	PingInterval   time.Duration
+	PongTimeout    time.Duration
+	WriteTimeout   time.Duration
+	CloseTimeout   time.Duration
+	// Raw selects the frame API (see AcceptOptions.Raw).
+	Raw bool
+}
+
+const defaultMaxResponseHeaderBytes = 64 << 10
+
+// Dial opens a WebSocket connection to a ws:// or wss:// URL (http:// and
+// https:// are accepted as aliases). The handshake (TCP, proxy, TLS and the
+// upgrade) is bounded by ctx, and by DefaultHandshakeTimeout when ctx has
+// no deadline. On a refused handshake the *http.Response is returned with
+// the error (its body holds up to 1 KiB of the server's reason).
+func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.Response, error) {
+	if opts == nil {
+		opts = &DialOptions{}
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("websocket: dial: %w", err)
+	}
+	secure := false
+	switch u.Scheme {
+	case "ws", "http":
+	case "wss", "https":
+		secure = true
+	default:
+		return nil, nil, fmt.Errorf("websocket: dial: unsupported scheme %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, nil, fmt.Errorf("websocket: dial: URL %q has no host", rawURL)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultHandshakeTimeout)
+		defer cancel()
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		if secure {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		} else {
+			addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+	}
+
+	dialFn, tlsCfg, proxyFn := opts.transport()
+	nc, err := dialThroughProxy(ctx, dialFn, proxyFn, u, secure, addr, tlsCfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("websocket: dial %s: %w", addr, err)
+	}
+	// Bound the rest of the handshake by ctx: a deadline, and closing the
+	// connection if ctx is cancelled first.
+	if d, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	c, resp, err := clientHandshake(nc, u, secure, opts)
+	if !stop() || ctx.Err() != nil {
+		if c != nil {
+			c.CloseNow()
+		}
+		nc.Close()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, resp, fmt.Errorf("websocket: handshake: %w", ctxErr(ctx, err))
+	}
+	if err != nil {
+		nc.Close()
+		return nil, resp, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return c, resp, nil
+}
+
+func (o *DialOptions) transport() (func(context.Context, string, string) (net.Conn, error), *tls.Config, func(*http.Request) (*url.URL, error)) {
+	dial := o.NetDialContext
+	tlsCfg := o.TLSConfig
+	proxy := o.Proxy
+	if o.HTTPClient != nil {
+		if t, ok := o.HTTPClient.Transport.(*http.Transport); ok {
+			if dial == nil && t.DialContext != nil {
+				dial = t.DialContext
+			}
+			if tlsCfg == nil && t.TLSClientConfig != nil {
+				tlsCfg = t.TLSClientConfig
+			}
+			if proxy == nil && t.Proxy != nil {
+				proxy = t.Proxy
+			}
+		}
+	}
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	if proxy == nil {
+		proxy = http.ProxyFromEnvironment
+	}
+	return dial, tlsCfg, proxy
+}
+
+// dialThroughProxy connects to addr, through an HTTP CONNECT tunnel when
+// the proxy function names a proxy, then runs TLS for wss://.
+func dialThroughProxy(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), proxyFn func(*http.Request) (*url.URL, error), u *url.URL, secure bool, addr string, tlsCfg *tls.Config) (net.Conn, error) {
+	// http.ProxyFromEnvironment looks at http/https schemes.
+	pu := *u
+	pu.Scheme = "http"
+	if secure {
+		pu.Scheme = "https"
+	}
+	proxyURL, err := proxyFn(&http.Request{URL: &pu, Header: http.Header{}})
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	var nc net.Conn
+	if proxyURL == nil {
+		nc, err = dial(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		nc, err = connectProxy(ctx, dial, proxyURL, addr)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !secure {
+		return nc, nil
+	}
+	cfg := &tls.Config{}
+	if tlsCfg != nil {
+		cfg = tlsCfg.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	// HTTP/1.1 only: a WebSocket upgrade cannot ride ALPN-negotiated h2.
+	cfg.NextProtos = []string{"http/1.1"}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return tc, nil
+}
+
+// connectProxy opens a CONNECT tunnel to addr through an HTTP(S) proxy.
+func connectProxy(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), proxyURL *url.URL, addr string) (net.Conn, error) {
+	paddr := proxyURL.Host
+	if proxyURL.Port() == "" {
+		port := "80"
+		if proxyURL.Scheme == "https" {
+			port = "443"
+		}
+		paddr = net.JoinHostPort(proxyURL.Hostname(), port)
+	}
+	nc, err := dial(ctx, "tcp", paddr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy %s: %w", paddr, err)
+	}
+	if proxyURL.Scheme == "https" {
+		tc := tls.Client(nc, &tls.Config{ServerName: proxyURL.Hostname()})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("proxy tls: %w", err)
+		}
+		nc = tc
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(d)
+	}
+	req := "CONNECT " + addr + " HTTP/1.1\r\nHost: " + addr + "\r\n"
+	if proxyURL.User != nil {
+		pass, _ := proxyURL.User.Password()
+		cred := base64.StdEncoding.EncodeToString([]byte(proxyURL.User.Username() + ":" + pass))
+		req += "Proxy-Authorization: Basic " + cred + "\r\n"
+	}
+	req += "\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	// Read the response byte-exactly: bytes after it belong to the tunnel.
+	br := bufio.NewReaderSize(&io.LimitedReader{R: nc, N: defaultMaxResponseHeaderBytes}, 1)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		nc.Close()
+		return nil, fmt.Errorf("proxy: CONNECT %s: %s", addr, resp.Status)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return nc, nil
+}
+
+// clientHandshake sends the opening handshake and checks the answer
+// (RFC 6455 §4.1).
+func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions) (*Conn, *http.Response, error) {
+	var keyBytes [16]byte
+	if _, err := rand.Read(keyBytes[:]); err != nil {
+		return nil, nil, err
+	}
+	key := base64.StdEncoding.EncodeToString(keyBytes[:])
+
+	host := u.Host
+	if h := opts.Header.Get("Host"); h != "" {
+		host = h
+	}
+	var b bytes.Buffer
+	b.WriteString("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n")
+	if len(opts.Subprotocols) > 0 {
+		b.WriteString("Sec-WebSocket-Protocol: " + strings.Join(opts.Subprotocols, ", ") + "\r\n")
+	}
+	if opts.Extensions != nil {
+		for _, e := range opts.Extensions.list {
+			for _, offer := range e.ClientOffers() {
+				b.WriteString("Sec-WebSocket-Extensions: " + FormatExtension(e.Name(), offer) + "\r\n")
+			}
+		}
+	}
+	for k, vs := range opts.Header {
+		switch http.CanonicalHeaderKey(k) {
+		case "Host", "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions":
+			continue
+		}
+		for _, v := range vs {
+			b.WriteString(k + ": " + strings.NewReplacer("\r", "", "\n", "").Replace(v) + "\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	if _, err := nc.Write(b.Bytes()); err != nil {
+		return nil, nil, fmt.Errorf("websocket: writing handshake: %w", err)
+	}
+
+	limit := opts.MaxResponseHeaderBytes
+	if limit <= 0 {
+		limit = defaultMaxResponseHeaderBytes
+	}
+	lr := &io.LimitedReader{R: nc, N: int64(limit)}
+	br := bufio.NewReaderSize(lr, 4096)
+	req := &http.Request{Method: http.MethodGet, URL: u}
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		if lr.N <= 0 {
+			return nil, nil, fmt.Errorf("websocket: handshake response exceeds %d bytes: %w", limit, ErrBadHandshake)
+		}
+		return nil, nil, fmt.Errorf("websocket: reading handshake response: %w", err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return nil, resp, fmt.Errorf("websocket: server answered %s: %s: %w", resp.Status, strings.TrimSpace(string(body)), ErrBadHandshake)
+	}
+	resp.Body = http.NoBody
+	bad := func(format string, args ...any) (*Conn, *http.Response, error) {
+		return nil, resp, fmt.Errorf("websocket: "+format+": %w", append(args, ErrBadHandshake)...)
+	}
+	if !headerHasToken(resp.Header, "Upgrade", "websocket") || !headerHasToken(resp.Header, "Connection", "upgrade") {
+		return bad("response lacks Upgrade: websocket / Connection: Upgrade")
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != acceptKey(key) {
+		return bad("wrong Sec-WebSocket-Accept %q", got)
+	}
+	proto := ""
+	if ps := resp.Header.Values("Sec-WebSocket-Protocol"); len(ps) > 0 {
+		proto = strings.TrimSpace(ps[0])
+		offered := false
+		for _, p := range opts.Subprotocols {
+			offered = offered || p == proto
+		}
+		if len(ps) > 1 || !offered {
+			return bad("server chose subprotocol %q, which was not offered", proto)
+		}
+	}
+	exts, err := negotiateClient(opts.Extensions, resp.Header.Values("Sec-WebSocket-Extensions"))
+	if err != nil {
+		return nil, resp, err
+	}
+	cfg := resolveConfig(opts.MaxFrameSize, opts.MaxMessageSize, opts.PingInterval, opts.PongTimeout, opts.WriteTimeout, opts.CloseTimeout, opts.Raw)
+	var rest []byte
+	if n := br.Buffered(); n > 0 {
+		rest, _ = br.Peek(n)
+	}
+	return newConn(nc, true, cfg, proto, exts, rest), resp, nil
+}
+
+// negotiateClient checks the server's extension answer: every extension
+// must be one we offered, at most once (§9.1).
+func negotiateClient(set *ExtensionSet, values []string) ([]*negotiated, error) {
+	answers, err := ParseExtensions(values)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, ErrBadHandshake)
+	}
+	var out []*negotiated
+	seen := map[string]bool{}
+	for _, a := range answers {
+		name := strings.ToLower(a.Name)
+		var ext Extension
+		if set != nil {
+			for _, e := range set.list {
+				if strings.EqualFold(e.Name(), a.Name) {
+					ext = e
+				}
+			}
+		}
+		if ext == nil || seen[name] {
+			return nil, fmt.Errorf("websocket: server answered extension %q, which was not offered: %w", a.Name, ErrBadHandshake)
+		}
+		seen[name] = true
+		s, err := ext.ClientAccept(a.Params)
+		if err != nil {
+			return nil, fmt.Errorf("websocket: extension %s: %w: %w", a.Name, err, ErrBadHandshake)
+		}
+		out = append(out, newNegotiated(ext, a.Params, s))
+	}
+	return out, nil
+}
+

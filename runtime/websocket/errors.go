@@ -1,0 +1,153 @@
+package websocket
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Errors returned by a Conn wrap one of these (test with
+// errors.Is) or are a *CloseError carrying the peer's close frame.
+var (
+	// ErrClosed is returned by calls on a connection that is already closed.
+	ErrClosed = errors.New("websocket: connection closed")
+	// ErrProtocol means the peer broke RFC 6455; the connection was failed
+	// with close code 1002.
+	ErrProtocol = errors.New("websocket: protocol error")
+	// ErrInvalidUTF8 means a text message or close reason was not valid
+	// UTF-8; the connection was failed with close code 1007 (RFC 6455 §8.1).
+	ErrInvalidUTF8 = errors.New("websocket: invalid UTF-8")
+	// ErrMessageTooBig means a frame or message exceeded MaxFrameSize or
+	// MaxMessageSize; the connection was failed with close code 1009.
+	ErrMessageTooBig = errors.New("websocket: message too big")
+	// ErrPongTimeout means no pong arrived within PongTimeout of a ping.
+	ErrPongTimeout = errors.New("websocket: pong timeout")
+	// ErrBadHandshake is wrapped by every handshake failure.
+	ErrBadHandshake = errors.New("websocket: bad handshake")
+	// ErrMessageInProgress is returned by a message call made while the
+	// previous message's Reader or Writer is still open.
+	ErrMessageInProgress = errors.New("websocket: previous message not finished")
+	// ErrRawMode is returned by message calls on a raw connection and by
+	// frame calls on a message-mode connection.
+	ErrRawMode = errors.New("websocket: wrong mode for this call (raw vs message)")
+)
+
+// StatusCode is a close code (RFC 6455 §7.4).
+type StatusCode int
+
+// Close codes defined by RFC 6455 §7.4.1 and the IANA registry.
+const (
+	StatusNormalClosure         StatusCode = 1000
+	StatusGoingAway             StatusCode = 1001
+	StatusProtocolError         StatusCode = 1002
+	StatusUnsupportedData       StatusCode = 1003
+	StatusNoStatusRcvd          StatusCode = 1005 // never sent: no code in the close frame
+	StatusAbnormalClosure       StatusCode = 1006 // never sent: TCP closed without a close frame
+	StatusInvalidFramePayload   StatusCode = 1007
+	StatusPolicyViolation       StatusCode = 1008
+	StatusMessageTooBig         StatusCode = 1009
+	StatusMandatoryExtension    StatusCode = 1010
+	StatusInternalError         StatusCode = 1011
+	StatusServiceRestart        StatusCode = 1012
+	StatusTryAgainLater         StatusCode = 1013
+	StatusBadGateway            StatusCode = 1014
+	StatusTLSHandshake          StatusCode = 1015 // never sent
+	statusApplicationRangeStart StatusCode = 3000
+	statusPrivateRangeEnd       StatusCode = 4999
+)
+
+// validReceived reports whether code may appear in a received close frame
+// (RFC 6455 §7.4.1-2): 1000–1003, 1007–1014 and the 3000–4999 ranges.
+// 1004–1006 and 1015 are reserved, 1016–2999 unassigned, ≥5000 undefined.
+func (s StatusCode) validReceived() bool {
+	switch {
+	case s >= 1000 && s <= 1003:
+		return true
+	case s >= 1007 && s <= 1014:
+		return true
+	case s >= statusApplicationRangeStart && s <= statusPrivateRangeEnd:
+		return true
+	}
+	return false
+}
+
+// validToSend reports whether an application may send code.
+func (s StatusCode) validToSend() bool { return s.validReceived() }
+
+func (s StatusCode) String() string {
+	switch s {
+	case StatusNormalClosure:
+		return "normal closure"
+	case StatusGoingAway:
+		return "going away"
+	case StatusProtocolError:
+		return "protocol error"
+	case StatusUnsupportedData:
+		return "unsupported data"
+	case StatusNoStatusRcvd:
+		return "no status"
+	case StatusAbnormalClosure:
+		return "abnormal closure"
+	case StatusInvalidFramePayload:
+		return "invalid frame payload data"
+	case StatusPolicyViolation:
+		return "policy violation"
+	case StatusMessageTooBig:
+		return "message too big"
+	case StatusMandatoryExtension:
+		return "mandatory extension"
+	case StatusInternalError:
+		return "internal error"
+	case StatusServiceRestart:
+		return "service restart"
+	case StatusTryAgainLater:
+		return "try again later"
+	case StatusBadGateway:
+		return "bad gateway"
+	case StatusTLSHandshake:
+		return "TLS handshake"
+	}
+	return fmt.Sprintf("status %d", int(s))
+}
+
+// CloseError is the peer's close frame: the code and reason it sent. A read
+// that ends because the peer closed returns a *CloseError, so a handler can
+// tell a clean close (onClose) from a failure (onError).
+type CloseError struct {
+	Code   StatusCode
+	Reason string
+}
+
+func (e *CloseError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("websocket: closed by peer: %d (%v)", int(e.Code), e.Code)
+	}
+	return fmt.Sprintf("websocket: closed by peer: %d (%v): %s", int(e.Code), e.Code, e.Reason)
+}
+
+// CloseStatus returns the code of the peer's close frame carried by err, or
+// -1 when err is not (and does not wrap) a *CloseError.
+func CloseStatus(err error) StatusCode {
+	var ce *CloseError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return -1
+}
+
+// failure is a local decision to fail the connection (RFC 6455 §7.1.7): the
+// code we send in our close frame and the error the caller sees.
+type failure struct {
+	code StatusCode
+	err  error
+}
+
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+func protocolErr(format string, args ...any) error {
+	return &failure{StatusProtocolError, fmt.Errorf("websocket: "+format+": %w", append(args, ErrProtocol)...)}
+}
+
+func failWith(code StatusCode, sentinel error, format string, args ...any) error {
+	return &failure{code, fmt.Errorf("websocket: "+format+": %w", append(args, sentinel)...)}
+}

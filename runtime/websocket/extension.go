@@ -1,0 +1,209 @@
+package websocket
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Param is one extension parameter (RFC 6455 §9.1). Value is "" for a
+// parameter without a value: the grammar allows no empty values.
+type Param struct {
+	Name  string
+	Value string
+}
+
+// Extension is an extension factory (RFC 6455 §9): configured once,
+// installed in an ExtensionSet, and asked to negotiate on every handshake.
+// Each negotiated connection gets a fresh ExtensionSession.
+//
+// Concurrency: an Extension is shared by all connections and must be safe
+// for concurrent use; its sessions are not shared.
+type Extension interface {
+	// Name is the extension token sent in Sec-WebSocket-Extensions.
+	Name() string
+	// RSV is the set of RSV bits (RSV1|RSV2|RSV3) the extension owns.
+	RSV() byte
+	// ClientOffers returns what a client offers, most preferred first; each
+	// is one element of Sec-WebSocket-Extensions (§9.1 allows a client to
+	// offer the same extension several times with different parameters).
+	ClientOffers() [][]Param
+	// ServerNegotiate is the server's choice among the client's offers of
+	// this extension, in the client's order. It returns the parameters to
+	// answer with and the session, or ok false to decline all of them.
+	ServerNegotiate(offers [][]Param) (answer []Param, s ExtensionSession, ok bool)
+	// ClientAccept checks the server's answer against what was offered and
+	// returns the session. An error fails the handshake.
+	ClientAccept(answer []Param) (ExtensionSession, error)
+}
+
+// ExtensionSession is one connection's instance of an extension. It
+// implements MessageTransformer, FrameTransformer, or both; io.Closer is
+// called when the connection ends.
+type ExtensionSession any
+
+// MessageTransformer transforms data messages as streams (for example
+// compression). Control frames never reach it. The RSV bits of a message
+// transformer mark the first frame of a message only; they are a protocol
+// error on control and continuation frames.
+type MessageTransformer interface {
+	// WriteMessage starts an outgoing data message. It returns the writer
+	// the message is written into, which writes its output to dst and closes
+	// dst when it is closed, and the RSV bits for the message's first frame.
+	// size is the message size when known, or -1.
+	WriteMessage(dst io.WriteCloser, typ MessageType, size int) (w io.WriteCloser, rsv byte, err error)
+	// ReadMessage wraps the payload of an incoming data message whose first
+	// frame carried rsv. It returns src itself when the message is not
+	// transformed. Errors from the returned reader fail the connection: a
+	// *CloseError-free error wrapping ErrProtocol fails it with 1002.
+	ReadMessage(src io.Reader, rsv byte) io.Reader
+}
+
+// FrameTransformer sees every frame, control frames included: outgoing ones
+// whole, before they are written, and the headers of incoming ones.
+type FrameTransformer interface {
+	OutgoingFrame(f *Frame) error
+	IncomingFrame(h *FrameHeader) error
+}
+
+// ExtensionSet is a validated, ordered list of extensions. Outgoing data
+// passes through them in order, incoming data in reverse order, so each
+// undoes its own transformation.
+type ExtensionSet struct {
+	list []Extension
+	rsv  byte
+}
+
+// NewExtensionSet checks that the extensions can be installed together: a
+// valid token each, no name twice, no RSV bit claimed twice, and only RSV
+// bits. These are configuration mistakes, reported here rather than when a
+// connection is made.
+func NewExtensionSet(exts ...Extension) (*ExtensionSet, error) {
+	s := &ExtensionSet{}
+	seen := map[string]bool{}
+	for _, e := range exts {
+		name := e.Name()
+		if !isToken(name) {
+			return nil, fmt.Errorf("websocket: extension name %q is not a token", name)
+		}
+		if seen[strings.ToLower(name)] {
+			return nil, fmt.Errorf("websocket: extension %q installed twice", name)
+		}
+		seen[strings.ToLower(name)] = true
+		bits := e.RSV()
+		if bits&^rsvMask != 0 {
+			return nil, fmt.Errorf("websocket: extension %q claims bits %#x outside RSV1-3", name, bits)
+		}
+		if bits&s.rsv != 0 {
+			return nil, fmt.Errorf("websocket: extension %q claims RSV bits %#x already owned by another extension", name, (bits&s.rsv)>>4)
+		}
+		s.rsv |= bits
+		s.list = append(s.list, e)
+	}
+	return s, nil
+}
+
+// MustExtensionSet is NewExtensionSet for package-level variables: it
+// panics on a configuration mistake.
+func MustExtensionSet(exts ...Extension) *ExtensionSet {
+	s, err := NewExtensionSet(exts...)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// NegotiatedExtension is an extension in use on a connection.
+type NegotiatedExtension struct {
+	Name    string
+	Params  []Param
+	Session ExtensionSession
+}
+
+// negotiated is a connection's view of one extension.
+type negotiated struct {
+	name    string
+	params  []Param
+	rsv     byte
+	session ExtensionSession
+	message MessageTransformer
+	frame   FrameTransformer
+}
+
+func newNegotiated(e Extension, params []Param, s ExtensionSession) *negotiated {
+	n := &negotiated{name: e.Name(), params: params, rsv: e.RSV(), session: s}
+	n.message, _ = s.(MessageTransformer)
+	n.frame, _ = s.(FrameTransformer)
+	return n
+}
+
+func (n *negotiated) wrapReader(src io.Reader, rsv byte) io.Reader {
+	if n.message == nil {
+		return src
+	}
+	return n.message.ReadMessage(src, rsv)
+}
+
+// Extensions returns the negotiated extensions, in installation order.
+func (c *Conn) Extensions() []NegotiatedExtension {
+	out := make([]NegotiatedExtension, len(c.exts))
+	for i, e := range c.exts {
+		out[i] = NegotiatedExtension{Name: e.name, Params: e.params, Session: e.session}
+	}
+	return out
+}
+
+// Extension looks up a negotiated extension by token (case-insensitive).
+func (c *Conn) Extension(name string) (NegotiatedExtension, bool) {
+	for _, e := range c.exts {
+		if strings.EqualFold(e.name, name) {
+			return NegotiatedExtension{Name: e.name, Params: e.params, Session: e.session}, true
+		}
+	}
+	return NegotiatedExtension{}, false
+}
+
+// transformOutgoing runs frame transformers over an outgoing frame.
+func (c *Conn) transformOutgoing(fin *bool, op *Opcode, rsv *byte, p *[]byte) error {
+	if len(c.exts) == 0 {
+		return nil
+	}
+	var f *Frame
+	for _, e := range c.exts {
+		if e.frame == nil {
+			continue
+		}
+		if f == nil {
+			f = &Frame{FrameHeader: FrameHeader{Fin: *fin, RSV: *rsv, Opcode: *op}, Payload: *p}
+		}
+		if err := e.frame.OutgoingFrame(f); err != nil {
+			return fmt.Errorf("websocket: extension %s: %w", e.name, err)
+		}
+	}
+	if f != nil {
+		*fin, *op, *rsv, *p = f.Fin, f.Opcode, f.RSV, f.Payload
+	}
+	return nil
+}
+
+// transformIncoming runs frame transformers over an incoming header, in
+// reverse installation order.
+func (c *Conn) transformIncoming() error {
+	var fh *FrameHeader
+	for i := len(c.exts) - 1; i >= 0; i-- {
+		e := c.exts[i]
+		if e.frame == nil {
+			continue
+		}
+		if fh == nil {
+			fh = &FrameHeader{Fin: c.rh.fin, RSV: c.rh.rsv, Opcode: c.rh.opcode, Length: c.rh.length}
+		}
+		if err := e.frame.IncomingFrame(fh); err != nil {
+			return protocolErr("extension %s: %v", e.name, err)
+		}
+	}
+	if fh != nil {
+		c.rh.rsv = fh.RSV
+	}
+	return nil
+}

@@ -1,0 +1,98 @@
+package websocket
+
+import (
+	"context"
+	"encoding/binary"
+	"time"
+)
+
+// Ping sends a ping and waits for its pong (RFC 6455 §5.5.2-3). The pong is
+// noticed by whichever goroutine reads the connection, so Ping needs a
+// concurrent reader. If ctx is done first, Ping returns ctx's error and the
+// connection stays open.
+func (c *Conn) Ping(ctx context.Context) error {
+	seq := c.pingSeq.Add(1)
+	ch := make(chan struct{})
+	c.pingMu.Lock()
+	select {
+	case <-c.closed:
+		c.pingMu.Unlock()
+		return c.closedErr()
+	default:
+	}
+	if c.pingWaiters == nil {
+		c.pingWaiters = make(map[uint64]chan struct{})
+	}
+	c.pingWaiters[seq] = ch
+	c.pingMu.Unlock()
+	defer func() {
+		c.pingMu.Lock()
+		delete(c.pingWaiters, seq)
+		c.pingMu.Unlock()
+	}()
+	var p [8]byte
+	binary.BigEndian.PutUint64(p[:], seq)
+	if err := c.writeControl(OpPing, p[:]); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		select {
+		case <-c.closed:
+			return c.closedErr()
+		default:
+			return nil
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.closed:
+		return c.closedErr()
+	}
+}
+
+// gotPong matches a pong to the Ping or keepalive ping that asked for it.
+// Unsolicited pongs (§5.5.3 allows them) are ignored.
+func (c *Conn) gotPong(p []byte) {
+	if len(p) != 8 {
+		return
+	}
+	seq := binary.BigEndian.Uint64(p)
+	c.pingMu.Lock()
+	if ch, ok := c.pingWaiters[seq]; ok {
+		close(ch)
+		delete(c.pingWaiters, seq)
+	}
+	if c.kaSeq != 0 && seq == c.kaSeq {
+		c.kaSeq = 0
+		if c.kaTimer != nil {
+			c.kaTimer.Reset(c.cfg.pingInterval)
+		}
+	}
+	c.pingMu.Unlock()
+}
+
+// keepalive runs on a timer, never on a goroutine of its own: every
+// PingInterval it sends a ping; if the pong has not come PongTimeout later,
+// the peer is gone and the connection fails with 1011 and ErrPongTimeout.
+func (c *Conn) keepalive() {
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
+	c.pingMu.Lock()
+	if c.kaSeq != 0 {
+		// The timer was armed for the pong timeout and the pong is late.
+		c.pingMu.Unlock()
+		c.fail(&failure{StatusInternalError, ErrPongTimeout})
+		return
+	}
+	seq := c.pingSeq.Add(1)
+	c.kaSeq = seq
+	c.kaSent = time.Now()
+	c.kaTimer.Reset(c.cfg.pongTimeout)
+	c.pingMu.Unlock()
+	var p [8]byte
+	binary.BigEndian.PutUint64(p[:], seq)
+	_ = c.writeControl(OpPing, p[:])
+}

@@ -1,0 +1,89 @@
+package websocket
+
+import (
+	"context"
+	"fmt"
+)
+
+// FrameHeader is a frame's header as the raw API shows it.
+type FrameHeader struct {
+	Fin    bool
+	RSV    byte // RSV1|RSV2|RSV3 bits, in place
+	Opcode Opcode
+	Length int64
+}
+
+// Frame is one WebSocket frame, unmasked.
+type Frame struct {
+	FrameHeader
+	Payload []byte
+}
+
+// ReadFrame reads the next frame of a raw connection (AcceptOptions.Raw or
+// DialOptions.Raw), the analogue of Ktor's webSocketRaw: control frames and
+// fragments are visible, pings are not answered, and a close frame is not
+// replied to (answer it with WriteFrame or Close). Frame-level rules are
+// still enforced: masking direction, reserved opcodes, RSV ownership,
+// control frame size and fragmentation, continuation sequencing and
+// MaxFrameSize; UTF-8 is not checked. The payload is appended to buf[:0].
+func (c *Conn) ReadFrame(ctx context.Context, buf []byte) (Frame, error) {
+	if !c.cfg.raw {
+		return Frame{}, ErrRawMode
+	}
+	if err := c.lockRead(ctx); err != nil {
+		return Frame{}, err
+	}
+	defer c.unlockRead()
+	if c.readErr != nil {
+		return Frame{}, c.readErr
+	}
+	if err := c.readHeader(); err != nil {
+		return Frame{}, ctxErr(ctx, err)
+	}
+	h := c.rh
+	n := int(h.length)
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if err := c.readFull(buf); err != nil {
+		return Frame{}, ctxErr(ctx, err)
+	}
+	f := Frame{FrameHeader{Fin: h.fin, RSV: h.rsv, Opcode: h.opcode, Length: h.length}, buf}
+	switch h.opcode {
+	case OpPong:
+		c.gotPong(buf)
+	case OpClose:
+		if err := c.gotClose(buf); err != nil {
+			if _, ok := err.(*CloseError); !ok {
+				return f, c.failRead(err)
+			}
+		}
+	}
+	return f, nil
+}
+
+// WriteFrame writes one frame on a raw connection as given: fragments,
+// control frames and RSV bits are the caller's to get right (which is the
+// point: it can play a misbehaving peer in tests). Masking is applied for
+// clients. Control frames must still fit in 125 bytes.
+func (c *Conn) WriteFrame(ctx context.Context, f Frame) error {
+	if !c.cfg.raw {
+		return ErrRawMode
+	}
+	if f.Opcode.IsControl() && len(f.Payload) > maxControlPayload {
+		return fmt.Errorf("websocket: %v frame payload of %d bytes exceeds 125", f.Opcode, len(f.Payload))
+	}
+	if f.Opcode == OpClose {
+		c.closeMu.Lock()
+		c.closeSent = true
+		c.closeMu.Unlock()
+	}
+	if err := c.lockMessage(ctx); err != nil {
+		return err
+	}
+	err := c.writeFrame(f.Fin, f.Opcode, f.RSV&rsvMask, f.Payload, true)
+	c.writeCtx.disarm()
+	<-c.msgSem
+	return ctxErr(ctx, err)
+}

@@ -1,0 +1,573 @@
+package websocket
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// Reader returns the next data message. Control frames that arrive first
+// (or between its fragments) are handled on the way: pings are answered,
+// pongs are matched to Ping calls, a close frame ends the connection with a
+// *CloseError. The reader is valid until the next call to Reader or Read;
+// calling Reader again discards what is left of the previous message.
+//
+// If ctx is done before the message has been read, the connection is
+// closed: a message cut off half way cannot be resumed.
+func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
+	if c.cfg.raw {
+		return 0, nil, ErrRawMode
+	}
+	if err := c.lockRead(ctx); err != nil {
+		return 0, nil, err
+	}
+	defer c.unlockRead()
+	if err := c.beginMessage(); err != nil {
+		return 0, nil, ctxErr(ctx, err)
+	}
+	return MessageType(c.msgOp), &c.mr, nil
+}
+
+// Read reads the next data message whole into a new slice. MaxMessageSize
+// bounds it. See ReadAppend to reuse a buffer.
+func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
+	return c.ReadAppend(ctx, nil)
+}
+
+// ReadAppend reads the next data message whole, appends it to dst and
+// returns the extended slice. With a dst of sufficient capacity it does not
+// allocate.
+func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte, error) {
+	if c.cfg.raw {
+		return 0, dst, ErrRawMode
+	}
+	if err := c.lockRead(ctx); err != nil {
+		return 0, dst, err
+	}
+	defer c.unlockRead()
+	if err := c.beginMessage(); err != nil {
+		return 0, dst, ctxErr(ctx, err)
+	}
+	typ := MessageType(c.msgOp)
+	for {
+		if len(dst) == cap(dst) {
+			hint := int(c.rleft) // the rest of this frame, if uncompressed
+			if hint < 512 {
+				hint = 512
+			}
+			dst = append(dst, make([]byte, hint)...)[:len(dst)]
+		}
+		n, err := c.mr.read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return typ, dst, nil
+		}
+		if err != nil {
+			return typ, dst, ctxErr(ctx, err)
+		}
+	}
+}
+
+func (c *Conn) lockRead(ctx context.Context) error {
+	select {
+	case c.readSem <- struct{}{}:
+	default:
+		select {
+		case c.readSem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.closed:
+			return c.closedErr()
+		}
+	}
+	if err := c.readCtx.arm(c, ctx); err != nil {
+		<-c.readSem
+		return err
+	}
+	return nil
+}
+
+func (c *Conn) unlockRead() {
+	c.readCtx.disarm()
+	<-c.readSem
+}
+
+// beginMessage skips what is left of the previous message and reads up to
+// the first frame of the next data message.
+func (c *Conn) beginMessage() error {
+	if c.readErr != nil {
+		return c.readErr
+	}
+	if c.mr.active {
+		if err := c.mr.discard(); err != nil {
+			return err
+		}
+	}
+	if err := c.nextDataFrame(); err != nil {
+		return err
+	}
+	if c.rh.opcode == OpContinuation {
+		return c.failRead(protocolErr("continuation frame without a message to continue"))
+	}
+	c.mr.start()
+	return nil
+}
+
+// nextDataFrame reads frames until a data frame, handling control frames.
+// It leaves the data frame's header in c.rh with c.rleft payload bytes.
+func (c *Conn) nextDataFrame() error {
+	for {
+		if err := c.readHeader(); err != nil {
+			return err
+		}
+		if !c.rh.opcode.IsControl() {
+			return nil
+		}
+		if err := c.handleControl(); err != nil {
+			return err
+		}
+	}
+}
+
+// readHeader reads and checks the next frame header (RFC 6455 §5.2). Every
+// rule that makes a frame invalid by itself is checked here, for both
+// message and raw mode.
+func (c *Conn) readHeader() error {
+	var n int
+	for {
+		var err error
+		if c.rbuf != nil {
+			n, err = parseHeader((*c.rbuf)[c.rpos:c.rend], &c.rh)
+			if err != nil {
+				return c.failRead(err)
+			}
+			if n > 0 {
+				break
+			}
+		}
+		if err := c.fill(); err != nil {
+			return c.failRead(err)
+		}
+	}
+	c.rpos += n
+	c.consumed()
+	h := &c.rh
+	c.rleft = h.length
+	c.rmaskPos = 0
+	if c.frameExts {
+		if err := c.transformIncoming(); err != nil {
+			return c.failRead(err)
+		}
+	}
+	switch {
+	case h.opcode.reserved():
+		return c.failRead(protocolErr("reserved opcode %#x", byte(h.opcode)))
+	case h.rsv&^c.rsvAllowed != 0:
+		// §5.2: a nonzero RSV bit that no negotiated extension defines.
+		return c.failRead(protocolErr("RSV bits %#x set without an extension that owns them", h.rsv>>4))
+	case h.masked == c.client:
+		// §5.1: clients mask every frame, servers mask none.
+		if c.client {
+			return c.failRead(protocolErr("masked frame from server"))
+		}
+		return c.failRead(protocolErr("unmasked frame from client"))
+	}
+	if h.opcode.IsControl() {
+		// §5.5: control frames are never fragmented and carry ≤125 bytes.
+		// A message-level extension's bits mark data messages only (RFC 7692
+		// §6.1 for RSV1 of permessage-deflate).
+		if h.rsv&c.rsvMessage != 0 {
+			return c.failRead(protocolErr("RSV bits %#x set on a %v frame", h.rsv>>4, h.opcode))
+		}
+		if !h.fin {
+			return c.failRead(protocolErr("fragmented %v frame", h.opcode))
+		}
+		if h.length > maxControlPayload {
+			return c.failRead(protocolErr("%v frame payload of %d bytes exceeds 125", h.opcode, h.length))
+		}
+		return nil
+	}
+	if h.length > c.cfg.maxFrameSize {
+		return c.failRead(failWith(StatusMessageTooBig, ErrMessageTooBig, "frame of %d bytes exceeds the %d-byte limit", h.length, c.cfg.maxFrameSize))
+	}
+	// §5.4: a message is one start frame then continuations until FIN.
+	if h.opcode == OpContinuation {
+		if !c.msgOpen {
+			return c.failRead(protocolErr("continuation frame without a message to continue"))
+		}
+		if h.rsv&c.rsvMessage != 0 {
+			// A message-level extension marks the first frame only
+			// (RFC 7692 §6.1).
+			return c.failRead(protocolErr("RSV bits %#x set on a continuation frame", h.rsv>>4))
+		}
+	} else {
+		if c.msgOpen {
+			return c.failRead(protocolErr("new %v message before the previous one finished", h.opcode))
+		}
+		c.msgOpen = true
+		c.msgOp = h.opcode
+		c.msgRSV = h.rsv
+		c.msgSize = 0
+	}
+	c.msgSize += h.length
+	if c.msgSize > c.cfg.maxMessageSize {
+		return c.failRead(failWith(StatusMessageTooBig, ErrMessageTooBig, "message exceeds the %d-byte limit", c.cfg.maxMessageSize))
+	}
+	if h.fin {
+		c.msgOpen = false
+	}
+	return nil
+}
+
+// readPayload reads up to len(p) bytes of the current frame's payload,
+// unmasked. p must not be longer than c.rleft.
+func (c *Conn) readPayload(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	if c.rbuf != nil && c.rpos < c.rend {
+		n = copy(p, (*c.rbuf)[c.rpos:c.rend])
+		c.rpos += n
+		c.consumed()
+	} else if len(p) >= smallBufSize {
+		// Large reads bypass the buffer and land where they are wanted.
+		var err error
+		n, err = c.nc.Read(p)
+		if n == 0 {
+			if err == nil {
+				err = io.ErrNoProgress
+			}
+			return 0, c.failRead(c.ioErr(err))
+		}
+	} else {
+		if err := c.fill(); err != nil {
+			return 0, c.failRead(err)
+		}
+		n = copy(p, (*c.rbuf)[c.rpos:c.rend])
+		c.rpos += n
+		c.consumed()
+	}
+	if c.rh.masked {
+		c.rmaskPos = mask(c.rh.key, c.rmaskPos, p[:n])
+	}
+	c.rleft -= int64(n)
+	return n, nil
+}
+
+// consumed returns the read buffer to its pool once everything in it has
+// been read, so idle connections hold none.
+func (c *Conn) consumed() {
+	if c.rpos == c.rend && c.rbuf != nil {
+		putBuf(c.rbuf)
+		c.rbuf = nil
+		c.rpos, c.rend = 0, 0
+	}
+}
+
+// fill reads at least one more byte into the read buffer.
+func (c *Conn) fill() error {
+	if c.rbuf == nil && c.rawConn != nil {
+		return c.fillIdle()
+	}
+	if c.rbuf == nil {
+		c.rbuf = getBuf(0)
+	} else if c.rend == len(*c.rbuf) {
+		// Full: move the unread tail (a partial header) to the front.
+		c.rend = copy(*c.rbuf, (*c.rbuf)[c.rpos:c.rend])
+		c.rpos = 0
+	}
+	n, err := c.nc.Read((*c.rbuf)[c.rend:])
+	c.rend += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	c.consumed()
+	return c.ioErr(err)
+}
+
+// ioErr turns an I/O error into what a reader should see.
+func (c *Conn) ioErr(err error) error {
+	select {
+	case <-c.closed:
+		return c.closedErr()
+	default:
+	}
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("websocket: connection closed without a close frame (%d): %w", int(StatusAbnormalClosure), io.ErrUnexpectedEOF)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("websocket: read timed out: %w", err)
+	}
+	return fmt.Errorf("websocket: read: %w", err)
+}
+
+// handleControl reads the payload of the control frame in c.rh and acts on
+// it (RFC 6455 §5.5).
+func (c *Conn) handleControl() error {
+	p := c.ctrl[:c.rh.length]
+	if err := c.readFull(p); err != nil {
+		return err
+	}
+	switch c.rh.opcode {
+	case OpPing:
+		// §5.5.3: a pong carries the ping's payload. Pongs are written under
+		// the frame lock: a ping flood is answered at the pace the peer
+		// reads them, never queued without bound.
+		if err := c.writeControl(OpPong, p); err != nil && !errors.Is(err, ErrClosed) {
+			return c.failRead(err)
+		}
+		return nil
+	case OpPong:
+		c.gotPong(p)
+		return nil
+	default: // OpClose
+		return c.failRead(c.gotClose(p))
+	}
+}
+
+// skipPayload drops the rest of the current frame's payload.
+func (c *Conn) skipPayload() error {
+	var buf [512]byte
+	for c.rleft > 0 {
+		p := buf[:]
+		if int64(len(p)) > c.rleft {
+			p = p[:c.rleft]
+		}
+		if _, err := c.readPayload(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Conn) readFull(p []byte) error {
+	for len(p) > 0 {
+		n, err := c.readPayload(p)
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// parseClose decodes a close frame payload (RFC 6455 §5.5.1, §7.4).
+func parseClose(p []byte) (*CloseError, error) {
+	switch {
+	case len(p) == 0:
+		return &CloseError{Code: StatusNoStatusRcvd}, nil
+	case len(p) == 1:
+		return nil, protocolErr("close frame with a 1-byte payload")
+	}
+	code := StatusCode(binary.BigEndian.Uint16(p))
+	if !code.validReceived() {
+		return nil, protocolErr("invalid close code %d", int(code))
+	}
+	if !validUTF8(p[2:]) {
+		return nil, failWith(StatusInvalidFramePayload, ErrInvalidUTF8, "close reason")
+	}
+	return &CloseError{Code: code, Reason: string(p[2:])}, nil
+}
+
+// gotClose handles the peer's close frame and returns the error that ends
+// reading: the *CloseError, or a failure if the frame was invalid.
+func (c *Conn) gotClose(p []byte) error {
+	ce, err := parseClose(p)
+	if err != nil {
+		return err
+	}
+	c.closeMu.Lock()
+	first := c.peerClose == nil
+	if first {
+		c.peerClose = ce
+		close(c.closeRcvd)
+	}
+	reply := !c.closeSent && !c.cfg.raw
+	if reply {
+		c.closeSent = true
+	}
+	c.closeMu.Unlock()
+	if reply {
+		// §5.5.1: echo the status code. 1005 means "no code", sent as an
+		// empty payload.
+		var buf [2]byte
+		var payload []byte
+		if ce.Code != StatusNoStatusRcvd {
+			binary.BigEndian.PutUint16(buf[:], uint16(ce.Code))
+			payload = buf[:]
+		}
+		_ = c.writeControl(OpClose, payload)
+	}
+	if !c.cfg.raw {
+		c.finishClose()
+	}
+	return ce
+}
+
+// finishClose ends the TCP connection once both close frames have crossed.
+// §7.1.1: the server closes first; the client waits a bounded time for the
+// server's FIN so the server, not the client, carries TIME_WAIT.
+func (c *Conn) finishClose() {
+	if c.client {
+		c.waitEOF(c.cfg.closeTimeout)
+	}
+	c.closeWith(ErrClosed)
+}
+
+// waitEOF reads and drops bytes until EOF or timeout. Caller holds readSem.
+func (c *Conn) waitEOF(timeout time.Duration) {
+	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+	var buf [64]byte
+	for i := 0; i < 1024; i++ { // bounded: a peer streaming junk gets cut off
+		if _, err := c.nc.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+// failRead makes err sticky for reads. A local failure (protocol error,
+// invalid UTF-8, oversized message) fails the connection (§7.1.7): our close
+// frame with the failure's code, then the TCP connection closed.
+func (c *Conn) failRead(err error) error {
+	if c.readErr != nil {
+		return c.readErr
+	}
+	c.readErr = err
+	var f *failure
+	if errors.As(err, &f) {
+		c.fail(f)
+	} else if _, ok := err.(*CloseError); !ok {
+		c.closeWith(err)
+	}
+	if c.mr.active {
+		c.mr.active = false
+	}
+	return err
+}
+
+// messageReader is the io.Reader of the current data message.
+//
+// Concurrency: each Read takes the connection's read lock.
+type messageReader struct {
+	c      *Conn
+	active bool
+	text   bool
+	src    io.Reader // payload, or an extension's decoding of it
+	pr     payloadReader
+	size   int64 // bytes delivered (after extensions)
+	plain  bool  // no extension transforms this message
+}
+
+func (m *messageReader) start() {
+	c := m.c
+	m.active = true
+	m.text = c.msgOp == OpText
+	m.size = 0
+	c.utf8.reset()
+	m.pr.c = c
+	m.src = &m.pr
+	m.plain = true
+	for i := len(c.exts) - 1; i >= 0; i-- {
+		if r := c.exts[i].wrapReader(m.src, c.msgRSV); r != m.src {
+			m.src = r
+			m.plain = false
+		}
+	}
+}
+
+// Read implements io.Reader for the current message.
+func (m *messageReader) Read(p []byte) (int, error) {
+	c := m.c
+	select {
+	case c.readSem <- struct{}{}:
+	case <-c.closed:
+		return 0, c.closedErr()
+	}
+	defer func() { <-c.readSem }()
+	return m.read(p)
+}
+
+func (m *messageReader) read(p []byte) (int, error) {
+	c := m.c
+	if !m.active {
+		if c.readErr != nil {
+			return 0, c.readErr
+		}
+		return 0, io.EOF
+	}
+	n, err := m.src.Read(p)
+	if n > 0 {
+		if !m.plain {
+			// The wire size was checked per frame; a transformed (for
+			// example inflated) message is checked as it is produced.
+			m.size += int64(n)
+			if m.size > c.cfg.maxMessageSize {
+				return 0, c.failRead(failWith(StatusMessageTooBig, ErrMessageTooBig, "message exceeds the %d-byte limit", c.cfg.maxMessageSize))
+			}
+		}
+		if m.text && !c.utf8.write(p[:n]) {
+			return 0, c.failRead(failWith(StatusInvalidFramePayload, ErrInvalidUTF8, "text message"))
+		}
+	}
+	if err == io.EOF {
+		m.active = false
+		if m.text && !c.utf8.complete() {
+			return n, c.failRead(failWith(StatusInvalidFramePayload, ErrInvalidUTF8, "text message ends inside a code point"))
+		}
+		if n > 0 {
+			return n, nil
+		}
+		return 0, io.EOF
+	}
+	if err != nil {
+		m.active = false
+		if c.readErr == nil {
+			err = c.failRead(err)
+		}
+		return n, err
+	}
+	return n, nil
+}
+
+// discard reads and drops the rest of the current message.
+func (m *messageReader) discard() error {
+	var buf [512]byte
+	for m.active {
+		if _, err := m.read(buf[:]); err != nil && err != io.EOF {
+			return err
+		}
+	}
+	return nil
+}
+
+// payloadReader reads the payload bytes of one message across its frames,
+// stepping over control frames between fragments.
+type payloadReader struct{ c *Conn }
+
+func (r *payloadReader) Read(p []byte) (int, error) {
+	c := r.c
+	for c.rleft == 0 {
+		if c.rh.fin {
+			return 0, io.EOF
+		}
+		if err := c.nextDataFrame(); err != nil {
+			return 0, err
+		}
+		if c.rh.opcode != OpContinuation {
+			return 0, c.failRead(protocolErr("new %v message before the previous one finished", c.rh.opcode))
+		}
+	}
+	if int64(len(p)) > c.rleft {
+		p = p[:c.rleft]
+	}
+	return c.readPayload(p)
+}

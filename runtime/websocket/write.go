@@ -1,0 +1,347 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"time"
+)
+
+// Write sends p as one message of type typ. It is safe to call from many
+// goroutines at once: messages are written whole, one after another.
+//
+// Small messages written while other writers wait are coalesced: the last
+// writer out flushes them all with one system call.
+//
+// If ctx is done before the message is written, the connection is closed.
+func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
+	if c.cfg.raw {
+		return ErrRawMode
+	}
+	if typ != MessageText && typ != MessageBinary {
+		return fmt.Errorf("websocket: invalid message type %d", int(typ))
+	}
+	c.writers.Add(1)
+	if err := c.lockMessage(ctx); err != nil {
+		c.leaveWriter()
+		return err
+	}
+	err := c.writeMessage(typ, p)
+	c.writeCtx.disarm()
+	<-c.msgSem
+	if ferr := c.leaveWriter(); err == nil {
+		err = ferr
+	}
+	return ctxErr(ctx, err)
+}
+
+func (c *Conn) writeMessage(typ MessageType, p []byte) error {
+	if len(c.exts) > 0 && c.hasMessageExt() {
+		w, err := c.startMessage(typ, len(p))
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+		return w.Close()
+	}
+	return c.writeFrame(true, Opcode(typ), 0, p, false)
+}
+
+// Writer returns a writer for one message of type typ, sent as fragments
+// as it fills (RFC 6455 §5.4). Other data messages wait until Close; control
+// frames may go out between fragments. The message ends with Close.
+func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
+	if c.cfg.raw {
+		return nil, ErrRawMode
+	}
+	if typ != MessageText && typ != MessageBinary {
+		return nil, fmt.Errorf("websocket: invalid message type %d", int(typ))
+	}
+	if err := c.lockMessage(ctx); err != nil {
+		return nil, err
+	}
+	w, err := c.startMessage(typ, -1)
+	if err != nil {
+		c.writeCtx.disarm()
+		<-c.msgSem
+		return nil, err
+	}
+	return w, nil
+}
+
+func (c *Conn) lockMessage(ctx context.Context) error {
+	select {
+	case c.msgSem <- struct{}{}:
+	default:
+		select {
+		case c.msgSem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.closed:
+			return c.closedErr()
+		}
+	}
+	if err := c.writeCtx.arm(c, ctx); err != nil {
+		<-c.msgSem
+		return err
+	}
+	return nil
+}
+
+// leaveWriter ends a Write. The last writer to leave flushes what the
+// others left in the buffer.
+func (c *Conn) leaveWriter() error {
+	c.frameMu.Lock()
+	defer c.frameMu.Unlock()
+	if c.writers.Add(-1) == 0 && c.wlen > 0 {
+		return c.flushLocked()
+	}
+	return c.writeErr
+}
+
+func (c *Conn) hasMessageExt() bool {
+	for _, e := range c.exts {
+		if e.message != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// startMessage begins a data message: the frame writer, wrapped by each
+// message-level extension in installation order. size is the message size
+// when known (Write), or -1 (Writer).
+func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
+	mw := &c.mw
+	mw.op = Opcode(typ)
+	mw.rsv = 0
+	mw.n = 0
+	mw.started = false
+	mw.closed = false
+	var w io.WriteCloser = mw
+	for _, e := range c.exts {
+		if e.message == nil {
+			continue
+		}
+		ew, rsv, err := e.message.WriteMessage(w, typ, size)
+		if err != nil {
+			return nil, err
+		}
+		mw.rsv |= rsv
+		w = ew
+	}
+	if w == io.WriteCloser(mw) {
+		return mw, nil
+	}
+	return &extWriter{WriteCloser: w, mw: mw}, nil
+}
+
+// extWriter makes sure the message lock is released once the extension
+// chain is closed, even if an extension forgets to close its destination.
+type extWriter struct {
+	io.WriteCloser
+	mw *messageWriter
+}
+
+func (w *extWriter) Close() error {
+	err := w.WriteCloser.Close()
+	if !w.mw.closed {
+		if cerr := w.mw.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// messageWriter writes one message as frames: it buffers up to a frame's
+// worth, then sends a non-final fragment; Close sends the final one.
+//
+// Concurrency: used by the goroutine holding the message lock.
+type messageWriter struct {
+	c       *Conn
+	op      Opcode
+	rsv     byte // RSV bits for the first frame
+	buf     *[]byte
+	n       int
+	started bool // a first fragment went out
+	closed  bool
+}
+
+func (w *messageWriter) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, errors.New("websocket: write to a closed message writer")
+	}
+	total := len(p)
+	for len(p) > 0 {
+		if w.buf == nil {
+			w.buf = getBuf(largeBufSize)
+		}
+		k := copy((*w.buf)[w.n:], p)
+		w.n += k
+		p = p[k:]
+		if w.n == len(*w.buf) && len(p) > 0 {
+			if err := w.flushFragment(false); err != nil {
+				return total - len(p), err
+			}
+		}
+	}
+	return total, nil
+}
+
+func (w *messageWriter) flushFragment(fin bool) error {
+	op, rsv := w.op, w.rsv
+	if w.started {
+		op, rsv = OpContinuation, 0
+	}
+	var p []byte
+	if w.buf != nil {
+		p = (*w.buf)[:w.n]
+	}
+	err := w.c.writeFrame(fin, op, rsv, p, !fin)
+	w.started = true
+	w.n = 0
+	return err
+}
+
+// Close sends the final fragment and releases the message lock.
+func (w *messageWriter) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	err := w.flushFragment(true)
+	if w.buf != nil {
+		putBuf(w.buf)
+		w.buf = nil
+	}
+	c := w.c
+	c.writeCtx.disarm()
+	<-c.msgSem
+	return err
+}
+
+// writeControl sends a control frame and flushes it at once: a pong or a
+// close must not wait behind a streaming Writer.
+func (c *Conn) writeControl(op Opcode, payload []byte) error {
+	return c.writeFrame(true, op, 0, payload, true)
+}
+
+// writeFrame writes one frame under the frame lock. Small frames are copied
+// to the write buffer (and masked there, for clients); they are flushed at
+// once when flush is set or nobody else is waiting to write. Large server
+// frames go out with one writev of header and payload.
+func (c *Conn) writeFrame(fin bool, op Opcode, rsv byte, p []byte, flush bool) error {
+	c.frameMu.Lock()
+	defer c.frameMu.Unlock()
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	select {
+	case <-c.closed:
+		return c.closedErr()
+	default:
+	}
+	if err := c.transformOutgoing(&fin, &op, &rsv, &p); err != nil {
+		return err
+	}
+	h := header{fin: fin, rsv: rsv, opcode: op, masked: c.client, length: int64(len(p))}
+	if c.client {
+		h.key = rand.Uint32() // §5.3: a fresh, unpredictable key per frame
+	}
+	hn := headerLen(h.length, h.masked)
+	if c.wbuf == nil {
+		c.wbuf = getBuf(hn + len(p))
+	}
+	buf := *c.wbuf
+	if c.wlen+hn+len(p) > len(buf) && c.wlen > 0 {
+		if err := c.flushLocked(); err != nil {
+			return err
+		}
+		if c.wbuf == nil {
+			c.wbuf = getBuf(hn + len(p))
+		}
+		buf = *c.wbuf
+	}
+	if !c.client && hn+len(p) > len(buf) {
+		// Large server frame: header and payload in one writev, no copy.
+		putHeader(c.hdrBuf[:], &h)
+		putBuf(c.wbuf)
+		c.wbuf = nil
+		c.bufs[0], c.bufs[1] = c.hdrBuf[:hn], p
+		nb := net.Buffers(c.bufs[:])
+		return c.writeErrLocked(c.deadline(func() error { _, err := nb.WriteTo(c.nc); return err }))
+	}
+	c.wlen += putHeader(buf[c.wlen:], &h)
+	pos := 0
+	for {
+		k := copy(buf[c.wlen:], p)
+		if c.client {
+			pos = mask(h.key, pos, buf[c.wlen:c.wlen+k])
+		}
+		c.wlen += k
+		p = p[k:]
+		if len(p) == 0 {
+			break
+		}
+		if err := c.flushLocked(); err != nil {
+			return err
+		}
+		if c.wbuf == nil {
+			c.wbuf = getBuf(len(p))
+		}
+		buf = *c.wbuf
+	}
+	if flush || c.writers.Load() == 0 {
+		return c.flushLocked()
+	}
+	return nil
+}
+
+// flushLocked writes the buffered frames. Caller holds frameMu.
+func (c *Conn) flushLocked() error {
+	if c.wlen == 0 {
+		return c.writeErr
+	}
+	b := (*c.wbuf)[:c.wlen]
+	err := c.deadline(func() error { _, err := c.nc.Write(b); return err })
+	c.wlen = 0
+	putBuf(c.wbuf)
+	c.wbuf = nil
+	return c.writeErrLocked(err)
+}
+
+// deadline runs a write with the write timeout armed. The deadline is
+// moved only when it has drifted by more than an eighth of the timeout, so
+// a busy connection does not reset a timer on every frame.
+func (c *Conn) deadline(write func() error) error {
+	if t := c.cfg.writeTimeout; t > 0 {
+		now := time.Now()
+		if c.wdead.Sub(now) < t-t/8 {
+			c.wdead = now.Add(t)
+			_ = c.nc.SetWriteDeadline(c.wdead)
+		}
+	}
+	return write()
+}
+
+func (c *Conn) writeErrLocked(err error) error {
+	if err == nil {
+		return nil
+	}
+	select {
+	case <-c.closed:
+		err = c.closedErr()
+	default:
+		err = fmt.Errorf("websocket: write: %w", err)
+		// A failed or timed-out write leaves a partial frame on the wire:
+		// the connection cannot continue.
+		c.closeWith(err)
+	}
+	c.writeErr = err
+	return err
+}
