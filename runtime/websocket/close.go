@@ -59,6 +59,11 @@ func (c *Conn) awaitPeerClose() error {
 	select {
 	case <-c.closeRcvd:
 	case <-c.closed:
+		// Closed by the reader or another goroutine: the handshake only
+		// completed if the peer's close frame came first.
+		if c.peerCloseFrame() == nil {
+			return fmt.Errorf("websocket: closing handshake: %w", c.closedErr())
+		}
 	case c.readSem <- struct{}{}:
 		// Nobody is reading: read until the close frame arrives.
 		deadline := time.Now().Add(c.cfg.closeTimeout)

@@ -126,6 +126,7 @@ type Conn struct {
 	wdead    time.Time    // last write deadline set
 	writeErr error        // sticky, under frameMu
 	mw       messageWriter
+	ew       extWriter
 	writeCtx ctxWatch
 	hdrBuf   [maxHeaderSize]byte
 	bufs     [2][]byte
@@ -183,7 +184,11 @@ func newConn(nc net.Conn, client bool, cfg config, subprotocol string, exts []*n
 	}
 	c.setupIdleRead()
 	if cfg.pingInterval > 0 {
+		// Under pingMu, which keepalive takes before touching kaTimer: the
+		// timer may fire before AfterFunc's result is stored.
+		c.pingMu.Lock()
 		c.kaTimer = time.AfterFunc(cfg.pingInterval, c.keepalive)
+		c.pingMu.Unlock()
 	}
 	return c
 }
