@@ -16,6 +16,9 @@ var (
 	// ErrInvalidUTF8 means a text message or close reason was not valid
 	// UTF-8; the connection was failed with close code 1007 (RFC 6455 §8.1).
 	ErrInvalidUTF8 = errors.New("websocket: invalid UTF-8")
+	// ErrInvalidPayload means an extension could not decode a message (for
+	// example corrupt compressed data); the connection was failed with 1007.
+	ErrInvalidPayload = errors.New("websocket: invalid message payload")
 	// ErrMessageTooBig means a frame or message exceeded MaxFrameSize or
 	// MaxMessageSize; the connection was failed with close code 1009.
 	ErrMessageTooBig = errors.New("websocket: message too big")

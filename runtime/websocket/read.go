@@ -531,6 +531,12 @@ func (m *messageReader) read(p []byte) (int, error) {
 	if err != nil {
 		m.active = false
 		if c.readErr == nil {
+			// The frame layer sets readErr itself; an error it did not see
+			// comes from an extension's decoding: the payload is invalid.
+			var f *failure
+			if !errors.As(err, &f) {
+				err = &failure{StatusInvalidFramePayload, err}
+			}
 			err = c.failRead(err)
 		}
 		return n, err

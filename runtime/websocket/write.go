@@ -71,6 +71,7 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 		<-c.msgSem
 		return nil, err
 	}
+	c.mw.unlock = true
 	return w, nil
 }
 
@@ -123,6 +124,7 @@ func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
 	mw.n = 0
 	mw.started = false
 	mw.closed = false
+	mw.unlock = false
 	var w io.WriteCloser = mw
 	for _, e := range c.exts {
 		if e.message == nil {
@@ -138,7 +140,8 @@ func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
 	if w == io.WriteCloser(mw) {
 		return mw, nil
 	}
-	return &extWriter{WriteCloser: w, mw: mw}, nil
+	c.ew = extWriter{WriteCloser: w, mw: mw}
+	return &c.ew, nil
 }
 
 // extWriter makes sure the message lock is released once the extension
@@ -170,6 +173,7 @@ type messageWriter struct {
 	n       int
 	started bool // a first fragment went out
 	closed  bool
+	unlock  bool // Close releases the message lock (Writer, not Write)
 }
 
 func (w *messageWriter) Write(p []byte) (int, error) {
@@ -208,7 +212,8 @@ func (w *messageWriter) flushFragment(fin bool) error {
 	return err
 }
 
-// Close sends the final fragment and releases the message lock.
+// Close sends the final fragment and, for a Writer, releases the message
+// lock.
 func (w *messageWriter) Close() error {
 	if w.closed {
 		return nil
@@ -219,9 +224,11 @@ func (w *messageWriter) Close() error {
 		putBuf(w.buf)
 		w.buf = nil
 	}
-	c := w.c
-	c.writeCtx.disarm()
-	<-c.msgSem
+	if w.unlock {
+		c := w.c
+		c.writeCtx.disarm()
+		<-c.msgSem
+	}
 	return err
 }
 

@@ -1,0 +1,567 @@
+package websocket
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+)
+
+// DeflateOptions configures permessage-deflate (RFC 7692). The zero value
+// (or nil) is context takeover in both directions, 32 KiB windows, level 1,
+// and no compression for messages under 128 bytes.
+//
+// Memory per connection, by mode (measured figures in docs/websocket.md):
+//   - sending with context takeover keeps one compressor for the life of
+//     the connection (about 300 KiB at levels 1-3 with a 32 KiB window,
+//     more at higher levels); without it, compressors come from a pool for
+//     the length of one message.
+//   - receiving with context takeover keeps the peer's window: 2^bits bytes
+//     (32 KiB by default, less when server_max_window_bits or
+//     client_max_window_bits lowered it); the decompressor itself comes
+//     from a pool for the length of one message. Without it, nothing is
+//     kept between messages.
+//
+// So a server with many idle connections and memory to spare per
+// connection wants ServerNoContextTakeover (and ClientNoContextTakeover
+// for the receive window); a connection carrying streams of similar
+// messages compresses far better with context takeover.
+type DeflateOptions struct {
+	// Level is the compression level, 1 (fastest) to 9 (smallest);
+	// 0 means 1.
+	Level int
+	// Threshold: messages written with Write that are shorter than this go
+	// uncompressed (compressing tiny messages costs more than it saves).
+	// 0 means 128; a negative value compresses everything.
+	Threshold int
+	// ServerNoContextTakeover: the server resets its compressor after each
+	// message. A server answers with it; a client asks for it.
+	ServerNoContextTakeover bool
+	// ClientNoContextTakeover: the client resets its compressor after each
+	// message. A server asks for it; a client announces it.
+	ClientNoContextTakeover bool
+	// ServerMaxWindowBits (8-15, 0 for 15) limits the server's LZ77 window.
+	// A server uses it as the most it will use; a client asks for it.
+	ServerMaxWindowBits int
+	// ClientMaxWindowBits (8-15, 0 for 15) limits the client's LZ77 window.
+	// A server asks for it when the client allows; a client announces it.
+	ClientMaxWindowBits int
+}
+
+const (
+	deflateName        = "permessage-deflate"
+	defaultThreshold   = 128
+	minWindowBits      = 8
+	maxWindowBits      = 15
+	paramServerNoCtx   = "server_no_context_takeover"
+	paramClientNoCtx   = "client_no_context_takeover"
+	paramServerMaxBits = "server_max_window_bits"
+	paramClientMaxBits = "client_max_window_bits"
+)
+
+// PerMessageDeflate returns the permessage-deflate extension, which owns
+// RSV1. Install it with NewExtensionSet on either side. It panics on
+// out-of-range options (a configuration mistake).
+func PerMessageDeflate(opts *DeflateOptions) Extension {
+	var o DeflateOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Level == 0 {
+		o.Level = 1
+	}
+	if o.Level < 1 || o.Level > 9 {
+		panic(fmt.Sprintf("websocket: deflate level %d outside 1-9", o.Level))
+	}
+	if o.Threshold == 0 {
+		o.Threshold = defaultThreshold
+	}
+	for _, b := range []int{o.ServerMaxWindowBits, o.ClientMaxWindowBits} {
+		if b != 0 && (b < minWindowBits || b > maxWindowBits) {
+			panic(fmt.Sprintf("websocket: deflate window bits %d outside 8-15", b))
+		}
+	}
+	return &deflateExt{o: o}
+}
+
+type deflateExt struct{ o DeflateOptions }
+
+func (e *deflateExt) Name() string { return deflateName }
+func (e *deflateExt) RSV() byte    { return RSV1 }
+
+// deflateParams is a parsed offer or answer. Window bits are 0 when absent
+// and -1 for client_max_window_bits without a value.
+type deflateParams struct {
+	serverNoCtx, clientNoCtx bool
+	serverBits, clientBits   int
+}
+
+// parseDeflateParams applies RFC 7692 §7: an unknown parameter, a
+// duplicate, a value where none is allowed or an out-of-range window size
+// makes the whole element invalid.
+func parseDeflateParams(ps []Param) (deflateParams, error) {
+	var d deflateParams
+	seen := map[string]bool{}
+	for _, p := range ps {
+		if seen[p.Name] {
+			return d, fmt.Errorf("duplicate parameter %s", p.Name)
+		}
+		seen[p.Name] = true
+		switch p.Name {
+		case paramServerNoCtx, paramClientNoCtx:
+			if p.Value != "" {
+				return d, fmt.Errorf("parameter %s takes no value", p.Name)
+			}
+			if p.Name == paramServerNoCtx {
+				d.serverNoCtx = true
+			} else {
+				d.clientNoCtx = true
+			}
+		case paramServerMaxBits, paramClientMaxBits:
+			bits := -1
+			if p.Value != "" {
+				b, err := parseWindowBits(p.Value)
+				if err != nil {
+					return d, fmt.Errorf("parameter %s: %w", p.Name, err)
+				}
+				bits = b
+			} else if p.Name == paramServerMaxBits {
+				// §7.1.2.1: server_max_window_bits always has a value.
+				return d, errors.New("parameter server_max_window_bits needs a value")
+			}
+			if p.Name == paramServerMaxBits {
+				d.serverBits = bits
+			} else {
+				d.clientBits = bits
+			}
+		default:
+			return d, fmt.Errorf("unknown parameter %s", p.Name)
+		}
+	}
+	return d, nil
+}
+
+// parseWindowBits accepts "8" to "15" exactly (§7.1.2: no leading zeros).
+func parseWindowBits(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < minWindowBits || n > maxWindowBits || strconv.Itoa(n) != v {
+		return 0, fmt.Errorf("window bits %q not in 8-15", v)
+	}
+	return n, nil
+}
+
+func (e *deflateExt) ClientOffers() [][]Param {
+	o := e.o
+	var ps []Param
+	if o.ServerNoContextTakeover {
+		ps = append(ps, Param{Name: paramServerNoCtx})
+	}
+	if o.ClientNoContextTakeover {
+		ps = append(ps, Param{Name: paramClientNoCtx})
+	}
+	if o.ServerMaxWindowBits != 0 {
+		ps = append(ps, Param{Name: paramServerMaxBits, Value: strconv.Itoa(o.ServerMaxWindowBits)})
+	}
+	// Always allow the server to limit our window: we can comply.
+	cb := Param{Name: paramClientMaxBits}
+	if o.ClientMaxWindowBits != 0 {
+		cb.Value = strconv.Itoa(o.ClientMaxWindowBits)
+	}
+	ps = append(ps, cb)
+	return [][]Param{ps}
+}
+
+// ServerNegotiate accepts the first valid offer (RFC 7692 §7.1).
+func (e *deflateExt) ServerNegotiate(offers [][]Param) ([]Param, ExtensionSession, bool) {
+	o := e.o
+	for _, offer := range offers {
+		p, err := parseDeflateParams(offer)
+		if err != nil {
+			continue // decline this offer; a later one may be acceptable
+		}
+		var answer []Param
+		writeNoCtx := p.serverNoCtx || o.ServerNoContextTakeover
+		if writeNoCtx {
+			answer = append(answer, Param{Name: paramServerNoCtx})
+		}
+		readNoCtx := p.clientNoCtx || o.ClientNoContextTakeover
+		if o.ClientNoContextTakeover {
+			answer = append(answer, Param{Name: paramClientNoCtx})
+		}
+		// §7.1.2.1: our window is at most what the client asked for, and
+		// the answer echoes it when the client asked.
+		writeBits := maxWindowBits
+		if o.ServerMaxWindowBits != 0 {
+			writeBits = o.ServerMaxWindowBits
+		}
+		if p.serverBits > 0 && p.serverBits < writeBits {
+			writeBits = p.serverBits
+		}
+		if p.serverBits > 0 || writeBits < maxWindowBits {
+			answer = append(answer, Param{Name: paramServerMaxBits, Value: strconv.Itoa(writeBits)})
+		}
+		// §7.1.2.2: client_max_window_bits may be answered only if offered,
+		// with a value no larger than the offered one.
+		readBits := maxWindowBits
+		if p.clientBits > 0 {
+			readBits = p.clientBits
+		}
+		if p.clientBits != 0 && o.ClientMaxWindowBits != 0 && o.ClientMaxWindowBits < readBits {
+			readBits = o.ClientMaxWindowBits
+		}
+		if p.clientBits != 0 && (readBits < maxWindowBits || p.clientBits > 0) {
+			answer = append(answer, Param{Name: paramClientMaxBits, Value: strconv.Itoa(readBits)})
+		}
+		return answer, newDeflateSession(o, writeNoCtx, readNoCtx, writeBits, readBits), true
+	}
+	return nil, nil, false
+}
+
+// ClientAccept checks the server's answer against our offer (§7.1).
+func (e *deflateExt) ClientAccept(answer []Param) (ExtensionSession, error) {
+	o := e.o
+	p, err := parseDeflateParams(answer)
+	if err != nil {
+		return nil, err
+	}
+	if o.ServerNoContextTakeover && !p.serverNoCtx {
+		return nil, errors.New("server ignored server_no_context_takeover")
+	}
+	if o.ServerMaxWindowBits != 0 && (p.serverBits == 0 || p.serverBits > o.ServerMaxWindowBits) {
+		return nil, fmt.Errorf("server_max_window_bits answer %d does not honour the offered %d", p.serverBits, o.ServerMaxWindowBits)
+	}
+	if p.clientBits == -1 {
+		return nil, errors.New("client_max_window_bits answer needs a value")
+	}
+	writeBits := maxWindowBits
+	if o.ClientMaxWindowBits != 0 {
+		writeBits = o.ClientMaxWindowBits
+	}
+	if p.clientBits > 0 {
+		if o.ClientMaxWindowBits != 0 && p.clientBits > o.ClientMaxWindowBits {
+			return nil, fmt.Errorf("client_max_window_bits answer %d exceeds the offered %d", p.clientBits, o.ClientMaxWindowBits)
+		}
+		writeBits = p.clientBits
+	}
+	readBits := maxWindowBits
+	if p.serverBits > 0 {
+		readBits = p.serverBits
+	}
+	writeNoCtx := p.clientNoCtx || o.ClientNoContextTakeover
+	return newDeflateSession(o, writeNoCtx, p.serverNoCtx, writeBits, readBits), nil
+}
+
+// DeflateSession is a connection's permessage-deflate state, returned in
+// NegotiatedExtension.Session; its Params report what was negotiated.
+//
+// Concurrency: the write half is used under the connection's message lock
+// and the read half under its read lock; they share no state.
+type DeflateSession struct {
+	level      int
+	threshold  int
+	writeNoCtx bool
+	readNoCtx  bool
+	writeBits  int
+	readBits   int
+
+	// Write half.
+	fw  *flate.Writer
+	out tailStripper
+	w   deflateWriter
+
+	// Read half.
+	dict []byte // the last 2^readBits bytes received, for context takeover
+	in   inflateReader
+}
+
+// DeflateParams describes the negotiated permessage-deflate settings.
+type DeflateParams struct {
+	WriteContextTakeover, ReadContextTakeover bool
+	WriteWindowBits, ReadWindowBits           int
+}
+
+// Params reports the negotiated settings from this side's point of view.
+func (s *DeflateSession) Params() DeflateParams {
+	return DeflateParams{!s.writeNoCtx, !s.readNoCtx, s.writeBits, s.readBits}
+}
+
+func newDeflateSession(o DeflateOptions, writeNoCtx, readNoCtx bool, writeBits, readBits int) *DeflateSession {
+	s := &DeflateSession{level: o.Level, threshold: o.Threshold, writeNoCtx: writeNoCtx,
+		readNoCtx: readNoCtx, writeBits: writeBits, readBits: readBits}
+	s.w.s = s
+	s.in.s = s
+	return s
+}
+
+// Compressors, pooled by level and window for no-context-takeover use.
+var flateWriters [10][maxWindowBits + 1]sync.Pool
+
+func getFlateWriter(level, bits int, dst io.Writer) *flate.Writer {
+	if fw, ok := flateWriters[level][bits].Get().(*flate.Writer); ok {
+		fw.Reset(dst)
+		return fw
+	}
+	var fw *flate.Writer
+	var err error
+	if bits < maxWindowBits {
+		// A smaller window than deflate's 32 KiB, as the peer asked.
+		fw, err = flate.NewWriterWindow(dst, 1<<bits)
+	} else {
+		fw, err = flate.NewWriter(dst, level)
+	}
+	if err != nil {
+		panic(err) // level and bits were validated when configured
+	}
+	return fw
+}
+
+func putFlateWriter(level, bits int, fw *flate.Writer) {
+	fw.Reset(nil)
+	flateWriters[level][bits].Put(fw)
+}
+
+// WriteMessage implements MessageTransformer.
+func (s *DeflateSession) WriteMessage(dst io.WriteCloser, typ MessageType, size int) (io.WriteCloser, byte, error) {
+	if size >= 0 && size < s.threshold {
+		return dst, 0, nil
+	}
+	s.out.reset(dst)
+	if s.fw == nil {
+		s.fw = getFlateWriter(s.level, s.writeBits, &s.out)
+	}
+	s.w.dst = dst
+	return &s.w, RSV1, nil
+}
+
+// deflateWriter compresses one message.
+type deflateWriter struct {
+	s   *DeflateSession
+	dst io.WriteCloser
+}
+
+func (w *deflateWriter) Write(p []byte) (int, error) { return w.s.fw.Write(p) }
+
+// Close ends the message with a sync flush and drops the flush's 4-byte
+// tail 00 00 ff ff (RFC 7692 §7.2.1).
+func (w *deflateWriter) Close() error {
+	s := w.s
+	err := s.fw.Flush()
+	if err == nil {
+		err = s.out.finish()
+	}
+	if s.writeNoCtx {
+		putFlateWriter(s.level, s.writeBits, s.fw)
+		s.fw = nil
+	}
+	if cerr := w.dst.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// tailStripper passes bytes through to dst, holding back the last four.
+type tailStripper struct {
+	dst  io.Writer
+	tail [4]byte
+	n    int
+}
+
+func (t *tailStripper) reset(dst io.Writer) { t.dst, t.n = dst, 0 }
+
+func (t *tailStripper) Write(p []byte) (int, error) {
+	total := len(p)
+	if t.n+len(p) <= len(t.tail) {
+		t.n += copy(t.tail[t.n:], p)
+		return total, nil
+	}
+	// Emit everything but the last four bytes of held+p.
+	emit := t.n + len(p) - len(t.tail)
+	if k := min(t.n, emit); k > 0 {
+		if _, err := t.dst.Write(t.tail[:k]); err != nil {
+			return 0, err
+		}
+		t.n = copy(t.tail[:], t.tail[k:t.n])
+		emit -= k
+	}
+	if emit > 0 {
+		if _, err := t.dst.Write(p[:emit]); err != nil {
+			return 0, err
+		}
+		p = p[emit:]
+	}
+	t.n += copy(t.tail[t.n:], p)
+	return total, nil
+}
+
+func (t *tailStripper) finish() error {
+	if t.n != 4 || t.tail != [4]byte{0, 0, 0xff, 0xff} {
+		return errors.New("websocket: deflate: flush did not end with an empty stored block")
+	}
+	t.n = 0
+	return nil
+}
+
+// inflateTail is appended to every compressed message: the sync-flush tail
+// the sender removed (§7.2.2), then an empty final stored block so the
+// decompressor sees the end of a stream. A sender that ended its message
+// with a final block already leaves these bytes unread.
+var inflateTail = [...]byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+
+var flateReaders sync.Pool
+
+// ReadMessage implements MessageTransformer.
+func (s *DeflateSession) ReadMessage(src io.Reader, rsv byte) io.Reader {
+	if rsv&RSV1 == 0 {
+		return src
+	}
+	r := &s.in
+	r.in = inflateSource{src: src, buf: getBuf(0)}
+	var dict []byte
+	if !s.readNoCtx {
+		dict = s.dict
+	}
+	if fr, ok := flateReaders.Get().(io.ReadCloser); ok {
+		_ = fr.(flate.Resetter).Reset(&r.in, dict)
+		r.fr = fr
+	} else {
+		r.fr = flate.NewReaderDict(&r.in, dict)
+	}
+	return r
+}
+
+// inflateReader decompresses one message.
+type inflateReader struct {
+	s  *DeflateSession
+	fr io.ReadCloser
+	in inflateSource
+}
+
+// inflateSource feeds the decompressor: the message's compressed payload,
+// then inflateTail. It is an io.ByteReader, so the decompressor neither
+// wraps it in a buffer nor reads past what it needs.
+type inflateSource struct {
+	src     io.Reader
+	buf     *[]byte // pooled, for the length of one message
+	pos     int
+	end     int
+	tailPos int
+	srcEOF  bool
+}
+
+// Read returns decompressed bytes. Corrupt data is an error wrapping
+// ErrInvalidPayload (the connection fails with 1007).
+func (r *inflateReader) Read(p []byte) (int, error) {
+	if r.fr == nil {
+		return 0, io.EOF
+	}
+	n, err := r.fr.Read(p)
+	if n > 0 && !r.s.readNoCtx {
+		r.s.keep(p[:n])
+	}
+	switch {
+	case err == io.EOF:
+		if in := &r.in; in.pos < in.end || !in.srcEOF {
+			// Bytes after the final block: drain them, they must be none.
+			extra := in.end - in.pos
+			for !in.srcEOF && extra == 0 {
+				if ferr := in.fillSrc(); ferr != nil {
+					r.release()
+					return n, ferr
+				}
+				extra = in.end - in.pos
+			}
+			if extra > 0 {
+				r.release()
+				return n, fmt.Errorf("websocket: deflate: data after the final block: %w", ErrInvalidPayload)
+			}
+		}
+		r.release()
+		return n, io.EOF
+	case err != nil:
+		r.release()
+		var f *failure
+		if errors.As(err, &f) {
+			return n, err // the frame layer failed underneath us
+		}
+		return n, fmt.Errorf("websocket: deflate: %v: %w", err, ErrInvalidPayload)
+	}
+	return n, nil
+}
+
+func (r *inflateReader) release() {
+	if r.fr != nil {
+		flateReaders.Put(r.fr)
+		r.fr = nil
+	}
+	if r.in.buf != nil {
+		putBuf(r.in.buf)
+		r.in.buf = nil
+	}
+	r.in.src = nil
+}
+
+// fillSrc reads more compressed payload into buf.
+func (r *inflateSource) fillSrc() error {
+	n, err := r.src.Read(*r.buf)
+	r.pos, r.end = 0, n
+	if err == io.EOF {
+		r.srcEOF = true
+		return nil
+	}
+	return err
+}
+
+func (r *inflateSource) ReadByte() (byte, error) {
+	for r.pos == r.end {
+		if r.srcEOF {
+			if r.tailPos == len(inflateTail) {
+				return 0, io.ErrUnexpectedEOF
+			}
+			b := inflateTail[r.tailPos]
+			r.tailPos++
+			return b, nil
+		}
+		if err := r.fillSrc(); err != nil {
+			return 0, err
+		}
+	}
+	b := (*r.buf)[r.pos]
+	r.pos++
+	return b, nil
+}
+
+// Read serves the decompressor's bulk reads (it mostly uses ReadByte).
+func (r *inflateSource) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		b, err := r.ReadByte()
+		if err != nil {
+			if n > 0 {
+				return n, nil
+			}
+			return 0, err
+		}
+		p[n] = b
+		n++
+	}
+	return n, nil
+}
+
+// keep appends decompressed output to the context-takeover window.
+func (s *DeflateSession) keep(p []byte) {
+	w := 1 << s.readBits
+	if s.dict == nil {
+		s.dict = make([]byte, 0, w)
+	}
+	if len(p) >= w {
+		s.dict = append(s.dict[:0], p[len(p)-w:]...)
+		return
+	}
+	if over := len(s.dict) + len(p) - w; over > 0 {
+		s.dict = s.dict[:copy(s.dict, s.dict[over:])]
+	}
+	s.dict = append(s.dict, p...)
+}

@@ -1,0 +1,202 @@
+package websocket_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// countingConn counts bytes read from the wire.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// deflateEcho starts an echo server with permessage-deflate configured by
+// sopts and returns its ws:// URL.
+func deflateEcho(t *testing.T, sopts *websocket.DeflateOptions, maxMsg int64) string {
+	t.Helper()
+	set := websocket.MustExtensionSet(websocket.PerMessageDeflate(sopts))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Extensions: set, MaxMessageSize: maxMsg})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		var buf []byte
+		for {
+			typ, p, err := c.ReadAppend(r.Context(), buf[:0])
+			if err != nil {
+				return
+			}
+			buf = p
+			if err := c.Write(r.Context(), typ, p); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+func jsonLike(r *rand.Rand, n int) []byte {
+	var b bytes.Buffer
+	for b.Len() < n {
+		fmt.Fprintf(&b, `{"user":"user%d","room":"general","text":"message number %d","ts":%d},`, r.IntN(50), r.IntN(1000), 1700000000+r.IntN(100000))
+	}
+	return b.Bytes()[:n]
+}
+
+func TestDeflateEchoModes(t *testing.T) {
+	modes := []struct {
+		name   string
+		server websocket.DeflateOptions
+		client websocket.DeflateOptions
+		params websocket.DeflateParams // client's view
+	}{
+		{"context-takeover", websocket.DeflateOptions{}, websocket.DeflateOptions{},
+			websocket.DeflateParams{WriteContextTakeover: true, ReadContextTakeover: true, WriteWindowBits: 15, ReadWindowBits: 15}},
+		{"server-no-context", websocket.DeflateOptions{ServerNoContextTakeover: true}, websocket.DeflateOptions{},
+			websocket.DeflateParams{WriteContextTakeover: true, ReadContextTakeover: false, WriteWindowBits: 15, ReadWindowBits: 15}},
+		{"client-asks-no-context", websocket.DeflateOptions{}, websocket.DeflateOptions{ServerNoContextTakeover: true, ClientNoContextTakeover: true},
+			websocket.DeflateParams{WriteContextTakeover: false, ReadContextTakeover: false, WriteWindowBits: 15, ReadWindowBits: 15}},
+		{"small-windows", websocket.DeflateOptions{ServerMaxWindowBits: 10}, websocket.DeflateOptions{ClientMaxWindowBits: 9},
+			websocket.DeflateParams{WriteContextTakeover: true, ReadContextTakeover: true, WriteWindowBits: 9, ReadWindowBits: 10}},
+		{"window-8", websocket.DeflateOptions{}, websocket.DeflateOptions{ServerMaxWindowBits: 8, ClientMaxWindowBits: 8},
+			websocket.DeflateParams{WriteContextTakeover: true, ReadContextTakeover: true, WriteWindowBits: 8, ReadWindowBits: 8}},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			url := deflateEcho(t, &m.server, 0)
+			ctx := context.Background()
+			c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{
+				Extensions: websocket.MustExtensionSet(websocket.PerMessageDeflate(&m.client)),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			t.Logf("answer: %s", resp.Header.Get("Sec-WebSocket-Extensions"))
+			ne, ok := c.Extension("permessage-deflate")
+			if !ok {
+				t.Fatal("permessage-deflate not negotiated")
+			}
+			if got := ne.Session.(*websocket.DeflateSession).Params(); got != m.params {
+				t.Fatalf("params = %+v, want %+v", got, m.params)
+			}
+			r := rand.New(rand.NewPCG(1, 2))
+			for _, n := range []int{0, 1, 100, 127, 128, 129, 1000, 4095, 4096, 40000, 70000, 1 << 20} {
+				for _, kind := range []string{"json", "random"} {
+					msg := jsonLike(r, n)
+					if kind == "random" {
+						for i := range msg {
+							msg[i] = byte(r.Uint32())
+						}
+					}
+					typ := websocket.MessageBinary
+					if kind == "json" {
+						typ = websocket.MessageText
+					}
+					if err := c.Write(ctx, typ, msg); err != nil {
+						t.Fatal(err)
+					}
+					gt, got, err := c.Read(ctx)
+					if err != nil {
+						t.Fatalf("%s %d: %v", kind, n, err)
+					}
+					if gt != typ || !bytes.Equal(got, msg) {
+						t.Fatalf("%s %d: echo differs", kind, n)
+					}
+				}
+			}
+			// Streaming writer: fragments, RSV1 on the first only.
+			w, err := c.Writer(ctx, websocket.MessageText)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := jsonLike(r, 200000)
+			for p := want; len(p) > 0; {
+				k := min(len(p), 1+r.IntN(9000))
+				if _, err := w.Write(p[:k]); err != nil {
+					t.Fatal(err)
+				}
+				p = p[k:]
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, got, err := c.Read(ctx); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("streamed echo: %v", err)
+			}
+			if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestDeflateContextTakeoverRatio shows context takeover at work: a stream
+// of similar messages costs far fewer bytes on the wire with it.
+func TestDeflateContextTakeoverRatio(t *testing.T) {
+	ratio := func(opts websocket.DeflateOptions) float64 {
+		url := deflateEcho(t, &opts, 0)
+		var wire atomic.Int64
+		ctx := context.Background()
+		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
+			Extensions: websocket.MustExtensionSet(websocket.PerMessageDeflate(nil)),
+			NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return countingConn{nc, &wire}, nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		r := rand.New(rand.NewPCG(3, 4))
+		payload := 0
+		start := int64(-1)
+		for i := 0; i < 200; i++ {
+			msg := jsonLike(r, 1024)
+			if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+				t.Fatal(err)
+			}
+			if _, got, err := c.Read(ctx); err != nil || !bytes.Equal(got, msg) {
+				t.Fatal("echo differs", err)
+			}
+			if start < 0 {
+				start = wire.Load() // skip the handshake response and first message
+				continue
+			}
+			payload += len(msg)
+		}
+		return float64(wire.Load()-start) / float64(payload)
+	}
+	with := ratio(websocket.DeflateOptions{})
+	without := ratio(websocket.DeflateOptions{ServerNoContextTakeover: true})
+	t.Logf("server->client bytes per payload byte: context takeover %.3f, none %.3f", with, without)
+	if with >= without*0.85 {
+		t.Fatalf("context takeover ratio %.3f not clearly better than %.3f", with, without)
+	}
+	if with > 0.32 {
+		t.Fatalf("context takeover ratio %.3f above 0.32", with)
+	}
+}
