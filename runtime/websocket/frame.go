@@ -49,10 +49,10 @@ func (op Opcode) String() string {
 
 // RSV bits as they sit in a frame's first byte (RFC 6455 §5.2).
 const (
-	RSV1 byte = 0x40
-	RSV2 byte = 0x20
-	RSV3 byte = 0x10
-	rsvMask   = RSV1 | RSV2 | RSV3
+	RSV1    byte = 0x40
+	RSV2    byte = 0x20
+	RSV3    byte = 0x10
+	rsvMask      = RSV1 | RSV2 | RSV3
 )
 
 const (

@@ -1,0 +1,81 @@
+// Package websocket is wsrpc's RFC 6455 engine: the opening handshake,
+// framing, masking, fragmentation, UTF-8 checks, the closing handshake,
+// pings and limits, and an extension API with permessage-deflate
+// (RFC 7692). It moves bytes; the typed layer above it knows messages.
+//
+// # Overview
+//
+// A server upgrades a request with Accept inside any net/http handler; a
+// client connects with Dial. Both return a *Conn. Options are nil-able
+// structs (AcceptOptions, DialOptions): nil means the documented defaults.
+//
+//	c, err := websocket.Accept(w, r, nil)
+//	if err != nil {
+//		return // Accept already wrote a 4xx response
+//	}
+//	defer c.CloseNow()
+//	for {
+//		typ, msg, err := c.Read(ctx)
+//		if err != nil {
+//			return // a *CloseError if the peer closed; see CloseStatus
+//		}
+//		if err := c.Write(ctx, typ, msg); err != nil {
+//			return
+//		}
+//	}
+//
+// # Data Messages
+//
+// Read and ReadAppend return whole messages; Reader streams one. Write
+// sends a whole message as one frame; Writer streams one as fragments. Text
+// messages are checked for UTF-8 incrementally as they arrive, and an
+// invalid byte fails the connection at once with 1007. MaxMessageSize
+// (after reassembly and decompression) and MaxFrameSize fail it with 1009.
+//
+// # Control Messages
+//
+// Pings are answered with a pong carrying the same payload, by whichever
+// goroutine is reading. Ping sends a ping and waits for its pong;
+// PingInterval and PongTimeout keep a connection alive and fail it (1011,
+// ErrPongTimeout) when the peer goes silent. Close runs the closing
+// handshake; the peer's close frame surfaces as a *CloseError from the
+// read in progress, so a handler can tell a close from a failure.
+//
+// The raw mode (AcceptOptions.Raw, DialOptions.Raw) is the frame API:
+// ReadFrame and WriteFrame see control frames and fragments, and nothing is
+// answered automatically.
+//
+// # Extensions
+//
+// An Extension owns RSV bits, offers and negotiates parameters, and gets a
+// fresh ExtensionSession per connection that transforms messages
+// (MessageTransformer) or frames (FrameTransformer). NewExtensionSet
+// rejects two extensions claiming the same RSV bit when the options are
+// built. PerMessageDeflate is the built-in one; Conn.Extension looks up
+// what was negotiated.
+//
+// # Concurrency
+//
+// Any number of goroutines may write at once (Write, Writer, Ping, Close):
+// messages never interleave, and small messages queued by concurrent
+// writers are written with one system call. One goroutine at a time reads
+// (Read, ReadAppend, Reader, ReadFrame); a concurrent reader waits. Close
+// and CloseNow are safe from anywhere. A context passed to a call governs
+// that call: if it is done before the call finishes, the connection is
+// closed, because a frame cut off half way cannot be resumed.
+//
+// # Origin Considerations
+//
+// Browsers send cookies with a WebSocket handshake from any page, so Accept
+// rejects a cross-origin handshake with 403 unless its Origin matches
+// AcceptOptions.OriginPatterns (cross-site WebSocket hijacking). Requests
+// without an Origin header are not from browsers and are allowed.
+// InsecureSkipOriginCheck turns the check off.
+//
+// # Memory
+//
+// Read and write buffers come from pools and return to them as soon as a
+// connection has nothing buffered. On plain TCP connections an idle reader
+// waits for readiness without holding a buffer, so an idle connection
+// costs its goroutine and a few hundred bytes of state.
+package websocket
