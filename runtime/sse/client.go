@@ -1,0 +1,371 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"mime"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// DefaultReconnectionTime is the reconnection time a client starts with,
+// as in browsers and Ktor.
+const DefaultReconnectionTime = 3 * time.Second
+
+// ClientOptions configures a client Session. A nil *ClientOptions means
+// all defaults.
+type ClientOptions struct {
+	// HTTPClient sends the requests. Default http.DefaultClient. Its
+	// Timeout, if any, bounds a whole connection including the stream, so
+	// leave it zero for long-lived streams.
+	HTTPClient *http.Client
+
+	// Header is added to every request (authorization, cookies…). The
+	// client also sets Accept: text/event-stream, Cache-Control: no-cache
+	// and, when known, Last-Event-ID.
+	Header http.Header
+
+	// LastEventID is the Last-Event-ID sent with the first request.
+	// Default "": none.
+	LastEventID string
+
+	// ReconnectionTime is how long to wait before reconnecting after the
+	// stream drops; a "retry:" field from the server overrides it (WHATWG
+	// HTML §9.2.3). Default DefaultReconnectionTime (3 s).
+	ReconnectionTime time.Duration
+
+	// MaxReconnectionAttempts bounds reconnections in a row, counted
+	// since an event (of any kind) was last received. 0 means no bound,
+	// like a browser; a negative value disables reconnection, like Ktor's
+	// default, so the stream ends when the connection does.
+	MaxReconnectionAttempts int
+
+	// ShowCommentEvents yields comment blocks as events with Type "".
+	// Default false: comments are hidden, as in browsers.
+	ShowCommentEvents bool
+
+	// ShowRetryEvents yields blocks that only set the reconnection time as
+	// events with Type "". Default false.
+	ShowRetryEvents bool
+
+	// MaxEventSize bounds one line and one event in bytes (see
+	// ParserOptions). Default DefaultMaxEventSize (1 MiB).
+	MaxEventSize int
+}
+
+// Session is the client side of an event stream (the EventSource of
+// WHATWG HTML §9.2): it connects, parses, and reconnects with
+// Last-Event-ID when the stream drops.
+//
+// The stream ends when the server answers 204 No Content (Next returns
+// io.EOF), when it answers another status than 200 or a content type
+// other than text/event-stream (a *StatusError or ErrContentType, without
+// reconnecting), when reconnection is disabled and the connection ends
+// (io.EOF, or the network error), when MaxReconnectionAttempts is
+// exhausted (ErrReconnectLimit), or when the context is done or Close is
+// called.
+//
+// Concurrency: Next and Events are for one goroutine at a time; Close,
+// LastEventID and ReconnectionTime may be called from any goroutine.
+type Session struct {
+	url    string
+	opts   ClientOptions
+	client *http.Client
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	body   io.ReadCloser
+	parser *Parser
+	err    error // sticky terminal error
+	tries  int   // reconnections since the last event
+
+	mu          sync.Mutex
+	lastEventID string
+	reconnect   time.Duration
+}
+
+// Connect opens an event stream at url and returns once the server has
+// answered. A failure to connect is returned at once; use Events for a
+// client that retries the first connection too.
+func Connect(ctx context.Context, url string, opts *ClientOptions) (*Session, error) {
+	s := newSession(ctx, url, opts)
+	if err := s.connect(); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Events connects to url and yields its events, reconnecting as
+// configured. A terminal error is yielded once, with a zero Event, as the
+// last pair; a stream that ends cleanly yields no error. Breaking out of
+// the loop closes the connection.
+func Events(ctx context.Context, url string, opts *ClientOptions) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		s := newSession(ctx, url, opts)
+		defer s.Close()
+		s.Events()(yield)
+	}
+}
+
+func newSession(ctx context.Context, url string, opts *ClientOptions) *Session {
+	s := &Session{url: url}
+	if opts != nil {
+		s.opts = *opts
+	}
+	s.client = s.opts.HTTPClient
+	if s.client == nil {
+		s.client = http.DefaultClient
+	}
+	s.reconnect = s.opts.ReconnectionTime
+	if s.reconnect <= 0 {
+		s.reconnect = DefaultReconnectionTime
+	}
+	s.lastEventID = s.opts.LastEventID
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	return s
+}
+
+// LastEventID returns the last event ID string: what the session sends as
+// Last-Event-ID when it reconnects.
+func (s *Session) LastEventID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastEventID
+}
+
+// ReconnectionTime returns the current reconnection time: the option, or
+// the last "retry:" the server sent.
+func (s *Session) ReconnectionTime() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reconnect
+}
+
+// Close ends the session and its connection. Next then returns the
+// context's error. It is idempotent and returns nil.
+func (s *Session) Close() error {
+	s.cancel()
+	return nil
+}
+
+// Events yields the session's events as Next returns them; see Events
+// (the function) for how errors are yielded.
+func (s *Session) Events() iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		for {
+			ev, err := s.Next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				yield(Event{}, err)
+				return
+			}
+			if !yield(ev, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Next returns the next event, connecting or reconnecting as needed. It
+// returns io.EOF when the stream has ended cleanly and a terminal error
+// otherwise; after either it keeps returning the same.
+func (s *Session) Next() (Event, error) {
+	for s.err == nil {
+		if s.parser == nil {
+			if err := s.reconnectWait(); err != nil {
+				s.finish(err)
+				break
+			}
+			if err := s.connect(); err != nil {
+				if retryable(err) && s.canRetry() {
+					continue
+				}
+				s.finish(s.giveUp(err))
+				break
+			}
+		}
+		ev, err := s.parser.Next()
+		s.mu.Lock()
+		s.lastEventID = s.parser.LastEventID()
+		if d := s.parser.ReconnectionTime(); d > 0 {
+			s.reconnect = d
+		}
+		s.mu.Unlock()
+		if err == nil {
+			s.tries = 0
+			return ev, nil
+		}
+		s.closeBody()
+		if errors.Is(err, ErrEventTooLarge) || s.ctx.Err() != nil || !s.canRetry() {
+			s.finish(s.giveUp(err))
+		}
+	}
+	return Event{}, s.err
+}
+
+// canRetry reports whether another reconnection is allowed, counting it.
+func (s *Session) canRetry() bool {
+	if s.opts.MaxReconnectionAttempts < 0 {
+		return false
+	}
+	if s.opts.MaxReconnectionAttempts > 0 && s.tries >= s.opts.MaxReconnectionAttempts {
+		return false
+	}
+	s.tries++
+	return true
+}
+
+// giveUp turns the error that ended the last connection into the
+// session's terminal error.
+func (s *Session) giveUp(err error) error {
+	if s.ctx.Err() != nil {
+		return s.ctx.Err()
+	}
+	if !retryable(err) {
+		return err
+	}
+	if s.opts.MaxReconnectionAttempts < 0 {
+		if errors.Is(err, io.EOF) {
+			return io.EOF
+		}
+		return fmt.Errorf("sse: stream dropped: %w", err)
+	}
+	return fmt.Errorf("%w after %d attempts: %w", ErrReconnectLimit, s.tries, err)
+}
+
+// retryable reports whether err is a dropped stream or network error
+// (reconnect) rather than a refusal by the server (fail).
+func retryable(err error) bool {
+	var se *StatusError
+	return !errors.As(err, &se) && !errors.Is(err, ErrContentType) &&
+		!errors.Is(err, ErrEventTooLarge) && !errors.Is(err, errNoContent)
+}
+
+var errNoContent = errors.New("sse: 204 no content")
+
+func (s *Session) finish(err error) {
+	if errors.Is(err, errNoContent) {
+		err = io.EOF
+	}
+	s.err = err
+	s.closeBody()
+	s.cancel()
+}
+
+func (s *Session) closeBody() {
+	if s.body != nil {
+		s.body.Close()
+		s.body = nil
+	}
+	s.parser = nil
+}
+
+// reconnectWait waits the reconnection time before a reconnection (not
+// before the first connection).
+func (s *Session) reconnectWait() error {
+	if s.tries == 0 {
+		return nil
+	}
+	t := time.NewTimer(s.ReconnectionTime())
+	defer t.Stop()
+	select {
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// connect sends one request (WHATWG HTML §9.2.3 "reestablish the
+// connection") and, on success, sets up the parser.
+func (s *Session) connect() error {
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return fmt.Errorf("sse: new request: %w", err)
+	}
+	for name, values := range s.opts.Header {
+		for _, v := range values {
+			req.Header.Add(name, v)
+		}
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-cache")
+	lastID := s.LastEventID()
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("sse: connect: %w", err)
+	}
+	if resp.StatusCode == http.StatusNoContent {
+		resp.Body.Close()
+		return errNoContent
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return &StatusError{StatusCode: resp.StatusCode, Status: resp.Status}
+	}
+	// Only the essence is compared: a charset parameter is ignored, since
+	// the stream is always UTF-8 (WHATWG HTML §9.2.5).
+	ct := resp.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "text/event-stream" {
+		resp.Body.Close()
+		return fmt.Errorf("%w %q", ErrContentType, ct)
+	}
+	s.body = resp.Body
+	s.parser = NewParser(resp.Body, &ParserOptions{
+		MaxEventSize:      s.opts.MaxEventSize,
+		LastEventID:       lastID,
+		ShowCommentEvents: s.opts.ShowCommentEvents,
+		ShowRetryEvents:   s.opts.ShowRetryEvents,
+	})
+	return nil
+}
+
+// TypedEvent is an Event whose data has been decoded into a T.
+type TypedEvent[T any] struct {
+	ID      string
+	Type    string
+	Data    T
+	Retry   time.Duration
+	Comment string
+}
+
+// Decode turns a sequence of events into typed events with decode, the
+// analogue of Ktor's deserialize: it is called for every dispatched event
+// (it sees the type, to pick what to decode into) and not for comment or
+// retry events (Type ""), which pass through with a zero Data.
+//
+// A decode failure is yielded as an error wrapping ErrDecode, with the
+// event's ID and Type; iteration continues if the consumer keeps going.
+// Errors from events are passed through.
+func Decode[T any](events iter.Seq2[Event, error], decode func(Event) (T, error)) iter.Seq2[TypedEvent[T], error] {
+	return func(yield func(TypedEvent[T], error) bool) {
+		for ev, err := range events {
+			if err != nil {
+				if !yield(TypedEvent[T]{}, err) {
+					return
+				}
+				continue
+			}
+			te := TypedEvent[T]{ID: ev.ID, Type: ev.Type, Retry: ev.Retry, Comment: ev.Comment}
+			if ev.Type != "" {
+				te.Data, err = decode(ev)
+				if err != nil {
+					err = fmt.Errorf("%w %q (id %q): %w", ErrDecode, ev.Type, ev.ID, err)
+				}
+			}
+			if !yield(te, err) {
+				return
+			}
+		}
+	}
+}

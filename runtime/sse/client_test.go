@@ -1,0 +1,419 @@
+package sse_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// fast reconnects quickly, so tests do not wait the 3 s default.
+func fast(o sse.ClientOptions) *sse.ClientOptions {
+	if o.ReconnectionTime == 0 {
+		o.ReconnectionTime = time.Millisecond
+	}
+	return &o
+}
+
+// collect runs the client until it stops and returns what it yielded.
+func collect(t *testing.T, url string, opts *sse.ClientOptions) ([]sse.Event, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var events []sse.Event
+	for ev, err := range sse.Events(ctx, url, opts) {
+		if err != nil {
+			return events, err
+		}
+		events = append(events, ev)
+	}
+	return events, nil
+}
+
+// rawConns serves each connection's request with the raw stream
+// bodies[n] (n counting connections from 0; the last repeats) and
+// records the requests.
+type rawConns struct {
+	mu       sync.Mutex
+	requests []*http.Request
+}
+
+func (rc *rawConns) handler(t *testing.T, bodies ...func(w http.ResponseWriter)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc.mu.Lock()
+		n := len(rc.requests)
+		rc.requests = append(rc.requests, r)
+		rc.mu.Unlock()
+		bodies[min(n, len(bodies)-1)](w)
+	})
+}
+
+func (rc *rawConns) header(i int, name string) string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.requests[i].Header.Get(name)
+}
+
+func (rc *rawConns) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.requests)
+}
+
+// stream answers with text/event-stream and writes chunks, flushing
+// after each, so the client sees them arrive separately.
+func stream(chunks ...string) func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, c := range chunks {
+			io.WriteString(w, c)
+			w.(http.Flusher).Flush()
+		}
+	}
+}
+
+func status(code int, contentType string) func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		if contentType != "" {
+			w.Header().Set("Content-Type", contentType)
+		}
+		w.WriteHeader(code)
+		io.WriteString(w, "data: not an event stream\n\n")
+	}
+}
+
+func TestClientRawStream(t *testing.T) {
+	var rc rawConns
+	srv := newServer(t, rc.handler(t, stream(
+		"\uFEFF: welcome\r\n",
+		"id: 1\r\nevent: greet\r\ndata: hel", "lo\r\ndata: world\r\n\r",
+		"\ndata: second\n\ndata: a\xffb\r\r",
+		"retry: 5\n\nid\ndata: no id\n\n",
+	), status(http.StatusNoContent, "")))
+	events, err := collect(t, srv.URL, &sse.ClientOptions{Header: http.Header{"Authorization": {"Bearer x"}, "X-Multi": {"a", "b"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []sse.Event{
+		{ID: "1", Type: "greet", Data: "hello\nworld", Comment: ""},
+		{ID: "1", Type: "message", Data: "second"},
+		{ID: "1", Type: "message", Data: "a\uFFFDb"},
+		{ID: "", Type: "message", Data: "no id"},
+	}
+	want[0].Comment = "welcome"
+	if !reflect.DeepEqual(events, want) {
+		t.Fatalf("events:\n got %q\nwant %q", events, want)
+	}
+	if rc.count() != 2 {
+		t.Fatalf("%d connections, want 2 (the stream, then 204)", rc.count())
+	}
+	for name, want := range map[string]string{"Accept": "text/event-stream", "Cache-Control": "no-cache", "Authorization": "Bearer x", "Last-Event-ID": ""} {
+		if got := rc.header(0, name); got != want {
+			t.Errorf("first request %s = %q, want %q", name, got, want)
+		}
+	}
+	rc.mu.Lock()
+	if got := rc.requests[0].Header.Values("X-Multi"); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Errorf("X-Multi = %q", got)
+	}
+	rc.mu.Unlock()
+	// The empty id reset the last event ID, so none is sent.
+	if got := rc.header(1, "Last-Event-ID"); got != "" {
+		t.Errorf("reconnect Last-Event-ID = %q, want none", got)
+	}
+}
+
+// TestClientReconnect: a dropped stream is reconnected with Last-Event-ID,
+// waiting the server's retry instead of the (long) configured time.
+func TestClientReconnect(t *testing.T) {
+	var rc rawConns
+	srv := newServer(t, rc.handler(t,
+		stream("retry: 10\nid: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\ndata: partial"),
+		stream("id: 3\ndata: c\n\n: no blank line after this\nid: 4\n"),
+		stream("data: d\n\n"),
+		status(http.StatusNoContent, ""),
+	))
+	s, err := sse.Connect(context.Background(), srv.URL, &sse.ClientOptions{ReconnectionTime: time.Hour, LastEventID: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got []string
+	for ev, err := range s.Events() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev.ID+":"+ev.Data)
+	}
+	if want := []string{"1:a", "2:b", "3:c", "3:d"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("events = %q, want %q", got, want)
+	}
+	if s.ReconnectionTime() != 10*time.Millisecond {
+		t.Errorf("ReconnectionTime = %v, want the server's 10ms", s.ReconnectionTime())
+	}
+	for i, want := range []string{"0", "2", "3", "3"} {
+		if got := rc.header(i, "Last-Event-ID"); got != want {
+			t.Errorf("request %d Last-Event-ID = %q, want %q", i, got, want)
+		}
+	}
+	if _, err := s.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("Next after end = %v, want io.EOF", err)
+	}
+}
+
+func TestClientStops(t *testing.T) {
+	tests := []struct {
+		name    string
+		bodies  []func(http.ResponseWriter)
+		opts    sse.ClientOptions
+		events  int
+		conns   int
+		wantErr func(error) bool
+	}{
+		{name: "204 first", bodies: []func(http.ResponseWriter){status(204, "")}, conns: 1, wantErr: noError},
+		{name: "204 on reconnect", bodies: []func(http.ResponseWriter){stream("data: a\n\n"), status(204, "")}, events: 1, conns: 2, wantErr: noError},
+		{name: "500", bodies: []func(http.ResponseWriter){status(500, "text/event-stream")}, conns: 1, wantErr: isStatus(500)},
+		{name: "404 on reconnect", bodies: []func(http.ResponseWriter){stream("data: a\n\n"), status(404, "text/event-stream")}, events: 1, conns: 2, wantErr: isStatus(404)},
+		{name: "301 without location", bodies: []func(http.ResponseWriter){status(301, "text/event-stream")}, conns: 1, wantErr: isStatus(301)},
+		{name: "wrong content type", bodies: []func(http.ResponseWriter){status(200, "text/plain")}, conns: 1, wantErr: is(sse.ErrContentType)},
+		{name: "no content type", bodies: []func(http.ResponseWriter){func(w http.ResponseWriter) { w.Header()["Content-Type"] = nil; w.WriteHeader(200) }}, conns: 1, wantErr: is(sse.ErrContentType)},
+		{name: "charset ignored", bodies: []func(http.ResponseWriter){func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "Text/Event-Stream; charset=iso-8859-1")
+			io.WriteString(w, "data: \xc3\xa9\n\n")
+		}, status(204, "")}, events: 1, conns: 2, wantErr: noError},
+		{name: "reconnect limit", bodies: []func(http.ResponseWriter){stream(": nothing\n")}, opts: sse.ClientOptions{MaxReconnectionAttempts: 3}, conns: 4, wantErr: is(sse.ErrReconnectLimit)},
+		{name: "limit counts since last event", bodies: []func(http.ResponseWriter){stream("data: 1\n\n"), stream(""), stream("data: 2\n\n"), stream(""), stream("data: 3\n\n"), stream("")},
+			opts: sse.ClientOptions{MaxReconnectionAttempts: 2}, events: 3, conns: 7, wantErr: is(sse.ErrReconnectLimit)},
+		{name: "reconnection disabled", bodies: []func(http.ResponseWriter){stream("data: a\n\n")}, opts: sse.ClientOptions{MaxReconnectionAttempts: -1}, events: 1, conns: 1, wantErr: noError},
+		{name: "event too large", bodies: []func(http.ResponseWriter){stream("data: " + strings.Repeat("x", 100) + "\n\n")}, opts: sse.ClientOptions{MaxEventSize: 10}, conns: 1, wantErr: is(sse.ErrEventTooLarge)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rc rawConns
+			srv := newServer(t, rc.handler(t, tt.bodies...))
+			events, err := collect(t, srv.URL, fast(tt.opts))
+			if !tt.wantErr(err) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			if len(events) != tt.events || rc.count() != tt.conns {
+				t.Fatalf("%d events over %d connections, want %d over %d", len(events), rc.count(), tt.events, tt.conns)
+			}
+		})
+	}
+	t.Run("connect reports status", func(t *testing.T) {
+		srv := newServer(t, (&rawConns{}).handler(t, status(503, "")))
+		_, err := sse.Connect(context.Background(), srv.URL, nil)
+		var se *sse.StatusError
+		if !errors.As(err, &se) || se.StatusCode != 503 || !strings.Contains(err.Error(), "503") {
+			t.Fatalf("Connect = %v, want a *StatusError 503", err)
+		}
+	})
+}
+
+func noError(err error) bool { return err == nil }
+
+func is(target error) func(error) bool {
+	return func(err error) bool { return errors.Is(err, target) }
+}
+
+func isStatus(code int) func(error) bool {
+	return func(err error) bool {
+		var se *sse.StatusError
+		return errors.As(err, &se) && se.StatusCode == code
+	}
+}
+
+func TestClientCommentAndRetryEvents(t *testing.T) {
+	body := ": c1\n: c2\n\nretry: 7\n\nretry: 8\n: both\n\n: with data\ndata: d\n\nid: 5\n\n"
+	tests := []struct {
+		name string
+		opts sse.ClientOptions
+		want []sse.Event
+	}{
+		{name: "hidden", want: []sse.Event{{Type: "message", Data: "d", Comment: "with data"}}},
+		{name: "comments", opts: sse.ClientOptions{ShowCommentEvents: true}, want: []sse.Event{
+			{Comment: "c1\nc2"}, {Comment: "both", Retry: 8 * time.Millisecond}, {Type: "message", Data: "d", Comment: "with data"}}},
+		{name: "retries", opts: sse.ClientOptions{ShowRetryEvents: true}, want: []sse.Event{
+			{Retry: 7 * time.Millisecond}, {Comment: "both", Retry: 8 * time.Millisecond}, {Type: "message", Data: "d", Comment: "with data"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t, (&rawConns{}).handler(t, stream(body), status(204, "")))
+			events, err := collect(t, srv.URL, fast(tt.opts))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(events, tt.want) {
+				t.Fatalf("events:\n got %+v\nwant %+v", events, tt.want)
+			}
+		})
+	}
+}
+
+// TestClientRawTCP: the client against a server that writes a raw
+// HTTP/1.1 response, with no chunking, ending the body by closing the
+// connection mid-event; the next connection is refused at the TCP level
+// once, then the stream resumes.
+func TestClientRawTCP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var lastIDs []string
+	var mu sync.Mutex
+	go func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			req, err := http.ReadRequest(bufio.NewReader(c))
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			lastIDs = append(lastIDs, req.Header.Get("Last-Event-ID"))
+			mu.Unlock()
+			switch n {
+			case 0:
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\nid: 1\ndata: one\n\nid: 2\ndata: tw")
+			case 1:
+				// Reset the connection without answering: a network error.
+				c.(*net.TCPConn).SetLinger(0)
+			case 2:
+				io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\nid: 2\ndata: two\n\n")
+			default:
+				io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+			}
+			c.Close()
+		}
+	}()
+	events, err := collect(t, "http://"+ln.Addr().String()+"/", fast(sse.ClientOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, e.ID+":"+e.Data)
+	}
+	if want := []string{"1:one", "2:two"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("events = %q, want %q", got, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"", "1", "1", "2"}; !reflect.DeepEqual(lastIDs, want) {
+		t.Fatalf("Last-Event-ID per request = %q, want %q", lastIDs, want)
+	}
+}
+
+func TestSessionClose(t *testing.T) {
+	var hold sync.WaitGroup
+	release := make(chan struct{})
+	srv2 := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stream("data: a\n\n")(w)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer close(release)
+	s, err := sse.Connect(context.Background(), srv2.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := s.Next(); err != nil || ev.Data != "a" {
+		t.Fatalf("Next = %v, %v", ev, err)
+	}
+	hold.Go(func() {
+		time.Sleep(10 * time.Millisecond)
+		s.Close()
+	})
+	if _, err := s.Next(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Next after Close = %v, want context.Canceled", err)
+	}
+	hold.Wait()
+}
+
+type tick struct {
+	N int `json:"n"`
+}
+
+func TestDecode(t *testing.T) {
+	srv := newServer(t, (&rawConns{}).handler(t,
+		stream("id: 1\nevent: tick\ndata: {\"n\":1}\n\n: note\n\nid: 2\nevent: tick\ndata: not json\n\nid: 3\ndata: {\"n\":3}\n\n"),
+		status(204, "")))
+	var got []string
+	var decodeErrs int
+	events := sse.Events(context.Background(), srv.URL, fast(sse.ClientOptions{ShowCommentEvents: true}))
+	for ev, err := range sse.Decode(events, func(e sse.Event) (tick, error) {
+		var v tick
+		err := json.Unmarshal([]byte(e.Data), &v)
+		return v, err
+	}) {
+		if err != nil {
+			if !errors.Is(err, sse.ErrDecode) || ev.ID != "2" || ev.Type != "tick" {
+				t.Fatalf("unexpected error %v for %+v", err, ev)
+			}
+			decodeErrs++
+			continue
+		}
+		got = append(got, fmt.Sprintf("%s/%s/%d/%s", ev.ID, ev.Type, ev.Data.N, ev.Comment))
+	}
+	if want := []string{"1/tick/1/", "1//0/note", "3/message/3/"}; !reflect.DeepEqual(got, want) || decodeErrs != 1 {
+		t.Fatalf("typed events = %q (%d decode errors), want %q", got, decodeErrs, want)
+	}
+}
+
+// TestEventsBreak: breaking out of the loop closes the connection, which
+// the server sees.
+func TestEventsBreak(t *testing.T) {
+	var gone atomic.Bool
+	done := make(chan struct{})
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(done)
+		s, err := sse.NewStream(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer s.Close()
+		for i := 0; ; i++ {
+			if err := s.Send(sse.Event{Data: fmt.Sprint(i)}); err != nil {
+				gone.Store(errors.Is(err, sse.ErrClientGone) || !errors.Is(err, sse.ErrStreamClosed))
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}))
+	n := 0
+	for _, err := range sse.Events(context.Background(), srv.URL, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 3 {
+			break
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not see the client leave")
+	}
+	if !gone.Load() {
+		t.Fatal("send did not fail with a disconnect error")
+	}
+}

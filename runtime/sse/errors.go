@@ -1,0 +1,72 @@
+package sse
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Functions wrap them with %w and a lowercase phrase, so
+// test with errors.Is.
+var (
+	// ErrInvalidID is returned when an event id contains CR, LF or NUL:
+	// such an id cannot be written as one "id:" line, and WHATWG HTML
+	// §9.2.6 makes clients ignore ids containing NUL.
+	ErrInvalidID = errors.New("sse: invalid event id")
+
+	// ErrInvalidType is returned when an event type contains CR, LF or NUL.
+	ErrInvalidType = errors.New("sse: invalid event type")
+
+	// ErrInvalidRetry is returned for a negative reconnection time.
+	ErrInvalidRetry = errors.New("sse: invalid retry")
+
+	// ErrEmptyEvent is returned by Send and Prepare for an Event with no
+	// field set: it would write nothing.
+	ErrEmptyEvent = errors.New("sse: empty event")
+
+	// ErrEventTooLarge is returned by the parser when a line or an
+	// event's accumulated data and comments exceed the configured limit.
+	ErrEventTooLarge = errors.New("sse: event too large")
+
+	// ErrStreamClosed is returned by a server Stream used after Close.
+	ErrStreamClosed = errors.New("sse: stream closed")
+
+	// ErrClientGone is returned by a server Stream once the client has
+	// disconnected (the request context is done).
+	ErrClientGone = errors.New("sse: client went away")
+
+	// ErrFlushUnsupported is returned by NewStream when the
+	// http.ResponseWriter cannot flush, so events could not be delivered
+	// as they are sent.
+	ErrFlushUnsupported = errors.New("sse: response writer cannot flush")
+
+	// ErrUnknownID is returned by Store.Since when the store does not hold
+	// the requested event id (it was evicted or never recorded).
+	ErrUnknownID = errors.New("sse: unknown event id")
+
+	// ErrDuplicateID is returned by Ring.Append for an id it already holds.
+	ErrDuplicateID = errors.New("sse: duplicate event id")
+
+	// ErrContentType is returned by the client when a response is not
+	// text/event-stream (WHATWG HTML §9.2.3: fail the connection).
+	ErrContentType = errors.New("sse: unexpected content type")
+
+	// ErrReconnectLimit is returned by the client when the stream dropped
+	// and MaxReconnectionAttempts reconnections in a row have failed; it
+	// wraps the last cause.
+	ErrReconnectLimit = errors.New("sse: reconnection attempts exhausted")
+
+	// ErrDecode wraps an error returned by the decode function of Decode.
+	ErrDecode = errors.New("sse: decode event")
+)
+
+// StatusError is returned by the client when the server answers with an
+// HTTP status other than 200 (or 204, which ends the stream without
+// error). Per WHATWG HTML §9.2.3 the client fails and does not reconnect.
+type StatusError struct {
+	StatusCode int
+	Status     string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("sse: unexpected status %s", e.Status)
+}

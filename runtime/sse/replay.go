@@ -1,0 +1,113 @@
+package sse
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+)
+
+// Store records sent events so that a client reconnecting with
+// Last-Event-ID (WHATWG HTML §9.2.4) can be given every event it missed.
+// Ring is the in-memory implementation; implement Store to keep events
+// elsewhere (a database, a log shared by several nodes).
+//
+// The publisher appends each event once and then sends the returned event
+// (with its id) to the live streams; NewStream replays from the store.
+//
+// Concurrency: implementations must be safe for concurrent use.
+type Store interface {
+	// Append records e and returns it as recorded: an empty e.ID is
+	// replaced with a fresh id unique within the store.
+	Append(e Event) (Event, error)
+
+	// Since returns, oldest first, every event recorded after the event
+	// with the given id. It returns an error wrapping ErrUnknownID when
+	// the store does not hold that id (evicted, or never recorded).
+	Since(id string) ([]Event, error)
+}
+
+// DefaultRingCapacity is the capacity of a Ring created with a capacity
+// of zero or less.
+const DefaultRingCapacity = 1024
+
+// Ring is a bounded in-memory Store holding the most recent events. When
+// it is full, appending evicts the oldest event; a client resuming from
+// an evicted id gets ErrUnknownID, which NewStream reports as
+// Stream.Gap.
+//
+// Ids it assigns are decimal sequence numbers starting at 1; ids given by
+// the caller are kept but must be unique among the events it holds.
+//
+// Cost: Append is O(1); Since is O(events returned) plus one map lookup;
+// memory is the events held plus one map entry per event.
+//
+// Concurrency: a Ring is safe for concurrent use; a mutex guards it.
+type Ring struct {
+	mu     sync.Mutex
+	events []Event // circular; the oldest is at head
+	head   int
+	n      int
+	seq    uint64            // sequence number of the last appended event
+	index  map[string]uint64 // id -> sequence number
+}
+
+// NewRing returns a Ring holding up to capacity events (default
+// DefaultRingCapacity when capacity <= 0).
+func NewRing(capacity int) *Ring {
+	if capacity <= 0 {
+		capacity = DefaultRingCapacity
+	}
+	return &Ring{events: make([]Event, capacity), index: make(map[string]uint64, capacity)}
+}
+
+// Append records e, assigning an id when e.ID is empty. It rejects events
+// that could not be encoded (see AppendEvent) and ids it already holds.
+func (r *Ring) Append(e Event) (Event, error) {
+	if err := e.validate(); err != nil {
+		return Event{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seq := r.seq + 1
+	if e.ID == "" {
+		e.ID = strconv.FormatUint(seq, 10)
+		for r.index[e.ID] != 0 { // a caller-given id may collide
+			e.ID += "'"
+		}
+	} else if r.index[e.ID] != 0 {
+		return Event{}, fmt.Errorf("%w %q", ErrDuplicateID, e.ID)
+	}
+	if r.n == len(r.events) {
+		delete(r.index, r.events[r.head].ID)
+		r.head = (r.head + 1) % len(r.events)
+		r.n--
+	}
+	r.events[(r.head+r.n)%len(r.events)] = e
+	r.n++
+	r.seq = seq
+	r.index[e.ID] = seq
+	return e, nil
+}
+
+// Since returns the events recorded after id, oldest first.
+func (r *Ring) Since(id string) ([]Event, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seq, ok := r.index[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownID, id)
+	}
+	later := int(r.seq - seq)
+	out := make([]Event, later)
+	for i := range later {
+		out[i] = r.events[(r.head+r.n-later+i)%len(r.events)]
+	}
+	return out, nil
+}
+
+// Len returns the number of events held.
+func (r *Ring) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}

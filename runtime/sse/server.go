@@ -1,0 +1,290 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// StreamOptions configures a server Stream. A nil *StreamOptions means
+// all defaults.
+type StreamOptions struct {
+	// Replay, when set, is the store NewStream replays from when the
+	// request carries Last-Event-ID: every event recorded after that id is
+	// sent before NewStream returns. Default nil: no replay.
+	Replay Store
+
+	// Heartbeat, when positive, makes the stream write a comment
+	// (": heartbeat") whenever it has been idle that long, so proxies and
+	// clients see the connection alive. It costs one goroutine and one
+	// timer per stream. Default 0: no heartbeats.
+	Heartbeat time.Duration
+
+	// Retry, when positive, is sent as "retry:" when the stream opens:
+	// the client waits that long before reconnecting. Default 0: the
+	// client's own default (about 3 s in browsers).
+	Retry time.Duration
+
+	// WriteTimeout, when positive, bounds each write (and flush): a client
+	// that does not read for that long fails the send instead of blocking
+	// the sender. Default 0: no deadline.
+	WriteTimeout time.Duration
+}
+
+// Stream is the server side of one event stream: an http.ResponseWriter
+// answering a request with text/event-stream (WHATWG HTML §9.2). Every
+// event is flushed as soon as it is written.
+//
+// Concurrency: Send, SendPrepared, Comment and Close may be called from
+// any goroutine; a mutex serialises writes so events never interleave.
+// Close must be called (defer it) before the handler returns, since a
+// heartbeat must not write to a finished response.
+type Stream struct {
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	ctx  context.Context
+	opts StreamOptions
+
+	lastEventID string
+	gap         bool
+
+	mu        sync.Mutex
+	buf       []byte
+	err       error               // sticky write error or ErrStreamClosed
+	replayed  map[string]struct{} // ids just replayed, dropped once if sent again
+	lastWrite time.Time
+
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the heartbeat goroutine has exited
+}
+
+// NewStream answers r with an event stream: it sets Content-Type:
+// text/event-stream, Cache-Control: no-cache and X-Accel-Buffering: no
+// (so nginx-style proxies do not buffer), writes status 200 and flushes.
+// If opts.Replay is set and r has a Last-Event-ID header, it then sends
+// every event the store holds after that id (see LastEventID and Gap).
+//
+// It fails with ErrFlushUnsupported when w cannot flush, and with the
+// store's error when replay fails for a reason other than ErrUnknownID.
+//
+// To deliver every event exactly once across reconnections, subscribe to
+// the live events before calling NewStream and forward them with Send or
+// SendPrepared afterwards: an event that was both replayed and queued
+// live is dropped the second time (see Send).
+func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*Stream, error) {
+	s := &Stream{
+		w:           w,
+		rc:          http.NewResponseController(w),
+		ctx:         r.Context(),
+		lastEventID: r.Header.Get("Last-Event-ID"),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	if opts != nil {
+		s.opts = *opts
+	}
+	if s.opts.Retry < 0 || s.opts.Heartbeat < 0 || s.opts.WriteTimeout < 0 {
+		return nil, fmt.Errorf("%w: negative duration in StreamOptions", ErrInvalidRetry)
+	}
+	var replay []Event
+	if s.opts.Replay != nil && s.lastEventID != "" {
+		evs, err := s.opts.Replay.Since(s.lastEventID)
+		switch {
+		case errors.Is(err, ErrUnknownID):
+			s.gap = true
+		case err != nil:
+			return nil, fmt.Errorf("sse: replay since %q: %w", s.lastEventID, err)
+		}
+		replay = evs
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+	w.WriteHeader(http.StatusOK)
+
+	if s.opts.Retry > 0 {
+		s.buf, _ = AppendEvent(s.buf, Event{Retry: s.opts.Retry})
+	}
+	if len(replay) > 0 {
+		s.replayed = make(map[string]struct{}, len(replay))
+	}
+	for _, e := range replay {
+		var err error
+		if s.buf, err = AppendEvent(s.buf, e); err != nil {
+			return nil, fmt.Errorf("sse: replay event %q: %w", e.ID, err)
+		}
+		s.replayed[e.ID] = struct{}{}
+	}
+	s.mu.Lock()
+	err := s.writeLocked(s.buf)
+	s.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, http.ErrNotSupported) {
+			return nil, fmt.Errorf("%w: %w", ErrFlushUnsupported, err)
+		}
+		return nil, err
+	}
+	if s.opts.Heartbeat > 0 {
+		go s.heartbeat()
+	} else {
+		close(s.done)
+	}
+	return s, nil
+}
+
+// LastEventID returns the Last-Event-ID the client sent ("" for a fresh
+// client).
+func (s *Stream) LastEventID() string { return s.lastEventID }
+
+// Gap reports whether the client asked to resume from an id the replay
+// store does not hold (evicted, or never recorded), so the events it
+// missed could not be replayed. The handler should then send whatever
+// lets the client start over, such as a "reset" event with a snapshot.
+func (s *Stream) Gap() bool { return s.gap }
+
+// Context returns the request's context: done when the client goes away
+// or the handler returns.
+func (s *Stream) Context() context.Context { return s.ctx }
+
+// Send encodes e (see AppendEvent) and writes and flushes it.
+//
+// After a replay, an event whose ID was among the replayed ones is
+// dropped (Send returns nil) until the first event with a new ID is sent:
+// a handler that subscribed to live events before NewStream thus sends
+// each event exactly once.
+//
+// It returns ErrClientGone once the client has disconnected,
+// ErrStreamClosed after Close, or the write error, which also ends the
+// stream.
+func (s *Stream) Send(e Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.skipLocked(e.ID) {
+		return nil
+	}
+	var err error
+	if s.buf, err = AppendEvent(s.buf[:0], e); err != nil {
+		return err
+	}
+	return s.writeLocked(s.buf)
+}
+
+// SendPrepared writes an event encoded once with Prepare. It behaves like
+// Send, without encoding.
+func (s *Stream) SendPrepared(p *Prepared) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.skipLocked(p.id) {
+		return nil
+	}
+	return s.writeLocked(p.wire)
+}
+
+// Comment writes text as comment lines followed by a blank line. Clients
+// ignore comments (WHATWG HTML §9.2.6) unless they ask for comment events.
+func (s *Stream) Comment(text string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf = appendLines(s.buf[:0], ":", text)
+	s.buf = append(s.buf, '\n')
+	return s.writeLocked(s.buf)
+}
+
+// Close stops the heartbeat and makes later sends fail with
+// ErrStreamClosed. It does not end the response: that happens when the
+// handler returns. Close is idempotent and returns nil.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = ErrStreamClosed
+	}
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.mu.Unlock()
+	<-s.done
+	return nil
+}
+
+func (s *Stream) skipLocked(id string) bool {
+	if s.replayed == nil || id == "" {
+		return false
+	}
+	if _, ok := s.replayed[id]; ok {
+		return true
+	}
+	s.replayed = nil
+	return false
+}
+
+func (s *Stream) writeLocked(b []byte) error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.ctx.Err() != nil {
+		s.err = fmt.Errorf("%w: %w", ErrClientGone, context.Cause(s.ctx))
+		return s.err
+	}
+	if s.opts.WriteTimeout > 0 {
+		if err := s.rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout)); err != nil {
+			s.err = fmt.Errorf("sse: set write deadline: %w", err)
+			return s.err
+		}
+	}
+	if len(b) > 0 {
+		if _, err := s.w.Write(b); err != nil {
+			s.err = s.writeErr(err)
+			return s.err
+		}
+	}
+	if err := s.rc.Flush(); err != nil {
+		s.err = s.writeErr(err)
+		return s.err
+	}
+	s.lastWrite = time.Now()
+	return nil
+}
+
+func (s *Stream) writeErr(err error) error {
+	if s.ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ErrClientGone, err)
+	}
+	return fmt.Errorf("sse: write: %w", err)
+}
+
+var heartbeatWire = []byte(": heartbeat\n\n")
+
+func (s *Stream) heartbeat() {
+	defer close(s.done)
+	interval := s.opts.Heartbeat
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		idle := time.Since(s.lastWrite)
+		if idle >= interval {
+			if s.writeLocked(heartbeatWire) != nil {
+				s.mu.Unlock()
+				return
+			}
+			idle = 0
+		}
+		s.mu.Unlock()
+		t.Reset(interval - idle)
+	}
+}

@@ -1,0 +1,376 @@
+package sse_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// rawGet requests url with the given headers and returns the response;
+// the caller reads the raw body.
+func rawGet(t *testing.T, url string, header http.Header) *http.Response {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// newServer starts a test server closed at cleanup, after the cleanups
+// registered later (such as response bodies) have run.
+func newServer(t *testing.T, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// readExactly reads len(want) bytes from r and compares them.
+func readExactly(t *testing.T, r io.Reader, want string) {
+	t.Helper()
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(r, got); err != nil {
+		t.Fatalf("reading %q: got %q, %v", want, got, err)
+	}
+	if string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestStreamHeadersAndFlush(t *testing.T) {
+	next := make(chan sse.Event)
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := sse.NewStream(w, r, &sse.StreamOptions{Retry: 250 * time.Millisecond})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer s.Close()
+		for e := range next {
+			if err := s.Send(e); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		if err := s.Comment("bye\nnow"); err != nil {
+			t.Error(err)
+		}
+	}))
+
+	resp := rawGet(t, srv.URL, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	for k, v := range map[string]string{"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"} {
+		if got := resp.Header.Get(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	// Each event must arrive before the next is sent: the server blocks
+	// on the unbuffered channel, so a missing flush would hang here.
+	readExactly(t, resp.Body, "retry: 250\n\n")
+	next <- sse.Event{ID: "1", Type: "greet", Data: "hello\nworld"}
+	readExactly(t, resp.Body, "id: 1\nevent: greet\ndata: hello\ndata: world\n\n")
+	next <- sse.Event{Data: "two"}
+	readExactly(t, resp.Body, "data: two\n\n")
+	close(next)
+	rest, _ := io.ReadAll(resp.Body)
+	if string(rest) != ": bye\n: now\n\n" {
+		t.Fatalf("rest = %q", rest)
+	}
+}
+
+func TestStreamRejectsBadEvents(t *testing.T) {
+	rec := httptest.NewRecorder()
+	s, err := sse.NewStream(rec, httptest.NewRequest("GET", "/", nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tt := range []struct {
+		e    sse.Event
+		want error
+	}{
+		{sse.Event{ID: "a\nb", Data: "x"}, sse.ErrInvalidID},
+		{sse.Event{ID: "a\x00", Data: "x"}, sse.ErrInvalidID},
+		{sse.Event{Type: "a\rb", Data: "x"}, sse.ErrInvalidType},
+		{sse.Event{Type: "\x00", Data: "x"}, sse.ErrInvalidType},
+		{sse.Event{}, sse.ErrEmptyEvent},
+	} {
+		if err := s.Send(tt.e); !errors.Is(err, tt.want) {
+			t.Errorf("Send(%q) = %v, want %v", tt.e, err, tt.want)
+		}
+	}
+	// A rejected event writes nothing and does not break the stream.
+	if err := s.Send(sse.Event{Data: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Body.String(); got != "data: ok\n\n" {
+		t.Fatalf("body = %q", got)
+	}
+	s.Close()
+	if err := s.Send(sse.Event{Data: "late"}); !errors.Is(err, sse.ErrStreamClosed) {
+		t.Fatalf("Send after Close = %v, want ErrStreamClosed", err)
+	}
+}
+
+// noFlushWriter hides the recorder's Flush.
+type noFlushWriter struct{ h http.Header }
+
+func (w noFlushWriter) Header() http.Header         { return w.h }
+func (w noFlushWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w noFlushWriter) WriteHeader(int)             {}
+
+func TestStreamNeedsFlusher(t *testing.T) {
+	_, err := sse.NewStream(noFlushWriter{http.Header{}}, httptest.NewRequest("GET", "/", nil), nil)
+	if !errors.Is(err, sse.ErrFlushUnsupported) {
+		t.Fatalf("NewStream = %v, want ErrFlushUnsupported", err)
+	}
+}
+
+func TestStreamHeartbeat(t *testing.T) {
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := sse.NewStream(w, r, &sse.StreamOptions{Heartbeat: 20 * time.Millisecond})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer s.Close()
+		<-s.Context().Done()
+	}))
+	resp := rawGet(t, srv.URL, nil)
+	br := bufio.NewReader(resp.Body)
+	for range 3 {
+		readExactly(t, br, ": heartbeat\n\n")
+	}
+}
+
+// TestStreamEndsWhenClientGoes: sends fail with ErrClientGone once the
+// client has disconnected, and the heartbeat goroutine stops.
+func TestStreamEndsWhenClientGoes(t *testing.T) {
+	result := make(chan error, 1)
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := sse.NewStream(w, r, &sse.StreamOptions{Heartbeat: time.Millisecond})
+		if err != nil {
+			result <- err
+			return
+		}
+		defer s.Close()
+		<-s.Context().Done()
+		result <- s.Send(sse.Event{Data: "after"})
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	resp.Body.Close()
+	select {
+	case err := <-result:
+		if !errors.Is(err, sse.ErrClientGone) {
+			t.Fatalf("Send after disconnect = %v, want ErrClientGone", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler did not notice the client going away")
+	}
+}
+
+// TestStreamConcurrentSends: events sent from many goroutines never
+// interleave on the wire.
+func TestStreamConcurrentSends(t *testing.T) {
+	const senders, each = 8, 50
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := sse.NewStream(w, r, &sse.StreamOptions{Heartbeat: time.Millisecond})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer s.Close()
+		var wg sync.WaitGroup
+		for g := range senders {
+			wg.Go(func() {
+				for i := range each {
+					s.Send(sse.Event{Type: "t", Data: strings.Repeat(string(rune('a'+g)), 100) + "\n" + strings.Repeat("z", i)})
+				}
+			})
+		}
+		wg.Wait()
+	}))
+	resp := rawGet(t, srv.URL, nil)
+	events, _, err := parseAll(resp.Body, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != senders*each {
+		t.Fatalf("got %d events, want %d", len(events), senders*each)
+	}
+	for _, e := range events {
+		first, _, _ := strings.Cut(e.Data, "\n")
+		if e.Type != "t" || len(first) != 100 || strings.Trim(first, first[:1]) != "" {
+			t.Fatalf("interleaved event %q", e.Data)
+		}
+	}
+}
+
+func TestRing(t *testing.T) {
+	r := sse.NewRing(3)
+	var ids []string
+	for i := range 5 {
+		e, err := r.Append(sse.Event{Data: strings.Repeat("x", i+1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	if want := []string{"1", "2", "3", "4", "5"}; !reflect.DeepEqual(ids, want) {
+		t.Fatalf("ids = %v, want %v", ids, want)
+	}
+	if r.Len() != 3 {
+		t.Fatalf("Len = %d", r.Len())
+	}
+	got, err := r.Since("3")
+	if err != nil || len(got) != 2 || got[0].ID != "4" || got[1].ID != "5" || got[1].Data != "xxxxx" {
+		t.Fatalf("Since(3) = %v, %v", got, err)
+	}
+	if got, err := r.Since("5"); err != nil || len(got) != 0 {
+		t.Fatalf("Since(5) = %v, %v", got, err)
+	}
+	for _, id := range []string{"2", "1", "6", "", "x"} {
+		if _, err := r.Since(id); !errors.Is(err, sse.ErrUnknownID) {
+			t.Errorf("Since(%q) = %v, want ErrUnknownID", id, err)
+		}
+	}
+	if _, err := r.Append(sse.Event{ID: "5", Data: "dup"}); !errors.Is(err, sse.ErrDuplicateID) {
+		t.Fatalf("duplicate id: %v", err)
+	}
+	if _, err := r.Append(sse.Event{ID: "a\nb", Data: "x"}); !errors.Is(err, sse.ErrInvalidID) {
+		t.Fatalf("bad id: %v", err)
+	}
+	e, err := r.Append(sse.Event{ID: "custom", Data: "c"})
+	if err != nil || e.ID != "custom" {
+		t.Fatalf("custom id: %v %v", e, err)
+	}
+	// A caller-given id that looks like the next sequence number does not
+	// produce a duplicate.
+	if _, err := r.Append(sse.Event{ID: "7", Data: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	e, err = r.Append(sse.Event{Data: "d"})
+	if err != nil || e.ID == "7" {
+		t.Fatalf("generated id %q, %v", e.ID, err)
+	}
+	if got, err := r.Since("custom"); err != nil || len(got) != 2 {
+		t.Fatalf("Since(custom) = %v, %v", got, err)
+	}
+}
+
+// TestStreamReplay: a client with Last-Event-ID gets the later events
+// from the store; live events it already got from the replay are not
+// sent twice; an unknown id is reported as a gap.
+func TestStreamReplay(t *testing.T) {
+	ring := sse.NewRing(4)
+	for i := range 6 {
+		ring.Append(sse.Event{Data: "e" + string(rune('1'+i))})
+	}
+	type result struct {
+		lastID string
+		gap    bool
+	}
+	results := make(chan result, 1)
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := sse.NewStream(w, r, &sse.StreamOptions{Replay: ring})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer s.Close()
+		results <- result{s.LastEventID(), s.Gap()}
+		if s.Gap() {
+			s.Send(sse.Event{Type: "reset", Data: "snapshot"})
+		}
+		// Live events queued since the handler subscribed, which was
+		// when 4 was the newest event; a client can only have seen
+		// events older than its subscription, so a client resuming from
+		// 6 subscribed later and only gets 7 live. Events both replayed
+		// and queued must go out once.
+		live := []string{"5", "6", "7"}
+		if s.LastEventID() == "6" {
+			live = live[2:]
+		}
+		for _, id := range live {
+			if err := s.Send(sse.Event{ID: id, Data: "live" + id}); err != nil {
+				t.Error(err)
+			}
+		}
+		// Once a new event went out, an old id is sent again as given.
+		s.Send(sse.Event{ID: "5", Data: "again"})
+	}))
+
+	tests := []struct {
+		lastID string
+		want   []string
+		gap    bool
+	}{
+		{lastID: "", want: []string{"5:live5", "6:live6", "7:live7", "5:again"}},
+		{lastID: "4", want: []string{"5:e5", "6:e6", "7:live7", "5:again"}},
+		{lastID: "6", want: []string{"7:live7", "5:again"}},
+		{lastID: "2", gap: true, want: []string{"2:snapshot", "5:live5", "6:live6", "7:live7", "5:again"}},
+		{lastID: "nope", gap: true, want: []string{"nope:snapshot", "5:live5", "6:live6", "7:live7", "5:again"}},
+	}
+	for _, tt := range tests {
+		t.Run("last="+tt.lastID, func(t *testing.T) {
+			h := http.Header{}
+			if tt.lastID != "" {
+				h.Set("Last-Event-ID", tt.lastID)
+			}
+			resp := rawGet(t, srv.URL, h)
+			events, _, err := parseAll(resp.Body, &sse.ParserOptions{LastEventID: tt.lastID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range events {
+				got = append(got, e.ID+":"+e.Data)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("events = %q, want %q", got, tt.want)
+			}
+			if r := <-results; r.lastID != tt.lastID || r.gap != tt.gap {
+				t.Errorf("LastEventID, Gap = %q, %v; want %q, %v", r.lastID, r.gap, tt.lastID, tt.gap)
+			}
+		})
+	}
+}
+
+// failingStore fails every lookup.
+type failingStore struct{ sse.Store }
+
+func (failingStore) Since(string) ([]sse.Event, error) { return nil, errors.New("store down") }
+
+func TestStreamReplayStoreError(t *testing.T) {
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Last-Event-ID", "3")
+	_, err := sse.NewStream(httptest.NewRecorder(), req, &sse.StreamOptions{Replay: failingStore{}})
+	if err == nil || !strings.Contains(err.Error(), "store down") {
+		t.Fatalf("NewStream = %v, want the store's error", err)
+	}
+}
