@@ -1,0 +1,90 @@
+// Package codec encodes and decodes protobuf messages for the wsrpc wire:
+// protobuf binary, ProtoJSON and MessagePack behind one Codec interface, and
+// the registry that maps codec names and WebSocket subprotocols to codecs.
+//
+// # Overview
+//
+// A Codec has a Name, says whether its output is Binary (WebSocket binary
+// frames) or text (WebSocket text frames and SSE data lines), and marshals
+// with Marshal or MarshalAppend (which reuses the caller's buffer) and
+// unmarshals with Unmarshal. The built-ins, with their default options:
+//
+//	Name       Subprotocol      Frames  Value    Constructor
+//	"proto"    "wsrpc.proto"    binary  Proto    NewProto(*ProtoOptions)
+//	"json"     "wsrpc.json"     text    JSON     NewJSON(*JSONOptions)
+//	"msgpack"  "wsrpc.msgpack"  binary  Msgpack  NewMsgpack(*MsgpackOptions)
+//
+// The wsrpc layer negotiates the codec with Sec-WebSocket-Protocol
+// (RFC 6455 section 4.1): the client offers subprotocols in order of
+// preference, the server selects the first it knows (BySubprotocol), and
+// both sides then use that codec for every message of the connection. SSE
+// streams use JSON by default.
+//
+// Every Marshal error wraps ErrMarshal and every Unmarshal error wraps
+// ErrUnmarshal; see errors.go for the more specific sentinels. Bad input is
+// an error, never a panic.
+//
+// # MessagePack mapping
+//
+// The msgpack codec walks messages with protobuf reflection, so any
+// generated or dynamic message works. It follows ProtoJSON where MessagePack
+// has no better type (https://protobuf.dev/programming-guides/json/):
+//
+//	protobuf                   msgpack (encode)              also decoded from
+//	message                    map, keys are JSON names      proto field names as keys
+//	                           ("fInt32"), fields in number
+//	                           order, unpopulated omitted
+//	extension field            key "[full.name]"
+//	int32 sint32 sfixed32      int (smallest encoding)
+//	int64 sint64 sfixed64      int
+//	uint32 fixed32             uint (smallest encoding)
+//	uint64 fixed64             uint
+//	float                      float32                       float64, int
+//	double                     float64 (NaN, ±Inf kept)      float32, int
+//	bool                       bool
+//	string                     str (must be valid UTF-8)
+//	bytes                      bin
+//	enum                       int (the number)              str (the value name)
+//	repeated T                 array of T
+//	map<K, V>                  map; string keys as str, bool
+//	                           keys as bool, integer keys
+//	                           as int/uint
+//	oneof                      the set case's key only       two cases is an error
+//	google.protobuf.Timestamp  ext type -1, the msgpack
+//	                           timestamp extension (32-, 64-
+//	                           or 96-bit form, the smallest
+//	                           that fits)
+//	google.protobuf.Duration   str in ProtoJSON form, "1.5s"
+//	google.protobuf.Struct     map of str to Value
+//	google.protobuf.Value      nil, float64, str, bool, map  any int for number_value
+//	                           or array by kind
+//	google.protobuf.ListValue  array of Value
+//	google.protobuf.NullValue  nil                           int 0
+//	wrappers (Int32Value …)    the wrapped scalar, as above
+//	google.protobuf.Empty      empty map
+//	google.protobuf.FieldMask  array of str, paths verbatim
+//	google.protobuf.Any        map {"@type": type URL,       keys in any order
+//	                           "value": the embedded message
+//	                           in this mapping}; an empty
+//	                           Any is an empty map
+//
+// On decode, a nil value for a field means "not set", except for
+// google.protobuf.Value (null_value) and NullValue fields. Unknown keys are
+// skipped unless MsgpackOptions.RejectUnknown is set. Integers out of a
+// field's range, a key given twice, two cases of one oneof, a Timestamp or
+// Duration outside its documented range, and trailing bytes are errors.
+// Encoding fails for a Value with no kind set, an out-of-range Timestamp or
+// Duration, an invalid UTF-8 string, and an Any whose type the Resolver does
+// not know.
+//
+// Hostile input is bounded: a claimed array, map, str, bin or ext length is
+// checked against the bytes actually left before anything is allocated or
+// looped over, and nesting (including inside skipped unknown values) is
+// limited by MsgpackOptions.RecursionLimit.
+//
+// # Concurrency
+//
+// Codecs are immutable and safe for concurrent use. The registry (Register,
+// Lookup, BySubprotocol, Names) is guarded by a mutex; Register is meant for
+// init functions.
+package codec

@@ -1,0 +1,43 @@
+package codec
+
+import "errors"
+
+// Errors returned by this package. Every Marshal error wraps ErrMarshal and
+// every Unmarshal error wraps ErrUnmarshal, so a caller can tell a bad peer
+// (ErrUnmarshal) from a bad local message (ErrMarshal) with errors.Is; the
+// more specific sentinels below are wrapped as well where they apply.
+var (
+	// ErrMarshal wraps every failure to encode a message.
+	ErrMarshal = errors.New("codec: marshal failed")
+	// ErrUnmarshal wraps every failure to decode a message.
+	ErrUnmarshal = errors.New("codec: unmarshal failed")
+
+	// ErrInvalidName is returned by Register for an empty name or one that
+	// is not an RFC 7230 token (it must fit in Sec-WebSocket-Protocol).
+	ErrInvalidName = errors.New("codec: invalid codec name")
+	// ErrDuplicate is returned by Register for a name already registered.
+	ErrDuplicate = errors.New("codec: codec already registered")
+	// ErrNilMessage is returned when the destination message is nil.
+	ErrNilMessage = errors.New("codec: nil message")
+
+	// ErrTruncated means the input ended inside a value.
+	ErrTruncated = errors.New("codec: unexpected end of input")
+	// ErrTrailingData means bytes follow the top-level value.
+	ErrTrailingData = errors.New("codec: trailing data after message")
+	// ErrDepth means the input nests deeper than the recursion limit.
+	ErrDepth = errors.New("codec: nesting exceeds recursion limit")
+	// ErrWrongType means a value's encoded type does not fit the field.
+	ErrWrongType = errors.New("codec: wrong type for field")
+	// ErrRange means a number does not fit the field, or a well-known type
+	// holds a value outside its documented range.
+	ErrRange = errors.New("codec: value out of range")
+	// ErrInvalidUTF8 means a string is not valid UTF-8.
+	ErrInvalidUTF8 = errors.New("codec: invalid UTF-8 in string")
+	// ErrDuplicateOneof means two fields of one oneof are both present.
+	ErrDuplicateOneof = errors.New("codec: more than one field of a oneof")
+	// ErrUnknownType means a google.protobuf.Any names a type the resolver
+	// does not know, or an enum value name is not defined.
+	ErrUnknownType = errors.New("codec: unknown type")
+	// ErrMalformed means the input is not well-formed for the codec's format.
+	ErrMalformed = errors.New("codec: malformed input")
+)

@@ -1,0 +1,889 @@
+package codec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// MessagePack type codes (msgpack spec, "Formats").
+const (
+	mpNil      = 0xc0
+	mpNever    = 0xc1
+	mpFalse    = 0xc2
+	mpTrue     = 0xc3
+	mpBin8     = 0xc4
+	mpBin16    = 0xc5
+	mpBin32    = 0xc6
+	mpExt8     = 0xc7
+	mpExt16    = 0xc8
+	mpExt32    = 0xc9
+	mpFloat32  = 0xca
+	mpFloat64  = 0xcb
+	mpUint8    = 0xcc
+	mpUint64   = 0xcf
+	mpInt8     = 0xd0
+	mpInt64    = 0xd3
+	mpFixExt1  = 0xd4
+	mpFixExt16 = 0xd8
+	mpStr8     = 0xd9
+	mpStr16    = 0xda
+	mpStr32    = 0xdb
+	mpArray16  = 0xdc
+	mpArray32  = 0xdd
+	mpMap16    = 0xde
+	mpMap32    = 0xdf
+)
+
+func isMapCode(c byte) bool   { return c&0xf0 == 0x80 || c == mpMap16 || c == mpMap32 }
+func isArrayCode(c byte) bool { return c&0xf0 == 0x90 || c == mpArray16 || c == mpArray32 }
+func isStrCode(c byte) bool   { return c&0xe0 == 0xa0 || (c >= mpStr8 && c <= mpStr32) }
+func isBinCode(c byte) bool   { return c >= mpBin8 && c <= mpBin32 }
+func isExtCode(c byte) bool {
+	return (c >= mpExt8 && c <= mpExt32) || (c >= mpFixExt1 && c <= mpFixExt16)
+}
+func isIntCode(c byte) bool {
+	return c <= 0x7f || c >= 0xe0 || (c >= mpUint8 && c <= mpInt64)
+}
+func isFloatCode(c byte) bool { return c == mpFloat32 || c == mpFloat64 }
+
+// decState is one decoding in progress. Pooled; used by one goroutine at a
+// time. The msgpack.Decoder reads r directly (bytes.Reader is an
+// io.ByteScanner, so the decoder adds no buffering), which lets the codec
+// look at and skip bytes of data by position.
+type decState struct {
+	data []byte
+	r    bytes.Reader
+	d    *msgpack.Decoder
+	o    *MsgpackOptions
+}
+
+var decPool = sync.Pool{New: func() any {
+	st := new(decState)
+	st.d = msgpack.NewDecoder(&st.r)
+	return st
+}}
+
+func (c *msgpackCodec) Unmarshal(data []byte, m proto.Message) error {
+	if m == nil {
+		return fmt.Errorf("%w: %w", ErrUnmarshal, ErrNilMessage)
+	}
+	proto.Reset(m)
+	st := decPool.Get().(*decState)
+	st.data = data
+	st.r.Reset(data)
+	st.o = &c.o
+	err := st.message(m.ProtoReflect(), 0)
+	if err == nil && st.r.Len() > 0 {
+		err = fmt.Errorf("%w: %d bytes", ErrTrailingData, st.r.Len())
+	}
+	st.data = nil
+	st.r.Reset(nil)
+	st.o = nil
+	decPool.Put(st)
+	if err == nil {
+		err = proto.CheckInitialized(m)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: msgpack: %w", ErrUnmarshal, err)
+	}
+	return nil
+}
+
+// rest returns the undecoded input.
+func (s *decState) rest() []byte { return s.data[len(s.data)-s.r.Len():] }
+
+// advance consumes n bytes that rest showed.
+func (s *decState) advance(n int) { _, _ = s.r.Seek(int64(n), io.SeekCurrent) }
+
+func (s *decState) peek() (byte, error) {
+	if s.r.Len() == 0 {
+		return 0, ErrTruncated
+	}
+	return s.rest()[0], nil
+}
+
+// libErr turns an error of the msgpack library into one of ours.
+func libErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return ErrTruncated
+	}
+	return fmt.Errorf("%w: %w", ErrMalformed, err)
+}
+
+// length reads an array, map, str or bin header and checks the claimed
+// count against the input left, so a hostile length cannot make the decoder
+// allocate or loop beyond what the input can hold: every element takes at
+// least minSize bytes.
+func (s *decState) length(read func() (int, error), minSize int) (int, error) {
+	n, err := read()
+	if err != nil {
+		return 0, libErr(err)
+	}
+	if n < 0 || n > s.r.Len()/minSize {
+		return 0, fmt.Errorf("%w: length %d with %d bytes left", ErrTruncated, n, s.r.Len())
+	}
+	return n, nil
+}
+
+func (s *decState) mapLen() (int, error)   { return s.length(s.d.DecodeMapLen, 2) }
+func (s *decState) arrayLen() (int, error) { return s.length(s.d.DecodeArrayLen, 1) }
+
+// raw reads a str or bin value and returns a view of its bytes in the input.
+func (s *decState) raw() ([]byte, error) {
+	n, err := s.length(s.d.DecodeBytesLen, 1)
+	if err != nil {
+		return nil, err
+	}
+	b := s.rest()[:n:n]
+	s.advance(n)
+	return b, nil
+}
+
+// str reads a str value; the result aliases the input.
+func (s *decState) str() ([]byte, error) {
+	c, err := s.peek()
+	if err != nil {
+		return nil, err
+	}
+	if !isStrCode(c) {
+		return nil, wrongType(c, "string")
+	}
+	b, err := s.raw()
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(b) {
+		return nil, ErrInvalidUTF8
+	}
+	return b, nil
+}
+
+func wrongType(c byte, want string) error {
+	return fmt.Errorf("%w: msgpack %s where %s expected", ErrWrongType, codeName(c), want)
+}
+
+func codeName(c byte) string {
+	switch {
+	case c == mpNil:
+		return "nil"
+	case c == mpTrue || c == mpFalse:
+		return "bool"
+	case isIntCode(c):
+		return "int"
+	case isFloatCode(c):
+		return "float"
+	case isStrCode(c):
+		return "str"
+	case isBinCode(c):
+		return "bin"
+	case isArrayCode(c):
+		return "array"
+	case isMapCode(c):
+		return "map"
+	case isExtCode(c):
+		return "ext"
+	}
+	return fmt.Sprintf("code 0x%02x", c)
+}
+
+// integer reads any msgpack int. For a negative value neg is set and u holds
+// its two's complement; otherwise u is the value.
+func (s *decState) integer() (u uint64, neg bool, err error) {
+	c, err := s.peek()
+	if err != nil {
+		return 0, false, err
+	}
+	switch {
+	case c <= 0x7f:
+		s.advance(1)
+		return uint64(c), false, nil
+	case c >= 0xe0:
+		s.advance(1)
+		return uint64(int64(int8(c))), true, nil
+	case c >= mpUint8 && c <= mpUint64:
+		u, err := s.d.DecodeUint64()
+		if err != nil {
+			return 0, false, libErr(err)
+		}
+		return u, false, nil
+	case c >= mpInt8 && c <= mpInt64:
+		i, err := s.d.DecodeInt64()
+		if err != nil {
+			return 0, false, libErr(err)
+		}
+		return uint64(i), i < 0, nil
+	}
+	return 0, false, wrongType(c, "int")
+}
+
+// float reads a msgpack float or int as a float64.
+func (s *decState) float() (float64, error) {
+	c, err := s.peek()
+	if err != nil {
+		return 0, err
+	}
+	switch c {
+	case mpFloat32:
+		f, err := s.d.DecodeFloat32()
+		if err != nil {
+			return 0, libErr(err)
+		}
+		return float64(f), nil
+	case mpFloat64:
+		f, err := s.d.DecodeFloat64()
+		if err != nil {
+			return 0, libErr(err)
+		}
+		return f, nil
+	}
+	if !isIntCode(c) {
+		return 0, wrongType(c, "number")
+	}
+	// Many encoders (JavaScript's among them) write integral floats as ints.
+	u, neg, err := s.integer()
+	if neg {
+		return float64(int64(u)), err
+	}
+	return float64(u), err
+}
+
+func (s *decState) message(m protoreflect.Message, depth int) error {
+	if depth > s.o.RecursionLimit {
+		return ErrDepth
+	}
+	md := m.Descriptor()
+	switch name := md.FullName(); {
+	case name == wktTimestamp:
+		return s.timestamp(m)
+	case name == wktDuration:
+		return s.duration(m)
+	case name == wktStruct, name == wktListValue, name == wktFieldMask:
+		fd := md.Fields().ByNumber(1)
+		return s.field(m, fd, depth)
+	case name == wktValue:
+		return s.value(m, depth)
+	case name == wktAny:
+		return s.anyMessage(m, depth)
+	case isWrapper(name):
+		fd := md.Fields().ByNumber(1)
+		v, err := s.scalar(fd)
+		if err != nil {
+			return err
+		}
+		m.Set(fd, v)
+		return nil
+	}
+
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	if !isMapCode(c) {
+		return wrongType(c, "map for "+string(md.FullName()))
+	}
+	n, err := s.mapLen()
+	if err != nil {
+		return err
+	}
+	fields := md.Fields()
+	for range n {
+		key, err := s.str()
+		if err != nil {
+			return fmt.Errorf("key in %s: %w", md.FullName(), err)
+		}
+		fd, err := s.lookup(md, fields, key)
+		if err != nil {
+			return err
+		}
+		if fd == nil {
+			if s.o.RejectUnknown {
+				return fmt.Errorf("%w: unknown field %q in %s", ErrUnknownType, key, md.FullName())
+			}
+			if err := s.skip(depth + 1); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.setField(m, fd, depth); err != nil {
+			return fmt.Errorf("%s: %w", fd.FullName(), err)
+		}
+	}
+	return nil
+}
+
+// lookup finds the field for a map key: its JSON name, its proto name, or
+// "[full.name]" for an extension. A nil field with a nil error is an unknown
+// key.
+func (s *decState) lookup(md protoreflect.MessageDescriptor, fields protoreflect.FieldDescriptors, key []byte) (protoreflect.FieldDescriptor, error) {
+	if len(key) > 2 && key[0] == '[' && key[len(key)-1] == ']' {
+		xt, err := s.o.Resolver.FindExtensionByName(protoreflect.FullName(key[1 : len(key)-1]))
+		if err != nil || xt.TypeDescriptor().ContainingMessage().FullName() != md.FullName() {
+			return nil, nil
+		}
+		return xt.TypeDescriptor(), nil
+	}
+	// The lookups only compare the key, so a string view of the input
+	// avoids a copy per key.
+	k := unsafe.String(unsafe.SliceData(key), len(key))
+	if fd := fields.ByJSONName(k); fd != nil {
+		return fd, nil
+	}
+	if fd := fields.ByName(protoreflect.Name(k)); fd != nil && fd.Kind() != protoreflect.GroupKind {
+		return fd, nil
+	}
+	return nil, nil
+}
+
+// setField decodes the value for fd (after its key) into m.
+func (s *decState) setField(m protoreflect.Message, fd protoreflect.FieldDescriptor, depth int) error {
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	nullable := fd.Message() != nil && fd.Message().FullName() == wktValue ||
+		fd.Enum() != nil && fd.Enum().FullName() == wktNullValue
+	if c == mpNil && (!nullable || fd.IsList() || fd.IsMap()) {
+		// nil stands for "not set", as null does in ProtoJSON.
+		s.advance(1)
+		return nil
+	}
+	if od := fd.ContainingOneof(); od != nil {
+		if set := m.WhichOneof(od); set != nil {
+			return fmt.Errorf("%w: %s and %s", ErrDuplicateOneof, set.Name(), fd.Name())
+		}
+	} else if m.Has(fd) {
+		return fmt.Errorf("%w: key for %s appears twice", ErrMalformed, fd.Name())
+	}
+	return s.field(m, fd, depth)
+}
+
+// field decodes the value for fd into m, which does not hold fd yet.
+func (s *decState) field(m protoreflect.Message, fd protoreflect.FieldDescriptor, depth int) error {
+	switch {
+	case fd.IsList():
+		return s.list(m.Mutable(fd).List(), fd, depth)
+	case fd.IsMap():
+		return s.mapField(m.Mutable(fd).Map(), fd, depth)
+	case fd.Message() != nil:
+		v := m.NewField(fd)
+		if err := s.message(v.Message(), depth+1); err != nil {
+			return err
+		}
+		m.Set(fd, v)
+		return nil
+	}
+	v, err := s.scalar(fd)
+	if err != nil {
+		return err
+	}
+	m.Set(fd, v)
+	return nil
+}
+
+func (s *decState) list(l protoreflect.List, fd protoreflect.FieldDescriptor, depth int) error {
+	if depth+1 > s.o.RecursionLimit {
+		return ErrDepth
+	}
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	if !isArrayCode(c) {
+		return wrongType(c, "array")
+	}
+	n, err := s.arrayLen()
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		if fd.Message() != nil {
+			v := l.NewElement()
+			if err := s.message(v.Message(), depth+1); err != nil {
+				return fmt.Errorf("element %d: %w", i, err)
+			}
+			l.Append(v)
+			continue
+		}
+		v, err := s.scalar(fd)
+		if err != nil {
+			return fmt.Errorf("element %d: %w", i, err)
+		}
+		l.Append(v)
+	}
+	return nil
+}
+
+func (s *decState) mapField(mp protoreflect.Map, fd protoreflect.FieldDescriptor, depth int) error {
+	if depth+1 > s.o.RecursionLimit {
+		return ErrDepth
+	}
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	if !isMapCode(c) {
+		return wrongType(c, "map")
+	}
+	n, err := s.mapLen()
+	if err != nil {
+		return err
+	}
+	kd, vd := fd.MapKey(), fd.MapValue()
+	for range n {
+		kv, err := s.scalar(kd)
+		if err != nil {
+			return fmt.Errorf("map key: %w", err)
+		}
+		k := kv.MapKey()
+		if mp.Has(k) {
+			return fmt.Errorf("%w: duplicate map key %v", ErrMalformed, kv.Interface())
+		}
+		if vd.Message() != nil {
+			v := mp.NewValue()
+			if err := s.message(v.Message(), depth+1); err != nil {
+				return fmt.Errorf("map value for %v: %w", kv.Interface(), err)
+			}
+			mp.Set(k, v)
+			continue
+		}
+		v, err := s.scalar(vd)
+		if err != nil {
+			return fmt.Errorf("map value for %v: %w", kv.Interface(), err)
+		}
+		mp.Set(k, v)
+	}
+	return nil
+}
+
+// scalar decodes a value of a non-message field kind.
+func (s *decState) scalar(fd protoreflect.FieldDescriptor) (protoreflect.Value, error) {
+	switch fd.Kind() {
+	case protoreflect.BoolKind:
+		c, err := s.peek()
+		if err != nil {
+			return protoreflect.Value{}, err
+		}
+		if c != mpTrue && c != mpFalse {
+			return protoreflect.Value{}, wrongType(c, "bool")
+		}
+		s.advance(1)
+		return protoreflect.ValueOfBool(c == mpTrue), nil
+
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		u, neg, err := s.integer()
+		if err != nil {
+			return protoreflect.Value{}, err
+		}
+		if (neg && int64(u) < math.MinInt32) || (!neg && u > math.MaxInt32) {
+			return protoreflect.Value{}, rangeErr(u, neg, "int32")
+		}
+		return protoreflect.ValueOfInt32(int32(int64(u))), nil
+
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		u, neg, err := s.integer()
+		if err != nil {
+			return protoreflect.Value{}, err
+		}
+		if !neg && u > math.MaxInt64 {
+			return protoreflect.Value{}, rangeErr(u, neg, "int64")
+		}
+		return protoreflect.ValueOfInt64(int64(u)), nil
+
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		u, neg, err := s.integer()
+		if err != nil {
+			return protoreflect.Value{}, err
+		}
+		if neg || u > math.MaxUint32 {
+			return protoreflect.Value{}, rangeErr(u, neg, "uint32")
+		}
+		return protoreflect.ValueOfUint32(uint32(u)), nil
+
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		u, neg, err := s.integer()
+		if err != nil {
+			return protoreflect.Value{}, err
+		}
+		if neg {
+			return protoreflect.Value{}, rangeErr(u, neg, "uint64")
+		}
+		return protoreflect.ValueOfUint64(u), nil
+
+	case protoreflect.FloatKind:
+		f, err := s.float()
+		if err != nil {
+			return protoreflect.Value{}, err
+		}
+		if !math.IsInf(f, 0) && !math.IsNaN(f) && math.Abs(f) > math.MaxFloat32 {
+			return protoreflect.Value{}, fmt.Errorf("%w: %g overflows float", ErrRange, f)
+		}
+		return protoreflect.ValueOfFloat32(float32(f)), nil
+
+	case protoreflect.DoubleKind:
+		f, err := s.float()
+		if err != nil {
+			return protoreflect.Value{}, err
+		}
+		return protoreflect.ValueOfFloat64(f), nil
+
+	case protoreflect.StringKind:
+		b, err := s.str()
+		if err != nil {
+			return protoreflect.Value{}, err
+		}
+		return protoreflect.ValueOfString(string(b)), nil
+
+	case protoreflect.BytesKind:
+		c, err := s.peek()
+		if err != nil {
+			return protoreflect.Value{}, err
+		}
+		if !isBinCode(c) {
+			return protoreflect.Value{}, wrongType(c, "bin")
+		}
+		b, err := s.raw()
+		if err != nil {
+			return protoreflect.Value{}, err
+		}
+		return protoreflect.ValueOfBytes(bytes.Clone(b)), nil
+
+	case protoreflect.EnumKind:
+		return s.enum(fd.Enum())
+	}
+	return protoreflect.Value{}, fmt.Errorf("%w: kind %v of %s", ErrWrongType, fd.Kind(), fd.FullName())
+}
+
+func rangeErr(u uint64, neg bool, kind string) error {
+	if neg {
+		return fmt.Errorf("%w: %d overflows %s", ErrRange, int64(u), kind)
+	}
+	return fmt.Errorf("%w: %d overflows %s", ErrRange, u, kind)
+}
+
+// enum reads an enum as its number (any int32, so open enums keep unknown
+// values) or its value name; nil is google.protobuf.NullValue's only value.
+func (s *decState) enum(ed protoreflect.EnumDescriptor) (protoreflect.Value, error) {
+	c, err := s.peek()
+	if err != nil {
+		return protoreflect.Value{}, err
+	}
+	switch {
+	case c == mpNil && ed.FullName() == wktNullValue:
+		s.advance(1)
+		return protoreflect.ValueOfEnum(0), nil
+	case isStrCode(c):
+		name, err := s.str()
+		if err != nil {
+			return protoreflect.Value{}, err
+		}
+		ev := ed.Values().ByName(protoreflect.Name(name))
+		if ev == nil {
+			return protoreflect.Value{}, fmt.Errorf("%w: %q is not a value of %s", ErrUnknownType, name, ed.FullName())
+		}
+		return protoreflect.ValueOfEnum(ev.Number()), nil
+	}
+	u, neg, err := s.integer()
+	if err != nil {
+		return protoreflect.Value{}, err
+	}
+	if (neg && int64(u) < math.MinInt32) || (!neg && u > math.MaxInt32) {
+		return protoreflect.Value{}, rangeErr(u, neg, "enum")
+	}
+	return protoreflect.ValueOfEnum(protoreflect.EnumNumber(int64(u))), nil
+}
+
+func (s *decState) timestamp(m protoreflect.Message) error {
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	if !isExtCode(c) {
+		return wrongType(c, "timestamp ext")
+	}
+	id, n, err := s.d.DecodeExtHeader()
+	if err != nil {
+		return libErr(err)
+	}
+	if id != timestampExtID {
+		return fmt.Errorf("%w: ext type %d where timestamp (-1) expected", ErrWrongType, id)
+	}
+	if n > s.r.Len() {
+		return ErrTruncated
+	}
+	b := s.rest()
+	var secs, nanos int64
+	switch n {
+	case 4:
+		secs = int64(be32(b))
+	case 8:
+		v := uint64(be32(b))<<32 | uint64(be32(b[4:]))
+		nanos, secs = int64(v>>34), int64(v&(1<<34-1))
+	case 12:
+		nanos, secs = int64(be32(b)), int64(uint64(be32(b[4:]))<<32|uint64(be32(b[8:])))
+	default:
+		return fmt.Errorf("%w: timestamp ext of %d bytes", ErrMalformed, n)
+	}
+	s.advance(n)
+	if secs < minTimestampSeconds || secs > maxTimestampSeconds || nanos >= nanosPerSecond {
+		return fmt.Errorf("%w: timestamp %d.%09d", ErrRange, secs, nanos)
+	}
+	fields := m.Descriptor().Fields()
+	m.Set(fields.ByNumber(1), protoreflect.ValueOfInt64(secs))
+	m.Set(fields.ByNumber(2), protoreflect.ValueOfInt32(int32(nanos)))
+	return nil
+}
+
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func (s *decState) duration(m protoreflect.Message) error {
+	b, err := s.str()
+	if err != nil {
+		return err
+	}
+	secs, nanos, ok := parseDuration(b)
+	if !ok {
+		return fmt.Errorf("%w: duration %q", ErrMalformed, b)
+	}
+	if secs < -maxDurationSeconds || secs > maxDurationSeconds {
+		return fmt.Errorf("%w: duration %q", ErrRange, b)
+	}
+	fields := m.Descriptor().Fields()
+	m.Set(fields.ByNumber(1), protoreflect.ValueOfInt64(secs))
+	m.Set(fields.ByNumber(2), protoreflect.ValueOfInt32(int32(nanos)))
+	return nil
+}
+
+// parseDuration parses the ProtoJSON duration form: an optional "-", decimal
+// seconds, an optional "." with 1 to 9 digits, and "s".
+func parseDuration(b []byte) (secs, nanos int64, ok bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) < 2 || b[len(b)-1] != 's' {
+		return 0, 0, false
+	}
+	b = b[:len(b)-1]
+	digits := 0
+	for len(b) > 0 && b[0] >= '0' && b[0] <= '9' {
+		if digits++; digits > 12 { // beyond maxDurationSeconds either way
+			return 0, 0, false
+		}
+		secs = secs*10 + int64(b[0]-'0')
+		b = b[1:]
+	}
+	if digits == 0 {
+		return 0, 0, false
+	}
+	if len(b) > 0 {
+		if b[0] != '.' || len(b) < 2 || len(b) > 10 {
+			return 0, 0, false
+		}
+		b = b[1:]
+		scale := int64(nanosPerSecond)
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return 0, 0, false
+			}
+			scale /= 10
+			nanos += int64(c-'0') * scale
+		}
+	}
+	if neg {
+		secs, nanos = -secs, -nanos
+	}
+	return secs, nanos, true
+}
+
+func (s *decState) value(m protoreflect.Message, depth int) error {
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	fields := m.Descriptor().Fields()
+	switch {
+	case c == mpNil:
+		s.advance(1)
+		m.Set(fields.ByNumber(1), protoreflect.ValueOfEnum(0))
+	case c == mpTrue || c == mpFalse:
+		s.advance(1)
+		m.Set(fields.ByNumber(4), protoreflect.ValueOfBool(c == mpTrue))
+	case isIntCode(c) || isFloatCode(c):
+		f, err := s.float()
+		if err != nil {
+			return err
+		}
+		m.Set(fields.ByNumber(2), protoreflect.ValueOfFloat64(f))
+	case isStrCode(c):
+		b, err := s.str()
+		if err != nil {
+			return err
+		}
+		m.Set(fields.ByNumber(3), protoreflect.ValueOfString(string(b)))
+	case isMapCode(c):
+		return s.field(m, fields.ByNumber(5), depth)
+	case isArrayCode(c):
+		return s.field(m, fields.ByNumber(6), depth)
+	default:
+		return wrongType(c, "google.protobuf.Value")
+	}
+	return nil
+}
+
+func (s *decState) anyMessage(m protoreflect.Message, depth int) error {
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	if !isMapCode(c) {
+		return wrongType(c, "map for google.protobuf.Any")
+	}
+	n, err := s.mapLen()
+	if err != nil {
+		return err
+	}
+	var url []byte
+	valueAt, haveURL := -1, false
+	for range n {
+		key, err := s.str()
+		if err != nil {
+			return fmt.Errorf("key in google.protobuf.Any: %w", err)
+		}
+		switch string(key) {
+		case anyTypeKey:
+			if haveURL {
+				return fmt.Errorf("%w: google.protobuf.Any has two %q keys", ErrMalformed, anyTypeKey)
+			}
+			if url, err = s.str(); err != nil {
+				return fmt.Errorf("google.protobuf.Any %s: %w", anyTypeKey, err)
+			}
+			haveURL = true
+		case anyValueKey:
+			if valueAt >= 0 {
+				return fmt.Errorf("%w: google.protobuf.Any has two %q keys", ErrMalformed, anyValueKey)
+			}
+			// The value can come before the type that says how to read
+			// it: note where it is and skip it for now.
+			valueAt = len(s.data) - s.r.Len()
+			if err := s.skip(depth + 1); err != nil {
+				return err
+			}
+		default:
+			if s.o.RejectUnknown {
+				return fmt.Errorf("%w: unknown key %q in google.protobuf.Any", ErrUnknownType, key)
+			}
+			if err := s.skip(depth + 1); err != nil {
+				return err
+			}
+		}
+	}
+	if !haveURL {
+		if valueAt >= 0 {
+			return fmt.Errorf("%w: google.protobuf.Any with %q but no %q", ErrMalformed, anyValueKey, anyTypeKey)
+		}
+		return nil
+	}
+	mt, err := s.o.Resolver.FindMessageByURL(string(url))
+	if err != nil {
+		return fmt.Errorf("%w: google.protobuf.Any %q: %w", ErrUnknownType, url, err)
+	}
+	inner := mt.New()
+	if valueAt >= 0 {
+		end := len(s.data) - s.r.Len()
+		_, _ = s.r.Seek(int64(valueAt), io.SeekStart)
+		err := s.message(inner, depth+1)
+		if err == nil && len(s.data)-s.r.Len() != end {
+			err = fmt.Errorf("%w: google.protobuf.Any value", ErrMalformed) // unreachable: skip and decode agree on extent
+		}
+		_, _ = s.r.Seek(int64(end), io.SeekStart)
+		if err != nil {
+			return fmt.Errorf("google.protobuf.Any %q: %w", url, err)
+		}
+	}
+	raw, err := proto.MarshalOptions{AllowPartial: true, Deterministic: true}.Marshal(inner.Interface())
+	if err != nil {
+		return fmt.Errorf("google.protobuf.Any %q: %w", url, err)
+	}
+	fields := m.Descriptor().Fields()
+	m.Set(fields.ByNumber(1), protoreflect.ValueOfString(string(url)))
+	m.Set(fields.ByNumber(2), protoreflect.ValueOfBytes(raw))
+	return nil
+}
+
+// skip consumes one value of any type, checking lengths and depth like the
+// typed paths, so an unknown key cannot smuggle in a hostile value.
+func (s *decState) skip(depth int) error {
+	if depth > s.o.RecursionLimit {
+		return ErrDepth
+	}
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	size := 0 // payload bytes after the code byte, for fixed-size values
+	switch {
+	case c <= 0x7f || c >= 0xe0 || c == mpNil || c == mpTrue || c == mpFalse:
+	case c == mpNever:
+		return fmt.Errorf("%w: reserved code 0xc1", ErrMalformed)
+	case c == mpFloat32:
+		size = 4
+	case c == mpFloat64:
+		size = 8
+	case c >= mpUint8 && c <= mpUint64:
+		size = 1 << (c - mpUint8)
+	case c >= mpInt8 && c <= mpInt64:
+		size = 1 << (c - mpInt8)
+	case isStrCode(c) || isBinCode(c):
+		_, err := s.raw()
+		return err
+	case isArrayCode(c):
+		n, err := s.arrayLen()
+		if err != nil {
+			return err
+		}
+		for range n {
+			if err := s.skip(depth + 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	case isMapCode(c):
+		n, err := s.mapLen()
+		if err != nil {
+			return err
+		}
+		for range 2 * n {
+			if err := s.skip(depth + 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	case isExtCode(c):
+		_, n, err := s.d.DecodeExtHeader()
+		if err != nil {
+			return libErr(err)
+		}
+		if n < 0 || n > s.r.Len() {
+			return ErrTruncated
+		}
+		s.advance(n)
+		return nil
+	}
+	if 1+size > s.r.Len() {
+		return ErrTruncated
+	}
+	s.advance(1 + size)
+	return nil
+}

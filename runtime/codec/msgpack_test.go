@@ -1,0 +1,365 @@
+package codec_test
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"math"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/runtime/codec"
+)
+
+var deterministic = codec.NewMsgpack(&codec.MsgpackOptions{Deterministic: true})
+
+// mp encodes v with the msgpack library itself: an independent encoder, as
+// a peer in another language would be.
+func mp(t testing.TB, v any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.SetSortMapKeys(true)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func unhex(s string) []byte {
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// TestMsgpackGolden pins the exact bytes of the mapping described in the
+// package documentation.
+func TestMsgpackGolden(t *testing.T) {
+	cases := []struct {
+		name string
+		m    proto.Message
+		hex  string
+	}{
+		{"empty message", &testingv1.AllTypes{}, "80"},
+		{"json names, field order", &testingv1.Nested{Name: "a", Id: 1},
+			"82 a2 6964 01 a4 6e616d65 a1 61"},
+		{"negative and large ints", &testingv1.AllTypes{FInt32: -1, FUint64: math.MaxUint64},
+			"82 a6 66496e743332 ff a7 6655696e743634 cf ffffffffffffffff"},
+		{"float is float32, double float64", &testingv1.AllTypes{FFloat: 1.5, FDouble: 1.5},
+			"82 a6 66466c6f6174 ca 3fc00000 a7 66446f75626c65 cb 3ff8000000000000"},
+		{"bytes are bin, enum is int", &testingv1.AllTypes{FBytes: []byte{1, 2}, FEnum: testingv1.Color_COLOR_BLUE},
+			"82 a6 664279746573 c4 02 0102 a5 66456e756d 03"},
+		{"timestamp 32", &timestamppb.Timestamp{Seconds: 1}, "d6 ff 00000001"},
+		{"timestamp 64", &timestamppb.Timestamp{Seconds: 1, Nanos: 1}, "d7 ff 00000004 00000001"},
+		{"timestamp 96", &timestamppb.Timestamp{Seconds: -1, Nanos: 5}, "c7 0c ff 00000005 ffffffffffffffff"},
+		{"duration", &durationpb.Duration{Seconds: -1, Nanos: -500000000}, "a7 2d312e353030 73"},
+		{"duration whole", &durationpb.Duration{Seconds: 3}, "a2 3373"},
+		{"duration micros", &durationpb.Duration{Nanos: 1000}, "a9 302e303030303031 73"},
+		{"null value", structpb.NewNullValue(), "c0"},
+		{"number value", structpb.NewNumberValue(2), "cb 4000000000000000"},
+		{"struct", &structpb.Struct{Fields: map[string]*structpb.Value{"k": structpb.NewBoolValue(true)}}, "81 a1 6b c3"},
+		{"list value", &structpb.ListValue{Values: []*structpb.Value{structpb.NewStringValue("s")}}, "91 a1 73"},
+		{"wrapper", wrapperspb.Int32(-2), "fe"},
+		{"empty", &emptypb.Empty{}, "80"},
+		{"field mask", &fieldmaskpb.FieldMask{Paths: []string{"a.b", "c"}}, "92 a3 612e62 a1 63"},
+		{"empty any", &anypb.Any{}, "80"},
+		{"any", mustAny(&testingv1.Nested{Id: 1}),
+			"82 a5 4074797065 d9 2b 747970652e676f6f676c65617069732e636f6d2f77737270632e74657374696e672e76312e4e6573746564 a5 76616c7565 81 a2 6964 01"},
+		{"oneof case only", &testingv1.AllTypes{Choice: &testingv1.AllTypes_CInt64{CInt64: 0}}, "81 a6 63496e743634 00"},
+		{"sorted map keys", &testingv1.AllTypes{MInt32Int32: map[int32]int32{3: 0, -1: 0, 2: 0}},
+			"81 ab 6d496e743332496e743332 83 ff 00 02 00 03 00"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := deterministic.Marshal(tc.m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := unhex(tc.hex); !bytes.Equal(got, want) {
+				t.Fatalf("got  % x\nwant % x", got, want)
+			}
+			back := tc.m.ProtoReflect().Type().New().Interface()
+			if err := deterministic.Unmarshal(got, back); err != nil || !proto.Equal(back, tc.m) {
+				t.Fatalf("decode: %v, %v", back, err)
+			}
+		})
+	}
+}
+
+// TestMsgpackReadByLibrary: a generic msgpack decoder (here the library
+// itself, standing in for a browser or another language) reads the output
+// as plain maps, with Timestamp as the standard timestamp extension.
+func TestMsgpackReadByLibrary(t *testing.T) {
+	ts := time.Date(2024, 2, 29, 12, 30, 0, 123456789, time.UTC)
+	m := &testingv1.Small{Room: "lobby", User: "ann", Seq: -3, SentAt: timestamppb.New(ts)}
+	b, err := codec.Msgpack.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := msgpack.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["room"] != "lobby" || got["user"] != "ann" || got["seq"] != int8(-3) {
+		t.Fatalf("got %#v", got)
+	}
+	if sent, ok := got["sentAt"].(time.Time); !ok || !sent.Equal(ts) {
+		t.Fatalf("sentAt = %#v, want %v", got["sentAt"], ts)
+	}
+}
+
+// TestMsgpackFromForeignEncoder: input as another encoder writes it: proto
+// field names as keys, integral floats as ints, ints in wider encodings than
+// needed, enums by name, nil for unset fields, keys in any order.
+func TestMsgpackFromForeignEncoder(t *testing.T) {
+	in := mp(t, map[string]any{
+		"f_double":    int64(3),
+		"fFloat":      uint8(2),
+		"fInt32":      int64(-7),
+		"fUint32":     int64(7),
+		"fEnum":       "COLOR_GREEN",
+		"rEnum":       []any{1, "COLOR_BLUE", 42},
+		"fString":     nil,
+		"wValue":      nil,
+		"wTimestamp":  time.Unix(1700000000, 5).UTC(),
+		"wAny":        map[string]any{"value": map[string]any{"id": 9}, "@type": "type.googleapis.com/wsrpc.testing.v1.Nested"},
+		"wStruct":     map[string]any{"n": 1, "l": []any{nil, "x", true, map[string]any{}}},
+		"unknown":     map[string]any{"deep": []any{1, 2, map[string]any{"x": []byte{1}}}},
+		"mBoolString": map[bool]string{true: "t"},
+		"wUint64":     uint64(math.MaxUint64),
+	})
+	var got testingv1.AllTypes
+	if err := codec.Msgpack.Unmarshal(in, &got); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := structpb.NewStruct(map[string]any{"n": 1, "l": []any{nil, "x", true, map[string]any{}}})
+	want := &testingv1.AllTypes{
+		FDouble: 3, FFloat: 2, FInt32: -7, FUint32: 7, FEnum: testingv1.Color_COLOR_GREEN,
+		REnum:       []testingv1.Color{1, 3, 42},
+		WValue:      structpb.NewNullValue(),
+		WTimestamp:  &timestamppb.Timestamp{Seconds: 1700000000, Nanos: 5},
+		WAny:        mustAny(&testingv1.Nested{Id: 9}),
+		WStruct:     st,
+		MBoolString: map[bool]string{true: "t"},
+		WUint64:     wrapperspb.UInt64(math.MaxUint64),
+	}
+	if !proto.Equal(&got, want) {
+		t.Fatalf("%s", cmpDiff(want, &got))
+	}
+}
+
+// TestMsgpackDeterministic: with Deterministic, equal messages give equal
+// bytes whatever the map iteration order.
+func TestMsgpackDeterministic(t *testing.T) {
+	m := &testingv1.AllTypes{MStringString: map[string]string{}, MSint64Bool: map[int64]bool{}, MFixed64Int64: map[uint64]int64{}}
+	for i := range 50 {
+		m.MStringString[strings.Repeat("k", i)] = "v"
+		m.MSint64Bool[int64(i-25)] = i%2 == 0
+		m.MFixed64Int64[uint64(i)*1e15] = int64(i)
+	}
+	m.MStringNested = map[string]*testingv1.Nested{"a": {}, "b": {}}
+	m.WStruct = &structpb.Struct{Fields: map[string]*structpb.Value{"x": structpb.NewNumberValue(1), "y": structpb.NewNumberValue(2), "z": structpb.NewNullValue()}}
+	first, err := deterministic.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		again, err := deterministic.Marshal(proto.Clone(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(first, again) {
+			t.Fatal("deterministic encoding changed between runs")
+		}
+	}
+}
+
+// TestMsgpackBadInput: malformed, truncated, mistyped and out-of-range
+// input is an error wrapping ErrUnmarshal and the specific sentinel.
+func TestMsgpackBadInput(t *testing.T) {
+	key := func(k string) string { return hex.EncodeToString(mp(t, k)) }
+	cases := []struct {
+		name string
+		in   string // hex
+		want error
+	}{
+		{"empty input", "", codec.ErrTruncated},
+		{"not a map", "01", codec.ErrWrongType},
+		{"top-level nil", "c0", codec.ErrWrongType},
+		{"truncated map", "81", codec.ErrTruncated},
+		{"truncated key", "81 a5 6649", codec.ErrTruncated},
+		{"truncated value", "81" + key("fInt64") + "d3 0000", codec.ErrTruncated},
+		{"trailing data", "80 00", codec.ErrTrailingData},
+		{"int key", "81 01 01", codec.ErrWrongType},
+		{"invalid utf-8 key", "81 a2 c328 01", codec.ErrInvalidUTF8},
+		{"invalid utf-8 string", "81" + key("fString") + "a2 c328", codec.ErrInvalidUTF8},
+		{"string for int", "81" + key("fInt32") + "a1 31", codec.ErrWrongType},
+		{"float for int", "81" + key("fInt32") + "cb 3ff0000000000000", codec.ErrWrongType},
+		{"int32 overflow", "81" + key("fInt32") + "ce 80000000", codec.ErrRange},
+		{"int32 underflow", "81" + key("fInt32") + "d3 ffffffff7fffffff", codec.ErrRange},
+		{"int64 overflow", "81" + key("fInt64") + "cf 8000000000000000", codec.ErrRange},
+		{"negative uint32", "81" + key("fUint32") + "ff", codec.ErrRange},
+		{"uint32 overflow", "81" + key("fUint32") + "cf 0000000100000000", codec.ErrRange},
+		{"negative uint64", "81" + key("fUint64") + "d0 80", codec.ErrRange},
+		{"float overflow", "81" + key("fFloat") + "cb 7fefffffffffffff", codec.ErrRange},
+		{"str for bytes", "81" + key("fBytes") + "a1 61", codec.ErrWrongType},
+		{"bin for string", "81" + key("fString") + "c4 01 61", codec.ErrWrongType},
+		{"int for bool", "81" + key("fBool") + "01", codec.ErrWrongType},
+		{"unknown enum name", "81" + key("fEnum") + key("PURPLE"), codec.ErrUnknownType},
+		{"enum overflow", "81" + key("fEnum") + "ce 80000000", codec.ErrRange},
+		{"scalar for message", "81" + key("fNested") + "01", codec.ErrWrongType},
+		{"map for list", "81" + key("rInt32") + "80", codec.ErrWrongType},
+		{"array for map", "81" + key("mStringString") + "90", codec.ErrWrongType},
+		{"nil list element", "81" + key("rString") + "91 c0", codec.ErrWrongType},
+		{"bad map key type", "81" + key("mInt32Int32") + "81 a1 31 01", codec.ErrWrongType},
+		{"duplicate map key", "81" + key("mInt32Int32") + "82 01 01 01 02", codec.ErrMalformed},
+		{"duplicate field", "82" + key("fInt32") + "01" + key("f_int32") + "02", codec.ErrMalformed},
+		{"duplicate oneof", "82" + key("cInt64") + "01" + key("cString") + "a0", codec.ErrDuplicateOneof},
+		{"reserved code", "81" + key("zzz") + "c1", codec.ErrMalformed},
+		{"reserved code as value", "81" + key("fInt32") + "c1", codec.ErrWrongType},
+		{"huge array claim", "81" + key("rInt32") + "dd ffffffff 01", codec.ErrTruncated},
+		{"huge map claim", "81" + key("mStringString") + "df ffffffff", codec.ErrTruncated},
+		{"huge bin claim", "81" + key("fBytes") + "c6 ffffffff 00", codec.ErrTruncated},
+		{"huge str claim", "81" + key("fString") + "db 7fffffff", codec.ErrTruncated},
+		{"huge claim in unknown", "81" + key("zzz") + "dd 7fffffff 00", codec.ErrTruncated},
+		{"huge ext in unknown", "81" + key("zzz") + "c9 7fffffff 01", codec.ErrTruncated},
+		{"timestamp not ext", "81" + key("wTimestamp") + "01", codec.ErrWrongType},
+		{"timestamp wrong ext type", "81" + key("wTimestamp") + "d6 05 00000001", codec.ErrWrongType},
+		{"timestamp bad size", "81" + key("wTimestamp") + "d5 ff 0000", codec.ErrMalformed},
+		{"timestamp nanos too big", "81" + key("wTimestamp") + "c7 0c ff 3b9aca00 0000000000000000", codec.ErrRange},
+		{"timestamp after 9999", "81" + key("wTimestamp") + "c7 0c ff 00000000 0000003afff44180", codec.ErrRange},
+		{"duration not string", "81" + key("wDuration") + "01", codec.ErrWrongType},
+		{"duration no suffix", "81" + key("wDuration") + key("1"), codec.ErrMalformed},
+		{"duration bad fraction", "81" + key("wDuration") + key("1.s"), codec.ErrMalformed},
+		{"duration ten digits", "81" + key("wDuration") + key("1.0000000001s"), codec.ErrMalformed},
+		{"duration too long", "81" + key("wDuration") + key("315576000001s"), codec.ErrRange},
+		{"value bin", "81" + key("wValue") + "c4 00", codec.ErrWrongType},
+		{"struct int key", "81" + key("wStruct") + "81 01 c0", codec.ErrWrongType},
+		{"any unknown type", "81" + key("wAny") + "81" + key("@type") + key("example.com/nope"), codec.ErrUnknownType},
+		{"any value without type", "81" + key("wAny") + "81" + key("value") + "80", codec.ErrMalformed},
+		{"any bad value", "81" + key("wAny") + "82" + key("value") + "81" + key("id") + key("x") + key("@type") +
+			key("type.googleapis.com/wsrpc.testing.v1.Nested"), codec.ErrWrongType},
+		{"reserved code in value list", "81" + key("rValue") + "91 c1", codec.ErrWrongType},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var m testingv1.AllTypes
+			err := codec.Msgpack.Unmarshal(unhex(tc.in), &m)
+			if !errors.Is(err, codec.ErrUnmarshal) || !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), "codec: ") {
+				t.Fatalf("error %q lacks the package prefix", err)
+			}
+		})
+	}
+}
+
+// TestMsgpackDepth: nesting beyond RecursionLimit fails cleanly, in known
+// fields, in Values and in skipped unknown values, without exhausting the
+// stack (a 1 MB input of nested arrays).
+func TestMsgpackDepth(t *testing.T) {
+	small := codec.NewMsgpack(&codec.MsgpackOptions{RecursionLimit: 10})
+	if err := small.Unmarshal(mustMarshal(t, codec.Msgpack, deepNested(5)), &testingv1.AllTypes{}); err != nil {
+		t.Fatalf("depth 5 within limit 10: %v", err)
+	}
+	if err := small.Unmarshal(mustMarshal(t, codec.Msgpack, deepNested(20)), &testingv1.AllTypes{}); !errors.Is(err, codec.ErrDepth) {
+		t.Fatalf("depth 20, limit 10: got %v", err)
+	}
+	if _, err := small.Marshal(deepNested(20)); !errors.Is(err, codec.ErrDepth) || !errors.Is(err, codec.ErrMarshal) {
+		t.Fatalf("marshal depth 20, limit 10: got %v", err)
+	}
+	const n = 1 << 20
+	nested := append(append(unhex("81"), mp(t, "wValue")...), bytes.Repeat([]byte{0x91}, n)...)
+	nested = append(nested, 0xc0)
+	unknown := append(append(unhex("81"), mp(t, "zzz")...), bytes.Repeat([]byte{0x91}, n)...)
+	unknown = append(unknown, 0xc0)
+	for name, in := range map[string][]byte{"value": nested, "unknown": unknown} {
+		if err := codec.Msgpack.Unmarshal(in, &testingv1.AllTypes{}); !errors.Is(err, codec.ErrDepth) {
+			t.Errorf("%s: got %v, want ErrDepth", name, err)
+		}
+	}
+}
+
+// TestMsgpackHostileLengths: claimed lengths far beyond the input are
+// rejected before anything is allocated for them.
+func TestMsgpackHostileLengths(t *testing.T) {
+	inputs := [][]byte{
+		append(append(unhex("81"), mp(t, "fBytes")...), unhex("c6 7fffffff")...),
+		append(append(unhex("81"), mp(t, "rNested")...), unhex("dd 7fffffff 80 80")...),
+		append(append(unhex("81"), mp(t, "mStringNested")...), unhex("df 7fffffff")...),
+		append(append(unhex("81"), mp(t, "zzz")...), unhex("c9 7fffffff 01")...),
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, in := range inputs {
+		for range 10 {
+			if err := codec.Msgpack.Unmarshal(in, &testingv1.AllTypes{}); !errors.Is(err, codec.ErrTruncated) {
+				t.Fatalf("% x: got %v, want ErrTruncated", in, err)
+			}
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("hostile lengths allocated %d bytes", grew)
+	}
+}
+
+// TestMsgpackMarshalErrors: messages the mapping cannot carry fail with
+// ErrMarshal, never a panic or silent loss.
+func TestMsgpackMarshalErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		m    proto.Message
+		want error
+	}{
+		{"timestamp before year 1", &testingv1.AllTypes{WTimestamp: &timestamppb.Timestamp{Seconds: -62135596801}}, codec.ErrRange},
+		{"timestamp negative nanos", &testingv1.AllTypes{WTimestamp: &timestamppb.Timestamp{Nanos: -1}}, codec.ErrRange},
+		{"duration too long", &testingv1.AllTypes{WDuration: &durationpb.Duration{Seconds: 315576000001}}, codec.ErrRange},
+		{"duration mixed signs", &testingv1.AllTypes{WDuration: &durationpb.Duration{Seconds: 1, Nanos: -1}}, codec.ErrRange},
+		{"value without kind", &testingv1.AllTypes{WValue: &structpb.Value{}}, codec.ErrRange},
+		{"invalid utf-8", &testingv1.AllTypes{RString: []string{"\xff"}}, codec.ErrInvalidUTF8},
+		{"invalid utf-8 map key", &testingv1.AllTypes{MStringString: map[string]string{"\xc3": ""}}, codec.ErrInvalidUTF8},
+		{"any unknown type", &testingv1.AllTypes{WAny: &anypb.Any{TypeUrl: "example.com/nope"}}, codec.ErrUnknownType},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := []byte("keep")
+			out, err := codec.Msgpack.MarshalAppend(dst, tc.m)
+			if !errors.Is(err, codec.ErrMarshal) || !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if string(out) != "keep" {
+				t.Fatalf("on error MarshalAppend returned %q, want dst", out)
+			}
+		})
+	}
+	if _, err := codec.Msgpack.Marshal(&testingv1.AllTypes{WAny: &anypb.Any{TypeUrl: "type.googleapis.com/wsrpc.testing.v1.Nested", Value: []byte{0xff}}}); !errors.Is(err, codec.ErrMarshal) {
+		t.Fatalf("any with a corrupt value: got %v", err)
+	}
+}
+
+func mustMarshal(t testing.TB, c codec.Codec, m proto.Message) []byte {
+	t.Helper()
+	b, err := c.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
