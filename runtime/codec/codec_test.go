@@ -146,6 +146,9 @@ func TestBadInput(t *testing.T) {
 		if err := c.Unmarshal([]byte{}, nil); !errors.Is(err, codec.ErrNilMessage) || !errors.Is(err, codec.ErrUnmarshal) {
 			t.Errorf("%s.Unmarshal(nil message): got %v", c.Name(), err)
 		}
+		if err := c.Unmarshal([]byte{}, (*testingv1.Nested)(nil)); !errors.Is(err, codec.ErrNilMessage) {
+			t.Errorf("%s.Unmarshal(typed nil message): got %v", c.Name(), err)
+		}
 	}
 }
 

@@ -17,7 +17,8 @@ var (
 	ErrInvalidName = errors.New("codec: invalid codec name")
 	// ErrDuplicate is returned by Register for a name already registered.
 	ErrDuplicate = errors.New("codec: codec already registered")
-	// ErrNilMessage is returned when the destination message is nil.
+	// ErrNilMessage is returned when the destination message is nil or a
+	// typed nil pointer.
 	ErrNilMessage = errors.New("codec: nil message")
 
 	// ErrTruncated means the input ended inside a value.

@@ -80,7 +80,7 @@ func (c jsonCodec) MarshalAppend(dst []byte, m proto.Message) ([]byte, error) {
 }
 
 func (c jsonCodec) Unmarshal(data []byte, m proto.Message) error {
-	if m == nil {
+	if m == nil || !m.ProtoReflect().IsValid() {
 		return fmt.Errorf("%w: %w", ErrUnmarshal, ErrNilMessage)
 	}
 	if err := c.uo.Unmarshal(data, m); err != nil {

@@ -74,7 +74,7 @@ var decPool = sync.Pool{New: func() any {
 }}
 
 func (c *msgpackCodec) Unmarshal(data []byte, m proto.Message) error {
-	if m == nil {
+	if m == nil || !m.ProtoReflect().IsValid() {
 		return fmt.Errorf("%w: %w", ErrUnmarshal, ErrNilMessage)
 	}
 	proto.Reset(m)

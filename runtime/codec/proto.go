@@ -59,7 +59,7 @@ func (c protoCodec) MarshalAppend(dst []byte, m proto.Message) ([]byte, error) {
 }
 
 func (c protoCodec) Unmarshal(data []byte, m proto.Message) error {
-	if m == nil {
+	if m == nil || !m.ProtoReflect().IsValid() {
 		return fmt.Errorf("%w: %w", ErrUnmarshal, ErrNilMessage)
 	}
 	if err := c.uo.Unmarshal(data, m); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	wsrpcv1 "github.com/wsrpc/wsrpc/gen/wsrpc/v1"
 	"github.com/wsrpc/wsrpc/runtime/codec"
 )
 
@@ -164,6 +166,7 @@ func TestRoundTripEdges(t *testing.T) {
 		},
 		"empty and mask":          &testingv1.AllTypes{WEmpty: &emptypb.Empty{}, WFieldMask: &fieldmaskpb.FieldMask{}},
 		"deep nesting":            deepNested(50),
+		"proto2 with extension":   methodOptions(),
 		"wkt top level timestamp": &timestamppb.Timestamp{Seconds: 1, Nanos: 2},
 		"wkt top level value":     structpb.NewStringValue("x"),
 		"wkt top level empty any": &anypb.Any{},
@@ -268,5 +271,22 @@ func TestJSONEmitUnpopulated(t *testing.T) {
 	m.WValue = structpb.NewNullValue()
 	if !proto.Equal(m, &got) {
 		t.Fatalf("round trip differs:\n%s", cmpDiff(m, &got))
+	}
+}
+
+// methodOptions is a proto2 message carrying the wsrpc.v1 extension, as
+// protoc-gen-wsrpc will read it: extensions travel as "[full.name]" keys.
+func methodOptions() *descriptorpb.MethodOptions {
+	m := &descriptorpb.MethodOptions{Deprecated: proto.Bool(false), IdempotencyLevel: descriptorpb.MethodOptions_NO_SIDE_EFFECTS.Enum()}
+	proto.SetExtension(m, wsrpcv1.E_Method, &wsrpcv1.MethodOptions{
+		Transport: &wsrpcv1.MethodOptions_Sse{Sse: &wsrpcv1.SSERule{Path: "/rooms/watch"}},
+	})
+	return m
+}
+
+func TestMsgpackExtensionKey(t *testing.T) {
+	b := mustMarshal(t, codec.Msgpack, methodOptions())
+	if !bytes.Contains(b, []byte("[wsrpc.v1.method]")) {
+		t.Fatalf("no extension key in % x", b)
 	}
 }
