@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+func init() {
+	register("sse", command{
+		summary: "print Server-Sent Events as they arrive",
+		run: func(args []string) int {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runSSE(ctx, args, os.Stdout, os.Stderr)
+		},
+	})
+}
+
+const sseUsage = `usage: wsrpc sse [flags] URL
+
+Connects to URL and prints each event as it arrives, reconnecting like a
+browser (with Last-Event-ID) until the server answers 204, refuses with
+another status or content type, or the reconnection limit is reached.
+
+Without --json each event is printed in text/event-stream form followed
+by a blank line. With --json each dispatched event is one line:
+  {"event":"<type>","data":"<data>","id":"<last event id>"}
+and comment or retry events (only with --show-comments / --show-retry)
+are {"comment":"..."} / {"retry":<ms>} lines.
+
+Exit status: 0 when the stream ends normally (204, or the connection ends
+with reconnection disabled), 1 on failure, 2 on a usage error, 130 when
+interrupted.
+
+Flags:
+`
+
+// runSSE is the sse subcommand; it returns the exit status.
+func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sse", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, sseUsage)
+		fs.PrintDefaults()
+	}
+	var headers headerFlag
+	fs.Var(&headers, "H", "request header `\"Name: value\"` (repeatable)")
+	jsonOut := fs.Bool("json", false, "print one JSON object per event")
+	maxReconnects := fs.Int("max-reconnects", -1, "give up after `N` reconnections in a row without an event; -1 means no limit, 0 never reconnects")
+	reconnectTime := fs.Duration("reconnect-time", sse.DefaultReconnectionTime, "wait `D` before reconnecting; a retry: from the server overrides it")
+	showComments := fs.Bool("show-comments", false, "also print comment events")
+	showRetry := fs.Bool("show-retry", false, "also print retry-only events")
+
+	// Flags may come before or after the URL.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(positional) != 1 {
+		fs.Usage()
+		return 2
+	}
+	if *reconnectTime <= 0 {
+		fmt.Fprintln(stderr, "wsrpc sse: --reconnect-time must be positive")
+		return 2
+	}
+	header := http.Header{}
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ":")
+		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	opts := &sse.ClientOptions{
+		Header:            header,
+		ReconnectionTime:  *reconnectTime,
+		ShowCommentEvents: *showComments,
+		ShowRetryEvents:   *showRetry,
+	}
+	switch n := *maxReconnects; {
+	case n < 0:
+		opts.MaxReconnectionAttempts = 0 // no limit
+	case n == 0:
+		opts.MaxReconnectionAttempts = -1 // never reconnect
+	default:
+		opts.MaxReconnectionAttempts = n
+	}
+
+	out := bufio.NewWriter(stdout)
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	for ev, err := range sse.Events(ctx, positional[0], opts) {
+		if err != nil {
+			out.Flush()
+			if ctx.Err() != nil {
+				return 130
+			}
+			fmt.Fprintf(stderr, "wsrpc sse: %v\n", err)
+			return 1
+		}
+		if *jsonOut {
+			err = writeEventJSON(enc, ev)
+		} else {
+			err = writeEventText(out, ev)
+		}
+		if err == nil {
+			err = out.Flush()
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "wsrpc sse: write output: %v\n", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// dispatchedJSON is the --json form of a dispatched event; the field
+// order is part of the output format.
+type dispatchedJSON struct {
+	Event string `json:"event"`
+	Data  string `json:"data"`
+	ID    string `json:"id"`
+}
+
+// controlJSON is the --json form of a comment or retry event.
+type controlJSON struct {
+	Comment *string `json:"comment,omitempty"`
+	Retry   int64   `json:"retry,omitempty"`
+}
+
+func writeEventJSON(enc *json.Encoder, ev sse.Event) error {
+	if ev.Type != "" {
+		return enc.Encode(dispatchedJSON{Event: ev.Type, Data: ev.Data, ID: ev.ID})
+	}
+	var c controlJSON
+	if ev.Comment != "" || ev.Retry == 0 {
+		c.Comment = &ev.Comment
+	}
+	c.Retry = ev.Retry.Milliseconds()
+	return enc.Encode(c)
+}
+
+// writeEventText prints ev in text/event-stream form: the dispatched
+// event's type, last event id and data, or the comment and retry of a
+// comment or retry event.
+func writeEventText(w *bufio.Writer, ev sse.Event) error {
+	if ev.Type == "" {
+		// A comment event, a retry event, or a block with both; an
+		// event without a retry is a comment event even if it is empty.
+		if ev.Comment != "" || ev.Retry == 0 {
+			for _, line := range strings.Split(ev.Comment, "\n") {
+				fmt.Fprintf(w, ": %s\n", line)
+			}
+		}
+		if ev.Retry > 0 {
+			fmt.Fprintf(w, "retry: %d\n", ev.Retry/time.Millisecond)
+		}
+		_, err := w.WriteString("\n")
+		return err
+	}
+	fmt.Fprintf(w, "event: %s\n", ev.Type)
+	if ev.ID != "" {
+		fmt.Fprintf(w, "id: %s\n", ev.ID)
+	}
+	for _, line := range strings.Split(ev.Data, "\n") {
+		fmt.Fprintf(w, "data: %s\n", line)
+	}
+	_, err := w.WriteString("\n")
+	return err
+}

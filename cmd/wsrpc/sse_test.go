@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// script serves connection n with bodies[n] (the last repeats): a raw
+// event stream, or a status code when it starts with "status ".
+func script(t *testing.T, bodies ...string) (url string, requests func() []*http.Request) {
+	var mu sync.Mutex
+	var reqs []*http.Request
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n := len(reqs)
+		reqs = append(reqs, r)
+		mu.Unlock()
+		body := bodies[min(n, len(bodies)-1)]
+		if code, ok := strings.CutPrefix(body, "status "); ok {
+			switch code {
+			case "204":
+				w.WriteHeader(204)
+			default:
+				http.Error(w, "nope", 500)
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []*http.Request {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*http.Request(nil), reqs...)
+	}
+}
+
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code = runSSE(ctx, args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+const stream1 = ": hi\nretry: 1\nid: 1\nevent: greet\ndata: hello\ndata: \"world\" <&>\n\ndata: no type\n\nid: 2\ndata: partial"
+
+func TestSSEJSON(t *testing.T) {
+	url, requests := script(t, stream1, "data: resumed\n\n", "status 204")
+	code, out, errOut := run(t, "--json", "-H", "Authorization: Bearer t0k", url, "--reconnect-time", "1ms")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	want := `{"event":"greet","data":"hello\n\"world\" <&>","id":"1"}
+{"event":"message","data":"no type","id":"1"}
+{"event":"message","data":"resumed","id":"1"}
+`
+	if out != want {
+		t.Fatalf("stdout:\n%s\nwant:\n%s", out, want)
+	}
+	reqs := requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests, want 3", len(reqs))
+	}
+	if got := reqs[0].Header.Get("Authorization"); got != "Bearer t0k" {
+		t.Errorf("Authorization = %q", got)
+	}
+	if got := reqs[1].Header.Get("Last-Event-ID"); got != "1" {
+		t.Errorf("reconnect Last-Event-ID = %q, want 1", got)
+	}
+}
+
+func TestSSEText(t *testing.T) {
+	url, _ := script(t, stream1, "status 204")
+	code, out, errOut := run(t, "--show-comments", "--show-retry", "--reconnect-time=1ms", url)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	want := "event: greet\nid: 1\ndata: hello\ndata: \"world\" <&>\n\nevent: message\nid: 1\ndata: no type\n\n"
+	if out != want {
+		t.Fatalf("stdout:\n%q\nwant:\n%q", out, want)
+	}
+}
+
+func TestSSEShowCommentsAndRetry(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--json"}, `{"event":"message","data":"x","id":""}` + "\n"},
+		{[]string{"--json", "--show-comments"}, `{"comment":"ping"}` + "\n" + `{"event":"message","data":"x","id":""}` + "\n"},
+		{[]string{"--json", "--show-retry"}, `{"retry":5}` + "\n" + `{"event":"message","data":"x","id":""}` + "\n"},
+		{[]string{"--show-comments", "--show-retry"}, ": ping\n\nretry: 5\n\nevent: message\ndata: x\n\n"},
+	} {
+		url, _ := script(t, ": ping\n\nretry: 5\n\ndata: x\n\n", "status 204")
+		code, out, errOut := run(t, append(tt.args, url)...)
+		if code != 0 || out != tt.want {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %q", tt.args, code, out, errOut, tt.want)
+		}
+	}
+}
+
+func TestSSEExitStatus(t *testing.T) {
+	tests := []struct {
+		name     string
+		bodies   []string
+		args     []string
+		code     int
+		requests int
+		stderr   string
+	}{
+		{name: "204", bodies: []string{"status 204"}, code: 0, requests: 1},
+		{name: "fatal status", bodies: []string{"data: a\n\n", "status 500"}, code: 1, requests: 2, stderr: "500"},
+		{name: "no reconnect, clean end", bodies: []string{"data: a\n\n"}, args: []string{"--max-reconnects", "0"}, code: 0, requests: 1},
+		{name: "reconnects exhausted", bodies: []string{""}, args: []string{"--max-reconnects", "2"}, code: 1, requests: 3, stderr: "exhausted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url, requests := script(t, tt.bodies...)
+			code, _, errOut := run(t, append(append([]string{"--reconnect-time", "1ms"}, tt.args...), url)...)
+			if code != tt.code || len(requests()) != tt.requests || !strings.Contains(errOut, tt.stderr) {
+				t.Fatalf("exit %d after %d requests, stderr %q; want exit %d after %d, stderr with %q",
+					code, len(requests()), errOut, tt.code, tt.requests, tt.stderr)
+			}
+		})
+	}
+	t.Run("connection refused, no reconnect", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		url := srv.URL
+		srv.Close()
+		if code, _, errOut := run(t, "--max-reconnects", "0", url); code != 1 || errOut == "" {
+			t.Fatalf("exit %d, stderr %q", code, errOut)
+		}
+	})
+}
+
+func TestSSEUsage(t *testing.T) {
+	for _, args := range [][]string{{}, {"a", "b"}, {"--bogus", "http://x"}, {"-H", "no colon", "http://x"}, {"--reconnect-time", "0s", "http://x"}} {
+		if code, _, errOut := run(t, args...); code != 2 || errOut == "" {
+			t.Errorf("%q: exit %d, stderr %q; want 2 with a message", args, code, errOut)
+		}
+	}
+	if _, ok := commands["sse"]; !ok {
+		t.Fatal("sse is not registered")
+	}
+}
+
+// TestSSEAgainstServer runs the command against the package's own
+// server, interrupted by the context once the events are out.
+func TestSSEAgainstServer(t *testing.T) {
+	sent := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := sse.NewStream(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer s.Close()
+		s.Send(sse.Event{ID: "7", Type: "t", Data: "a\nb"})
+		close(sent)
+		<-s.Context().Done()
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sent
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+	}()
+	var out, errOut bytes.Buffer
+	code := runSSE(ctx, []string{"--json", srv.URL}, &out, &errOut)
+	if code != 130 || out.String() != `{"event":"t","data":"a\nb","id":"7"}`+"\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
