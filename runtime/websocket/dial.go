@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -95,6 +96,9 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	dialFn, tlsCfg, proxyFn := opts.transport()
 	nc, err := dialThroughProxy(ctx, dialFn, proxyFn, u, secure, addr, tlsCfg)
 	if err != nil {
+		if deadlinePassed(ctx, err) {
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
 		return nil, nil, fmt.Errorf("websocket: dial %s: %w", addr, err)
 	}
 	// Bound the rest of the handshake by ctx: a deadline, and closing the
@@ -104,6 +108,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	c, resp, err := clientHandshake(nc, u, secure, opts)
+	deadlinePassed(ctx, err)
 	if !stop() || ctx.Err() != nil {
 		if c != nil {
 			c.CloseNow()
@@ -120,6 +125,23 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return c, resp, nil
+}
+
+// deadlinePassed reports whether err is the I/O timeout of a deadline taken
+// from ctx. The connection's deadline and ctx's timer expire at the same
+// instant and the deadline may win the race; it then waits for ctx to be
+// done, so the caller reports ctx's error (context.DeadlineExceeded) rather
+// than a bare i/o timeout.
+func deadlinePassed(ctx context.Context, err error) bool {
+	var ne net.Error
+	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+		return false
+	}
+	if d, ok := ctx.Deadline(); !ok || time.Now().Before(d) {
+		return false
+	}
+	<-ctx.Done()
+	return true
 }
 
 func (o *DialOptions) transport() (func(context.Context, string, string) (net.Conn, error), *tls.Config, func(*http.Request) (*url.URL, error)) {
@@ -366,4 +388,3 @@ func negotiateClient(set *ExtensionSet, values []string) ([]*negotiated, error) 
 	}
 	return out, nil
 }
-

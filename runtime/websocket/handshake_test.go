@@ -1,0 +1,504 @@
+package websocket_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// rawHandshake sends a hand-written request to a server running Accept with
+// opts, and returns the response and what Accept returned.
+func rawHandshake(t *testing.T, opts *websocket.AcceptOptions, pre func(http.ResponseWriter), request func(host string) string) (*http.Response, error) {
+	t.Helper()
+	acceptErr := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if pre != nil {
+			pre(w)
+		}
+		c, err := websocket.Accept(w, r, opts)
+		if err == nil {
+			c.CloseNow()
+		}
+		acceptErr <- err
+	}))
+	defer srv.Close()
+	nc, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(wireTimeout))
+	if _, err := io.WriteString(nc, request(srv.Listener.Addr().String())); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(nc), &http.Request{Method: http.MethodGet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}
+	select {
+	case err := <-acceptErr:
+		return resp, err
+	case <-time.After(wireTimeout):
+		t.Fatal("Accept did not return")
+		return nil, nil
+	}
+}
+
+// request builds a handshake request; headers override or (with "") drop
+// the defaults.
+func request(method, proto string, headers ...string) func(host string) string {
+	return func(host string) string {
+		h := map[string]string{
+			"Host":                  host,
+			"Upgrade":               "websocket",
+			"Connection":            "Upgrade",
+			"Sec-WebSocket-Key":     testKey,
+			"Sec-WebSocket-Version": "13",
+		}
+		order := []string{"Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version"}
+		for i := 0; i+1 < len(headers); i += 2 {
+			if _, ok := h[headers[i]]; !ok {
+				order = append(order, headers[i])
+			}
+			h[headers[i]] = headers[i+1]
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s /ws %s\r\n", method, proto)
+		for _, k := range order {
+			if v := h[k]; v != "" {
+				fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+			}
+		}
+		b.WriteString("\r\n")
+		return b.String()
+	}
+}
+
+func TestServerHandshake(t *testing.T) {
+	get := func(headers ...string) func(string) string { return request("GET", "HTTP/1.1", headers...) }
+	cases := []struct {
+		name    string
+		opts    *websocket.AcceptOptions
+		req     func(string) string
+		status  int
+		header  [][2]string // expected response headers ("" value: absent)
+		failErr bool
+	}{
+		{name: "ok", req: get(), status: 101, header: [][2]string{{"Sec-WebSocket-Accept", wsAccept(testKey)}, {"Sec-WebSocket-Protocol", ""}}},
+		{name: "tokens case-insensitive", req: get("Upgrade", "WebSocket", "Connection", "keep-alive, UPGRADE"), status: 101},
+		{name: "Connection on two lines", req: get("Connection", "keep-alive\r\nConnection: upgrade"), status: 101},
+		{name: "POST", req: request("POST", "HTTP/1.1", "Content-Length", "0"), status: 405, header: [][2]string{{"Allow", "GET"}}},
+		{name: "PUT", req: request("PUT", "HTTP/1.1", "Content-Length", "0"), status: 405},
+		{name: "HTTP/1.0", req: request("GET", "HTTP/1.0"), status: 400},
+		{name: "no Upgrade", req: get("Upgrade", ""), status: 426},
+		{name: "Upgrade not websocket", req: get("Upgrade", "h2c"), status: 426},
+		{name: "no Connection upgrade", req: get("Connection", "keep-alive"), status: 426},
+		{name: "version 8", req: get("Sec-WebSocket-Version", "8"), status: 426, header: [][2]string{{"Sec-WebSocket-Version", "13"}}},
+		{name: "version 14", req: get("Sec-WebSocket-Version", "14"), status: 426, header: [][2]string{{"Sec-WebSocket-Version", "13"}}},
+		{name: "no version", req: get("Sec-WebSocket-Version", ""), status: 426, header: [][2]string{{"Sec-WebSocket-Version", "13"}}},
+		{name: "no key", req: get("Sec-WebSocket-Key", ""), status: 400},
+		{name: "key not base64", req: get("Sec-WebSocket-Key", "not base64 at all!!!!!!!"), status: 400},
+		{name: "key 15 bytes", req: get("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(make([]byte, 15))), status: 400},
+		{name: "key 17 bytes", req: get("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(make([]byte, 17))), status: 400},
+		{name: "two keys", req: get("Sec-WebSocket-Key", testKey+"\r\nSec-WebSocket-Key: "+testKey), status: 400},
+		{name: "same origin", req: func(host string) string { return get("Origin", "http://"+host)(host) }, status: 101},
+		{name: "cross origin", req: get("Origin", "http://evil.example"), status: 403},
+		{name: "null origin", req: get("Origin", "null"), status: 403},
+		{name: "origin pattern", opts: &websocket.AcceptOptions{OriginPatterns: []string{"*.example.com"}}, req: get("Origin", "https://app.example.com"), status: 101},
+		{name: "origin pattern miss", opts: &websocket.AcceptOptions{OriginPatterns: []string{"*.example.com"}}, req: get("Origin", "https://example.org"), status: 403},
+		{name: "origin pattern with scheme", opts: &websocket.AcceptOptions{OriginPatterns: []string{"https://app.example.com"}}, req: get("Origin", "https://app.example.com"), status: 101},
+		{name: "origin pattern wrong scheme", opts: &websocket.AcceptOptions{OriginPatterns: []string{"https://app.example.com"}}, req: get("Origin", "http://app.example.com"), status: 403},
+		{name: "insecure skip origin", opts: &websocket.AcceptOptions{InsecureSkipOriginCheck: true}, req: get("Origin", "http://evil.example"), status: 101},
+		{name: "subprotocol client order", opts: &websocket.AcceptOptions{Subprotocols: []string{"b", "a"}}, req: get("Sec-WebSocket-Protocol", "a, b"), status: 101,
+			header: [][2]string{{"Sec-WebSocket-Protocol", "a"}}},
+		{name: "subprotocol none matches", opts: &websocket.AcceptOptions{Subprotocols: []string{"c"}}, req: get("Sec-WebSocket-Protocol", "a, b"), status: 101,
+			header: [][2]string{{"Sec-WebSocket-Protocol", ""}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			resp, err := rawHandshake(t, c.opts, nil, c.req)
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, want %d (Accept: %v)", resp.StatusCode, c.status, err)
+			}
+			if (c.status == 101) != (err == nil) {
+				t.Fatalf("Accept error %v with status %d", err, resp.StatusCode)
+			}
+			if err != nil && !errors.Is(err, websocket.ErrBadHandshake) {
+				t.Fatalf("Accept error %v does not wrap ErrBadHandshake", err)
+			}
+			for _, kv := range c.header {
+				if got := resp.Header.Get(kv[0]); got != kv[1] {
+					t.Fatalf("%s: %q, want %q", kv[0], got, kv[1])
+				}
+			}
+			if c.status == 101 && (!strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") || !strings.EqualFold(resp.Header.Get("Connection"), "upgrade")) {
+				t.Fatalf("101 without Upgrade/Connection: %v", resp.Header)
+			}
+		})
+	}
+}
+
+// Headers set on the ResponseWriter before Accept go out with the 101.
+func TestServerHandshakeCustomHeaders(t *testing.T) {
+	resp, err := rawHandshake(t, nil, func(w http.ResponseWriter) {
+		w.Header().Set("X-Custom", "yes")
+		w.Header().Add("Set-Cookie", "a=1")
+		w.Header().Set("X-Injected", "a\r\nEvil: 1")
+	}, request("GET", "HTTP/1.1"))
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("%v %v", resp.Status, err)
+	}
+	if resp.Header.Get("X-Custom") != "yes" || resp.Header.Get("Set-Cookie") != "a=1" || resp.Header.Get("Evil") != "" {
+		t.Fatalf("headers: %v", resp.Header)
+	}
+}
+
+func TestClientHandshake(t *testing.T) {
+	answer := func(extra string, accept func(key string) string) func(io.Writer, *http.Request) {
+		return func(w io.Writer, req *http.Request) {
+			fmt.Fprintf(w, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
+				accept(req.Header.Get("Sec-WebSocket-Key")), extra)
+		}
+	}
+	cases := []struct {
+		name    string
+		opts    *websocket.DialOptions
+		respond func(io.Writer, *http.Request)
+		ok      bool
+		proto   string
+	}{
+		{name: "ok", respond: acceptHandshake, ok: true},
+		{name: "tokens case-insensitive", ok: true, respond: func(w io.Writer, req *http.Request) {
+			fmt.Fprintf(w, "HTTP/1.1 101 OK\r\nUpgrade: WebSocket\r\nConnection: keep-alive, UPGRADE\r\nSec-WebSocket-Accept: %s\r\n\r\n", wsAccept(req.Header.Get("Sec-WebSocket-Key")))
+		}},
+		{name: "wrong accept", respond: answer("", func(string) string { return wsAccept("x") })},
+		{name: "accept of the RFC key", respond: answer("", func(string) string { return wsAccept(testKey) })},
+		{name: "no accept", respond: answer("", func(string) string { return "" })},
+		{name: "no Upgrade", respond: func(w io.Writer, req *http.Request) {
+			fmt.Fprintf(w, "HTTP/1.1 101 OK\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", wsAccept(req.Header.Get("Sec-WebSocket-Key")))
+		}},
+		{name: "no Connection", respond: func(w io.Writer, req *http.Request) {
+			fmt.Fprintf(w, "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: %s\r\n\r\n", wsAccept(req.Header.Get("Sec-WebSocket-Key")))
+		}},
+		{name: "200", respond: func(w io.Writer, _ *http.Request) {
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+		}},
+		{name: "subprotocol chosen", opts: &websocket.DialOptions{Subprotocols: []string{"a", "b"}},
+			respond: answer("Sec-WebSocket-Protocol: b\r\n", wsAccept), ok: true, proto: "b"},
+		{name: "subprotocol not offered", opts: &websocket.DialOptions{Subprotocols: []string{"a", "b"}},
+			respond: answer("Sec-WebSocket-Protocol: c\r\n", wsAccept)},
+		{name: "subprotocol when none offered", respond: answer("Sec-WebSocket-Protocol: a\r\n", wsAccept)},
+		{name: "two subprotocols", opts: &websocket.DialOptions{Subprotocols: []string{"a", "b"}},
+			respond: answer("Sec-WebSocket-Protocol: a\r\nSec-WebSocket-Protocol: b\r\n", wsAccept)},
+		{name: "extension not offered", respond: answer("Sec-WebSocket-Extensions: permessage-deflate\r\n", wsAccept)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			url, _ := fakeServer(t, c.respond)
+			ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+			defer cancel()
+			conn, resp, err := websocket.Dial(ctx, url, c.opts)
+			if c.ok {
+				if err != nil {
+					t.Fatalf("Dial: %v", err)
+				}
+				defer conn.CloseNow()
+				if conn.Subprotocol() != c.proto {
+					t.Fatalf("Subprotocol %q, want %q", conn.Subprotocol(), c.proto)
+				}
+				if resp.StatusCode != 101 {
+					t.Fatalf("resp %v", resp.Status)
+				}
+				return
+			}
+			if err == nil {
+				conn.CloseNow()
+				t.Fatal("Dial succeeded")
+			}
+			if !errors.Is(err, websocket.ErrBadHandshake) {
+				t.Fatalf("Dial error %v does not wrap ErrBadHandshake", err)
+			}
+			if c.name == "200" {
+				if resp == nil || resp.StatusCode != 200 {
+					t.Fatalf("resp %v", resp)
+				}
+				if b, _ := io.ReadAll(resp.Body); string(b) != "hi" {
+					t.Fatalf("body %q", b)
+				}
+			}
+		})
+	}
+}
+
+// What the client sends: GET with the URL's path and query, the upgrade
+// headers, a fresh 16-byte key, the offered subprotocols and custom headers.
+func TestClientHandshakeRequest(t *testing.T) {
+	reqs := make(chan *http.Request, 2)
+	var keys []string
+	for i := 0; i < 2; i++ {
+		u, peers := fakeServer(t, func(w io.Writer, req *http.Request) {
+			reqs <- req
+			acceptHandshake(w, req)
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+		c, _, err := websocket.Dial(ctx, u+"?room=1", &websocket.DialOptions{
+			Subprotocols: []string{"wsrpc.proto", "wsrpc.json"},
+			Header:       http.Header{"Authorization": {"Bearer t"}, "Origin": {"https://app.example"}, "Host": {"api.example:8080"}},
+		})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-peers
+		c.CloseNow()
+		r := <-reqs
+		checks := [][2]string{
+			{r.Method, "GET"}, {r.RequestURI, "/ws?room=1"}, {r.Proto, "HTTP/1.1"}, {r.Host, "api.example:8080"},
+			{strings.ToLower(r.Header.Get("Upgrade")), "websocket"}, {strings.ToLower(r.Header.Get("Connection")), "upgrade"},
+			{r.Header.Get("Sec-WebSocket-Version"), "13"}, {r.Header.Get("Sec-WebSocket-Protocol"), "wsrpc.proto, wsrpc.json"},
+			{r.Header.Get("Authorization"), "Bearer t"}, {r.Header.Get("Origin"), "https://app.example"},
+		}
+		for _, c := range checks {
+			if c[0] != c[1] {
+				t.Fatalf("request: %q, want %q", c[0], c[1])
+			}
+		}
+		key := r.Header.Get("Sec-WebSocket-Key")
+		if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 16 {
+			t.Fatalf("Sec-WebSocket-Key %q", key)
+		}
+		keys = append(keys, key)
+	}
+	if keys[0] == keys[1] {
+		t.Fatal("the same Sec-WebSocket-Key twice")
+	}
+}
+
+// The handshake is bounded by ctx: a server that never answers.
+func TestClientHandshakeContext(t *testing.T) {
+	for _, cancelFirst := range []bool{false, true} {
+		t.Run(fmt.Sprint("cancel=", cancelFirst), func(t *testing.T) {
+			hold := make(chan struct{})
+			defer close(hold)
+			u, _ := fakeServer(t, func(io.Writer, *http.Request) { <-hold })
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			want := context.DeadlineExceeded
+			if cancelFirst {
+				ctx2, cancel2 := context.WithCancel(ctx)
+				ctx = ctx2
+				want = context.Canceled
+				time.AfterFunc(20*time.Millisecond, cancel2)
+			}
+			c, _, err := websocket.Dial(ctx, u, nil)
+			if err == nil {
+				c.CloseNow()
+				t.Fatal("Dial succeeded")
+			}
+			if !errors.Is(err, want) {
+				t.Fatalf("Dial: %v, want %v", err, want)
+			}
+		})
+	}
+}
+
+// echoServer is an httptest server whose handler echoes messages.
+func echoHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		_ = echo(c)
+	})
+}
+
+func roundTrip(t *testing.T, c *websocket.Conn, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := c.Read(ctx)
+	if err != nil || string(got) != msg {
+		t.Fatalf("Read: %q %v", got, err)
+	}
+}
+
+// connectProxy is a small HTTP CONNECT proxy; it records the requests.
+type connectProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	seen  []*http.Request
+	deny  bool
+	conns sync.WaitGroup
+}
+
+func newConnectProxy(t *testing.T, deny bool) *connectProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &connectProxy{ln: ln, deny: deny}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.conns.Wait() })
+	return p
+}
+
+func (p *connectProxy) serve() {
+	for {
+		nc, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.conns.Add(1)
+		go func() {
+			defer p.conns.Done()
+			defer nc.Close()
+			br := bufio.NewReader(nc)
+			_ = nc.SetReadDeadline(time.Now().Add(wireTimeout))
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.seen = append(p.seen, req)
+			p.mu.Unlock()
+			if p.deny || req.Method != http.MethodConnect {
+				io.WriteString(nc, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+				return
+			}
+			up, err := net.DialTimeout("tcp", req.Host, wireTimeout)
+			if err != nil {
+				io.WriteString(nc, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+				return
+			}
+			defer up.Close()
+			_ = nc.SetReadDeadline(time.Time{})
+			io.WriteString(nc, "HTTP/1.1 200 Connection established\r\n\r\n")
+			done := make(chan struct{}, 2)
+			go func() { io.Copy(up, br); up.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+			go func() { io.Copy(nc, up); nc.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+			<-done
+			<-done
+		}()
+	}
+}
+
+func TestDialThroughProxy(t *testing.T) {
+	srv := httptest.NewServer(echoHandler())
+	defer srv.Close()
+	proxy := newConnectProxy(t, false)
+	pu := &url.URL{Scheme: "http", Host: proxy.ln.Addr().String(), User: url.UserPassword("user", "pw")}
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+hostOf(srv.URL)+"/", &websocket.DialOptions{Proxy: http.ProxyURL(pu)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, c, "through the tunnel")
+	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	proxy.mu.Lock()
+	defer proxy.mu.Unlock()
+	if len(proxy.seen) != 1 {
+		t.Fatalf("proxy saw %d requests", len(proxy.seen))
+	}
+	r := proxy.seen[0]
+	wantAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte("user:pw"))
+	if r.Method != http.MethodConnect || r.Host != hostOf(srv.URL) || r.Header.Get("Proxy-Authorization") != wantAuth {
+		t.Fatalf("proxy request %s %s auth %q", r.Method, r.Host, r.Header.Get("Proxy-Authorization"))
+	}
+}
+
+func TestDialThroughProxyRefused(t *testing.T) {
+	proxy := newConnectProxy(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+	pu := &url.URL{Scheme: "http", Host: proxy.ln.Addr().String()}
+	c, _, err := websocket.Dial(ctx, "ws://127.0.0.1:1/", &websocket.DialOptions{Proxy: http.ProxyURL(pu)})
+	if err == nil {
+		c.CloseNow()
+		t.Fatal("Dial succeeded through a refusing proxy")
+	}
+	if !strings.Contains(err.Error(), "403") {
+		t.Fatalf("Dial: %v, want the proxy's 403", err)
+	}
+}
+
+// wss:// against httptest's TLS server: the client verifies the certificate.
+func TestDialTLS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(echoHandler())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused certificates below
+	srv.StartTLS()
+	defer srv.Close()
+	u := "wss://" + hostOf(srv.URL) + "/"
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+
+	for name, opts := range map[string]*websocket.DialOptions{
+		"TLSConfig":  {TLSConfig: &tls.Config{RootCAs: pool}},
+		"HTTPClient": {HTTPClient: srv.Client()},
+	} {
+		c, _, err := websocket.Dial(ctx, u, opts)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		roundTrip(t, c, "secure "+name)
+		if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+			t.Fatalf("%s: Close: %v", name, err)
+		}
+	}
+
+	// Without the test CA the certificate does not verify.
+	c, _, err := websocket.Dial(ctx, u, nil)
+	if err == nil {
+		c.CloseNow()
+		t.Fatal("Dial accepted an unverified certificate")
+	}
+	var uae x509.UnknownAuthorityError
+	if !errors.As(err, &uae) {
+		t.Fatalf("Dial: %v, want x509.UnknownAuthorityError", err)
+	}
+	// Wrong name: the certificate is for 127.0.0.1 and example.com only.
+	c, _, err = websocket.Dial(ctx, u, &websocket.DialOptions{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "other.test"}})
+	if err == nil {
+		c.CloseNow()
+		t.Fatal("Dial accepted a certificate for another name")
+	}
+}
+
+func TestDialBadURL(t *testing.T) {
+	for _, u := range []string{"ftp://127.0.0.1/", "ws:///nohost", "://"} {
+		if c, _, err := websocket.Dial(context.Background(), u, nil); err == nil {
+			c.CloseNow()
+			t.Fatalf("Dial(%q) succeeded", u)
+		}
+	}
+}
