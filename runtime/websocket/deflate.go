@@ -14,16 +14,17 @@ import (
 // (or nil) is context takeover in both directions, 32 KiB windows, level 1,
 // and no compression for messages under 128 bytes.
 //
-// Memory per connection, by mode (measured figures in docs/websocket.md):
+// Memory per connection, by mode (BenchmarkDeflateConnMemory; figures in
+// docs/websocket.md):
 //   - sending with context takeover keeps one compressor for the life of
-//     the connection (about 300 KiB at levels 1-3 with a 32 KiB window,
-//     more at higher levels); without it, compressors come from a pool for
-//     the length of one message.
-//   - receiving with context takeover keeps the peer's window: 2^bits bytes
+//     the connection: about 850 KiB at level 1 with a 32 KiB window (more
+//     with a custom smaller window, whose encoder has larger tables);
+//     without it, compressors come from a pool for the length of one
+//     message and an idle connection keeps none.
+//   - receiving with context takeover keeps the peer's window, 2^bits bytes
 //     (32 KiB by default, less when server_max_window_bits or
 //     client_max_window_bits lowered it); the decompressor itself comes
-//     from a pool for the length of one message. Without it, nothing is
-//     kept between messages.
+//     from a pool for the length of one message.
 //
 // So a server with many idle connections and memory to spare per
 // connection wants ServerNoContextTakeover (and ClientNoContextTakeover
@@ -187,8 +188,13 @@ func (e *deflateExt) ServerNegotiate(offers [][]Param) ([]Param, ExtensionSessio
 		if writeNoCtx {
 			answer = append(answer, Param{Name: paramServerNoCtx})
 		}
+		// §7.1.1.2: a client offering client_no_context_takeover promises
+		// to reset its context even if the answer omits it, but peers do
+		// not all keep that promise (npm ws keeps its context unless the
+		// answer says so), so reading without the client's context is
+		// safe only when the answer says so too.
 		readNoCtx := p.clientNoCtx || o.ClientNoContextTakeover
-		if o.ClientNoContextTakeover {
+		if readNoCtx {
 			answer = append(answer, Param{Name: paramClientNoCtx})
 		}
 		// §7.1.2.1: our window is at most what the client asked for, and

@@ -29,7 +29,7 @@ func (c countingConn) Read(p []byte) (int, error) {
 
 // deflateEcho starts an echo server with permessage-deflate configured by
 // sopts and returns its ws:// URL.
-func deflateEcho(t *testing.T, sopts *websocket.DeflateOptions, maxMsg int64) string {
+func deflateEcho(t testing.TB, sopts *websocket.DeflateOptions, maxMsg int64) string {
 	t.Helper()
 	set := websocket.MustExtensionSet(websocket.PerMessageDeflate(sopts))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
