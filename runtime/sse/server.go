@@ -70,10 +70,13 @@ type Stream struct {
 // It fails with ErrFlushUnsupported when w cannot flush, and with the
 // store's error when replay fails for a reason other than ErrUnknownID.
 //
-// To deliver every event exactly once across reconnections, subscribe to
-// the live events before calling NewStream and forward them with Send or
-// SendPrepared afterwards: an event that was both replayed and queued
-// live is dropped the second time (see Send).
+// To deliver every event exactly once across reconnections, the publisher
+// appends each event to the store and then hands the returned event to
+// the live subscribers, in store order (one publishing goroutine, or both
+// steps under one lock); the handler subscribes to the live events before
+// calling NewStream and forwards them with Send or SendPrepared
+// afterwards. An event both replayed and queued live is then dropped the
+// second time (see Send), and none falls between replay and live.
 func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*Stream, error) {
 	s := &Stream{
 		w:           w,
