@@ -130,6 +130,7 @@ type Conn struct {
 	writeCtx ctxWatch
 	hdrBuf   [maxHeaderSize]byte
 	bufs     [2][]byte
+	wv       net.Buffers // writev of bufs, under frameMu
 
 	// Keepalive and Ping.
 	pingSeq     atomic.Uint64

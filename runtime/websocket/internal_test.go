@@ -5,6 +5,7 @@ package websocket
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
@@ -250,6 +251,37 @@ func TestParseExtensions(t *testing.T) {
 					t.Fatalf("%q: %+v", c.in, got)
 				}
 			}
+		}
+	}
+}
+
+// ReadAppend into a buffer of exactly the message's size fills it in place:
+// no allocation and no copy (it used to grow a full buffer before noticing
+// the message had ended).
+func TestReadAppendExactCapacity(t *testing.T) {
+	local, peer := tcpPair(t)
+	defer peer.Close()
+	c := newConn(local, true, resolveConfig(0, 0, 0, 0, 0, 0, false), "", nil, nil)
+	defer c.CloseNow()
+	for _, parts := range [][]int{{0}, {16}, {5000}, {65536}, {100, 0, 900}, {70000, 1}} {
+		var stream []byte
+		total := 0
+		for i, n := range parts {
+			op := OpContinuation
+			if i == 0 {
+				op = OpText
+			}
+			stream = append(stream, frameBytes(i == len(parts)-1, 0, op, false, bytes.Repeat([]byte("a"), n))...)
+			total += n
+		}
+		go peer.Write(stream)
+		buf := make([]byte, 0, total)
+		_, out, err := c.ReadAppend(context.Background(), buf)
+		if err != nil || len(out) != total {
+			t.Fatalf("%v: %d bytes, %v", parts, len(out), err)
+		}
+		if cap(out) != total || total > 0 && &out[0] != &buf[:1][0] {
+			t.Fatalf("%v: ReadAppend reallocated an exactly-sized buffer (cap %d)", parts, cap(out))
 		}
 	}
 }

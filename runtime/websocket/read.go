@@ -54,7 +54,9 @@ func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 	}
 	typ := MessageType(c.msgOp)
 	for {
-		if len(dst) == cap(dst) {
+		// A dst filled exactly by a complete plain message needs no room:
+		// growing it would allocate (and copy the message) for nothing.
+		if len(dst) == cap(dst) && !(c.mr.plain && c.rleft == 0 && c.rh.fin) {
 			hint := int(c.rleft) // the rest of this frame, if uncompressed
 			if hint < 512 {
 				hint = 512

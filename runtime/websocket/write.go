@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"time"
 )
 
@@ -280,8 +279,12 @@ func (c *Conn) writeFrame(fin bool, op Opcode, rsv byte, p []byte, flush bool) e
 		putBuf(c.wbuf)
 		c.wbuf = nil
 		c.bufs[0], c.bufs[1] = c.hdrBuf[:hn], p
-		nb := net.Buffers(c.bufs[:])
-		return c.writeErrLocked(c.deadline(func() error { _, err := nb.WriteTo(c.nc); return err }))
+		// c.wv, not a local: WriteTo's pointer receiver would move a local
+		// net.Buffers to the heap, one allocation per large frame.
+		c.wv = c.bufs[:]
+		err := c.deadline(func() error { _, err := c.wv.WriteTo(c.nc); return err })
+		c.bufs[1], c.wv = nil, nil // do not keep the caller's payload
+		return c.writeErrLocked(err)
 	}
 	c.wlen += putHeader(buf[c.wlen:], &h)
 	pos := 0
