@@ -116,7 +116,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if ctx.Err() != nil {
 				return 130
 			}
-			fmt.Fprintf(stderr, "wsrpc sse: %v\n", err)
+			fmt.Fprintf(stderr, "wsrpc: %v\n", err)
 			return 1
 		}
 		if *jsonOut {

@@ -203,6 +203,9 @@ func (s *Session) Next() (Event, error) {
 			return ev, nil
 		}
 		s.closeBody()
+		if err != io.EOF && !errors.Is(err, ErrEventTooLarge) {
+			err = fmt.Errorf("sse: read stream: %w", err)
+		}
 		if errors.Is(err, ErrEventTooLarge) || s.ctx.Err() != nil || !s.canRetry() {
 			s.finish(s.giveUp(err))
 		}
@@ -232,10 +235,7 @@ func (s *Session) giveUp(err error) error {
 		return err
 	}
 	if s.opts.MaxReconnectionAttempts < 0 {
-		if errors.Is(err, io.EOF) {
-			return io.EOF
-		}
-		return fmt.Errorf("sse: stream dropped: %w", err)
+		return err // io.EOF for a stream that ended cleanly
 	}
 	return fmt.Errorf("%w after %d attempts: %w", ErrReconnectLimit, s.tries, err)
 }

@@ -35,8 +35,10 @@ const DefaultRingCapacity = 1024
 // an evicted id gets ErrUnknownID, which NewStream reports as
 // Stream.Gap.
 //
-// Ids it assigns are decimal sequence numbers starting at 1; ids given by
-// the caller are kept but must be unique among the events it holds.
+// Ids it assigns are decimal sequence numbers starting at 1 (with a "'"
+// suffix in the unlikely case a caller-given id already took the number);
+// ids given by the caller are kept but must be unique among the events it
+// holds.
 //
 // Cost: Append is O(1); Since is O(events returned) plus one map lookup;
 // memory is the events held plus one map entry per event.
