@@ -156,6 +156,9 @@ type nodeEvent struct {
 	Code       any               `json:"code"` // close: a number; error: ws's error code string
 	Reason     string            `json:"reason"`
 	Message    string            `json:"message"`
+	// Bytes ws read and wrote on its socket, in a close event.
+	BytesRead    int64 `json:"bytesRead"`
+	BytesWritten int64 `json:"bytesWritten"`
 }
 
 func (e nodeEvent) String() string {
@@ -171,12 +174,13 @@ func (e nodeEvent) closeCode() int {
 
 // nodeProc is a running node script.
 type nodeProc struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stderr bytes.Buffer
-	lines  chan nodeEvent // every event, in order; closed at EOF
-	done   chan struct{}  // closed when the process has exited
-	err    error          // the exit status, once done is closed
+	cmd       *exec.Cmd
+	cancel    context.CancelFunc
+	stdin     io.WriteCloser
+	stderr    bytes.Buffer
+	listening chan int      // the port, when a server reports it
+	done      chan struct{} // closed when the process has exited
+	err       error         // the exit status, once done is closed
 
 	mu     sync.Mutex
 	events []nodeEvent
@@ -195,7 +199,7 @@ func startNode(t *testing.T, script string, cfg nodeConfig) *nodeProc {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wsTestTimeout)
-	p := &nodeProc{lines: make(chan nodeEvent, 64), done: make(chan struct{})}
+	p := &nodeProc{cancel: cancel, listening: make(chan int, 1), done: make(chan struct{})}
 	p.cmd = exec.CommandContext(ctx, node, script, string(arg))
 	p.cmd.Dir = dir
 	p.cmd.Stderr = &p.stderr
@@ -222,9 +226,13 @@ func startNode(t *testing.T, script string, cfg nodeConfig) *nodeProc {
 			p.mu.Lock()
 			p.events = append(p.events, ev)
 			p.mu.Unlock()
-			p.lines <- ev
+			if ev.Ev == "listening" {
+				select {
+				case p.listening <- ev.Port:
+				default:
+				}
+			}
 		}
-		close(p.lines)
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
@@ -239,38 +247,31 @@ func startNode(t *testing.T, script string, cfg nodeConfig) *nodeProc {
 // port waits for ws-server.mjs to report its port.
 func (p *nodeProc) port(t *testing.T) int {
 	t.Helper()
-	timer := time.NewTimer(10 * time.Second)
-	defer timer.Stop()
-	for {
-		select {
-		case ev, ok := <-p.lines:
-			if !ok {
-				t.Fatalf("node exited before listening: %v\nstderr: %s", p.err, p.stderr.String())
-			}
-			if ev.Ev == "listening" {
-				go func() { // keep draining so the script never blocks on stdout
-					for range p.lines {
-					}
-				}()
-				return ev.Port
-			}
-		case <-timer.C:
-			t.Fatalf("node did not start listening\nstderr: %s", p.stderr.String())
-		}
+	select {
+	case port := <-p.listening:
+		return port
+	case <-p.done:
+		t.Fatalf("node exited before listening: %v\nstderr: %s", p.err, p.stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("node did not start listening\nstderr: %s", p.stderr.String())
 	}
+	return 0
 }
 
-// finish ends stdin (a server's cue to exit), waits for the process and
-// returns everything it reported. It fails the test if the process did not
-// exit cleanly or reported a step error or timeout.
+// finish ends stdin (a server's cue to exit), waits for the process
+// (killing it if it outstays the scenario's bound) and returns everything
+// it reported. It fails the test if the process did not exit cleanly or
+// reported a step error or timeout.
 func (p *nodeProc) finish(t *testing.T) []nodeEvent {
 	t.Helper()
 	p.stdin.Close()
-	go func() {
-		for range p.lines {
-		}
-	}()
-	<-p.done
+	select {
+	case <-p.done:
+	case <-time.After(wsTestTimeout):
+		p.cancel()
+		<-p.done
+		t.Errorf("node did not exit; killed")
+	}
 	p.mu.Lock()
 	events := append([]nodeEvent(nil), p.events...)
 	p.mu.Unlock()
@@ -416,6 +417,48 @@ var wsMessages = []struct {
 		message{websocket.MessageText, []byte(strings.Repeat("héllo wörld ✓ 🚀 ", big/24))}},
 }
 
+// echoStream echoes every message by streaming its Reader into a Writer
+// (so large replies go out as many fragments) until the peer closes with
+// 1000 "done", and returns the messages it echoed.
+func echoStream(ctx context.Context, c *websocket.Conn) ([]message, error) {
+	var got []message
+	for {
+		typ, r, err := c.Reader(ctx)
+		if err != nil {
+			return got, wantClose(err, websocket.StatusNormalClosure, "done")
+		}
+		w, err := c.Writer(ctx, typ)
+		if err != nil {
+			return got, err
+		}
+		var buf bytes.Buffer
+		if _, err := io.Copy(io.MultiWriter(w, &buf), r); err != nil {
+			return got, err
+		}
+		if err := w.Close(); err != nil {
+			return got, err
+		}
+		got = append(got, message{typ, buf.Bytes()})
+	}
+}
+
+// writeStreamed writes m through a Writer in uneven chunks, so fragment
+// boundaries fall inside code points.
+func writeStreamed(ctx context.Context, c *websocket.Conn, m message) error {
+	w, err := c.Writer(ctx, m.typ)
+	if err != nil {
+		return err
+	}
+	for p := m.data; len(p) > 0; {
+		n := min(len(p), 100_003)
+		if _, err := w.Write(p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return w.Close()
+}
+
 // TestWSClientMessages: ws as client sends every kind of message to our
 // server, which echoes each one by streaming Reader into Writer (so our
 // large replies go out as many 64 KiB fragments). Both sides must see
@@ -430,28 +473,9 @@ func TestWSClientMessages(t *testing.T) {
 		if c.Subprotocol() != "chat" {
 			return fmt.Errorf("subprotocol %q, want chat", c.Subprotocol())
 		}
-		for {
-			typ, r, err := c.Reader(ctx)
-			if err != nil {
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) && ce.Code == websocket.StatusNormalClosure && ce.Reason == "done" {
-					return nil
-				}
-				return err
-			}
-			w, err := c.Writer(ctx, typ)
-			if err != nil {
-				return err
-			}
-			var buf bytes.Buffer
-			if _, err := io.Copy(io.MultiWriter(w, &buf), r); err != nil {
-				return err
-			}
-			if err := w.Close(); err != nil {
-				return err
-			}
-			got = append(got, message{typ, buf.Bytes()})
-		}
+		var err error
+		got, err = echoStream(ctx, c)
+		return err
 	})
 
 	cfg := nodeConfig{URL: url, Protocols: []string{"wsrpc.json", "chat"}, PerMessageDeflate: true}
@@ -501,26 +525,14 @@ func TestWSServerMessages(t *testing.T) {
 	send := func(m message, streamed bool) {
 		t.Helper()
 		want = append(want, m)
-		if !streamed {
-			if err := c.Write(ctx, m.typ, m.data); err != nil {
-				t.Fatal(err)
+		write := c.Write
+		if streamed {
+			write = func(ctx context.Context, typ websocket.MessageType, p []byte) error {
+				return writeStreamed(ctx, c, message{typ, p})
 			}
-		} else {
-			w, err := c.Writer(ctx, m.typ)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Uneven chunks: fragment boundaries fall inside code points.
-			for p := m.data; len(p) > 0; {
-				n := min(len(p), 100_003)
-				if _, err := w.Write(p[:n]); err != nil {
-					t.Fatal(err)
-				}
-				p = p[n:]
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
+		}
+		if err := write(ctx, m.typ, m.data); err != nil {
+			t.Fatal(err)
 		}
 		typ, data, err := c.Read(ctx)
 		if err != nil {

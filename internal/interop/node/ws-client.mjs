@@ -26,13 +26,25 @@ const ws = new WebSocket(cfg.url, cfg.protocols || [], {
   perMessageDeflate: cfg.perMessageDeflate ?? false,
   handshakeTimeout: 10000,
 });
-const st = attach(ws, { echo: cfg.echo });
+// The socket is known once the upgrade response arrives, before 'open'.
+const wire = {};
+ws.on('upgrade', (res) => {
+  wire.socket = res.socket;
+  wire.extensions = res.headers['sec-websocket-extensions'] || '';
+});
+const st = attach(ws, {
+  echo: cfg.echo,
+  get socket() {
+    return wire.socket;
+  },
+});
 ws.on('unexpected-response', (req, res) => {
   emit({ ev: 'error', code: 'UNEXPECTED_RESPONSE', message: `HTTP ${res.statusCode}` });
   process.exit(1);
 });
 ws.on('open', async () => {
-  emit({ ev: 'open', protocol: ws.protocol, extensions: ws.extensions });
+  // ws.extensions lists names only; the header has the parameters.
+  emit({ ev: 'open', protocol: ws.protocol, extensions: wire.extensions });
   await runSteps(ws, st, cfg.steps);
   await st.until(() => st.closed);
   // Nothing else is pending: the process exits once the socket is gone.

@@ -31,6 +31,14 @@ const wss = new WebSocketServer({
   perMessageDeflate: cfg.perMessageDeflate ?? false,
 });
 const open = new Set();
+
+// ws.extensions lists names only: report the negotiated parameters from the
+// response headers ws is about to send.
+const answered = new WeakMap();
+wss.on('headers', (headers, req) => {
+  const h = headers.find((l) => /^sec-websocket-extensions:/i.test(l));
+  answered.set(req, h ? h.replace(/^[^:]*:\s*/, '') : '');
+});
 let ending = false;
 
 wss.on('connection', (ws, req) => {
@@ -39,10 +47,10 @@ wss.on('connection', (ws, req) => {
     ev: 'connection',
     path: req.url,
     protocol: ws.protocol,
-    extensions: ws.extensions,
+    extensions: answered.get(req) || '',
     headers: req.headers,
   });
-  const st = attach(ws, { echo: cfg.echo });
+  const st = attach(ws, { echo: cfg.echo, socket: req.socket });
   ws.on('close', () => {
     open.delete(ws);
     if (ending && open.size === 0) process.exit(0);

@@ -3,11 +3,14 @@
 //
 // Every observation is one JSON object per line on stdout, so the Go test
 // checks what ws actually saw rather than trusting an echo:
-//   {"ev":"open"|"connection", "protocol", "extensions", "path", "headers"}
+//   {"ev":"open"|"connection", "protocol", "extensions" (the negotiated
+//     Sec-WebSocket-Extensions value), "path", "headers"}
 //   {"ev":"message", "type":"text"|"binary", "len", "sha256", "hex"?}
 //   {"ev":"ping"|"pong", "hex"}
 //   {"ev":"error", "code", "message"}   (ws's error code, e.g. WS_ERR_INVALID_UTF8)
-//   {"ev":"close", "code", "reason"}
+//   {"ev":"close", "code", "reason", "bytesRead", "bytesWritten"}
+//     (bytes on the TCP connection, handshake included: how the Go test
+//     sees that permessage-deflate really compressed)
 //   {"ev":"step-error", "message"}      (the scenario itself went wrong)
 //   {"ev":"timeout"}                    (the hard time limit was hit)
 import { createHash } from 'node:crypto';
@@ -53,7 +56,9 @@ function describe(data) {
 
 // attach reports everything that happens on ws and returns the state the
 // steps wait on. With echo, every message is sent back with its own type.
-export function attach(ws, { echo } = {}) {
+// opts.socket is ws's TCP socket, read at close for the byte counts.
+export function attach(ws, opts = {}) {
+  const { echo } = opts;
   const st = { messages: 0, pongs: 0, closed: false, waiters: new Set() };
   const wake = () => {
     for (const w of st.waiters) w();
@@ -83,7 +88,13 @@ export function attach(ws, { echo } = {}) {
   });
   ws.on('error', (err) => emit({ ev: 'error', code: err.code || '', message: err.message }));
   ws.on('close', (code, reason) => {
-    emit({ ev: 'close', code, reason: reason.toString('utf8') });
+    emit({
+      ev: 'close',
+      code,
+      reason: reason.toString('utf8'),
+      bytesRead: opts.socket ? opts.socket.bytesRead : -1,
+      bytesWritten: opts.socket ? opts.socket.bytesWritten : -1,
+    });
     st.closed = true;
     wake();
   });
