@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+func init() {
+	register("ws", command{
+		summary: "send stdin lines as text messages, print every message received",
+		run: func(args []string) int {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runWS(ctx, args, os.Stdin, os.Stdout, os.Stderr)
+		},
+	})
+}
+
+const wsUsage = `usage: wsrpc ws [flags] URL
+
+Opens a WebSocket to URL (ws://, wss://). Each line read from stdin is sent
+as one text message (without its line ending); each message received is
+printed on its own line: text as is, binary encoded as --binary says
+(base64 by default, so the output stays one line per message).
+
+When stdin ends, the client closes with 1000 and waits for the server's
+reply. The close code and reason are printed on stderr.
+
+Exit status: 0 on a normal close (ours after stdin ended, or the server's
+with 1000 or 1001), 1 on any other close code, a lost connection or a
+failed handshake, 2 on a usage error, 130 when interrupted (the client
+then closes with 1001).
+
+Flags:
+`
+
+// wsCloseWait bounds how long the client waits for the reader to see the
+// end of the connection once the closing handshake is done or failed.
+const wsCloseWait = 10 * time.Second
+
+// stringsFlag collects a repeatable string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ", ") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// runWS is the ws subcommand; it returns the exit status. stdin is read on
+// a goroutine that may outlive the call (a blocked read cannot be
+// interrupted); stdout is written only before runWS returns.
+func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ws", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, wsUsage)
+		fs.PrintDefaults()
+	}
+	var headers headerFlag
+	var protocols stringsFlag
+	fs.Var(&headers, "H", "request header `\"Name: value\"` (repeatable)")
+	fs.Var(&protocols, "subprotocol", "offer subprotocol `NAME` (repeatable; most preferred first)")
+	binaryFormat := fs.String("binary", "base64", "print binary messages as `FORMAT`: base64, hex or raw (raw bytes, no encoding)")
+	maxSize := fs.Int64("max-size", 64<<20, "largest message to receive, and longest stdin line, in `BYTES`")
+
+	// Flags may come before or after the URL.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(positional) != 1 {
+		fs.Usage()
+		return 2
+	}
+	var encode func([]byte) []byte
+	switch *binaryFormat {
+	case "base64":
+		encode = func(p []byte) []byte { return base64.StdEncoding.AppendEncode(nil, p) }
+	case "hex":
+		encode = func(p []byte) []byte { return hex.AppendEncode(nil, p) }
+	case "raw":
+		encode = func(p []byte) []byte { return p }
+	default:
+		fmt.Fprintf(stderr, "wsrpc ws: --binary must be base64, hex or raw, not %q\n", *binaryFormat)
+		return 2
+	}
+	if *maxSize <= 0 {
+		fmt.Fprintln(stderr, "wsrpc ws: --max-size must be positive")
+		return 2
+	}
+	header := http.Header{}
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ":")
+		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+
+	// Both goroutines and this one report on stderr.
+	errOut := &lockedWriter{w: stderr}
+	c, resp, err := websocket.Dial(ctx, positional[0], &websocket.DialOptions{
+		Header:         header,
+		Subprotocols:   protocols,
+		MaxMessageSize: *maxSize,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return 130
+		}
+		fmt.Fprintf(errOut, "wsrpc ws: %v\n", err)
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+		return 1
+	}
+	defer c.CloseNow()
+	if p := c.Subprotocol(); p != "" {
+		fmt.Fprintf(errOut, "wsrpc ws: subprotocol %s\n", p)
+	}
+
+	// Reads use their own context: cancelling a read drops the connection
+	// without the closing handshake, and an interrupt should close cleanly.
+	bg := context.Background()
+	readDone := make(chan error, 1)
+	go func() {
+		out := bufio.NewWriter(stdout)
+		var buf []byte
+		for {
+			typ, p, err := c.ReadAppend(bg, buf[:0])
+			if err != nil {
+				out.Flush()
+				readDone <- err
+				return
+			}
+			buf = p
+			if typ == websocket.MessageBinary {
+				p = encode(p)
+			}
+			out.Write(p)
+			out.WriteByte('\n')
+			out.Flush() // interactive: each message as it arrives
+		}
+	}()
+
+	stdinDone := make(chan error, 1)
+	go func() { stdinDone <- sendLines(c, stdin, int(*maxSize), errOut) }()
+
+	select {
+	case err := <-readDone:
+		// The server closed first, or the connection broke.
+		return reportEnd(errOut, err, false)
+	case err := <-stdinDone:
+		if err != nil {
+			fmt.Fprintf(errOut, "wsrpc ws: %v\n", err)
+		}
+		// A ping round trip first: the pong comes after the server's replies
+		// to every line sent, and is noticed by the reader's next Read, so
+		// by the time Ping returns the reader has printed them all. Close
+		// alone could drop a reply arriving while the reader is between two
+		// reads (Close then reads, and discards, until the close frame).
+		pctx, cancel := context.WithTimeout(ctx, wsCloseWait)
+		_ = c.Ping(pctx) // best effort: a failure shows in what Close reports
+		cancel()
+		status := closeAndWait(c, websocket.StatusNormalClosure, readDone, errOut)
+		if err != nil && status == 0 {
+			status = 1
+		}
+		return status
+	case <-ctx.Done():
+		closeAndWait(c, websocket.StatusGoingAway, readDone, errOut)
+		return 130
+	}
+}
+
+// sendLines sends each line of stdin as a text message until EOF (nil) or
+// an error. Lines that are not valid UTF-8 cannot be text messages (the
+// server would fail the connection with 1007): they are reported and
+// skipped.
+func sendLines(c *websocket.Conn, stdin io.Reader, maxLine int, errOut io.Writer) error {
+	sc := bufio.NewScanner(stdin)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine+2) // + "\r\n"
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		if !utf8.ValidString(line) {
+			fmt.Fprintf(errOut, "wsrpc ws: stdin line %d is not valid UTF-8; not sent\n", n)
+			continue
+		}
+		if err := c.Write(context.Background(), websocket.MessageText, []byte(line)); err != nil {
+			return fmt.Errorf("sending stdin line %d: %w", n, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading stdin: %w", err)
+	}
+	return nil
+}
+
+// closeAndWait runs our closing handshake and waits (bounded) for the
+// reader to finish printing. It returns the exit status: 0 when the server
+// answered our close.
+func closeAndWait(c *websocket.Conn, code websocket.StatusCode, readDone <-chan error, errOut io.Writer) int {
+	cerr := c.Close(code, "")
+	var rerr error
+	select {
+	case rerr = <-readDone:
+	case <-time.After(wsCloseWait):
+		c.CloseNow()
+		rerr = <-readDone
+	}
+	if cerr != nil {
+		if errors.Is(cerr, websocket.ErrClosed) {
+			// The connection ended before our close went out (the server
+			// closed at the same moment, or it broke): report that instead.
+			return reportEnd(errOut, rerr, false)
+		}
+		fmt.Fprintf(errOut, "wsrpc ws: closing: %v\n", cerr)
+		return 1
+	}
+	return reportEnd(errOut, rerr, true)
+}
+
+// reportEnd prints how the connection ended and returns the exit status.
+// ours says whether we started the closing handshake, in which case any
+// answer from the server completes it normally.
+func reportEnd(errOut io.Writer, err error, ours bool) int {
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) {
+		fmt.Fprintf(errOut, "wsrpc ws: connection lost: %v\n", err)
+		return 1
+	}
+	who := "closed by server"
+	if ours {
+		who = "closed"
+	}
+	if ce.Reason != "" {
+		fmt.Fprintf(errOut, "wsrpc ws: %s: %d (%v): %s\n", who, int(ce.Code), ce.Code, ce.Reason)
+	} else {
+		fmt.Fprintf(errOut, "wsrpc ws: %s: %d (%v)\n", who, int(ce.Code), ce.Code)
+	}
+	if ours || ce.Code == websocket.StatusNormalClosure || ce.Code == websocket.StatusGoingAway {
+		return 0
+	}
+	return 1
+}
+
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// wsServer runs handle on each accepted WebSocket (offering the "chat"
+// subprotocol) and returns the ws:// URL.
+func wsServer(t *testing.T, handle func(ctx context.Context, c *websocket.Conn, r *http.Request)) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/forbidden" {
+			http.Error(w, "go away", http.StatusForbidden)
+			return
+		}
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"chat"}})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		handle(ctx, c, r)
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// echoHandler echoes every message until the connection ends.
+func echoHandler(ctx context.Context, c *websocket.Conn, _ *http.Request) {
+	for {
+		typ, p, err := c.Read(ctx)
+		if err != nil {
+			return
+		}
+		if err := c.Write(ctx, typ, p); err != nil {
+			return
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to share with runWS's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runWSCmd runs the ws command with stdin, bounded by a deadline.
+func runWSCmd(t *testing.T, stdin io.Reader, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- runWS(ctx, args, stdin, &out, &errOut) }()
+	select {
+	case code = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("wsrpc ws did not return; stderr: %s", errOut.String())
+	}
+	return code, out.String(), errOut.String()
+}
+
+// TestWSEchoUntilStdinEnds: every stdin line (CRLF or LF, the last one
+// without a newline, an empty one) goes out as a text message; every reply
+// is printed on its own line, in order; at the end of stdin the client
+// closes with 1000 and exits 0 once the server answered.
+func TestWSEchoUntilStdinEnds(t *testing.T) {
+	url := wsServer(t, echoHandler)
+	stdin := "hello\r\nwörld ✓\n\n" + strings.Repeat("x", 100_000) + "\nlast"
+	code, stdout, stderr := runWSCmd(t, strings.NewReader(stdin), url)
+	if code != 0 {
+		t.Errorf("exit %d, want 0; stderr: %s", code, stderr)
+	}
+	want := "hello\nwörld ✓\n\n" + strings.Repeat("x", 100_000) + "\nlast\n"
+	if stdout != want {
+		t.Errorf("stdout %.80q…, want %.80q…", stdout, want)
+	}
+	if !strings.Contains(stderr, "closed: 1000 (normal closure)") {
+		t.Errorf("stderr %q: want the close code", stderr)
+	}
+}
+
+// TestWSManyLines: many lines sent back to back are all printed before the
+// client closes (the close waits for replies already on their way).
+func TestWSManyLines(t *testing.T) {
+	url := wsServer(t, echoHandler)
+	var in, want strings.Builder
+	for i := range 500 {
+		line := strings.Repeat(string(rune('a'+i%26)), i%40)
+		in.WriteString(line + "\n")
+		want.WriteString(line + "\n")
+	}
+	code, stdout, stderr := runWSCmd(t, strings.NewReader(in.String()), url)
+	if code != 0 || stdout != want.String() {
+		t.Errorf("exit %d, %d bytes of output, want 0 and %d bytes; stderr: %s", code, len(stdout), want.Len(), stderr)
+	}
+}
+
+// TestWSHeadersAndSubprotocol: -H headers reach the server (flags after the
+// URL too), --subprotocol offers are sent in order and the chosen one is
+// reported.
+func TestWSHeadersAndSubprotocol(t *testing.T) {
+	url := wsServer(t, func(ctx context.Context, c *websocket.Conn, r *http.Request) {
+		msg := r.Header.Get("Authorization") + "|" + r.Header.Get("X-Trace") + "|" +
+			strings.Join(r.Header.Values("Sec-WebSocket-Protocol"), ",") + "|" + c.Subprotocol()
+		c.Write(ctx, websocket.MessageText, []byte(msg))
+		c.Close(websocket.StatusNormalClosure, "")
+	})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	code, stdout, stderr := runWSCmd(t, pr, "-H", "Authorization: Bearer t0k", url,
+		"--subprotocol", "wsrpc.json", "--subprotocol=chat", "-H", "X-Trace:abc")
+	if code != 0 {
+		t.Errorf("exit %d; stderr: %s", code, stderr)
+	}
+	if want := "Bearer t0k|abc|wsrpc.json, chat|chat\n"; stdout != want {
+		t.Errorf("stdout %q, want %q", stdout, want)
+	}
+	if !strings.Contains(stderr, "subprotocol chat") || !strings.Contains(stderr, "closed by server: 1000") {
+		t.Errorf("stderr %q: want the subprotocol and the close", stderr)
+	}
+}
+
+// TestWSBinary: binary messages print as base64 by default, or hex or raw.
+func TestWSBinary(t *testing.T) {
+	data := []byte{0, 1, 2, 0xff, '\n'}
+	url := wsServer(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
+		c.Write(ctx, websocket.MessageBinary, data)
+		c.Close(websocket.StatusGoingAway, "restart")
+	})
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{nil, "AAEC/wo=\n"},
+		{[]string{"--binary", "hex"}, "000102ff0a\n"},
+		{[]string{"-binary=raw"}, string(data) + "\n"},
+	} {
+		pr, pw := io.Pipe()
+		code, stdout, stderr := runWSCmd(t, pr, append(tc.flags, url)...)
+		pw.Close()
+		if code != 0 || stdout != tc.want {
+			t.Errorf("%v: exit %d stdout %q, want 0 and %q; stderr: %s", tc.flags, code, stdout, tc.want, stderr)
+		}
+		if !strings.Contains(stderr, "closed by server: 1001 (going away): restart") {
+			t.Errorf("%v: stderr %q: want the close code and reason", tc.flags, stderr)
+		}
+	}
+}
+
+// TestWSExitStatus: the server's close code decides the exit status, and a
+// connection lost without a close frame or a refused handshake is a
+// failure.
+func TestWSExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		path       string
+		handle     func(ctx context.Context, c *websocket.Conn)
+		code       int
+		wantStderr string
+	}{
+		{"server closes 1000", "/", func(ctx context.Context, c *websocket.Conn) {
+			c.Close(websocket.StatusNormalClosure, "bye")
+		}, 0, "closed by server: 1000 (normal closure): bye"},
+		{"server closes 4001", "/", func(ctx context.Context, c *websocket.Conn) {
+			c.Close(4001, "kicked")
+		}, 1, "closed by server: 4001 (status 4001): kicked"},
+		{"server closes 1011", "/", func(ctx context.Context, c *websocket.Conn) {
+			c.Close(websocket.StatusInternalError, "")
+		}, 1, "closed by server: 1011 (internal error)"},
+		{"connection dropped", "/", func(ctx context.Context, c *websocket.Conn) {
+			c.Write(ctx, websocket.MessageText, []byte("one"))
+			c.CloseNow()
+		}, 1, "connection lost"},
+		{"handshake refused", "/forbidden", nil, 1, "403"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := wsServer(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) { tc.handle(ctx, c) })
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			code, _, stderr := runWSCmd(t, pr, url+tc.path)
+			if code != tc.code || !strings.Contains(stderr, tc.wantStderr) {
+				t.Errorf("exit %d stderr %q, want %d and %q", code, stderr, tc.code, tc.wantStderr)
+			}
+		})
+	}
+}
+
+// TestWSInterrupt: cancelling the context (SIGINT) closes with 1001 and
+// exits 130.
+func TestWSInterrupt(t *testing.T) {
+	first := make(chan string, 1)
+	closed := make(chan error, 1)
+	url := wsServer(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
+		_, p, _ := c.Read(ctx)
+		first <- string(p)
+		_, _, err := c.Read(ctx)
+		closed <- err
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- runWS(ctx, []string{url}, pr, &out, &errOut) }()
+	if _, err := pw.Write([]byte("hi\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once the server has the line, so the session is surely up.
+	select {
+	case p := <-first:
+		if p != "hi" {
+			t.Fatalf("server read %q, want hi", p)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("server got no message")
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 130 {
+			t.Errorf("exit %d, want 130; stderr: %s", code, errOut.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("did not return after cancel")
+	}
+	if err := <-closed; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("server saw %v, want close 1001", err)
+	}
+}
+
+// TestWSUsage: bad invocations exit 2 with usage on stderr.
+func TestWSUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"ws://a", "ws://b"},
+		{"--binary", "octal", "ws://a"},
+		{"--max-size", "0", "ws://a"},
+		{"-H", "no colon", "ws://a"},
+		{"--nope", "ws://a"},
+	} {
+		code, stdout, stderr := runWSCmd(t, strings.NewReader(""), args...)
+		if code != 2 || stdout != "" || stderr == "" {
+			t.Errorf("%q: exit %d stdout %q stderr %q, want 2 and a message", args, code, stdout, stderr)
+		}
+	}
+	if code, _, stderr := runWSCmd(t, strings.NewReader(""), "-h"); code != 0 || !strings.Contains(stderr, "usage: wsrpc ws") {
+		t.Errorf("-h: exit %d stderr %q", code, stderr)
+	}
+}
