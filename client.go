@@ -1,0 +1,577 @@
+package wsrpc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// caller holds what every client of one method shares.
+//
+// Concurrency: immutable after construction; any number of calls at once.
+type caller struct {
+	spec       Spec
+	httpClient *http.Client
+	url        string
+	cfg        *config
+	dial       websocket.DialOptions
+	setup      error
+}
+
+func newCaller(httpClient *http.Client, url string, spec Spec, opts []Option) *caller {
+	if httpClient == nil {
+		httpClient = http.DefaultClient
+	}
+	spec.IsClient = true
+	c := &caller{spec: spec, httpClient: httpClient, url: url, cfg: newConfig(opts)}
+	c.dial = c.cfg.dial
+	if c.dial.HTTPClient == nil {
+		c.dial.HTTPClient = httpClient
+	}
+	c.dial.Extensions, c.setup = c.cfg.extensions(c.dial.Extensions)
+	offered := c.cfg.offered()
+	c.dial.Subprotocols = make([]string, len(offered))
+	for i, k := range offered {
+		c.dial.Subprotocols[i] = codec.Subprotocol(k)
+	}
+	return c
+}
+
+// connect dials the WebSocket through the handshake interceptors.
+func (c *caller) connect(ctx context.Context) (*wsConn, error) {
+	if c.setup != nil {
+		return nil, NewError(CodeInternal, c.setup)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if err != nil {
+		return nil, Errorf(CodeInvalidArgument, "%w", err)
+	}
+	req.Header = c.dial.Header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	var ws *websocket.Conn
+	dial := func(ctx context.Context, hs *Handshake) (context.Context, error) {
+		opts := c.dial
+		opts.Header = hs.Request.Header
+		conn, resp, err := websocket.Dial(ctx, hs.Request.URL.String(), &opts)
+		if err != nil {
+			if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+				body, _ := io.ReadAll(resp.Body)
+				return ctx, fromHTTPResponse(resp, body)
+			}
+			return ctx, wireError(err)
+		}
+		hs.ResponseHeader = resp.Header
+		for _, k := range c.cfg.offered() {
+			if codec.Subprotocol(k) == conn.Subprotocol() {
+				hs.Codec = k
+			}
+		}
+		if hs.Codec == nil {
+			conn.CloseNow()
+			return ctx, Errorf(CodeInternal, "server selected subprotocol %q, which is no offered codec's", conn.Subprotocol())
+		}
+		ws = conn
+		return ctx, nil
+	}
+	hs := &Handshake{Spec: c.spec, Request: req}
+	sctx, err := chainHandshake(c.cfg.interceptors, dial)(ctx, hs)
+	if err != nil {
+		if ws != nil {
+			ws.CloseNow()
+		}
+		return nil, asError(err)
+	}
+	if ws == nil {
+		return nil, Errorf(CodeInternal, "a handshake interceptor returned without calling next")
+	}
+	if sctx == nil {
+		sctx = ctx
+	}
+	remote := ""
+	if a := ws.RemoteAddr(); a != nil {
+		remote = a.String()
+	}
+	conn := newWSConn(sctx, c.spec, hs.Codec, ws, hs.Request.Header, hs.ResponseHeader, c.cfg, remote)
+	for _, fn := range c.cfg.onConnect {
+		fn(conn.ctx, conn.info)
+	}
+	return conn, nil
+}
+
+// clientStream is the common part of the client-side streams.
+type clientStream struct {
+	conn *wsConn
+}
+
+// receive reads into m; the end of the stream runs the onClose hooks.
+func (s *clientStream) receive(m any) error {
+	err := s.conn.Receive(m)
+	if err != nil && !isCodecErr(err) {
+		s.conn.ended(err)
+		s.conn.runOnClose()
+	}
+	return err
+}
+
+func isCodecErr(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.code == CodeInvalidArgument && e.err != nil && errors.Is(e.err, codec.ErrUnmarshal)
+}
+
+func (s *clientStream) close(code Code, reason string) error {
+	var err error
+	if code != 0 {
+		err = s.conn.closeWith(&Error{code: code, msg: reason})
+	} else {
+		err = s.conn.closeWith(nil)
+	}
+	s.conn.cancel()
+	s.conn.runOnClose()
+	return err
+}
+
+// BidiClient calls a bidirectional-streaming method over WebSocket.
+//
+// Concurrency: safe for concurrent use; each Call is its own connection.
+type BidiClient[Req, Res any] struct{ c *caller }
+
+// NewBidiClient returns a client for the method procedure served at url
+// (the base URL followed by the method's path; http(s) and ws(s) schemes
+// both work).
+func NewBidiClient[Req, Res any](httpClient *http.Client, url, procedure string, opts ...Option) *BidiClient[Req, Res] {
+	return &BidiClient[Req, Res]{newCaller(httpClient, url, Spec{Procedure: procedure, StreamType: StreamTypeBidi, Transport: TransportWebSocket}, opts)}
+}
+
+// Call opens a connection. It returns once the server accepted, or with
+// the refusal as an *Error. ctx bounds the whole call: cancelling it
+// closes the connection.
+func (c *BidiClient[Req, Res]) Call(ctx context.Context) (*BidiStreamForClient[Req, Res], error) {
+	conn, err := c.c.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &BidiStreamForClient[Req, Res]{clientStream{conn}}, nil
+}
+
+// BidiStreamForClient is the client side of a bidirectional-streaming
+// call.
+//
+// Concurrency: one goroutine at a time may Receive; any number may Send;
+// CloseSend and Close from any goroutine.
+type BidiStreamForClient[Req, Res any] struct{ clientStream }
+
+// Send marshals msg and sends it as one WebSocket message.
+func (s *BidiStreamForClient[Req, Res]) Send(msg *Req) error { return s.conn.Send(msg) }
+
+// CloseSend tells the server the client has finished sending (its Receive
+// returns io.EOF); the client may go on receiving.
+func (s *BidiStreamForClient[Req, Res]) CloseSend() error { return s.conn.closeSend() }
+
+// Receive returns the next message from the server; io.EOF when the
+// handler returned nil, an *Error when it failed.
+func (s *BidiStreamForClient[Req, Res]) Receive() (*Res, error) {
+	m := new(Res)
+	if err := s.receive(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// All yields the server's messages until the stream ends; a failure is
+// yielded once, last.
+func (s *BidiStreamForClient[Req, Res]) All() iter.Seq2[*Res, error] { return messages(s.Receive) }
+
+// RequestHeader returns the header the handshake was sent with.
+func (s *BidiStreamForClient[Req, Res]) RequestHeader() http.Header { return s.conn.reqHeader }
+
+// ResponseHeader returns the header of the server's 101 response.
+func (s *BidiStreamForClient[Req, Res]) ResponseHeader() http.Header { return s.conn.respHeader }
+
+// Codec returns the negotiated codec.
+func (s *BidiStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn.codec }
+
+// Close closes the connection normally (1000), running the closing
+// handshake. Safe to call more than once.
+func (s *BidiStreamForClient[Req, Res]) Close() error { return s.close(0, "") }
+
+// CloseWith closes the connection with code's close code and reason.
+func (s *BidiStreamForClient[Req, Res]) CloseWith(code Code, reason string) error {
+	return s.close(code, reason)
+}
+
+// ClientStreamClient calls a client-streaming method over WebSocket.
+//
+// Concurrency: safe for concurrent use; each Call is its own connection.
+type ClientStreamClient[Req, Res any] struct{ c *caller }
+
+// NewClientStreamClient returns a client for the method procedure served
+// at url.
+func NewClientStreamClient[Req, Res any](httpClient *http.Client, url, procedure string, opts ...Option) *ClientStreamClient[Req, Res] {
+	return &ClientStreamClient[Req, Res]{newCaller(httpClient, url, Spec{Procedure: procedure, StreamType: StreamTypeClient, Transport: TransportWebSocket}, opts)}
+}
+
+// Call opens a connection (see BidiClient.Call).
+func (c *ClientStreamClient[Req, Res]) Call(ctx context.Context) (*ClientStreamForClient[Req, Res], error) {
+	conn, err := c.c.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &ClientStreamForClient[Req, Res]{clientStream{conn}}, nil
+}
+
+// ClientStreamForClient is the client side of a client-streaming call.
+//
+// Concurrency: any number of goroutines may Send; CloseAndReceive once,
+// after the last Send; Close from any goroutine.
+type ClientStreamForClient[Req, Res any] struct{ clientStream }
+
+// Send marshals msg and sends it as one WebSocket message.
+func (s *ClientStreamForClient[Req, Res]) Send(msg *Req) error { return s.conn.Send(msg) }
+
+// CloseAndReceive tells the server the client has finished sending and
+// returns its response, or its error as an *Error.
+func (s *ClientStreamForClient[Req, Res]) CloseAndReceive() (*Res, error) {
+	if err := s.conn.closeSend(); err != nil {
+		// The server may have failed the call already: its close frame
+		// says why.
+		m := new(Res)
+		if rerr := s.receive(m); rerr != nil && !errors.Is(rerr, io.EOF) {
+			return nil, rerr
+		}
+		s.conn.runOnClose()
+		return nil, err
+	}
+	m := new(Res)
+	if err := s.receive(m); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = Errorf(CodeInternal, "%s: the server closed without a response", s.conn.spec.Procedure)
+		}
+		return nil, err
+	}
+	// Wait for the server's normal closure, which ends the call.
+	if _, _, err := s.conn.ws.Read(s.conn.ctx); err != nil {
+		if err = s.conn.transportErr(err); !errors.Is(err, io.EOF) {
+			s.conn.ended(err)
+			s.conn.runOnClose()
+			return nil, err
+		}
+	} else {
+		_ = s.close(CodeInvalidArgument, "more than one response")
+		return nil, Errorf(CodeInternal, "%s: the server sent more than one response", s.conn.spec.Procedure)
+	}
+	s.conn.runOnClose()
+	return m, nil
+}
+
+// RequestHeader returns the header the handshake was sent with.
+func (s *ClientStreamForClient[Req, Res]) RequestHeader() http.Header { return s.conn.reqHeader }
+
+// ResponseHeader returns the header of the server's 101 response.
+func (s *ClientStreamForClient[Req, Res]) ResponseHeader() http.Header { return s.conn.respHeader }
+
+// Codec returns the negotiated codec.
+func (s *ClientStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn.codec }
+
+// Close abandons the call: the connection closes normally (1000) and the
+// server's Receive returns io.EOF. Safe to call more than once.
+func (s *ClientStreamForClient[Req, Res]) Close() error { return s.close(0, "") }
+
+// ServerStreamClient calls a server-streaming method, over WebSocket
+// (NewServerStreamClient) or SSE (NewSSEClient); the stream it returns is
+// the same for both.
+//
+// Concurrency: safe for concurrent use; each Call is its own connection.
+type ServerStreamClient[Req, Res any] struct{ c *caller }
+
+// NewServerStreamClient returns a client for the server-streaming method
+// procedure served over WebSocket at url.
+func NewServerStreamClient[Req, Res any](httpClient *http.Client, url, procedure string, opts ...Option) *ServerStreamClient[Req, Res] {
+	return &ServerStreamClient[Req, Res]{newCaller(httpClient, url, Spec{Procedure: procedure, StreamType: StreamTypeServer, Transport: TransportWebSocket}, opts)}
+}
+
+// NewSSEClient returns a client for the server-streaming method procedure
+// served as Server-Sent Events at url. The request travels in the query
+// (EncodeSSERequest); the client reconnects with Last-Event-ID as
+// configured by WithSSEClientOptions and stops at the server's
+// "wsrpc.end" or "wsrpc.error" event.
+func NewSSEClient[Req, Res any](httpClient *http.Client, url, procedure string, opts ...Option) *ServerStreamClient[Req, Res] {
+	return &ServerStreamClient[Req, Res]{newCaller(httpClient, url, Spec{Procedure: procedure, StreamType: StreamTypeServer, Transport: TransportSSE}, opts)}
+}
+
+// Call sends req and returns the stream of responses once the server
+// accepted, or the refusal as an *Error.
+func (c *ServerStreamClient[Req, Res]) Call(ctx context.Context, req *Req) (*ServerStreamForClient[Res], error) {
+	if c.c.spec.Transport == TransportSSE {
+		return c.callSSE(ctx, req)
+	}
+	conn, err := c.c.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Send(req); err != nil {
+		cs := clientStream{conn}
+		_ = cs.close(CodeOf(err), err.Error())
+		return nil, err
+	}
+	return &ServerStreamForClient[Res]{cs: &clientStream{conn}}, nil
+}
+
+// capture records what the SSE server answered, for refusals (the sse
+// client reports only the status) and for ResponseHeader.
+//
+// Concurrency: the RoundTrip of one session at a time; mu guards the
+// fields read by other goroutines.
+type capture struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	resp *http.Response
+	body []byte
+}
+
+func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err != nil {
+		return resp, err
+	}
+	var body []byte
+	if resp.StatusCode != http.StatusOK {
+		body, _ = io.ReadAll(io.LimitReader(resp.Body, 1024))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	t.mu.Lock()
+	t.resp, t.body = resp, body
+	t.mu.Unlock()
+	return resp, nil
+}
+
+func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*ServerStreamForClient[Res], error) {
+	if c.c.setup != nil {
+		return nil, NewError(CodeInternal, c.c.setup)
+	}
+	pm, err := asMessage(req)
+	if err != nil {
+		return nil, err
+	}
+	q, err := EncodeSSERequest(pm)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(c.c.url)
+	if err != nil {
+		return nil, Errorf(CodeInvalidArgument, "%w", err)
+	}
+	if len(q) > 0 {
+		u.RawQuery = q.Encode()
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, Errorf(CodeInvalidArgument, "%w", err)
+	}
+	hreq.Header = c.c.cfg.sseClient.Header.Clone()
+	if hreq.Header == nil {
+		hreq.Header = http.Header{}
+	}
+	var sess *sse.Session
+	var capt *capture
+	open := func(ctx context.Context, hs *Handshake) (context.Context, error) {
+		opts := c.c.cfg.sseClient
+		hc := *c.c.httpClient
+		if opts.HTTPClient != nil {
+			hc = *opts.HTTPClient
+		}
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		capt = &capture{base: base}
+		hc.Transport = capt
+		opts.HTTPClient = &hc
+		opts.Header = hs.Request.Header
+		s, err := sse.Connect(ctx, hs.Request.URL.String(), &opts)
+		if err != nil {
+			capt.mu.Lock()
+			resp, body := capt.resp, capt.body
+			capt.mu.Unlock()
+			var se *sse.StatusError
+			if errors.As(err, &se) && resp != nil {
+				return ctx, fromHTTPResponse(resp, body)
+			}
+			return ctx, wireError(err)
+		}
+		capt.mu.Lock()
+		hs.ResponseHeader = capt.resp.Header
+		capt.mu.Unlock()
+		sess = s
+		return ctx, nil
+	}
+	hs := &Handshake{Spec: c.c.spec, Request: hreq, Codec: codec.JSON}
+	sctx, err := chainHandshake(c.c.cfg.interceptors, open)(ctx, hs)
+	if err != nil {
+		if sess != nil {
+			sess.Close()
+		}
+		return nil, asError(err)
+	}
+	if sess == nil {
+		return nil, Errorf(CodeInternal, "a handshake interceptor returned without calling next")
+	}
+	if sctx == nil {
+		sctx = ctx
+	}
+	st := &sseClientStream{spec: c.c.spec, sess: sess, ctx: sctx, reqHeader: hs.Request.Header, respHeader: hs.ResponseHeader, onClose: c.c.cfg.onClose}
+	st.info = &ConnInfo{Spec: c.c.spec, Codec: codec.JSON, RequestHeader: hs.Request.Header, RemoteAddr: u.Host}
+	for _, fn := range c.c.cfg.onConnect {
+		fn(sctx, st.info)
+	}
+	return &ServerStreamForClient[Res]{sse: st}, nil
+}
+
+// sseClientStream reads a typed SSE stream.
+//
+// Concurrency: receive from one goroutine; close from any (once guards the
+// hooks).
+type sseClientStream struct {
+	spec       Spec
+	sess       *sse.Session
+	ctx        context.Context
+	reqHeader  http.Header
+	respHeader http.Header
+	info       *ConnInfo
+	onClose    []func(context.Context, *ConnInfo, CloseInfo)
+	done       error
+	once       sync.Once
+}
+
+func (s *sseClientStream) receive(m proto.Message) error {
+	if s.done != nil {
+		return s.done
+	}
+	for {
+		ev, err := s.sess.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				err = wireError(err)
+			}
+			return s.finish(err, CloseInfo{Code: websocket.StatusAbnormalClosure, Err: err})
+		}
+		switch ev.Type {
+		case SSEEventEnd:
+			return s.finish(io.EOF, CloseInfo{Code: websocket.StatusNormalClosure})
+		case SSEEventError:
+			e := parseSSEError(ev.Data)
+			return s.finish(e, CloseInfo{Code: e.code.CloseCode(), Reason: closeReason(e.msg), Err: e})
+		}
+		ok, err := decodeSSEEvent(ev, m)
+		if err != nil {
+			return Errorf(CodeInvalidArgument, "sse event %q (id %q): %w", ev.Type, ev.ID, err)
+		}
+		if ok {
+			return nil
+		}
+	}
+}
+
+func (s *sseClientStream) finish(err error, ci CloseInfo) error {
+	s.done = err
+	s.sess.Close()
+	s.once.Do(func() {
+		for _, fn := range s.onClose {
+			fn(s.ctx, s.info, ci)
+		}
+	})
+	return err
+}
+
+func (s *sseClientStream) close() error {
+	s.sess.Close()
+	s.once.Do(func() {
+		for _, fn := range s.onClose {
+			fn(s.ctx, s.info, CloseInfo{Code: websocket.StatusNormalClosure})
+		}
+	})
+	return nil
+}
+
+// ServerStreamForClient is the client side of a server-streaming call,
+// over WebSocket or SSE.
+//
+// Concurrency: one goroutine at a time may Receive; Close from any.
+type ServerStreamForClient[Res any] struct {
+	cs  *clientStream
+	sse *sseClientStream
+}
+
+// Receive returns the next response; io.EOF when the handler returned
+// nil, an *Error when it failed. Over SSE the message's oneof case is set
+// from the event type, and events of types the message does not know are
+// skipped.
+func (s *ServerStreamForClient[Res]) Receive() (*Res, error) {
+	m := new(Res)
+	if s.sse != nil {
+		pm, err := asMessage(m)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.sse.receive(pm); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+	if err := s.cs.receive(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// All yields the responses until the stream ends; a failure is yielded
+// once, last.
+func (s *ServerStreamForClient[Res]) All() iter.Seq2[*Res, error] { return messages(s.Receive) }
+
+// RequestHeader returns the header the request was sent with.
+func (s *ServerStreamForClient[Res]) RequestHeader() http.Header {
+	if s.sse != nil {
+		return s.sse.reqHeader
+	}
+	return s.cs.conn.reqHeader
+}
+
+// ResponseHeader returns the header of the server's response (101, or 200
+// for SSE).
+func (s *ServerStreamForClient[Res]) ResponseHeader() http.Header {
+	if s.sse != nil {
+		return s.sse.respHeader
+	}
+	return s.cs.conn.respHeader
+}
+
+// LastEventID returns the id of the last SSE event received ("" on a
+// WebSocket).
+func (s *ServerStreamForClient[Res]) LastEventID() string {
+	if s.sse != nil {
+		return s.sse.sess.LastEventID()
+	}
+	return ""
+}
+
+// Close ends the call: a normal closure (1000) on a WebSocket, closing the
+// response body on SSE. Safe to call more than once.
+func (s *ServerStreamForClient[Res]) Close() error {
+	if s.sse != nil {
+		return s.sse.close()
+	}
+	return s.cs.close(0, "")
+}

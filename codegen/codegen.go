@@ -1,0 +1,443 @@
+// Package codegen is the library behind protoc-gen-wsrpc: it turns the
+// services of protobuf files into typed wsrpc handlers and clients, one
+// file <name>.wsrpc.go per .proto file, in a sub-package named after the
+// Go package with "wsrpc" appended (gen/chat/v1/chatv1wsrpc/chat.wsrpc.go
+// for gen/chat/v1/chat.pb.go), in the style of connect-go.
+//
+// Methods opt in with the (wsrpc.v1.method) option (see
+// proto/wsrpc/v1/options.proto); methods without it are skipped, and a
+// service with no such method generates nothing. Mistakes in a schema are
+// reported through the plugin's error with the file and method, never a
+// panic. Output is deterministic.
+package codegen
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"google.golang.org/protobuf/compiler/protogen"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/pluginpb"
+
+	wsrpcv1 "github.com/wsrpc/wsrpc/gen/wsrpc/v1"
+)
+
+// Version is protoc-gen-wsrpc's version, written into every generated
+// file's header.
+const Version = "0.1.0"
+
+// PackageSuffix is appended to a file's Go package name to name the
+// package of its generated wsrpc code.
+const PackageSuffix = "wsrpc"
+
+const (
+	wsrpcPkg   = protogen.GoImportPath("github.com/wsrpc/wsrpc")
+	contextPkg = protogen.GoImportPath("context")
+	httpPkg    = protogen.GoImportPath("net/http")
+	stringsPkg = protogen.GoImportPath("strings")
+)
+
+// transport of one method.
+type transport int
+
+const (
+	webSocket transport = iota + 1
+	serverSentEvents
+)
+
+// method is a method with a wsrpc transport.
+type method struct {
+	*protogen.Method
+	transport transport
+	path      string
+}
+
+type service struct {
+	*protogen.Service
+	methods []*method
+}
+
+// Generate is the protogen entry point: it generates a file for every
+// requested .proto file that has a service with a wsrpc method.
+func Generate(plugin *protogen.Plugin) error {
+	plugin.SupportedFeatures = uint64(pluginpb.CodeGeneratorResponse_FEATURE_PROTO3_OPTIONAL)
+	for _, f := range plugin.Files {
+		if !f.Generate {
+			continue
+		}
+		services, err := collect(f)
+		if err != nil {
+			return err
+		}
+		if len(services) == 0 {
+			continue
+		}
+		generateFile(plugin, f, services)
+	}
+	return nil
+}
+
+// collect validates f's wsrpc methods.
+func collect(f *protogen.File) ([]*service, error) {
+	var out []*service
+	for _, s := range f.Services {
+		svc := &service{Service: s}
+		paths := map[string]string{}
+		for _, m := range s.Methods {
+			wm, err := methodOf(f, m)
+			if err != nil {
+				return nil, err
+			}
+			if wm == nil {
+				continue
+			}
+			if other, ok := paths[wm.path]; ok {
+				return nil, schemaErr(f, m, "path %q is already used by method %s", wm.path, other)
+			}
+			paths[wm.path] = string(m.Desc.Name())
+			svc.methods = append(svc.methods, wm)
+		}
+		if len(svc.methods) > 0 {
+			out = append(out, svc)
+		}
+	}
+	return out, nil
+}
+
+func schemaErr(f *protogen.File, m *protogen.Method, format string, args ...any) error {
+	return fmt.Errorf("%s: method %s: %s", f.Desc.Path(), m.Desc.FullName(), fmt.Sprintf(format, args...))
+}
+
+// methodOf reads m's (wsrpc.v1.method) option: nil for a method without
+// it, an error for a misuse.
+func methodOf(f *protogen.File, m *protogen.Method) (*method, error) {
+	opts := m.Desc.Options()
+	if opts == nil || !proto.HasExtension(opts, wsrpcv1.E_Method) {
+		return nil, nil
+	}
+	mo, ok := proto.GetExtension(opts, wsrpcv1.E_Method).(*wsrpcv1.MethodOptions)
+	if !ok || mo == nil {
+		return nil, schemaErr(f, m, "cannot read the (wsrpc.v1.method) option")
+	}
+	cs, ss := m.Desc.IsStreamingClient(), m.Desc.IsStreamingServer()
+	wm := &method{Method: m}
+	var p string
+	switch t := mo.GetTransport().(type) {
+	case *wsrpcv1.MethodOptions_Websocket:
+		wm.transport = webSocket
+		p = t.Websocket.GetPath()
+		if !cs && !ss {
+			return nil, schemaErr(f, m, "(wsrpc.v1.method).websocket needs a streaming method; this one is unary")
+		}
+	case *wsrpcv1.MethodOptions_Sse:
+		wm.transport = serverSentEvents
+		p = t.Sse.GetPath()
+		if cs || !ss {
+			return nil, schemaErr(f, m, "(wsrpc.v1.method).sse needs a server-streaming method; this one is %s", kindName(cs, ss))
+		}
+	default:
+		return nil, schemaErr(f, m, "(wsrpc.v1.method) sets no transport: set websocket or sse")
+	}
+	if p == "" {
+		p = procedure(m)
+	}
+	if err := checkPath(p); err != nil {
+		return nil, schemaErr(f, m, "bad path %q: %v", p, err)
+	}
+	wm.path = p
+	return wm, nil
+}
+
+func kindName(cs, ss bool) string {
+	switch {
+	case cs && ss:
+		return "bidirectional-streaming"
+	case cs:
+		return "client-streaming"
+	case ss:
+		return "server-streaming"
+	}
+	return "unary"
+}
+
+// checkPath applies the rules of WebSocketRule.path.
+func checkPath(p string) error {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("it must start with /")
+	case strings.ContainsAny(p, "?#"):
+		return fmt.Errorf("it must not contain a query or fragment")
+	case len(p) > 1 && strings.HasSuffix(p, "/"):
+		return fmt.Errorf("it must not end with /")
+	case strings.Contains(p, "//"):
+		return fmt.Errorf("it must not contain an empty segment")
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("it must not contain . or .. segments")
+		}
+	}
+	for _, r := range p {
+		if r <= ' ' || r == 0x7f || r == '%' || r == '\\' || r > 0x7e {
+			return fmt.Errorf("it must be printable ASCII without spaces, %%, or \\")
+		}
+	}
+	return nil
+}
+
+func procedure(m *protogen.Method) string {
+	return "/" + string(m.Parent.Desc.FullName()) + "/" + string(m.Desc.Name())
+}
+
+// mountPath is the longest common prefix of the paths, cut after its last
+// "/": the pattern NewFooServiceHandler returns.
+func mountPath(methods []*method) string {
+	prefix := methods[0].path
+	for _, m := range methods[1:] {
+		for !strings.HasPrefix(m.path, prefix) {
+			prefix = prefix[:len(prefix)-1]
+		}
+	}
+	return prefix[:strings.LastIndex(prefix, "/")+1]
+}
+
+func generateFile(plugin *protogen.Plugin, f *protogen.File, services []*service) {
+	pkgName := string(f.GoPackageName) + PackageSuffix
+	dir, base := path.Split(f.GeneratedFilenamePrefix)
+	filename := path.Join(dir, pkgName, base+".wsrpc.go")
+	importPath := protogen.GoImportPath(path.Join(string(f.GoImportPath), pkgName))
+	g := plugin.NewGeneratedFile(filename, importPath)
+
+	g.P("// Code generated by protoc-gen-wsrpc. DO NOT EDIT.")
+	g.P("//")
+	g.P("// Source: ", f.Desc.Path())
+	g.P("// Generator: protoc-gen-wsrpc v", Version)
+	g.P()
+	g.P("package ", pkgName)
+	g.P()
+	g.P("// This assertion fails to compile when the linked wsrpc package is older")
+	g.P("// than the one this file was generated for: update github.com/wsrpc/wsrpc.")
+	g.P("const _ = ", wsrpcPkg.Ident("IsAtLeastVersion0_1_0"))
+	g.P()
+	for _, s := range services {
+		generateService(g, s)
+	}
+}
+
+func unexport(s string) string { return strings.ToLower(s[:1]) + s[1:] }
+
+// leading writes a declaration's proto comments, or fallback when it has
+// none.
+func leading(g *protogen.GeneratedFile, c protogen.Comments, fallback string) {
+	if strings.TrimSpace(string(c)) == "" {
+		g.P("// ", fallback)
+		return
+	}
+	g.P(strings.TrimSuffix(c.String(), "\n"))
+}
+
+// serviceDoc writes first, then the service's proto comments.
+func serviceDoc(g *protogen.GeneratedFile, s *service, first string) {
+	g.P("// ", first)
+	if strings.TrimSpace(string(s.Comments.Leading)) != "" {
+		g.P("//")
+		g.P(strings.TrimSuffix(s.Comments.Leading.String(), "\n"))
+	}
+}
+
+func deprecated(g *protogen.GeneratedFile, m *protogen.Method) {
+	if opts := m.Desc.Options(); opts != nil {
+		if mo, ok := opts.(interface{ GetDeprecated() bool }); ok && mo.GetDeprecated() {
+			g.P("//")
+			g.P("// Deprecated: do not use.")
+		}
+	}
+}
+
+func generateService(g *protogen.GeneratedFile, s *service) {
+	name := s.GoName
+	full := string(s.Desc.FullName())
+
+	g.P("// ", name, "Name is the fully-qualified name of the ", name, " service.")
+	g.P("const ", name, "Name = ", fmt.Sprintf("%q", full))
+	g.P()
+	g.P("// These constants are the procedure names of the ", name, " methods: the")
+	g.P("// default paths they are served on, and the names interceptors see.")
+	g.P("const (")
+	for _, m := range s.methods {
+		g.P("// ", procConst(s, m), " is the procedure name of ", full, ".", m.Desc.Name(), ".")
+		g.P(procConst(s, m), " = ", fmt.Sprintf("%q", procedure(m.Method)))
+	}
+	g.P(")")
+	g.P()
+	g.P("// These constants are the HTTP paths the ", name, " methods are mounted on:")
+	g.P("// the procedure name unless the schema overrides the path.")
+	g.P("const (")
+	for _, m := range s.methods {
+		g.P("// ", pathConst(s, m), " is the path of ", full, ".", m.Desc.Name(), " (", transportName(m), ").")
+		g.P(pathConst(s, m), " = ", fmt.Sprintf("%q", m.path))
+	}
+	g.P(")")
+	g.P()
+
+	// Client interface.
+	serviceDoc(g, s, name+"Client is a client for the "+full+" service.")
+	g.P("type ", name, "Client interface {")
+	for _, m := range s.methods {
+		leading(g, m.Comments.Leading, m.GoName+" calls "+full+"."+string(m.Desc.Name())+".")
+		deprecated(g, m.Method)
+		g.P(m.GoName, clientSignature(g, m))
+	}
+	g.P("}")
+	g.P()
+
+	g.P("// New", name, "Client returns a client for the ", full, " service at baseURL")
+	g.P("// (scheme, host and any path prefix, such as \"http://127.0.0.1:8080\"; ws://")
+	g.P("// and wss:// work too). httpClient supplies the dialer, TLS and proxy (nil")
+	g.P("// means http.DefaultClient); opts configure every method (see wsrpc.Option).")
+	g.P("func New", name, "Client(httpClient *", httpPkg.Ident("Client"), ", baseURL string, opts ...", wsrpcPkg.Ident("Option"), ") ", name, "Client {")
+	g.P("baseURL = ", stringsPkg.Ident("TrimRight"), "(baseURL, \"/\")")
+	g.P("return &", unexport(name), "Client{")
+	for _, m := range s.methods {
+		g.P(unexport(m.GoName), "Client: ", wsrpcPkg.Ident(clientCtor(m)), "[", g.QualifiedGoIdent(m.Input.GoIdent), ", ", g.QualifiedGoIdent(m.Output.GoIdent), "](httpClient, baseURL+", pathConst(s, m), ", ", procConst(s, m), ", opts...),")
+	}
+	g.P("}")
+	g.P("}")
+	g.P()
+	g.P("// ", unexport(name), "Client implements ", name, "Client.")
+	g.P("type ", unexport(name), "Client struct {")
+	for _, m := range s.methods {
+		g.P(unexport(m.GoName), "Client *", wsrpcPkg.Ident(clientType(m)), "[", g.QualifiedGoIdent(m.Input.GoIdent), ", ", g.QualifiedGoIdent(m.Output.GoIdent), "]")
+	}
+	g.P("}")
+	g.P()
+	for _, m := range s.methods {
+		g.P("// ", m.GoName, " calls ", full, ".", m.Desc.Name(), ".")
+		g.P("func (c *", unexport(name), "Client) ", m.GoName, clientSignature(g, m), " {")
+		if m.Desc.IsStreamingClient() {
+			g.P("return c.", unexport(m.GoName), "Client.Call(ctx)")
+		} else {
+			g.P("return c.", unexport(m.GoName), "Client.Call(ctx, req)")
+		}
+		g.P("}")
+		g.P()
+	}
+
+	// Handler interface.
+	serviceDoc(g, s, name+"Handler is an implementation of the "+full+" service.")
+	g.P("type ", name, "Handler interface {")
+	for _, m := range s.methods {
+		leading(g, m.Comments.Leading, m.GoName+" serves "+full+"."+string(m.Desc.Name())+".")
+		deprecated(g, m.Method)
+		g.P(m.GoName, handlerSignature(g, m))
+	}
+	g.P("}")
+	g.P()
+
+	mount := mountPath(s.methods)
+	g.P("// New", name, "Handler builds an HTTP handler from the service implementation.")
+	g.P("// It returns the path to mount it on (", fmt.Sprintf("%q", mount), ") and the handler,")
+	g.P("// which serves the method paths and answers 404 to any other path.")
+	g.P("// opts configure every method (see wsrpc.Option).")
+	g.P("func New", name, "Handler(svc ", name, "Handler, opts ...", wsrpcPkg.Ident("Option"), ") (string, ", httpPkg.Ident("Handler"), ") {")
+	for _, m := range s.methods {
+		g.P(unexport(m.GoName), "Handler := ", wsrpcPkg.Ident(handlerCtor(m)), "(", procConst(s, m), ", svc.", m.GoName, ", opts...)")
+	}
+	g.P("return ", fmt.Sprintf("%q", mount), ", ", httpPkg.Ident("HandlerFunc"), "(func(w ", httpPkg.Ident("ResponseWriter"), ", r *", httpPkg.Ident("Request"), ") {")
+	g.P("switch r.URL.Path {")
+	for _, m := range s.methods {
+		g.P("case ", pathConst(s, m), ":")
+		g.P(unexport(m.GoName), "Handler.ServeHTTP(w, r)")
+	}
+	g.P("default:")
+	g.P(httpPkg.Ident("NotFound"), "(w, r)")
+	g.P("}")
+	g.P("})")
+	g.P("}")
+	g.P()
+
+	g.P("// Unimplemented", name, "Handler returns CodeUnimplemented from every method;")
+	g.P("// embed it to keep compiling when the service gains methods.")
+	g.P("type Unimplemented", name, "Handler struct{}")
+	g.P()
+	for _, m := range s.methods {
+		g.P("func (Unimplemented", name, "Handler) ", m.GoName, handlerSignature(g, m), " {")
+		msg := fmt.Sprintf("%q", string(m.Desc.FullName())+" is not implemented")
+		if m.Desc.IsStreamingClient() && !m.Desc.IsStreamingServer() {
+			g.P("return nil, ", wsrpcPkg.Ident("Errorf"), "(", wsrpcPkg.Ident("CodeUnimplemented"), ", ", msg, ")")
+		} else {
+			g.P("return ", wsrpcPkg.Ident("Errorf"), "(", wsrpcPkg.Ident("CodeUnimplemented"), ", ", msg, ")")
+		}
+		g.P("}")
+		g.P()
+	}
+}
+
+func procConst(s *service, m *method) string { return s.GoName + m.GoName + "Procedure" }
+func pathConst(s *service, m *method) string { return s.GoName + m.GoName + "Path" }
+
+func transportName(m *method) string {
+	if m.transport == serverSentEvents {
+		return "Server-Sent Events"
+	}
+	return "WebSocket"
+}
+
+func clientCtor(m *method) string {
+	switch {
+	case m.transport == serverSentEvents:
+		return "NewSSEClient"
+	case m.Desc.IsStreamingClient() && m.Desc.IsStreamingServer():
+		return "NewBidiClient"
+	case m.Desc.IsStreamingClient():
+		return "NewClientStreamClient"
+	}
+	return "NewServerStreamClient"
+}
+
+func clientType(m *method) string {
+	switch {
+	case m.Desc.IsStreamingClient() && m.Desc.IsStreamingServer():
+		return "BidiClient"
+	case m.Desc.IsStreamingClient():
+		return "ClientStreamClient"
+	}
+	return "ServerStreamClient"
+}
+
+func handlerCtor(m *method) string {
+	switch {
+	case m.transport == serverSentEvents:
+		return "NewSSEHandler"
+	case m.Desc.IsStreamingClient() && m.Desc.IsStreamingServer():
+		return "NewBidiHandler"
+	case m.Desc.IsStreamingClient():
+		return "NewClientStreamHandler"
+	}
+	return "NewServerStreamHandler"
+}
+
+func clientSignature(g *protogen.GeneratedFile, m *method) string {
+	ctx := g.QualifiedGoIdent(contextPkg.Ident("Context"))
+	in, out := g.QualifiedGoIdent(m.Input.GoIdent), g.QualifiedGoIdent(m.Output.GoIdent)
+	switch {
+	case m.Desc.IsStreamingClient() && m.Desc.IsStreamingServer():
+		return "(ctx " + ctx + ") (*" + g.QualifiedGoIdent(wsrpcPkg.Ident("BidiStreamForClient")) + "[" + in + ", " + out + "], error)"
+	case m.Desc.IsStreamingClient():
+		return "(ctx " + ctx + ") (*" + g.QualifiedGoIdent(wsrpcPkg.Ident("ClientStreamForClient")) + "[" + in + ", " + out + "], error)"
+	}
+	return "(ctx " + ctx + ", req *" + in + ") (*" + g.QualifiedGoIdent(wsrpcPkg.Ident("ServerStreamForClient")) + "[" + out + "], error)"
+}
+
+func handlerSignature(g *protogen.GeneratedFile, m *method) string {
+	ctx := g.QualifiedGoIdent(contextPkg.Ident("Context"))
+	in, out := g.QualifiedGoIdent(m.Input.GoIdent), g.QualifiedGoIdent(m.Output.GoIdent)
+	switch {
+	case m.Desc.IsStreamingClient() && m.Desc.IsStreamingServer():
+		return "(" + ctx + ", *" + g.QualifiedGoIdent(wsrpcPkg.Ident("BidiStream")) + "[" + in + ", " + out + "]) error"
+	case m.Desc.IsStreamingClient():
+		return "(" + ctx + ", *" + g.QualifiedGoIdent(wsrpcPkg.Ident("ClientStream")) + "[" + in + "]) (*" + out + ", error)"
+	}
+	return "(" + ctx + ", *" + in + ", *" + g.QualifiedGoIdent(wsrpcPkg.Ident("ServerStream")) + "[" + out + "]) error"
+}

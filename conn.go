@@ -1,0 +1,245 @@
+package wsrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// bufPool holds marshal buffers; a buffer goes back as soon as the
+// message is written, since Conn.Write copies what it sends.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// maxPooledBuf keeps one huge message from pinning its buffer in the pool.
+const maxPooledBuf = 64 << 10
+
+func asMessage(msg any) (proto.Message, error) {
+	m, ok := msg.(proto.Message)
+	if !ok || m == nil {
+		return nil, Errorf(CodeInternal, "%T is not a protobuf message", msg)
+	}
+	return m, nil
+}
+
+// wsConn is one WebSocket stream, for either side: the StreamConn that
+// interceptors see on a server, and the engine of the client streams.
+//
+// Concurrency: Send from any goroutine (the runtime serialises writes);
+// Receive from one goroutine at a time (rbuf and recvDone are its own);
+// closeWith and the close bookkeeping are guarded by mu.
+type wsConn struct {
+	spec       Spec
+	codec      codec.Codec
+	ws         *websocket.Conn
+	ctx        context.Context
+	cancel     context.CancelFunc
+	msgType    websocket.MessageType
+	reqHeader  http.Header
+	respHeader http.Header
+	info       *ConnInfo
+	onClose    []func(context.Context, *ConnInfo, CloseInfo)
+
+	rbuf     []byte
+	recvDone bool
+
+	mu        sync.Mutex
+	closed    bool       // a close frame was sent or received
+	closeInfo CloseInfo  // how the stream ended
+	hooked    bool       // onClose hooks have run
+	watch     chan error // closed when the peer watcher exits (server streams)
+}
+
+func newWSConn(ctx context.Context, spec Spec, c codec.Codec, ws *websocket.Conn, reqHeader, respHeader http.Header, cfg *config, remote string) *wsConn {
+	ctx, cancel := context.WithCancel(ctx)
+	typ := websocket.MessageText
+	if c.Binary() {
+		typ = websocket.MessageBinary
+	}
+	return &wsConn{
+		spec: spec, codec: c, ws: ws, ctx: ctx, cancel: cancel, msgType: typ,
+		reqHeader: reqHeader, respHeader: respHeader, onClose: cfg.onClose,
+		info: &ConnInfo{Spec: spec, Codec: c, RequestHeader: reqHeader, RemoteAddr: remote},
+	}
+}
+
+func (c *wsConn) Spec() Spec                  { return c.spec }
+func (c *wsConn) Codec() codec.Codec          { return c.codec }
+func (c *wsConn) RequestHeader() http.Header  { return c.reqHeader }
+func (c *wsConn) ResponseHeader() http.Header { return c.respHeader }
+
+func (c *wsConn) Send(msg any) error {
+	m, err := asMessage(msg)
+	if err != nil {
+		return err
+	}
+	bp := bufPool.Get().(*[]byte)
+	b, err := c.codec.MarshalAppend((*bp)[:0], m)
+	if err != nil {
+		bufPool.Put(bp)
+		return Errorf(CodeInternal, "marshal %s: %w", c.codec.Name(), err)
+	}
+	err = c.ws.Write(c.ctx, c.msgType, b)
+	if cap(b) <= maxPooledBuf {
+		*bp = b[:0]
+		bufPool.Put(bp)
+	}
+	if err != nil {
+		return c.transportErr(err)
+	}
+	return nil
+}
+
+// Receive reads the next message. An empty text message is the peer's
+// end-of-stream marker (CloseSend): it and everything after it read as
+// io.EOF, as does a normal closure (1000).
+func (c *wsConn) Receive(msg any) error {
+	m, err := asMessage(msg)
+	if err != nil {
+		return err
+	}
+	if c.recvDone {
+		return io.EOF
+	}
+	typ, data, err := c.ws.ReadAppend(c.ctx, c.rbuf[:0])
+	if err != nil {
+		c.recvDone = true
+		return c.transportErr(err)
+	}
+	if cap(data) <= maxPooledBuf {
+		c.rbuf = data[:0]
+	}
+	if typ == websocket.MessageText && len(data) == 0 {
+		c.recvDone = true
+		return io.EOF
+	}
+	if err := c.codec.Unmarshal(data, m); err != nil {
+		return Errorf(CodeInvalidArgument, "unmarshal %s: %w", c.codec.Name(), err)
+	}
+	return nil
+}
+
+// closeSend sends the end-of-stream marker: an empty text message, which
+// no codec produces for a message (JSON's empty message is "{}"; the
+// binary codecs use binary frames).
+func (c *wsConn) closeSend() error {
+	if err := c.ws.Write(c.ctx, websocket.MessageText, nil); err != nil {
+		return c.transportErr(err)
+	}
+	return nil
+}
+
+// transportErr records a close by the peer and translates err.
+func (c *wsConn) transportErr(err error) error {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		c.mu.Lock()
+		if !c.closed {
+			c.closed = true
+			c.closeInfo = CloseInfo{Code: ce.Code, Reason: ce.Reason}
+			if CodeFromCloseCode(ce.Code) != 0 {
+				c.closeInfo.Err = fromClose(ce)
+			}
+		}
+		c.mu.Unlock()
+	}
+	return wireError(err)
+}
+
+// closeWith closes the stream with the code and reason for err (1000 for
+// nil) unless it is closed already, and records how it ended.
+func (c *wsConn) closeWith(err error) error {
+	code, reason := websocket.StatusNormalClosure, ""
+	var werr error
+	if err != nil {
+		e := asError(err)
+		code, reason, werr = e.code.CloseCode(), closeReason(e.msg), e
+	}
+	return c.closeCode(code, reason, werr)
+}
+
+func (c *wsConn) closeCode(code websocket.StatusCode, reason string, err error) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.closeInfo = CloseInfo{Code: code, Reason: reason, Err: err}
+	c.mu.Unlock()
+	cerr := c.ws.Close(code, reason)
+	if errors.Is(cerr, websocket.ErrClosed) {
+		cerr = nil
+	}
+	return cerr
+}
+
+// ended records a failure that ended the stream without a close frame.
+func (c *wsConn) ended(err error) {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		c.closeInfo = CloseInfo{Code: websocket.StatusAbnormalClosure, Err: wireError(err)}
+	}
+	c.mu.Unlock()
+}
+
+// runOnClose calls the onClose hooks once.
+func (c *wsConn) runOnClose() {
+	c.mu.Lock()
+	if c.hooked {
+		c.mu.Unlock()
+		return
+	}
+	c.hooked = true
+	ci := c.closeInfo
+	if !c.closed {
+		ci = CloseInfo{Code: websocket.StatusAbnormalClosure, Err: NewError(CodeUnavailable, websocket.ErrClosed)}
+	}
+	c.mu.Unlock()
+	for _, fn := range c.onClose {
+		fn(c.ctx, c.info, ci)
+	}
+}
+
+// watchPeer reads the connection for the rest of a server-streaming call,
+// where the client sends nothing after its request: it answers pings,
+// notices the client's close (cancelling the stream's context), and fails
+// the stream if the client sends another message.
+func (c *wsConn) watchPeer() {
+	c.recvDone = true
+	c.watch = make(chan error)
+	go func() {
+		defer close(c.watch)
+		defer c.cancel()
+		for {
+			typ, data, err := c.ws.Read(c.ctx)
+			if err != nil {
+				_ = c.transportErr(err)
+				return
+			}
+			if typ == websocket.MessageText && len(data) == 0 {
+				continue // an end-of-stream marker: the client was done anyway
+			}
+			_ = c.closeWith(Errorf(CodeInvalidArgument, "%s is server-streaming: the client sends one request only", c.spec.Procedure))
+			return
+		}
+	}()
+}
+
+func (c *wsConn) waitWatcher() {
+	if c.watch != nil {
+		<-c.watch
+	}
+}
+
+func (c *wsConn) String() string {
+	return fmt.Sprintf("wsrpc %s stream %s", c.spec.Transport, c.spec.Procedure)
+}

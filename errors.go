@@ -1,0 +1,354 @@
+package wsrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// Code is the kind of failure an *Error reports. The values and names are
+// those of gRPC and Connect, so errors translate one to one at a gateway.
+//
+// On the wire a Code travels three ways (the table below is the contract):
+//
+//   - A WebSocket stream that fails after the upgrade is closed with the
+//     application close code 4000+Code (RFC 6455 §7.4.2 reserves 4000–4999
+//     for applications) and the error's message as the close reason.
+//
+//   - A request refused before the upgrade (by an interceptor, a codec
+//     mismatch, a bad SSE request) is answered with the HTTP status below,
+//     the code's name in the Wsrpc-Code header and the message as a
+//     text/plain body.
+//
+//   - An SSE stream that fails after it started ends with an event of type
+//     "wsrpc.error" whose data is {"code":"<name>","message":"…"}.
+//
+//     Code                    Name                 Close code  HTTP status
+//     CodeCanceled            canceled             4001        499
+//     CodeUnknown             unknown              4002        500
+//     CodeInvalidArgument     invalid_argument     4003        400
+//     CodeDeadlineExceeded    deadline_exceeded    4004        504
+//     CodeNotFound            not_found            4005        404
+//     CodeAlreadyExists       already_exists       4006        409
+//     CodePermissionDenied    permission_denied    4007        403
+//     CodeResourceExhausted   resource_exhausted   4008        429
+//     CodeFailedPrecondition  failed_precondition  4009        412
+//     CodeAborted             aborted              4010        409
+//     CodeOutOfRange          out_of_range         4011        400
+//     CodeUnimplemented       unimplemented        4012        501
+//     CodeInternal            internal             4013        500
+//     CodeUnavailable         unavailable          4014        503
+//     CodeDataLoss            data_loss            4015        500
+//     CodeUnauthenticated     unauthenticated      4016        401
+//
+// A stream that ends without error closes with 1000 (normal closure), which
+// a receiver reports as io.EOF. Close codes the runtime itself sends map
+// back to codes as follows: 1001 going away, 1006 abnormal closure, 1012
+// service restart and 1013 try again later → CodeUnavailable; 1003
+// unsupported data and 1007 invalid payload → CodeInvalidArgument; 1008
+// policy violation → CodePermissionDenied; 1009 message too big →
+// CodeResourceExhausted; 1002 protocol error, 1010 and 1011 →
+// CodeInternal; any other code → CodeUnknown. An HTTP status without a
+// Wsrpc-Code header maps back by the table (first row wins, so 409 is
+// CodeAlreadyExists and 400 CodeInvalidArgument), 415 to
+// CodeInvalidArgument, other 4xx to CodeUnknown, other 5xx to
+// CodeUnavailable.
+type Code uint32
+
+// The codes, as in gRPC and Connect. The zero Code is not an error.
+const (
+	CodeCanceled           Code = 1
+	CodeUnknown            Code = 2
+	CodeInvalidArgument    Code = 3
+	CodeDeadlineExceeded   Code = 4
+	CodeNotFound           Code = 5
+	CodeAlreadyExists      Code = 6
+	CodePermissionDenied   Code = 7
+	CodeResourceExhausted  Code = 8
+	CodeFailedPrecondition Code = 9
+	CodeAborted            Code = 10
+	CodeOutOfRange         Code = 11
+	CodeUnimplemented      Code = 12
+	CodeInternal           Code = 13
+	CodeUnavailable        Code = 14
+	CodeDataLoss           Code = 15
+	CodeUnauthenticated    Code = 16
+
+	minCode = CodeCanceled
+	maxCode = CodeUnauthenticated
+)
+
+// CloseCodeBase is added to a Code to form its WebSocket close code.
+const CloseCodeBase = 4000
+
+// CodeHeader is the response header that carries a Code's name when a
+// request is refused before the upgrade.
+const CodeHeader = "Wsrpc-Code"
+
+var codeInfo = [...]struct {
+	name   string
+	status int
+}{
+	CodeCanceled:           {"canceled", 499},
+	CodeUnknown:            {"unknown", http.StatusInternalServerError},
+	CodeInvalidArgument:    {"invalid_argument", http.StatusBadRequest},
+	CodeDeadlineExceeded:   {"deadline_exceeded", http.StatusGatewayTimeout},
+	CodeNotFound:           {"not_found", http.StatusNotFound},
+	CodeAlreadyExists:      {"already_exists", http.StatusConflict},
+	CodePermissionDenied:   {"permission_denied", http.StatusForbidden},
+	CodeResourceExhausted:  {"resource_exhausted", http.StatusTooManyRequests},
+	CodeFailedPrecondition: {"failed_precondition", http.StatusPreconditionFailed},
+	CodeAborted:            {"aborted", http.StatusConflict},
+	CodeOutOfRange:         {"out_of_range", http.StatusBadRequest},
+	CodeUnimplemented:      {"unimplemented", http.StatusNotImplemented},
+	CodeInternal:           {"internal", http.StatusInternalServerError},
+	CodeUnavailable:        {"unavailable", http.StatusServiceUnavailable},
+	CodeDataLoss:           {"data_loss", http.StatusInternalServerError},
+	CodeUnauthenticated:    {"unauthenticated", http.StatusUnauthorized},
+}
+
+func (c Code) valid() bool { return c >= minCode && c <= maxCode }
+
+// String returns the code's name ("invalid_argument"), or "code_N" for a
+// value outside the table.
+func (c Code) String() string {
+	if c.valid() {
+		return codeInfo[c].name
+	}
+	return "code_" + strconv.FormatUint(uint64(c), 10)
+}
+
+// CloseCode returns the WebSocket close code for c: 4000+c for the codes of
+// the table, 4002 (unknown) otherwise.
+func (c Code) CloseCode() websocket.StatusCode {
+	if !c.valid() {
+		c = CodeUnknown
+	}
+	return websocket.StatusCode(CloseCodeBase + int(c))
+}
+
+// HTTPStatus returns the HTTP status a refusal before the upgrade is
+// answered with (see the table on Code); 500 for a value outside it.
+func (c Code) HTTPStatus() int {
+	if c.valid() {
+		return codeInfo[c].status
+	}
+	return http.StatusInternalServerError
+}
+
+// ParseCode returns the Code named name ("not_found"), and false for a name
+// not in the table.
+func ParseCode(name string) (Code, bool) {
+	for c := minCode; c <= maxCode; c++ {
+		if codeInfo[c].name == name {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+// CodeFromCloseCode maps a WebSocket close code to a Code (see the table on
+// Code). It returns 0 for 1000 (normal closure), which is not an error.
+func CodeFromCloseCode(sc websocket.StatusCode) Code {
+	switch sc {
+	case websocket.StatusNormalClosure:
+		return 0
+	case websocket.StatusGoingAway, websocket.StatusAbnormalClosure, websocket.StatusServiceRestart, websocket.StatusTryAgainLater:
+		return CodeUnavailable
+	case websocket.StatusUnsupportedData, websocket.StatusInvalidFramePayload:
+		return CodeInvalidArgument
+	case websocket.StatusPolicyViolation:
+		return CodePermissionDenied
+	case websocket.StatusMessageTooBig:
+		return CodeResourceExhausted
+	case websocket.StatusProtocolError, websocket.StatusMandatoryExtension, websocket.StatusInternalError:
+		return CodeInternal
+	}
+	if c := Code(int(sc) - CloseCodeBase); int(sc) > CloseCodeBase && c.valid() {
+		return c
+	}
+	return CodeUnknown
+}
+
+// CodeFromHTTPStatus maps the status of a refused request to a Code, for
+// responses without a Wsrpc-Code header (see the table on Code).
+func CodeFromHTTPStatus(status int) Code {
+	for c := minCode; c <= maxCode; c++ {
+		if c != CodeUnknown && codeInfo[c].status == status {
+			return c
+		}
+	}
+	switch {
+	case status == http.StatusUnsupportedMediaType:
+		return CodeInvalidArgument
+	case status >= 500:
+		return CodeUnavailable
+	}
+	return CodeUnknown
+}
+
+// Error is an error with a Code: what a handler returns to fail a stream
+// with a chosen code, and what a client receives when the server failed it.
+//
+// Errors are values: once created they are not modified, so they may be
+// shared between goroutines.
+type Error struct {
+	code Code
+	msg  string
+	err  error // the cause, for errors.Is/As; nil for errors from the wire
+	meta http.Header
+}
+
+// NewError returns an error with code c whose message is err's text, and
+// which unwraps to err. A nil err gives an empty message.
+func NewError(c Code, err error) *Error {
+	e := &Error{code: c, err: err}
+	if err != nil {
+		e.msg = err.Error()
+	}
+	return e
+}
+
+// Errorf returns an error with code c and a formatted message; %w verbs
+// wrap as in fmt.Errorf.
+func Errorf(c Code, format string, args ...any) *Error {
+	err := fmt.Errorf(format, args...)
+	return &Error{code: c, msg: err.Error(), err: err}
+}
+
+// Code returns the error's code.
+func (e *Error) Code() Code { return e.code }
+
+// Message returns the message without the "wsrpc: <code>: " prefix.
+func (e *Error) Message() string { return e.msg }
+
+// Meta returns the response headers that came with an error refused before
+// the upgrade (nil otherwise). The map must not be modified.
+func (e *Error) Meta() http.Header { return e.meta }
+
+func (e *Error) Error() string {
+	if e.msg == "" {
+		return "wsrpc: " + e.code.String()
+	}
+	return "wsrpc: " + e.code.String() + ": " + e.msg
+}
+
+// Unwrap returns the cause given to NewError or wrapped by Errorf.
+func (e *Error) Unwrap() error { return e.err }
+
+// CodeOf returns the Code carried by err: an *Error's code, CodeCanceled and
+// CodeDeadlineExceeded for the context errors, the mapped code of a
+// *websocket.CloseError, CodeUnknown for anything else and 0 for nil.
+func CodeOf(err error) Code {
+	if err == nil {
+		return 0
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.code
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return CodeCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return CodeDeadlineExceeded
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		if c := CodeFromCloseCode(ce.Code); c != 0 {
+			return c
+		}
+	}
+	return CodeUnknown
+}
+
+// asError turns any error a handler returns into an *Error.
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return NewError(CodeOf(err), err)
+}
+
+// maxCloseReason is what a close frame leaves for the reason (RFC 6455
+// §5.5: 125 bytes of payload, 2 of them the code).
+const maxCloseReason = 123
+
+// closeReason truncates msg to a valid close reason, on a UTF-8 boundary.
+func closeReason(msg string) string {
+	if len(msg) <= maxCloseReason {
+		return msg
+	}
+	msg = msg[:maxCloseReason]
+	for len(msg) > 0 && !utf8.ValidString(msg) {
+		msg = msg[:len(msg)-1]
+	}
+	return msg
+}
+
+// fromClose turns a peer's close frame into what a receiver returns: io.EOF
+// for a normal closure, an *Error otherwise.
+func fromClose(ce *websocket.CloseError) error {
+	c := CodeFromCloseCode(ce.Code)
+	if c == 0 {
+		return io.EOF
+	}
+	return &Error{code: c, msg: ce.Reason, err: ce}
+}
+
+// wireError translates an error from the runtime into the typed layer's
+// vocabulary: io.EOF for a clean end, an *Error for everything else.
+func wireError(err error) error {
+	if err == nil || errors.Is(err, io.EOF) {
+		return err
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return fromClose(ce)
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return NewError(CodeCanceled, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return NewError(CodeDeadlineExceeded, err)
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		return NewError(CodeResourceExhausted, err)
+	}
+	return NewError(CodeUnavailable, err)
+}
+
+// fromHTTPResponse builds the error for a refused request from its status,
+// Wsrpc-Code header and body.
+func fromHTTPResponse(resp *http.Response, body []byte) *Error {
+	c, ok := ParseCode(resp.Header.Get(CodeHeader))
+	if !ok {
+		c = CodeFromHTTPStatus(resp.StatusCode)
+	}
+	msg := strings.TrimSpace(string(body))
+	if msg == "" {
+		msg = resp.Status
+	}
+	return &Error{code: c, msg: msg, meta: resp.Header.Clone()}
+}
+
+// writeHTTPError answers a request refused before the upgrade.
+func writeHTTPError(w http.ResponseWriter, err *Error) {
+	h := w.Header()
+	h.Set(CodeHeader, err.code.String())
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(err.code.HTTPStatus())
+	_, _ = io.WriteString(w, err.msg)
+}

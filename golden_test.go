@@ -1,0 +1,348 @@
+package wsrpc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wsrpc/wsrpc"
+	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/codec"
+)
+
+// streamServer implements the golden StreamService.
+type streamServer struct {
+	testingv1wsrpc.UnimplementedStreamServiceHandler
+}
+
+func (streamServer) Echo(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+	for req, err := range s.All() {
+		if err != nil {
+			return err
+		}
+		if req.GetText() == "fail" {
+			return wsrpc.Errorf(wsrpc.CodeFailedPrecondition, "asked to fail at %d", req.GetSeq())
+		}
+		if err := s.Send(&testingv1.EchoResponse{Text: req.GetText(), Seq: req.GetSeq(), Blob: req.GetBlob()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (streamServer) Count(ctx context.Context, req *testingv1.CountRequest, s *wsrpc.ServerStream[testingv1.CountResponse]) error {
+	for i := int32(1); i <= req.GetCount(); i++ {
+		if req.GetFailAt() > 0 && i > req.GetFailAt() {
+			return wsrpc.Errorf(wsrpc.Code(req.GetFailCode()), "failed at %d", i)
+		}
+		if err := s.Send(&testingv1.CountResponse{N: i}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (streamServer) Sum(ctx context.Context, s *wsrpc.ClientStream[testingv1.SumRequest]) (*testingv1.SumResponse, error) {
+	res := &testingv1.SumResponse{}
+	for req, err := range s.All() {
+		if err != nil {
+			return nil, err
+		}
+		if req.GetN() < 0 {
+			return nil, wsrpc.Errorf(wsrpc.CodeOutOfRange, "negative addend %d", req.GetN())
+		}
+		res.Total += req.GetN()
+		res.Count++
+	}
+	return res, nil
+}
+
+// watchEvents is what Watch sends for a request: one event of every case.
+func watchEvents(req *testingv1.WatchRequest) []*testingv1.WatchResponse {
+	var out []*testingv1.WatchResponse
+	for i := int32(1); i <= req.GetCount(); i++ {
+		out = append(out,
+			&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Tick{Tick: &testingv1.Tick{Seq: int64(i) + req.GetSince(), Room: req.GetRoom(), Tags: req.GetTags()}}},
+			&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: fmt.Sprintf("note %d: %s\nsecond line", i, req.GetMinLevel())}},
+			&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Level{Level: 1 << 40}},
+			&testingv1.WatchResponse{Event: &testingv1.WatchResponse_UserJoined{UserJoined: &testingv1.Joined{User: string(req.GetToken())}}},
+		)
+	}
+	return out
+}
+
+func (streamServer) Watch(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+	for _, ev := range watchEvents(req) {
+		if err := s.Send(ev); err != nil {
+			return err
+		}
+	}
+	if req.GetFail() {
+		return wsrpc.Errorf(wsrpc.CodeNotFound, "room %q is gone", req.GetRoom())
+	}
+	return nil
+}
+
+func (streamServer) Search(ctx context.Context, req *testingv1.SearchRequest, s *wsrpc.ServerStream[testingv1.SearchResponse]) error {
+	for i := int32(1); i <= req.GetLimit(); i++ {
+		title := req.GetFilter().GetQuery() + " " + strings.Join(req.GetFilter().GetTags(), ",")
+		if err := s.Send(&testingv1.SearchResponse{Title: title, Rank: i}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serve starts the generated handler on 127.0.0.1 and returns its base URL.
+func serve(t *testing.T, opts ...wsrpc.Option) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(streamServer{}, opts...))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var allCodecs = []codec.Codec{codec.Proto, codec.JSON, codec.Msgpack}
+
+func wantCode(t *testing.T, err error, code wsrpc.Code, msg string) {
+	t.Helper()
+	var e *wsrpc.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error = %v (%T), want an *wsrpc.Error", err, err)
+	}
+	if e.Code() != code || (msg != "" && e.Message() != msg) {
+		t.Fatalf("error = code %v message %q, want %v %q", e.Code(), e.Message(), code, msg)
+	}
+	if wsrpc.CodeOf(err) != code {
+		t.Fatalf("CodeOf = %v, want %v", wsrpc.CodeOf(err), code)
+	}
+}
+
+// TestGoldenWebSocket runs the generated client against the generated
+// handler for every WebSocket stream kind and every codec.
+func TestGoldenWebSocket(t *testing.T) {
+	base := serve(t)
+	for _, c := range allCodecs {
+		t.Run(c.Name(), func(t *testing.T) {
+			ctx := testContext(t)
+			client := testingv1wsrpc.NewStreamServiceClient(http.DefaultClient, base, wsrpc.WithCodecs(c))
+
+			t.Run("bidi", func(t *testing.T) {
+				s, err := client.Echo(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				if s.Codec().Name() != c.Name() {
+					t.Fatalf("negotiated %s, want %s", s.Codec().Name(), c.Name())
+				}
+				if got := s.ResponseHeader().Get("Sec-WebSocket-Protocol"); got != codec.Subprotocol(c) {
+					t.Fatalf("response subprotocol %q", got)
+				}
+				sent := []*testingv1.EchoRequest{
+					{Text: "héllo", Seq: 1, Blob: []byte{0, 1, 2, 255}},
+					{},
+					{Text: strings.Repeat("x", 70_000), Seq: -1 << 60},
+				}
+				for _, m := range sent {
+					if err := s.Send(m); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := s.CloseSend(); err != nil {
+					t.Fatal(err)
+				}
+				var got []*testingv1.EchoResponse
+				for m, err := range s.All() {
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, m)
+				}
+				if len(got) != len(sent) {
+					t.Fatalf("got %d echoes, want %d", len(got), len(sent))
+				}
+				for i := range sent {
+					want := &testingv1.EchoResponse{Text: sent[i].Text, Seq: sent[i].Seq, Blob: sent[i].Blob}
+					if !proto.Equal(got[i], want) {
+						t.Fatalf("echo %d = %v, want %v", i, got[i], want)
+					}
+				}
+				if _, err := s.Receive(); !errors.Is(err, io.EOF) {
+					t.Fatalf("Receive after the end = %v, want io.EOF", err)
+				}
+			})
+
+			t.Run("bidi error", func(t *testing.T) {
+				s, err := client.Echo(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				if err := s.Send(&testingv1.EchoRequest{Text: "fail", Seq: 7}); err != nil {
+					t.Fatal(err)
+				}
+				_, err = s.Receive()
+				wantCode(t, err, wsrpc.CodeFailedPrecondition, "asked to fail at 7")
+			})
+
+			t.Run("server stream", func(t *testing.T) {
+				s, err := client.Count(ctx, &testingv1.CountRequest{Count: 5})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				var n int32
+				for m, err := range s.All() {
+					if err != nil {
+						t.Fatal(err)
+					}
+					n++
+					if m.GetN() != n {
+						t.Fatalf("got %d, want %d", m.GetN(), n)
+					}
+				}
+				if n != 5 {
+					t.Fatalf("got %d messages, want 5", n)
+				}
+			})
+
+			t.Run("server stream error", func(t *testing.T) {
+				s, err := client.Count(ctx, &testingv1.CountRequest{Count: 5, FailAt: 2, FailCode: uint32(wsrpc.CodeResourceExhausted)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				for i := int32(1); i <= 2; i++ {
+					m, err := s.Receive()
+					if err != nil || m.GetN() != i {
+						t.Fatalf("Receive = %v, %v; want %d", m, err, i)
+					}
+				}
+				_, err = s.Receive()
+				wantCode(t, err, wsrpc.CodeResourceExhausted, "failed at 3")
+			})
+
+			t.Run("client stream", func(t *testing.T) {
+				s, err := client.Sum(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				for i := int64(1); i <= 10; i++ {
+					if err := s.Send(&testingv1.SumRequest{N: i}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				res, err := s.CloseAndReceive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.GetTotal() != 55 || res.GetCount() != 10 {
+					t.Fatalf("sum = %v, want 55 over 10", res)
+				}
+			})
+
+			t.Run("client stream error", func(t *testing.T) {
+				s, err := client.Sum(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				if err := s.Send(&testingv1.SumRequest{N: -3}); err != nil {
+					t.Fatal(err)
+				}
+				_, err = s.CloseAndReceive()
+				wantCode(t, err, wsrpc.CodeOutOfRange, "negative addend -3")
+			})
+		})
+	}
+}
+
+// TestGoldenSSE runs the generated SSE client against the generated
+// handler: oneof cases from event types (message, string and int64 cases),
+// the flat and the request form of the request, the end and error events.
+func TestGoldenSSE(t *testing.T) {
+	base := serve(t)
+	ctx := testContext(t)
+	client := testingv1wsrpc.NewStreamServiceClient(nil, base)
+
+	req := &testingv1.WatchRequest{
+		Room: "a b&c=d", Count: 2, Tags: []string{"x", "y z"}, MinLevel: testingv1.Level_LEVEL_WARN,
+		Since: 1 << 50, Token: []byte("ü\x00"),
+	}
+	s, err := client.Watch(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := s.ResponseHeader().Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	var got []*testingv1.WatchResponse
+	for m, err := range s.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m)
+	}
+	want := watchEvents(req)
+	if len(got) != len(want) {
+		t.Fatalf("got %d events, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !proto.Equal(got[i], want[i]) {
+			t.Fatalf("event %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+
+	fail, err := client.Watch(ctx, &testingv1.WatchRequest{Room: "r", Count: 1, Fail: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, err := range fail.All() {
+		if err != nil {
+			wantCode(t, err, wsrpc.CodeNotFound, `room "r" is gone`)
+			break
+		}
+		n++
+	}
+	if n != 4 {
+		t.Fatalf("got %d events before the error, want 4", n)
+	}
+
+	search, err := client.Search(ctx, &testingv1.SearchRequest{Filter: &testingv1.Filter{Query: "q&r", Tags: []string{"t1", "t2"}}, Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer search.Close()
+	var ranks []int32
+	for m, err := range search.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.GetTitle() != "q&r t1,t2" {
+			t.Fatalf("title %q", m.GetTitle())
+		}
+		ranks = append(ranks, m.GetRank())
+	}
+	if fmt.Sprint(ranks) != "[1 2 3]" {
+		t.Fatalf("ranks %v", ranks)
+	}
+}

@@ -1,0 +1,300 @@
+package wsrpc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// errResponseWritten marks a refusal whose HTTP response the runtime wrote
+// already (a malformed handshake).
+var errResponseWritten = errors.New("wsrpc: response already written")
+
+// Handler serves one method. It is an http.Handler; the generated
+// NewFooServiceHandler routes a service's paths to its Handlers.
+//
+// Concurrency: a Handler is immutable after construction and serves any
+// number of requests at once.
+type Handler struct {
+	spec   Spec
+	cfg    *config
+	accept websocket.AcceptOptions
+	setup  error // a configuration error, reported on every request
+	// base builds the innermost StreamFunc for one call.
+	base func(raw serverConn) StreamFunc
+	// newReq allocates the request of an SSE call.
+	newReq func() proto.Message
+}
+
+// NewBidiHandler returns the handler of a bidirectional-streaming method
+// served over WebSocket. fn runs once per connection; its return closes the
+// connection: nil with 1000, an error with its code's close code (see Code).
+func NewBidiHandler[Req, Res any](procedure string, fn func(context.Context, *BidiStream[Req, Res]) error, opts ...Option) *Handler {
+	h := newHandler(Spec{Procedure: procedure, StreamType: StreamTypeBidi, Transport: TransportWebSocket}, opts)
+	h.base = func(raw serverConn) StreamFunc {
+		return func(ctx context.Context, conn StreamConn) error {
+			return fn(ctx, &BidiStream[Req, Res]{conn: conn, raw: raw})
+		}
+	}
+	return h
+}
+
+// NewServerStreamHandler returns the handler of a server-streaming method
+// served over WebSocket: the client's first message is the request; fn
+// sends responses until it returns.
+func NewServerStreamHandler[Req, Res any](procedure string, fn func(context.Context, *Req, *ServerStream[Res]) error, opts ...Option) *Handler {
+	h := newHandler(Spec{Procedure: procedure, StreamType: StreamTypeServer, Transport: TransportWebSocket}, opts)
+	h.base = serverStreamBase(fn)
+	return h
+}
+
+// NewSSEHandler returns the handler of a server-streaming method served as
+// Server-Sent Events: the request comes in the URL's query (see
+// DecodeSSERequest), each response is an event (see NewSSEEvent), and the
+// stream ends with a "wsrpc.end" or "wsrpc.error" event.
+func NewSSEHandler[Req, Res any](procedure string, fn func(context.Context, *Req, *ServerStream[Res]) error, opts ...Option) *Handler {
+	h := newHandler(Spec{Procedure: procedure, StreamType: StreamTypeServer, Transport: TransportSSE}, opts)
+	h.base = serverStreamBase(fn)
+	h.newReq = func() proto.Message {
+		m, _ := any(new(Req)).(proto.Message)
+		return m
+	}
+	return h
+}
+
+func serverStreamBase[Req, Res any](fn func(context.Context, *Req, *ServerStream[Res]) error) func(serverConn) StreamFunc {
+	return func(raw serverConn) StreamFunc {
+		return func(ctx context.Context, conn StreamConn) error {
+			req, err := receiveInto[Req](conn)
+			if errors.Is(err, io.EOF) {
+				return Errorf(CodeInvalidArgument, "%s: the client sent no request", conn.Spec().Procedure)
+			}
+			if err != nil {
+				return err
+			}
+			if ws, ok := raw.(*wsConn); ok {
+				ws.watchPeer()
+				ctx = mergeCancel(ctx, ws.ctx)
+			}
+			return fn(ctx, req, &ServerStream[Res]{conn: conn, raw: raw})
+		}
+	}
+}
+
+// mergeCancel returns ctx (with its values) cancelled also when done is.
+func mergeCancel(ctx, done context.Context) context.Context {
+	if ctx == done {
+		return ctx
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	context.AfterFunc(done, cancel)
+	return ctx
+}
+
+// NewClientStreamHandler returns the handler of a client-streaming method
+// served over WebSocket: fn receives until io.EOF and returns the one
+// response, which is sent before the connection closes with 1000.
+func NewClientStreamHandler[Req, Res any](procedure string, fn func(context.Context, *ClientStream[Req]) (*Res, error), opts ...Option) *Handler {
+	h := newHandler(Spec{Procedure: procedure, StreamType: StreamTypeClient, Transport: TransportWebSocket}, opts)
+	h.base = func(raw serverConn) StreamFunc {
+		return func(ctx context.Context, conn StreamConn) error {
+			res, err := fn(ctx, &ClientStream[Req]{conn: conn, raw: raw})
+			if err != nil {
+				return err
+			}
+			if res == nil {
+				return Errorf(CodeInternal, "%s: the handler returned neither a response nor an error", conn.Spec().Procedure)
+			}
+			return conn.Send(res)
+		}
+	}
+	return h
+}
+
+func newHandler(spec Spec, opts []Option) *Handler {
+	h := &Handler{spec: spec, cfg: newConfig(opts)}
+	h.accept = h.cfg.accept
+	h.accept.Subprotocols = nil
+	h.accept.Extensions, h.setup = h.cfg.extensions(h.accept.Extensions)
+	return h
+}
+
+// Spec returns the method's description.
+func (h *Handler) Spec() Spec { return h.spec }
+
+// ServeHTTP serves one call.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.setup != nil {
+		writeHTTPError(w, NewError(CodeInternal, h.setup))
+		return
+	}
+	if h.spec.Transport == TransportSSE {
+		h.serveSSE(w, r)
+		return
+	}
+	h.serveWebSocket(w, r)
+}
+
+// negotiate picks the codec: the first subprotocol the client offers that
+// is an accepted codec's; with no offer at all, the preferred codec (JSON
+// by default). sub is the subprotocol to answer with ("" for none).
+func (h *Handler) negotiate(r *http.Request) (c codec.Codec, sub string, err *Error) {
+	var offered []string
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				offered = append(offered, p)
+			}
+		}
+	}
+	if len(offered) == 0 {
+		if h.cfg.preferred != nil {
+			return h.cfg.preferred, "", nil
+		}
+		for _, k := range h.cfg.codecs {
+			if k.Name() == codec.NameJSON {
+				return k, "", nil
+			}
+		}
+		return h.cfg.codecs[0], "", nil
+	}
+	for _, p := range offered {
+		for _, k := range h.cfg.codecs {
+			if codec.Subprotocol(k) == p {
+				return k, p, nil
+			}
+		}
+	}
+	names := make([]string, len(h.cfg.codecs))
+	for i, k := range h.cfg.codecs {
+		names[i] = codec.Subprotocol(k)
+	}
+	return nil, "", Errorf(CodeInvalidArgument, "no supported subprotocol offered (%s); this endpoint accepts %s", strings.Join(offered, ", "), strings.Join(names, ", "))
+}
+
+func isUpgrade(r *http.Request) bool {
+	return strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") &&
+		strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket")
+}
+
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) {
+		// The runtime answers a request that is not a handshake (426).
+		_, _ = websocket.Accept(w, r, &h.accept)
+		return
+	}
+	cdc, sub, nerr := h.negotiate(r)
+	if nerr != nil {
+		writeHTTPError(w, nerr)
+		return
+	}
+	var ws *websocket.Conn
+	accept := func(ctx context.Context, hs *Handshake) (context.Context, error) {
+		opts := h.accept
+		if sub != "" {
+			opts.Subprotocols = []string{sub}
+		}
+		c, err := websocket.Accept(w, r, &opts)
+		if err != nil {
+			return ctx, errResponseWritten
+		}
+		ws = c
+		return ctx, nil
+	}
+	hs := &Handshake{Spec: h.spec, Request: r, ResponseHeader: w.Header(), Codec: cdc}
+	ctx, err := chainHandshake(h.cfg.interceptors, accept)(r.Context(), hs)
+	if ctx == nil {
+		ctx = r.Context()
+	}
+	if err != nil {
+		switch {
+		case ws != nil: // refused after the upgrade
+			e := asError(err)
+			_ = ws.Close(e.code.CloseCode(), closeReason(e.msg))
+		case !errors.Is(err, errResponseWritten):
+			writeHTTPError(w, asError(err))
+		}
+		return
+	}
+	if ws == nil {
+		writeHTTPError(w, Errorf(CodeInternal, "a handshake interceptor returned without calling next"))
+		return
+	}
+	conn := newWSConn(ctx, h.spec, cdc, ws, r.Header, hs.ResponseHeader.Clone(), h.cfg, r.RemoteAddr)
+	defer conn.cancel()
+	for _, fn := range h.cfg.onConnect {
+		fn(conn.ctx, conn.info)
+	}
+	err = chainStream(h.cfg.interceptors, h.base(conn))(conn.ctx, conn)
+	if cerr := conn.closeWith(err); cerr != nil && err == nil {
+		conn.ended(cerr)
+	}
+	conn.waitWatcher()
+	conn.runOnClose()
+}
+
+func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeHTTPError(w, &Error{code: CodeInvalidArgument, msg: "an SSE stream is opened with GET"})
+		return
+	}
+	req := h.newReq()
+	if req == nil {
+		writeHTTPError(w, Errorf(CodeInternal, "%s: request type is not a protobuf message", h.spec.Procedure))
+		return
+	}
+	if err := DecodeSSERequest(r.URL.Query(), req); err != nil {
+		writeHTTPError(w, asError(err))
+		return
+	}
+	var stream *sse.Stream
+	open := func(ctx context.Context, hs *Handshake) (context.Context, error) {
+		s, err := sse.NewStream(w, r, &h.cfg.sseStream)
+		if err != nil {
+			return ctx, NewError(CodeInternal, err)
+		}
+		stream = s
+		return ctx, nil
+	}
+	hs := &Handshake{Spec: h.spec, Request: r, ResponseHeader: w.Header(), Codec: codec.JSON}
+	ctx, err := chainHandshake(h.cfg.interceptors, open)(r.Context(), hs)
+	if ctx == nil {
+		ctx = r.Context()
+	}
+	conn := &sseConn{spec: h.spec, stream: stream, req: req, reqHeader: r.Header, respHeader: hs.ResponseHeader.Clone()}
+	if err != nil {
+		if stream == nil {
+			writeHTTPError(w, asError(err))
+		} else {
+			_ = conn.closeWith(err)
+		}
+		return
+	}
+	if stream == nil {
+		writeHTTPError(w, Errorf(CodeInternal, "a handshake interceptor returned without calling next"))
+		return
+	}
+	info := &ConnInfo{Spec: h.spec, Codec: codec.JSON, RequestHeader: r.Header, RemoteAddr: r.RemoteAddr}
+	for _, fn := range h.cfg.onConnect {
+		fn(ctx, info)
+	}
+	err = chainStream(h.cfg.interceptors, h.base(conn))(ctx, conn)
+	if ctx.Err() == nil {
+		_ = conn.closeWith(err)
+	} else {
+		_ = stream.Close()
+	}
+	ci := conn.closeInfo(ctx)
+	for _, fn := range h.cfg.onClose {
+		fn(ctx, info, ci)
+	}
+}

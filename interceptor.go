@@ -1,0 +1,170 @@
+package wsrpc
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// StreamType is the shape of a streaming method.
+type StreamType int
+
+// The stream types. Unary methods have no wsrpc transport.
+const (
+	StreamTypeClient StreamType = 1 // the client sends many messages, the server one
+	StreamTypeServer StreamType = 2 // the client sends one message, the server many
+	StreamTypeBidi   StreamType = 3 // both send many, independently
+)
+
+func (t StreamType) String() string {
+	switch t {
+	case StreamTypeClient:
+		return "client"
+	case StreamTypeServer:
+		return "server"
+	case StreamTypeBidi:
+		return "bidi"
+	}
+	return "unknown"
+}
+
+// Transport is what carries a stream.
+type Transport int
+
+// The transports.
+const (
+	TransportWebSocket Transport = 1 // RFC 6455, one connection per call
+	TransportSSE       Transport = 2 // text/event-stream answering a GET
+)
+
+func (t Transport) String() string {
+	switch t {
+	case TransportWebSocket:
+		return "websocket"
+	case TransportSSE:
+		return "sse"
+	}
+	return "unknown"
+}
+
+// Spec describes a method: what an interceptor or hook can branch on.
+type Spec struct {
+	// Procedure is "/<package>.<Service>/<Method>", as in the generated
+	// procedure constants, whatever path the method is mounted on.
+	Procedure  string
+	StreamType StreamType
+	Transport  Transport
+	// IsClient is true on the calling side.
+	IsClient bool
+}
+
+// Handshake is one call's opening exchange, as interceptors see it.
+//
+// On a server, Request is the incoming upgrade (or SSE) request, Codec the
+// codec chosen for it, and ResponseHeader the headers that will be sent
+// with the 101 (or 200) response: an interceptor may add to it. On a
+// client, Request is the request about to be sent (an interceptor may set
+// headers such as Authorization), and after next returns ResponseHeader
+// holds the server's response headers and Codec the negotiated codec.
+type Handshake struct {
+	Spec           Spec
+	Request        *http.Request
+	ResponseHeader http.Header
+	Codec          codec.Codec
+}
+
+// HandshakeFunc performs a handshake. On a server the innermost one
+// accepts; returning an error refuses the request before the upgrade with
+// the HTTP status of the error's Code (see Code). The returned context is
+// the one the stream then runs with, so an authentication interceptor can
+// attach the caller's identity.
+type HandshakeFunc func(ctx context.Context, hs *Handshake) (context.Context, error)
+
+// StreamConn is the untyped stream an interceptor sees: Send and Receive
+// take the generated message types as any (pointers to messages).
+//
+// Concurrency: as the typed streams: one goroutine receives, any number
+// send.
+type StreamConn interface {
+	Spec() Spec
+	// Codec is the negotiated codec.
+	Codec() codec.Codec
+	// RequestHeader is the handshake request's header.
+	RequestHeader() http.Header
+	// ResponseHeader is what was sent with the handshake response.
+	ResponseHeader() http.Header
+	// Send marshals and sends msg.
+	Send(msg any) error
+	// Receive reads the next message into msg; io.EOF when the peer has
+	// finished sending.
+	Receive(msg any) error
+}
+
+// StreamFunc runs a stream on a server: the innermost one calls the
+// handler. Its error closes the stream with the error's code (see Code).
+type StreamFunc func(ctx context.Context, conn StreamConn) error
+
+// An Interceptor wraps the two phases of a server call: the handshake
+// (before the upgrade: authenticate, refuse, add headers) and the stream
+// (after it: log, count messages, time the call, change the error). On a
+// client only WrapHandshake is used, around the dial (set headers, observe
+// refusals); WrapStream is not called.
+//
+// Interceptors run in the order given to WithInterceptors: the first is
+// the outermost.
+type Interceptor interface {
+	WrapHandshake(next HandshakeFunc) HandshakeFunc
+	WrapStream(next StreamFunc) StreamFunc
+}
+
+// HandshakeInterceptorFunc is an Interceptor that wraps only the handshake.
+type HandshakeInterceptorFunc func(next HandshakeFunc) HandshakeFunc
+
+// WrapHandshake implements Interceptor.
+func (f HandshakeInterceptorFunc) WrapHandshake(next HandshakeFunc) HandshakeFunc { return f(next) }
+
+// WrapStream implements Interceptor and returns next unchanged.
+func (f HandshakeInterceptorFunc) WrapStream(next StreamFunc) StreamFunc { return next }
+
+// StreamInterceptorFunc is an Interceptor that wraps only the stream.
+type StreamInterceptorFunc func(next StreamFunc) StreamFunc
+
+// WrapHandshake implements Interceptor and returns next unchanged.
+func (f StreamInterceptorFunc) WrapHandshake(next HandshakeFunc) HandshakeFunc { return next }
+
+// WrapStream implements Interceptor.
+func (f StreamInterceptorFunc) WrapStream(next StreamFunc) StreamFunc { return f(next) }
+
+func chainHandshake(ics []Interceptor, next HandshakeFunc) HandshakeFunc {
+	for i := len(ics) - 1; i >= 0; i-- {
+		next = ics[i].WrapHandshake(next)
+	}
+	return next
+}
+
+func chainStream(ics []Interceptor, next StreamFunc) StreamFunc {
+	for i := len(ics) - 1; i >= 0; i-- {
+		next = ics[i].WrapStream(next)
+	}
+	return next
+}
+
+// ConnInfo describes an open stream to the OnConnect and OnClose hooks.
+type ConnInfo struct {
+	Spec          Spec
+	Codec         codec.Codec
+	RequestHeader http.Header
+	RemoteAddr    string
+}
+
+// CloseInfo says how a stream ended. Code is the WebSocket close code sent
+// or received (1000 for a clean end; for SSE, 1000 or the error's
+// 4000+Code). Err is the error the stream ended with: nil for a clean end,
+// otherwise the handler's error or the transport failure, as an *Error.
+type CloseInfo struct {
+	Code   websocket.StatusCode
+	Reason string
+	Err    error
+}

@@ -1,0 +1,182 @@
+package wsrpc
+
+import (
+	"context"
+
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// An Option configures a handler or a client. The same options serve both
+// sides; each one's comment says where it applies, and an option that does
+// not apply to a side is ignored there.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// config is what the options build; handlers and clients copy it once at
+// construction, so it is never shared mutably.
+type config struct {
+	codecs       []codec.Codec
+	preferred    codec.Codec
+	interceptors []Interceptor
+	onConnect    []func(context.Context, *ConnInfo)
+	onClose      []func(context.Context, *ConnInfo, CloseInfo)
+	accept       websocket.AcceptOptions
+	dial         websocket.DialOptions
+	compression  *websocket.DeflateOptions
+	sseStream    sse.StreamOptions
+	sseClient    sse.ClientOptions
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(c)
+		}
+	}
+	if len(c.codecs) == 0 {
+		c.codecs = []codec.Codec{codec.Proto, codec.JSON, codec.Msgpack}
+	}
+	return c
+}
+
+// offered is the client's subprotocol offer: the preferred codec first,
+// then the others in the order given.
+func (c *config) offered() []codec.Codec {
+	out := make([]codec.Codec, 0, len(c.codecs)+1)
+	if c.preferred != nil {
+		out = append(out, c.preferred)
+	}
+	for _, k := range c.codecs {
+		if c.preferred == nil || k.Name() != c.preferred.Name() {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// extensions builds the extension set for WithCompression, or returns the
+// one given in the pass-through options.
+func (c *config) extensions(given *websocket.ExtensionSet) (*websocket.ExtensionSet, error) {
+	if c.compression == nil || given != nil {
+		return given, nil
+	}
+	return websocket.NewExtensionSet(websocket.PerMessageDeflate(c.compression))
+}
+
+// WithCodecs sets the codecs. On a handler they are the codecs accepted
+// (any of their subprotocols may be selected); on a client, the codecs
+// offered, most preferred first. Default: codec.Proto, codec.JSON,
+// codec.Msgpack, in that order. Each codec is identified on the wire by the
+// subprotocol "wsrpc.<name>" (codec.Subprotocol).
+func WithCodecs(codecs ...codec.Codec) Option {
+	return optionFunc(func(c *config) { c.codecs = append([]codec.Codec(nil), codecs...) })
+}
+
+// WithPreferredCodec puts codec first. On a client it is offered first (and
+// so chosen by a wsrpc server that accepts it); on a handler it is the
+// codec used when the client offers no subprotocol at all (default: JSON,
+// so a plain WebSocket client without a subprotocol talks JSON). It does
+// not add the codec to the handler's accepted list.
+func WithPreferredCodec(codec codec.Codec) Option {
+	return optionFunc(func(c *config) { c.preferred = codec })
+}
+
+// WithInterceptors adds interceptors; the first given is the outermost.
+// Handler and client.
+func WithInterceptors(ics ...Interceptor) Option {
+	return optionFunc(func(c *config) { c.interceptors = append(c.interceptors, ics...) })
+}
+
+// WithOnConnect adds a hook called once a stream is open (after the
+// upgrade, before the handler runs; on a client, after the dial), like
+// Ktor's onConnect. Hooks run in the order added, on the stream's
+// goroutine, and should return quickly. Handler and client.
+func WithOnConnect(fn func(ctx context.Context, info *ConnInfo)) Option {
+	return optionFunc(func(c *config) { c.onConnect = append(c.onConnect, fn) })
+}
+
+// WithOnClose adds a hook called once when a stream that was open has
+// ended, with the close code, reason and error (Ktor's onClose and onError
+// in one: CloseInfo.Err is nil for a clean end). On a handler it runs
+// after the handler returned and the close handshake is done; on a client,
+// when the stream is closed or a receive returns the end. Handler and
+// client.
+func WithOnClose(fn func(ctx context.Context, info *ConnInfo, ci CloseInfo)) Option {
+	return optionFunc(func(c *config) { c.onClose = append(c.onClose, fn) })
+}
+
+// WithAcceptOptions passes options to websocket.Accept: origin patterns,
+// limits (MaxMessageSize…), ping interval and timeouts, extensions.
+// Subprotocols is ignored: the codecs decide it. The struct is copied.
+// Handler only. Default: the runtime's defaults.
+func WithAcceptOptions(opts *websocket.AcceptOptions) Option {
+	return optionFunc(func(c *config) {
+		if opts != nil {
+			c.accept = *opts
+		}
+	})
+}
+
+// WithDialOptions passes options to websocket.Dial: header, limits, ping
+// interval, timeouts, extensions, TLS and proxy. Subprotocols is ignored:
+// the codecs decide it; HTTPClient defaults to the client's *http.Client.
+// The struct is copied. Client only. Default: the runtime's defaults.
+func WithDialOptions(opts *websocket.DialOptions) Option {
+	return optionFunc(func(c *config) {
+		if opts != nil {
+			c.dial = *opts
+		}
+	})
+}
+
+// WithCompression negotiates permessage-deflate (RFC 7692) with opts (nil
+// for its defaults), unless the accept or dial options already set
+// Extensions. It costs CPU and, with context takeover, a compressor's
+// window per connection; it pays off for large or repetitive messages.
+// Handler and client. Default: no compression.
+func WithCompression(opts *websocket.DeflateOptions) Option {
+	return optionFunc(func(c *config) {
+		if opts == nil {
+			opts = &websocket.DeflateOptions{}
+		}
+		c.compression = opts
+	})
+}
+
+// WithSSEOptions passes options to sse.NewStream for SSE handlers:
+// heartbeat, retry, write timeout, replay store. The struct is copied.
+// Handler only.
+func WithSSEOptions(opts *sse.StreamOptions) Option {
+	return optionFunc(func(c *config) {
+		if opts != nil {
+			c.sseStream = *opts
+		}
+	})
+}
+
+// WithSSEReplay sets the store an SSE handler replays from when a client
+// reconnects with Last-Event-ID (see sse.StreamOptions.Replay and
+// ServerStream.SendEvent). Handler only. Default: no replay.
+func WithSSEReplay(store sse.Store) Option {
+	return optionFunc(func(c *config) { c.sseStream.Replay = store })
+}
+
+// WithSSEClientOptions passes options to the SSE client: reconnection
+// time and attempts, Last-Event-ID, header, event size bound. HTTPClient
+// defaults to the client's *http.Client. The struct is copied. Client
+// only. Default: the runtime's defaults (reconnect like a browser).
+func WithSSEClientOptions(opts *sse.ClientOptions) Option {
+	return optionFunc(func(c *config) {
+		if opts != nil {
+			c.sseClient = *opts
+		}
+	})
+}

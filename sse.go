@@ -1,0 +1,336 @@
+package wsrpc
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"sync"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// SSE event types reserved by wsrpc. They contain a dot, which no protobuf
+// field name does, so they never collide with a oneof case.
+const (
+	// SSEEventEnd ends a stream whose handler returned nil; its data is
+	// "{}". A typed client stops at it instead of reconnecting; a browser
+	// should call EventSource.close() on it.
+	SSEEventEnd = "wsrpc.end"
+	// SSEEventError ends a stream whose handler failed; its data is
+	// {"code":"<code name>","message":"…"}.
+	SSEEventError = "wsrpc.error"
+	// SSEDefaultEventType is the type of events from responses that are
+	// not a single oneof: EventSource's default, seen by onmessage.
+	SSEDefaultEventType = "message"
+	// SSERequestParam is the query parameter that carries a whole request
+	// as protojson (the "request form").
+	SSERequestParam = "request"
+)
+
+// eventOneofs caches, per message type, the oneof whose cases are SSE
+// event types (nil when the message is not a single oneof).
+var eventOneofs sync.Map // protoreflect.FullName -> protoreflect.OneofDescriptor (or nil)
+
+// eventOneof returns the single top-level oneof that holds every field of
+// md, or nil (see SSERule in wsrpc/v1/options.proto).
+func eventOneof(md protoreflect.MessageDescriptor) protoreflect.OneofDescriptor {
+	if v, ok := eventOneofs.Load(md.FullName()); ok {
+		od, _ := v.(protoreflect.OneofDescriptor)
+		return od
+	}
+	var od protoreflect.OneofDescriptor
+	fields := md.Fields()
+	if fields.Len() > 0 {
+		if o := fields.Get(0).ContainingOneof(); o != nil && !o.IsSynthetic() && o.Fields().Len() == fields.Len() {
+			od = o
+		}
+	}
+	eventOneofs.Store(md.FullName(), od)
+	return od
+}
+
+// NewSSEEvent encodes msg as the SSE event a wsrpc SSE handler sends for
+// it: for a response that is a single oneof, the type is the set case's
+// field name and the data that case's protojson value; otherwise the type
+// is "message" (left implicit) and the data the whole message as
+// protojson. id becomes the event's id ("" for none).
+//
+// Use it to append events to a replay store (sse.Store.Append) and send
+// the recorded event with ServerStream.SendEvent. It fails with
+// CodeInternal for a oneof response with no case set.
+func NewSSEEvent(msg proto.Message, id string) (sse.Event, error) {
+	rm := msg.ProtoReflect()
+	ev := sse.Event{ID: id}
+	od := eventOneof(rm.Descriptor())
+	if od == nil {
+		b, err := codec.JSON.Marshal(msg)
+		if err != nil {
+			return ev, Errorf(CodeInternal, "sse: %w", err)
+		}
+		ev.Data = string(b)
+		return ev, nil
+	}
+	fd := rm.WhichOneof(od)
+	if fd == nil {
+		return ev, Errorf(CodeInternal, "sse: %s has no %s case set, so it has no event type", rm.Descriptor().FullName(), od.Name())
+	}
+	ev.Type = string(fd.Name())
+	var b []byte
+	var err error
+	if fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind {
+		b, err = codec.JSON.Marshal(rm.Get(fd).Message().Interface())
+	} else {
+		b, err = fieldJSON(msg, fd)
+	}
+	if err != nil {
+		return ev, Errorf(CodeInternal, "sse: %w", err)
+	}
+	ev.Data = string(b)
+	return ev, nil
+}
+
+// fieldJSON returns the protojson value of one populated field of msg.
+func fieldJSON(msg proto.Message, fd protoreflect.FieldDescriptor) ([]byte, error) {
+	b, err := protojson.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return nil, err
+	}
+	v, ok := obj[fd.JSONName()]
+	if !ok {
+		return nil, fmt.Errorf("field %s missing from its JSON form", fd.Name())
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, v); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// decodeSSEEvent decodes an event of a wsrpc SSE stream into msg. It
+// reports false, without error, for an event type msg has no case for
+// (a newer server's case, or a foreign event), which the caller skips.
+func decodeSSEEvent(ev sse.Event, msg proto.Message) (bool, error) {
+	od := eventOneof(msg.ProtoReflect().Descriptor())
+	if od == nil {
+		if ev.Type != SSEDefaultEventType && ev.Type != "" {
+			return false, nil
+		}
+		return true, codec.JSON.Unmarshal([]byte(ev.Data), msg)
+	}
+	fd := od.Fields().ByName(protoreflect.Name(ev.Type))
+	if fd == nil {
+		return false, nil
+	}
+	obj := make([]byte, 0, len(ev.Data)+len(fd.JSONName())+4)
+	obj = append(obj, '{')
+	obj = strconv.AppendQuote(obj, fd.JSONName())
+	obj = append(obj, ':')
+	obj = append(obj, ev.Data...)
+	obj = append(obj, '}')
+	return true, codec.JSON.Unmarshal(obj, msg)
+}
+
+// sseErrorData is the data of a "wsrpc.error" event.
+type sseErrorData struct {
+	Code    string `json:"code"`
+	Message string `json:"message,omitempty"`
+}
+
+func sseErrorEvent(err *Error) sse.Event {
+	b, _ := json.Marshal(sseErrorData{Code: err.code.String(), Message: err.msg})
+	return sse.Event{Type: SSEEventError, Data: string(b)}
+}
+
+func parseSSEError(data string) *Error {
+	var d sseErrorData
+	if err := json.Unmarshal([]byte(data), &d); err != nil {
+		return Errorf(CodeUnknown, "malformed %s event: %q", SSEEventError, data)
+	}
+	c, ok := ParseCode(d.Code)
+	if !ok {
+		c = CodeUnknown
+	}
+	return &Error{code: c, msg: d.Message}
+}
+
+// flatRequest reports whether md's requests travel in the flat form: every
+// field a scalar, an enum, or a repeated scalar or enum.
+func flatRequest(md protoreflect.MessageDescriptor) bool {
+	fields := md.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if fd.IsMap() || fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind {
+			return false
+		}
+	}
+	return true
+}
+
+// EncodeSSERequest returns the query that carries req to an SSE handler
+// (see SSERule in wsrpc/v1/options.proto): each populated field as a
+// parameter named by its JSON name when every field is a scalar, enum or
+// repeated one of those; otherwise the whole request as protojson in the
+// "request" parameter. An empty request is an empty query.
+func EncodeSSERequest(req proto.Message) (url.Values, error) {
+	q := url.Values{}
+	rm := req.ProtoReflect()
+	if !flatRequest(rm.Descriptor()) {
+		if !hasFields(rm) {
+			return q, nil
+		}
+		b, err := codec.JSON.Marshal(req)
+		if err != nil {
+			return nil, Errorf(CodeInternal, "sse request: %w", err)
+		}
+		q.Set(SSERequestParam, string(b))
+		return q, nil
+	}
+	if !hasFields(rm) {
+		return q, nil
+	}
+	b, err := protojson.Marshal(req)
+	if err != nil {
+		return nil, Errorf(CodeInternal, "sse request: %w", err)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return nil, Errorf(CodeInternal, "sse request: %w", err)
+	}
+	fields := rm.Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		raw, ok := obj[fd.JSONName()]
+		if !ok {
+			continue
+		}
+		if fd.IsList() {
+			var elems []json.RawMessage
+			if err := json.Unmarshal(raw, &elems); err != nil {
+				return nil, Errorf(CodeInternal, "sse request: %w", err)
+			}
+			for _, e := range elems {
+				q.Add(fd.JSONName(), jsonScalarText(e))
+			}
+			continue
+		}
+		q.Set(fd.JSONName(), jsonScalarText(raw))
+	}
+	return q, nil
+}
+
+func hasFields(rm protoreflect.Message) bool {
+	has := false
+	rm.Range(func(protoreflect.FieldDescriptor, protoreflect.Value) bool { has = true; return false })
+	return has
+}
+
+// jsonScalarText is a JSON scalar's text without quotes.
+func jsonScalarText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(bytes.TrimSpace(raw))
+}
+
+// DecodeSSERequest fills req from the query of an SSE request, accepting
+// both forms (see EncodeSSERequest). Unknown parameters are ignored; a
+// "request" parameter mixed with field parameters, a value that does not
+// parse, or a repeated parameter for a singular field is an error with
+// CodeInvalidArgument.
+func DecodeSSERequest(q url.Values, req proto.Message) error {
+	rm := req.ProtoReflect()
+	fields := rm.Descriptor().Fields()
+	if vs, ok := q[SSERequestParam]; ok {
+		if len(vs) != 1 {
+			return Errorf(CodeInvalidArgument, "the %q parameter is repeated", SSERequestParam)
+		}
+		for i := 0; i < fields.Len(); i++ {
+			fd := fields.Get(i)
+			if fd.JSONName() == SSERequestParam {
+				continue
+			}
+			if _, ok := q[fd.JSONName()]; ok {
+				return Errorf(CodeInvalidArgument, "the %q parameter cannot be mixed with field parameters (%q)", SSERequestParam, fd.JSONName())
+			}
+		}
+		if fd := fields.ByJSONName(SSERequestParam); fd == nil || !flatRequest(rm.Descriptor()) {
+			if err := codec.JSON.Unmarshal([]byte(vs[0]), req); err != nil {
+				return Errorf(CodeInvalidArgument, "request parameter: %w", err)
+			}
+			return nil
+		}
+	}
+	if !flatRequest(rm.Descriptor()) {
+		proto.Reset(req)
+		return nil
+	}
+	var obj bytes.Buffer
+	obj.WriteByte('{')
+	n := 0
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		vs, ok := q[fd.JSONName()]
+		if !ok {
+			continue
+		}
+		if !fd.IsList() && len(vs) != 1 {
+			return Errorf(CodeInvalidArgument, "parameter %q is repeated but %s is not", fd.JSONName(), fd.Name())
+		}
+		if n > 0 {
+			obj.WriteByte(',')
+		}
+		n++
+		name, _ := json.Marshal(fd.JSONName())
+		obj.Write(name)
+		obj.WriteByte(':')
+		if fd.IsList() {
+			obj.WriteByte('[')
+			for j, v := range vs {
+				if j > 0 {
+					obj.WriteByte(',')
+				}
+				if err := writeScalarJSON(&obj, fd, v); err != nil {
+					return err
+				}
+			}
+			obj.WriteByte(']')
+			continue
+		}
+		if err := writeScalarJSON(&obj, fd, vs[0]); err != nil {
+			return err
+		}
+	}
+	obj.WriteByte('}')
+	if err := codec.JSON.Unmarshal(obj.Bytes(), req); err != nil {
+		return Errorf(CodeInvalidArgument, "query parameters: %w", err)
+	}
+	return nil
+}
+
+// writeScalarJSON writes a query value as the JSON protojson expects:
+// bools bare, everything else quoted (protojson accepts quoted numbers).
+func writeScalarJSON(w io.Writer, fd protoreflect.FieldDescriptor, v string) error {
+	if fd.Kind() == protoreflect.BoolKind {
+		if v != "true" && v != "false" {
+			return Errorf(CodeInvalidArgument, "parameter %q: %q is not true or false", fd.JSONName(), v)
+		}
+		_, err := io.WriteString(w, v)
+		return err
+	}
+	b, _ := json.Marshal(v)
+	_, err := w.Write(b)
+	return err
+}

@@ -1,0 +1,286 @@
+package wsrpc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"net/http"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// serverConn is the raw stream under a handler's typed stream.
+type serverConn interface {
+	StreamConn
+	closeWith(err error) error
+}
+
+// messages turns a receive function into an iterator that ends at io.EOF
+// and yields any other error once, as its last pair.
+func messages[T any](receive func() (*T, error)) iter.Seq2[*T, error] {
+	return func(yield func(*T, error) bool) {
+		for {
+			m, err := receive()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if !yield(m, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+func receiveInto[T any](conn StreamConn) (*T, error) {
+	m := new(T)
+	if err := conn.Receive(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// closeStream closes with code and reason: code 0 is a normal closure.
+func closeStream(raw serverConn, code Code, reason string) error {
+	if code == 0 {
+		return raw.closeWith(nil)
+	}
+	return raw.closeWith(&Error{code: code, msg: reason})
+}
+
+// BidiStream is the server side of a bidirectional-streaming call over a
+// WebSocket: the handler receives the client's messages and sends its own,
+// independently.
+//
+// Concurrency: one goroutine at a time may Receive (or range over All);
+// any number may Send. Close may be called from any goroutine.
+type BidiStream[Req, Res any] struct {
+	conn StreamConn
+	raw  serverConn
+}
+
+// Receive returns the next message; io.EOF when the client has finished
+// sending (CloseSend or a normal closure). Cost: one allocation of Req
+// plus the codec's decoding.
+func (s *BidiStream[Req, Res]) Receive() (*Req, error) { return receiveInto[Req](s.conn) }
+
+// All yields the client's messages until it finishes sending; a failure is
+// yielded once, last.
+func (s *BidiStream[Req, Res]) All() iter.Seq2[*Req, error] { return messages(s.Receive) }
+
+// Send marshals msg with the negotiated codec and sends it as one
+// WebSocket message.
+func (s *BidiStream[Req, Res]) Send(msg *Res) error { return s.conn.Send(msg) }
+
+// RequestHeader returns the handshake request's header.
+func (s *BidiStream[Req, Res]) RequestHeader() http.Header { return s.conn.RequestHeader() }
+
+// ResponseHeader returns the headers sent with the 101 response.
+func (s *BidiStream[Req, Res]) ResponseHeader() http.Header { return s.conn.ResponseHeader() }
+
+// Codec returns the negotiated codec.
+func (s *BidiStream[Req, Res]) Codec() codec.Codec { return s.conn.Codec() }
+
+// Close closes the connection with the close code for code (4000+code; 0
+// for a normal closure, 1000) and reason (truncated to 123 bytes). The
+// handler's return value is then ignored. Returning an error from the
+// handler does the same.
+func (s *BidiStream[Req, Res]) Close(code Code, reason string) error {
+	return closeStream(s.raw, code, reason)
+}
+
+// Conn returns the untyped stream (as interceptors see it).
+func (s *BidiStream[Req, Res]) Conn() StreamConn { return s.conn }
+
+// ServerStream is the server side of a server-streaming call, over a
+// WebSocket or SSE: the handler sends messages until it returns.
+//
+// Concurrency: Send, SendEvent and Close may be called from any goroutine.
+type ServerStream[Res any] struct {
+	conn StreamConn
+	raw  serverConn
+}
+
+// Send marshals msg and sends it: one WebSocket message, or one SSE event
+// (see NewSSEEvent for the event's type and data).
+func (s *ServerStream[Res]) Send(msg *Res) error { return s.conn.Send(msg) }
+
+// SendEvent sends an event made with NewSSEEvent, typically the one a
+// replay store returned from Append, so that its id is what a reconnecting
+// client resumes from. Events the replay already delivered are dropped
+// (see sse.Stream.Send). On a WebSocket it fails with CodeUnimplemented.
+func (s *ServerStream[Res]) SendEvent(ev sse.Event) error {
+	sc, ok := s.raw.(*sseConn)
+	if !ok {
+		return Errorf(CodeUnimplemented, "SendEvent needs an SSE stream")
+	}
+	return sc.sendEvent(ev)
+}
+
+// LastEventID returns the Last-Event-ID an SSE client resumed with ("" on
+// a WebSocket or a fresh client).
+func (s *ServerStream[Res]) LastEventID() string {
+	if sc, ok := s.raw.(*sseConn); ok {
+		return sc.stream.LastEventID()
+	}
+	return ""
+}
+
+// Gap reports whether an SSE client resumed from an id the replay store
+// no longer holds (see sse.Stream.Gap).
+func (s *ServerStream[Res]) Gap() bool {
+	if sc, ok := s.raw.(*sseConn); ok {
+		return sc.stream.Gap()
+	}
+	return false
+}
+
+// RequestHeader returns the handshake request's header.
+func (s *ServerStream[Res]) RequestHeader() http.Header { return s.conn.RequestHeader() }
+
+// ResponseHeader returns the headers sent with the 101 or 200 response.
+func (s *ServerStream[Res]) ResponseHeader() http.Header { return s.conn.ResponseHeader() }
+
+// Codec returns the codec messages are sent with.
+func (s *ServerStream[Res]) Codec() codec.Codec { return s.conn.Codec() }
+
+// Close ends the stream with code and reason (see BidiStream.Close; on
+// SSE a non-zero code sends a "wsrpc.error" event).
+func (s *ServerStream[Res]) Close(code Code, reason string) error {
+	return closeStream(s.raw, code, reason)
+}
+
+// Conn returns the untyped stream (as interceptors see it).
+func (s *ServerStream[Res]) Conn() StreamConn { return s.conn }
+
+// ClientStream is the server side of a client-streaming call over a
+// WebSocket: the handler receives until io.EOF, then returns the one
+// response.
+//
+// Concurrency: one goroutine at a time may Receive; Close from any.
+type ClientStream[Req any] struct {
+	conn StreamConn
+	raw  serverConn
+}
+
+// Receive returns the next message; io.EOF when the client has finished
+// sending.
+func (s *ClientStream[Req]) Receive() (*Req, error) { return receiveInto[Req](s.conn) }
+
+// All yields the client's messages until it finishes sending; a failure is
+// yielded once, last.
+func (s *ClientStream[Req]) All() iter.Seq2[*Req, error] { return messages(s.Receive) }
+
+// RequestHeader returns the handshake request's header.
+func (s *ClientStream[Req]) RequestHeader() http.Header { return s.conn.RequestHeader() }
+
+// ResponseHeader returns the headers sent with the 101 response.
+func (s *ClientStream[Req]) ResponseHeader() http.Header { return s.conn.ResponseHeader() }
+
+// Codec returns the negotiated codec.
+func (s *ClientStream[Req]) Codec() codec.Codec { return s.conn.Codec() }
+
+// Close ends the call with code and reason without a response.
+func (s *ClientStream[Req]) Close(code Code, reason string) error {
+	return closeStream(s.raw, code, reason)
+}
+
+// Conn returns the untyped stream (as interceptors see it).
+func (s *ClientStream[Req]) Conn() StreamConn { return s.conn }
+
+// sseConn is the StreamConn of an SSE call on the server.
+//
+// Concurrency: Send and closeWith from any goroutine (sse.Stream
+// serialises writes; mu guards the end state); Receive from one.
+type sseConn struct {
+	spec       Spec
+	stream     *sse.Stream
+	req        proto.Message // decoded from the URL before the response
+	received   bool
+	reqHeader  http.Header
+	respHeader http.Header
+
+	mu    sync.Mutex
+	ended bool
+	info  CloseInfo
+}
+
+func (c *sseConn) Spec() Spec                  { return c.spec }
+func (c *sseConn) Codec() codec.Codec          { return codec.JSON }
+func (c *sseConn) RequestHeader() http.Header  { return c.reqHeader }
+func (c *sseConn) ResponseHeader() http.Header { return c.respHeader }
+
+func (c *sseConn) Send(msg any) error {
+	m, err := asMessage(msg)
+	if err != nil {
+		return err
+	}
+	ev, err := NewSSEEvent(m, "")
+	if err != nil {
+		return err
+	}
+	return c.sendEvent(ev)
+}
+
+func (c *sseConn) sendEvent(ev sse.Event) error {
+	if err := c.stream.Send(ev); err != nil {
+		if errors.Is(err, sse.ErrClientGone) {
+			return NewError(CodeCanceled, err)
+		}
+		return NewError(CodeUnavailable, err)
+	}
+	return nil
+}
+
+// Receive yields the request decoded from the URL once, then io.EOF.
+func (c *sseConn) Receive(msg any) error {
+	m, err := asMessage(msg)
+	if err != nil {
+		return err
+	}
+	if c.received {
+		return io.EOF
+	}
+	c.received = true
+	proto.Reset(m)
+	proto.Merge(m, c.req)
+	return nil
+}
+
+// closeWith ends the stream with "wsrpc.end" or "wsrpc.error" once.
+func (c *sseConn) closeWith(err error) error {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return nil
+	}
+	c.ended = true
+	ev := sse.Event{Type: SSEEventEnd, Data: "{}"}
+	c.info = CloseInfo{Code: websocket.StatusNormalClosure}
+	if err != nil {
+		e := asError(err)
+		ev = sseErrorEvent(e)
+		c.info = CloseInfo{Code: e.code.CloseCode(), Reason: closeReason(e.msg), Err: e}
+	}
+	c.mu.Unlock()
+	serr := c.stream.Send(ev)
+	_ = c.stream.Close()
+	if serr != nil && !errors.Is(serr, sse.ErrStreamClosed) {
+		return NewError(CodeUnavailable, serr)
+	}
+	return nil
+}
+
+func (c *sseConn) closeInfo(ctx context.Context) CloseInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ctx.Err() != nil && c.info.Err == nil && c.info.Code == 0 {
+		return CloseInfo{Code: websocket.StatusGoingAway, Err: NewError(CodeCanceled, ctx.Err())}
+	}
+	return c.info
+}
