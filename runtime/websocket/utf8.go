@@ -1,6 +1,9 @@
 package websocket
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
 
 // utf8Validator checks UTF-8 incrementally, so a text message split across
 // frames (or across reads) is checked as its bytes arrive and an invalid
@@ -70,6 +73,25 @@ var utf8Next = func() (t [u8Reject + 1][256]uint8) {
 // of valid UTF-8.
 func (v *utf8Validator) write(p []byte) bool {
 	s := v.state
+	if s == u8Accept && len(p) > 16 {
+		// Bulk path: the standard library's validator (the same rules,
+		// several times faster) up to the last code point that may be cut
+		// off at the end of p; the state machine takes the tail.
+		cut := len(p)
+		for i := len(p) - 1; i >= 0 && i >= len(p)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(p[i]) {
+				if !utf8.FullRune(p[i:]) {
+					cut = i
+				}
+				break
+			}
+		}
+		if !utf8.Valid(p[:cut]) {
+			v.state = u8Reject
+			return false
+		}
+		p = p[cut:]
+	}
 	for len(p) > 0 {
 		if s == u8Accept {
 			// ASCII fast path: 8 bytes at a time while the high bits are clear.
