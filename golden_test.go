@@ -107,7 +107,13 @@ func serve(t *testing.T, opts ...wsrpc.Option) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(streamServer{}, opts...))
-	srv := httptest.NewServer(mux)
+	return newServer(t, mux)
+}
+
+// newServer serves h on 127.0.0.1 until the test ends.
+func newServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

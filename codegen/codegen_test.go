@@ -1,0 +1,207 @@
+package codegen_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/compiler/protogen"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/pluginpb"
+
+	"github.com/wsrpc/wsrpc/codegen"
+	wsrpcv1 "github.com/wsrpc/wsrpc/gen/wsrpc/v1"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// rule builds a (wsrpc.v1.method) option value.
+func ws(path string) *wsrpcv1.MethodOptions {
+	return &wsrpcv1.MethodOptions{Transport: &wsrpcv1.MethodOptions_Websocket{Websocket: &wsrpcv1.WebSocketRule{Path: path}}}
+}
+
+func sseRule(path string) *wsrpcv1.MethodOptions {
+	return &wsrpcv1.MethodOptions{Transport: &wsrpcv1.MethodOptions_Sse{Sse: &wsrpcv1.SSERule{Path: path}}}
+}
+
+type methodSpec struct {
+	name           string
+	client, server bool // streaming
+	opt            *wsrpcv1.MethodOptions
+	comment        string
+}
+
+// request builds a CodeGeneratorRequest for x/v1/svc.proto with one
+// service holding methods.
+func request(methods ...methodSpec) *pluginpb.CodeGeneratorRequest {
+	file := &descriptorpb.FileDescriptorProto{
+		Name:       proto.String("x/v1/svc.proto"),
+		Package:    proto.String("x.v1"),
+		Syntax:     proto.String("proto3"),
+		Dependency: []string{"wsrpc/v1/options.proto"},
+		Options:    &descriptorpb.FileOptions{GoPackage: proto.String("example.com/gen/x/v1;xv1")},
+		MessageType: []*descriptorpb.DescriptorProto{
+			{Name: proto.String("Req")},
+			{Name: proto.String("Res")},
+		},
+		SourceCodeInfo: &descriptorpb.SourceCodeInfo{},
+	}
+	svc := &descriptorpb.ServiceDescriptorProto{Name: proto.String("XService")}
+	for i, m := range methods {
+		md := &descriptorpb.MethodDescriptorProto{
+			Name:            proto.String(m.name),
+			InputType:       proto.String(".x.v1.Req"),
+			OutputType:      proto.String(".x.v1.Res"),
+			ClientStreaming: proto.Bool(m.client),
+			ServerStreaming: proto.Bool(m.server),
+		}
+		if m.opt != nil {
+			md.Options = &descriptorpb.MethodOptions{}
+			proto.SetExtension(md.Options, wsrpcv1.E_Method, m.opt)
+		}
+		if m.comment != "" {
+			// service 0 (field 6), method i (field 2)
+			file.SourceCodeInfo.Location = append(file.SourceCodeInfo.Location, &descriptorpb.SourceCodeInfo_Location{
+				Path: []int32{6, 0, 2, int32(i)}, Span: []int32{0, 0, 0}, LeadingComments: proto.String(m.comment),
+			})
+		}
+		svc.Method = append(svc.Method, md)
+	}
+	file.Service = []*descriptorpb.ServiceDescriptorProto{svc}
+	return &pluginpb.CodeGeneratorRequest{
+		FileToGenerate: []string{"x/v1/svc.proto"},
+		Parameter:      proto.String("paths=source_relative"),
+		ProtoFile: []*descriptorpb.FileDescriptorProto{
+			protodesc.ToFileDescriptorProto(descriptorpb.File_google_protobuf_descriptor_proto),
+			protodesc.ToFileDescriptorProto(wsrpcv1.File_wsrpc_v1_options_proto),
+			file,
+		},
+	}
+}
+
+// run runs the generator on req as protoc would, through a serialised
+// request (so the option travels as an extension in bytes, as from buf).
+func run(t *testing.T, req *pluginpb.CodeGeneratorRequest) *pluginpb.CodeGeneratorResponse {
+	t.Helper()
+	b, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wire pluginpb.CodeGeneratorRequest
+	if err := proto.Unmarshal(b, &wire); err != nil {
+		t.Fatal(err)
+	}
+	plugin, err := protogen.Options{}.New(&wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := codegen.Generate(plugin); err != nil {
+		plugin.Error(err)
+	}
+	return plugin.Response()
+}
+
+// TestSchemaMistakes: every misuse of the option is a plugin error that
+// names the file and the method, never a panic.
+func TestSchemaMistakes(t *testing.T) {
+	cases := []struct {
+		name string
+		m    []methodSpec
+		want string
+	}{
+		{"websocket on unary", []methodSpec{{name: "M", opt: ws("")}}, "websocket needs a streaming method; this one is unary"},
+		{"sse on unary", []methodSpec{{name: "M", opt: sseRule("")}}, "sse needs a server-streaming method; this one is unary"},
+		{"sse on client stream", []methodSpec{{name: "M", client: true, opt: sseRule("")}}, "this one is client-streaming"},
+		{"sse on bidi", []methodSpec{{name: "M", client: true, server: true, opt: sseRule("")}}, "this one is bidirectional-streaming"},
+		{"no transport", []methodSpec{{name: "M", server: true, opt: &wsrpcv1.MethodOptions{}}}, "sets no transport"},
+		{"relative path", []methodSpec{{name: "M", server: true, opt: ws("m")}}, `bad path "m": it must start with /`},
+		{"query in path", []methodSpec{{name: "M", server: true, opt: sseRule("/m?x=1")}}, "query or fragment"},
+		{"trailing slash", []methodSpec{{name: "M", server: true, opt: ws("/m/")}}, "must not end with /"},
+		{"dot segment", []methodSpec{{name: "M", server: true, opt: ws("/a/../m")}}, ". or .. segments"},
+		{"space", []methodSpec{{name: "M", server: true, opt: ws("/a m")}}, "printable ASCII"},
+		{"duplicate path", []methodSpec{{name: "A", server: true, opt: ws("/same")}, {name: "M", server: true, opt: sseRule("/same")}}, `path "/same" is already used by method A`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := run(t, request(tc.m...))
+			msg := resp.GetError()
+			if !strings.Contains(msg, "x/v1/svc.proto: method x.v1.XService.M: ") || !strings.Contains(msg, tc.want) {
+				t.Fatalf("error %q, want file, method and %q", msg, tc.want)
+			}
+			if len(resp.GetFile()) != 0 {
+				t.Fatalf("files generated despite the error")
+			}
+		})
+	}
+}
+
+// TestGenerateGolden compares the output for a schema with every method
+// kind to testdata/svc.wsrpc.go.golden, and checks it is deterministic.
+func TestGenerateGolden(t *testing.T) {
+	req := request(
+		methodSpec{name: "Bidi", client: true, server: true, opt: ws(""), comment: " Bidi talks both ways.\n Second line.\n"},
+		methodSpec{name: "Down", server: true, opt: ws("/down")},
+		methodSpec{name: "Up", client: true, opt: ws("")},
+		methodSpec{name: "Events", server: true, opt: sseRule("")},
+		methodSpec{name: "Unary"}, // no option: skipped
+	)
+	resp := run(t, req)
+	if resp.GetError() != "" {
+		t.Fatal(resp.GetError())
+	}
+	if len(resp.GetFile()) != 1 {
+		t.Fatalf("%d files, want 1", len(resp.GetFile()))
+	}
+	f := resp.GetFile()[0]
+	if f.GetName() != "x/v1/xv1wsrpc/svc.wsrpc.go" {
+		t.Fatalf("file name %q", f.GetName())
+	}
+	again := run(t, req)
+	if again.GetFile()[0].GetContent() != f.GetContent() {
+		t.Fatal("output differs between two runs")
+	}
+	content := f.GetContent()
+	for _, want := range []string{
+		"const _ = wsrpc.IsAtLeastVersion0_1_0",
+		`XServiceName = "x.v1.XService"`,
+		`XServiceBidiProcedure = "/x.v1.XService/Bidi"`,
+		`XServiceDownPath = "/down"`,
+		"// Bidi talks both ways.\n\t// Second line.\n\tBidi(ctx context.Context)",
+		`return "/", http.HandlerFunc`,
+		"type UnimplementedXServiceHandler struct{}",
+		"wsrpc.NewSSEClient[v1.Req, v1.Res]",
+	} {
+		if !strings.Contains(content, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(content, "Unary") {
+		t.Error("a method without the option was generated")
+	}
+	golden := filepath.Join("testdata", "svc.wsrpc.go.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(want, []byte(content)) {
+		t.Fatalf("output differs from %s (run go test ./codegen -update and review):\n%s", golden, content)
+	}
+}
+
+// TestNoWsrpcMethods: a file without wsrpc methods generates nothing.
+func TestNoWsrpcMethods(t *testing.T) {
+	resp := run(t, request(methodSpec{name: "Unary"}, methodSpec{name: "S", server: true}))
+	if resp.GetError() != "" || len(resp.GetFile()) != 0 {
+		t.Fatalf("error %q, %d files", resp.GetError(), len(resp.GetFile()))
+	}
+}

@@ -1,0 +1,303 @@
+package wsrpc_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/wsrpc/wsrpc"
+	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+type userKey struct{}
+
+// authInterceptor refuses calls without the right bearer token before the
+// upgrade and puts the user into the stream's context.
+func authInterceptor() wsrpc.Interceptor {
+	return wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			if hs.Spec.IsClient {
+				hs.Request.Header.Set("Authorization", "Bearer s3cret")
+				return next(ctx, hs)
+			}
+			if hs.Request.Header.Get("Authorization") != "Bearer s3cret" {
+				return ctx, wsrpc.Errorf(wsrpc.CodeUnauthenticated, "missing or bad token")
+			}
+			hs.ResponseHeader.Set("X-User", "ada")
+			return next(context.WithValue(ctx, userKey{}, "ada"), hs)
+		}
+	})
+}
+
+// TestInterceptorRejectsBeforeUpgrade: an authentication interceptor
+// refuses with 401 on both transports, the client gets unauthenticated
+// with the message, and a client interceptor adding the token gets in.
+func TestInterceptorRejectsBeforeUpgrade(t *testing.T) {
+	base := serve(t, wsrpc.WithInterceptors(authInterceptor()))
+	ctx := testContext(t)
+
+	anon := testingv1wsrpc.NewStreamServiceClient(nil, base)
+	_, err := anon.Echo(ctx)
+	wantCode(t, err, wsrpc.CodeUnauthenticated, "missing or bad token")
+	var e *wsrpc.Error
+	errors.As(err, &e)
+	if e.Meta().Get(wsrpc.CodeHeader) != "unauthenticated" {
+		t.Fatalf("meta %v", e.Meta())
+	}
+	_, err = anon.Watch(ctx, &testingv1.WatchRequest{Count: 1})
+	wantCode(t, err, wsrpc.CodeUnauthenticated, "missing or bad token")
+
+	// A plain request sees the HTTP status of the table.
+	resp, err := http.Get(base + testingv1wsrpc.StreamServiceWatchPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401", resp.StatusCode)
+	}
+
+	authed := testingv1wsrpc.NewStreamServiceClient(nil, base, wsrpc.WithInterceptors(authInterceptor()))
+	s, err := authed.Echo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.ResponseHeader().Get("X-User") != "ada" || s.RequestHeader().Get("Authorization") == "" {
+		t.Fatalf("headers: response %v request %v", s.ResponseHeader(), s.RequestHeader())
+	}
+	w, err := authed.Watch(ctx, &testingv1.WatchRequest{Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if w.ResponseHeader().Get("X-User") != "ada" {
+		t.Fatalf("SSE response header %v", w.ResponseHeader())
+	}
+}
+
+// TestStreamInterceptorAndHooks: a stream interceptor sees every message
+// and the handler's error; OnConnect and OnClose see the codec, close
+// code and reason on both sides; the context carries the handshake's
+// values.
+func TestStreamInterceptorAndHooks(t *testing.T) {
+	var mu sync.Mutex
+	var log []string
+	add := func(s string) { mu.Lock(); log = append(log, s); mu.Unlock() }
+	counting := wsrpc.StreamInterceptorFunc(func(next wsrpc.StreamFunc) wsrpc.StreamFunc {
+		return func(ctx context.Context, conn wsrpc.StreamConn) error {
+			add("start " + conn.Spec().Procedure + " " + conn.Codec().Name() + " user=" + ctx.Value(userKey{}).(string))
+			err := next(ctx, &countingConn{StreamConn: conn, add: add})
+			add("end " + wsrpc.CodeOf(err).String())
+			return err
+		}
+	})
+	done := make(chan struct{}, 4)
+	serverOpts := []wsrpc.Option{
+		wsrpc.WithInterceptors(authInterceptor(), counting),
+		wsrpc.WithOnConnect(func(ctx context.Context, info *wsrpc.ConnInfo) { add("connect " + info.Codec.Name()) }),
+		wsrpc.WithOnClose(func(ctx context.Context, info *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {
+			add("close " + ci.Code.String() + " " + ci.Reason + " " + wsrpc.CodeOf(ci.Err).String())
+			done <- struct{}{}
+		}),
+	}
+	base := serve(t, serverOpts...)
+	ctx := testContext(t)
+	var clientClose []wsrpc.CloseInfo
+	client := testingv1wsrpc.NewStreamServiceClient(nil, base,
+		wsrpc.WithInterceptors(authInterceptor()),
+		wsrpc.WithPreferredCodec(codec.Msgpack),
+		wsrpc.WithOnClose(func(ctx context.Context, info *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {
+			clientClose = append(clientClose, ci)
+		}))
+
+	s, err := client.Echo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Send(&testingv1.EchoRequest{Text: "a"})
+	_ = s.Send(&testingv1.EchoRequest{Text: "fail", Seq: 2})
+	for _, err := range s.All() {
+		if err != nil {
+			wantCode(t, err, wsrpc.CodeFailedPrecondition, "asked to fail at 2")
+		}
+	}
+	<-done
+	mu.Lock()
+	got := strings.Join(log, "\n")
+	mu.Unlock()
+	want := strings.Join([]string{
+		"connect msgpack",
+		"start /wsrpc.testing.v1.StreamService/Echo msgpack user=ada",
+		"recv a", "send a", "recv fail",
+		"end failed_precondition",
+		"close status 4009 asked to fail at 2 failed_precondition",
+	}, "\n")
+	if got != want {
+		t.Fatalf("log:\n%s\nwant:\n%s", got, want)
+	}
+	if len(clientClose) != 1 || clientClose[0].Code != 4009 || wsrpc.CodeOf(clientClose[0].Err) != wsrpc.CodeFailedPrecondition {
+		t.Fatalf("client OnClose %+v", clientClose)
+	}
+	_ = s.Close()
+	if len(clientClose) != 1 {
+		t.Fatalf("client OnClose ran %d times", len(clientClose))
+	}
+}
+
+type countingConn struct {
+	wsrpc.StreamConn
+	add func(string)
+}
+
+func (c *countingConn) Receive(m any) error {
+	err := c.StreamConn.Receive(m)
+	if err == nil {
+		c.add("recv " + m.(*testingv1.EchoRequest).GetText())
+	}
+	return err
+}
+
+func (c *countingConn) Send(m any) error {
+	c.add("send " + m.(*testingv1.EchoResponse).GetText())
+	return c.StreamConn.Send(m)
+}
+
+// TestCodecNegotiation: the server picks the first offered codec it
+// accepts, a client without an offer gets JSON, and an offer the server
+// cannot serve is refused before the upgrade with invalid_argument.
+func TestCodecNegotiation(t *testing.T) {
+	base := serve(t, wsrpc.WithCodecs(codec.JSON, codec.Proto))
+	ctx := testContext(t)
+	cases := []struct {
+		name  string
+		opts  []wsrpc.Option
+		want  string
+		code  wsrpc.Code
+		extra string
+	}{
+		{"client order wins", []wsrpc.Option{wsrpc.WithCodecs(codec.Msgpack, codec.Proto, codec.JSON)}, "proto", 0, ""},
+		{"preferred first", []wsrpc.Option{wsrpc.WithPreferredCodec(codec.JSON)}, "json", 0, ""},
+		{"none acceptable", []wsrpc.Option{wsrpc.WithCodecs(codec.Msgpack)}, "", wsrpc.CodeInvalidArgument, "wsrpc.msgpack"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := testingv1wsrpc.NewStreamServiceClient(nil, base, tc.opts...).Echo(ctx)
+			if tc.code != 0 {
+				wantCode(t, err, tc.code, "")
+				if !strings.Contains(err.Error(), tc.extra) {
+					t.Fatalf("error %q does not name %q", err, tc.extra)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if s.Codec().Name() != tc.want {
+				t.Fatalf("codec %s, want %s", s.Codec().Name(), tc.want)
+			}
+		})
+	}
+	// No subprotocol at all: JSON, and no subprotocol in the answer.
+	c, _, err := websocket.Dial(ctx, base+testingv1wsrpc.StreamServiceEchoPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"text":"plain"}`)); err != nil {
+		t.Fatal(err)
+	}
+	typ, data, err := c.Read(ctx)
+	if err != nil || typ != websocket.MessageText || !strings.Contains(string(data), `"plain"`) {
+		t.Fatalf("read %v %q %v", typ, data, err)
+	}
+}
+
+// TestUnimplementedAndRouting: the embedded Unimplemented handler fails
+// with unimplemented (4012) and unknown paths are 404.
+func TestUnimplementedAndRouting(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(testingv1wsrpc.UnimplementedStreamServiceHandler{}))
+	srv := newServer(t, mux)
+	ctx := testContext(t)
+	client := testingv1wsrpc.NewStreamServiceClient(nil, srv)
+	s, err := client.Echo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Receive()
+	wantCode(t, err, wsrpc.CodeUnimplemented, "wsrpc.testing.v1.StreamService.Echo is not implemented")
+	sum, err := client.Sum(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sum.CloseAndReceive()
+	wantCode(t, err, wsrpc.CodeUnimplemented, "")
+	w, err := client.Watch(ctx, &testingv1.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Receive()
+	wantCode(t, err, wsrpc.CodeUnimplemented, "")
+
+	resp, err := http.Get(srv + "/wsrpc.testing.v1.StreamService/Nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// A plain GET on a WebSocket method is told to upgrade.
+	resp, err = http.Get(srv + testingv1wsrpc.StreamServiceEchoPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUpgradeRequired {
+		t.Fatalf("status %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestServerStreamClientGoesAway: when the client closes a server stream,
+// the handler's context is cancelled and its OnClose sees the client's
+// normal closure.
+func TestServerStreamClientGoesAway(t *testing.T) {
+	started := make(chan struct{})
+	ended := make(chan error, 1)
+	h := wsrpc.NewServerStreamHandler("/t/Wait", func(ctx context.Context, req *testingv1.CountRequest, s *wsrpc.ServerStream[testingv1.CountResponse]) error {
+		if err := s.Send(&testingv1.CountResponse{N: 1}); err != nil {
+			return err
+		}
+		close(started)
+		<-ctx.Done()
+		ended <- ctx.Err()
+		return ctx.Err()
+	})
+	srv := newServer(t, h)
+	ctx := testContext(t)
+	c := wsrpc.NewServerStreamClient[testingv1.CountRequest, testingv1.CountResponse](nil, srv, "/t/Wait")
+	s, err := c.Call(ctx, &testingv1.CountRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Receive(); err != nil || m.GetN() != 1 {
+		t.Fatalf("Receive = %v, %v", m, err)
+	}
+	<-started
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("handler ctx = %v", err)
+	}
+}
