@@ -111,7 +111,7 @@ func serve(t *testing.T, opts ...wsrpc.Option) string {
 }
 
 // newServer serves h on 127.0.0.1 until the test ends.
-func newServer(t *testing.T, h http.Handler) string {
+func newServer(t testing.TB, h http.Handler) string {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
