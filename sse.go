@@ -330,6 +330,17 @@ func writeScalarJSON(w io.Writer, fd protoreflect.FieldDescriptor, v string) err
 		_, err := io.WriteString(w, v)
 		return err
 	}
+	if fd.Kind() == protoreflect.EnumKind {
+		// A value name, or a number (protojson's other spelling); an
+		// unknown name is an error here, where protojson would drop it.
+		if _, err := strconv.ParseInt(v, 10, 32); err == nil {
+			_, err := io.WriteString(w, v)
+			return err
+		}
+		if fd.Enum().Values().ByName(protoreflect.Name(v)) == nil {
+			return Errorf(CodeInvalidArgument, "parameter %q: %q is not a value of %s", fd.JSONName(), v, fd.Enum().FullName())
+		}
+	}
 	b, _ := json.Marshal(v)
 	_, err := w.Write(b)
 	return err

@@ -1,0 +1,120 @@
+package wsrpc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/wsrpc/wsrpc"
+	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// TestCodeTable pins the documented code ↔ close code ↔ HTTP status table.
+func TestCodeTable(t *testing.T) {
+	table := []struct {
+		code   wsrpc.Code
+		name   string
+		close  websocket.StatusCode
+		status int
+	}{
+		{wsrpc.CodeCanceled, "canceled", 4001, 499},
+		{wsrpc.CodeUnknown, "unknown", 4002, 500},
+		{wsrpc.CodeInvalidArgument, "invalid_argument", 4003, 400},
+		{wsrpc.CodeDeadlineExceeded, "deadline_exceeded", 4004, 504},
+		{wsrpc.CodeNotFound, "not_found", 4005, 404},
+		{wsrpc.CodeAlreadyExists, "already_exists", 4006, 409},
+		{wsrpc.CodePermissionDenied, "permission_denied", 4007, 403},
+		{wsrpc.CodeResourceExhausted, "resource_exhausted", 4008, 429},
+		{wsrpc.CodeFailedPrecondition, "failed_precondition", 4009, 412},
+		{wsrpc.CodeAborted, "aborted", 4010, 409},
+		{wsrpc.CodeOutOfRange, "out_of_range", 4011, 400},
+		{wsrpc.CodeUnimplemented, "unimplemented", 4012, 501},
+		{wsrpc.CodeInternal, "internal", 4013, 500},
+		{wsrpc.CodeUnavailable, "unavailable", 4014, 503},
+		{wsrpc.CodeDataLoss, "data_loss", 4015, 500},
+		{wsrpc.CodeUnauthenticated, "unauthenticated", 4016, 401},
+	}
+	for _, r := range table {
+		if r.code.String() != r.name || r.code.CloseCode() != r.close || r.code.HTTPStatus() != r.status {
+			t.Errorf("%d: %s %d %d, want %s %d %d", r.code, r.code, r.code.CloseCode(), r.code.HTTPStatus(), r.name, r.close, r.status)
+		}
+		if c, ok := wsrpc.ParseCode(r.name); !ok || c != r.code {
+			t.Errorf("ParseCode(%q) = %v, %v", r.name, c, ok)
+		}
+		if c := wsrpc.CodeFromCloseCode(r.close); c != r.code {
+			t.Errorf("CodeFromCloseCode(%d) = %v, want %v", r.close, c, r.code)
+		}
+	}
+	runtime := map[websocket.StatusCode]wsrpc.Code{
+		1000: 0, 1001: wsrpc.CodeUnavailable, 1002: wsrpc.CodeInternal, 1003: wsrpc.CodeInvalidArgument,
+		1006: wsrpc.CodeUnavailable, 1007: wsrpc.CodeInvalidArgument, 1008: wsrpc.CodePermissionDenied,
+		1009: wsrpc.CodeResourceExhausted, 1011: wsrpc.CodeInternal, 1012: wsrpc.CodeUnavailable,
+		1013: wsrpc.CodeUnavailable, 4000: wsrpc.CodeUnknown, 4017: wsrpc.CodeUnknown, 4999: wsrpc.CodeUnknown, 3000: wsrpc.CodeUnknown,
+	}
+	for sc, want := range runtime {
+		if got := wsrpc.CodeFromCloseCode(sc); got != want {
+			t.Errorf("CodeFromCloseCode(%d) = %v, want %v", sc, got, want)
+		}
+	}
+	statuses := map[int]wsrpc.Code{
+		400: wsrpc.CodeInvalidArgument, 401: wsrpc.CodeUnauthenticated, 403: wsrpc.CodePermissionDenied,
+		404: wsrpc.CodeNotFound, 409: wsrpc.CodeAlreadyExists, 415: wsrpc.CodeInvalidArgument, 418: wsrpc.CodeUnknown,
+		429: wsrpc.CodeResourceExhausted, 500: wsrpc.CodeInternal, 501: wsrpc.CodeUnimplemented, 502: wsrpc.CodeUnavailable,
+		503: wsrpc.CodeUnavailable, 504: wsrpc.CodeDeadlineExceeded,
+	}
+	for st, want := range statuses {
+		if got := wsrpc.CodeFromHTTPStatus(st); got != want {
+			t.Errorf("CodeFromHTTPStatus(%d) = %v, want %v", st, got, want)
+		}
+	}
+	if wsrpc.Code(99).String() != "code_99" || wsrpc.Code(99).CloseCode() != 4002 {
+		t.Errorf("out-of-table code: %s %d", wsrpc.Code(99), wsrpc.Code(99).CloseCode())
+	}
+}
+
+func TestErrorValues(t *testing.T) {
+	cause := io.ErrUnexpectedEOF
+	e := wsrpc.Errorf(wsrpc.CodeDataLoss, "reading %s: %w", "x", cause)
+	if e.Error() != "wsrpc: data_loss: reading x: unexpected EOF" || !errors.Is(e, cause) || e.Message() != "reading x: unexpected EOF" {
+		t.Fatalf("Errorf: %q, Is=%v", e, errors.Is(e, cause))
+	}
+	wrapped := fmt.Errorf("outer: %w", wsrpc.NewError(wsrpc.CodeAborted, cause))
+	cases := map[error]wsrpc.Code{
+		nil: 0, wrapped: wsrpc.CodeAborted, context.Canceled: wsrpc.CodeCanceled,
+		fmt.Errorf("x: %w", context.DeadlineExceeded): wsrpc.CodeDeadlineExceeded,
+		&websocket.CloseError{Code: 4005}:             wsrpc.CodeNotFound,
+		io.EOF:                                        wsrpc.CodeUnknown,
+	}
+	for err, want := range cases {
+		if got := wsrpc.CodeOf(err); got != want {
+			t.Errorf("CodeOf(%v) = %v, want %v", err, got, want)
+		}
+	}
+}
+
+// TestLongErrorMessage: a message longer than a close frame allows is cut
+// to 123 bytes on a UTF-8 boundary, still valid for the peer.
+func TestLongErrorMessage(t *testing.T) {
+	msg := strings.Repeat("é", 100) // 200 bytes
+	h := wsrpc.NewBidiHandler("/t/Long", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		return wsrpc.Errorf(wsrpc.CodeAborted, "%s", msg)
+	})
+	srv := newServer(t, h)
+	ctx := testContext(t)
+	s, err := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](http.DefaultClient, srv, "/t/Long").Call(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Receive()
+	var e *wsrpc.Error
+	if !errors.As(err, &e) || e.Code() != wsrpc.CodeAborted || len(e.Message()) != 122 || !utf8.ValidString(e.Message()) || !strings.HasPrefix(msg, e.Message()) {
+		t.Fatalf("error %v (%d bytes)", err, len(e.Message()))
+	}
+}
