@@ -1,0 +1,94 @@
+package wsrpc_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/wsrpc/wsrpc"
+	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// TestWebSocketOptionsPassThrough: compression is negotiated when both
+// sides ask, and the server's message limit fails an oversized message
+// with resource_exhausted (1009).
+func TestWebSocketOptionsPassThrough(t *testing.T) {
+	base := serve(t, wsrpc.WithCompression(nil), wsrpc.WithAcceptOptions(&websocket.AcceptOptions{MaxMessageSize: 64 << 10}))
+	ctx := testContext(t)
+	client := testingv1wsrpc.NewStreamServiceClient(nil, base, wsrpc.WithCompression(&websocket.DeflateOptions{}))
+	s, err := client.Echo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if ext := s.ResponseHeader().Get("Sec-WebSocket-Extensions"); !strings.HasPrefix(ext, "permessage-deflate") {
+		t.Fatalf("extensions %q", ext)
+	}
+	big := strings.Repeat("compressible ", 4000) // 52 kB, under the limit
+	if err := s.Send(&testingv1.EchoRequest{Text: big}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Receive(); err != nil || m.GetText() != big {
+		t.Fatalf("Receive: %v", err)
+	}
+	if err := s.Send(&testingv1.EchoRequest{Text: big + big}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Receive()
+	wantCode(t, err, wsrpc.CodeResourceExhausted, "")
+}
+
+// TestSSEReplay: with a replay store, a client resuming with
+// Last-Event-ID gets the events it missed before the handler's own.
+func TestSSEReplay(t *testing.T) {
+	ring := sse.NewRing(8)
+	for i := int64(1); i <= 3; i++ {
+		ev, err := wsrpc.NewSSEEvent(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Level{Level: i}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ring.Append(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := wsrpc.NewSSEHandler("/t/Replay", func(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		if s.LastEventID() != "1" || s.Gap() {
+			return wsrpc.Errorf(wsrpc.CodeInternal, "last event id %q gap %v", s.LastEventID(), s.Gap())
+		}
+		ev, err := wsrpc.NewSSEEvent(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: "live"}}, "")
+		if err != nil {
+			return err
+		}
+		rec, err := ring.Append(ev)
+		if err != nil {
+			return err
+		}
+		return s.SendEvent(rec)
+	}, wsrpc.WithSSEReplay(ring))
+	srv := newServer(t, h)
+	ctx := testContext(t)
+	c := wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](http.DefaultClient, srv, "/t/Replay",
+		wsrpc.WithSSEClientOptions(&sse.ClientOptions{LastEventID: "1"}))
+	s, err := c.Call(ctx, &testingv1.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for m, err := range s.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d %s", m.GetLevel(), m.GetNote()))
+	}
+	if strings.Join(got, ",") != "2 ,3 ,0 live" {
+		t.Fatalf("got %q", got)
+	}
+	if s.LastEventID() != "4" {
+		t.Fatalf("last event id %q", s.LastEventID())
+	}
+}
