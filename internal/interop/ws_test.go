@@ -395,9 +395,9 @@ func waitResult(t *testing.T, result <-chan error) {
 	}
 }
 
-// messagesCase is the message round trip both directions share: small,
-// empty, fragmented (by ws), invalid-looking-but-valid UTF-8 and 16 MiB
-// messages of both types.
+// wsMessages is the message round trip both directions share: small,
+// empty, fragmented by ws (with code points split between fragments) and
+// 16 MiB messages of both types.
 var wsMessages = []struct {
 	step step
 	msg  message
