@@ -19,7 +19,10 @@ const maxCloseReason = maxControlPayload - 2
 // second call returns ErrClosed.
 //
 // The peer's close frame is read by the goroutine reading the connection
-// if there is one; otherwise Close reads (and drops) frames itself.
+// if there is one; otherwise Close reads frames itself. Data messages it
+// reads on the way are kept (up to MaxMessageSize in all) and returned by
+// the reads that follow, before the *CloseError: a read loop that was
+// between two reads loses nothing the peer sent before its close frame.
 func (c *Conn) Close(code StatusCode, reason string) error {
 	if !code.validToSend() {
 		return fmt.Errorf("websocket: close code %d may not be sent", int(code))
@@ -88,11 +91,32 @@ func (c *Conn) awaitPeerClose() error {
 	return nil
 }
 
-// drainUntilClose reads frames, dropping data, until the peer's close
-// frame. Caller holds readSem.
+// drainUntilClose reads until the peer's close frame. Caller holds
+// readSem. Data messages are kept for the reads that follow, up to
+// MaxMessageSize in all: a read loop that was between two reads when Close
+// took over still gets what the peer sent before its close frame. Beyond
+// that bound they are dropped.
 func (c *Conn) drainUntilClose() error {
 	if c.readErr != nil {
 		return c.readErr
+	}
+	if !c.cfg.raw {
+		if c.mr.active {
+			// A message a reader left half read cannot be handed back whole.
+			if err := c.mr.discard(); err != nil {
+				return err
+			}
+		}
+		for {
+			typ, data, err := c.readWhole(nil)
+			if err != nil {
+				return err
+			}
+			if c.pendingSize+int64(len(data)) <= c.cfg.maxMessageSize {
+				c.pending = append(c.pending, pendingMessage{typ, data})
+				c.pendingSize += int64(len(data))
+			}
+		}
 	}
 	for {
 		if c.mr.active {

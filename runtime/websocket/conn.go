@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"sync"
@@ -115,6 +116,11 @@ type Conn struct {
 	mr       messageReader
 	ctrl     [maxControlPayload]byte
 	readErr  error // sticky: once reading failed, it keeps failing
+	// Messages Close read while waiting for the peer's close frame, for
+	// the reads that follow (bounded by MaxMessageSize in all).
+	pending       []pendingMessage
+	pendingSize   int64
+	pendingReader bytes.Reader
 	readCtx  ctxWatch
 
 	// Write side.

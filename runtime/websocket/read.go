@@ -26,6 +26,11 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 		return 0, nil, err
 	}
 	defer c.unlockRead()
+	if len(c.pending) > 0 {
+		m := c.popPending()
+		c.pendingReader.Reset(m.data)
+		return m.typ, &c.pendingReader, nil
+	}
 	if err := c.beginMessage(); err != nil {
 		return 0, nil, ctxErr(ctx, err)
 	}
@@ -49,8 +54,19 @@ func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 		return 0, dst, err
 	}
 	defer c.unlockRead()
+	if len(c.pending) > 0 {
+		m := c.popPending()
+		return m.typ, append(dst, m.data...), nil
+	}
+	typ, dst, err := c.readWhole(dst)
+	return typ, dst, ctxErr(ctx, err)
+}
+
+// readWhole reads the next data message whole, appending it to dst. The
+// caller holds readSem.
+func (c *Conn) readWhole(dst []byte) (MessageType, []byte, error) {
 	if err := c.beginMessage(); err != nil {
-		return 0, dst, ctxErr(ctx, err)
+		return 0, dst, err
 	}
 	typ := MessageType(c.msgOp)
 	for {
@@ -69,9 +85,27 @@ func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 			return typ, dst, nil
 		}
 		if err != nil {
-			return typ, dst, ctxErr(ctx, err)
+			return typ, dst, err
 		}
 	}
+}
+
+// pendingMessage is a message Close read while waiting for the peer's
+// close frame; the next reads return it before the close.
+type pendingMessage struct {
+	typ  MessageType
+	data []byte
+}
+
+func (c *Conn) popPending() pendingMessage {
+	m := c.pending[0]
+	c.pending[0] = pendingMessage{}
+	c.pending = c.pending[1:]
+	c.pendingSize -= int64(len(m.data))
+	if len(c.pending) == 0 {
+		c.pending = nil
+	}
+	return m
 }
 
 func (c *Conn) lockRead(ctx context.Context) error {
