@@ -31,10 +31,11 @@ const maxMessageSize = 64 << 20
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "`host:port` to listen on")
+	deflate := flag.Bool("deflate", true, "accept permessage-deflate when a client offers it")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, os.Stdout); err != nil {
+	if err := run(ctx, *addr, *deflate, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -42,8 +43,22 @@ func main() {
 // run serves the echo endpoint on addr until ctx is done, then shuts down
 // gracefully: open sessions get a 1001 close frame and a few seconds to
 // finish their closing handshake. It writes the listening line to out once
-// the port is bound, so a caller using port 0 learns the address.
-func run(ctx context.Context, addr string, out io.Writer) error {
+// the port is bound, so a caller using port 0 learns the address. With
+// deflate, sessions accept permessage-deflate (RFC 7692) when offered, as
+// every browser does.
+func run(ctx context.Context, addr string, deflate bool, out io.Writer) error {
+	opts := &websocket.AcceptOptions{
+		// Any web page may connect: the echo server holds no user data and
+		// acts on no cookies, so cross-site WebSocket hijacking gains an
+		// attacker nothing here. A real service uses OriginPatterns.
+		InsecureSkipOriginCheck: true,
+		MaxMessageSize:          maxMessageSize,
+		// Drop peers that vanish without closing.
+		PingInterval: 30 * time.Second,
+	}
+	if deflate {
+		opts.Extensions = websocket.MustExtensionSet(websocket.PerMessageDeflate(nil))
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -55,7 +70,7 @@ func run(ctx context.Context, addr string, out io.Writer) error {
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		sessions.Add(1)
 		defer sessions.Done()
-		echo(ctx, w, r)
+		echo(ctx, w, r, opts)
 	})
 	srv := &http.Server{
 		Handler: mux,
@@ -92,16 +107,8 @@ const shutdownTimeout = 5 * time.Second
 // echo accepts a WebSocket and sends every message back, streaming it from
 // the Reader into a Writer so a large message is never held in memory.
 // When stop is done it closes the session with 1001 (going away).
-func echo(stop context.Context, w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		// Any web page may connect: the echo server holds no user data and
-		// acts on no cookies, so cross-site WebSocket hijacking gains an
-		// attacker nothing here. A real service uses OriginPatterns.
-		InsecureSkipOriginCheck: true,
-		MaxMessageSize:          maxMessageSize,
-		// Drop peers that vanish without closing.
-		PingInterval: 30 * time.Second,
-	})
+func echo(stop context.Context, w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) {
+	c, err := websocket.Accept(w, r, opts)
 	if err != nil {
 		return // Accept has written the HTTP error
 	}

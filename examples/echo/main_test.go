@@ -19,12 +19,18 @@ import (
 // that stops it, and wait, which returns run's result (bounded).
 func startEcho(t *testing.T) (url string, stop context.CancelFunc, wait func() error) {
 	t.Helper()
+	return startEchoWith(t, true)
+}
+
+// startEchoWith is startEcho with permessage-deflate on or off.
+func startEchoWith(t *testing.T, deflate bool) (url string, stop context.CancelFunc, wait func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	var runErr error
 	go func() {
-		runErr = run(ctx, "127.0.0.1:0", pw)
+		runErr = run(ctx, "127.0.0.1:0", deflate, pw)
 		pw.Close()
 		close(done)
 	}()
@@ -157,7 +163,7 @@ func TestEchoShutdown(t *testing.T) {
 // TestEchoBadAddr: run reports a listen error instead of printing the line.
 func TestEchoBadAddr(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), "127.0.0.1:notaport", &out); err == nil {
+	if err := run(context.Background(), "127.0.0.1:notaport", true, &out); err == nil {
 		t.Error("run with a bad address: want an error")
 	}
 	if out.Len() != 0 {
