@@ -75,6 +75,7 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	fs.Var(&headers, "H", "request header `\"Name: value\"` (repeatable)")
 	fs.Var(&protocols, "subprotocol", "offer subprotocol `NAME` (repeatable; most preferred first)")
 	binaryFormat := fs.String("binary", "base64", "print binary messages as `FORMAT`: base64, hex or raw (raw bytes, no encoding)")
+	deflate := fs.Bool("deflate", false, "offer permessage-deflate (RFC 7692) compression")
 	maxSize := fs.Int64("max-size", 64<<20, "largest message to receive, and longest stdin line, in `BYTES`")
 
 	// Flags may come before or after the URL.
@@ -120,11 +121,15 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 
 	// Both goroutines and this one report on stderr.
 	errOut := &lockedWriter{w: stderr}
-	c, resp, err := websocket.Dial(ctx, positional[0], &websocket.DialOptions{
+	opts := &websocket.DialOptions{
 		Header:         header,
 		Subprotocols:   protocols,
 		MaxMessageSize: *maxSize,
-	})
+	}
+	if *deflate {
+		opts.Extensions = websocket.MustExtensionSet(websocket.PerMessageDeflate(nil))
+	}
+	c, resp, err := websocket.Dial(ctx, positional[0], opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 130
@@ -136,6 +141,9 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return 1
 	}
 	defer c.CloseNow()
+	for _, e := range c.Extensions() {
+		fmt.Fprintf(errOut, "wsrpc ws: extension %s\n", websocket.FormatExtension(e.Name, e.Params))
+	}
 	if p := c.Subprotocol(); p != "" {
 		fmt.Fprintf(errOut, "wsrpc ws: subprotocol %s\n", p)
 	}

@@ -23,7 +23,10 @@ func wsServer(t *testing.T, handle func(ctx context.Context, c *websocket.Conn, 
 			http.Error(w, "go away", http.StatusForbidden)
 			return
 		}
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"chat"}})
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+			Subprotocols: []string{"chat"},
+			Extensions:   websocket.MustExtensionSet(websocket.PerMessageDeflate(nil)),
+		})
 		if err != nil {
 			return
 		}
@@ -141,6 +144,30 @@ func TestWSHeadersAndSubprotocol(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "subprotocol chat") || !strings.Contains(stderr, "closed by server: 1000") {
 		t.Errorf("stderr %q: want the subprotocol and the close", stderr)
+	}
+}
+
+// TestWSDeflate: --deflate offers permessage-deflate, the negotiated
+// extension is reported on stderr, and compressed echoes print intact;
+// without the flag nothing is offered.
+func TestWSDeflate(t *testing.T) {
+	url := wsServer(t, echoHandler)
+	long := strings.Repeat("squeeze me ", 5000)
+	for _, offer := range []bool{true, false} {
+		args := []string{url}
+		if offer {
+			args = append([]string{"--deflate"}, args...)
+		}
+		code, stdout, stderr := runWSCmd(t, strings.NewReader("small\n"+long+"\n"), args...)
+		if code != 0 {
+			t.Fatalf("deflate=%v: exit %d; stderr: %s", offer, code, stderr)
+		}
+		if stdout != "small\n"+long+"\n" {
+			t.Fatalf("deflate=%v: stdout differs (%d bytes)", offer, len(stdout))
+		}
+		if got := strings.Contains(stderr, "extension permessage-deflate"); got != offer {
+			t.Fatalf("deflate=%v: stderr %q", offer, stderr)
+		}
 	}
 }
 
