@@ -1,0 +1,203 @@
+// Command report turns bench/run.sh's raw results (one tab-separated line
+// per run: cell, lib, round, value, wire ratio, takeover) into the markdown
+// table of docs/benchmarks.md: medians with min–max, the ratio of wsrpc to
+// the best peer and to raw TCP, and whether each target of issue 7 is met.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Cells in table order; the unit and the target come with each.
+type cell struct {
+	name, label string
+	lowerBetter bool    // idle memory
+	minPeer     float64 // wsrpc / best peer must be ≥ this (≤ for lowerBetter)
+	minTCP      float64 // wsrpc / tcp must be ≥ this (0: no target)
+	maxWire     float64 // deflate: wire bytes per payload byte
+	maxAbs      float64 // idle: bytes per connection
+}
+
+var cells = []cell{
+	{name: "rr-1-16", label: "req/resp 1 conn 16 B", minPeer: 1.0, minTCP: 0.95},
+	{name: "rr-1-1k", label: "req/resp 1 conn 1 KiB", minPeer: 1.0, minTCP: 0.95},
+	{name: "rr-1-64k", label: "req/resp 1 conn 64 KiB", minPeer: 1.0, minTCP: 0.95},
+	{name: "rr-64-16", label: "req/resp 64 conns 16 B", minPeer: 1.0, minTCP: 0.95},
+	{name: "rr-64-1k", label: "req/resp 64 conns 1 KiB", minPeer: 1.0, minTCP: 0.95},
+	{name: "rr-64-64k", label: "req/resp 64 conns 64 KiB", minPeer: 1.0, minTCP: 0.95},
+	{name: "pipe-64-1k", label: "pipelined 64×16 1 KiB", minPeer: 1.5},
+	{name: "deflate-64-1k", label: "compressed 64 conns 1 KiB JSON", minPeer: 1.2, maxWire: 0.32},
+	{name: "idle", label: "idle memory per conn", lowerBetter: true, minPeer: 0.7, maxAbs: 4096},
+}
+
+var peers = []string{"gorilla", "coder", "gws", "gobwas", "ws"}
+
+type run struct {
+	value, wire float64
+	takeover    bool
+}
+
+func main() {
+	libsFlag := flag.String("libs", "wsrpc gorilla coder gws gobwas ws tcp", "column order")
+	flag.Parse()
+	libs := strings.Fields(*libsFlag)
+	runs := map[string]map[string][]run{}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), "\t")
+		if len(f) < 6 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[3], 64)
+		if err != nil {
+			continue
+		}
+		w, _ := strconv.ParseFloat(f[4], 64)
+		if runs[f[0]] == nil {
+			runs[f[0]] = map[string][]run{}
+		}
+		runs[f[0]][f[1]] = append(runs[f[0]][f[1]], run{v, w, f[5] == "true"})
+	}
+	if err := sc.Err(); err != nil {
+		log.Fatal(err)
+	}
+	write(os.Stdout, libs, runs)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func values(rs []run) []float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = r.value
+	}
+	return v
+}
+
+func format(c cell, v float64) string {
+	if c.lowerBetter {
+		return fmt.Sprintf("%.1f KiB", v/1024)
+	}
+	if v >= 1e5 {
+		return fmt.Sprintf("%.0fk", v/1e3)
+	}
+	return fmt.Sprintf("%.1fk", v/1e3)
+}
+
+func write(w io.Writer, libs []string, runs map[string]map[string][]run) {
+	fmt.Fprintf(w, "Throughput in messages per second (k = 1000; one message = one echo round trip of its payload), idle memory in KiB of server RSS per connection; median (min–max) of the rounds.\n\n")
+	fmt.Fprintf(w, "| scenario |")
+	for _, l := range libs {
+		fmt.Fprintf(w, " %s |", l)
+	}
+	fmt.Fprintf(w, " wsrpc ÷ best peer | wsrpc ÷ tcp | target | met |\n|---|")
+	for range libs {
+		fmt.Fprintf(w, "---:|")
+	}
+	fmt.Fprintf(w, "---:|---:|---|---|\n")
+	var notes []string
+	for _, c := range cells {
+		byLib := runs[c.name]
+		if len(byLib) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "| %s |", c.label)
+		med := map[string]float64{}
+		for _, l := range libs {
+			rs := byLib[l]
+			if len(rs) == 0 {
+				fmt.Fprintf(w, " n/a |")
+				continue
+			}
+			v := values(rs)
+			med[l] = median(v)
+			s := fmt.Sprintf("%s (%s–%s)", format(c, med[l]), format(c, slices.Min(v)), format(c, slices.Max(v)))
+			if c.maxWire > 0 {
+				s += fmt.Sprintf("<br>%.3f B/B", median(wires(rs)))
+				if !rs[0].takeover {
+					s += " no ctx"
+				}
+			}
+			fmt.Fprintf(w, " %s |", s)
+		}
+		best, bestLib := 0.0, ""
+		for _, p := range peers {
+			v, ok := med[p]
+			if !ok {
+				continue
+			}
+			if c.maxWire > 0 && !byLib[p][0].takeover {
+				continue // the target compares with context takeover
+			}
+			if bestLib == "" || (c.lowerBetter && v < best) || (!c.lowerBetter && v > best) {
+				best, bestLib = v, p
+			}
+		}
+		ours, ok := med["wsrpc"]
+		if !ok || bestLib == "" {
+			fmt.Fprintf(w, " | | | |\n")
+			continue
+		}
+		rPeer := ours / best
+		rTCP := 0.0
+		if t, ok := med["tcp"]; ok && t > 0 {
+			rTCP = ours / t
+		}
+		met := true
+		var target []string
+		if c.lowerBetter {
+			target = append(target, fmt.Sprintf("≤ %.1f KiB, ≤ %.1f× best peer", c.maxAbs/1024, c.minPeer))
+			met = ours <= c.maxAbs && rPeer <= c.minPeer
+		} else {
+			target = append(target, fmt.Sprintf("≥ %.2g× best peer", c.minPeer))
+			met = rPeer >= c.minPeer
+			if c.minTCP > 0 {
+				target = append(target, fmt.Sprintf("≥ %.2g× tcp", c.minTCP))
+				met = met && rTCP >= c.minTCP
+			}
+			if c.maxWire > 0 {
+				target = append(target, fmt.Sprintf("≤ %.2f B/B", c.maxWire))
+				met = met && median(wires(byLib["wsrpc"])) <= c.maxWire
+			}
+		}
+		verdict := "**yes**"
+		if !met {
+			verdict = "**no**"
+			notes = append(notes, c.label)
+		}
+		tcp := "–"
+		if rTCP > 0 {
+			tcp = fmt.Sprintf("%.2f", rTCP)
+		}
+		fmt.Fprintf(w, " %.2f (%s) | %s | %s | %s |\n", rPeer, bestLib, tcp, strings.Join(target, ", "), verdict)
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\nTargets missed: %s.\n", strings.Join(notes, "; "))
+	} else {
+		fmt.Fprintf(w, "\nAll targets met.\n")
+	}
+}
+
+func wires(rs []run) []float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = r.wire
+	}
+	return v
+}

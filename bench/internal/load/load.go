@@ -1,0 +1,488 @@
+package load
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/flate"
+)
+
+// Config is one run of the load client against one server.
+type Config struct {
+	Addr     string
+	Raw      bool   // the server is the raw TCP echo: no handshake
+	Scenario string // "echo" (InFlight 1 is request/response), "deflate", "idle"
+	Conns    int
+	Size     int // payload bytes per message (echo)
+	InFlight int // messages in flight per connection (echo, deflate)
+	Warmup   time.Duration
+	Duration time.Duration
+	PID      int // idle: the server process whose VmRSS is read
+}
+
+// Result is what one run measured.
+type Result struct {
+	Msgs       int64
+	Secs       float64
+	MsgsPerSec float64
+	MBPerSec   float64 // payload MB (10^6 bytes) echoed per second, one way
+	// WireRatio (deflate): bytes of frames from the server per payload byte.
+	WireRatio float64
+	// Takeover (deflate): the server kept its compression context.
+	Takeover bool
+	// Idle: server VmRSS before and after opening Conns connections.
+	Conns               int
+	RSSBefore, RSSAfter int64
+	BytesPerConn        float64
+}
+
+func (r Result) String() string {
+	if r.RSSAfter > 0 {
+		return fmt.Sprintf("result conns=%d rss_before=%d rss_after=%d bytes_per_conn=%.0f",
+			r.Conns, r.RSSBefore, r.RSSAfter, r.BytesPerConn)
+	}
+	return fmt.Sprintf("result msgs=%d secs=%.3f msgs_per_s=%.0f mb_per_s=%.2f wire_ratio=%.4f takeover=%v",
+		r.Msgs, r.Secs, r.MsgsPerSec, r.MBPerSec, r.WireRatio, r.Takeover)
+}
+
+// Run runs cfg and verifies every echoed byte; any mismatch is an error.
+func Run(cfg Config) (Result, error) {
+	if cfg.Conns <= 0 {
+		cfg.Conns = 1
+	}
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = 1
+	}
+	switch cfg.Scenario {
+	case "echo", "deflate":
+		return runEcho(cfg)
+	case "idle":
+		return runIdle(cfg)
+	}
+	return Result{}, fmt.Errorf("unknown scenario %q", cfg.Scenario)
+}
+
+// messages is what a connection sends: message i is body(i), and for
+// deflate its compressed form comp(i).
+type messages struct {
+	text     bool
+	mu       sync.Mutex
+	pat      []byte   // echo: the payload, with i in its first 8 bytes
+	jsons    [][]byte // deflate: distinct JSON-like texts, sent in a cycle
+	comp     map[int][][]byte // by client window bits; 0: no context takeover
+}
+
+// compressed returns the compressed messages for a connection's terms.
+func (m *messages) compressed(c *conn) ([][]byte, error) {
+	bits := c.clientBits
+	if c.clientNoCtx {
+		bits = 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if comp, ok := m.comp[bits]; ok {
+		return comp, nil
+	}
+	comp, err := compressAll(m.jsons, bits)
+	if err != nil {
+		return nil, err
+	}
+	m.comp[bits] = comp
+	return comp, nil
+}
+
+func newMessages(cfg Config) (*messages, error) {
+	m := &messages{}
+	if cfg.Scenario == "deflate" {
+		m.text = true
+		m.jsons = jsonMessages(256, 1024)
+		m.comp = map[int][][]byte{}
+		return m, nil
+	}
+	m.pat = make([]byte, cfg.Size)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range m.pat {
+		m.pat[i] = byte(r.Uint32())
+	}
+	return m, nil
+}
+
+// compressAll compresses msgs in order at level 1, the level every library
+// uses by default. With windowBits > 0 (context takeover) message i may
+// refer back to earlier messages, but never more than 1<<windowBits bytes
+// (the window the server allowed, RFC 7692 §7.1.2.2). Replayed in the same
+// cycle, every back-reference of message i points at the same bytes, and
+// message 0 (compressed with an empty window) refers only to itself, so
+// the cycle can repeat on one stream. windowBits 0 compresses each message
+// on its own (no context takeover).
+func compressAll(msgs [][]byte, windowBits int) ([][]byte, error) {
+	var buf bytes.Buffer
+	var hist []byte
+	out := make([][]byte, len(msgs))
+	for i, p := range msgs {
+		var dict []byte
+		if windowBits > 0 {
+			keep := 1<<windowBits - len(p)
+			if keep < 0 {
+				keep = 0
+			}
+			if len(hist) > keep {
+				dict = hist[len(hist)-keep:]
+			} else {
+				dict = hist
+			}
+		}
+		buf.Reset()
+		fw, err := flate.NewWriterDict(&buf, flate.BestSpeed, dict)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := fw.Write(p); err != nil {
+			return nil, err
+		}
+		if err := fw.Flush(); err != nil {
+			return nil, err
+		}
+		b := buf.Bytes()
+		if !bytes.HasSuffix(b, deflateTail) {
+			return nil, errors.New("flush did not end with 00 00 ff ff")
+		}
+		out[i] = bytes.Clone(b[:len(b)-4])
+		hist = append(hist, p...)
+		if len(hist) > 64<<10 {
+			hist = append(hist[:0], hist[len(hist)-32<<10:]...)
+		}
+	}
+	return out, nil
+}
+
+// jsonMessages makes n distinct JSON-like texts of exactly size bytes: the
+// shape of an API's event stream (repeated keys, varying values).
+func jsonMessages(n, size int) [][]byte {
+	r := rand.New(rand.NewPCG(7, 11))
+	words := strings.Fields("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu order shipped pending paid refund cart item price stock warehouse berlin paris tokyo lisbon oslo")
+	statuses := []string{"created", "paid", "packed", "shipped", "delivered", "returned"}
+	out := make([][]byte, n)
+	for i := range out {
+		var b strings.Builder
+		fmt.Fprintf(&b, `{"seq":%d,"type":"order.%s","ts":"2025-%02d-%02dT%02d:%02d:%02d.%03dZ",`,
+			i, statuses[r.IntN(len(statuses))], 1+r.IntN(12), 1+r.IntN(28), r.IntN(24), r.IntN(60), r.IntN(60), r.IntN(1000))
+		fmt.Fprintf(&b, `"customer":{"id":"c_%08x","name":"%s %s","city":"%s","tier":%d},"items":[`,
+			r.Uint32(), words[r.IntN(len(words))], words[r.IntN(len(words))], words[r.IntN(len(words))], r.IntN(4))
+		for j := 0; b.Len() < size-160; j++ {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"sku":"SKU-%05d","name":"%s %s","qty":%d,"price":%d.%02d,"warehouse":"%s"}`,
+				r.IntN(100000), words[r.IntN(len(words))], words[r.IntN(len(words))], 1+r.IntN(9), r.IntN(500), r.IntN(100), words[r.IntN(len(words))])
+		}
+		b.WriteString(`],"note":"`)
+		for b.Len() < size-2 {
+			w := words[r.IntN(len(words))]
+			if b.Len()+len(w)+1 > size-2 {
+				w = strings.Repeat(".", size-2-b.Len())
+			}
+			b.WriteString(w)
+			if b.Len() < size-2 {
+				b.WriteByte(' ')
+			}
+		}
+		b.WriteString(`"}`)
+		out[i] = []byte(b.String())
+	}
+	return out
+}
+
+// stream is one connection's loop: keep InFlight messages outstanding,
+// write refills in one system call, verify each echo in order.
+type stream struct {
+	c        *conn
+	m        *messages
+	inFlight int
+	sent     uint64
+	recv     uint64
+	count    atomic.Int64
+	seqBuf   [8]byte
+	comp     [][]byte // deflate: what this connection sends
+	payload  int64
+}
+
+func (s *stream) send(n int) {
+	for range n {
+		i := s.sent
+		s.sent++
+		if s.m.jsons != nil {
+			k := int(i % uint64(len(s.m.jsons)))
+			s.c.appendFrame(opText, true, s.comp[k], nil)
+			continue
+		}
+		s.c.appendFrame(opBinary, false, s.m.pat, func(b []byte) {
+			var seq [8]byte
+			binary.LittleEndian.PutUint64(seq[:], i)
+			copy(b, seq[:])
+		})
+	}
+}
+
+// receive reads and checks the echo of message s.recv.
+func (s *stream) receive() error {
+	i := s.recv
+	if s.m.jsons != nil {
+		want := s.m.jsons[int(i%uint64(len(s.m.jsons)))]
+		compressed := false
+		err := s.c.readMessage(func(op byte, rsv1 bool, off int, p []byte) error {
+			if op != opText {
+				return fmt.Errorf("message %d: opcode %d, want text", i, op)
+			}
+			if off == 0 && rsv1 {
+				compressed = true
+				if s.c.serverNoCtx {
+					s.c.resetInflater()
+				}
+			}
+			if compressed {
+				s.c.feed.add(p)
+				return nil
+			}
+			if off+len(p) > len(want) || !bytes.Equal(p, want[off:off+len(p)]) {
+				return fmt.Errorf("message %d: echo differs at %d", i, off)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if compressed {
+			if err := s.c.inflate(want); err != nil {
+				return fmt.Errorf("message %d: %w", i, err)
+			}
+		}
+		s.payload += int64(len(want))
+	} else {
+		binary.LittleEndian.PutUint64(s.seqBuf[:], i)
+		total := 0
+		err := s.c.readMessage(func(op byte, _ bool, off int, p []byte) error {
+			if op != opBinary {
+				return fmt.Errorf("message %d: opcode %d, want binary", i, op)
+			}
+			if off+len(p) > len(s.m.pat) {
+				return fmt.Errorf("message %d: echo longer than %d bytes", i, len(s.m.pat))
+			}
+			want := s.m.pat[off : off+len(p)]
+			// The first 8 bytes carry the sequence number.
+			for j := off; j < 8 && j < off+len(p); j++ {
+				if p[j-off] != s.seqBuf[j] {
+					return fmt.Errorf("message %d: sequence byte %d differs (out of order or corrupt)", i, j)
+				}
+			}
+			if k := 8 - off; k > 0 {
+				if k > len(p) {
+					k = len(p)
+				}
+				p, want = p[k:], want[k:]
+			}
+			if !bytes.Equal(p, want) {
+				return fmt.Errorf("message %d: echo differs from what was sent", i)
+			}
+			total += len(p)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		s.payload += int64(len(s.m.pat))
+	}
+	s.recv++
+	s.count.Add(1)
+	return nil
+}
+
+func (s *stream) run(stop *atomic.Bool) error {
+	_ = s.c.nc.SetDeadline(time.Now().Add(60 * time.Second))
+	s.send(s.inFlight)
+	if err := s.c.flush(); err != nil {
+		return err
+	}
+	for s.recv < s.sent {
+		if err := s.receive(); err != nil {
+			return err
+		}
+		// Everything already buffered is taken before refilling, so one
+		// write carries all the refills.
+		if s.c.buffered() && s.recv < s.sent {
+			continue
+		}
+		if !stop.Load() {
+			s.send(s.inFlight - int(s.sent-s.recv))
+			if err := s.c.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func runEcho(cfg Config) (Result, error) {
+	m, err := newMessages(cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	deflate := cfg.Scenario == "deflate"
+	rbuf := 64 << 10
+	if cfg.Size+14 > rbuf {
+		rbuf = cfg.Size + 14
+	}
+	streams := make([]*stream, cfg.Conns)
+	defer func() {
+		for _, s := range streams {
+			if s != nil {
+				s.c.nc.Close()
+			}
+		}
+	}()
+	for i := range streams {
+		c, err := dial(cfg.Addr, cfg.Raw, deflate, rbuf)
+		if err != nil {
+			return Result{}, fmt.Errorf("connection %d: %w", i, err)
+		}
+		if cfg.Raw && deflate {
+			// The TCP echo returns our own stream: context takeover both ways.
+			c.serverNoCtx, c.clientNoCtx, c.clientBits = false, false, 15
+		}
+		streams[i] = &stream{c: c, m: m, inFlight: cfg.InFlight}
+		if deflate {
+			if streams[i].comp, err = m.compressed(c); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	var stop atomic.Bool
+	errs := make(chan error, len(streams))
+	var wg sync.WaitGroup
+	for _, s := range streams {
+		wg.Go(func() { errs <- s.run(&stop) })
+	}
+	sum := func() (n int64) {
+		for _, s := range streams {
+			n += s.count.Load()
+		}
+		return n
+	}
+	failed := func() error {
+		select {
+		case err := <-errs:
+			if err != nil {
+				return err
+			}
+			return errors.New("a connection stopped early")
+		default:
+			return nil
+		}
+	}
+	time.Sleep(cfg.Warmup)
+	n0, t0 := sum(), time.Now()
+	time.Sleep(cfg.Duration)
+	n1, t1 := sum(), time.Now()
+	if err := failed(); err != nil {
+		stop.Store(true)
+		return Result{}, err
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	res := Result{Msgs: n1 - n0, Secs: t1.Sub(t0).Seconds()}
+	res.MsgsPerSec = float64(res.Msgs) / res.Secs
+	var payload, wire int64
+	for _, s := range streams {
+		payload += s.payload
+		wire += s.c.wireIn
+	}
+	perMsg := float64(cfg.Size)
+	if deflate {
+		perMsg = float64(len(m.jsons[0]))
+		res.WireRatio = float64(wire) / float64(payload)
+		res.Takeover = !streams[0].c.serverNoCtx
+	}
+	res.MBPerSec = res.MsgsPerSec * perMsg / 1e6
+	return res, nil
+}
+
+// runIdle opens cfg.Conns WebSocket connections that then stay silent, and
+// reads the server's resident memory before and after.
+func runIdle(cfg Config) (Result, error) {
+	before, err := rss(cfg.PID)
+	if err != nil {
+		return Result{}, err
+	}
+	conns := make([]*conn, cfg.Conns)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.nc.Close()
+			}
+		}
+	}()
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(conns) || firstErr.Load() != nil {
+					return
+				}
+				c, err := dial(cfg.Addr, cfg.Raw, false, 512)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("connection %d: %w", i, err))
+					return
+				}
+				c.rbuf = nil // an idle client keeps nothing but the socket
+				conns[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return Result{}, err
+	}
+	if cfg.Raw {
+		// No handshake to wait for: give the server time to accept all.
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(cfg.Duration) // let the server settle (GC, pools)
+	after, err := rss(cfg.PID)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Conns: cfg.Conns, RSSBefore: before, RSSAfter: after, BytesPerConn: float64(after-before) / float64(cfg.Conns)}, nil
+}
+
+// rss returns VmRSS of pid in bytes (Linux /proc).
+func rss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
