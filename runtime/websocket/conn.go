@@ -108,6 +108,7 @@ type Conn struct {
 	rh       header // header of the frame being read
 	rleft    int64  // payload bytes of rh not yet read
 	rmaskPos int
+	rbig     bool   // the last read filled its buffer: more input is waiting
 	msgOpen  bool   // a fragmented data message awaits continuations
 	msgOp    Opcode // opcode of the open message
 	msgRSV   byte   // RSV bits of the open message's first frame
@@ -121,7 +122,7 @@ type Conn struct {
 	pending       []pendingMessage
 	pendingSize   int64
 	pendingReader bytes.Reader
-	readCtx  ctxWatch
+	readCtx       ctxWatch
 
 	// Write side.
 	msgSem   chan struct{} // held for a whole data message
@@ -137,6 +138,16 @@ type Conn struct {
 	hdrBuf   [maxHeaderSize]byte
 	bufs     [2][]byte
 	wv       net.Buffers // writev of bufs, under frameMu
+
+	// Replies to pipelined input (see deferFlush): the reader publishes
+	// whether input is still buffered and counts its reads; a writer that
+	// finishes while input is buffered leaves its frames for the next
+	// reply's system call. flushPending says frames wait that way.
+	inputBuffered atomic.Bool
+	reads         atomic.Uint64
+	flushPending  atomic.Bool
+	deferReads    uint64      // reads when the pending flush began, under frameMu
+	flushTimer    *time.Timer // flushes what waits too long, under frameMu
 
 	// Keepalive and Ping.
 	pingSeq     atomic.Uint64
