@@ -146,7 +146,7 @@ type Conn struct {
 	inputBuffered atomic.Bool
 	reads         atomic.Uint64
 	flushPending  atomic.Bool
-	deferReads    uint64      // reads when the pending flush began, under frameMu
+	deferReads    uint64      // reads at the last Write's end, under frameMu
 	flushTimer    *time.Timer // flushes what waits too long, under frameMu
 
 	// Keepalive and Ping.

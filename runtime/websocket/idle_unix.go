@@ -29,7 +29,7 @@ func (c *Conn) setupIdleRead() {
 // again when the socket is readable.
 func (c *Conn) rawReadOnce(fd uintptr) bool {
 	if c.rbuf == nil {
-		c.rbuf = getBuf(0)
+		c.rbuf = c.readBuf()
 	}
 	for {
 		n, err := syscall.Read(int(fd), *c.rbuf)
@@ -42,6 +42,7 @@ func (c *Conn) rawReadOnce(fd uintptr) bool {
 			return false
 		}
 		c.rawN, c.rawErr = n, err
+		c.rbig = n == len(*c.rbuf)
 		return true
 	}
 }

@@ -128,8 +128,22 @@ func (c *Conn) lockRead(ctx context.Context) error {
 }
 
 func (c *Conn) unlockRead() {
+	c.inputBuffered.Store(c.rbuf != nil && c.rpos < c.rend)
+	c.reads.Add(1)
 	c.readCtx.disarm()
 	<-c.readSem
+}
+
+// beforeBlock runs before every read that may wait for the network: the
+// replies a writer left buffered for input already here (deferFlush) go
+// out now, so they never wait on the peer. The store comes before the
+// load, and deferFlush does the opposite, so one of the two always sees
+// the other and nothing is left behind.
+func (c *Conn) beforeBlock() {
+	c.inputBuffered.Store(false)
+	if c.flushPending.Load() {
+		c.flushDeferred()
+	}
 }
 
 // beginMessage skips what is left of the previous message and reads up to
@@ -272,6 +286,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		c.consumed()
 	} else if len(p) >= smallBufSize {
 		// Large reads bypass the buffer and land where they are wanted.
+		c.beforeBlock()
 		var err error
 		n, err = c.nc.Read(p)
 		if n == 0 {
@@ -305,13 +320,24 @@ func (c *Conn) consumed() {
 	}
 }
 
+// readBuf takes a read buffer: a small one, or a large one when the last
+// read filled its buffer (a pipelining peer has more queued), so that the
+// replies to all of it can go out together (deferFlush).
+func (c *Conn) readBuf() *[]byte {
+	if c.rbig {
+		return getBuf(largeBufSize)
+	}
+	return getBuf(0)
+}
+
 // fill reads at least one more byte into the read buffer.
 func (c *Conn) fill() error {
+	c.beforeBlock()
 	if c.rbuf == nil && c.rawConn != nil {
 		return c.fillIdle()
 	}
 	if c.rbuf == nil {
-		c.rbuf = getBuf(0)
+		c.rbuf = c.readBuf()
 	} else if c.rend == len(*c.rbuf) {
 		// Full: move the unread tail (a partial header) to the front.
 		c.rend = copy(*c.rbuf, (*c.rbuf)[c.rpos:c.rend])
@@ -320,6 +346,7 @@ func (c *Conn) fill() error {
 	n, err := c.nc.Read((*c.rbuf)[c.rend:])
 	c.rend += n
 	if n > 0 {
+		c.rbig = c.rend == len(*c.rbuf)
 		return nil
 	}
 	if err == nil {

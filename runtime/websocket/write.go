@@ -13,7 +13,10 @@ import (
 // goroutines at once: messages are written whole, one after another.
 //
 // Small messages written while other writers wait are coalesced: the last
-// writer out flushes them all with one system call.
+// writer out flushes them all with one system call. Replies to a peer that
+// pipelines are batched too: a Write that follows a read while more input
+// is already buffered leaves its frame for the next reply, and everything
+// goes out when the reader has to wait for input (after 1ms at the latest).
 //
 // If ctx is done before the message is written, the connection is closed.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
@@ -99,9 +102,56 @@ func (c *Conn) leaveWriter() error {
 	c.frameMu.Lock()
 	defer c.frameMu.Unlock()
 	if c.writers.Add(-1) == 0 && c.wlen > 0 {
+		if c.deferFlush() {
+			return c.writeErr
+		}
 		return c.flushLocked()
 	}
 	return c.writeErr
+}
+
+// flushDelay bounds how long deferred frames may wait when the
+// application neither reads nor writes again. A variable for tests.
+var flushDelay = time.Millisecond
+
+// deferFlush decides whether the last writer out may leave its frames
+// buffered: yes while the reader still holds input (a pipelining peer sent
+// several messages), so the replies to all of it go out with one system
+// call. They are flushed when the reader is about to wait for more input
+// (beforeBlock), when the buffer fills, or after flushDelay at the latest.
+// Only a Write that follows a read is a reply: writes with no read between
+// them (a server pushing a stream) flush as before. Caller holds frameMu.
+func (c *Conn) deferFlush() bool {
+	reads := c.reads.Load()
+	if reads == c.deferReads {
+		return false
+	}
+	c.deferReads = reads
+	pending := c.flushPending.Load()
+	c.flushPending.Store(true)
+	if !c.inputBuffered.Load() {
+		c.flushPending.Store(false)
+		return false
+	}
+	if !pending {
+		if c.flushTimer == nil {
+			c.flushTimer = time.AfterFunc(flushDelay, c.flushDeferred)
+		} else {
+			c.flushTimer.Reset(flushDelay)
+		}
+	}
+	return true
+}
+
+// flushDeferred writes frames deferFlush left buffered, unless a writer is
+// busy (it flushes when it leaves). An error stays in writeErr for the
+// next writer.
+func (c *Conn) flushDeferred() {
+	c.frameMu.Lock()
+	if c.flushPending.Load() && c.writers.Load() == 0 {
+		_ = c.flushLocked()
+	}
+	c.frameMu.Unlock()
 }
 
 func (c *Conn) hasMessageExt() bool {
@@ -261,7 +311,11 @@ func (c *Conn) writeFrame(fin bool, op Opcode, rsv byte, p []byte, flush bool) e
 	}
 	hn := headerLen(h.length, h.masked)
 	if c.wbuf == nil {
-		c.wbuf = getBuf(hn + len(p))
+		n := hn + len(p)
+		if c.inputBuffered.Load() {
+			n = largeBufSize // room for the replies to all the buffered input
+		}
+		c.wbuf = getBuf(n)
 	}
 	buf := *c.wbuf
 	if c.wlen+hn+len(p) > len(buf) && c.wlen > 0 {
@@ -314,6 +368,7 @@ func (c *Conn) writeFrame(fin bool, op Opcode, rsv byte, p []byte, flush bool) e
 
 // flushLocked writes the buffered frames. Caller holds frameMu.
 func (c *Conn) flushLocked() error {
+	c.flushPending.Store(false)
 	if c.wlen == 0 {
 		return c.writeErr
 	}
