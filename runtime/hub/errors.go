@@ -1,0 +1,35 @@
+package hub
+
+import "errors"
+
+// Sentinel errors. Functions wrap them with %w and a lowercase phrase, so
+// test with errors.Is.
+var (
+	// ErrClosed is returned by a Hub, Topic or broker used after Close, and
+	// is a Subscription's Err when its topic or hub was closed.
+	ErrClosed = errors.New("hub: closed")
+
+	// ErrInvalidTopic is returned by NewTopic for a name that is empty or
+	// not made of letters, digits, '-', '_' and non-adjacent inner '.'
+	// (so it is one valid NATS subject, without wildcards).
+	ErrInvalidTopic = errors.New("hub: invalid topic name")
+
+	// ErrTopicExists is returned by NewTopic for a name the hub already has.
+	ErrTopicExists = errors.New("hub: topic already exists")
+
+	// ErrNoCodec is returned by SubscribeWebSocket when no codec was given
+	// and the connection negotiated no wsrpc.* subprotocol.
+	ErrNoCodec = errors.New("hub: no codec for subscriber")
+
+	// ErrBinaryCodec is returned by NewTopic when the SSE codec is binary:
+	// SSE carries text (one data: line per event).
+	ErrBinaryCodec = errors.New("hub: SSE needs a text codec")
+
+	// ErrSlowConsumer is a Subscription's Err when the topic's Disconnect
+	// policy removed it because its queue was full.
+	ErrSlowConsumer = errors.New("hub: slow consumer")
+
+	// ErrBadEnvelope counts (in Stats.DecodeErrors) a broker message that is
+	// not a hub envelope or whose payload does not decode.
+	ErrBadEnvelope = errors.New("hub: bad broker message")
+)

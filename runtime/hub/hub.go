@@ -1,0 +1,202 @@
+package hub
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// DefaultSubjectPrefix is prepended to a topic's name to form its broker
+// subject: topic "chat" travels on "wsrpc.hub.chat".
+const DefaultSubjectPrefix = "wsrpc.hub."
+
+// Options configures a Hub. A nil *Options means all defaults.
+type Options struct {
+	// NodeID names this node in broker messages and in SSE event ids
+	// ("<node>-<seq>"). It must be unique among live nodes and should
+	// change when a process restarts (its sequence numbers start again at
+	// 1). Letters, digits, '_' and '.' only, at most 64 bytes. Default: 16
+	// random hex digits.
+	NodeID string
+
+	// SubjectPrefix is prepended to topic names to form broker subjects.
+	// Default DefaultSubjectPrefix.
+	SubjectPrefix string
+
+	// OnError, when set, is called with errors that have no caller to
+	// return to: a broker message that does not decode, a message a codec
+	// cannot encode for its subscribers, an SSE replay store that refuses
+	// an event. They are also counted in Stats. Called from the goroutine
+	// that hit the error; it must not block. Default nil.
+	OnError func(topic string, err error)
+}
+
+// Hub owns a set of typed topics on one broker. Create topics with
+// NewTopic; publish and subscribe on them.
+//
+// Concurrency: a Hub is safe for concurrent use; a mutex guards its topic
+// registry. Each topic has its own locks (see Topic).
+type Hub struct {
+	broker Broker
+	node   string
+	prefix string
+	onErr  func(string, error)
+
+	mu     sync.Mutex
+	topics map[string]closer
+	closed bool
+}
+
+type closer interface{ close() }
+
+// New returns a hub publishing through broker; a nil broker means a new
+// MemoryBroker of its own (a single-process hub). It fails only for an
+// invalid Options.NodeID.
+func New(broker Broker, opts *Options) (*Hub, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if broker == nil {
+		broker = NewMemoryBroker()
+	}
+	if o.NodeID == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+		o.NodeID = hex.EncodeToString(b[:])
+	} else if !validNodeID(o.NodeID) {
+		return nil, fmt.Errorf("hub: invalid node id %q: letters, digits, '_' and '.' only, 1 to 64 bytes", o.NodeID)
+	}
+	if o.SubjectPrefix == "" {
+		o.SubjectPrefix = DefaultSubjectPrefix
+	}
+	return &Hub{
+		broker: broker,
+		node:   o.NodeID,
+		prefix: o.SubjectPrefix,
+		onErr:  o.OnError,
+		topics: make(map[string]closer),
+	}, nil
+}
+
+// NodeID returns the node id that tags this hub's messages.
+func (h *Hub) NodeID() string { return h.node }
+
+// Broker returns the hub's broker.
+func (h *Hub) Broker() Broker { return h.broker }
+
+// Close closes every topic (see Topic.Close). It does not close the
+// broker, which may be shared. Idempotent; returns nil.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	h.closed = true
+	ts := make([]closer, 0, len(h.topics))
+	for _, t := range h.topics {
+		ts = append(ts, t)
+	}
+	h.mu.Unlock()
+	for _, t := range ts {
+		t.close()
+	}
+	return nil
+}
+
+func (h *Hub) register(name string, t closer) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	if _, ok := h.topics[name]; ok {
+		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	h.topics[name] = t
+	return nil
+}
+
+func (h *Hub) unregister(name string, t closer) {
+	h.mu.Lock()
+	if h.topics[name] == t {
+		delete(h.topics, name)
+	}
+	h.mu.Unlock()
+}
+
+func (h *Hub) report(topic string, err error) {
+	if h.onErr != nil {
+		h.onErr(topic, err)
+	}
+}
+
+func validNodeID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// validTopic reports whether name is one NATS-safe subject fragment:
+// tokens of [A-Za-z0-9_-] joined by single dots.
+func validTopic(name string) bool {
+	if name == "" || len(name) > 200 {
+		return false
+	}
+	prevDot := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+			prevDot = false
+		case c == '.':
+			if prevDot {
+				return false
+			}
+			prevDot = true
+		default:
+			return false
+		}
+	}
+	return !prevDot
+}
+
+// The broker envelope: what travels between nodes, once per publish.
+//
+//	version  1 byte (envelopeVersion)
+//	node     1 byte length + publisher node id
+//	seq      uvarint: the publisher's sequence number on this topic, from 1
+//	payload  the message in protobuf binary
+const envelopeVersion = 1
+
+func appendEnvelope(dst []byte, node string, seq uint64, payload []byte) []byte {
+	dst = append(dst, envelopeVersion, byte(len(node)))
+	dst = append(dst, node...)
+	dst = binary.AppendUvarint(dst, seq)
+	return append(dst, payload...)
+}
+
+var errEnvelope = errors.New("truncated or unknown version")
+
+func parseEnvelope(b []byte) (node []byte, seq uint64, payload []byte, err error) {
+	if len(b) < 2 || b[0] != envelopeVersion {
+		return nil, 0, nil, errEnvelope
+	}
+	n := int(b[1])
+	if len(b) < 2+n {
+		return nil, 0, nil, errEnvelope
+	}
+	node = b[2 : 2+n]
+	seq, k := binary.Uvarint(b[2+n:])
+	if k <= 0 || seq == 0 {
+		return nil, 0, nil, errEnvelope
+	}
+	return node, seq, b[2+n+k:], nil
+}

@@ -1,0 +1,164 @@
+package hub_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/wsrpc/wsrpc/runtime/hub"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// sseClient opens an event stream, resuming from lastID when set.
+type sseClient struct {
+	resp   *http.Response
+	p      *sse.Parser
+	cancel context.CancelFunc
+}
+
+func openSSE(t testing.TB, url, lastID string) *sseClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	return &sseClient{resp, sse.NewParser(resp.Body, nil), cancel}
+}
+
+func (c *sseClient) next(t testing.TB) sse.Event {
+	t.Helper()
+	e, err := c.p.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (c *sseClient) close() { c.cancel(); c.resp.Body.Close() }
+
+// TestSSEResume: node A and node B share a MemoryBroker. A client of node
+// A reads three events and leaves; more are published on A; the client
+// reconnects to node B with its Last-Event-ID and gets exactly the events
+// after it, then live ones, each once, with the same ids on both nodes.
+func TestSSEResume(t *testing.T) {
+	b := hub.NewMemoryBroker()
+	opts := &hub.TopicOptions[msg]{EventType: func(m msg) string { return "v" + strconv.Itoa(len(m.GetValue())) }}
+	ta := newTopic(t, newHub(t, b, "nodeA"), "feed", opts)
+	tb := newTopic(t, newHub(t, b, "nodeB"), "feed", opts)
+	sa := httptest.NewServer(ta.SSEHandler(nil))
+	defer sa.Close()
+	sb := httptest.NewServer(tb.SSEHandler(nil))
+	defer sb.Close()
+
+	c := openSSE(t, sa.URL, "")
+	waitSubscribers(t, ta, 1)
+	publishN(t, ta, "m", 0, 5)
+	var last sse.Event
+	for i := range 3 {
+		last = c.next(t)
+		if last.Data != `"m`+strconv.Itoa(i)+`"` || last.ID != "nodeA-"+strconv.Itoa(i+1) || last.Type != "v2" {
+			t.Fatalf("event %d: %+v", i, last)
+		}
+	}
+	c.close()
+	waitSubscribers(t, ta, 0)
+	publishN(t, ta, "m", 5, 7)
+
+	c = openSSE(t, sb.URL, last.ID)
+	defer c.close()
+	waitSubscribers(t, tb, 1)
+	publishN(t, ta, "m", 7, 9)
+	for i := 3; i < 9; i++ {
+		e := c.next(t)
+		if e.Data != `"m`+strconv.Itoa(i)+`"` || e.ID != "nodeA-"+strconv.Itoa(i+1) {
+			t.Fatalf("resumed on node B: event %+v, want m%d", e, i)
+		}
+	}
+}
+
+// TestSSEGapAndSnapshot: a client resuming from an id the node does not
+// hold is told so (Stream.Gap) before any live event, so OnOpen can send
+// a snapshot first.
+func TestSSEGapAndSnapshot(t *testing.T) {
+	tp := newTopic(t, newHub(t, nil, "a"), "gap", &hub.TopicOptions[msg]{Replay: sse.NewRing(2)})
+	srv := httptest.NewServer(tp.SSEHandler(&hub.SSEOptions{OnOpen: func(s *sse.Stream) error {
+		if s.Gap() {
+			return s.Send(sse.Event{Type: "reset", Data: "snapshot"})
+		}
+		return nil
+	}}))
+	defer srv.Close()
+	publishN(t, tp, "m", 0, 5) // the ring keeps a-4 and a-5
+	c := openSSE(t, srv.URL, "a-1")
+	defer c.close()
+	if e := c.next(t); e.Type != "reset" {
+		t.Fatalf("first event %+v, want the snapshot", e)
+	}
+	waitSubscribers(t, tp, 1)
+	publishN(t, tp, "m", 5, 6)
+	if e := c.next(t); e.ID != "a-6" {
+		t.Fatalf("live event %+v", e)
+	}
+	c2 := openSSE(t, srv.URL, "a-5") // the ring now holds a-5 and a-6
+	defer c2.close()
+	if e := c2.next(t); e.ID != "a-6" {
+		t.Fatalf("resume from a-5: %+v", e)
+	}
+}
+
+// TestSSEDisconnectPolicy: an SSE subscription removed by the Disconnect
+// policy ends (Done, ErrSlowConsumer), and its handler ends the response.
+func TestSSEDisconnectPolicy(t *testing.T) {
+	tp := newTopic(t, newHub(t, nil, "a"), "ssedc", &hub.TopicOptions[msg]{QueueSize: 1, Policy: hub.Disconnect})
+	subs := make(chan *hub.Subscription, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sub, err := tp.ServeSSE(w, r, &hub.SSEOptions{OnOpen: func(*sse.Stream) error {
+			// Hold the queue closed while two messages arrive: the second
+			// overflows it.
+			for deadline := time.Now().Add(20 * time.Second); tp.Stats().Published < 2; {
+				if time.Now().After(deadline) {
+					return errors.New("no publishes")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return nil
+		}})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		subs <- sub
+		defer sub.Close()
+		<-sub.Done()
+	}))
+	defer srv.Close()
+	c := openSSE(t, srv.URL, "")
+	defer c.close()
+	waitSubscribers(t, tp, 1)
+	publishN(t, tp, "m", 0, 2)
+	sub := <-subs
+	<-sub.Done()
+	if !errors.Is(sub.Err(), hub.ErrSlowConsumer) {
+		t.Fatalf("Err = %v", sub.Err())
+	}
+	if _, err := c.p.Next(); err == nil {
+		t.Fatal("the stream of a disconnected subscriber goes on")
+	}
+	if st := tp.Stats(); st.Disconnected != 1 || st.Subscribers != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+var _ = wrapperspb.String

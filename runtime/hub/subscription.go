@@ -1,0 +1,521 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// delivery is one message as every local subscriber receives it: built
+// once per message per node and shared by all the queues.
+type delivery struct {
+	ws  []*websocket.PreparedMessage // by codec index; nil where encoding failed
+	sse *sse.Prepared                // nil without SSE subscribers and replay
+	msg proto.Message                // for SubscribeFunc subscribers; read-only
+}
+
+type sinkKind uint8
+
+const (
+	sinkWebSocket sinkKind = iota
+	sinkSSE
+	sinkFunc
+)
+
+// Subscription is one subscriber of a topic: a WebSocket connection, an
+// SSE stream or a function. It has a bounded queue of messages; while the
+// queue is not empty one goroutine of its own writes them out in order.
+//
+// A subscription ends when Close is called, when a write fails (the
+// connection is gone), when the Disconnect policy removes it, or when its
+// topic or hub is closed; Done is then closed and Err tells why. Queued
+// messages are released at once, so nothing leaks.
+//
+// Concurrency: all methods are safe from any goroutine. A mutex guards the
+// queue; the topic's mutex guards its place in the subscriber set.
+type Subscription struct {
+	t           *topicCore
+	kind        sinkKind
+	conn        *websocket.Conn
+	codecIdx    int
+	stream      *sse.Stream
+	fn          func(proto.Message) error
+	limit       int
+	policy      Policy
+	closeCode   websocket.StatusCode
+	closeReason string
+
+	idx int // position in t.subs, -1 when removed; under t.mu
+
+	mu      sync.Mutex
+	q       []*delivery // circular, grown up to limit
+	head, n int
+	running bool // a drain goroutine is running
+	paused  bool // no drain until resume (SSE replay in progress)
+	ended   bool
+	err     error
+	dropped uint64
+
+	done chan struct{}
+	wg   sync.WaitGroup // drain goroutine and the Disconnect close
+}
+
+func (c *topicCore) newSub(kind sinkKind) *Subscription {
+	return &Subscription{
+		t: c, kind: kind, limit: c.queueSize, policy: c.policy,
+		closeCode: c.closeCode, closeReason: c.closeReason,
+		idx: -1, done: make(chan struct{}),
+	}
+}
+
+// add puts s into the subscriber set; for a WebSocket subscriber it also
+// finds (or adds) the slot of codec cd.
+func (c *topicCore) add(s *Subscription, cd codec.Codec) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return fmt.Errorf("hub: subscribe to %q: %w", c.name, ErrClosed)
+	}
+	switch s.kind {
+	case sinkWebSocket:
+		s.codecIdx = -1
+		for i := range c.codecs {
+			if sameCodec(c.codecs[i].c, cd) {
+				s.codecIdx = i
+				break
+			}
+		}
+		if s.codecIdx < 0 {
+			for i := range c.codecs { // reuse a slot no subscriber uses
+				if c.codecs[i].n == 0 {
+					c.codecs[i].c, s.codecIdx = cd, i
+					break
+				}
+			}
+		}
+		if s.codecIdx < 0 {
+			s.codecIdx = len(c.codecs)
+			c.codecs = append(c.codecs, codecUse{c: cd})
+		}
+		c.codecs[s.codecIdx].n++
+	case sinkSSE:
+		c.sseSubs++
+	case sinkFunc:
+		c.funcSubs++
+	}
+	s.idx = len(c.subs)
+	c.subs = append(c.subs, s)
+	return nil
+}
+
+func (c *topicCore) remove(s *Subscription) {
+	c.mu.Lock()
+	c.removeLocked(s)
+	c.mu.Unlock()
+}
+
+func (c *topicCore) removeLocked(s *Subscription) {
+	i := s.idx
+	if i < 0 || i >= len(c.subs) || c.subs[i] != s {
+		return
+	}
+	last := len(c.subs) - 1
+	c.subs[i] = c.subs[last]
+	c.subs[i].idx = i
+	c.subs[last] = nil
+	c.subs = c.subs[:last]
+	if len(c.subs) == 0 && cap(c.subs) > 1024 {
+		c.subs = nil // give a large set's memory back
+	}
+	s.idx = -1
+	switch s.kind {
+	case sinkWebSocket:
+		c.codecs[s.codecIdx].n--
+	case sinkSSE:
+		c.sseSubs--
+	case sinkFunc:
+		c.funcSubs--
+	}
+}
+
+// SubscribeWebSocket subscribes conn to the topic: every message is
+// written to it with WritePrepared, encoded by cd. A nil cd means the codec
+// of the negotiated subprotocol (codec.BySubprotocol, e.g. "wsrpc.json");
+// without one it fails with ErrNoCodec. Text codecs ride text frames,
+// binary codecs binary frames.
+//
+// The caller keeps reading conn (that is what answers pings and notices a
+// close) and calls Close on the subscription when it stops; a failed write
+// ends the subscription by itself. Writes are bounded by the connection's
+// WriteTimeout (websocket.AcceptOptions), which is what finally removes a
+// peer that stopped reading under DropOldest.
+//
+// Cost per idle subscriber: about 200 bytes and no goroutine.
+func (t *Topic[M]) SubscribeWebSocket(conn *websocket.Conn, cd codec.Codec) (*Subscription, error) {
+	if conn == nil {
+		return nil, fmt.Errorf("hub: subscribe to %q: nil connection", t.core.name)
+	}
+	if cd == nil {
+		var ok bool
+		if cd, ok = codec.BySubprotocol(conn.Subprotocol()); !ok {
+			return nil, fmt.Errorf("%w: subprotocol %q", ErrNoCodec, conn.Subprotocol())
+		}
+	}
+	s := t.core.newSub(sinkWebSocket)
+	s.conn = conn
+	if err := t.core.add(s, cd); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SubscribeFunc subscribes fn, called with each message in order from one
+// goroutine at a time (queued like any subscriber, under the topic's
+// policy). The message is shared with other function subscribers and
+// must not be modified. An error returned by fn ends the subscription
+// with that error. For in-process consumers: bridges, projections, tests.
+func (t *Topic[M]) SubscribeFunc(fn func(M) error) (*Subscription, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("hub: subscribe to %q: nil function", t.core.name)
+	}
+	s := t.core.newSub(sinkFunc)
+	s.fn = func(m proto.Message) error { return fn(m.(M)) }
+	if err := t.core.add(s, nil); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// DefaultSSEWriteTimeout bounds each SSE write when the StreamOptions
+// passed to ServeSSE set no WriteTimeout: a client that stops reading
+// fails the write (and ends its subscription) instead of holding its
+// writer goroutine.
+const DefaultSSEWriteTimeout = 10 * time.Second
+
+// SSEOptions configures ServeSSE. A nil *SSEOptions means all defaults.
+type SSEOptions struct {
+	// Stream configures the stream (heartbeat, retry, write timeout).
+	// Its Replay is replaced by the topic's replay store. Default: a
+	// WriteTimeout of DefaultSSEWriteTimeout, everything else off.
+	Stream *sse.StreamOptions
+
+	// OnOpen, when set, runs after the stream has opened and replayed and
+	// before any live message is written; messages published meanwhile
+	// wait in the queue. Use it to send a snapshot when s.Gap() reports
+	// that the client's Last-Event-ID could not be resumed from. An error
+	// ends the subscription and is returned by ServeSSE.
+	OnOpen func(s *sse.Stream) error
+}
+
+// ServeSSE answers r with an event stream subscribed to the topic. If the
+// request carries Last-Event-ID and the topic's replay store still holds
+// that id, every message recorded after it is sent first, and live
+// messages follow with none lost or repeated: the subscriber is registered
+// before the store is read, and the stream drops live events it has just
+// replayed. Each message is one event: id "<node>-<seq>", type from
+// TopicOptions.EventType, data encoded by TopicOptions.SSECodec.
+//
+// The handler must stay until the subscription ends (Done) or the client
+// leaves (r.Context()), then call Close, which also closes the stream:
+//
+//	sub, err := topic.ServeSSE(w, r, nil)
+//	if err != nil {
+//		http.Error(w, err.Error(), http.StatusInternalServerError)
+//		return
+//	}
+//	defer sub.Close()
+//	select {
+//	case <-sub.Done():
+//	case <-r.Context().Done():
+//	}
+//
+// SSEHandler is exactly that. Errors are those of sse.NewStream (before
+// anything is written) or of OnOpen.
+func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOptions) (*Subscription, error) {
+	var o SSEOptions
+	if opts != nil {
+		o = *opts
+	}
+	so := sse.StreamOptions{WriteTimeout: DefaultSSEWriteTimeout}
+	if o.Stream != nil {
+		so = *o.Stream
+		if so.WriteTimeout == 0 {
+			so.WriteTimeout = DefaultSSEWriteTimeout
+		}
+	}
+	so.Replay = t.replay
+	s := t.core.newSub(sinkSSE)
+	s.paused = true
+	if err := t.core.add(s, nil); err != nil {
+		return nil, err
+	}
+	st, err := sse.NewStream(w, r, &so)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("hub: serve SSE on %q: %w", t.core.name, err)
+	}
+	s.mu.Lock()
+	s.stream = st
+	s.mu.Unlock()
+	if o.OnOpen != nil {
+		if err := o.OnOpen(st); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("hub: serve SSE on %q: on open: %w", t.core.name, err)
+		}
+	}
+	s.resume()
+	return s, nil
+}
+
+// SSEHandler returns an http.Handler that serves the topic as an event
+// stream (see ServeSSE) until the client leaves or the subscription ends.
+func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sub, err := t.ServeSSE(w, r, opts)
+		if err != nil {
+			if errors.Is(err, sse.ErrFlushUnsupported) {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+			}
+			return
+		}
+		defer sub.Close()
+		select {
+		case <-sub.Done():
+		case <-r.Context().Done():
+		}
+	})
+}
+
+// WebSocketHandler returns an http.Handler that accepts a WebSocket with
+// opts, subscribes it with the codec of its subprotocol (cd when the
+// client negotiated none; nil then refuses it with 1003), and reads and
+// discards what the client sends until it closes. For subscribe-only
+// endpoints; a handler that also reads requests calls SubscribeWebSocket
+// itself.
+func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Codec) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		c := cd
+		if sc, ok := codec.BySubprotocol(conn.Subprotocol()); ok {
+			c = sc
+		}
+		if c == nil {
+			conn.Close(websocket.StatusUnsupportedData, "no codec")
+			return
+		}
+		sub, err := t.SubscribeWebSocket(conn, c)
+		if err != nil {
+			conn.Close(websocket.StatusTryAgainLater, "topic closed")
+			return
+		}
+		defer sub.Close()
+		for {
+			if _, _, err := conn.Read(r.Context()); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// enqueue queues d; called under the topic's mutex. It returns false when
+// the queue is full under the Disconnect policy.
+func (s *Subscription) enqueue(d *delivery) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return true
+	}
+	if s.n == s.limit {
+		if s.policy == Disconnect {
+			return false
+		}
+		s.q[s.head] = nil
+		s.head = (s.head + 1) % len(s.q)
+		s.n--
+		s.dropped++
+		s.t.dropped.Add(1)
+	}
+	if s.n == len(s.q) {
+		s.grow()
+	}
+	s.q[(s.head+s.n)%len(s.q)] = d
+	s.n++
+	if !s.running && !s.paused {
+		s.running = true
+		s.wg.Add(1)
+		go s.drain()
+	}
+	return true
+}
+
+func (s *Subscription) grow() {
+	size := min(s.limit, max(4, 2*len(s.q)))
+	q := make([]*delivery, size)
+	for i := range s.n {
+		q[i] = s.q[(s.head+i)%len(s.q)]
+	}
+	s.q, s.head = q, 0
+}
+
+func (s *Subscription) resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paused = false
+	if !s.ended && !s.running && s.n > 0 {
+		s.running = true
+		s.wg.Add(1)
+		go s.drain()
+	}
+}
+
+// drain writes queued messages until the queue is empty.
+func (s *Subscription) drain() {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		if s.ended || s.n == 0 {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		d := s.q[s.head]
+		s.q[s.head] = nil
+		s.head = (s.head + 1) % len(s.q)
+		s.n--
+		s.mu.Unlock()
+		if err := s.write(d); err != nil {
+			s.end(err)
+			s.t.remove(s)
+			return
+		}
+	}
+}
+
+func (s *Subscription) write(d *delivery) error {
+	switch s.kind {
+	case sinkWebSocket:
+		if s.codecIdx < len(d.ws) && d.ws[s.codecIdx] != nil {
+			// Background: the connection's write timeout bounds the write,
+			// and a context per write would cost allocations.
+			if err := s.conn.WritePrepared(context.Background(), d.ws[s.codecIdx]); err != nil {
+				return err
+			}
+			s.t.delivered.Add(1)
+		}
+	case sinkSSE:
+		if d.sse != nil {
+			if err := s.stream.SendPrepared(d.sse); err != nil {
+				return err
+			}
+			s.t.delivered.Add(1)
+		}
+	case sinkFunc:
+		if d.msg != nil {
+			if err := s.fn(d.msg); err != nil {
+				return err
+			}
+			s.t.delivered.Add(1)
+		}
+	}
+	return nil
+}
+
+// end marks s ended with err (nil for Close) and releases its queue. It
+// reports whether this call ended it.
+func (s *Subscription) end(err error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endLocked(err)
+}
+
+func (s *Subscription) endLocked(err error) bool {
+	if s.ended {
+		return false
+	}
+	s.ended, s.err = true, err
+	clear(s.q)
+	s.q, s.head, s.n = nil, 0, 0
+	close(s.done)
+	return true
+}
+
+// disconnect applies the Disconnect policy; s is already out of the set.
+func (s *Subscription) disconnect() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.endLocked(ErrSlowConsumer) || s.kind != sinkWebSocket {
+		return // an SSE handler sees Done and returns; Close ends the stream
+	}
+	// Close waits for a write in progress and for the peer's close frame:
+	// not under the topic's mutex.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = s.conn.Close(s.closeCode, s.closeReason)
+	}()
+}
+
+// Close ends the subscription: nothing more is queued, queued messages are
+// released, and Close returns once no write for it is in progress (a
+// write in progress is bounded by the connection's write timeout). It
+// closes the SSE stream of ServeSSE but not a WebSocket connection, which
+// belongs to its handler. Idempotent; returns nil.
+func (s *Subscription) Close() error {
+	s.end(nil)
+	s.t.remove(s)
+	s.wg.Wait()
+	s.mu.Lock()
+	st := s.stream
+	s.mu.Unlock()
+	if st != nil {
+		st.Close()
+	}
+	return nil
+}
+
+// Done is closed when the subscription ends, for any reason.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err returns why the subscription ended: nil while it is active or after
+// Close, ErrSlowConsumer (Disconnect policy), ErrClosed (topic or hub
+// closed), or the write error that ended it.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Dropped returns how many messages the DropOldest policy discarded from
+// this subscription's queue.
+func (s *Subscription) Dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+// Queued returns how many messages wait in the queue.
+func (s *Subscription) Queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// Stream returns the SSE stream of a ServeSSE subscription, nil otherwise.
+func (s *Subscription) Stream() *sse.Stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stream
+}

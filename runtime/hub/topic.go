@@ -1,0 +1,510 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// Policy is what a topic does when a subscriber's queue is full, that is
+// when it has fallen QueueSize messages behind.
+type Policy int
+
+const (
+	// DropOldest discards the oldest queued message to make room for the
+	// new one; the subscriber stays and misses messages. Drops are counted
+	// per subscription (Subscription.Dropped) and per topic
+	// (Stats.Dropped). Suits state that the next message supersedes
+	// (prices, presence, cursors). The default.
+	DropOldest Policy = iota
+
+	// Disconnect removes the subscriber: a WebSocket is closed with
+	// TopicOptions.CloseCode (default 1013, try again later), an SSE
+	// stream is ended, and the Subscription's Err is ErrSlowConsumer.
+	// A subscriber thus never misses a message silently; it reconnects
+	// (an SSE client resumes from its last id through the replay store).
+	// Suits logs and chat.
+	Disconnect
+)
+
+func (p Policy) String() string {
+	switch p {
+	case DropOldest:
+		return "DropOldest"
+	case Disconnect:
+		return "Disconnect"
+	}
+	return "Policy(" + strconv.Itoa(int(p)) + ")"
+}
+
+// Defaults of TopicOptions.
+const (
+	// DefaultQueueSize is the per-subscriber queue bound. The queue holds
+	// pointers to messages shared by all subscribers, so a full queue
+	// costs 8 bytes a slot; it is grown on demand, and an idle subscriber
+	// that never lagged holds at most 4 slots.
+	DefaultQueueSize = 64
+
+	// DefaultCloseCode closes a WebSocket removed by the Disconnect
+	// policy: 1013 "try again later" (RFC 6455 §7.4.1, IANA registry).
+	DefaultCloseCode = websocket.StatusTryAgainLater
+
+	// DefaultCloseReason is the close reason sent with DefaultCloseCode.
+	DefaultCloseReason = "slow consumer"
+)
+
+// TopicOptions configures a topic. A nil *TopicOptions means all
+// defaults.
+type TopicOptions[M proto.Message] struct {
+	// QueueSize bounds each subscriber's queue. Default DefaultQueueSize.
+	QueueSize int
+
+	// Policy is the slow-consumer policy. Default DropOldest.
+	Policy Policy
+
+	// CloseCode and CloseReason close a WebSocket removed by the
+	// Disconnect policy. Defaults DefaultCloseCode, DefaultCloseReason.
+	CloseCode   websocket.StatusCode
+	CloseReason string
+
+	// New returns an empty M to decode messages from other nodes into.
+	// Default: M's message type's New (M must then be a generated
+	// message pointer type, as it almost always is).
+	New func() M
+
+	// SSECodec encodes messages for SSE subscribers and the replay store:
+	// the encoding is the event's data. It must be a text codec
+	// (Binary() false). Default codec.JSON (protojson).
+	SSECodec codec.Codec
+
+	// EventType names the SSE event type of a message (the "event:"
+	// field; for a oneof, typically the case's name). Default nil: no
+	// event field, which clients dispatch as "message".
+	EventType func(M) string
+
+	// Replay records every message this node sees (published here or
+	// received from the broker), as an SSE event, for clients that resume
+	// with Last-Event-ID. Default: sse.NewRing(sse.DefaultRingCapacity).
+	// Cost: one SSE encoding per message per node, even with no SSE
+	// subscriber, so that a client can resume on any node.
+	Replay sse.Store
+
+	// DisableReplay turns recording off (Replay is then ignored); SSE
+	// subscribers still get live events, with ids. Default false.
+	DisableReplay bool
+}
+
+// Topic is a typed broadcast channel: a message published once on any
+// node reaches every subscriber of the topic on every node of the broker.
+//
+// Per message, each node encodes once per codec its subscribers use,
+// frames once for WebSocket (websocket.PreparedMessage: the same bytes are
+// written to every connection that can share them; a connection
+// compressing with context takeover compresses for itself), and encodes
+// once for SSE. Each subscriber then gets a pointer in its own bounded
+// queue (see Policy); a goroutine writes it out while the queue is not
+// empty, so an idle subscriber costs no goroutine and a stalled one delays
+// nobody else.
+//
+// Ordering: messages published on one node reach each subscriber, on every
+// node, in the order Publish returned (Publish calls on one topic are
+// serialised per node). Messages of different nodes interleave in arrival
+// order, which may differ between nodes.
+//
+// Concurrency: safe for concurrent use. A publish mutex serialises
+// Publish (sequence number, local fan-out, broker publish, in that order);
+// a second mutex guards the subscriber set, the per-node sequence state
+// and the replay order, and is held while one message is encoded and
+// queued to every local subscriber, never while writing to a connection.
+type Topic[M proto.Message] struct {
+	core      topicCore
+	newM      func() M
+	sseCodec  codec.Codec
+	eventType func(M) string
+	replay    sse.Store
+
+	pubMu sync.Mutex
+	seq   uint64 // last sequence number published by this node; under pubMu
+}
+
+// topicCore is the part of a topic that subscriptions see.
+type topicCore struct {
+	h           *Hub
+	name        string
+	subject     string
+	queueSize   int
+	policy      Policy
+	closeCode   websocket.StatusCode
+	closeReason string
+	unsubscribe func() error
+
+	mu       sync.Mutex
+	subs     []*Subscription
+	codecs   []codecUse // codecs of WebSocket subscribers; index = Subscription.codecIdx
+	sseSubs  int
+	funcSubs int
+	lastSeq  map[string]uint64 // per publishing node: last sequence number received
+	closed   atomic.Bool       // written under mu
+
+	published, received, delivered, dropped, disconnected atomic.Uint64
+	missed, duplicates, decodeErrors, encodeErrors        atomic.Uint64
+}
+
+type codecUse struct {
+	c codec.Codec
+	n int // WebSocket subscribers using c
+}
+
+// Stats are a topic's counters on this node, since it was created.
+type Stats struct {
+	Subscribers  int    // current local subscribers
+	Published    uint64 // messages published on this node
+	Received     uint64 // messages received from other nodes
+	Delivered    uint64 // messages written to local subscribers (one per subscriber)
+	Dropped      uint64 // messages discarded by DropOldest
+	Disconnected uint64 // subscribers removed by Disconnect
+	// Missed counts messages of other nodes never received: gaps in a
+	// publisher's sequence, as when the broker connection was down (core
+	// NATS delivers at most once).
+	Missed       uint64
+	Duplicates   uint64 // broker messages received twice and ignored
+	DecodeErrors uint64 // broker messages that did not decode
+	EncodeErrors uint64 // messages a subscriber codec or the replay store refused
+}
+
+// NewTopic creates the topic name on h and subscribes to it on the broker.
+// M is the message type, inferred from opts or given explicitly:
+//
+//	chat, err := hub.NewTopic[*chatv1.Event](h, "chat", nil)
+//
+// It fails with ErrInvalidTopic, ErrTopicExists, ErrBinaryCodec, ErrClosed
+// or the broker's error.
+func NewTopic[M proto.Message](h *Hub, name string, opts *TopicOptions[M]) (*Topic[M], error) {
+	var o TopicOptions[M]
+	if opts != nil {
+		o = *opts
+	}
+	if !validTopic(name) {
+		return nil, fmt.Errorf("%w %q", ErrInvalidTopic, name)
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.Policy != DropOldest && o.Policy != Disconnect {
+		return nil, fmt.Errorf("hub: topic %q: unknown policy %v", name, o.Policy)
+	}
+	if o.CloseCode == 0 {
+		o.CloseCode = DefaultCloseCode
+	}
+	if o.CloseReason == "" {
+		o.CloseReason = DefaultCloseReason
+	}
+	if o.New == nil {
+		var zero M
+		mt := zero.ProtoReflect().Type()
+		o.New = func() M { return mt.New().Interface().(M) }
+	}
+	if o.SSECodec == nil {
+		o.SSECodec = codec.JSON
+	}
+	if o.SSECodec.Binary() {
+		return nil, fmt.Errorf("%w: topic %q: codec %q", ErrBinaryCodec, name, o.SSECodec.Name())
+	}
+	if o.DisableReplay {
+		o.Replay = nil
+	} else if o.Replay == nil {
+		o.Replay = sse.NewRing(sse.DefaultRingCapacity)
+	}
+	t := &Topic[M]{
+		core: topicCore{
+			h:           h,
+			name:        name,
+			subject:     h.prefix + name,
+			queueSize:   o.QueueSize,
+			policy:      o.Policy,
+			closeCode:   o.CloseCode,
+			closeReason: o.CloseReason,
+			lastSeq:     make(map[string]uint64),
+		},
+		newM:      o.New,
+		sseCodec:  o.SSECodec,
+		eventType: o.EventType,
+		replay:    o.Replay,
+	}
+	if err := h.register(name, t); err != nil {
+		return nil, err
+	}
+	unsub, err := h.broker.Subscribe(t.core.subject, t.receive)
+	if err != nil {
+		h.unregister(name, t)
+		return nil, fmt.Errorf("hub: topic %q: subscribe on broker: %w", name, err)
+	}
+	t.core.unsubscribe = unsub
+	return t, nil
+}
+
+// Name returns the topic's name.
+func (t *Topic[M]) Name() string { return t.core.name }
+
+// Publish sends msg to every subscriber of the topic on every node: it
+// queues it to this node's subscribers, then hands it to the broker once
+// (protobuf binary, tagged with this node's id and a sequence number).
+// It does not wait for any subscriber and does not retain msg.
+//
+// Local subscribers get the message even when the broker fails; the
+// broker's error is returned (wrapped). Cost: one protobuf encoding, one
+// encoding per codec in use, one allocation per subscriber queue slot
+// touched, one broker publish.
+func (t *Topic[M]) Publish(ctx context.Context, msg M) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !msg.ProtoReflect().IsValid() {
+		return fmt.Errorf("hub: publish on %q: nil message", t.core.name)
+	}
+	payload, err := proto.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("hub: publish on %q: %w", t.core.name, err)
+	}
+	node := t.core.h.node
+	t.pubMu.Lock()
+	defer t.pubMu.Unlock()
+	if t.core.closed.Load() {
+		return fmt.Errorf("hub: publish on %q: %w", t.core.name, ErrClosed)
+	}
+	t.seq++
+	t.dispatch(node, t.seq, msg, true, payload, false)
+	t.core.published.Add(1)
+	env := appendEnvelope(make([]byte, 0, 2+len(node)+binaryMaxVarint+len(payload)), node, t.seq, payload)
+	if err := t.core.h.broker.Publish(ctx, t.core.subject, env); err != nil {
+		return fmt.Errorf("hub: publish on %q: broker: %w", t.core.name, err)
+	}
+	return nil
+}
+
+const binaryMaxVarint = 10
+
+// receive handles one broker message.
+func (t *Topic[M]) receive(data []byte) {
+	node, seq, payload, err := parseEnvelope(data)
+	if err != nil {
+		t.core.decodeErrors.Add(1)
+		t.core.h.report(t.core.name, fmt.Errorf("%w: %w", ErrBadEnvelope, err))
+		return
+	}
+	if string(node) == t.core.h.node {
+		return // our own message, already delivered by Publish
+	}
+	var zero M
+	t.dispatch(string(node), seq, zero, false, payload, true)
+}
+
+// dispatch records one message and queues it to every local subscriber.
+// msg is valid when haveMsg; otherwise it is decoded from payload only if
+// some subscriber or the replay store needs it.
+func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payload []byte, remote bool) {
+	c := &t.core
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return
+	}
+	if remote {
+		last := c.lastSeq[node]
+		if seq <= last {
+			c.duplicates.Add(1)
+			return
+		}
+		if last != 0 && seq > last+1 {
+			c.missed.Add(seq - last - 1)
+		}
+		c.lastSeq[node] = seq
+		c.received.Add(1)
+	}
+	if t.replay == nil && len(c.subs) == 0 {
+		return
+	}
+	getMsg := func() (M, bool) {
+		if !haveMsg {
+			m := t.newM()
+			if err := proto.Unmarshal(payload, m); err != nil {
+				c.decodeErrors.Add(1)
+				c.h.report(c.name, fmt.Errorf("%w: from node %s: %w", ErrBadEnvelope, node, err))
+				return m, false
+			}
+			msg, haveMsg = m, true
+		}
+		return msg, true
+	}
+
+	d := &delivery{}
+	if t.replay != nil || c.sseSubs > 0 {
+		m, ok := getMsg()
+		if !ok {
+			return
+		}
+		d.sse = t.prepareSSE(node+"-"+strconv.FormatUint(seq, 10), m)
+	}
+	if c.funcSubs > 0 {
+		m, ok := getMsg()
+		if !ok {
+			return
+		}
+		if !remote {
+			m = proto.Clone(m).(M) // the publisher may reuse msg after Publish
+		}
+		d.msg = m
+	}
+	if len(c.codecs) > 0 {
+		d.ws = make([]*websocket.PreparedMessage, len(c.codecs))
+		for i, cu := range c.codecs {
+			if cu.n == 0 {
+				continue
+			}
+			b := payload
+			if !sameCodec(cu.c, codec.Proto) {
+				m, ok := getMsg()
+				if !ok {
+					return
+				}
+				var err error
+				if b, err = cu.c.Marshal(m); err != nil {
+					c.encodeError(err)
+					continue
+				}
+			}
+			typ := websocket.MessageBinary
+			if !cu.c.Binary() {
+				typ = websocket.MessageText
+			}
+			pm, err := websocket.NewPreparedMessage(typ, b)
+			if err != nil {
+				c.encodeError(err)
+				continue
+			}
+			d.ws[i] = pm
+		}
+	}
+	var slow []*Subscription
+	for _, s := range c.subs {
+		if !s.enqueue(d) {
+			slow = append(slow, s)
+		}
+	}
+	for _, s := range slow {
+		c.removeLocked(s)
+		c.disconnected.Add(1)
+		s.disconnect()
+	}
+}
+
+func (t *Topic[M]) prepareSSE(id string, m M) *sse.Prepared {
+	c := &t.core
+	data, err := t.sseCodec.Marshal(m)
+	if err != nil {
+		c.encodeError(err)
+		return nil
+	}
+	ev := sse.Event{ID: id, Data: string(data)}
+	if t.eventType != nil {
+		ev.Type = t.eventType(m)
+	}
+	if t.replay != nil {
+		if ev, err = t.replay.Append(ev); err != nil {
+			c.encodeError(fmt.Errorf("replay store: %w", err))
+			return nil
+		}
+	}
+	p, err := sse.Prepare(ev)
+	if err != nil {
+		c.encodeError(err)
+		return nil
+	}
+	return p
+}
+
+func (c *topicCore) encodeError(err error) {
+	c.encodeErrors.Add(1)
+	c.h.report(c.name, fmt.Errorf("hub: topic %q: encode: %w", c.name, err))
+}
+
+// sameCodec compares codecs by identity; codecs whose dynamic type is not
+// comparable are never shared (each subscriber then gets its own slot).
+func sameCodec(a, b codec.Codec) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
+}
+
+// Stats returns the topic's counters on this node.
+func (t *Topic[M]) Stats() Stats {
+	c := &t.core
+	c.mu.Lock()
+	n := len(c.subs)
+	c.mu.Unlock()
+	return Stats{
+		Subscribers:  n,
+		Published:    c.published.Load(),
+		Received:     c.received.Load(),
+		Delivered:    c.delivered.Load(),
+		Dropped:      c.dropped.Load(),
+		Disconnected: c.disconnected.Load(),
+		Missed:       c.missed.Load(),
+		Duplicates:   c.duplicates.Load(),
+		DecodeErrors: c.decodeErrors.Load(),
+		EncodeErrors: c.encodeErrors.Load(),
+	}
+}
+
+// Replay returns the topic's replay store (nil when disabled).
+func (t *Topic[M]) Replay() sse.Store { return t.replay }
+
+// Close unsubscribes the topic from the broker, ends every subscription
+// with ErrClosed (WebSocket connections stay open: their handlers own
+// them) and waits for writes in progress, which the connections' write
+// timeouts bound. Later Publish calls fail with ErrClosed. Idempotent;
+// returns the broker's unsubscribe error, if any.
+func (t *Topic[M]) Close() error {
+	t.pubMu.Lock()
+	c := &t.core
+	c.mu.Lock()
+	if c.closed.Load() {
+		c.mu.Unlock()
+		t.pubMu.Unlock()
+		return nil
+	}
+	c.closed.Store(true)
+	subs := c.subs
+	c.subs = nil
+	for _, s := range subs {
+		s.idx = -1
+	}
+	c.mu.Unlock()
+	t.pubMu.Unlock()
+
+	c.h.unregister(c.name, t)
+	err := c.unsubscribe()
+	for _, s := range subs {
+		s.end(ErrClosed)
+	}
+	for _, s := range subs {
+		s.wg.Wait()
+	}
+	if err != nil {
+		return fmt.Errorf("hub: topic %q: unsubscribe on broker: %w", c.name, err)
+	}
+	return nil
+}
+
+func (t *Topic[M]) close() { _ = t.Close() }

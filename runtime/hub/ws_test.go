@@ -1,0 +1,237 @@
+package hub_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/hub"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+var allSubprotocols = []string{codec.SubprotocolProto, codec.SubprotocolJSON, codec.SubprotocolMsgpack}
+
+// wsServer serves tp's WebSocket endpoint on 127.0.0.1.
+func wsServer(t testing.TB, tp *hub.Topic[msg], opts *websocket.AcceptOptions) string {
+	t.Helper()
+	if opts == nil {
+		opts = &websocket.AcceptOptions{}
+	}
+	opts.Subprotocols = allSubprotocols
+	if opts.Extensions == nil {
+		opts.Extensions = websocket.MustExtensionSet(websocket.PerMessageDeflate(&websocket.DeflateOptions{Threshold: -1}))
+	}
+	srv := httptest.NewServer(tp.WebSocketHandler(opts, nil))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+type wsClient struct {
+	conn  *websocket.Conn
+	codec codec.Codec
+}
+
+func dialClient(t testing.TB, url string, i int) wsClient {
+	t.Helper()
+	sp := allSubprotocols[i%3]
+	opts := &websocket.DialOptions{Subprotocols: []string{sp}}
+	switch i % 4 { // deflate with and without context takeover, or none
+	case 1:
+		opts.Extensions = websocket.MustExtensionSet(websocket.PerMessageDeflate(nil))
+	case 2:
+		opts.Extensions = websocket.MustExtensionSet(websocket.PerMessageDeflate(&websocket.DeflateOptions{ServerNoContextTakeover: true}))
+	}
+	c, _, err := websocket.Dial(context.Background(), url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subprotocol() != sp {
+		t.Fatalf("subprotocol %q, want %q", c.Subprotocol(), sp)
+	}
+	cd, _ := codec.BySubprotocol(sp)
+	return wsClient{c, cd}
+}
+
+// read reads one message and decodes it with the client's codec,
+// checking the frame type matches the codec.
+func (c wsClient) read(ctx context.Context) (string, error) {
+	typ, b, err := c.conn.Read(ctx)
+	if err != nil {
+		return "", err
+	}
+	if want := websocket.MessageBinary; !c.codec.Binary() && typ != websocket.MessageText || c.codec.Binary() && typ != want {
+		return "", errors.New("frame type " + typ.String() + " for codec " + c.codec.Name())
+	}
+	m := &wrapperspb.StringValue{}
+	if err := c.codec.Unmarshal(b, m); err != nil {
+		return "", err
+	}
+	return m.GetValue(), nil
+}
+
+// waitSubscribers waits until tp has n subscribers (the server handlers
+// subscribe after the handshake).
+func waitSubscribers(t testing.TB, tp *hub.Topic[msg], n int) {
+	t.Helper()
+	waitFor(t, strconv.Itoa(n)+" subscribers", func() bool { return tp.Stats().Subscribers == n })
+}
+
+// TestWebSocketFanOut: 200 real connections over loopback, with the three
+// codecs and permessage-deflate with and without context takeover, all
+// receive every message in order, each decoded by its own codec.
+func TestWebSocketFanOut(t *testing.T) {
+	const conns, msgs = 200, 50
+	tp := newTopic(t, newHub(t, nil, "a"), "ws", nil)
+	url := wsServer(t, tp, nil)
+	clients := make([]wsClient, conns)
+	for i := range clients {
+		clients[i] = dialClient(t, url, i)
+	}
+	waitSubscribers(t, tp, conns)
+	long := strings.Repeat("x", 300) // above the compression threshold
+	go func() {
+		for i := range msgs {
+			if err := tp.Publish(context.Background(), wrapperspb.String(long+strconv.Itoa(i))); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for _, c := range clients {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for i := range msgs {
+				got, err := c.read(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if want := long + strconv.Itoa(i); got != want {
+					errs <- errors.New("got " + got[len(long):] + ", want " + strconv.Itoa(i))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		c.conn.Close(websocket.StatusNormalClosure, "")
+	}
+	waitSubscribers(t, tp, 0)
+	if st := tp.Stats(); st.Delivered != conns*msgs || st.Dropped != 0 || st.EncodeErrors != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestWebSocketConnectionLoss: a client that vanishes without a close
+// frame is removed by the failed write (or by its handler's failed read)
+// and leaves nothing behind; the others keep receiving.
+func TestWebSocketConnectionLoss(t *testing.T) {
+	tp := newTopic(t, newHub(t, nil, "a"), "loss", nil)
+	url := wsServer(t, tp, nil)
+	gone, stay := dialClient(t, url, 0), dialClient(t, url, 3)
+	defer stay.conn.CloseNow()
+	waitSubscribers(t, tp, 2)
+	gone.conn.CloseNow()
+	for i := 0; tp.Stats().Subscribers != 1; i++ {
+		publishN(t, tp, "m", i, i+1)
+		if _, err := stay.read(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if i > 10000 {
+			t.Fatal("the lost connection is still subscribed")
+		}
+	}
+}
+
+// TestWebSocketDisconnectPolicy: a client that stops reading fills the TCP
+// buffers, then its queue, and is closed with the topic's close code; it
+// reads what was already sent, then the close frame. A reading client on
+// the same topic is not affected.
+func TestWebSocketDisconnectPolicy(t *testing.T) {
+	tp := newTopic(t, newHub(t, nil, "a"), "slow", &hub.TopicOptions[msg]{
+		QueueSize: 4, Policy: hub.Disconnect, CloseCode: websocket.StatusPolicyViolation, CloseReason: "too slow",
+	})
+	url := wsServer(t, tp, &websocket.AcceptOptions{Extensions: websocket.MustExtensionSet()})
+	slow, fast := dialClient(t, url, 0), dialClient(t, url, 3)
+	defer slow.conn.CloseNow()
+	defer fast.conn.CloseNow()
+	waitSubscribers(t, tp, 2)
+
+	var fastGot int
+	fastDone := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := fast.read(context.Background()); err != nil {
+				fastDone <- err
+				return
+			}
+			fastGot++
+		}
+	}()
+	big := strings.Repeat("y", 64<<10)
+	sent := 0
+	for tp.Stats().Disconnected == 0 {
+		publishN(t, tp, big, sent, sent+1)
+		sent++
+		if sent > 20000 {
+			t.Fatal("the stalled client was never disconnected")
+		}
+	}
+	waitSubscribers(t, tp, 1)
+	var err error
+	for n := 0; err == nil; n++ {
+		_, err = slow.read(context.Background())
+	}
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "too slow" {
+		t.Fatalf("slow client: %v, want close 1008 \"too slow\"", err)
+	}
+	fast.conn.Close(websocket.StatusNormalClosure, "")
+	<-fastDone
+	if fastGot != sent {
+		t.Fatalf("the reading client got %d of %d", fastGot, sent)
+	}
+	waitSubscribers(t, tp, 0)
+}
+
+// TestWebSocketCodecChoice: SubscribeWebSocket takes the codec of the
+// negotiated subprotocol, and refuses a connection without one unless a
+// codec is given.
+func TestWebSocketCodecChoice(t *testing.T) {
+	tp := newTopic(t, newHub(t, nil, "a"), "codec", nil)
+	result := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		_, err = tp.SubscribeWebSocket(c, nil)
+		result <- err
+	}))
+	defer srv.Close()
+	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := <-result; !errors.Is(err, hub.ErrNoCodec) {
+		t.Fatalf("no subprotocol, no codec: %v", err)
+	}
+}
