@@ -6,7 +6,7 @@
 # Prints a markdown table (medians, min–max, ratios, targets) and writes it
 # to results/latest.md; raw runs go to results/latest.tsv.
 #
-#   bench/run.sh                 default: 3 rounds, 1.5 s per cell (~7 min)
+#   bench/run.sh                 default: 3 rounds, 1 s per cell (~7 min)
 #   QUICK=1 bench/run.sh         a few seconds: 1 round, short cells
 #   ROUNDS=5 DURATION=3s LIBS="wsrpc gws tcp" CELLS="rr-64-1k idle" bench/run.sh
 set -euo pipefail
@@ -18,15 +18,17 @@ if [ "${QUICK:-0}" = 1 ]; then
 	WARMUP=${WARMUP:-50ms}
 	IDLE_CONNS=${IDLE_CONNS:-500}
 	IDLE_SETTLE=${IDLE_SETTLE:-200ms}
-	CELLS=${CELLS:-"rr-64-1k pipe-64-1k deflate-64-1k idle"}
+	CELLS=${CELLS:-"rr-64-1k pipe-64-1k deflate-64-1k idle-handoff"}
+	MICRO=${MICRO:-0}
 fi
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-1500ms}
+DURATION=${DURATION:-1s}
 WARMUP=${WARMUP:-300ms}
 IDLE_CONNS=${IDLE_CONNS:-10000}
-IDLE_SETTLE=${IDLE_SETTLE:-1s}
+IDLE_SETTLE=${IDLE_SETTLE:-500ms}
+MICRO=${MICRO:-1}
 LIBS=${LIBS:-"wsrpc gorilla coder gws gobwas ws tcp"}
-CELLS=${CELLS:-"rr-1-16 rr-1-1k rr-1-64k rr-64-16 rr-64-1k rr-64-64k pipe-64-1k deflate-64-1k idle"}
+CELLS=${CELLS:-"rr-1-16 rr-1-1k rr-1-64k rr-64-16 rr-64-1k rr-64-64k pipe-64-1k deflate-64-1k idle idle-handoff"}
 
 work=$(mktemp -d)
 server_pid=
@@ -56,30 +58,32 @@ if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
 	srv_pin=(taskset -c 0) cli_pin=(taskset -c 1)
 fi
 
-cell_args() { # cell -> deflate flag and client args
+cell_args() { # cell -> deflate flag, handoff flag and client args
 	case "$1" in
-	rr-1-16) echo "no -scenario echo -conns 1 -size 16" ;;
-	rr-1-1k) echo "no -scenario echo -conns 1 -size 1024" ;;
-	rr-1-64k) echo "no -scenario echo -conns 1 -size 65536" ;;
-	rr-64-16) echo "no -scenario echo -conns 64 -size 16" ;;
-	rr-64-1k) echo "no -scenario echo -conns 64 -size 1024" ;;
-	rr-64-64k) echo "no -scenario echo -conns 64 -size 65536" ;;
-	pipe-64-1k) echo "no -scenario echo -conns 64 -size 1024 -inflight 16" ;;
-	deflate-64-1k) echo "yes -scenario deflate -conns 64" ;;
-	idle) echo "no -scenario idle -conns $IDLE_CONNS" ;;
+	rr-1-16) echo "no no -scenario echo -conns 1 -size 16" ;;
+	rr-1-1k) echo "no no -scenario echo -conns 1 -size 1024" ;;
+	rr-1-64k) echo "no no -scenario echo -conns 1 -size 65536" ;;
+	rr-64-16) echo "no no -scenario echo -conns 64 -size 16" ;;
+	rr-64-1k) echo "no no -scenario echo -conns 64 -size 1024" ;;
+	rr-64-64k) echo "no no -scenario echo -conns 64 -size 65536" ;;
+	pipe-64-1k) echo "no no -scenario echo -conns 64 -size 1024 -inflight 16" ;;
+	deflate-64-1k) echo "yes no -scenario deflate -conns 64" ;;
+	idle) echo "no no -scenario idle -conns $IDLE_CONNS" ;;
+	idle-handoff) echo "no yes -scenario idle -conns $IDLE_CONNS" ;;
 	*) echo "unknown cell $1" >&2; return 1 ;;
 	esac
 }
 
-start_server() { # lib deflate -> sets server_pid, server_addr
-	local lib=$1 deflate=$2 out="$work/server.out"
+start_server() { # lib deflate handoff -> sets server_pid, server_addr
+	local lib=$1 deflate=$2 handoff=$3 out="$work/server.out"
 	: >"$out"
 	if [ "$lib" = ws ]; then
 		local flag=()
 		[ "$deflate" = yes ] && flag=(--deflate)
 		"${srv_pin[@]}" node node/echoserver.js "${flag[@]}" >"$out" 2>"$work/server.err" &
 	else
-		"${srv_pin[@]}" "$work/echoserver" -lib "$lib" -deflate="$([ "$deflate" = yes ] && echo true || echo false)" >"$out" 2>"$work/server.err" &
+		"${srv_pin[@]}" "$work/echoserver" -lib "$lib" -deflate="$([ "$deflate" = yes ] && echo true || echo false)" \
+			-handoff="$([ "$handoff" = yes ] && echo true || echo false)" >"$out" 2>"$work/server.err" &
 	fi
 	server_pid=$!
 	for _ in $(seq 100); do
@@ -112,19 +116,21 @@ start=$(date +%s)
 for ((round = 0; round < ROUNDS; round++)); do
 	echo "round $((round + 1))/$ROUNDS (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 	for c in $CELLS; do
-		read -r deflate args <<<"$(cell_args "$c")"
+		read -r deflate handoff args <<<"$(cell_args "$c")"
 		for ((k = 0; k < n; k++)); do
 			lib=${libs[$(((k + round) % n))]}
 			supports "$lib" "$deflate" || continue
-			start_server "$lib" "$deflate"
+			start_server "$lib" "$deflate" "$handoff"
 			extra=()
 			[ "$lib" = tcp ] && extra+=(-tcp)
-			[ "$c" = idle ] && extra+=(-pid "$server_pid")
 			dur=$DURATION
-			[ "$c" = idle ] && dur=$IDLE_SETTLE
+			if [[ $c == idle* ]]; then
+				extra+=(-pid "$server_pid")
+				dur=$IDLE_SETTLE
+			fi
 			# shellcheck disable=SC2086
 			if line=$("${cli_pin[@]}" "$work/loadclient" -addr "$server_addr" $args -warmup "$WARMUP" -duration "$dur" "${extra[@]}" 2>&1); then
-				if [ "$c" = idle ]; then
+				if [[ $c == idle* ]]; then
 					val=$(sed -n 's/.*bytes_per_conn=\([^ ]*\).*/\1/p' <<<"$line")
 				else
 					val=$(sed -n 's/.*msgs_per_s=\([^ ]*\).*/\1/p' <<<"$line")
@@ -143,9 +149,23 @@ for ((round = 0; round < ROUNDS; round++)); do
 	done
 done
 
+micro=
+if [ "$MICRO" = 1 ]; then
+	echo "microbenchmarks (internal/micro)" >&2
+	micro=$(go test -run '^$' -bench . -benchmem -benchtime "${MICRO_TIME:-200ms}" ./internal/micro | grep -E '^Benchmark')
+fi
+
 {
 	echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -sm), $(go version | cut -d' ' -f3), node $(node --version 2>/dev/null || echo none)."
 	echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION IDLE_CONNS=$IDLE_CONNS bench/run.sh\` ($(($(date +%s) - start)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))."
 	echo
 	"$work/report" -libs "${libs[*]}" <"$raw"
+	if [ -n "$micro" ]; then
+		echo
+		echo "Microbenchmarks (\`go test -bench . -benchmem ./internal/micro\`, in memory, no sockets):"
+		echo
+		echo '```'
+		echo "$micro"
+		echo '```'
+	fi
 } | tee results/latest.md

@@ -26,33 +26,61 @@ var Libs = []string{"wsrpc", "gorilla", "coder", "gws", "gobwas", "tcp"}
 // most 64 KiB, and some libraries default to less (coder: 32 KiB).
 const maxMessage = 1 << 20
 
+// Options select the server's variant.
+type Options struct {
+	// Deflate negotiates permessage-deflate, with context takeover where
+	// the library has it.
+	Deflate bool
+	// Handoff serves each connection from a new goroutine and returns from
+	// the HTTP handler, so net/http frees what it holds for the request
+	// (buffers, request, response writer, a stack grown by the handshake).
+	// gws always works this way; the others loop inside the handler by
+	// default, as their examples do.
+	Handoff bool
+}
+
 // Supports reports whether lib has a server for the compressed scenario.
 func Supports(lib string, deflate bool) bool {
 	return !deflate || lib != "gobwas"
 }
 
+// upgrader upgrades a request and returns the echo loop for the new
+// connection, or nil if the upgrade failed (the library answered).
+type upgrader func(w http.ResponseWriter, r *http.Request) (loop func())
+
 // Serve echoes on ln with lib's server until ln is closed.
-func Serve(lib string, ln net.Listener, deflate bool) error {
-	var h http.Handler
+func Serve(lib string, ln net.Listener, o Options) error {
+	var up upgrader
 	switch lib {
 	case "tcp":
 		return serveTCP(ln)
 	case "wsrpc":
-		h = wsrpcHandler(deflate)
+		up = wsrpcUpgrader(o.Deflate)
 	case "gorilla":
-		h = gorillaHandler(deflate)
+		up = gorillaUpgrader(o.Deflate)
 	case "coder":
-		h = coderHandler(deflate)
+		up = coderUpgrader(o.Deflate)
 	case "gws":
-		h = gwsHandler(deflate)
+		up = gwsUpgrader(o.Deflate)
 	case "gobwas":
-		if deflate {
+		if o.Deflate {
 			return fmt.Errorf("gobwas: the comparison does not set up wsflate")
 		}
-		h = gobwasHandler()
+		up = gobwasUpgrader()
 	default:
 		return fmt.Errorf("unknown lib %q", lib)
 	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		loop := up(w, r)
+		if loop == nil {
+			return
+		}
+		if o.Handoff {
+			go loop()
+			return
+		}
+		loop()
+	})
 	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
 	return srv.Serve(ln)
 }
@@ -84,96 +112,102 @@ func serveTCP(ln net.Listener) error {
 }
 
 // wsrpc: Accept, then ReadAppend into a reused buffer and Write (doc.go).
-func wsrpcHandler(deflate bool) http.Handler {
+func wsrpcUpgrader(deflate bool) upgrader {
 	opts := &wsrpc.AcceptOptions{MaxMessageSize: maxMessage}
 	if deflate {
 		opts.Extensions = wsrpc.MustExtensionSet(wsrpc.PerMessageDeflate(&wsrpc.DeflateOptions{}))
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) func() {
 		c, err := wsrpc.Accept(w, r, opts)
 		if err != nil {
-			return
+			return nil
 		}
-		defer c.CloseNow()
-		ctx := context.Background()
-		var buf []byte
-		for {
-			typ, msg, err := c.ReadAppend(ctx, buf[:0])
-			if err != nil {
-				return
-			}
-			buf = msg
-			if err := c.Write(ctx, typ, msg); err != nil {
-				return
+		return func() {
+			defer c.CloseNow()
+			ctx := context.Background()
+			var buf []byte
+			for {
+				typ, msg, err := c.ReadAppend(ctx, buf[:0])
+				if err != nil {
+					return
+				}
+				buf = msg
+				if err := c.Write(ctx, typ, msg); err != nil {
+					return
+				}
 			}
 		}
-	})
+	}
 }
 
 // gorilla: NextReader/NextWriter with io.Copy, as in its autobahn server.
-func gorillaHandler(deflate bool) http.Handler {
+func gorillaUpgrader(deflate bool) upgrader {
 	up := gorilla.Upgrader{EnableCompression: deflate}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) func() {
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
-			return
+			return nil
 		}
-		defer c.Close()
-		c.SetReadLimit(maxMessage)
-		for {
-			typ, rd, err := c.NextReader()
-			if err != nil {
-				return
-			}
-			wr, err := c.NextWriter(typ)
-			if err != nil {
-				return
-			}
-			if _, err := io.Copy(wr, rd); err != nil {
-				return
-			}
-			if err := wr.Close(); err != nil {
-				return
+		return func() {
+			defer c.Close()
+			c.SetReadLimit(maxMessage)
+			for {
+				typ, rd, err := c.NextReader()
+				if err != nil {
+					return
+				}
+				wr, err := c.NextWriter(typ)
+				if err != nil {
+					return
+				}
+				if _, err := io.Copy(wr, rd); err != nil {
+					return
+				}
+				if err := wr.Close(); err != nil {
+					return
+				}
 			}
 		}
-	})
+	}
 }
 
 // coder: Reader/Writer with io.Copy, as in its echo example.
-func coderHandler(deflate bool) http.Handler {
+func coderUpgrader(deflate bool) upgrader {
 	opts := &coder.AcceptOptions{CompressionMode: coder.CompressionDisabled}
 	if deflate {
 		opts.CompressionMode = coder.CompressionContextTakeover
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) func() {
 		c, err := coder.Accept(w, r, opts)
 		if err != nil {
-			return
+			return nil
 		}
-		defer c.CloseNow()
-		c.SetReadLimit(maxMessage)
-		ctx := context.Background()
-		for {
-			typ, rd, err := c.Reader(ctx)
-			if err != nil {
-				return
-			}
-			wr, err := c.Writer(ctx, typ)
-			if err != nil {
-				return
-			}
-			if _, err := io.Copy(wr, rd); err != nil {
-				return
-			}
-			if err := wr.Close(); err != nil {
-				return
+		return func() {
+			defer c.CloseNow()
+			c.SetReadLimit(maxMessage)
+			ctx := context.Background()
+			for {
+				typ, rd, err := c.Reader(ctx)
+				if err != nil {
+					return
+				}
+				wr, err := c.Writer(ctx, typ)
+				if err != nil {
+					return
+				}
+				if _, err := io.Copy(wr, rd); err != nil {
+					return
+				}
+				if err := wr.Close(); err != nil {
+					return
+				}
 			}
 		}
-	})
+	}
 }
 
 // gws: event-driven, an Upgrader in a net/http handler and ReadLoop in a
-// goroutine (its README's "best practice").
+// goroutine (its README's "best practice"; the handler always returns).
 type gwsEcho struct{ gws.BuiltinEventHandler }
 
 func (gwsEcho) OnMessage(socket *gws.Conn, message *gws.Message) {
@@ -181,7 +215,7 @@ func (gwsEcho) OnMessage(socket *gws.Conn, message *gws.Message) {
 	_ = socket.WriteMessage(message.Opcode, message.Bytes())
 }
 
-func gwsHandler(deflate bool) http.Handler {
+func gwsUpgrader(deflate bool) upgrader {
 	up := gws.NewUpgrader(gwsEcho{}, &gws.ServerOption{
 		ReadMaxPayloadSize: maxMessage,
 		PermessageDeflate: gws.PermessageDeflate{
@@ -190,58 +224,61 @@ func gwsHandler(deflate bool) http.Handler {
 			ClientContextTakeover: true,
 		},
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) func() {
 		socket, err := up.Upgrade(w, r)
 		if err != nil {
-			return
+			return nil
 		}
 		go socket.ReadLoop()
-	})
+		return nil
+	}
 }
 
 // gobwas: UpgradeHTTP, then the README's middle-level loop (wsutil.Reader
 // NextFrame, wsutil.Writer Reset, io.Copy, Flush), reading through the
 // hijacked bufio.Reader rather than one system call per header field.
-func gobwasHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func gobwasUpgrader() upgrader {
+	return func(w http.ResponseWriter, r *http.Request) func() {
 		conn, rw, _, err := ws.UpgradeHTTP(r, w)
 		if err != nil {
-			return
+			return nil
 		}
-		defer conn.Close()
-		var src io.Reader = conn
-		if rw != nil && rw.Reader != nil {
-			src = rw.Reader
-		}
-		state := ws.StateServerSide
-		reader := &wsutil.Reader{
-			Source:         src,
-			State:          state,
-			MaxFrameSize:   maxMessage,
-			OnIntermediate: wsutil.ControlFrameHandler(conn, state),
-		}
-		writer := wsutil.NewWriter(conn, state, ws.OpBinary)
-		for {
-			hdr, err := reader.NextFrame()
-			if err != nil {
-				return
+		return func() {
+			defer conn.Close()
+			var src io.Reader = conn
+			if rw != nil && rw.Reader != nil {
+				src = rw.Reader
 			}
-			if hdr.OpCode.IsControl() {
-				if hdr.OpCode == ws.OpClose {
+			state := ws.StateServerSide
+			reader := &wsutil.Reader{
+				Source:         src,
+				State:          state,
+				MaxFrameSize:   maxMessage,
+				OnIntermediate: wsutil.ControlFrameHandler(conn, state),
+			}
+			writer := wsutil.NewWriter(conn, state, ws.OpBinary)
+			for {
+				hdr, err := reader.NextFrame()
+				if err != nil {
 					return
 				}
-				if err := wsutil.ControlFrameHandler(conn, state)(hdr, reader); err != nil {
+				if hdr.OpCode.IsControl() {
+					if hdr.OpCode == ws.OpClose {
+						return
+					}
+					if err := wsutil.ControlFrameHandler(conn, state)(hdr, reader); err != nil {
+						return
+					}
+					continue
+				}
+				writer.Reset(conn, state, hdr.OpCode)
+				if _, err := io.Copy(writer, reader); err != nil {
 					return
 				}
-				continue
-			}
-			writer.Reset(conn, state, hdr.OpCode)
-			if _, err := io.Copy(writer, reader); err != nil {
-				return
-			}
-			if err := writer.Flush(); err != nil {
-				return
+				if err := writer.Flush(); err != nil {
+					return
+				}
 			}
 		}
-	})
+	}
 }

@@ -74,11 +74,11 @@ func Run(cfg Config) (Result, error) {
 // messages is what a connection sends: message i is body(i), and for
 // deflate its compressed form comp(i).
 type messages struct {
-	text     bool
-	mu       sync.Mutex
-	pat      []byte   // echo: the payload, with i in its first 8 bytes
-	jsons    [][]byte // deflate: distinct JSON-like texts, sent in a cycle
-	comp     map[int][][]byte // by client window bits; 0: no context takeover
+	text  bool
+	mu    sync.Mutex
+	pat   []byte           // echo: the payload, with i in its first 8 bytes
+	jsons [][]byte         // deflate: distinct JSON-like texts, sent in a cycle
+	comp  map[int][][]byte // by client window bits; 0: no context takeover
 }
 
 // compressed returns the compressed messages for a connection's terms.

@@ -47,7 +47,7 @@ func TestEveryGoServer(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer ln.Close()
-				go echo.Serve(lib, ln, deflate)
+				go echo.Serve(lib, ln, echo.Options{Deflate: deflate, Handoff: sc.name == "idle-50"})
 				cfg := short(sc.cfg)
 				cfg.Addr = ln.Addr().String()
 				cfg.Raw = lib == "tcp"
