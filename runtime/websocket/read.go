@@ -215,6 +215,11 @@ func (c *Conn) readHeader() error {
 	c.consumed()
 	h := &c.rh
 	c.rleft = h.length
+	if h.length >= smallBufSize {
+		// A large payload is read straight into the destination; a large
+		// read buffer would only add a copy.
+		c.rbig = false
+	}
 	c.rmaskPos = 0
 	if c.frameExts {
 		if err := c.transformIncoming(); err != nil {
