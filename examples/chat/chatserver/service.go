@@ -1,0 +1,361 @@
+// Package chatserver is the chat service of examples/chat: rooms whose
+// activity is broadcast through a runtime/hub topic, a WebSocket session
+// per member (ChatService.Chat) and an SSE feed per watcher
+// (ChatService.Watch) with ids and resumption.
+//
+// Each room is one topic, "chat.room.<room>", of WatchResponse messages.
+// A Chat session publishes its join, its messages and its departure there
+// and subscribes to it to receive the room's activity; a Watch stream
+// reads the topic's replay store (an activityLog) from a cursor, woken by
+// a subscription, so its event ids are the hub's ("<node>-<seq>", the
+// same on every node) and a reconnecting EventSource resumes on any node
+// that saw its last event.
+package chatserver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/wsrpc/wsrpc"
+	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
+	"github.com/wsrpc/wsrpc/gen/examples/chat/v1/chatv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/hub"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// Limits on what members send and on what the server keeps.
+const (
+	DefaultRoom    = "lobby"
+	MaxNameLen     = 32   // runes in a member's name
+	MaxTextLen     = 1000 // runes in one message
+	MaxRooms       = 256  // rooms one node serves
+	DefaultHistory = 500  // events kept per room for replay
+	// watchBacklog is how much recent activity a fresh watcher starts with.
+	watchBacklog = 50
+)
+
+// Options configures a Service. A nil *Options means all defaults.
+type Options struct {
+	// History is the number of events each room keeps for watchers that
+	// resume with Last-Event-ID. Default DefaultHistory.
+	History int
+	// Logger receives what has no caller to return to (broker failures).
+	// Default: discard.
+	Logger *log.Logger
+}
+
+// Service implements chatv1wsrpc.ChatServiceHandler on a hub.
+//
+// Concurrency: safe for concurrent use; mu guards rooms, closed and the
+// session count's additions.
+type Service struct {
+	chatv1wsrpc.UnimplementedChatServiceHandler
+
+	hub     *hub.Hub
+	history int
+	logger  *log.Logger
+	stop    context.Context // done when Close starts
+	cancel  context.CancelFunc
+
+	mu       sync.Mutex
+	rooms    map[string]*room
+	closed   bool
+	sessions sync.WaitGroup // Chat handlers running
+}
+
+// room is one topic and its activity log.
+type room struct {
+	name  string
+	topic *hub.Topic[*chatv1.WatchResponse]
+	log   *activityLog
+}
+
+// New returns a service whose rooms are topics on h.
+func New(h *hub.Hub, opts *Options) *Service {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.History <= 0 {
+		o.History = DefaultHistory
+	}
+	if o.Logger == nil {
+		o.Logger = log.New(io.Discard, "", 0)
+	}
+	stop, cancel := context.WithCancel(context.Background())
+	return &Service{hub: h, history: o.History, logger: o.Logger, stop: stop, cancel: cancel, rooms: make(map[string]*room)}
+}
+
+// Handler returns the path and handler to mount the service on. SSE
+// streams send a heartbeat comment every 15 s so idle feeds survive
+// proxies.
+func (s *Service) Handler() (string, http.Handler) {
+	return chatv1wsrpc.NewChatServiceHandler(s, wsrpc.WithSSEOptions(&sse.StreamOptions{
+		Heartbeat:    15 * time.Second,
+		WriteTimeout: 10 * time.Second,
+	}))
+}
+
+// Close ends every Chat session with CodeUnavailable ("server shutting
+// down") and waits for their handlers; later sessions are refused. Watch
+// streams end with their requests' contexts (the http.Server's), without
+// an end event, so clients reconnect elsewhere or later. Close does not
+// close the hub. Idempotent.
+func (s *Service) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.sessions.Wait()
+}
+
+// room returns the room called name, creating its topic on first use.
+func (s *Service) room(name string) (*room, error) {
+	if name == "" {
+		name = DefaultRoom
+	}
+	if !validRoom(name) {
+		return nil, wsrpc.Errorf(wsrpc.CodeInvalidArgument, "room %q: use 1 to 32 lowercase letters, digits, '-' or '_'", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.rooms[name]; ok {
+		return r, nil
+	}
+	if len(s.rooms) >= MaxRooms {
+		return nil, wsrpc.Errorf(wsrpc.CodeResourceExhausted, "this server has %d rooms already", MaxRooms)
+	}
+	r := &room{name: name, log: newActivityLog(s.history)}
+	t, err := hub.NewTopic(s.hub, "chat.room."+name, &hub.TopicOptions[*chatv1.WatchResponse]{
+		// A member who falls 64 events behind is disconnected rather than
+		// shown a conversation with holes.
+		Policy:    hub.Disconnect,
+		SSECodec:  eventData{},
+		EventType: eventType,
+		Replay:    r.log,
+	})
+	if err != nil {
+		return nil, wsrpc.NewError(wsrpc.CodeUnavailable, err)
+	}
+	r.topic = t
+	s.rooms[name] = r
+	return r, nil
+}
+
+// publish sends ev to the room on every node. The local subscribers have
+// it even when the broker fails, so a failure is logged, not returned.
+func (s *Service) publish(r *room, ev *chatv1.WatchResponse) {
+	if err := r.topic.Publish(context.Background(), ev); err != nil {
+		s.logger.Printf("chat: room %s: %v", r.name, err)
+	}
+}
+
+// Chat is one member's session: a join, then text until the client is
+// done. The member receives the room's activity, its own included.
+func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequest, chatv1.ChatResponse]) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return wsrpc.Errorf(wsrpc.CodeUnavailable, "server shutting down")
+	}
+	s.sessions.Add(1)
+	s.mu.Unlock()
+	defer s.sessions.Done()
+	// Close, from another goroutine: the loop below is blocked receiving
+	// and ends when the client answers the close.
+	defer context.AfterFunc(s.stop, func() { st.Close(wsrpc.CodeUnavailable, "server shutting down") })()
+
+	first, err := st.Receive()
+	if errors.Is(err, io.EOF) {
+		return wsrpc.Errorf(wsrpc.CodeInvalidArgument, "the first request must be a join")
+	}
+	if err != nil {
+		return err
+	}
+	join := first.GetJoin()
+	if join == nil {
+		return wsrpc.Errorf(wsrpc.CodeInvalidArgument, "the first request must be a join")
+	}
+	name, err := cleanName(join.GetName())
+	if err != nil {
+		return err
+	}
+	r, err := s.room(join.GetRoom())
+	if err != nil {
+		return err
+	}
+	welcome := &chatv1.Welcome{Room: r.name, Name: name, Node: s.hub.NodeID()}
+	if err := st.Send(&chatv1.ChatResponse{Event: &chatv1.ChatResponse_Welcome{Welcome: welcome}}); err != nil {
+		return err
+	}
+
+	// The subscription's writer goroutine sends the room's activity; Send
+	// is safe alongside this goroutine's Receive.
+	sub, err := r.topic.SubscribeFunc(func(ev *chatv1.WatchResponse) error {
+		return st.Send(toChat(ev))
+	})
+	if err != nil {
+		return wsrpc.NewError(wsrpc.CodeUnavailable, err)
+	}
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		<-sub.Done()
+		switch err := sub.Err(); {
+		case errors.Is(err, hub.ErrSlowConsumer):
+			st.Close(wsrpc.CodeResourceExhausted, "too slow: fell behind the room")
+		case errors.Is(err, hub.ErrClosed):
+			st.Close(wsrpc.CodeUnavailable, "room closed")
+		}
+		// nil: the handler closed it; another error: a failed send, the
+		// connection is gone and the handler's Receive fails too.
+	})
+	s.publish(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_Joined{Joined: &chatv1.Joined{
+		Room: r.name, Name: name, Time: timestamppb.Now(),
+	}}})
+	defer func() {
+		sub.Close()
+		watch.Wait()
+		s.publish(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_Left{Left: &chatv1.Left{
+			Room: r.name, Name: name, Time: timestamppb.Now(),
+		}}})
+	}()
+
+	for req, err := range st.All() {
+		if err != nil {
+			return err
+		}
+		if req.GetJoin() != nil {
+			return wsrpc.Errorf(wsrpc.CodeInvalidArgument, "already joined %s as %s", r.name, name)
+		}
+		text, err := cleanText(req.GetText())
+		if err != nil {
+			return err
+		}
+		s.publish(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_Message{Message: &chatv1.Message{
+			Room: r.name, From: name, Text: text, Time: timestamppb.Now(),
+		}}})
+	}
+	return nil
+}
+
+// Watch streams the room's activity: the recent history (or, for a client
+// resuming with Last-Event-ID, everything after that event), then every
+// event as it is recorded. Events are read from the room's log with a
+// cursor, so each is sent once, in order, with the hub's id; a
+// subscription only wakes the loop.
+func (s *Service) Watch(ctx context.Context, req *chatv1.WatchRequest, st *wsrpc.ServerStream[chatv1.WatchResponse]) error {
+	r, err := s.room(req.GetRoom())
+	if err != nil {
+		return err
+	}
+	wake := make(chan struct{}, 1)
+	sub, err := r.topic.SubscribeFunc(func(*chatv1.WatchResponse) error {
+		select {
+		case wake <- struct{}{}:
+		default: // a wake-up is pending; it will read this event too
+		}
+		return nil
+	})
+	if err != nil {
+		return wsrpc.NewError(wsrpc.CodeUnavailable, err)
+	}
+	defer sub.Close()
+	// Subscribed before reading the log: an event recorded from now on
+	// wakes the loop, so none falls between the backlog and live events.
+	cursor := st.LastEventID()
+	var backlog []sse.Event
+	if cursor != "" {
+		backlog, err = r.log.Since(cursor)
+	}
+	if cursor == "" || errors.Is(err, sse.ErrUnknownID) {
+		// A fresh watcher, or one resuming from an event this node never
+		// saw or no longer holds: start over with recent history (a page
+		// drops the events it already shows by id).
+		backlog = r.log.Tail(watchBacklog)
+		cursor = ""
+	} else if err != nil {
+		return wsrpc.NewError(wsrpc.CodeInternal, err)
+	}
+	for {
+		for _, ev := range backlog {
+			if err := st.SendEvent(ev); err != nil {
+				return err
+			}
+			cursor = ev.ID
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sub.Done():
+			return wsrpc.Errorf(wsrpc.CodeUnavailable, "room closed")
+		case <-wake:
+		}
+		if backlog, err = r.log.After(cursor); err != nil {
+			// The watcher fell a whole log behind; it must start over.
+			return wsrpc.Errorf(wsrpc.CodeResourceExhausted, "fell behind the room's activity: %v", err)
+		}
+	}
+}
+
+// toChat is the session form of a room event.
+func toChat(ev *chatv1.WatchResponse) *chatv1.ChatResponse {
+	switch e := ev.GetEvent().(type) {
+	case *chatv1.WatchResponse_Joined:
+		return &chatv1.ChatResponse{Event: &chatv1.ChatResponse_Joined{Joined: e.Joined}}
+	case *chatv1.WatchResponse_Left:
+		return &chatv1.ChatResponse{Event: &chatv1.ChatResponse_Left{Left: e.Left}}
+	case *chatv1.WatchResponse_Message:
+		return &chatv1.ChatResponse{Event: &chatv1.ChatResponse_Message{Message: e.Message}}
+	}
+	return &chatv1.ChatResponse{}
+}
+
+// eventType is the SSE event type of a room event: its oneof case's name.
+func eventType(ev *chatv1.WatchResponse) string {
+	rm := ev.ProtoReflect()
+	if fd := rm.WhichOneof(rm.Descriptor().Oneofs().Get(0)); fd != nil {
+		return string(fd.Name())
+	}
+	return ""
+}
+
+func validRoom(name string) bool {
+	if len(name) == 0 || len(name) > 32 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func cleanName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if n := utf8.RuneCountInString(name); n == 0 || n > MaxNameLen || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return "", wsrpc.Errorf(wsrpc.CodeInvalidArgument, "name %q: use 1 to %d printable characters", name, MaxNameLen)
+	}
+	return name, nil
+}
+
+func cleanText(text string) (string, error) {
+	text = strings.TrimSpace(text)
+	if n := utf8.RuneCountInString(text); n == 0 || n > MaxTextLen {
+		return "", wsrpc.Errorf(wsrpc.CodeInvalidArgument, "a message has 1 to %d characters", MaxTextLen)
+	}
+	if strings.IndexFunc(text, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0 {
+		return "", wsrpc.Errorf(wsrpc.CodeInvalidArgument, "a message has no control characters")
+	}
+	return text, nil
+}

@@ -1,0 +1,119 @@
+// Command client joins a room of examples/chat from a terminal with the
+// generated Go client: each line typed is sent to the room, and the room's
+// activity is printed as it happens.
+//
+//	go run ./examples/chat/client -name Ada            # msgpack
+//	go run ./examples/chat/client -name Ada -codec proto -room gophers
+//
+// End input (Ctrl-D) to leave; Ctrl-C also leaves.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/wsrpc/wsrpc"
+	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
+	"github.com/wsrpc/wsrpc/gen/examples/chat/v1/chatv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/codec"
+)
+
+// config is what the flags set.
+type config struct {
+	URL   string // the chat server's base URL
+	Name  string
+	Room  string
+	Codec string // "msgpack" or "proto"
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.URL, "url", "http://localhost:8080", "the chat server's base `URL`")
+	flag.StringVar(&cfg.Name, "name", os.Getenv("USER"), "your display `name`")
+	flag.StringVar(&cfg.Room, "room", "lobby", "the `room` to join")
+	flag.StringVar(&cfg.Codec, "codec", codec.NameMsgpack, "wire `codec`: msgpack or proto")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdin, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run joins cfg.Room as cfg.Name, sends every line of in as a message and
+// prints the room's activity to out until in ends (then it leaves and
+// returns nil once the server has closed the session), ctx is done, or
+// the session fails.
+func run(ctx context.Context, cfg config, in io.Reader, out io.Writer) error {
+	var cd codec.Codec
+	switch cfg.Codec {
+	case codec.NameMsgpack:
+		cd = codec.Msgpack
+	case codec.NameProto:
+		cd = codec.Proto
+	default:
+		return fmt.Errorf("unknown codec %q: use msgpack or proto", cfg.Codec)
+	}
+	client := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, cfg.URL, wsrpc.WithCodecs(cd))
+	st, err := client.Chat(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Room: cfg.Room, Name: cfg.Name}}}); err != nil {
+		return err
+	}
+	first, err := st.Receive()
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	w := first.GetWelcome()
+	if w == nil {
+		return errors.New("join: the server sent no welcome")
+	}
+	fmt.Fprintf(out, "joined #%s as %s (node %s, codec %s)\n", w.GetRoom(), w.GetName(), w.GetNode(), st.Codec().Name())
+
+	// Lines go out from their own goroutine; Send is safe alongside Receive.
+	go func() {
+		sc := bufio.NewScanner(in)
+		for sc.Scan() {
+			if sc.Text() == "" {
+				continue
+			}
+			if st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: sc.Text()}}) != nil {
+				return // the session ended; Receive reports why
+			}
+		}
+		st.CloseSend() // leave: the server ends the session
+	}()
+	for ev, err := range st.All() {
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out, format(ev))
+	}
+	return nil
+}
+
+// format is one line of the room's activity.
+func format(ev *chatv1.ChatResponse) string {
+	switch e := ev.GetEvent().(type) {
+	case *chatv1.ChatResponse_Message:
+		m := e.Message
+		return fmt.Sprintf("%s <%s> %s", m.GetTime().AsTime().Local().Format("15:04:05"), m.GetFrom(), m.GetText())
+	case *chatv1.ChatResponse_Joined:
+		return fmt.Sprintf("%s * %s joined", e.Joined.GetTime().AsTime().Local().Format("15:04:05"), e.Joined.GetName())
+	case *chatv1.ChatResponse_Left:
+		return fmt.Sprintf("%s * %s left", e.Left.GetTime().AsTime().Local().Format("15:04:05"), e.Left.GetName())
+	}
+	return "? unknown event"
+}

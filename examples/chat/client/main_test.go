@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc"
+	"github.com/wsrpc/wsrpc/examples/chat/chatserver"
+	"github.com/wsrpc/wsrpc/runtime/hub"
+)
+
+// startServer serves the chat service in-process on 127.0.0.1.
+func startServer(t *testing.T) string {
+	t.Helper()
+	h, err := hub.New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := chatserver.New(h, nil)
+	mux := http.NewServeMux()
+	mux.Handle(svc.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { svc.Close(); srv.Close(); h.Close() })
+	return srv.URL
+}
+
+// output collects what run prints, line by line.
+type output struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.lines = append(o.lines, strings.Split(strings.TrimRight(string(p), "\n"), "\n")...)
+	return len(p), nil
+}
+
+// wait waits until a line contains want.
+func (o *output) wait(t *testing.T, who, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		o.mu.Lock()
+		for _, l := range o.lines {
+			if strings.Contains(l, want) {
+				o.mu.Unlock()
+				return
+			}
+		}
+		o.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	t.Fatalf("%s never printed %q; printed:\n%s", who, want, strings.Join(o.lines, "\n"))
+}
+
+// member is one run of the client with its input and output.
+type member struct {
+	in   *io.PipeWriter
+	out  *output
+	done chan error
+}
+
+func join(t *testing.T, url, name, cd string) *member {
+	t.Helper()
+	pr, pw := io.Pipe()
+	m := &member{in: pw, out: &output{}, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { m.done <- run(ctx, config{URL: url, Name: name, Room: "lobby", Codec: cd}, pr, m.out) }()
+	t.Cleanup(func() { cancel(); pw.Close() })
+	return m
+}
+
+func (m *member) say(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(m.in, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// leave ends the input and waits for run to return.
+func (m *member) leave(t *testing.T) {
+	t.Helper()
+	m.in.Close()
+	select {
+	case err := <-m.done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after its input ended")
+	}
+}
+
+// TestClientChat: two terminal clients, one on msgpack and one on
+// protobuf, join the same room through the generated client; each line
+// one types reaches both, joins and departures are shown, and ending the
+// input leaves the room cleanly (run returns nil).
+func TestClientChat(t *testing.T) {
+	url := startServer(t)
+	ada := join(t, url, "ada", "msgpack")
+	ada.out.wait(t, "ada", "joined #lobby as ada (node ")
+	ada.out.wait(t, "ada", "codec msgpack)")
+	bob := join(t, url, "bob", "proto")
+	bob.out.wait(t, "bob", "codec proto)")
+	ada.out.wait(t, "ada", "* bob joined")
+
+	ada.say(t, "hello from ada")
+	bob.say(t, "hi ada, bob here")
+	for _, m := range []struct {
+		who string
+		o   *output
+	}{{"ada", ada.out}, {"bob", bob.out}} {
+		m.o.wait(t, m.who, "<ada> hello from ada")
+		m.o.wait(t, m.who, "<bob> hi ada, bob here")
+	}
+	ada.leave(t)
+	bob.out.wait(t, "bob", "* ada left")
+	bob.leave(t)
+}
+
+// TestClientRefused: a bad flag value and a join the server refuses are
+// errors from run, the latter with the server's code.
+func TestClientRefused(t *testing.T) {
+	url := startServer(t)
+	ctx := context.Background()
+	if err := run(ctx, config{URL: url, Name: "ada", Codec: "xml"}, strings.NewReader(""), io.Discard); err == nil || !strings.Contains(err.Error(), "unknown codec") {
+		t.Fatalf("codec xml: %v", err)
+	}
+	err := run(ctx, config{URL: url, Name: "   ", Room: "lobby", Codec: "proto"}, strings.NewReader(""), io.Discard)
+	if wsrpc.CodeOf(err) != wsrpc.CodeInvalidArgument {
+		t.Fatalf("blank name: %v, want invalid_argument", err)
+	}
+	err = run(ctx, config{URL: url, Name: "ada", Room: "No Spaces", Codec: "msgpack"}, strings.NewReader(""), io.Discard)
+	if wsrpc.CodeOf(err) != wsrpc.CodeInvalidArgument {
+		t.Fatalf("bad room: %v, want invalid_argument", err)
+	}
+}

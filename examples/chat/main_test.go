@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc"
+	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
+	"github.com/wsrpc/wsrpc/gen/examples/chat/v1/chatv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// startChat runs the server with cfg on a free port of 127.0.0.1 and
+// returns its base URL and stop, which cancels run and returns its result
+// (bounded); the test's cleanup stops it too.
+func startChat(t *testing.T, cfg config) (url string, stop func() error) {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, cfg, pw)
+		pw.Close()
+		done <- err
+	}()
+	var result error
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return result
+		}
+		stopped = true
+		cancel()
+		select {
+		case result = <-done:
+		case <-time.After(15 * time.Second):
+			result = errors.New("run did not return after cancel")
+		}
+		return result
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the listening line: %v", err)
+	}
+	go io.Copy(io.Discard, pr) // log lines; never block run
+	m := regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("listening line %q, want \"listening on http://127.0.0.1:PORT\"", line)
+	}
+	return m[1], stop
+}
+
+// session joins room as name with the generated client and returns the
+// stream once its own join has come back.
+func session(t *testing.T, ctx context.Context, url, room, name string, cd codec.Codec) (*wsrpc.BidiStreamForClient[chatv1.ChatRequest, chatv1.ChatResponse], *chatv1.Welcome) {
+	t.Helper()
+	client := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, url, wsrpc.WithCodecs(cd))
+	st, err := client.Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Room: room, Name: name}}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Receive()
+	if err != nil {
+		t.Fatalf("%s: welcome: %v", name, err)
+	}
+	if res.GetWelcome() == nil {
+		t.Fatalf("%s: first response %v, want a welcome", name, res)
+	}
+	// The member's own join is published after the welcome: wait for it,
+	// so members joined one after another are in that order everywhere.
+	for {
+		ev, err := st.Receive()
+		if err != nil {
+			t.Fatalf("%s: waiting for the own join: %v", name, err)
+		}
+		if ev.GetJoined().GetName() == name {
+			break
+		}
+	}
+	return st, res.GetWelcome()
+}
+
+// nextChat receives until a message event arrives and returns it,
+// failing on anything but joins and departures first.
+func nextMessage(t *testing.T, st *wsrpc.BidiStreamForClient[chatv1.ChatRequest, chatv1.ChatResponse]) *chatv1.Message {
+	t.Helper()
+	for {
+		res, err := st.Receive()
+		if err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+		if m := res.GetMessage(); m != nil {
+			return m
+		}
+		if res.GetJoined() == nil && res.GetLeft() == nil {
+			t.Fatalf("unexpected %v", res)
+		}
+	}
+}
+
+func say(t *testing.T, st *wsrpc.BidiStreamForClient[chatv1.ChatRequest, chatv1.ChatResponse], text string) {
+	t.Helper()
+	if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: text}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// watched is one event of the activity feed: its SSE id and a summary.
+type watched struct{ id, what string }
+
+func summary(ev *chatv1.WatchResponse) string {
+	switch e := ev.GetEvent().(type) {
+	case *chatv1.WatchResponse_Joined:
+		return "joined " + e.Joined.GetRoom() + " " + e.Joined.GetName()
+	case *chatv1.WatchResponse_Left:
+		return "left " + e.Left.GetRoom() + " " + e.Left.GetName()
+	case *chatv1.WatchResponse_Message:
+		return "message " + e.Message.GetRoom() + " " + e.Message.GetFrom() + ": " + e.Message.GetText()
+	}
+	return "?"
+}
+
+// watch receives n events of the feed.
+func watch(t *testing.T, st *wsrpc.ServerStreamForClient[chatv1.WatchResponse], n int) []watched {
+	t.Helper()
+	var out []watched
+	for len(out) < n {
+		ev, err := st.Receive()
+		if err != nil {
+			t.Fatalf("watch after %v: %v", out, err)
+		}
+		out = append(out, watched{st.LastEventID(), summary(ev)})
+	}
+	return out
+}
+
+func whats(ws []watched) string {
+	s := make([]string, len(ws))
+	for i, w := range ws {
+		s[i] = w.what
+	}
+	return strings.Join(s, " | ")
+}
+
+// TestChat: the page and its assets are served; two members on
+// different codecs (JSON as the page speaks it, msgpack) see each other's
+// messages; the activity feed, read with the generated SSE client, shows
+// the joins and messages of its room only, with hub ids; a feed resumed
+// with Last-Event-ID gets exactly the events after it; bad joins are
+// refused with invalid_argument; and on shutdown the sessions are closed
+// with unavailable while run returns nil.
+func TestChat(t *testing.T) {
+	url, stop := startChat(t, config{NodeID: "n1"})
+	for path, want := range map[string]string{
+		"/":          "text/html",
+		"/app.js":    "text/javascript",
+		"/style.css": "text/css",
+	} {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) {
+			t.Fatalf("GET %s: %s %q, want 200 %s", path, resp.Status, resp.Header.Get("Content-Type"), want)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	client := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, url)
+	feed, err := client.Watch(ctx, &chatv1.WatchRequest{Room: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feed.Close()
+
+	ada, w := session(t, ctx, url, "lobby", "Ada", codec.JSON)
+	if w.GetRoom() != "lobby" || w.GetName() != "Ada" || w.GetNode() != "n1" {
+		t.Fatalf("welcome %v", w)
+	}
+	if got := ada.Codec().Name(); got != codec.NameJSON {
+		t.Fatalf("codec %s", got)
+	}
+	bob, _ := session(t, ctx, url, "", "Bob", codec.Msgpack) // "" is the lobby
+	other, _ := session(t, ctx, url, "elsewhere", "Eve", codec.Proto)
+	say(t, other, "not in the lobby")
+	say(t, ada, "hello, Bob")
+	for _, st := range []*wsrpc.BidiStreamForClient[chatv1.ChatRequest, chatv1.ChatResponse]{ada, bob} {
+		if m := nextMessage(t, st); m.GetFrom() != "Ada" || m.GetText() != "hello, Bob" || m.GetRoom() != "lobby" || m.GetTime() == nil {
+			t.Fatalf("message %v", m)
+		}
+	}
+	say(t, bob, "  hi Ada  ")
+	if m := nextMessage(t, ada); m.GetFrom() != "Bob" || m.GetText() != "hi Ada" {
+		t.Fatalf("message %v", m)
+	}
+
+	got := watch(t, feed, 4)
+	if want := "joined lobby Ada | joined lobby Bob | message lobby Ada: hello, Bob | message lobby Bob: hi Ada"; whats(got) != want {
+		t.Fatalf("feed %q, want %q", whats(got), want)
+	}
+	for i, w := range got {
+		if !regexp.MustCompile(`^n1-\d+$`).MatchString(w.id) || i > 0 && w.id == got[i-1].id {
+			t.Fatalf("event ids %v", got)
+		}
+	}
+
+	// Resume from the first join: the three later events, nothing else.
+	resumed := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, url, wsrpc.WithSSEClientOptions(&sse.ClientOptions{LastEventID: got[0].id}))
+	feed2, err := resumed.Watch(ctx, &chatv1.WatchRequest{Room: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feed2.Close()
+	say(t, ada, "after the resume")
+	if again := watch(t, feed2, 4); whats(again) != whats(append(got[1:], watched{what: "message lobby Ada: after the resume"})) {
+		t.Fatalf("resumed feed %q", whats(again))
+	}
+
+	// Refusals: the first request must be a join with a valid name.
+	for name, first := range map[string]*chatv1.ChatRequest{
+		"text first": {Kind: &chatv1.ChatRequest_Text{Text: "hi"}},
+		"long name":  {Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Name: strings.Repeat("x", 33)}}},
+		"bad room":   {Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Name: "x", Room: "../etc"}}},
+	} {
+		st, err := client.Chat(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(first); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Receive(); wsrpc.CodeOf(err) != wsrpc.CodeInvalidArgument {
+			t.Fatalf("%s: %v, want invalid_argument", name, err)
+		}
+		st.Close()
+	}
+
+	// Shutdown: members still reading (and so answering the close) are
+	// told why.
+	ada.Close()
+	other.Close()
+	bobErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := bob.Receive(); err != nil {
+				bobErr <- err
+				return
+			}
+		}
+	}()
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if err := <-bobErr; wsrpc.CodeOf(err) != wsrpc.CodeUnavailable || !strings.Contains(err.Error(), "shutting down") {
+		t.Fatalf("after shutdown: %v, want unavailable: server shutting down", err)
+	}
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/wsrpc/wsrpc"
+	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
+	"github.com/wsrpc/wsrpc/gen/examples/chat/v1/chatv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// startNATS runs an embedded nats-server on a free port of 127.0.0.1.
+func startNATS(t *testing.T) string {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s.ClientURL()
+}
+
+// TestTwoNodes: two chat processes (run twice) on one NATS server share
+// their rooms: a member on node A and one on node B (Go clients, msgpack
+// and protobuf) see each other's joins and messages, and a feed opened on
+// node B carries node A's events with node A's ids, and resumes on node
+// A from one of them.
+func TestTwoNodes(t *testing.T) {
+	nurl := startNATS(t)
+	urlA, _ := startChat(t, config{NATSURL: nurl, NodeID: "node_a"})
+	urlB, _ := startChat(t, config{NATSURL: nurl, NodeID: "node_b"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// Rooms are created on first use on each node: Bob's join on B
+	// creates the room there before Ada's messages are published on A.
+	bob, wb := session(t, ctx, urlB, "gophers", "Bob", codec.Proto)
+	feedB, err := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, urlB).Watch(ctx, &chatv1.WatchRequest{Room: "gophers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feedB.Close()
+	ada, wa := session(t, ctx, urlA, "gophers", "Ada", codec.Msgpack)
+	if wa.GetNode() != "node_a" || wb.GetNode() != "node_b" {
+		t.Fatalf("welcomes %v and %v", wa, wb)
+	}
+	if ev, err := bob.Receive(); err != nil || ev.GetJoined().GetName() != "Ada" {
+		t.Fatalf("Bob on B: %v, %v; want Ada's join from A", ev, err)
+	}
+	say(t, ada, "sent on node A")
+	if m := nextMessage(t, bob); m.GetFrom() != "Ada" || m.GetText() != "sent on node A" {
+		t.Fatalf("Bob on B got %v", m)
+	}
+	say(t, bob, "and B answers")
+	if m := nextMessage(t, ada); m.GetFrom() != "Ada" || m.GetText() != "sent on node A" {
+		t.Fatalf("Ada got %v first, want her own message", m)
+	}
+	if m := nextMessage(t, ada); m.GetFrom() != "Bob" || m.GetText() != "and B answers" {
+		t.Fatalf("Ada on A got %v", m)
+	}
+
+	// The feed on B starts with B's history (Bob's join), then what both
+	// nodes publish, each event under its publisher's id.
+	got := watch(t, feedB, 4)
+	if want := "joined gophers Bob | joined gophers Ada | message gophers Ada: sent on node A | message gophers Bob: and B answers"; whats(got) != want {
+		t.Fatalf("feed on B %q, want %q", whats(got), want)
+	}
+	for i, node := range []string{"node_b-", "node_a-", "node_a-", "node_b-"} {
+		if !strings.HasPrefix(got[i].id, node) {
+			t.Fatalf("ids %v: want each event's publisher's id", got)
+		}
+	}
+	// Node A records the events it receives under the same ids, so a feed
+	// that moves to A resumes there. (Exact here because, by the time Ada
+	// speaks again, A has everything B published: it is the only
+	// publisher after that point, see docs/hub.md.)
+	say(t, ada, "third")
+	say(t, ada, "fourth")
+	more := watch(t, feedB, 2)
+	if whats(more) != "message gophers Ada: third | message gophers Ada: fourth" {
+		t.Fatalf("feed on B %q", whats(more))
+	}
+	moved := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, urlA, wsrpc.WithSSEClientOptions(&sse.ClientOptions{LastEventID: more[0].id}))
+	feedA, err := moved.Watch(ctx, &chatv1.WatchRequest{Room: "gophers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feedA.Close()
+	if again := watch(t, feedA, 1); again[0] != more[1] {
+		t.Fatalf("resumed on A after %v: %v, want %v", more[0], again, more[1])
+	}
+}

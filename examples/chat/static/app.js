@@ -1,0 +1,143 @@
+// The chat page: the browser's own WebSocket and EventSource against the
+// generated ChatService, no library. Protojson on the wire: a request is
+// {"join": {...}} or {"text": "..."}, a response one of {"welcome"},
+// {"joined"}, {"left"}, {"message"}; an empty text frame ends our side.
+"use strict";
+
+const service = "/examples.chat.v1.ChatService/";
+const $ = (sel) => document.querySelector(sel);
+let ws = null; // the chat session
+let es = null; // the activity feed
+let me = "";
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text; // never innerHTML: names and text are user input
+  return e;
+}
+
+function clock(ts) {
+  const d = ts ? new Date(ts) : new Date();
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function setStatus(text, on) {
+  const s = $("#status");
+  s.textContent = text;
+  s.className = "status " + (on ? "on" : "off");
+}
+
+function append(list, item) {
+  list.append(item);
+  list.scrollTop = list.scrollHeight;
+}
+
+// --- chat session (WebSocket) ---
+
+function join(name, room) {
+  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + service + "Chat";
+  ws = new WebSocket(url, "wsrpc.json");
+  setStatus("connecting", false);
+  ws.onopen = () => ws.send(JSON.stringify({ join: { room, name } }));
+  ws.onmessage = (e) => onChat(JSON.parse(e.data));
+  ws.onclose = (e) => {
+    ws = null;
+    setStatus("offline", false);
+    $("#where").textContent = "not joined";
+    $("#send-form").hidden = true;
+    $("#join-form").hidden = false;
+    $("#messages").hidden = true;
+    if (e.code !== 1000) showError(e.reason || "connection closed (" + e.code + ")");
+  };
+}
+
+function onChat(ev) {
+  const list = $("#messages");
+  if (ev.welcome) {
+    me = ev.welcome.name;
+    $("#where").textContent = "#" + ev.welcome.room + " as " + me;
+    setStatus("connected · " + ev.welcome.node.slice(0, 8), true);
+    $("#join-form").hidden = true;
+    list.replaceChildren();
+    list.hidden = false;
+    $("#send-form").hidden = false;
+    $("#text").focus();
+    if (ev.welcome.room !== currentRoom) watch(ev.welcome.room);
+  } else if (ev.message) {
+    const m = ev.message;
+    const li = el("li", "msg" + (m.from === me ? " mine" : ""));
+    const meta = el("div", "meta");
+    meta.append(el("span", "from", m.from), el("time", "", clock(m.time)));
+    li.append(meta, el("div", "bubble", m.text));
+    append(list, li);
+  } else if (ev.joined) {
+    append(list, el("li", "system", ev.joined.name + " joined · " + clock(ev.joined.time)));
+  } else if (ev.left) {
+    append(list, el("li", "system", ev.left.name + " left · " + clock(ev.left.time)));
+  }
+}
+
+function showError(text) {
+  const p = $("#join-error");
+  p.textContent = text;
+  p.hidden = false;
+}
+
+$("#join-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  $("#join-error").hidden = true;
+  const name = $("#name").value.trim();
+  const room = $("#room").value.trim() || "lobby";
+  if (name && !ws) join(name, room);
+});
+
+$("#send-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const input = $("#text");
+  const text = input.value.trim();
+  if (!text || !ws || ws.readyState !== WebSocket.OPEN) return;
+  ws.send(JSON.stringify({ text }));
+  input.value = "";
+});
+
+// Leave: end our half of the stream; the server answers with a normal close.
+$("#leave").addEventListener("click", () => { if (ws) ws.send(""); });
+
+// --- room activity (EventSource) ---
+
+let currentRoom = "";
+
+function watch(room) {
+  if (es) es.close();
+  currentRoom = room;
+  const list = $("#activity");
+  list.replaceChildren();
+  const seen = new Set(); // ids shown: a feed that resumes elsewhere may repeat some
+  const state = $("#feed-state");
+  es = new EventSource(service + "Watch?room=" + encodeURIComponent(room));
+  es.onopen = () => { state.textContent = "live"; state.className = "pill live"; };
+  es.onerror = () => { state.textContent = "reconnecting"; state.className = "pill"; };
+  const show = (kind, icon, text, ts) => (e) => {
+    if (e.lastEventId && seen.has(e.lastEventId)) return;
+    seen.add(e.lastEventId);
+    const d = JSON.parse(e.data);
+    const li = el("li", kind);
+    li.dataset.id = e.lastEventId;
+    li.append(el("span", "icon", icon), el("span", "what", text(d)), el("time", "", clock(ts(d))));
+    append(list, li);
+  };
+  es.addEventListener("joined", show("joined", "→", (d) => d.name + " joined", (d) => d.time));
+  es.addEventListener("left", show("left", "←", (d) => d.name + " left", (d) => d.time));
+  es.addEventListener("message", show("said", "✎", (d) => d.from + ": " + d.text, (d) => d.time));
+  // A stream that ends on purpose is not reconnected.
+  es.addEventListener("wsrpc.end", () => es.close());
+  es.addEventListener("wsrpc.error", (e) => {
+    es.close();
+    state.textContent = "stopped";
+    state.className = "pill";
+    append(list, el("li", "system", JSON.parse(e.data).message || "feed ended"));
+  });
+}
+
+watch($("#room").value.trim() || "lobby");
