@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 )
 
@@ -195,7 +196,8 @@ func parseEnvelope(b []byte) (node []byte, seq uint64, payload []byte, err error
 	}
 	node = b[2 : 2+n]
 	seq, k := binary.Uvarint(b[2+n:])
-	if k <= 0 || seq == 0 {
+	// One encoding per sequence number: a padded varint is malformed.
+	if k <= 0 || seq == 0 || k != (bits.Len64(seq)+6)/7 {
 		return nil, 0, nil, errEnvelope
 	}
 	return node, seq, b[2+n+k:], nil
