@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// journal is the ticker topic's replay store (hub.TopicOptions.Replay):
+// the most recent events in memory and, when it has a file, every event
+// appended to that file as one JSON line before it is sent, so a server
+// restarted on the same file resumes clients from their Last-Event-ID.
+// Lines are written, not synced: the journal survives the process, not
+// the machine. Opening compacts the file to the events it keeps.
+//
+// Concurrency: safe for concurrent use; mu guards every field.
+type journal struct {
+	mu     sync.Mutex
+	events []sse.Event    // oldest first, at most 2*capacity before trimming
+	first  int            // absolute position of events[0]
+	index  map[string]int // id -> absolute position
+	limit  int            // events kept
+	f      *os.File       // nil: memory only
+	w      *bufio.Writer  // over f
+	line   bytes.Buffer   // scratch
+}
+
+// record is one journal line.
+type record struct {
+	ID    string `json:"id"`
+	Event string `json:"event,omitempty"`
+	Data  string `json:"data"`
+}
+
+// openJournal opens the journal at path ("" for memory only), keeping the
+// last limit events it holds.
+func openJournal(path string, limit int) (*journal, error) {
+	j := &journal{index: make(map[string]int), limit: limit}
+	if path == "" {
+		return j, nil
+	}
+	evs, err := loadJournal(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) > limit {
+		evs = evs[len(evs)-limit:]
+	}
+	for _, e := range evs {
+		j.record(e)
+	}
+	// Compact: rewrite what is kept, then append to it.
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j.f, j.w = tmp, bufio.NewWriter(tmp)
+	for _, e := range evs {
+		if err := j.write(e); err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			return nil, err
+		}
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return j, nil
+}
+
+// loadJournal reads the events of the journal file at path, oldest first.
+// A missing file is an empty journal; a last line cut short by a crash is
+// ignored.
+func loadJournal(path string) ([]sse.Event, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	var evs []sse.Event
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			break // an unfinished last line
+		}
+		var r record
+		if err := json.Unmarshal(b[:i], &r); err != nil {
+			return nil, fmt.Errorf("journal %s: line %d: %w", path, len(evs)+1, err)
+		}
+		evs = append(evs, sse.Event{ID: r.ID, Type: r.Event, Data: r.Data})
+		b = b[i+1:]
+	}
+	return evs, nil
+}
+
+// Append writes e to the file and records it. e must have an id the
+// journal does not hold (the hub's "<node>-<seq>").
+func (j *journal) Append(e sse.Event) (sse.Event, error) {
+	if e.ID == "" {
+		return e, errors.New("journal: event without id")
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, ok := j.index[e.ID]; ok {
+		return e, fmt.Errorf("%w %q", sse.ErrDuplicateID, e.ID)
+	}
+	if j.f != nil {
+		if err := j.write(e); err != nil {
+			return e, err
+		}
+	}
+	j.record(e)
+	return e, nil
+}
+
+// write appends e's line to the file and flushes it.
+func (j *journal) write(e sse.Event) error {
+	j.line.Reset()
+	if err := json.NewEncoder(&j.line).Encode(record{ID: e.ID, Event: e.Type, Data: e.Data}); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if _, err := j.w.Write(j.line.Bytes()); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := j.w.Flush(); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+func (j *journal) record(e sse.Event) {
+	j.index[e.ID] = j.first + len(j.events)
+	j.events = append(j.events, e)
+	if len(j.events) >= 2*j.limit {
+		drop := len(j.events) - j.limit
+		for _, old := range j.events[:drop] {
+			delete(j.index, old.ID)
+		}
+		j.events = append([]sse.Event(nil), j.events[drop:]...)
+		j.first += drop
+	}
+}
+
+// Since returns the events recorded after id (sse.Store).
+func (j *journal) Since(id string) ([]sse.Event, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	pos, ok := j.index[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", sse.ErrUnknownID, id)
+	}
+	return append([]sse.Event(nil), j.events[pos-j.first+1:]...), nil
+}
+
+// After is Since, with "" meaning before the oldest event held.
+func (j *journal) After(cursor string) ([]sse.Event, error) {
+	if cursor != "" {
+		return j.Since(cursor)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]sse.Event(nil), j.events...), nil
+}
+
+// Last returns the id of the newest event ("" when empty).
+func (j *journal) Last() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.events) == 0 {
+		return ""
+	}
+	return j.events[len(j.events)-1].ID
+}
+
+// Close closes the file.
+func (j *journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return nil
+	}
+	err := j.f.Close()
+	j.f = nil
+	return err
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// startTicker runs the server with cfg (cfg.Addr "" for a free port of
+// 127.0.0.1) and returns its base URL and stop, which cancels run and
+// returns its result (bounded); the test's cleanup stops it too.
+func startTicker(t *testing.T, cfg config) (url string, stop func() error) {
+	t.Helper()
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, cfg, pw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	var result error
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return result
+		}
+		stopped = true
+		cancel()
+		select {
+		case result = <-done:
+		case <-time.After(15 * time.Second):
+			result = errors.New("run did not return after cancel")
+		}
+		return result
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the listening line: %v", err)
+	}
+	go io.Copy(io.Discard, pr)
+	m := regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("listening line %q", line)
+	}
+	return m[1], stop
+}
+
+// lineWriter sends each line written to it on a channel.
+type lineWriter chan string
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w <- l
+	}
+	return len(p), nil
+}
+
+// startWatch runs the watch client and returns the ids of the events it
+// prints, in order, as they come.
+func startWatch(t *testing.T, cfg watchConfig) (ids <-chan string, lines <-chan string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(lineWriter, 1<<16)
+	idc := make(chan string, 1<<16)
+	done := make(chan error, 1)
+	go func() { done <- watch(ctx, cfg, out) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("watch: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("watch did not return after cancel")
+		}
+	})
+	linec := make(chan string, 1<<16)
+	go func() {
+		for l := range out {
+			idc <- strings.Fields(l)[0]
+			linec <- l
+		}
+	}()
+	return idc, linec
+}
+
+func next(t *testing.T, ids <-chan string) string {
+	t.Helper()
+	select {
+	case id := <-ids:
+		return id
+	case <-time.After(20 * time.Second):
+		t.Fatal("no event for 20 s")
+		return ""
+	}
+}
+
+// TestResumeAcrossRestart: the watch client (the generated SSE client)
+// reads events from a server, the server stops, and a new server process
+// (a fresh run on the same port, same journal file, new node id) takes
+// over. The client is kept off the network until the new server has
+// published 20 events, so those can reach it only by resumption: it must
+// then print exactly the journal's events from its first one on — every
+// event of both servers, none twice, none missing, in order.
+func TestResumeAcrossRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ticker.journal")
+	url, stop1 := startTicker(t, config{Journal: path, NodeID: "one", Interval: 2 * time.Millisecond})
+
+	var down atomic.Bool // the client's network is cut
+	dialer := &net.Dialer{}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if down.Load() {
+			return nil, errors.New("test: network down")
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}}}
+	ids, _ := startWatch(t, watchConfig{URL: url, Reconnect: 20 * time.Millisecond, HTTPClient: hc})
+
+	var got []string
+	for len(got) < 20 {
+		got = append(got, next(t, ids))
+	}
+	down.Store(true)
+	if err := stop1(); err != nil {
+		t.Fatalf("first server: %v", err)
+	}
+	_, stop2 := startTicker(t, config{Addr: strings.TrimPrefix(url, "http://"), Journal: path, NodeID: "two", Interval: 2 * time.Millisecond})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		evs, err := loadJournal(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		two := 0
+		for _, e := range evs {
+			if strings.HasPrefix(e.ID, "two-") {
+				two++
+			}
+		}
+		if two >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second server did not publish 20 events")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	down.Store(false)
+	for seen := 0; seen < 40; {
+		id := next(t, ids)
+		got = append(got, id)
+		if strings.HasPrefix(id, "two-") {
+			seen++
+		}
+	}
+	if err := stop2(); err != nil {
+		t.Fatalf("second server: %v", err)
+	}
+
+	evs, err := loadJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := -1
+	for i, e := range evs {
+		if e.ID == got[0] {
+			start = i
+		}
+	}
+	if start < 0 {
+		t.Fatalf("first id %s not in the journal", got[0])
+	}
+	for i, id := range got {
+		if start+i >= len(evs) || evs[start+i].ID != id {
+			want := "end of journal"
+			if start+i < len(evs) {
+				want = evs[start+i].ID
+			}
+			t.Fatalf("event %d: got %s, journal has %s (ids so far %v)", i, id, want, got[max(0, i-3):i+1])
+		}
+	}
+	if !strings.HasPrefix(got[0], "one-") || !contains(got, "two-1") {
+		t.Fatalf("ids %v: want both servers' events, from two-1 on", got)
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestWatchFilter: the typed stream carries both event types, decoded
+// into their oneof cases, and the symbols filter travels in the query.
+func TestWatchFilter(t *testing.T) {
+	url, _ := startTicker(t, config{Interval: time.Millisecond})
+	_, lines := startWatch(t, watchConfig{URL: url, Symbols: []string{"goph", "NATS"}})
+	kinds := map[string]int{}
+	for range 60 {
+		var l string
+		select {
+		case l = <-lines:
+		case <-time.After(20 * time.Second):
+			t.Fatal("no event for 20 s")
+		}
+		f := strings.Fields(l)
+		if len(f) < 3 || f[2] != "GOPH" && f[2] != "NATS" {
+			t.Fatalf("line %q: want only GOPH and NATS", l)
+		}
+		kinds[f[1]]++
+	}
+	if kinds["quote"] == 0 || kinds["trade"] == 0 || len(kinds) != 2 {
+		t.Fatalf("event kinds %v, want quotes and trades", kinds)
+	}
+}
