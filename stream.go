@@ -97,6 +97,13 @@ func (s *BidiStream[Req, Res]) Close(code Code, reason string) error {
 // Conn returns the untyped stream (as interceptors see it).
 func (s *BidiStream[Req, Res]) Conn() StreamConn { return s.conn }
 
+// WebSocket returns the session's connection, for runtime-level work such
+// as subscribing it to a hub topic of Res messages
+// (hub.Topic.SubscribeWebSocket), which frames each broadcast once for all
+// subscribers instead of encoding it per session. Messages written to it
+// directly must be whole messages of the negotiated codec.
+func (s *BidiStream[Req, Res]) WebSocket() *websocket.Conn { return rawWebSocket(s.raw) }
+
 // ServerStream is the server side of a server-streaming call, over a
 // WebSocket or SSE: the handler sends messages until it returns.
 //
@@ -157,6 +164,29 @@ func (s *ServerStream[Res]) Close(code Code, reason string) error {
 
 // Conn returns the untyped stream (as interceptors see it).
 func (s *ServerStream[Res]) Conn() StreamConn { return s.conn }
+
+// WebSocket returns the connection of a stream served over WebSocket, or
+// nil over SSE (see BidiStream.WebSocket).
+func (s *ServerStream[Res]) WebSocket() *websocket.Conn { return rawWebSocket(s.raw) }
+
+// SSE returns the event stream of a stream served as Server-Sent Events,
+// or nil over WebSocket: for runtime-level work such as serving it from a
+// hub topic's replay store. Events sent on it directly must carry data in
+// the stream's codec (protojson).
+func (s *ServerStream[Res]) SSE() *sse.Stream {
+	if sc, ok := s.raw.(*sseConn); ok {
+		return sc.stream
+	}
+	return nil
+}
+
+// rawWebSocket is the runtime connection under a WebSocket stream.
+func rawWebSocket(raw serverConn) *websocket.Conn {
+	if wc, ok := raw.(*wsConn); ok {
+		return wc.ws
+	}
+	return nil
+}
 
 // ClientStream is the server side of a client-streaming call over a
 // WebSocket: the handler receives until io.EOF, then returns the one
