@@ -123,11 +123,9 @@ for ((round = 0; round < ROUNDS; round++)); do
 			start_server "$lib" "$deflate" "$handoff"
 			extra=()
 			[ "$lib" = tcp ] && extra+=(-tcp)
+			extra+=(-pid "$server_pid")
 			dur=$DURATION
-			if [[ $c == idle* ]]; then
-				extra+=(-pid "$server_pid")
-				dur=$IDLE_SETTLE
-			fi
+			[[ $c == idle* ]] && dur=$IDLE_SETTLE
 			# shellcheck disable=SC2086
 			if line=$("${cli_pin[@]}" "$work/loadclient" -addr "$server_addr" $args -warmup "$WARMUP" -duration "$dur" "${extra[@]}" 2>&1); then
 				if [[ $c == idle* ]]; then
@@ -137,7 +135,8 @@ for ((round = 0; round < ROUNDS; round++)); do
 				fi
 				wire=$(sed -n 's/.*wire_ratio=\([^ ]*\).*/\1/p' <<<"$line")
 				tk=$(sed -n 's/.*takeover=\([^ ]*\).*/\1/p' <<<"$line")
-				printf '%s\t%s\t%d\t%s\t%s\t%s\n' "$c" "$lib" "$round" "$val" "${wire:-0}" "${tk:-false}" >>"$raw"
+				cpu=$(sed -n 's/.*cpu_us_per_msg=\([^ ]*\).*/\1/p' <<<"$line")
+				printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\n' "$c" "$lib" "$round" "$val" "${wire:-0}" "${tk:-false}" "${cpu:-0}" >>"$raw"
 				echo "  $c $lib: $line" >&2
 			else
 				echo "FAIL $c $lib: $line" >&2

@@ -44,6 +44,7 @@ var peers = []string{"gorilla", "coder", "gws", "gobwas", "ws"}
 type run struct {
 	value, wire float64
 	takeover    bool
+	cpu         float64 // server CPU µs per message; 0 if not measured
 }
 
 func main() {
@@ -62,15 +63,71 @@ func main() {
 			continue
 		}
 		w, _ := strconv.ParseFloat(f[4], 64)
+		var cpu float64
+		if len(f) > 6 {
+			cpu, _ = strconv.ParseFloat(f[6], 64)
+		}
 		if runs[f[0]] == nil {
 			runs[f[0]] = map[string][]run{}
 		}
-		runs[f[0]][f[1]] = append(runs[f[0]][f[1]], run{v, w, f[5] == "true"})
+		runs[f[0]][f[1]] = append(runs[f[0]][f[1]], run{v, w, f[5] == "true", cpu})
 	}
 	if err := sc.Err(); err != nil {
 		log.Fatal(err)
 	}
 	write(os.Stdout, libs, runs)
+	writeCPU(os.Stdout, libs, runs)
+}
+
+// writeCPU is the server's CPU time per message: the cost of each library
+// with the scheduling noise of a shared machine taken out.
+func writeCPU(w io.Writer, libs []string, runs map[string]map[string][]run) {
+	fmt.Fprintf(w, "\nServer CPU time per message in µs (user+system from /proc/<pid>/stat over the measured second; median of the rounds; lower is better):\n\n| scenario |")
+	for _, l := range libs {
+		fmt.Fprintf(w, " %s |", l)
+	}
+	fmt.Fprintf(w, " wsrpc ÷ best peer | wsrpc ÷ tcp |\n|---|")
+	for range libs {
+		fmt.Fprintf(w, "---:|")
+	}
+	fmt.Fprintf(w, "---:|---:|\n")
+	for _, c := range cells {
+		if c.lowerBetter || len(runs[c.name]) == 0 {
+			continue
+		}
+		med := map[string]float64{}
+		fmt.Fprintf(w, "| %s |", c.label)
+		for _, l := range libs {
+			var v []float64
+			for _, r := range runs[c.name][l] {
+				if r.cpu > 0 {
+					v = append(v, r.cpu)
+				}
+			}
+			if len(v) == 0 {
+				fmt.Fprintf(w, " n/a |")
+				continue
+			}
+			med[l] = median(v)
+			fmt.Fprintf(w, " %.2f |", med[l])
+		}
+		best, bestLib := 0.0, ""
+		for _, p := range peers {
+			if v, ok := med[p]; ok && (bestLib == "" || v < best) {
+				best, bestLib = v, p
+			}
+		}
+		ours, ok := med["wsrpc"]
+		if !ok || bestLib == "" {
+			fmt.Fprintf(w, " | |\n")
+			continue
+		}
+		tcp := "–"
+		if t, ok := med["tcp"]; ok && t > 0 {
+			tcp = fmt.Sprintf("%.2f", ours/t)
+		}
+		fmt.Fprintf(w, " %.2f (%s) | %s |\n", ours/best, bestLib, tcp)
+	}
 }
 
 func median(xs []float64) float64 {

@@ -39,6 +39,10 @@ type Result struct {
 	WireRatio float64
 	// Takeover (deflate): the server kept its compression context.
 	Takeover bool
+	// CPUPerMsg: server CPU time (user+system, from /proc) per message in
+	// the measured window, in microseconds; 0 without PID. Unlike
+	// throughput it hardly moves when other work shares the machine.
+	CPUPerMsg float64
 	// Idle: server VmRSS before and after opening Conns connections.
 	Conns               int
 	RSSBefore, RSSAfter int64
@@ -50,8 +54,8 @@ func (r Result) String() string {
 		return fmt.Sprintf("result conns=%d rss_before=%d rss_after=%d bytes_per_conn=%.0f",
 			r.Conns, r.RSSBefore, r.RSSAfter, r.BytesPerConn)
 	}
-	return fmt.Sprintf("result msgs=%d secs=%.3f msgs_per_s=%.0f mb_per_s=%.2f wire_ratio=%.4f takeover=%v",
-		r.Msgs, r.Secs, r.MsgsPerSec, r.MBPerSec, r.WireRatio, r.Takeover)
+	return fmt.Sprintf("result msgs=%d secs=%.3f msgs_per_s=%.0f mb_per_s=%.2f wire_ratio=%.4f takeover=%v cpu_us_per_msg=%.2f",
+		r.Msgs, r.Secs, r.MsgsPerSec, r.MBPerSec, r.WireRatio, r.Takeover, r.CPUPerMsg)
 }
 
 // Run runs cfg and verifies every echoed byte; any mismatch is an error.
@@ -389,9 +393,9 @@ func runEcho(cfg Config) (Result, error) {
 		}
 	}
 	time.Sleep(cfg.Warmup)
-	n0, t0 := sum(), time.Now()
+	n0, t0, c0 := sum(), time.Now(), cpuTicks(cfg.PID)
 	time.Sleep(cfg.Duration)
-	n1, t1 := sum(), time.Now()
+	n1, t1, c1 := sum(), time.Now(), cpuTicks(cfg.PID)
 	if err := failed(); err != nil {
 		stop.Store(true)
 		return Result{}, err
@@ -406,6 +410,9 @@ func runEcho(cfg Config) (Result, error) {
 	}
 	res := Result{Msgs: n1 - n0, Secs: t1.Sub(t0).Seconds()}
 	res.MsgsPerSec = float64(res.Msgs) / res.Secs
+	if c0 >= 0 && c1 >= 0 && res.Msgs > 0 {
+		res.CPUPerMsg = float64(c1-c0) * 1e6 / clockTicks / float64(res.Msgs)
+	}
 	var payload, wire int64
 	for _, s := range streams {
 		payload += s.payload
@@ -470,6 +477,35 @@ func runIdle(cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	return Result{Conns: cfg.Conns, RSSBefore: before, RSSAfter: after, BytesPerConn: float64(after-before) / float64(cfg.Conns)}, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times (100 on Linux).
+const clockTicks = 100
+
+// cpuTicks returns pid's user+system time in clock ticks, or -1.
+func cpuTicks(pid int) int64 {
+	if pid <= 0 {
+		return -1
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// Fields after the command (which may hold spaces) start after ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return ut + st
 }
 
 // rss returns VmRSS of pid in bytes (Linux /proc).
