@@ -150,6 +150,11 @@ func (o *DialOptions) transport() (func(context.Context, string, string) (net.Co
 	proxy := o.Proxy
 	if o.HTTPClient != nil {
 		if t, ok := o.HTTPClient.Transport.(*http.Transport); ok {
+			// A Transport's first request sets up HTTP/2, writing
+			// TLSClientConfig; Clone runs that setup first, under the
+			// Transport's own once, so reading the fields cannot race
+			// with a request on the same client.
+			t = t.Clone()
 			if dial == nil && t.DialContext != nil {
 				dial = t.DialContext
 			}
