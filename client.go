@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 
@@ -112,18 +113,47 @@ func (c *caller) connect(ctx context.Context) (*wsConn, error) {
 }
 
 // clientStream is the common part of the client-side streams.
+//
+// Concurrency: cur is swapped by the receiving goroutine when it
+// reconnects (see WithReconnect) and read by any.
 type clientStream struct {
-	conn *wsConn
+	cur atomic.Pointer[wsConn]
+	re  *redialer // nil unless the call reconnects
 }
 
+func newClientStream(conn *wsConn, re *redialer) *clientStream {
+	s := &clientStream{re: re}
+	s.cur.Store(conn)
+	return s
+}
+
+// conn returns the current connection.
+func (s *clientStream) conn() *wsConn { return s.cur.Load() }
+
 // receive reads into m; the end of the stream runs the onClose hooks.
+// With reconnection on, an end that WithReconnect retries opens a new
+// connection and reading goes on there.
 func (s *clientStream) receive(m any) error {
-	err := s.conn.Receive(m)
-	if err != nil && !isCodecErr(err) {
-		s.conn.ended(err)
-		s.conn.runOnClose()
+	for {
+		conn := s.conn()
+		err := conn.Receive(m)
+		if err == nil || isCodecErr(err) {
+			return err
+		}
+		conn.ended(err)
+		conn.runOnClose()
+		if s.re == nil {
+			return err
+		}
+		if !s.re.retryable(err) {
+			s.re.cancel()
+			return err
+		}
+		if rerr := s.re.reconnect(s, err); rerr != nil {
+			s.re.cancel()
+			return rerr
+		}
 	}
-	return err
 }
 
 func isCodecErr(err error) bool {
@@ -132,14 +162,21 @@ func isCodecErr(err error) bool {
 }
 
 func (s *clientStream) close(code Code, reason string) error {
+	if s.re != nil {
+		s.re.stop()
+	}
 	var err error
 	if code != 0 {
-		err = s.conn.closeWith(&Error{code: code, msg: reason})
+		err = s.conn().closeWith(&Error{code: code, msg: reason})
 	} else {
-		err = s.conn.closeWith(nil)
+		err = s.conn().closeWith(nil)
 	}
-	s.conn.cancel()
-	s.conn.runOnClose()
+	s.conn().cancel()
+	s.conn().runOnClose()
+	if s.re != nil {
+		// A reconnection that raced with stop closes what it opened.
+		s.re.cancel()
+	}
 	return err
 }
 
@@ -163,7 +200,7 @@ func (c *BidiClient[Req, Res]) Call(ctx context.Context) (*BidiStreamForClient[R
 	if err != nil {
 		return nil, err
 	}
-	return &BidiStreamForClient[Req, Res]{clientStream{conn}}, nil
+	return &BidiStreamForClient[Req, Res]{newClientStream(conn, c.c.redialer(ctx, nil))}, nil
 }
 
 // BidiStreamForClient is the client side of a bidirectional-streaming
@@ -171,14 +208,20 @@ func (c *BidiClient[Req, Res]) Call(ctx context.Context) (*BidiStreamForClient[R
 //
 // Concurrency: one goroutine at a time may Receive; any number may Send;
 // CloseSend and Close from any goroutine.
-type BidiStreamForClient[Req, Res any] struct{ clientStream }
+type BidiStreamForClient[Req, Res any] struct{ *clientStream }
 
 // Send marshals msg and sends it as one WebSocket message.
-func (s *BidiStreamForClient[Req, Res]) Send(msg *Req) error { return s.conn.Send(msg) }
+func (s *BidiStreamForClient[Req, Res]) Send(msg *Req) error { return s.conn().Send(msg) }
 
 // CloseSend tells the server the client has finished sending (its Receive
-// returns io.EOF); the client may go on receiving.
-func (s *BidiStreamForClient[Req, Res]) CloseSend() error { return s.conn.closeSend() }
+// returns io.EOF); the client may go on receiving. A call that has sent
+// CloseSend no longer reconnects.
+func (s *BidiStreamForClient[Req, Res]) CloseSend() error {
+	if s.re != nil {
+		s.re.halfClosed.Store(true)
+	}
+	return s.conn().closeSend()
+}
 
 // Receive returns the next message from the server; io.EOF when the
 // handler returned nil, an *Error when it failed.
@@ -195,13 +238,13 @@ func (s *BidiStreamForClient[Req, Res]) Receive() (*Res, error) {
 func (s *BidiStreamForClient[Req, Res]) All() iter.Seq2[*Res, error] { return messages(s.Receive) }
 
 // RequestHeader returns the header the handshake was sent with.
-func (s *BidiStreamForClient[Req, Res]) RequestHeader() http.Header { return s.conn.reqHeader }
+func (s *BidiStreamForClient[Req, Res]) RequestHeader() http.Header { return s.conn().reqHeader }
 
 // ResponseHeader returns the header of the server's 101 response.
-func (s *BidiStreamForClient[Req, Res]) ResponseHeader() http.Header { return s.conn.respHeader }
+func (s *BidiStreamForClient[Req, Res]) ResponseHeader() http.Header { return s.conn().respHeader }
 
 // Codec returns the negotiated codec.
-func (s *BidiStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn.codec }
+func (s *BidiStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn().codec }
 
 // Close closes the connection normally (1000), running the closing
 // handshake. Safe to call more than once.
@@ -229,61 +272,61 @@ func (c *ClientStreamClient[Req, Res]) Call(ctx context.Context) (*ClientStreamF
 	if err != nil {
 		return nil, err
 	}
-	return &ClientStreamForClient[Req, Res]{clientStream{conn}}, nil
+	return &ClientStreamForClient[Req, Res]{newClientStream(conn, nil)}, nil
 }
 
 // ClientStreamForClient is the client side of a client-streaming call.
 //
 // Concurrency: any number of goroutines may Send; CloseAndReceive once,
 // after the last Send; Close from any goroutine.
-type ClientStreamForClient[Req, Res any] struct{ clientStream }
+type ClientStreamForClient[Req, Res any] struct{ *clientStream }
 
 // Send marshals msg and sends it as one WebSocket message.
-func (s *ClientStreamForClient[Req, Res]) Send(msg *Req) error { return s.conn.Send(msg) }
+func (s *ClientStreamForClient[Req, Res]) Send(msg *Req) error { return s.conn().Send(msg) }
 
 // CloseAndReceive tells the server the client has finished sending and
 // returns its response, or its error as an *Error.
 func (s *ClientStreamForClient[Req, Res]) CloseAndReceive() (*Res, error) {
-	if err := s.conn.closeSend(); err != nil {
+	if err := s.conn().closeSend(); err != nil {
 		// The server may have failed the call already: its close frame
 		// says why.
 		m := new(Res)
 		if rerr := s.receive(m); rerr != nil && !errors.Is(rerr, io.EOF) {
 			return nil, rerr
 		}
-		s.conn.runOnClose()
+		s.conn().runOnClose()
 		return nil, err
 	}
 	m := new(Res)
 	if err := s.receive(m); err != nil {
 		if errors.Is(err, io.EOF) {
-			err = Errorf(CodeInternal, "%s: the server closed without a response", s.conn.spec.Procedure)
+			err = Errorf(CodeInternal, "%s: the server closed without a response", s.conn().spec.Procedure)
 		}
 		return nil, err
 	}
 	// Wait for the server's normal closure, which ends the call.
-	if _, _, err := s.conn.ws.Read(s.conn.ctx); err != nil {
-		if err = s.conn.transportErr(err); !errors.Is(err, io.EOF) {
-			s.conn.ended(err)
-			s.conn.runOnClose()
+	if _, _, err := s.conn().ws.Read(s.conn().ctx); err != nil {
+		if err = s.conn().transportErr(err); !errors.Is(err, io.EOF) {
+			s.conn().ended(err)
+			s.conn().runOnClose()
 			return nil, err
 		}
 	} else {
 		_ = s.close(CodeInvalidArgument, "more than one response")
-		return nil, Errorf(CodeInternal, "%s: the server sent more than one response", s.conn.spec.Procedure)
+		return nil, Errorf(CodeInternal, "%s: the server sent more than one response", s.conn().spec.Procedure)
 	}
-	s.conn.runOnClose()
+	s.conn().runOnClose()
 	return m, nil
 }
 
 // RequestHeader returns the header the handshake was sent with.
-func (s *ClientStreamForClient[Req, Res]) RequestHeader() http.Header { return s.conn.reqHeader }
+func (s *ClientStreamForClient[Req, Res]) RequestHeader() http.Header { return s.conn().reqHeader }
 
 // ResponseHeader returns the header of the server's 101 response.
-func (s *ClientStreamForClient[Req, Res]) ResponseHeader() http.Header { return s.conn.respHeader }
+func (s *ClientStreamForClient[Req, Res]) ResponseHeader() http.Header { return s.conn().respHeader }
 
 // Codec returns the negotiated codec.
-func (s *ClientStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn.codec }
+func (s *ClientStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn().codec }
 
 // Close abandons the call: the connection closes normally (1000) and the
 // server's Receive returns io.EOF. Safe to call more than once.
@@ -322,11 +365,11 @@ func (c *ServerStreamClient[Req, Res]) Call(ctx context.Context, req *Req) (*Ser
 		return nil, err
 	}
 	if err := conn.Send(req); err != nil {
-		cs := clientStream{conn}
+		cs := newClientStream(conn, nil)
 		_ = cs.close(CodeOf(err), err.Error())
 		return nil, err
 	}
-	return &ServerStreamForClient[Res]{cs: &clientStream{conn}}, nil
+	return &ServerStreamForClient[Res]{cs: newClientStream(conn, c.c.redialer(ctx, req))}, nil
 }
 
 // capture records what the SSE server answered, for refusals (the sse
@@ -546,7 +589,7 @@ func (s *ServerStreamForClient[Res]) RequestHeader() http.Header {
 	if s.sse != nil {
 		return s.sse.reqHeader
 	}
-	return s.cs.conn.reqHeader
+	return s.cs.conn().reqHeader
 }
 
 // ResponseHeader returns the header of the server's response (101, or 200
@@ -555,7 +598,7 @@ func (s *ServerStreamForClient[Res]) ResponseHeader() http.Header {
 	if s.sse != nil {
 		return s.sse.respHeader
 	}
-	return s.cs.conn.respHeader
+	return s.cs.conn().respHeader
 }
 
 // LastEventID returns the id of the last SSE event received ("" on a

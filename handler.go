@@ -136,6 +136,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, NewError(CodeInternal, h.setup))
 		return
 	}
+	if t := h.cfg.tracker; t != nil {
+		if !t.enter() {
+			writeHTTPError(w, Errorf(CodeUnavailable, "%s", ShutdownReason))
+			return
+		}
+		defer t.leave()
+	}
 	if h.spec.Transport == TransportSSE {
 		h.serveSSE(w, r)
 		return
@@ -230,6 +237,10 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	conn := newWSConn(ctx, h.spec, cdc, ws, r.Header, hs.ResponseHeader.Clone(), h.cfg, r.RemoteAddr)
 	defer conn.cancel()
+	if t := h.cfg.tracker; t != nil {
+		t.add(conn)
+		defer t.remove(conn)
+	}
 	for _, fn := range h.cfg.onConnect {
 		fn(conn.ctx, conn.info)
 	}
@@ -282,6 +293,14 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if stream == nil {
 		writeHTTPError(w, Errorf(CodeInternal, "a handshake interceptor returned without calling next"))
 		return
+	}
+	if t := h.cfg.tracker; t != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		s := &sseSession{cancel: cancel}
+		t.add(s)
+		defer t.remove(s)
 	}
 	info := &ConnInfo{Spec: h.spec, Codec: codec.JSON, RequestHeader: r.Header, RemoteAddr: r.RemoteAddr}
 	for _, fn := range h.cfg.onConnect {

@@ -32,6 +32,8 @@ type config struct {
 	compression  *websocket.DeflateOptions
 	sseStream    sse.StreamOptions
 	sseClient    sse.ClientOptions
+	tracker      *Tracker
+	reconnect    *ReconnectPolicy
 }
 
 func newConfig(opts []Option) *config {

@@ -1,0 +1,279 @@
+package wsrpc_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/wsrpc/wsrpc"
+	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// liveServer echoes on Echo and, on Watch, sends one tick and then waits
+// for its context: the shape of a long-lived session.
+type liveServer struct {
+	testingv1wsrpc.UnimplementedStreamServiceHandler
+	returned atomic.Int64
+	release  chan struct{} // if set, Echo ignores its context until closed
+}
+
+func (s *liveServer) Echo(ctx context.Context, st *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+	defer s.returned.Add(1)
+	if s.release != nil {
+		<-s.release
+		return nil
+	}
+	for req, err := range st.All() {
+		if err != nil {
+			return err
+		}
+		if err := st.Send(&testingv1.EchoResponse{Text: req.GetText(), Seq: req.GetSeq()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *liveServer) Watch(ctx context.Context, req *testingv1.WatchRequest, st *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+	defer s.returned.Add(1)
+	if err := st.Send(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Tick{Tick: &testingv1.Tick{Seq: 1, Room: req.GetRoom()}}}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestShutdownLiveSessions shuts a server down under 1,000 live sessions
+// (700 WebSocket, 300 SSE): every WebSocket client gets 1001, every SSE
+// response ends cleanly (the chunked body's end, not a cut), every
+// handler returns before Shutdown does, and no goroutine is left.
+func TestShutdownLiveSessions(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const nWS, nSSE = 700, 300
+
+	tracker := wsrpc.NewTracker()
+	svc := &liveServer{}
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(svc, wsrpc.WithTracker(tracker)))
+	srv := wsrpc.NewHTTPServer(mux)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+
+	tr := &http.Transport{MaxConnsPerHost: 0, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	client := testingv1wsrpc.NewStreamServiceClient(hc, base)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	wsEnds := make(chan error, nWS)
+	sseEnds := make(chan error, nSSE)
+	var opened sync.WaitGroup
+	openErrs := make(chan error, nWS+nSSE)
+	sem := make(chan struct{}, 64) // bounded dialling concurrency
+	for i := range nWS {
+		opened.Add(1)
+		sem <- struct{}{}
+		go func() {
+			var once sync.Once
+			done := func(err error) {
+				once.Do(func() {
+					if err != nil {
+						openErrs <- err
+					}
+					opened.Done()
+					<-sem
+				})
+			}
+			st, err := client.Echo(ctx)
+			if err != nil {
+				done(err)
+				return
+			}
+			defer st.Close()
+			if err := st.Send(&testingv1.EchoRequest{Text: "hi", Seq: int64(i)}); err != nil {
+				done(err)
+				return
+			}
+			if res, err := st.Receive(); err != nil || res.GetSeq() != int64(i) {
+				done(fmt.Errorf("echo %d: %v %v", i, res, err))
+				return
+			}
+			done(nil)
+			_, err = st.Receive()
+			wsEnds <- err
+		}()
+	}
+	for i := range nSSE {
+		opened.Add(1)
+		sem <- struct{}{}
+		go func() {
+			var once sync.Once
+			done := func(err error) {
+				once.Do(func() {
+					if err != nil {
+						openErrs <- err
+					}
+					opened.Done()
+					<-sem
+				})
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/rooms/watch?room=r%d", base, i), nil)
+			resp, err := hc.Do(req)
+			if err != nil {
+				done(err)
+				return
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			// The first event's lines, up to its blank line.
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					done(fmt.Errorf("sse %d: %w", i, err))
+					return
+				}
+				if line == "\n" {
+					break
+				}
+			}
+			done(nil)
+			rest, err := io.ReadAll(br)
+			if err == nil && strings.Contains(string(rest), wsrpc.SSEEventEnd) {
+				err = fmt.Errorf("sse %d: shutdown sent %q, which stops clients from resuming", i, wsrpc.SSEEventEnd)
+			}
+			sseEnds <- err
+		}()
+	}
+	opened.Wait()
+	close(openErrs)
+	for err := range openErrs {
+		t.Fatalf("opening sessions: %v", err)
+	}
+	if n := tracker.Len(); n != nWS+nSSE {
+		t.Fatalf("tracker has %d sessions, want %d", n, nWS+nSSE)
+	}
+
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	if err := wsrpc.Shutdown(sctx, srv, tracker); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if n := svc.returned.Load(); n != nWS+nSSE {
+		t.Errorf("%d handlers returned before Shutdown did, want %d", n, nWS+nSSE)
+	}
+	if n := tracker.Len(); n != 0 {
+		t.Errorf("tracker still has %d sessions", n)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+	for range nWS {
+		err := <-wsEnds
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != wsrpc.ShutdownReason {
+			t.Fatalf("WebSocket client ended with %v, want close 1001 %q", err, wsrpc.ShutdownReason)
+		}
+		if wsrpc.CodeOf(err) != wsrpc.CodeUnavailable {
+			t.Fatalf("code %v, want unavailable", wsrpc.CodeOf(err))
+		}
+	}
+	for range nSSE {
+		if err := <-sseEnds; err != nil {
+			t.Fatalf("SSE response did not end cleanly: %v", err)
+		}
+	}
+}
+
+// TestShutdownDeadline: a handler that ignores both 1001 and its context
+// holds Shutdown only until the deadline; then its connection is closed
+// at once, Shutdown reports the deadline, and calls that arrive during
+// Shutdown are refused with 503 (CodeUnavailable).
+func TestShutdownDeadline(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tracker := wsrpc.NewTracker()
+	svc := &liveServer{release: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(svc, wsrpc.WithTracker(tracker)))
+	ts := httptest.NewServer(mux)
+	defer ts.Close()
+	client := testingv1wsrpc.NewStreamServiceClient(ts.Client(), ts.URL)
+
+	ctx := context.Background()
+	st, err := client.Echo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ended := make(chan error, 1)
+	go func() { _, err := st.Receive(); ended <- err }()
+	for tracker.Len() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- tracker.Shutdown(sctx) }()
+
+	// A call during Shutdown is refused before the upgrade.
+	for {
+		_, err := client.Echo(ctx)
+		if err == nil {
+			t.Fatal("a call during Shutdown was accepted")
+		}
+		if wsrpc.CodeOf(err) == wsrpc.CodeUnavailable {
+			break
+		}
+		t.Fatalf("a call during Shutdown failed with %v, want unavailable", err)
+	}
+
+	var ce *websocket.CloseError
+	if err := <-ended; !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway {
+		t.Errorf("client ended with %v, want 1001", err)
+	}
+	if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want the deadline", err)
+	}
+	if n := svc.returned.Load(); n != 0 {
+		t.Errorf("%d handlers returned, want the stuck one still running", n)
+	}
+	close(svc.release)
+	// Shutdown may be called again: it waits for the released handler.
+	if err := tracker.Shutdown(ctx); err != nil {
+		t.Errorf("second Shutdown: %v", err)
+	}
+	if n := svc.returned.Load(); n != 1 {
+		t.Errorf("%d handlers returned, want 1", n)
+	}
+}
+
+// TestNewHTTPServerLimits: the recommended server's limits are those
+// docs/security.md lists.
+func TestNewHTTPServerLimits(t *testing.T) {
+	srv := wsrpc.NewHTTPServer(http.NotFoundHandler())
+	if srv.ReadHeaderTimeout != 10*time.Second || srv.MaxHeaderBytes != 16<<10 || srv.IdleTimeout != 2*time.Minute || srv.ReadTimeout != 0 || srv.WriteTimeout != 0 {
+		t.Errorf("NewHTTPServer: ReadHeaderTimeout %v MaxHeaderBytes %d IdleTimeout %v ReadTimeout %v WriteTimeout %v",
+			srv.ReadHeaderTimeout, srv.MaxHeaderBytes, srv.IdleTimeout, srv.ReadTimeout, srv.WriteTimeout)
+	}
+}
