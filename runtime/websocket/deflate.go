@@ -455,6 +455,7 @@ type inflateSource struct {
 	end     int
 	tailPos int
 	srcEOF  bool
+	srcErr  error // the payload reader's failure, other than io.EOF
 }
 
 // Read returns decompressed bytes. Corrupt data is an error wrapping
@@ -487,10 +488,16 @@ func (r *inflateReader) Read(p []byte) (int, error) {
 		r.release()
 		return n, io.EOF
 	case err != nil:
+		srcErr := r.in.srcErr
 		r.release()
 		var f *failure
 		if errors.As(err, &f) {
 			return n, err // the frame layer failed underneath us
+		}
+		if srcErr != nil {
+			// The connection failed mid-message (cut, timeout): a
+			// transport error, not corrupt data from the peer.
+			return n, srcErr
 		}
 		return n, fmt.Errorf("websocket: deflate: %v: %w", err, ErrInvalidPayload)
 	}
@@ -516,6 +523,9 @@ func (r *inflateSource) fillSrc() error {
 	if err == io.EOF {
 		r.srcEOF = true
 		return nil
+	}
+	if err != nil {
+		r.srcErr = err
 	}
 	return err
 }
