@@ -1,0 +1,204 @@
+package websocket_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// rawClient opens a TCP connection to srvURL's host (with small socket
+// buffers, so that backpressure shows early), performs the opening
+// handshake by hand, and returns the connection and a reader positioned
+// after the 101 response.
+func rawClient(t *testing.T, srvURL string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			if serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10); serr == nil {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 16<<10)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	host := strings.TrimPrefix(srvURL, "http://")
+	nc, err := d.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", host)
+	br := bufio.NewReader(nc)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(status, " 101 ") {
+		t.Fatalf("handshake: %q %v", status, err)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			return nc, br
+		}
+	}
+}
+
+// pingFrame is a masked ping (zero mask key) carrying payload.
+func pingFrame(payload []byte) []byte {
+	f := append([]byte{0x89, 0x80 | byte(len(payload)), 0, 0, 0, 0}, payload...)
+	return f
+}
+
+// TestHostilePingFloodAnswered: 100,000 pings from a client that reads
+// its pongs are all answered, in order, each with its own payload.
+func TestHostilePingFloodAnswered(t *testing.T) {
+	noLeaks(t)
+	const n = 100_000
+	srv := acceptServer(t, &websocket.AcceptOptions{CloseTimeout: 100 * time.Millisecond}, func(c *websocket.Conn) {
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	})
+	nc, br := rawClient(t, srv.URL)
+	done := make(chan error, 1)
+	go func() {
+		var hdr [2]byte
+		payload := make([]byte, 125)
+		for i := range n {
+			if _, err := io.ReadFull(br, hdr[:]); err != nil {
+				done <- fmt.Errorf("pong %d: %w", i, err)
+				return
+			}
+			if hdr[0] != 0x8A || int(hdr[1]) != 8 {
+				done <- fmt.Errorf("pong %d: header % x, want a pong of 8 bytes", i, hdr)
+				return
+			}
+			if _, err := io.ReadFull(br, payload[:8]); err != nil {
+				done <- err
+				return
+			}
+			if got := string(payload[:8]); got != fmt.Sprintf("%08d", i) {
+				done <- fmt.Errorf("pong %d carries %q", i, got)
+				return
+			}
+		}
+		done <- nil
+	}()
+	bw := bufio.NewWriterSize(nc, 64<<10)
+	for i := range n {
+		if _, err := bw.Write(pingFrame(fmt.Appendf(nil, "%08d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := within(t, 60*time.Second, done, "pongs"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHostilePingFloodNotReading: a client floods pings (52 MB) and never
+// reads a pong. The server answers each ping from its read loop, so when
+// the pongs back up it stops reading, no queue grows, and WriteTimeout
+// closes the connection: the flood is throttled by TCP, the server's
+// heap and goroutine count stay flat, and the read loop ends with an
+// error.
+func TestHostilePingFloodNotReading(t *testing.T) {
+	noLeaks(t)
+	const n = 400_000
+	readErr := make(chan error, 1)
+	srv := acceptServer(t, &websocket.AcceptOptions{WriteTimeout: 300 * time.Millisecond, CloseTimeout: 100 * time.Millisecond}, func(c *websocket.Conn) {
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				readErr <- err
+				return
+			}
+		}
+	})
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	baseG := runtime.NumGoroutine()
+
+	nc, _ := rawClient(t, srv.URL)
+	var written atomic.Int64
+	floodDone := make(chan struct{})
+	go func() {
+		defer close(floodDone)
+		frame := pingFrame(bytes.Repeat([]byte{'p'}, 125))
+		batch := bytes.Repeat(frame, 256)
+		for i := 0; i < n; i += 256 {
+			if _, err := nc.Write(batch); err != nil {
+				return
+			}
+			written.Add(256)
+		}
+	}()
+
+	var peakHeap uint64
+	peakG := 0
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			runtime.ReadMemStats(&ms)
+			mu.Lock()
+			peakHeap = max(peakHeap, ms.HeapAlloc)
+			peakG = max(peakG, runtime.NumGoroutine())
+			mu.Unlock()
+		}
+	}()
+	err := within(t, 60*time.Second, readErr, "server read loop")
+	close(stop)
+	<-sampled
+	nc.Close()
+	<-floodDone
+	if err == nil {
+		t.Fatal("no error")
+	}
+	t.Logf("server read loop ended after %d of %d pings were written: %v", written.Load(), n, err)
+	if written.Load() >= n {
+		t.Errorf("all %d pings were written: nothing pushed back", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if grew := int64(peakHeap) - int64(base.HeapAlloc); grew > 16<<20 {
+		t.Errorf("heap grew by %d MiB during the flood", grew>>20)
+	}
+	if peakG > baseG+8 {
+		t.Errorf("goroutines peaked at %d (from %d)", peakG, baseG)
+	}
+	if errors.Is(err, io.EOF) {
+		t.Errorf("read loop: %v, want the write timeout's failure", err)
+	}
+}
