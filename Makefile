@@ -15,3 +15,6 @@ fuzz:      ## run every fuzz target for FUZZTIME each (default 30s)
 
 bench:     ## microbenchmarks and the cross-library comparison in bench/
 	bash scripts/bench.sh
+
+soak:      ## load and soak (docs/reliability.md): DURATION (10m), N WebSocket clients (10000), SSE subscribers (1000)
+	bash scripts/soak.sh
