@@ -8,7 +8,10 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -37,6 +40,41 @@ func (h *headerFlag) Set(v string) error {
 	}
 	*h = append(*h, v)
 	return nil
+}
+
+// header turns the collected flags into an http.Header.
+func (h headerFlag) header() http.Header {
+	out := http.Header{}
+	for _, kv := range h {
+		name, value, _ := strings.Cut(kv, ":")
+		out.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	return out
+}
+
+// parseURLAndFlags parses args, whose flags may come before or after the
+// one URL. When ok is false the command should exit with code (0 for -h,
+// 2 for a usage error, which fs has already reported).
+func parseURLAndFlags(fs *flag.FlagSet, args []string) (url string, code int, ok bool) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return "", 0, false
+			}
+			return "", 2, false
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(positional) != 1 {
+		fs.Usage()
+		return "", 2, false
+	}
+	return positional[0], 0, true
 }
 
 func usage() {

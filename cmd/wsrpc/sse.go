@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -64,34 +62,15 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	showComments := fs.Bool("show-comments", false, "also print comment events")
 	showRetry := fs.Bool("show-retry", false, "also print retry-only events")
 
-	// Flags may come before or after the URL.
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(positional) != 1 {
-		fs.Usage()
-		return 2
+	url, code, ok := parseURLAndFlags(fs, args)
+	if !ok {
+		return code
 	}
 	if *reconnectTime <= 0 {
 		fmt.Fprintln(stderr, "wsrpc sse: --reconnect-time must be positive")
 		return 2
 	}
-	header := http.Header{}
-	for _, h := range headers {
-		name, value, _ := strings.Cut(h, ":")
-		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
-	}
+	header := headers.header()
 	opts := &sse.ClientOptions{
 		Header:            header,
 		ReconnectionTime:  *reconnectTime,
@@ -110,7 +89,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
-	for ev, err := range sse.Events(ctx, positional[0], opts) {
+	for ev, err := range sse.Events(ctx, url, opts) {
 		if err != nil {
 			out.Flush()
 			if ctx.Err() != nil {

@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -78,24 +77,9 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	deflate := fs.Bool("deflate", false, "offer permessage-deflate (RFC 7692) compression")
 	maxSize := fs.Int64("max-size", 64<<20, "largest message to receive, and longest stdin line, in `BYTES`")
 
-	// Flags may come before or after the URL.
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(positional) != 1 {
-		fs.Usage()
-		return 2
+	url, code, ok := parseURLAndFlags(fs, args)
+	if !ok {
+		return code
 	}
 	var encode func([]byte) []byte
 	switch *binaryFormat {
@@ -113,11 +97,7 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintln(stderr, "wsrpc ws: --max-size must be positive")
 		return 2
 	}
-	header := http.Header{}
-	for _, h := range headers {
-		name, value, _ := strings.Cut(h, ":")
-		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
-	}
+	header := headers.header()
 
 	// Both goroutines and this one report on stderr.
 	errOut := &lockedWriter{w: stderr}
@@ -129,7 +109,7 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if *deflate {
 		opts.Extensions = websocket.MustExtensionSet(websocket.PerMessageDeflate(nil))
 	}
-	c, resp, err := websocket.Dial(ctx, positional[0], opts)
+	c, resp, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 130
