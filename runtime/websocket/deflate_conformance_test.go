@@ -1,13 +1,11 @@
 package websocket_test
 
 import (
-	"bufio"
 	"bytes"
 	"compress/flate"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -284,35 +282,11 @@ func startDeflate(t *testing.T, r role, maxMsg int64, run func(c *websocket.Conn
 	t.Helper()
 	set := websocket.MustExtensionSet(websocket.PerMessageDeflate(&websocket.DeflateOptions{Threshold: -1}))
 	if r == roleServer {
-		s := &session{done: make(chan error, 1)}
-		conns := make(chan *websocket.Conn, 1)
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			c, err := websocket.Accept(w, req, &websocket.AcceptOptions{Extensions: set, MaxMessageSize: maxMsg, CloseTimeout: 2 * time.Second})
-			if err != nil {
-				s.done <- err
-				return
-			}
-			conns <- c
-			err = run(c)
-			c.CloseNow()
-			s.done <- err
-		}))
-		t.Cleanup(srv.Close)
-		nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), wireTimeout)
-		if err != nil {
-			t.Fatal(err)
+		s, resp := startServerWith(t, &websocket.AcceptOptions{Extensions: set, MaxMessageSize: maxMsg, CloseTimeout: 2 * time.Second},
+			"Sec-WebSocket-Extensions: permessage-deflate\r\n", run)
+		if got := resp.Header.Get("Sec-WebSocket-Extensions"); got != "permessage-deflate" {
+			t.Fatalf("answer %q, want permessage-deflate", got)
 		}
-		t.Cleanup(func() { nc.Close() })
-		p := &wirePeer{t: t, nc: nc, br: bufio.NewReader(nc), client: true}
-		p.writeRaw([]byte("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + testKey +
-			"\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"))
-		_ = nc.SetReadDeadline(time.Now().Add(wireTimeout))
-		resp, err := http.ReadResponse(p.br, nil)
-		if err != nil || resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Extensions") != "permessage-deflate" {
-			t.Fatalf("handshake: %v %v", resp, err)
-		}
-		s.wirePeer = p
-		s.conn = <-conns
 		return s
 	}
 	url, peers := fakeServer(t, func(w io.Writer, req *http.Request) {

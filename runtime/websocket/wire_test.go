@@ -372,6 +372,15 @@ func start(t testing.TB, r role, o engOpts, run func(c *websocket.Conn) error) *
 // peer that does the client handshake by hand.
 func startServer(t testing.TB, opts *websocket.AcceptOptions, run func(c *websocket.Conn) error) *session {
 	t.Helper()
+	s, _ := startServerWith(t, opts, "", run)
+	return s
+}
+
+// startServerWith is startServer with extra request header lines (each
+// ending in CRLF) in the wire peer's handshake; it also returns the
+// server's 101 response.
+func startServerWith(t testing.TB, opts *websocket.AcceptOptions, extraHeaders string, run func(c *websocket.Conn) error) (*session, *http.Response) {
+	t.Helper()
 	s := &session{done: make(chan error, 1)}
 	conns := make(chan *websocket.Conn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -394,7 +403,7 @@ func startServer(t testing.TB, opts *websocket.AcceptOptions, run func(c *websoc
 	p := &wirePeer{t: t, nc: nc, br: bufio.NewReader(nc), client: true}
 	p.writeRaw([]byte("GET /ws HTTP/1.1\r\nHost: " + srv.Listener.Addr().String() +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + testKey +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+		"\r\nSec-WebSocket-Version: 13\r\n" + extraHeaders + "\r\n"))
 	_ = nc.SetReadDeadline(time.Now().Add(wireTimeout))
 	resp, err := http.ReadResponse(p.br, nil)
 	if err != nil {
@@ -409,7 +418,7 @@ func startServer(t testing.TB, opts *websocket.AcceptOptions, run func(c *websoc
 	case err := <-s.done:
 		t.Fatalf("Accept: %v", err)
 	}
-	return s
+	return s, resp
 }
 
 // fakeServer listens on 127.0.0.1 and answers one handshake by hand with
