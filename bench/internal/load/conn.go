@@ -96,7 +96,7 @@ func (c *conn) handshake(addr string) error {
 		req += "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
 	}
 	req += "\r\n"
-	_ = c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
 	defer c.nc.SetDeadline(time.Time{})
 	if _, err := io.WriteString(c.nc, req); err != nil {
 		return err
