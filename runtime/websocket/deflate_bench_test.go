@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
-	"net"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -31,14 +30,8 @@ func BenchmarkDeflateEcho(b *testing.B) {
 			var wire atomic.Int64
 			ctx := context.Background()
 			c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
-				Extensions: websocket.MustExtensionSet(websocket.PerMessageDeflate(&m.opts)),
-				NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-					nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-					if err != nil {
-						return nil, err
-					}
-					return countingConn{nc, &wire}, nil
-				},
+				Extensions:     websocket.MustExtensionSet(websocket.PerMessageDeflate(&m.opts)),
+				NetDialContext: countingDial(&wire),
 			})
 			if err != nil {
 				b.Fatal(err)

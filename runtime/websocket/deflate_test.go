@@ -27,6 +27,17 @@ func (c countingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// countingDial dials TCP and counts the bytes read into n.
+func countingDial(n *atomic.Int64) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{nc, n}, nil
+	}
+}
+
 // deflateEcho starts an echo server with permessage-deflate configured by
 // sopts and returns its ws:// URL.
 func deflateEcho(t testing.TB, sopts *websocket.DeflateOptions, maxMsg int64) string {
@@ -158,14 +169,8 @@ func TestDeflateContextTakeoverRatio(t *testing.T) {
 		var wire atomic.Int64
 		ctx := context.Background()
 		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
-			Extensions: websocket.MustExtensionSet(websocket.PerMessageDeflate(nil)),
-			NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-				if err != nil {
-					return nil, err
-				}
-				return countingConn{nc, &wire}, nil
-			},
+			Extensions:     websocket.MustExtensionSet(websocket.PerMessageDeflate(nil)),
+			NetDialContext: countingDial(&wire),
 		})
 		if err != nil {
 			t.Fatal(err)

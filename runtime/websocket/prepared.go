@@ -131,18 +131,10 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	if f == nil {
 		return c.Write(ctx, pm.typ, pm.data)
 	}
-	c.writers.Add(1)
-	if err := c.lockMessage(ctx); err != nil {
-		c.leaveWriter()
+	if err := c.beginWrite(ctx); err != nil {
 		return err
 	}
-	err := c.writeEncoded(f)
-	c.writeCtx.disarm()
-	<-c.msgSem
-	if ferr := c.leaveWriter(); err == nil {
-		err = ferr
-	}
-	return ctxErr(ctx, err)
+	return c.endWrite(ctx, c.writeEncoded(f))
 }
 
 // writeEncoded queues already-framed bytes under the frame lock; like a
@@ -150,13 +142,8 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 func (c *Conn) writeEncoded(f []byte) error {
 	c.frameMu.Lock()
 	defer c.frameMu.Unlock()
-	if c.writeErr != nil {
-		return c.writeErr
-	}
-	select {
-	case <-c.closed:
-		return c.closedErr()
-	default:
+	if err := c.writableLocked(); err != nil {
+		return err
 	}
 	if c.wbuf != nil && c.wlen+len(f) > len(*c.wbuf) {
 		if err := c.flushLocked(); err != nil {

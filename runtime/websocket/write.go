@@ -26,18 +26,10 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if typ != MessageText && typ != MessageBinary {
 		return fmt.Errorf("websocket: invalid message type %d", int(typ))
 	}
-	c.writers.Add(1)
-	if err := c.lockMessage(ctx); err != nil {
-		c.leaveWriter()
+	if err := c.beginWrite(ctx); err != nil {
 		return err
 	}
-	err := c.writeMessage(typ, p)
-	c.writeCtx.disarm()
-	<-c.msgSem
-	if ferr := c.leaveWriter(); err == nil {
-		err = ferr
-	}
-	return ctxErr(ctx, err)
+	return c.endWrite(ctx, c.writeMessage(typ, p))
 }
 
 func (c *Conn) writeMessage(typ MessageType, p []byte) error {
@@ -75,6 +67,42 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	}
 	c.mw.unlock = true
 	return w, nil
+}
+
+// beginWrite counts the caller as a writer (see leaveWriter) and takes the
+// message lock for one whole message.
+func (c *Conn) beginWrite(ctx context.Context) error {
+	c.writers.Add(1)
+	if err := c.lockMessage(ctx); err != nil {
+		c.leaveWriter()
+		return err
+	}
+	return nil
+}
+
+// endWrite releases what beginWrite took; the last writer out flushes.
+// It returns err, or the flush's error, preferring ctx's.
+func (c *Conn) endWrite(ctx context.Context, err error) error {
+	c.writeCtx.disarm()
+	<-c.msgSem
+	if ferr := c.leaveWriter(); err == nil {
+		err = ferr
+	}
+	return ctxErr(ctx, err)
+}
+
+// writableLocked reports why nothing more may be written, if so. Caller
+// holds frameMu.
+func (c *Conn) writableLocked() error {
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	select {
+	case <-c.closed:
+		return c.closedErr()
+	default:
+		return nil
+	}
 }
 
 func (c *Conn) lockMessage(ctx context.Context) error {
@@ -294,13 +322,8 @@ func (c *Conn) writeControl(op Opcode, payload []byte) error {
 func (c *Conn) writeFrame(fin bool, op Opcode, rsv byte, p []byte, flush bool) error {
 	c.frameMu.Lock()
 	defer c.frameMu.Unlock()
-	if c.writeErr != nil {
-		return c.writeErr
-	}
-	select {
-	case <-c.closed:
-		return c.closedErr()
-	default:
+	if err := c.writableLocked(); err != nil {
+		return err
 	}
 	if err := c.transformOutgoing(&fin, &op, &rsv, &p); err != nil {
 		return err
