@@ -8,20 +8,25 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 )
 
-// command is one subcommand: run gets the arguments after its name and
+// command is one subcommand: run gets a context cancelled on SIGINT or
+// SIGTERM, the arguments after its name and the standard streams, and
 // returns the process exit status.
 type command struct {
 	summary string
-	run     func(args []string) int
+	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
 }
 
 var commands = map[string]command{}
@@ -99,5 +104,8 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
-	os.Exit(c.run(os.Args[2:]))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := c.run(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }

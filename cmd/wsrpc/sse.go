@@ -7,10 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/wsrpc/wsrpc/runtime/sse"
@@ -19,10 +16,8 @@ import (
 func init() {
 	register("sse", command{
 		summary: "print Server-Sent Events as they arrive",
-		run: func(args []string) int {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runSSE(ctx, args, os.Stdout, os.Stderr)
+		run: func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+			return runSSE(ctx, args, stdout, stderr)
 		},
 	})
 }

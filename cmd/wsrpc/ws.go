@@ -9,11 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -23,11 +20,7 @@ import (
 func init() {
 	register("ws", command{
 		summary: "send stdin lines as text messages, print every message received",
-		run: func(args []string) int {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runWS(ctx, args, os.Stdin, os.Stdout, os.Stderr)
-		},
+		run:     runWS,
 	})
 }
 
