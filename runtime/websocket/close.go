@@ -195,6 +195,11 @@ func (c *Conn) closeWith(cause error) {
 		c.closeMu.Unlock()
 		close(c.closed)
 		_ = c.nc.Close()
+		if e := c.poll.Load(); e != nil {
+			// An idle polled connection has no reader to notice: wake one,
+			// so the handler hears of the close.
+			e.wake()
+		}
 		if c.kaTimer != nil {
 			c.kaTimer.Stop()
 		}

@@ -108,15 +108,22 @@ type Conn struct {
 	rh       header // header of the frame being read
 	rleft    int64  // payload bytes of rh not yet read
 	rmaskPos int
-	rbig     bool   // the last read filled its buffer: more input is waiting
-	msgOpen  bool   // a fragmented data message awaits continuations
-	msgOp    Opcode // opcode of the open message
-	msgRSV   byte   // RSV bits of the open message's first frame
-	msgSize  int64  // payload bytes of the open message so far (on the wire)
-	utf8     utf8Validator
-	mr       messageReader
-	ctrl     [maxControlPayload]byte
-	readErr  error // sticky: once reading failed, it keeps failing
+	rbig     bool // the last read filled its buffer: more input is waiting
+	rfull    bool // the last read from the socket returned all it was asked for
+	// A Poller's worker is reading (noWait): between messages it hands the
+	// connection back rather than wait. pollReady: the poller saw input
+	// arrive. rawNoWait: the raw read in progress reports EAGAIN.
+	noWait    bool
+	pollReady bool
+	rawNoWait bool
+	msgOpen   bool   // a fragmented data message awaits continuations
+	msgOp     Opcode // opcode of the open message
+	msgRSV    byte   // RSV bits of the open message's first frame
+	msgSize   int64  // payload bytes of the open message so far (on the wire)
+	utf8      utf8Validator
+	mr        messageReader
+	ctrl      [maxControlPayload]byte
+	readErr   error // sticky: once reading failed, it keeps failing
 	// Messages Close read while waiting for the peer's close frame, for
 	// the reads that follow (bounded by MaxMessageSize in all).
 	pending       []pendingMessage
@@ -165,6 +172,9 @@ type Conn struct {
 	closed     chan struct{} // closed when the TCP connection is closed
 	closeOnce  sync.Once
 	closeCause error
+
+	// The Poller serving this connection's reads, if any.
+	poll atomic.Pointer[pollEntry]
 }
 
 // newConn wraps nc after a successful handshake. buffered holds bytes read
@@ -231,10 +241,14 @@ func (c *Conn) NetConn() net.Conn { return c.nc }
 // costs nothing per call.
 //
 // Concurrency: used only by the holder of the matching lock (readSem, or
-// msgSem/frameMu for writes); the AfterFunc goroutine reads only active.
+// msgSem/frameMu for writes); the AfterFunc goroutine reads only active
+// and gen. arm bumps gen before it sets active, and the callback loads
+// them in the opposite order, so a stale callback never sees its own gen
+// with a later call's active.
 type ctxWatch struct {
 	ctx    context.Context
 	stop   func() bool
+	gen    atomic.Uint64 // bumped for each new context
 	active atomic.Bool
 }
 
@@ -250,8 +264,12 @@ func (w *ctxWatch) arm(c *Conn, ctx context.Context) error {
 			w.stop()
 		}
 		w.ctx = ctx
+		// The callback of a context canceled after its call returned may
+		// run while a later call, with another context, is active: only
+		// the current context's may close.
+		gen := w.gen.Add(1)
 		w.stop = context.AfterFunc(ctx, func() {
-			if w.active.Load() {
+			if w.active.Load() && w.gen.Load() == gen {
 				c.closeWith(context.Cause(ctx))
 			}
 		})

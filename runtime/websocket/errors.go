@@ -5,6 +5,9 @@ import (
 	"fmt"
 )
 
+// errWouldBlock: a Poller's worker found no input between messages.
+var errWouldBlock = errors.New("websocket: no input")
+
 // Sentinel errors. Errors returned by a Conn wrap one of these (test with
 // errors.Is) or are a *CloseError carrying the peer's close frame.
 var (
@@ -32,6 +35,9 @@ var (
 	// ErrRawMode is returned by message calls on a raw connection and by
 	// frame calls on a message-mode connection.
 	ErrRawMode = errors.New("websocket: wrong mode for this call (raw vs message)")
+	// ErrPollerClosed is returned by Poller.Serve after Poller.Close, and
+	// is the reason handed to OnClose for connections Close ended.
+	ErrPollerClosed = errors.New("websocket: poller closed")
 )
 
 // StatusCode is a close code (RFC 6455 §7.4).

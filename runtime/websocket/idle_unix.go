@@ -26,7 +26,8 @@ func (c *Conn) setupIdleRead() {
 
 // rawReadOnce is the RawConn.Read callback: one non-blocking read into a
 // pooled buffer; on EAGAIN it gives the buffer back and asks to be called
-// again when the socket is readable.
+// again when the socket is readable, or, for a Poller's worker (rawNoWait),
+// reports errWouldBlock.
 func (c *Conn) rawReadOnce(fd uintptr) bool {
 	if c.rbuf == nil {
 		c.rbuf = c.readBuf()
@@ -39,10 +40,15 @@ func (c *Conn) rawReadOnce(fd uintptr) bool {
 		if err == syscall.EAGAIN {
 			putBuf(c.rbuf)
 			c.rbuf = nil
+			if c.rawNoWait {
+				c.rawErr = errWouldBlock
+				return true
+			}
 			return false
 		}
 		c.rawN, c.rawErr = n, err
 		c.rbig = n == len(*c.rbuf)
+		c.rfull = c.rbig
 		return true
 	}
 }
@@ -60,6 +66,10 @@ func (c *Conn) fillIdle() error {
 	if c.rbuf != nil {
 		putBuf(c.rbuf)
 		c.rbuf = nil
+	}
+	c.rfull = false
+	if err == errWouldBlock {
+		return err
 	}
 	if err == nil {
 		err = io.EOF

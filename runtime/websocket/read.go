@@ -70,6 +70,27 @@ func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 	return typ, dst, ctxErr(ctx, err)
 }
 
+// readPolled is ReadAppend for a Poller's worker. Between messages it
+// never waits for input: when the socket is drained it returns
+// errWouldBlock, having flushed any deferred replies, and the worker hands
+// the connection back. ready says the poller saw input arrive. Once a
+// message has begun it is read to its end, waiting if it must.
+func (c *Conn) readPolled(dst []byte, ready bool) (MessageType, []byte, error) {
+	if err := c.lockRead(context.Background()); err != nil {
+		return 0, dst, err
+	}
+	defer c.unlockRead()
+	if len(c.pending) > 0 {
+		m := c.popPending()
+		return m.typ, append(dst, m.data...), nil
+	}
+	c.pollReady = c.pollReady || ready
+	c.noWait = true
+	typ, dst, err := c.readWhole(dst)
+	c.noWait = false
+	return typ, dst, err
+}
+
 // readWhole reads the next data message whole, appending it to dst. The
 // caller holds readSem.
 func (c *Conn) readWhole(dst []byte) (MessageType, []byte, error) {
@@ -207,6 +228,17 @@ func (c *Conn) readHeader() error {
 				break
 			}
 		}
+		if c.rbuf == nil && c.noWait && !c.msgOpen {
+			// A Poller's worker between messages: nothing is half read, so
+			// it may hand the connection back instead of waiting.
+			if err := c.fillNoWait(); err != nil {
+				if err == errWouldBlock {
+					return err
+				}
+				return c.failRead(err)
+			}
+			continue
+		}
 		if err := c.fill(); err != nil {
 			return c.failRead(err)
 		}
@@ -302,6 +334,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		c.beforeBlock()
 		var err error
 		n, err = c.nc.Read(p)
+		c.rfull = n == len(p)
 		if n == 0 {
 			if err == nil {
 				err = io.ErrNoProgress
@@ -360,6 +393,7 @@ func (c *Conn) fill() error {
 	c.rend += n
 	if n > 0 {
 		c.rbig = c.rend == len(*c.rbuf)
+		c.rfull = c.rbig
 		return nil
 	}
 	if err == nil {
@@ -367,6 +401,27 @@ func (c *Conn) fill() error {
 	}
 	c.consumed()
 	return c.ioErr(err)
+}
+
+// fillNoWait is fill for a Poller's worker at a frame boundary outside a
+// message. It reads only if input may be there — the poller saw the socket
+// become readable (pollReady), or the last read filled all it was given —
+// and never waits: errWouldBlock means the socket is drained, and the
+// worker hands the connection back to the poller. Skipping the read that
+// would only return EAGAIN is sound because the poller's registration is
+// edge-triggered: bytes that arrive after a short read raise a new event.
+func (c *Conn) fillNoWait() error {
+	if c.pollReady || c.rfull {
+		c.pollReady = false
+		c.rawNoWait = true
+		err := c.fillIdle()
+		c.rawNoWait = false
+		if err != errWouldBlock {
+			return err
+		}
+	}
+	c.beforeBlock()
+	return errWouldBlock
 }
 
 // ioErr turns an I/O error into what a reader should see.

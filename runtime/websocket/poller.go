@@ -1,0 +1,327 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Handler receives what a Poller reads from a connection.
+type Handler interface {
+	// OnMessage is called with each data message, in the order they
+	// arrived and never concurrently for one connection. msg is valid
+	// only until OnMessage returns. Writing to c (Write, WritePrepared,
+	// Close) is fine from here and from anywhere else.
+	OnMessage(c *Conn, typ MessageType, msg []byte)
+	// OnClose is called once, when reading has ended: err is a
+	// *CloseError when the peer closed (see CloseStatus), otherwise why
+	// the connection failed or was closed. The connection is closed, or
+	// closing, by the time it is called.
+	OnClose(c *Conn, err error)
+}
+
+// HandlerFuncs adapts two functions to a Handler; a nil OnClose is
+// skipped.
+type HandlerFuncs struct {
+	Message func(c *Conn, typ MessageType, msg []byte)
+	Close   func(c *Conn, err error)
+}
+
+func (h HandlerFuncs) OnMessage(c *Conn, typ MessageType, msg []byte) { h.Message(c, typ, msg) }
+
+func (h HandlerFuncs) OnClose(c *Conn, err error) {
+	if h.Close != nil {
+		h.Close(c, err)
+	}
+}
+
+// Poller reads many connections without a goroutine for each idle one.
+// A connection handed to Serve is watched by the poller (epoll on Linux);
+// when input arrives, a worker goroutine reads the messages that are there,
+// calls the Handler for each, and returns the connection to the poller as
+// soon as the socket is drained. An idle connection then costs its state
+// and socket only — no goroutine stack, no read buffer — which is what a
+// server with many mostly silent connections (notifications, presence,
+// a hub's subscribers) wants.
+//
+// It also saves a system call per message: a goroutine blocked in Read
+// learns that a socket is drained from a read that fails with EAGAIN; the
+// poller's edge-triggered registration tells the worker that a short read
+// emptied the socket, so it stops there.
+//
+// Writes are unchanged: any goroutine may write to a polled connection,
+// and the Handler's OnMessage usually does. Reads are the poller's: do not
+// call Read, ReadAppend or Reader on a connection after Serve. Close may
+// be called from anywhere; its closing handshake reads the peer's close
+// frame itself when no worker is reading.
+//
+// Where there is no poller (other systems, TLS connections and other
+// net.Conns that are not sockets) Serve reads the connection from a
+// goroutine of its own with the same Handler calls.
+//
+// Concurrency: Serve and Close may be called from any goroutine. A
+// connection's Handler calls come from one worker at a time; different
+// connections' calls run concurrently on different workers.
+type Poller struct {
+	mu      sync.Mutex
+	closed  bool
+	entries []*pollEntry // by slot; nil where free
+	gens    []int32      // by slot: bumped each time the slot is taken
+	free    []int32      // free slots
+	live    sync.WaitGroup
+
+	// Workers: goroutines that run entries. An idle worker waits on work;
+	// at most maxIdle wait, the others exit.
+	work        chan *pollEntry
+	done        chan struct{}
+	idleWorkers atomic.Int32
+	maxIdle     int32
+
+	sys pollSys // the system's readiness mechanism
+}
+
+// NewPoller starts a poller. Close stops it.
+func NewPoller() (*Poller, error) {
+	p := &Poller{
+		work:    make(chan *pollEntry),
+		done:    make(chan struct{}),
+		maxIdle: int32(4 * runtime.GOMAXPROCS(0)),
+	}
+	if err := p.sys.init(p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Serve hands c's reading to p: h gets c's messages until reading ends,
+// then OnClose. It returns an error only if c cannot be served (p is
+// closed, c is in raw mode, or another Poller serves it); then h is never
+// called and c is left as it was.
+func (p *Poller) Serve(c *Conn, h Handler) error {
+	if c.cfg.raw {
+		return ErrRawMode
+	}
+	e := &pollEntry{p: p, c: c, h: h}
+	if !c.poll.CompareAndSwap(nil, e) {
+		return errors.New("websocket: connection is already served by a Poller")
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		c.poll.Store(nil)
+		return ErrPollerClosed
+	}
+	p.live.Add(1)
+	p.allocSlot(e)
+	e.polled = c.rawConn != nil && p.sys.ok()
+	p.mu.Unlock()
+	if !e.polled {
+		e.state.Store(entryLoop)
+		go e.loop()
+		return nil
+	}
+	// A first run reads what the handshake left buffered or what arrived
+	// before the registration (a non-blocking read), and then waits.
+	e.state.Store(entryRunning)
+	if err := p.sys.add(e); err != nil {
+		// Only a closed connection fails here; the run reports it.
+		e.c.closeWith(err)
+	}
+	p.start(e)
+	return nil
+}
+
+// Close stops the poller: every connection it serves is closed without a
+// closing handshake, each Handler's OnClose is called with an error
+// wrapping ErrPollerClosed, and Close returns when all have been.
+// Connections to close gracefully should be closed (Close with a code)
+// before.
+func (p *Poller) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrPollerClosed
+	}
+	p.closed = true
+	entries := make([]*pollEntry, 0, len(p.entries))
+	for _, e := range p.entries {
+		if e != nil {
+			entries = append(entries, e)
+		}
+	}
+	p.mu.Unlock()
+	err := p.sys.close()
+	for _, e := range entries {
+		e.c.closeWith(ErrPollerClosed)
+	}
+	p.live.Wait()
+	close(p.done)
+	return err
+}
+
+// allocSlot gives e a slot and the slot's next generation. Caller holds
+// p.mu.
+func (p *Poller) allocSlot(e *pollEntry) {
+	if n := len(p.free); n > 0 {
+		e.slot = p.free[n-1]
+		p.free = p.free[:n-1]
+		p.entries[e.slot] = e
+	} else {
+		e.slot = int32(len(p.entries))
+		p.entries = append(p.entries, e)
+		p.gens = append(p.gens, 0)
+	}
+	p.gens[e.slot]++
+	e.gen = p.gens[e.slot]
+}
+
+// lookup returns the entry in slot if its generation is gen: an event
+// for a connection that has since left the slot is dropped.
+func (p *Poller) lookup(slot, gen int32) *pollEntry {
+	if slot < 0 || int(slot) >= len(p.entries) {
+		return nil
+	}
+	e := p.entries[slot]
+	if e == nil || e.gen != gen {
+		return nil
+	}
+	return e
+}
+
+// remove takes e out of the poller once its reading has ended.
+func (p *Poller) remove(e *pollEntry) {
+	if e.polled {
+		p.sys.del(e)
+	}
+	p.mu.Lock()
+	p.entries[e.slot] = nil
+	p.free = append(p.free, e.slot)
+	p.mu.Unlock()
+}
+
+// start runs e on an idle worker, or on a new one.
+func (p *Poller) start(e *pollEntry) {
+	select {
+	case p.work <- e:
+	default:
+		go p.worker(e)
+	}
+}
+
+// worker runs entries until too many workers are idle. The message buffer
+// stays with the worker between runs, so steady traffic does not allocate.
+func (p *Poller) worker(e *pollEntry) {
+	var buf []byte
+	for {
+		buf = e.run(buf)
+		if cap(buf) > largeBufSize {
+			buf = nil // keep no outsized message around
+		}
+		if p.idleWorkers.Add(1) > p.maxIdle {
+			p.idleWorkers.Add(-1)
+			return
+		}
+		select {
+		case e = <-p.work:
+			p.idleWorkers.Add(-1)
+		case <-p.done:
+			p.idleWorkers.Add(-1)
+			return
+		}
+	}
+}
+
+// Entry states. A worker runs an entry from running until it finds the
+// socket drained and moves it back to idle; input that arrives during the
+// run moves it to pending, so the worker reads again instead of leaving.
+const (
+	entryIdle int32 = iota
+	entryRunning
+	entryPending
+	entryDone
+	entryLoop // served by loop: wake has nothing to do
+)
+
+// pollEntry is one connection served by a Poller.
+//
+// Concurrency: state is changed with atomics by the poller (wake) and the
+// worker running the entry; everything else is set before the entry is
+// published or owned by that worker.
+type pollEntry struct {
+	p      *Poller
+	c      *Conn
+	h      Handler
+	slot   int32 // index in p.entries, set under p.mu
+	gen    int32 // generation of the slot, set under p.mu
+	polled bool  // watched by p.sys; otherwise served by loop
+	state  atomic.Int32
+}
+
+// wake reports that input arrived or the connection closed.
+func (e *pollEntry) wake() {
+	for {
+		switch s := e.state.Load(); s {
+		case entryIdle:
+			if e.state.CompareAndSwap(s, entryRunning) {
+				e.p.start(e)
+				return
+			}
+		case entryRunning:
+			if e.state.CompareAndSwap(s, entryPending) {
+				return
+			}
+		default: // already pending, or done
+			return
+		}
+	}
+}
+
+// run reads and handles messages until the socket is drained (the entry
+// goes back to idle) or reading ends (OnClose). It returns buf, grown.
+func (e *pollEntry) run(buf []byte) []byte {
+	ready := true
+	for {
+		typ, msg, err := e.c.readPolled(buf[:0], ready)
+		ready = false
+		if err == errWouldBlock {
+			if e.state.CompareAndSwap(entryRunning, entryIdle) {
+				return buf
+			}
+			// Input arrived during the run: read again.
+			e.state.Store(entryRunning)
+			ready = true
+			continue
+		}
+		if err != nil {
+			e.finish(err)
+			return buf
+		}
+		buf = msg
+		e.h.OnMessage(e.c, typ, msg)
+	}
+}
+
+// loop serves a connection the poller cannot watch, from a goroutine.
+func (e *pollEntry) loop() {
+	ctx := context.Background()
+	var buf []byte
+	for {
+		typ, msg, err := e.c.ReadAppend(ctx, buf[:0])
+		if err != nil {
+			e.finish(err)
+			return
+		}
+		buf = msg
+		e.h.OnMessage(e.c, typ, msg)
+	}
+}
+
+func (e *pollEntry) finish(err error) {
+	e.state.Store(entryDone)
+	e.c.closeWith(err)
+	e.p.remove(e)
+	e.h.OnClose(e.c, err)
+	e.p.live.Done()
+}

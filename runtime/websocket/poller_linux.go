@@ -1,0 +1,111 @@
+package websocket
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// Linux: an epoll instance of the Poller's own, edge-triggered, nested in
+// the Go runtime's poller: the epoll descriptor is itself pollable, so the
+// dispatcher goroutine parks like any network reader (no thread blocked in
+// epoll_wait) and wakes when a watched socket has input.
+//
+// The sockets stay in the runtime's poller too (they are still net.Conns
+// and their writes and in-message reads use it); epoll allows a file in
+// several interest lists.
+const (
+	epollET    = 1 << 31 // EPOLLET: syscall's constant is negative
+	epollBatch = 256     // events per epoll_wait
+)
+
+type pollSys struct {
+	epfd int
+	file *os.File // epfd, registered with the runtime's poller
+}
+
+func (s *pollSys) init(p *Poller) error {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return os.NewSyscallError("epoll_create1", err)
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return os.NewSyscallError("fcntl", err)
+	}
+	s.epfd = fd
+	// NewFile sees O_NONBLOCK and adds the descriptor to the runtime's
+	// poller, so RawConn.Read below waits for it without a thread.
+	s.file = os.NewFile(uintptr(fd), "websocket-poller")
+	rc, err := s.file.SyscallConn()
+	if err != nil {
+		s.file.Close()
+		return err
+	}
+	go s.dispatch(p, rc)
+	return nil
+}
+
+func (s *pollSys) ok() bool { return true }
+
+// add watches e's socket: readable (EPOLLIN), peer closed its side
+// (EPOLLRDHUP), edge-triggered. The event carries e's slot and generation.
+// epoll_ctl runs inside RawConn.Control, which holds the descriptor open:
+// a concurrent Close cannot hand its number to another socket meanwhile.
+func (s *pollSys) add(e *pollEntry) error {
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: e.slot, Pad: e.gen}
+	var cerr error
+	err := e.c.rawConn.Control(func(fd uintptr) {
+		cerr = syscall.EpollCtl(s.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+	})
+	if err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// del stops watching e's socket. A socket already closed left the interest
+// list when it was closed (Control then fails, and there is nothing to do).
+func (s *pollSys) del(e *pollEntry) {
+	_ = e.c.rawConn.Control(func(fd uintptr) {
+		_ = syscall.EpollCtl(s.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+	})
+}
+
+func (s *pollSys) close() error { return s.file.Close() }
+
+// dispatch wakes the entries whose sockets have input, until the poller
+// closes. An event batch smaller than the buffer emptied epoll's ready
+// list, and the edge-triggered registration of the epoll descriptor in the
+// runtime's poller reports the next event, so the callback returns false
+// (wait) then without another epoll_wait.
+func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
+	events := make([]syscall.EpollEvent, epollBatch)
+	woken := make([]*pollEntry, 0, epollBatch)
+	_ = rc.Read(func(fd uintptr) bool {
+		for {
+			n, err := syscall.EpollWait(int(fd), events, 0)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				return !errors.Is(err, syscall.EAGAIN)
+			}
+			p.mu.Lock()
+			for i := range n {
+				if e := p.lookup(events[i].Fd, events[i].Pad); e != nil {
+					woken = append(woken, e)
+				}
+			}
+			p.mu.Unlock()
+			for i, e := range woken {
+				e.wake()
+				woken[i] = nil
+			}
+			woken = woken[:0]
+			if n < len(events) {
+				return false
+			}
+		}
+	})
+}

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package websocket
+
+// Without epoll, every connection a Poller serves is read by a goroutine
+// of its own (pollEntry.loop).
+type pollSys struct{}
+
+func (s *pollSys) init(p *Poller) error   { return nil }
+func (s *pollSys) ok() bool               { return false }
+func (s *pollSys) add(e *pollEntry) error { return nil }
+func (s *pollSys) del(e *pollEntry)       {}
+func (s *pollSys) close() error           { return nil }

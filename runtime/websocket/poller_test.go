@@ -1,0 +1,496 @@
+package websocket_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// pollServer is an HTTP server whose handler hands every accepted
+// connection to one Poller and returns, as a production server would.
+type pollServer struct {
+	t      testing.TB
+	p      *websocket.Poller
+	srv    *httptest.Server
+	url    string
+	conns  chan *websocket.Conn // every accepted connection, if wanted
+	closes chan pollClose       // every OnClose
+	// Serve's errors.
+	serveErrs chan error
+	// OnMessage checks: calls for one connection never overlap.
+	inMsg sync.Map // *Conn -> *atomic.Int32
+}
+
+type pollClose struct {
+	c   *websocket.Conn
+	err error
+}
+
+// startPollServer serves echo (or onMessage, if set) from a new Poller.
+func startPollServer(t testing.TB, opts *websocket.AcceptOptions, tlsServer bool, onMessage func(c *websocket.Conn, typ websocket.MessageType, msg []byte)) *pollServer {
+	t.Helper()
+	p, err := websocket.NewPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &pollServer{t: t, p: p, conns: make(chan *websocket.Conn, 4096), closes: make(chan pollClose, 4096), serveErrs: make(chan error, 16)}
+	if onMessage == nil {
+		onMessage = func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
+			_ = c.Write(context.Background(), typ, msg)
+		}
+	}
+	h := websocket.HandlerFuncs{
+		Message: func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
+			v, _ := s.inMsg.LoadOrStore(c, new(atomic.Int32))
+			n := v.(*atomic.Int32)
+			if n.Add(1) != 1 {
+				t.Errorf("OnMessage calls overlap for one connection")
+			}
+			onMessage(c, typ, msg)
+			n.Add(-1)
+		},
+		Close: func(c *websocket.Conn, err error) { s.closes <- pollClose{c, err} },
+	}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		if err := p.Serve(c, h); err != nil {
+			s.serveErrs <- err
+			c.CloseNow()
+			return
+		}
+		select {
+		case s.conns <- c:
+		default:
+		}
+	})
+	if tlsServer {
+		s.srv = httptest.NewTLSServer(handler)
+		s.url = "wss" + strings.TrimPrefix(s.srv.URL, "https")
+	} else {
+		s.srv = httptest.NewServer(handler)
+		s.url = "ws" + strings.TrimPrefix(s.srv.URL, "http")
+	}
+	t.Cleanup(func() {
+		s.srv.Close()
+		_ = p.Close()
+	})
+	return s
+}
+
+// dial connects our client to the poll server.
+func (s *pollServer) dial(opts *websocket.DialOptions) *websocket.Conn {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, s.url, opts)
+	if err != nil {
+		s.t.Fatalf("Dial: %v", err)
+	}
+	s.t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// peer connects a wire peer (raw frames) to the poll server.
+func (s *pollServer) peer() (*wirePeer, *websocket.Conn) {
+	s.t.Helper()
+	addr := s.srv.Listener.Addr().String()
+	nc, err := net.DialTimeout("tcp", addr, wireTimeout)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { nc.Close() })
+	p := &wirePeer{t: s.t, nc: nc, br: bufio.NewReader(nc), client: true}
+	p.writeRaw([]byte("GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " +
+		testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+	_ = nc.SetReadDeadline(time.Now().Add(wireTimeout))
+	resp, err := http.ReadResponse(p.br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		s.t.Fatalf("handshake: %v %v", resp, err)
+	}
+	select {
+	case c := <-s.conns:
+		return p, c
+	case <-time.After(wireTimeout):
+		s.t.Fatal("no server connection")
+		return nil, nil
+	}
+}
+
+// closed waits for the next OnClose.
+func (s *pollServer) closed() pollClose {
+	s.t.Helper()
+	select {
+	case pc := <-s.closes:
+		return pc
+	case <-time.After(wireTimeout):
+		s.t.Fatal("OnClose was not called")
+		return pollClose{}
+	}
+}
+
+// closeFrame reads frames until a close frame, skipping pings, and returns
+// its code; it leaves the TCP connection as it is.
+func closeFrame(p *wirePeer) int {
+	p.t.Helper()
+	for {
+		f := p.mustRead()
+		switch f.op {
+		case opPing:
+			continue
+		case opClose:
+			if len(f.payload) < 2 {
+				return -1
+			}
+			return int(binary.BigEndian.Uint16(f.payload))
+		}
+		p.t.Fatalf("wire peer: got op=%#x, want a close frame", f.op)
+	}
+}
+
+// waitGoroutines waits (bounded) until at most max goroutines run.
+func waitGoroutines(t testing.TB, max int) {
+	t.Helper()
+	deadline := time.Now().Add(wireTimeout)
+	for runtime.NumGoroutine() > max {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, want at most %d", runtime.NumGoroutine(), max)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// echoCheck sends msgs and checks each echo, in order.
+func echoCheck(t testing.TB, c *websocket.Conn, msgs [][]byte) {
+	t.Helper()
+	for i, m := range msgs {
+		typ := websocket.MessageBinary
+		if i%2 == 1 {
+			typ = websocket.MessageText
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+		err := c.Write(ctx, typ, m)
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		gt, got, err := c.Read(ctx)
+		cancel()
+		if err != nil || gt != typ || !bytes.Equal(got, m) {
+			t.Fatalf("echo %d (%d bytes): %v %v, %d bytes", i, len(m), gt, err, len(got))
+		}
+	}
+}
+
+func textPayload(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('a' + rng.IntN(26))
+	}
+	return b
+}
+
+func TestPollerEcho(t *testing.T) {
+	noLeaks(t)
+	s := startPollServer(t, &websocket.AcceptOptions{MaxMessageSize: 4 << 20}, false, nil)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		c := s.dial(nil)
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			var msgs [][]byte
+			for j := range 60 {
+				n := rng.IntN(2 << 10)
+				switch j % 10 {
+				case 3:
+					n = 64<<10 + rng.IntN(300) // past the large buffer
+				case 7:
+					n = 300<<10 + rng.IntN(1000) // several reads, in pieces
+				case 9:
+					n = 0
+				}
+				msgs = append(msgs, textPayload(rng, n))
+			}
+			echoCheck(t, c, msgs)
+		})
+	}
+	wg.Wait()
+}
+
+// An idle connection costs no goroutine: 300 connections open, each
+// echoed once, then idle again.
+func TestPollerIdleHoldsNoGoroutine(t *testing.T) {
+	noLeaks(t)
+	s := startPollServer(t, nil, false, nil)
+	const n = 300
+	base := runtime.NumGoroutine()
+	conns := make([]*websocket.Conn, n)
+	for i := range conns {
+		conns[i] = s.dial(nil)
+	}
+	slack := 4*runtime.GOMAXPROCS(0) + 16 // idle workers, the dispatcher, httptest
+	waitGoroutines(t, base+slack)
+	for i, c := range conns {
+		echoCheck(t, c, [][]byte{fmt.Appendf(nil, "hello %d", i)})
+	}
+	waitGoroutines(t, base+slack)
+	// Pings and pongs are read without leaving a worker waiting for a
+	// data message.
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+	for _, c := range conns[:50] {
+		go func() { _, _, _ = c.Read(ctx) }() // answers nothing: the server sends no pings
+		if err := c.Ping(ctx); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+	}
+	waitGoroutines(t, base+slack+50) // the 50 client readers remain
+	for _, c := range conns {
+		c.CloseNow()
+	}
+	for range n {
+		s.closed()
+	}
+}
+
+// A message whose frames arrive in pieces, with control frames between
+// them, is read whole; a burst of pipelined messages is echoed in order.
+func TestPollerPartialAndPipelined(t *testing.T) {
+	noLeaks(t)
+	s := startPollServer(t, nil, false, nil)
+	p, _ := s.peer()
+	payload := bytes.Repeat([]byte("0123456789"), 1000)
+	whole := encodeFrame(true, 0, opBinary, true, p.nextKey(), payload)
+	for _, cut := range []int{1, 2, 5, 100, len(whole) - 1} {
+		p.writeRaw(whole[:cut])
+		time.Sleep(20 * time.Millisecond)
+		p.writeRaw(whole[cut:])
+		p.expectMessage(opBinary, payload)
+	}
+	// Fragmented, with a ping inside, each piece after a pause.
+	p.frame(false, 0, opText, []byte("hel"))
+	time.Sleep(20 * time.Millisecond)
+	p.send(opPing, []byte("inside"))
+	p.expect(opPong, []byte("inside"))
+	time.Sleep(20 * time.Millisecond)
+	p.frame(true, 0, opCont, []byte("lo"))
+	p.expectMessage(opText, []byte("hello"))
+	// 200 messages in one write.
+	var burst []byte
+	for i := range 200 {
+		burst = append(burst, encodeFrame(true, 0, opBinary, true, p.nextKey(), binary.BigEndian.AppendUint32(nil, uint32(i)))...)
+	}
+	p.writeRaw(burst)
+	for i := range 200 {
+		p.expectMessage(opBinary, binary.BigEndian.AppendUint32(nil, uint32(i)))
+	}
+	p.sendClose(1000, "")
+	p.expectClose(1000)
+	if pc := s.closed(); websocket.CloseStatus(pc.err) != websocket.StatusNormalClosure {
+		t.Fatalf("OnClose: %v", pc.err)
+	}
+}
+
+// Bad input on a polled connection fails it with the protocol's close code
+// and reaches OnClose.
+func TestPollerBadInput(t *testing.T) {
+	noLeaks(t)
+	s := startPollServer(t, &websocket.AcceptOptions{MaxMessageSize: 1 << 10}, false, nil)
+	cases := []struct {
+		name string
+		send func(p *wirePeer)
+		code int
+	}{
+		{"unmasked", func(p *wirePeer) { p.writeRaw(encodeFrame(true, 0, opText, false, [4]byte{}, []byte("x"))) }, 1002},
+		{"invalid UTF-8", func(p *wirePeer) { p.send(opText, []byte{'a', 0xff}) }, 1007},
+		{"too big", func(p *wirePeer) { p.send(opBinary, make([]byte, 2<<10)) }, 1009},
+		{"reserved opcode", func(p *wirePeer) { p.send(0x3, nil) }, 1002},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _ := s.peer()
+			p.t = t
+			p.send(opText, []byte("ok"))
+			p.expectMessage(opText, []byte("ok"))
+			tc.send(p)
+			p.expectClose(tc.code)
+			pc := s.closed()
+			wantErr(t, pc.err, failSentinel(tc.code))
+		})
+	}
+}
+
+// Close from another goroutine while the connection is idle runs the
+// closing handshake; the handler hears of it once.
+func TestPollerCloseWhileIdle(t *testing.T) {
+	noLeaks(t)
+	s := startPollServer(t, nil, false, nil)
+	p, c := s.peer()
+	p.send(opText, []byte("first"))
+	p.expectMessage(opText, []byte("first"))
+	done := make(chan error, 1)
+	go func() { done <- c.Close(websocket.StatusGoingAway, "restart") }()
+	if code := closeFrame(p); code != 1001 {
+		t.Fatalf("close code %d", code)
+	}
+	p.send(opText, []byte("late")) // sent before our close reply: kept for a read, never lost silently
+	p.sendClose(1001, "")
+	if err := <-done; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	p.expectEOF()
+	pc := s.closed()
+	if pc.c != c || pc.err == nil {
+		t.Fatalf("OnClose: %v", pc.err)
+	}
+	select {
+	case pc := <-s.closes:
+		t.Fatalf("second OnClose: %v", pc.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// Keepalive works on polled connections: a client that answers pings
+// stays; a silent one is closed with ErrPongTimeout.
+func TestPollerKeepalive(t *testing.T) {
+	noLeaks(t)
+	s := startPollServer(t, &websocket.AcceptOptions{PingInterval: 20 * time.Millisecond, PongTimeout: 150 * time.Millisecond}, false, nil)
+	live := s.dial(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan []byte, 1)
+	go func() {
+		for {
+			_, m, err := live.Read(ctx) // answers the pings
+			if err != nil {
+				return
+			}
+			got <- m
+		}
+	}()
+	silent, _ := s.peer() // never answers
+	pc := s.closed()
+	wantErr(t, pc.err, websocket.ErrPongTimeout)
+	if code := closeFrame(silent); code != 1011 {
+		t.Fatalf("close code %d, want 1011", code)
+	}
+	if err := live.Write(ctx, websocket.MessageText, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if string(m) != "still here" {
+			t.Fatalf("echo %q", m)
+		}
+	case <-time.After(wireTimeout):
+		t.Fatal("no echo")
+	}
+}
+
+// Poller.Close ends every connection and reports each to its handler.
+func TestPollerClose(t *testing.T) {
+	noLeaks(t)
+	s := startPollServer(t, nil, false, nil)
+	const n = 20
+	conns := make([]*websocket.Conn, n)
+	for i := range conns {
+		conns[i] = s.dial(nil)
+		echoCheck(t, conns[i], [][]byte{[]byte("x")})
+	}
+	if err := s.p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		wantErr(t, s.closed().err, websocket.ErrPollerClosed)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+	if _, _, err := conns[0].Read(ctx); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("client read after Poller.Close: %v", err)
+	}
+	s.dial(nil)
+	select {
+	case err := <-s.serveErrs:
+		wantErr(t, err, websocket.ErrPollerClosed)
+	case <-time.After(wireTimeout):
+		t.Fatal("Serve after Close returned no error")
+	}
+	if err := s.p.Close(); !errors.Is(err, websocket.ErrPollerClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// A TLS connection has no socket the poller can watch: Serve reads it
+// from a goroutine with the same Handler calls.
+func TestPollerTLSFallback(t *testing.T) {
+	noLeaks(t)
+	s := startPollServer(t, nil, true, nil)
+	tr := s.srv.Client().Transport.(*http.Transport)
+	c := s.dial(&websocket.DialOptions{TLSConfig: tr.TLSClientConfig.Clone()})
+	echoCheck(t, c, [][]byte{[]byte("over"), []byte("tls"), bytes.Repeat([]byte("z"), 100<<10)})
+	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	if pc := s.closed(); websocket.CloseStatus(pc.err) != websocket.StatusNormalClosure {
+		t.Fatalf("OnClose: %v", pc.err)
+	}
+}
+
+func TestPollerServeErrors(t *testing.T) {
+	noLeaks(t)
+	p, err := websocket.NewPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	conns := make(chan *websocket.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Raw: r.URL.Path == "/raw"})
+		if err == nil {
+			conns <- c
+		}
+	}))
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	h := websocket.HandlerFuncs{Message: func(*websocket.Conn, websocket.MessageType, []byte) {}}
+	ctx := context.Background()
+	cl, _, err := websocket.Dial(ctx, url+"/raw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.CloseNow()
+	raw := <-conns
+	defer raw.CloseNow()
+	if err := p.Serve(raw, h); !errors.Is(err, websocket.ErrRawMode) {
+		t.Fatalf("Serve(raw): %v", err)
+	}
+	cl2, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.CloseNow()
+	c := <-conns
+	if err := p.Serve(c, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Serve(c, h); err == nil {
+		t.Fatal("second Serve of one connection succeeded")
+	}
+}
