@@ -60,7 +60,7 @@ func (c *Conn) awaitPeerClose() error {
 	timer := time.NewTimer(c.cfg.closeTimeout)
 	defer timer.Stop()
 	select {
-	case <-c.closeRcvd:
+	case <-c.peerClosed():
 	case <-c.closed:
 		// Closed by the reader or another goroutine: the handshake only
 		// completed if the peer's close frame came first.
@@ -112,9 +112,9 @@ func (c *Conn) drainUntilClose() error {
 			if err != nil {
 				return err
 			}
-			if c.pendingSize+int64(len(data)) <= c.cfg.maxMessageSize {
-				c.pending = append(c.pending, pendingMessage{typ, data})
-				c.pendingSize += int64(len(data))
+			if rx := c.readSpare(); rx.pendingSize+int64(len(data)) <= c.cfg.maxMessageSize {
+				rx.pending = append(rx.pending, pendingMessage{typ, data})
+				rx.pendingSize += int64(len(data))
 			}
 		}
 	}
@@ -129,7 +129,7 @@ func (c *Conn) drainUntilClose() error {
 		}
 		if c.rh.opcode.IsControl() {
 			if c.rh.opcode == OpClose {
-				p := c.ctrl[:c.rh.length]
+				p := c.readSpare().ctrl[:c.rh.length]
 				if err := c.readFull(p); err != nil {
 					return err
 				}
@@ -149,6 +149,21 @@ func (c *Conn) drainUntilClose() error {
 			return err
 		}
 	}
+}
+
+// peerClosed returns a channel closed when the peer's close frame has
+// arrived. It is made on demand: only a Close waiting for the peer needs
+// it.
+func (c *Conn) peerClosed() <-chan struct{} {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if c.closeRcvd == nil {
+		c.closeRcvd = make(chan struct{})
+		if c.peerClose != nil {
+			close(c.closeRcvd)
+		}
+	}
+	return c.closeRcvd
 }
 
 func (c *Conn) peerCloseFrame() *CloseError {

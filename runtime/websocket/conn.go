@@ -122,14 +122,9 @@ type Conn struct {
 	msgSize   int64  // payload bytes of the open message so far (on the wire)
 	utf8      utf8Validator
 	mr        messageReader
-	ctrl      [maxControlPayload]byte
-	readErr   error // sticky: once reading failed, it keeps failing
-	// Messages Close read while waiting for the peer's close frame, for
-	// the reads that follow (bounded by MaxMessageSize in all).
-	pending       []pendingMessage
-	pendingSize   int64
-	pendingReader bytes.Reader
-	readCtx       ctxWatch
+	readErr   error      // sticky: once reading failed, it keeps failing
+	rx        *readSpare // control payloads, messages Close kept; on first use
+	readCtx   *ctxWatch  // allocated for the first context that can be done
 
 	// Write side.
 	msgSem   chan struct{} // held for a whole data message
@@ -139,12 +134,9 @@ type Conn struct {
 	writers  atomic.Int32 // writers waiting for or holding msgSem
 	wdead    time.Time    // last write deadline set
 	writeErr error        // sticky, under frameMu
-	mw       messageWriter
-	ew       extWriter
-	writeCtx ctxWatch
-	hdrBuf   [maxHeaderSize]byte
-	bufs     [2][]byte
-	wv       net.Buffers // writev of bufs, under frameMu
+	msgw     *msgWriters  // Writer and extension state; on first use, under msgSem
+	writeCtx *ctxWatch    // allocated for the first context that can be done
+	tx       *writeSpare  // writev of large frames; on first use, under frameMu
 
 	// Replies to pipelined input (see deferFlush): the reader publishes
 	// whether input is still buffered and counts its reads; a writer that
@@ -162,19 +154,56 @@ type Conn struct {
 	pingWaiters map[uint64]chan struct{}
 	kaTimer     *time.Timer
 	kaSeq       uint64 // keepalive ping awaiting its pong; 0 when none
-	kaSent      time.Time
 
 	// Closing.
 	closeMu    sync.Mutex
 	closeSent  bool
 	peerClose  *CloseError
-	closeRcvd  chan struct{} // closed when the peer's close frame arrived
+	closeRcvd  chan struct{} // closed when the peer's close frame arrived; made by peerClosed
 	closed     chan struct{} // closed when the TCP connection is closed
 	closeOnce  sync.Once
 	closeCause error
 
 	// The Poller serving this connection's reads, if any.
 	poll atomic.Pointer[pollEntry]
+}
+
+// readSpare is reader state most connections never need, allocated on
+// first use so that an idle connection does not carry it. Owned by the
+// holder of readSem.
+type readSpare struct {
+	ctrl [maxControlPayload]byte // payload of the control frame being read
+	// Messages Close read while waiting for the peer's close frame, for
+	// the reads that follow (bounded by MaxMessageSize in all).
+	pending       []pendingMessage
+	pendingSize   int64
+	pendingReader bytes.Reader
+}
+
+func (c *Conn) readSpare() *readSpare {
+	if c.rx == nil {
+		c.rx = new(readSpare)
+	}
+	return c.rx
+}
+
+// hasPending reports whether Close kept messages for the reads to come.
+func (c *Conn) hasPending() bool { return c.rx != nil && len(c.rx.pending) > 0 }
+
+// msgWriters is the state of a message written through Writer or through
+// message-level extensions, allocated the first time one is. Owned by the
+// holder of msgSem.
+type msgWriters struct {
+	mw messageWriter
+	ew extWriter
+}
+
+// writeSpare is what a large server frame's writev needs, allocated on
+// the first such frame. Owned by the holder of frameMu.
+type writeSpare struct {
+	hdr  [maxHeaderSize]byte
+	bufs [2][]byte
+	wv   net.Buffers // writev of bufs
 }
 
 // newConn wraps nc after a successful handshake. buffered holds bytes read
@@ -188,7 +217,6 @@ func newConn(nc net.Conn, client bool, cfg config, subprotocol string, exts []*n
 		exts:        exts,
 		readSem:     make(chan struct{}, 1),
 		msgSem:      make(chan struct{}, 1),
-		closeRcvd:   make(chan struct{}),
 		closed:      make(chan struct{}),
 	}
 	for _, e := range exts {
@@ -201,7 +229,6 @@ func newConn(nc net.Conn, client bool, cfg config, subprotocol string, exts []*n
 		}
 	}
 	c.mr.c = c
-	c.mw.c = c
 	if len(buffered) > 0 {
 		c.rbuf = getBuf(len(buffered))
 		if len(buffered) > cap(*c.rbuf) {
@@ -252,13 +279,20 @@ type ctxWatch struct {
 	active atomic.Bool
 }
 
-func (w *ctxWatch) arm(c *Conn, ctx context.Context) error {
+// arm watches ctx for the call starting now; *pw is allocated the first
+// time a context that can be done is used, so connections used with
+// context.Background carry no watch.
+func arm(pw **ctxWatch, c *Conn, ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if ctx.Done() == nil {
 		return nil
 	}
+	if *pw == nil {
+		*pw = new(ctxWatch)
+	}
+	w := *pw
 	if ctx != w.ctx {
 		if w.stop != nil {
 			w.stop()
@@ -278,7 +312,11 @@ func (w *ctxWatch) arm(c *Conn, ctx context.Context) error {
 	return nil
 }
 
-func (w *ctxWatch) disarm() { w.active.Store(false) }
+func (w *ctxWatch) disarm() {
+	if w != nil {
+		w.active.Store(false)
+	}
+}
 
 // ctxErr prefers the context's error over the I/O error it caused.
 func ctxErr(ctx context.Context, err error) error {

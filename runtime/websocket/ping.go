@@ -3,7 +3,6 @@ package websocket
 import (
 	"context"
 	"encoding/binary"
-	"time"
 )
 
 // Ping sends a ping and waits for its pong (RFC 6455 §5.5.2-3). The pong is
@@ -89,7 +88,6 @@ func (c *Conn) keepalive() {
 	}
 	seq := c.pingSeq.Add(1)
 	c.kaSeq = seq
-	c.kaSent = time.Now()
 	c.kaTimer.Reset(c.cfg.pongTimeout)
 	c.pingMu.Unlock()
 	var p [8]byte

@@ -82,12 +82,18 @@ type Poller struct {
 	sys pollSys // the system's readiness mechanism
 }
 
+// maxIdleWorkers is how many workers may wait for work. An event batch
+// wakes up to one worker per connection in it; workers that exit after the
+// batch are started again for the next, and each new goroutine regrows its
+// stack, so the pool keeps about a batch's worth (a few KiB each).
+const maxIdleWorkers = 256
+
 // NewPoller starts a poller. Close stops it.
 func NewPoller() (*Poller, error) {
 	p := &Poller{
 		work:    make(chan *pollEntry),
 		done:    make(chan struct{}),
-		maxIdle: int32(4 * runtime.GOMAXPROCS(0)),
+		maxIdle: int32(max(maxIdleWorkers, 4*runtime.GOMAXPROCS(0))),
 	}
 	if err := p.sys.init(p); err != nil {
 		return nil, err

@@ -26,10 +26,10 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 		return 0, nil, err
 	}
 	defer c.unlockRead()
-	if len(c.pending) > 0 {
+	if c.hasPending() {
 		m := c.popPending()
-		c.pendingReader.Reset(m.data)
-		return m.typ, &c.pendingReader, nil
+		c.rx.pendingReader.Reset(m.data)
+		return m.typ, &c.rx.pendingReader, nil
 	}
 	if err := c.beginMessage(); err != nil {
 		return 0, nil, ctxErr(ctx, err)
@@ -54,7 +54,7 @@ func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 		return 0, dst, err
 	}
 	defer c.unlockRead()
-	if len(c.pending) > 0 {
+	if c.hasPending() {
 		m := c.popPending()
 		return m.typ, append(dst, m.data...), nil
 	}
@@ -80,7 +80,7 @@ func (c *Conn) readPolled(dst []byte, ready bool) (MessageType, []byte, error) {
 		return 0, dst, err
 	}
 	defer c.unlockRead()
-	if len(c.pending) > 0 {
+	if c.hasPending() {
 		m := c.popPending()
 		return m.typ, append(dst, m.data...), nil
 	}
@@ -127,12 +127,13 @@ type pendingMessage struct {
 }
 
 func (c *Conn) popPending() pendingMessage {
-	m := c.pending[0]
-	c.pending[0] = pendingMessage{}
-	c.pending = c.pending[1:]
-	c.pendingSize -= int64(len(m.data))
-	if len(c.pending) == 0 {
-		c.pending = nil
+	rx := c.rx
+	m := rx.pending[0]
+	rx.pending[0] = pendingMessage{}
+	rx.pending = rx.pending[1:]
+	rx.pendingSize -= int64(len(m.data))
+	if len(rx.pending) == 0 {
+		rx.pending = nil
 	}
 	return m
 }
@@ -149,7 +150,7 @@ func (c *Conn) lockRead(ctx context.Context) error {
 			return c.closedErr()
 		}
 	}
-	if err := c.readCtx.arm(c, ctx); err != nil {
+	if err := arm(&c.readCtx, c, ctx); err != nil {
 		<-c.readSem
 		return err
 	}
@@ -444,7 +445,7 @@ func (c *Conn) ioErr(err error) error {
 // handleControl reads the payload of the control frame in c.rh and acts on
 // it (RFC 6455 §5.5).
 func (c *Conn) handleControl() error {
-	p := c.ctrl[:c.rh.length]
+	p := c.readSpare().ctrl[:c.rh.length]
 	if err := c.readFull(p); err != nil {
 		return err
 	}
@@ -520,7 +521,9 @@ func (c *Conn) gotClose(p []byte) error {
 	first := c.peerClose == nil
 	if first {
 		c.peerClose = ce
-		close(c.closeRcvd)
+		if c.closeRcvd != nil {
+			close(c.closeRcvd)
+		}
 	}
 	reply := !c.closeSent && !c.cfg.raw
 	if reply {

@@ -65,7 +65,7 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 		<-c.msgSem
 		return nil, err
 	}
-	c.mw.unlock = true
+	c.msgw.mw.unlock = true
 	return w, nil
 }
 
@@ -117,7 +117,7 @@ func (c *Conn) lockMessage(ctx context.Context) error {
 			return c.closedErr()
 		}
 	}
-	if err := c.writeCtx.arm(c, ctx); err != nil {
+	if err := arm(&c.writeCtx, c, ctx); err != nil {
 		<-c.msgSem
 		return err
 	}
@@ -195,7 +195,10 @@ func (c *Conn) hasMessageExt() bool {
 // message-level extension in installation order. size is the message size
 // when known (Write), or -1 (Writer).
 func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
-	mw := &c.mw
+	if c.msgw == nil {
+		c.msgw = &msgWriters{mw: messageWriter{c: c}}
+	}
+	mw := &c.msgw.mw
 	mw.op = Opcode(typ)
 	mw.rsv = 0
 	mw.n = 0
@@ -217,8 +220,8 @@ func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
 	if w == io.WriteCloser(mw) {
 		return mw, nil
 	}
-	c.ew = extWriter{WriteCloser: w, mw: mw}
-	return &c.ew, nil
+	c.msgw.ew = extWriter{WriteCloser: w, mw: mw}
+	return &c.msgw.ew, nil
 }
 
 // extWriter makes sure the message lock is released once the extension
@@ -352,15 +355,19 @@ func (c *Conn) writeFrame(fin bool, op Opcode, rsv byte, p []byte, flush bool) e
 	}
 	if !c.client && hn+len(p) > len(buf) {
 		// Large server frame: header and payload in one writev, no copy.
-		putHeader(c.hdrBuf[:], &h)
+		if c.tx == nil {
+			c.tx = new(writeSpare)
+		}
+		tx := c.tx
+		putHeader(tx.hdr[:], &h)
 		putBuf(c.wbuf)
 		c.wbuf = nil
-		c.bufs[0], c.bufs[1] = c.hdrBuf[:hn], p
-		// c.wv, not a local: WriteTo's pointer receiver would move a local
-		// net.Buffers to the heap, one allocation per large frame.
-		c.wv = c.bufs[:]
-		err := c.deadline(func() error { _, err := c.wv.WriteTo(c.nc); return err })
-		c.bufs[1], c.wv = nil, nil // do not keep the caller's payload
+		tx.bufs[0], tx.bufs[1] = tx.hdr[:hn], p
+		// tx.wv, not a local: WriteTo's pointer receiver would move a
+		// local net.Buffers to the heap, one allocation per large frame.
+		tx.wv = tx.bufs[:]
+		err := c.deadline(func() error { _, err := tx.wv.WriteTo(c.nc); return err })
+		tx.bufs[1], tx.wv = nil, nil // do not keep the caller's payload
 		return c.writeErrLocked(err)
 	}
 	c.wlen += putHeader(buf[c.wlen:], &h)

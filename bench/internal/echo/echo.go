@@ -56,6 +56,8 @@ func Serve(lib string, ln net.Listener, o Options) error {
 		return serveTCP(ln)
 	case "wsrpc":
 		up = wsrpcUpgrader(o.Deflate)
+	case "wsrpc-poll":
+		return serveWsrpcPoller(ln, o.Deflate)
 	case "gorilla":
 		up = gorillaUpgrader(o.Deflate)
 	case "coder":
@@ -138,6 +140,34 @@ func wsrpcUpgrader(deflate bool) upgrader {
 			}
 		}
 	}
+}
+
+// wsrpc with a Poller: the handler accepts, hands the connection to the
+// poller and returns; the poller reads each connection only when it has
+// input and calls OnMessage, which writes the echo.
+func serveWsrpcPoller(ln net.Listener, deflate bool) error {
+	p, err := wsrpc.NewPoller()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	opts := &wsrpc.AcceptOptions{MaxMessageSize: maxMessage}
+	if deflate {
+		opts.Extensions = wsrpc.MustExtensionSet(wsrpc.PerMessageDeflate(&wsrpc.DeflateOptions{}))
+	}
+	h := wsrpc.HandlerFuncs{Message: func(c *wsrpc.Conn, typ wsrpc.MessageType, msg []byte) {
+		_ = c.Write(context.Background(), typ, msg)
+	}}
+	srv := &http.Server{ErrorLog: log.New(io.Discard, "", 0), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := wsrpc.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		if err := p.Serve(c, h); err != nil {
+			c.CloseNow()
+		}
+	})}
+	return srv.Serve(ln)
 }
 
 // gorilla: NextReader/NextWriter with io.Copy, as in its autobahn server.
