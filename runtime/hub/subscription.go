@@ -398,8 +398,10 @@ func (s *Subscription) drain() {
 		s.n--
 		s.mu.Unlock()
 		if err := s.write(d); err != nil {
-			s.end(err)
+			// Out of the set first: once Done is closed, Stats no longer
+			// counts it.
 			s.t.remove(s)
+			s.end(err)
 			return
 		}
 	}
@@ -475,8 +477,8 @@ func (s *Subscription) disconnect() {
 // closes the SSE stream of ServeSSE but not a WebSocket connection, which
 // belongs to its handler. Idempotent; returns nil.
 func (s *Subscription) Close() error {
-	s.end(nil)
 	s.t.remove(s)
+	s.end(nil)
 	s.wg.Wait()
 	s.mu.Lock()
 	st := s.stream
