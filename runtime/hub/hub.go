@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
+
+	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
 // DefaultSubjectPrefix is prepended to a topic's name to form its broker
@@ -49,6 +51,9 @@ type Hub struct {
 	mu     sync.Mutex
 	topics map[string]closer
 	closed bool
+	// poller reads the connections of WebSocketHandler endpoints, so an
+	// idle subscriber holds no goroutine; made on first use.
+	poller *websocket.Poller
 }
 
 type closer interface{ close() }
@@ -98,11 +103,27 @@ func (h *Hub) Close() error {
 	for _, t := range h.topics {
 		ts = append(ts, t)
 	}
+	p := h.poller
 	h.mu.Unlock()
 	for _, t := range ts {
 		t.close()
 	}
+	if p != nil {
+		_ = p.Close()
+	}
 	return nil
+}
+
+// wsPoller returns the hub's Poller, starting it on first use; nil if the
+// hub is closed or no poller can be made (the caller then reads the
+// connection itself).
+func (h *Hub) wsPoller() *websocket.Poller {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.poller == nil && !h.closed {
+		h.poller, _ = websocket.NewPoller()
+	}
+	return h.poller
 }
 
 func (h *Hub) register(name string, t closer) error {

@@ -298,17 +298,19 @@ func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
 
 // WebSocketHandler returns an http.Handler that accepts a WebSocket with
 // opts, subscribes it with the codec of its subprotocol (cd when the
-// client negotiated none; nil then refuses it with 1003), and reads and
-// discards what the client sends until it closes. For subscribe-only
-// endpoints; a handler that also reads requests calls SubscribeWebSocket
-// itself.
+// client negotiated none; nil then refuses it with 1003), and discards
+// what the client sends until it closes. For subscribe-only endpoints; a
+// handler that also reads requests calls SubscribeWebSocket itself.
+//
+// The handler returns once the connection is subscribed: the hub's
+// websocket.Poller reads it from then on, so an idle subscriber holds
+// neither a goroutine nor a buffer. Hub.Close closes these connections.
 func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Codec) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, err := websocket.Accept(w, r, opts)
 		if err != nil {
 			return
 		}
-		defer conn.CloseNow()
 		c := cd
 		if sc, ok := codec.BySubprotocol(conn.Subprotocol()); ok {
 			c = sc
@@ -322,6 +324,14 @@ func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Code
 			conn.Close(websocket.StatusTryAgainLater, "topic closed")
 			return
 		}
+		h := websocket.HandlerFuncs{
+			Message: func(*websocket.Conn, websocket.MessageType, []byte) {},
+			Close:   func(*websocket.Conn, error) { sub.Close() },
+		}
+		if p := t.core.h.wsPoller(); p != nil && p.Serve(conn, h) == nil {
+			return
+		}
+		defer conn.CloseNow()
 		defer sub.Close()
 		for {
 			if _, _, err := conn.Read(r.Context()); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -244,5 +245,46 @@ func TestWebSocketCodecChoice(t *testing.T) {
 	defer c.CloseNow()
 	if err := <-result; !errors.Is(err, hub.ErrNoCodec) {
 		t.Fatalf("no subprotocol, no codec: %v", err)
+	}
+}
+
+// Subscribers of WebSocketHandler hold no goroutine while idle (the hub's
+// poller reads them); they still get every message, a client's close ends
+// its subscription, and Hub.Close closes the rest.
+func TestWebSocketHandlerIdleSubscribers(t *testing.T) {
+	h := newHub(t, nil, "a")
+	tp := newTopic(t, h, "idle", nil)
+	url := wsServer(t, tp, nil)
+	base := runtime.NumGoroutine()
+	const n = 200
+	clients := make([]wsClient, n)
+	for i := range clients {
+		clients[i] = dialClient(t, url, i)
+	}
+	waitFor(t, "subscriptions", func() bool { return tp.Stats().Subscribers == n })
+	// Idle workers of the poller, its dispatcher and the HTTP server's.
+	slack := 4*runtime.GOMAXPROCS(0) + 16
+	waitFor(t, "handlers to return", func() bool { return runtime.NumGoroutine() <= base+slack })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tp.Publish(ctx, wrapperspb.String("to all")); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range clients {
+		if got, err := c.read(ctx); err != nil || got != "to all" {
+			t.Fatalf("client %d: %q %v", i, got, err)
+		}
+	}
+	for _, c := range clients[:n/2] {
+		if err := c.conn.Close(websocket.StatusNormalClosure, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "closed subscriptions to end", func() bool { return tp.Stats().Subscribers == n/2 })
+	h.Close()
+	for i, c := range clients[n/2:] {
+		if _, err := c.read(ctx); err == nil {
+			t.Fatalf("client %d still open after Hub.Close", i)
+		}
 	}
 }
