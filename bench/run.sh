@@ -27,7 +27,7 @@ WARMUP=${WARMUP:-300ms}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_SETTLE=${IDLE_SETTLE:-500ms}
 MICRO=${MICRO:-1}
-LIBS=${LIBS:-"wsrpc gorilla coder gws gobwas ws tcp"}
+LIBS=${LIBS:-"wsrpc wsrpc-loop gorilla coder gws gobwas ws tcp"}
 CELLS=${CELLS:-"rr-1-16 rr-1-1k rr-1-64k rr-64-16 rr-64-1k rr-64-64k pipe-64-1k deflate-64-1k idle idle-handoff"}
 
 work=$(mktemp -d)
@@ -48,7 +48,7 @@ if [[ " $LIBS " == *" ws "* ]]; then
 		(cd node && npm ci --no-audit --no-fund --loglevel=error >&2)
 	else
 		echo "node not found: skipping npm ws" >&2
-		LIBS=${LIBS//ws/}
+		LIBS=$(printf '%s\n' $LIBS | grep -vx ws | tr '\n' ' ')
 	fi
 fi
 

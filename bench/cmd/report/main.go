@@ -48,7 +48,7 @@ type run struct {
 }
 
 func main() {
-	libsFlag := flag.String("libs", "wsrpc gorilla coder gws gobwas ws tcp", "column order")
+	libsFlag := flag.String("libs", "wsrpc wsrpc-loop gorilla coder gws gobwas ws tcp", "column order")
 	flag.Parse()
 	libs := strings.Fields(*libsFlag)
 	runs := map[string]map[string][]run{}
@@ -170,6 +170,7 @@ func write(w io.Writer, libs []string, runs map[string]map[string][]run) {
 	}
 	fmt.Fprintf(w, "---:|---:|---|---|\n")
 	var notes []string
+	unjudged := 0
 	for _, c := range cells {
 		byLib := runs[c.name]
 		if len(byLib) == 0 {
@@ -214,6 +215,7 @@ func write(w io.Writer, libs []string, runs map[string]map[string][]run) {
 		ours, ok := med["wsrpc"]
 		if !ok || bestLib == "" {
 			fmt.Fprintf(w, " | | | |\n")
+			unjudged++
 			continue
 		}
 		rPeer := ours / best
@@ -253,9 +255,12 @@ func write(w io.Writer, libs []string, runs map[string]map[string][]run) {
 		}
 		fmt.Fprintf(w, " %s | %s | %s | %s |\n", ratio, tcp, strings.Join(target, ", "), verdict)
 	}
-	if len(notes) > 0 {
+	switch {
+	case len(notes) > 0:
 		fmt.Fprintf(w, "\nTargets missed: %s.\n", strings.Join(notes, "; "))
-	} else {
+	case unjudged > 0:
+		fmt.Fprintf(w, "\nTargets not judged for %d scenario(s): the run had no peer or no wsrpc there.\n", unjudged)
+	default:
 		fmt.Fprintf(w, "\nAll targets met.\n")
 	}
 }

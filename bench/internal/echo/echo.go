@@ -19,8 +19,10 @@ import (
 	wsrpc "github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
-// Libs are the Go servers Serve knows, the ceiling last.
-var Libs = []string{"wsrpc", "gorilla", "coder", "gws", "gobwas", "tcp"}
+// Libs are the Go servers Serve knows, the ceiling last. wsrpc is the
+// server its documentation recommends (a Poller reads the connections);
+// wsrpc-loop is the other way to use it, a read loop per connection.
+var Libs = []string{"wsrpc", "wsrpc-loop", "gorilla", "coder", "gws", "gobwas", "tcp"}
 
 // maxMessage is the read limit every server gets: the scenarios send at
 // most 64 KiB, and some libraries default to less (coder: 32 KiB).
@@ -55,9 +57,9 @@ func Serve(lib string, ln net.Listener, o Options) error {
 	case "tcp":
 		return serveTCP(ln)
 	case "wsrpc":
-		up = wsrpcUpgrader(o.Deflate)
-	case "wsrpc-poll":
 		return serveWsrpcPoller(ln, o.Deflate)
+	case "wsrpc-loop":
+		up = wsrpcUpgrader(o.Deflate)
 	case "gorilla":
 		up = gorillaUpgrader(o.Deflate)
 	case "coder":
@@ -113,7 +115,8 @@ func serveTCP(ln net.Listener) error {
 	}
 }
 
-// wsrpc: Accept, then ReadAppend into a reused buffer and Write (doc.go).
+// wsrpc-loop: Accept, then ReadAppend into a reused buffer and Write, in
+// the handler or (Handoff) in a goroutine of its own (doc.go).
 func wsrpcUpgrader(deflate bool) upgrader {
 	opts := &wsrpc.AcceptOptions{MaxMessageSize: maxMessage}
 	if deflate {
@@ -142,9 +145,10 @@ func wsrpcUpgrader(deflate bool) upgrader {
 	}
 }
 
-// wsrpc with a Poller: the handler accepts, hands the connection to the
-// poller and returns; the poller reads each connection only when it has
-// input and calls OnMessage, which writes the echo.
+// wsrpc: the handler accepts, hands the connection to a Poller and
+// returns; the poller reads each connection only when it has input and
+// calls OnMessage, which writes the echo (docs/websocket.md, "Many
+// connections"). Handoff changes nothing here: the handler always returns.
 func serveWsrpcPoller(ln net.Listener, deflate bool) error {
 	p, err := wsrpc.NewPoller()
 	if err != nil {
