@@ -72,10 +72,21 @@
 // without an Origin header are not from browsers and are allowed.
 // InsecureSkipOriginCheck turns the check off.
 //
+// # Many Connections
+//
+// A Poller reads connections only when they have input, calling a Handler
+// for each message, so a server can hand it every accepted connection and
+// return from the HTTP handler: an idle connection then holds no
+// goroutine. On Linux it is an edge-triggered epoll instance nested in the
+// Go runtime's poller, which also spares the read(2) that would only
+// return EAGAIN after each message.
+//
 // # Memory
 //
 // Read and write buffers come from pools and return to them as soon as a
 // connection has nothing buffered. On plain TCP connections an idle reader
-// waits for readiness without holding a buffer, so an idle connection
-// costs its goroutine and a few hundred bytes of state.
+// waits for readiness without holding a buffer, and state only some
+// connections need (control frames, Close's kept messages, Writer) is
+// allocated on first use, so an idle connection costs about 2 KiB of state,
+// plus its goroutine unless a Poller serves it.
 package websocket

@@ -74,8 +74,7 @@ type Poller struct {
 
 	// Workers: goroutines that run entries. An idle worker waits on work;
 	// at most maxIdle wait, the others exit.
-	work        chan *pollEntry
-	done        chan struct{}
+	work        chan *pollEntry // closed by Close once every entry finished
 	idleWorkers atomic.Int32
 	maxIdle     int32
 
@@ -92,7 +91,6 @@ const maxIdleWorkers = 256
 func NewPoller() (*Poller, error) {
 	p := &Poller{
 		work:    make(chan *pollEntry),
-		done:    make(chan struct{}),
 		maxIdle: int32(max(maxIdleWorkers, 4*runtime.GOMAXPROCS(0))),
 	}
 	if err := p.sys.init(p); err != nil {
@@ -162,8 +160,9 @@ func (p *Poller) Close() error {
 	for _, e := range entries {
 		e.c.closeWith(ErrPollerClosed)
 	}
+	// Every entry has finished, so nothing starts a worker any more.
 	p.live.Wait()
-	close(p.done)
+	close(p.work)
 	return err
 }
 
@@ -229,12 +228,11 @@ func (p *Poller) worker(e *pollEntry) {
 			p.idleWorkers.Add(-1)
 			return
 		}
-		select {
-		case e = <-p.work:
-			p.idleWorkers.Add(-1)
-		case <-p.done:
-			p.idleWorkers.Add(-1)
-			return
+		var ok bool
+		e, ok = <-p.work
+		p.idleWorkers.Add(-1)
+		if !ok {
+			return // Close: every entry has finished
 		}
 	}
 }
