@@ -1,7 +1,6 @@
 package websocket_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -115,20 +113,7 @@ func (s *pollServer) dial(opts *websocket.DialOptions) *websocket.Conn {
 // peer connects a wire peer (raw frames) to the poll server.
 func (s *pollServer) peer() (*wirePeer, *websocket.Conn) {
 	s.t.Helper()
-	addr := s.srv.Listener.Addr().String()
-	nc, err := net.DialTimeout("tcp", addr, wireTimeout)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.t.Cleanup(func() { nc.Close() })
-	p := &wirePeer{t: s.t, nc: nc, br: bufio.NewReader(nc), client: true}
-	p.writeRaw([]byte("GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " +
-		testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n"))
-	_ = nc.SetReadDeadline(time.Now().Add(wireTimeout))
-	resp, err := http.ReadResponse(p.br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		s.t.Fatalf("handshake: %v %v", resp, err)
-	}
+	p, _ := dialWirePeer(s.t, s.srv.Listener.Addr().String(), "")
 	select {
 	case c := <-s.conns:
 		return p, c

@@ -395,13 +395,28 @@ func startServerWith(t testing.TB, opts *websocket.AcceptOptions, extraHeaders s
 		s.done <- err
 	}))
 	t.Cleanup(srv.Close)
-	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), wireTimeout)
+	p, resp := dialWirePeer(t, srv.Listener.Addr().String(), extraHeaders)
+	s.wirePeer = p
+	select {
+	case s.conn = <-conns:
+	case err := <-s.done:
+		t.Fatalf("Accept: %v", err)
+	}
+	return s, resp
+}
+
+// dialWirePeer connects a wire peer playing the client to addr and does
+// the opening handshake by hand, with extra request header lines (each
+// ending in CRLF); it returns the server's 101 response.
+func dialWirePeer(t testing.TB, addr, extraHeaders string) (*wirePeer, *http.Response) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, wireTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
 	p := &wirePeer{t: t, nc: nc, br: bufio.NewReader(nc), client: true}
-	p.writeRaw([]byte("GET /ws HTTP/1.1\r\nHost: " + srv.Listener.Addr().String() +
+	p.writeRaw([]byte("GET /ws HTTP/1.1\r\nHost: " + addr +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + testKey +
 		"\r\nSec-WebSocket-Version: 13\r\n" + extraHeaders + "\r\n"))
 	_ = nc.SetReadDeadline(time.Now().Add(wireTimeout))
@@ -412,13 +427,7 @@ func startServerWith(t testing.TB, opts *websocket.AcceptOptions, extraHeaders s
 	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != wsAccept(testKey) {
 		t.Fatalf("handshake: %s, accept %q", resp.Status, resp.Header.Get("Sec-WebSocket-Accept"))
 	}
-	s.wirePeer = p
-	select {
-	case s.conn = <-conns:
-	case err := <-s.done:
-		t.Fatalf("Accept: %v", err)
-	}
-	return s, resp
+	return p, resp
 }
 
 // fakeServer listens on 127.0.0.1 and answers one handshake by hand with
