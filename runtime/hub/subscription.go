@@ -324,10 +324,8 @@ func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Code
 			conn.Close(websocket.StatusTryAgainLater, "topic closed")
 			return
 		}
-		h := websocket.HandlerFuncs{
-			Message: func(*websocket.Conn, websocket.MessageType, []byte) {},
-			Close:   func(*websocket.Conn, error) { sub.Close() },
-		}
+		// Messages from the client are discarded (Message is nil).
+		h := websocket.HandlerFuncs{Close: func(*websocket.Conn, error) { sub.Close() }}
 		if p := t.core.h.wsPoller(); p != nil && p.Serve(conn, h) == nil {
 			return
 		}

@@ -22,14 +22,18 @@ type Handler interface {
 	OnClose(c *Conn, err error)
 }
 
-// HandlerFuncs adapts two functions to a Handler; a nil OnClose is
-// skipped.
+// HandlerFuncs adapts two functions to a Handler. A nil Message discards
+// messages (a subscribe-only endpoint); a nil Close is skipped.
 type HandlerFuncs struct {
 	Message func(c *Conn, typ MessageType, msg []byte)
 	Close   func(c *Conn, err error)
 }
 
-func (h HandlerFuncs) OnMessage(c *Conn, typ MessageType, msg []byte) { h.Message(c, typ, msg) }
+func (h HandlerFuncs) OnMessage(c *Conn, typ MessageType, msg []byte) {
+	if h.Message != nil {
+		h.Message(c, typ, msg)
+	}
+}
 
 func (h HandlerFuncs) OnClose(c *Conn, err error) {
 	if h.Close != nil {
@@ -141,7 +145,8 @@ func (p *Poller) Serve(c *Conn, h Handler) error {
 // closing handshake, each Handler's OnClose is called with an error
 // wrapping ErrPollerClosed, and Close returns when all have been.
 // Connections to close gracefully should be closed (Close with a code)
-// before.
+// before. Close waits for Handler calls in progress, so it must not be
+// called from one.
 func (p *Poller) Close() error {
 	p.mu.Lock()
 	if p.closed {
