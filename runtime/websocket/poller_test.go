@@ -509,3 +509,62 @@ func BenchmarkPollerEcho(b *testing.B) {
 		})
 	}
 }
+
+// Connections end every way at once — the client closes, the handler
+// closes from OnMessage, another goroutine calls CloseNow, the client's
+// TCP connection drops — while messages flow: every connection gets
+// exactly one OnClose, and nothing is left running.
+func TestPollerEndingsUnderLoad(t *testing.T) {
+	noLeaks(t)
+	const n = 60
+	s := startPollServer(t, nil, false, func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
+		if string(msg) == "close me" {
+			_ = c.Close(websocket.StatusNormalClosure, "asked")
+			return
+		}
+		_ = c.Write(context.Background(), typ, msg)
+	})
+	var wg sync.WaitGroup
+	for i := range n {
+		c := s.dial(nil)
+		server := <-s.conns
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+			defer cancel()
+			for j := range 5 + i%7 {
+				if err := c.Write(ctx, websocket.MessageText, fmt.Appendf(nil, "%d-%d", i, j)); err != nil {
+					return
+				}
+				if _, _, err := c.Read(ctx); err != nil {
+					return
+				}
+			}
+			switch i % 4 {
+			case 0:
+				_ = c.Close(websocket.StatusNormalClosure, "")
+			case 1:
+				_ = c.Write(ctx, websocket.MessageText, []byte("close me"))
+				_, _, _ = c.Read(ctx) // the close frame; our client answers it
+			case 2:
+				_ = server.CloseNow()
+			case 3:
+				c.NetConn().Close()
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[*websocket.Conn]int{}
+	for range n {
+		seen[s.closed().c]++
+	}
+	for c, k := range seen {
+		if k != 1 {
+			t.Fatalf("%v: %d OnClose calls", c.RemoteAddr(), k)
+		}
+	}
+	select {
+	case pc := <-s.closes:
+		t.Fatalf("extra OnClose: %v", pc.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
