@@ -111,7 +111,15 @@ func (p *Poller) Serve(c *Conn, h Handler) error {
 	if c.cfg.raw {
 		return ErrRawMode
 	}
-	e := &pollEntry{p: p, c: c, h: h}
+	e := &pollEntry{p: p, c: c, h: h, polled: c.rawConn != nil && p.sys.ok()}
+	// The state is set before e is published: a close that wakes e
+	// meanwhile must find it running (the first run will see the close),
+	// not idle (which would start a second run).
+	if e.polled {
+		e.state.Store(entryRunning)
+	} else {
+		e.state.Store(entryLoop)
+	}
 	if !c.poll.CompareAndSwap(nil, e) {
 		return errors.New("websocket: connection is already served by a Poller")
 	}
@@ -123,16 +131,13 @@ func (p *Poller) Serve(c *Conn, h Handler) error {
 	}
 	p.live.Add(1)
 	p.allocSlot(e)
-	e.polled = c.rawConn != nil && p.sys.ok()
 	p.mu.Unlock()
 	if !e.polled {
-		e.state.Store(entryLoop)
 		go e.loop()
 		return nil
 	}
 	// A first run reads what the handshake left buffered or what arrived
 	// before the registration (a non-blocking read), and then waits.
-	e.state.Store(entryRunning)
 	if err := p.sys.add(e); err != nil {
 		// Only a closed connection fails here; the run reports it.
 		e.c.closeWith(err)

@@ -568,3 +568,62 @@ func TestPollerEndingsUnderLoad(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+// A connection closed while Serve is taking it (a timer, another
+// goroutine) is still reported once.
+func TestPollerServeRacesClose(t *testing.T) {
+	noLeaks(t)
+	p, err := websocket.NewPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	conns := make(chan *websocket.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := websocket.Accept(w, r, nil); err == nil {
+			conns <- c
+		}
+	}))
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	var closes sync.Map // *Conn -> *atomic.Int32
+	h := websocket.HandlerFuncs{Close: func(c *websocket.Conn, err error) {
+		v, _ := closes.LoadOrStore(c, new(atomic.Int32))
+		v.(*atomic.Int32).Add(1)
+	}}
+	const n = 100
+	served := make([]*websocket.Conn, 0, n)
+	for range n {
+		cl, _, err := websocket.Dial(context.Background(), url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := <-conns
+		go c.CloseNow()
+		if err := p.Serve(c, h); err != nil {
+			t.Fatal(err)
+		}
+		served = append(served, c)
+		cl.CloseNow()
+	}
+	deadline := time.Now().Add(wireTimeout)
+	for _, c := range served {
+		for {
+			v, ok := closes.Load(c)
+			if ok && v.(*atomic.Int32).Load() == 1 {
+				break
+			}
+			if ok && v.(*atomic.Int32).Load() > 1 || time.Now().After(deadline) {
+				t.Fatalf("%v: OnClose calls: %v", c.RemoteAddr(), v)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	closes.Range(func(k, v any) bool {
+		if n := v.(*atomic.Int32).Load(); n != 1 {
+			t.Errorf("%d OnClose calls for one connection", n)
+		}
+		return true
+	})
+}
