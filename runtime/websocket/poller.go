@@ -166,12 +166,13 @@ func (p *Poller) Close() error {
 		}
 	}
 	p.mu.Unlock()
-	err := p.sys.close()
 	for _, e := range entries {
 		e.c.closeWith(ErrPollerClosed)
 	}
-	// Every entry has finished, so nothing starts a worker any more.
+	// Every entry has finished: nothing is registered with the system's
+	// poller any more, and nothing starts a worker.
 	p.live.Wait()
+	err := p.sys.close()
 	close(p.work)
 	return err
 }

@@ -22,7 +22,8 @@ const (
 
 type pollSys struct {
 	epfd int
-	file *os.File // epfd, registered with the runtime's poller
+	file *os.File      // epfd, registered with the runtime's poller
+	done chan struct{} // closed when dispatch has returned
 }
 
 func (s *pollSys) init(p *Poller) error {
@@ -43,6 +44,7 @@ func (s *pollSys) init(p *Poller) error {
 		s.file.Close()
 		return err
 	}
+	s.done = make(chan struct{})
 	go s.dispatch(p, rc)
 	return nil
 }
@@ -73,7 +75,12 @@ func (s *pollSys) del(e *pollEntry) {
 	})
 }
 
-func (s *pollSys) close() error { return s.file.Close() }
+// close stops dispatch and returns once it has.
+func (s *pollSys) close() error {
+	err := s.file.Close()
+	<-s.done
+	return err
+}
 
 // epollWaitNow is epoll_wait with a zero timeout. It never blocks, so it
 // is made as a raw system call: syscall.EpollWait's entersyscall would
@@ -95,6 +102,7 @@ func epollWaitNow(epfd int, events []syscall.EpollEvent) (int, error) {
 // runtime's poller reports the next event, so the callback returns false
 // (wait) then without another epoll_wait.
 func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
+	defer close(s.done)
 	events := make([]syscall.EpollEvent, epollBatch)
 	woken := make([]*pollEntry, 0, epollBatch)
 	_ = rc.Read(func(fd uintptr) bool {
