@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
@@ -81,7 +82,13 @@ func TestTypedSessionsOnHubTopic(t *testing.T) {
 			}
 		}
 	}
-	if st := topic.Stats(); st.Published != 20 || st.Delivered != 60 {
-		t.Fatalf("stats %+v, want 20 published and 60 delivered", st)
+	// A delivery is counted after its write returns, which may be after
+	// the client has read it: wait (bounded) for the count.
+	deadline := time.Now().Add(5 * time.Second)
+	for st := topic.Stats(); st.Published != 20 || st.Delivered != 60; st = topic.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want 20 published and 60 delivered", st)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

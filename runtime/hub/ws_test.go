@@ -134,7 +134,9 @@ func TestWebSocketFanOut(t *testing.T) {
 		c.conn.Close(websocket.StatusNormalClosure, "")
 	}
 	waitSubscribers(t, tp, 0)
-	if st := tp.Stats(); st.Delivered != conns*msgs || st.Dropped != 0 || st.EncodeErrors != 0 {
+	// A delivery is counted after its write returns.
+	waitFor(t, "deliveries counted", func() bool { return tp.Stats().Delivered == conns*msgs })
+	if st := tp.Stats(); st.Dropped != 0 || st.EncodeErrors != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 }
