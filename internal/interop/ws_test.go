@@ -808,17 +808,24 @@ var wsCases = []wsCase{
 		check: errorEvent("WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"),
 	},
 	{
-		name: "invalid UTF-8 to ws",
+		name: "invalid UTF-8 never reaches ws",
 		node: nodeConfig{Steps: []step{waitClose()}},
 		goSide: func(ctx context.Context, c *websocket.Conn) error {
-			// Write does not validate text (it would cost a pass over every
-			// message); ws does, and fails the connection with 1007.
-			if err := c.Write(ctx, websocket.MessageText, []byte("hello\xff")); err != nil {
+			// Write refuses invalid text before sending it (§5.6), so ws
+			// (which would fail the connection with 1007) sees only the
+			// valid message after it and a normal close.
+			if err := wantIs(c.Write(ctx, websocket.MessageText, []byte("hello\xff")), websocket.ErrInvalidUTF8); err != nil {
 				return err
 			}
-			return wantCode(readErr(ctx, c), websocket.StatusInvalidFramePayload)
+			if err := c.Write(ctx, websocket.MessageText, []byte("hello ✓")); err != nil {
+				return err
+			}
+			return c.Close(websocket.StatusNormalClosure, "")
 		},
-		check: errorEvent("WS_ERR_INVALID_UTF8"),
+		check: func(t *testing.T, events []nodeEvent) {
+			closeEvent(1000, "")(t, events)
+			checkNodeMessages(t, events, []message{{websocket.MessageText, []byte("hello ✓")}})
+		},
 	},
 }
 

@@ -196,6 +196,7 @@ func (c *Conn) hasPending() bool { return c.rx != nil && len(c.rx.pending) > 0 }
 type msgWriters struct {
 	mw messageWriter
 	ew extWriter
+	tw textWriter
 }
 
 // writeSpare is what a large server frame's writev needs, allocated on

@@ -29,7 +29,8 @@
 // Read and ReadAppend return whole messages; Reader streams one. Write
 // sends a whole message as one frame; Writer streams one as fragments. Text
 // messages are checked for UTF-8 incrementally as they arrive, and an
-// invalid byte fails the connection at once with 1007. MaxMessageSize
+// invalid byte fails the connection at once with 1007; text we send is
+// checked before it goes out (ErrInvalidUTF8). MaxMessageSize
 // (after reassembly and decompression) and MaxFrameSize fail it with 1009.
 //
 // # Control Messages

@@ -26,6 +26,11 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if typ != MessageText && typ != MessageBinary {
 		return fmt.Errorf("websocket: invalid message type %d", int(typ))
 	}
+	if typ == MessageText && !validUTF8(p) {
+		// §5.6: text is UTF-8. Refused here, nothing is sent and the
+		// connection stays usable; sent, the peer would fail it with 1007.
+		return fmt.Errorf("websocket: text message: %w", ErrInvalidUTF8)
+	}
 	if err := c.beginWrite(ctx); err != nil {
 		return err
 	}
@@ -66,7 +71,44 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 		return nil, err
 	}
 	c.msgw.mw.unlock = true
+	if typ == MessageText {
+		c.msgw.tw = textWriter{WriteCloser: w, c: c}
+		return &c.msgw.tw, nil
+	}
 	return w, nil
+}
+
+// textWriter checks a text message written through Writer as UTF-8 (§5.6)
+// as it goes. A Write whose bytes would make it invalid is refused whole
+// (nothing of it is sent) and the message stays open; a message that ends
+// inside a code point cannot be finished validly, so Close fails the
+// connection with 1011 instead of sending it.
+//
+// Concurrency: used by the goroutine holding the message lock.
+type textWriter struct {
+	io.WriteCloser
+	c *Conn
+	v utf8Validator
+}
+
+func (w *textWriter) Write(p []byte) (int, error) {
+	saved := w.v
+	if !w.v.write(p) {
+		w.v = saved
+		return 0, fmt.Errorf("websocket: text message: %w", ErrInvalidUTF8)
+	}
+	return w.WriteCloser.Write(p)
+}
+
+func (w *textWriter) Close() error {
+	if !w.v.complete() {
+		w.v.reset()
+		err := fmt.Errorf("websocket: text message ends inside a UTF-8 sequence: %w", ErrInvalidUTF8)
+		w.c.fail(&failure{StatusInternalError, err})
+		_ = w.WriteCloser.Close() // releases the message lock; the connection is closed
+		return err
+	}
+	return w.WriteCloser.Close()
 }
 
 // beginWrite counts the caller as a writer (see leaveWriter) and takes the
