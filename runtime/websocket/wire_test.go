@@ -400,7 +400,14 @@ func startServerWith(t testing.TB, opts *websocket.AcceptOptions, extraHeaders s
 	select {
 	case s.conn = <-conns:
 	case err := <-s.done:
-		t.Fatalf("Accept: %v", err)
+		select {
+		case s.conn = <-conns:
+			// Accept succeeded and run has already returned: keep its
+			// result for result().
+			s.done <- err
+		default:
+			t.Fatalf("Accept: %v", err)
+		}
 	}
 	return s, resp
 }
