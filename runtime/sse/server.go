@@ -28,11 +28,18 @@ type StreamOptions struct {
 	// client's own default (about 3 s in browsers).
 	Retry time.Duration
 
-	// WriteTimeout, when positive, bounds each write (and flush): a client
-	// that does not read for that long fails the send instead of blocking
-	// the sender. Default 0: no deadline.
+	// WriteTimeout bounds each write (and flush): a client that does not
+	// read for that long fails the send instead of blocking the sender.
+	// Default 0: DefaultWriteTimeout, applied where the ResponseWriter
+	// supports write deadlines (http.ResponseController) and skipped where
+	// it does not; a positive value is required to apply (the send fails
+	// otherwise); a negative value turns deadlines off.
 	WriteTimeout time.Duration
 }
+
+// DefaultWriteTimeout bounds each write of a Stream whose StreamOptions
+// set none, as websocket.DefaultWriteTimeout does for WebSocket frames.
+const DefaultWriteTimeout = 30 * time.Second
 
 // Stream is the server side of one event stream: an http.ResponseWriter
 // answering a request with text/event-stream (WHATWG HTML §9.2). Every
@@ -47,6 +54,9 @@ type Stream struct {
 	rc   *http.ResponseController
 	ctx  context.Context
 	opts StreamOptions
+	// deadlineOptional: WriteTimeout is the default, skipped where the
+	// ResponseWriter has no write deadlines.
+	deadlineOptional bool
 
 	lastEventID string
 	gap         bool
@@ -89,8 +99,15 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 	if opts != nil {
 		s.opts = *opts
 	}
-	if s.opts.Retry < 0 || s.opts.Heartbeat < 0 || s.opts.WriteTimeout < 0 {
+	if s.opts.Retry < 0 || s.opts.Heartbeat < 0 {
 		return nil, fmt.Errorf("%w: negative duration in StreamOptions", ErrInvalidRetry)
+	}
+	switch {
+	case s.opts.WriteTimeout == 0:
+		s.opts.WriteTimeout = DefaultWriteTimeout
+		s.deadlineOptional = true
+	case s.opts.WriteTimeout < 0:
+		s.opts.WriteTimeout = 0
 	}
 	var replay []Event
 	if s.opts.Replay != nil && s.lastEventID != "" {
@@ -238,8 +255,12 @@ func (s *Stream) writeLocked(b []byte) error {
 	}
 	if s.opts.WriteTimeout > 0 {
 		if err := s.rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout)); err != nil {
-			s.err = fmt.Errorf("sse: set write deadline: %w", err)
-			return s.err
+			if s.deadlineOptional && errors.Is(err, http.ErrNotSupported) {
+				s.opts.WriteTimeout = 0 // the default, where it cannot apply
+			} else {
+				s.err = fmt.Errorf("sse: set write deadline: %w", err)
+				return s.err
+			}
 		}
 	}
 	if len(b) > 0 {

@@ -1,0 +1,99 @@
+package sse_test
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// A client that stops reading fails the send after WriteTimeout instead of
+// blocking the sender.
+func TestStreamWriteTimeout(t *testing.T) {
+	result := make(chan error, 1)
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := sse.NewStream(w, r, &sse.StreamOptions{WriteTimeout: 200 * time.Millisecond})
+		if err != nil {
+			result <- err
+			return
+		}
+		defer s.Close()
+		data := strings.Repeat("x", 64<<10)
+		for i := 0; i < 10000; i++ { // bounded: 640 MiB would outlast any socket buffer
+			if err := s.Send(sse.Event{Data: data}); err != nil {
+				result <- err
+				return
+			}
+		}
+		result <- errors.New("every send succeeded")
+	}))
+	nc, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("response: %v %v", resp, err)
+	}
+	// Now read nothing more.
+	select {
+	case err := <-result:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("send error %v, want a write deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the send never failed")
+	}
+}
+
+// With no WriteTimeout set, the default applies where the writer supports
+// deadlines and is skipped where it does not; an explicit one must apply;
+// a negative one turns deadlines off.
+func TestStreamWriteTimeoutDefault(t *testing.T) {
+	req := httptest.NewRequest("GET", "/", nil)
+	s, err := sse.NewStream(httptest.NewRecorder(), req, nil) // no deadline support
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(sse.Event{Data: "a"}); err != nil {
+		t.Fatalf("default timeout on a writer without deadlines: %v", err)
+	}
+	if got := sse.WriteTimeoutOf(s); got != 0 {
+		t.Errorf("timeout %v after a writer without deadlines, want 0", got)
+	}
+	// The stream's first write (the response head) already needs it.
+	if _, err := sse.NewStream(httptest.NewRecorder(), req, &sse.StreamOptions{WriteTimeout: time.Second}); !errors.Is(err, http.ErrNotSupported) {
+		t.Errorf("explicit timeout on a writer without deadlines: %v, want ErrNotSupported", err)
+	}
+	s, err = sse.NewStream(httptest.NewRecorder(), req, &sse.StreamOptions{WriteTimeout: -1})
+	if err != nil || s.Send(sse.Event{Data: "a"}) != nil || sse.WriteTimeoutOf(s) != 0 {
+		t.Errorf("negative timeout: %v", err)
+	}
+	got := make(chan time.Duration, 1)
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := sse.NewStream(w, r, nil)
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer s.Close()
+		_ = s.Send(sse.Event{Data: "a"})
+		got <- sse.WriteTimeoutOf(s)
+	}))
+	rawGet(t, srv.URL, nil)
+	if d := <-got; d != sse.DefaultWriteTimeout {
+		t.Errorf("timeout on a real server %v, want %v", d, sse.DefaultWriteTimeout)
+	}
+}
