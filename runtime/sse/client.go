@@ -55,6 +55,13 @@ type ClientOptions struct {
 	// MaxEventSize bounds one line and one event in bytes (see
 	// ParserOptions). Default DefaultMaxEventSize (1 MiB).
 	MaxEventSize int
+
+	// OnReconnect, if set, is called after each reconnection attempt (not
+	// the first connection), on the goroutine calling Next: attempt counts
+	// from 1 since the last event received, err is nil when the attempt
+	// opened a stream, io.EOF when the server answered 204 (the stream is
+	// over), and the attempt's error otherwise.
+	OnReconnect func(attempt int, err error)
 }
 
 // Session is the client side of an event stream (the EventSource of
@@ -183,7 +190,15 @@ func (s *Session) Next() (Event, error) {
 				s.finish(err)
 				break
 			}
-			if err := s.connect(); err != nil {
+			err := s.connect()
+			if s.tries > 0 && s.opts.OnReconnect != nil {
+				report := err
+				if errors.Is(err, errNoContent) {
+					report = io.EOF
+				}
+				s.opts.OnReconnect(s.tries, report)
+			}
+			if err != nil {
 				if retryable(err) && s.canRetry() {
 					continue
 				}

@@ -145,7 +145,9 @@ func TestClientReconnect(t *testing.T) {
 		stream("data: d\n\n"),
 		status(http.StatusNoContent, ""),
 	))
-	s, err := sse.Connect(context.Background(), srv.URL, &sse.ClientOptions{ReconnectionTime: time.Hour, LastEventID: "0"})
+	var reconnects []string
+	s, err := sse.Connect(context.Background(), srv.URL, &sse.ClientOptions{ReconnectionTime: time.Hour, LastEventID: "0",
+		OnReconnect: func(attempt int, err error) { reconnects = append(reconnects, fmt.Sprint(attempt, " ", err)) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +161,11 @@ func TestClientReconnect(t *testing.T) {
 	}
 	if want := []string{"1:a", "2:b", "3:c", "3:d"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("events = %q, want %q", got, want)
+	}
+	// Every stream opened after an event, so each reconnection was the
+	// first attempt since; the last found the stream over (204).
+	if want := []string{"1 <nil>", "1 <nil>", "1 EOF"}; !reflect.DeepEqual(reconnects, want) {
+		t.Errorf("OnReconnect calls %q, want %q", reconnects, want)
 	}
 	if s.ReconnectionTime() != 10*time.Millisecond {
 		t.Errorf("ReconnectionTime = %v, want the server's 10ms", s.ReconnectionTime())
@@ -415,5 +422,33 @@ func TestEventsBreak(t *testing.T) {
 	}
 	if !gone.Load() {
 		t.Fatal("send did not fail with a disconnect error")
+	}
+}
+
+// OnReconnect counts attempts since the last event and reports each
+// attempt's outcome.
+func TestClientOnReconnect(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		bodies []func(http.ResponseWriter)
+		opts   sse.ClientOptions
+		want   []string
+	}{
+		{"streams without events", []func(http.ResponseWriter){stream(": nothing\n")}, sse.ClientOptions{MaxReconnectionAttempts: 3},
+			[]string{"1 <nil>", "2 <nil>", "3 <nil>"}},
+		{"refused", []func(http.ResponseWriter){stream("data: a\n\n"), status(404, "text/event-stream")}, sse.ClientOptions{},
+			[]string{"1 sse: unexpected status 404 Not Found"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var rc rawConns
+			srv := newServer(t, rc.handler(t, tt.bodies...))
+			var got []string
+			opts := fast(tt.opts)
+			opts.OnReconnect = func(attempt int, err error) { got = append(got, fmt.Sprint(attempt, " ", err)) }
+			_, _ = collect(t, srv.URL, opts)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("OnReconnect calls %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
