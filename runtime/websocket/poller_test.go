@@ -154,6 +154,16 @@ func closeFrame(p *wirePeer) int {
 	}
 }
 
+// noMoreCloses fails the test if OnClose is called again within 50 ms.
+func (s *pollServer) noMoreCloses() {
+	s.t.Helper()
+	select {
+	case pc := <-s.closes:
+		s.t.Fatalf("extra OnClose: %v", pc.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
 // waitGoroutines waits (bounded) until at most max goroutines run.
 func waitGoroutines(t testing.TB, max int) {
 	t.Helper()
@@ -348,11 +358,7 @@ func TestPollerCloseWhileIdle(t *testing.T) {
 	if pc.c != c || pc.err == nil {
 		t.Fatalf("OnClose: %v", pc.err)
 	}
-	select {
-	case pc := <-s.closes:
-		t.Fatalf("second OnClose: %v", pc.err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	s.noMoreCloses()
 }
 
 // Keepalive works on polled connections: a client that answers pings
@@ -562,11 +568,7 @@ func TestPollerEndingsUnderLoad(t *testing.T) {
 			t.Fatalf("%v: %d OnClose calls", c.RemoteAddr(), k)
 		}
 	}
-	select {
-	case pc := <-s.closes:
-		t.Fatalf("extra OnClose: %v", pc.err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	s.noMoreCloses()
 }
 
 // A connection closed while Serve is taking it (a timer, another
