@@ -447,22 +447,37 @@ func TestPollerTLSFallback(t *testing.T) {
 	}
 }
 
-func TestPollerServeErrors(t *testing.T) {
-	noLeaks(t)
+// pollerAndAcceptor starts a Poller and a server whose handler only
+// accepts (with opts(r), if set) and hands each connection to the test,
+// both closed at cleanup.
+func pollerAndAcceptor(t *testing.T, opts func(*http.Request) *websocket.AcceptOptions) (*websocket.Poller, string, <-chan *websocket.Conn) {
+	t.Helper()
 	p, err := websocket.NewPoller()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
 	conns := make(chan *websocket.Conn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Raw: r.URL.Path == "/raw"})
-		if err == nil {
+		var o *websocket.AcceptOptions
+		if opts != nil {
+			o = opts(r)
+		}
+		if c, err := websocket.Accept(w, r, o); err == nil {
 			conns <- c
 		}
 	}))
-	defer srv.Close()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	t.Cleanup(func() {
+		srv.Close()
+		_ = p.Close()
+	})
+	return p, "ws" + strings.TrimPrefix(srv.URL, "http"), conns
+}
+
+func TestPollerServeErrors(t *testing.T) {
+	noLeaks(t)
+	p, url, conns := pollerAndAcceptor(t, func(r *http.Request) *websocket.AcceptOptions {
+		return &websocket.AcceptOptions{Raw: r.URL.Path == "/raw"}
+	})
 	h := websocket.HandlerFuncs{Message: func(*websocket.Conn, websocket.MessageType, []byte) {}}
 	ctx := context.Background()
 	cl, _, err := websocket.Dial(ctx, url+"/raw", nil)
@@ -575,19 +590,7 @@ func TestPollerEndingsUnderLoad(t *testing.T) {
 // goroutine) is still reported once.
 func TestPollerServeRacesClose(t *testing.T) {
 	noLeaks(t)
-	p, err := websocket.NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	conns := make(chan *websocket.Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, err := websocket.Accept(w, r, nil); err == nil {
-			conns <- c
-		}
-	}))
-	defer srv.Close()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	p, url, conns := pollerAndAcceptor(t, nil)
 	var closes sync.Map // *Conn -> *atomic.Int32
 	h := websocket.HandlerFuncs{Close: func(c *websocket.Conn, err error) {
 		v, _ := closes.LoadOrStore(c, new(atomic.Int32))
