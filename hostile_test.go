@@ -263,9 +263,10 @@ func TestCrossSiteWebSocketHijacking(t *testing.T) {
 		mux.Handle(testingv1wsrpc.NewStreamServiceHandler(streamServer{}, opts...))
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.origin.Store(r.Header.Get("Origin"))
-			rec := &statusRecorder{ResponseWriter: w}
-			mux.ServeHTTP(rec, r)
-			s.status.Store(int64(rec.status))
+			// Recorded when written, not when the handler returns: the
+			// page can see its echo and close before the session's
+			// handler has finished.
+			mux.ServeHTTP(&statusRecorder{ResponseWriter: w, status: &s.status}, r)
 		}))
 		t.Cleanup(srv.Close)
 		return "ws" + strings.TrimPrefix(srv.URL, "http") + testingv1wsrpc.StreamServiceEchoPath, s
@@ -318,18 +319,16 @@ func TestCrossSiteWebSocketHijacking(t *testing.T) {
 // handshake writes its 101 itself, so Hijack records 101.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status *atomic.Int64
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
+	r.status.CompareAndSwap(0, int64(code))
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	r.status = http.StatusSwitchingProtocols
+	r.status.Store(http.StatusSwitchingProtocols)
 	return http.NewResponseController(r.ResponseWriter).Hijack()
 }
 
