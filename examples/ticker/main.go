@@ -208,60 +208,43 @@ type service struct {
 }
 
 // Watch sends every event recorded from the moment the client connects
-// or, for a client resuming with Last-Event-ID, after that event. Events
-// are read from the journal with a cursor (a subscription only wakes the
-// loop), so each is sent once, in order, with its recorded id.
+// or, for a client resuming with Last-Event-ID, after that event. The
+// topic's Follow reads the journal with a cursor, so each event is sent
+// once, in order, with its recorded id.
 func (s *service) Watch(ctx context.Context, req *tickerv1.WatchRequest, st *wsrpc.ServerStream[tickerv1.WatchResponse]) error {
 	want := make(map[string]bool, len(req.GetSymbols()))
 	for _, sym := range req.GetSymbols() {
 		want[strings.ToUpper(strings.TrimSpace(sym))] = true
 	}
-	wake := make(chan struct{}, 1)
-	sub, err := s.topic.SubscribeFunc(func(*tickerv1.WatchResponse) error {
-		select {
-		case wake <- struct{}{}:
-		default: // a wake-up is pending; it will read this event too
+	start := func() (string, []sse.Event, error) {
+		cursor := st.LastEventID()
+		if cursor != "" {
+			backlog, err := s.journal.Since(cursor)
+			if err == nil {
+				return cursor, backlog, nil
+			}
+			if !errors.Is(err, sse.ErrUnknownID) {
+				return "", nil, wsrpc.NewError(wsrpc.CodeInternal, err)
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return wsrpc.NewError(wsrpc.CodeUnavailable, err)
-	}
-	defer sub.Close()
-	// Subscribed before reading the journal: an event recorded from now
-	// on wakes the loop, so none falls between the backlog and live ones.
-	cursor := st.LastEventID()
-	var backlog []sse.Event
-	if cursor != "" {
-		backlog, err = s.journal.Since(cursor)
-	}
-	if cursor == "" || errors.Is(err, sse.ErrUnknownID) {
 		// A fresh client, or one whose last event is no longer held:
 		// prices supersede each other, so go on from now.
-		cursor, backlog = s.journal.Last(), nil
-	} else if err != nil {
-		return wsrpc.NewError(wsrpc.CodeInternal, err)
+		return s.journal.Last(), nil, nil
 	}
-	for {
-		for _, ev := range backlog {
-			if len(want) == 0 || want[symbolOf(ev)] {
-				if err := st.SendEvent(ev); err != nil {
-					return err
-				}
-			}
-			cursor = ev.ID
+	send := func(ev sse.Event) error {
+		if len(want) > 0 && !want[symbolOf(ev)] {
+			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-sub.Done():
-			return wsrpc.Errorf(wsrpc.CodeUnavailable, "ticker closed")
-		case <-wake:
-		}
-		if backlog, err = s.journal.After(cursor); err != nil {
-			return wsrpc.Errorf(wsrpc.CodeResourceExhausted, "fell behind the journal: %v", err)
-		}
+		return st.SendEvent(ev)
 	}
+	err := s.topic.Follow(ctx, start, s.journal.After, send)
+	switch {
+	case errors.Is(err, hub.ErrFellBehind):
+		return wsrpc.Errorf(wsrpc.CodeResourceExhausted, "fell behind the journal: %v", err)
+	case errors.Is(err, hub.ErrClosed):
+		return wsrpc.Errorf(wsrpc.CodeUnavailable, "ticker closed")
+	}
+	return err
 }
 
 // symbolOf reads the symbol of a recorded quote or trade.

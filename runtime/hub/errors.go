@@ -29,6 +29,11 @@ var (
 	// policy removed it because its queue was full.
 	ErrSlowConsumer = errors.New("hub: slow consumer")
 
+	// ErrFellBehind is returned by Follow when the store can no longer
+	// read from the follower's cursor (it evicted the event): the follower
+	// must start over.
+	ErrFellBehind = errors.New("hub: follower fell behind the replay store")
+
 	// ErrBadEnvelope counts (in Stats.DecodeErrors) a broker message that is
 	// not a hub envelope or whose payload does not decode.
 	ErrBadEnvelope = errors.New("hub: bad broker message")

@@ -250,61 +250,38 @@ func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequ
 
 // Watch streams the room's activity: the recent history (or, for a client
 // resuming with Last-Event-ID, everything after that event), then every
-// event as it is recorded. Events are read from the room's log with a
-// cursor, so each is sent once, in order, with the hub's id; a
-// subscription only wakes the loop.
+// event as it is recorded. The room topic's Follow reads the room's log
+// with a cursor, so each event is sent once, in order, with the hub's id.
 func (s *Service) Watch(ctx context.Context, req *chatv1.WatchRequest, st *wsrpc.ServerStream[chatv1.WatchResponse]) error {
 	r, err := s.room(req.GetRoom())
 	if err != nil {
 		return err
 	}
-	wake := make(chan struct{}, 1)
-	sub, err := r.topic.SubscribeFunc(func(*chatv1.WatchResponse) error {
-		select {
-		case wake <- struct{}{}:
-		default: // a wake-up is pending; it will read this event too
+	start := func() (string, []sse.Event, error) {
+		cursor := st.LastEventID()
+		if cursor != "" {
+			backlog, err := r.log.Since(cursor)
+			if err == nil {
+				return cursor, backlog, nil
+			}
+			if !errors.Is(err, sse.ErrUnknownID) {
+				return "", nil, wsrpc.NewError(wsrpc.CodeInternal, err)
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return wsrpc.NewError(wsrpc.CodeUnavailable, err)
-	}
-	defer sub.Close()
-	// Subscribed before reading the log: an event recorded from now on
-	// wakes the loop, so none falls between the backlog and live events.
-	cursor := st.LastEventID()
-	var backlog []sse.Event
-	if cursor != "" {
-		backlog, err = r.log.Since(cursor)
-	}
-	if cursor == "" || errors.Is(err, sse.ErrUnknownID) {
 		// A fresh watcher, or one resuming from an event this node never
 		// saw or no longer holds: start over with recent history (a page
 		// drops the events it already shows by id).
-		backlog = r.log.Tail(watchBacklog)
-		cursor = ""
-	} else if err != nil {
-		return wsrpc.NewError(wsrpc.CodeInternal, err)
+		return "", r.log.Tail(watchBacklog), nil
 	}
-	for {
-		for _, ev := range backlog {
-			if err := st.SendEvent(ev); err != nil {
-				return err
-			}
-			cursor = ev.ID
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-sub.Done():
-			return wsrpc.Errorf(wsrpc.CodeUnavailable, "room closed")
-		case <-wake:
-		}
-		if backlog, err = r.log.After(cursor); err != nil {
-			// The watcher fell a whole log behind; it must start over.
-			return wsrpc.Errorf(wsrpc.CodeResourceExhausted, "fell behind the room's activity: %v", err)
-		}
+	err = r.topic.Follow(ctx, start, r.log.After, st.SendEvent)
+	switch {
+	case errors.Is(err, hub.ErrFellBehind):
+		// The watcher fell a whole log behind; it must start over.
+		return wsrpc.Errorf(wsrpc.CodeResourceExhausted, "fell behind the room's activity: %v", err)
+	case errors.Is(err, hub.ErrClosed):
+		return wsrpc.Errorf(wsrpc.CodeUnavailable, "room closed")
 	}
+	return err
 }
 
 // toChat is the session form of a room event.

@@ -1,0 +1,64 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// Follow sends a topic's recorded events with a cursor: first the backlog
+// start returns, then, each time the topic delivers a message, whatever
+// after returns for the cursor (the id of the last event sent). It is how
+// a resumable stream reads the topic's replay store (TopicOptions.Replay)
+// rather than taking each message from a subscription: every event goes
+// out once, in order, with its recorded id, and a follower that was away
+// resumes from its Last-Event-ID.
+//
+// The topic records an event in its replay store before it delivers the
+// message, and Follow subscribes before it calls start, so no event falls
+// between the backlog and the ones that follow. A subscription only wakes
+// the loop (wake-ups coalesce; one read of the store takes all that is
+// new), so a slow follower costs the topic nothing.
+//
+// Follow returns ctx's error when ctx ends, the error of start or send as
+// it is, an error wrapping ErrFellBehind when after fails (typically the
+// store evicted the cursor: the follower must start over), and an error
+// wrapping ErrClosed when the topic closes.
+func (t *Topic[M]) Follow(ctx context.Context, start func() (cursor string, backlog []sse.Event, err error),
+	after func(cursor string) ([]sse.Event, error), send func(sse.Event) error) error {
+	wake := make(chan struct{}, 1)
+	sub, err := t.SubscribeFunc(func(M) error {
+		select {
+		case wake <- struct{}{}:
+		default: // a wake-up is pending; its read takes this event too
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	cursor, backlog, err := start()
+	if err != nil {
+		return err
+	}
+	for {
+		for _, ev := range backlog {
+			if err := send(ev); err != nil {
+				return err
+			}
+			cursor = ev.ID
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sub.Done():
+			return fmt.Errorf("hub: follow %q: %w", t.core.name, ErrClosed)
+		case <-wake:
+		}
+		if backlog, err = after(cursor); err != nil {
+			return fmt.Errorf("hub: follow %q: %w: %w", t.core.name, ErrFellBehind, err)
+		}
+	}
+}
