@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"regexp"
@@ -14,6 +12,7 @@ import (
 	"github.com/wsrpc/wsrpc"
 	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
 	"github.com/wsrpc/wsrpc/gen/examples/chat/v1/chatv1wsrpc"
+	"github.com/wsrpc/wsrpc/internal/runtest"
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 )
@@ -24,44 +23,10 @@ import (
 func startChat(t *testing.T, cfg config) (url string, stop func() error) {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, cfg, pw)
-		pw.Close()
-		done <- err
-	}()
-	var result error
-	stopped := false
-	stop = func() error {
-		if stopped {
-			return result
-		}
-		stopped = true
-		cancel()
-		select {
-		case result = <-done:
-		case <-time.After(15 * time.Second):
-			result = errors.New("run did not return after cancel")
-		}
-		return result
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("run: %v", err)
-		}
+	s := runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
+		return run(ctx, cfg, out)
 	})
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading the listening line: %v", err)
-	}
-	go io.Copy(io.Discard, pr) // log lines; never block run
-	m := regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("listening line %q, want \"listening on http://127.0.0.1:PORT\"", line)
-	}
-	return m[1], stop
+	return s.URL, s.Stop
 }
 
 // session joins room as name with the generated client and returns the

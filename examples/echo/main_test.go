@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsrpc/wsrpc/internal/runtest"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -25,39 +25,10 @@ func startEcho(t *testing.T) (url string, stop context.CancelFunc, wait func() e
 // startEchoWith is startEcho with permessage-deflate on or off.
 func startEchoWith(t *testing.T, deflate bool) (url string, stop context.CancelFunc, wait func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	var runErr error
-	go func() {
-		runErr = run(ctx, "127.0.0.1:0", deflate, pw)
-		pw.Close()
-		close(done)
-	}()
-	wait = func() error {
-		select {
-		case <-done:
-			return runErr
-		case <-time.After(10 * time.Second):
-			return errors.New("run did not return after cancel")
-		}
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := wait(); err != nil {
-			t.Errorf("run: %v", err)
-		}
+	s := runtest.Start(t, regexp.MustCompile(`^listening on (ws://127\.0\.0\.1:\d+/echo)\n$`), func(ctx context.Context, out io.Writer) error {
+		return run(ctx, "127.0.0.1:0", deflate, out)
 	})
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading the listening line: %v", err)
-	}
-	go io.Copy(io.Discard, pr) // nothing more is expected; never block run
-	m := regexp.MustCompile(`^listening on (ws://127\.0\.0\.1:\d+/echo)\n$`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("listening line %q, want \"listening on ws://127.0.0.1:PORT/echo\"", line)
-	}
-	return m[1], cancel, wait
+	return s.URL, s.Cancel, s.Wait
 }
 
 // TestEcho: every message comes back unchanged and with its type, from any

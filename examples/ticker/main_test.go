@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wsrpc/wsrpc/internal/runtest"
 )
 
 // startTicker runs the server with cfg (cfg.Addr "" for a free port of
@@ -23,44 +24,10 @@ func startTicker(t *testing.T, cfg config) (url string, stop func() error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, cfg, pw)
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	var result error
-	stopped := false
-	stop = func() error {
-		if stopped {
-			return result
-		}
-		stopped = true
-		cancel()
-		select {
-		case result = <-done:
-		case <-time.After(15 * time.Second):
-			result = errors.New("run did not return after cancel")
-		}
-		return result
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("run: %v", err)
-		}
+	s := runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
+		return run(ctx, cfg, out)
 	})
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading the listening line: %v", err)
-	}
-	go io.Copy(io.Discard, pr)
-	m := regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("listening line %q", line)
-	}
-	return m[1], stop
+	return s.URL, s.Stop
 }
 
 // lineWriter sends each line written to it on a channel.
