@@ -35,6 +35,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/wsrpc/wsrpc"
 	"github.com/wsrpc/wsrpc/examples/chat/chatserver"
 	"github.com/wsrpc/wsrpc/runtime/hub"
 )
@@ -113,16 +114,10 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	// feeds, which Shutdown would otherwise wait for.
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
-	srv := &http.Server{
-		Handler:     mux,
-		BaseContext: func(net.Listener) context.Context { return base },
-		// Pages, feeds and WebSocket handshakes are small GETs: bound how
-		// long and how much a client may take to send the headers.
-		// Hijacked connections are not subject to these.
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          logger,
-	}
+	// Header limits and idle timeout as docs/security.md recommends.
+	srv := wsrpc.NewHTTPServer(mux)
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	srv.ErrorLog = logger
 	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
 
 	errc := make(chan error, 1)

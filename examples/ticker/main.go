@@ -131,13 +131,9 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	})))
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
-	srv := &http.Server{
-		Handler:           mux,
-		BaseContext:       func(net.Listener) context.Context { return base },
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          logger,
-	}
+	srv := wsrpc.NewHTTPServer(mux) // header limits as docs/security.md recommends
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	srv.ErrorLog = logger
 	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
 
 	genCtx, stopGen := context.WithCancel(ctx)
