@@ -91,20 +91,25 @@ func TestShutdownLiveSessions(t *testing.T) {
 	var opened sync.WaitGroup
 	openErrs := make(chan error, nWS+nSSE)
 	sem := make(chan struct{}, 64) // bounded dialling concurrency
+	// openDone returns the function a session calls once it is open (or
+	// failed to open): it reports the error and frees its dialling slot.
+	openDone := func() func(error) {
+		var once sync.Once
+		return func(err error) {
+			once.Do(func() {
+				if err != nil {
+					openErrs <- err
+				}
+				opened.Done()
+				<-sem
+			})
+		}
+	}
 	for i := range nWS {
 		opened.Add(1)
 		sem <- struct{}{}
 		go func() {
-			var once sync.Once
-			done := func(err error) {
-				once.Do(func() {
-					if err != nil {
-						openErrs <- err
-					}
-					opened.Done()
-					<-sem
-				})
-			}
+			done := openDone()
 			st, err := client.Echo(ctx)
 			if err != nil {
 				done(err)
@@ -128,16 +133,7 @@ func TestShutdownLiveSessions(t *testing.T) {
 		opened.Add(1)
 		sem <- struct{}{}
 		go func() {
-			var once sync.Once
-			done := func(err error) {
-				once.Do(func() {
-					if err != nil {
-						openErrs <- err
-					}
-					opened.Done()
-					<-sem
-				})
-			}
+			done := openDone()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/rooms/watch?room=r%d", base, i), nil)
 			resp, err := hc.Do(req)
 			if err != nil {
