@@ -118,10 +118,7 @@ func serveTCP(ln net.Listener) error {
 // wsrpc-loop: Accept, then ReadAppend into a reused buffer and Write, in
 // the handler or (Handoff) in a goroutine of its own (doc.go).
 func wsrpcUpgrader(deflate bool) upgrader {
-	opts := &wsrpc.AcceptOptions{MaxMessageSize: maxMessage}
-	if deflate {
-		opts.Extensions = wsrpc.MustExtensionSet(wsrpc.PerMessageDeflate(&wsrpc.DeflateOptions{}))
-	}
+	opts := wsrpcAcceptOptions(deflate)
 	return func(w http.ResponseWriter, r *http.Request) func() {
 		c, err := wsrpc.Accept(w, r, opts)
 		if err != nil {
@@ -145,6 +142,16 @@ func wsrpcUpgrader(deflate bool) upgrader {
 	}
 }
 
+// wsrpcAcceptOptions: the read limit every server gets and, for the
+// compressed scenario, permessage-deflate with context takeover.
+func wsrpcAcceptOptions(deflate bool) *wsrpc.AcceptOptions {
+	opts := &wsrpc.AcceptOptions{MaxMessageSize: maxMessage}
+	if deflate {
+		opts.Extensions = wsrpc.MustExtensionSet(wsrpc.PerMessageDeflate(&wsrpc.DeflateOptions{}))
+	}
+	return opts
+}
+
 // wsrpc: the handler accepts, hands the connection to a Poller and
 // returns; the poller reads each connection only when it has input and
 // calls OnMessage, which writes the echo (docs/websocket.md, "Many
@@ -155,10 +162,7 @@ func serveWsrpcPoller(ln net.Listener, deflate bool) error {
 		return err
 	}
 	defer p.Close()
-	opts := &wsrpc.AcceptOptions{MaxMessageSize: maxMessage}
-	if deflate {
-		opts.Extensions = wsrpc.MustExtensionSet(wsrpc.PerMessageDeflate(&wsrpc.DeflateOptions{}))
-	}
+	opts := wsrpcAcceptOptions(deflate)
 	h := wsrpc.HandlerFuncs{Message: func(c *wsrpc.Conn, typ wsrpc.MessageType, msg []byte) {
 		_ = c.Write(context.Background(), typ, msg)
 	}}
