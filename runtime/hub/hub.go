@@ -114,16 +114,23 @@ func (h *Hub) Close() error {
 	return nil
 }
 
-// wsPoller returns the hub's Poller, starting it on first use; nil if the
-// hub is closed or no poller can be made (the caller then reads the
-// connection itself).
-func (h *Hub) wsPoller() *websocket.Poller {
+// wsPoller returns the hub's Poller, starting it on first use. It fails
+// with ErrClosed once the hub is closed, or with why no poller could be
+// made (the system is out of descriptors; the next call tries again).
+func (h *Hub) wsPoller() (*websocket.Poller, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.poller == nil && !h.closed {
-		h.poller, _ = websocket.NewPoller()
+	if h.closed {
+		return nil, fmt.Errorf("hub: poller: %w", ErrClosed)
 	}
-	return h.poller
+	if h.poller == nil {
+		p, err := websocket.NewPoller()
+		if err != nil {
+			return nil, fmt.Errorf("hub: poller: %w", err)
+		}
+		h.poller = p
+	}
+	return h.poller, nil
 }
 
 func (h *Hub) register(name string, t closer) error {

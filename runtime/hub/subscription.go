@@ -326,15 +326,18 @@ func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Code
 		}
 		// Messages from the client are discarded (Message is nil).
 		h := websocket.HandlerFuncs{Close: func(*websocket.Conn, error) { sub.Close() }}
-		if p := t.core.h.wsPoller(); p != nil && p.Serve(conn, h) == nil {
-			return
+		p, err := t.core.h.wsPoller()
+		if err == nil {
+			err = p.Serve(conn, h) // fails only once the hub is closed
 		}
-		defer conn.CloseNow()
-		defer sub.Close()
-		for {
-			if _, _, err := conn.Read(r.Context()); err != nil {
+		if err != nil {
+			sub.Close()
+			if errors.Is(err, ErrClosed) || errors.Is(err, websocket.ErrPollerClosed) {
+				conn.Close(websocket.StatusTryAgainLater, "topic closed")
 				return
 			}
+			t.core.h.report(t.core.name, err)
+			conn.Close(websocket.StatusInternalError, "no poller")
 		}
 	})
 }
