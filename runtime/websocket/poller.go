@@ -104,9 +104,11 @@ func NewPoller() (*Poller, error) {
 }
 
 // Serve hands c's reading to p: h gets c's messages until reading ends,
-// then OnClose. It returns an error only if c cannot be served (p is
-// closed, c is in raw mode, or another Poller serves it); then h is never
-// called and c is left as it was.
+// then OnClose. Messages that are already there (sent with the handshake)
+// are handled before Serve returns, on the calling goroutine. It returns
+// an error only if c cannot be served (p is closed, c is in raw mode, or
+// another Poller serves it); then h is never called and c is left as it
+// was.
 func (p *Poller) Serve(c *Conn, h Handler) error {
 	if c.cfg.raw {
 		return ErrRawMode
@@ -136,13 +138,16 @@ func (p *Poller) Serve(c *Conn, h Handler) error {
 		go e.loop()
 		return nil
 	}
-	// A first run reads what the handshake left buffered or what arrived
-	// before the registration (a non-blocking read), and then waits.
 	if err := p.sys.add(e); err != nil {
 		// Only a closed connection fails here; the run reports it.
 		e.c.closeWith(err)
 	}
-	p.start(e)
+	// A first run, on the caller's goroutine (about to return, typically
+	// an HTTP handler's): it handles what the handshake left buffered or
+	// what arrived before the registration, and hands the connection to
+	// the poller once the socket is drained, so accepting a connection
+	// starts no worker.
+	e.run(nil)
 	return nil
 }
 
