@@ -9,6 +9,12 @@
 #   bench/run.sh                 default: 3 rounds, 1 s per cell (~7 min)
 #   QUICK=1 bench/run.sh         a few seconds: 1 round, short cells
 #   ROUNDS=5 DURATION=3s LIBS="wsrpc gws tcp" CELLS="rr-64-1k idle" bench/run.sh
+#
+# tcp-twin is a second raw TCP server, identical to tcp, run in the
+# request/response cells only: what the two measure differently in one run
+# is the machine's noise (an A/A test), the yardstick for every other
+# difference in those rows. It sits half a round away from tcp so that the
+# pair sees as much drift as any two servers in the table.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,7 +33,7 @@ WARMUP=${WARMUP:-300ms}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_SETTLE=${IDLE_SETTLE:-500ms}
 MICRO=${MICRO:-1}
-LIBS=${LIBS:-"wsrpc wsrpc-loop gorilla coder gws gobwas ws tcp"}
+LIBS=${LIBS:-"wsrpc wsrpc-loop gorilla tcp-twin coder gws gobwas ws tcp"}
 CELLS=${CELLS:-"rr-1-16 rr-1-1k rr-1-64k rr-64-16 rr-64-1k rr-64-64k pipe-64-1k deflate-64-1k idle idle-handoff"}
 
 work=$(mktemp -d)
@@ -82,7 +88,7 @@ start_server() { # lib deflate handoff -> sets server_pid, server_addr
 		[ "$deflate" = yes ] && flag=(--deflate)
 		"${srv_pin[@]}" node node/echoserver.js "${flag[@]}" >"$out" 2>"$work/server.err" &
 	else
-		"${srv_pin[@]}" "$work/echoserver" -lib "$lib" -deflate="$([ "$deflate" = yes ] && echo true || echo false)" \
+		"${srv_pin[@]}" "$work/echoserver" -lib "${lib%-twin}" -deflate="$([ "$deflate" = yes ] && echo true || echo false)" \
 			-handoff="$([ "$handoff" = yes ] && echo true || echo false)" >"$out" 2>"$work/server.err" &
 	fi
 	server_pid=$!
@@ -120,9 +126,10 @@ for ((round = 0; round < ROUNDS; round++)); do
 		for ((k = 0; k < n; k++)); do
 			lib=${libs[$(((k + round) % n))]}
 			supports "$lib" "$deflate" || continue
+			[[ $lib == tcp-twin && $c != rr-* ]] && continue
 			start_server "$lib" "$deflate" "$handoff"
 			extra=()
-			[ "$lib" = tcp ] && extra+=(-tcp)
+			[[ $lib == tcp* ]] && extra+=(-tcp)
 			extra+=(-pid "$server_pid")
 			dur=$DURATION
 			[[ $c == idle* ]] && dur=$IDLE_SETTLE
@@ -140,7 +147,7 @@ for ((round = 0; round < ROUNDS; round++)); do
 				stop_server
 				start_server "$lib" "$deflate" "$handoff"
 				extra=(-pid "$server_pid")
-				[ "$lib" = tcp ] && extra+=(-tcp)
+				[[ $lib == tcp* ]] && extra+=(-tcp)
 			done
 			if [ "$ok" = 1 ]; then
 				if [[ $c == idle* ]]; then
@@ -151,7 +158,8 @@ for ((round = 0; round < ROUNDS; round++)); do
 				wire=$(sed -n 's/.*wire_ratio=\([^ ]*\).*/\1/p' <<<"$line")
 				tk=$(sed -n 's/.*takeover=\([^ ]*\).*/\1/p' <<<"$line")
 				cpu=$(sed -n 's/.*cpu_us_per_msg=\([^ ]*\).*/\1/p' <<<"$line")
-				printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\n' "$c" "$lib" "$round" "$val" "${wire:-0}" "${tk:-false}" "${cpu:-0}" >>"$raw"
+				user=$(sed -n 's/.*user_us_per_msg=\([^ ]*\).*/\1/p' <<<"$line")
+				printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n' "$c" "$lib" "$round" "$val" "${wire:-0}" "${tk:-false}" "${cpu:-0}" "${user:-0}" >>"$raw"
 				echo "  $c $lib: $line" >&2
 			else
 				echo "FAIL $c $lib: $line" >&2
@@ -163,6 +171,13 @@ for ((round = 0; round < ROUNDS; round++)); do
 	done
 done
 
+# Columns: the run order, with the A/A twin moved last, beside tcp.
+cols=()
+for lib in "${libs[@]}"; do
+	[ "$lib" = tcp-twin ] || cols+=("$lib")
+done
+[[ " $LIBS " == *" tcp-twin "* ]] && cols+=(tcp-twin)
+
 micro=
 if [ "$MICRO" = 1 ]; then
 	echo "microbenchmarks (internal/micro)" >&2
@@ -173,7 +188,7 @@ fi
 	echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -sm), $(go version | cut -d' ' -f3), node $(node --version 2>/dev/null || echo none)."
 	echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION IDLE_CONNS=$IDLE_CONNS bench/run.sh\` ($(($(date +%s) - start)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))."
 	echo
-	"$work/report" -libs "${libs[*]}" <"$raw"
+	"$work/report" -libs "${cols[*]}" <"$raw"
 	if [ -n "$micro" ]; then
 		echo
 		echo "Microbenchmarks (\`go test -bench . -benchmem ./internal/micro\`, in memory, no sockets):"

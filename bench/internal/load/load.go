@@ -43,6 +43,9 @@ type Result struct {
 	// the measured window, in microseconds; 0 without PID. Unlike
 	// throughput it hardly moves when other work shares the machine.
 	CPUPerMsg float64
+	// UserPerMsg: the user-space part of CPUPerMsg — the library and the
+	// Go runtime; the rest is the kernel's (system calls, TCP, wake-ups).
+	UserPerMsg float64
 	// Idle: server VmRSS before and after opening Conns connections.
 	Conns               int
 	RSSBefore, RSSAfter int64
@@ -54,8 +57,8 @@ func (r Result) String() string {
 		return fmt.Sprintf("result conns=%d rss_before=%d rss_after=%d bytes_per_conn=%.0f",
 			r.Conns, r.RSSBefore, r.RSSAfter, r.BytesPerConn)
 	}
-	return fmt.Sprintf("result msgs=%d secs=%.3f msgs_per_s=%.0f mb_per_s=%.2f wire_ratio=%.4f takeover=%v cpu_us_per_msg=%.2f",
-		r.Msgs, r.Secs, r.MsgsPerSec, r.MBPerSec, r.WireRatio, r.Takeover, r.CPUPerMsg)
+	return fmt.Sprintf("result msgs=%d secs=%.3f msgs_per_s=%.0f mb_per_s=%.2f wire_ratio=%.4f takeover=%v cpu_us_per_msg=%.2f user_us_per_msg=%.2f",
+		r.Msgs, r.Secs, r.MsgsPerSec, r.MBPerSec, r.WireRatio, r.Takeover, r.CPUPerMsg, r.UserPerMsg)
 }
 
 // Run runs cfg and verifies every echoed byte; any mismatch is an error.
@@ -393,9 +396,9 @@ func runEcho(cfg Config) (Result, error) {
 		}
 	}
 	time.Sleep(cfg.Warmup)
-	n0, t0, c0 := sum(), time.Now(), cpuTicks(cfg.PID)
+	n0, t0, c0 := sum(), time.Now(), readCPU(cfg.PID)
 	time.Sleep(cfg.Duration)
-	n1, t1, c1 := sum(), time.Now(), cpuTicks(cfg.PID)
+	n1, t1, c1 := sum(), time.Now(), readCPU(cfg.PID)
 	if err := failed(); err != nil {
 		stop.Store(true)
 		return Result{}, err
@@ -410,8 +413,10 @@ func runEcho(cfg Config) (Result, error) {
 	}
 	res := Result{Msgs: n1 - n0, Secs: t1.Sub(t0).Seconds()}
 	res.MsgsPerSec = float64(res.Msgs) / res.Secs
-	if c0 >= 0 && c1 >= 0 && res.Msgs > 0 {
-		res.CPUPerMsg = float64(c1-c0) * 1e6 / clockTicks / float64(res.Msgs)
+	if c0.ok && c1.ok && res.Msgs > 0 {
+		perMsg := func(ticks int64) float64 { return float64(ticks) * 1e6 / clockTicks / float64(res.Msgs) }
+		res.CPUPerMsg = perMsg(c1.user + c1.sys - c0.user - c0.sys)
+		res.UserPerMsg = perMsg(c1.user - c0.user)
 	}
 	var payload, wire int64
 	for _, s := range streams {
@@ -482,30 +487,36 @@ func runIdle(cfg Config) (Result, error) {
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times (100 on Linux).
 const clockTicks = 100
 
-// cpuTicks returns pid's user+system time in clock ticks, or -1.
-func cpuTicks(pid int) int64 {
+// cpuTime is a process's CPU time so far, in clock ticks.
+type cpuTime struct {
+	user, sys int64
+	ok        bool
+}
+
+// readCPU reads pid's user and system time from /proc/<pid>/stat.
+func readCPU(pid int) cpuTime {
 	if pid <= 0 {
-		return -1
+		return cpuTime{}
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return -1
+		return cpuTime{}
 	}
 	// Fields after the command (which may hold spaces) start after ")".
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return -1
+		return cpuTime{}
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return -1
+		return cpuTime{}
 	}
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return -1
+		return cpuTime{}
 	}
-	return ut + st
+	return cpuTime{user: ut, sys: st, ok: true}
 }
 
 // rss returns VmRSS of pid in bytes (Linux /proc).
