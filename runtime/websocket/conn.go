@@ -103,6 +103,7 @@ type Conn struct {
 	rend     int     // end of buffered bytes in *rbuf
 	rawConn  syscall.RawConn
 	rawRead  func(fd uintptr) bool // method value, allocated once
+	rdst     []byte                // where readRaw reads; nil: a pooled buffer
 	rawN     int
 	rawErr   error
 	rh       header // header of the frame being read
@@ -199,12 +200,54 @@ type msgWriters struct {
 	tw textWriter
 }
 
-// writeSpare is what a large server frame's writev needs, allocated on
-// the first such frame. Owned by the holder of frameMu.
+// writeSpare is what socket writes and a large server frame's writev
+// need, allocated on the first write. Owned by the holder of frameMu.
 type writeSpare struct {
 	hdr  [maxHeaderSize]byte
 	bufs [2][]byte
-	wv   net.Buffers // writev of bufs
+	wv   net.Buffers // writev of bufs, without a socket
+	sockWrite
+}
+
+func (c *Conn) writeSpare() *writeSpare {
+	if c.tx == nil {
+		c.tx = newWriteSpare()
+	}
+	return c.tx
+}
+
+// readSock reads into p: at least one byte, or an error (io.EOF at the
+// end of the stream). Caller holds readSem.
+func (c *Conn) readSock(p []byte) (int, error) {
+	if c.rawConn != nil {
+		return c.readRaw(p)
+	}
+	return c.nc.Read(p)
+}
+
+// writeSock writes b whole. Caller holds frameMu.
+func (c *Conn) writeSock(b []byte) error {
+	if c.rawConn != nil {
+		return c.writeRaw(c.writeSpare(), b)
+	}
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// writeSock2 writes a then b, with one writev(2) where the socket takes
+// them at once. Caller holds frameMu.
+func (c *Conn) writeSock2(a, b []byte) error {
+	tx := c.writeSpare()
+	if c.rawConn != nil {
+		return c.writevRaw(tx, a, b)
+	}
+	tx.bufs[0], tx.bufs[1] = a, b
+	// tx.wv, not a local: WriteTo's pointer receiver would move a local
+	// net.Buffers to the heap, one allocation per large frame.
+	tx.wv = tx.bufs[:]
+	_, err := tx.wv.WriteTo(c.nc)
+	tx.bufs[0], tx.bufs[1], tx.wv = nil, nil, nil // do not keep the caller's payload
+	return err
 }
 
 // newConn wraps nc after a successful handshake. buffered holds bytes read
@@ -238,7 +281,7 @@ func newConn(nc net.Conn, client bool, cfg config, subprotocol string, exts []*n
 		}
 		c.rend = copy(*c.rbuf, buffered)
 	}
-	c.setupIdleRead()
+	c.setupSocketIO()
 	if cfg.pingInterval > 0 {
 		// Under pingMu, which keepalive takes before touching kaTimer: the
 		// timer may fire before AfterFunc's result is stored.

@@ -6,12 +6,14 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// countWrites counts the system calls a Conn makes to write. Embedding the
-// *net.TCPConn keeps SyscallConn, so reads take the production path.
+// countWrites counts the writes a Conn makes to its socket: those through
+// net.Conn and those through the RawConn that SyscallConn returns (the
+// production path for sockets, one RawConn.Write per write or writev).
 type countWrites struct {
 	*net.TCPConn
 	n atomic.Int32
@@ -20,6 +22,24 @@ type countWrites struct {
 func (c *countWrites) Write(p []byte) (int, error) {
 	c.n.Add(1)
 	return c.TCPConn.Write(p)
+}
+
+func (c *countWrites) SyscallConn() (syscall.RawConn, error) {
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return countRawWrites{rc, &c.n}, nil
+}
+
+type countRawWrites struct {
+	syscall.RawConn
+	n *atomic.Int32
+}
+
+func (c countRawWrites) Write(f func(fd uintptr) bool) error {
+	c.n.Add(1)
+	return c.RawConn.Write(f)
 }
 
 // pipelined sends msgs to a server Conn as one write and returns the

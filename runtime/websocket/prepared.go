@@ -156,7 +156,7 @@ func (c *Conn) writeEncoded(f []byte) error {
 				return err
 			}
 		}
-		return c.writeErrLocked(c.deadline(func() error { _, err := c.nc.Write(f); return err }))
+		return c.writeErrLocked(c.deadline(func() error { return c.writeSock(f) }))
 	}
 	if c.wbuf == nil {
 		c.wbuf = getBuf(len(f))

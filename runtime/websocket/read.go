@@ -334,7 +334,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		// Large reads bypass the buffer and land where they are wanted.
 		c.beforeBlock()
 		var err error
-		n, err = c.nc.Read(p)
+		n, err = c.readSock(p)
 		c.rfull = n == len(p)
 		if n == 0 {
 			if err == nil {
@@ -390,7 +390,7 @@ func (c *Conn) fill() error {
 		c.rend = copy(*c.rbuf, (*c.rbuf)[c.rpos:c.rend])
 		c.rpos = 0
 	}
-	n, err := c.nc.Read((*c.rbuf)[c.rend:])
+	n, err := c.readSock((*c.rbuf)[c.rend:])
 	c.rend += n
 	if n > 0 {
 		c.rbig = c.rend == len(*c.rbuf)

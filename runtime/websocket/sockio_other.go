@@ -2,7 +2,17 @@
 
 package websocket
 
-// setupIdleRead: without a readiness wait, reads block holding a buffer.
-func (c *Conn) setupIdleRead() {}
+// Without a readiness wait, reads block holding a buffer, and reads and
+// writes go through net.Conn: rawConn is always nil here, so none of the
+// raw functions below is called.
 
-func (c *Conn) fillIdle() error { return ErrClosed } // never called: rawConn is nil here
+func (c *Conn) setupSocketIO() {}
+
+func (c *Conn) fillIdle() error                             { return ErrClosed }
+func (c *Conn) readRaw(p []byte) (int, error)               { return 0, ErrClosed }
+func (c *Conn) writeRaw(tx *writeSpare, b []byte) error     { return ErrClosed }
+func (c *Conn) writevRaw(tx *writeSpare, a, b []byte) error { return ErrClosed }
+
+type sockWrite struct{}
+
+func newWriteSpare() *writeSpare { return new(writeSpare) }

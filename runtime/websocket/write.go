@@ -397,20 +397,11 @@ func (c *Conn) writeFrame(fin bool, op Opcode, rsv byte, p []byte, flush bool) e
 	}
 	if !c.client && hn+len(p) > len(buf) {
 		// Large server frame: header and payload in one writev, no copy.
-		if c.tx == nil {
-			c.tx = new(writeSpare)
-		}
-		tx := c.tx
+		tx := c.writeSpare()
 		putHeader(tx.hdr[:], &h)
 		putBuf(c.wbuf)
 		c.wbuf = nil
-		tx.bufs[0], tx.bufs[1] = tx.hdr[:hn], p
-		// tx.wv, not a local: WriteTo's pointer receiver would move a
-		// local net.Buffers to the heap, one allocation per large frame.
-		tx.wv = tx.bufs[:]
-		err := c.deadline(func() error { _, err := tx.wv.WriteTo(c.nc); return err })
-		tx.bufs[1], tx.wv = nil, nil // do not keep the caller's payload
-		return c.writeErrLocked(err)
+		return c.writeErrLocked(c.deadline(func() error { return c.writeSock2(tx.hdr[:hn], p) }))
 	}
 	c.wlen += putHeader(buf[c.wlen:], &h)
 	pos := 0
@@ -445,7 +436,7 @@ func (c *Conn) flushLocked() error {
 		return c.writeErr
 	}
 	b := (*c.wbuf)[:c.wlen]
-	err := c.deadline(func() error { _, err := c.nc.Write(b); return err })
+	err := c.deadline(func() error { return c.writeSock(b) })
 	c.wlen = 0
 	putBuf(c.wbuf)
 	c.wbuf = nil
