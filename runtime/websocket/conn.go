@@ -303,6 +303,10 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
 // NetConn returns the underlying connection. Reading or writing it directly
 // corrupts the WebSocket stream; it is here for deadlines and addresses.
+// Its descriptor must stay non-blocking: a socket is read and written with
+// raw system calls that are only short because they cannot block (calling
+// Fd on an *os.File from its File method switches the shared descriptor
+// to blocking mode).
 func (c *Conn) NetConn() net.Conn { return c.nc }
 
 // ctxWatch ties a call's context to the connection: if the context is done
