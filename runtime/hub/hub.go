@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -94,9 +95,37 @@ func (h *Hub) NodeID() string { return h.node }
 // Broker returns the hub's broker.
 func (h *Hub) Broker() Broker { return h.broker }
 
-// Close closes every topic (see Topic.Close). It does not close the
-// broker, which may be shared. Idempotent; returns nil.
+// Close closes every topic (see Topic.Close) and the connections of
+// WebSocketHandler endpoints, without a closing handshake (Shutdown sends
+// one). It does not close the broker, which may be shared. Idempotent;
+// returns nil.
 func (h *Hub) Close() error {
+	if p := h.closeTopics(); p != nil {
+		_ = p.Close()
+	}
+	return nil
+}
+
+// Shutdown is Close with a closing handshake for the connections of
+// WebSocketHandler endpoints: each gets 1001 (going away), so clients
+// know the server left on purpose, and Shutdown waits for their replies
+// until ctx is done — the connections left are then closed without one
+// and ctx's error is returned. Topics are closed first, so nothing is
+// delivered after the close frame. Idempotent with Close.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	p := h.closeTopics()
+	if p == nil {
+		return nil
+	}
+	if err := p.Shutdown(ctx); !errors.Is(err, websocket.ErrPollerClosed) {
+		return err
+	}
+	return nil // closed before
+}
+
+// closeTopics marks h closed, closes its topics and returns its poller,
+// if one was started.
+func (h *Hub) closeTopics() *websocket.Poller {
 	h.mu.Lock()
 	h.closed = true
 	ts := make([]closer, 0, len(h.topics))
@@ -108,10 +137,7 @@ func (h *Hub) Close() error {
 	for _, t := range ts {
 		t.close()
 	}
-	if p != nil {
-		_ = p.Close()
-	}
-	return nil
+	return p
 }
 
 // wsPoller returns the hub's Poller, starting it on first use. It fails

@@ -290,3 +290,34 @@ func TestWebSocketHandlerIdleSubscribers(t *testing.T) {
 		}
 	}
 }
+
+// Hub.Shutdown closes the subscribers of a WebSocketHandler endpoint with
+// the closing handshake: each client reads 1001, then its connection ends.
+func TestHubShutdownClosesSubscribersWith1001(t *testing.T) {
+	h := newHub(t, nil, "a")
+	tp := newTopic(t, h, "leaving", nil)
+	url := wsServer(t, tp, nil)
+	const n = 10
+	clients := make([]wsClient, n)
+	for i := range clients {
+		clients[i] = dialClient(t, url, i)
+	}
+	waitFor(t, "subscriptions", func() bool { return tp.Stats().Subscribers == n })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for i, c := range clients {
+		_, err := c.read(ctx)
+		if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Errorf("client %d: %v, want close code 1001", i, err)
+		}
+	}
+	if err := h.Shutdown(ctx); err != nil {
+		t.Errorf("second Shutdown: %v", err)
+	}
+	if err := h.Close(); err != nil {
+		t.Errorf("Close after Shutdown: %v", err)
+	}
+}

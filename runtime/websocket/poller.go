@@ -65,9 +65,9 @@ func (h HandlerFuncs) OnClose(c *Conn, err error) {
 // net.Conns that are not sockets) Serve reads the connection from a
 // goroutine of its own with the same Handler calls.
 //
-// Concurrency: Serve and Close may be called from any goroutine. A
-// connection's Handler calls come from one worker at a time; different
-// connections' calls run concurrently on different workers.
+// Concurrency: Serve, Close and Shutdown may be called from any
+// goroutine. A connection's Handler calls come from one worker at a time;
+// different connections' calls run concurrently on different workers.
 type Poller struct {
 	mu      sync.Mutex
 	closed  bool
@@ -154,9 +154,8 @@ func (p *Poller) Serve(c *Conn, h Handler) error {
 // Close stops the poller: every connection it serves is closed without a
 // closing handshake, each Handler's OnClose is called with an error
 // wrapping ErrPollerClosed, and Close returns when all have been.
-// Connections to close gracefully should be closed (Close with a code)
-// before. Close waits for Handler calls in progress, so it must not be
-// called from one.
+// Shutdown closes them with a handshake first. Close waits for Handler
+// calls in progress, so it must not be called from one.
 func (p *Poller) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -164,6 +163,81 @@ func (p *Poller) Close() error {
 		return ErrPollerClosed
 	}
 	p.closed = true
+	p.mu.Unlock()
+	return p.stop()
+}
+
+// shutdownClosers is how many closing handshakes Shutdown runs at once;
+// each waits about a round trip for the peer's close frame.
+const shutdownClosers = 64
+
+// Shutdown stops the poller gracefully: it closes every connection it
+// serves with the closing handshake — 1001 (going away), reason "server
+// shutting down" — so that a client learns the server left on purpose
+// rather than seeing the connection drop, and then closes the poller.
+// Serve fails with ErrPollerClosed from the moment Shutdown starts. Each
+// Handler's OnClose is called as its connection ends, with the peer's
+// close frame when it answered. Shutdown returns once every connection
+// has closed, or when ctx is done: those left are then closed without a
+// handshake and Shutdown returns ctx's error. Like Close, it must not be
+// called from a Handler.
+func (p *Poller) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrPollerClosed
+	}
+	p.closed = true
+	conns := make([]*Conn, 0, len(p.entries))
+	for _, e := range p.entries {
+		if e != nil {
+			conns = append(conns, e.c)
+		}
+	}
+	p.mu.Unlock()
+
+	work := make(chan *Conn)
+	var closers sync.WaitGroup
+	for range min(len(conns), shutdownClosers) {
+		closers.Go(func() {
+			for c := range work {
+				_ = c.Close(StatusGoingAway, "server shutting down")
+			}
+		})
+	}
+	var err error
+feed:
+	for _, c := range conns {
+		select {
+		case work <- c:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	handshakes := make(chan struct{})
+	go func() {
+		closers.Wait()
+		close(handshakes)
+	}()
+	select {
+	case <-handshakes:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	// What is still open is closed now; the closers waiting on those
+	// connections return with them.
+	if serr := p.stop(); err == nil {
+		err = serr
+	}
+	<-handshakes
+	return err
+}
+
+// stop closes every connection still served, waits until all have
+// finished, and releases the system's poller. Caller has set p.closed.
+func (p *Poller) stop() error {
+	p.mu.Lock()
 	entries := make([]*pollEntry, 0, len(p.entries))
 	for _, e := range p.entries {
 		if e != nil {

@@ -437,6 +437,91 @@ func TestPollerClose(t *testing.T) {
 	}
 }
 
+// Shutdown closes every served connection with the closing handshake
+// (1001): each client reads the server's close frame, each OnClose sees
+// the client's reply, and the poller is closed afterwards.
+func TestPollerShutdown(t *testing.T) {
+	noLeaks(t)
+	s := startPollServer(t, nil, false, nil)
+	const n = 20
+	reads := make(chan error, n)
+	for range n {
+		c := s.dial(nil)
+		echoCheck(t, c, [][]byte{[]byte("before")})
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+			defer cancel()
+			_, _, err := c.Read(ctx)
+			reads <- err
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+	if err := s.p.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for range n {
+		pc := s.closed()
+		if websocket.CloseStatus(pc.err) != websocket.StatusGoingAway {
+			t.Errorf("OnClose: %v, want the client's 1001 reply", pc.err)
+		}
+		err := <-reads
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != "server shutting down" {
+			t.Errorf("client read: %v, want 1001 \"server shutting down\"", err)
+		}
+	}
+	s.dial(nil)
+	select {
+	case err := <-s.serveErrs:
+		wantErr(t, err, websocket.ErrPollerClosed)
+	case <-time.After(wireTimeout):
+		t.Fatal("Serve after Shutdown returned no error")
+	}
+	if err := s.p.Shutdown(ctx); !errors.Is(err, websocket.ErrPollerClosed) {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+	if err := s.p.Close(); !errors.Is(err, websocket.ErrPollerClosed) {
+		t.Fatalf("Close after Shutdown: %v", err)
+	}
+}
+
+// A peer that never answers the close frame cannot hold Shutdown beyond
+// its context: the connection is then closed without a handshake, while
+// a peer that answers still gets its 1001.
+func TestPollerShutdownDeadline(t *testing.T) {
+	noLeaks(t)
+	s := startPollServer(t, nil, false, nil)
+	silent, silentConn := s.peer()
+	polite := s.dial(nil)
+	echoCheck(t, polite, [][]byte{[]byte("x")})
+	politeRead := make(chan error, 1)
+	go func() {
+		_, _, err := polite.Read(context.Background())
+		politeRead <- err
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := s.p.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want the context's deadline", err)
+	}
+	if code := closeFrame(silent); code != int(websocket.StatusGoingAway) {
+		t.Fatalf("silent peer got close code %d, want 1001", code)
+	}
+	got := map[*websocket.Conn]error{}
+	for range 2 {
+		pc := s.closed()
+		got[pc.c] = pc.err
+	}
+	if err, ok := got[silentConn]; !ok || !errors.Is(err, websocket.ErrPollerClosed) {
+		t.Errorf("silent peer's OnClose: %v, want ErrPollerClosed", err)
+	}
+	if err := <-politeRead; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("polite client read: %v, want 1001", err)
+	}
+}
+
 // A TLS connection has no socket the poller can watch: Serve reads it
 // from a goroutine with the same Handler calls.
 func TestPollerTLSFallback(t *testing.T) {
