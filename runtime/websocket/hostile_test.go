@@ -28,8 +28,8 @@ func rawClient(t *testing.T, srvURL string) (net.Conn, *bufio.Reader) {
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		err := rc.Control(func(fd uintptr) {
-			if serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10); serr == nil {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 16<<10)
+			if serr = setSockBuf(fd, syscall.SO_RCVBUF, 16<<10); serr == nil {
+				serr = setSockBuf(fd, syscall.SO_SNDBUF, 16<<10)
 			}
 		})
 		if err != nil {

@@ -1,0 +1,10 @@
+//go:build unix
+
+package websocket_test
+
+import "syscall"
+
+// setSockBuf sets a socket's buffer size option before it connects.
+func setSockBuf(fd uintptr, opt, size int) error {
+	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, size)
+}
