@@ -95,15 +95,8 @@ func main() {
 // part beside it is what a library's own code (and the Go runtime) adds;
 // the rest is the kernel's, which every server on a socket pays alike.
 func writeCPU(w io.Writer, libs []string, runs map[string]map[string][]run) {
-	fmt.Fprintf(w, "\nServer CPU time per message in µs, all / user space (from /proc/<pid>/stat over the measured second, 10 ms ticks; median of the rounds; lower is better; the ratios are of all):\n\n| scenario |")
-	for _, l := range libs {
-		fmt.Fprintf(w, " %s |", l)
-	}
-	fmt.Fprintf(w, " wsrpc ÷ best peer | wsrpc ÷ tcp |\n|---|")
-	for range libs {
-		fmt.Fprintf(w, "---:|")
-	}
-	fmt.Fprintf(w, "---:|---:|\n")
+	fmt.Fprintf(w, "\nServer CPU time per message in µs, all / user space (from /proc/<pid>/stat over the measured second, 10 ms ticks; median of the rounds; lower is better; the ratios are of all):\n\n")
+	tableHeader(w, libs, "wsrpc ÷ best peer:", "wsrpc ÷ tcp:")
 	for _, c := range cells {
 		if c.lowerBetter || len(runs[c.name]) == 0 {
 			continue
@@ -144,6 +137,31 @@ func writeCPU(w io.Writer, libs []string, runs map[string]map[string][]run) {
 	}
 }
 
+// tableHeader writes a table's header: the scenario, a right-aligned
+// column per library, then the extra columns (a trailing ":" right-aligns
+// one).
+func tableHeader(w io.Writer, libs []string, extra ...string) {
+	fmt.Fprintf(w, "| scenario |")
+	for _, l := range libs {
+		fmt.Fprintf(w, " %s |", l)
+	}
+	for _, e := range extra {
+		fmt.Fprintf(w, " %s |", strings.TrimSuffix(e, ":"))
+	}
+	fmt.Fprintf(w, "\n|---|")
+	for range libs {
+		fmt.Fprintf(w, "---:|")
+	}
+	for _, e := range extra {
+		if strings.HasSuffix(e, ":") {
+			fmt.Fprintf(w, "---:|")
+		} else {
+			fmt.Fprintf(w, "---|")
+		}
+	}
+	fmt.Fprintf(w, "\n")
+}
+
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
@@ -174,15 +192,7 @@ func format(c cell, v float64) string {
 
 func write(w io.Writer, libs []string, runs map[string]map[string][]run) {
 	fmt.Fprintf(w, "Throughput in messages per second (k = 1000; one message = one echo round trip of its payload), idle memory in KiB of server RSS per connection; median (min–max) of the rounds.\n\n")
-	fmt.Fprintf(w, "| scenario |")
-	for _, l := range libs {
-		fmt.Fprintf(w, " %s |", l)
-	}
-	fmt.Fprintf(w, " wsrpc ÷ best peer | wsrpc ÷ tcp | target | met |\n|---|")
-	for range libs {
-		fmt.Fprintf(w, "---:|")
-	}
-	fmt.Fprintf(w, "---:|---:|---|---|\n")
+	tableHeader(w, libs, "wsrpc ÷ best peer:", "wsrpc ÷ tcp:", "target", "met")
 	var notes []string
 	unjudged := 0
 	spread, aaParts := aaSpread(runs)
