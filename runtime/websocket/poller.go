@@ -188,17 +188,12 @@ func (p *Poller) Shutdown(ctx context.Context) error {
 		return ErrPollerClosed
 	}
 	p.closed = true
-	conns := make([]*Conn, 0, len(p.entries))
-	for _, e := range p.entries {
-		if e != nil {
-			conns = append(conns, e.c)
-		}
-	}
+	entries := p.servedLocked()
 	p.mu.Unlock()
 
 	work := make(chan *Conn)
 	var closers sync.WaitGroup
-	for range min(len(conns), shutdownClosers) {
+	for range min(len(entries), shutdownClosers) {
 		closers.Go(func() {
 			for c := range work {
 				_ = c.Close(StatusGoingAway, "server shutting down")
@@ -207,9 +202,9 @@ func (p *Poller) Shutdown(ctx context.Context) error {
 	}
 	var err error
 feed:
-	for _, c := range conns {
+	for _, e := range entries {
 		select {
-		case work <- c:
+		case work <- e.c:
 		case <-ctx.Done():
 			break feed
 		}
@@ -238,12 +233,7 @@ feed:
 // finished, and releases the system's poller. Caller has set p.closed.
 func (p *Poller) stop() error {
 	p.mu.Lock()
-	entries := make([]*pollEntry, 0, len(p.entries))
-	for _, e := range p.entries {
-		if e != nil {
-			entries = append(entries, e)
-		}
-	}
+	entries := p.servedLocked()
 	p.mu.Unlock()
 	for _, e := range entries {
 		e.c.closeWith(ErrPollerClosed)
@@ -254,6 +244,17 @@ func (p *Poller) stop() error {
 	err := p.sys.close()
 	close(p.work)
 	return err
+}
+
+// servedLocked returns the entries p serves now. Caller holds p.mu.
+func (p *Poller) servedLocked() []*pollEntry {
+	entries := make([]*pollEntry, 0, len(p.entries))
+	for _, e := range p.entries {
+		if e != nil {
+			entries = append(entries, e)
+		}
+	}
+	return entries
 }
 
 // allocSlot gives e a slot and the slot's next generation. Caller holds
