@@ -8,19 +8,28 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/flate"
+
+	"github.com/wsrpc/wsrpc/runtime/websocket/internal/flatemsg"
 )
 
 // DeflateOptions configures permessage-deflate (RFC 7692). The zero value
 // (or nil) is context takeover in both directions, 32 KiB windows, level 1,
 // and no compression for messages under 128 bytes.
 //
+// Level 1 compresses with an encoder of our own built for streams of
+// messages (runtime/websocket/internal/flatemsg): it keeps only its window
+// and a 32 KiB hash table, so the state of many connections stays in
+// cache, and it picks per block whichever of dynamic Huffman codes, the
+// fixed codes or a stored block is shortest. Levels 2-9 use
+// klauspost/compress, which searches harder at several times the memory.
+//
 // Memory per connection, by mode (BenchmarkDeflateConnMemory; figures in
 // docs/websocket.md):
 //   - sending with context takeover keeps one compressor for the life of
-//     the connection: about 850 KiB at level 1 with a 32 KiB window (more
-//     with a custom smaller window, whose encoder has larger tables);
-//     without it, compressors come from a pool for the length of one
-//     message and an idle connection keeps none.
+//     the connection: about 80 KiB at level 1 with a 32 KiB window (less
+//     with a smaller one), about 850 KiB at levels 2-9; without it,
+//     compressors come from a pool for the length of one message and an
+//     idle connection keeps none.
 //   - receiving with context takeover keeps the peer's window, 2^bits bytes
 //     (32 KiB by default, less when server_max_window_bits or
 //     client_max_window_bits lowered it); the decompressor itself comes
@@ -31,8 +40,8 @@ import (
 // for the receive window); a connection carrying streams of similar
 // messages compresses far better with context takeover.
 type DeflateOptions struct {
-	// Level is the compression level, 1 (fastest) to 9 (smallest);
-	// 0 means 1.
+	// Level is the compression level, 1 (fastest, and the least memory)
+	// to 9 (smallest); 0 means 1.
 	Level int
 	// Threshold: messages written with Write that are shorter than this go
 	// uncompressed (compressing tiny messages costs more than it saves).
@@ -273,7 +282,8 @@ type DeflateSession struct {
 	writeBits  int
 	readBits   int
 
-	// Write half.
+	// Write half: enc at level 1, fw above.
+	enc *flatemsg.Encoder
 	fw  *flate.Writer
 	out tailStripper
 	w   deflateWriter
@@ -303,7 +313,22 @@ func newDeflateSession(o DeflateOptions, writeNoCtx, readNoCtx bool, writeBits, 
 }
 
 // Compressors, pooled by level and window for no-context-takeover use.
-var flateWriters [10][maxWindowBits + 1]sync.Pool
+var (
+	encoders     [maxWindowBits + 1]sync.Pool
+	flateWriters [10][maxWindowBits + 1]sync.Pool
+)
+
+func getEncoder(bits int) *flatemsg.Encoder {
+	if e, ok := encoders[bits].Get().(*flatemsg.Encoder); ok {
+		return e
+	}
+	return flatemsg.NewEncoder(bits)
+}
+
+func putEncoder(bits int, e *flatemsg.Encoder) {
+	e.Reset()
+	encoders[bits].Put(e)
+}
 
 func getFlateWriter(level, bits int, dst io.Writer) *flate.Writer {
 	if fw, ok := flateWriters[level][bits].Get().(*flate.Writer); ok {
@@ -334,33 +359,83 @@ func (s *DeflateSession) WriteMessage(dst io.WriteCloser, typ MessageType, size 
 	if size >= 0 && size < s.threshold {
 		return dst, 0, nil
 	}
+	s.w.dst = dst
+	if s.level == 1 {
+		if s.enc == nil {
+			s.enc = getEncoder(s.writeBits)
+		}
+		// A message known to be small compresses into a small buffer;
+		// others are sent on in pieces of at most encFlushAt+encChunk.
+		s.w.buf = getBuf(largeBufSize)
+		if size >= 0 && size+size/8+64 <= smallBufSize {
+			s.w.buf = getBuf(0)
+		}
+		s.w.out = (*s.w.buf)[:0]
+		return &s.w, RSV1, nil
+	}
 	s.out.reset(dst)
 	if s.fw == nil {
 		s.fw = getFlateWriter(s.level, s.writeBits, &s.out)
 	}
-	s.w.dst = dst
 	return &s.w, RSV1, nil
 }
+
+const (
+	encChunk   = 16 << 10 // input handed to the encoder at a time
+	encFlushAt = 32 << 10 // compressed bytes held before passing them on
+)
 
 // deflateWriter compresses one message.
 type deflateWriter struct {
 	s   *DeflateSession
 	dst io.WriteCloser
+	buf *[]byte // level 1: pooled, for the length of one message
+	out []byte  // level 1: compressed bytes not yet passed to dst
 }
 
-func (w *deflateWriter) Write(p []byte) (int, error) { return w.s.fw.Write(p) }
+func (w *deflateWriter) Write(p []byte) (int, error) {
+	e := w.s.enc
+	if e == nil {
+		return w.s.fw.Write(p)
+	}
+	total := len(p)
+	for len(p) > 0 {
+		n := min(len(p), encChunk)
+		w.out = e.Write(w.out, p[:n])
+		p = p[n:]
+		if len(w.out) >= encFlushAt {
+			if _, err := w.dst.Write(w.out); err != nil {
+				return total - len(p), err
+			}
+			w.out = w.out[:0]
+		}
+	}
+	return total, nil
+}
 
-// Close ends the message with a sync flush and drops the flush's 4-byte
-// tail 00 00 ff ff (RFC 7692 §7.2.1).
+// Close ends the message (RFC 7692 §7.2.1: on a byte boundary after an
+// empty stored block's header, without its 4-byte tail 00 00 ff ff).
 func (w *deflateWriter) Close() error {
 	s := w.s
-	err := s.fw.Flush()
-	if err == nil {
-		err = s.out.finish()
-	}
-	if s.writeNoCtx {
-		putFlateWriter(s.level, s.writeBits, s.fw)
-		s.fw = nil
+	var err error
+	if s.enc != nil {
+		w.out = s.enc.Flush(w.out)
+		_, err = w.dst.Write(w.out)
+		putBuf(w.buf) // its array, even if the output outgrew it
+		w.buf, w.out = nil, nil
+		if s.writeNoCtx {
+			putEncoder(s.writeBits, s.enc)
+			s.enc = nil
+		}
+	} else {
+		err = s.fw.Flush()
+		if err == nil {
+			err = s.out.finish()
+		}
+		if s.writeNoCtx {
+			putFlateWriter(s.level, s.writeBits, s.fw)
+			s.fw = nil
+		}
 	}
 	if cerr := w.dst.Close(); err == nil {
 		err = cerr

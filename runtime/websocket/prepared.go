@@ -99,6 +99,11 @@ func appendFrame(dst []byte, op Opcode, rsv byte, payload []byte) []byte {
 
 // compressStateless compresses p as one message from a fresh context.
 func (s *DeflateSession) compressStateless(p []byte) ([]byte, error) {
+	if s.level == 1 {
+		e := getEncoder(s.writeBits)
+		defer putEncoder(s.writeBits, e)
+		return e.Flush(e.Write(nil, p)), nil
+	}
 	var out collectWriter
 	var t tailStripper
 	t.reset(&out)

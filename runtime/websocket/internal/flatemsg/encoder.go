@@ -1,0 +1,438 @@
+// Package flatemsg compresses WebSocket messages for permessage-deflate
+// (RFC 7692): raw DEFLATE (RFC 1951) where every message ends on a byte
+// boundary right after an empty stored block's header, its 00 00 ff ff
+// length fields left off (§7.2.1), and where, with context takeover, a
+// message may refer back into the messages before it.
+//
+// It is built for what servers send: many connections, each with a
+// stream of messages of a few hundred bytes to a few KiB. An Encoder keeps
+// only its window and a small hash table (about 80 KiB with a 32 KiB
+// window, against the ~850 KiB of a general-purpose level-1 compressor),
+// so the state of many connections stays in cache; matching is greedy with
+// one candidate per hash, as fast DEFLATE encoders do; each block is sent
+// with whichever of dynamic Huffman codes, the fixed codes or no
+// compression (a stored block) is shortest for it, which for short
+// messages often is the fixed codes, whose block has no header.
+package flatemsg
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"sync"
+)
+
+const (
+	// blockMax is the most input one block holds. It bounds an Encoder's
+	// buffer (window + blockMax) and the pooled token buffer; a 16 KiB
+	// block amortizes a dynamic header (~60 bytes) to well under 1%.
+	blockMax  = 16 << 10
+	tableBits = 13
+	hashMul   = 0x9E3779B1 // 2^32 / golden ratio: spreads 4-byte sequences
+	// rebaseAt bounds stream positions kept in 32-bit table entries.
+	rebaseAt = 1 << 30
+)
+
+// Encoder compresses one direction of a connection. The zero value is not
+// usable; see NewEncoder.
+//
+// Concurrency: an Encoder is used by one goroutine at a time (the
+// connection's writer, under its message lock).
+type Encoder struct {
+	window int    // how far back a match may reach: 1<<windowBits
+	hist   []byte // hist[:pend] compressed (the window), hist[pend:] waiting
+	pend   int
+	base   int      // stream position of hist[0]
+	table  []uint32 // stream position + 1 of the last 4 bytes with each hash
+	shift  uint32   // 32 - table bits
+
+	bw bitWriter // the current message's bits not yet whole bytes
+}
+
+// NewEncoder returns an Encoder whose matches reach at most 1<<windowBits
+// bytes back (8 to 15; RFC 7692 §7.1.2 lets a peer ask for less than
+// DEFLATE's 32 KiB). Its buffers are allocated on first use.
+func NewEncoder(windowBits int) *Encoder {
+	windowBits = min(max(windowBits, 8), 15)
+	tb := min(tableBits, windowBits)
+	return &Encoder{window: 1 << windowBits, shift: uint32(32 - tb)}
+}
+
+// Reset forgets every message written so far: the next one is compressed
+// without context (no context takeover). It keeps the buffers.
+func (e *Encoder) Reset() {
+	// Moving the stream position past anything the table holds makes
+	// every entry out of reach without clearing it.
+	e.base += len(e.hist) + e.window + 1
+	e.hist = e.hist[:0]
+	e.pend = 0
+	e.bw = bitWriter{}
+	if e.base > rebaseAt {
+		clear(e.table)
+		e.base = 0
+	}
+}
+
+// Write adds p to the current message and appends to dst whatever
+// compressed bytes are complete.
+func (e *Encoder) Write(dst, p []byte) []byte {
+	if e.table == nil {
+		e.table = make([]uint32, 1<<(32-e.shift))
+		e.hist = make([]byte, 0, e.window+blockMax)
+	}
+	for len(p) > 0 {
+		n := min(len(p), blockMax-(len(e.hist)-e.pend))
+		if len(e.hist)+n > cap(e.hist) {
+			e.slide()
+		}
+		e.hist = append(e.hist, p[:n]...)
+		p = p[n:]
+		if len(e.hist)-e.pend == blockMax {
+			dst = e.block(dst)
+		}
+	}
+	return dst
+}
+
+// Flush ends the message: it compresses what is waiting and appends the
+// rest of the message, ending with an empty stored block's three header
+// bits and the padding to a byte boundary (RFC 7692 §7.2.1; the block's
+// length fields, 00 00 ff ff, are what the receiver appends). An empty
+// message is the single byte 0x00 (§7.2.3.6).
+func (e *Encoder) Flush(dst []byte) []byte {
+	if len(e.hist) > e.pend {
+		dst = e.block(dst)
+	}
+	e.bw.dst = dst
+	e.bw.put(0, 3) // BFINAL 0, BTYPE 00: stored
+	e.bw.align()
+	dst = e.bw.dst
+	e.bw = bitWriter{}
+	return dst
+}
+
+// slide drops history beyond the window from the front of hist.
+func (e *Encoder) slide() {
+	keep := min(e.pend, e.window)
+	drop := e.pend - keep
+	e.hist = e.hist[:copy(e.hist, e.hist[drop:])]
+	e.pend -= drop
+	e.base += drop
+	if e.base > rebaseAt {
+		// Renumber: entries before the new base fall out of reach.
+		shift := uint32(e.base)
+		for i, v := range e.table {
+			if v > shift {
+				e.table[i] = v - shift
+			} else {
+				e.table[i] = 0
+			}
+		}
+		e.base = 0
+	}
+}
+
+// block compresses hist[pend:] as one block (BFINAL 0) into dst.
+func (e *Encoder) block(dst []byte) []byte {
+	s := scratchPool.Get().(*scratch)
+	s.reset()
+	e.tokenize(s)
+	e.bw.dst = dst
+	s.write(&e.bw, e.hist[e.pend:])
+	dst = e.bw.dst
+	e.bw.dst = nil
+	scratchPool.Put(s)
+	e.pend = len(e.hist)
+	return dst
+}
+
+// tokenize finds the literals and matches of hist[pend:], greedily: at
+// each position the one earlier position with the same 4-byte hash is
+// checked; a match is extended forward, then backward over literals not
+// yet sent. Positions are skipped faster the longer nothing matches
+// (incompressible input costs little), and the position two before a
+// match's end is hashed so the next match can start inside this one.
+func (e *Encoder) tokenize(s *scratch) {
+	src := e.hist
+	end := len(src)
+	i, lit := e.pend, e.pend
+	base, win, shift, tab := e.base, e.window, e.shift, e.table
+	for i+minMatch <= end {
+		cv := binary.LittleEndian.Uint32(src[i:])
+		h := (cv * hashMul) >> shift
+		c := int(tab[h]) - 1 - base
+		tab[h] = uint32(base + i + 1)
+		if c < 0 || i-c > win || binary.LittleEndian.Uint32(src[c:]) != cv {
+			i += 1 + (i-lit)>>5
+			continue
+		}
+		n := minMatch + matchLen(src[c+minMatch:], src[i+minMatch:], maxMatch-minMatch)
+		for c > 0 && i > lit && n < maxMatch && src[c-1] == src[i-1] {
+			c--
+			i--
+			n++
+		}
+		s.literals(src[lit:i])
+		s.match(n, i-c)
+		i += n
+		lit = i
+		if j := i - 2; j+minMatch <= end {
+			tab[(binary.LittleEndian.Uint32(src[j:])*hashMul)>>shift] = uint32(base + j + 1)
+		}
+	}
+	s.literals(src[lit:end])
+}
+
+// matchLen returns how many leading bytes of a and b agree, at most
+// min(len(b), limit); a is at least as long as b.
+func matchLen(a, b []byte, limit int) int {
+	if len(b) > limit {
+		b = b[:limit]
+	}
+	n := 0
+	for len(b)-n >= 8 {
+		if x := binary.LittleEndian.Uint64(a[n:]) ^ binary.LittleEndian.Uint64(b[n:]); x != 0 {
+			return n + bits.TrailingZeros64(x)>>3
+		}
+		n += 8
+	}
+	for n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// bitWriter packs DEFLATE's LSB-first bit stream onto dst.
+type bitWriter struct {
+	dst  []byte
+	bits uint64
+	n    uint
+}
+
+// put writes the low nb bits of v; nb+pending stays under 64 because
+// pending is kept under 32 and no single put exceeds 31 bits.
+func (w *bitWriter) put(v uint64, nb uint) {
+	w.bits |= v << w.n
+	w.n += nb
+	if w.n >= 32 {
+		w.dst = binary.LittleEndian.AppendUint32(w.dst, uint32(w.bits))
+		w.bits >>= 32
+		w.n -= 32
+	}
+}
+
+// align pads with zero bits to a byte boundary and writes out every
+// whole byte.
+func (w *bitWriter) align() {
+	for w.n > 0 {
+		w.dst = append(w.dst, byte(w.bits))
+		w.bits >>= 8
+		w.n -= min(w.n, 8)
+	}
+	w.bits = 0
+}
+
+// scratch is one block's working state: tokens and symbol counts, then
+// the codes chosen for them. Pooled: it is needed only inside Write and
+// Flush, so an idle connection keeps none.
+type scratch struct {
+	tokens []uint32 // literal byte, or matchFlag | (length-3)<<16 | (distance-1)
+	lit    [numLitLen]uint32
+	dist   [numDist]uint32
+	extra  int // extra bits of all matches (the same under every code)
+
+	litLens   [numLitLen]uint8
+	litCodes  [numLitLen]uint16
+	distLens  [numDist]uint8
+	distCodes [numDist]uint16
+	cl        []uint8 // the run-length coded code lengths (§3.2.7) ...
+	clExtra   []uint8 // ... and each one's extra bits
+	clFreq    [numCodeLen]uint32
+	clLens    [numCodeLen]uint8
+	clCodes   [numCodeLen]uint16
+	nlit      int // literal/length, distance and code-length codes sent
+	ndist     int
+	nclen     int
+	work      [numLitLen + numDist]uint64
+}
+
+const matchFlag = 1 << 31
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{tokens: make([]uint32, 0, blockMax),
+		cl: make([]uint8, 0, numLitLen+numDist), clExtra: make([]uint8, 0, numLitLen+numDist)}
+}}
+
+func (s *scratch) reset() {
+	s.tokens = s.tokens[:0]
+	clear(s.lit[:])
+	clear(s.dist[:])
+	s.extra = 0
+}
+
+func (s *scratch) literals(p []byte) {
+	for _, b := range p {
+		s.tokens = append(s.tokens, uint32(b))
+		s.lit[b]++
+	}
+}
+
+func (s *scratch) match(length, dist int) {
+	l, d := uint32(length-3), uint32(dist-1)
+	s.tokens = append(s.tokens, matchFlag|l<<16|d)
+	ls, ds := lenSym[l], distSym(d)
+	s.lit[257+int(ls)]++
+	s.dist[ds]++
+	s.extra += int(lenExtra[ls]) + int(distExtra[ds])
+}
+
+// write sends the block in its shortest form; raw is its input.
+func (s *scratch) write(w *bitWriter, raw []byte) {
+	s.lit[endOfBlock]++
+	fixed := 3 + s.extra
+	for i, f := range s.lit {
+		fixed += int(f) * int(fixedLitLens[i])
+	}
+	for _, f := range s.dist {
+		fixed += int(f) * 5
+	}
+	dynamic := 3 + s.extra + s.buildDynamic()
+	for i, f := range s.lit {
+		dynamic += int(f) * int(s.litLens[i])
+	}
+	for i, f := range s.dist {
+		dynamic += int(f) * int(s.distLens[i])
+	}
+	// A stored block: header, padding to a byte, LEN and NLEN, the bytes.
+	pad := (8 - (int(w.n)+3)%8) % 8
+	stored := 3 + pad + 32 + 8*len(raw)
+
+	switch {
+	case stored <= fixed && stored <= dynamic:
+		w.put(0, 3)
+		w.align()
+		w.dst = binary.LittleEndian.AppendUint16(w.dst, uint16(len(raw)))
+		w.dst = binary.LittleEndian.AppendUint16(w.dst, ^uint16(len(raw)))
+		w.dst = append(w.dst, raw...)
+	case fixed <= dynamic:
+		w.put(1<<1, 3) // BTYPE 01
+		s.writeTokens(w, &fixedLitLens, &fixedLitCodes, &fixedDistLens, &fixedDistCodes)
+	default:
+		w.put(2<<1, 3) // BTYPE 10
+		s.writeHeader(w)
+		s.writeTokens(w, &s.litLens, &s.litCodes, &s.distLens, &s.distCodes)
+	}
+}
+
+func (s *scratch) writeTokens(w *bitWriter, litLens *[numLitLen]uint8, litCodes *[numLitLen]uint16,
+	distLens *[numDist]uint8, distCodes *[numDist]uint16) {
+	for _, t := range s.tokens {
+		if t&matchFlag == 0 {
+			w.put(uint64(litCodes[t]), uint(litLens[t]))
+			continue
+		}
+		l, d := (t>>16)&0xff, t&0xffff
+		ls := lenSym[l]
+		sym := 257 + int(ls)
+		nl := uint(litLens[sym])
+		w.put(uint64(litCodes[sym])|uint64(l+3-uint32(lenBase[ls]))<<nl, nl+uint(lenExtra[ls]))
+		ds := distSym(d)
+		nd := uint(distLens[ds])
+		w.put(uint64(distCodes[ds])|uint64(d+1-uint32(distBase[ds]))<<nd, nd+uint(distExtra[ds]))
+	}
+	w.put(uint64(litCodes[endOfBlock]), uint(litLens[endOfBlock]))
+}
+
+// buildDynamic chooses the block's Huffman codes and the run-length coded
+// header that describes them (§3.2.7); it returns the header's size in
+// bits after the 3-bit block header.
+func (s *scratch) buildDynamic() int {
+	codeLengths(s.lit[:], maxCodeBits, s.litLens[:], s.work[:])
+	codeLengths(s.dist[:], maxCodeBits, s.distLens[:], s.work[:])
+	nlit, ndist := numLitLen, numDist
+	for nlit > 257 && s.litLens[nlit-1] == 0 {
+		nlit--
+	}
+	for ndist > 1 && s.distLens[ndist-1] == 0 {
+		ndist--
+	}
+	if ndist == 1 && s.distLens[0] == 0 {
+		// No matches: the header still describes a (complete) distance code.
+		s.distLens[0], s.distLens[1] = 1, 1
+		ndist = 2
+	}
+	canonicalCodes(s.litLens[:], s.litCodes[:])
+	canonicalCodes(s.distLens[:], s.distCodes[:])
+
+	// Run-length code the two length lists as one sequence (§3.2.7 lets
+	// runs cross from one into the other).
+	s.cl, s.clExtra = s.cl[:0], s.clExtra[:0]
+	clear(s.clFreq[:])
+	seq := func(i int) uint8 {
+		if i < nlit {
+			return s.litLens[i]
+		}
+		return s.distLens[i-nlit]
+	}
+	total := nlit + ndist
+	for i := 0; i < total; {
+		v := seq(i)
+		run := 1
+		for i+run < total && seq(i+run) == v {
+			run++
+		}
+		i += run
+		if v == 0 {
+			for run >= 11 {
+				r := min(run, 138)
+				s.emitCL(18, uint8(r-11))
+				run -= r
+			}
+			if run >= 3 {
+				s.emitCL(17, uint8(run-3))
+				run = 0
+			}
+		} else {
+			s.emitCL(v, 0)
+			run--
+			for run >= 3 {
+				r := min(run, 6)
+				s.emitCL(16, uint8(r-3))
+				run -= r
+			}
+		}
+		for ; run > 0; run-- {
+			s.emitCL(v, 0)
+		}
+	}
+	codeLengths(s.clFreq[:], maxCLBits, s.clLens[:], s.work[:])
+	canonicalCodes(s.clLens[:], s.clCodes[:])
+	nclen := numCodeLen
+	for nclen > 4 && s.clLens[clOrder[nclen-1]] == 0 {
+		nclen--
+	}
+	s.nlit, s.ndist, s.nclen = nlit, ndist, nclen
+	size := 5 + 5 + 4 + 3*nclen
+	for _, c := range s.cl {
+		size += int(s.clLens[c]) + int(clExtraBits[c])
+	}
+	return size
+}
+
+var clExtraBits = [numCodeLen]uint8{16: 2, 17: 3, 18: 7}
+
+func (s *scratch) emitCL(sym, extra uint8) {
+	s.cl = append(s.cl, sym)
+	s.clExtra = append(s.clExtra, extra)
+	s.clFreq[sym]++
+}
+
+func (s *scratch) writeHeader(w *bitWriter) {
+	w.put(uint64(s.nlit-257)|uint64(s.ndist-1)<<5|uint64(s.nclen-4)<<10, 14)
+	for _, sym := range clOrder[:s.nclen] {
+		w.put(uint64(s.clLens[sym]), 3)
+	}
+	for i, c := range s.cl {
+		n := uint(s.clLens[c])
+		w.put(uint64(s.clCodes[c])|uint64(s.clExtra[i])<<n, n+uint(clExtraBits[c]))
+	}
+}
