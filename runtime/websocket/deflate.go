@@ -18,7 +18,7 @@ import (
 //
 // Level 1 compresses with an encoder of our own built for streams of
 // messages (runtime/websocket/internal/flatemsg): it keeps only its window
-// and a 32 KiB hash table, so the state of many connections stays in
+// and a 16 KiB hash table, so the state of many connections stays in
 // cache, and it picks per block whichever of dynamic Huffman codes, the
 // fixed codes or a stored block is shortest. Levels 2-9 use
 // klauspost/compress, which searches harder at several times the memory.
@@ -26,8 +26,8 @@ import (
 // Memory per connection, by mode (BenchmarkDeflateConnMemory; figures in
 // docs/websocket.md):
 //   - sending with context takeover keeps one compressor for the life of
-//     the connection: about 80 KiB at level 1 with a 32 KiB window (less
-//     with a smaller one), about 850 KiB at levels 2-9; without it,
+//     the connection: 64 KiB at level 1 with a 32 KiB window (less with
+//     a smaller one), about 850 KiB at levels 2-9; without it,
 //     compressors come from a pool for the length of one message and an
 //     idle connection keeps none.
 //   - receiving with context takeover keeps the peer's window, 2^bits bytes
@@ -366,9 +366,10 @@ func (s *DeflateSession) WriteMessage(dst io.WriteCloser, typ MessageType, size 
 		}
 		// A message known to be small compresses into a small buffer;
 		// others are sent on in pieces of at most encFlushAt+encChunk.
-		s.w.buf = getBuf(largeBufSize)
 		if size >= 0 && size+size/8+64 <= smallBufSize {
 			s.w.buf = getBuf(0)
+		} else {
+			s.w.buf = getBuf(largeBufSize)
 		}
 		s.w.out = (*s.w.buf)[:0]
 		return &s.w, RSV1, nil

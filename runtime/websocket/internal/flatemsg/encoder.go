@@ -6,13 +6,14 @@
 //
 // It is built for what servers send: many connections, each with a
 // stream of messages of a few hundred bytes to a few KiB. An Encoder keeps
-// only its window and a small hash table (about 80 KiB with a 32 KiB
+// only its window and a 16 KiB hash table (64 KiB in all with a 32 KiB
 // window, against the ~850 KiB of a general-purpose level-1 compressor),
 // so the state of many connections stays in cache; matching is greedy with
 // one candidate per hash, as fast DEFLATE encoders do; each block is sent
 // with whichever of dynamic Huffman codes, the fixed codes or no
-// compression (a stored block) is shortest for it, which for short
-// messages often is the fixed codes, whose block has no header.
+// compression (a stored block) is shortest for it: for messages of a few
+// hundred bytes that is usually the fixed codes, whose block carries no
+// header.
 package flatemsg
 
 import (
@@ -28,8 +29,6 @@ const (
 	blockMax  = 16 << 10
 	tableBits = 13
 	hashMul   = 0x9E3779B1 // 2^32 / golden ratio: spreads 4-byte sequences
-	// rebaseAt bounds stream positions kept in 32-bit table entries.
-	rebaseAt = 1 << 30
 )
 
 // Encoder compresses one direction of a connection. The zero value is not
@@ -42,7 +41,7 @@ type Encoder struct {
 	hist   []byte // hist[:pend] compressed (the window), hist[pend:] waiting
 	pend   int
 	base   int      // stream position of hist[0]
-	table  []uint32 // stream position + 1 of the last 4 bytes with each hash
+	table  []uint16 // low 16 bits of the stream position of the last 4 bytes with each hash
 	shift  uint32   // 32 - table bits
 
 	bw bitWriter // the current message's bits not yet whole bytes
@@ -60,23 +59,20 @@ func NewEncoder(windowBits int) *Encoder {
 // Reset forgets every message written so far: the next one is compressed
 // without context (no context takeover). It keeps the buffers.
 func (e *Encoder) Reset() {
-	// Moving the stream position past anything the table holds makes
-	// every entry out of reach without clearing it.
-	e.base += len(e.hist) + e.window + 1
+	// The table may keep its entries: a candidate is only ever used
+	// once its bytes are checked, and hist now starts with the next
+	// message, so no match reaches before it.
+	e.base += len(e.hist)
 	e.hist = e.hist[:0]
 	e.pend = 0
 	e.bw = bitWriter{}
-	if e.base > rebaseAt {
-		clear(e.table)
-		e.base = 0
-	}
 }
 
 // Write adds p to the current message and appends to dst whatever
 // compressed bytes are complete.
 func (e *Encoder) Write(dst, p []byte) []byte {
 	if e.table == nil {
-		e.table = make([]uint32, 1<<(32-e.shift))
+		e.table = make([]uint16, 1<<(32-e.shift))
 		e.hist = make([]byte, 0, e.window+blockMax)
 	}
 	for len(p) > 0 {
@@ -117,18 +113,6 @@ func (e *Encoder) slide() {
 	e.hist = e.hist[:copy(e.hist, e.hist[drop:])]
 	e.pend -= drop
 	e.base += drop
-	if e.base > rebaseAt {
-		// Renumber: entries before the new base fall out of reach.
-		shift := uint32(e.base)
-		for i, v := range e.table {
-			if v > shift {
-				e.table[i] = v - shift
-			} else {
-				e.table[i] = 0
-			}
-		}
-		e.base = 0
-	}
 }
 
 // block compresses hist[pend:] as one block (BFINAL 0) into dst.
@@ -159,9 +143,10 @@ func (e *Encoder) tokenize(s *scratch) {
 	for i+minMatch <= end {
 		cv := binary.LittleEndian.Uint32(src[i:])
 		h := (cv * hashMul) >> shift
-		c := int(tab[h]) - 1 - base
-		tab[h] = uint32(base + i + 1)
-		if c < 0 || i-c > win || binary.LittleEndian.Uint32(src[c:]) != cv {
+		pos := uint16(base + i)
+		c := i - int(pos-tab[h]) // distance modulo 64 KiB: checked below
+		tab[h] = pos
+		if c < 0 || c >= i || i-c > win || binary.LittleEndian.Uint32(src[c:]) != cv {
 			i += 1 + (i-lit)>>5
 			continue
 		}
@@ -176,7 +161,7 @@ func (e *Encoder) tokenize(s *scratch) {
 		i += n
 		lit = i
 		if j := i - 2; j+minMatch <= end {
-			tab[(binary.LittleEndian.Uint32(src[j:])*hashMul)>>shift] = uint32(base + j + 1)
+			tab[(binary.LittleEndian.Uint32(src[j:])*hashMul)>>shift] = uint16(base + j)
 		}
 	}
 	s.literals(src[lit:end])
