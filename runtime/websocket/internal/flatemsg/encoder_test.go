@@ -90,6 +90,8 @@ func jsonLike(r *rand.Rand, size int) []byte {
 	return []byte(b.String())
 }
 
+func newRand() *rand.Rand { return rand.New(rand.NewPCG(11, 12)) }
+
 func randomBytes(r *rand.Rand, n int) []byte {
 	p := make([]byte, n)
 	for i := range p {
