@@ -1,0 +1,224 @@
+package flatemsg
+
+import (
+	"encoding/binary"
+	"sync"
+)
+
+// scratch is one block's tokens and symbol counts. Pooled: it is needed
+// only inside Write and Flush, so an idle connection keeps none.
+type scratch struct {
+	tokens []uint32 // literal byte, or matchFlag | (length-3)<<16 | (distance-1)
+	lit    [numLitLen]uint32
+	dist   [numDist]uint32
+	extra  int // extra bits of all matches (the same under every code)
+	work   [numLitLen + numDist]uint64
+	code   dynCode
+}
+
+const matchFlag = 1 << 31
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{tokens: make([]uint32, 0, blockMax)}
+}}
+
+func (s *scratch) reset() {
+	s.tokens = s.tokens[:0]
+	clear(s.lit[:])
+	clear(s.dist[:])
+	s.extra = 0
+}
+
+func (s *scratch) literals(p []byte) {
+	for _, b := range p {
+		s.tokens = append(s.tokens, uint32(b))
+		s.lit[b]++
+	}
+}
+
+func (s *scratch) match(length, dist int) {
+	l, d := uint32(length-3), uint32(dist-1)
+	s.tokens = append(s.tokens, matchFlag|l<<16|d)
+	ls, ds := lenSym[l], distSym(d)
+	s.lit[257+int(ls)]++
+	s.dist[ds]++
+	s.extra += int(lenExtra[ls]) + int(distExtra[ds])
+}
+
+// write sends the block whose input is raw in its shortest form: stored,
+// with the fixed codes, or with a dynamic code built for it.
+func (s *scratch) write(w *bitWriter, raw []byte) {
+	s.lit[endOfBlock]++
+	fixed := 3 + s.extra
+	for i, f := range s.lit {
+		fixed += int(f) * int(fixedLitLens[i])
+	}
+	for _, f := range s.dist {
+		fixed += int(f) * 5
+	}
+	pad := (8 - (int(w.n)+3)%8) % 8
+	stored := 3 + pad + 32 + 8*len(raw)
+	c := &s.code
+	c.build(s.lit[:], s.dist[:], s.work[:])
+	dynamic := c.cost(s)
+
+	switch {
+	case stored <= fixed && stored <= dynamic:
+		w.put(0, 3)
+		w.align()
+		w.dst = binary.LittleEndian.AppendUint16(w.dst, uint16(len(raw)))
+		w.dst = binary.LittleEndian.AppendUint16(w.dst, ^uint16(len(raw)))
+		w.dst = append(w.dst, raw...)
+	case fixed <= dynamic:
+		w.put(1<<1, 3) // BTYPE 01
+		s.writeTokens(w, &fixedLitLens, &fixedLitCodes, &fixedDistLens, &fixedDistCodes)
+	default:
+		w.put(2<<1, 3) // BTYPE 10
+		c.writeHeader(w)
+		s.writeTokens(w, &c.litLens, &c.litCodes, &c.distLens, &c.distCodes)
+	}
+}
+
+func (s *scratch) writeTokens(w *bitWriter, litLens *[numLitLen]uint8, litCodes *[numLitLen]uint16,
+	distLens *[numDist]uint8, distCodes *[numDist]uint16) {
+	for _, t := range s.tokens {
+		if t&matchFlag == 0 {
+			w.put(uint64(litCodes[t]), uint(litLens[t]))
+			continue
+		}
+		l, d := (t>>16)&0xff, t&0xffff
+		ls := lenSym[l]
+		sym := 257 + int(ls)
+		nl := uint(litLens[sym])
+		w.put(uint64(litCodes[sym])|uint64(l+3-uint32(lenBase[ls]))<<nl, nl+uint(lenExtra[ls]))
+		ds := distSym(d)
+		nd := uint(distLens[ds])
+		w.put(uint64(distCodes[ds])|uint64(d+1-uint32(distBase[ds]))<<nd, nd+uint(distExtra[ds]))
+	}
+	w.put(uint64(litCodes[endOfBlock]), uint(litLens[endOfBlock]))
+}
+
+// dynCode is a dynamic Huffman code and the header describing it
+// (RFC 1951 §3.2.7): the code lengths, run-length coded with the
+// code-length alphabet, which has a Huffman code of its own.
+type dynCode struct {
+	litLens    [numLitLen]uint8
+	litCodes   [numLitLen]uint16
+	distLens   [numDist]uint8
+	distCodes  [numDist]uint16
+	cl         [numLitLen + numDist]uint8 // code-length symbols ...
+	clExtra    [numLitLen + numDist]uint8 // ... and their extra bits
+	ncl        int
+	clFreq     [numCodeLen]uint32
+	clLens     [numCodeLen]uint8
+	clCodes    [numCodeLen]uint16
+	nlit       int // literal/length, distance and code-length codes sent
+	ndist      int
+	nclen      int
+	headerBits int // after the 3-bit block header
+}
+
+// cost returns the size in bits of the block s with this code.
+func (c *dynCode) cost(s *scratch) int {
+	bits := 3 + c.headerBits + s.extra
+	for i, f := range s.lit {
+		bits += int(f) * int(c.litLens[i])
+	}
+	for i, f := range s.dist {
+		bits += int(f) * int(c.distLens[i])
+	}
+	return bits
+}
+
+// build makes the code for the given counts and its header.
+func (c *dynCode) build(lit, dist []uint32, work []uint64) {
+	codeLengths(lit, maxCodeBits, c.litLens[:], work)
+	codeLengths(dist, maxCodeBits, c.distLens[:], work)
+	nlit, ndist := numLitLen, numDist
+	for nlit > 257 && c.litLens[nlit-1] == 0 {
+		nlit--
+	}
+	for ndist > 1 && c.distLens[ndist-1] == 0 {
+		ndist--
+	}
+	if ndist == 1 && c.distLens[0] == 0 {
+		// No matches: the header still describes a (complete) distance code.
+		c.distLens[0], c.distLens[1] = 1, 1
+		ndist = 2
+	}
+	canonicalCodes(c.litLens[:], c.litCodes[:])
+	canonicalCodes(c.distLens[:], c.distCodes[:])
+
+	// Run-length code the two length lists as one sequence (§3.2.7 lets
+	// runs cross from one into the other).
+	c.ncl = 0
+	clear(c.clFreq[:])
+	seq := func(i int) uint8 {
+		if i < nlit {
+			return c.litLens[i]
+		}
+		return c.distLens[i-nlit]
+	}
+	total := nlit + ndist
+	for i := 0; i < total; {
+		v := seq(i)
+		run := 1
+		for i+run < total && seq(i+run) == v {
+			run++
+		}
+		i += run
+		if v == 0 {
+			for run >= 11 {
+				r := min(run, 138)
+				c.emitCL(18, uint8(r-11))
+				run -= r
+			}
+			if run >= 3 {
+				c.emitCL(17, uint8(run-3))
+				run = 0
+			}
+		} else {
+			c.emitCL(v, 0)
+			run--
+			for run >= 3 {
+				r := min(run, 6)
+				c.emitCL(16, uint8(r-3))
+				run -= r
+			}
+		}
+		for ; run > 0; run-- {
+			c.emitCL(v, 0)
+		}
+	}
+	codeLengths(c.clFreq[:], maxCLBits, c.clLens[:], work)
+	canonicalCodes(c.clLens[:], c.clCodes[:])
+	nclen := numCodeLen
+	for nclen > 4 && c.clLens[clOrder[nclen-1]] == 0 {
+		nclen--
+	}
+	c.nlit, c.ndist, c.nclen = nlit, ndist, nclen
+	bits := 5 + 5 + 4 + 3*nclen
+	for _, sym := range c.cl[:c.ncl] {
+		bits += int(c.clLens[sym]) + int(clExtraBits[sym])
+	}
+	c.headerBits = bits
+}
+
+var clExtraBits = [numCodeLen]uint8{16: 2, 17: 3, 18: 7}
+
+func (c *dynCode) emitCL(sym, extra uint8) {
+	c.cl[c.ncl], c.clExtra[c.ncl] = sym, extra
+	c.ncl++
+	c.clFreq[sym]++
+}
+
+func (c *dynCode) writeHeader(w *bitWriter) {
+	w.put(uint64(c.nlit-257)|uint64(c.ndist-1)<<5|uint64(c.nclen-4)<<10, 14)
+	for _, sym := range clOrder[:c.nclen] {
+		w.put(uint64(c.clLens[sym]), 3)
+	}
+	for i, sym := range c.cl[:c.ncl] {
+		n := uint(c.clLens[sym])
+		w.put(uint64(c.clCodes[sym])|uint64(c.clExtra[i])<<n, n+uint(clExtraBits[sym]))
+	}
+}
