@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/flate"
+
+	"github.com/wsrpc/wsrpc/internal/testmsg"
 )
 
 // Config is one run of the load client against one server.
@@ -111,7 +113,7 @@ func newMessages(cfg Config) (*messages, error) {
 	m := &messages{}
 	if cfg.Scenario == "deflate" {
 		m.text = true
-		m.jsons = jsonMessages(256, 1024)
+		m.jsons = testmsg.Orders(256, 1024)
 		m.comp = map[int][][]byte{}
 		return m, nil
 	}
@@ -170,43 +172,6 @@ func compressAll(msgs [][]byte, windowBits int) ([][]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-// jsonMessages makes n distinct JSON-like texts of exactly size bytes: the
-// shape of an API's event stream (repeated keys, varying values).
-func jsonMessages(n, size int) [][]byte {
-	r := rand.New(rand.NewPCG(7, 11))
-	words := strings.Fields("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu order shipped pending paid refund cart item price stock warehouse berlin paris tokyo lisbon oslo")
-	statuses := []string{"created", "paid", "packed", "shipped", "delivered", "returned"}
-	out := make([][]byte, n)
-	for i := range out {
-		var b strings.Builder
-		fmt.Fprintf(&b, `{"seq":%d,"type":"order.%s","ts":"2025-%02d-%02dT%02d:%02d:%02d.%03dZ",`,
-			i, statuses[r.IntN(len(statuses))], 1+r.IntN(12), 1+r.IntN(28), r.IntN(24), r.IntN(60), r.IntN(60), r.IntN(1000))
-		fmt.Fprintf(&b, `"customer":{"id":"c_%08x","name":"%s %s","city":"%s","tier":%d},"items":[`,
-			r.Uint32(), words[r.IntN(len(words))], words[r.IntN(len(words))], words[r.IntN(len(words))], r.IntN(4))
-		for j := 0; b.Len() < size-160; j++ {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, `{"sku":"SKU-%05d","name":"%s %s","qty":%d,"price":%d.%02d,"warehouse":"%s"}`,
-				r.IntN(100000), words[r.IntN(len(words))], words[r.IntN(len(words))], 1+r.IntN(9), r.IntN(500), r.IntN(100), words[r.IntN(len(words))])
-		}
-		b.WriteString(`],"note":"`)
-		for b.Len() < size-2 {
-			w := words[r.IntN(len(words))]
-			if b.Len()+len(w)+1 > size-2 {
-				w = strings.Repeat(".", size-2-b.Len())
-			}
-			b.WriteString(w)
-			if b.Len() < size-2 {
-				b.WriteByte(' ')
-			}
-		}
-		b.WriteString(`"}`)
-		out[i] = []byte(b.String())
-	}
-	return out
 }
 
 // stream is one connection's loop: keep InFlight messages outstanding,
