@@ -14,13 +14,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/wsrpc/wsrpc/internal/fdlimit"
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/hub"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
@@ -58,16 +58,8 @@ var (
 	benchErr  error
 )
 
-func raiseFDLimit() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
-}
-
 func startBenchFixture() (*benchFixture, error) {
-	raiseFDLimit()
+	fdlimit.Raise()
 	f := &benchFixture{}
 	var err error
 	if f.h, err = hub.New(nil, nil); err != nil {
@@ -139,7 +131,7 @@ func stopBenchFixture() {
 
 // runBenchClient is the client process.
 func runBenchClient() int {
-	raiseFDLimit()
+	fdlimit.Raise()
 	n, _ := strconv.Atoi(os.Getenv(benchConnsEnv))
 	ctrl, err := net.Dial("tcp", os.Getenv(benchCtrlEnv))
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsrpc/wsrpc/internal/fdlimit"
 	"github.com/wsrpc/wsrpc/internal/soak"
 )
 
@@ -42,7 +43,7 @@ func main() {
 	flag.DurationVar(&cfg.SampleEvery, "sample-every", 10*time.Second, "memory and goroutine samples")
 	flag.Parse()
 	cfg.Defaults()
-	raiseNoFile()
+	fdlimit.Raise()
 
 	switch *mode {
 	case "server":
@@ -53,15 +54,6 @@ func main() {
 		os.Exit(run(cfg))
 	default:
 		log.Fatalf("unknown mode %q", *mode)
-	}
-}
-
-// raiseNoFile lifts the descriptor limit to the hard limit.
-func raiseNoFile() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
 }
 
