@@ -3,6 +3,7 @@ package flatemsg
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/klauspost/compress/flate"
@@ -52,6 +53,48 @@ func BenchmarkEncoder(b *testing.B) {
 				wire += out.Len() - 4
 			}
 			b.ReportMetric(float64(wire)/float64(b.N*1024), "wire/payload")
+		})
+	}
+}
+
+// BenchmarkEncoderLarge compresses one large message at a time (64 KiB
+// and 1 MiB of the same JSON-like text, 1 MiB of random bytes) on one
+// stream, against klauspost/compress's level 1.
+//
+//	go test ./runtime/websocket/internal/flatemsg -run '^$' -bench EncoderLarge
+func BenchmarkEncoderLarge(b *testing.B) {
+	text := bytes.Join(testmsg.Orders(1024, 1024), nil)
+	random := make([]byte, 1<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range random {
+		random[i] = byte(r.Uint32())
+	}
+	inputs := []struct {
+		name string
+		p    []byte
+	}{{"json-64KiB", text[:64<<10]}, {"json-1MiB", text}, {"random-1MiB", random}}
+	for _, in := range inputs {
+		b.Run("flatemsg/"+in.name, func(b *testing.B) {
+			e := NewEncoder(15)
+			var dst []byte
+			b.SetBytes(int64(len(in.p)))
+			b.ReportAllocs()
+			for b.Loop() {
+				dst = e.Flush(e.Write(dst[:0], in.p))
+			}
+			b.ReportMetric(float64(len(dst))/float64(len(in.p)), "wire/payload")
+		})
+		b.Run("klauspost/"+in.name, func(b *testing.B) {
+			var out bytes.Buffer
+			w, _ := flate.NewWriter(&out, 1)
+			b.SetBytes(int64(len(in.p)))
+			b.ReportAllocs()
+			for b.Loop() {
+				out.Reset()
+				w.Write(in.p)
+				w.Flush()
+			}
+			b.ReportMetric(float64(out.Len()-4)/float64(len(in.p)), "wire/payload")
 		})
 	}
 }

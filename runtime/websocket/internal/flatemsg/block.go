@@ -8,12 +8,15 @@ import (
 // scratch is one block's tokens and symbol counts. Pooled: it is needed
 // only inside Write and Flush, so an idle connection keeps none.
 type scratch struct {
-	tokens []uint32 // literal byte, or matchFlag | (length-3)<<16 | (distance-1)
-	lit    [numLitLen]uint32
-	dist   [numDist]uint32
-	extra  int // extra bits of all matches (the same under every code)
-	work   [numLitLen + numDist]uint64
-	code   dynCode
+	// tokens: a run of n literals (n, taken in order from the block's
+	// input), or matchFlag | (length-3)<<16 | (distance-1).
+	tokens  []uint32
+	matches int
+	lit     [numLitLen]uint32
+	dist    [numDist]uint32
+	extra   int // extra bits of all matches (the same under every code)
+	work    [numLitLen + numDist]uint64
+	code    dynCode
 }
 
 const matchFlag = 1 << 31
@@ -24,21 +27,63 @@ var scratchPool = sync.Pool{New: func() any {
 
 func (s *scratch) reset() {
 	s.tokens = s.tokens[:0]
+	s.matches = 0
 	clear(s.lit[:])
 	clear(s.dist[:])
 	s.extra = 0
 }
 
-func (s *scratch) literals(p []byte) {
-	for _, b := range p {
-		s.tokens = append(s.tokens, uint32(b))
-		s.lit[b]++
+// literals records a run of n literals; they are counted later (count),
+// and not at all in a block sent stored.
+func (s *scratch) literals(n int) {
+	if n > 0 {
+		s.tokens = append(s.tokens, uint32(n))
 	}
+}
+
+// countLiterals adds the literal runs of the block raw to the counts.
+func (s *scratch) countLiterals(raw []byte) {
+	pos := 0
+	for _, t := range s.tokens {
+		if t&matchFlag != 0 {
+			pos += int(t>>16&0xff) + 3
+			continue
+		}
+		for _, b := range raw[pos : pos+int(t)] {
+			s.lit[b]++
+		}
+		pos += int(t)
+	}
+}
+
+// looksRandom tells a block in which no match was found whether Huffman
+// codes could do much for it either, from the collision probability q of
+// a sample of its bytes: Shannon entropy is at least -log2 q, so q under
+// 1.2/256 bounds what any code saves at 0.26 bits a byte (3%) — and then
+// a stored block costs a copy where counting, coding and writing would
+// cost far more (already-compressed or encrypted payloads).
+func looksRandom(raw []byte) bool {
+	if len(raw) < 1024 {
+		return false
+	}
+	var c [256]uint32
+	n := 0
+	for i := 0; i < len(raw); i += 4 {
+		c[raw[i]]++
+		n++
+	}
+	sq := 0
+	for _, v := range c {
+		sq += int(v) * int(v)
+	}
+	// Σc² ≈ n²q + n(1-q) for a sample of n: compare with q = 1.2/256.
+	return sq*256 < n*(n*12/10+256)
 }
 
 func (s *scratch) match(length, dist int) {
 	l, d := uint32(length-3), uint32(dist-1)
 	s.tokens = append(s.tokens, matchFlag|l<<16|d)
+	s.matches++
 	ls, ds := lenSym[l], distSym(d)
 	s.lit[257+int(ls)]++
 	s.dist[ds]++
@@ -48,6 +93,11 @@ func (s *scratch) match(length, dist int) {
 // write sends the block whose input is raw in its shortest form: stored,
 // with the fixed codes, or with a dynamic code built for it.
 func (s *scratch) write(w *bitWriter, raw []byte) {
+	if s.matches == 0 && looksRandom(raw) {
+		s.writeStored(w, raw)
+		return
+	}
+	s.countLiterals(raw)
 	s.lit[endOfBlock]++
 	fixed := 3 + s.extra
 	for i, f := range s.lit {
@@ -64,29 +114,40 @@ func (s *scratch) write(w *bitWriter, raw []byte) {
 
 	switch {
 	case stored <= fixed && stored <= dynamic:
-		w.put(0, 3)
-		w.align()
-		w.dst = binary.LittleEndian.AppendUint16(w.dst, uint16(len(raw)))
-		w.dst = binary.LittleEndian.AppendUint16(w.dst, ^uint16(len(raw)))
-		w.dst = append(w.dst, raw...)
+		s.writeStored(w, raw)
 	case fixed <= dynamic:
 		w.put(1<<1, 3) // BTYPE 01
-		s.writeTokens(w, &fixedLitLens, &fixedLitCodes, &fixedDistLens, &fixedDistCodes)
+		s.writeTokens(w, raw, &fixedLitLens, &fixedLitCodes, &fixedDistLens, &fixedDistCodes)
 	default:
 		w.put(2<<1, 3) // BTYPE 10
 		c.writeHeader(w)
-		s.writeTokens(w, &c.litLens, &c.litCodes, &c.distLens, &c.distCodes)
+		s.writeTokens(w, raw, &c.litLens, &c.litCodes, &c.distLens, &c.distCodes)
 	}
 }
 
-func (s *scratch) writeTokens(w *bitWriter, litLens *[numLitLen]uint8, litCodes *[numLitLen]uint16,
+// writeStored sends raw as a stored block (RFC 1951 §3.2.4): the header,
+// padding to a byte, LEN and its complement, the bytes.
+func (s *scratch) writeStored(w *bitWriter, raw []byte) {
+	w.put(0, 3)
+	w.align()
+	w.dst = binary.LittleEndian.AppendUint16(w.dst, uint16(len(raw)))
+	w.dst = binary.LittleEndian.AppendUint16(w.dst, ^uint16(len(raw)))
+	w.dst = append(w.dst, raw...)
+}
+
+func (s *scratch) writeTokens(w *bitWriter, raw []byte, litLens *[numLitLen]uint8, litCodes *[numLitLen]uint16,
 	distLens *[numDist]uint8, distCodes *[numDist]uint16) {
+	pos := 0
 	for _, t := range s.tokens {
 		if t&matchFlag == 0 {
-			w.put(uint64(litCodes[t]), uint(litLens[t]))
+			for _, b := range raw[pos : pos+int(t)] {
+				w.put(uint64(litCodes[b]), uint(litLens[b]))
+			}
+			pos += int(t)
 			continue
 		}
 		l, d := (t>>16)&0xff, t&0xffff
+		pos += int(l) + 3
 		ls := lenSym[l]
 		sym := 257 + int(ls)
 		nl := uint(litLens[sym])

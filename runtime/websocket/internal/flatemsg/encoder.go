@@ -155,7 +155,7 @@ func (e *Encoder) tokenize(s *scratch) {
 			i--
 			n++
 		}
-		s.literals(src[lit:i])
+		s.literals(i - lit)
 		s.match(n, i-c)
 		i += n
 		lit = i
@@ -163,7 +163,7 @@ func (e *Encoder) tokenize(s *scratch) {
 			tab[(binary.LittleEndian.Uint32(src[j:])*hashMul)>>shift] = uint16(base + j)
 		}
 	}
-	s.literals(src[lit:end])
+	s.literals(end - lit)
 }
 
 // matchLen returns how many leading bytes of a and b agree, at most

@@ -276,3 +276,26 @@ func TestCodeLengths(t *testing.T) {
 		}
 	}
 }
+
+// TestIncompressibleGoesStored: a large random block is sent stored
+// without being coded (looksRandom), and text is never taken for random.
+func TestIncompressibleGoesStored(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	if !looksRandom(randomBytes(r, 16<<10)) {
+		t.Error("random bytes not recognised")
+	}
+	for _, size := range []int{1024, 4096, 16 << 10} {
+		if looksRandom(jsonLike(r, size)) {
+			t.Errorf("%d bytes of JSON taken for random", size)
+		}
+	}
+	// Skewed bytes without repeats a matcher would find: Huffman codes
+	// still help, so this must not be sent stored.
+	skew := make([]byte, 8192)
+	for i := range skew {
+		skew[i] = "aaaabbcdeef"[r.IntN(11)] - byte(r.IntN(2))*32 // and upper case
+	}
+	if looksRandom(skew) {
+		t.Error("skewed bytes taken for random")
+	}
+}
