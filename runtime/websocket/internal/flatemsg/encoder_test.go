@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/flate"
+
+	"github.com/wsrpc/wsrpc/internal/testmsg"
 )
 
 // syncTail is what a permessage-deflate receiver appends (RFC 7692 §7.2.2).
@@ -74,23 +75,9 @@ func compressAll(e *Encoder, msgs [][]byte, chunk int, takeover bool) [][]byte {
 	return out
 }
 
-func jsonLike(r *rand.Rand, size int) []byte {
-	words := strings.Fields("alpha bravo charlie delta echo foxtrot golf hotel india order shipped pending paid refund cart item price stock")
-	var b strings.Builder
-	fmt.Fprintf(&b, `{"seq":%d,"customer":{"id":"c_%08x","name":"%s"},"items":[`, r.IntN(1e6), r.Uint32(), words[r.IntN(len(words))])
-	for b.Len() < size-40 {
-		fmt.Fprintf(&b, `{"sku":"SKU-%05d","name":"%s %s","qty":%d,"price":%d.%02d},`,
-			r.IntN(100000), words[r.IntN(len(words))], words[r.IntN(len(words))], 1+r.IntN(9), r.IntN(500), r.IntN(100))
-	}
-	b.WriteString(`{}],"note":"`)
-	for b.Len() < size-2 {
-		b.WriteByte('.')
-	}
-	b.WriteString(`"}`)
-	return []byte(b.String())
-}
-
-func newRand() *rand.Rand { return rand.New(rand.NewPCG(11, 12)) }
+// jsonText is a JSON-like message of size bytes (at least 200), the
+// benchmarks' order events.
+func jsonText(size int) []byte { return testmsg.Orders(1, size)[0] }
 
 func randomBytes(r *rand.Rand, n int) []byte {
 	p := make([]byte, n)
@@ -111,13 +98,13 @@ func TestRoundTrip(t *testing.T) {
 		{"json", func() [][]byte {
 			var m [][]byte
 			for range 200 {
-				m = append(m, jsonLike(r, 200+r.IntN(3000)))
+				m = append(m, jsonText(200+r.IntN(3000)))
 			}
 			return m
 		}()},
 		{"random", [][]byte{randomBytes(r, 100), randomBytes(r, 70000), randomBytes(r, 5)}},
 		{"runs", [][]byte{bytes.Repeat([]byte{'x'}, 100000), bytes.Repeat([]byte("ab"), 3000), bytes.Repeat([]byte{0}, 259)}},
-		{"mixed", [][]byte{append(randomBytes(r, 40000), bytes.Repeat([]byte("hello "), 8000)...), jsonLike(r, 1024)}},
+		{"mixed", [][]byte{append(randomBytes(r, 40000), bytes.Repeat([]byte("hello "), 8000)...), jsonText(1024)}},
 		{"one symbol", [][]byte{bytes.Repeat([]byte{7}, 4), []byte{7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}}},
 	}
 	for _, tc := range cases {
@@ -163,7 +150,7 @@ func TestEmptyMessage(t *testing.T) {
 // TestContextTakeoverHelps: the second copy of a message costs a few
 // bytes with context takeover and as much as the first without.
 func TestContextTakeoverHelps(t *testing.T) {
-	msg := jsonLike(rand.New(rand.NewPCG(3, 4)), 1024)
+	msg := jsonText(1024)
 	with := compressAll(NewEncoder(15), [][]byte{msg, msg}, 0, true)
 	without := compressAll(NewEncoder(15), [][]byte{msg, msg}, 0, false)
 	if len(with[1]) > 24 {
@@ -193,7 +180,7 @@ func TestBlockChoice(t *testing.T) {
 		t.Errorf("short text: block type %d, want fixed (1)", short[0]>>1&3)
 	}
 	e = NewEncoder(15)
-	long := e.Flush(e.Write(nil, jsonLike(r, 4096)))
+	long := e.Flush(e.Write(nil, jsonText(4096)))
 	if long[0]&0b110 != 0b100 {
 		t.Errorf("long text: block type %d, want dynamic (2)", long[0]>>1&3)
 	}
@@ -208,7 +195,7 @@ func TestLongStream(t *testing.T) {
 	e.base = 1<<40 - 12345 // any starting point works
 	var msgs [][]byte
 	for range 600 {
-		msgs = append(msgs, jsonLike(r, 100+r.IntN(4000)))
+		msgs = append(msgs, jsonText(200+r.IntN(3900)))
 	}
 	sizes := make([]int, len(msgs))
 	for i := range msgs {
@@ -285,7 +272,7 @@ func TestIncompressibleGoesStored(t *testing.T) {
 		t.Error("random bytes not recognised")
 	}
 	for _, size := range []int{1024, 4096, 16 << 10} {
-		if looksRandom(jsonLike(r, size)) {
+		if looksRandom(jsonText(size)) {
 			t.Errorf("%d bytes of JSON taken for random", size)
 		}
 	}
