@@ -97,6 +97,19 @@ func startPollServer(t testing.TB, opts *websocket.AcceptOptions, tlsServer bool
 	return s
 }
 
+// serveRefused dials once more and checks that the server's Serve call
+// failed with ErrPollerClosed, the poller having been ended by after.
+func (s *pollServer) serveRefused(after string) {
+	s.t.Helper()
+	s.dial(nil)
+	select {
+	case err := <-s.serveErrs:
+		wantErr(s.t, err, websocket.ErrPollerClosed)
+	case <-time.After(wireTimeout):
+		s.t.Fatalf("Serve after %s returned no error", after)
+	}
+}
+
 // dial connects our client to the poll server.
 func (s *pollServer) dial(opts *websocket.DialOptions) *websocket.Conn {
 	s.t.Helper()
@@ -425,13 +438,7 @@ func TestPollerClose(t *testing.T) {
 	if _, _, err := conns[0].Read(ctx); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("client read after Poller.Close: %v", err)
 	}
-	s.dial(nil)
-	select {
-	case err := <-s.serveErrs:
-		wantErr(t, err, websocket.ErrPollerClosed)
-	case <-time.After(wireTimeout):
-		t.Fatal("Serve after Close returned no error")
-	}
+	s.serveRefused("Close")
 	if err := s.p.Close(); !errors.Is(err, websocket.ErrPollerClosed) {
 		t.Fatalf("second Close: %v", err)
 	}
@@ -471,13 +478,7 @@ func TestPollerShutdown(t *testing.T) {
 			t.Errorf("client read: %v, want 1001 \"server shutting down\"", err)
 		}
 	}
-	s.dial(nil)
-	select {
-	case err := <-s.serveErrs:
-		wantErr(t, err, websocket.ErrPollerClosed)
-	case <-time.After(wireTimeout):
-		t.Fatal("Serve after Shutdown returned no error")
-	}
+	s.serveRefused("Shutdown")
 	if err := s.p.Shutdown(ctx); !errors.Is(err, websocket.ErrPollerClosed) {
 		t.Fatalf("second Shutdown: %v", err)
 	}
