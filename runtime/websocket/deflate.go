@@ -32,8 +32,10 @@ import (
 //     idle connection keeps none.
 //   - receiving with context takeover keeps the peer's window, 2^bits bytes
 //     (32 KiB by default, less when server_max_window_bits or
-//     client_max_window_bits lowered it); the decompressor itself comes
-//     from a pool for the length of one message.
+//     client_max_window_bits lowered it), which the decompressor (also
+//     flatemsg's, at every level) decodes into in place; the tables for a
+//     message's Huffman codes come from a pool for the length of the
+//     message. Without it, the window too is pooled.
 //
 // So a server with many idle connections and memory to spare per
 // connection wants ServerNoContextTakeover (and ClientNoContextTakeover
@@ -288,9 +290,9 @@ type DeflateSession struct {
 	out tailStripper
 	w   deflateWriter
 
-	// Read half.
-	dict []byte // the last 2^readBits bytes received, for context takeover
-	in   inflateReader
+	// Read half: dec holds the peer's window with context takeover.
+	dec *flatemsg.Decoder
+	in  inflateReader
 }
 
 // DeflateParams describes the negotiated permessage-deflate settings.
@@ -486,13 +488,7 @@ func (t *tailStripper) finish() error {
 	return nil
 }
 
-// inflateTail is appended to every compressed message: the sync-flush tail
-// the sender removed (§7.2.2), then an empty final stored block so the
-// decompressor sees the end of a stream. A sender that ended its message
-// with a final block already leaves these bytes unread.
-var inflateTail = [...]byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
-
-var flateReaders sync.Pool
+var decoders [maxWindowBits + 1]sync.Pool
 
 // ReadMessage implements MessageTransformer.
 func (s *DeflateSession) ReadMessage(src io.Reader, rsv byte) io.Reader {
@@ -501,90 +497,64 @@ func (s *DeflateSession) ReadMessage(src io.Reader, rsv byte) io.Reader {
 	}
 	r := &s.in
 	r.in = inflateSource{src: src, buf: getBuf(0)}
-	var dict []byte
-	if !s.readNoCtx {
-		dict = s.dict
-	}
-	if fr, ok := flateReaders.Get().(io.ReadCloser); ok {
-		_ = fr.(flate.Resetter).Reset(&r.in, dict)
-		r.fr = fr
+	if s.readNoCtx {
+		r.dec, _ = decoders[s.readBits].Get().(*flatemsg.Decoder)
+		if r.dec == nil {
+			r.dec = flatemsg.NewDecoder(s.readBits)
+		}
 	} else {
-		r.fr = flate.NewReaderDict(&r.in, dict)
+		if s.dec == nil {
+			s.dec = flatemsg.NewDecoder(s.readBits)
+		}
+		r.dec = s.dec
 	}
+	r.dec.Start(&r.in)
 	return r
 }
 
 // inflateReader decompresses one message.
 type inflateReader struct {
-	s  *DeflateSession
-	fr io.ReadCloser
-	in inflateSource
+	s   *DeflateSession
+	dec *flatemsg.Decoder
+	in  inflateSource
 }
 
-// inflateSource feeds the decompressor: the message's compressed payload,
-// then inflateTail. It is an io.ByteReader, so the decompressor neither
-// wraps it in a buffer nor reads past what it needs.
+// inflateSource is the decompressor's input: the message's compressed
+// payload, read through a pooled buffer (flatemsg appends the tail the
+// sender removed, §7.2.2).
 type inflateSource struct {
-	src     io.Reader
-	buf     *[]byte // pooled, for the length of one message
-	pos     int
-	end     int
-	tailPos int
-	srcEOF  bool
-	srcErr  error // the payload reader's failure, other than io.EOF
+	src    io.Reader
+	buf    *[]byte // pooled, for the length of one message
+	srcEOF bool
 }
 
 // Read returns decompressed bytes. Corrupt data is an error wrapping
-// ErrInvalidPayload (the connection fails with 1007).
+// ErrInvalidPayload (the connection fails with 1007); a failure of the
+// connection underneath (cut, timeout, a protocol error in the frames) is
+// returned as it is.
 func (r *inflateReader) Read(p []byte) (int, error) {
-	if r.fr == nil {
+	if r.dec == nil {
 		return 0, io.EOF
 	}
-	n, err := r.fr.Read(p)
-	if n > 0 && !r.s.readNoCtx {
-		r.s.keep(p[:n])
+	n, err := r.dec.Read(p)
+	if err == nil {
+		return n, nil
 	}
-	switch {
-	case err == io.EOF:
-		if in := &r.in; in.pos < in.end || !in.srcEOF {
-			// Bytes after the final block: drain them, they must be none.
-			extra := in.end - in.pos
-			for !in.srcEOF && extra == 0 {
-				if ferr := in.fillSrc(); ferr != nil {
-					r.release()
-					return n, ferr
-				}
-				extra = in.end - in.pos
-			}
-			if extra > 0 {
-				r.release()
-				return n, fmt.Errorf("websocket: deflate: data after the final block: %w", ErrInvalidPayload)
-			}
-		}
-		r.release()
-		return n, io.EOF
-	case err != nil:
-		srcErr := r.in.srcErr
-		r.release()
-		var f *failure
-		if errors.As(err, &f) {
-			return n, err // the frame layer failed underneath us
-		}
-		if srcErr != nil {
-			// The connection failed mid-message (cut, timeout): a
-			// transport error, not corrupt data from the peer.
-			return n, srcErr
-		}
-		return n, fmt.Errorf("websocket: deflate: %v: %w", err, ErrInvalidPayload)
+	r.release()
+	var corrupt flatemsg.CorruptError
+	if errors.As(err, &corrupt) {
+		err = fmt.Errorf("websocket: %v: %w", err, ErrInvalidPayload)
 	}
-	return n, nil
+	return n, err
 }
 
 func (r *inflateReader) release() {
-	if r.fr != nil {
-		flateReaders.Put(r.fr)
-		r.fr = nil
+	if r.s.readNoCtx {
+		r.dec.Release()
+		r.dec.Reset()
+		decoders[r.s.readBits].Put(r.dec)
 	}
+	r.dec = nil
 	if r.in.buf != nil {
 		putBuf(r.in.buf)
 		r.in.buf = nil
@@ -592,68 +562,18 @@ func (r *inflateReader) release() {
 	r.in.src = nil
 }
 
-// fillSrc reads more compressed payload into buf.
-func (r *inflateSource) fillSrc() error {
-	n, err := r.src.Read(*r.buf)
-	r.pos, r.end = 0, n
-	if err == io.EOF {
-		r.srcEOF = true
-		return nil
-	}
-	if err != nil {
-		r.srcErr = err
-	}
-	return err
-}
-
-func (r *inflateSource) ReadByte() (byte, error) {
-	for r.pos == r.end {
-		if r.srcEOF {
-			if r.tailPos == len(inflateTail) {
-				return 0, io.ErrUnexpectedEOF
-			}
-			b := inflateTail[r.tailPos]
-			r.tailPos++
-			return b, nil
+// Next implements flatemsg.Source.
+func (r *inflateSource) Next() ([]byte, error) {
+	for !r.srcEOF {
+		n, err := r.src.Read(*r.buf)
+		if err == io.EOF {
+			r.srcEOF = true
+		} else if err != nil {
+			return nil, err
 		}
-		if err := r.fillSrc(); err != nil {
-			return 0, err
+		if n > 0 {
+			return (*r.buf)[:n], nil
 		}
 	}
-	b := (*r.buf)[r.pos]
-	r.pos++
-	return b, nil
-}
-
-// Read serves the decompressor's bulk reads (it mostly uses ReadByte).
-func (r *inflateSource) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		b, err := r.ReadByte()
-		if err != nil {
-			if n > 0 {
-				return n, nil
-			}
-			return 0, err
-		}
-		p[n] = b
-		n++
-	}
-	return n, nil
-}
-
-// keep appends decompressed output to the context-takeover window.
-func (s *DeflateSession) keep(p []byte) {
-	w := 1 << s.readBits
-	if s.dict == nil {
-		s.dict = make([]byte, 0, w)
-	}
-	if len(p) >= w {
-		s.dict = append(s.dict[:0], p[len(p)-w:]...)
-		return
-	}
-	if over := len(s.dict) + len(p) - w; over > 0 {
-		s.dict = s.dict[:copy(s.dict, s.dict[over:])]
-	}
-	s.dict = append(s.dict, p...)
+	return nil, io.EOF
 }

@@ -3,6 +3,7 @@ package flatemsg
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"testing"
 
@@ -97,4 +98,87 @@ func BenchmarkEncoderLarge(b *testing.B) {
 			b.ReportMetric(float64(out.Len()-4)/float64(len(in.p)), "wire/payload")
 		})
 	}
+}
+
+// BenchmarkDecoder inflates 1 KiB JSON-like messages compressed with
+// context takeover by klauspost/compress's level 1 (what the bench/ load
+// client and most zlib-based peers send), round robin over 1 or 64
+// streams. klauspost is the decoder the connection used before: Reset with
+// the last 32 KiB as its dictionary for each message, and that window kept
+// up to date in a buffer of the connection's.
+//
+//	go test ./runtime/websocket/internal/flatemsg -run '^$' -bench 'Decoder$'
+func BenchmarkDecoder(b *testing.B) {
+	msgs := testmsg.Orders(256, 1024)
+	for _, conns := range []int{1, 64} {
+		// Every stream sends the same compressed messages.
+		var out bytes.Buffer
+		w, _ := flate.NewWriter(&out, 1)
+		comp := make([][]byte, len(msgs))
+		for i, m := range msgs {
+			out.Reset()
+			w.Write(m)
+			w.Flush()
+			comp[i] = bytes.Clone(out.Bytes()[:out.Len()-4])
+		}
+		buf := make([]byte, 4096)
+		b.Run(fmt.Sprintf("flatemsg/conns=%d", conns), func(b *testing.B) {
+			ds := make([]*Decoder, conns)
+			for i := range ds {
+				ds[i] = NewDecoder(15)
+			}
+			var src chunkSource
+			b.SetBytes(1024)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				d := ds[i%conns]
+				src = chunkSource{p: comp[(i/conns)%len(comp)], n: 4096}
+				d.Start(&src)
+				for {
+					_, err := d.Read(buf)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("klauspost/conns=%d", conns), func(b *testing.B) {
+			dicts := make([][]byte, conns)
+			r := flate.NewReader(nil)
+			var in bytes.Reader
+			b.SetBytes(1024)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				c := comp[(i/conns)%len(comp)]
+				dict := &dicts[i%conns]
+				in.Reset(append(c, syncTail...)[:len(c)+4])
+				r.(flate.Resetter).Reset(&in, *dict)
+				for {
+					n, err := r.Read(buf)
+					*dict = keepWindow(*dict, buf[:n])
+					if err == io.EOF || err == io.ErrUnexpectedEOF {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// keepWindow appends p to the 32 KiB window w, dropping the oldest bytes.
+func keepWindow(w, p []byte) []byte {
+	const size = 32 << 10
+	if w == nil {
+		w = make([]byte, 0, size)
+	}
+	if over := len(w) + len(p) - size; over > 0 {
+		w = w[:copy(w, w[over:])]
+	}
+	return append(w, p...)
 }

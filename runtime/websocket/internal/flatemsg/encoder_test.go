@@ -19,18 +19,29 @@ var syncTail = []byte{0x00, 0x00, 0xff, 0xff}
 // inflateEach decodes each compressed message as a receiver with context
 // takeover would, given only the last 1<<windowBits bytes it has seen as
 // the dictionary: a match reaching further back fails to decode. With
-// takeover false every message is decoded on its own.
+// takeover false every message is decoded on its own. Three decoders must
+// agree: the standard library's, klauspost's and this package's.
 func inflateEach(t testing.TB, comp [][]byte, sizes []int, windowBits int, takeover bool) [][]byte {
 	t.Helper()
 	var hist []byte
 	out := make([][]byte, len(comp))
+	dec := NewDecoder(windowBits)
 	for i, c := range comp {
+		if !takeover {
+			dec.Reset()
+		}
+		got, err := decodeMessage(dec, c, 1000)
+		if err != nil {
+			t.Fatalf("message %d (%d bytes compressed): Decoder: %v", i, len(c), err)
+		}
+		if len(got) != sizes[i] {
+			t.Fatalf("message %d: Decoder gave %d bytes, want %d", i, len(got), sizes[i])
+		}
 		var dict []byte
 		if takeover {
 			dict = hist[max(0, len(hist)-1<<windowBits):]
 		}
-		// Both decoders must agree: the standard library's and the one
-		// the connection reads with.
+		out[i] = got
 		for _, r := range []io.Reader{
 			stdflate.NewReaderDict(io.MultiReader(bytes.NewReader(c), bytes.NewReader(syncTail)), dict),
 			flate.NewReaderDict(io.MultiReader(bytes.NewReader(c), bytes.NewReader(syncTail)), dict),
@@ -43,7 +54,9 @@ func inflateEach(t testing.TB, comp [][]byte, sizes []int, windowBits int, takeo
 			if n, err := r.Read(make([]byte, 1)); n != 0 || (err != io.ErrUnexpectedEOF && err != io.EOF) {
 				t.Fatalf("message %d: %d more bytes after the message (%v)", i, n, err)
 			}
-			out[i] = got
+			if !bytes.Equal(got, out[i]) {
+				t.Fatalf("message %d: the decoders disagree", i)
+			}
 		}
 		hist = append(hist, out[i]...)
 	}
