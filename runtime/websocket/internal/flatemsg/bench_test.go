@@ -182,3 +182,73 @@ func keepWindow(w, p []byte) []byte {
 	}
 	return append(w, p...)
 }
+
+// BenchmarkDecoderLarge inflates one large message at a time (1 MiB of
+// JSON-like text, 1 MiB of random bytes: stored blocks), compressed by
+// klauspost/compress's level 1, read in 32 KiB pieces, against
+// klauspost's decoder on the same bytes.
+//
+//	go test ./runtime/websocket/internal/flatemsg -run '^$' -bench DecoderLarge
+func BenchmarkDecoderLarge(b *testing.B) {
+	text := bytes.Join(testmsg.Orders(1024, 1024), nil)
+	random := make([]byte, 1<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range random {
+		random[i] = byte(r.Uint32())
+	}
+	buf := make([]byte, 32<<10)
+	for _, in := range []struct {
+		name string
+		p    []byte
+	}{{"json-1MiB", text}, {"random-1MiB", random}} {
+		var out bytes.Buffer
+		w, _ := flate.NewWriter(&out, 1)
+		w.Write(in.p)
+		w.Flush()
+		comp := out.Bytes()[:out.Len()-4]
+		b.Run("flatemsg/"+in.name, func(b *testing.B) {
+			d := NewDecoder(15)
+			b.SetBytes(int64(len(in.p)))
+			b.ReportAllocs()
+			for b.Loop() {
+				d.Start(&chunkSource{p: comp, n: 16 << 10})
+				n := 0
+				for {
+					k, err := d.Read(buf)
+					n += k
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				if n != len(in.p) {
+					b.Fatalf("%d bytes", n)
+				}
+			}
+		})
+		b.Run("klauspost/"+in.name, func(b *testing.B) {
+			fr := flate.NewReader(nil)
+			var src bytes.Reader
+			full := append(bytes.Clone(comp), syncTail...)
+			b.SetBytes(int64(len(in.p)))
+			b.ReportAllocs()
+			for b.Loop() {
+				src.Reset(full)
+				fr.(flate.Resetter).Reset(&src, nil)
+				n := 0
+				for {
+					k, err := fr.Read(buf)
+					n += k
+					if err != nil {
+						break
+					}
+				}
+				if n != len(in.p) {
+					b.Fatalf("%d bytes", n)
+				}
+			}
+		})
+	}
+}
