@@ -36,6 +36,9 @@ if [ "$rc" != 0 ]; then
 	echo "go test failed" >&2
 	exit "$rc"
 fi
+echo "== allocation tests (without -race: its sync.Pool drops items at random)"
+go test -count=1 -run 'Allocs' ./runtime/...
+
 if [ -f bench/go.mod ]; then
 	(cd bench && go test -count=1 -timeout 10m ./...)
 fi

@@ -541,6 +541,9 @@ func (r *inflateReader) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	r.release()
+	if err == io.EOF {
+		return n, err
+	}
 	var corrupt flatemsg.CorruptError
 	if errors.As(err, &corrupt) {
 		err = fmt.Errorf("websocket: %v: %w", err, ErrInvalidPayload)

@@ -102,6 +102,15 @@ func (c *Conn) readWhole(dst []byte) (MessageType, []byte, error) {
 		// A dst filled exactly by a complete plain message needs no room:
 		// growing it would allocate (and copy the message) for nothing.
 		if len(dst) == cap(dst) && !(c.mr.plain && c.rleft == 0 && c.rh.fin) {
+			if !c.mr.plain {
+				// Likewise an inflated message that ends exactly at cap:
+				// a read of nothing reports the end without growing dst.
+				if _, err := c.mr.read(dst[len(dst):]); err == io.EOF {
+					return typ, dst, nil
+				} else if err != nil {
+					return typ, dst, err
+				}
+			}
 			hint := int(c.rleft) // the rest of this frame, if uncompressed
 			if hint < 512 {
 				hint = 512
