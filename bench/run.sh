@@ -6,7 +6,7 @@
 # Prints a markdown table (medians, min–max, ratios, targets) and writes it
 # to results/latest.md; raw runs go to results/latest.tsv.
 #
-#   bench/run.sh                 default: 3 rounds, 1 s per cell (~7 min)
+#   bench/run.sh                 default: 5 rounds, 0.6 s per cell (~9 min)
 #   QUICK=1 bench/run.sh         a few seconds: 1 round, short cells
 #   ROUNDS=5 DURATION=3s LIBS="wsrpc gws tcp" CELLS="rr-64-1k idle" bench/run.sh
 #
@@ -27,8 +27,10 @@ if [ "${QUICK:-0}" = 1 ]; then
 	CELLS=${CELLS:-"rr-64-1k pipe-64-1k deflate-64-1k idle-handoff"}
 	MICRO=${MICRO:-0}
 fi
-ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-1s}
+# Five short rounds rather than three long ones: this machine has slow
+# spells of a few seconds, and a median of five lands in one less often.
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-600ms}
 WARMUP=${WARMUP:-300ms}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_SETTLE=${IDLE_SETTLE:-500ms}

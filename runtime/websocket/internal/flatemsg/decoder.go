@@ -9,10 +9,10 @@ import (
 
 // Decoding. A receiver appends 00 00 ff ff to a message's payload and
 // inflates the result (RFC 7692 §7.2.2). A Decoder does that without
-// copying anything per message: its window is a ring the decoded bytes are
-// written into, and with context takeover it simply stays there for the
-// next message (a general-purpose decompressor is handed the last 32 KiB
-// as a dictionary and copies it in for every message).
+// copying its window per message: the window is a ring the decoded bytes
+// are written into, and with context takeover it simply stays there for
+// the next message (a general-purpose decompressor is handed the last
+// 32 KiB as a dictionary and copies it in for every message).
 //
 // A message ends at the block boundary where its input, tail included,
 // is used up: normally just after the empty stored block the tail

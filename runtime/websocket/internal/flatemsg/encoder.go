@@ -1,5 +1,6 @@
-// Package flatemsg compresses WebSocket messages for permessage-deflate
-// (RFC 7692): raw DEFLATE (RFC 1951) where every message ends on a byte
+// Package flatemsg compresses and decompresses WebSocket messages for
+// permessage-deflate (RFC 7692; decoding: decoder.go): raw DEFLATE
+// (RFC 1951) where every message ends on a byte
 // boundary right after an empty stored block's header, its 00 00 ff ff
 // length fields left off (§7.2.1), and where, with context takeover, a
 // message may refer back into the messages before it.
