@@ -375,11 +375,10 @@ func (d *Decoder) huffman() error {
 			if n == 0 && nb >= maxCodeBits {
 				return errSymbol
 			}
-			d.bb, d.nb, d.in, d.wr = bb, nb, in, wr
-			if err := d.pull(); err != nil {
+			var err error
+			if bb, nb, in, err = d.pullFor(bb, nb, in, wr); err != nil {
 				return err
 			}
-			bb, nb, in = d.bb, d.nb, d.in
 			continue
 		}
 		sym := e >> 16
@@ -414,11 +413,10 @@ func (d *Decoder) huffman() error {
 			if dn == 0 && nb >= used+maxCodeBits {
 				return errSymbol
 			}
-			d.bb, d.nb, d.in, d.wr = bb, nb, in, wr
-			if err := d.pull(); err != nil {
+			var err error
+			if bb, nb, in, err = d.pullFor(bb, nb, in, wr); err != nil {
 				return err
 			}
-			bb, nb, in = d.bb, d.nb, d.in
 			continue
 		}
 		ds := e >> 16
@@ -427,11 +425,10 @@ func (d *Decoder) huffman() error {
 		}
 		de := uint(distExtra[ds])
 		if used+dn+de > nb {
-			d.bb, d.nb, d.in, d.wr = bb, nb, in, wr
-			if err := d.pull(); err != nil {
+			var err error
+			if bb, nb, in, err = d.pullFor(bb, nb, in, wr); err != nil {
 				return err
 			}
-			bb, nb, in = d.bb, d.nb, d.in
 			continue
 		}
 		distance := int(distBase[ds]) + int(bb>>(used+dn)&(1<<de-1))
@@ -552,6 +549,14 @@ func (d *Decoder) symbol(t *table) (uint32, error) {
 			return 0, err
 		}
 	}
+}
+
+// pullFor is pull for huffman, whose bit buffer and write position are in
+// its locals: it stores them, pulls, and returns the buffer grown.
+func (d *Decoder) pullFor(bb uint64, nb uint, in []byte, wr int) (uint64, uint, []byte, error) {
+	d.bb, d.nb, d.in, d.wr = bb, nb, in, wr
+	err := d.pull()
+	return d.bb, d.nb, d.in, err
 }
 
 // pull moves at least one byte of input into the bit buffer, asking the
