@@ -65,11 +65,7 @@ func BenchmarkEncoder(b *testing.B) {
 //	go test ./runtime/websocket/internal/flatemsg -run '^$' -bench EncoderLarge
 func BenchmarkEncoderLarge(b *testing.B) {
 	text := bytes.Join(testmsg.Orders(1024, 1024), nil)
-	random := make([]byte, 1<<20)
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range random {
-		random[i] = byte(r.Uint32())
-	}
+	random := randomBytes(rand.New(rand.NewPCG(1, 2)), 1<<20)
 	inputs := []struct {
 		name string
 		p    []byte
@@ -191,11 +187,7 @@ func keepWindow(w, p []byte) []byte {
 //	go test ./runtime/websocket/internal/flatemsg -run '^$' -bench DecoderLarge
 func BenchmarkDecoderLarge(b *testing.B) {
 	text := bytes.Join(testmsg.Orders(1024, 1024), nil)
-	random := make([]byte, 1<<20)
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range random {
-		random[i] = byte(r.Uint32())
-	}
+	random := randomBytes(rand.New(rand.NewPCG(1, 2)), 1<<20)
 	buf := make([]byte, 32<<10)
 	for _, in := range []struct {
 		name string

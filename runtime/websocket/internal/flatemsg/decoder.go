@@ -731,30 +731,19 @@ func extend(t []uint32, n int) []uint32 {
 	return append(t, make([]uint32, n)...)
 }
 
-// The fixed codes of §3.2.6, decoded with tables built once.
+// The fixed codes of §3.2.6, decoded with tables built once, by
+// tables.go's init from the lengths the encoder uses.
 var fixedLit, fixedDist table
 
-func init() {
-	// §3.2.6; lit/len 286 and 287 and distances 30 and 31 complete the
-	// codes but never occur.
-	var lens [288]uint8
-	for i := range lens {
-		switch {
-		case i < 144:
-			lens[i] = 8
-		case i < 256:
-			lens[i] = 9
-		case i < 280:
-			lens[i] = 7
-		default:
-			lens[i] = 8
-		}
-	}
+// buildFixedTables builds them from the 288 literal/length code lengths;
+// the 32 distance codes are all 5 bits. Symbols 286 and 287, 30 and 31
+// complete the codes but never occur.
+func buildFixedTables(litLens []uint8) {
 	var dl [32]uint8
 	for i := range dl {
 		dl[i] = 5
 	}
-	if fixedLit.build(lens[:], litRootBits) != nil || fixedDist.build(dl[:], distRootBits) != nil {
+	if fixedLit.build(litLens, litRootBits) != nil || fixedDist.build(dl[:], distRootBits) != nil {
 		panic("flatemsg: fixed codes")
 	}
 }

@@ -97,6 +97,7 @@ func init() {
 		fixedDistLens[i] = 5
 	}
 	canonicalCodes(fixedDistLens[:], fixedDistCodes[:])
+	buildFixedTables(all[:])
 }
 
 // distSym returns the distance symbol of d-1.
