@@ -488,7 +488,22 @@ func (t *tailStripper) finish() error {
 	return nil
 }
 
+// Decoders, pooled by window for no-context-takeover use, as encoders are.
 var decoders [maxWindowBits + 1]sync.Pool
+
+func getDecoder(bits int) *flatemsg.Decoder {
+	if d, ok := decoders[bits].Get().(*flatemsg.Decoder); ok {
+		return d
+	}
+	return flatemsg.NewDecoder(bits)
+}
+
+// putDecoder takes a decoder whose message has ended (its tables are back
+// in their pool already).
+func putDecoder(bits int, d *flatemsg.Decoder) {
+	d.Reset()
+	decoders[bits].Put(d)
+}
 
 // ReadMessage implements MessageTransformer.
 func (s *DeflateSession) ReadMessage(src io.Reader, rsv byte) io.Reader {
@@ -498,10 +513,7 @@ func (s *DeflateSession) ReadMessage(src io.Reader, rsv byte) io.Reader {
 	r := &s.in
 	r.in = inflateSource{src: src, buf: getBuf(0)}
 	if s.readNoCtx {
-		r.dec, _ = decoders[s.readBits].Get().(*flatemsg.Decoder)
-		if r.dec == nil {
-			r.dec = flatemsg.NewDecoder(s.readBits)
-		}
+		r.dec = getDecoder(s.readBits)
 	} else {
 		if s.dec == nil {
 			s.dec = flatemsg.NewDecoder(s.readBits)
@@ -553,9 +565,7 @@ func (r *inflateReader) Read(p []byte) (int, error) {
 
 func (r *inflateReader) release() {
 	if r.s.readNoCtx {
-		r.dec.Release()
-		r.dec.Reset()
-		decoders[r.s.readBits].Put(r.dec)
+		putDecoder(r.s.readBits, r.dec)
 	}
 	r.dec = nil
 	if r.in.buf != nil {

@@ -113,10 +113,7 @@ func (d *Decoder) Start(src Source) {
 	if d.hist == nil {
 		d.hist = make([]byte, d.size)
 	}
-	if d.wr == d.size {
-		d.wr, d.rd, d.full = 0, 0, true
-	}
-	d.rd = d.wr
+	d.rd = d.wr // a full window wraps in Read, before anything is written
 	d.src, d.in, d.srcEOF, d.tailUsed = src, nil, false, 0
 	d.bb, d.nb = 0, 0
 	d.state, d.final, d.copyLen, d.err = atHeader, false, 0, nil
@@ -346,7 +343,6 @@ func (d *Decoder) huffman() error {
 	}
 	lit, dist := d.lit, d.dist
 	bb, nb, in := d.bb, d.nb, d.in
-	litMask, distMask := uint64(1)<<lit.root-1, uint64(1)<<dist.root-1
 	for {
 		if wr == size {
 			break
@@ -366,10 +362,7 @@ func (d *Decoder) huffman() error {
 				}
 			}
 		}
-		e := lit.t[bb&litMask]
-		if e&linkBit != 0 {
-			e = lit.t[e>>16+uint32(bb>>lit.root)&(1<<(e>>5&15)-1)]
-		}
+		e := lit.lookup(bb)
 		n := uint(e & 15)
 		if n > nb || n == 0 {
 			if n == 0 && nb >= maxCodeBits {
@@ -404,10 +397,7 @@ func (d *Decoder) huffman() error {
 		le := uint(lenExtra[ls])
 		length := int(lenBase[ls]) + int(bb>>n&(1<<le-1))
 		used := n + le
-		e = dist.t[bb>>used&distMask]
-		if e&linkBit != 0 {
-			e = dist.t[e>>16+uint32(bb>>(used+dist.root))&(1<<(e>>5&15)-1)]
-		}
+		e = dist.lookup(bb >> used)
 		dn := uint(e & 15)
 		if dn == 0 || used+dn > nb {
 			if dn == 0 && nb >= used+maxCodeBits {
@@ -532,10 +522,7 @@ func (d *Decoder) bits(n uint) (uint32, error) {
 // symbol decodes one symbol of t, outside the hot loop.
 func (d *Decoder) symbol(t *table) (uint32, error) {
 	for {
-		e := t.t[d.bb&(1<<t.root-1)]
-		if e&linkBit != 0 {
-			e = t.t[e>>16+uint32(d.bb>>t.root)&(1<<(e>>5&15)-1)]
-		}
+		e := t.lookup(d.bb)
 		n := uint(e & 15)
 		if n != 0 && n <= d.nb {
 			d.bb >>= n
@@ -615,6 +602,15 @@ const (
 type table struct {
 	root uint
 	t    []uint32
+}
+
+// lookup returns the entry for the next input bits (the low bits of bb).
+func (t *table) lookup(bb uint64) uint32 {
+	e := t.t[bb&(1<<t.root-1)]
+	if e&linkBit != 0 {
+		e = t.t[e>>16+uint32(bb>>t.root)&(1<<(e>>5&15)-1)]
+	}
+	return e
 }
 
 // build makes t decode the canonical code with the given lengths
