@@ -6,7 +6,7 @@
 # Prints a markdown table (medians, min–max, ratios, targets) and writes it
 # to results/latest.md; raw runs go to results/latest.tsv.
 #
-#   bench/run.sh                 default: 5 rounds, 0.6 s per cell (~9 min)
+#   bench/run.sh                 default: 5 rounds, 0.5 s per cell (~7½ min)
 #   QUICK=1 bench/run.sh         a few seconds: 1 round, short cells
 #   ROUNDS=5 DURATION=3s LIBS="wsrpc gws tcp" CELLS="rr-64-1k idle" bench/run.sh
 #
@@ -29,9 +29,11 @@ if [ "${QUICK:-0}" = 1 ]; then
 fi
 # Five short rounds rather than three long ones: this machine has slow
 # spells of a few seconds, and a median of five lands in one less often.
+# Short enough that make bench (engine microbenchmarks, ~2 min, then this)
+# stays under 10 minutes.
 ROUNDS=${ROUNDS:-5}
-DURATION=${DURATION:-600ms}
-WARMUP=${WARMUP:-300ms}
+DURATION=${DURATION:-500ms}
+WARMUP=${WARMUP:-200ms}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_SETTLE=${IDLE_SETTLE:-500ms}
 MICRO=${MICRO:-1}
