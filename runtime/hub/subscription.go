@@ -333,7 +333,10 @@ func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Code
 		if err != nil {
 			sub.Close()
 			if errors.Is(err, ErrClosed) || errors.Is(err, websocket.ErrPollerClosed) {
-				conn.Close(websocket.StatusTryAgainLater, "topic closed")
+				// The hub closed between Subscribe and Serve: the same
+				// 1001 that Hub.Shutdown sends the connections it served
+				// (RFC 6455 §7.4.1: the server is going away).
+				conn.Close(websocket.StatusGoingAway, "server shutting down")
 				return
 			}
 			t.core.h.report(t.core.name, err)
