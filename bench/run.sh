@@ -1,39 +1,45 @@
 #!/usr/bin/env bash
 # Cross-library comparison (issue 7): every echo server in cmd/echoserver
 # plus npm ws (node/), driven by one load client (cmd/loadclient) that
-# checks every echoed byte. Server on core 0, client on core 1 (taskset), a
-# fresh server process per run, servers interleaved in rotating rounds.
+# checks every echoed byte. Servers on core 0, client on core 1 (taskset).
+# Each throughput cell starts a fresh server process per library, all at
+# once, and the client takes them in turns: ROUNDS rounds of DURATION per
+# server, the order rotating by one each round. Each idle-memory cell runs
+# a fresh server per library and round, one after the other.
 # Prints a markdown table (medians, min–max, ratios, targets) and writes it
 # to results/latest.md; raw runs go to results/latest.tsv.
 #
-#   bench/run.sh                 default: 5 rounds, 0.5 s per cell (~7½ min)
-#   QUICK=1 bench/run.sh         a few seconds: 1 round, short cells
-#   ROUNDS=5 DURATION=3s LIBS="wsrpc gws tcp" CELLS="rr-64-1k idle" bench/run.sh
+#   bench/run.sh                 default: 10 rounds of 250 ms (~6 min)
+#   QUICK=1 bench/run.sh         a few seconds: 2 rounds, short turns
+#   ROUNDS=20 LIBS="wsrpc gws tcp" CELLS="rr-64-1k idle" bench/run.sh
 #
 # tcp-twin is a second raw TCP server, identical to tcp, run in the
 # request/response cells only: what the two measure differently in one run
 # is the machine's noise (an A/A test), the yardstick for every other
-# difference in those rows. It sits half a round away from tcp so that the
-# pair sees as much drift as any two servers in the table.
+# difference in those rows. It sits half a round away from tcp.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 if [ "${QUICK:-0}" = 1 ]; then
-	ROUNDS=${ROUNDS:-1}
-	DURATION=${DURATION:-200ms}
+	ROUNDS=${ROUNDS:-2}
+	DURATION=${DURATION:-100ms}
 	WARMUP=${WARMUP:-50ms}
+	IDLE_ROUNDS=${IDLE_ROUNDS:-1}
 	IDLE_CONNS=${IDLE_CONNS:-500}
 	IDLE_SETTLE=${IDLE_SETTLE:-200ms}
 	CELLS=${CELLS:-"rr-64-1k pipe-64-1k deflate-64-1k idle-handoff"}
 	MICRO=${MICRO:-0}
 fi
-# Five short rounds rather than three long ones: this machine has slow
-# spells of a few seconds, and a median of five lands in one less often.
-# Short enough that make bench (engine microbenchmarks, ~2 min, then this)
-# stays under 10 minutes.
-ROUNDS=${ROUNDS:-5}
-DURATION=${DURATION:-500ms}
-WARMUP=${WARMUP:-200ms}
+# The machine's speed moves by ±15% from one quarter second to the next
+# and drifts over seconds: many short turns, interleaved, give medians
+# that move less than a few long runs one after the other (the A/A row
+# shows what is left). Short enough that make bench (engine
+# microbenchmarks, ~2 min, then this) stays under 10 minutes.
+ROUNDS=${ROUNDS:-10}
+DURATION=${DURATION:-250ms}
+WARMUP=${WARMUP:-200ms} # a server's first turn, before measuring
+SETTLE=${SETTLE:-50ms}  # its later turns
+IDLE_ROUNDS=${IDLE_ROUNDS:-3}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_SETTLE=${IDLE_SETTLE:-500ms}
 MICRO=${MICRO:-1}
@@ -41,12 +47,9 @@ LIBS=${LIBS:-"wsrpc wsrpc-loop gorilla tcp-twin coder gws gobwas ws tcp"}
 CELLS=${CELLS:-"rr-1-16 rr-1-1k rr-1-64k rr-64-16 rr-64-1k rr-64-64k pipe-64-1k deflate-64-1k idle idle-handoff"}
 
 work=$(mktemp -d)
-server_pid=
+server_pids=() # every server running now
 cleanup() {
-	if [ -n "$server_pid" ]; then
-		kill "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
+	stop_servers
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -85,17 +88,18 @@ cell_args() { # cell -> deflate flag, handoff flag and client args
 }
 
 start_server() { # lib deflate handoff -> sets server_pid, server_addr
-	local lib=$1 deflate=$2 handoff=$3 out="$work/server.out"
+	local lib=$1 deflate=$2 handoff=$3 out="$work/server.$1.out"
 	: >"$out"
 	if [ "$lib" = ws ]; then
 		local flag=()
 		[ "$deflate" = yes ] && flag=(--deflate)
-		"${srv_pin[@]}" node node/echoserver.js "${flag[@]}" >"$out" 2>"$work/server.err" &
+		"${srv_pin[@]}" node node/echoserver.js "${flag[@]}" >"$out" 2>"$work/server.$lib.err" &
 	else
 		"${srv_pin[@]}" "$work/echoserver" -lib "${lib%-twin}" -deflate="$([ "$deflate" = yes ] && echo true || echo false)" \
-			-handoff="$([ "$handoff" = yes ] && echo true || echo false)" >"$out" 2>"$work/server.err" &
+			-handoff="$([ "$handoff" = yes ] && echo true || echo false)" >"$out" 2>"$work/server.$lib.err" &
 	fi
 	server_pid=$!
+	server_pids+=("$server_pid")
 	for _ in $(seq 100); do
 		if grep -q '^ready' "$out"; then
 			server_addr=$(sed -n 's/^ready .*addr=\([^ ]*\).*/\1/p' "$out")
@@ -103,14 +107,17 @@ start_server() { # lib deflate handoff -> sets server_pid, server_addr
 		fi
 		sleep 0.05
 	done
-	echo "server $lib did not start: $(cat "$work/server.err")" >&2
+	echo "server $lib did not start: $(cat "$work/server.$lib.err")" >&2
 	return 1
 }
 
-stop_server() {
-	kill "$server_pid" 2>/dev/null || true
-	wait "$server_pid" 2>/dev/null || true
-	server_pid=
+stop_servers() {
+	local pid
+	for pid in "${server_pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	server_pids=()
 }
 
 supports() { # lib deflate
@@ -123,56 +130,102 @@ raw=results/latest.tsv
 read -r -a libs <<<"$LIBS"
 n=${#libs[@]}
 start=$(date +%s)
-for ((round = 0; round < ROUNDS; round++)); do
-	echo "round $((round + 1))/$ROUNDS (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-	for c in $CELLS; do
-		read -r deflate handoff args <<<"$(cell_args "$c")"
+
+# record cell lib round line: one TSV row from a result line.
+record() {
+	local c=$1 lib=$2 round=$3 line=$4 val
+	if [[ $c == idle* ]]; then
+		val=$(sed -n 's/.*bytes_per_conn=\([^ ]*\).*/\1/p' <<<"$line")
+	else
+		val=$(sed -n 's/.*msgs_per_s=\([^ ]*\).*/\1/p' <<<"$line")
+	fi
+	wire=$(sed -n 's/.*wire_ratio=\([^ ]*\).*/\1/p' <<<"$line")
+	tk=$(sed -n 's/.*takeover=\([^ ]*\).*/\1/p' <<<"$line")
+	cpu=$(sed -n 's/.*cpu_us_per_msg=\([^ ]*\).*/\1/p' <<<"$line")
+	user=$(sed -n 's/.*user_us_per_msg=\([^ ]*\).*/\1/p' <<<"$line")
+	printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n' "$c" "$lib" "$round" "$val" "${wire:-0}" "${tk:-false}" "${cpu:-0}" "${user:-0}" >>"$raw"
+}
+
+# cell_libs cell deflate: the libraries that run in the cell, in run order.
+cell_libs() {
+	local lib
+	for lib in "${libs[@]}"; do
+		supports "$lib" "$2" || continue
+		[[ $lib == tcp-twin && $1 != rr-* ]] && continue
+		echo "$lib"
+	done
+}
+
+# run_turns cell deflate handoff args: every library's server at once, fresh
+# for this cell, and one load client that takes them in turns for ROUNDS
+# rounds (load.Interleave). The machine's speed drifts over seconds; turns
+# of DURATION spread every server's samples over the same stretch of time.
+run_turns() {
+	local c=$1 deflate=$2 handoff=$3 args=$4 attempt lib line
+	local -a cl servers
+	mapfile -t cl < <(cell_libs "$c" "$deflate")
+	for attempt in 1 2; do # one retry: a timeout on an overloaded machine is not a verdict
+		servers=()
+		for lib in "${cl[@]}"; do
+			start_server "$lib" "$deflate" "$handoff"
+			local s="$lib=$server_addr,pid=$server_pid"
+			[[ $lib == tcp* ]] && s+=",tcp"
+			servers+=(-server "$s")
+		done
+		# shellcheck disable=SC2086
+		if out=$("${cli_pin[@]}" "$work/loadclient" $args -rounds "$ROUNDS" -warmup "$WARMUP" -settle "$SETTLE" \
+			-duration "$DURATION" "${servers[@]}" 2>&1); then
+			stop_servers
+			while read -r line; do
+				[[ $line == result* ]] || continue
+				lib=$(sed -n 's/.*server=\([^ ]*\).*/\1/p' <<<"$line")
+				round=$(sed -n 's/.*round=\([^ ]*\).*/\1/p' <<<"$line")
+				record "$c" "$lib" "$round" "$line"
+				echo "  $c $line" >&2
+			done <<<"$out"
+			return 0
+		fi
+		stop_servers
+		if [[ $out == *differ* || $out == *inflate* || $attempt == 2 ]]; then
+			break # a wrong byte is never retried
+		fi
+		echo "  retrying $c after: $out" >&2
+	done
+	echo "FAIL $c: $out" >&2
+	exit 1
+}
+
+# run_idle cell handoff args: memory per idle connection, a fresh server per
+# library and round (RSS is the whole process's).
+run_idle() {
+	local c=$1 handoff=$2 args=$3 round k lib line
+	for ((round = 0; round < IDLE_ROUNDS; round++)); do
 		for ((k = 0; k < n; k++)); do
 			lib=${libs[$(((k + round) % n))]}
-			supports "$lib" "$deflate" || continue
-			[[ $lib == tcp-twin && $c != rr-* ]] && continue
-			start_server "$lib" "$deflate" "$handoff"
-			extra=()
+			[ "$lib" = tcp-twin ] && continue
+			start_server "$lib" no "$handoff"
+			extra=(-pid "$server_pid")
 			[[ $lib == tcp* ]] && extra+=(-tcp)
-			extra+=(-pid "$server_pid")
-			dur=$DURATION
-			[[ $c == idle* ]] && dur=$IDLE_SETTLE
 			# shellcheck disable=SC2086
-			ok=0
-			for attempt in 1 2; do # one retry: a timeout on an overloaded machine is not a verdict
-				if line=$("${cli_pin[@]}" "$work/loadclient" -addr "$server_addr" $args -warmup "$WARMUP" -duration "$dur" "${extra[@]}" 2>&1); then
-					ok=1
-					break
-				fi
-				if [[ $line == *differ* || $line == *inflate* || $attempt == 2 ]]; then
-					break # a wrong byte is never retried
-				fi
-				echo "  retrying $c $lib after: $line" >&2
-				stop_server
-				start_server "$lib" "$deflate" "$handoff"
-				extra=(-pid "$server_pid")
-				[[ $lib == tcp* ]] && extra+=(-tcp)
-			done
-			if [ "$ok" = 1 ]; then
-				if [[ $c == idle* ]]; then
-					val=$(sed -n 's/.*bytes_per_conn=\([^ ]*\).*/\1/p' <<<"$line")
-				else
-					val=$(sed -n 's/.*msgs_per_s=\([^ ]*\).*/\1/p' <<<"$line")
-				fi
-				wire=$(sed -n 's/.*wire_ratio=\([^ ]*\).*/\1/p' <<<"$line")
-				tk=$(sed -n 's/.*takeover=\([^ ]*\).*/\1/p' <<<"$line")
-				cpu=$(sed -n 's/.*cpu_us_per_msg=\([^ ]*\).*/\1/p' <<<"$line")
-				user=$(sed -n 's/.*user_us_per_msg=\([^ ]*\).*/\1/p' <<<"$line")
-				printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n' "$c" "$lib" "$round" "$val" "${wire:-0}" "${tk:-false}" "${cpu:-0}" "${user:-0}" >>"$raw"
-				echo "  $c $lib: $line" >&2
-			else
+			if ! line=$("${cli_pin[@]}" "$work/loadclient" -addr "$server_addr" $args -duration "$IDLE_SETTLE" "${extra[@]}" 2>&1); then
 				echo "FAIL $c $lib: $line" >&2
-				stop_server
 				exit 1
 			fi
-			stop_server
+			stop_servers
+			record "$c" "$lib" "$round" "$line"
+			echo "  $c $lib: $line" >&2
 		done
 	done
+}
+
+for c in $CELLS; do
+	echo "$c (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+	read -r deflate handoff args <<<"$(cell_args "$c")"
+	if [[ $c == idle* ]]; then
+		run_idle "$c" "$handoff" "$args"
+	else
+		run_turns "$c" "$deflate" "$handoff" "$args"
+	fi
 done
 
 # Columns: the run order, with the A/A twin moved last, beside tcp.
@@ -190,7 +243,7 @@ fi
 
 {
 	echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -sm), $(go version | cut -d' ' -f3), node $(node --version 2>/dev/null || echo none)."
-	echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION IDLE_CONNS=$IDLE_CONNS bench/run.sh\` ($(($(date +%s) - start)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))."
+	echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION IDLE_ROUNDS=$IDLE_ROUNDS IDLE_CONNS=$IDLE_CONNS bench/run.sh\` ($(($(date +%s) - start)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))."
 	echo
 	"$work/report" -libs "${cols[*]}" <"$raw"
 	if [ -n "$micro" ]; then

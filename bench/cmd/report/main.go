@@ -95,7 +95,7 @@ func main() {
 // part beside it is what a library's own code (and the Go runtime) adds;
 // the rest is the kernel's, which every server on a socket pays alike.
 func writeCPU(w io.Writer, libs []string, runs map[string]map[string][]run) {
-	fmt.Fprintf(w, "\nServer CPU time per message in µs, all / user space (from /proc/<pid>/stat over the measured second, 10 ms ticks; median of the rounds; lower is better; the ratios are of all):\n\n")
+	fmt.Fprintf(w, "\nServer CPU time per message in µs, all / user space (from /proc/<pid>/stat over each measured turn, 10 ms ticks; median of the rounds; lower is better; the ratios are of all):\n\n")
 	tableHeader(w, libs, "wsrpc ÷ best peer:", "wsrpc ÷ tcp:")
 	for _, c := range cells {
 		if c.lowerBetter || len(runs[c.name]) == 0 {

@@ -24,9 +24,10 @@ type Config struct {
 	Raw      bool   // the server is the raw TCP echo: no handshake
 	Scenario string // "echo" (InFlight 1 is request/response), "deflate", "idle"
 	Conns    int
-	Size     int // payload bytes per message (echo)
-	InFlight int // messages in flight per connection (echo, deflate)
-	Warmup   time.Duration
+	Size     int           // payload bytes per message (echo)
+	InFlight int           // messages in flight per connection (echo, deflate)
+	Warmup   time.Duration // before measuring; Interleave: a server's first turn
+	Settle   time.Duration // Interleave: before measuring a server's later turns
 	Duration time.Duration
 	PID      int // idle: the server process whose VmRSS is read
 }
@@ -65,12 +66,7 @@ func (r Result) String() string {
 
 // Run runs cfg and verifies every echoed byte; any mismatch is an error.
 func Run(cfg Config) (Result, error) {
-	if cfg.Conns <= 0 {
-		cfg.Conns = 1
-	}
-	if cfg.InFlight <= 0 {
-		cfg.InFlight = 1
-	}
+	cfg.defaults()
 	switch cfg.Scenario {
 	case "echo", "deflate":
 		return runEcho(cfg)
@@ -78,6 +74,15 @@ func Run(cfg Config) (Result, error) {
 		return runIdle(cfg)
 	}
 	return Result{}, fmt.Errorf("unknown scenario %q", cfg.Scenario)
+}
+
+func (cfg *Config) defaults() {
+	if cfg.Conns <= 0 {
+		cfg.Conns = 1
+	}
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = 1
+	}
 }
 
 // messages is what a connection sends: message i is body(i), and for
@@ -304,39 +309,155 @@ func (s *stream) run(stop *atomic.Bool) error {
 }
 
 func runEcho(cfg Config) (Result, error) {
-	m, err := newMessages(cfg)
+	slices, err := Interleave(cfg, []Server{{Addr: cfg.Addr, Raw: cfg.Raw, PID: cfg.PID}}, 1)
 	if err != nil {
 		return Result{}, err
 	}
+	return slices[0].Result, nil
+}
+
+// Server is one echo server of an interleaved run.
+type Server struct {
+	Name string
+	Addr string
+	Raw  bool // the raw TCP echo: no handshake
+	PID  int  // whose CPU time is read; 0: none
+}
+
+// Slice is one server's share of one round.
+type Slice struct {
+	Server string
+	Round  int
+	Result
+}
+
+// Interleave measures cfg's echo or deflate scenario on every server,
+// with all of them running and connected, in rounds: in round r the
+// servers take turns starting with servers[r%n], each measured for
+// cfg.Duration after cfg.Warmup (its first turn) or cfg.Settle (the
+// others). Between turns a server's connections are quiet, with nothing
+// in flight.
+//
+// Why turns rather than a run per server one after the other: this
+// machine's speed drifts by 20-30% over a few seconds (other guests on the
+// host), and a comparison of runs made seconds apart measures the drift as
+// much as the servers. Turns of a fraction of a second spread every
+// server's samples over the same stretch of time, so a slow spell lands
+// on all of them alike.
+//
+// cfg.Addr, cfg.Raw and cfg.PID are not used; every echoed byte of every
+// server is checked.
+func Interleave(cfg Config, servers []Server, rounds int) ([]Slice, error) {
+	if cfg.Scenario != "echo" && cfg.Scenario != "deflate" {
+		return nil, fmt.Errorf("scenario %q cannot be interleaved", cfg.Scenario)
+	}
+	cfg.defaults()
+	m, err := newMessages(cfg)
+	if err != nil {
+		return nil, err
+	}
+	deflate := cfg.Scenario == "deflate"
+	targets := make([][]*stream, len(servers))
+	defer func() {
+		for _, streams := range targets {
+			for _, s := range streams {
+				s.c.nc.Close()
+			}
+		}
+	}()
+	for k, srv := range servers {
+		if targets[k], err = connect(cfg, srv, m); err != nil {
+			return nil, err
+		}
+	}
+	var out []Slice
+	for r := range rounds {
+		for i := range servers {
+			k := (i + r) % len(servers)
+			warm := cfg.Settle
+			if r == 0 {
+				warm = cfg.Warmup
+			}
+			res, err := measure(targets[k], servers[k].PID, warm, cfg.Duration)
+			if err != nil {
+				return nil, servers[k].wrap(err)
+			}
+			out = append(out, Slice{Server: servers[k].Name, Round: r, Result: res})
+		}
+	}
+	// Payload sizes and wire ratios, over all of a server's turns.
+	for i := range out {
+		streams := targets[indexOf(servers, out[i].Server)]
+		var payload, wire int64
+		for _, s := range streams {
+			payload += s.payload
+			wire += s.c.wireIn
+		}
+		perMsg := float64(cfg.Size)
+		if deflate {
+			perMsg = float64(len(m.jsons[0]))
+			out[i].WireRatio = float64(wire) / float64(payload)
+			out[i].Takeover = !streams[0].c.serverNoCtx
+		}
+		out[i].MBPerSec = out[i].MsgsPerSec * perMsg / 1e6
+	}
+	return out, nil
+}
+
+// wrap names the server in err, when it has a name.
+func (s Server) wrap(err error) error {
+	if s.Name == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", s.Name, err)
+}
+
+func indexOf(servers []Server, name string) int {
+	for k, s := range servers {
+		if s.Name == name {
+			return k
+		}
+	}
+	return -1
+}
+
+// connect opens cfg.Conns connections to srv, ready to stream.
+func connect(cfg Config, srv Server, m *messages) ([]*stream, error) {
 	deflate := cfg.Scenario == "deflate"
 	rbuf := 64 << 10
 	if cfg.Size+14 > rbuf {
 		rbuf = cfg.Size + 14
 	}
-	streams := make([]*stream, cfg.Conns)
-	defer func() {
-		for _, s := range streams {
-			if s != nil {
+	streams := make([]*stream, 0, cfg.Conns)
+	for i := range cfg.Conns {
+		c, err := dial(srv.Addr, srv.Raw, deflate, rbuf)
+		if err != nil {
+			for _, s := range streams {
 				s.c.nc.Close()
 			}
+			return nil, srv.wrap(fmt.Errorf("connection %d: %w", i, err))
 		}
-	}()
-	for i := range streams {
-		c, err := dial(cfg.Addr, cfg.Raw, deflate, rbuf)
-		if err != nil {
-			return Result{}, fmt.Errorf("connection %d: %w", i, err)
-		}
-		if cfg.Raw && deflate {
+		if srv.Raw && deflate {
 			// The TCP echo returns our own stream: context takeover both ways.
 			c.serverNoCtx, c.clientNoCtx, c.clientBits = false, false, 15
 		}
-		streams[i] = &stream{c: c, m: m, inFlight: cfg.InFlight}
+		s := &stream{c: c, m: m, inFlight: cfg.InFlight}
+		streams = append(streams, s)
 		if deflate {
-			if streams[i].comp, err = m.compressed(c); err != nil {
-				return Result{}, err
+			if s.comp, err = m.compressed(c); err != nil {
+				for _, s := range streams {
+					s.c.nc.Close()
+				}
+				return nil, err
 			}
 		}
 	}
+	return streams, nil
+}
+
+// measure runs streams for warm, counts what they echo in the next d, and
+// stops them: it returns once every message sent has come back.
+func measure(streams []*stream, pid int, warm, d time.Duration) (Result, error) {
 	var stop atomic.Bool
 	errs := make(chan error, len(streams))
 	var wg sync.WaitGroup
@@ -349,25 +470,10 @@ func runEcho(cfg Config) (Result, error) {
 		}
 		return n
 	}
-	failed := func() error {
-		select {
-		case err := <-errs:
-			if err != nil {
-				return err
-			}
-			return errors.New("a connection stopped early")
-		default:
-			return nil
-		}
-	}
-	time.Sleep(cfg.Warmup)
-	n0, t0, c0 := sum(), time.Now(), readCPU(cfg.PID)
-	time.Sleep(cfg.Duration)
-	n1, t1, c1 := sum(), time.Now(), readCPU(cfg.PID)
-	if err := failed(); err != nil {
-		stop.Store(true)
-		return Result{}, err
-	}
+	time.Sleep(warm)
+	n0, t0, c0 := sum(), time.Now(), readCPU(pid)
+	time.Sleep(d)
+	n1, t1, c1 := sum(), time.Now(), readCPU(pid)
 	stop.Store(true)
 	wg.Wait()
 	close(errs)
@@ -383,18 +489,6 @@ func runEcho(cfg Config) (Result, error) {
 		res.CPUPerMsg = perMsg(c1.user + c1.sys - c0.user - c0.sys)
 		res.UserPerMsg = perMsg(c1.user - c0.user)
 	}
-	var payload, wire int64
-	for _, s := range streams {
-		payload += s.payload
-		wire += s.c.wireIn
-	}
-	perMsg := float64(cfg.Size)
-	if deflate {
-		perMsg = float64(len(m.jsons[0]))
-		res.WireRatio = float64(wire) / float64(payload)
-		res.Takeover = !streams[0].c.serverNoCtx
-	}
-	res.MBPerSec = res.MsgsPerSec * perMsg / 1e6
 	return res, nil
 }
 

@@ -139,6 +139,44 @@ func TestNodeWS(t *testing.T) {
 	}
 }
 
+// TestInterleave takes three servers in turns: every server gets one
+// measured turn per round, the order rotates by one each round, and the
+// compressed scenario keeps each connection's context across turns.
+func TestInterleave(t *testing.T) {
+	for _, sc := range scenarios[:4] {
+		t.Run(sc.name, func(t *testing.T) {
+			deflate := sc.cfg.Scenario == "deflate"
+			var servers []load.Server
+			for _, lib := range []string{"wsrpc", "gws", "tcp"} {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+				go echo.Serve(lib, ln, echo.Options{Deflate: deflate})
+				servers = append(servers, load.Server{Name: lib, Addr: ln.Addr().String(), Raw: lib == "tcp", PID: os.Getpid()})
+			}
+			cfg := sc.cfg
+			cfg.Warmup, cfg.Settle, cfg.Duration = 20*time.Millisecond, 5*time.Millisecond, 30*time.Millisecond
+			const rounds = 3
+			slices, err := load.Interleave(cfg, servers, rounds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(slices) != rounds*len(servers) {
+				t.Fatalf("%d turns, want %d", len(slices), rounds*len(servers))
+			}
+			for i, s := range slices {
+				r, k := i/len(servers), i%len(servers)
+				if want := servers[(k+r)%len(servers)].Name; s.Server != want || s.Round != r {
+					t.Fatalf("turn %d: %s in round %d, want %s in round %d", i, s.Server, s.Round, want, r)
+				}
+				check(t, cfg, s.Result)
+			}
+		})
+	}
+}
+
 // TestCorruptEchoFails makes sure the client notices a wrong byte: a TCP
 // echo that flips one bit in every read must fail the run.
 func TestCorruptEchoFails(t *testing.T) {
