@@ -79,3 +79,38 @@ func TestSteadyStateAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestPollerSteadyStateAllocs: the same through a Poller, with eight
+// connections written before any is read, so that the poller finds
+// several sockets ready at once and hands them to its workers.
+func TestPollerSteadyStateAllocs(t *testing.T) {
+	s := startPollServer(t, nil, false, func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
+		_ = c.Write(context.Background(), typ, msg)
+	})
+	ctx := context.Background()
+	conns := make([]*websocket.Conn, 8)
+	for i := range conns {
+		conns[i] = s.dial(nil)
+	}
+	msg := bytes.Repeat([]byte("0123456789abcdef"), 64)
+	buf := make([]byte, 0, len(msg))
+	echo := func() {
+		for _, c := range conns {
+			if err := c.Write(ctx, websocket.MessageBinary, msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range conns {
+			_, got, err := c.ReadAppend(ctx, buf[:0])
+			if err != nil || !bytes.Equal(got, msg) {
+				t.Fatal("echo differs", err)
+			}
+		}
+	}
+	for range 100 {
+		echo()
+	}
+	if n := testing.AllocsPerRun(300, echo); n != 0 {
+		t.Fatalf("%.2f allocations per round of 8 echoed messages", n)
+	}
+}
