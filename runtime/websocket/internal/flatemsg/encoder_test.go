@@ -281,8 +281,13 @@ func TestCodeLengths(t *testing.T) {
 // without being coded (looksRandom), and text is never taken for random.
 func TestIncompressibleGoesStored(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
-	if !looksRandom(randomBytes(r, 16<<10)) {
-		t.Error("random bytes not recognised")
+	if !looksRandom(randomBytes(r, 1024)) {
+		t.Error("1 KiB of random bytes not recognised")
+	}
+	for i := range 50 {
+		if !looksRandom(randomBytes(r, 16<<10)) {
+			t.Errorf("random block %d not recognised", i)
+		}
 	}
 	for _, size := range []int{1024, 4096, 16 << 10} {
 		if looksRandom(jsonText(size)) {
