@@ -29,7 +29,7 @@ type Config struct {
 	Warmup   time.Duration // before measuring; Interleave: a server's first turn
 	Settle   time.Duration // Interleave: before measuring a server's later turns
 	Duration time.Duration
-	PID      int // idle: the server process whose VmRSS is read
+	PID      int // the server process: its CPU time, and (idle) its VmRSS
 }
 
 // Result is what one run measured.
@@ -371,6 +371,7 @@ func Interleave(cfg Config, servers []Server, rounds int) ([]Slice, error) {
 		}
 	}
 	var out []Slice
+	var of []int // of[i]: the index in servers of out[i]
 	for r := range rounds {
 		for i := range servers {
 			k := (i + r) % len(servers)
@@ -383,11 +384,12 @@ func Interleave(cfg Config, servers []Server, rounds int) ([]Slice, error) {
 				return nil, servers[k].wrap(err)
 			}
 			out = append(out, Slice{Server: servers[k].Name, Round: r, Result: res})
+			of = append(of, k)
 		}
 	}
 	// Payload sizes and wire ratios, over all of a server's turns.
 	for i := range out {
-		streams := targets[indexOf(servers, out[i].Server)]
+		streams := targets[of[i]]
 		var payload, wire int64
 		for _, s := range streams {
 			payload += s.payload
@@ -410,15 +412,6 @@ func (s Server) wrap(err error) error {
 		return err
 	}
 	return fmt.Errorf("%s: %w", s.Name, err)
-}
-
-func indexOf(servers []Server, name string) int {
-	for k, s := range servers {
-		if s.Name == name {
-			return k
-		}
-	}
-	return -1
 }
 
 // connect opens cfg.Conns connections to srv, ready to stream.
