@@ -133,7 +133,7 @@ start=$(date +%s)
 
 # record cell lib round line: one TSV row from a result line.
 record() {
-	local c=$1 lib=$2 round=$3 line=$4 val
+	local c=$1 lib=$2 round=$3 line=$4 val wire tk cpu user
 	if [[ $c == idle* ]]; then
 		val=$(sed -n 's/.*bytes_per_conn=\([^ ]*\).*/\1/p' <<<"$line")
 	else
@@ -161,7 +161,7 @@ cell_libs() {
 # rounds (load.Interleave). The machine's speed drifts over seconds; turns
 # of DURATION spread every server's samples over the same stretch of time.
 run_turns() {
-	local c=$1 deflate=$2 handoff=$3 args=$4 attempt lib line
+	local c=$1 deflate=$2 handoff=$3 args=$4 attempt lib line round out
 	local -a cl servers
 	mapfile -t cl < <(cell_libs "$c" "$deflate")
 	for attempt in 1 2; do # one retry: a timeout on an overloaded machine is not a verdict

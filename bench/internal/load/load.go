@@ -387,21 +387,27 @@ func Interleave(cfg Config, servers []Server, rounds int) ([]Slice, error) {
 			of = append(of, k)
 		}
 	}
-	// Payload sizes and wire ratios, over all of a server's turns.
+	// Bytes on the wire per payload byte (deflate): over all of a
+	// server's turns, once per server.
+	perMsg := float64(cfg.Size)
+	ratio := make([]float64, len(servers))
+	if deflate {
+		perMsg = float64(len(m.jsons[0]))
+		for k, streams := range targets {
+			var payload, wire int64
+			for _, s := range streams {
+				payload += s.payload
+				wire += s.c.wireIn
+			}
+			ratio[k] = float64(wire) / float64(payload)
+		}
+	}
 	for i := range out {
-		streams := targets[of[i]]
-		var payload, wire int64
-		for _, s := range streams {
-			payload += s.payload
-			wire += s.c.wireIn
-		}
-		perMsg := float64(cfg.Size)
-		if deflate {
-			perMsg = float64(len(m.jsons[0]))
-			out[i].WireRatio = float64(wire) / float64(payload)
-			out[i].Takeover = !streams[0].c.serverNoCtx
-		}
 		out[i].MBPerSec = out[i].MsgsPerSec * perMsg / 1e6
+		if deflate {
+			out[i].WireRatio = ratio[of[i]]
+			out[i].Takeover = !targets[of[i]][0].c.serverNoCtx
+		}
 	}
 	return out, nil
 }
