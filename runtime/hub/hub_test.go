@@ -203,27 +203,41 @@ func TestStalledSubscriber(t *testing.T) {
 // behind a blocked write, then all unsubscribed: goroutines and heap go
 // back to where they were. The baseline is taken after one such cycle,
 // since the runtime keeps the descriptors of exited goroutines for reuse;
-// a leak would show as growth across cycles.
+// a leak would show as growth across cycles. The runtime can also grow
+// once more in a later cycle (on a loaded machine more goroutines
+// overlap, and a descriptor is never freed: +266 KiB in one CI run), so
+// a cycle that grew is followed by another, up to three: a leak grows in
+// every one, a one-off stays put in the next.
 func TestNoLeakAfterUnsubscribe(t *testing.T) {
 	tp := newTopic(t, newHub(t, nil, "a"), "leak", nil)
 	cycle(t, tp, 0)
 	g0, h0 := settle()
-	_, h1 := cycle(t, tp, 1)
-	var g2 int
-	var h2 uint64
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if g2, h2 = settle(); g2 <= g0 && h2 <= h0+256<<10 {
-			break
+	before := h0
+	for round := 1; ; round++ {
+		_, h1 := cycle(t, tp, round)
+		if h1 < before+1<<20 {
+			t.Fatalf("heap with 10,000 subscribers %d, before them %d: the measure cannot see them", h1, before)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines %d, baseline %d; heap %d KiB, baseline %d KiB", g2, g0, h2>>10, h0>>10)
+		var g2 int
+		var h2 uint64
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if g2, h2 = settle(); g2 <= g0 && h2 <= before+256<<10 {
+				t.Logf("goroutines %d -> %d; heap %d KiB -> %d KiB (10,000 subscribers) -> %d KiB, cycle %d", g0, g2, before>>10, h1>>10, h2>>10, round)
+				return
+			}
+			if time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Logf("goroutines %d -> %d; heap %d KiB -> %d KiB (10,000 subscribers) -> %d KiB", g0, g2, h0>>10, h1>>10, h2>>10)
-	if h1 < h0+1<<20 {
-		t.Fatalf("heap with 10,000 subscribers %d, baseline %d: the measure cannot see them", h1, h0)
+		if round == 3 {
+			t.Fatalf("goroutines %d, baseline %d; heap %d KiB, %d KiB before this cycle and %d KiB before the first: it grew in every cycle", g2, g0, h2>>10, before>>10, h0>>10)
+		}
+		if g2 > g0 {
+			t.Fatalf("goroutines %d, baseline %d after cycle %d", g2, g0, round)
+		}
+		before = h2
 	}
 }
 
