@@ -203,9 +203,10 @@ func TestStalledSubscriber(t *testing.T) {
 // behind a blocked write, then all unsubscribed: goroutines and heap go
 // back to where they were. The baseline is taken after one such cycle,
 // since the runtime keeps the descriptors of exited goroutines for reuse;
-// a leak would show as growth across cycles. The runtime can also grow
-// once more in a later cycle (on a loaded machine more goroutines
-// overlap, and a descriptor is never freed: +266 KiB in one CI run), so
+// a leak would show as growth across cycles. The heap can also grow
+// once more in a later cycle and stay (+266 KiB in one loaded CI run,
+// ~340 KiB in one of five local runs; most likely more goroutine
+// descriptors when more goroutines overlap, which are never freed), so
 // a cycle that grew is followed by another, up to three: a leak grows in
 // every one, a one-off stays put in the next.
 func TestNoLeakAfterUnsubscribe(t *testing.T) {
