@@ -1,5 +1,35 @@
 package websocket
 
+import (
+	"testing"
+	"time"
+)
+
 // MaxIdleWorkers is how many idle workers a Poller may keep, for tests
 // that count goroutines.
 const MaxIdleWorkers = maxIdleWorkers
+
+// QueueTogether marks the polled connections cs as running, so that input
+// arriving for them no longer queues them, and returns a function that
+// puts them on their poller's run queue as one batch, in this order: a
+// test arranges which connections a worker finds queued behind which.
+func QueueTogether(t testing.TB, cs ...*Conn) (queue func()) {
+	t.Helper()
+	es := make([]*pollEntry, len(cs))
+	deadline := time.Now().Add(5 * time.Second)
+	for i, c := range cs {
+		e := c.poll.Load()
+		if e == nil || !e.polled {
+			t.Fatal("QueueTogether: connection is not polled")
+		}
+		// Idle once Serve's first run has drained the socket.
+		for !e.rouse() {
+			if time.Now().After(deadline) {
+				t.Fatal("QueueTogether: connection never idle")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		es[i] = e
+	}
+	return func() { es[0].p.enqueue(es...) }
+}

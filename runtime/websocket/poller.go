@@ -67,7 +67,9 @@ func (h HandlerFuncs) OnClose(c *Conn, err error) {
 //
 // Concurrency: Serve, Close and Shutdown may be called from any
 // goroutine. A connection's Handler calls come from one worker at a time;
-// different connections' calls run concurrently on different workers.
+// different connections' calls may run concurrently on different workers.
+// A Handler may block (a slow peer, a database): that holds up its own
+// connection only, as the poller calls another worker for the rest.
 type Poller struct {
 	mu      sync.Mutex
 	closed  bool
@@ -76,25 +78,37 @@ type Poller struct {
 	free    []int32      // free slots
 	live    sync.WaitGroup
 
-	// Workers: goroutines that run entries. An idle worker waits on work;
-	// at most maxIdle wait, the others exit.
-	work        chan *pollEntry // closed by Close once every entry finished
+	// Workers: goroutines that run the entries on the run queue. A worker
+	// takes one entry after another until the queue is empty, so a batch
+	// of events costs one goroutine handoff, not one per connection, and
+	// the batch is read into one worker's buffer, warm in cache. A worker
+	// that leaves entries behind the one it takes makes sure another
+	// worker has been called, so that a Handler that blocks does not hold
+	// up the connections queued after it: on one core the called worker
+	// usually finds the queue drained and waits again; on several it
+	// takes a share and calls the next, as the Go scheduler's spinning
+	// threads do. An idle worker waits on work; at most maxIdle wait, the
+	// others exit.
+	qmu         sync.Mutex
+	runq        entryQueue    // woken entries no worker has taken yet
+	called      bool          // a worker was called and has not taken from runq yet
+	work        chan struct{} // calls an idle worker; closed by stop once every entry finished
 	idleWorkers atomic.Int32
 	maxIdle     int32
 
 	sys pollSys // the system's readiness mechanism
 }
 
-// maxIdleWorkers is how many workers may wait for work. An event batch
-// wakes up to one worker per connection in it; workers that exit after the
-// batch are started again for the next, and each new goroutine regrows its
-// stack, so the pool keeps about a batch's worth (a few KiB each).
+// maxIdleWorkers is how many workers may wait for work. Handlers that
+// block make the poller call more workers, one per connection still
+// queued; a worker that exits is started again when needed and regrows its
+// stack, so the pool keeps up to this many (a few KiB each).
 const maxIdleWorkers = 256
 
 // NewPoller starts a poller. Close stops it.
 func NewPoller() (*Poller, error) {
 	p := &Poller{
-		work:    make(chan *pollEntry),
+		work:    make(chan struct{}),
 		maxIdle: int32(max(maxIdleWorkers, 4*runtime.GOMAXPROCS(0))),
 	}
 	if err := p.sys.init(p); err != nil {
@@ -297,35 +311,105 @@ func (p *Poller) remove(e *pollEntry) {
 	p.mu.Unlock()
 }
 
-// start runs e on an idle worker, or on a new one.
-func (p *Poller) start(e *pollEntry) {
+// enqueue puts woken entries on the run queue and calls a worker, unless
+// one is already on its way.
+func (p *Poller) enqueue(es ...*pollEntry) {
+	if len(es) == 0 {
+		return
+	}
+	p.qmu.Lock()
+	for _, e := range es {
+		p.runq.push(e)
+	}
+	p.callLocked()
+	p.qmu.Unlock()
+}
+
+// next takes the entry at the head of the run queue, or returns nil when
+// the queue is empty. wasCalled is true for a called worker's first take,
+// which answers the call. When entries remain behind the one taken, next
+// makes sure a worker is on its way: the entry taken may block.
+func (p *Poller) next(wasCalled bool) *pollEntry {
+	p.qmu.Lock()
+	if wasCalled {
+		p.called = false
+	}
+	e := p.runq.pop()
+	if e != nil && p.runq.n > 0 {
+		p.callLocked()
+	}
+	p.qmu.Unlock()
+	return e
+}
+
+// callLocked calls a worker unless one is on its way: it wakes an idle
+// worker or starts a new one. The caller holds p.qmu until the call is
+// made, so no entry on the queue can be taken, finish, and let stop close
+// p.work before the call has used it. The send never blocks.
+func (p *Poller) callLocked() {
+	if p.called {
+		return
+	}
+	p.called = true
 	select {
-	case p.work <- e:
+	case p.work <- struct{}{}:
 	default:
-		go p.worker(e)
+		go p.worker()
 	}
 }
 
-// worker runs entries until too many workers are idle. The message buffer
-// stays with the worker between runs, so steady traffic does not allocate.
-func (p *Poller) worker(e *pollEntry) {
+// worker runs entries from the run queue until too many workers are idle.
+// The message buffer stays with the worker between runs, so steady
+// traffic does not allocate.
+func (p *Poller) worker() {
 	var buf []byte
 	for {
-		buf = e.run(buf)
-		if cap(buf) > largeBufSize {
-			buf = nil // keep no outsized message around
+		for e := p.next(true); e != nil; e = p.next(false) {
+			buf = e.run(buf)
+			if cap(buf) > largeBufSize {
+				buf = nil // keep no outsized message around
+			}
 		}
 		if p.idleWorkers.Add(1) > p.maxIdle {
 			p.idleWorkers.Add(-1)
 			return
 		}
-		var ok bool
-		e, ok = <-p.work
+		_, ok := <-p.work
 		p.idleWorkers.Add(-1)
 		if !ok {
-			return // Close: every entry has finished
+			return // stop: every entry has finished
 		}
 	}
+}
+
+// entryQueue is a FIFO of entries: a ring of a power-of-two size that
+// doubles when full, so a steady flow of events does not allocate.
+type entryQueue struct {
+	ring    []*pollEntry
+	head, n int
+}
+
+func (q *entryQueue) push(e *pollEntry) {
+	if q.n == len(q.ring) {
+		ring := make([]*pollEntry, max(16, 2*len(q.ring)))
+		for i := range q.n {
+			ring[i] = q.ring[(q.head+i)&(len(q.ring)-1)]
+		}
+		q.ring, q.head = ring, 0
+	}
+	q.ring[(q.head+q.n)&(len(q.ring)-1)] = e
+	q.n++
+}
+
+func (q *entryQueue) pop() *pollEntry {
+	if q.n == 0 {
+		return nil
+	}
+	e := q.ring[q.head]
+	q.ring[q.head] = nil
+	q.head = (q.head + 1) & (len(q.ring) - 1)
+	q.n--
+	return e
 }
 
 // Entry states. A worker runs an entry from running until it finds the
@@ -356,19 +440,26 @@ type pollEntry struct {
 
 // wake reports that input arrived or the connection closed.
 func (e *pollEntry) wake() {
+	if e.rouse() {
+		e.p.enqueue(e)
+	}
+}
+
+// rouse is wake without the queueing: it reports whether e was idle, and
+// the caller must now put it on the run queue.
+func (e *pollEntry) rouse() bool {
 	for {
 		switch s := e.state.Load(); s {
 		case entryIdle:
 			if e.state.CompareAndSwap(s, entryRunning) {
-				e.p.start(e)
-				return
+				return true
 			}
 		case entryRunning:
 			if e.state.CompareAndSwap(s, entryPending) {
-				return
+				return false
 			}
 		default: // already pending, or done
-			return
+			return false
 		}
 	}
 }

@@ -121,10 +121,14 @@ func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
 				}
 			}
 			p.mu.Unlock()
-			for i, e := range woken {
-				e.wake()
-				woken[i] = nil
+			idle := woken[:0]
+			for _, e := range woken {
+				if e.rouse() {
+					idle = append(idle, e)
+				}
 			}
+			p.enqueue(idle...)
+			clear(woken)
 			woken = woken[:0]
 			if n < len(events) {
 				return false

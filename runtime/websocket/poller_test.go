@@ -724,3 +724,55 @@ func TestPollerServeRacesClose(t *testing.T) {
 		return true
 	})
 }
+
+// A Handler that blocks holds up its own connection only: a connection
+// queued behind it in the same batch is read by another worker. The two
+// are queued by hand, so that the blocked worker certainly finds the other
+// behind it; the other's input arrives while it is queued, which marks it
+// pending and queues nothing — only the poller's call for another worker
+// can serve it.
+func TestPollerBlockedHandlerHoldsUpNoOne(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			blocked, release := make(chan struct{}), make(chan struct{})
+			var releaseOnce sync.Once
+			unblock := func() { releaseOnce.Do(func() { close(release) }) }
+			s := startPollServer(t, nil, false, func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
+				if string(msg) == "block" {
+					close(blocked)
+					<-release
+				}
+				_ = c.Write(context.Background(), typ, msg)
+			})
+			t.Cleanup(unblock) // before the poller's Close, which waits for handlers
+			blocker := s.dial(nil)
+			blockerServed := <-s.conns
+			other := s.dial(nil)
+			otherServed := <-s.conns
+			queue := websocket.QueueTogether(t, blockerServed, otherServed)
+
+			ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+			defer cancel()
+			if err := blocker.Write(ctx, websocket.MessageText, []byte("block")); err != nil {
+				t.Fatal(err)
+			}
+			if err := other.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
+				t.Fatal(err)
+			}
+			queue()
+			select {
+			case <-blocked:
+			case <-ctx.Done():
+				t.Fatal("the blocking handler never ran")
+			}
+			if _, got, err := other.Read(ctx); err != nil || string(got) != "hello" {
+				t.Fatalf("the connection queued behind a blocked handler: %q, %v", got, err)
+			}
+			unblock()
+			if _, got, err := blocker.Read(ctx); err != nil || string(got) != "block" {
+				t.Fatalf("blocked connection after release: %q, %v", got, err)
+			}
+		})
+	}
+}
