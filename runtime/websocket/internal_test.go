@@ -1,7 +1,8 @@
 package websocket
 
 // White-box checks of the pieces the conformance suite reaches only through
-// the wire: header encoding, masking, UTF-8 validation, close payloads.
+// the wire: header encoding, masking, UTF-8 validation, close payloads,
+// the poller's run queue.
 
 import (
 	"bytes"
@@ -305,6 +306,47 @@ func TestMaskLongMatchesReference(t *testing.T) {
 					t.Fatalf("n=%d off=%d pos=%d: differs from the reference", n, off, pos)
 				}
 			}
+		}
+	}
+}
+
+// The run queue is first in, first out across its growth, with the ring
+// wrapped around at the moment it doubles.
+func TestEntryQueueOrder(t *testing.T) {
+	entries := make([]*pollEntry, 1000)
+	for i := range entries {
+		entries[i] = &pollEntry{slot: int32(i)}
+	}
+	var q entryQueue
+	in, out := 0, 0
+	// Push three, pop two, so head moves round the ring as it grows.
+	for in < len(entries) {
+		for range 3 {
+			if in < len(entries) {
+				q.push(entries[in])
+				in++
+			}
+		}
+		for range 2 {
+			e := q.pop()
+			if e != entries[out] {
+				t.Fatalf("pop %d: got slot %d", out, e.slot)
+			}
+			out++
+		}
+	}
+	for e := q.pop(); e != nil; e = q.pop() {
+		if e != entries[out] {
+			t.Fatalf("pop %d: got slot %d", out, e.slot)
+		}
+		out++
+	}
+	if out != len(entries) || q.n != 0 {
+		t.Fatalf("popped %d of %d, %d left", out, len(entries), q.n)
+	}
+	for i, e := range q.ring {
+		if e != nil {
+			t.Fatalf("ring[%d] still holds slot %d", i, e.slot)
 		}
 	}
 }
