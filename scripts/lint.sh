@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gofmt, go vet (library and bench module), buf lint.
+# gofmt, go vet and go mod tidy (library and bench module), buf lint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
@@ -10,8 +10,9 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+go mod tidy -diff
 if [ -f bench/go.mod ]; then
-	(cd bench && go vet ./...)
+	(cd bench && go vet ./... && go mod tidy -diff)
 fi
 if [ -f buf.yaml ]; then
 	ensure_buf
