@@ -198,7 +198,7 @@ run_turns() {
 # run_idle cell handoff args: memory per idle connection, a fresh server per
 # library and round (RSS is the whole process's).
 run_idle() {
-	local c=$1 handoff=$2 args=$3 round k lib line
+	local c=$1 handoff=$2 args=$3 round k lib line extra
 	for ((round = 0; round < IDLE_ROUNDS; round++)); do
 		for ((k = 0; k < n; k++)); do
 			lib=${libs[$(((k + round) % n))]}
@@ -243,7 +243,7 @@ fi
 
 {
 	echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -sm), $(go version | cut -d' ' -f3), node $(node --version 2>/dev/null || echo none)."
-	echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION IDLE_ROUNDS=$IDLE_ROUNDS IDLE_CONNS=$IDLE_CONNS bench/run.sh\` ($(($(date +%s) - start)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))."
+	echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP SETTLE=$SETTLE IDLE_ROUNDS=$IDLE_ROUNDS IDLE_CONNS=$IDLE_CONNS bench/run.sh\` ($(($(date +%s) - start)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))."
 	echo
 	"$work/report" -libs "${cols[*]}" <"$raw"
 	if [ -n "$micro" ]; then

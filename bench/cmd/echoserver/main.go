@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/wsrpc/wsrpc/bench/internal/echo"
+	"github.com/wsrpc/wsrpc/internal/fdlimit"
 )
 
 func main() {
@@ -29,7 +30,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here, stopped on SIGTERM or SIGINT")
 	memprofile := flag.String("memprofile", "", "write a heap profile here on SIGTERM or SIGINT")
 	flag.Parse()
-	raiseNoFile()
+	fdlimit.Raise()
 	if *memprofile != "" {
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -74,14 +75,4 @@ func main() {
 	}
 	fmt.Printf("ready pid=%d addr=%s lib=%s\n", os.Getpid(), ln.Addr(), *lib)
 	log.Fatal(echo.Serve(*lib, ln, o))
-}
-
-// raiseNoFile lifts the soft open-files limit to the hard one (Go does this
-// at start-up too; done here so it does not depend on the Go version).
-func raiseNoFile() {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
 }

@@ -18,10 +18,10 @@ import (
 	"log"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/wsrpc/wsrpc/bench/internal/load"
+	"github.com/wsrpc/wsrpc/internal/fdlimit"
 )
 
 func main() {
@@ -45,11 +45,7 @@ func main() {
 	})
 	flag.Parse()
 	cfg.Raw = *raw
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
+	fdlimit.Raise()
 	if len(servers) > 0 {
 		slices, err := load.Interleave(cfg, servers, *rounds)
 		if err != nil {
