@@ -351,6 +351,10 @@ func Interleave(cfg Config, servers []Server, rounds int) ([]Slice, error) {
 	if cfg.Scenario != "echo" && cfg.Scenario != "deflate" {
 		return nil, fmt.Errorf("scenario %q cannot be interleaved", cfg.Scenario)
 	}
+	if rounds < 1 || len(servers) == 0 {
+		// Nothing would be measured: an empty result is not a measurement.
+		return nil, fmt.Errorf("%d rounds of %d servers: nothing to measure", rounds, len(servers))
+	}
 	cfg.defaults()
 	m, err := newMessages(cfg)
 	if err != nil {
