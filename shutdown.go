@@ -11,8 +11,9 @@ import (
 )
 
 // ShutdownReason is the close reason sent with 1001 (going away) to the
-// WebSocket sessions a Tracker shuts down.
-const ShutdownReason = "server shutting down"
+// WebSocket sessions a Tracker shuts down; a Poller's and a hub's Shutdown
+// send the same.
+const ShutdownReason = websocket.ShutdownReason
 
 // A Tracker keeps the live sessions of the handlers built with
 // WithTracker, so that one Shutdown call can end them all: http.Server's

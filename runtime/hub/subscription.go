@@ -336,7 +336,7 @@ func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Code
 				// The hub closed between Subscribe and Serve: the same
 				// 1001 that Hub.Shutdown sends the connections it served
 				// (RFC 6455 §7.4.1: the server is going away).
-				conn.Close(websocket.StatusGoingAway, "server shutting down")
+				conn.Close(websocket.StatusGoingAway, websocket.ShutdownReason)
 				return
 			}
 			t.core.h.report(t.core.name, err)

@@ -23,7 +23,7 @@ func QueueTogether(t testing.TB, cs ...*Conn) (queue func()) {
 			t.Fatal("QueueTogether: connection is not polled")
 		}
 		// Idle once Serve's first run has drained the socket.
-		for !e.rouse() {
+		for !e.state.CompareAndSwap(entryIdle, entryRunning) {
 			if time.Now().After(deadline) {
 				t.Fatal("QueueTogether: connection never idle")
 			}

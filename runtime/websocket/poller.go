@@ -181,6 +181,10 @@ func (p *Poller) Close() error {
 	return p.stop()
 }
 
+// ShutdownReason is the close reason Shutdown sends with 1001 (going
+// away).
+const ShutdownReason = "server shutting down"
+
 // shutdownClosers is how many closing handshakes Shutdown runs at once;
 // each waits about a round trip for the peer's close frame.
 const shutdownClosers = 64
@@ -210,7 +214,7 @@ func (p *Poller) Shutdown(ctx context.Context) error {
 	for range min(len(entries), shutdownClosers) {
 		closers.Go(func() {
 			for c := range work {
-				_ = c.Close(StatusGoingAway, "server shutting down")
+				_ = c.Close(StatusGoingAway, ShutdownReason)
 			}
 		})
 	}

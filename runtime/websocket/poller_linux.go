@@ -116,18 +116,12 @@ func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
 			}
 			p.mu.Lock()
 			for i := range n {
-				if e := p.lookup(events[i].Fd, events[i].Pad); e != nil {
+				if e := p.lookup(events[i].Fd, events[i].Pad); e != nil && e.rouse() {
 					woken = append(woken, e)
 				}
 			}
 			p.mu.Unlock()
-			idle := woken[:0]
-			for _, e := range woken {
-				if e.rouse() {
-					idle = append(idle, e)
-				}
-			}
-			p.enqueue(idle...)
+			p.enqueue(woken...)
 			clear(woken)
 			woken = woken[:0]
 			if n < len(events) {
