@@ -197,7 +197,10 @@ func (c *dynCode) cost(s *scratch) int {
 	return bits
 }
 
-// build makes the code for the given counts and its header.
+// build makes the code lengths for the given counts and the header's run
+// lengths: what cost needs. The codes themselves are made by writeHeader,
+// only for a block that is sent with them (small messages mostly go
+// fixed).
 func (c *dynCode) build(lit, dist []uint32, work []uint64) {
 	codeLengths(lit, maxCodeBits, c.litLens[:], work)
 	codeLengths(dist, maxCodeBits, c.distLens[:], work)
@@ -213,8 +216,6 @@ func (c *dynCode) build(lit, dist []uint32, work []uint64) {
 		c.distLens[0], c.distLens[1] = 1, 1
 		ndist = 2
 	}
-	canonicalCodes(c.litLens[:], c.litCodes[:])
-	canonicalCodes(c.distLens[:], c.distCodes[:])
 
 	// Run-length code the two length lists as one sequence (§3.2.7 lets
 	// runs cross from one into the other).
@@ -258,7 +259,6 @@ func (c *dynCode) build(lit, dist []uint32, work []uint64) {
 		}
 	}
 	codeLengths(c.clFreq[:], maxCLBits, c.clLens[:], work)
-	canonicalCodes(c.clLens[:], c.clCodes[:])
 	nclen := numCodeLen
 	for nclen > 4 && c.clLens[clOrder[nclen-1]] == 0 {
 		nclen--
@@ -273,6 +273,9 @@ func (c *dynCode) build(lit, dist []uint32, work []uint64) {
 
 var clExtraBits = [numCodeLen]uint8{16: 2, 17: 3, 18: 7}
 
+// clRepeatBase is the smallest count of code-length symbols 16, 17, 18.
+var clRepeatBase = [3]uint8{3, 3, 11}
+
 func (c *dynCode) emitCL(sym, extra uint8) {
 	c.cl[c.ncl], c.clExtra[c.ncl] = sym, extra
 	c.ncl++
@@ -280,6 +283,9 @@ func (c *dynCode) emitCL(sym, extra uint8) {
 }
 
 func (c *dynCode) writeHeader(w *bitWriter) {
+	canonicalCodes(c.litLens[:], c.litCodes[:])
+	canonicalCodes(c.distLens[:], c.distCodes[:])
+	canonicalCodes(c.clLens[:], c.clCodes[:])
 	w.put(uint64(c.nlit-257)|uint64(c.ndist-1)<<5|uint64(c.nclen-4)<<10, 14)
 	for _, sym := range clOrder[:c.nclen] {
 		w.put(uint64(c.clLens[sym]), 3)

@@ -144,12 +144,12 @@ func (d *Decoder) Read(p []byte) (int, error) {
 func (d *Decoder) end(err error) {
 	d.state, d.err = ended, err
 	d.src, d.in = nil, nil
-	d.Release()
+	d.release()
 }
 
-// Release gives back the memory a message holds while it is decoded. It
-// is called when a message ends; call it when abandoning one.
-func (d *Decoder) Release() {
+// release gives back the memory a message holds while it is decoded,
+// when the message ends.
+func (d *Decoder) release() {
 	if d.sc != nil {
 		decScratchPool.Put(d.sc)
 		d.sc = nil
@@ -280,32 +280,20 @@ func (d *Decoder) dynamic() error {
 			i++
 			continue
 		}
+		// 16 repeats the previous length, 17 and 18 repeat zero
+		// (§3.2.7); each count is a base plus its extra bits.
 		var val uint8
-		var n int
-		switch sym {
-		case 16:
+		if sym == 16 {
 			if i == 0 {
 				return errRepeat
 			}
 			val = lens[i-1]
-			r, err := d.bits(2)
-			if err != nil {
-				return err
-			}
-			n = 3 + int(r)
-		case 17:
-			r, err := d.bits(3)
-			if err != nil {
-				return err
-			}
-			n = 3 + int(r)
-		default:
-			r, err := d.bits(7)
-			if err != nil {
-				return err
-			}
-			n = 11 + int(r)
 		}
+		r, err := d.bits(uint(clExtraBits[sym]))
+		if err != nil {
+			return err
+		}
+		n := int(clRepeatBase[sym-16]) + int(r)
 		if i+n > len(lens) {
 			return errRepeatPast
 		}
