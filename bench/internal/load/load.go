@@ -188,7 +188,8 @@ type stream struct {
 	sent     uint64
 	recv     uint64
 	count    atomic.Int64
-	seqBuf   [8]byte
+	seqBuf   [8]byte  // the number receive expects
+	head     [8]byte  // the number send writes
 	comp     [][]byte // deflate: what this connection sends
 	payload  int64
 }
@@ -202,11 +203,9 @@ func (s *stream) send(n int) {
 			s.c.appendFrame(opText, true, s.comp[k], nil)
 			continue
 		}
-		s.c.appendFrame(opBinary, false, s.m.pat, func(b []byte) {
-			var seq [8]byte
-			binary.LittleEndian.PutUint64(seq[:], i)
-			copy(b, seq[:])
-		})
+		// The first 8 bytes carry the message's number.
+		binary.LittleEndian.PutUint64(s.head[:], i)
+		s.c.appendFrame(opBinary, false, s.m.pat, s.head[:])
 	}
 }
 
