@@ -4,7 +4,8 @@
 // docs/benchmarks.md: medians with min–max, the ratio of wsrpc to the best
 // peer and to raw TCP, whether each target of issue 7 is met, and the A/A
 // spread (tcp-twin against tcp) that says how much of a difference the
-// machine's noise alone makes in that run.
+// machine's noise alone makes in that run; then the same ratios taken
+// round by round, which leave most of that noise out.
 package main
 
 import (
@@ -46,6 +47,7 @@ var cells = []cell{
 var peers = []string{"gorilla", "coder", "gws", "gobwas", "ws"}
 
 type run struct {
+	round       int
 	value, wire float64
 	takeover    bool
 	cpu         float64 // server CPU µs per message; 0 if not measured
@@ -78,16 +80,97 @@ func main() {
 		if len(f) > 7 {
 			user, _ = strconv.ParseFloat(f[7], 64)
 		}
+		round, err := strconv.Atoi(f[2])
+		if err != nil {
+			continue
+		}
 		if runs[f[0]] == nil {
 			runs[f[0]] = map[string][]run{}
 		}
-		runs[f[0]][f[1]] = append(runs[f[0]][f[1]], run{v, w, f[5] == "true", cpu, user})
+		runs[f[0]][f[1]] = append(runs[f[0]][f[1]], run{round, v, w, f[5] == "true", cpu, user})
 	}
 	if err := sc.Err(); err != nil {
 		log.Fatal(err)
 	}
 	write(os.Stdout, libs, runs)
+	writePaired(os.Stdout, runs)
 	writeCPU(os.Stdout, libs, runs)
+}
+
+// writePaired compares wsrpc with the best peer (by median, as in the
+// main table), with tcp, and tcp-twin with tcp, round by round: in a round
+// every server ran one turn, seconds apart, so a ratio of two
+// turns of one round leaves out most of the machine's drift, which the
+// ratio of two medians keeps. The median of those ratios with their
+// quartiles says how far apart two servers are, and how surely.
+func writePaired(w io.Writer, runs map[string]map[string][]run) {
+	var rows []string
+	for _, c := range cells {
+		byLib := runs[c.name]
+		if c.lowerBetter || len(byLib["wsrpc"]) == 0 {
+			continue
+		}
+		best, bestLib := 0.0, ""
+		for _, p := range peers {
+			rs := byLib[p]
+			if len(rs) == 0 || c.maxWire > 0 && !rs[0].takeover {
+				continue
+			}
+			if m := median(values(rs)); bestLib == "" || m > best {
+				best, bestLib = m, p
+			}
+		}
+		cols := []string{c.label}
+		for _, pair := range [][2]string{{"wsrpc", bestLib}, {"wsrpc", "tcp"}, {twin, "tcp"}} {
+			r := roundRatios(byLib[pair[0]], byLib[pair[1]])
+			if len(r) == 0 {
+				cols = append(cols, "–")
+				continue
+			}
+			s := fmt.Sprintf("%.2f (%.2f–%.2f)", median(r), quantile(r, 0.25), quantile(r, 0.75))
+			if pair[1] == bestLib {
+				s += " " + bestLib
+			}
+			cols = append(cols, s)
+		}
+		rows = append(rows, "| "+strings.Join(cols, " | ")+" |")
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nRound by round: the median of the rounds' ratios (quartiles), each ratio of two servers' turns in one round:\n\n")
+	fmt.Fprintf(w, "| scenario | wsrpc ÷ best peer | wsrpc ÷ tcp | %s ÷ tcp (A/A) |\n|---|---:|---:|---:|\n", twin)
+	for _, r := range rows {
+		fmt.Fprintln(w, r)
+	}
+}
+
+// roundRatios returns a's value ÷ b's for every round both ran.
+func roundRatios(a, b []run) []float64 {
+	byRound := map[int]float64{}
+	for _, r := range b {
+		byRound[r.round] = r.value
+	}
+	var out []float64
+	for _, r := range a {
+		if v, ok := byRound[r.round]; ok && v > 0 {
+			out = append(out, r.value/v)
+		}
+	}
+	return out
+}
+
+// quantile is the q-quantile of xs, interpolated between the two nearest
+// ranks.
+func quantile(xs []float64, q float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	pos := q * float64(len(s)-1)
+	i := int(pos)
+	if i+1 >= len(s) {
+		return s[len(s)-1]
+	}
+	return s[i] + (pos-float64(i))*(s[i+1]-s[i])
 }
 
 // writeCPU is the server's CPU time per message: the cost of each library

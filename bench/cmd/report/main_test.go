@@ -1,0 +1,52 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestQuantile(t *testing.T) {
+	xs := []float64{4, 1, 3, 2, 5}
+	for _, c := range []struct{ q, want float64 }{{0, 1}, {0.25, 2}, {0.5, 3}, {0.75, 4}, {1, 5}} {
+		if got := quantile(xs, c.q); got != c.want {
+			t.Errorf("quantile(%v) = %v, want %v", c.q, got, c.want)
+		}
+	}
+	if got := quantile([]float64{1, 2}, 0.25); got != 1.25 {
+		t.Errorf("interpolated quantile = %v, want 1.25", got)
+	}
+}
+
+// TestRoundRatios pairs turns by round, not by position: the runs are
+// listed in different orders and one round is missing from b.
+func TestRoundRatios(t *testing.T) {
+	a := []run{{round: 0, value: 10}, {round: 1, value: 30}, {round: 2, value: 50}}
+	b := []run{{round: 1, value: 15}, {round: 0, value: 5}}
+	got := roundRatios(a, b)
+	if len(got) != 2 || got[0] != 2 || got[1] != 2 {
+		t.Fatalf("roundRatios = %v, want [2 2]", got)
+	}
+}
+
+// TestWritePaired: the paired ratio follows the rounds even where the
+// medians say otherwise. wsrpc is 1.1× gws in every round while the
+// rounds themselves drift 3×; the best peer is gws by median.
+func TestWritePaired(t *testing.T) {
+	runs := map[string]map[string][]run{"rr-64-16": {}}
+	for r, speed := range []float64{1, 3, 2, 1.5} {
+		add := func(lib string, v float64) {
+			runs["rr-64-16"][lib] = append(runs["rr-64-16"][lib], run{round: r, value: v * speed})
+		}
+		add("wsrpc", 110)
+		add("gws", 100)
+		add("gorilla", 90)
+		add("tcp", 100)
+		add(twin, 100)
+	}
+	var sb strings.Builder
+	writePaired(&sb, runs)
+	want := "| req/resp 64 conns 16 B | 1.10 (1.10–1.10) gws | 1.10 (1.10–1.10) | 1.00 (1.00–1.00) |"
+	if !strings.Contains(sb.String(), want) {
+		t.Fatalf("writePaired wrote\n%s\nwant a row\n%s", sb.String(), want)
+	}
+}
