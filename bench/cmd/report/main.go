@@ -110,16 +110,7 @@ func writePaired(w io.Writer, runs map[string]map[string][]run) {
 		if c.lowerBetter || len(byLib["wsrpc"]) == 0 {
 			continue
 		}
-		best, bestLib := 0.0, ""
-		for _, p := range peers {
-			rs := byLib[p]
-			if len(rs) == 0 || c.maxWire > 0 && !rs[0].takeover {
-				continue
-			}
-			if m := median(values(rs)); bestLib == "" || m > best {
-				best, bestLib = m, p
-			}
-		}
+		_, bestLib := bestPeer(c, byLib, false)
 		cols := []string{c.label}
 		for _, pair := range [][2]string{{"wsrpc", bestLib}, {"wsrpc", "tcp"}, {twin, "tcp"}} {
 			r := roundRatios(byLib[pair[0]], byLib[pair[1]])
@@ -143,6 +134,25 @@ func writePaired(w io.Writer, runs map[string]map[string][]run) {
 	for _, r := range rows {
 		fmt.Fprintln(w, r)
 	}
+}
+
+// bestPeer returns the peer with the best median throughput (least
+// memory, for idle cells) in cell c; goOnly leaves npm ws out.
+func bestPeer(c cell, byLib map[string][]run, goOnly bool) (best float64, bestLib string) {
+	for _, p := range peers {
+		rs := byLib[p]
+		if len(rs) == 0 || goOnly && p == "ws" {
+			continue
+		}
+		if c.maxWire > 0 && !rs[0].takeover {
+			continue // the target compares with context takeover
+		}
+		v := median(values(rs))
+		if bestLib == "" || (c.lowerBetter && v < best) || (!c.lowerBetter && v > best) {
+			best, bestLib = v, p
+		}
+	}
+	return best, bestLib
 }
 
 // roundRatios returns a's value ÷ b's for every round both ran.
@@ -303,23 +313,8 @@ func write(w io.Writer, libs []string, runs map[string]map[string][]run) {
 			}
 			fmt.Fprintf(w, " %s |", s)
 		}
-		bestOf := func(goOnly bool) (best float64, bestLib string) {
-			for _, p := range peers {
-				v, ok := med[p]
-				if !ok || goOnly && p == "ws" {
-					continue
-				}
-				if c.maxWire > 0 && !byLib[p][0].takeover {
-					continue // the target compares with context takeover
-				}
-				if bestLib == "" || (c.lowerBetter && v < best) || (!c.lowerBetter && v > best) {
-					best, bestLib = v, p
-				}
-			}
-			return best, bestLib
-		}
-		best, bestLib := bestOf(false)
-		bestGo, bestGoLib := bestOf(true)
+		best, bestLib := bestPeer(c, byLib, false)
+		bestGo, bestGoLib := bestPeer(c, byLib, true)
 		ours, ok := med["wsrpc"]
 		if !ok || bestLib == "" {
 			fmt.Fprintf(w, " | | | |\n")
