@@ -369,6 +369,7 @@ func Interleave(cfg Config, servers []Server, rounds int) ([]Slice, error) {
 		}
 	}()
 	for k, srv := range servers {
+		// A partial set is kept in targets: the deferred close ends it.
 		if targets[k], err = connect(cfg, srv, m); err != nil {
 			return nil, err
 		}
@@ -423,7 +424,9 @@ func (s Server) wrap(err error) error {
 	return fmt.Errorf("%s: %w", s.Name, err)
 }
 
-// connect opens cfg.Conns connections to srv, ready to stream.
+// connect opens cfg.Conns connections to srv, ready to stream. On an
+// error it returns the streams opened so far with it, for the caller to
+// close with the rest.
 func connect(cfg Config, srv Server, m *messages) ([]*stream, error) {
 	deflate := cfg.Scenario == "deflate"
 	rbuf := 64 << 10
@@ -434,10 +437,7 @@ func connect(cfg Config, srv Server, m *messages) ([]*stream, error) {
 	for i := range cfg.Conns {
 		c, err := dial(srv.Addr, srv.Raw, deflate, rbuf)
 		if err != nil {
-			for _, s := range streams {
-				s.c.nc.Close()
-			}
-			return nil, srv.wrap(fmt.Errorf("connection %d: %w", i, err))
+			return streams, srv.wrap(fmt.Errorf("connection %d: %w", i, err))
 		}
 		if srv.Raw && deflate {
 			// The TCP echo returns our own stream: context takeover both ways.
@@ -447,10 +447,7 @@ func connect(cfg Config, srv Server, m *messages) ([]*stream, error) {
 		streams = append(streams, s)
 		if deflate {
 			if s.comp, err = m.compressed(c); err != nil {
-				for _, s := range streams {
-					s.c.nc.Close()
-				}
-				return nil, err
+				return streams, err
 			}
 		}
 	}
