@@ -105,13 +105,7 @@ func (s *scratch) write(w *bitWriter, raw []byte) {
 	}
 	s.countLiterals(raw)
 	s.lit[endOfBlock]++
-	fixed := 3 + s.extra
-	for i, f := range s.lit {
-		fixed += int(f) * int(fixedLitLens[i])
-	}
-	for _, f := range s.dist {
-		fixed += int(f) * 5
-	}
+	fixed := s.size(&fixedLitLens, &fixedDistLens)
 	pad := (8 - (int(w.n)+3)%8) % 8
 	stored := 3 + pad + 32 + 8*len(raw)
 	c := &s.code
@@ -187,12 +181,19 @@ type dynCode struct {
 
 // cost returns the size in bits of the block s with this code.
 func (c *dynCode) cost(s *scratch) int {
-	bits := 3 + c.headerBits + s.extra
+	return c.headerBits + s.size(&c.litLens, &c.distLens)
+}
+
+// size returns the size in bits of the block s sent with these code
+// lengths, its 3-bit block header included and a dynamic code's header
+// not.
+func (s *scratch) size(litLens *[numLitLen]uint8, distLens *[numDist]uint8) int {
+	bits := 3 + s.extra
 	for i, f := range s.lit {
-		bits += int(f) * int(c.litLens[i])
+		bits += int(f) * int(litLens[i])
 	}
 	for i, f := range s.dist {
-		bits += int(f) * int(c.distLens[i])
+		bits += int(f) * int(distLens[i])
 	}
 	return bits
 }
