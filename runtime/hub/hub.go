@@ -140,6 +140,13 @@ func (h *Hub) closeTopics() *websocket.Poller {
 	return p
 }
 
+// isClosed reports whether Close or Shutdown has begun.
+func (h *Hub) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
+}
+
 // wsPoller returns the hub's Poller, starting it on first use. It fails
 // with ErrClosed once the hub is closed, or with why no poller could be
 // made (the system is out of descriptors; the next call tries again).

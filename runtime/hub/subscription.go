@@ -321,7 +321,7 @@ func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Code
 		}
 		sub, err := t.SubscribeWebSocket(conn, c)
 		if err != nil {
-			conn.Close(websocket.StatusTryAgainLater, "topic closed")
+			t.refuse(conn)
 			return
 		}
 		// Messages from the client are discarded (Message is nil).
@@ -333,10 +333,7 @@ func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Code
 		if err != nil {
 			sub.Close()
 			if errors.Is(err, ErrClosed) || errors.Is(err, websocket.ErrPollerClosed) {
-				// The hub closed between Subscribe and Serve: the same
-				// 1001 that Hub.Shutdown sends the connections it served
-				// (RFC 6455 §7.4.1: the server is going away).
-				conn.Close(websocket.StatusGoingAway, websocket.ShutdownReason)
+				t.refuse(conn) // the hub closed between Subscribe and Serve
 				return
 			}
 			t.core.h.report(t.core.name, err)
@@ -535,4 +532,17 @@ func (s *Subscription) Stream() *sse.Stream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stream
+}
+
+// refuse closes conn, which its topic could not take because the topic or
+// the whole hub closed. A connection that arrives while the hub shuts down
+// gets the 1001 that Hub.Shutdown sends the connections it served (RFC
+// 6455 §7.4.1: the server is going away), whichever step found the hub
+// closed; one that finds only its topic closed gets 1013, try again later.
+func (t *Topic[M]) refuse(conn *websocket.Conn) {
+	if t.core.h.isClosed() {
+		conn.Close(websocket.StatusGoingAway, websocket.ShutdownReason)
+		return
+	}
+	conn.Close(websocket.StatusTryAgainLater, "topic closed")
 }

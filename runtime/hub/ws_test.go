@@ -321,3 +321,36 @@ func TestHubShutdownClosesSubscribersWith1001(t *testing.T) {
 		t.Errorf("Close after Shutdown: %v", err)
 	}
 }
+
+// A connection the handler cannot subscribe learns why from its close
+// code: 1013 (try again later) when only its topic has closed, 1001 with
+// Hub.Shutdown's reason once the hub has — the code the hub's served
+// connections get, so a client arriving during a shutdown is told the
+// same as one already there.
+func TestWebSocketHandlerRefusesWithWhyItClosed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h := newHub(t, nil, "a")
+	gone := newTopic(t, h, "gone", nil)
+	stays := newTopic(t, h, "stays", nil)
+	goneURL, staysURL := wsServer(t, gone, nil), wsServer(t, stays, nil)
+
+	want := func(url string, code websocket.StatusCode, reason string) {
+		t.Helper()
+		c := dialClient(t, url, 0)
+		_, err := c.read(ctx)
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != code || ce.Reason != reason {
+			t.Errorf("read: %v, want close %d %q", err, code, reason)
+		}
+	}
+	if err := gone.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want(goneURL, websocket.StatusTryAgainLater, "topic closed")
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want(staysURL, websocket.StatusGoingAway, websocket.ShutdownReason)
+	want(goneURL, websocket.StatusGoingAway, websocket.ShutdownReason)
+}
