@@ -211,14 +211,16 @@ func (p *Poller) Shutdown(ctx context.Context) error {
 
 	work := make(chan *Conn)
 	var closers sync.WaitGroup
+	var left atomic.Int64 // handshakes not yet over
+	left.Store(int64(len(entries)))
 	for range min(len(entries), shutdownClosers) {
 		closers.Go(func() {
 			for c := range work {
 				_ = c.Close(StatusGoingAway, ShutdownReason)
+				left.Add(-1)
 			}
 		})
 	}
-	var err error
 feed:
 	for _, e := range entries {
 		select {
@@ -233,10 +235,17 @@ feed:
 		closers.Wait()
 		close(handshakes)
 	}()
+	var err error
 	select {
 	case <-handshakes:
 	case <-ctx.Done():
-		err = ctx.Err()
+		// Handshakes that had all ended when ctx did (or that there
+		// were none) are a clean shutdown. They are counted rather
+		// than read from handshakes, which closes a moment after the
+		// last one, and select picks either ready case at random.
+		if left.Load() > 0 {
+			err = ctx.Err()
+		}
 	}
 	// What is still open is closed now; the closers waiting on those
 	// connections return with them.

@@ -523,6 +523,23 @@ func TestPollerShutdownDeadline(t *testing.T) {
 	}
 }
 
+// Shutdown reports ctx's error only when a connection was left without
+// its handshake: with none to close, a context already done is no
+// failure (it was, at random, before the handshakes were counted).
+func TestPollerShutdownNothingLeft(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 50 {
+		p, err := websocket.NewPoller()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown %d with no connections and ctx done: %v, want nil", i, err)
+		}
+	}
+}
+
 // A TLS connection has no socket the poller can watch: Serve reads it
 // from a goroutine with the same Handler calls.
 func TestPollerTLSFallback(t *testing.T) {
