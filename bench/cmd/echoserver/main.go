@@ -22,7 +22,7 @@ import (
 )
 
 func main() {
-	lib := flag.String("lib", "wsrpc", "wsrpc|wsrpc-loop|gorilla|coder|gws|gobwas|tcp")
+	lib := flag.String("lib", "wsrpc", "wsrpc|wsrpc-loop|gorilla|coder|gws|gobwas|tcp|tcp-uring")
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	var o echo.Options
 	flag.BoolVar(&o.Deflate, "deflate", false, "permessage-deflate with context takeover where the library has it")

@@ -19,10 +19,14 @@ import (
 	wsrpc "github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
-// Libs are the Go servers Serve knows, the ceiling last. wsrpc is the
+// Libs are the Go servers Serve knows, the ceilings last. wsrpc is the
 // server its documentation recommends (a Poller reads the connections);
-// wsrpc-loop is the other way to use it, a read loop per connection.
-var Libs = []string{"wsrpc", "wsrpc-loop", "gorilla", "coder", "gws", "gobwas", "tcp"}
+// wsrpc-loop is the other way to use it, a read loop per connection. tcp
+// is raw TCP over the Go runtime's poller, the ceiling of a
+// readiness-based server and the yardstick of every run; tcp-uring is raw
+// TCP over io_uring (Linux), the ceiling of a completion-based one, run
+// when asked for (bench/run.sh's LIBS).
+var Libs = []string{"wsrpc", "wsrpc-loop", "gorilla", "coder", "gws", "gobwas", "tcp", "tcp-uring"}
 
 // maxMessage is the read limit every server gets: the scenarios send at
 // most 64 KiB, and some libraries default to less (coder: 32 KiB).
@@ -56,6 +60,8 @@ func Serve(lib string, ln net.Listener, o Options) error {
 	switch lib {
 	case "tcp":
 		return serveTCP(ln)
+	case "tcp-uring":
+		return serveTCPUring(ln)
 	case "wsrpc":
 		return serveWsrpcPoller(ln, o.Deflate)
 	case "wsrpc-loop":

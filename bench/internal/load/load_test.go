@@ -42,6 +42,11 @@ func TestEveryGoServer(t *testing.T) {
 				continue
 			}
 			t.Run(lib+"/"+sc.name, func(t *testing.T) {
+				if lib == "tcp-uring" {
+					if err := echo.URingSupported(); err != nil {
+						t.Skipf("no io_uring here: %v", err)
+					}
+				}
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
 					t.Fatal(err)
@@ -50,7 +55,7 @@ func TestEveryGoServer(t *testing.T) {
 				go echo.Serve(lib, ln, echo.Options{Deflate: deflate, Handoff: sc.name == "idle-50"})
 				cfg := short(sc.cfg)
 				cfg.Addr = ln.Addr().String()
-				cfg.Raw = lib == "tcp"
+				cfg.Raw = strings.HasPrefix(lib, "tcp")
 				cfg.PID = os.Getpid()
 				res, err := load.Run(cfg)
 				if err != nil {
