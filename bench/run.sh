@@ -12,6 +12,7 @@
 #   bench/run.sh                 default: 10 rounds of 250 ms (~6 min)
 #   QUICK=1 bench/run.sh         a few seconds: 2 rounds, short turns
 #   ROUNDS=20 LIBS="wsrpc gws tcp" CELLS="rr-64-1k idle" bench/run.sh
+#   LIBS="wsrpc gws tcp-twin tcp tcp-uring" CELLS="rr-64-16 rr-64-1k" MICRO=0 bench/run.sh
 #
 # tcp-twin is a second raw TCP server, identical to tcp, run in the
 # request/response cells only: what the two measure differently in one run
@@ -43,8 +44,10 @@ IDLE_ROUNDS=${IDLE_ROUNDS:-3}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_SETTLE=${IDLE_SETTLE:-500ms}
 MICRO=${MICRO:-1}
-LIBS=${LIBS:-"wsrpc wsrpc-loop gorilla tcp-twin coder gws gobwas ws tcp"}
-CELLS=${CELLS:-"rr-1-16 rr-1-1k rr-1-64k rr-64-16 rr-64-1k rr-64-64k pipe-64-1k deflate-64-1k idle idle-handoff"}
+DEFAULT_LIBS="wsrpc wsrpc-loop gorilla tcp-twin coder gws gobwas ws tcp" # tcp-uring on request
+DEFAULT_CELLS="rr-1-16 rr-1-1k rr-1-64k rr-64-16 rr-64-1k rr-64-64k pipe-64-1k deflate-64-1k idle idle-handoff"
+LIBS=${LIBS:-$DEFAULT_LIBS}
+CELLS=${CELLS:-$DEFAULT_CELLS}
 
 work=$(mktemp -d)
 server_pids=() # every server running now
@@ -243,7 +246,12 @@ fi
 
 {
 	echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -sm), $(go version | cut -d' ' -f3), node $(node --version 2>/dev/null || echo none)."
-	echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP SETTLE=$SETTLE IDLE_ROUNDS=$IDLE_ROUNDS IDLE_CONNS=$IDLE_CONNS bench/run.sh\` ($(($(date +%s) - start)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))."
+	# The selection, where it is not the default, so the line reruns it.
+	sel=
+	[ "$LIBS" = "$DEFAULT_LIBS" ] || sel+="LIBS=\"$LIBS\" "
+	[ "$CELLS" = "$DEFAULT_CELLS" ] || sel+="CELLS=\"$CELLS\" "
+	[ "$MICRO" = 1 ] || sel+="MICRO=$MICRO "
+	echo "Command: \`${sel}ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP SETTLE=$SETTLE IDLE_ROUNDS=$IDLE_ROUNDS IDLE_CONNS=$IDLE_CONNS bench/run.sh\` ($(($(date +%s) - start)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))."
 	echo
 	"$work/report" -libs "${cols[*]}" <"$raw"
 	if [ -n "$micro" ]; then
