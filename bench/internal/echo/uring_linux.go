@@ -88,19 +88,19 @@ type cqe struct {
 // uring is one io_uring instance, used by one goroutine locked to its
 // thread.
 type uring struct {
-	fd           int
-	mem, sqeMem  []byte
-	sqHead       *uint32 // advanced by the kernel
-	sqTail       *uint32
-	sqMask       uint32
-	sqArray      []uint32
-	sqes         []sqe
-	cqHead       *uint32
-	cqTail       *uint32 // advanced by the kernel
-	cqMask       uint32
-	cqes         []cqe
-	queued       uint32 // SQEs filled since the last enter
-	sqEntriesCap uint32
+	fd          int
+	mem, sqeMem []byte
+	sqHead      *uint32 // advanced by the kernel
+	sqTail      *uint32
+	sqMask      uint32
+	sqArray     []uint32
+	sqes        []sqe
+	cqHead      *uint32
+	cqTail      *uint32 // advanced by the kernel
+	cqMask      uint32
+	cqes        []cqe
+	queued      uint32 // SQEs filled since the last enter
+	sqEntries   uint32
 }
 
 // URingSupported reports why tcp-uring cannot run here, or nil.
@@ -140,7 +140,7 @@ func newURing(entries uint32) (*uring, error) {
 	r.sqes = unsafe.Slice((*sqe)(unsafe.Pointer(&r.sqeMem[0])), p.sqEntries)
 	r.cqHead, r.cqTail, r.cqMask = at(p.cqOff.head), at(p.cqOff.tail), *at(p.cqOff.ringMask)
 	r.cqes = unsafe.Slice((*cqe)(unsafe.Pointer(&r.mem[p.cqOff.cqes])), p.cqEntries)
-	r.sqEntriesCap = p.sqEntries
+	r.sqEntries = p.sqEntries
 	return r, nil
 }
 
@@ -158,7 +158,7 @@ func (r *uring) close() {
 // A full submission queue is submitted now.
 func (r *uring) next() (*sqe, error) {
 	tail := *r.sqTail + r.queued
-	if tail-atomic.LoadUint32(r.sqHead) == r.sqEntriesCap {
+	if tail-atomic.LoadUint32(r.sqHead) == r.sqEntries {
 		if err := r.enter(0); err != nil {
 			return nil, err
 		}
@@ -175,23 +175,25 @@ func (r *uring) next() (*sqe, error) {
 // enter publishes the queued SQEs and submits them, then waits until at
 // least wait completions are there.
 func (r *uring) enter(wait uint32) error {
-	n := r.queued
-	atomic.StoreUint32(r.sqTail, *r.sqTail+n) // release: the SQEs are written
+	tail := *r.sqTail + r.queued
+	atomic.StoreUint32(r.sqTail, tail) // release: the SQEs are written
 	r.queued = 0
 	var flags uintptr
 	if wait > 0 {
 		flags = enterGetEvents
 	}
 	for {
+		// Whatever the kernel has not consumed yet: an interrupted or
+		// short submission leaves nothing behind.
+		n := tail - atomic.LoadUint32(r.sqHead)
 		// Syscall, not RawSyscall: waiting blocks the thread, and the
 		// scheduler must run the accepting goroutine meanwhile.
 		_, _, e := syscall.Syscall6(sysIOURingEnter, uintptr(r.fd), uintptr(n), uintptr(wait), flags, 0, 0)
-		switch e {
-		case 0:
-			return nil
-		case syscall.EINTR:
-			n = 0 // submitted before the interruption
+		if e == syscall.EINTR {
 			continue
+		}
+		if e == 0 {
+			return nil
 		}
 		return os.NewSyscallError("io_uring_enter", e)
 	}
