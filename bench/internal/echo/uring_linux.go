@@ -286,7 +286,7 @@ func serveTCPUring(ln net.Listener) error {
 	}
 	for stopped == nil || len(conns) > 0 {
 		if err := r.enter(1); err != nil {
-			return err // the kernel refused the ring: nothing is left queued
+			return err // the ring itself failed (see above)
 		}
 		head, tail := *r.cqHead, atomic.LoadUint32(r.cqTail) // acquire
 		for ; head != tail; head++ {
