@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/wsrpc/wsrpc/bench/internal/echo"
@@ -22,7 +23,7 @@ import (
 )
 
 func main() {
-	lib := flag.String("lib", "wsrpc", "wsrpc|wsrpc-loop|gorilla|coder|gws|gobwas|tcp|tcp-uring")
+	lib := flag.String("lib", "wsrpc", strings.Join(echo.Libs, "|"))
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	var o echo.Options
 	flag.BoolVar(&o.Deflate, "deflate", false, "permessage-deflate with context takeover where the library has it")

@@ -95,6 +95,9 @@ func Serve(lib string, ln net.Listener, o Options) error {
 	return srv.Serve(ln)
 }
 
+// echoBufSize is the raw TCP echoes' buffer: io.Copy's size.
+const echoBufSize = 32 << 10
+
 // serveTCP echoes bytes as they come, one goroutine per connection: the
 // least any WebSocket server can do with the same framed bytes.
 func serveTCP(ln net.Listener) error {
@@ -105,7 +108,7 @@ func serveTCP(ln net.Listener) error {
 		}
 		go func() {
 			defer c.Close()
-			buf := make([]byte, 32<<10) // io.Copy's buffer size
+			buf := make([]byte, echoBufSize)
 			for {
 				n, err := c.Read(buf)
 				if n > 0 {

@@ -44,7 +44,6 @@ const (
 	offSQEs   = 0x10000000
 
 	ringEntries = 4096
-	echoBufSize = 32 << 10 // serveTCP's buffer
 )
 
 type sqRingOffsets struct {
@@ -93,7 +92,6 @@ type uring struct {
 	sqHead      *uint32 // advanced by the kernel
 	sqTail      *uint32
 	sqMask      uint32
-	sqArray     []uint32
 	sqes        []sqe
 	cqHead      *uint32
 	cqTail      *uint32 // advanced by the kernel
@@ -101,6 +99,9 @@ type uring struct {
 	cqes        []cqe
 	queued      uint32 // SQEs filled since the last enter
 	sqEntries   uint32
+	// The eventfd's counter, which a queued read fills: kept here, on
+	// the heap, because a goroutine's stack moves under the kernel.
+	wake [8]byte
 }
 
 // URingSupported reports why tcp-uring cannot run here, or nil.
@@ -136,7 +137,11 @@ func newURing(entries uint32) (*uring, error) {
 	}
 	at := func(off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&r.mem[off])) }
 	r.sqHead, r.sqTail, r.sqMask = at(p.sqOff.head), at(p.sqOff.tail), *at(p.sqOff.ringMask)
-	r.sqArray = unsafe.Slice(at(p.sqOff.array), p.sqEntries)
+	// SQE i is always slot i of the array: set once, not per submission.
+	sqArray := unsafe.Slice(at(p.sqOff.array), p.sqEntries)
+	for i := range sqArray {
+		sqArray[i] = uint32(i)
+	}
 	r.sqes = unsafe.Slice((*sqe)(unsafe.Pointer(&r.sqeMem[0])), p.sqEntries)
 	r.cqHead, r.cqTail, r.cqMask = at(p.cqOff.head), at(p.cqOff.tail), *at(p.cqOff.ringMask)
 	r.cqes = unsafe.Slice((*cqe)(unsafe.Pointer(&r.mem[p.cqOff.cqes])), p.cqEntries)
@@ -155,17 +160,17 @@ func (r *uring) close() {
 }
 
 // next returns a cleared SQE to fill; it is submitted by the next enter.
-// A full submission queue is submitted now.
+// A full submission queue is submitted now: each enter takes at least one
+// SQE or fails.
 func (r *uring) next() (*sqe, error) {
 	tail := *r.sqTail + r.queued
-	if tail-atomic.LoadUint32(r.sqHead) == r.sqEntries {
+	for tail-atomic.LoadUint32(r.sqHead) == r.sqEntries {
 		if err := r.enter(0); err != nil {
 			return nil, err
 		}
 		tail = *r.sqTail
 	}
 	i := tail & r.sqMask
-	r.sqArray[i] = i
 	r.queued++
 	s := &r.sqes[i]
 	*s = sqe{}
@@ -202,10 +207,42 @@ func (r *uring) enter(wait uint32) error {
 // uconn is one echoed connection: a receive or a send of buf is queued
 // for it at any time, never both, so each completion names the next step.
 type uconn struct {
-	f      *os.File // owns fd
-	fd     int32
+	fd     int32 // owned: closed when the connection ends
 	buf    []byte
 	n, off int // bytes received, bytes sent back
+}
+
+// blockingDup returns a blocking duplicate of nc's socket for the ring.
+// Unlike TCPConn.File's, it is not registered with the Go runtime's
+// poller, whose edge-triggered events for it would wake the runtime once
+// a message for nothing.
+func blockingDup(nc *net.TCPConn) (int, error) {
+	rc, err := nc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, derr := -1, error(nil)
+	err = rc.Control(func(s uintptr) {
+		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, s, syscall.F_DUPFD_CLOEXEC, 0)
+		if e != 0 {
+			derr = os.NewSyscallError("fcntl", e)
+			return
+		}
+		fd = int(r)
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return -1, err
+	}
+	// O_NONBLOCK belongs to the open file, shared with nc's descriptor,
+	// which the caller closes next.
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		_ = syscall.Close(fd)
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	return fd, nil
 }
 
 // userData tags: the low bit tells a send from a receive; id 0 is the
@@ -268,8 +305,7 @@ func serveTCPUring(ln net.Listener) error {
 	conns := map[uint64]*uconn{}
 	var (
 		lastID  uint64
-		wakeBuf [8]byte // the eventfd's counter, read by the ring
-		stopped error   // the acceptor's error: drain, then return it
+		stopped error // the acceptor's error: drain, then return it
 	)
 	queue := func(op uint8, id uint64, fd int32, b []byte, tag uint64) error {
 		s, err := r.next()
@@ -281,7 +317,7 @@ func serveTCPUring(ln net.Listener) error {
 		s.userData = id<<1 | tag
 		return nil
 	}
-	if err := queue(opRead, wakeID, int32(efd), wakeBuf[:], 0); err != nil {
+	if err := queue(opRead, wakeID, int32(efd), r.wake[:], 0); err != nil {
 		return err
 	}
 	for stopped == nil || len(conns) > 0 {
@@ -298,20 +334,20 @@ func serveTCPUring(ln net.Listener) error {
 				incoming = nil
 				mu.Unlock()
 				for _, nc := range in {
-					f, err := nc.(*net.TCPConn).File() // a blocking duplicate
+					fd, err := blockingDup(nc.(*net.TCPConn))
 					_ = nc.Close()
 					if err != nil {
 						continue
 					}
 					lastID++
-					c := &uconn{f: f, fd: int32(f.Fd()), buf: make([]byte, echoBufSize)}
+					c := &uconn{fd: int32(fd), buf: make([]byte, echoBufSize)}
 					conns[lastID] = c
 					if err := queue(opRecv, lastID, c.fd, c.buf, 0); err != nil {
 						return err
 					}
 				}
 				if aerr == nil {
-					if err := queue(opRead, wakeID, int32(efd), wakeBuf[:], 0); err != nil {
+					if err := queue(opRead, wakeID, int32(efd), r.wake[:], 0); err != nil {
 						return err
 					}
 					continue
@@ -326,7 +362,7 @@ func serveTCPUring(ln net.Listener) error {
 			}
 			c := conns[id]
 			if ev.res <= 0 || stopped != nil { // end of stream, an error (-errno), or stopping
-				_ = c.f.Close()
+				_ = syscall.Close(int(c.fd))
 				delete(conns, id)
 				continue
 			}
