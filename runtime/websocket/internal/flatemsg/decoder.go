@@ -618,11 +618,9 @@ func (t *table) build(lens []uint8, rootBits uint) error {
 		c4[0][lens[i]&15]++
 	}
 	var count [maxCodeBits + 1]uint16
-	for l := 1; l <= maxCodeBits; l++ {
-		count[l] = c4[0][l] + c4[1][l] + c4[2][l] + c4[3][l]
-	}
 	left, maxLen, codes := 1, uint(0), 0
 	for l := 1; l <= maxCodeBits; l++ {
+		count[l] = c4[0][l] + c4[1][l] + c4[2][l] + c4[3][l]
 		left = left<<1 - int(count[l])
 		if left < 0 {
 			return errOversub

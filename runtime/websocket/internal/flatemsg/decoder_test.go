@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -55,8 +56,14 @@ func decodeMessage(d *Decoder, payload []byte, chunk int) ([]byte, error) {
 // (RFC 7692 §7.2.1): the context takeover a zlib-based peer sends.
 func stdCompress(t testing.TB, msgs [][]byte, level int) [][]byte {
 	t.Helper()
+	return stdCompressDict(t, msgs, level, nil)
+}
+
+// stdCompressDict is stdCompress with a preset dictionary (none if nil).
+func stdCompressDict(t testing.TB, msgs [][]byte, level int, dict []byte) [][]byte {
+	t.Helper()
 	var b bytes.Buffer
-	w, err := stdflate.NewWriter(&b, level)
+	w, err := stdflate.NewWriterDict(&b, level, dict)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +130,7 @@ func TestDecoderFinalBlock(t *testing.T) {
 		}
 		// The next message refers back into this one (context takeover
 		// across streams, §7.2.3.3 keeps the window).
-		next := stdCompressDict(t, []byte("ends with BFINAL again"), got)
+		next := stdCompressDict(t, [][]byte{[]byte("ends with BFINAL again")}, stdflate.BestCompression, got)[0]
 		if got, err := decodeMessage(d, next, 1000); err != nil || string(got) != "ends with BFINAL again" {
 			t.Fatalf("level %d, next message: %q, %v", level, got, err)
 		}
@@ -134,17 +141,6 @@ func TestDecoderFinalBlock(t *testing.T) {
 			}
 		}
 	}
-}
-
-func stdCompressDict(t *testing.T, msg, dict []byte) []byte {
-	var b bytes.Buffer
-	w, err := stdflate.NewWriterDict(&b, stdflate.BestCompression, dict)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(msg)
-	w.Flush()
-	return b.Bytes()[:b.Len()-4]
 }
 
 // TestDecoderCorrupt: every malformed input is a CorruptError naming
@@ -163,14 +159,7 @@ func TestDecoderCorrupt(t *testing.T) {
 		return uint32(fixedLitCodes[sym]), uint32(fixedLitLens[sym])
 	}
 	c280 := uint32(0xC0) // the 8-bit fixed codes of 280-287 are 11000000+i, MSB first
-	rev := func(v, n uint32) uint32 {
-		var r uint32
-		for range n {
-			r = r<<1 | v&1
-			v >>= 1
-		}
-		return r
-	}
+	rev := func(v, n uint32) uint32 { return uint32(bits.Reverse16(uint16(v)) >> (16 - n)) }
 	litA, litALen := fixedSym('a')
 	len3, len3Len := fixedSym(257)
 	eob, eobLen := fixedSym(256)
