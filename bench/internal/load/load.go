@@ -189,7 +189,6 @@ type stream struct {
 	recv     uint64
 	count    atomic.Int64
 	seqBuf   [8]byte  // the number receive expects
-	head     [8]byte  // the number send writes
 	comp     [][]byte // deflate: what this connection sends
 	payload  int64
 }
@@ -204,8 +203,9 @@ func (s *stream) send(n int) {
 			continue
 		}
 		// The first 8 bytes carry the message's number.
-		binary.LittleEndian.PutUint64(s.head[:], i)
-		s.c.appendFrame(opBinary, false, s.m.pat, s.head[:])
+		var head [8]byte
+		binary.LittleEndian.PutUint64(head[:], i)
+		s.c.appendFrame(opBinary, false, s.m.pat, head[:])
 	}
 }
 
