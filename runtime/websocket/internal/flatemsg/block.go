@@ -2,6 +2,7 @@ package flatemsg
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync"
 )
 
@@ -41,12 +42,21 @@ func (s *scratch) literals(n int) {
 	}
 }
 
-// countLiterals adds the literal runs of the block raw to the counts.
-func (s *scratch) countLiterals(raw []byte) {
+// count adds up the block's symbols: each literal of raw (the block's
+// input), and each match's length and distance symbols and extra bits.
+// It is a pass of its own, after the matching, so that recording a token
+// stays small enough to inline in the matching loop, and so that a block
+// sent stored is never counted.
+func (s *scratch) count(raw []byte) {
 	pos := 0
 	for _, t := range s.tokens {
 		if t&matchFlag != 0 {
-			pos += int(t>>16&0xff) + 3
+			l := t >> 16 & 0xff
+			ls, ds := lenSym[l], distSym(t&0xffff)
+			s.lit[257+int(ls)]++
+			s.dist[ds]++
+			s.extra += int(lenExtra[ls]) + int(distExtra[ds])
+			pos += int(l) + 3
 			continue
 		}
 		for _, b := range raw[pos : pos+int(t)] {
@@ -86,14 +96,11 @@ func looksRandom(raw []byte) bool {
 	return sq*256 < n*(n*12/10+256)
 }
 
+// match records a match of length bytes, dist bytes back; it is counted
+// later (count).
 func (s *scratch) match(length, dist int) {
-	l, d := uint32(length-3), uint32(dist-1)
-	s.tokens = append(s.tokens, matchFlag|l<<16|d)
+	s.tokens = append(s.tokens, matchFlag|uint32(length-3)<<16|uint32(dist-1))
 	s.matches++
-	ls, ds := lenSym[l], distSym(d)
-	s.lit[257+int(ls)]++
-	s.dist[ds]++
-	s.extra += int(lenExtra[ls]) + int(distExtra[ds])
 }
 
 // write sends the block whose input is raw in its shortest form: stored,
@@ -103,7 +110,7 @@ func (s *scratch) write(w *bitWriter, raw []byte) {
 		s.writeStored(w, raw)
 		return
 	}
-	s.countLiterals(raw)
+	s.count(raw)
 	s.lit[endOfBlock]++
 	fixed := s.size(&fixedLitLens, &fixedDistLens)
 	pad := (8 - (int(w.n)+3)%8) % 8
@@ -117,11 +124,11 @@ func (s *scratch) write(w *bitWriter, raw []byte) {
 		s.writeStored(w, raw)
 	case fixed <= dynamic:
 		w.put(1<<1, 3) // BTYPE 01
-		s.writeTokens(w, raw, &fixedLitLens, &fixedLitCodes, &fixedDistLens, &fixedDistCodes)
+		s.writeTokens(w, raw, fixed, &fixedLitLens, &fixedLitCodes, &fixedDistLens, &fixedDistCodes)
 	default:
 		w.put(2<<1, 3) // BTYPE 10
 		c.writeHeader(w)
-		s.writeTokens(w, raw, &c.litLens, &c.litCodes, &c.distLens, &c.distCodes)
+		s.writeTokens(w, raw, dynamic, &c.litLens, &c.litCodes, &c.distLens, &c.distCodes)
 	}
 }
 
@@ -135,15 +142,41 @@ func (s *scratch) writeStored(w *bitWriter, raw []byte) {
 	w.dst = append(w.dst, raw...)
 }
 
-func (s *scratch) writeTokens(w *bitWriter, raw []byte, litLens *[numLitLen]uint8, litCodes *[numLitLen]uint16,
+// writeTokens sends the block's literals and matches with the given codes,
+// then its end-of-block symbol. size is the block's size in bits as size
+// counted it: dst is grown once to hold it, so the loop stores whole words
+// at a known offset and keeps the pending bits in registers, not in w.
+func (s *scratch) writeTokens(w *bitWriter, raw []byte, size int, litLens *[numLitLen]uint8, litCodes *[numLitLen]uint16,
 	distLens *[numDist]uint8, distCodes *[numDist]uint16) {
+	w.dst = slices.Grow(w.dst, (int(w.n)+size)/8+8)
+	buf := w.dst[len(w.dst):cap(w.dst)]
+	off, bits, n := 0, w.bits, w.n
+	// put is bitWriter.put on the locals; every value is under 32 bits
+	// and n stays under 32 between puts, so bits never overflows.
+	put := func(v uint64, nb uint) {
+		bits |= v << n
+		n += nb
+		if n >= 32 {
+			binary.LittleEndian.PutUint32(buf[off:], uint32(bits))
+			off += 4
+			bits >>= 32
+			n -= 32
+		}
+	}
 	pos := 0
 	for _, t := range s.tokens {
 		if t&matchFlag == 0 {
-			for _, b := range raw[pos : pos+int(t)] {
-				w.put(uint64(litCodes[b]), uint(litLens[b]))
-			}
+			lits := raw[pos : pos+int(t)]
 			pos += int(t)
+			// Two literals a put: two codes are at most 30 bits.
+			for ; len(lits) >= 2; lits = lits[2:] {
+				b0, b1 := lits[0], lits[1]
+				n0 := uint(litLens[b0])
+				put(uint64(litCodes[b0])|uint64(litCodes[b1])<<n0, n0+uint(litLens[b1]))
+			}
+			if len(lits) == 1 {
+				put(uint64(litCodes[lits[0]]), uint(litLens[lits[0]]))
+			}
 			continue
 		}
 		l, d := (t>>16)&0xff, t&0xffff
@@ -151,12 +184,14 @@ func (s *scratch) writeTokens(w *bitWriter, raw []byte, litLens *[numLitLen]uint
 		ls := lenSym[l]
 		sym := 257 + int(ls)
 		nl := uint(litLens[sym])
-		w.put(uint64(litCodes[sym])|uint64(l+3-uint32(lenBase[ls]))<<nl, nl+uint(lenExtra[ls]))
+		put(uint64(litCodes[sym])|uint64(l+3-uint32(lenBase[ls]))<<nl, nl+uint(lenExtra[ls]))
 		ds := distSym(d)
 		nd := uint(distLens[ds])
-		w.put(uint64(distCodes[ds])|uint64(d+1-uint32(distBase[ds]))<<nd, nd+uint(distExtra[ds]))
+		put(uint64(distCodes[ds])|uint64(d+1-uint32(distBase[ds]))<<nd, nd+uint(distExtra[ds]))
 	}
-	w.put(uint64(litCodes[endOfBlock]), uint(litLens[endOfBlock]))
+	put(uint64(litCodes[endOfBlock]), uint(litLens[endOfBlock]))
+	w.dst = w.dst[:len(w.dst)+off]
+	w.bits, w.n = bits, n
 }
 
 // dynCode is a dynamic Huffman code and the header describing it
