@@ -144,25 +144,12 @@ func (s *scratch) writeStored(w *bitWriter, raw []byte) {
 
 // writeTokens sends the block's literals and matches with the given codes,
 // then its end-of-block symbol. size is the block's size in bits as size
-// counted it: dst is grown once to hold it, so the loop stores whole words
-// at a known offset and keeps the pending bits in registers, not in w.
+// counted it: dst is grown once to hold it, and the loop writes through a
+// copy of w, a local the compiler keeps in registers.
 func (s *scratch) writeTokens(w *bitWriter, raw []byte, size int, litLens *[numLitLen]uint8, litCodes *[numLitLen]uint16,
 	distLens *[numDist]uint8, distCodes *[numDist]uint16) {
-	w.dst = slices.Grow(w.dst, (int(w.n)+size)/8+8)
-	buf := w.dst[len(w.dst):cap(w.dst)]
-	off, bits, n := 0, w.bits, w.n
-	// put is bitWriter.put on the locals; every value is under 32 bits
-	// and n stays under 32 between puts, so bits never overflows.
-	put := func(v uint64, nb uint) {
-		bits |= v << n
-		n += nb
-		if n >= 32 {
-			binary.LittleEndian.PutUint32(buf[off:], uint32(bits))
-			off += 4
-			bits >>= 32
-			n -= 32
-		}
-	}
+	bw := *w
+	bw.dst = slices.Grow(bw.dst, (int(bw.n)+size)/8+8)
 	pos := 0
 	for _, t := range s.tokens {
 		if t&matchFlag == 0 {
@@ -172,10 +159,10 @@ func (s *scratch) writeTokens(w *bitWriter, raw []byte, size int, litLens *[numL
 			for ; len(lits) >= 2; lits = lits[2:] {
 				b0, b1 := lits[0], lits[1]
 				n0 := uint(litLens[b0])
-				put(uint64(litCodes[b0])|uint64(litCodes[b1])<<n0, n0+uint(litLens[b1]))
+				bw.put(uint64(litCodes[b0])|uint64(litCodes[b1])<<n0, n0+uint(litLens[b1]))
 			}
 			if len(lits) == 1 {
-				put(uint64(litCodes[lits[0]]), uint(litLens[lits[0]]))
+				bw.put(uint64(litCodes[lits[0]]), uint(litLens[lits[0]]))
 			}
 			continue
 		}
@@ -184,14 +171,13 @@ func (s *scratch) writeTokens(w *bitWriter, raw []byte, size int, litLens *[numL
 		ls := lenSym[l]
 		sym := 257 + int(ls)
 		nl := uint(litLens[sym])
-		put(uint64(litCodes[sym])|uint64(l+3-uint32(lenBase[ls]))<<nl, nl+uint(lenExtra[ls]))
+		bw.put(uint64(litCodes[sym])|uint64(l+3-uint32(lenBase[ls]))<<nl, nl+uint(lenExtra[ls]))
 		ds := distSym(d)
 		nd := uint(distLens[ds])
-		put(uint64(distCodes[ds])|uint64(d+1-uint32(distBase[ds]))<<nd, nd+uint(distExtra[ds]))
+		bw.put(uint64(distCodes[ds])|uint64(d+1-uint32(distBase[ds]))<<nd, nd+uint(distExtra[ds]))
 	}
-	put(uint64(litCodes[endOfBlock]), uint(litLens[endOfBlock]))
-	w.dst = w.dst[:len(w.dst)+off]
-	w.bits, w.n = bits, n
+	bw.put(uint64(litCodes[endOfBlock]), uint(litLens[endOfBlock]))
+	*w = bw
 }
 
 // dynCode is a dynamic Huffman code and the header describing it
