@@ -655,7 +655,16 @@ func (t *table) build(lens []uint8, rootBits uint) error {
 			offs[l]++
 		}
 	}
+	// A code of l <= root bits owns every root entry whose low l bits are
+	// its reversed code. Short codes come shortest first, so rather than
+	// writing each of those entries, the table is grown by doubling: once
+	// t.t[:1<<filled] holds the codes of up to filled bits, a copy of it
+	// above itself holds them for filled+1 bits (the copies differ only in
+	// a bit those codes do not look at); each code then writes one entry.
+	// What a doubling copies from entries no code owns yet is overwritten
+	// later, as every entry of a complete code is owned.
 	code, l := uint32(0), uint(0)
+	filled := uint(0)
 	var off, sub uint32 // the subtable of the current long codes' prefix
 	prefix := uint32(1 << 31)
 	for i, s := range sorted[:codes] {
@@ -664,10 +673,11 @@ func (t *table) build(lens []uint8, rootBits uint) error {
 		l = sl
 		rev := bits.Reverse32(code) >> (32 - l)
 		leaf := uint32(s)<<16 | uint32(l)
+		for ; filled < min(l, root); filled++ {
+			copy(t.t[1<<filled:2<<filled], t.t[:1<<filled])
+		}
 		if l <= root {
-			for j := rev; j < 1<<root; j += 1 << l {
-				t.t[j] = leaf
-			}
+			t.t[rev] = leaf
 		} else {
 			// A long code: its first root bits pick a subtable, sized
 			// for the longest code sharing them.

@@ -244,10 +244,14 @@ func TestDecoderSourceError(t *testing.T) {
 }
 
 // TestBuildTables: tables built from random complete codes (including
-// codes with subtables) decode every symbol's code back to the symbol.
+// codes with subtables) decode every symbol's code back to the symbol, and
+// every root entry is the short code its low bits start with, or a link.
+// One table is reused throughout, as a Decoder reuses its tables, so each
+// build starts from the last one's entries.
 func TestBuildTables(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	work := make([]uint64, numLitLen)
+	var tab table
 	for iter := range 500 {
 		n := 2 + r.IntN(numLitLen-1)
 		freq := make([]uint32, n)
@@ -269,10 +273,22 @@ func TestBuildTables(t *testing.T) {
 		}
 		codes := make([]uint16, n)
 		canonicalCodes(lens, codes)
-		var tab table
 		root := uint(1 + r.IntN(10))
 		if err := tab.build(lens, root); err != nil {
 			t.Fatalf("iteration %d: %v", iter, err)
+		}
+		want := make([]uint32, 1<<tab.root)
+		for s, l := range lens {
+			if l != 0 && uint(l) <= tab.root {
+				for j := uint32(codes[s]); j < 1<<tab.root; j += 1 << l {
+					want[j] = uint32(s)<<16 | uint32(l)
+				}
+			}
+		}
+		for j, e := range tab.t[:1<<tab.root] {
+			if want[j] != e && (want[j] != 0 || e&linkBit == 0) {
+				t.Fatalf("iteration %d (root %d): entry %d is %#x, want %#x", iter, tab.root, j, e, want[j])
+			}
 		}
 		d := &Decoder{}
 		for s, l := range lens {
