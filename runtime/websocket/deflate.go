@@ -18,7 +18,7 @@ import (
 //
 // Level 1 compresses with an encoder of our own built for streams of
 // messages (runtime/websocket/internal/flatemsg): it keeps only its window
-// and a 16 KiB hash table, so the state of many connections stays in
+// and a 4 KiB hash table, so the state of many connections stays in
 // cache, and it picks per block whichever of dynamic Huffman codes, the
 // fixed codes or a stored block is shortest. Levels 2-9 use
 // klauspost/compress, which searches harder at several times the memory.
@@ -26,7 +26,7 @@ import (
 // Memory per connection, by mode (BenchmarkDeflateConnMemory; figures in
 // docs/websocket.md):
 //   - sending with context takeover keeps one compressor for the life of
-//     the connection: 64 KiB at level 1 with a 32 KiB window (less with
+//     the connection: 52 KiB at level 1 with a 32 KiB window (less with
 //     a smaller one), about 850 KiB at levels 2-9; without it,
 //     compressors come from a pool for the length of one message and an
 //     idle connection keeps none.
