@@ -240,20 +240,15 @@ func (c *dynCode) build(lit, dist []uint32, work []uint64) {
 	}
 
 	// Run-length code the two length lists as one sequence (§3.2.7 lets
-	// runs cross from one into the other).
+	// runs cross from one into the other), laid end to end in seq.
 	c.ncl = 0
 	clear(c.clFreq[:])
-	seq := func(i int) uint8 {
-		if i < nlit {
-			return c.litLens[i]
-		}
-		return c.distLens[i-nlit]
-	}
-	total := nlit + ndist
-	for i := 0; i < total; {
-		v := seq(i)
+	var buf [numLitLen + numDist]uint8
+	seq := append(append(buf[:0], c.litLens[:nlit]...), c.distLens[:ndist]...)
+	for i := 0; i < len(seq); {
+		v := seq[i]
 		run := 1
-		for i+run < total && seq(i+run) == v {
+		for i+run < len(seq) && seq[i+run] == v {
 			run++
 		}
 		i += run
