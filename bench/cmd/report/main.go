@@ -255,15 +255,9 @@ func tableHeader(w io.Writer, libs []string, extra ...string) {
 	fmt.Fprintf(w, "\n")
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
+// median is the middle of xs, the mean of the two middle values for an
+// even count.
+func median(xs []float64) float64 { return quantile(xs, 0.5) }
 
 func values(rs []run) []float64 {
 	v := make([]float64, len(rs))
