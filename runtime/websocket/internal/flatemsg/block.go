@@ -112,12 +112,11 @@ func (s *scratch) write(w *bitWriter, raw []byte) {
 	}
 	s.count(raw)
 	s.lit[endOfBlock]++
-	fixed := s.size(&fixedLitLens, &fixedDistLens)
 	pad := (8 - (int(w.n)+3)%8) % 8
 	stored := 3 + pad + 32 + 8*len(raw)
 	c := &s.code
 	c.build(s.lit[:], s.dist[:], s.work[:])
-	dynamic := c.cost(s)
+	fixed, dynamic := s.sizes(c)
 
 	switch {
 	case stored <= fixed && stored <= dynamic:
@@ -200,27 +199,24 @@ type dynCode struct {
 	headerBits int // after the 3-bit block header
 }
 
-// cost returns the size in bits of the block s with this code.
-func (c *dynCode) cost(s *scratch) int {
-	return c.headerBits + s.size(&c.litLens, &c.distLens)
-}
-
-// size returns the size in bits of the block s sent with these code
-// lengths, its 3-bit block header included and a dynamic code's header
-// not.
-func (s *scratch) size(litLens *[numLitLen]uint8, distLens *[numDist]uint8) int {
-	bits := 3 + s.extra
+// sizes returns the size in bits of the block s sent with the fixed
+// codes and with the dynamic code c, each with its 3-bit block header and
+// the dynamic one with its code's header: one pass over the counts for
+// both.
+func (s *scratch) sizes(c *dynCode) (fixed, dynamic int) {
 	for i, f := range s.lit {
-		bits += int(f) * int(litLens[i])
+		fixed += int(f) * int(fixedLitLens[i])
+		dynamic += int(f) * int(c.litLens[i])
 	}
 	for i, f := range s.dist {
-		bits += int(f) * int(distLens[i])
+		fixed += int(f) * int(fixedDistLens[i])
+		dynamic += int(f) * int(c.distLens[i])
 	}
-	return bits
+	return 3 + s.extra + fixed, 3 + s.extra + c.headerBits + dynamic
 }
 
 // build makes the code lengths for the given counts and the header's run
-// lengths: what cost needs. The codes themselves are made by writeHeader,
+// lengths: what sizes needs. The codes themselves are made by writeHeader,
 // only for a block that is sent with them (small messages mostly go
 // fixed).
 func (c *dynCode) build(lit, dist []uint32, work []uint64) {

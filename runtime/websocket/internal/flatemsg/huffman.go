@@ -125,10 +125,20 @@ func codeLengths(freq []uint32, maxBits int, lens []uint8, work []uint64) {
 // canonicalCodes gives each symbol the canonical code for lens (RFC 1951
 // §3.2.2), bit-reversed: DEFLATE packs Huffman codes from their most
 // significant bit into an LSB-first bit stream.
+//
+// Most symbols of a message's literal code are unused (the control and
+// high bytes of text), in runs: both passes step over eight zero lengths
+// with one load.
 func canonicalCodes(lens []uint8, codes []uint16) {
 	var count [maxCodeBits + 1]uint16
-	for _, l := range lens {
-		count[l]++
+	for i := 0; i < len(lens); i += 8 {
+		end := min(i+8, len(lens))
+		if end-i == 8 && load64(lens, i) == 0 {
+			continue
+		}
+		for _, l := range lens[i:end] {
+			count[l]++
+		}
 	}
 	count[0] = 0
 	var next [maxCodeBits + 1]uint16
@@ -137,10 +147,16 @@ func canonicalCodes(lens []uint8, codes []uint16) {
 		code = (code + count[l-1]) << 1
 		next[l] = code
 	}
-	for i, l := range lens {
-		if l != 0 {
-			codes[i] = bits.Reverse16(next[l]) >> (16 - l)
-			next[l]++
+	for i := 0; i < len(lens); i += 8 {
+		end := min(i+8, len(lens))
+		if end-i == 8 && load64(lens, i) == 0 {
+			continue
+		}
+		for j := i; j < end; j++ {
+			if l := lens[j]; l != 0 {
+				codes[j] = bits.Reverse16(next[l]) >> (16 - l)
+				next[l]++
+			}
 		}
 	}
 }
