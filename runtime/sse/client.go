@@ -97,11 +97,15 @@ type Session struct {
 
 // Connect opens an event stream at url and returns once the server has
 // answered. A failure to connect is returned at once; use Events for a
-// client that retries the first connection too.
+// client that retries the first connection too. A server that answers 204
+// No Content (nothing to stream, do not reconnect) gives io.EOF.
 func Connect(ctx context.Context, url string, opts *ClientOptions) (*Session, error) {
 	s := newSession(ctx, url, opts)
 	if err := s.connect(); err != nil {
 		s.cancel()
+		if errors.Is(err, errNoContent) {
+			return nil, io.EOF
+		}
 		return nil, err
 	}
 	return s, nil
@@ -184,6 +188,11 @@ func (s *Session) Events() iter.Seq2[Event, error] {
 // returns io.EOF when the stream has ended cleanly and a terminal error
 // otherwise; after either it keeps returning the same.
 func (s *Session) Next() (Event, error) {
+	if s.err == nil && s.ctx.Err() != nil {
+		// Closed (or its context done) with events still buffered: those
+		// are not returned.
+		s.finish(s.ctx.Err())
+	}
 	for s.err == nil {
 		if s.parser == nil {
 			if err := s.reconnectWait(); err != nil {
@@ -209,9 +218,7 @@ func (s *Session) Next() (Event, error) {
 		ev, err := s.parser.Next()
 		s.mu.Lock()
 		s.lastEventID = s.parser.LastEventID()
-		if d := s.parser.ReconnectionTime(); d > 0 {
-			s.reconnect = d
-		}
+		s.reconnect = s.parser.ReconnectionTime() // "retry: 0" too
 		s.mu.Unlock()
 		if err == nil {
 			s.tries = 0
@@ -260,7 +267,8 @@ func (s *Session) giveUp(err error) error {
 func retryable(err error) bool {
 	var se *StatusError
 	return !errors.As(err, &se) && !errors.Is(err, ErrContentType) &&
-		!errors.Is(err, ErrEventTooLarge) && !errors.Is(err, errNoContent)
+		!errors.Is(err, ErrEventTooLarge) && !errors.Is(err, errNoContent) &&
+		!errors.Is(err, ErrInvalidID)
 }
 
 var errNoContent = errors.New("sse: 204 no content")
@@ -314,6 +322,10 @@ func (s *Session) connect() error {
 	req.Header.Set("Cache-Control", "no-cache")
 	lastID := s.LastEventID()
 	if lastID != "" {
+		// net/http would refuse the request on every attempt.
+		if why := headerValueProblem(lastID); why != "" {
+			return fmt.Errorf("sse: reconnect: %w %q as Last-Event-ID: %s", ErrInvalidID, lastID, why)
+		}
 		req.Header.Set("Last-Event-ID", lastID)
 	}
 	resp, err := s.client.Do(req)
@@ -341,6 +353,7 @@ func (s *Session) connect() error {
 		LastEventID:       lastID,
 		ShowCommentEvents: s.opts.ShowCommentEvents,
 		ShowRetryEvents:   s.opts.ShowRetryEvents,
+		ReconnectionTime:  s.ReconnectionTime(),
 	})
 	return nil
 }

@@ -205,6 +205,9 @@ func TestClientStops(t *testing.T) {
 			opts: sse.ClientOptions{MaxReconnectionAttempts: 2}, events: 3, conns: 7, wantErr: is(sse.ErrReconnectLimit)},
 		{name: "reconnection disabled", bodies: []func(http.ResponseWriter){stream("data: a\n\n")}, opts: sse.ClientOptions{MaxReconnectionAttempts: -1}, events: 1, conns: 1, wantErr: noError},
 		{name: "event too large", bodies: []func(http.ResponseWriter){stream("data: " + strings.Repeat("x", 100) + "\n\n")}, opts: sse.ClientOptions{MaxEventSize: 10}, conns: 1, wantErr: is(sse.ErrEventTooLarge)},
+		// Another server's id that no Last-Event-ID header can carry: net/http
+		// would refuse every reconnection, so the session fails at once.
+		{name: "id not a header value", bodies: []func(http.ResponseWriter){stream("id: a\x01b\ndata: a\n\n")}, events: 1, conns: 1, wantErr: is(sse.ErrInvalidID)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,6 +222,12 @@ func TestClientStops(t *testing.T) {
 			}
 		})
 	}
+	t.Run("connect on 204", func(t *testing.T) {
+		srv := newServer(t, (&rawConns{}).handler(t, status(204, "")))
+		if s, err := sse.Connect(context.Background(), srv.URL, nil); s != nil || err != io.EOF {
+			t.Fatalf("Connect = %v, %v; want nil, io.EOF", s, err)
+		}
+	})
 	t.Run("connect reports status", func(t *testing.T) {
 		srv := newServer(t, (&rawConns{}).handler(t, status(503, "")))
 		_, err := sse.Connect(context.Background(), srv.URL, nil)
@@ -353,6 +362,53 @@ func TestSessionClose(t *testing.T) {
 		t.Fatalf("Next after Close = %v, want context.Canceled", err)
 	}
 	hold.Wait()
+
+	// Events the parser holds already are not returned after Close either.
+	s, err = sse.Connect(context.Background(), newServer(t, rcHold(release, "data: a\n\ndata: b\n\n")).URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := s.Next(); err != nil || ev.Data != "a" {
+		t.Fatalf("Next = %v, %v", ev, err)
+	}
+	s.Close()
+	if ev, err := s.Next(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Next after Close = %+v, %v; want context.Canceled, not the buffered event", ev, err)
+	}
+}
+
+// rcHold serves body as one chunk, then holds the stream open until the
+// client goes or release is closed.
+func rcHold(release <-chan struct{}, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		stream(body)(w)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}
+}
+
+// A "retry: 0" sets the reconnection time to zero (WHATWG HTML §9.2.6:
+// any string of ASCII digits), not "no retry seen".
+func TestClientRetryZero(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv := newServer(t, rcHold(release, "retry: 5000\ndata: a\n\nretry: 0\ndata: b\n\n"))
+	s, err := sse.Connect(context.Background(), srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := []time.Duration{5 * time.Second, 0}
+	for i := range 2 {
+		if _, err := s.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if d := s.ReconnectionTime(); d != want[i] {
+			t.Fatalf("ReconnectionTime after event %d = %v, want %v", i, d, want[i])
+		}
+	}
 }
 
 type tick struct {

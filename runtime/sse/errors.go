@@ -8,9 +8,14 @@ import (
 // Sentinel errors. Functions wrap them with %w and a lowercase phrase, so
 // test with errors.Is.
 var (
-	// ErrInvalidID is returned when an event id contains CR, LF or NUL:
-	// such an id cannot be written as one "id:" line, and WHATWG HTML
-	// §9.2.6 makes clients ignore ids containing NUL.
+	// ErrInvalidID is returned when an event id could not come back
+	// unchanged: one holding CR or LF cannot be written as one "id:" line,
+	// WHATWG HTML §9.2.6 makes clients ignore ids containing NUL, and a
+	// reconnecting client returns the id in a Last-Event-ID header, which
+	// holds no other control character (tab aside), loses leading and
+	// trailing spaces and tabs, and, after the client's UTF-8 decoding,
+	// cannot carry invalid UTF-8. A Session whose server sent an id it
+	// cannot put in that header fails with it rather than reconnect.
 	ErrInvalidID = errors.New("sse: invalid event id")
 
 	// ErrInvalidType is returned when an event type contains CR, LF or NUL.

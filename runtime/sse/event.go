@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Event is one server-sent event, as written by a server Stream and as
@@ -48,8 +49,8 @@ type Event struct {
 func (e *Event) hasData() bool { return e.Data != "" || e.Type != "" }
 
 func (e *Event) validate() error {
-	if strings.ContainsAny(e.ID, "\r\n\x00") {
-		return fmt.Errorf("%w %q: contains CR, LF or NUL", ErrInvalidID, e.ID)
+	if why := idProblem(e.ID); why != "" {
+		return fmt.Errorf("%w %q: %s", ErrInvalidID, e.ID, why)
 	}
 	if strings.ContainsAny(e.Type, "\r\n\x00") {
 		return fmt.Errorf("%w %q: contains CR, LF or NUL", ErrInvalidType, e.Type)
@@ -61,6 +62,36 @@ func (e *Event) validate() error {
 		return ErrEmptyEvent
 	}
 	return nil
+}
+
+// idProblem says why id could not make the round trip from an "id:" line
+// to a Last-Event-ID header and back unchanged (see ErrInvalidID), or ""
+// if it can.
+func idProblem(id string) string {
+	if strings.ContainsAny(id, "\r\n\x00") {
+		return "contains CR, LF or NUL"
+	}
+	if why := headerValueProblem(id); why != "" {
+		return why
+	}
+	if t := strings.Trim(id, " \t"); len(t) != len(id) {
+		return "leading or trailing space or tab"
+	}
+	if !utf8.ValidString(id) {
+		return "invalid UTF-8"
+	}
+	return ""
+}
+
+// headerValueProblem says why v cannot be sent as an HTTP header value
+// (RFC 9110 §5.5: no control characters but tab), or "" if it can.
+func headerValueProblem(v string) string {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; (b < ' ' && b != '\t') || b == 0x7f {
+			return "contains a control character"
+		}
+	}
+	return ""
 }
 
 // AppendEvent appends the text/event-stream encoding of e, terminated by

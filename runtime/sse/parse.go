@@ -38,6 +38,11 @@ type ParserOptions struct {
 	// a block that sets a valid reconnection time but has no data. Default
 	// false: the retry only takes effect.
 	ShowRetryEvents bool
+
+	// ReconnectionTime is the stream's reconnection time until a retry
+	// field sets it (WHATWG HTML §9.2.3: the event source's, carried over
+	// from its previous connection). Default 0.
+	ReconnectionTime time.Duration
 }
 
 // Parser reads a text/event-stream and returns its events, implementing
@@ -70,7 +75,7 @@ type Parser struct {
 
 	idBuffer    string        // the last event ID buffer
 	lastEventID string        // the last event ID string, set at dispatch
-	reconnect   time.Duration // the reconnection time, 0 until a retry field
+	reconnect   time.Duration // the reconnection time: the option's until a retry field
 }
 
 // NewParser returns a parser reading the event stream from r.
@@ -85,6 +90,7 @@ func NewParser(r io.Reader, opts *ParserOptions) *Parser {
 	}
 	p.idBuffer = p.opts.LastEventID
 	p.lastEventID = p.opts.LastEventID
+	p.reconnect = p.opts.ReconnectionTime
 	return p
 }
 
@@ -94,7 +100,8 @@ func NewParser(r io.Reader, opts *ParserOptions) *Parser {
 func (p *Parser) LastEventID() string { return p.lastEventID }
 
 // ReconnectionTime returns the reconnection time set by the last valid
-// "retry:" field read so far, or 0 if there was none. Per WHATWG HTML
+// "retry:" field read so far (which may be 0), or
+// ParserOptions.ReconnectionTime if there was none. Per WHATWG HTML
 // §9.2.6 a retry field takes effect as soon as its line is read, even if
 // its event is never dispatched.
 func (p *Parser) ReconnectionTime() time.Duration { return p.reconnect }

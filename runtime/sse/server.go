@@ -273,6 +273,15 @@ func (s *Stream) writeLocked(b []byte) error {
 		s.err = s.writeErr(err)
 		return s.err
 	}
+	// The deadline bounds this write, not the quiet until the next one:
+	// over HTTP/2 a deadline left set is a timer that resets the stream
+	// when it fires, writing or not.
+	if s.opts.WriteTimeout > 0 {
+		if err := s.rc.SetWriteDeadline(time.Time{}); err != nil {
+			s.err = fmt.Errorf("sse: clear write deadline: %w", err)
+			return s.err
+		}
+	}
 	s.lastWrite = time.Now()
 	return nil
 }

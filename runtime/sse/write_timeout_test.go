@@ -97,3 +97,49 @@ func TestStreamWriteTimeoutDefault(t *testing.T) {
 		t.Errorf("timeout on a real server %v, want %v", d, sse.DefaultWriteTimeout)
 	}
 }
+
+// WriteTimeout bounds each write, not the quiet between events: over
+// HTTP/2 a write deadline left set is a timer that resets the stream when
+// it fires, so a stream idle for longer than WriteTimeout must stay open.
+func TestStreamWriteTimeoutIdleHTTP2(t *testing.T) {
+	second := make(chan error, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := sse.NewStream(w, r, &sse.StreamOptions{WriteTimeout: 100 * time.Millisecond})
+		if err != nil {
+			second <- err
+			return
+		}
+		defer s.Close()
+		if err := s.Send(sse.Event{Data: "a"}); err != nil {
+			second <- err
+			return
+		}
+		select { // idle for several write timeouts
+		case <-time.After(400 * time.Millisecond):
+		case <-r.Context().Done():
+		}
+		second <- s.Send(sse.Event{Data: "b"})
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
+	}
+	p := sse.NewParser(resp.Body, nil)
+	for _, want := range []string{"a", "b"} {
+		ev, err := p.Next()
+		if err != nil || ev.Data != want {
+			t.Fatalf("event %+v, %v; want data %q (the server's second send: %v)", ev, err, want, <-second)
+		}
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("second send after the idle time: %v", err)
+	}
+}
