@@ -417,6 +417,14 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 	if err != nil {
 		return nil, Errorf(CodeInvalidArgument, "%w", err)
 	}
+	// One base URL serves a service's WebSocket and SSE methods alike:
+	// an event stream is plain HTTP(S).
+	switch u.Scheme {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	}
 	if len(q) > 0 {
 		u.RawQuery = q.Encode()
 	}

@@ -317,6 +317,25 @@ func TestGoldenSSE(t *testing.T) {
 		}
 	}
 
+	// One base URL serves every method: SSE methods of a client made
+	// with a ws:// base go over http://.
+	wsBase := testingv1wsrpc.NewStreamServiceClient(nil, "ws"+strings.TrimPrefix(base, "http"))
+	small := &testingv1.WatchRequest{Room: "r", Count: 1}
+	s2, err := wsBase.Watch(ctx, small)
+	if err != nil {
+		t.Fatalf("SSE method with a ws:// base URL: %v", err)
+	}
+	n2 := 0
+	for _, err := range s2.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n2++
+	}
+	if want := len(watchEvents(small)); n2 != want {
+		t.Fatalf("ws:// base: %d events, want %d", n2, want)
+	}
+
 	fail, err := client.Watch(ctx, &testingv1.WatchRequest{Room: "r", Count: 1, Fail: true})
 	if err != nil {
 		t.Fatal(err)

@@ -84,9 +84,10 @@ func request(methods ...methodSpec) *pluginpb.CodeGeneratorRequest {
 	}
 }
 
-// run runs the generator on req as protoc would, through a serialised
-// request (so the option travels as an extension in bytes, as from buf).
-func run(t *testing.T, req *pluginpb.CodeGeneratorRequest) *pluginpb.CodeGeneratorResponse {
+// run runs the generator (or generate, if given) on req as protoc would,
+// through a serialised request (so the option travels as an extension in
+// bytes, as from buf).
+func run(t *testing.T, req *pluginpb.CodeGeneratorRequest, generate ...func(*protogen.Plugin) error) *pluginpb.CodeGeneratorResponse {
 	t.Helper()
 	b, err := proto.Marshal(req)
 	if err != nil {
@@ -100,7 +101,11 @@ func run(t *testing.T, req *pluginpb.CodeGeneratorRequest) *pluginpb.CodeGenerat
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := codegen.Generate(plugin); err != nil {
+	gen := codegen.Generate
+	if len(generate) > 0 {
+		gen = generate[0]
+	}
+	if err := gen(plugin); err != nil {
 		plugin.Error(err)
 	}
 	return plugin.Response()
@@ -125,6 +130,8 @@ func TestSchemaMistakes(t *testing.T) {
 		{"dot segment", []methodSpec{{name: "M", server: true, opt: ws("/a/../m")}}, ". or .. segments"},
 		{"space", []methodSpec{{name: "M", server: true, opt: ws("/a m")}}, "printable ASCII"},
 		{"duplicate path", []methodSpec{{name: "A", server: true, opt: ws("/same")}, {name: "M", server: true, opt: sseRule("/same")}}, `path "/same" is already used by method A`},
+		{"braces in path", []methodSpec{{name: "M", server: true, opt: ws("/{tenant}/m")}}, "must not contain { or }"},
+		{"same Go name", []methodSpec{{name: "m", server: true, opt: ws("")}, {name: "M", server: true, opt: sseRule("")}}, "its Go name M is also method m's"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -58,9 +60,10 @@ func (h headerFlag) header() http.Header {
 }
 
 // parseURLAndFlags parses args, whose flags may come before or after the
-// one URL. When ok is false the command should exit with code (0 for -h,
-// 2 for a usage error, which fs has already reported).
-func parseURLAndFlags(fs *flag.FlagSet, args []string) (url string, code int, ok bool) {
+// one URL, which must have a host and one of schemes. When ok is false the
+// command should exit with code (0 for -h, 2 for a usage error, which has
+// been reported on fs's output).
+func parseURLAndFlags(fs *flag.FlagSet, args []string, schemes ...string) (rawURL string, code int, ok bool) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -79,7 +82,19 @@ func parseURLAndFlags(fs *flag.FlagSet, args []string) (url string, code int, ok
 		fs.Usage()
 		return "", 2, false
 	}
-	return positional[0], 0, true
+	rawURL = positional[0]
+	// Checked here, so that a URL no attempt can use is a usage error
+	// rather than a reconnection loop.
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		fmt.Fprintf(fs.Output(), "wsrpc %s: %v\n", fs.Name(), err)
+		return "", 2, false
+	}
+	if !slices.Contains(schemes, strings.ToLower(u.Scheme)) || u.Host == "" {
+		fmt.Fprintf(fs.Output(), "wsrpc %s: URL %q: want %s:// and a host\n", fs.Name(), rawURL, strings.Join(schemes, "://, "))
+		return "", 2, false
+	}
+	return rawURL, 0, true
 }
 
 func usage() {

@@ -57,7 +57,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	showComments := fs.Bool("show-comments", false, "also print comment events")
 	showRetry := fs.Bool("show-retry", false, "also print retry-only events")
 
-	url, code, ok := parseURLAndFlags(fs, args)
+	url, code, ok := parseURLAndFlags(fs, args, "http", "https")
 	if !ok {
 		return code
 	}

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -70,7 +71,7 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	deflate := fs.Bool("deflate", false, "offer permessage-deflate (RFC 7692) compression")
 	maxSize := fs.Int64("max-size", 64<<20, "largest message to receive, and longest stdin line, in `BYTES`")
 
-	url, code, ok := parseURLAndFlags(fs, args)
+	url, code, ok := parseURLAndFlags(fs, args, "ws", "wss", "http", "https")
 	if !ok {
 		return code
 	}
@@ -164,6 +165,10 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		pctx, cancel := context.WithTimeout(ctx, wsCloseWait)
 		_ = c.Ping(pctx) // best effort: a failure shows in what Close reports
 		cancel()
+		if ctx.Err() != nil { // interrupted while waiting for the pong
+			closeAndWait(c, websocket.StatusGoingAway, readDone, errOut)
+			return 130
+		}
 		status := closeAndWait(c, websocket.StatusNormalClosure, readDone, errOut)
 		if err != nil && status == 0 {
 			status = 1
@@ -181,8 +186,16 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 // skipped.
 func sendLines(c *websocket.Conn, stdin io.Reader, maxLine int, errOut io.Writer) error {
 	sc := bufio.NewScanner(stdin)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine+2) // + "\r\n"
-	for n := 1; sc.Scan(); n++ {
+	// The scanner's limit is the larger of its buffer's capacity and max:
+	// a buffer no larger than the limit, and the limit (line + "\r\n")
+	// without overflowing.
+	limit := maxLine
+	if limit <= math.MaxInt-2 {
+		limit += 2
+	}
+	sc.Buffer(make([]byte, 0, min(4<<10, limit)), limit)
+	n := 1
+	for ; sc.Scan(); n++ {
 		line := strings.TrimSuffix(sc.Text(), "\r")
 		if !utf8.ValidString(line) {
 			fmt.Fprintf(errOut, "wsrpc ws: stdin line %d is not valid UTF-8; not sent\n", n)
@@ -192,7 +205,9 @@ func sendLines(c *websocket.Conn, stdin io.Reader, maxLine int, errOut io.Writer
 			return fmt.Errorf("sending stdin line %d: %w", n, err)
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return fmt.Errorf("stdin line %d is longer than --max-size (%d bytes)", n, maxLine)
+	} else if err != nil {
 		return fmt.Errorf("reading stdin: %w", err)
 	}
 	return nil

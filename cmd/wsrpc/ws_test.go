@@ -289,6 +289,9 @@ func TestWSUsage(t *testing.T) {
 		{"--max-size", "0", "ws://a"},
 		{"-H", "no colon", "ws://a"},
 		{"--nope", "ws://a"},
+		{"127.0.0.1:1/"},
+		{"ftp://127.0.0.1:1/"},
+		{"ws://[::1"},
 	} {
 		code, stdout, stderr := runWSCmd(t, strings.NewReader(""), args...)
 		if code != 2 || stdout != "" || stderr == "" {
@@ -297,5 +300,71 @@ func TestWSUsage(t *testing.T) {
 	}
 	if code, _, stderr := runWSCmd(t, strings.NewReader(""), "-h"); code != 0 || !strings.Contains(stderr, "usage: wsrpc ws") {
 		t.Errorf("-h: exit %d stderr %q", code, stderr)
+	}
+}
+
+// TestWSMaxSizeStdinLine: --max-size bounds stdin lines too (a longer one
+// ends the session with an error instead of being sent), and the largest
+// value does not overflow the line limit.
+func TestWSMaxSizeStdinLine(t *testing.T) {
+	got := make(chan int, 4)
+	url := wsServer(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
+		for {
+			_, p, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			got <- len(p)
+			c.Write(ctx, websocket.MessageText, p)
+		}
+	})
+	code, _, stderr := runWSCmd(t, strings.NewReader("short\n"+strings.Repeat("x", 1000)+"\n"), "--max-size", "10", url)
+	if code != 1 || !strings.Contains(stderr, "stdin line 2 is longer than --max-size (10 bytes)") {
+		t.Errorf("--max-size 10 and a 1000-byte line: exit %d stderr %q", code, stderr)
+	}
+	if n := <-got; n != 5 {
+		t.Errorf("first message %d bytes, want 5", n)
+	}
+	select {
+	case n := <-got:
+		t.Errorf("a %d-byte message was sent past --max-size 10", n)
+	default:
+	}
+
+	line := strings.Repeat("y", 100_000)
+	code, stdout, stderr := runWSCmd(t, strings.NewReader(line+"\n"), "--max-size", "9223372036854775807", url)
+	if code != 0 || stdout != line+"\n" {
+		t.Errorf("--max-size MaxInt64 and a 100 kB line: exit %d, %d bytes out, stderr %q; want 0 and the echo", code, len(stdout), stderr)
+	}
+}
+
+// TestWSInterruptDuringFinalPing: once stdin has ended the client pings
+// before closing; an interrupt while it waits for the pong (the server
+// reads nothing) ends it as any interrupt does: a 1001 close, whose
+// handshake is bounded by the close timeout, and exit 130 — not a 1000
+// close reported as a failure.
+func TestWSInterruptDuringFinalPing(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	url := wsServer(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
+		select { // never reads: no pong, no reply to a close
+		case <-release:
+		case <-ctx.Done():
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- runWS(ctx, []string{url}, strings.NewReader(""), &out, &errOut) }()
+	time.Sleep(200 * time.Millisecond) // stdin is empty: runWS is in its final Ping
+	cancel()
+	select {
+	case code := <-done:
+		if code != 130 {
+			t.Errorf("interrupted during the final ping: exit %d, want 130; stderr %q", code, errOut.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("did not return after the interrupt")
 	}
 }

@@ -268,7 +268,7 @@ func retryable(err error) bool {
 	var se *StatusError
 	return !errors.As(err, &se) && !errors.Is(err, ErrContentType) &&
 		!errors.Is(err, ErrEventTooLarge) && !errors.Is(err, errNoContent) &&
-		!errors.Is(err, ErrInvalidID)
+		!errors.Is(err, ErrInvalidID) && !errors.Is(err, ErrBadURL)
 }
 
 var errNoContent = errors.New("sse: 204 no content")
@@ -311,7 +311,10 @@ func (s *Session) reconnectWait() error {
 func (s *Session) connect() error {
 	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, s.url, nil)
 	if err != nil {
-		return fmt.Errorf("sse: new request: %w", err)
+		return fmt.Errorf("%w: %w", ErrBadURL, err)
+	}
+	if sc := req.URL.Scheme; (sc != "http" && sc != "https") || req.URL.Host == "" {
+		return fmt.Errorf("%w %q: want http:// or https:// and a host", ErrBadURL, s.url)
 	}
 	for name, values := range s.opts.Header {
 		for _, v := range values {

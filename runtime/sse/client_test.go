@@ -508,3 +508,17 @@ func TestClientOnReconnect(t *testing.T) {
 		})
 	}
 }
+
+// A URL no request can use fails at once with ErrBadURL, as a browser's
+// EventSource throws, rather than being retried as a network error.
+func TestClientBadURL(t *testing.T) {
+	for _, url := range []string{"127.0.0.1:1/events", "ws://127.0.0.1:1/events", "http://[::1", "", "http:///events"} {
+		events, err := collect(t, url, fast(sse.ClientOptions{}))
+		if len(events) != 0 || !errors.Is(err, sse.ErrBadURL) {
+			t.Errorf("Events(%q) = %d events, %v; want ErrBadURL", url, len(events), err)
+		}
+		if _, err := sse.Connect(context.Background(), url, nil); !errors.Is(err, sse.ErrBadURL) {
+			t.Errorf("Connect(%q) = %v; want ErrBadURL", url, err)
+		}
+	}
+}

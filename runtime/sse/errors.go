@@ -18,6 +18,11 @@ var (
 	// cannot put in that header fails with it rather than reconnect.
 	ErrInvalidID = errors.New("sse: invalid event id")
 
+	// ErrBadURL is returned by a client given a URL it cannot request:
+	// unparsable, or not http:// or https:// with a host. No attempt is
+	// made again, as a browser's EventSource throws at once.
+	ErrBadURL = errors.New("sse: bad URL")
+
 	// ErrInvalidType is returned when an event type contains CR, LF or NUL.
 	ErrInvalidType = errors.New("sse: invalid event type")
 

@@ -153,9 +153,9 @@ func (*MethodOptions_Sse) isMethodOptions_Transport() {}
 type WebSocketRule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// path overrides the HTTP path the handler is mounted on. It must start
-	// with "/" and contain no query or fragment. Empty (the default) means the
-	// procedure path "/<package>.<Service>/<Method>", for example
-	// "/chat.v1.ChatService/Chat".
+	// with "/" and contain no query, fragment, "{" or "}" (net/http.ServeMux
+	// wildcards). Empty (the default) means the procedure path
+	// "/<package>.<Service>/<Method>", for example "/chat.v1.ChatService/Chat".
 	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1,0 +1,235 @@
+package codegen_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	gengo "google.golang.org/protobuf/cmd/protoc-gen-go/internal_gengo"
+	"google.golang.org/protobuf/compiler/protogen"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/pluginpb"
+
+	"github.com/wsrpc/wsrpc/codegen"
+	wsrpcv1 "github.com/wsrpc/wsrpc/gen/wsrpc/v1"
+)
+
+// protoFile describes a .proto file for the compile tests: its messages
+// are empty; its services' methods name their types in full (".pkg.Msg").
+type protoFile struct {
+	name, pkg, goPackage string
+	editions             bool // edition 2023 rather than proto3
+	deps, messages       []string
+	services             []protoService
+}
+
+type protoService struct {
+	name, comment string
+	methods       []protoMethod
+}
+
+type protoMethod struct {
+	name, in, out, comment string
+	client, server         bool
+	opt                    *wsrpcv1.MethodOptions
+}
+
+func (f protoFile) descriptor() *descriptorpb.FileDescriptorProto {
+	fd := &descriptorpb.FileDescriptorProto{
+		Name:           proto.String(f.name),
+		Package:        proto.String(f.pkg),
+		Syntax:         proto.String("proto3"),
+		Dependency:     append([]string{"wsrpc/v1/options.proto"}, f.deps...),
+		Options:        &descriptorpb.FileOptions{GoPackage: proto.String(f.goPackage)},
+		SourceCodeInfo: &descriptorpb.SourceCodeInfo{},
+	}
+	if f.editions {
+		fd.Syntax, fd.Edition = proto.String("editions"), descriptorpb.Edition_EDITION_2023.Enum()
+	}
+	for _, m := range f.messages {
+		fd.MessageType = append(fd.MessageType, &descriptorpb.DescriptorProto{Name: proto.String(m)})
+	}
+	comment := func(text string, path ...int32) {
+		if text != "" {
+			fd.SourceCodeInfo.Location = append(fd.SourceCodeInfo.Location, &descriptorpb.SourceCodeInfo_Location{
+				Path: path, Span: []int32{0, 0, 0}, LeadingComments: proto.String(text)})
+		}
+	}
+	for si, s := range f.services {
+		sd := &descriptorpb.ServiceDescriptorProto{Name: proto.String(s.name)}
+		comment(s.comment, 6, int32(si)) // FileDescriptorProto.service
+		for mi, m := range s.methods {
+			md := &descriptorpb.MethodDescriptorProto{
+				Name: proto.String(m.name), InputType: proto.String(m.in), OutputType: proto.String(m.out),
+				ClientStreaming: proto.Bool(m.client), ServerStreaming: proto.Bool(m.server),
+				Options: &descriptorpb.MethodOptions{},
+			}
+			proto.SetExtension(md.Options, wsrpcv1.E_Method, m.opt)
+			comment(m.comment, 6, int32(si), 2, int32(mi)) // ServiceDescriptorProto.method
+			sd.Method = append(sd.Method, md)
+		}
+		fd.Service = append(fd.Service, sd)
+	}
+	return fd
+}
+
+// generateAll runs protoc-gen-go and this generator over files, as buf
+// does through serialised requests, and returns the files they write.
+func generateAll(t *testing.T, files ...protoFile) map[string]string {
+	t.Helper()
+	req := &pluginpb.CodeGeneratorRequest{ProtoFile: []*descriptorpb.FileDescriptorProto{
+		protodesc.ToFileDescriptorProto(descriptorpb.File_google_protobuf_descriptor_proto),
+		protodesc.ToFileDescriptorProto(wsrpcv1.File_wsrpc_v1_options_proto),
+		protodesc.ToFileDescriptorProto(emptypb.File_google_protobuf_empty_proto),
+	}}
+	for _, f := range files {
+		req.FileToGenerate = append(req.FileToGenerate, f.name)
+		req.ProtoFile = append(req.ProtoFile, f.descriptor())
+	}
+	out := map[string]string{}
+	for _, gen := range []func(*protogen.Plugin) error{codegen.Generate, func(p *protogen.Plugin) error {
+		for _, f := range p.Files {
+			if f.Generate {
+				gengo.GenerateFile(p, f)
+			}
+		}
+		return nil
+	}} {
+		resp := run(t, req, gen)
+		if resp.GetError() != "" {
+			t.Fatal(resp.GetError())
+		}
+		for _, f := range resp.GetFile() {
+			out[f.GetName()] = f.GetContent()
+		}
+	}
+	return out
+}
+
+// TestGeneratedCodeCompiles builds, with the Go toolchain, what the
+// generator writes for schemas at the edges of what it accepts, beside
+// protoc-gen-go's messages, in a module of its own that uses this
+// checkout of wsrpc: names that are Go keywords or snake_case, message
+// types from other files, packages and google.protobuf.Empty, two files
+// of one package, comments holding "*/", backticks and a "go:" directive
+// line, messages in a Go package named like NewXClient's parameters, a
+// service whose client type is named like one, and an edition-2023 file.
+func TestGeneratedCodeCompiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go build")
+	}
+	const mod = "example.com/t/"
+	m := func(name, in, out string, client, server bool, opt *wsrpcv1.MethodOptions) protoMethod {
+		return protoMethod{name: name, in: in, out: out, client: client, server: server, opt: opt}
+	}
+	files := generateAll(t,
+		protoFile{name: "b/v1/b.proto", pkg: "b.v1", goPackage: mod + "b/v1;bv1", messages: []string{"B"}},
+		protoFile{name: "a/v1/a.proto", pkg: "a.v1", goPackage: mod + "a/v1;av1",
+			deps: []string{"b/v1/b.proto", "google/protobuf/empty.proto"}, messages: []string{"M", "MyServiceClient"},
+			services: []protoService{{name: "my_service", comment: " Says */ and `code` and \"q\" and \\ and\n//go:generate nothing\n", methods: []protoMethod{
+				{name: "get_item", in: ".google.protobuf.Empty", out: ".b.v1.B", server: true, opt: sseRule(""), comment: "go:noinline\n a /* comment\n"},
+				m("type", ".a.v1.M", ".google.protobuf.Empty", true, true, ws("")),
+				m("func", ".b.v1.B", ".a.v1.M", true, false, ws("")),
+			}}}},
+		protoFile{name: "a/v1/a2.proto", pkg: "a.v1", goPackage: mod + "a/v1;av1", deps: []string{"a/v1/a.proto"},
+			services: []protoService{{name: "Other", methods: []protoMethod{m("S", ".a.v1.M", ".a.v1.M", false, true, ws("/x/s"))}}}},
+		protoFile{name: "opts/v1/o.proto", pkg: "opts.v1", goPackage: mod + "o/opts", messages: []string{"M"}},
+		protoFile{name: "c/v1/c.proto", pkg: "c.v1", goPackage: mod + "c/v1;cv1", deps: []string{"opts/v1/o.proto"},
+			services: []protoService{{name: "Http", methods: []protoMethod{m("S", ".opts.v1.M", ".opts.v1.M", false, true, ws(""))}}}},
+		protoFile{name: "e/v1/e.proto", pkg: "e.v1", goPackage: mod + "e/v1;ev1", editions: true, messages: []string{"M"},
+			services: []protoService{{name: "EService", methods: []protoMethod{m("S", ".e.v1.M", ".e.v1.M", false, true, sseRule(""))}}}},
+	)
+
+	dir := t.TempDir()
+	_, self, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(self))
+	goMod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same requirements as wsrpc's, so the build needs no download.
+	_, req, _ := strings.Cut(string(goMod), "\nrequire")
+	write := func(name, content string) {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module example.com/t\n\ngo 1.26\n\nrequire github.com/wsrpc/wsrpc v0.0.0\n\nreplace github.com/wsrpc/wsrpc => "+root+"\n\nrequire"+req)
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("go.sum", string(sum))
+	for name, content := range files {
+		rel, ok := strings.CutPrefix(name, mod)
+		if !ok {
+			t.Fatalf("file %s outside the test module", name)
+		}
+		write(rel, content)
+	}
+	for _, want := range []string{"a/v1/av1wsrpc/a.wsrpc.go", "a/v1/av1wsrpc/a2.wsrpc.go", "c/v1/cv1wsrpc/c.wsrpc.go", "e/v1/ev1wsrpc/e.wsrpc.go"} {
+		if _, ok := files[mod+want]; !ok {
+			t.Errorf("%s not generated", want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "vet", "./...") // builds, and checks the doc directives too
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go vet of the generated code: %v\n%s", err, out)
+	}
+}
+
+// TestNameClashes: services whose generated Go names meet, in one file or
+// across the files of one Go package, are schema errors that name both.
+func TestNameClashes(t *testing.T) {
+	svc := func(name, method string) protoService {
+		return protoService{name: name, methods: []protoMethod{{name: method, in: ".p.v1.M", out: ".p.v1.M", server: true, opt: ws("/" + name + "/" + method)}}}
+	}
+	file := func(name string, services ...protoService) protoFile {
+		return protoFile{name: name, pkg: "p.v1", goPackage: "example.com/p/v1;pv1", messages: []string{"M" + strings.TrimSuffix(filepath.Base(name), ".proto")}, services: services}
+	}
+	for _, tc := range []struct {
+		name  string
+		files []protoFile
+		want  string
+	}{
+		{"services Go-case alike", []protoFile{file("p/v1/m.proto", svc("foo_service", "A"), svc("FooService", "B"))},
+			"Go name FooServiceName would be declared twice, by service p.v1.foo_service (p/v1/m.proto) and by service p.v1.FooService (p/v1/m.proto)"},
+		{"names concatenate alike, across files", []protoFile{file("p/v1/m.proto", svc("Chat", "RoomList")), file("p/v1/n.proto", svc("ChatRoom", "List"))},
+			"p/v1/n.proto: Go name ChatRoomListProcedure would be declared twice, by method p.v1.Chat.RoomList (p/v1/m.proto) and by method p.v1.ChatRoom.List (p/v1/n.proto)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.files[0].messages = append(tc.files[0].messages, "M")
+			req := &pluginpb.CodeGeneratorRequest{ProtoFile: []*descriptorpb.FileDescriptorProto{
+				protodesc.ToFileDescriptorProto(descriptorpb.File_google_protobuf_descriptor_proto),
+				protodesc.ToFileDescriptorProto(wsrpcv1.File_wsrpc_v1_options_proto),
+			}}
+			for i, f := range tc.files {
+				if i > 0 {
+					f.deps = []string{tc.files[0].name}
+				}
+				req.FileToGenerate = append(req.FileToGenerate, f.name)
+				req.ProtoFile = append(req.ProtoFile, f.descriptor())
+			}
+			resp := run(t, req)
+			if !strings.Contains(resp.GetError(), tc.want) || len(resp.GetFile()) != 0 {
+				t.Fatalf("error %q and %d files, want %q and none", resp.GetError(), len(resp.GetFile()), tc.want)
+			}
+		})
+	}
+}
