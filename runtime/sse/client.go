@@ -24,9 +24,10 @@ type ClientOptions struct {
 	// leave it zero for long-lived streams.
 	HTTPClient *http.Client
 
-	// Header is added to every request (authorization, cookies…). The
-	// client also sets Accept: text/event-stream, Cache-Control: no-cache
-	// and, when known, Last-Event-ID.
+	// Header is added to every request (authorization, cookies…; a Host
+	// entry sets the request's host). The client also sets Accept:
+	// text/event-stream, Cache-Control: no-cache and, when known,
+	// Last-Event-ID.
 	Header http.Header
 
 	// LastEventID is the Last-Event-ID sent with the first request.
@@ -320,6 +321,11 @@ func (s *Session) connect() error {
 		for _, v := range values {
 			req.Header.Add(name, v)
 		}
+	}
+	// net/http sends req.Host, not a Host header, as the request's host.
+	if h := req.Header.Get("Host"); h != "" {
+		req.Host = h
+		req.Header.Del("Host")
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")

@@ -102,7 +102,7 @@ func TestClientRawStream(t *testing.T) {
 		"\ndata: second\n\ndata: a\xffb\r\r",
 		"retry: 5\n\nid\ndata: no id\n\n",
 	), status(http.StatusNoContent, "")))
-	events, err := collect(t, srv.URL, &sse.ClientOptions{Header: http.Header{"Authorization": {"Bearer x"}, "X-Multi": {"a", "b"}}})
+	events, err := collect(t, srv.URL, &sse.ClientOptions{Header: http.Header{"Authorization": {"Bearer x"}, "X-Multi": {"a", "b"}, "Host": {"events.example"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +127,9 @@ func TestClientRawStream(t *testing.T) {
 	rc.mu.Lock()
 	if got := rc.requests[0].Header.Values("X-Multi"); !reflect.DeepEqual(got, []string{"a", "b"}) {
 		t.Errorf("X-Multi = %q", got)
+	}
+	if got := rc.requests[0].Host; got != "events.example" {
+		t.Errorf("Host = %q, want the Header's events.example", got)
 	}
 	rc.mu.Unlock()
 	// The empty id reset the last event ID, so none is sent.
