@@ -130,7 +130,8 @@ func newClientStream(conn *wsConn, re *redialer) *clientStream {
 // conn returns the current connection.
 func (s *clientStream) conn() *wsConn { return s.cur.Load() }
 
-// receive reads into m; the end of the stream runs the onClose hooks.
+// receive reads into m; the end of the stream runs the onClose hooks and
+// releases the connection, so that a call read to its end needs no Close.
 // With reconnection on, an end that WithReconnect retries opens a new
 // connection and reading goes on there.
 func (s *clientStream) receive(m any) error {
@@ -142,6 +143,9 @@ func (s *clientStream) receive(m any) error {
 		}
 		conn.ended(err)
 		conn.runOnClose()
+		// This connection is done whether the call ends or goes on with
+		// a new one.
+		conn.release()
 		if s.re == nil {
 			return err
 		}
@@ -247,7 +251,9 @@ func (s *BidiStreamForClient[Req, Res]) ResponseHeader() http.Header { return s.
 func (s *BidiStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn().codec }
 
 // Close closes the connection normally (1000), running the closing
-// handshake. Safe to call more than once.
+// handshake. A call whose Receive has reported its end (io.EOF, or the
+// error that ended it) has released its connection already; Close is for
+// ending one early. Safe to call more than once.
 func (s *BidiStreamForClient[Req, Res]) Close() error { return s.close(0, "") }
 
 // CloseWith closes the connection with code's close code and reason.
@@ -285,8 +291,11 @@ type ClientStreamForClient[Req, Res any] struct{ *clientStream }
 func (s *ClientStreamForClient[Req, Res]) Send(msg *Req) error { return s.conn().Send(msg) }
 
 // CloseAndReceive tells the server the client has finished sending and
-// returns its response, or its error as an *Error.
+// returns its response, or its error as an *Error. Either way the call is
+// over and its connection released: no Close is needed.
 func (s *ClientStreamForClient[Req, Res]) CloseAndReceive() (*Res, error) {
+	// However it returns, the call is over.
+	defer s.conn().release()
 	if err := s.conn().closeSend(); err != nil {
 		// The server may have failed the call already: its close frame
 		// says why.
@@ -619,7 +628,9 @@ func (s *ServerStreamForClient[Res]) LastEventID() string {
 }
 
 // Close ends the call: a normal closure (1000) on a WebSocket, closing the
-// response body on SSE. Safe to call more than once.
+// response body on SSE. A call whose Receive has reported its end
+// (io.EOF, or the error that ended it) has released its connection
+// already; Close is for ending one early. Safe to call more than once.
 func (s *ServerStreamForClient[Res]) Close() error {
 	if s.sse != nil {
 		return s.sse.close()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 
@@ -34,7 +35,9 @@ func asMessage(msg any) (proto.Message, error) {
 //
 // Concurrency: Send from any goroutine (the runtime serialises writes);
 // Receive from one goroutine at a time (rbuf and recvDone are its own);
-// closeWith and the close bookkeeping are guarded by mu.
+// closeWith and the close bookkeeping are guarded by mu; released is
+// atomic because release runs on the receiving goroutine while others may
+// be in Send.
 type wsConn struct {
 	spec       Spec
 	codec      codec.Codec
@@ -55,6 +58,8 @@ type wsConn struct {
 	closeInfo CloseInfo  // how the stream ended
 	hooked    bool       // onClose hooks have run
 	watch     chan error // closed when the peer watcher exits (server streams)
+
+	released atomic.Bool // release cancelled ctx after the stream ended
 }
 
 func newWSConn(ctx context.Context, spec Spec, c codec.Codec, ws *websocket.Conn, reqHeader, respHeader http.Header, cfg *config, remote string) *wsConn {
@@ -92,7 +97,7 @@ func (c *wsConn) Send(msg any) error {
 		bufPool.Put(bp)
 	}
 	if err != nil {
-		return c.transportErr(err)
+		return c.writeErr(err)
 	}
 	return nil
 }
@@ -111,7 +116,7 @@ func (c *wsConn) Receive(msg any) error {
 	typ, data, err := c.ws.ReadAppend(c.ctx, c.rbuf[:0])
 	if err != nil {
 		c.recvDone = true
-		return c.transportErr(err)
+		return c.readErr(err)
 	}
 	if cap(data) <= maxPooledBuf {
 		c.rbuf = data[:0]
@@ -131,7 +136,7 @@ func (c *wsConn) Receive(msg any) error {
 // binary codecs use binary frames).
 func (c *wsConn) closeSend() error {
 	if err := c.ws.Write(c.ctx, websocket.MessageText, nil); err != nil {
-		return c.transportErr(err)
+		return c.writeErr(err)
 	}
 	return nil
 }
@@ -151,6 +156,70 @@ func (c *wsConn) transportErr(err error) error {
 		c.mu.Unlock()
 	}
 	return wireError(err)
+}
+
+// readErr is transportErr for a failed read, which may also be the
+// runtime failing the connection over what the peer sent (RFC 6455
+// §7.1.7): it has sent its own close frame then, and the stream records
+// that code, not the one the handler's error would map to, so that
+// OnClose reports what went on the wire.
+func (c *wsConn) readErr(err error) error {
+	code := failureCode(err)
+	if code == 0 {
+		return c.transportErr(err)
+	}
+	werr := wireError(err)
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		c.closeInfo = CloseInfo{Code: code, Reason: closeReason(err.Error()), Err: werr}
+	}
+	c.mu.Unlock()
+	return werr
+}
+
+// failureCode returns the close code the runtime sends when a read fails
+// it (its sentinels' documented codes: 1009 for a frame or message over
+// the limits, 1002 for a protocol violation, 1007 for invalid UTF-8 or an
+// undecodable payload), or 0 for other errors. Writes never fail a
+// connection this way: Write refuses bad text without sending anything.
+func failureCode(err error) websocket.StatusCode {
+	switch {
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		return websocket.StatusMessageTooBig
+	case errors.Is(err, websocket.ErrProtocol):
+		return websocket.StatusProtocolError
+	case errors.Is(err, websocket.ErrInvalidUTF8), errors.Is(err, websocket.ErrInvalidPayload):
+		return websocket.StatusInvalidFramePayload
+	}
+	return 0
+}
+
+// writeErr is transportErr for a failed write. Once release has cancelled
+// ctx every write fails with context.Canceled; the caller is told how the
+// stream ended instead (io.EOF after a normal end), as a write on the
+// closed connection would have said.
+func (c *wsConn) writeErr(err error) error {
+	if c.released.Load() && errors.Is(err, context.Canceled) {
+		c.mu.Lock()
+		end := c.closeInfo.Err
+		c.mu.Unlock()
+		if end == nil {
+			return io.EOF
+		}
+		return end
+	}
+	return c.transportErr(err)
+}
+
+// release cancels ctx once a client's call has ended for good. The
+// runtime watches the context of each read and write with
+// context.AfterFunc, and ctx is a child of the caller's: until it is
+// cancelled, the caller's context (often long-lived: a server's base
+// context, signal.NotifyContext) keeps the finished connection reachable.
+func (c *wsConn) release() {
+	c.released.Store(true)
+	c.cancel()
 }
 
 // closeWith closes the stream with the code and reason for err (1000 for
@@ -174,11 +243,22 @@ func (c *wsConn) closeCode(code websocket.StatusCode, reason string, err error) 
 	c.closed = true
 	c.closeInfo = CloseInfo{Code: code, Reason: reason, Err: err}
 	c.mu.Unlock()
-	cerr := c.ws.Close(code, reason)
-	if errors.Is(cerr, websocket.ErrClosed) {
-		cerr = nil
+	return closeWS(c.ws, code, reason)
+}
+
+// closeWS runs the closing handshake with code and reason. If Close fails
+// for any reason but an earlier close (a reason it refuses, a handshake
+// that went wrong), the TCP connection is closed at once: nothing else
+// would close it, and the peer would wait for a close frame forever.
+func closeWS(ws *websocket.Conn, code websocket.StatusCode, reason string) error {
+	err := ws.Close(code, reason)
+	if errors.Is(err, websocket.ErrClosed) {
+		return nil
 	}
-	return cerr
+	if err != nil {
+		_ = ws.CloseNow()
+	}
+	return err
 }
 
 // ended records a failure that ended the stream without a close frame.
@@ -222,7 +302,7 @@ func (c *wsConn) watchPeer() {
 		for {
 			typ, data, err := c.ws.Read(c.ctx)
 			if err != nil {
-				_ = c.transportErr(err)
+				_ = c.readErr(err)
 				return
 			}
 			if typ == websocket.MessageText && len(data) == 0 {

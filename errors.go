@@ -20,7 +20,9 @@ import (
 //
 //   - A WebSocket stream that fails after the upgrade is closed with the
 //     application close code 4000+Code (RFC 6455 §7.4.2 reserves 4000–4999
-//     for applications) and the error's message as the close reason.
+//     for applications) and the error's message as the close reason
+//     (invalid UTF-8 replaced by U+FFFD, cut to 123 bytes on a rune
+//     boundary: RFC 6455 §5.5, §7.1.6).
 //
 //   - A request refused before the upgrade (by an interceptor, a codec
 //     mismatch, a bad SSE request) is answered with the HTTP status below,
@@ -49,7 +51,9 @@ import (
 //     CodeUnauthenticated     unauthenticated      4016        401
 //
 // A stream that ends without error closes with 1000 (normal closure), which
-// a receiver reports as io.EOF. Close codes the runtime itself sends map
+// a receiver reports as io.EOF. So is a close frame with no status code
+// (1005, RFC 6455 §7.1.5: what a browser's plain ws.close() sends), which
+// OnClose reports with a nil Err. Close codes the runtime itself sends map
 // back to codes as follows: 1001 going away, 1006 abnormal closure, 1012
 // service restart and 1013 try again later → CodeUnavailable; 1003
 // unsupported data and 1007 invalid payload → CodeInvalidArgument; 1008
@@ -155,10 +159,13 @@ func ParseCode(name string) (Code, bool) {
 }
 
 // CodeFromCloseCode maps a WebSocket close code to a Code (see the table on
-// Code). It returns 0 for 1000 (normal closure), which is not an error.
+// Code). It returns 0 for 1000 (normal closure) and 1005 (a close frame
+// without a code), which are not errors.
 func CodeFromCloseCode(sc websocket.StatusCode) Code {
 	switch sc {
-	case websocket.StatusNormalClosure:
+	case websocket.StatusNormalClosure, websocket.StatusNoStatusRcvd:
+		// A peer that closes without saying why (a browser's ws.close())
+		// is ending the stream, not failing it.
 		return 0
 	case websocket.StatusGoingAway, websocket.StatusAbnormalClosure, websocket.StatusServiceRestart, websocket.StatusTryAgainLater:
 		return CodeUnavailable
@@ -282,20 +289,25 @@ func asError(err error) *Error {
 // §5.5: 125 bytes of payload, 2 of them the code).
 const maxCloseReason = 123
 
-// closeReason truncates msg to a valid close reason, on a UTF-8 boundary.
+// closeReason makes msg a reason websocket.Conn.Close accepts: valid UTF-8
+// (RFC 6455 §7.1.6; invalid sequences become U+FFFD) of at most
+// maxCloseReason bytes, cut on a rune boundary. Close refuses anything
+// else, and a refused close sends no close frame: error messages quote
+// headers, paths and bytes fields, so they cannot be trusted to be either.
 func closeReason(msg string) string {
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
 	if len(msg) <= maxCloseReason {
 		return msg
 	}
-	msg = msg[:maxCloseReason]
-	for len(msg) > 0 && !utf8.ValidString(msg) {
-		msg = msg[:len(msg)-1]
+	i := maxCloseReason
+	for i > 0 && !utf8.RuneStart(msg[i]) {
+		i--
 	}
-	return msg
+	return msg[:i]
 }
 
 // fromClose turns a peer's close frame into what a receiver returns: io.EOF
-// for a normal closure, an *Error otherwise.
+// for a normal closure (1000 or 1005), an *Error otherwise.
 func fromClose(ce *websocket.CloseError) error {
 	c := CodeFromCloseCode(ce.Code)
 	if c == 0 {

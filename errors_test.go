@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/wsrpc/wsrpc"
@@ -52,7 +53,7 @@ func TestCodeTable(t *testing.T) {
 		}
 	}
 	runtime := map[websocket.StatusCode]wsrpc.Code{
-		1000: 0, 1001: wsrpc.CodeUnavailable, 1002: wsrpc.CodeInternal, 1003: wsrpc.CodeInvalidArgument,
+		1000: 0, 1005: 0, 1001: wsrpc.CodeUnavailable, 1002: wsrpc.CodeInternal, 1003: wsrpc.CodeInvalidArgument,
 		1006: wsrpc.CodeUnavailable, 1007: wsrpc.CodeInvalidArgument, 1008: wsrpc.CodePermissionDenied,
 		1009: wsrpc.CodeResourceExhausted, 1011: wsrpc.CodeInternal, 1012: wsrpc.CodeUnavailable,
 		1013: wsrpc.CodeUnavailable, 4000: wsrpc.CodeUnknown, 4017: wsrpc.CodeUnknown, 4999: wsrpc.CodeUnknown, 3000: wsrpc.CodeUnknown,
@@ -98,23 +99,52 @@ func TestErrorValues(t *testing.T) {
 	}
 }
 
-// TestLongErrorMessage: a message longer than a close frame allows is cut
-// to 123 bytes on a UTF-8 boundary, still valid for the peer.
-func TestLongErrorMessage(t *testing.T) {
-	msg := strings.Repeat("é", 100) // 200 bytes
-	h := wsrpc.NewBidiHandler("/t/Long", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
-		return wsrpc.Errorf(wsrpc.CodeAborted, "%s", msg)
-	})
-	srv := newServer(t, h)
-	ctx := testContext(t)
-	s, err := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](http.DefaultClient, srv, "/t/Long").Call(ctx)
-	if err != nil {
-		t.Fatal(err)
+// TestErrorMessageAsCloseReason: a handler's error message becomes the
+// close reason, which must be valid UTF-8 of at most 123 bytes (RFC 6455
+// §5.5, §7.1.6) or the runtime refuses to send it. Long messages are cut
+// on a rune boundary, invalid bytes become U+FFFD; either way the close
+// frame goes out, the client gets the code, and the server's OnClose the
+// same reason. Before, a short message with invalid UTF-8 sent no close
+// frame and left the client waiting for its deadline.
+func TestErrorMessageAsCloseReason(t *testing.T) {
+	cases := []struct {
+		name, msg, want string
+	}{
+		{"long, cut on a rune boundary", strings.Repeat("é", 100), strings.Repeat("é", 61)},
+		{"short, invalid UTF-8", "bad blob \xff\xfe", "bad blob \uFFFD"},
+		{"long, invalid UTF-8 at the cut", strings.Repeat("a", 121) + "\xff" + "bbb", strings.Repeat("a", 121)},
+		{"exactly 123 bytes", strings.Repeat("z", 123), strings.Repeat("z", 123)},
 	}
-	defer s.Close()
-	_, err = s.Receive()
-	var e *wsrpc.Error
-	if !errors.As(err, &e) || e.Code() != wsrpc.CodeAborted || len(e.Message()) != 122 || !utf8.ValidString(e.Message()) || !strings.HasPrefix(msg, e.Message()) {
-		t.Fatalf("error %v (%d bytes)", err, len(e.Message()))
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			closed := make(chan wsrpc.CloseInfo, 1)
+			h := wsrpc.NewBidiHandler("/t/Reason", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+				return wsrpc.Errorf(wsrpc.CodeAborted, "%s", tc.msg)
+			}, wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) { closed <- ci }))
+			srv := newServer(t, h)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s, err := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](http.DefaultClient, srv, "/t/Reason").Call(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			_, err = s.Receive()
+			var e *wsrpc.Error
+			if !errors.As(err, &e) || e.Code() != wsrpc.CodeAborted {
+				t.Fatalf("Receive: %v, want aborted", err)
+			}
+			if e.Message() != tc.want || len(e.Message()) > 123 || !utf8.ValidString(e.Message()) {
+				t.Fatalf("reason %q (%d bytes), want %q", e.Message(), len(e.Message()), tc.want)
+			}
+			select {
+			case ci := <-closed:
+				if ci.Code != wsrpc.CodeAborted.CloseCode() || ci.Reason != tc.want {
+					t.Fatalf("OnClose: %d %q, want %d %q", ci.Code, ci.Reason, wsrpc.CodeAborted.CloseCode(), tc.want)
+				}
+			case <-ctx.Done():
+				t.Fatal("no OnClose")
+			}
+		})
 	}
 }

@@ -187,15 +187,49 @@ func (h *Handler) negotiate(r *http.Request) (c codec.Codec, sub string, err *Er
 	return nil, "", Errorf(CodeInvalidArgument, "no supported subprotocol offered (%s); this endpoint accepts %s", strings.Join(offered, ", "), strings.Join(names, ", "))
 }
 
+// isUpgrade reports whether r asks for a WebSocket: Connection holds the
+// token "upgrade" and Upgrade the token "websocket", compared
+// case-insensitively (RFC 6455 §4.2.1). Both are comma-separated lists
+// that may also be split over several header lines (RFC 7230 §3.2.2,
+// §6.1, §6.7): "Connection: keep-alive" then "Connection: Upgrade" is a
+// valid handshake. This is the rule of the runtime's Accept (mirrored: it
+// is unexported there); a request Accept would upgrade must never be
+// taken for a plain GET.
 func isUpgrade(r *http.Request) bool {
-	return strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") &&
-		strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket")
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+// headerHasToken reports whether the comma-separated header name, over all
+// its lines, holds token (case-insensitive).
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// writeUpgradeRequired answers a request that is not a WebSocket handshake
+// with 426, naming the protocol to upgrade to (RFC 7231 §6.5.15, RFC 7230
+// §6.7: Upgrade, with Connection: Upgrade) and the version this server
+// speaks (RFC 6455 §4.2.2, §4.4). It is written here rather than left to
+// websocket.Accept, which would upgrade any request its own checks pass.
+func writeUpgradeRequired(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Connection", "Upgrade")
+	h.Set("Upgrade", "websocket")
+	h.Set("Sec-WebSocket-Version", "13")
+	http.Error(w, "this endpoint speaks WebSocket: Upgrade: websocket and Connection: Upgrade required", http.StatusUpgradeRequired)
 }
 
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
-		// The runtime answers a request that is not a handshake (426).
-		_, _ = websocket.Accept(w, r, &h.accept)
+		writeUpgradeRequired(w)
 		return
 	}
 	cdc, sub, nerr := h.negotiate(r)
@@ -225,7 +259,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case ws != nil: // refused after the upgrade
 			e := asError(err)
-			_ = ws.Close(e.code.CloseCode(), closeReason(e.msg))
+			_ = closeWS(ws, e.code.CloseCode(), closeReason(e.msg))
 		case !errors.Is(err, errResponseWritten):
 			writeHTTPError(w, asError(err))
 		}

@@ -71,7 +71,8 @@
 // On decode, a nil value for a field means "not set", except for
 // google.protobuf.Value (null_value) and NullValue fields. Unknown keys are
 // skipped unless MsgpackOptions.RejectUnknown is set. Integers out of a
-// field's range, a key given twice, two cases of one oneof, a Timestamp or
+// field's range, a key given twice (whatever its first value, nil and
+// zero included, as in ProtoJSON), two cases of one oneof, a Timestamp or
 // Duration outside its documented range, and trailing bytes are errors.
 // Encoding fails for a Value with no kind set, an out-of-range Timestamp or
 // Duration, an invalid UTF-8 string, and an Any whose type the Resolver does
@@ -81,6 +82,14 @@
 // checked against the bytes actually left before anything is allocated or
 // looped over, and nesting (including inside skipped unknown values) is
 // limited by MsgpackOptions.RecursionLimit.
+//
+// Nested google.protobuf.Any values are limited separately, in both
+// self-describing codecs: each Any is decoded and then re-encoded to
+// protobuf bytes with everything inside it, so the cost of nesting grows
+// with the square of its depth. msgpack refuses more than 32 levels of
+// Any with ErrDepth; JSON refuses messages nested more than
+// JSONOptions.RecursionLimit deep, 100 by default, which bounds Any
+// nesting too.
 //
 // # Concurrency
 //

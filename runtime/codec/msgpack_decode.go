@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"unicode/utf8"
 	"unsafe"
@@ -56,15 +57,28 @@ func isIntCode(c byte) bool {
 }
 func isFloatCode(c byte) bool { return c == mpFloat32 || c == mpFloat64 }
 
+// maxAnyNesting bounds how many google.protobuf.Any values may nest in one
+// another on decode. Each level is decoded and then re-encoded to protobuf
+// bytes (Any.value), which re-encodes everything inside it again: the cost
+// grows with the square of the depth (a 108 KB input nested 2,000 deep
+// took 96 MB to decode). Real schemas nest Any once or twice; 32 leaves
+// room and bounds the work at 32 re-encodings of the input.
+const maxAnyNesting = 32
+
+// errAnyNesting is returned as is by every enclosing Any, so that the
+// reason is not buried under 32 type URLs.
+var errAnyNesting = fmt.Errorf("%w: google.protobuf.Any nested more than %d deep", ErrDepth, maxAnyNesting)
+
 // decState is one decoding in progress. Pooled; used by one goroutine at a
 // time. The msgpack.Decoder reads r directly (bytes.Reader is an
 // io.ByteScanner, so the decoder adds no buffering), which lets the codec
 // look at and skip bytes of data by position.
 type decState struct {
-	data []byte
-	r    bytes.Reader
-	d    *msgpack.Decoder
-	o    *MsgpackOptions
+	data     []byte
+	r        bytes.Reader
+	d        *msgpack.Decoder
+	o        *MsgpackOptions
+	anyDepth int // Any values open around the current position
 }
 
 var decPool = sync.Pool{New: func() any {
@@ -89,6 +103,7 @@ func (c *msgpackCodec) Unmarshal(data []byte, m proto.Message) error {
 	st.data = nil
 	st.r.Reset(nil)
 	st.o = nil
+	st.anyDepth = 0
 	decPool.Put(st)
 	if err == nil {
 		err = proto.CheckInitialized(m)
@@ -296,6 +311,7 @@ func (s *decState) message(m protoreflect.Message, depth int) error {
 		return err
 	}
 	fields := md.Fields()
+	var seen fieldSet
 	for range n {
 		key, err := s.str()
 		if err != nil {
@@ -314,11 +330,49 @@ func (s *decState) message(m protoreflect.Message, depth int) error {
 			}
 			continue
 		}
+		if seen.testAndSet(fd) {
+			return fmt.Errorf("%w: key for %s appears twice", ErrMalformed, fd.FullName())
+		}
 		if err := s.setField(m, fd, depth); err != nil {
 			return fmt.Errorf("%s: %w", fd.FullName(), err)
 		}
 	}
 	return nil
+}
+
+// fieldSet records the fields one message's map has given a key for, so
+// that a key given twice is an error (as in ProtoJSON) even when its first
+// value left the field unpopulated: a proto3 zero scalar, an empty list or
+// map, nil. m.Has cannot tell those from a field never given. Fields are
+// kept by index in their message; up to 64 fit in bits without allocating.
+// Extensions, which have no index there, are kept by number.
+type fieldSet struct {
+	bits uint64
+	more []uint64                   // indexes from 64 up
+	exts []protoreflect.FieldNumber // extension fields given
+}
+
+// testAndSet adds fd and reports whether it was there already.
+func (f *fieldSet) testAndSet(fd protoreflect.FieldDescriptor) bool {
+	if fd.IsExtension() {
+		if slices.Contains(f.exts, fd.Number()) {
+			return true
+		}
+		f.exts = append(f.exts, fd.Number())
+		return false
+	}
+	i := fd.Index()
+	w, bit := &f.bits, uint64(1)<<(i%64)
+	if i >= 64 {
+		k := i/64 - 1
+		if k >= len(f.more) {
+			f.more = append(f.more, make([]uint64, k+1-len(f.more))...)
+		}
+		w = &f.more[k]
+	}
+	was := *w&bit != 0
+	*w |= bit
+	return was
 }
 
 // lookup finds the field for a map key: its JSON name, its proto name, or
@@ -361,8 +415,6 @@ func (s *decState) setField(m protoreflect.Message, fd protoreflect.FieldDescrip
 		if set := m.WhichOneof(od); set != nil {
 			return fmt.Errorf("%w: %s and %s", ErrDuplicateOneof, set.Name(), fd.Name())
 		}
-	} else if m.Has(fd) {
-		return fmt.Errorf("%w: key for %s appears twice", ErrMalformed, fd.Name())
 	}
 	return s.field(m, fd, depth)
 }
@@ -743,6 +795,11 @@ func (s *decState) value(m protoreflect.Message, depth int) error {
 }
 
 func (s *decState) anyMessage(m protoreflect.Message, depth int) error {
+	if s.anyDepth >= maxAnyNesting {
+		return errAnyNesting
+	}
+	s.anyDepth++
+	defer func() { s.anyDepth-- }()
 	c, err := s.peek()
 	if err != nil {
 		return err
@@ -808,6 +865,9 @@ func (s *decState) anyMessage(m protoreflect.Message, depth int) error {
 			err = fmt.Errorf("%w: google.protobuf.Any value", ErrMalformed) // unreachable: skip and decode agree on extent
 		}
 		_, _ = s.r.Seek(int64(end), io.SeekStart)
+		if errors.Is(err, errAnyNesting) {
+			return err
+		}
 		if err != nil {
 			return fmt.Errorf("google.protobuf.Any %q: %w", url, err)
 		}

@@ -289,4 +289,10 @@ func TestMsgpackExtensionKey(t *testing.T) {
 	if !bytes.Contains(b, []byte("[wsrpc.v1.method]")) {
 		t.Fatalf("no extension key in % x", b)
 	}
+	// Extensions are not in the message's field list: a key given twice
+	// is caught by number.
+	twice := append(append(append(append([]byte{0x82}, mp(t, "[wsrpc.v1.method]")...), 0x80), mp(t, "[wsrpc.v1.method]")...), 0x80)
+	if err := codec.Msgpack.Unmarshal(twice, &descriptorpb.MethodOptions{}); !errors.Is(err, codec.ErrMalformed) {
+		t.Fatalf("extension key given twice: got %v, want ErrMalformed", err)
+	}
 }

@@ -1,0 +1,259 @@
+package wsrpc_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc"
+	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
+)
+
+// rawClient drives a WebSocket by hand over TCP, to send what the runtime's
+// client never would (split headers, bare close frames, broken frames) and
+// to see exactly what the server puts on the wire.
+type rawClient struct {
+	nc net.Conn
+	br *bufio.Reader
+}
+
+// dialRaw sends a handshake for path on addr with the given header lines
+// (each ending in \r\n) after Host, and returns the client and the status
+// line of the response, whose header it consumes.
+func dialRaw(t *testing.T, addr, path, headers string) (*rawClient, string) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(nc, "GET "+path+" HTTP/1.1\r\nHost: 127.0.0.1\r\n"+headers+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	status, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return &rawClient{nc: nc, br: br}, strings.TrimSpace(status)
+}
+
+// wsHeaders is a valid handshake's header, but for Connection and
+// Upgrade, offering the JSON codec.
+const wsHeaders = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: wsrpc.json\r\n"
+
+// send writes one final frame, masked with a zero key (RFC 6455 §5.3) so
+// the payload goes as is.
+func (r *rawClient) send(opcode byte, payload []byte) error {
+	b := []byte{0x80 | opcode}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xffff:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		panic("rawClient: frame too long")
+	}
+	b = append(b, 0, 0, 0, 0)
+	_, err := r.nc.Write(append(b, payload...))
+	return err
+}
+
+// read reads one frame (short and 16-bit lengths) within d.
+func (r *rawClient) read(d time.Duration) (opcode byte, payload []byte, err error) {
+	_ = r.nc.SetReadDeadline(time.Now().Add(d))
+	var h [2]byte
+	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := int(h[1] & 0x7f)
+	if n == 126 {
+		var ext [2]byte
+		if _, err := io.ReadFull(r.br, ext[:]); err != nil {
+			return 0, nil, err
+		}
+		n = int(binary.BigEndian.Uint16(ext[:]))
+	} else if n == 127 {
+		return 0, nil, errors.New("rawClient: 64-bit length")
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(r.br, payload); err != nil {
+		return 0, nil, err
+	}
+	return h[0] & 0x0f, payload, nil
+}
+
+// TestUpgradeHeaderLists: Connection and Upgrade are comma-separated token
+// lists, case-insensitive, that may come on several lines (RFC 7230 §6.1,
+// §6.7; RFC 6455 §4.2.1). Every form is a handshake that reaches the
+// handler. Before, "Connection: keep-alive" and "Connection: Upgrade" on
+// two lines were taken for a plain GET whose 426 the runtime was asked
+// for, and it upgraded instead: 101, then nothing, on a socket nobody
+// owned.
+func TestUpgradeHeaderLists(t *testing.T) {
+	addr := strings.TrimPrefix(serve(t), "http://")
+	for _, hdr := range []string{
+		"Connection: Upgrade\r\nUpgrade: websocket\r\n",
+		"Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n",
+		"Connection: keep-alive\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n",
+		"Connection: upgrade\r\nUpgrade: WebSocket\r\n",
+		"Connection: Upgrade\r\nUpgrade: foo/1\r\nUpgrade: websocket\r\n",
+	} {
+		name := strings.TrimSuffix(strings.ReplaceAll(hdr, "\r\n", "; "), "; ")
+		raw, status := dialRaw(t, addr, testingv1wsrpc.StreamServiceEchoPath, hdr+wsHeaders)
+		if !strings.Contains(status, " 101 ") {
+			t.Errorf("%s: %s, want 101", name, status)
+			continue
+		}
+		if err := raw.send(0x1, []byte(`{"text":"hi"}`)); err != nil {
+			t.Fatal(err)
+		}
+		op, payload, err := raw.read(2 * time.Second)
+		if err != nil || op != 0x1 || !strings.Contains(string(payload), `"hi"`) {
+			t.Errorf("%s: after 101, frame %d %q %v, want the echo", name, op, payload, err)
+		}
+	}
+}
+
+// TestPlainGETUpgradeRequired: a request that is not a handshake is
+// answered 426 by the handler itself, with the Upgrade header RFC 7231
+// §6.5.15 requires and the version RFC 6455 §4.4 asks for, and the
+// connection is never upgraded.
+func TestPlainGETUpgradeRequired(t *testing.T) {
+	srv := serve(t)
+	addr := strings.TrimPrefix(srv, "http://")
+	for _, hdr := range []string{
+		"",
+		"Connection: keep-alive\r\nUpgrade: websocket\r\n" + wsHeaders,
+		"Connection: Upgrade\r\n" + wsHeaders,
+		"Connection: Upgrade\r\nUpgrade: websocketx\r\n" + wsHeaders,
+	} {
+		name := strings.TrimSuffix(strings.ReplaceAll(hdr, "\r\n", "; "), "; ")
+		_, status := dialRaw(t, addr, testingv1wsrpc.StreamServiceEchoPath, hdr)
+		if !strings.Contains(status, " 426 ") {
+			t.Errorf("%q: %s, want 426", name, status)
+		}
+	}
+	resp, err := http.Get(srv + testingv1wsrpc.StreamServiceEchoPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUpgradeRequired || resp.Header.Get("Upgrade") != "websocket" || resp.Header.Get("Sec-WebSocket-Version") != "13" {
+		t.Fatalf("plain GET: %d, Upgrade %q, Sec-WebSocket-Version %q; want 426, websocket, 13",
+			resp.StatusCode, resp.Header.Get("Upgrade"), resp.Header.Get("Sec-WebSocket-Version"))
+	}
+}
+
+// TestNoStatusCloseIsNormal: a close frame without a status code (1005,
+// RFC 6455 §7.1.5) is what a browser's plain ws.close() sends: the
+// handler's Receive reads it as io.EOF, and OnClose reports a clean end.
+func TestNoStatusCloseIsNormal(t *testing.T) {
+	got := make(chan error, 1)
+	closed := make(chan wsrpc.CloseInfo, 1)
+	h := wsrpc.NewBidiHandler(testingv1wsrpc.StreamServiceEchoProcedure,
+		func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+			_, err := s.Receive()
+			got <- err
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		},
+		wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) { closed <- ci }))
+	raw, status := dialRaw(t, strings.TrimPrefix(newServer(t, h), "http://"), "/", "Connection: Upgrade\r\nUpgrade: websocket\r\n"+wsHeaders)
+	if !strings.Contains(status, " 101 ") {
+		t.Fatalf("handshake: %s", status)
+	}
+	if err := raw.send(0x8, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("Receive after a close without status: %v (code %v), want io.EOF", err, wsrpc.CodeOf(err))
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the handler's Receive did not return")
+	}
+	select {
+	case ci := <-closed:
+		if ci.Err != nil || ci.Code != websocket.StatusNoStatusRcvd {
+			t.Fatalf("OnClose: code %d, err %v; want 1005 and no error", ci.Code, ci.Err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no OnClose")
+	}
+}
+
+// TestOnCloseMatchesRuntimeFailure: when the runtime fails a connection
+// over what the client sent (RFC 6455 §7.1.7), its close frame carries
+// 1009, 1002 or 1007, and OnClose must report that frame, not the code of
+// the error the handler then returns (4008, 4014…).
+func TestOnCloseMatchesRuntimeFailure(t *testing.T) {
+	cases := []struct {
+		name    string
+		opcode  byte
+		payload []byte
+		want    websocket.StatusCode
+	}{
+		{"message too big", 0x1, []byte(`{"text":"` + strings.Repeat("x", 200) + `"}`), websocket.StatusMessageTooBig},
+		{"reserved opcode", 0x3, nil, websocket.StatusProtocolError},
+		{"invalid UTF-8 text", 0x1, []byte("\"\xff\""), websocket.StatusInvalidFramePayload},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			closed := make(chan wsrpc.CloseInfo, 1)
+			h := wsrpc.NewBidiHandler(testingv1wsrpc.StreamServiceEchoProcedure,
+				func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+					_, err := s.Receive()
+					return err
+				},
+				wsrpc.WithAcceptOptions(&websocket.AcceptOptions{MaxMessageSize: 64}),
+				wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) { closed <- ci }))
+			raw, status := dialRaw(t, strings.TrimPrefix(newServer(t, h), "http://"), "/", "Connection: Upgrade\r\nUpgrade: websocket\r\n"+wsHeaders)
+			if !strings.Contains(status, " 101 ") {
+				t.Fatalf("handshake: %s", status)
+			}
+			if err := raw.send(tc.opcode, tc.payload); err != nil {
+				t.Fatal(err)
+			}
+			op, payload, err := raw.read(3 * time.Second)
+			if err != nil || op != 0x8 || len(payload) < 2 {
+				t.Fatalf("frame %d %q %v, want a close frame", op, payload, err)
+			}
+			code, reason := websocket.StatusCode(binary.BigEndian.Uint16(payload)), string(payload[2:])
+			if code != tc.want {
+				t.Fatalf("close frame %d %q, want %d", code, reason, tc.want)
+			}
+			select {
+			case ci := <-closed:
+				if ci.Code != code || ci.Reason != reason || ci.Err == nil {
+					t.Fatalf("OnClose: %d %q (err %v); the wire said %d %q", ci.Code, ci.Reason, ci.Err, code, reason)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("no OnClose")
+			}
+		})
+	}
+}
