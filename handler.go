@@ -187,33 +187,6 @@ func (h *Handler) negotiate(r *http.Request) (c codec.Codec, sub string, err *Er
 	return nil, "", Errorf(CodeInvalidArgument, "no supported subprotocol offered (%s); this endpoint accepts %s", strings.Join(offered, ", "), strings.Join(names, ", "))
 }
 
-// isUpgrade reports whether r asks for a WebSocket: Connection holds the
-// token "upgrade" and Upgrade the token "websocket", compared
-// case-insensitively (RFC 6455 §4.2.1). Both are comma-separated lists
-// that may also be split over several header lines (RFC 7230 §3.2.2,
-// §6.1, §6.7): "Connection: keep-alive" then "Connection: Upgrade" is a
-// valid handshake. This is the rule of the runtime's Accept (mirrored: it
-// is unexported there); a request Accept would upgrade must never be
-// taken for a plain GET.
-func isUpgrade(r *http.Request) bool {
-	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
-}
-
-// headerHasToken reports whether the comma-separated header name, over all
-// its lines, holds token (case-insensitive).
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for v != "" {
-			var t string
-			t, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // writeUpgradeRequired answers a request that is not a WebSocket handshake
 // with 426, naming the protocol to upgrade to (RFC 7231 §6.5.15, RFC 7230
 // §6.7: Upgrade, with Connection: Upgrade) and the version this server
@@ -228,7 +201,7 @@ func writeUpgradeRequired(w http.ResponseWriter) {
 }
 
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	if !isUpgrade(r) {
+	if !websocket.IsUpgradeRequest(r) {
 		writeUpgradeRequired(w)
 		return
 	}

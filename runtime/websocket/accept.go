@@ -141,11 +141,23 @@ func buffered(br *bufio.Reader) []byte {
 	return b
 }
 
+// IsUpgradeRequest reports whether r asks to upgrade to WebSocket: its
+// Connection header holds the token "upgrade" and its Upgrade header the
+// token "websocket", compared case-insensitively over every line of each
+// (RFC 6455 §4.2.1; RFC 9110 §7.6.1, §7.8: both are comma-separated lists,
+// which may be split over several lines). Accept answers a request that
+// is not one with 426 Upgrade Required, and upgrades one that is and
+// passes its other checks; a handler serving both plain HTTP and
+// WebSocket on one path tells them apart with this same rule.
+func IsUpgradeRequest(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
 // verifyClientHandshake checks an opening handshake (§4.2.1) and picks the
 // subprotocol and extensions.
 func verifyClientHandshake(r *http.Request, opts *AcceptOptions) (accept, proto string, exts []*negotiated, herr *handshakeError) {
 	upgradeHdr := [][2]string{{"Connection", "Upgrade"}, {"Upgrade", "websocket"}}
-	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+	if !IsUpgradeRequest(r) {
 		return "", "", nil, &handshakeError{http.StatusUpgradeRequired, "this endpoint speaks WebSocket: Upgrade: websocket and Connection: Upgrade required", upgradeHdr}
 	}
 	if r.Method != http.MethodGet {

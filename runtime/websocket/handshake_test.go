@@ -502,3 +502,27 @@ func TestDialBadURL(t *testing.T) {
 		}
 	}
 }
+
+// TestIsUpgradeRequest: the token rule Accept applies, exported for
+// handlers that serve plain HTTP beside WebSocket.
+func TestIsUpgradeRequest(t *testing.T) {
+	for _, tc := range []struct {
+		header http.Header
+		want   bool
+	}{
+		{http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}}, true},
+		{http.Header{"Connection": {"keep-alive, UPGRADE"}, "Upgrade": {"WebSocket"}}, true},
+		{http.Header{"Connection": {"keep-alive", "Upgrade"}, "Upgrade": {"h2c", "websocket"}}, true}, // split over lines
+		{http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket, x"}}, true},
+		{http.Header{"Connection": {"keep-alive"}, "Upgrade": {"websocket"}}, false},
+		{http.Header{"Connection": {"Upgraded"}, "Upgrade": {"websocket"}}, false},
+		{http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websockets"}}, false},
+		{http.Header{"Connection": {"Upgrade"}}, false},
+		{http.Header{}, false},
+	} {
+		r := &http.Request{Method: http.MethodGet, Header: tc.header}
+		if got := websocket.IsUpgradeRequest(r); got != tc.want {
+			t.Errorf("%v: IsUpgradeRequest = %v, want %v", tc.header, got, tc.want)
+		}
+	}
+}
