@@ -87,5 +87,5 @@
 //
 // Hub, Topic, Subscription and the brokers are safe for concurrent use;
 // each type's documentation says which mutex guards what. No lock is held
-// while writing to a connection.
+// while writing to a connection or calling Options.OnError.
 package hub

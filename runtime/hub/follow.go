@@ -19,22 +19,29 @@ import (
 // message, and Follow subscribes before it calls start, so no event falls
 // between the backlog and the ones that follow. A subscription only wakes
 // the loop (wake-ups coalesce; one read of the store takes all that is
-// new), so a slow follower costs the topic nothing.
+// new), so a slow follower costs the topic nothing. That subscription
+// keeps one wake-up at most and drops older ones whatever the topic's
+// Policy: a Disconnect topic disconnects followers only through after
+// (ErrFellBehind), when the store has really moved past them.
 //
 // Follow returns ctx's error when ctx ends, the error of start or send as
 // it is, an error wrapping ErrFellBehind when after fails (typically the
 // store evicted the cursor: the follower must start over), and an error
-// wrapping ErrClosed when the topic closes.
+// wrapping ErrClosed when the topic closes (or whatever else ended its
+// subscription).
 func (t *Topic[M]) Follow(ctx context.Context, start func() (cursor string, backlog []sse.Event, err error),
 	after func(cursor string) ([]sse.Event, error), send func(sse.Event) error) error {
 	wake := make(chan struct{}, 1)
-	sub, err := t.SubscribeFunc(func(M) error {
+	// A queue of one under DropOldest: a wake-up queued behind another
+	// says nothing more, and the topic's Disconnect policy would end
+	// Follow after a mere burst of publishes.
+	sub, err := t.subscribeFunc(func(M) error {
 		select {
 		case wake <- struct{}{}:
 		default: // a wake-up is pending; its read takes this event too
 		}
 		return nil
-	})
+	}, DropOldest, 1)
 	if err != nil {
 		return err
 	}
@@ -54,7 +61,11 @@ func (t *Topic[M]) Follow(ctx context.Context, start func() (cursor string, back
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-sub.Done():
-			return fmt.Errorf("hub: follow %q: %w", t.core.name, ErrClosed)
+			err := sub.Err()
+			if err == nil { // only Close leaves no error, and only Follow's defer calls it
+				err = ErrClosed
+			}
+			return fmt.Errorf("hub: follow %q: %w", t.core.name, err)
 		case <-wake:
 		}
 		if backlog, err = after(cursor); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -136,5 +137,59 @@ func TestFollowErrors(t *testing.T) {
 	if err := tp.Follow(context.Background(), all,
 		log.After, func(sse.Event) error { return boom }); err != boom {
 		t.Fatalf("send's error: %v", err)
+	}
+}
+
+// A follower of a Disconnect topic is not disconnected by a burst of
+// publishes: its wake-ups coalesce whatever the topic's policy (only the
+// store can leave it behind, with ErrFellBehind), so it follows every
+// event and ends with its context, not with ErrClosed on an open topic.
+func TestFollowDisconnectTopic(t *testing.T) {
+	log := &followLog{}
+	// A queue of one: the second publish before the wake-up is taken
+	// would fill it.
+	tp := newTopic(t, newHub(t, nil, "a"), "burst", &hub.TopicOptions[msg]{
+		Replay: log, Policy: hub.Disconnect, QueueSize: 1,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var got []string
+	done := make(chan error, 1)
+	go func() {
+		none := func() (string, []sse.Event, error) { return "", nil, nil }
+		done <- tp.Follow(ctx, none, log.After, func(ev sse.Event) error {
+			mu.Lock()
+			got = append(got, ev.ID)
+			mu.Unlock()
+			return nil
+		})
+	}()
+	waitFor(t, "the follower's subscription", func() bool { return tp.Stats().Subscribers == 1 })
+	const n = 1000
+	for i := range n {
+		publishN(t, tp, "m", i, i+1)
+		select {
+		case err := <-done:
+			t.Fatalf("Follow ended after %d publishes on an open topic: %v (stats %+v)", i+1, err, tp.Stats())
+		default:
+		}
+	}
+	waitFor(t, "every event followed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == n
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Follow after cancel: %v", err)
+	}
+	if st := tp.Stats(); st.Disconnected != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := log.ids(); fmt.Sprint(got) != fmt.Sprint(want) || got[n-1] != "a-"+strconv.Itoa(n) {
+		t.Fatalf("followed %d events, not the log's %d in order", len(got), len(want))
 	}
 }

@@ -20,10 +20,14 @@ const DefaultSubjectPrefix = "wsrpc.hub."
 // Options configures a Hub. A nil *Options means all defaults.
 type Options struct {
 	// NodeID names this node in broker messages and in SSE event ids
-	// ("<node>-<seq>"). It must be unique among live nodes and should
-	// change when a process restarts (its sequence numbers start again at
-	// 1). Letters, digits, '_' and '.' only, at most 64 bytes. Default: 16
-	// random hex digits.
+	// ("<node>-<seq>"). It must be unique among live nodes and must
+	// change when a process restarts: a new process numbers its messages
+	// from 1 again, and other nodes would drop them as repeats of the old
+	// ones. (Within a process, a topic closed and created again under the
+	// same name carries on above its predecessor's numbers.) Letters,
+	// digits, '_', '-' and '.' only, at most 64 bytes: nothing splits an
+	// SSE id apart again, and the sequence after its last '-' stays
+	// unambiguous. Default: 16 random hex digits.
 	NodeID string
 
 	// SubjectPrefix is prepended to topic names to form broker subjects.
@@ -34,7 +38,13 @@ type Options struct {
 	// return to: a broker message that does not decode, a message a codec
 	// cannot encode for its subscribers, an SSE replay store that refuses
 	// an event. They are also counted in Stats. Called from the goroutine
-	// that hit the error; it must not block. Default nil.
+	// that hit the error (a Publish, or the broker's delivery) with no
+	// hub lock held, once the message has been queued: it may use the
+	// topic (Stats, even Publish), but must not block for long, since
+	// that goroutine is publishing or receiving. One exception: a
+	// MemoryBroker delivers inside the publisher's Publish and serialises
+	// each subscription's deliveries, so for a message received from it,
+	// publishing on the same topic would wait for itself. Default nil.
 	OnError func(topic string, err error)
 }
 
@@ -42,7 +52,7 @@ type Options struct {
 // NewTopic; publish and subscribe on them.
 //
 // Concurrency: a Hub is safe for concurrent use; a mutex guards its topic
-// registry. Each topic has its own locks (see Topic).
+// registry and sequence floors. Each topic has its own locks (see Topic).
 type Hub struct {
 	broker Broker
 	node   string
@@ -52,12 +62,35 @@ type Hub struct {
 	mu     sync.Mutex
 	topics map[string]closer
 	closed bool
+	// seqFloor is, per bucket of topic names (seqBucket), the highest
+	// sequence number a closed topic of this hub published: a topic
+	// created again under the same name starts above it, since other
+	// nodes (which may still hold the old topic's last number) and
+	// resuming SSE clients (which hold "<node>-<seq>" ids) cannot tell the
+	// two apart; the wire format stays as it was, so nodes of different
+	// versions still mix. Buckets rather than a map keep this at 512 bytes
+	// however many names come and go. Names sharing a bucket only start
+	// higher than they need to; a node that still has the old topic open
+	// then counts the jump in Stats.Missed, once.
+	seqFloor [seqBuckets]uint64
 	// poller reads the connections of WebSocketHandler endpoints, so an
 	// idle subscriber holds no goroutine; made on first use.
 	poller *websocket.Poller
 }
 
 type closer interface{ close() }
+
+const seqBuckets = 64
+
+// seqBucket hashes a topic name (FNV-1a, 32 bits) to its seqFloor bucket.
+func seqBucket(name string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
+		h *= 16777619
+	}
+	return int(h % seqBuckets)
+}
 
 // New returns a hub publishing through broker; a nil broker means a new
 // MemoryBroker of its own (a single-process hub). It fails only for an
@@ -75,7 +108,7 @@ func New(broker Broker, opts *Options) (*Hub, error) {
 		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 		o.NodeID = hex.EncodeToString(b[:])
 	} else if !validNodeID(o.NodeID) {
-		return nil, fmt.Errorf("hub: invalid node id %q: letters, digits, '_' and '.' only, 1 to 64 bytes", o.NodeID)
+		return nil, fmt.Errorf("hub: invalid node id %q: letters, digits, '_', '-' and '.' only, 1 to 64 bytes", o.NodeID)
 	}
 	if o.SubjectPrefix == "" {
 		o.SubjectPrefix = DefaultSubjectPrefix
@@ -166,7 +199,10 @@ func (h *Hub) wsPoller() (*websocket.Poller, error) {
 	return h.poller, nil
 }
 
-func (h *Hub) register(name string, t closer) error {
+// register reserves name for t and sets *seq, t's last sequence number,
+// to its bucket's floor. *seq is written under h.mu, before t is visible
+// to Hub.Close.
+func (h *Hub) register(name string, t closer, seq *uint64) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -175,15 +211,21 @@ func (h *Hub) register(name string, t closer) error {
 	if _, ok := h.topics[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
+	*seq = h.seqFloor[seqBucket(name)]
 	h.topics[name] = t
 	return nil
 }
 
-func (h *Hub) unregister(name string, t closer) {
+// unregister frees name, whose topic t got as far as sequence number seq.
+// The floor is raised in the same critical section, so a topic created
+// under the name as soon as it is free already starts above seq.
+func (h *Hub) unregister(name string, t closer, seq uint64) {
 	h.mu.Lock()
 	if h.topics[name] == t {
 		delete(h.topics, name)
 	}
+	b := seqBucket(name)
+	h.seqFloor[b] = max(h.seqFloor[b], seq)
 	h.mu.Unlock()
 }
 
@@ -199,7 +241,7 @@ func validNodeID(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.') {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
 			return false
 		}
 	}
@@ -234,7 +276,9 @@ func validTopic(name string) bool {
 //
 //	version  1 byte (envelopeVersion)
 //	node     1 byte length + publisher node id
-//	seq      uvarint: the publisher's sequence number on this topic, from 1
+//	seq      uvarint: the publisher's sequence number on this topic, rising
+//	         by 1 per message; a topic's first is 1, or one above the last
+//	         of a topic of the same name this node closed (Hub.seqFloor)
 //	payload  the message in protobuf binary
 const envelopeVersion = 1
 

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/wsrpc/wsrpc/runtime/hub"
@@ -394,9 +396,6 @@ func TestBadInput(t *testing.T) {
 	if _, err := hub.NewTopic[msg](h, "x.y-z_1", nil); !errors.Is(err, hub.ErrTopicExists) {
 		t.Errorf("duplicate topic: %v", err)
 	}
-	if _, err := hub.New(nil, &hub.Options{NodeID: "a-b"}); err == nil {
-		t.Error("node id with '-' accepted")
-	}
 	tp := newTopic(t, h, "closing", nil)
 	if err := tp.Publish(context.Background(), nil); err == nil {
 		t.Error("nil message published")
@@ -422,21 +421,286 @@ func TestBadInput(t *testing.T) {
 }
 
 // TestFuncErrorEndsSubscription: an error from a subscriber function ends
-// that subscription only.
+// that subscription only, at once: the function is not called again, Err
+// returns the error, and a later Close changes nothing. This is how a
+// function ends its own subscription (calling Close from it would wait
+// for itself).
 func TestFuncErrorEndsSubscription(t *testing.T) {
 	tp := newTopic(t, newHub(t, nil, "a"), "ferr", nil)
 	boom := errors.New("boom")
-	s, _ := tp.SubscribeFunc(func(msg) error { return boom })
+	var calls atomic.Int64
+	s, _ := tp.SubscribeFunc(func(msg) error {
+		if calls.Add(1) == 2 { // had what it wanted
+			return boom
+		}
+		return nil
+	})
 	var c orderChecker
 	ok, _ := tp.SubscribeFunc(c.fn("m"))
 	defer ok.Close()
-	publishN(t, tp, "m", 0, 3)
+	publishN(t, tp, "m", 0, 5)
 	<-s.Done()
 	if !errors.Is(s.Err(), boom) {
 		t.Fatalf("Err = %v", s.Err())
 	}
-	waitFor(t, "the other subscriber", func() bool { return c.count() == 3 })
+	waitFor(t, "the other subscriber", func() bool { return c.count() == 5 })
+	if err := s.Close(); err != nil || !errors.Is(s.Err(), boom) {
+		t.Fatalf("Close after the error: %v, Err = %v", err, s.Err())
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("function called %d times, want 2: not again after its error", n)
+	}
 	if st := tp.Stats(); st.Subscribers != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestNodeID: node ids are letters, digits, '_', '-' and '.', 1 to 64
+// bytes. '-' is allowed although the SSE id "<node>-<seq>" joins with it:
+// nothing splits an id apart again, and the sequence after the last '-'
+// stays unambiguous. Pod names, the usual base of a node id, contain it.
+func TestNodeID(t *testing.T) {
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{
+		{"a", true},
+		{"a-b", true},
+		{"chat-7d9f8b6c5-x2kqp_3f1c2a9e", true}, // docs/hub.md: POD_NAME + "_" + random
+		{"node.1_A-z", true},
+		{strings.Repeat("n", 64), true},
+		{strings.Repeat("n", 65), false},
+		{"a b", false},
+		{"a/b", false},
+		{"a*", false},
+		{"ü", false},
+	} {
+		h, err := hub.New(nil, &hub.Options{NodeID: tc.id})
+		if (err == nil) != tc.ok {
+			t.Errorf("New(NodeID %q): %v, want ok %v", tc.id, err, tc.ok)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		// The id tags SSE events as "<node>-<seq>", which resume.
+		tp := newTopic(t, h, "ids", nil)
+		publishN(t, tp, "m", 0, 1)
+		if _, err := tp.Replay().Since(tc.id + "-1"); err != nil {
+			t.Errorf("node %q: %v", tc.id, err)
+		}
+		h.Close()
+	}
+}
+
+// TestRecreatedTopicContinuesSequence: a topic closed and created again
+// under the same name on the same hub numbers its messages on from where
+// the old one stopped. Restarting at 1 with the same node id, its
+// messages would be dropped as duplicates by every node that saw the old
+// ones, and SSE ids "<node>-<seq>" would repeat.
+func TestRecreatedTopicContinuesSequence(t *testing.T) {
+	b := hub.NewMemoryBroker()
+	ha := newHub(t, b, "a")
+	log := &followLog{}
+	sub := newTopic(t, newHub(t, b, "b"), "room", &hub.TopicOptions[msg]{Replay: log})
+	var c orderChecker
+	s, err := sub.SubscribeFunc(c.fn("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const generations, perGeneration = 3, 4
+	for g := range generations {
+		pub := newTopic(t, ha, "room", nil)
+		publishN(t, pub, "m", g*perGeneration, (g+1)*perGeneration)
+		if err := pub.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const total = generations * perGeneration
+	waitFor(t, "every message on node b", func() bool { return c.count() >= total || sub.Stats().Duplicates > 0 })
+	if st := sub.Stats(); c.count() != total || c.err != nil || st.Duplicates != 0 || st.Missed != 0 {
+		t.Fatalf("node b got %d of %d messages (err %v), stats %+v", c.count(), total, c.err, st)
+	}
+	var want []string
+	for i := 1; i <= total; i++ {
+		want = append(want, "a-"+strconv.Itoa(i))
+	}
+	if got := log.ids(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("SSE ids %v, want %v", got, want)
+	}
+}
+
+// gateBroker holds Subscribe until released, as a NATSBroker's round trip
+// would, and counts subscriptions still in place.
+type gateBroker struct {
+	*hub.MemoryBroker
+	entered, release chan struct{}
+	live             atomic.Int64
+}
+
+func (g *gateBroker) Subscribe(subject string, handle func([]byte)) (func() error, error) {
+	close(g.entered)
+	<-g.release
+	unsub, err := g.MemoryBroker.Subscribe(subject, handle)
+	if err != nil {
+		return nil, err
+	}
+	g.live.Add(1)
+	return func() error { g.live.Add(-1); return unsub() }, nil
+}
+
+// TestHubCloseDuringNewTopic: a hub closed while NewTopic waits for the
+// broker neither panics nor leaves a subscription behind; NewTopic fails
+// with ErrClosed.
+func TestHubCloseDuringNewTopic(t *testing.T) {
+	g := &gateBroker{MemoryBroker: hub.NewMemoryBroker(), entered: make(chan struct{}), release: make(chan struct{})}
+	h, err := hub.New(g, &hub.Options{NodeID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := make(chan error, 1)
+	go func() {
+		tp, err := hub.NewTopic[msg](h, "late", nil)
+		if tp != nil {
+			tp.Close()
+		}
+		created <- err
+	}()
+	<-g.entered
+	closed := make(chan any, 1)
+	go func() {
+		defer func() { closed <- recover() }()
+		h.Close()
+	}()
+	var p any
+	select {
+	case p = <-closed: // Close does not wait for NewTopic
+	case <-time.After(10 * time.Second):
+		close(g.release)
+		t.Fatal("Hub.Close waits for NewTopic's broker subscription")
+	}
+	close(g.release)
+	err = <-created
+	if p != nil {
+		t.Fatalf("Hub.Close panicked: %v", p)
+	}
+	if !errors.Is(err, hub.ErrClosed) {
+		t.Fatalf("NewTopic on a hub closed meanwhile: %v, want ErrClosed", err)
+	}
+	if n := g.live.Load(); n != 0 {
+		t.Fatalf("%d broker subscriptions left", n)
+	}
+}
+
+// failCodec is a text codec that refuses every message.
+type failCodec struct{}
+
+func (failCodec) Name() string                          { return "fail" }
+func (failCodec) Binary() bool                          { return false }
+func (failCodec) Marshal(proto.Message) ([]byte, error) { return nil, errors.New("refused") }
+func (failCodec) MarshalAppend([]byte, proto.Message) ([]byte, error) {
+	return nil, errors.New("refused")
+}
+func (failCodec) Unmarshal([]byte, proto.Message) error { return errors.New("refused") }
+
+// TestOnErrorMayUseTopic: Options.OnError runs with no hub lock held, so
+// it may read the topic's Stats, whether the error came up in Publish or
+// in a message received from the broker, and may even publish on it.
+func TestOnErrorMayUseTopic(t *testing.T) {
+	for _, remote := range []bool{false, true} {
+		t.Run(map[bool]string{false: "publish", true: "receive"}[remote], func(t *testing.T) {
+			var tp atomic.Pointer[hub.Topic[msg]]
+			var reported atomic.Int64
+			onError := func(_ string, err error) {
+				x := tp.Load()
+				if st := x.Stats(); st.EncodeErrors == 0 {
+					t.Errorf("stats in OnError %+v", st)
+				}
+				// Not on a message received from a MemoryBroker, which
+				// delivers it inside the publisher's Publish and would
+				// wait for itself (see Options.OnError).
+				if reported.Add(1) == 1 && !remote {
+					if err := x.Publish(context.Background(), wrapperspb.String("from OnError")); err != nil {
+						t.Errorf("Publish in OnError: %v", err)
+					}
+				}
+			}
+			// The hubs are closed only once the test is through: a
+			// deadlocked Publish holds the publish mutex Close takes.
+			b := hub.NewMemoryBroker()
+			h, err := hub.New(b, &hub.Options{NodeID: "a", OnError: onError})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The SSE encoding for the replay store fails for every message.
+			x, err := hub.NewTopic(h, "errs", &hub.TopicOptions[msg]{SSECodec: failCodec{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tp.Store(x)
+			hubs, pub, want := []*hub.Hub{h}, x, int64(2) // the message, then OnError's
+			if remote {
+				hb, err := hub.New(b, &hub.Options{NodeID: "b"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				hubs = append(hubs, hb)
+				pub, want = newTopic(t, hb, "errs", nil), 1
+			}
+			done := make(chan error, 1)
+			go func() { done <- pub.Publish(context.Background(), wrapperspb.String("m")) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Publish deadlocked in OnError")
+			}
+			if n := reported.Load(); n != want {
+				t.Fatalf("OnError called %d times, want %d", n, want)
+			}
+			if st := x.Stats(); st.EncodeErrors != uint64(want) {
+				t.Fatalf("stats %+v", st)
+			}
+			for _, h := range hubs {
+				h.Close()
+			}
+		})
+	}
+}
+
+// TestForgetsSilentNodes: a topic remembers each publishing node's last
+// sequence number (to drop repeats) but forgets the nodes it has not
+// heard from for NodeTTL, so node ids that come and go (one per process
+// restart) do not pile up. A node that keeps publishing is remembered.
+func TestForgetsSilentNodes(t *testing.T) {
+	src := &rawBroker{}
+	tp := newTopic(t, newHub(t, src, "sub"), "nodes", &hub.TopicOptions[msg]{DisableReplay: true})
+	var mu sync.Mutex
+	now := time.Unix(1e9, 0)
+	hub.SetClock(tp, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	payload, err := proto.Marshal(wrapperspb.String("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds, perRound = 20, 1000
+	for r := range rounds {
+		src.handle(hub.AppendEnvelope(nil, "steady", uint64(r+1), payload))
+		for i := range perRound {
+			src.handle(hub.AppendEnvelope(nil, "n"+strconv.Itoa(r)+"_"+strconv.Itoa(i), 1, payload))
+		}
+		mu.Lock()
+		now = now.Add(hub.NodeTTL)
+		mu.Unlock()
+	}
+	// Sweeps keep the map under twice the nodes heard from within NodeTTL.
+	if n := hub.KnownNodes(tp); n > 2*(perRound+1) {
+		t.Fatalf("%d nodes remembered after %d rounds of %d new ones", n, rounds, perRound)
+	}
+	src.handle(hub.AppendEnvelope(nil, "steady", rounds, payload)) // a repeat
+	if st := tp.Stats(); st.Received != rounds*(perRound+1) || st.Duplicates != 1 || st.Missed != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 }

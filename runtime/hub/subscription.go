@@ -36,9 +36,10 @@ const (
 // queue is not empty one goroutine of its own writes them out in order.
 //
 // A subscription ends when Close is called, when a write fails (the
-// connection is gone), when the Disconnect policy removes it, or when its
-// topic or hub is closed; Done is then closed and Err tells why. Queued
-// messages are released at once, so nothing leaks.
+// connection is gone) or a SubscribeFunc function returns an error, when
+// the Disconnect policy removes it, or when its topic or hub is closed;
+// Done is then closed and Err tells why. Queued messages are released at
+// once, so nothing leaks.
 //
 // Concurrency: all methods are safe from any goroutine. A mutex guards the
 // queue; the topic's mutex guards its place in the subscriber set.
@@ -46,6 +47,7 @@ type Subscription struct {
 	t           *topicCore
 	kind        sinkKind
 	conn        *websocket.Conn
+	ownsConn    bool // conn is WebSocketHandler's: closed when the topic closes
 	codecIdx    int
 	stream      *sse.Stream
 	fn          func(proto.Message) error
@@ -66,7 +68,7 @@ type Subscription struct {
 	dropped uint64
 
 	done chan struct{}
-	wg   sync.WaitGroup // drain goroutine and the Disconnect close
+	wg   sync.WaitGroup // drain goroutine and the close of conn (Disconnect, topic closed)
 }
 
 func (c *topicCore) newSub(kind sinkKind) *Subscription {
@@ -114,6 +116,7 @@ func (c *topicCore) add(s *Subscription, cd codec.Codec) error {
 	}
 	s.idx = len(c.subs)
 	c.subs = append(c.subs, s)
+	c.nsubs.Store(int64(len(c.subs)))
 	return nil
 }
 
@@ -133,6 +136,7 @@ func (c *topicCore) removeLocked(s *Subscription) {
 	c.subs[i].idx = i
 	c.subs[last] = nil
 	c.subs = c.subs[:last]
+	c.nsubs.Store(int64(last))
 	if len(c.subs) == 0 && cap(c.subs) > 1024 {
 		c.subs = nil // give a large set's memory back
 	}
@@ -162,6 +166,13 @@ func (c *topicCore) removeLocked(s *Subscription) {
 // Cost per idle subscriber: a few hundred bytes (the Subscription, its
 // done channel, up to 4 queue slots once used) and no goroutine.
 func (t *Topic[M]) SubscribeWebSocket(conn *websocket.Conn, cd codec.Codec) (*Subscription, error) {
+	return t.subscribeWebSocket(conn, cd, false)
+}
+
+// subscribeWebSocket is SubscribeWebSocket; ownsConn marks conn as the
+// topic's to close when the topic closes (WebSocketHandler's). It is set
+// before the subscription joins the set, where Topic.Close finds it.
+func (t *Topic[M]) subscribeWebSocket(conn *websocket.Conn, cd codec.Codec, ownsConn bool) (*Subscription, error) {
 	if conn == nil {
 		return nil, fmt.Errorf("hub: subscribe to %q: nil connection", t.core.name)
 	}
@@ -173,6 +184,7 @@ func (t *Topic[M]) SubscribeWebSocket(conn *websocket.Conn, cd codec.Codec) (*Su
 	}
 	s := t.core.newSub(sinkWebSocket)
 	s.conn = conn
+	s.ownsConn = ownsConn
 	if err := t.core.add(s, cd); err != nil {
 		return nil, err
 	}
@@ -182,13 +194,25 @@ func (t *Topic[M]) SubscribeWebSocket(conn *websocket.Conn, cd codec.Codec) (*Su
 // SubscribeFunc subscribes fn, called with each message in order from one
 // goroutine at a time (queued like any subscriber, under the topic's
 // policy). The message is shared with other function subscribers and
-// must not be modified. An error returned by fn ends the subscription
-// with that error. For in-process consumers: bridges, projections, tests.
+// must not be modified. For in-process consumers: bridges, projections,
+// tests.
+//
+// fn must not call Close on its subscription or its topic: Close waits
+// for the call of fn in progress, so it would wait for itself. To end the
+// subscription from fn, return an error: the subscription ends with it
+// (Done is closed, Err returns it) and fn is not called again.
 func (t *Topic[M]) SubscribeFunc(fn func(M) error) (*Subscription, error) {
+	return t.subscribeFunc(fn, t.core.policy, t.core.queueSize)
+}
+
+// subscribeFunc is SubscribeFunc with the topic's policy and queue size
+// overridden, before the subscription joins the set.
+func (t *Topic[M]) subscribeFunc(fn func(M) error, policy Policy, limit int) (*Subscription, error) {
 	if fn == nil {
 		return nil, fmt.Errorf("hub: subscribe to %q: nil function", t.core.name)
 	}
 	s := t.core.newSub(sinkFunc)
+	s.policy, s.limit = policy, limit
 	s.fn = func(m proto.Message) error { return fn(m.(M)) }
 	if err := t.core.add(s, nil); err != nil {
 		return nil, err
@@ -304,7 +328,9 @@ func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
 //
 // The handler returns once the connection is subscribed: the hub's
 // websocket.Poller reads it from then on, so an idle subscriber holds
-// neither a goroutine nor a buffer. Hub.Close closes these connections.
+// neither a goroutine nor a buffer. The topic owns these connections:
+// Topic.Close closes them with 1013 "topic closed", Hub.Close without a
+// closing handshake, Hub.Shutdown with 1001.
 func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Codec) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, err := websocket.Accept(w, r, opts)
@@ -319,7 +345,7 @@ func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Code
 			conn.Close(websocket.StatusUnsupportedData, "no codec")
 			return
 		}
-		sub, err := t.SubscribeWebSocket(conn, c)
+		sub, err := t.subscribeWebSocket(conn, c, true)
 		if err != nil {
 			t.refuse(conn)
 			return
@@ -482,11 +508,36 @@ func (s *Subscription) disconnect() {
 	}()
 }
 
+// topicClosed ends s because its topic closed; s is already out of the
+// set. A connection s owns (WebSocketHandler's) has no handler left to
+// close it, so it gets what refuse tells a client arriving after: 1013,
+// try again later (RFC 6455 §7.4.1; IANA WebSocket Close Code registry).
+// The close runs in a goroutine tracked by wg, as disconnect's does, so
+// Topic.Close waits for all its connections at once, not one by one.
+// When the hub is closing, its Poller closes them (with 1001 from
+// Shutdown), and a 1013 sent first would contradict that.
+func (s *Subscription) topicClosed(hubClosing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.endLocked(ErrClosed) || !s.ownsConn || hubClosing {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = s.conn.Close(websocket.StatusTryAgainLater, topicClosedReason)
+	}()
+}
+
 // Close ends the subscription: nothing more is queued, queued messages are
 // released, and Close returns once no write for it is in progress (a
 // write in progress is bounded by the connection's write timeout). It
 // closes the SSE stream of ServeSSE but not a WebSocket connection, which
 // belongs to its handler. Idempotent; returns nil.
+//
+// A SubscribeFunc function must not call Close on its own subscription:
+// Close would wait for the function to return, that is for itself. It
+// returns an error instead, which ends the subscription.
 func (s *Subscription) Close() error {
 	s.t.remove(s)
 	s.end(nil)
@@ -505,7 +556,8 @@ func (s *Subscription) Done() <-chan struct{} { return s.done }
 
 // Err returns why the subscription ended: nil while it is active or after
 // Close, ErrSlowConsumer (Disconnect policy), ErrClosed (topic or hub
-// closed), or the write error that ended it.
+// closed), or the write error (for SubscribeFunc, the function's error)
+// that ended it.
 func (s *Subscription) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -544,5 +596,9 @@ func (t *Topic[M]) refuse(conn *websocket.Conn) {
 		conn.Close(websocket.StatusGoingAway, websocket.ShutdownReason)
 		return
 	}
-	conn.Close(websocket.StatusTryAgainLater, "topic closed")
+	conn.Close(websocket.StatusTryAgainLater, topicClosedReason)
 }
+
+// topicClosedReason goes with 1013 to the WebSocketHandler clients of a
+// topic that closed while the hub stays open.
+const topicClosedReason = "topic closed"

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -123,7 +124,8 @@ type TopicOptions[M proto.Message] struct {
 // Publish (sequence number, local fan-out, broker publish, in that order);
 // a second mutex guards the subscriber set, the per-node sequence state
 // and the replay order, and is held while one message is encoded and
-// queued to every local subscriber, never while writing to a connection.
+// queued to every local subscriber, never while writing to a connection
+// nor while calling Options.OnError. Stats takes neither.
 type Topic[M proto.Message] struct {
 	core      topicCore
 	newM      func() M
@@ -144,15 +146,18 @@ type topicCore struct {
 	policy      Policy
 	closeCode   websocket.StatusCode
 	closeReason string
-	unsubscribe func() error
 
-	mu       sync.Mutex
-	subs     []*Subscription
-	codecs   []codecUse // codecs of WebSocket subscribers; index = Subscription.codecIdx
-	sseSubs  int
-	funcSubs int
-	lastSeq  map[string]uint64 // per publishing node: last sequence number received
-	closed   atomic.Bool       // written under mu
+	mu          sync.Mutex
+	unsubscribe func() error // from the broker; nil until NewTopic has subscribed
+	subs        []*Subscription
+	nsubs       atomic.Int64 // len(subs), written under mu, so Stats need not lock
+	codecs      []codecUse   // codecs of WebSocket subscribers; index = Subscription.codecIdx
+	sseSubs     int
+	funcSubs    int
+	lastSeq     map[string]nodeSeq // per publishing node heard from (see sweepNodes)
+	sweepAt     int                // len(lastSeq) at which sweepNodes next runs
+	now         func() time.Time   // time.Now; tests set a clock of their own
+	closed      atomic.Bool        // written under mu
 
 	published, received, delivered, dropped, disconnected atomic.Uint64
 	missed, duplicates, decodeErrors, encodeErrors        atomic.Uint64
@@ -162,6 +167,26 @@ type codecUse struct {
 	c codec.Codec
 	n int // WebSocket subscribers using c
 }
+
+// nodeSeq is what a topic remembers of a publishing node.
+type nodeSeq struct {
+	seq  uint64    // last sequence number received
+	seen time.Time // when it was received
+}
+
+// nodeTTL is how long a topic remembers a publishing node it no longer
+// hears from. Node ids are random per process, so every restart anywhere
+// leaves an entry behind; forgetting them bounds the memory. It is long
+// because forgetting costs little only when the node is really gone: a
+// node silent for an hour has either left (restarts take a new id) or,
+// when it speaks again, is treated as new — only the gap before its next
+// message goes uncounted in Stats.Missed.
+const nodeTTL = time.Hour
+
+// minSweepAt is the smallest number of remembered nodes that triggers a
+// sweep; between sweeps the map may double, so each sweep's cost is
+// spread over as many new nodes as it kept.
+const minSweepAt = 64
 
 // Stats are a topic's counters on this node, since it was created.
 type Stats struct {
@@ -232,22 +257,39 @@ func NewTopic[M proto.Message](h *Hub, name string, opts *TopicOptions[M]) (*Top
 			policy:      o.Policy,
 			closeCode:   o.CloseCode,
 			closeReason: o.CloseReason,
-			lastSeq:     make(map[string]uint64),
+			lastSeq:     make(map[string]nodeSeq),
+			sweepAt:     minSweepAt,
+			now:         time.Now,
 		},
 		newM:      o.New,
 		sseCodec:  o.SSECodec,
 		eventType: o.EventType,
 		replay:    o.Replay,
 	}
-	if err := h.register(name, t); err != nil {
+	// Registering first reserves the name. The topic is then visible to
+	// Hub.Close while the broker subscribes (a round trip with NATS), so
+	// whoever comes second unsubscribes: Close if it finds unsubscribe
+	// set, this function if it finds the topic closed.
+	if err := h.register(name, t, &t.seq); err != nil {
 		return nil, err
 	}
 	unsub, err := h.broker.Subscribe(t.core.subject, t.receive)
 	if err != nil {
-		h.unregister(name, t)
+		h.unregister(name, t, t.seq)
 		return nil, fmt.Errorf("hub: topic %q: subscribe on broker: %w", name, err)
 	}
-	t.core.unsubscribe = unsub
+	c := &t.core
+	c.mu.Lock()
+	if c.closed.Load() {
+		c.mu.Unlock()
+		err := fmt.Errorf("hub: topic %q: %w", name, ErrClosed)
+		if uerr := unsub(); uerr != nil {
+			err = fmt.Errorf("%w; unsubscribe on broker: %w", err, uerr)
+		}
+		return nil, err
+	}
+	c.unsubscribe = unsub
+	c.mu.Unlock()
 	return t, nil
 }
 
@@ -274,20 +316,28 @@ func (t *Topic[M]) Publish(ctx context.Context, msg M) error {
 	if err != nil {
 		return fmt.Errorf("hub: publish on %q: %w", t.core.name, err)
 	}
+	errs, err := t.publish(ctx, msg, payload)
+	t.core.report(errs)
+	return err
+}
+
+// publish is Publish under the publish mutex. It returns the errors met
+// delivering locally, for Publish to report once the mutex is released.
+func (t *Topic[M]) publish(ctx context.Context, msg M, payload []byte) ([]error, error) {
 	node := t.core.h.node
 	t.pubMu.Lock()
 	defer t.pubMu.Unlock()
 	if t.core.closed.Load() {
-		return fmt.Errorf("hub: publish on %q: %w", t.core.name, ErrClosed)
+		return nil, fmt.Errorf("hub: publish on %q: %w", t.core.name, ErrClosed)
 	}
 	t.seq++
-	t.dispatch(node, t.seq, msg, true, payload, false)
+	errs := t.dispatch(node, t.seq, msg, true, payload, false)
 	t.core.published.Add(1)
 	env := appendEnvelope(make([]byte, 0, 2+len(node)+binaryMaxVarint+len(payload)), node, t.seq, payload)
 	if err := t.core.h.broker.Publish(ctx, t.core.subject, env); err != nil {
-		return fmt.Errorf("hub: publish on %q: broker: %w", t.core.name, err)
+		return errs, fmt.Errorf("hub: publish on %q: broker: %w", t.core.name, err)
 	}
-	return nil
+	return errs, nil
 }
 
 const binaryMaxVarint = 10
@@ -304,40 +354,54 @@ func (t *Topic[M]) receive(data []byte) {
 		return // our own message, already delivered by Publish
 	}
 	var zero M
-	t.dispatch(string(node), seq, zero, false, payload, true)
+	t.core.report(t.dispatch(string(node), seq, zero, false, payload, true))
+}
+
+// report hands errs to Options.OnError. It is called with no lock held, so
+// that OnError may use the topic.
+func (c *topicCore) report(errs []error) {
+	for _, err := range errs {
+		c.h.report(c.name, err)
+	}
 }
 
 // dispatch records one message and queues it to every local subscriber.
 // msg is valid when haveMsg; otherwise it is decoded from payload only if
-// some subscriber or the replay store needs it.
-func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payload []byte, remote bool) {
+// some subscriber or the replay store needs it. It returns the errors met
+// (counted already) for the caller to report once it holds no lock; nil,
+// with no allocation, when there were none.
+func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payload []byte, remote bool) (errs []error) {
 	c := &t.core
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() {
-		return
+		return nil
 	}
 	if remote {
-		last := c.lastSeq[node]
-		if seq <= last {
+		now := c.now()
+		last, known := c.lastSeq[node]
+		if seq <= last.seq {
 			c.duplicates.Add(1)
-			return
+			return nil
 		}
-		if last != 0 && seq > last+1 {
-			c.missed.Add(seq - last - 1)
+		if known && seq > last.seq+1 {
+			c.missed.Add(seq - last.seq - 1)
 		}
-		c.lastSeq[node] = seq
+		if !known && len(c.lastSeq) >= c.sweepAt {
+			c.sweepNodes(now)
+		}
+		c.lastSeq[node] = nodeSeq{seq: seq, seen: now}
 		c.received.Add(1)
 	}
 	if t.replay == nil && len(c.subs) == 0 {
-		return
+		return nil
 	}
 	getMsg := func() (M, bool) {
 		if !haveMsg {
 			m := t.newM()
 			if err := proto.Unmarshal(payload, m); err != nil {
 				c.decodeErrors.Add(1)
-				c.h.report(c.name, fmt.Errorf("%w: from node %s: %w", ErrBadEnvelope, node, err))
+				errs = append(errs, fmt.Errorf("%w: from node %s: %w", ErrBadEnvelope, node, err))
 				return m, false
 			}
 			msg, haveMsg = m, true
@@ -349,14 +413,14 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 	if t.replay != nil || c.sseSubs > 0 {
 		m, ok := getMsg()
 		if !ok {
-			return
+			return errs
 		}
-		d.sse = t.prepareSSE(node+"-"+strconv.FormatUint(seq, 10), m)
+		d.sse = t.prepareSSE(node+"-"+strconv.FormatUint(seq, 10), m, &errs)
 	}
 	if c.funcSubs > 0 {
 		m, ok := getMsg()
 		if !ok {
-			return
+			return errs
 		}
 		if !remote {
 			m = proto.Clone(m).(M) // the publisher may reuse msg after Publish
@@ -373,11 +437,11 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 			if !sameCodec(cu.c, codec.Proto) {
 				m, ok := getMsg()
 				if !ok {
-					return
+					return errs
 				}
 				var err error
 				if b, err = cu.c.Marshal(m); err != nil {
-					c.encodeError(err)
+					c.encodeError(&errs, err)
 					continue
 				}
 			}
@@ -387,7 +451,7 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 			}
 			pm, err := websocket.NewPreparedMessage(typ, b)
 			if err != nil {
-				c.encodeError(err)
+				c.encodeError(&errs, err)
 				continue
 			}
 			d.ws[i] = pm
@@ -404,13 +468,38 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 		c.disconnected.Add(1)
 		s.disconnect()
 	}
+	return errs
 }
 
-func (t *Topic[M]) prepareSSE(id string, m M) *sse.Prepared {
+// sweepNodes forgets the publishing nodes not heard from for nodeTTL,
+// and sets the size at which it runs next to twice what it kept: sweeps
+// then cost O(1) per message, amortised. Called under mu.
+func (c *topicCore) sweepNodes(now time.Time) {
+	keep := 0
+	for _, ns := range c.lastSeq {
+		if now.Sub(ns.seen) < nodeTTL {
+			keep++
+		}
+	}
+	if keep < len(c.lastSeq) {
+		// A Go map never gives back the memory of deleted entries: move
+		// the survivors to one sized for them.
+		m := make(map[string]nodeSeq, keep)
+		for node, ns := range c.lastSeq {
+			if now.Sub(ns.seen) < nodeTTL {
+				m[node] = ns
+			}
+		}
+		c.lastSeq = m
+	}
+	c.sweepAt = max(minSweepAt, 2*keep)
+}
+
+func (t *Topic[M]) prepareSSE(id string, m M, errs *[]error) *sse.Prepared {
 	c := &t.core
 	data, err := t.sseCodec.Marshal(m)
 	if err != nil {
-		c.encodeError(err)
+		c.encodeError(errs, err)
 		return nil
 	}
 	ev := sse.Event{ID: id, Data: string(data)}
@@ -419,21 +508,23 @@ func (t *Topic[M]) prepareSSE(id string, m M) *sse.Prepared {
 	}
 	if t.replay != nil {
 		if ev, err = t.replay.Append(ev); err != nil {
-			c.encodeError(fmt.Errorf("replay store: %w", err))
+			c.encodeError(errs, fmt.Errorf("replay store: %w", err))
 			return nil
 		}
 	}
 	p, err := sse.Prepare(ev)
 	if err != nil {
-		c.encodeError(err)
+		c.encodeError(errs, err)
 		return nil
 	}
 	return p
 }
 
-func (c *topicCore) encodeError(err error) {
+// encodeError counts err and adds it to errs, to be reported once the
+// topic's locks are released.
+func (c *topicCore) encodeError(errs *[]error, err error) {
 	c.encodeErrors.Add(1)
-	c.h.report(c.name, fmt.Errorf("hub: topic %q: encode: %w", c.name, err))
+	*errs = append(*errs, fmt.Errorf("hub: topic %q: encode: %w", c.name, err))
 }
 
 // sameCodec compares codecs by identity; codecs whose dynamic type is not
@@ -447,14 +538,13 @@ func sameCodec(a, b codec.Codec) (same bool) {
 	return a == b
 }
 
-// Stats returns the topic's counters on this node.
+// Stats returns the topic's counters on this node. It takes no lock, so it
+// may be called from anywhere, Options.OnError included; the counters are
+// read one by one, not as one snapshot.
 func (t *Topic[M]) Stats() Stats {
 	c := &t.core
-	c.mu.Lock()
-	n := len(c.subs)
-	c.mu.Unlock()
 	return Stats{
-		Subscribers:  n,
+		Subscribers:  int(c.nsubs.Load()),
 		Published:    c.published.Load(),
 		Received:     c.received.Load(),
 		Delivered:    c.delivered.Load(),
@@ -471,10 +561,18 @@ func (t *Topic[M]) Stats() Stats {
 func (t *Topic[M]) Replay() sse.Store { return t.replay }
 
 // Close unsubscribes the topic from the broker, ends every subscription
-// with ErrClosed (WebSocket connections stay open: their handlers own
-// them) and waits for writes in progress, which the connections' write
-// timeouts bound. Later Publish calls fail with ErrClosed. Idempotent;
-// returns the broker's unsubscribe error, if any.
+// with ErrClosed and waits for writes in progress, which the connections'
+// write timeouts bound. The connections of SubscribeWebSocket stay open:
+// their callers own them. Those of WebSocketHandler, which belong to the
+// topic, are closed with 1013 "topic closed" (what a client arriving
+// later is told), all at once, and Close waits for them, each bounded by
+// its close timeout — unless the hub is closing, which closes them
+// itself. Later Publish calls fail with ErrClosed.
+//
+// A SubscribeFunc function must not call Close on its topic: Close would
+// wait for the function to return, that is for itself.
+//
+// Idempotent; returns the broker's unsubscribe error, if any.
 func (t *Topic[M]) Close() error {
 	t.pubMu.Lock()
 	c := &t.core
@@ -485,18 +583,25 @@ func (t *Topic[M]) Close() error {
 		return nil
 	}
 	c.closed.Store(true)
+	seq := t.seq
+	unsub := c.unsubscribe // nil if NewTopic is still subscribing: it then unsubscribes
 	subs := c.subs
 	c.subs = nil
+	c.nsubs.Store(0)
 	for _, s := range subs {
 		s.idx = -1
 	}
 	c.mu.Unlock()
 	t.pubMu.Unlock()
 
-	c.h.unregister(c.name, t)
-	err := c.unsubscribe()
+	c.h.unregister(c.name, t, seq)
+	var err error
+	if unsub != nil {
+		err = unsub()
+	}
+	hubClosing := c.h.isClosed()
 	for _, s := range subs {
-		s.end(ErrClosed)
+		s.topicClosed(hubClosing)
 	}
 	for _, s := range subs {
 		s.wg.Wait()

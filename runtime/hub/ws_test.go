@@ -354,3 +354,70 @@ func TestWebSocketHandlerRefusesWithWhyItClosed(t *testing.T) {
 	want(staysURL, websocket.StatusGoingAway, websocket.ShutdownReason)
 	want(goneURL, websocket.StatusGoingAway, websocket.ShutdownReason)
 }
+
+// Topic.Close closes the connections its WebSocketHandler accepted, with
+// the 1013 "topic closed" a client arriving later gets (the hub stays
+// open, so its Poller would keep them, subscribed to nothing), and leaves
+// open a connection subscribed with SubscribeWebSocket, which its own
+// handler owns.
+func TestTopicCloseClosesHandlerConnections(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tp := newTopic(t, newHub(t, nil, "a"), "closing", nil)
+	owned := make([]wsClient, 4)
+	url := wsServer(t, tp, nil)
+	for i := range owned {
+		owned[i] = dialClient(t, url, i)
+		defer owned[i].conn.CloseNow()
+	}
+	// A handler of its own: after the topic closes it writes once more.
+	handlerDone := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: allSubprotocols})
+		if err != nil {
+			handlerDone <- err
+			return
+		}
+		defer c.CloseNow()
+		sub, err := tp.SubscribeWebSocket(c, nil)
+		if err != nil {
+			handlerDone <- err
+			return
+		}
+		defer sub.Close()
+		<-sub.Done()
+		if !errors.Is(sub.Err(), hub.ErrClosed) {
+			handlerDone <- sub.Err()
+			return
+		}
+		handlerDone <- c.Write(ctx, websocket.MessageText, []byte(`"still open"`))
+	}))
+	defer srv.Close()
+	own := dialClient(t, "ws"+strings.TrimPrefix(srv.URL, "http"), 1) // JSON
+	defer own.conn.CloseNow()
+	waitSubscribers(t, tp, len(owned)+1)
+
+	// The clients read from before the close, as live clients do: Close
+	// waits for their replies to its close frames.
+	reads := make([]chan error, len(owned))
+	for i, c := range owned {
+		reads[i] = make(chan error, 1)
+		go func() { _, err := c.read(ctx); reads[i] <- err }()
+	}
+	if err := tp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range owned {
+		err := <-reads[i]
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.StatusTryAgainLater || ce.Reason != "topic closed" {
+			t.Errorf("client %d of WebSocketHandler: %v, want close 1013 \"topic closed\"", i, err)
+		}
+	}
+	if err := <-handlerDone; err != nil {
+		t.Fatalf("SubscribeWebSocket's handler: %v", err)
+	}
+	if got, err := own.read(ctx); err != nil || got != "still open" {
+		t.Fatalf("SubscribeWebSocket's client read %q, %v: its connection should stay open", got, err)
+	}
+}
