@@ -164,8 +164,8 @@ func (c *wsConn) transportErr(err error) error {
 // that code, not the one the handler's error would map to, so that
 // OnClose reports what went on the wire.
 func (c *wsConn) readErr(err error) error {
-	code := failureCode(err)
-	if code == 0 {
+	code := websocket.FailureStatus(err)
+	if code < 0 {
 		return c.transportErr(err)
 	}
 	werr := wireError(err)
@@ -176,23 +176,6 @@ func (c *wsConn) readErr(err error) error {
 	}
 	c.mu.Unlock()
 	return werr
-}
-
-// failureCode returns the close code the runtime sends when a read fails
-// it (its sentinels' documented codes: 1009 for a frame or message over
-// the limits, 1002 for a protocol violation, 1007 for invalid UTF-8 or an
-// undecodable payload), or 0 for other errors. Writes never fail a
-// connection this way: Write refuses bad text without sending anything.
-func failureCode(err error) websocket.StatusCode {
-	switch {
-	case errors.Is(err, websocket.ErrMessageTooBig):
-		return websocket.StatusMessageTooBig
-	case errors.Is(err, websocket.ErrProtocol):
-		return websocket.StatusProtocolError
-	case errors.Is(err, websocket.ErrInvalidUTF8), errors.Is(err, websocket.ErrInvalidPayload):
-		return websocket.StatusInvalidFramePayload
-	}
-	return 0
 }
 
 // writeErr is transportErr for a failed write. Once release has cancelled

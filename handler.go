@@ -187,22 +187,13 @@ func (h *Handler) negotiate(r *http.Request) (c codec.Codec, sub string, err *Er
 	return nil, "", Errorf(CodeInvalidArgument, "no supported subprotocol offered (%s); this endpoint accepts %s", strings.Join(offered, ", "), strings.Join(names, ", "))
 }
 
-// writeUpgradeRequired answers a request that is not a WebSocket handshake
-// with 426, naming the protocol to upgrade to (RFC 7231 §6.5.15, RFC 7230
-// §6.7: Upgrade, with Connection: Upgrade) and the version this server
-// speaks (RFC 6455 §4.2.2, §4.4). It is written here rather than left to
-// websocket.Accept, which would upgrade any request its own checks pass.
-func writeUpgradeRequired(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Connection", "Upgrade")
-	h.Set("Upgrade", "websocket")
-	h.Set("Sec-WebSocket-Version", "13")
-	http.Error(w, "this endpoint speaks WebSocket: Upgrade: websocket and Connection: Upgrade required", http.StatusUpgradeRequired)
-}
-
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !websocket.IsUpgradeRequest(r) {
-		writeUpgradeRequired(w)
+		// Before negotiation, which would refuse it as a request with no
+		// subprotocol: Accept, by the same rule, answers 426 Upgrade
+		// Required, naming the protocol and version (RFC 9110 §15.5.22,
+		// RFC 6455 §4.2.2).
+		_, _ = websocket.Accept(w, r, &h.accept)
 		return
 	}
 	cdc, sub, nerr := h.negotiate(r)

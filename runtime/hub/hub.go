@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/bits"
 	"sync"
 
@@ -82,15 +83,12 @@ type closer interface{ close() }
 
 const seqBuckets = 64
 
-// seqBucket hashes a topic name (FNV-1a, 32 bits) to its seqFloor bucket.
-func seqBucket(name string) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(name); i++ {
-		h ^= uint32(name[i])
-		h *= 16777619
-	}
-	return int(h % seqBuckets)
-}
+// seqSeed seeds seqBucket's hash; the floors live only as long as the
+// process, so any seed will do.
+var seqSeed = maphash.MakeSeed()
+
+// seqBucket hashes a topic name to its seqFloor bucket.
+func seqBucket(name string) int { return int(maphash.String(seqSeed, name) % seqBuckets) }
 
 // New returns a hub publishing through broker; a nil broker means a new
 // MemoryBroker of its own (a single-process hub). It fails only for an

@@ -499,12 +499,19 @@ func (s *Subscription) disconnect() {
 	if !s.endLocked(ErrSlowConsumer) || s.kind != sinkWebSocket {
 		return // an SSE handler sees Done and returns; Close ends the stream
 	}
-	// Close waits for a write in progress and for the peer's close frame:
-	// not under the topic's mutex.
+	s.closeConnLocked(s.closeCode, s.closeReason)
+}
+
+// closeConnLocked closes s's connection with code and reason on a
+// goroutine tracked by wg: Close waits for a write in progress and for the
+// peer's close frame, which must not happen under the topic's mutex, and
+// Topic.Close then waits for all its connections at once, not one by one.
+// Called under s.mu.
+func (s *Subscription) closeConnLocked(code websocket.StatusCode, reason string) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		_ = s.conn.Close(s.closeCode, s.closeReason)
+		_ = s.conn.Close(code, reason)
 	}()
 }
 
@@ -512,8 +519,6 @@ func (s *Subscription) disconnect() {
 // set. A connection s owns (WebSocketHandler's) has no handler left to
 // close it, so it gets what refuse tells a client arriving after: 1013,
 // try again later (RFC 6455 §7.4.1; IANA WebSocket Close Code registry).
-// The close runs in a goroutine tracked by wg, as disconnect's does, so
-// Topic.Close waits for all its connections at once, not one by one.
 // When the hub is closing, its Poller closes them (with 1001 from
 // Shutdown), and a 1013 sent first would contradict that.
 func (s *Subscription) topicClosed(hubClosing bool) {
@@ -522,11 +527,7 @@ func (s *Subscription) topicClosed(hubClosing bool) {
 	if !s.endLocked(ErrClosed) || !s.ownsConn || hubClosing {
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		_ = s.conn.Close(websocket.StatusTryAgainLater, topicClosedReason)
-	}()
+	s.closeConnLocked(websocket.StatusTryAgainLater, topicClosedReason)
 }
 
 // Close ends the subscription: nothing more is queued, queued messages are

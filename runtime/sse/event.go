@@ -68,10 +68,7 @@ func (e *Event) validate() error {
 // to a Last-Event-ID header and back unchanged (see ErrInvalidID), or ""
 // if it can.
 func idProblem(id string) string {
-	if strings.ContainsAny(id, "\r\n\x00") {
-		return "contains CR, LF or NUL"
-	}
-	if why := headerValueProblem(id); why != "" {
+	if why := headerValueProblem(id); why != "" { // CR, LF and NUL included
 		return why
 	}
 	if t := strings.Trim(id, " \t"); len(t) != len(id) {

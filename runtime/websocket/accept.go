@@ -156,7 +156,7 @@ func IsUpgradeRequest(r *http.Request) bool {
 // verifyClientHandshake checks an opening handshake (§4.2.1) and picks the
 // subprotocol and extensions.
 func verifyClientHandshake(r *http.Request, opts *AcceptOptions) (accept, proto string, exts []*negotiated, herr *handshakeError) {
-	upgradeHdr := [][2]string{{"Connection", "Upgrade"}, {"Upgrade", "websocket"}}
+	upgradeHdr := [][2]string{{"Connection", "Upgrade"}, {"Upgrade", "websocket"}, {"Sec-WebSocket-Version", "13"}}
 	if !IsUpgradeRequest(r) {
 		return "", "", nil, &handshakeError{http.StatusUpgradeRequired, "this endpoint speaks WebSocket: Upgrade: websocket and Connection: Upgrade required", upgradeHdr}
 	}

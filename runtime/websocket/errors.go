@@ -143,6 +143,19 @@ func CloseStatus(err error) StatusCode {
 	return -1
 }
 
+// FailureStatus returns the code of the close frame this side sent when err
+// made it fail the connection (RFC 6455 §7.1.7: 1002 for a protocol
+// violation, 1007 for invalid UTF-8 or a payload an extension could not
+// decode, 1009 for a frame or message over the limits), or -1 when err is
+// not such a failure (the peer's close: see CloseStatus).
+func FailureStatus(err error) StatusCode {
+	var f *failure
+	if errors.As(err, &f) {
+		return f.code
+	}
+	return -1
+}
+
 // failure is a local decision to fail the connection (RFC 6455 §7.1.7): the
 // code we send in our close frame and the error the caller sees.
 type failure struct {
