@@ -209,24 +209,29 @@ func TestNoStatusCloseIsNormal(t *testing.T) {
 // TestOnCloseMatchesRuntimeFailure: when the runtime fails a connection
 // over what the client sent (RFC 6455 §7.1.7), its close frame carries
 // 1009, 1002 or 1007, and OnClose must report that frame, not the code of
-// the error the handler then returns (4008, 4014…).
+// the error the handler then returns (4008, 4014…). The error Receive
+// returns has the Code the same close frame from the peer would give: a
+// broken peer is not a lost connection to be retried (CodeUnavailable).
 func TestOnCloseMatchesRuntimeFailure(t *testing.T) {
 	cases := []struct {
 		name    string
 		opcode  byte
 		payload []byte
 		want    websocket.StatusCode
+		code    wsrpc.Code
 	}{
-		{"message too big", 0x1, []byte(`{"text":"` + strings.Repeat("x", 200) + `"}`), websocket.StatusMessageTooBig},
-		{"reserved opcode", 0x3, nil, websocket.StatusProtocolError},
-		{"invalid UTF-8 text", 0x1, []byte("\"\xff\""), websocket.StatusInvalidFramePayload},
+		{"message too big", 0x1, []byte(`{"text":"` + strings.Repeat("x", 200) + `"}`), websocket.StatusMessageTooBig, wsrpc.CodeResourceExhausted},
+		{"reserved opcode", 0x3, nil, websocket.StatusProtocolError, wsrpc.CodeInternal},
+		{"invalid UTF-8 text", 0x1, []byte("\"\xff\""), websocket.StatusInvalidFramePayload, wsrpc.CodeInvalidArgument},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			closed := make(chan wsrpc.CloseInfo, 1)
+			received := make(chan error, 1)
 			h := wsrpc.NewBidiHandler(testingv1wsrpc.StreamServiceEchoProcedure,
 				func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
 					_, err := s.Receive()
+					received <- err
 					return err
 				},
 				wsrpc.WithAcceptOptions(&websocket.AcceptOptions{MaxMessageSize: 64}),
@@ -253,6 +258,9 @@ func TestOnCloseMatchesRuntimeFailure(t *testing.T) {
 				}
 			case <-time.After(3 * time.Second):
 				t.Fatal("no OnClose")
+			}
+			if err := <-received; wsrpc.CodeOf(err) != tc.code {
+				t.Fatalf("Receive: %v (code %v), want code %v", err, wsrpc.CodeOf(err), tc.code)
 			}
 		})
 	}
