@@ -9,9 +9,10 @@ var (
 	// is a Subscription's Err when its topic or hub was closed.
 	ErrClosed = errors.New("hub: closed")
 
-	// ErrInvalidTopic is returned by NewTopic for a name that is empty or
-	// not made of letters, digits, '-', '_' and non-adjacent inner '.'
-	// (so it is one valid NATS subject, without wildcards).
+	// ErrInvalidTopic is returned by NewTopic for a name that is empty,
+	// longer than 200 bytes, or not made of letters, digits, '-', '_' and
+	// non-adjacent inner '.' (so it is one valid NATS subject, without
+	// wildcards).
 	ErrInvalidTopic = errors.New("hub: invalid topic name")
 
 	// ErrTopicExists is returned by NewTopic for a name the hub already has.

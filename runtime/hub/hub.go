@@ -31,8 +31,11 @@ type Options struct {
 	// unambiguous. Default: 16 random hex digits.
 	NodeID string
 
-	// SubjectPrefix is prepended to topic names to form broker subjects.
-	// Default DefaultSubjectPrefix.
+	// SubjectPrefix is prepended to topic names to form broker subjects:
+	// letters, digits, '_', '-' and '.', no leading '.' and no "..", at
+	// most 64 bytes, so that every topic's subject is one valid NATS
+	// subject without wildcards. Usually it ends with '.'. Default
+	// DefaultSubjectPrefix.
 	SubjectPrefix string
 
 	// OnError, when set, is called with errors that have no caller to
@@ -92,7 +95,7 @@ func seqBucket(name string) int { return int(maphash.String(seqSeed, name) % seq
 
 // New returns a hub publishing through broker; a nil broker means a new
 // MemoryBroker of its own (a single-process hub). It fails only for an
-// invalid Options.NodeID.
+// invalid Options.NodeID or Options.SubjectPrefix.
 func New(broker Broker, opts *Options) (*Hub, error) {
 	var o Options
 	if opts != nil {
@@ -110,6 +113,10 @@ func New(broker Broker, opts *Options) (*Hub, error) {
 	}
 	if o.SubjectPrefix == "" {
 		o.SubjectPrefix = DefaultSubjectPrefix
+	} else if !validSubjectPrefix(o.SubjectPrefix) {
+		// A space would split the subject on the wire, '*' or '>' would
+		// subscribe to other topics' subjects as wildcards.
+		return nil, fmt.Errorf("hub: invalid subject prefix %q: letters, digits, '_', '-' and '.' only (no leading '.', no \"..\"), at most 64 bytes", o.SubjectPrefix)
 	}
 	return &Hub{
 		broker: broker,
@@ -246,10 +253,14 @@ func validNodeID(s string) bool {
 	return true
 }
 
+// maxTopicLen bounds a topic name: with a prefix of at most 64 bytes a
+// subject stays far below nats-server's default 4 KiB control line.
+const maxTopicLen = 200
+
 // validTopic reports whether name is one NATS-safe subject fragment:
 // tokens of [A-Za-z0-9_-] joined by single dots.
 func validTopic(name string) bool {
-	if name == "" || len(name) > 200 {
+	if name == "" || len(name) > maxTopicLen {
 		return false
 	}
 	prevDot := true
@@ -268,6 +279,12 @@ func validTopic(name string) bool {
 		}
 	}
 	return !prevDot
+}
+
+// validSubjectPrefix reports whether p can precede every valid topic name
+// in a NATS subject: p followed by a token is itself a valid topic.
+func validSubjectPrefix(p string) bool {
+	return len(p) <= 64 && validTopic(p+"x")
 }
 
 // The broker envelope: what travels between nodes, once per publish.

@@ -393,6 +393,22 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 	newTopic(t, h, "x.y-z_1", nil)
+	if _, err := hub.NewTopic[msg](h, strings.Repeat("a", 201), nil); !errors.Is(err, hub.ErrInvalidTopic) {
+		t.Errorf("NewTopic(201 bytes): %v, want ErrInvalidTopic", err)
+	}
+	newTopic(t, h, strings.Repeat("a", 200), nil)
+	// A prefix is checked as the start of every subject: a space would
+	// split it on the wire, '*' or '>' make it a wildcard.
+	for _, p := range []string{"a b.", "*.", "app.>", "a..b.", ".a.", strings.Repeat("a", 65)} {
+		if _, err := hub.New(nil, &hub.Options{SubjectPrefix: p}); err == nil {
+			t.Errorf("New with SubjectPrefix %q: no error", p)
+		}
+	}
+	for _, p := range []string{"app.", "app", "a-b_c.d.", strings.Repeat("a", 64)} {
+		if _, err := hub.New(nil, &hub.Options{SubjectPrefix: p}); err != nil {
+			t.Errorf("New with SubjectPrefix %q: %v", p, err)
+		}
+	}
 	if _, err := hub.NewTopic[msg](h, "x.y-z_1", nil); !errors.Is(err, hub.ErrTopicExists) {
 		t.Errorf("duplicate topic: %v", err)
 	}
