@@ -120,6 +120,10 @@ func main() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first interrupt closes cleanly, which waits for the server's
+	// reply (up to the closing handshake's timeout); a second one ends the
+	// process at once, as the signal's default action.
+	context.AfterFunc(ctx, stop)
 	code := c.run(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

@@ -38,7 +38,8 @@ reply. The close code and reason are printed on stderr.
 Exit status: 0 on a normal close (ours after stdin ended, or the server's
 with 1000 or 1001), 1 on any other close code, a lost connection or a
 failed handshake, 2 on a usage error, 130 when interrupted (the client
-then closes with 1001).
+then closes with 1001 and waits for the server's reply; a second interrupt
+ends it at once).
 
 Flags:
 `
