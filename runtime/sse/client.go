@@ -40,7 +40,9 @@ type ClientOptions struct {
 	ReconnectionTime time.Duration
 
 	// MaxReconnectionAttempts bounds reconnections in a row, counted
-	// since an event (of any kind) was last received. 0 means no bound,
+	// since a connection last delivered a block: an event, or a comment
+	// or retry block even when hidden (a stream of heartbeats that drops
+	// now and then is not failing). 0 means no bound,
 	// like a browser; a negative value disables reconnection, like Ktor's
 	// default, so the stream ends when the connection does.
 	MaxReconnectionAttempts int
@@ -59,7 +61,7 @@ type ClientOptions struct {
 
 	// OnReconnect, if set, is called after each reconnection attempt (not
 	// the first connection), on the goroutine calling Next: attempt counts
-	// from 1 since the last event received, err is nil when the attempt
+	// from 1 as MaxReconnectionAttempts does, err is nil when the attempt
 	// opened a stream, io.EOF when the server answered 204 (the stream is
 	// over), and the attempt's error otherwise.
 	OnReconnect func(attempt int, err error)
@@ -89,7 +91,7 @@ type Session struct {
 	body   io.ReadCloser
 	parser *Parser
 	err    error // sticky terminal error
-	tries  int   // reconnections since the last event
+	tries  int   // reconnections since a connection delivered a block
 
 	mu          sync.Mutex
 	lastEventID string
@@ -224,6 +226,12 @@ func (s *Session) Next() (Event, error) {
 		if err == nil {
 			s.tries = 0
 			return ev, nil
+		}
+		if s.parser.blocks > 0 {
+			// The connection delivered something before it dropped, if
+			// only heartbeat comments: the server is up, so this is a
+			// first reconnection again, not one more in a failing row.
+			s.tries = 0
 		}
 		s.closeBody()
 		if err != io.EOF && !errors.Is(err, ErrEventTooLarge) {

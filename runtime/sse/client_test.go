@@ -206,6 +206,10 @@ func TestClientStops(t *testing.T) {
 		{name: "reconnect limit", bodies: []func(http.ResponseWriter){stream(": nothing\n")}, opts: sse.ClientOptions{MaxReconnectionAttempts: 3}, conns: 4, wantErr: is(sse.ErrReconnectLimit)},
 		{name: "limit counts since last event", bodies: []func(http.ResponseWriter){stream("data: 1\n\n"), stream(""), stream("data: 2\n\n"), stream(""), stream("data: 3\n\n"), stream("")},
 			opts: sse.ClientOptions{MaxReconnectionAttempts: 2}, events: 3, conns: 7, wantErr: is(sse.ErrReconnectLimit)},
+		// Each connection delivers a heartbeat comment (hidden) and drops:
+		// the server is up, so the count starts over each time.
+		{name: "heartbeats reset the count", bodies: []func(http.ResponseWriter){stream(": hb\n\n"), stream(": hb\n\n"), stream("retry: 1\n\n"), stream(": hb\n\n"), stream("data: a\n\n"), status(204, "")},
+			opts: sse.ClientOptions{MaxReconnectionAttempts: 1}, events: 1, conns: 6, wantErr: noError},
 		{name: "reconnection disabled", bodies: []func(http.ResponseWriter){stream("data: a\n\n")}, opts: sse.ClientOptions{MaxReconnectionAttempts: -1}, events: 1, conns: 1, wantErr: noError},
 		{name: "event too large", bodies: []func(http.ResponseWriter){stream("data: " + strings.Repeat("x", 100) + "\n\n")}, opts: sse.ClientOptions{MaxEventSize: 10}, conns: 1, wantErr: is(sse.ErrEventTooLarge)},
 		// Another server's id that no Last-Event-ID header can carry: net/http

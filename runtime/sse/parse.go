@@ -72,6 +72,12 @@ type Parser struct {
 	hasComment bool
 	retry      time.Duration
 	hasRetry   bool
+	inBlock    bool // a non-blank line since the last blank one
+
+	// blocks counts non-empty blocks ended by a blank line, shown or not:
+	// a Session takes one as proof that its connection worked (a stream
+	// of heartbeat comments included) when the connection later drops.
+	blocks int
 
 	idBuffer    string        // the last event ID buffer
 	lastEventID string        // the last event ID string, set at dispatch
@@ -224,8 +230,13 @@ func (p *Parser) fail(err error) error {
 func (p *Parser) processLine(line []byte) (Event, bool, error) {
 	// "If the line is empty (a blank line): dispatch the event."
 	if len(line) == 0 {
+		if p.inBlock {
+			p.inBlock = false
+			p.blocks++
+		}
 		return p.dispatch()
 	}
+	p.inBlock = true
 	// "If the line starts with a U+003A COLON character (:): ignore the
 	// line." We keep its text only for ShowCommentEvents.
 	if line[0] == ':' {
