@@ -84,12 +84,17 @@
 // limited by MsgpackOptions.RecursionLimit.
 //
 // Nested google.protobuf.Any values are limited separately, in both
-// self-describing codecs: each Any is decoded and then re-encoded to
-// protobuf bytes with everything inside it, so the cost of nesting grows
-// with the square of its depth. msgpack refuses more than 32 levels of
-// Any with ErrDepth; JSON refuses messages nested more than
-// JSONOptions.RecursionLimit deep, 100 by default, which bounds Any
-// nesting too.
+// self-describing codecs: on decode each Any is decoded and then
+// re-encoded to protobuf bytes with everything inside it, and on encode
+// each Any's bytes are decoded and then written out with everything inside
+// them, so the cost of nesting grows with the square of its depth either
+// way. msgpack refuses more than 32 levels of Any with ErrDepth, both ways;
+// JSON refuses messages nested more than JSONOptions.RecursionLimit deep
+// (100 by default) on decode, which bounds Any nesting too, and more than
+// RecursionLimit levels of Any on encode (ErrDepth). A message decoded
+// from protobuf binary carries its Any values as bytes, at any depth: this
+// is what stops relaying one to a JSON or msgpack peer from costing the
+// square of its size.
 //
 // # Concurrency
 //

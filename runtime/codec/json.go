@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 // JSONOptions configures the protojson codec. The zero value (and a nil
@@ -30,9 +31,11 @@ type JSONOptions struct {
 	RejectUnknown bool
 	// RecursionLimit bounds message nesting on decode; each level of
 	// google.protobuf.Any or of JSON object in a google.protobuf.Struct
-	// counts as one. Zero (or less) means 100, far below protobuf's
-	// 10,000 because nested Any values cost the square of their depth
-	// (see the package documentation).
+	// counts as one. On encode it bounds the nesting of
+	// google.protobuf.Any values (a message decoded from protobuf binary
+	// can hold any depth of them). Zero (or less) means 100, far below
+	// protobuf's 10,000 because nested Any values cost the square of their
+	// depth (see the package documentation).
 	RecursionLimit int
 }
 
@@ -84,6 +87,11 @@ func (c jsonCodec) Marshal(m proto.Message) ([]byte, error) {
 }
 
 func (c jsonCodec) MarshalAppend(dst []byte, m proto.Message) ([]byte, error) {
+	if m != nil {
+		if err := checkAnyNesting(m.ProtoReflect(), protoregistry.GlobalTypes, c.uo.RecursionLimit); err != nil {
+			return dst, fmt.Errorf("%w: json: %w", ErrMarshal, err)
+		}
+	}
 	out, err := c.mo.MarshalAppend(dst, m)
 	if err != nil {
 		return dst, fmt.Errorf("%w: json: %w", ErrMarshal, err)

@@ -115,6 +115,9 @@ type encState struct {
 	e    *msgpack.Encoder
 	o    *MsgpackOptions
 	keys []protoreflect.MapKey
+	// anys is how many google.protobuf.Any values enclose the one being
+	// written (see anynest.go).
+	anys int
 }
 
 var encPool = sync.Pool{New: func() any {
@@ -446,6 +449,9 @@ func (s *encState) value(m protoreflect.Message, depth int) error {
 }
 
 func (s *encState) anyMessage(m protoreflect.Message, depth int) error {
+	if s.anys >= maxAnyNesting { // counted as the decoder counts: empty ones too
+		return errAnyNesting
+	}
 	fields := m.Descriptor().Fields()
 	url := m.Get(fields.ByNumber(1)).String()
 	raw := m.Get(fields.ByNumber(2)).Bytes()
@@ -473,7 +479,10 @@ func (s *encState) anyMessage(m protoreflect.Message, depth int) error {
 	if err := s.e.EncodeString(anyValueKey); err != nil {
 		return err
 	}
-	return s.message(inner, depth+1)
+	s.anys++
+	err = s.message(inner, depth+1)
+	s.anys--
+	return err
 }
 
 // Keys of the msgpack map that carries a google.protobuf.Any.
