@@ -60,8 +60,9 @@ import (
 // policy violation → CodePermissionDenied; 1009 message too big →
 // CodeResourceExhausted; 1002 protocol error, 1010 and 1011 →
 // CodeInternal; any other code → CodeUnknown. An HTTP status without a
-// Wsrpc-Code header maps back by the table (first row wins, so 409 is
-// CodeAlreadyExists and 400 CodeInvalidArgument), 415 to
+// Wsrpc-Code header maps back by the table (the first row other than
+// unknown wins, so 500 is CodeInternal, 409 CodeAlreadyExists and 400
+// CodeInvalidArgument), 415 to
 // CodeInvalidArgument, other 4xx to CodeUnknown, other 5xx to
 // CodeUnavailable.
 type Code uint32

@@ -20,15 +20,18 @@ import (
 // DialOptions configures Dial. A nil *DialOptions means defaults.
 type DialOptions struct {
 	// HTTPClient, when its Transport is an *http.Transport, supplies the
-	// dialer, TLS configuration and proxy function, so one configured
-	// client serves HTTP and WebSocket calls alike. Fields below override it.
+	// dialer, TLS configuration and proxy function (a nil Proxy there
+	// means no proxy, as for its HTTP requests), so one configured client
+	// serves HTTP and WebSocket calls alike. Fields below override it.
 	HTTPClient *http.Client
 	// NetDialContext dials TCP; default a net.Dialer.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// TLSConfig for wss:// (ServerName defaults to the URL's host).
 	TLSConfig *tls.Config
 	// Proxy picks an HTTP proxy for the request; the default is
-	// http.ProxyFromEnvironment. The connection is tunnelled with CONNECT.
+	// HTTPClient's, else http.ProxyFromEnvironment. The connection is
+	// tunnelled with CONNECT; only http:// and https:// proxies are
+	// supported (others fail with an error naming the scheme).
 	Proxy func(*http.Request) (*url.URL, error)
 
 	// Header is sent with the handshake request (Origin, Authorization,
@@ -148,6 +151,7 @@ func (o *DialOptions) transport() (func(context.Context, string, string) (net.Co
 	dial := o.NetDialContext
 	tlsCfg := o.TLSConfig
 	proxy := o.Proxy
+	fromClient := false // proxy is the client's own choice, nil meaning none
 	if o.HTTPClient != nil {
 		if t, ok := o.HTTPClient.Transport.(*http.Transport); ok {
 			// A Transport's first request sets up HTTP/2, writing
@@ -161,22 +165,22 @@ func (o *DialOptions) transport() (func(context.Context, string, string) (net.Co
 			if tlsCfg == nil && t.TLSClientConfig != nil {
 				tlsCfg = t.TLSClientConfig
 			}
-			if proxy == nil && t.Proxy != nil {
-				proxy = t.Proxy
+			if proxy == nil {
+				proxy, fromClient = t.Proxy, true
 			}
 		}
 	}
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	if proxy == nil {
+	if proxy == nil && !fromClient {
 		proxy = http.ProxyFromEnvironment
 	}
 	return dial, tlsCfg, proxy
 }
 
 // dialThroughProxy connects to addr, through an HTTP CONNECT tunnel when
-// the proxy function names a proxy, then runs TLS for wss://.
+// the proxy function (nil: none) names a proxy, then runs TLS for wss://.
 func dialThroughProxy(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), proxyFn func(*http.Request) (*url.URL, error), u *url.URL, secure bool, addr string, tlsCfg *tls.Config) (net.Conn, error) {
 	// http.ProxyFromEnvironment looks at http/https schemes.
 	pu := *u
@@ -184,9 +188,12 @@ func dialThroughProxy(ctx context.Context, dial func(context.Context, string, st
 	if secure {
 		pu.Scheme = "https"
 	}
-	proxyURL, err := proxyFn(&http.Request{URL: &pu, Header: http.Header{}})
-	if err != nil {
-		return nil, fmt.Errorf("proxy: %w", err)
+	var proxyURL *url.URL
+	var err error
+	if proxyFn != nil {
+		if proxyURL, err = proxyFn(&http.Request{URL: &pu, Header: http.Header{}}); err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
 	}
 	var nc net.Conn
 	if proxyURL == nil {
@@ -222,6 +229,11 @@ func dialThroughProxy(ctx context.Context, dial func(context.Context, string, st
 
 // connectProxy opens a CONNECT tunnel to addr through an HTTP(S) proxy.
 func connectProxy(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), proxyURL *url.URL, addr string) (net.Conn, error) {
+	if s := proxyURL.Scheme; s != "http" && s != "https" {
+		// ALL_PROXY=socks5://… for one: speaking CONNECT to it would fail
+		// with a confusing parse error.
+		return nil, fmt.Errorf("proxy %s: unsupported scheme %q: only http and https proxies (CONNECT) are supported", proxyURL.Redacted(), s)
+	}
 	paddr := proxyURL.Host
 	if proxyURL.Port() == "" {
 		port := "80"
@@ -256,8 +268,11 @@ func connectProxy(ctx context.Context, dial func(context.Context, string, string
 		nc.Close()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	// Read the response byte-exactly: bytes after it belong to the tunnel.
-	br := bufio.NewReaderSize(&io.LimitedReader{R: nc, N: defaultMaxResponseHeaderBytes}, 1)
+	// br may read past the response (its buffer is at least 16 bytes), and
+	// such bytes would belong to the tunnel; there are none: neither a
+	// WebSocket server nor a TLS one speaks before the client (net/http's
+	// Transport relies on the same).
+	br := bufio.NewReader(&io.LimitedReader{R: nc, N: defaultMaxResponseHeaderBytes})
 	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
 	if err != nil {
 		nc.Close()
