@@ -151,8 +151,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // negotiate picks the codec: the first subprotocol the client offers that
-// is an accepted codec's; with no offer at all, the preferred codec (JSON
-// by default). sub is the subprotocol to answer with ("" for none).
+// is an accepted codec's; with no offer at all, the preferred codec, else
+// JSON if accepted, else the first accepted. sub is the subprotocol to
+// answer with ("" for none).
 func (h *Handler) negotiate(r *http.Request) (c codec.Codec, sub string, err *Error) {
 	var offered []string
 	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {

@@ -32,7 +32,9 @@
 //	new WebSocket(url, "wsrpc.json")
 //
 // and JSON.stringify. A client offering no subprotocol at all gets JSON.
-// SSE data is always protojson.
+// SSE data is protojson (Send, NewSSEEvent), except in events a handler
+// sends as they are with ServerStream.SendEvent (say, from a hub topic's
+// replay store with an SSECodec of its own).
 //
 // # Errors
 //

@@ -97,26 +97,31 @@ func parseURLAndFlags(fs *flag.FlagSet, args []string, schemes ...string) (rawUR
 	return rawURL, 0, true
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: wsrpc <command> [flags] URL")
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: wsrpc <command> [flags] URL")
 	names := make([]string, 0, len(commands))
 	for name := range commands {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		fmt.Fprintf(os.Stderr, "  %-4s %s\n", name, commands[name].summary)
+		fmt.Fprintf(w, "  %-4s %s\n", name, commands[name].summary)
 	}
 }
 
 func main() {
 	if len(os.Args) < 2 {
-		usage()
+		usage(os.Stderr)
 		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "-h", "-help", "--help", "help":
+		usage(os.Stdout) // asked for: not a usage error
+		return
 	}
 	c, ok := commands[os.Args[1]]
 	if !ok {
-		usage()
+		usage(os.Stderr)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

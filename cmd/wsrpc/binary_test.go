@@ -16,15 +16,40 @@ import (
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
+// buildCommand builds the wsrpc command into a temporary directory.
+func buildCommand(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "wsrpc")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestHelp: asking for help is not a usage error — the command list goes
+// to stdout with status 0; no command or an unknown one is (status 2).
+func TestHelp(t *testing.T) {
+	bin := buildCommand(t)
+	for _, arg := range []string{"--help", "-h", "help"} {
+		out, err := exec.Command(bin, arg).Output()
+		if err != nil || !strings.Contains(string(out), "usage: wsrpc") || !strings.Contains(string(out), "  ws ") {
+			t.Errorf("wsrpc %s: %v, stdout %q", arg, err, out)
+		}
+	}
+	for _, args := range [][]string{nil, {"bogus"}} {
+		err := exec.Command(bin, args...).Run()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Errorf("wsrpc %q: %v, want exit status 2", args, err)
+		}
+	}
+}
+
 // TestWSSecondInterrupt runs the built command against a server that never
 // answers the close frame: the first SIGINT starts the closing handshake
 // (which would wait for the server up to its timeout), the second ends the
 // process at once.
 func TestWSSecondInterrupt(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "wsrpc")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildCommand(t)
 	up, closeSeen, release := make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{})
 	defer close(release)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
