@@ -341,6 +341,30 @@ func TestDeflateWire(t *testing.T) {
 			s.sendClose(1000, "")
 			s.expectClose(1000)
 		})
+		// An empty payload with RSV1 is, with the tail, a DEFLATE stream cut
+		// short (the empty message compresses to 0x00, RFC 7692 §7.2.3.6),
+		// but some senders write it and zlib-based readers take it as the
+		// empty message; so do we, and the next message decodes as usual.
+		t.Run("an empty compressed payload is the empty message", func(t *testing.T) {
+			s := startDeflate(t, r, 0, echo)
+			var pi peerInflater
+			for _, msg := range [][]byte{nil, []byte("and then a message"), nil} {
+				s.frame(true, 0x40, opText, nil)
+				if msg != nil {
+					s.frame(true, 0x40, opText, compress(t, msg))
+				}
+				if f := s.mustRead(); f.op != opText || len(pi.inflate(t, f.payload)) != 0 {
+					t.Fatalf("echo of the empty payload: op %d %q", f.op, f.payload)
+				}
+				if msg != nil {
+					if got := pi.inflate(t, s.mustRead().payload); !bytes.Equal(got, msg) {
+						t.Fatalf("echo %q, want %q", got, msg)
+					}
+				}
+			}
+			s.sendClose(1000, "")
+			s.expectClose(1000)
+		})
 		t.Run("context takeover from the peer", func(t *testing.T) {
 			s := startDeflate(t, r, 0, echo)
 			var pi peerInflater

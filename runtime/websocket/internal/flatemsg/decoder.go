@@ -78,6 +78,7 @@ type Decoder struct {
 	src      Source
 	in       []byte // input not yet in the bit buffer
 	srcEOF   bool   // src has no more: in is the tail
+	gotInput bool   // src gave at least one byte
 	tailUsed int    // tail bytes moved to in (0 or 4)
 	bb       uint64 // bit buffer: the next nb input bits, first in the low bit
 	nb       uint
@@ -114,7 +115,7 @@ func (d *Decoder) Start(src Source) {
 		d.hist = make([]byte, d.size)
 	}
 	d.rd = d.wr // a full window wraps in Read, before anything is written
-	d.src, d.in, d.srcEOF, d.tailUsed = src, nil, false, 0
+	d.src, d.in, d.srcEOF, d.gotInput, d.tailUsed = src, nil, false, false, 0
 	d.bb, d.nb = 0, 0
 	d.state, d.final, d.copyLen, d.err = atHeader, false, 0, nil
 }
@@ -562,11 +563,20 @@ func (d *Decoder) more() error {
 		}
 		d.in = p
 		if len(p) > 0 {
+			d.gotInput = true
 			return nil
 		}
 		if !d.srcEOF {
 			return io.ErrNoProgress // a Source breaking its contract
 		}
+	}
+	if !d.gotInput {
+		// An empty payload. With the tail it is a stored block header cut
+		// short, not a DEFLATE stream (an empty message compresses to
+		// 0x00, §7.2.3.6), but some senders write it for an empty message
+		// and zlib-based readers take it as one: it inflates to nothing.
+		// So do we; the window is unchanged.
+		return io.EOF
 	}
 	if d.tailUsed == len(tail) {
 		return errTruncated
