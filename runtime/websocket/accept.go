@@ -33,10 +33,14 @@ type AcceptOptions struct {
 	Extensions *ExtensionSet
 
 	// MaxMessageSize bounds a message after reassembly and decompression:
-	// larger ones fail the connection with 1009. 0 means
-	// DefaultMaxMessageSize.
+	// larger ones fail the connection with 1009. 0 or negative means
+	// DefaultMaxMessageSize; there is no unlimited setting. A compressed
+	// message may take up to MaxMessageSize/64 + 1 KiB more on the wire, as
+	// data that does not compress grows a little.
 	MaxMessageSize int64
-	// MaxFrameSize bounds one frame's payload (1009). 0 means MaxMessageSize.
+	// MaxFrameSize bounds one frame's payload (1009), with the same room
+	// for compressed frames. 0 or negative means MaxMessageSize, as does a
+	// value above it.
 	MaxFrameSize int64
 
 	// PingInterval, if positive, sends a ping this often; PongTimeout

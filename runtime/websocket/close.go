@@ -16,13 +16,16 @@ const maxCloseReason = maxControlPayload - 2
 // close frame, then closes the TCP connection (a server at once, a client
 // after giving the server a moment to close first, §7.1.1). It returns nil
 // when the peer answered, or why it could not. Safe from any goroutine; a
-// second call returns ErrClosed.
+// second call returns ErrClosed. Once the close frame is sent, data
+// messages are refused with ErrClosed (§5.5.1: no data frame may follow
+// it), while Close still waits.
 //
 // The peer's close frame is read by the goroutine reading the connection
 // if there is one; otherwise Close reads frames itself. Data messages it
 // reads on the way are kept (up to MaxMessageSize in all) and returned by
 // the reads that follow, before the *CloseError: a read loop that was
-// between two reads loses nothing the peer sent before its close frame.
+// between two reads, or already waiting in the next one, loses nothing
+// the peer sent before its close frame.
 func (c *Conn) Close(code StatusCode, reason string) error {
 	if !code.validToSend() {
 		return fmt.Errorf("websocket: close code %d may not be sent", int(code))
@@ -115,6 +118,7 @@ func (c *Conn) drainUntilClose() error {
 			if rx := c.readSpare(); rx.pendingSize+int64(len(data)) <= c.cfg.maxMessageSize {
 				rx.pending = append(rx.pending, pendingMessage{typ, data})
 				rx.pendingSize += int64(len(data))
+				c.closeKept.Store(true)
 			}
 		}
 	}
@@ -188,17 +192,28 @@ func (c *Conn) fail(f *failure) {
 	if send {
 		var buf [maxControlPayload]byte
 		binary.BigEndian.PutUint16(buf[:], uint16(f.code))
-		reason := f.err.Error()
-		if len(reason) > maxCloseReason {
-			reason = reason[:maxCloseReason]
-			for !utf8.ValidString(reason) {
-				reason = reason[:len(reason)-1]
-			}
-		}
-		n := 2 + copy(buf[2:], reason)
+		n := 2 + copy(buf[2:], closeReason(f.err.Error()))
 		_ = c.writeControl(OpClose, buf[:n])
 	}
 	c.closeWith(f)
+}
+
+// closeReason makes an error text fit for a close frame: valid UTF-8, as
+// RFC 6455 §5.5.1 requires of the reason (a peer fails an invalid one with
+// 1007; an extension's error may quote the peer's bytes), each invalid byte
+// replaced by U+FFFD, and at most 123 bytes long, cut between characters.
+func closeReason(s string) string {
+	if len(s) <= maxCloseReason && utf8.ValidString(s) {
+		return s
+	}
+	b := make([]byte, 0, maxCloseReason)
+	for _, r := range s { // an invalid byte comes as utf8.RuneError
+		if len(b)+utf8.RuneLen(r) > maxCloseReason {
+			break
+		}
+		b = utf8.AppendRune(b, r)
+	}
+	return string(b)
 }
 
 // closeWith closes the TCP connection once, remembering why, and releases
@@ -209,6 +224,7 @@ func (c *Conn) closeWith(cause error) {
 		c.closeCause = cause
 		c.closeMu.Unlock()
 		close(c.closed)
+		c.stopWatches()
 		_ = c.nc.Close()
 		if e := c.poll.Load(); e != nil {
 			// An idle polled connection has no reader to notice: wake one,

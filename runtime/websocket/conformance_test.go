@@ -260,6 +260,56 @@ func TestKeepalive(t *testing.T) {
 	})
 }
 
+// TestKeepaliveAnsweredByLaterPing guards keepalive against a live peer
+// that answers only the most recent of several pings, as RFC 6455 §5.5.3
+// allows: an application Ping sent right after the keepalive ping, and
+// only its pong. The keepalive ping once kept waiting for its own pong and
+// failed the connection with 1011 (ErrPongTimeout).
+func TestKeepaliveAnsweredByLaterPing(t *testing.T) {
+	forRoles(t, func(t *testing.T, r role) {
+		o := engOpts{PingInterval: 100 * time.Millisecond, PongTimeout: time.Second}
+		s := start(t, r, o, func(c *websocket.Conn) error {
+			for {
+				if _, _, err := c.Read(context.Background()); err != nil {
+					return err
+				}
+			}
+		})
+		if f := s.mustRead(); f.op != opPing {
+			t.Fatalf("got op %#x, want a keepalive ping", f.op)
+		}
+		pingDone := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+			defer cancel()
+			pingDone <- s.conn.Ping(ctx)
+		}()
+		user := s.mustRead()
+		if user.op != opPing {
+			t.Fatalf("got op %#x, want the application's ping", user.op)
+		}
+		s.send(opPong, user.payload) // the most recent ping's pong only
+		if err := <-pingDone; err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+		// Answer every ping at once for longer than PongTimeout: the
+		// connection must stay open (keepalive pings keep coming meanwhile).
+		for deadline := time.Now().Add(o.PongTimeout + 500*time.Millisecond); time.Now().Before(deadline); {
+			switch f := s.mustRead(); f.op {
+			case opPing:
+				s.send(opPong, f.payload)
+			case opClose:
+				t.Fatalf("live peer failed with close %q", f.payload)
+			default:
+				t.Fatalf("got op %#x", f.op)
+			}
+		}
+		s.sendClose(1000, "")
+		for f := s.mustRead(); f.op != opClose; f = s.mustRead() {
+		}
+	})
+}
+
 // --- 4. Reserved bits and opcodes ------------------------------------------
 
 func TestReservedBits(t *testing.T) {
@@ -761,6 +811,25 @@ func TestLimitsExceeded(t *testing.T) {
 		{name: "default limit", send: func(p *wirePeer) { header(p, true, opBinary, websocket.DefaultMaxMessageSize+1) }, code: 1009},
 		{name: "64-bit length", send: func(p *wirePeer) { header(p, true, opBinary, 1<<62) }, code: 1009},
 	})
+}
+
+// TestLimitsNegativeMeanDefault guards a negative MaxMessageSize or
+// MaxFrameSize: like zero it means the default (there is no unlimited
+// setting). It once became a negative limit that every data frame
+// exceeded (1009).
+func TestLimitsNegativeMeanDefault(t *testing.T) {
+	for _, o := range []engOpts{{MaxMessageSize: -1}, {MaxFrameSize: -1}, {MaxMessageSize: -1, MaxFrameSize: -1}} {
+		t.Run(fmt.Sprintf("message=%d/frame=%d", o.MaxMessageSize, o.MaxFrameSize), func(t *testing.T) {
+			forRoles(t, func(t *testing.T, r role) {
+				s := start(t, r, o, echo)
+				s.send(opBinary, make([]byte, 600))
+				s.expect(opBinary, make([]byte, 600))
+				s.writeRaw(encodeHeader(true, 0, opBinary, s.client, s.nextKey(), websocket.DefaultMaxMessageSize+1))
+				s.expectClose(1009)
+				wantErr(t, s.result(), websocket.ErrMessageTooBig)
+			})
+		})
+	}
 }
 
 // --- 9. Concurrency ---------------------------------------------------------

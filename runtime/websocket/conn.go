@@ -59,10 +59,12 @@ type config struct {
 func resolveConfig(maxFrame, maxMsg int64, ping, pong, write, closeT time.Duration, raw bool) config {
 	c := config{maxFrameSize: maxFrame, maxMessageSize: maxMsg, pingInterval: ping,
 		pongTimeout: pong, writeTimeout: write, closeTimeout: closeT, raw: raw}
-	if c.maxMessageSize == 0 {
+	if c.maxMessageSize <= 0 {
+		// There is no "no limit": a negative size is the default too, never
+		// a limit every frame exceeds.
 		c.maxMessageSize = DefaultMaxMessageSize
 	}
-	if c.maxFrameSize <= 0 || c.maxFrameSize > c.maxMessageSize && c.maxMessageSize > 0 {
+	if c.maxFrameSize <= 0 || c.maxFrameSize > c.maxMessageSize {
 		c.maxFrameSize = c.maxMessageSize
 	}
 	if c.pongTimeout == 0 {
@@ -126,6 +128,10 @@ type Conn struct {
 	readErr   error      // sticky: once reading failed, it keeps failing
 	rx        *readSpare // control payloads, messages Close kept; on first use
 	readCtx   *ctxWatch  // allocated for the first context that can be done
+	// Close kept messages in rx.pending (set under readSem before the
+	// connection is closed, never cleared): a reader that finds the
+	// connection closed still takes readSem to return them.
+	closeKept atomic.Bool
 
 	// Write side.
 	msgSem   chan struct{} // held for a whole data message
@@ -139,6 +145,11 @@ type Conn struct {
 	writeCtx *ctxWatch    // allocated for the first context that can be done
 	tx       *writeSpare  // writev of large frames; on first use, under frameMu
 
+	// Our close frame is written (message mode), under frameMu: RFC 6455
+	// §5.5.1, no data frame may follow it, even while Close still waits
+	// for the peer's.
+	closeFrameSent bool
+
 	// Replies to pipelined input (see deferFlush): the reader publishes
 	// whether input is still buffered and counts its reads; a writer that
 	// finishes while input is buffered leaves its frames for the next
@@ -148,6 +159,10 @@ type Conn struct {
 	flushPending  atomic.Bool
 	deferReads    uint64      // reads at the last Write's end, under frameMu
 	flushTimer    *time.Timer // flushes what waits too long, under frameMu
+	// flushTimer is set and has not fired yet, under frameMu. Kept apart
+	// from flushPending: frames may still wait after the timer fired
+	// and skipped for a busy writer, and the next deferral must arm it.
+	flushArmed bool
 
 	// Keepalive and Ping.
 	pingSeq     atomic.Uint64
@@ -313,13 +328,16 @@ func (c *Conn) NetConn() net.Conn { return c.nc }
 // while a call using it is in progress, the connection is closed (a frame
 // cut off half way cannot be resumed). The AfterFunc registration is kept
 // while the same context is used again, so a loop of calls with one context
-// costs nothing per call.
+// costs nothing per call. Closing the connection removes it (stopWatches):
+// a long-lived context must not keep every connection it was used with
+// reachable, nor run a callback for each when it ends.
 //
 // Concurrency: used only by the holder of the matching lock (readSem, or
 // msgSem/frameMu for writes); the AfterFunc goroutine reads only active
 // and gen. arm bumps gen before it sets active, and the callback loads
 // them in the opposite order, so a stale callback never sees its own gen
-// with a later call's active.
+// with a later call's active. The watch's allocation and stop are also
+// under the connection's closeMu, for stopWatches.
 type ctxWatch struct {
 	ctx    context.Context
 	stop   func() bool
@@ -337,27 +355,50 @@ func arm(pw **ctxWatch, c *Conn, ctx context.Context) error {
 	if ctx.Done() == nil {
 		return nil
 	}
-	if *pw == nil {
-		*pw = new(ctxWatch)
-	}
 	w := *pw
-	if ctx != w.ctx {
+	if w == nil || ctx != w.ctx {
+		c.closeMu.Lock()
+		if w == nil {
+			w = new(ctxWatch)
+			*pw = w
+		}
 		if w.stop != nil {
 			w.stop()
+			w.stop = nil
 		}
 		w.ctx = ctx
 		// The callback of a context canceled after its call returned may
 		// run while a later call, with another context, is active: only
 		// the current context's may close.
 		gen := w.gen.Add(1)
-		w.stop = context.AfterFunc(ctx, func() {
-			if w.active.Load() && w.gen.Load() == gen {
-				c.closeWith(context.Cause(ctx))
-			}
-		})
+		select {
+		case <-c.closed:
+			// stopWatches has run: a registration now would never be
+			// removed. The call fails on the closed connection anyway.
+		default:
+			w.stop = context.AfterFunc(ctx, func() {
+				if w.active.Load() && w.gen.Load() == gen {
+					c.closeWith(context.Cause(ctx))
+				}
+			})
+		}
+		c.closeMu.Unlock()
 	}
 	w.active.Store(true)
 	return nil
+}
+
+// stopWatches removes the contexts' registrations of a closed connection.
+// stop is safe from the callback itself (closeWith called by it).
+func (c *Conn) stopWatches() {
+	c.closeMu.Lock()
+	for _, w := range [2]*ctxWatch{c.readCtx, c.writeCtx} {
+		if w != nil && w.stop != nil {
+			w.stop()
+			w.stop = nil
+		}
+	}
+	c.closeMu.Unlock()
 }
 
 func (w *ctxWatch) disarm() {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -460,6 +461,87 @@ func TestDeflateBombMemory(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
 		t.Fatalf("allocated %d MiB for a %d MiB bomb with a 1 MiB limit", alloc>>20, inflated>>20)
+	}
+}
+
+// TestDeflateIncompressibleAtLimit guards MaxMessageSize for compressed
+// messages: it bounds the message after decompression, and data that does
+// not compress grows a little on the wire (stored blocks), so a message of
+// exactly the limit sent by our own deflating writer, whole or streamed,
+// must reach a reader with the same limit; one byte more still fails with
+// 1009. The wire sizes were once held to the limit itself.
+func TestDeflateIncompressibleAtLimit(t *testing.T) {
+	const limit = 64 << 10
+	set := websocket.MustExtensionSet(websocket.PerMessageDeflate(&websocket.DeflateOptions{Threshold: -1}))
+	msg := make([]byte, limit+1)
+	rand.NewChaCha8([32]byte{7}).Read(msg)
+	cases := []struct {
+		name  string
+		size  int
+		chunk int // write with Writer in chunks of this size; 0: Write
+	}{
+		{"write", limit, 0},
+		{"writer", limit, 10000},
+		{"write over the limit", limit + 1, 0},
+		{"writer over the limit", limit + 1, 10000},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan []byte, 1)
+			done := make(chan error, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Extensions: set, MaxMessageSize: limit})
+				if err != nil {
+					done <- err
+					return
+				}
+				defer c.CloseNow()
+				ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+				defer cancel()
+				_, p, err := c.Read(ctx)
+				got <- p
+				done <- err
+			}))
+			defer srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{Extensions: set, MaxMessageSize: limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			if _, ok := c.Extension("permessage-deflate"); !ok {
+				t.Fatal("permessage-deflate not negotiated")
+			}
+			m := msg[:tc.size]
+			// The client's writes may fail once the server has failed the
+			// connection; what counts is what the server read.
+			if tc.chunk == 0 {
+				_ = c.Write(ctx, websocket.MessageBinary, m)
+			} else if w, err := c.Writer(ctx, websocket.MessageBinary); err == nil {
+				for p := m; len(p) > 0; p = p[min(tc.chunk, len(p)):] {
+					w.Write(p[:min(tc.chunk, len(p))])
+				}
+				w.Close()
+			}
+			var rerr error
+			select {
+			case rerr = <-done:
+			case <-time.After(wireTimeout):
+				t.Fatal("server did not return")
+			}
+			p := <-got
+			if tc.size <= limit {
+				if rerr != nil || !bytes.Equal(p, m) {
+					t.Fatalf("server read of a %d-byte message with MaxMessageSize %d: %d bytes, %v", tc.size, limit, len(p), rerr)
+				}
+				return
+			}
+			wantErr(t, rerr, websocket.ErrMessageTooBig)
+			if code := websocket.FailureStatus(rerr); code != websocket.StatusMessageTooBig {
+				t.Fatalf("close code %d, want 1009", code)
+			}
+		})
 	}
 }
 

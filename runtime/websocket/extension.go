@@ -54,8 +54,9 @@ type MessageTransformer interface {
 	WriteMessage(dst io.WriteCloser, typ MessageType, size int) (w io.WriteCloser, rsv byte, err error)
 	// ReadMessage wraps the payload of an incoming data message whose first
 	// frame carried rsv. It returns src itself when the message is not
-	// transformed. Errors from the returned reader fail the connection: a
-	// *CloseError-free error wrapping ErrProtocol fails it with 1002.
+	// transformed. Errors from the returned reader fail the connection:
+	// one wrapping ErrProtocol with 1002 (StatusProtocolError), any other
+	// with 1007 (StatusInvalidFramePayload).
 	ReadMessage(src io.Reader, rsv byte) io.Reader
 }
 
@@ -67,8 +68,11 @@ type FrameTransformer interface {
 }
 
 // ExtensionSet is a validated, ordered list of extensions. Outgoing data
-// passes through them in order, incoming data in reverse order, so each
-// undoes its own transformation.
+// passes through them in order (the first extension sees the application's
+// data first), incoming data in reverse order, so each undoes its own
+// transformation. The order that counts is the one of the server's response
+// (RFC 6455 §9.1): a server answers in installation order; a client follows
+// the order of the server's answer.
 type ExtensionSet struct {
 	list []Extension
 	rsv  byte

@@ -202,3 +202,64 @@ func TestHostilePingFloodNotReading(t *testing.T) {
 		t.Errorf("read loop: %v, want the write timeout's failure", err)
 	}
 }
+
+// TestHostileHeaderWithoutPayload guards memory against peers that each
+// send a frame header claiming MaxFrameSize and then nothing: the reader
+// must not allocate the claimed length before the payload arrives
+// (Read and raw ReadFrame once did, 4 MiB or more per connection for 15
+// bytes). Once the payload does arrive, it is read whole.
+func TestHostileHeaderWithoutPayload(t *testing.T) {
+	const (
+		conns   = 8
+		claimed = websocket.DefaultMaxMessageSize
+	)
+	payload := bytes.Repeat([]byte("0123456789abcdef"), claimed/16)
+	frame := encodeFrame(true, 0, opBinary, true, [4]byte{1, 2, 3, 4}, payload)
+	head := len(frame) - claimed + 1 // the header and one payload byte
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) {
+			got := make(chan []byte, conns)
+			var ss []*session
+			for range conns {
+				ss = append(ss, startServer(t, &websocket.AcceptOptions{Raw: raw, CloseTimeout: time.Second}, func(c *websocket.Conn) error {
+					ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+					defer cancel()
+					var p []byte
+					var err error
+					if raw {
+						var f websocket.Frame
+						f, err = c.ReadFrame(ctx, nil)
+						p = f.Payload
+					} else {
+						_, p, err = c.Read(ctx)
+					}
+					got <- p
+					return err
+				}))
+			}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for _, s := range ss {
+				s.writeRaw(frame[:head])
+			}
+			// Give the readers time to take the headers (and, wrongly,
+			// allocate).
+			time.Sleep(300 * time.Millisecond)
+			runtime.ReadMemStats(&after)
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > conns<<20 {
+				t.Errorf("%d connections that each sent a %d-byte header and one payload byte made the server allocate %d KiB", conns, head-1, alloc>>10)
+			}
+			ss[0].writeRaw(frame[head:])
+			if err := ss[0].result(); err != nil {
+				t.Fatal(err)
+			}
+			if p := <-got; !bytes.Equal(p, payload) {
+				t.Fatalf("read %d bytes, want the %d sent", len(p), len(payload))
+			}
+			for _, s := range ss[1:] {
+				s.conn.CloseNow()
+			}
+		})
+	}
+}

@@ -51,6 +51,13 @@ func (c *Conn) Ping(ctx context.Context) error {
 
 // gotPong matches a pong to the Ping or keepalive ping that asked for it.
 // Unsolicited pongs (§5.5.3 allows them) are ignored.
+//
+// A Ping is answered only by its own pong. The keepalive ping is answered
+// by the pong of any ping of ours numbered at or after it: §5.5.3 lets a
+// peer with several pings waiting answer only the most recent one, so an
+// application Ping sent right after the keepalive ping may take its pong,
+// and that pong proves the peer alive just as well. Numbers are taken in
+// the order pings are made, and one above pingSeq was never sent.
 func (c *Conn) gotPong(p []byte) {
 	if len(p) != 8 {
 		return
@@ -61,7 +68,7 @@ func (c *Conn) gotPong(p []byte) {
 		close(ch)
 		delete(c.pingWaiters, seq)
 	}
-	if c.kaSeq != 0 && seq == c.kaSeq {
+	if c.kaSeq != 0 && seq >= c.kaSeq && seq <= c.pingSeq.Load() {
 		c.kaSeq = 0
 		if c.kaTimer != nil {
 			c.kaTimer.Reset(c.cfg.pingInterval)

@@ -9,6 +9,14 @@ import (
 )
 
 // Handler receives what a Poller reads from a connection.
+//
+// A panic in OnMessage is not recovered. On its way out the connection
+// is failed with 1011 (internal error) and OnClose is called with an
+// error saying the Handler panicked; then the panic goes on. On a
+// worker's goroutine it ends the program like any goroutine's panic.
+// During Serve (messages that came with the handshake) it reaches Serve's
+// caller, and a caller that recovers it (net/http does, for an HTTP
+// handler) leaves the Poller serving its other connections.
 type Handler interface {
 	// OnMessage is called with each data message, in the order they
 	// arrived and never concurrently for one connection. msg is valid
@@ -77,6 +85,7 @@ type Poller struct {
 	gens    []int32      // by slot: bumped each time the slot is taken
 	free    []int32      // free slots
 	live    sync.WaitGroup
+	stopped chan struct{} // closed when stop has finished
 
 	// Workers: goroutines that run the entries on the run queue. A worker
 	// takes one entry after another until the queue is empty, so a batch
@@ -109,6 +118,7 @@ const maxIdleWorkers = 256
 func NewPoller() (*Poller, error) {
 	p := &Poller{
 		work:    make(chan struct{}),
+		stopped: make(chan struct{}),
 		maxIdle: int32(max(maxIdleWorkers, 4*runtime.GOMAXPROCS(0))),
 	}
 	if err := p.sys.init(p); err != nil {
@@ -169,11 +179,14 @@ func (p *Poller) Serve(c *Conn, h Handler) error {
 // closing handshake, each Handler's OnClose is called with an error
 // wrapping ErrPollerClosed, and Close returns when all have been.
 // Shutdown closes them with a handshake first. Close waits for Handler
-// calls in progress, so it must not be called from one.
+// calls in progress, so it must not be called from one. A Close after or
+// during another Close or a Shutdown waits for that one to finish (every
+// OnClose called) and returns ErrPollerClosed.
 func (p *Poller) Close() error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
+		<-p.stopped
 		return ErrPollerClosed
 	}
 	p.closed = true
@@ -270,6 +283,7 @@ func (p *Poller) stop() error {
 	p.live.Wait()
 	err := p.sys.close()
 	close(p.work)
+	close(p.stopped)
 	return err
 }
 
@@ -480,6 +494,12 @@ func (e *pollEntry) rouse() bool {
 // run reads and handles messages until the socket is drained (the entry
 // goes back to idle) or reading ends (OnClose). It returns buf, grown.
 func (e *pollEntry) run(buf []byte) []byte {
+	inHandler := false
+	defer func() {
+		if inHandler {
+			e.handlerPanicked()
+		}
+	}()
 	ready := true
 	for {
 		typ, msg, err := e.c.readPolled(buf[:0], ready)
@@ -498,12 +518,20 @@ func (e *pollEntry) run(buf []byte) []byte {
 			return buf
 		}
 		buf = msg
+		inHandler = true
 		e.h.OnMessage(e.c, typ, msg)
+		inHandler = false
 	}
 }
 
 // loop serves a connection the poller cannot watch, from a goroutine.
 func (e *pollEntry) loop() {
+	inHandler := false
+	defer func() {
+		if inHandler {
+			e.handlerPanicked()
+		}
+	}()
 	ctx := context.Background()
 	var buf []byte
 	for {
@@ -513,14 +541,33 @@ func (e *pollEntry) loop() {
 			return
 		}
 		buf = msg
+		inHandler = true
 		e.h.OnMessage(e.c, typ, msg)
+		inHandler = false
 	}
+}
+
+// errHandlerPanicked is what OnClose gets after OnMessage panicked.
+var errHandlerPanicked = errors.New("websocket: Handler panicked")
+
+// handlerPanicked ends e while OnMessage's panic unwinds, without
+// recovering it: the panic goes on (a worker's crashes the process like
+// any goroutine's), but if the caller of Serve recovers it, as net/http
+// does for an HTTP handler's goroutine, the entry must not be left
+// running — nothing would read the connection again, OnClose would never
+// be called, and Close would wait for it forever. The peer is told with
+// 1011 (RFC 6455 §7.4.1); the reason says no more.
+func (e *pollEntry) handlerPanicked() {
+	e.c.fail(&failure{StatusInternalError, errors.New("websocket: internal error")})
+	e.finish(errHandlerPanicked)
 }
 
 func (e *pollEntry) finish(err error) {
 	e.state.Store(entryDone)
 	e.c.closeWith(err)
 	e.p.remove(e)
+	// Counted done even if OnClose panics, so that Close does not wait
+	// for an entry that is gone.
+	defer e.p.live.Done()
 	e.h.OnClose(e.c, err)
-	e.p.live.Done()
 }

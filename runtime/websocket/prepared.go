@@ -150,6 +150,9 @@ func (c *Conn) writeEncoded(f []byte) error {
 	if err := c.writableLocked(); err != nil {
 		return err
 	}
+	if c.closeFrameSent {
+		return c.closedErr() // §5.5.1, as in writeFrame
+	}
 	if c.wbuf != nil && c.wlen+len(f) > len(*c.wbuf) {
 		if err := c.flushLocked(); err != nil {
 			return err

@@ -41,13 +41,18 @@ func (c *Conn) ReadFrame(ctx context.Context, buf []byte) (Frame, error) {
 		return Frame{}, ctxErr(ctx, err)
 	}
 	h := c.rh
-	n := int(h.length)
-	if cap(buf) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if err := c.readFull(buf); err != nil {
-		return Frame{}, ctxErr(ctx, err)
+	// buf grows as the payload arrives (growRead), not to what the header
+	// claims; a buf with room for the frame takes it in one read.
+	buf = buf[:0]
+	for n := int(h.length); len(buf) < n; {
+		if len(buf) == cap(buf) {
+			buf = growRead(buf, int64(n-len(buf)))
+		}
+		k := min(cap(buf), n)
+		if err := c.readFull(buf[len(buf):k]); err != nil {
+			return Frame{}, ctxErr(ctx, err)
+		}
+		buf = buf[:k]
 	}
 	f := Frame{FrameHeader{Fin: h.fin, RSV: h.rsv, Opcode: h.opcode, Length: h.length}, buf}
 	switch h.opcode {

@@ -111,11 +111,7 @@ func (c *Conn) readWhole(dst []byte) (MessageType, []byte, error) {
 					return typ, dst, err
 				}
 			}
-			hint := int(c.rleft) // the rest of this frame, if uncompressed
-			if hint < 512 {
-				hint = 512
-			}
-			dst = append(dst, make([]byte, hint)...)[:len(dst)]
+			dst = growRead(dst, c.rleft)
 		}
 		n, err := c.mr.read(dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+n]
@@ -126,6 +122,32 @@ func (c *Conn) readWhole(dst []byte) (MessageType, []byte, error) {
 			return typ, dst, err
 		}
 	}
+}
+
+// readGrowMax caps how far growRead extends a destination beyond what it
+// holds: the length a frame header claims costs memory only as its bytes
+// arrive.
+const readGrowMax = 64 << 10
+
+// growRead gives dst room for more of a payload of which left bytes are
+// still to come (the rest of the frame; a guess for compressed data). The
+// growth is capped at readGrowMax or len(dst), whichever is more: a header
+// claiming MaxFrameSize then costs 64 KiB until the payload arrives, not
+// MaxFrameSize (a peer could otherwise pin that much per connection with
+// a few bytes each), while a large message still grows by doubling, at an
+// amortised copy per byte.
+func growRead(dst []byte, left int64) []byte {
+	hint := int64(len(dst))
+	if hint < readGrowMax {
+		hint = readGrowMax
+	}
+	if left < hint {
+		hint = left
+	}
+	if hint < 512 {
+		hint = 512
+	}
+	return append(dst, make([]byte, hint)...)[:len(dst)]
 }
 
 // pendingMessage is a message Close read while waiting for the peer's
@@ -156,7 +178,18 @@ func (c *Conn) lockRead(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.closed:
-			return c.closedErr()
+			if !c.closeKept.Load() {
+				return c.closedErr()
+			}
+			// Close's drain holds readSem until just after the peer's
+			// close frame closed the connection, and kept the messages
+			// read on the way: wait for it and return them first, as
+			// Close promises (the reads after them get the close).
+			select {
+			case c.readSem <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
 	if err := arm(&c.readCtx, c, ctx); err != nil {
@@ -296,8 +329,19 @@ func (c *Conn) readHeader() error {
 		}
 		return nil
 	}
-	if h.length > c.cfg.maxFrameSize {
-		return c.failRead(failWith(StatusMessageTooBig, ErrMessageTooBig, "frame of %d bytes exceeds the %d-byte limit", h.length, c.cfg.maxFrameSize))
+	maxFrame, maxMessage := c.cfg.maxFrameSize, c.cfg.maxMessageSize
+	rsv := h.rsv
+	if h.opcode == OpContinuation {
+		rsv = c.msgRSV
+	}
+	if rsv&c.rsvMessage != 0 {
+		// A message an extension transformed (compressed): the limits bound
+		// what it decodes to, checked as messageReader produces it, and the
+		// wire may carry a little more (wireLimit).
+		maxFrame, maxMessage = wireLimit(maxFrame), wireLimit(maxMessage)
+	}
+	if h.length > maxFrame {
+		return c.failRead(failWith(StatusMessageTooBig, ErrMessageTooBig, "frame of %d bytes exceeds the %d-byte limit", h.length, maxFrame))
 	}
 	// §5.4: a message is one start frame then continuations until FIN.
 	if h.opcode == OpContinuation {
@@ -319,13 +363,34 @@ func (c *Conn) readHeader() error {
 		c.msgSize = 0
 	}
 	c.msgSize += h.length
-	if c.msgSize > c.cfg.maxMessageSize {
-		return c.failRead(failWith(StatusMessageTooBig, ErrMessageTooBig, "message exceeds the %d-byte limit", c.cfg.maxMessageSize))
+	if c.msgSize > maxMessage {
+		return c.failRead(failWith(StatusMessageTooBig, ErrMessageTooBig, "message exceeds the %d-byte limit", maxMessage))
 	}
 	if h.fin {
 		c.msgOpen = false
 	}
 	return nil
+}
+
+// wireLimit is the most a frame or message an extension compressed may
+// carry on the wire for a limit of n bytes after decoding. Data that does
+// not compress grows a little: DEFLATE's stored blocks cost 5 bytes per
+// 65,535 (RFC 1951 §3.2.4), zlib's deflateBound allows n/4096 + n/16384 +
+// 13, and each fragment of a streamed message may end with a 5-byte sync
+// flush (RFC 7692 §7.2.1), so our own Write of a message of exactly n
+// bytes, or any compressor that falls back to stored blocks, stays far
+// below n + n/64 + 1 KiB. (One that never does, coding random bytes with
+// the fixed Huffman codes, could need up to 12.5% more and is refused near
+// the limit.) The bound keeps what a peer can make us read within 1.6% of
+// the limit; the limit itself is enforced on the decoded output
+// (messageReader.read).
+func wireLimit(n int64) int64 {
+	const maxInt64 = 1<<63 - 1
+	room := n/64 + 1<<10
+	if n > maxInt64-room {
+		return maxInt64
+	}
+	return n + room
 }
 
 // readPayload reads up to len(p) bytes of the current frame's payload,
@@ -427,6 +492,13 @@ func (c *Conn) fillNoWait() error {
 		err := c.fillIdle()
 		c.rawNoWait = false
 		if err != errWouldBlock {
+			if err != nil {
+				// The end of the stream (a peer that half-closed after
+				// its requests) or an error: the replies deferred for
+				// the input before it go out before failRead closes
+				// the connection.
+				c.beforeBlock()
+			}
 			return err
 		}
 	}
@@ -625,6 +697,12 @@ func (m *messageReader) start() {
 			m.plain = false
 		}
 	}
+	if c.msgRSV&c.rsvMessage != 0 {
+		// readHeader let its wire size exceed the limit (wireLimit), so
+		// the limit is checked on what is delivered even if no extension
+		// transformed it.
+		m.plain = false
+	}
 }
 
 // Read implements io.Reader for the current message.
@@ -675,10 +753,17 @@ func (m *messageReader) read(p []byte) (int, error) {
 		m.active = false
 		if c.readErr == nil {
 			// The frame layer sets readErr itself; an error it did not see
-			// comes from an extension's decoding: the payload is invalid.
+			// comes from an extension's decoding. As MessageTransformer
+			// documents, one wrapping ErrProtocol says the peer broke the
+			// extension's protocol (1002); any other says the payload is
+			// invalid (1007, RFC 6455 §7.4.1).
 			var f *failure
 			if !errors.As(err, &f) {
-				err = &failure{StatusInvalidFramePayload, err}
+				code := StatusInvalidFramePayload
+				if errors.Is(err, ErrProtocol) {
+					code = StatusProtocolError
+				}
+				err = &failure{code, err}
 			}
 			err = c.failRead(err)
 		}

@@ -197,15 +197,18 @@ func (c *Conn) deferFlush() bool {
 		return false
 	}
 	c.deferReads = reads
-	pending := c.flushPending.Load()
 	c.flushPending.Store(true)
 	if !c.inputBuffered.Load() {
 		c.flushPending.Store(false)
 		return false
 	}
-	if !pending {
+	// Armed once for frames already waiting: a deferral never postpones
+	// the flush of earlier ones. Armed again if the timer fired meanwhile
+	// and skipped for a busy writer, which may have deferred again.
+	if !c.flushArmed {
+		c.flushArmed = true
 		if c.flushTimer == nil {
-			c.flushTimer = time.AfterFunc(flushDelay, c.flushDeferred)
+			c.flushTimer = time.AfterFunc(flushDelay, c.flushTimerFired)
 		} else {
 			c.flushTimer.Reset(flushDelay)
 		}
@@ -213,15 +216,27 @@ func (c *Conn) deferFlush() bool {
 	return true
 }
 
+// flushTimerFired is flushTimer's function.
+func (c *Conn) flushTimerFired() {
+	c.frameMu.Lock()
+	c.flushArmed = false
+	c.flushDeferredLocked()
+	c.frameMu.Unlock()
+}
+
 // flushDeferred writes frames deferFlush left buffered, unless a writer is
-// busy (it flushes when it leaves). An error stays in writeErr for the
-// next writer.
+// busy (it flushes when it leaves, or defers again and arms the timer).
+// An error stays in writeErr for the next writer.
 func (c *Conn) flushDeferred() {
 	c.frameMu.Lock()
+	c.flushDeferredLocked()
+	c.frameMu.Unlock()
+}
+
+func (c *Conn) flushDeferredLocked() {
 	if c.flushPending.Load() && c.writers.Load() == 0 {
 		_ = c.flushLocked()
 	}
-	c.frameMu.Unlock()
 }
 
 func (c *Conn) hasMessageExt() bool {
@@ -234,8 +249,14 @@ func (c *Conn) hasMessageExt() bool {
 }
 
 // startMessage begins a data message: the frame writer, wrapped by each
-// message-level extension in installation order. size is the message size
-// when known (Write), or -1 (Writer).
+// message-level extension. size is the message size when known (Write),
+// or -1 (Writer).
+//
+// RFC 6455 §9.1: the order of operations on the data is the order of the
+// server's response, so the first extension must see the application's
+// data first. It is therefore the outermost writer, and the chain is built
+// from the last extension inwards; messageReader.start unwraps in the
+// opposite order, so each extension undoes its own transformation.
 func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
 	if c.msgw == nil {
 		c.msgw = &msgWriters{mw: messageWriter{c: c}}
@@ -248,7 +269,8 @@ func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
 	mw.closed = false
 	mw.unlock = false
 	var w io.WriteCloser = mw
-	for _, e := range c.exts {
+	for i := len(c.exts) - 1; i >= 0; i-- {
+		e := c.exts[i]
 		if e.message == nil {
 			continue
 		}
@@ -369,6 +391,15 @@ func (c *Conn) writeFrame(fin bool, op Opcode, rsv byte, p []byte, flush bool) e
 	defer c.frameMu.Unlock()
 	if err := c.writableLocked(); err != nil {
 		return err
+	}
+	if c.closeFrameSent && !op.IsControl() {
+		// §5.5.1: nothing but control frames after our close frame.
+		return c.closedErr()
+	}
+	if op == OpClose && !c.cfg.raw {
+		// Raw mode writes what it is given: it may play a peer that
+		// breaks this rule.
+		c.closeFrameSent = true
 	}
 	if err := c.transformOutgoing(&fin, &op, &rsv, &p); err != nil {
 		return err
