@@ -124,12 +124,17 @@ func main() {
 		usage(os.Stderr)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// The first interrupt closes cleanly, which waits for the server's
-	// reply (up to the closing handshake's timeout); a second one ends the
-	// process at once, as the signal's default action.
-	context.AfterFunc(ctx, stop)
-	code := c.run(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	// The first interrupt cancels ctx: the command closes cleanly, which
+	// waits for the server's reply (up to the closing handshake's timeout).
+	// The signals' default action is back before ctx is cancelled, so a
+	// second interrupt, however soon, ends the process at once.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sig
+		signal.Stop(sig)
+		cancel()
+	}()
+	os.Exit(c.run(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 }
