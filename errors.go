@@ -336,12 +336,11 @@ func wireError(err error) error {
 		return NewError(CodeCanceled, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return NewError(CodeDeadlineExceeded, err)
-	case errors.Is(err, websocket.ErrMessageTooBig):
-		return NewError(CodeResourceExhausted, err)
 	}
 	// This side failed the connection over what the peer sent (RFC 6455
-	// §7.1.7): the code is the one the peer would have read from our close
-	// frame, so a broken peer is not retried like a lost connection.
+	// §7.1.7; an oversized message is 1009, resource exhausted): the code
+	// is the one the peer would have read from our close frame, so a
+	// broken peer is not retried like a lost connection.
 	if sc := websocket.FailureStatus(err); sc > 0 {
 		if c := CodeFromCloseCode(sc); c != 0 {
 			return NewError(c, err)

@@ -116,7 +116,7 @@ func New(broker Broker, opts *Options) (*Hub, error) {
 	} else if !validSubjectPrefix(o.SubjectPrefix) {
 		// A space would split the subject on the wire, '*' or '>' would
 		// subscribe to other topics' subjects as wildcards.
-		return nil, fmt.Errorf("hub: invalid subject prefix %q: letters, digits, '_', '-' and '.' only (no leading '.', no \"..\"), at most 64 bytes", o.SubjectPrefix)
+		return nil, fmt.Errorf("hub: invalid subject prefix %q: letters, digits, '_', '-' and '.' only (no leading '.', no \"..\"), at most %d bytes", o.SubjectPrefix, maxPrefixLen)
 	}
 	return &Hub{
 		broker: broker,
@@ -253,9 +253,12 @@ func validNodeID(s string) bool {
 	return true
 }
 
-// maxTopicLen bounds a topic name: with a prefix of at most 64 bytes a
-// subject stays far below nats-server's default 4 KiB control line.
-const maxTopicLen = 200
+// maxTopicLen and maxPrefixLen bound a topic name and the subject prefix:
+// a subject stays far below nats-server's default 4 KiB control line.
+const (
+	maxTopicLen  = 200
+	maxPrefixLen = 64
+)
 
 // validTopic reports whether name is one NATS-safe subject fragment:
 // tokens of [A-Za-z0-9_-] joined by single dots.
@@ -284,7 +287,7 @@ func validTopic(name string) bool {
 // validSubjectPrefix reports whether p can precede every valid topic name
 // in a NATS subject: p followed by a token is itself a valid topic.
 func validSubjectPrefix(p string) bool {
-	return len(p) <= 64 && validTopic(p+"x")
+	return len(p) <= maxPrefixLen && validTopic(p+"x")
 }
 
 // The broker envelope: what travels between nodes, once per publish.

@@ -224,13 +224,13 @@ func (s *Session) Next() (Event, error) {
 		s.reconnect = s.parser.ReconnectionTime() // "retry: 0" too
 		s.mu.Unlock()
 		if err == nil {
-			s.tries = 0
 			return ev, nil
 		}
 		if s.parser.blocks > 0 {
-			// The connection delivered something before it dropped, if
-			// only heartbeat comments: the server is up, so this is a
-			// first reconnection again, not one more in a failing row.
+			// The connection delivered something before it dropped (an
+			// event, or only heartbeat comments): the server is up, so
+			// this is a first reconnection again, not one more in a
+			// failing row.
 			s.tries = 0
 		}
 		s.closeBody()

@@ -494,12 +494,6 @@ func (e *pollEntry) rouse() bool {
 // run reads and handles messages until the socket is drained (the entry
 // goes back to idle) or reading ends (OnClose). It returns buf, grown.
 func (e *pollEntry) run(buf []byte) []byte {
-	inHandler := false
-	defer func() {
-		if inHandler {
-			e.handlerPanicked()
-		}
-	}()
 	ready := true
 	for {
 		typ, msg, err := e.c.readPolled(buf[:0], ready)
@@ -518,20 +512,12 @@ func (e *pollEntry) run(buf []byte) []byte {
 			return buf
 		}
 		buf = msg
-		inHandler = true
-		e.h.OnMessage(e.c, typ, msg)
-		inHandler = false
+		e.handle(typ, msg)
 	}
 }
 
 // loop serves a connection the poller cannot watch, from a goroutine.
 func (e *pollEntry) loop() {
-	inHandler := false
-	defer func() {
-		if inHandler {
-			e.handlerPanicked()
-		}
-	}()
 	ctx := context.Background()
 	var buf []byte
 	for {
@@ -541,22 +527,33 @@ func (e *pollEntry) loop() {
 			return
 		}
 		buf = msg
-		inHandler = true
-		e.h.OnMessage(e.c, typ, msg)
-		inHandler = false
+		e.handle(typ, msg)
 	}
+}
+
+// handle calls OnMessage. If it panics, the panic is not recovered: it
+// goes on (a worker's crashes the process like any goroutine's), but on
+// its way out e is ended (handlerPanicked), since the caller of Serve may
+// recover it, as net/http does for an HTTP handler's goroutine, and the
+// entry must not be left running — nothing would read the connection
+// again, OnClose would never be called, and Close would wait for it
+// forever.
+func (e *pollEntry) handle(typ MessageType, msg []byte) {
+	returned := false
+	defer func() {
+		if !returned {
+			e.handlerPanicked()
+		}
+	}()
+	e.h.OnMessage(e.c, typ, msg)
+	returned = true
 }
 
 // errHandlerPanicked is what OnClose gets after OnMessage panicked.
 var errHandlerPanicked = errors.New("websocket: Handler panicked")
 
-// handlerPanicked ends e while OnMessage's panic unwinds, without
-// recovering it: the panic goes on (a worker's crashes the process like
-// any goroutine's), but if the caller of Serve recovers it, as net/http
-// does for an HTTP handler's goroutine, the entry must not be left
-// running — nothing would read the connection again, OnClose would never
-// be called, and Close would wait for it forever. The peer is told with
-// 1011 (RFC 6455 §7.4.1); the reason says no more.
+// handlerPanicked ends e while OnMessage's panic unwinds. The peer is told
+// with 1011 (RFC 6455 §7.4.1); the reason says no more.
 func (e *pollEntry) handlerPanicked() {
 	e.c.fail(&failure{StatusInternalError, errors.New("websocket: internal error")})
 	e.finish(errHandlerPanicked)

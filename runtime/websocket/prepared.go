@@ -147,11 +147,8 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 func (c *Conn) writeEncoded(f []byte) error {
 	c.frameMu.Lock()
 	defer c.frameMu.Unlock()
-	if err := c.writableLocked(); err != nil {
+	if err := c.writableLocked(true); err != nil {
 		return err
-	}
-	if c.closeFrameSent {
-		return c.closedErr() // §5.5.1, as in writeFrame
 	}
 	if c.wbuf != nil && c.wlen+len(f) > len(*c.wbuf) {
 		if err := c.flushLocked(); err != nil {

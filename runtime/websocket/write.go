@@ -133,11 +133,17 @@ func (c *Conn) endWrite(ctx context.Context, err error) error {
 	return ctxErr(ctx, err)
 }
 
-// writableLocked reports why nothing more may be written, if so. Caller
+// writableLocked reports why the frame (a data frame if data) may not be
+// written, if so: nothing after a failure or the close, and no data frame
+// after our close frame (§5.5.1), even while Close waits for the peer's.
+// Caller
 // holds frameMu.
-func (c *Conn) writableLocked() error {
+func (c *Conn) writableLocked(data bool) error {
 	if c.writeErr != nil {
 		return c.writeErr
+	}
+	if data && c.closeFrameSent {
+		return c.closedErr()
 	}
 	select {
 	case <-c.closed:
@@ -208,7 +214,7 @@ func (c *Conn) deferFlush() bool {
 	if !c.flushArmed {
 		c.flushArmed = true
 		if c.flushTimer == nil {
-			c.flushTimer = time.AfterFunc(flushDelay, c.flushTimerFired)
+			c.flushTimer = time.AfterFunc(flushDelay, c.flushDeferred)
 		} else {
 			c.flushTimer.Reset(flushDelay)
 		}
@@ -216,27 +222,18 @@ func (c *Conn) deferFlush() bool {
 	return true
 }
 
-// flushTimerFired is flushTimer's function.
-func (c *Conn) flushTimerFired() {
-	c.frameMu.Lock()
-	c.flushArmed = false
-	c.flushDeferredLocked()
-	c.frameMu.Unlock()
-}
-
 // flushDeferred writes frames deferFlush left buffered, unless a writer is
 // busy (it flushes when it leaves, or defers again and arms the timer).
-// An error stays in writeErr for the next writer.
+// flushTimer's function, and beforeBlock's: either way the frames waiting
+// are now seen to, so the next deferral arms the timer afresh. An error
+// stays in writeErr for the next writer.
 func (c *Conn) flushDeferred() {
 	c.frameMu.Lock()
-	c.flushDeferredLocked()
-	c.frameMu.Unlock()
-}
-
-func (c *Conn) flushDeferredLocked() {
+	c.flushArmed = false
 	if c.flushPending.Load() && c.writers.Load() == 0 {
 		_ = c.flushLocked()
 	}
+	c.frameMu.Unlock()
 }
 
 func (c *Conn) hasMessageExt() bool {
@@ -389,12 +386,8 @@ func (c *Conn) writeControl(op Opcode, payload []byte) error {
 func (c *Conn) writeFrame(fin bool, op Opcode, rsv byte, p []byte, flush bool) error {
 	c.frameMu.Lock()
 	defer c.frameMu.Unlock()
-	if err := c.writableLocked(); err != nil {
+	if err := c.writableLocked(!op.IsControl()); err != nil {
 		return err
-	}
-	if c.closeFrameSent && !op.IsControl() {
-		// §5.5.1: nothing but control frames after our close frame.
-		return c.closedErr()
 	}
 	if op == OpClose && !c.cfg.raw {
 		// Raw mode writes what it is given: it may play a peer that
