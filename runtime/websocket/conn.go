@@ -93,7 +93,7 @@ type Conn struct {
 	client      bool
 	cfg         config
 	subprotocol string
-	exts        []*negotiated // negotiated extensions, in installation order
+	exts        []*negotiated // negotiated extensions, in the order of the server's answer (§9.1)
 	rsvAllowed  byte          // RSV bits owned by negotiated extensions
 	rsvMessage  byte          // of those, the bits of message-level extensions
 	frameExts   bool          // some extension transforms frames

@@ -3,6 +3,7 @@ package websocket_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -208,4 +209,138 @@ func TestCloseReasonValidUTF8(t *testing.T) {
 			}
 		})
 	}
+}
+
+// faultExt is a message extension that fails when told to: WriteMessage,
+// or a writer once it has passed failAfter bytes. It counts the writers it
+// made that are still open. Its session is used by one connection's writing
+// goroutine only.
+type faultExt struct {
+	name string
+	s    *faultSession
+}
+
+func (e faultExt) Name() string                      { return e.name }
+func (e faultExt) RSV() byte                         { return 0 }
+func (e faultExt) ClientOffers() [][]websocket.Param { return [][]websocket.Param{nil} }
+func (e faultExt) ServerNegotiate([][]websocket.Param) ([]websocket.Param, websocket.ExtensionSession, bool) {
+	return nil, e.s, true
+}
+func (e faultExt) ClientAccept([]websocket.Param) (websocket.ExtensionSession, error) {
+	return e.s, nil
+}
+
+var errFault = errors.New("fault injected")
+
+type faultSession struct {
+	failStart bool // WriteMessage fails
+	failAfter int  // > 0: a writer fails once past this many bytes
+	open      int  // writers made and not closed
+}
+
+func (s *faultSession) WriteMessage(dst io.WriteCloser, _ websocket.MessageType, _ int) (io.WriteCloser, byte, error) {
+	if s.failStart {
+		return nil, 0, errFault
+	}
+	s.open++
+	return &faultWriter{s: s, dst: dst}, 0, nil
+}
+
+func (s *faultSession) ReadMessage(src io.Reader, _ byte) io.Reader { return src }
+
+type faultWriter struct {
+	s   *faultSession
+	dst io.WriteCloser
+	n   int
+}
+
+func (w *faultWriter) Write(p []byte) (int, error) {
+	if lim := w.s.failAfter; lim > 0 && w.n+len(p) > lim {
+		n, _ := w.dst.Write(p[:lim-w.n])
+		w.n += n
+		return n, errFault
+	}
+	n, err := w.dst.Write(p)
+	w.n += n
+	return n, err
+}
+
+func (w *faultWriter) Close() error {
+	w.s.open--
+	return w.dst.Close()
+}
+
+// TestMessageExtensionFailure guards what a failing message extension
+// leaves behind. One that fails to start a message, or to take its data
+// before a fragment went out, sends nothing (not an empty or truncated
+// message), the writers of the others are closed (they were left open),
+// and the connection stays usable. One that fails after a fragment went
+// out fails the connection with 1011: closing the Writer used to send the
+// final fragment, so the peer took a truncated message for a whole one.
+func TestMessageExtensionFailure(t *testing.T) {
+	const header = "Sec-WebSocket-Extensions: x-outer, x-inner\r\n"
+	ctx := context.Background()
+	// start serves run on a connection with two fault extensions of its
+	// own; check wants the extension's error and every writer closed.
+	start := func(t *testing.T, run func(c *websocket.Conn, outer, inner *faultSession, check func(string, error) error) error) *session {
+		outer, inner := &faultSession{}, &faultSession{}
+		set := websocket.MustExtensionSet(faultExt{"x-outer", outer}, faultExt{"x-inner", inner})
+		check := func(step string, err error) error {
+			if !errors.Is(err, errFault) {
+				return fmt.Errorf("%s: %v, want the extension's error", step, err)
+			}
+			if outer.open != 0 || inner.open != 0 {
+				return fmt.Errorf("%s: writers left open: outer %d, inner %d", step, outer.open, inner.open)
+			}
+			return nil
+		}
+		s, _ := startServerWith(t, &websocket.AcceptOptions{Extensions: set, CloseTimeout: time.Second}, header,
+			func(c *websocket.Conn) error { return run(c, outer, inner, check) })
+		return s
+	}
+	t.Run("nothing sent", func(t *testing.T) {
+		s := start(t, func(c *websocket.Conn, outer, inner *faultSession, check func(string, error) error) error {
+			outer.failStart = true
+			if err := check("Write", c.Write(ctx, websocket.MessageText, []byte("lost"))); err != nil {
+				return err
+			}
+			_, err := c.Writer(ctx, websocket.MessageText)
+			if err := check("Writer", err); err != nil {
+				return err
+			}
+			outer.failStart, inner.failAfter = false, 3
+			if err := check("Write's data", c.Write(ctx, websocket.MessageText, []byte("lost too"))); err != nil {
+				return err
+			}
+			inner.failAfter = 0
+			return c.Write(ctx, websocket.MessageText, []byte("kept"))
+		})
+		if err := s.result(); err != nil {
+			t.Fatal(err)
+		}
+		s.expect(opText, []byte("kept"))
+	})
+	t.Run("after a fragment", func(t *testing.T) {
+		s := start(t, func(c *websocket.Conn, outer, _ *faultSession, check func(string, error) error) error {
+			outer.failAfter = 100 << 10
+			w, err := c.Writer(ctx, websocket.MessageBinary)
+			if err != nil {
+				return err
+			}
+			_, werr := w.Write(make([]byte, 200<<10))
+			return check("Writer's data", errors.Join(werr, w.Close()))
+		})
+		f := s.mustRead()
+		if f.op != opBinary || f.fin {
+			t.Fatalf("first frame op=%#x fin=%v, want a first fragment", f.op, f.fin)
+		}
+		for f = s.mustRead(); f.op == opCont && !f.fin; f = s.mustRead() {
+		}
+		if f.op != opClose || len(f.payload) < 2 || int(f.payload[0])<<8|int(f.payload[1]) != 1011 {
+			t.Fatalf("after the fragments: op=%#x fin=%v payload %q, want a 1011 close frame", f.op, f.fin, trunc(f.payload))
+		}
+		if err := s.result(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

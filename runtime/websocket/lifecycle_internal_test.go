@@ -434,53 +434,83 @@ func TestPollerHandlerPanicInServe(t *testing.T) {
 	}
 }
 
-// A Close called while another is in progress returns, like the first,
-// once every OnClose has been called.
+// A Close or Shutdown called while a Close is in progress returns, like
+// the first, once every OnClose has been called; a Shutdown whose context
+// ends first returns the context's error.
 func TestPollerConcurrentCloseWaits(t *testing.T) {
-	p, err := NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _, _ := serverPair(t, time.Second)
-	inClose := make(chan struct{})
-	release := make(chan struct{})
-	h := HandlerFuncs{Close: func(*Conn, error) {
-		close(inClose)
-		<-release
-	}}
-	if err := p.Serve(c, h); err != nil {
-		t.Fatal(err)
-	}
-	first := make(chan error, 1)
-	go func() { first <- p.Close() }()
-	select {
-	case <-inClose:
-	case <-time.After(5 * time.Second):
-		close(release)
-		t.Fatal("OnClose not called")
-	}
-	second := make(chan error, 1)
-	go func() { second <- p.Close() }()
-	select {
-	case err := <-second:
-		close(release)
-		t.Fatalf("second Close returned %v while OnClose was still running", err)
-	case <-time.After(50 * time.Millisecond): // it must not return yet
-	}
-	close(release)
-	var errs [2]error
-	for i, ch := range []chan error{first, second} {
-		select {
-		case errs[i] = <-ch:
-		case <-time.After(5 * time.Second):
-			t.Fatal("Close did not return")
-		}
-	}
-	if errs[0] != nil {
-		t.Errorf("first Close: %v", errs[0])
-	}
-	if !errors.Is(errs[1], ErrPollerClosed) {
-		t.Errorf("second Close: %v, want ErrPollerClosed", errs[1])
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name   string
+		second func(*Poller) error
+		want   error
+		waits  bool // returns only after the first has finished
+	}{
+		{"Close", (*Poller).Close, ErrPollerClosed, true},
+		{"Shutdown", func(p *Poller) error { return p.Shutdown(context.Background()) }, ErrPollerClosed, true},
+		{"ShutdownExpired", func(p *Poller) error { return p.Shutdown(expired) }, context.Canceled, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := NewPoller()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _, _ := serverPair(t, time.Second)
+			inClose := make(chan struct{})
+			release := make(chan struct{})
+			h := HandlerFuncs{Close: func(*Conn, error) {
+				close(inClose)
+				<-release
+			}}
+			if err := p.Serve(c, h); err != nil {
+				t.Fatal(err)
+			}
+			first := make(chan error, 1)
+			go func() { first <- p.Close() }()
+			select {
+			case <-inClose:
+			case <-time.After(5 * time.Second):
+				close(release)
+				t.Fatal("OnClose not called")
+			}
+			second := make(chan error, 1)
+			go func() { second <- tc.second(p) }()
+			var errs [2]error
+			if tc.waits {
+				select {
+				case err := <-second:
+					close(release)
+					t.Fatalf("second call returned %v while OnClose was still running", err)
+				case <-time.After(50 * time.Millisecond): // it must not return yet
+				}
+			} else {
+				select {
+				case errs[1] = <-second:
+				case <-time.After(5 * time.Second):
+					close(release)
+					t.Fatal("second call ignored its context")
+				}
+			}
+			close(release)
+			if tc.waits {
+				select {
+				case errs[1] = <-second:
+				case <-time.After(5 * time.Second):
+					t.Fatal("second call did not return")
+				}
+			}
+			select {
+			case errs[0] = <-first:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close did not return")
+			}
+			if errs[0] != nil {
+				t.Errorf("first Close: %v", errs[0])
+			}
+			if !errors.Is(errs[1], tc.want) {
+				t.Errorf("second call: %v, want %v", errs[1], tc.want)
+			}
+		})
 	}
 }
 

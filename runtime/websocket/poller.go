@@ -211,12 +211,19 @@ const shutdownClosers = 64
 // close frame when it answered. Shutdown returns once every connection
 // has closed, or when ctx is done: those left are then closed without a
 // handshake and Shutdown returns ctx's error. Like Close, it must not be
-// called from a Handler.
+// called from a Handler. A Shutdown after or during a Close or another
+// Shutdown waits for that one to finish, or for ctx, and returns
+// ErrPollerClosed (ctx's error if ctx ended first).
 func (p *Poller) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return ErrPollerClosed
+		select {
+		case <-p.stopped:
+			return ErrPollerClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	p.closed = true
 	entries := p.servedLocked()

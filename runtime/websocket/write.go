@@ -44,6 +44,7 @@ func (c *Conn) writeMessage(typ MessageType, p []byte) error {
 			return err
 		}
 		if _, err := w.Write(p); err != nil {
+			_ = w.Close() // ends the message without completing it (extWriter)
 			return err
 		}
 		return w.Close()
@@ -273,6 +274,7 @@ func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
 		}
 		ew, rsv, err := e.message.WriteMessage(w, typ, size)
 		if err != nil {
+			c.abortMessage(w, mw, err)
 			return nil, err
 		}
 		mw.rsv |= rsv
@@ -285,14 +287,50 @@ func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
 	return &c.msgw.ew, nil
 }
 
+// abortMessage ends a message that cannot be completed because an
+// extension failed to start it or to take its data. The extensions'
+// writers are closed, so that they release what they hold, but what they
+// write on closing is discarded: if no fragment went out, the message never
+// happened and the connection stays usable; if one did, the peer is in the
+// middle of a message that will not end, and the connection fails with
+// 1011 rather than let a truncated message pass for a whole one.
+func (c *Conn) abortMessage(w io.WriteCloser, mw *messageWriter, err error) {
+	if mw.started {
+		c.fail(&failure{StatusInternalError, err})
+	}
+	mw.discard = true
+	if w != io.WriteCloser(mw) {
+		_ = w.Close()
+	}
+	_ = mw.Close() // if an extension did not close its destination
+	mw.discard = false
+}
+
 // extWriter makes sure the message lock is released once the extension
-// chain is closed, even if an extension forgets to close its destination.
+// chain is closed, even if an extension forgets to close its destination,
+// and that a message whose data an extension failed to take is aborted
+// rather than completed.
 type extWriter struct {
 	io.WriteCloser
-	mw *messageWriter
+	mw  *messageWriter
+	err error // the chain's first Write error
+}
+
+func (w *extWriter) Write(p []byte) (int, error) {
+	n, err := w.WriteCloser.Write(p)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
 }
 
 func (w *extWriter) Close() error {
+	if w.err != nil {
+		if !w.mw.closed {
+			w.mw.c.abortMessage(w.WriteCloser, w.mw, w.err)
+		}
+		return w.err
+	}
 	err := w.WriteCloser.Close()
 	if !w.mw.closed {
 		if cerr := w.mw.Close(); err == nil {
@@ -315,6 +353,7 @@ type messageWriter struct {
 	started bool // a first fragment went out
 	closed  bool
 	unlock  bool // Close releases the message lock (Writer, not Write)
+	discard bool // the message is being aborted: no more frames
 }
 
 func (w *messageWriter) Write(p []byte) (int, error) {
@@ -339,6 +378,10 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 }
 
 func (w *messageWriter) flushFragment(fin bool) error {
+	if w.discard {
+		w.n = 0
+		return nil
+	}
 	op, rsv := w.op, w.rsv
 	if w.started {
 		op, rsv = OpContinuation, 0
