@@ -533,7 +533,7 @@ func (s *sseClientStream) receive(m proto.Message) error {
 			return s.finish(io.EOF, CloseInfo{Code: websocket.StatusNormalClosure})
 		case SSEEventError:
 			e := parseSSEError(ev.Data)
-			return s.finish(e, CloseInfo{Code: e.code.CloseCode(), Reason: closeReason(e.msg), Err: e})
+			return s.finish(e, CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e})
 		}
 		ok, err := decodeSSEEvent(ev, m)
 		if err != nil {

@@ -172,7 +172,7 @@ func (c *wsConn) readErr(err error) error {
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
-		c.closeInfo = CloseInfo{Code: code, Reason: closeReason(err.Error()), Err: werr}
+		c.closeInfo = CloseInfo{Code: code, Reason: websocket.CloseReason(err.Error()), Err: werr}
 	}
 	c.mu.Unlock()
 	return werr
@@ -212,7 +212,7 @@ func (c *wsConn) closeWith(err error) error {
 	var werr error
 	if err != nil {
 		e := asError(err)
-		code, reason, werr = e.code.CloseCode(), closeReason(e.msg), e
+		code, reason, werr = e.code.CloseCode(), websocket.CloseReason(e.msg), e
 	}
 	return c.closeCode(code, reason, werr)
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
@@ -284,27 +283,6 @@ func asError(err error) *Error {
 		return e
 	}
 	return NewError(CodeOf(err), err)
-}
-
-// maxCloseReason is what a close frame leaves for the reason (RFC 6455
-// §5.5: 125 bytes of payload, 2 of them the code).
-const maxCloseReason = 123
-
-// closeReason makes msg a reason websocket.Conn.Close accepts: valid UTF-8
-// (RFC 6455 §7.1.6; invalid sequences become U+FFFD) of at most
-// maxCloseReason bytes, cut on a rune boundary. Close refuses anything
-// else, and a refused close sends no close frame: error messages quote
-// headers, paths and bytes fields, so they cannot be trusted to be either.
-func closeReason(msg string) string {
-	msg = strings.ToValidUTF8(msg, "\uFFFD")
-	if len(msg) <= maxCloseReason {
-		return msg
-	}
-	i := maxCloseReason
-	for i > 0 && !utf8.RuneStart(msg[i]) {
-		i--
-	}
-	return msg[:i]
 }
 
 // fromClose turns a peer's close frame into what a receiver returns: io.EOF

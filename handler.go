@@ -224,7 +224,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case ws != nil: // refused after the upgrade
 			e := asError(err)
-			_ = closeWS(ws, e.code.CloseCode(), closeReason(e.msg))
+			_ = closeWS(ws, e.code.CloseCode(), websocket.CloseReason(e.msg))
 		case !errors.Is(err, errResponseWritten):
 			writeHTTPError(w, asError(err))
 		}

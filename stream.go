@@ -295,7 +295,7 @@ func (c *sseConn) closeWith(err error) error {
 	if err != nil {
 		e := asError(err)
 		ev = sseErrorEvent(e)
-		c.info = CloseInfo{Code: e.code.CloseCode(), Reason: closeReason(e.msg), Err: e}
+		c.info = CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e}
 	}
 	c.mu.Unlock()
 	serr := c.stream.Send(ev)

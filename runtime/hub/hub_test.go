@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/wsrpc/wsrpc/runtime/hub"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
 type msg = *wrapperspb.StringValue
@@ -397,6 +398,20 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("NewTopic(201 bytes): %v, want ErrInvalidTopic", err)
 	}
 	newTopic(t, h, strings.Repeat("a", 200), nil)
+	// The Disconnect policy's close is checked up front: one the
+	// connection refuses would send no close frame (the socket was left
+	// open).
+	for i, o := range []hub.TopicOptions[msg]{
+		{CloseCode: websocket.StatusNoStatusRcvd},
+		{CloseCode: 999},
+		{CloseReason: "bad \xff"},
+		{CloseReason: strings.Repeat("r", 124)},
+	} {
+		if _, err := hub.NewTopic(h, fmt.Sprintf("close%d", i), &o); err == nil {
+			t.Errorf("NewTopic with close %d %q: no error", o.CloseCode, o.CloseReason)
+		}
+	}
+	newTopic(t, h, "close-ok", &hub.TopicOptions[msg]{CloseCode: 4000, CloseReason: strings.Repeat("r", 123)})
 	// A prefix is checked as the start of every subject: a space would
 	// split it on the wire, '*' or '>' make it a wildcard.
 	for _, p := range []string{"a b.", "*.", "app.>", "a..b.", ".a.", strings.Repeat("a", 65)} {

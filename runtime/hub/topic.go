@@ -73,6 +73,8 @@ type TopicOptions[M proto.Message] struct {
 
 	// CloseCode and CloseReason close a WebSocket removed by the
 	// Disconnect policy. Defaults DefaultCloseCode, DefaultCloseReason.
+	// NewTopic refuses a code Close may not send (StatusCode.Sendable) and
+	// a reason that is not valid UTF-8 of at most 123 bytes.
 	CloseCode   websocket.StatusCode
 	CloseReason string
 
@@ -231,6 +233,14 @@ func NewTopic[M proto.Message](h *Hub, name string, opts *TopicOptions[M]) (*Top
 	}
 	if o.CloseReason == "" {
 		o.CloseReason = DefaultCloseReason
+	}
+	// Checked now: a close the connection refuses would send no close
+	// frame when the policy strikes.
+	if !o.CloseCode.Sendable() {
+		return nil, fmt.Errorf("hub: topic %q: close code %d may not be sent", name, int(o.CloseCode))
+	}
+	if websocket.CloseReason(o.CloseReason) != o.CloseReason {
+		return nil, fmt.Errorf("hub: topic %q: close reason %q is not valid UTF-8 of at most 123 bytes", name, o.CloseReason)
 	}
 	if o.New == nil {
 		var zero M

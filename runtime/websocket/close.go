@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -27,7 +28,7 @@ const maxCloseReason = maxControlPayload - 2
 // between two reads, or already waiting in the next one, loses nothing
 // the peer sent before its close frame.
 func (c *Conn) Close(code StatusCode, reason string) error {
-	if !code.validToSend() {
+	if !code.Sendable() {
 		return fmt.Errorf("websocket: close code %d may not be sent", int(code))
 	}
 	if len(reason) > maxCloseReason {
@@ -192,28 +193,31 @@ func (c *Conn) fail(f *failure) {
 	if send {
 		var buf [maxControlPayload]byte
 		binary.BigEndian.PutUint16(buf[:], uint16(f.code))
-		n := 2 + copy(buf[2:], closeReason(f.err.Error()))
+		n := 2 + copy(buf[2:], CloseReason(f.err.Error()))
 		_ = c.writeControl(OpClose, buf[:n])
 	}
 	c.closeWith(f)
 }
 
-// closeReason makes an error text fit for a close frame: valid UTF-8, as
-// RFC 6455 §5.5.1 requires of the reason (a peer fails an invalid one with
-// 1007; an extension's error may quote the peer's bytes), each invalid byte
-// replaced by U+FFFD, and at most 123 bytes long, cut between characters.
-func closeReason(s string) string {
+// CloseReason makes any text, an error's message say, a reason Close
+// accepts: valid UTF-8, as RFC 6455 §5.5.1 requires of the reason (a peer
+// fails an invalid one with 1007), each invalid sequence replaced by
+// U+FFFD, and at most 123 bytes long, cut between characters. Error
+// messages quote headers, paths and peers' bytes, so they cannot be trusted
+// to be either.
+func CloseReason(s string) string {
 	if len(s) <= maxCloseReason && utf8.ValidString(s) {
 		return s
 	}
-	b := make([]byte, 0, maxCloseReason)
-	for _, r := range s { // an invalid byte comes as utf8.RuneError
-		if len(b)+utf8.RuneLen(r) > maxCloseReason {
-			break
-		}
-		b = utf8.AppendRune(b, r)
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= maxCloseReason {
+		return s
 	}
-	return string(b)
+	i := maxCloseReason
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
 }
 
 // closeWith closes the TCP connection once, remembering why, and releases

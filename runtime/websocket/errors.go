@@ -79,8 +79,10 @@ func (s StatusCode) validReceived() bool {
 	return false
 }
 
-// validToSend reports whether an application may send code.
-func (s StatusCode) validToSend() bool { return s.validReceived() }
+// Sendable reports whether Close may send code: the codes a close frame may
+// carry (1000–1003, 1007–1014, 3000–4999), not the reserved ones that stand
+// for a missing code or close frame (1005, 1006, 1015).
+func (s StatusCode) Sendable() bool { return s.validReceived() }
 
 func (s StatusCode) String() string {
 	switch s {

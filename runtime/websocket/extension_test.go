@@ -204,7 +204,7 @@ func TestCloseReasonValidUTF8(t *testing.T) {
 				"Sec-WebSocket-Extensions: x-"+tag+"\r\n", echo)
 			s.send(opBinary, bytes.Repeat([]byte{0xff}, len(tag)+1))
 			f := s.expectClose(1002)
-			if reason := f.payload[2:]; !utf8.Valid(reason) || !strings.Contains(string(reason), ": message starts with \ufffd\ufffd") {
+			if reason := f.payload[2:]; !utf8.Valid(reason) || !strings.Contains(string(reason), ": message starts with \ufffd") {
 				t.Fatalf("close reason %q: not valid UTF-8, or not the extension's error", reason)
 			}
 		})

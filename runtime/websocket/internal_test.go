@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -154,8 +155,29 @@ func TestUTF8ValidatorMatchesStdlib(t *testing.T) {
 func TestStatusCodeValidity(t *testing.T) {
 	for code := StatusCode(0); code < 70000; code++ {
 		want := code >= 1000 && code <= 1003 || code >= 1007 && code <= 1014 || code >= 3000 && code <= 4999
-		if code.validReceived() != want {
-			t.Fatalf("%d: validReceived %v", code, !want)
+		if code.validReceived() != want || code.Sendable() != want {
+			t.Fatalf("%d: validReceived %v, Sendable %v", code, code.validReceived(), code.Sendable())
+		}
+	}
+}
+
+// TestCloseReason: any text becomes a reason Close accepts — valid UTF-8
+// (one U+FFFD per invalid run) of at most 123 bytes, cut between
+// characters.
+func TestCloseReason(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"going", "going"},
+		{strings.Repeat("z", 123), strings.Repeat("z", 123)},
+		{strings.Repeat("z", 124), strings.Repeat("z", 123)},
+		{strings.Repeat("é", 100), strings.Repeat("é", 61)},
+		{"bad blob \xff\xfe", "bad blob \uFFFD"},
+		{strings.Repeat("a", 121) + "\xff" + "bbb", strings.Repeat("a", 121)},
+		{strings.Repeat("a", 120) + "\xff" + "bbb", strings.Repeat("a", 120) + "\uFFFD"},
+	} {
+		got := CloseReason(tc.in)
+		if got != tc.want || len(got) > maxCloseReason || !utf8.ValidString(got) {
+			t.Errorf("CloseReason(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
