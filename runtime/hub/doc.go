@@ -75,8 +75,9 @@
 //     With several, messages of other publishers that the two nodes saw
 //     in a different order around that point (a window as wide as the
 //     broker's delivery delay) may be repeated or skipped;
-//   - on a node that never saw the id (started later, or evicted): a gap,
-//     reported by Stream.Gap for the OnOpen callback to send a snapshot.
+//   - on a node that never saw the id (started later, or evicted), or on
+//     a topic that records nothing (DisableReplay): a gap, reported by
+//     Stream.Gap for the OnOpen callback to send a snapshot.
 //
 // When a node dies its replay store dies with it; its clients reconnect to
 // another node and resume as above. Messages it published that reached

@@ -118,6 +118,75 @@ func TestSSEGapAndSnapshot(t *testing.T) {
 	}
 }
 
+// TestSSEGapWithoutReplay: a topic that records nothing (DisableReplay)
+// cannot resume anyone, so a client that comes back with Last-Event-ID
+// has a gap (Stream.Gap) and OnOpen can send it a snapshot; Gap said
+// false, and the client silently missed what was published meanwhile.
+func TestSSEGapWithoutReplay(t *testing.T) {
+	tp := newTopic(t, newHub(t, nil, "a"), "noreplay", &hub.TopicOptions[msg]{DisableReplay: true})
+	srv := httptest.NewServer(tp.SSEHandler(&hub.SSEOptions{OnOpen: func(s *sse.Stream) error {
+		return s.Send(sse.Event{Type: "open", Data: strconv.FormatBool(s.Gap())})
+	}}))
+	defer srv.Close()
+	for _, tc := range []struct{ lastID, gap string }{{"", "false"}, {"a-1", "true"}} {
+		c := openSSE(t, srv.URL, tc.lastID)
+		if e := c.next(t); e.Type != "open" || e.Data != tc.gap {
+			t.Errorf("Last-Event-ID %q: first event %+v, want Gap %s", tc.lastID, e, tc.gap)
+		}
+		c.close()
+	}
+}
+
+// flushOnlyWriter is a middleware-style wrapper that forwards Flush but
+// has no Unwrap, so http.ResponseController cannot set its write
+// deadlines, as many logging and metrics wrappers are.
+type flushOnlyWriter struct{ http.ResponseWriter }
+
+func (w flushOnlyWriter) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
+
+// TestSSEBehindFlushOnlyWrapper: the hub's default write timeout is
+// skipped where the writer cannot take deadlines, as sse's default is; the
+// hub passed it as an explicit timeout, which must apply, so behind such a
+// wrapper every stream failed and its client reconnected forever.
+func TestSSEBehindFlushOnlyWrapper(t *testing.T) {
+	tp := newTopic(t, newHub(t, nil, "a"), "wrapped", nil)
+	h := tp.SSEHandler(nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(flushOnlyWriter{w}, r)
+	}))
+	defer srv.Close()
+	c := openSSE(t, srv.URL, "")
+	defer c.close()
+	waitSubscribers(t, tp, 1)
+	publishN(t, tp, "m", 0, 1)
+	if e := c.next(t); e.Data != `"m0"` {
+		t.Fatalf("event %+v", e)
+	}
+}
+
+// TestSSEClosedTopicRetry: a client that comes to a closed topic is told to
+// come back later, as a WebSocket one is (1013): an event stream that ends
+// at once, with the stream's retry time. It got an empty 200 without a
+// Content-Type, on which EventSource and sse's client give up for good.
+func TestSSEClosedTopicRetry(t *testing.T) {
+	tp := newTopic(t, newHub(t, nil, "a"), "gone", nil)
+	srv := httptest.NewServer(tp.SSEHandler(&hub.SSEOptions{Stream: &sse.StreamOptions{Retry: 5 * time.Second}}))
+	defer srv.Close()
+	tp.Close()
+	c := openSSE(t, srv.URL, "")
+	defer c.close()
+	if ct := c.resp.Header.Get("Content-Type"); c.resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
+		t.Fatalf("status %d, Content-Type %q, want 200 text/event-stream", c.resp.StatusCode, ct)
+	}
+	p := sse.NewParser(c.resp.Body, &sse.ParserOptions{ShowRetryEvents: true})
+	if e, err := p.Next(); err != nil || e.Retry != 5*time.Second {
+		t.Fatalf("first block %+v, %v: want retry 5s", e, err)
+	}
+	if e, err := p.Next(); err == nil {
+		t.Fatalf("the stream goes on: %+v", e)
+	}
+}
+
 // TestSSEDisconnectPolicy: an SSE subscription removed by the Disconnect
 // policy ends (Done, ErrSlowConsumer), and its handler ends the response.
 func TestSSEDisconnectPolicy(t *testing.T) {

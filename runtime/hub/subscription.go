@@ -223,7 +223,9 @@ func (t *Topic[M]) subscribeFunc(fn func(M) error, policy Policy, limit int) (*S
 // DefaultSSEWriteTimeout bounds each SSE write when the StreamOptions
 // passed to ServeSSE set no WriteTimeout: a client that stops reading
 // fails the write (and ends its subscription) instead of holding its
-// writer goroutine.
+// writer goroutine. Like sse's default, it applies where the
+// ResponseWriter supports write deadlines and is skipped where it does
+// not (a middleware wrapper without Unwrap, say).
 const DefaultSSEWriteTimeout = 10 * time.Second
 
 // SSEOptions configures ServeSSE. A nil *SSEOptions means all defaults.
@@ -270,14 +272,25 @@ func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOpt
 	if opts != nil {
 		o = *opts
 	}
-	so := sse.StreamOptions{WriteTimeout: DefaultSSEWriteTimeout}
+	var so sse.StreamOptions
 	if o.Stream != nil {
 		so = *o.Stream
-		if so.WriteTimeout == 0 {
-			so.WriteTimeout = DefaultSSEWriteTimeout
+	}
+	if so.WriteTimeout == 0 {
+		// The default is the hub's, shorter than sse's, and optional as
+		// sse's is: an explicit timeout must apply, and NewStream fails
+		// where the writer cannot take deadlines.
+		so.WriteTimeout = DefaultSSEWriteTimeout
+		if errors.Is(http.NewResponseController(w).SetWriteDeadline(time.Time{}), http.ErrNotSupported) {
+			so.WriteTimeout = -1
 		}
 	}
 	so.Replay = t.replay
+	if so.Replay == nil {
+		// Without recording, every resuming client has a gap: Stream.Gap
+		// must say so, for OnOpen to send a snapshot.
+		so.Replay = noReplay{}
+	}
 	s := t.core.newSub(sinkSSE)
 	s.paused = true
 	if err := t.core.add(s, nil); err != nil {
@@ -301,13 +314,52 @@ func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOpt
 	return s, nil
 }
 
+// noReplay is the store a topic without recording (DisableReplay) resumes
+// from: it holds nothing, so a client resuming from any id has a gap.
+type noReplay struct{}
+
+func (noReplay) Append(e sse.Event) (sse.Event, error) { return e, nil }
+
+func (noReplay) Since(id string) ([]sse.Event, error) {
+	return nil, fmt.Errorf("%w: %q (the topic records nothing)", sse.ErrUnknownID, id)
+}
+
 // SSEHandler returns an http.Handler that serves the topic as an event
 // stream (see ServeSSE) until the client leaves or the subscription ends.
+// A client that comes to a closed topic gets an event stream that ends at
+// once, so it reconnects later, as a WebSocket one is told 1013 (try again
+// later): a browser's EventSource gives up for good on any other answer
+// (WHATWG HTML §9.2.3). An error before the stream opened (a ResponseWriter
+// that cannot stream, say) is answered with 500; one of OnOpen ends the
+// stream.
 func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
+	var o SSEOptions
+	if opts != nil {
+		o = *opts
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sub, err := t.ServeSSE(w, r, opts)
+		opened := false // the 200 is out: no other status can follow
+		ro := o
+		ro.OnOpen = func(st *sse.Stream) error {
+			opened = true
+			if o.OnOpen != nil {
+				return o.OnOpen(st)
+			}
+			return nil
+		}
+		sub, err := t.ServeSSE(w, r, &ro)
+		if errors.Is(err, ErrClosed) {
+			var retry sse.StreamOptions
+			if o.Stream != nil {
+				retry.Retry = o.Stream.Retry
+			}
+			if st, err := sse.NewStream(w, r, &retry); err == nil {
+				st.Close()
+				return
+			}
+		}
 		if err != nil {
-			if errors.Is(err, sse.ErrFlushUnsupported) {
+			if !opened {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 			}
 			return
