@@ -32,7 +32,8 @@ Without --json each event is printed in text/event-stream form followed
 by a blank line. With --json each dispatched event is one line:
   {"event":"<type>","data":"<data>","id":"<last event id>"}
 and comment or retry events (only with --show-comments / --show-retry)
-are {"comment":"..."} / {"retry":<ms>} lines.
+are {"comment":"..."} / {"retry":<ms>} lines ("retry: 0" included); a
+block with both prints each part only when its own flag asks for it.
 
 Exit status: 0 when the stream ends normally (204, or the connection ends
 with reconnection disabled), 1 on failure, 2 on a usage error, 130 when
@@ -52,7 +53,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var headers headerFlag
 	fs.Var(&headers, "H", "request header `\"Name: value\"` (repeatable)")
 	jsonOut := fs.Bool("json", false, "print one JSON object per event")
-	maxReconnects := fs.Int("max-reconnects", -1, "give up after `N` reconnections in a row without an event; -1 means no limit, 0 never reconnects")
+	maxReconnects := fs.Int("max-reconnects", -1, "give up after `N` reconnections in a row with nothing received between them (no event, not even a heartbeat comment); -1 means no limit, 0 never reconnects")
 	reconnectTime := fs.Duration("reconnect-time", sse.DefaultReconnectionTime, "wait `D` before reconnecting; a retry: from the server overrides it")
 	showComments := fs.Bool("show-comments", false, "also print comment events")
 	showRetry := fs.Bool("show-retry", false, "also print retry-only events")
@@ -84,6 +85,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
+	show := showFlags{comments: *showComments, retry: *showRetry}
 	for ev, err := range sse.Events(ctx, url, opts) {
 		if err != nil {
 			out.Flush()
@@ -94,9 +96,9 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		if *jsonOut {
-			err = writeEventJSON(enc, ev)
+			err = writeEventJSON(enc, ev, show)
 		} else {
-			err = writeEventText(out, ev)
+			err = writeEventText(out, ev, show)
 		}
 		if err == nil {
 			err = out.Flush()
@@ -120,34 +122,52 @@ type dispatchedJSON struct {
 // controlJSON is the --json form of a comment or retry event.
 type controlJSON struct {
 	Comment *string `json:"comment,omitempty"`
-	Retry   int64   `json:"retry,omitempty"`
+	Retry   *int64  `json:"retry,omitempty"` // a pointer: "retry: 0" is printed
 }
 
-func writeEventJSON(enc *json.Encoder, ev sse.Event) error {
+// controlParts says what to print of a comment or retry event (Type ""):
+// the library yields a block with both a comment and a retry when either
+// flag asks for it, so each part is printed only if its own flag is set.
+// HasRetry, not a positive Retry, tells a retry: "retry: 0" is one
+// (WHATWG HTML §9.2.6). With no retry to print, the event is a comment
+// event even if its comment is empty.
+func controlParts(ev sse.Event, show showFlags) (comment, retry bool) {
+	retry = show.retry && ev.HasRetry
+	comment = show.comments && (ev.Comment != "" || !retry)
+	return comment, retry
+}
+
+// showFlags are --show-comments and --show-retry.
+type showFlags struct{ comments, retry bool }
+
+func writeEventJSON(enc *json.Encoder, ev sse.Event, show showFlags) error {
 	if ev.Type != "" {
 		return enc.Encode(dispatchedJSON{Event: ev.Type, Data: ev.Data, ID: ev.ID})
 	}
 	var c controlJSON
-	if ev.Comment != "" || ev.Retry == 0 {
+	comment, retry := controlParts(ev, show)
+	if comment {
 		c.Comment = &ev.Comment
 	}
-	c.Retry = ev.Retry.Milliseconds()
+	if retry {
+		ms := ev.Retry.Milliseconds()
+		c.Retry = &ms
+	}
 	return enc.Encode(c)
 }
 
 // writeEventText prints ev in text/event-stream form: the dispatched
 // event's type, last event id and data, or the comment and retry of a
 // comment or retry event.
-func writeEventText(w *bufio.Writer, ev sse.Event) error {
+func writeEventText(w *bufio.Writer, ev sse.Event, show showFlags) error {
 	if ev.Type == "" {
-		// A comment event, a retry event, or a block with both; an
-		// event without a retry is a comment event even if it is empty.
-		if ev.Comment != "" || ev.Retry == 0 {
+		comment, retry := controlParts(ev, show)
+		if comment {
 			for _, line := range strings.Split(ev.Comment, "\n") {
 				fmt.Fprintf(w, ": %s\n", line)
 			}
 		}
-		if ev.Retry > 0 {
+		if retry {
 			fmt.Fprintf(w, "retry: %d\n", ev.Retry/time.Millisecond)
 		}
 		_, err := w.WriteString("\n")

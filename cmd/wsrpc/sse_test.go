@@ -93,19 +93,33 @@ func TestSSEText(t *testing.T) {
 }
 
 func TestSSEShowCommentsAndRetry(t *testing.T) {
+	const separate = ": ping\n\nretry: 5\n\ndata: x\n\n"
 	for _, tt := range []struct {
+		body string
 		args []string
 		want string
 	}{
-		{[]string{"--json"}, `{"event":"message","data":"x","id":""}` + "\n"},
-		{[]string{"--json", "--show-comments"}, `{"comment":"ping"}` + "\n" + `{"event":"message","data":"x","id":""}` + "\n"},
-		{[]string{"--json", "--show-retry"}, `{"retry":5}` + "\n" + `{"event":"message","data":"x","id":""}` + "\n"},
-		{[]string{"--show-comments", "--show-retry"}, ": ping\n\nretry: 5\n\nevent: message\ndata: x\n\n"},
+		{separate, []string{"--json"}, `{"event":"message","data":"x","id":""}` + "\n"},
+		{separate, []string{"--json", "--show-comments"}, `{"comment":"ping"}` + "\n" + `{"event":"message","data":"x","id":""}` + "\n"},
+		{separate, []string{"--json", "--show-retry"}, `{"retry":5}` + "\n" + `{"event":"message","data":"x","id":""}` + "\n"},
+		{separate, []string{"--show-comments", "--show-retry"}, ": ping\n\nretry: 5\n\nevent: message\ndata: x\n\n"},
+		// "retry: 0" is a retry (reconnect at once, WHATWG HTML §9.2.6),
+		// not an empty comment.
+		{"retry: 0\n\n", []string{"--json", "--show-retry"}, `{"retry":0}` + "\n"},
+		{"retry: 0\n\n", []string{"--show-retry"}, "retry: 0\n\n"},
+		{"retry: 0\n\n", []string{"--json", "--show-retry", "--show-comments"}, `{"retry":0}` + "\n"},
+		// A block with a comment and a retry shows each part only with
+		// its own flag: the comment stays hidden without --show-comments.
+		{": secret\nretry: 5\n\n", []string{"--json", "--show-retry"}, `{"retry":5}` + "\n"},
+		{": secret\nretry: 5\n\n", []string{"--show-retry"}, "retry: 5\n\n"},
+		{": note\nretry: 5\n\n", []string{"--json", "--show-comments"}, `{"comment":"note"}` + "\n"},
+		{": note\nretry: 0\n\n", []string{"--json", "--show-comments", "--show-retry"}, `{"comment":"note","retry":0}` + "\n"},
+		{":\nretry: 5\n\n", []string{"--show-comments"}, ": \n\n"},
 	} {
-		url, _ := script(t, ": ping\n\nretry: 5\n\ndata: x\n\n", "status 204")
+		url, _ := script(t, tt.body, "status 204")
 		code, out, errOut := run(t, append(tt.args, url)...)
 		if code != 0 || out != tt.want {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %q", tt.args, code, out, errOut, tt.want)
+			t.Errorf("%q %v: exit %d, stdout %q, stderr %q; want %q", tt.body, tt.args, code, out, errOut, tt.want)
 		}
 	}
 }

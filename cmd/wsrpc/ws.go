@@ -36,7 +36,8 @@ When stdin ends, the client closes with 1000 and waits for the server's
 reply. The close code and reason are printed on stderr.
 
 Exit status: 0 on a normal close (ours after stdin ended, or the server's
-with 1000 or 1001), 1 on any other close code, a lost connection or a
+with 1000, 1001 or no status code, printed as 1005: what close() with no
+argument sends), 1 on any other close code, a lost connection or a
 failed handshake, 2 on a usage error, 130 when interrupted (the client
 then closes with 1001 and waits for the server's reply; a second interrupt
 ends it at once).
@@ -256,7 +257,12 @@ func reportEnd(errOut io.Writer, err error, ours bool) int {
 	} else {
 		fmt.Fprintf(errOut, "wsrpc ws: %s: %d (%v)\n", who, int(ce.Code), ce.Code)
 	}
-	if ours || ce.Code == websocket.StatusNormalClosure || ce.Code == websocket.StatusGoingAway {
+	switch {
+	case ours, ce.Code == websocket.StatusNormalClosure, ce.Code == websocket.StatusGoingAway,
+		// A close frame without a body (RFC 6455 §7.1.5, §7.4.1: read as
+		// 1005) completes the closing handshake as cleanly as 1000: it
+		// is what a browser's or Node ws's close() with no argument sends.
+		ce.Code == websocket.StatusNoStatusRcvd:
 		return 0
 	}
 	return 1

@@ -236,6 +236,53 @@ func TestWSExitStatus(t *testing.T) {
 	}
 }
 
+// TestWSServerCloseWithoutCode guards that a server closing with an
+// empty close frame (read as 1005, RFC 6455 §7.1.5: what a browser's or
+// Node ws's close() with no argument sends) is a normal end, exit 0, as
+// 1000 and 1001 are; the client's reply completes the handshake with an
+// empty close frame too (§5.5.1).
+func TestWSServerCloseWithoutCode(t *testing.T) {
+	reply := make(chan []byte, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Raw: true})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+		defer cancel()
+		if err := c.WriteFrame(ctx, websocket.Frame{FrameHeader: websocket.FrameHeader{Fin: true, Opcode: websocket.OpClose}}); err != nil {
+			t.Error(err)
+			return
+		}
+		for {
+			f, err := c.ReadFrame(ctx, nil)
+			if err != nil {
+				return
+			}
+			if f.Opcode == websocket.OpClose {
+				reply <- f.Payload
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	code, _, stderr := runWSCmd(t, pr, "ws"+strings.TrimPrefix(srv.URL, "http"))
+	if code != 0 || !strings.Contains(stderr, "closed by server: 1005") {
+		t.Errorf("exit %d, stderr %q; want 0 and the 1005 reported", code, stderr)
+	}
+	select {
+	case p := <-reply:
+		if len(p) != 0 {
+			t.Errorf("client replied with close payload %x, want none", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the server never got the client's close reply")
+	}
+}
+
 // TestWSInterrupt: cancelling the context (SIGINT) closes with 1001 and
 // exits 130.
 func TestWSInterrupt(t *testing.T) {

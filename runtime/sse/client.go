@@ -377,11 +377,12 @@ func (s *Session) connect() error {
 
 // TypedEvent is an Event whose data has been decoded into a T.
 type TypedEvent[T any] struct {
-	ID      string
-	Type    string
-	Data    T
-	Retry   time.Duration
-	Comment string
+	ID       string
+	Type     string
+	Data     T
+	Retry    time.Duration
+	HasRetry bool // as in Event: a "retry: 0" is told apart from none
+	Comment  string
 }
 
 // Decode turns a sequence of events into typed events with decode, the
@@ -401,7 +402,7 @@ func Decode[T any](events iter.Seq2[Event, error], decode func(Event) (T, error)
 				}
 				continue
 			}
-			te := TypedEvent[T]{ID: ev.ID, Type: ev.Type, Retry: ev.Retry, Comment: ev.Comment}
+			te := TypedEvent[T]{ID: ev.ID, Type: ev.Type, Retry: ev.Retry, HasRetry: ev.HasRetry, Comment: ev.Comment}
 			if ev.Type != "" {
 				te.Data, err = decode(ev)
 				if err != nil {

@@ -114,7 +114,7 @@ func TestClientRawStream(t *testing.T) {
 	}
 	want[0].Comment = "welcome"
 	if !reflect.DeepEqual(events, want) {
-		t.Fatalf("events:\n got %q\nwant %q", events, want)
+		t.Fatalf("events:\n got %#v\nwant %#v", events, want)
 	}
 	if rc.count() != 2 {
 		t.Fatalf("%d connections, want 2 (the stream, then 204)", rc.count())
@@ -267,9 +267,9 @@ func TestClientCommentAndRetryEvents(t *testing.T) {
 	}{
 		{name: "hidden", want: []sse.Event{{Type: "message", Data: "d", Comment: "with data"}}},
 		{name: "comments", opts: sse.ClientOptions{ShowCommentEvents: true}, want: []sse.Event{
-			{Comment: "c1\nc2"}, {Comment: "both", Retry: 8 * time.Millisecond}, {Type: "message", Data: "d", Comment: "with data"}}},
+			{Comment: "c1\nc2"}, {Comment: "both", Retry: 8 * time.Millisecond, HasRetry: true}, {Type: "message", Data: "d", Comment: "with data"}}},
 		{name: "retries", opts: sse.ClientOptions{ShowRetryEvents: true}, want: []sse.Event{
-			{Retry: 7 * time.Millisecond}, {Comment: "both", Retry: 8 * time.Millisecond}, {Type: "message", Data: "d", Comment: "with data"}}},
+			{Retry: 7 * time.Millisecond, HasRetry: true}, {Comment: "both", Retry: 8 * time.Millisecond, HasRetry: true}, {Type: "message", Data: "d", Comment: "with data"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -397,23 +397,36 @@ func rcHold(release <-chan struct{}, body string) http.HandlerFunc {
 }
 
 // A "retry: 0" sets the reconnection time to zero (WHATWG HTML §9.2.6:
-// any string of ASCII digits), not "no retry seen".
+// any string of ASCII digits), not "no retry seen", and the event it
+// comes with says so with HasRetry, as does a retry event for it.
 func TestClientRetryZero(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	srv := newServer(t, rcHold(release, "retry: 5000\ndata: a\n\nretry: 0\ndata: b\n\n"))
-	s, err := sse.Connect(context.Background(), srv.URL, nil)
+	srv := newServer(t, rcHold(release, "retry: 5000\ndata: a\n\nretry: 0\ndata: b\n\ndata: c\n\nretry: 0\n\n"))
+	s, err := sse.Connect(context.Background(), srv.URL, &sse.ClientOptions{ShowRetryEvents: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	want := []time.Duration{5 * time.Second, 0}
-	for i := range 2 {
-		if _, err := s.Next(); err != nil {
+	want := []struct {
+		ev        sse.Event
+		reconnect time.Duration
+	}{
+		{sse.Event{Type: "message", Data: "a", Retry: 5 * time.Second, HasRetry: true}, 5 * time.Second},
+		{sse.Event{Type: "message", Data: "b", HasRetry: true}, 0},
+		{sse.Event{Type: "message", Data: "c"}, 0},
+		{sse.Event{HasRetry: true}, 0},
+	}
+	for i, w := range want {
+		ev, err := s.Next()
+		if err != nil {
 			t.Fatal(err)
 		}
-		if d := s.ReconnectionTime(); d != want[i] {
-			t.Fatalf("ReconnectionTime after event %d = %v, want %v", i, d, want[i])
+		if ev != w.ev {
+			t.Errorf("event %d = %+v, want %+v", i, ev, w.ev)
+		}
+		if d := s.ReconnectionTime(); d != w.reconnect {
+			t.Fatalf("ReconnectionTime after event %d = %v, want %v", i, d, w.reconnect)
 		}
 	}
 }
@@ -424,7 +437,7 @@ type tick struct {
 
 func TestDecode(t *testing.T) {
 	srv := newServer(t, (&rawConns{}).handler(t,
-		stream("id: 1\nevent: tick\ndata: {\"n\":1}\n\n: note\n\nid: 2\nevent: tick\ndata: not json\n\nid: 3\ndata: {\"n\":3}\n\n"),
+		stream("id: 1\nevent: tick\ndata: {\"n\":1}\n\n: note\n\nid: 2\nevent: tick\ndata: not json\n\nid: 3\nretry: 0\ndata: {\"n\":3}\n\n"),
 		status(204, "")))
 	var got []string
 	var decodeErrs int
@@ -441,9 +454,9 @@ func TestDecode(t *testing.T) {
 			decodeErrs++
 			continue
 		}
-		got = append(got, fmt.Sprintf("%s/%s/%d/%s", ev.ID, ev.Type, ev.Data.N, ev.Comment))
+		got = append(got, fmt.Sprintf("%s/%s/%d/%s/%t", ev.ID, ev.Type, ev.Data.N, ev.Comment, ev.HasRetry))
 	}
-	if want := []string{"1/tick/1/", "1//0/note", "3/message/3/"}; !reflect.DeepEqual(got, want) || decodeErrs != 1 {
+	if want := []string{"1/tick/1//false", "1//0/note/false", "3/message/3//true"}; !reflect.DeepEqual(got, want) || decodeErrs != 1 {
 		t.Fatalf("typed events = %q (%d decode errors), want %q", got, decodeErrs, want)
 	}
 }
@@ -488,7 +501,8 @@ func TestEventsBreak(t *testing.T) {
 	}
 }
 
-// OnReconnect counts attempts since the last event and reports each
+// OnReconnect counts attempts since a connection last delivered a block
+// (an unterminated comment is none) and reports each
 // attempt's outcome.
 func TestClientOnReconnect(t *testing.T) {
 	for _, tt := range []struct {

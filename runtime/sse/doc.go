@@ -36,7 +36,8 @@
 // Session with Next and Events. The client reconnects after a dropped
 // stream or network error, waiting ReconnectionTime (or the server's
 // "retry:"), sends Last-Event-ID, and stops after MaxReconnectionAttempts
-// reconnections in a row without an event. HTTP 204 ends the stream
+// reconnections in a row without a block (an event, or a comment or retry
+// block even when hidden, such as a heartbeat). HTTP 204 ends the stream
 // without error; another status or a content type other than
 // text/event-stream fails it without reconnecting. Comment and retry-only
 // blocks are hidden unless ShowCommentEvents or ShowRetryEvents ask for

@@ -44,9 +44,11 @@ var (
 	// disconnected (the request context is done).
 	ErrClientGone = errors.New("sse: client went away")
 
-	// ErrFlushUnsupported is returned by NewStream when the
-	// http.ResponseWriter cannot flush, so events could not be delivered
-	// as they are sent.
+	// ErrFlushUnsupported is returned by NewStream, before it writes
+	// anything, when the http.ResponseWriter cannot flush, so events could
+	// not be delivered as they are sent. (A writer whose FlushError
+	// reports http.ErrNotSupported only says so when it flushes: the
+	// write fails with ErrFlushUnsupported then.)
 	ErrFlushUnsupported = errors.New("sse: response writer cannot flush")
 
 	// ErrUnknownID is returned by Store.Since when the store does not hold

@@ -22,8 +22,11 @@ import (
 //     when Data is non-empty or Type is set; an event without one only
 //     updates the client's last event ID or reconnection time and is not
 //     dispatched (WHATWG HTML §9.2.6).
-//   - Retry, when positive, is written as "retry:" in whole milliseconds
-//     (rounded up); the client waits that long before reconnecting.
+//   - Retry, when positive or when HasRetry is set, is written as
+//     "retry:" in whole milliseconds (rounded up); the client waits that
+//     long before reconnecting. HasRetry with a zero Retry sends
+//     "retry: 0": reconnect at once (WHATWG HTML §9.2.6 takes any run of
+//     digits).
 //   - Comment is written as ":" lines before the fields; clients ignore
 //     it (WHATWG HTML §9.2.6) unless they ask for comment events.
 //
@@ -34,15 +37,18 @@ import (
 //   - ID is the last event ID string at dispatch: sticky across events,
 //     reset by an empty "id:" (WHATWG HTML §9.2.6 "dispatch the event").
 //   - Data is the data lines joined with LF.
-//   - Retry is the reconnection time set in this event's block, if any.
+//   - Retry is the reconnection time set in this event's block, if any,
+//     and HasRetry says whether the block had a valid "retry:" field, so
+//     that "retry: 0" (reconnect at once) is told apart from none.
 //   - Comment is the comment lines of this event's block joined with LF
 //     (each without its leading colon and one optional space).
 type Event struct {
-	ID      string
-	Type    string
-	Data    string
-	Retry   time.Duration
-	Comment string
+	ID       string
+	Type     string
+	Data     string
+	Retry    time.Duration
+	HasRetry bool
+	Comment  string
 }
 
 // hasData reports whether a server writes a data field for e.
@@ -58,7 +64,7 @@ func (e *Event) validate() error {
 	if e.Retry < 0 {
 		return fmt.Errorf("%w: negative duration %v", ErrInvalidRetry, e.Retry)
 	}
-	if !e.hasData() && e.ID == "" && e.Retry == 0 && e.Comment == "" {
+	if !e.hasData() && e.ID == "" && e.Retry == 0 && !e.HasRetry && e.Comment == "" {
 		return ErrEmptyEvent
 	}
 	return nil
@@ -113,8 +119,14 @@ func AppendEvent(dst []byte, e Event) ([]byte, error) {
 		dst = append(dst, e.Type...)
 		dst = append(dst, '\n')
 	}
-	if e.Retry > 0 {
-		ms := (e.Retry + time.Millisecond - 1) / time.Millisecond
+	if e.Retry > 0 || e.HasRetry {
+		// Rounded up by adding one for a remainder: adding 999,999 ns
+		// first would overflow near math.MaxInt64 and write a negative
+		// number, which clients ignore (not all digits).
+		ms := e.Retry / time.Millisecond
+		if e.Retry%time.Millisecond != 0 {
+			ms++
+		}
 		dst = append(dst, "retry: "...)
 		dst = strconv.AppendInt(dst, int64(ms), 10)
 		dst = append(dst, '\n')

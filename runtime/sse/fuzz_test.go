@@ -31,7 +31,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("errors differ: whole %v, chunks of %d %v", werr, n, cerr)
 		}
 		if !reflect.DeepEqual(whole, chunked) {
-			t.Fatalf("events differ:\nwhole %q\nchunks of %d %q", whole, n, chunked)
+			t.Fatalf("events differ:\nwhole %#v\nchunks of %d %#v", whole, n, chunked)
 		}
 		if wp.LastEventID() != cp.LastEventID() || wp.ReconnectionTime() != cp.ReconnectionTime() {
 			t.Fatalf("state differs")

@@ -306,7 +306,7 @@ func (p *Parser) dispatch() (Event, bool, error) {
 	// 1. The last event ID string becomes the last event ID buffer, even
 	// if nothing is dispatched.
 	p.lastEventID = p.idBuffer
-	ev := Event{ID: p.lastEventID, Retry: p.retry}
+	ev := Event{ID: p.lastEventID, Retry: p.retry, HasRetry: p.hasRetry}
 	if p.hasComment {
 		ev.Comment = string(p.comment)
 	}

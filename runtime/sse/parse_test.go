@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -120,12 +121,16 @@ func TestParse(t *testing.T) {
 		{name: "initial last id", in: "data: a\n\n", opts: &sse.ParserOptions{LastEventID: "41"}, want: []sse.Event{msg("41", "message", "a")}, lastID: "41"},
 		{name: "id keeps spaces", in: "id:  x y \ndata: a\n\n", want: []sse.Event{msg(" x y ", "message", "a")}, lastID: " x y "},
 		// §9.2.6: retry only when all ASCII digits.
-		{name: "retry digits", in: "retry: 1500\ndata: a\n\n", want: []sse.Event{{Type: "message", Data: "a", Retry: 1500 * time.Millisecond}}, reconnect: 1500 * time.Millisecond},
+		{name: "retry digits", in: "retry: 1500\ndata: a\n\n", want: []sse.Event{{Type: "message", Data: "a", Retry: 1500 * time.Millisecond, HasRetry: true}}, reconnect: 1500 * time.Millisecond},
+		{name: "retry not digits leaves HasRetry unset", in: "retry: 1x\ndata: a\n\n", want: []sse.Event{msg("", "message", "a")}},
 		{name: "retry not digits", in: "retry: 15x\n\nretry: -1\n\nretry: 1.5\n\nretry:  10\n\nretry\n\nretry: \n\n", reconnect: 0},
 		{name: "retry zero", in: "retry: 100\n\nretry: 0\n\n", reconnect: 0},
 		{name: "retry applies without dispatch", in: "retry: 250\ndata: a", reconnect: 250 * time.Millisecond},
 		{name: "retry events shown", in: "retry: 250\n\nretry: x\n\n", opts: &sse.ParserOptions{ShowRetryEvents: true},
-			want: []sse.Event{{Retry: 250 * time.Millisecond}}, reconnect: 250 * time.Millisecond},
+			want: []sse.Event{{Retry: 250 * time.Millisecond, HasRetry: true}}, reconnect: 250 * time.Millisecond},
+		// HasRetry tells "retry: 0" (reconnect at once) from no retry.
+		{name: "retry zero shown", in: "retry: 0\n\n: c\n\nretry: 0\ndata: a\n\n", opts: &sse.ParserOptions{ShowRetryEvents: true, ReconnectionTime: time.Second},
+			want: []sse.Event{{HasRetry: true}, {Type: "message", Data: "a", HasRetry: true}}, reconnect: 0},
 		{name: "retry events hidden", in: "retry: 250\n\n: c\n\n", reconnect: 250 * time.Millisecond},
 		{name: "retry huge saturates", in: "retry: 99999999999999999999999\n\n", reconnect: time.Duration(1<<63-1) / time.Millisecond * time.Millisecond},
 		// §9.2.6: at the end of the stream an unterminated event is
@@ -167,7 +172,7 @@ func TestParse(t *testing.T) {
 					t.Fatalf("unexpected error: %v", err)
 				}
 				if len(got) != len(tt.want) || (len(got) > 0 && !reflect.DeepEqual(got, tt.want)) {
-					t.Fatalf("events:\n got %q\nwant %q", got, tt.want)
+					t.Fatalf("events:\n got %#v\nwant %#v", got, tt.want)
 				}
 				if p.LastEventID() != tt.lastID {
 					t.Errorf("LastEventID = %q, want %q", p.LastEventID(), tt.lastID)
@@ -198,7 +203,7 @@ func TestParseReadError(t *testing.T) {
 		t.Fatalf("error = %v, want %v", err, boom)
 	}
 	if want := []sse.Event{msg("", "message", "a")}; !reflect.DeepEqual(got, want) {
-		t.Fatalf("events = %q, want %q", got, want)
+		t.Fatalf("events = %#v, want %#v", got, want)
 	}
 	p := sse.NewParser(iotest.ErrReader(boom), nil)
 	for range 2 {
@@ -246,11 +251,11 @@ func TestParseEveryCRLFSplit(t *testing.T) {
 	for i := 0; i <= len(in); i++ {
 		got, _, err := parseAll(io.MultiReader(strings.NewReader(in[:i]), strings.NewReader(in[i:])), nil)
 		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Fatalf("split at %d: got %q, %v; want %q", i, got, err, want)
+			t.Fatalf("split at %d: got %#v, %v; want %#v", i, got, err, want)
 		}
 	}
 	if len(want) != 3 {
-		t.Fatalf("want 3 events, got %q", want)
+		t.Fatalf("want 3 events, got %#v", want)
 	}
 }
 
@@ -264,6 +269,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{Data: "\n\ntrailing\n"},
 		{ID: "é✓", Data: "unicode 🎉"},
 		{Data: "x", Retry: 1500 * time.Millisecond},
+		{Data: "y", HasRetry: true}, // "retry: 0"
 	}
 	var wire []byte
 	for _, e := range events {
@@ -281,7 +287,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		if e.ID != "" {
 			lastID = e.ID
 		}
-		want := sse.Event{ID: lastID, Type: e.Type, Data: strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(e.Data), Retry: e.Retry, Comment: e.Comment}
+		want := sse.Event{ID: lastID, Type: e.Type, Data: strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(e.Data), Retry: e.Retry, HasRetry: e.Retry > 0 || e.HasRetry, Comment: e.Comment}
 		if want.Type == "" {
 			want.Type = "message"
 		}
@@ -305,6 +311,16 @@ func TestAppendEvent(t *testing.T) {
 		{name: "crlf data", e: sse.Event{Data: "a\r\nb\rc"}, want: "data: a\ndata: b\ndata: c\n\n"},
 		{name: "id only", e: sse.Event{ID: "9"}, want: "id: 9\n\n"},
 		{name: "retry only rounds up", e: sse.Event{Retry: 1500 * time.Microsecond}, want: "retry: 2\n\n"},
+		{name: "retry of 1ns rounds up", e: sse.Event{Retry: 1}, want: "retry: 1\n\n"},
+		// HasRetry sends "retry: 0", which makes a client reconnect at
+		// once (WHATWG HTML §9.2.6: any run of ASCII digits).
+		{name: "retry zero", e: sse.Event{HasRetry: true}, want: "retry: 0\n\n"},
+		{name: "retry zero with data", e: sse.Event{Data: "a", HasRetry: true}, want: "retry: 0\ndata: a\n\n"},
+		{name: "retry with HasRetry", e: sse.Event{Retry: time.Second, HasRetry: true}, want: "retry: 1000\n\n"},
+		// Rounding up must not overflow into a negative number, which a
+		// client ignores (not all digits, §9.2.6).
+		{name: "retry max rounds up without overflow", e: sse.Event{Retry: math.MaxInt64}, want: "retry: 9223372036855\n\n"},
+		{name: "retry huge whole ms", e: sse.Event{Retry: math.MaxInt64 / time.Millisecond * time.Millisecond}, want: "retry: 9223372036854\n\n"},
 		{name: "comment only", e: sse.Event{Comment: "ping"}, want: ": ping\n\n"},
 		{name: "empty", e: sse.Event{}, wantErr: sse.ErrEmptyEvent},
 		{name: "id with lf", e: sse.Event{ID: "1\n2", Data: "a"}, wantErr: sse.ErrInvalidID},

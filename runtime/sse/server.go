@@ -32,8 +32,9 @@ type StreamOptions struct {
 	// read for that long fails the send instead of blocking the sender.
 	// Default 0: DefaultWriteTimeout, applied where the ResponseWriter
 	// supports write deadlines (http.ResponseController) and skipped where
-	// it does not; a positive value is required to apply (the send fails
-	// otherwise); a negative value turns deadlines off.
+	// it does not; a positive value is required to apply (NewStream fails
+	// otherwise, before writing anything); a negative value turns
+	// deadlines off.
 	WriteTimeout time.Duration
 }
 
@@ -77,8 +78,16 @@ type Stream struct {
 // If opts.Replay is set and r has a Last-Event-ID header, it then sends
 // every event the store holds after that id (see LastEventID and Gap).
 //
-// It fails with ErrFlushUnsupported when w cannot flush, and with the
-// store's error when replay fails for a reason other than ErrUnknownID.
+// Everything that can fail is checked before the status is written, so a
+// handler that gets an error can still answer with one (http.Error): a
+// client told 200 and an empty stream would reconnect forever. NewStream
+// fails with ErrFlushUnsupported when w cannot flush (neither w nor a
+// writer it unwraps to, as http.ResponseController walks them, has Flush
+// or FlushError); with an error wrapping http.ErrNotSupported when
+// opts.WriteTimeout is positive but w cannot set write deadlines (the
+// default WriteTimeout is skipped there instead); with the store's error
+// when replay fails for a reason other than ErrUnknownID; and with
+// AppendEvent's error for a replayed event it cannot encode.
 //
 // To deliver every event exactly once across reconnections, the publisher
 // appends each event to the store and then hands the returned event to
@@ -109,6 +118,18 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 	case s.opts.WriteTimeout < 0:
 		s.opts.WriteTimeout = 0
 	}
+	// Nothing is written until every check below has passed: once the
+	// 200 is out, the handler's error answer is lost.
+	if !canFlush(w) {
+		return nil, fmt.Errorf("%w: no Flush or FlushError on the writer or any it unwraps to", ErrFlushUnsupported)
+	}
+	if s.opts.WriteTimeout > 0 && !s.deadlineOptional {
+		// Clearing the deadline is harmless and tells whether one can be
+		// set; an explicit WriteTimeout must apply (StreamOptions).
+		if err := s.rc.SetWriteDeadline(time.Time{}); err != nil {
+			return nil, fmt.Errorf("sse: cannot set a write deadline for WriteTimeout %v: %w", s.opts.WriteTimeout, err)
+		}
+	}
 	var replay []Event
 	if s.opts.Replay != nil && s.lastEventID != "" {
 		evs, err := s.opts.Replay.Since(s.lastEventID)
@@ -120,14 +141,6 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 		}
 		replay = evs
 	}
-
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	h.Del("Content-Length")
-	w.WriteHeader(http.StatusOK)
-
 	if s.opts.Retry > 0 {
 		s.buf, _ = AppendEvent(s.buf, Event{Retry: s.opts.Retry})
 	}
@@ -141,13 +154,18 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 		}
 		s.replayed[e.ID] = struct{}{}
 	}
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+	w.WriteHeader(http.StatusOK)
+
 	s.mu.Lock()
 	err := s.writeLocked(s.buf)
 	s.mu.Unlock()
 	if err != nil {
-		if errors.Is(err, http.ErrNotSupported) {
-			return nil, fmt.Errorf("%w: %w", ErrFlushUnsupported, err)
-		}
 		return nil, err
 	}
 	if s.opts.Heartbeat > 0 {
@@ -270,7 +288,13 @@ func (s *Stream) writeLocked(b []byte) error {
 		}
 	}
 	if err := s.rc.Flush(); err != nil {
-		s.err = s.writeErr(err)
+		if errors.Is(err, http.ErrNotSupported) && s.ctx.Err() == nil {
+			// A FlushError passing on an inner writer's "cannot": canFlush
+			// saw a flusher, and only flushing tells.
+			s.err = fmt.Errorf("%w: %w", ErrFlushUnsupported, err)
+		} else {
+			s.err = s.writeErr(err)
+		}
 		return s.err
 	}
 	// The deadline bounds this write, not the quiet until the next one:
@@ -284,6 +308,23 @@ func (s *Stream) writeLocked(b []byte) error {
 	}
 	s.lastWrite = time.Now()
 	return nil
+}
+
+// canFlush reports whether http.ResponseController.Flush would find a
+// flusher: w or a writer it unwraps to (Unwrap() http.ResponseWriter)
+// with FlushError or Flush, looked for in the controller's order. It
+// writes nothing, so NewStream can still fail with an error status.
+func canFlush(w http.ResponseWriter) bool {
+	for {
+		switch t := w.(type) {
+		case interface{ FlushError() error }, http.Flusher:
+			return true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return false
+		}
+	}
 }
 
 func (s *Stream) writeErr(err error) error {

@@ -115,7 +115,7 @@ func TestStreamRejectsBadEvents(t *testing.T) {
 		{sse.Event{}, sse.ErrEmptyEvent},
 	} {
 		if err := s.Send(tt.e); !errors.Is(err, tt.want) {
-			t.Errorf("Send(%q) = %v, want %v", tt.e, err, tt.want)
+			t.Errorf("Send(%#v) = %v, want %v", tt.e, err, tt.want)
 		}
 	}
 	// A rejected event writes nothing and does not break the stream.
@@ -143,6 +143,84 @@ func TestStreamNeedsFlusher(t *testing.T) {
 	if !errors.Is(err, sse.ErrFlushUnsupported) {
 		t.Fatalf("NewStream = %v, want ErrFlushUnsupported", err)
 	}
+}
+
+// hideFlush wraps a ResponseWriter as a minimal logging middleware does:
+// no Flush, no Unwrap.
+type hideFlush struct{ http.ResponseWriter }
+
+// flushOnly has Flush but neither Unwrap nor SetWriteDeadline, as many
+// hand-written middleware wrappers.
+type flushOnly struct{ http.ResponseWriter }
+
+func (w flushOnly) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
+
+// unwrapOnly has no Flush of its own but unwraps to a writer that has.
+type unwrapOnly struct{ http.ResponseWriter }
+
+func (w unwrapOnly) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestStreamFailsBeforeStatus guards that NewStream decides whether it can
+// stream before it writes the 200: a handler that gets its error can then
+// answer 500 (as docs/sse.md shows), which a client takes as final (WHATWG
+// HTML §9.2.3), instead of an empty event stream it would reconnect to
+// forever.
+func TestStreamFailsBeforeStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		wrap    func(http.ResponseWriter) http.ResponseWriter
+		opts    sse.StreamOptions
+		wantErr error
+	}{
+		{"no flusher", func(w http.ResponseWriter) http.ResponseWriter { return hideFlush{w} },
+			sse.StreamOptions{Retry: time.Second}, sse.ErrFlushUnsupported},
+		{"explicit WriteTimeout without deadlines", func(w http.ResponseWriter) http.ResponseWriter { return flushOnly{w} },
+			sse.StreamOptions{Retry: time.Second, WriteTimeout: 5 * time.Second}, http.ErrNotSupported},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nerr := make(chan error, 1)
+			srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s, err := sse.NewStream(tc.wrap(w), r, &tc.opts)
+				nerr <- err
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusInternalServerError)
+					return
+				}
+				s.Close()
+			}))
+			resp := rawGet(t, srv.URL, nil)
+			body, _ := io.ReadAll(resp.Body)
+			err := <-nerr
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("NewStream = %v, want %v", err, tc.wantErr)
+			}
+			if tc.wantErr != sse.ErrFlushUnsupported && errors.Is(err, sse.ErrFlushUnsupported) {
+				t.Errorf("NewStream = %v: the writer can flush", err)
+			}
+			if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
+				strings.Contains(string(body), "retry:") {
+				t.Errorf("client got status %d, Content-Type %q, body %q; want the handler's 500 and nothing of the stream",
+					resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			}
+		})
+	}
+
+	// A wrapper that unwraps to a flusher streams, as with
+	// http.ResponseController.
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := sse.NewStream(unwrapOnly{w}, r, nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer s.Close()
+		s.Send(sse.Event{Data: "ok"})
+	}))
+	resp := rawGet(t, srv.URL, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("behind an Unwrap-only wrapper: status %d", resp.StatusCode)
+	}
+	readExactly(t, resp.Body, "data: ok\n\n")
 }
 
 func TestStreamHeartbeat(t *testing.T) {

@@ -73,9 +73,10 @@ func TestStreamWriteTimeoutDefault(t *testing.T) {
 	if got := sse.WriteTimeoutOf(s); got != 0 {
 		t.Errorf("timeout %v after a writer without deadlines, want 0", got)
 	}
-	// The stream's first write (the response head) already needs it.
-	if _, err := sse.NewStream(httptest.NewRecorder(), req, &sse.StreamOptions{WriteTimeout: time.Second}); !errors.Is(err, http.ErrNotSupported) {
-		t.Errorf("explicit timeout on a writer without deadlines: %v, want ErrNotSupported", err)
+	// Checked before the response head is written (TestStreamFailsBeforeStatus).
+	if _, err := sse.NewStream(httptest.NewRecorder(), req, &sse.StreamOptions{WriteTimeout: time.Second}); !errors.Is(err, http.ErrNotSupported) ||
+		errors.Is(err, sse.ErrFlushUnsupported) {
+		t.Errorf("explicit timeout on a writer without deadlines: %v, want ErrNotSupported and not ErrFlushUnsupported", err)
 	}
 	s, err = sse.NewStream(httptest.NewRecorder(), req, &sse.StreamOptions{WriteTimeout: -1})
 	if err != nil || s.Send(sse.Event{Data: "a"}) != nil || sse.WriteTimeoutOf(s) != 0 {
