@@ -106,6 +106,7 @@ func (c *caller) connect(ctx context.Context) (*wsConn, error) {
 		remote = a.String()
 	}
 	conn := newWSConn(sctx, c.spec, hs.Codec, ws, hs.Request.Header, hs.ResponseHeader, c.cfg, remote)
+	conn.watchCall(sctx)
 	for _, fn := range c.cfg.onConnect {
 		fn(conn.ctx, conn.info)
 	}
@@ -115,10 +116,18 @@ func (c *caller) connect(ctx context.Context) (*wsConn, error) {
 // clientStream is the common part of the client-side streams.
 //
 // Concurrency: cur is swapped by the receiving goroutine when it
-// reconnects (see WithReconnect) and read by any.
+// reconnects (see WithReconnect) and read by any. mu orders that swap
+// with Close (stopping the redialer) and with CloseSend (setting
+// halfClosed), so that a reconnection never keeps a connection Close
+// missed and the end-of-stream marker reaches the connection in place;
+// eosPending is guarded by mu; halfClosed is atomic so that Send reads it
+// without the lock.
 type clientStream struct {
-	cur atomic.Pointer[wsConn]
-	re  *redialer // nil unless the call reconnects
+	cur        atomic.Pointer[wsConn]
+	re         *redialer // nil unless the call reconnects
+	mu         sync.Mutex
+	halfClosed atomic.Bool // CloseSend or CloseAndReceive was called
+	eosPending bool        // halfClosed, and no connection took the marker yet
 }
 
 func newClientStream(conn *wsConn, re *redialer) *clientStream {
@@ -138,10 +147,19 @@ func (s *clientStream) receive(m any) error {
 	for {
 		conn := s.conn()
 		err := conn.Receive(m)
-		if err == nil || isCodecErr(err) {
-			return err
+		if err == nil {
+			return nil
 		}
-		conn.ended(err)
+		if isCodecErr(err) {
+			// A message this side cannot decode ends the call: reading
+			// on would skip what the server meant, and the server is
+			// told why (invalid_argument's close code, the codec's
+			// error as the reason) instead of waiting for more.
+			conn.recvDone = true
+			conn.abort(err)
+		} else {
+			conn.ended(err)
+		}
 		conn.runOnClose()
 		// This connection is done whether the call ends or goes on with
 		// a new one.
@@ -149,7 +167,13 @@ func (s *clientStream) receive(m any) error {
 		if s.re == nil {
 			return err
 		}
-		if !s.re.retryable(err) {
+		// A call that has sent its end-of-stream marker is not retried:
+		// the server may have answered all it had to. One whose marker
+		// found the connection lost is (swap sends it again).
+		s.mu.Lock()
+		retry := !s.halfClosed.Load() || s.eosPending
+		s.mu.Unlock()
+		if !retry || !s.re.retryable(err) {
 			s.re.cancel()
 			return err
 		}
@@ -160,6 +184,67 @@ func (s *clientStream) receive(m any) error {
 	}
 }
 
+// swap puts conn in place of the lost connection, or discards it if Close
+// has stopped the call meanwhile; it reports whether conn is in place. A
+// CloseSend made while the call was reconnecting carries over: conn gets
+// the end-of-stream marker at once.
+func (s *clientStream) swap(conn *wsConn) bool {
+	s.mu.Lock()
+	if s.re.stopped.Load() {
+		s.mu.Unlock()
+		conn.discard()
+		return false
+	}
+	s.cur.Store(conn)
+	half := s.halfClosed.Load()
+	s.mu.Unlock()
+	if half {
+		s.sentEOS(conn, conn.closeSend())
+	}
+	return true
+}
+
+// closeSend records the half-close and sends the end-of-stream marker. If
+// the connection was lost, a call that reconnects carries the half-close
+// over to the new connection (swap) and this returns nil: the marker is
+// pending, not lost.
+func (s *clientStream) closeSend() error {
+	s.mu.Lock()
+	if s.halfClosed.Swap(true) {
+		s.mu.Unlock()
+		return nil
+	}
+	s.eosPending = true
+	conn := s.conn()
+	s.mu.Unlock()
+	err := conn.closeSend()
+	s.sentEOS(conn, err)
+	if err != nil && s.re != nil && s.re.retryable(err) {
+		return nil
+	}
+	return err
+}
+
+// sentEOS records that conn took the end-of-stream marker, if err is nil
+// and conn is still the call's.
+func (s *clientStream) sentEOS(conn *wsConn, err error) {
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	if s.conn() == conn {
+		s.eosPending = false
+	}
+	s.mu.Unlock()
+}
+
+// sendClosed is Send's error after the half-close: the server's Receive
+// has returned io.EOF for good, so a message sent now would be dropped
+// unread.
+func (s *clientStream) sendClosed(after string) error {
+	return Errorf(CodeFailedPrecondition, "%s: send after %s", s.conn().spec.Procedure, after)
+}
+
 func isCodecErr(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.code == CodeInvalidArgument && e.err != nil && errors.Is(e.err, codec.ErrUnmarshal)
@@ -167,18 +252,24 @@ func isCodecErr(err error) bool {
 
 func (s *clientStream) close(code Code, reason string) error {
 	if s.re != nil {
+		// Under mu: a reconnection either put its connection in place
+		// before this (and conn below is that one) or sees stopped and
+		// discards it.
+		s.mu.Lock()
 		s.re.stop()
+		s.mu.Unlock()
 	}
+	conn := s.conn()
 	var err error
 	if code != 0 {
-		err = s.conn().closeWith(&Error{code: code, msg: reason})
+		err = conn.closeWith(&Error{code: code, msg: reason})
 	} else {
-		err = s.conn().closeWith(nil)
+		err = conn.closeWith(nil)
 	}
-	s.conn().cancel()
-	s.conn().runOnClose()
+	conn.detach()
+	conn.runOnClose()
 	if s.re != nil {
-		// A reconnection that raced with stop closes what it opened.
+		// Ends a reconnection's wait or dial at once.
 		s.re.cancel()
 	}
 	return err
@@ -198,7 +289,11 @@ func NewBidiClient[Req, Res any](httpClient *http.Client, url, procedure string,
 
 // Call opens a connection. It returns once the server accepted, or with
 // the refusal as an *Error. ctx bounds the whole call: cancelling it
-// closes the connection.
+// closes the connection at once, with canceled's close code (4001; 4004
+// when its deadline passed), so that the server's Receive reports the
+// cancellation (a Receive or Send in progress may drop the connection
+// first); Receive and Send then fail with CodeCanceled (or
+// CodeDeadlineExceeded) and the call needs no Close.
 func (c *BidiClient[Req, Res]) Call(ctx context.Context) (*BidiStreamForClient[Req, Res], error) {
 	conn, err := c.c.connect(ctx)
 	if err != nil {
@@ -214,18 +309,24 @@ func (c *BidiClient[Req, Res]) Call(ctx context.Context) (*BidiStreamForClient[R
 // CloseSend and Close from any goroutine.
 type BidiStreamForClient[Req, Res any] struct{ *clientStream }
 
-// Send marshals msg and sends it as one WebSocket message.
-func (s *BidiStreamForClient[Req, Res]) Send(msg *Req) error { return s.conn().Send(msg) }
+// Send marshals msg and sends it as one WebSocket message. After
+// CloseSend it fails with CodeFailedPrecondition and sends nothing: the
+// server's Receive has returned io.EOF for good.
+func (s *BidiStreamForClient[Req, Res]) Send(msg *Req) error {
+	if s.halfClosed.Load() {
+		return s.sendClosed("CloseSend")
+	}
+	return s.conn().Send(msg)
+}
 
 // CloseSend tells the server the client has finished sending (its Receive
-// returns io.EOF); the client may go on receiving. A call that has sent
-// CloseSend no longer reconnects.
-func (s *BidiStreamForClient[Req, Res]) CloseSend() error {
-	if s.re != nil {
-		s.re.halfClosed.Store(true)
-	}
-	return s.conn().closeSend()
-}
+// returns io.EOF); the client may go on receiving, and Send fails from now
+// on. A call that has sent CloseSend no longer reconnects. With
+// WithReconnect, a CloseSend that finds the connection lost (Receive
+// waiting out the backoff, say) is carried over: it returns nil, and the
+// new connection gets the end-of-stream marker as soon as it opens,
+// before OnReconnect runs. Calls after the first do nothing.
+func (s *BidiStreamForClient[Req, Res]) CloseSend() error { return s.closeSend() }
 
 // Receive returns the next message from the server; io.EOF when the
 // handler returned nil, an *Error when it failed.
@@ -287,8 +388,14 @@ func (c *ClientStreamClient[Req, Res]) Call(ctx context.Context) (*ClientStreamF
 // after the last Send; Close from any goroutine.
 type ClientStreamForClient[Req, Res any] struct{ *clientStream }
 
-// Send marshals msg and sends it as one WebSocket message.
-func (s *ClientStreamForClient[Req, Res]) Send(msg *Req) error { return s.conn().Send(msg) }
+// Send marshals msg and sends it as one WebSocket message. After
+// CloseAndReceive it fails with CodeFailedPrecondition and sends nothing.
+func (s *ClientStreamForClient[Req, Res]) Send(msg *Req) error {
+	if s.halfClosed.Load() {
+		return s.sendClosed("CloseAndReceive")
+	}
+	return s.conn().Send(msg)
+}
 
 // CloseAndReceive tells the server the client has finished sending and
 // returns its response, or its error as an *Error. Either way the call is
@@ -296,7 +403,7 @@ func (s *ClientStreamForClient[Req, Res]) Send(msg *Req) error { return s.conn()
 func (s *ClientStreamForClient[Req, Res]) CloseAndReceive() (*Res, error) {
 	// However it returns, the call is over.
 	defer s.conn().release()
-	if err := s.conn().closeSend(); err != nil {
+	if err := s.closeSend(); err != nil {
 		// The server may have failed the call already: its close frame
 		// says why.
 		m := new(Res)
@@ -337,9 +444,17 @@ func (s *ClientStreamForClient[Req, Res]) ResponseHeader() http.Header { return 
 // Codec returns the negotiated codec.
 func (s *ClientStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn().codec }
 
-// Close abandons the call: the connection closes normally (1000) and the
-// server's Receive returns io.EOF. Safe to call more than once.
-func (s *ClientStreamForClient[Req, Res]) Close() error { return s.close(0, "") }
+// Close abandons the call. Before CloseAndReceive the connection closes
+// with canceled's close code (4001), so that the server's Receive returns
+// a CodeCanceled *Error, not the io.EOF of a finished upload: a handler
+// that reads to io.EOF and then commits never commits part of the input.
+// Safe to call more than once.
+func (s *ClientStreamForClient[Req, Res]) Close() error {
+	if !s.halfClosed.Load() {
+		return s.close(CodeCanceled, "the client abandoned the call")
+	}
+	return s.close(0, "")
+}
 
 // ServerStreamClient calls a server-streaming method, over WebSocket
 // (NewServerStreamClient) or SSE (NewSSEClient); the stream it returns is
@@ -410,6 +525,23 @@ func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// refusal translates an error of the sse client: a refused request (the
+// first or a reconnection) is built from the captured response like a
+// refused WebSocket handshake, so its code is the server's (Wsrpc-Code, or
+// the status).
+func (t *capture) refusal(err error) error {
+	var se *sse.StatusError
+	if errors.As(err, &se) {
+		t.mu.Lock()
+		resp, body := t.resp, t.body
+		t.mu.Unlock()
+		if resp != nil && resp.StatusCode == se.StatusCode {
+			return fromHTTPResponse(resp, body)
+		}
+	}
+	return wireError(err)
+}
+
 func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*ServerStreamForClient[Res], error) {
 	if c.c.setup != nil {
 		return nil, NewError(CodeInternal, c.c.setup)
@@ -463,14 +595,7 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 		opts.Header = hs.Request.Header
 		s, err := sse.Connect(ctx, hs.Request.URL.String(), &opts)
 		if err != nil {
-			capt.mu.Lock()
-			resp, body := capt.resp, capt.body
-			capt.mu.Unlock()
-			var se *sse.StatusError
-			if errors.As(err, &se) && resp != nil {
-				return ctx, fromHTTPResponse(resp, body)
-			}
-			return ctx, wireError(err)
+			return ctx, capt.refusal(err)
 		}
 		capt.mu.Lock()
 		hs.ResponseHeader = capt.resp.Header
@@ -492,7 +617,7 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 	if sctx == nil {
 		sctx = ctx
 	}
-	st := &sseClientStream{spec: c.c.spec, sess: sess, ctx: sctx, reqHeader: hs.Request.Header, respHeader: hs.ResponseHeader, onClose: c.c.cfg.onClose}
+	st := &sseClientStream{spec: c.c.spec, sess: sess, capt: capt, ctx: sctx, reqHeader: hs.Request.Header, respHeader: hs.ResponseHeader, onClose: c.c.cfg.onClose}
 	st.info = &ConnInfo{Spec: c.c.spec, Codec: codec.JSON, RequestHeader: hs.Request.Header, RemoteAddr: u.Host}
 	for _, fn := range c.c.cfg.onConnect {
 		fn(sctx, st.info)
@@ -507,6 +632,7 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 type sseClientStream struct {
 	spec       Spec
 	sess       *sse.Session
+	capt       *capture // what the server answered, for a refused reconnection
 	ctx        context.Context
 	reqHeader  http.Header
 	respHeader http.Header
@@ -524,7 +650,7 @@ func (s *sseClientStream) receive(m proto.Message) error {
 		ev, err := s.sess.Next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				err = wireError(err)
+				err = s.capt.refusal(err)
 			}
 			return s.finish(err, CloseInfo{Code: websocket.StatusAbnormalClosure, Err: err})
 		}
@@ -537,7 +663,10 @@ func (s *sseClientStream) receive(m proto.Message) error {
 		}
 		ok, err := decodeSSEEvent(ev, m)
 		if err != nil {
-			return Errorf(CodeInvalidArgument, "sse event %q (id %q): %w", ev.Type, ev.ID, err)
+			// As on a WebSocket, an event this side cannot decode ends
+			// the call.
+			e := Errorf(CodeInvalidArgument, "sse event %q (id %q): %w", ev.Type, ev.ID, err)
+			return s.finish(e, CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e})
 		}
 		if ok {
 			return nil

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,8 @@ import (
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
 // TestFinishedCallsReleased: a call that has ended for good (read to its
@@ -81,9 +85,31 @@ func TestFinishedCallsReleased(t *testing.T) {
 					return err
 				}
 			}
+			// After CloseSend a Send is refused, released or not.
+			if err := st.Send(&testingv1.EchoRequest{}); wsrpc.CodeOf(err) != wsrpc.CodeFailedPrecondition {
+				return errors.New("Send after CloseSend: " + errString(err) + ", want failed_precondition")
+			}
+			return nil
+		}},
+		{"bidi failed", func() error {
+			st, err := client.Echo(appCtx)
+			if err != nil {
+				return err
+			}
+			if err := st.Send(&testingv1.EchoRequest{Text: "fail"}); err != nil {
+				return err
+			}
+			var end error
+			for _, err := range st.All() {
+				end = err
+			}
+			var e *wsrpc.Error
+			if !errors.As(end, &e) || e.Message() != "asked to fail at 0" {
+				return errors.New("All ended with " + errString(end) + ", want the handler's error")
+			}
 			// Released, the stream still reports its end to a late Send.
-			if err := st.Send(&testingv1.EchoRequest{}); !errors.Is(err, io.EOF) {
-				return errors.New("Send after the end: " + errString(err) + ", want io.EOF")
+			if err := st.Send(&testingv1.EchoRequest{}); !errors.As(err, &e) || e.Message() != "asked to fail at 0" {
+				return errors.New("Send after the end: " + errString(err) + ", want the handler's error")
 			}
 			return nil
 		}},
@@ -154,4 +180,245 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// handlerBound bounds a wait for something a handler must see; only a
+// failing test waits it out.
+const handlerBound = 5 * time.Second
+
+// waitSeen returns what a handler reported on seen, failing after
+// handlerBound.
+func waitSeen[T any](t *testing.T, seen <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-seen:
+		return v
+	case <-time.After(handlerBound):
+		t.Fatalf("%v later, %s", handlerBound, what)
+		panic("unreachable")
+	}
+}
+
+// TestCancelledCallClosesConnection: ctx bounds the whole call
+// (BidiClient.Call), and a call read to its error has released its
+// connection (docs/codegen.md). Cancelling ctx while no Receive or Send
+// runs used to leave the WebSocket open for good (the runtime watches a
+// context only during a read or write), so the handler waited in Receive
+// forever and a later Close returned nil without closing anything. Now
+// the connection closes at once with canceled's close code (4001, in the
+// application range of RFC 6455 §7.4.2): the handler's Receive reports
+// CodeCanceled, and a server stream's context is cancelled.
+func TestCancelledCallClosesConnection(t *testing.T) {
+	seen := make(chan error, 1)
+	mux := http.NewServeMux()
+	mux.Handle("/t/Echo", wsrpc.NewBidiHandler("/t/Echo", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		for r, err := range s.All() {
+			if err != nil {
+				seen <- err
+				return err
+			}
+			if err := s.Send(&testingv1.EchoResponse{Text: r.GetText()}); err != nil {
+				seen <- err
+				return err
+			}
+		}
+		seen <- io.EOF
+		return nil
+	}))
+	mux.Handle("/t/Sum", wsrpc.NewClientStreamHandler("/t/Sum", func(ctx context.Context, s *wsrpc.ClientStream[testingv1.SumRequest]) (*testingv1.SumResponse, error) {
+		for _, err := range s.All() {
+			if err != nil {
+				seen <- err
+				return nil, err
+			}
+		}
+		seen <- io.EOF
+		return &testingv1.SumResponse{}, nil
+	}))
+	mux.Handle("/t/Count", wsrpc.NewServerStreamHandler("/t/Count", func(ctx context.Context, _ *testingv1.CountRequest, s *wsrpc.ServerStream[testingv1.CountResponse]) error {
+		// The client may have read the message and left before Send
+		// returns, which then reports the cancellation: what counts here
+		// is ctx.
+		_ = s.Send(&testingv1.CountResponse{N: 1})
+		<-ctx.Done()
+		seen <- ctx.Err()
+		return ctx.Err()
+	}))
+	base := newServer(t, mux)
+	wantCanceled := func(t *testing.T, what string, err error) {
+		t.Helper()
+		if wsrpc.CodeOf(err) != wsrpc.CodeCanceled {
+			t.Fatalf("%s = %v, want canceled", what, err)
+		}
+	}
+
+	t.Run("bidi", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(testContext(t))
+		st, err := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, base+"/t/Echo", "/t/Echo").Call(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&testingv1.EchoRequest{Text: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		cancel() // between two Receives
+		_, err = st.Receive()
+		wantCanceled(t, "Receive after cancel", err)
+		wantCanceled(t, "the handler's Receive", waitSeen(t, seen, "the handler's Receive has not seen the client leave"))
+		if err := st.Close(); err != nil {
+			t.Fatalf("Close after the end = %v", err)
+		}
+	})
+
+	t.Run("client stream", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(testContext(t))
+		st, err := wsrpc.NewClientStreamClient[testingv1.SumRequest, testingv1.SumResponse](nil, base+"/t/Sum", "/t/Sum").Call(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&testingv1.SumRequest{N: 1}); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		_, err = st.CloseAndReceive()
+		wantCanceled(t, "CloseAndReceive after cancel", err)
+		wantCanceled(t, "the handler's Receive", waitSeen(t, seen, "the handler's Receive has not seen the client leave"))
+	})
+
+	t.Run("server stream", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(testContext(t))
+		st, err := wsrpc.NewServerStreamClient[testingv1.CountRequest, testingv1.CountResponse](nil, base+"/t/Count", "/t/Count").Call(ctx, &testingv1.CountRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		cancel() // and no Receive runs to notice
+		if err := waitSeen(t, seen, "the handler's context is live"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("the handler's ctx = %v", err)
+		}
+		_, err = st.Receive()
+		wantCanceled(t, "Receive after cancel", err)
+	})
+}
+
+// TestCodecErrorEndsCall: a message the client cannot decode ends the
+// call (All yields invalid_argument last), so the connection is released
+// like any other end: it closes with invalid_argument's close code (4003)
+// and the codec's error as the reason, and the handler's Receive reports
+// it. The connection and the handler used to live on until Close, which
+// the docs say a call read to its error does not need.
+func TestCodecErrorEndsCall(t *testing.T) {
+	seen := make(chan error, 1)
+	h := wsrpc.NewBidiHandler("/t/Bad", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		// Not valid protobuf: say, a message of another schema version.
+		if err := s.WebSocket().Write(ctx, websocket.MessageBinary, []byte{0xff, 0xff, 0xff}); err != nil {
+			return err
+		}
+		for _, err := range s.All() {
+			if err != nil {
+				seen <- err
+				return err
+			}
+		}
+		seen <- io.EOF
+		return nil
+	})
+	base := newServer(t, h)
+	st, err := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, base+"/t/Bad", "/t/Bad", wsrpc.WithCodecs(codec.Proto)).Call(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last error
+	for _, err := range st.All() {
+		last = err
+	}
+	if wsrpc.CodeOf(last) != wsrpc.CodeInvalidArgument {
+		t.Fatalf("All ended with %v, want invalid_argument", last)
+	}
+	got := waitSeen(t, seen, "the handler still waits in Receive: the connection was left open")
+	var e *wsrpc.Error
+	if !errors.As(got, &e) || e.Code() != wsrpc.CodeInvalidArgument || !strings.Contains(e.Message(), "unmarshal") {
+		t.Fatalf("the handler's Receive = %v, want invalid_argument with the codec's error", got)
+	}
+}
+
+// TestSendAfterHalfClose: after CloseSend (CloseAndReceive for a client
+// stream) the server's Receive has returned io.EOF for good, so a Send
+// is refused with CodeFailedPrecondition and nothing is written. It used
+// to return nil while the message was dropped unread.
+func TestSendAfterHalfClose(t *testing.T) {
+	client := testingv1wsrpc.NewStreamServiceClient(nil, serve(t))
+	ctx := testContext(t)
+
+	t.Run("bidi", func(t *testing.T) {
+		st, err := client.Echo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		err = st.Send(&testingv1.EchoRequest{Text: "after CloseSend"})
+		if wsrpc.CodeOf(err) != wsrpc.CodeFailedPrecondition {
+			t.Fatalf("Send after CloseSend = %v, want failed_precondition", err)
+		}
+		if m, err := st.Receive(); !errors.Is(err, io.EOF) {
+			t.Fatalf("Receive = %v, %v, want io.EOF", m, err)
+		}
+	})
+
+	t.Run("client stream", func(t *testing.T) {
+		st, err := client.Sum(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&testingv1.SumRequest{N: 2}); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := st.CloseAndReceive(); err != nil || res.GetTotal() != 2 {
+			t.Fatalf("CloseAndReceive = %v, %v", res, err)
+		}
+		if err := st.Send(&testingv1.SumRequest{N: 1}); wsrpc.CodeOf(err) != wsrpc.CodeFailedPrecondition {
+			t.Fatalf("Send after CloseAndReceive = %v, want failed_precondition", err)
+		}
+	})
+}
+
+// TestClientStreamCloseCancelsUpload: a client stream abandoned with Close
+// before CloseAndReceive closes with canceled's close code (4001), so the
+// handler's Receive returns a CodeCanceled *Error. It used to close with
+// 1000, which the handler's Receive reads as io.EOF, exactly as the end
+// of a finished upload: a handler that commits at io.EOF committed part
+// of the input.
+func TestClientStreamCloseCancelsUpload(t *testing.T) {
+	seen := make(chan error, 1)
+	h := wsrpc.NewClientStreamHandler("/t/Upload", func(ctx context.Context, s *wsrpc.ClientStream[testingv1.SumRequest]) (*testingv1.SumResponse, error) {
+		for _, err := range s.All() {
+			if err != nil {
+				seen <- err
+				return nil, err
+			}
+		}
+		seen <- io.EOF // would commit here
+		return &testingv1.SumResponse{}, nil
+	})
+	base := newServer(t, h)
+	st, err := wsrpc.NewClientStreamClient[testingv1.SumRequest, testingv1.SumResponse](nil, base+"/t/Upload", "/t/Upload").Call(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&testingv1.SumRequest{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitSeen(t, seen, "the handler has not seen the client leave"); wsrpc.CodeOf(got) != wsrpc.CodeCanceled {
+		t.Fatalf("the handler's Receive after the client's Close = %v, want canceled", got)
+	}
 }

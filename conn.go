@@ -35,9 +35,11 @@ func asMessage(msg any) (proto.Message, error) {
 //
 // Concurrency: Send from any goroutine (the runtime serialises writes);
 // Receive from one goroutine at a time (rbuf and recvDone are its own);
-// closeWith and the close bookkeeping are guarded by mu; released is
-// atomic because release runs on the receiving goroutine while others may
-// be in Send.
+// closeWith, abort and the close bookkeeping are guarded by mu (watch too:
+// a handler's Receive may start the watcher on another goroutine than the
+// one that waits for it); released is atomic because release runs on the
+// receiving goroutine while others may be in Send; unwatch is set before
+// the connection is shared.
 type wsConn struct {
 	spec       Spec
 	codec      codec.Codec
@@ -49,15 +51,18 @@ type wsConn struct {
 	respHeader http.Header
 	info       *ConnInfo
 	onClose    []func(context.Context, *ConnInfo, CloseInfo)
+	// unwatch stops the client's watch on the call's context (see
+	// watchCall); nil on a server.
+	unwatch func() bool
 
 	rbuf     []byte
 	recvDone bool
 
 	mu        sync.Mutex
-	closed    bool       // a close frame was sent or received
+	closed    bool       // the end is recorded; the socket is closed or closing
 	closeInfo CloseInfo  // how the stream ended
 	hooked    bool       // onClose hooks have run
-	watch     chan error // closed when the peer watcher exits (server streams)
+	watch     chan error // closed when the peer watcher exits (server side)
 
 	released atomic.Bool // release cancelled ctx after the stream ended
 }
@@ -123,6 +128,12 @@ func (c *wsConn) Receive(msg any) error {
 	}
 	if typ == websocket.MessageText && len(data) == 0 {
 		c.recvDone = true
+		if !c.spec.IsClient {
+			// Half-closed: nothing would read the connection any more,
+			// so the client's close frame would go unanswered (its Close
+			// waiting out the close timeout) and ctx would live on.
+			c.watchPeer()
+		}
 		return io.EOF
 	}
 	if err := c.codec.Unmarshal(data, m); err != nil {
@@ -195,14 +206,49 @@ func (c *wsConn) writeErr(err error) error {
 	return c.transportErr(err)
 }
 
-// release cancels ctx once a client's call has ended for good. The
-// runtime watches the context of each read and write with
-// context.AfterFunc, and ctx is a child of the caller's: until it is
-// cancelled, the caller's context (often long-lived: a server's base
-// context, signal.NotifyContext) keeps the finished connection reachable.
+// release cancels ctx once a client's call has ended for good, and leaves
+// the socket closed whatever ended the call. The runtime watches the
+// context of each read and write with context.AfterFunc, and ctx is a
+// child of the caller's: until it is cancelled, the caller's context
+// (often long-lived: a server's base context, signal.NotifyContext) keeps
+// the finished connection reachable.
 func (c *wsConn) release() {
 	c.released.Store(true)
+	c.detach()
+	c.mu.Lock()
+	open := !c.closed
+	c.mu.Unlock()
+	if open {
+		// Every path that ends a call records its end (and closes) first;
+		// this is the backstop, so that no ended call keeps its socket.
+		c.abort(Errorf(CodeCanceled, "%s: the client ended the call", c.spec.Procedure))
+	}
+}
+
+// watchCall ties a client's connection to the call's context: when ctx
+// ends, the connection closes at once with canceled's close code (4001;
+// 4004 for a deadline), whether or not a Receive or Send is running to
+// notice, so that the server's handler learns the client left and why.
+// The runtime closes the socket itself, without a close frame, if a read
+// or write is in progress then. release and detach stop the watch, so a
+// long-lived ctx does not keep finished calls reachable.
+func (c *wsConn) watchCall(ctx context.Context) {
+	c.unwatch = context.AfterFunc(ctx, func() { c.abort(ctx.Err()) })
+}
+
+// detach stops watching the call's context and cancels ctx.
+func (c *wsConn) detach() {
+	if c.unwatch != nil {
+		c.unwatch()
+	}
 	c.cancel()
+}
+
+// discard closes a connection the call never used (a reconnection that
+// lost a race with Close, or failed to resend the request).
+func (c *wsConn) discard() {
+	_ = c.ws.CloseNow()
+	c.detach()
 }
 
 // closeWith closes the stream with the code and reason for err (1000 for
@@ -244,14 +290,43 @@ func closeWS(ws *websocket.Conn, code websocket.StatusCode, reason string) error
 	return err
 }
 
-// ended records a failure that ended the stream without a close frame.
+// abort closes the stream with err's close code and reason unless it is
+// closed already, without making the caller wait for the peer's answer:
+// the close frame goes out and the closing handshake finishes on a
+// goroutine of its own, bounded by the close timeout (RFC 6455 §7.1.1:
+// the client waits for the server to close the TCP connection first; a
+// close right after the frame could reset it, losing the frame, when
+// input is still unread).
+func (c *wsConn) abort(err error) {
+	e := asError(err)
+	code, reason := e.code.CloseCode(), websocket.CloseReason(e.msg)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.closeInfo = CloseInfo{Code: code, Reason: reason, Err: e}
+	c.mu.Unlock()
+	go closeWS(c.ws, code, reason)
+}
+
+// ended records a failure that ended the stream without a close frame,
+// and closes the socket: a read that failed on the call's context left it
+// open, and it closes with the context's code so that the server learns
+// why (see watchCall); any other failure has closed it already.
 func (c *wsConn) ended(err error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		c.abort(wireError(err))
+		return
+	}
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
 		c.closeInfo = CloseInfo{Code: websocket.StatusAbnormalClosure, Err: wireError(err)}
 	}
 	c.mu.Unlock()
+	_ = c.ws.CloseNow()
 }
 
 // runOnClose calls the onClose hooks once.
@@ -272,15 +347,27 @@ func (c *wsConn) runOnClose() {
 	}
 }
 
-// watchPeer reads the connection for the rest of a server-streaming call,
-// where the client sends nothing after its request: it answers pings,
-// notices the client's close (cancelling the stream's context), and fails
-// the stream if the client sends another message.
+// watchPeer reads the connection for the rest of a call where the client
+// sends nothing more: after the request of a server-streaming call, after
+// the end-of-stream marker of the others. It answers pings, notices the
+// client's close (cancelling the stream's context), and fails the stream
+// if the client sends another message.
 func (c *wsConn) watchPeer() {
 	c.recvDone = true
-	c.watch = make(chan error)
+	c.mu.Lock()
+	if c.watch != nil {
+		c.mu.Unlock()
+		return
+	}
+	watch := make(chan error)
+	c.watch = watch
+	c.mu.Unlock()
+	extra := "%s is server-streaming: the client sends one request only"
+	if c.spec.StreamType != StreamTypeServer {
+		extra = "%s: the client sent a message after its end-of-stream marker"
+	}
 	go func() {
-		defer close(c.watch)
+		defer close(watch)
 		defer c.cancel()
 		for {
 			typ, data, err := c.ws.Read(c.ctx)
@@ -291,15 +378,18 @@ func (c *wsConn) watchPeer() {
 			if typ == websocket.MessageText && len(data) == 0 {
 				continue // an end-of-stream marker: the client was done anyway
 			}
-			_ = c.closeWith(Errorf(CodeInvalidArgument, "%s is server-streaming: the client sends one request only", c.spec.Procedure))
+			_ = c.closeWith(Errorf(CodeInvalidArgument, extra, c.spec.Procedure))
 			return
 		}
 	}()
 }
 
 func (c *wsConn) waitWatcher() {
-	if c.watch != nil {
-		<-c.watch
+	c.mu.Lock()
+	watch := c.watch
+	c.mu.Unlock()
+	if watch != nil {
+		<-watch
 	}
 }
 

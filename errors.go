@@ -58,7 +58,9 @@ import (
 // unsupported data and 1007 invalid payload → CodeInvalidArgument; 1008
 // policy violation → CodePermissionDenied; 1009 message too big →
 // CodeResourceExhausted; 1002 protocol error, 1010 and 1011 →
-// CodeInternal; any other code → CodeUnknown. An HTTP status without a
+// CodeInternal; any other code → CodeUnknown. A connection this side
+// failed because a pong did not come back in time (1011 on the wire) is
+// a lost connection: CodeUnavailable. An HTTP status without a
 // Wsrpc-Code header maps back by the table (the first row other than
 // unknown wins, so 500 is CodeInternal, 409 CodeAlreadyExists and 400
 // CodeInvalidArgument), 415 to
@@ -314,6 +316,11 @@ func wireError(err error) error {
 		return NewError(CodeCanceled, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return NewError(CodeDeadlineExceeded, err)
+	case errors.Is(err, websocket.ErrPongTimeout):
+		// The runtime fails the connection with 1011 when no pong comes
+		// back, but the peer broke no rule: the path to it is gone. A
+		// lost connection, retried by WithReconnect like any other.
+		return NewError(CodeUnavailable, err)
 	}
 	// This side failed the connection over what the peer sent (RFC 6455
 	// §7.1.7; an oversized message is 1009, resource exhausted): the code

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
@@ -298,6 +299,56 @@ func TestServerStreamClientGoesAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("handler ctx = %v", err)
+	}
+}
+
+// TestHalfClosedBidiClientGoesAway: after the client's CloseSend the
+// handler's Receive has returned io.EOF and the handler only sends (the
+// long answer to a finished request). Nothing read the connection any
+// more, so the client's close frame went unread: its Close waited out the
+// close timeout (5 s) and failed, and the handler's context lived on. The
+// end-of-stream marker now starts the reader server streams have, which
+// answers the close (RFC 6455 §5.5.1) and cancels the context.
+func TestHalfClosedBidiClientGoesAway(t *testing.T) {
+	ended := make(chan error, 1)
+	h := wsrpc.NewBidiHandler("/t/Half", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		for _, err := range s.All() {
+			if err != nil {
+				return err
+			}
+		}
+		for i := int64(0); ctx.Err() == nil; i++ {
+			if s.Send(&testingv1.EchoResponse{Seq: i}) != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * handlerBound):
+		}
+		ended <- ctx.Err()
+		return ctx.Err()
+	})
+	c := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, newServer(t, h)+"/t/Half", "/t/Half")
+	st, err := c.Call(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Receive(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close of a half-closed stream = %v", err)
+	}
+	if err := waitSeen(t, ended, "the handler's context is live"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("handler ctx = %v", err)
 	}
 }

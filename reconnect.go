@@ -46,7 +46,9 @@ type ReconnectPolicy struct {
 // (going away, as Tracker.Shutdown sends), 1012 or 1013. A normal end, a
 // handler's error (even CodeUnavailable: that is the application's
 // answer), a refusal other than 503, Close, CloseSend and the call's
-// context end the call as without this option. MaxAttempts bounds the
+// context end the call as without this option; a CloseSend made while
+// the call is reconnecting carries over to the new connection (see
+// BidiStreamForClient.CloseSend). MaxAttempts bounds the
 // consecutive failed attempts; a successful one starts the count and the
 // backoff again.
 //
@@ -83,16 +85,15 @@ func WithReconnect(policy ReconnectPolicy) Option {
 
 // redialer reconnects one call.
 //
-// Concurrency: reconnect runs on the receiving goroutine; stop,
-// halfClosed and cancel are safe from any.
+// Concurrency: reconnect runs on the receiving goroutine; stop and cancel
+// are safe from any (the clientStream stops under its mu; see swap).
 type redialer struct {
-	c          *caller
-	policy     *ReconnectPolicy
-	ctx        context.Context // the call's, cancelled by stop
-	cancel     context.CancelFunc
-	req        any // a server-streaming call's request, sent again
-	stopped    atomic.Bool
-	halfClosed atomic.Bool
+	c       *caller
+	policy  *ReconnectPolicy
+	ctx     context.Context // the call's, cancelled by stop
+	cancel  context.CancelFunc
+	req     any // a server-streaming call's request, sent again
+	stopped atomic.Bool
 }
 
 // redialer returns the call's redialer, or nil without WithReconnect.
@@ -108,7 +109,7 @@ func (c *caller) redialer(ctx context.Context, req any) *redialer {
 func (r *redialer) stop() { r.stopped.Store(true) }
 
 func (r *redialer) retryable(err error) bool {
-	if r.stopped.Load() || r.halfClosed.Load() || r.ctx.Err() != nil {
+	if r.stopped.Load() || r.ctx.Err() != nil {
 		return false
 	}
 	// A handler that failed with CodeUnavailable closed with 4014: that is
@@ -138,13 +139,8 @@ func (r *redialer) reconnect(s *clientStream, lost error) error {
 			delay = r.policy.MaxDelay
 		}
 		conn, err := r.dial()
-		if err == nil && r.stopped.Load() {
-			conn.ws.CloseNow()
-			conn.cancel()
+		if err == nil && !s.swap(conn) {
 			return last
-		}
-		if err == nil {
-			s.cur.Store(conn)
 		}
 		if fn := r.policy.OnReconnect; fn != nil {
 			fn(attempt, err)
@@ -169,8 +165,7 @@ func (r *redialer) dial() (*wsConn, error) {
 	}
 	if r.req != nil {
 		if err := conn.Send(r.req); err != nil {
-			conn.ws.CloseNow()
-			conn.cancel()
+			conn.discard()
 			return nil, err
 		}
 	}

@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
 	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
 // restartable serves the golden StreamService on one address that can
@@ -156,6 +159,194 @@ func TestReconnectAcrossRestart(t *testing.T) {
 	}
 	srv.stop()
 	hc.CloseIdleConnections()
+}
+
+// blackhole forwards TCP connections to target; dark makes every
+// connection open at that moment stop forwarding in both directions (a
+// path that goes dark: no FIN, no RST), while new connections work.
+type blackhole struct {
+	addr  string
+	mu    sync.Mutex
+	dark  []*atomic.Bool
+	conns []net.Conn
+}
+
+func newBlackhole(t *testing.T, target string) *blackhole {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackhole{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			dark := new(atomic.Bool)
+			b.mu.Lock()
+			b.dark = append(b.dark, dark)
+			b.conns = append(b.conns, c, s)
+			b.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := src.Read(buf)
+					if dark.Load() {
+						if err != nil {
+							return
+						}
+						continue
+					}
+					if n > 0 {
+						if _, err := dst.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						dst.Close()
+						return
+					}
+				}
+			}
+			go pipe(s, c)
+			go pipe(c, s)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, c := range b.conns {
+			c.Close()
+		}
+	})
+	return b
+}
+
+func (b *blackhole) goDark() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, d := range b.dark {
+		d.Store(true)
+	}
+}
+
+// TestReconnectAfterMissedPong: a path that goes dark is found by the
+// keepalive: no pong comes back, and the runtime fails the connection
+// with 1011 and ErrPongTimeout (RFC 6455 §5.5.2-3 leave the timeout to
+// the endpoint). That is a lost connection, which WithReconnect retries
+// (its doc and docs/reliability.md list "a missed pong"); it used to map
+// to CodeInternal, like a peer's 1011, and end the call.
+func TestReconnectAfterMissedPong(t *testing.T) {
+	u, err := url.Parse(serve(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bh := newBlackhole(t, u.Host)
+	var stream *wsrpc.BidiStreamForClient[testingv1.EchoRequest, testingv1.EchoResponse]
+	policy := wsrpc.ReconnectPolicy{InitialDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond,
+		OnReconnect: func(_ int, err error) {
+			if err == nil {
+				if serr := stream.Send(&testingv1.EchoRequest{Text: "resumed"}); serr != nil {
+					t.Errorf("send after reconnect: %v", serr)
+				}
+			}
+		}}
+	client := testingv1wsrpc.NewStreamServiceClient(nil, "http://"+bh.addr,
+		wsrpc.WithDialOptions(&websocket.DialOptions{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond}),
+		wsrpc.WithReconnect(policy))
+	stream, err = client.Echo(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	if err := stream.Send(&testingv1.EchoRequest{Text: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := stream.Receive(); err != nil || res.GetText() != "first" {
+		t.Fatalf("first echo: %v %v", res, err)
+	}
+	bh.goDark()
+	if res, err := stream.Receive(); err != nil || res.GetText() != "resumed" {
+		t.Fatalf("after the path went dark: %v, %v (code %v); want the echo on a new connection", res, err, wsrpc.CodeOf(err))
+	}
+}
+
+// TestCloseSendWhileReconnecting: a CloseSend made while the call is
+// reconnecting (its connection lost, Receive waiting out the backoff or
+// dialling) carries over: it returns nil, and the new connection gets the
+// end-of-stream marker as soon as it opens, so the handler's Receive
+// returns io.EOF and the client's All ends. CloseSend used to fail on the
+// dead connection while the call reconnected anyway, and a client
+// draining All for its io.EOF waited forever.
+func TestCloseSendWhileReconnecting(t *testing.T) {
+	var conns atomic.Int64
+	h := wsrpc.NewBidiHandler("/t/E", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		if conns.Add(1) == 1 {
+			// The first connection goes away, as in a restart.
+			return s.WebSocket().Close(websocket.StatusGoingAway, "restarting")
+		}
+		for _, err := range s.All() {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// The second handshake waits until CloseSend has returned, so that
+	// CloseSend certainly lands while the call is reconnecting.
+	var dials atomic.Int64
+	gate := make(chan struct{})
+	base := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dials.Add(1) == 2 {
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	lost := make(chan struct{})
+	var once sync.Once
+	c := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, base+"/t/E", "/t/E",
+		wsrpc.WithOnClose(func(context.Context, *wsrpc.ConnInfo, wsrpc.CloseInfo) { once.Do(func() { close(lost) }) }),
+		wsrpc.WithReconnect(wsrpc.ReconnectPolicy{InitialDelay: 10 * time.Millisecond, MaxDelay: 10 * time.Millisecond}))
+	st, err := c.Call(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	done := make(chan error, 1)
+	go func() {
+		for _, err := range st.All() {
+			if err != nil {
+				done <- err
+				return
+			}
+			done <- errors.New("a message arrived")
+			return
+		}
+		done <- io.EOF
+	}()
+	<-lost // the client has read the 1001
+	if err := st.CloseSend(); err != nil {
+		t.Errorf("CloseSend while reconnecting = %v, want nil", err)
+	}
+	close(gate)
+	if err := waitSeen(t, done, "All has not ended: the new connection never got the end-of-stream marker"); !errors.Is(err, io.EOF) {
+		t.Fatalf("All ended with %v, want io.EOF", err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
 }
 
 // holdingCount sends 1..count, then fails with fail_code if fail_at is

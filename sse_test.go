@@ -1,13 +1,18 @@
 package wsrpc_test
 
 import (
+	"context"
+	"errors"
 	"net/url"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/runtime/sse"
 )
 
 // TestSSERequestForms pins both query forms of options.proto's SSERule.
@@ -84,5 +89,84 @@ func TestSSEEventShapes(t *testing.T) {
 	}
 	if _, err := wsrpc.NewSSEEvent(&testingv1.WatchResponse{}, ""); wsrpc.CodeOf(err) != wsrpc.CodeInternal {
 		t.Fatalf("no case: %v", err)
+	}
+}
+
+// TestSSERefusedReconnectionCode: a typed SSE stream reconnects on its
+// own (Last-Event-ID); when the server refuses the reconnection (here 401
+// with Wsrpc-Code unauthenticated: an expired token), Receive reports the
+// server's code, as Call does for a refused first request. It used to
+// report CodeUnavailable: the *sse.StatusError went through the mapping
+// for transport errors instead of the captured response.
+func TestSSERefusedReconnectionCode(t *testing.T) {
+	var calls atomic.Int64
+	refuseSecond := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			if calls.Add(1) > 1 {
+				return ctx, wsrpc.Errorf(wsrpc.CodeUnauthenticated, "token expired")
+			}
+			// A maximum stream duration: the stream ends without
+			// wsrpc.end, so the client reconnects.
+			ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			context.AfterFunc(ctx, cancel)
+			return next(ctx, hs)
+		}
+	})
+	h := wsrpc.NewSSEHandler("/t/W", func(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		if err := s.Send(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: "hi"}}); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}, wsrpc.WithInterceptors(refuseSecond))
+	c := wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](nil, newServer(t, h)+"/t/W", "/t/W",
+		wsrpc.WithSSEClientOptions(&sse.ClientOptions{ReconnectionTime: 10 * time.Millisecond}))
+	st, err := c.Call(testContext(t), &testingv1.WatchRequest{Room: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if m, err := st.Receive(); err != nil || m.GetNote() != "hi" {
+		t.Fatalf("first Receive = %v %v", m, err)
+	}
+	_, err = st.Receive()
+	if calls.Load() < 2 {
+		t.Fatalf("no reconnection happened (Receive = %v)", err)
+	}
+	wantCode(t, err, wsrpc.CodeUnauthenticated, "token expired")
+}
+
+// TestSSEUndecodableEventEndsCall: as on a WebSocket, an event the client
+// cannot decode ends the call: Receive reports invalid_argument, the
+// response body is closed (the handler's context ends), and a later
+// Receive reports the same error. The stream used to stay open.
+func TestSSEUndecodableEventEndsCall(t *testing.T) {
+	ended := make(chan error, 1)
+	h := wsrpc.NewSSEHandler("/t/W", func(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		// "level" is an int64: a string of letters is not one.
+		if err := s.SSE().Send(sse.Event{Type: "level", Data: `"high"`}); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * handlerBound):
+		}
+		ended <- ctx.Err()
+		return ctx.Err()
+	})
+	c := wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](nil, newServer(t, h)+"/t/W", "/t/W")
+	st, err := c.Call(testContext(t), &testingv1.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Receive()
+	if wsrpc.CodeOf(err) != wsrpc.CodeInvalidArgument {
+		t.Fatalf("Receive = %v, want invalid_argument", err)
+	}
+	if _, again := st.Receive(); again != err {
+		t.Fatalf("Receive after the error = %v, want %v again", again, err)
+	}
+	if got := waitSeen(t, ended, "the handler's context is live: the stream was left open"); !errors.Is(got, context.Canceled) {
+		t.Fatalf("handler ctx = %v", got)
 	}
 }

@@ -57,6 +57,16 @@ func closeStream(raw serverConn, code Code, reason string) error {
 // WebSocket: the handler receives the client's messages and sends its own,
 // independently.
 //
+// The handler learns that the client left through Receive, which returns
+// the client's close as an error (io.EOF for a normal closure): control
+// frames, the close among them, are read by whoever reads the connection
+// (RFC 6455 §5.5), so while the handler reads nothing the client's close
+// goes unanswered and ctx stays live. A handler that stops reading before
+// the client has finished sending (it only sends, or waits on ctx) should
+// keep a Receive pending on another goroutine. Once Receive has returned
+// io.EOF after the client's CloseSend, the stream reads on by itself: the
+// client's close is answered and ctx cancelled.
+//
 // Concurrency: one goroutine at a time may Receive (or range over All);
 // any number may Send. Close may be called from any goroutine.
 type BidiStream[Req, Res any] struct {
