@@ -45,11 +45,13 @@ type ReconnectPolicy struct {
 // is lost: a transport failure, a missed pong, or a close with 1001
 // (going away, as Tracker.Shutdown sends), 1012 or 1013. A normal end, a
 // handler's error (even CodeUnavailable: that is the application's
-// answer), a refusal other than 503, Close, CloseSend and the call's
-// context end the call as without this option; a CloseSend made while
-// the call is reconnecting carries over to the new connection (see
-// BidiStreamForClient.CloseSend). MaxAttempts bounds the
-// consecutive failed attempts; a successful one starts the count and the
+// answer), a refusal that is not unavailable (503, or a 502 or other
+// 5xx without a code of its own, unless a Wsrpc-Code header says
+// otherwise), Close, CloseSend and the call's context end the call as
+// without this option; a CloseSend made while the call is reconnecting
+// carries over to the new connection (see BidiStreamForClient.CloseSend).
+// MaxAttempts bounds the consecutive failed attempts; a successful one
+// starts the count and the
 // backoff again.
 //
 // A reconnection is a new call on a new connection, driven by Receive: a
