@@ -51,8 +51,7 @@ type ReconnectPolicy struct {
 // without this option; a CloseSend made while the call is reconnecting
 // carries over to the new connection (see BidiStreamForClient.CloseSend).
 // MaxAttempts bounds the consecutive failed attempts; a successful one
-// starts the count and the
-// backoff again.
+// starts the count and the backoff again.
 //
 // A reconnection is a new call on a new connection, driven by Receive: a
 // server-streaming call sends its request again, and the handler starts
