@@ -238,11 +238,14 @@ func (s *clientStream) sentEOS(conn *wsConn, err error) {
 	s.mu.Unlock()
 }
 
-// sendClosed is Send's error after the half-close: the server's Receive
-// has returned io.EOF for good, so a message sent now would be dropped
-// unread.
-func (s *clientStream) sendClosed(after string) error {
-	return Errorf(CodeFailedPrecondition, "%s: send after %s", s.conn().spec.Procedure, after)
+// send sends msg on the call's connection, or fails after the half-close
+// (made by the method named halfClose): the server's Receive has returned
+// io.EOF for good, so a message sent now would be dropped unread.
+func (s *clientStream) send(msg any, halfClose string) error {
+	if s.halfClosed.Load() {
+		return Errorf(CodeFailedPrecondition, "%s: send after %s", s.conn().spec.Procedure, halfClose)
+	}
+	return s.conn().Send(msg)
 }
 
 func isCodecErr(err error) bool {
@@ -312,12 +315,7 @@ type BidiStreamForClient[Req, Res any] struct{ *clientStream }
 // Send marshals msg and sends it as one WebSocket message. After
 // CloseSend it fails with CodeFailedPrecondition and sends nothing: the
 // server's Receive has returned io.EOF for good.
-func (s *BidiStreamForClient[Req, Res]) Send(msg *Req) error {
-	if s.halfClosed.Load() {
-		return s.sendClosed("CloseSend")
-	}
-	return s.conn().Send(msg)
-}
+func (s *BidiStreamForClient[Req, Res]) Send(msg *Req) error { return s.send(msg, "CloseSend") }
 
 // CloseSend tells the server the client has finished sending (its Receive
 // returns io.EOF); the client may go on receiving, and Send fails from now
@@ -391,10 +389,7 @@ type ClientStreamForClient[Req, Res any] struct{ *clientStream }
 // Send marshals msg and sends it as one WebSocket message. After
 // CloseAndReceive it fails with CodeFailedPrecondition and sends nothing.
 func (s *ClientStreamForClient[Req, Res]) Send(msg *Req) error {
-	if s.halfClosed.Load() {
-		return s.sendClosed("CloseAndReceive")
-	}
-	return s.conn().Send(msg)
+	return s.send(msg, "CloseAndReceive")
 }
 
 // CloseAndReceive tells the server the client has finished sending and

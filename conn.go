@@ -254,25 +254,38 @@ func (c *wsConn) discard() {
 // closeWith closes the stream with the code and reason for err (1000 for
 // nil) unless it is closed already, and records how it ended.
 func (c *wsConn) closeWith(err error) error {
-	code, reason := websocket.StatusNormalClosure, ""
-	var werr error
-	if err != nil {
-		e := asError(err)
-		code, reason, werr = e.code.CloseCode(), websocket.CloseReason(e.msg), e
-	}
+	code, reason, werr := closeFor(err)
 	return c.closeCode(code, reason, werr)
 }
 
+// closeFor is the close code and reason that tell the peer err (1000 for
+// nil), and the error the stream records.
+func closeFor(err error) (websocket.StatusCode, string, error) {
+	if err == nil {
+		return websocket.StatusNormalClosure, "", nil
+	}
+	e := asError(err)
+	return e.code.CloseCode(), websocket.CloseReason(e.msg), e
+}
+
 func (c *wsConn) closeCode(code websocket.StatusCode, reason string, err error) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.markClosed(CloseInfo{Code: code, Reason: reason, Err: err}) {
 		return nil
 	}
-	c.closed = true
-	c.closeInfo = CloseInfo{Code: code, Reason: reason, Err: err}
-	c.mu.Unlock()
 	return closeWS(c.ws, code, reason)
+}
+
+// markClosed records how the stream ended unless that is recorded
+// already; it reports whether this call recorded it (and so closes).
+func (c *wsConn) markClosed(ci CloseInfo) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.closed = true
+	c.closeInfo = ci
+	return true
 }
 
 // closeWS runs the closing handshake with code and reason. If Close fails
@@ -298,17 +311,10 @@ func closeWS(ws *websocket.Conn, code websocket.StatusCode, reason string) error
 // close right after the frame could reset it, losing the frame, when
 // input is still unread).
 func (c *wsConn) abort(err error) {
-	e := asError(err)
-	code, reason := e.code.CloseCode(), websocket.CloseReason(e.msg)
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
+	code, reason, werr := closeFor(err)
+	if c.markClosed(CloseInfo{Code: code, Reason: reason, Err: werr}) {
+		go closeWS(c.ws, code, reason)
 	}
-	c.closed = true
-	c.closeInfo = CloseInfo{Code: code, Reason: reason, Err: e}
-	c.mu.Unlock()
-	go closeWS(c.ws, code, reason)
 }
 
 // ended records a failure that ended the stream without a close frame,
@@ -320,12 +326,7 @@ func (c *wsConn) ended(err error) {
 		c.abort(wireError(err))
 		return
 	}
-	c.mu.Lock()
-	if !c.closed {
-		c.closed = true
-		c.closeInfo = CloseInfo{Code: websocket.StatusAbnormalClosure, Err: wireError(err)}
-	}
-	c.mu.Unlock()
+	c.markClosed(CloseInfo{Code: websocket.StatusAbnormalClosure, Err: wireError(err)})
 	_ = c.ws.CloseNow()
 }
 
