@@ -248,8 +248,11 @@ func procedure(m *protogen.Method) string {
 	return "/" + string(m.Parent.Desc.FullName()) + "/" + string(m.Desc.Name())
 }
 
-// mountPath is the longest common prefix of the paths, cut after its last
-// "/": the pattern NewFooServiceHandler returns.
+// mountPath is the pattern NewFooServiceHandler returns: the longest
+// common prefix of the paths, cut after its last "/". A lone method whose
+// custom path is at the root ("/count") gets its path itself, an exact
+// ServeMux pattern, rather than "/", which would claim every path the mux
+// has no other pattern for (and conflict with a page served at "/").
 func mountPath(methods []*method) string {
 	prefix := methods[0].path
 	for _, m := range methods[1:] {
@@ -257,7 +260,11 @@ func mountPath(methods []*method) string {
 			prefix = prefix[:len(prefix)-1]
 		}
 	}
-	return prefix[:strings.LastIndex(prefix, "/")+1]
+	dir := prefix[:strings.LastIndex(prefix, "/")+1]
+	if dir == "/" && len(methods) == 1 {
+		return methods[0].path
+	}
+	return dir
 }
 
 // generatedPackage is the import path of f's generated wsrpc code.
@@ -427,6 +434,28 @@ func generateService(g *protogen.GeneratedFile, s *service) {
 	g.P("// New", name, "Handler builds an HTTP handler from the service implementation.")
 	g.P("// It returns the path to mount it on (", fmt.Sprintf("%q", mount), ") and the handler,")
 	g.P("// which serves the method paths and answers 404 to any other path.")
+	if mount == "/" {
+		consts := make([]string, len(s.methods))
+		for i, m := range s.methods {
+			consts[i] = pathConst(s, m)
+		}
+		g.P("// The methods' paths share no directory, so that path is every other")
+		g.P("// route's fallback in an http.ServeMux; to serve other paths under \"/\",")
+		g.P("// mount the handler on each method's path instead:")
+		line := "//"
+		for i, c := range consts {
+			sep := ","
+			if i == len(consts)-1 {
+				sep = "."
+			}
+			if len(line) > 2 && len(line)+1+len(c)+1 > 80 {
+				g.P(line)
+				line = "//"
+			}
+			line += " " + c + sep
+		}
+		g.P(line)
+	}
 	g.P("// opts configure every method (see wsrpc.Option).")
 	g.P("func New", name, "Handler(svc ", name, "Handler, opts ...", wsrpcPkg.Ident("Option"), ") (string, ", httpPkg.Ident("Handler"), ") {")
 	for _, m := range s.methods {

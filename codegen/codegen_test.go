@@ -205,6 +205,42 @@ func TestGenerateGolden(t *testing.T) {
 	}
 }
 
+// TestMountPath pins the pattern NewXServiceHandler returns: the methods'
+// common directory, a lone root-level method's own path (an exact
+// ServeMux pattern: "/" would take every path the mux has no other
+// pattern for, a page served at "/" included), and "/" with a comment
+// naming each method's path where the methods share no directory.
+func TestMountPath(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		methods []methodSpec
+		mount   string
+		advice  bool
+	}{
+		{"default paths", []methodSpec{{name: "A", server: true, opt: ws("")}, {name: "B", server: true, opt: sseRule("")}}, "/x.v1.XService/", false},
+		{"one default path", []methodSpec{{name: "A", server: true, opt: ws("")}}, "/x.v1.XService/", false},
+		{"shared directory", []methodSpec{{name: "A", server: true, opt: ws("/rooms/a")}, {name: "B", server: true, opt: sseRule("/rooms/b")}}, "/rooms/", false},
+		{"one root path", []methodSpec{{name: "A", server: true, opt: ws("/count")}}, "/count", false},
+		{"one nested path", []methodSpec{{name: "A", server: true, opt: sseRule("/rooms/watch")}}, "/rooms/", false},
+		{"no shared directory", []methodSpec{{name: "A", server: true, opt: ws("/count")}, {name: "B", server: true, opt: sseRule("/rooms/watch")}}, "/", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := run(t, request(tc.methods...))
+			if resp.GetError() != "" {
+				t.Fatal(resp.GetError())
+			}
+			content := resp.GetFile()[0].GetContent()
+			if want := "return \"" + tc.mount + "\", http.HandlerFunc"; !strings.Contains(content, want) {
+				t.Errorf("output lacks %q", want)
+			}
+			advice := "mount the handler on each method's path instead:\n// XServiceAPath, XServiceBPath."
+			if got := strings.Contains(content, advice); got != tc.advice {
+				t.Errorf("advice to mount each path given: %v, want %v", got, tc.advice)
+			}
+		})
+	}
+}
+
 // TestNoWsrpcMethods: a file without wsrpc methods generates nothing.
 func TestNoWsrpcMethods(t *testing.T) {
 	resp := run(t, request(methodSpec{name: "Unary"}, methodSpec{name: "S", server: true}))

@@ -142,6 +142,11 @@ type StreamServiceHandler interface {
 // NewStreamServiceHandler builds an HTTP handler from the service implementation.
 // It returns the path to mount it on ("/") and the handler,
 // which serves the method paths and answers 404 to any other path.
+// The methods' paths share no directory, so that path is every other
+// route's fallback in an http.ServeMux; to serve other paths under "/",
+// mount the handler on each method's path instead:
+// StreamServiceEchoPath, StreamServiceCountPath, StreamServiceSumPath,
+// StreamServiceWatchPath, StreamServiceSearchPath.
 // opts configure every method (see wsrpc.Option).
 func NewStreamServiceHandler(svc StreamServiceHandler, opts ...wsrpc.Option) (string, http.Handler) {
 	echoHandler := wsrpc.NewBidiHandler(StreamServiceEchoProcedure, svc.Echo, opts...)
