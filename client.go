@@ -377,6 +377,8 @@ func (c *ClientStreamClient[Req, Res]) Call(ctx context.Context) (*ClientStreamF
 	if err != nil {
 		return nil, err
 	}
+	conn.answered = make(chan struct{})
+	go conn.readAnswer()
 	return &ClientStreamForClient[Req, Res]{newClientStream(conn, nil)}, nil
 }
 
@@ -388,6 +390,10 @@ type ClientStreamForClient[Req, Res any] struct{ *clientStream }
 
 // Send marshals msg and sends it as one WebSocket message. After
 // CloseAndReceive it fails with CodeFailedPrecondition and sends nothing.
+// The server's answer is read as soon as it comes, so once the server has
+// ended the call Send fails: with the handler's error as an *Error if it
+// failed, or with io.EOF if it answered before reading everything (call
+// CloseAndReceive for the response).
 func (s *ClientStreamForClient[Req, Res]) Send(msg *Req) error {
 	return s.send(msg, "CloseAndReceive")
 }
@@ -396,37 +402,28 @@ func (s *ClientStreamForClient[Req, Res]) Send(msg *Req) error {
 // returns its response, or its error as an *Error. Either way the call is
 // over and its connection released: no Close is needed.
 func (s *ClientStreamForClient[Req, Res]) CloseAndReceive() (*Res, error) {
-	// However it returns, the call is over.
-	defer s.conn().release()
-	if err := s.closeSend(); err != nil {
-		// The server may have failed the call already: its close frame
-		// says why.
-		m := new(Res)
-		if rerr := s.receive(m); rerr != nil && !errors.Is(rerr, io.EOF) {
-			return nil, rerr
+	conn := s.conn()
+	defer conn.release()
+	defer conn.runOnClose()
+	// A failed end-of-stream marker needs no handling of its own: the
+	// connection has ended, and how is what the reader saw. A server that
+	// answered early has its response there.
+	_ = s.closeSend()
+	<-conn.answered
+	if err := conn.answerErr; err != nil {
+		if errors.Is(err, io.EOF) {
+			err = Errorf(CodeInternal, "%s: the server closed without a response", conn.spec.Procedure)
 		}
-		s.conn().runOnClose()
 		return nil, err
 	}
 	m := new(Res)
-	if err := s.receive(m); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = Errorf(CodeInternal, "%s: the server closed without a response", s.conn().spec.Procedure)
-		}
+	pm, err := asMessage(m)
+	if err != nil {
 		return nil, err
 	}
-	// Wait for the server's normal closure, which ends the call.
-	if _, _, err := s.conn().ws.Read(s.conn().ctx); err != nil {
-		if err = s.conn().transportErr(err); !errors.Is(err, io.EOF) {
-			s.conn().ended(err)
-			s.conn().runOnClose()
-			return nil, err
-		}
-	} else {
-		_ = s.close(CodeInvalidArgument, "more than one response")
-		return nil, Errorf(CodeInternal, "%s: the server sent more than one response", s.conn().spec.Procedure)
+	if err := conn.decode(conn.answer, pm); err != nil {
+		return nil, err
 	}
-	s.conn().runOnClose()
 	return m, nil
 }
 
@@ -445,10 +442,16 @@ func (s *ClientStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn().
 // that reads to io.EOF and then commits never commits part of the input.
 // Safe to call more than once.
 func (s *ClientStreamForClient[Req, Res]) Close() error {
+	var err error
 	if !s.halfClosed.Load() {
-		return s.close(CodeCanceled, "the client abandoned the call")
+		err = s.close(CodeCanceled, "the client abandoned the call")
+	} else {
+		err = s.close(0, "")
 	}
-	return s.close(0, "")
+	// The connection is closed and its context cancelled: the reader
+	// returns at once.
+	<-s.conn().answered
+	return err
 }
 
 // ServerStreamClient calls a server-streaming method, over WebSocket

@@ -422,3 +422,64 @@ func TestClientStreamCloseCancelsUpload(t *testing.T) {
 		t.Fatalf("the handler's Receive after the client's Close = %v, want canceled", got)
 	}
 }
+
+// TestClientStreamServerEndsEarly: a client-streaming call's server answer
+// is read as it comes, not once the client has sent everything. A handler
+// that rejects the upload after its first message closes with its code;
+// the client's next Sends fail with that error and CloseAndReceive returns
+// it. Before, nothing read the connection during the upload: the close
+// went unanswered, the server dropped the connection when its close
+// timeout ran out (200 ms here, 5 s by default), and the client, still
+// sending, saw a broken pipe — unavailable, which invites a retry of a
+// request the server had refused. A handler that answers early makes Send
+// fail with io.EOF, and CloseAndReceive returns the response.
+func TestClientStreamServerEndsEarly(t *testing.T) {
+	mux := http.NewServeMux()
+	short := wsrpc.WithAcceptOptions(&websocket.AcceptOptions{CloseTimeout: 200 * time.Millisecond})
+	mux.Handle("/t/Reject", wsrpc.NewClientStreamHandler("/t/Reject", func(ctx context.Context, s *wsrpc.ClientStream[testingv1.SumRequest]) (*testingv1.SumResponse, error) {
+		if _, err := s.Receive(); err != nil {
+			return nil, err
+		}
+		return nil, wsrpc.Errorf(wsrpc.CodeInvalidArgument, "bad upload")
+	}, short))
+	mux.Handle("/t/First", wsrpc.NewClientStreamHandler("/t/First", func(ctx context.Context, s *wsrpc.ClientStream[testingv1.SumRequest]) (*testingv1.SumResponse, error) {
+		m, err := s.Receive()
+		if err != nil {
+			return nil, err
+		}
+		return &testingv1.SumResponse{Total: m.GetN()}, nil
+	}, short))
+	base := newServer(t, mux)
+
+	// upload sends until Send fails, for at most 2 s (ten close timeouts).
+	upload := func(st *wsrpc.ClientStreamForClient[testingv1.SumRequest, testingv1.SumResponse]) error {
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			if err := st.Send(&testingv1.SumRequest{N: 7}); err != nil {
+				return err
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	}
+
+	st, err := wsrpc.NewClientStreamClient[testingv1.SumRequest, testingv1.SumResponse](nil, base+"/t/Reject", "/t/Reject").Call(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, upload(st), wsrpc.CodeInvalidArgument, "bad upload")
+	_, err = st.CloseAndReceive()
+	wantCode(t, err, wsrpc.CodeInvalidArgument, "bad upload")
+
+	st, err = wsrpc.NewClientStreamClient[testingv1.SumRequest, testingv1.SumResponse](nil, base+"/t/First", "/t/First").Call(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := upload(st); !errors.Is(err, io.EOF) {
+		t.Fatalf("Send after the server answered = %v, want io.EOF", err)
+	}
+	res, err := st.CloseAndReceive()
+	if err != nil || res.GetTotal() != 7 {
+		t.Fatalf("CloseAndReceive = %v, %v; want the early response", res, err)
+	}
+}

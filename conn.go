@@ -38,8 +38,10 @@ func asMessage(msg any) (proto.Message, error) {
 // closeWith, abort and the close bookkeeping are guarded by mu (watch too:
 // a handler's Receive may start the watcher on another goroutine than the
 // one that waits for it); released is atomic because release runs on the
-// receiving goroutine while others may be in Send; unwatch is set before
-// the connection is shared.
+// receiving goroutine while others may be in Send; unwatch and answered
+// are set before the connection is shared. On a client-streaming call
+// readAnswer is the one reader: answer and answerErr are its until it
+// closes answered, and read only after.
 type wsConn struct {
 	spec       Spec
 	codec      codec.Codec
@@ -57,6 +59,13 @@ type wsConn struct {
 
 	rbuf     []byte
 	recvDone bool
+
+	// answered is closed by readAnswer once a client-streaming call's
+	// server has ended it; answer (its response, if any) and answerErr
+	// are readAnswer's until then. nil on other streams.
+	answered  chan struct{}
+	answer    []byte
+	answerErr error
 
 	mu        sync.Mutex
 	closed    bool       // the end is recorded; the socket is closed or closing
@@ -136,10 +145,57 @@ func (c *wsConn) Receive(msg any) error {
 		}
 		return io.EOF
 	}
+	return c.decode(data, m)
+}
+
+// decode unmarshals one message with the stream's codec.
+func (c *wsConn) decode(data []byte, m proto.Message) error {
 	if err := c.codec.Unmarshal(data, m); err != nil {
 		return Errorf(CodeInvalidArgument, "unmarshal %s: %w", c.codec.Name(), err)
 	}
 	return nil
+}
+
+// readAnswer reads a client-streaming call's connection from its start,
+// so that the server's answer is seen when it comes, not once the client
+// has sent everything: a handler that fails early closes with its code,
+// the close is answered at once (RFC 6455 §5.5.1), and the next Send
+// reports the handler's error. Without a reader the close went
+// unanswered while the client uploaded on, until the server's close
+// timeout dropped the connection and the client saw a broken pipe
+// (unavailable, which invites a retry) instead of the handler's code.
+// It also answers pings during a long upload. It returns once the
+// connection has ended: after the response, the server's normal closure.
+func (c *wsConn) readAnswer() {
+	defer close(c.answered)
+	typ, data, err := c.ws.ReadAppend(c.ctx, nil)
+	if err != nil {
+		c.answerErr = c.readErr(err)
+		return
+	}
+	if typ == websocket.MessageText && len(data) == 0 {
+		c.answerErr = io.EOF // an end-of-stream marker: no response
+	} else {
+		c.answer = data
+	}
+	if _, _, err := c.ws.Read(c.ctx); err != nil {
+		if err = c.readErr(err); !errors.Is(err, io.EOF) {
+			c.answerErr = err
+		}
+		return
+	}
+	_ = c.closeWith(Errorf(CodeInvalidArgument, "%s: more than one response", c.spec.Procedure))
+	c.answerErr = Errorf(CodeInternal, "%s: the server sent more than one response", c.spec.Procedure)
+}
+
+// answeredErr is what a write reports once readAnswer has returned: how
+// the server ended the call, or io.EOF when it answered (the response
+// waits for CloseAndReceive) or closed normally.
+func (c *wsConn) answeredErr() error {
+	if c.answerErr != nil {
+		return c.answerErr
+	}
+	return io.EOF
 }
 
 // closeSend sends the end-of-stream marker: an empty text message, which
@@ -193,7 +249,23 @@ func (c *wsConn) readErr(err error) error {
 // ctx every write fails with context.Canceled; the caller is told how the
 // stream ended instead (io.EOF after a normal end), as a write on the
 // closed connection would have said.
+//
+// On a client-streaming call the reader knows better than the write why
+// the connection ended, so the write waits for it when the connection is
+// closing (ErrClosed: a close frame went out, and the closing handshake
+// is bounded by the close timeout) or the reader has finished already.
 func (c *wsConn) writeErr(err error) error {
+	if c.answered != nil {
+		select {
+		case <-c.answered:
+			return c.answeredErr()
+		default:
+		}
+		if errors.Is(err, websocket.ErrClosed) {
+			<-c.answered
+			return c.answeredErr()
+		}
+	}
 	if c.released.Load() && errors.Is(err, context.Canceled) {
 		c.mu.Lock()
 		end := c.closeInfo.Err

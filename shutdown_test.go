@@ -273,3 +273,55 @@ func TestNewHTTPServerLimits(t *testing.T) {
 			srv.ReadHeaderTimeout, srv.MaxHeaderBytes, srv.IdleTimeout, srv.ReadTimeout, srv.WriteTimeout)
 	}
 }
+
+// TestShutdownUploadingClient: a client-streaming client in the middle of
+// its upload answers Shutdown's 1001 at once — its call reads the
+// connection while it sends — so Shutdown is not held for the close
+// timeout (5 s by default; the deadline here is 3 s), and the client's
+// Send reports the shutdown: 1001, unavailable.
+func TestShutdownUploadingClient(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tracker := wsrpc.NewTracker()
+	receiving := make(chan struct{})
+	var once sync.Once
+	h := wsrpc.NewClientStreamHandler("/t/Up", func(ctx context.Context, s *wsrpc.ClientStream[testingv1.SumRequest]) (*testingv1.SumResponse, error) {
+		for _, err := range s.All() {
+			once.Do(func() { close(receiving) })
+			if err != nil {
+				return nil, err
+			}
+		}
+		return &testingv1.SumResponse{}, nil
+	}, wsrpc.WithTracker(tracker))
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+
+	st, err := wsrpc.NewClientStreamClient[testingv1.SumRequest, testingv1.SumResponse](ts.Client(), ts.URL, "/t/Up").Call(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sent := make(chan error, 1)
+	go func() {
+		for range 10000 { // 10 s at most
+			if err := st.Send(&testingv1.SumRequest{N: 1}); err != nil {
+				sent <- err
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		sent <- nil
+	}()
+	<-receiving
+
+	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := tracker.Shutdown(sctx); err != nil {
+		t.Fatalf("Shutdown = %v: the uploading client did not answer 1001", err)
+	}
+	err = <-sent
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || wsrpc.CodeOf(err) != wsrpc.CodeUnavailable {
+		t.Fatalf("Send during Shutdown = %v, want 1001 (unavailable)", err)
+	}
+}
