@@ -159,10 +159,13 @@ func (t *Tracker) Shutdown(ctx context.Context) error {
 // WebSockets, http.Server.Close for the other connections) and ctx's
 // error is returned.
 //
-// A typical main:
+// A typical main waits for Shutdown after ListenAndServe, which returns
+// as soon as Shutdown begins:
 //
-//	go func() { <-sigCtx.Done(); ctx, c := context.WithTimeout(bg, 10*time.Second); defer c(); wsrpc.Shutdown(ctx, srv, tracker) }()
+//	stopped := make(chan struct{})
+//	go func() { defer close(stopped); <-sigCtx.Done(); ctx, c := context.WithTimeout(bg, 10*time.Second); defer c(); wsrpc.Shutdown(ctx, srv, tracker) }()
 //	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) { … }
+//	<-stopped
 func Shutdown(ctx context.Context, srv *http.Server, t *Tracker) error {
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Shutdown(ctx) }()

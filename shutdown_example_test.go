@@ -27,7 +27,9 @@ func ExampleShutdown() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -38,6 +40,9 @@ func ExampleShutdown() {
 	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
 	}
+	// ListenAndServe returns as soon as Shutdown begins: wait for the
+	// sessions to end before main returns.
+	<-stopped
 }
 
 // A client whose bidirectional calls survive a server restart: each
