@@ -22,9 +22,9 @@ import (
 
 // checkAnyNesting walks m as protojson will and fails with ErrDepth when
 // more than limit Any values nest in one another. It visits only the
-// fields whose types can hold an Any, so messages whose schema has none
-// cost one cached lookup. An Any it cannot resolve or decode is left for
-// the encoder to report.
+// fields whose types can hold an Any (extension fields included: see
+// mayHoldAny), so messages whose schema has none cost one cached lookup.
+// An Any it cannot resolve or decode is left for the encoder to report.
 func checkAnyNesting(m protoreflect.Message, r protoregistry.MessageTypeResolver, limit int) error {
 	if err := anyNesting(m, r, limit); err != nil {
 		return fmt.Errorf("%w: google.protobuf.Any nested more than %d deep", ErrDepth, limit)
@@ -89,7 +89,9 @@ func anyNesting(m protoreflect.Message, r protoregistry.MessageTypeResolver, lef
 var holdsAny sync.Map // protoreflect.MessageDescriptor -> bool
 
 // mayHoldAny reports whether a message of type md can contain a
-// google.protobuf.Any, in itself or in any field's type, transitively.
+// google.protobuf.Any, in itself or in any field's type, transitively. A
+// message with extension ranges counts as able to: any extension, of any
+// type, may be set in it, and m.Range visits the set ones.
 func mayHoldAny(md protoreflect.MessageDescriptor) bool {
 	if v, ok := holdsAny.Load(md); ok {
 		return v.(bool)
@@ -107,6 +109,9 @@ func reachesAny(md protoreflect.MessageDescriptor, seen map[protoreflect.Message
 		return false // a cycle: its other paths are being looked at
 	}
 	seen[md] = true
+	if md.ExtensionRanges().Len() > 0 {
+		return true
+	}
 	fields := md.Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)

@@ -136,10 +136,27 @@ func TestBadInput(t *testing.T) {
 		{codec.JSON, `{} {}`},
 		{codec.Msgpack, "\x81\xa6fInt32\xa1x"},
 	}
+	// The documented split (errors.go, docs/codecs.md): only msgpack wraps
+	// the specific sentinels; proto and JSON wrap protobuf's own error.
+	specific := []error{
+		codec.ErrTruncated, codec.ErrTrailingData, codec.ErrDepth, codec.ErrWrongType, codec.ErrRange,
+		codec.ErrInvalidUTF8, codec.ErrDuplicateOneof, codec.ErrUnknownType, codec.ErrMalformed,
+	}
 	for _, tc := range cases {
 		var m testingv1.AllTypes
-		if err := tc.c.Unmarshal([]byte(tc.in), &m); !errors.Is(err, codec.ErrUnmarshal) {
+		err := tc.c.Unmarshal([]byte(tc.in), &m)
+		if !errors.Is(err, codec.ErrUnmarshal) {
 			t.Errorf("%s.Unmarshal(%q): got %v, want ErrUnmarshal", tc.c.Name(), tc.in, err)
+			continue
+		}
+		n := 0
+		for _, s := range specific {
+			if errors.Is(err, s) {
+				n++
+			}
+		}
+		if wrapsSpecific := tc.c.Name() == codec.NameMsgpack; (n > 0) != wrapsSpecific {
+			t.Errorf("%s.Unmarshal(%q): %v wraps %d specific sentinels; the docs say msgpack errors wrap one and others none", tc.c.Name(), tc.in, err, n)
 		}
 	}
 	for _, c := range []codec.Codec{codec.Proto, codec.JSON, codec.Msgpack} {
@@ -148,6 +165,45 @@ func TestBadInput(t *testing.T) {
 		}
 		if err := c.Unmarshal([]byte{}, (*testingv1.Nested)(nil)); !errors.Is(err, codec.ErrNilMessage) {
 			t.Errorf("%s.Unmarshal(typed nil message): got %v", c.Name(), err)
+		}
+	}
+}
+
+// TestNegativeRecursionLimit guards that a negative RecursionLimit means
+// the default, for every codec: the proto codec once passed it on to
+// protobuf, which then refused every message, even an empty one.
+func TestNegativeRecursionLimit(t *testing.T) {
+	cases := []struct {
+		c     codec.Codec
+		deflt int // the default limit
+		// over checks that c refuses nesting past the default limit.
+		over func(c codec.Codec, m proto.Message) error
+	}{
+		{codec.NewProto(&codec.ProtoOptions{RecursionLimit: -1}), 10000, func(c codec.Codec, m proto.Message) error {
+			return c.Unmarshal(mustMarshal(t, codec.Proto, m), &testingv1.AllTypes{})
+		}},
+		{codec.NewJSON(&codec.JSONOptions{RecursionLimit: -1}), 100, func(c codec.Codec, m proto.Message) error {
+			return c.Unmarshal(mustMarshal(t, codec.JSON, m), &testingv1.AllTypes{})
+		}},
+		// msgpack counts alike both ways (TestMsgpackRecursionLimitAgrees);
+		// its encoder refuses the depth much faster than its decoder,
+		// which wraps the error once per level.
+		{codec.NewMsgpack(&codec.MsgpackOptions{RecursionLimit: -1}), 10000, func(c codec.Codec, m proto.Message) error {
+			_, err := c.Marshal(m)
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		c := tc.c
+		if err := c.Unmarshal(mustMarshal(t, c, &testingv1.Nested{Id: 1}), &testingv1.Nested{}); err != nil {
+			t.Errorf("%s, limit -1: a flat message: %v", c.Name(), err)
+		}
+		// deepNested(n) is n+1 messages deep, AllTypes included.
+		if err := c.Unmarshal(mustMarshal(t, c, deepNested(tc.deflt-1)), &testingv1.AllTypes{}); err != nil {
+			t.Errorf("%s, limit -1: depth %d: %v", c.Name(), tc.deflt-1, err)
+		}
+		if err := tc.over(c, deepNested(tc.deflt+1)); err == nil {
+			t.Errorf("%s, limit -1: depth %d: no error, want the default limit's", c.Name(), tc.deflt+1)
 		}
 	}
 }

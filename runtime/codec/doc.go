@@ -21,8 +21,10 @@
 // streams use JSON by default.
 //
 // Every Marshal error wraps ErrMarshal and every Unmarshal error wraps
-// ErrUnmarshal; see errors.go for the more specific sentinels. Bad input is
-// an error, never a panic.
+// ErrUnmarshal. The msgpack codec also wraps a more specific sentinel
+// (ErrTruncated, ErrDepth, ErrRange, …; see errors.go); the proto and JSON
+// codecs wrap protobuf's own error, whose message says what went wrong.
+// Bad input is an error, never a panic.
 //
 // # MessagePack mapping
 //
@@ -32,8 +34,11 @@
 //
 //	protobuf                   msgpack (encode)              also decoded from
 //	message                    map, keys are JSON names      proto field names as keys
-//	                           ("fInt32"), fields in number
-//	                           order, unpopulated omitted
+//	                           ("fInt32"), fields in         (any key ProtoJSON
+//	                           declaration order (as         accepts)
+//	                           ProtoJSON writes them, not
+//	                           number order), unpopulated
+//	                           omitted
 //	extension field            key "[full.name]"
 //	int32 sint32 sfixed32      int (smallest encoding)
 //	int64 sint64 sfixed64      int
@@ -80,8 +85,10 @@
 //
 // Hostile input is bounded: a claimed array, map, str, bin or ext length is
 // checked against the bytes actually left before anything is allocated or
-// looped over, and nesting (including inside skipped unknown values) is
-// limited by MsgpackOptions.RecursionLimit.
+// looped over, and nesting is limited by MsgpackOptions.RecursionLimit,
+// which counts message levels as protobuf does (lists and map fields add
+// none), the same way on encode and decode; skipped unknown values, whose
+// arrays and maps all count, are bounded at twice the limit.
 //
 // Nested google.protobuf.Any values are limited separately, in both
 // self-describing codecs: on decode each Any is decoded and then

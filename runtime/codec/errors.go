@@ -4,8 +4,14 @@ import "errors"
 
 // Errors returned by this package. Every Marshal error wraps ErrMarshal and
 // every Unmarshal error wraps ErrUnmarshal, so a caller can tell a bad peer
-// (ErrUnmarshal) from a bad local message (ErrMarshal) with errors.Is; the
-// more specific sentinels below are wrapped as well where they apply.
+// (ErrUnmarshal) from a bad local message (ErrMarshal) with errors.Is.
+//
+// The more specific sentinels below (ErrTruncated, ErrDepth, ErrRange, …)
+// come from the msgpack codec, which wraps one as well where it applies.
+// The proto and JSON codecs wrap only ErrMarshal or ErrUnmarshal (and
+// ErrNilMessage, and ErrDepth for the JSON encoder's Any-nesting limit),
+// around protobuf's own error, whose message says what went wrong but is
+// no sentinel to test for.
 var (
 	// ErrMarshal wraps every failure to encode a message.
 	ErrMarshal = errors.New("codec: marshal failed")

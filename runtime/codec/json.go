@@ -25,9 +25,12 @@ type JSONOptions struct {
 	// message. An unset google.protobuf.Value field is written as null and
 	// so reads back holding null_value. Default false: omitted.
 	EmitUnpopulated bool
-	// RejectUnknown fails decoding on a field name the schema does not
-	// know. Default false: unknown fields are discarded, so an older
-	// receiver accepts messages from a newer sender.
+	// RejectUnknown fails decoding on a field name or an enum value name
+	// the schema does not know. Default false: unknown fields are
+	// discarded, so an older receiver accepts messages from a newer
+	// sender, and so are unknown enum names, silently: a singular enum
+	// field is left unset, a repeated element or map entry is dropped.
+	// (The msgpack codec refuses an unknown enum name either way.)
 	RejectUnknown bool
 	// RecursionLimit bounds message nesting on decode; each level of
 	// google.protobuf.Any or of JSON object in a google.protobuf.Struct

@@ -26,17 +26,24 @@ type Resolver interface {
 // *MsgpackOptions) gives the defaults.
 type MsgpackOptions struct {
 	// Deterministic sorts the keys of protobuf map fields so equal messages
-	// encode to equal bytes. Message fields are always written in field
-	// number order. Costs a key slice and a sort per map field. Default
-	// false: map entries in Go map order.
+	// encode to equal bytes. Message fields are always written in
+	// declaration order (the .proto file's, as ProtoJSON writes them; not
+	// field number order), then extensions by number. Costs a key slice
+	// and a sort per map field. Default false: map entries in Go map order.
 	Deterministic bool
 	// RejectUnknown fails decoding on a key the schema does not know.
 	// Default false: unknown keys and their values are skipped, so an older
 	// receiver accepts messages from a newer sender.
 	RejectUnknown bool
-	// RecursionLimit bounds nesting (messages, arrays, maps) on encode and
-	// decode, including inside skipped unknown values. Zero means 10000, the
-	// protobuf default.
+	// RecursionLimit bounds message nesting on encode and decode, counted
+	// the same way both ways, so what the codec encodes it decodes. Only
+	// messages count, as in protobuf: the top-level message is level 0
+	// and each message in a field, list element or map value one level
+	// deeper (a google.protobuf.Value and the Struct or ListValue in it
+	// count one each); lists and map fields add no level. In values the
+	// decoder skips (unknown keys) it cannot tell messages from lists and
+	// maps, so there every array and map level counts, against twice the
+	// limit. Zero (or less) means 10000, the protobuf default.
 	RecursionLimit int
 	// Resolver resolves google.protobuf.Any type URLs and extension names.
 	// Nil means protoregistry.GlobalTypes.
@@ -458,12 +465,23 @@ func (s *encState) anyMessage(m protoreflect.Message, depth int) error {
 	if url == "" && len(raw) == 0 {
 		return s.e.EncodeMapLen(0)
 	}
+	// The URL is written as a str, which the decoder (and any msgpack
+	// peer) requires to be UTF-8; checked before resolving, since a
+	// resolver may look only at the part after the last '/'.
+	if !utf8.ValidString(url) {
+		return fmt.Errorf("%w: field %s", ErrInvalidUTF8, fields.ByNumber(1).FullName())
+	}
 	mt, err := s.o.Resolver.FindMessageByURL(url)
 	if err != nil {
 		return fmt.Errorf("%w: google.protobuf.Any %q: %w", ErrUnknownType, url, err)
 	}
 	inner := mt.New()
-	uo := proto.UnmarshalOptions{AllowPartial: true, Resolver: s.o.Resolver, RecursionLimit: max(s.o.RecursionLimit-depth, 1)}
+	// Bound the decode of the bytes by the levels left. Protobuf counts
+	// each map entry as a message too, so a message level here can be two
+	// of its levels: twice what is left refuses nothing RecursionLimit
+	// allows, and s.message below applies the limit itself.
+	left := max(s.o.RecursionLimit-depth, 1)
+	uo := proto.UnmarshalOptions{AllowPartial: true, Resolver: s.o.Resolver, RecursionLimit: int(min(2*uint(left), math.MaxInt))}
 	if err := uo.Unmarshal(raw, inner.Interface()); err != nil {
 		return fmt.Errorf("google.protobuf.Any %q: %w", url, err)
 	}

@@ -7,11 +7,17 @@ import (
 	"math"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -58,6 +64,10 @@ func TestMsgpackGolden(t *testing.T) {
 		{"empty message", &testingv1.AllTypes{}, "80"},
 		{"json names, field order", &testingv1.Nested{Name: "a", Id: 1},
 			"82 a2 6964 01 a4 6e616d65 a1 61"},
+		// Declaration order, as ProtoJSON, not number order: extendee (2)
+		// is declared after number (3).
+		{"declaration order", &descriptorpb.FieldDescriptorProto{Name: proto.String("f"), Extendee: proto.String(".x"), Number: proto.Int32(3)},
+			"83 a4 6e616d65 a1 66 a6 6e756d626572 03 a8 657874656e646565 a2 2e78"},
 		{"negative and large ints", &testingv1.AllTypes{FInt32: -1, FUint64: math.MaxUint64},
 			"82 a6 66496e743332 ff a7 6655696e743634 cf ffffffffffffffff"},
 		{"float is float32, double float64", &testingv1.AllTypes{FFloat: 1.5, FDouble: 1.5},
@@ -160,6 +170,111 @@ func TestMsgpackFromForeignEncoder(t *testing.T) {
 	}
 	if !proto.Equal(&got, want) {
 		t.Fatalf("%s", cmpDiff(want, &got))
+	}
+}
+
+// TestMsgpackKeysAsProtoJSON guards that the msgpack decoder resolves a
+// key to a field as ProtoJSON does (JSON name, else text name). It once
+// refused the proto name of every field of GroupKind, which in Editions
+// includes any message field with message_encoding = DELIMITED: its value
+// was dropped as unknown while the JSON codec took it. Proto2 groups keep
+// ProtoJSON's names: the field name and the group's message name.
+func TestMsgpackKeysAsProtoJSON(t *testing.T) {
+	field := func(name string, num int32, typ descriptorpb.FieldDescriptorProto_Type, typeName string) *descriptorpb.FieldDescriptorProto {
+		f := &descriptorpb.FieldDescriptorProto{
+			Name: proto.String(name), Number: proto.Int32(num), Type: typ.Enum(),
+			Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(),
+		}
+		if typeName != "" {
+			f.TypeName = proto.String(typeName)
+		}
+		return f
+	}
+	delimited := func(f *descriptorpb.FieldDescriptorProto) *descriptorpb.FieldDescriptorProto {
+		f.Options = &descriptorpb.FieldOptions{Features: &descriptorpb.FeatureSet{
+			MessageEncoding: descriptorpb.FeatureSet_DELIMITED.Enum(),
+		}}
+		return f
+	}
+	x := field("x", 1, descriptorpb.FieldDescriptorProto_TYPE_INT32, "")
+	files := []*descriptorpb.FileDescriptorProto{{
+		// edition = "2023";
+		// message Inner { int32 x = 1; }
+		// message Outer {
+		//   message Item { int32 x = 1; }
+		//   Inner foo_bar = 1 [features.message_encoding = DELIMITED];
+		//   Item item = 2 [features.message_encoding = DELIMITED]; // group-like
+		// }
+		Name:    proto.String("wsrpc/codec/test/delimited.proto"),
+		Package: proto.String("wsrpc.codec.test.ed"),
+		Syntax:  proto.String("editions"),
+		Edition: descriptorpb.Edition_EDITION_2023.Enum(),
+		MessageType: []*descriptorpb.DescriptorProto{
+			{Name: proto.String("Inner"), Field: []*descriptorpb.FieldDescriptorProto{x}},
+			{
+				Name:       proto.String("Outer"),
+				NestedType: []*descriptorpb.DescriptorProto{{Name: proto.String("Item"), Field: []*descriptorpb.FieldDescriptorProto{x}}},
+				Field: []*descriptorpb.FieldDescriptorProto{
+					delimited(field("foo_bar", 1, descriptorpb.FieldDescriptorProto_TYPE_MESSAGE, ".wsrpc.codec.test.ed.Inner")),
+					delimited(field("item", 2, descriptorpb.FieldDescriptorProto_TYPE_MESSAGE, ".wsrpc.codec.test.ed.Outer.Item")),
+				},
+			},
+		},
+	}, {
+		// syntax = "proto2";
+		// message Outer { optional group OptionalGroup = 1 { optional int32 x = 1; } }
+		Name:    proto.String("wsrpc/codec/test/group.proto"),
+		Package: proto.String("wsrpc.codec.test.p2"),
+		Syntax:  proto.String("proto2"),
+		MessageType: []*descriptorpb.DescriptorProto{{
+			Name:       proto.String("Outer"),
+			NestedType: []*descriptorpb.DescriptorProto{{Name: proto.String("OptionalGroup"), Field: []*descriptorpb.FieldDescriptorProto{x}}},
+			Field: []*descriptorpb.FieldDescriptorProto{
+				field("optionalgroup", 1, descriptorpb.FieldDescriptorProto_TYPE_GROUP, ".wsrpc.codec.test.p2.Outer.OptionalGroup"),
+			},
+		}},
+	}}
+	outer := make([]protoreflect.MessageDescriptor, len(files))
+	for i, fdp := range files {
+		fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outer[i] = fd.Messages().ByName("Outer")
+	}
+	cases := []struct {
+		outer protoreflect.MessageDescriptor
+		key   string
+		known bool
+	}{
+		{outer[0], "fooBar", true},  // JSON name
+		{outer[0], "foo_bar", true}, // proto name: once dropped
+		{outer[0], "FooBar", false}, // names are case-sensitive
+		{outer[0], "Inner", false},  // not group-like: no message name
+		{outer[0], "item", true},    // group-like: field name
+		{outer[0], "Item", true},    // and message name
+		{outer[1], "optionalgroup", true},
+		{outer[1], "OptionalGroup", true}, // a group's text name
+		{outer[1], "optionalGroup", false},
+	}
+	for _, tc := range cases {
+		name := tc.outer.ParentFile().Syntax().String() + "/" + tc.key
+		t.Run(name, func(t *testing.T) {
+			fromJSON := dynamicpb.NewMessage(tc.outer)
+			if err := codec.JSON.Unmarshal([]byte(`{"`+tc.key+`":{"x":7}}`), fromJSON); err != nil {
+				t.Fatalf("json: %v", err)
+			}
+			fromMsgpack := dynamicpb.NewMessage(tc.outer)
+			if err := codec.Msgpack.Unmarshal(mp(t, map[string]any{tc.key: map[string]any{"x": 7}}), fromMsgpack); err != nil {
+				t.Fatalf("msgpack: %v", err)
+			}
+			if !proto.Equal(fromJSON, fromMsgpack) {
+				t.Fatalf("json decodes {%v}, msgpack {%v}", fromJSON, fromMsgpack)
+			}
+			if set := proto.Size(fromMsgpack) > 0; set != tc.known {
+				t.Fatalf("key %q: field set %v, want %v", tc.key, set, tc.known)
+			}
+		})
 	}
 }
 
@@ -304,6 +419,142 @@ func TestMsgpackDepth(t *testing.T) {
 	}
 }
 
+// TestMsgpackRecursionLimitAgrees guards the rule MsgpackOptions documents:
+// RecursionLimit counts message levels, as protobuf does, on encode and on
+// decode alike, so what the codec encodes it decodes. The decoder once
+// charged a list or map field a level of its own (a Struct or ListValue at
+// the limit encoded and did not decode), and skipped an Any's value
+// counting every array and map against the limit itself (a chain of
+// repeated messages in an Any cost twice its depth).
+func TestMsgpackRecursionLimitAgrees(t *testing.T) {
+	const limit = 6
+	c := codec.NewMsgpack(&codec.MsgpackOptions{RecursionLimit: limit})
+	// children returns a chain of depth Nested messages linked by the
+	// repeated field.
+	children := func(depth int) *testingv1.Nested {
+		n := &testingv1.Nested{Id: int32(depth)}
+		for i := depth - 1; i > 0; i-- {
+			n = &testingv1.Nested{Id: int32(i), Children: []*testingv1.Nested{n}}
+		}
+		return n
+	}
+	// list and object return a Value whose own nesting is depth messages
+	// (Value, ListValue or Struct, Value, …).
+	var list, object func(depth int) *structpb.Value
+	list = func(depth int) *structpb.Value {
+		switch depth {
+		case 1:
+			return structpb.NewBoolValue(true)
+		case 2:
+			return structpb.NewListValue(&structpb.ListValue{})
+		}
+		return structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{list(depth - 2)}})
+	}
+	object = func(depth int) *structpb.Value {
+		switch depth {
+		case 1:
+			return structpb.NewBoolValue(true)
+		case 2:
+			return structpb.NewStructValue(&structpb.Struct{})
+		}
+		return structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"k": object(depth - 2)}})
+	}
+	// Each shape puts its deepest message at depth, the top-level message
+	// being at depth 0.
+	shapes := []struct {
+		name string
+		make func(depth int) proto.Message
+	}{
+		{"singular field chain", func(d int) proto.Message { return deepNested(d) }},
+		{"repeated field chain", func(d int) proto.Message {
+			return &testingv1.AllTypes{RNested: []*testingv1.Nested{children(d)}}
+		}},
+		{"map field chain", func(d int) proto.Message {
+			return &testingv1.AllTypes{MStringNested: map[string]*testingv1.Nested{"k": children(d)}}
+		}},
+		{"list values", func(d int) proto.Message { return &testingv1.AllTypes{WValue: list(d)} }},
+		{"struct values", func(d int) proto.Message { return &testingv1.AllTypes{WValue: object(d)} }},
+		{"repeated chain in an Any", func(d int) proto.Message {
+			return &testingv1.AllTypes{WAny: mustAny(children(d - 1))}
+		}},
+		{"repeated chain in a top-level Any", func(d int) proto.Message { return mustAny(children(d)) }},
+		{"map field chain in an Any", func(d int) proto.Message {
+			return &testingv1.AllTypes{WAny: mustAny(&testingv1.AllTypes{MStringNested: map[string]*testingv1.Nested{"k": children(d - 2)}})}
+		}},
+		{"struct values in an Any", func(d int) proto.Message {
+			return &testingv1.AllTypes{WAny: mustAny(&testingv1.AllTypes{WValue: object(d - 2)})}
+		}},
+	}
+	for _, sh := range shapes {
+		t.Run(sh.name, func(t *testing.T) {
+			atLimit := sh.make(limit)
+			b, err := c.Marshal(atLimit)
+			if err != nil {
+				t.Fatalf("depth %d, limit %d: marshal: %v", limit, limit, err)
+			}
+			got := atLimit.ProtoReflect().Type().New().Interface()
+			if err := c.Unmarshal(b, got); err != nil || !proto.Equal(got, atLimit) {
+				t.Fatalf("depth %d, limit %d: the codec does not decode its own output: %v", limit, limit, err)
+			}
+			over := sh.make(limit + 1)
+			if _, err := c.Marshal(over); !errors.Is(err, codec.ErrDepth) {
+				t.Fatalf("depth %d, limit %d: marshal: got %v, want ErrDepth", limit+1, limit, err)
+			}
+			got = over.ProtoReflect().Type().New().Interface()
+			if err := c.Unmarshal(mustMarshal(t, codec.Msgpack, over), got); !errors.Is(err, codec.ErrDepth) {
+				t.Fatalf("depth %d, limit %d: unmarshal: got %v, want ErrDepth", limit+1, limit, err)
+			}
+		})
+	}
+	// The tightest case for the skip of an Any's value: a top-level Any,
+	// every message reached through a list (two skip levels each), and a
+	// list of scalars in the deepest one, which the typed path does not
+	// count and skip must not either. None of the generated test types has
+	// that shape: a dynamic one, in a resolver of its own, does.
+	node := dynamicNode(t)
+	nodes := new(protoregistry.Types)
+	if err := nodes.RegisterMessage(dynamicpb.NewMessageType(node)); err != nil {
+		t.Fatal(err)
+	}
+	kids, xs := node.Fields().ByName("kids"), node.Fields().ByName("xs")
+	chain := func(depth int) proto.Message { // a top-level Any around depth Nodes
+		m := dynamicpb.NewMessage(node)
+		m.Mutable(xs).List().Append(protoreflect.ValueOfInt32(1))
+		for range depth - 1 {
+			parent := dynamicpb.NewMessage(node)
+			parent.Mutable(kids).List().Append(protoreflect.ValueOfMessage(m))
+			m = parent
+		}
+		return mustAny(m)
+	}
+	dc := codec.NewMsgpack(&codec.MsgpackOptions{RecursionLimit: limit, Resolver: nodes})
+	b, err := dc.Marshal(chain(limit))
+	if err != nil {
+		t.Fatalf("dynamic chain at the limit: marshal: %v", err)
+	}
+	if err := dc.Unmarshal(b, new(anypb.Any)); err != nil {
+		t.Fatalf("dynamic chain at the limit: the codec does not decode its own output: %v", err)
+	}
+	over := mustMarshal(t, codec.NewMsgpack(&codec.MsgpackOptions{Resolver: nodes}), chain(limit+1))
+	if err := dc.Unmarshal(over, new(anypb.Any)); !errors.Is(err, codec.ErrDepth) {
+		t.Fatalf("dynamic chain over the limit: got %v, want ErrDepth", err)
+	}
+
+	// Unknown values are skipped, which counts every array and map
+	// against twice the limit.
+	for _, tc := range []struct {
+		arrays int
+		ok     bool
+	}{{2 * limit, true}, {2*limit + 1, false}} {
+		in := append(append(unhex("81"), mp(t, "zzz")...), bytes.Repeat([]byte{0x91}, tc.arrays-1)...)
+		in = append(in, 0x90)
+		err := c.Unmarshal(in, &testingv1.AllTypes{})
+		if tc.ok != (err == nil) || !tc.ok && !errors.Is(err, codec.ErrDepth) {
+			t.Errorf("%d arrays in an unknown value, limit %d: got %v", tc.arrays, limit, err)
+		}
+	}
+}
+
 // nestedAny returns levels google.protobuf.Any values nested in one
 // another around a google.protobuf.Empty.
 func nestedAny(t testing.TB, levels int) *anypb.Any {
@@ -429,6 +680,131 @@ func TestNestedAnyEncode(t *testing.T) {
 	}
 }
 
+// anyBoxTypes registers, once, a proto2 message wsrpc.codec.test.AnyBox
+// whose only way to hold a google.protobuf.Any is its extension
+// wsrpc.codec.test.inner. The types go in the global registry because the
+// JSON codec resolves Any type URLs and extensions there.
+var anyBoxTypes = sync.OnceValues(func() (protoreflect.MessageType, protoreflect.ExtensionType) {
+	fdp := &descriptorpb.FileDescriptorProto{
+		Name:       proto.String("wsrpc/codec/test/anybox.proto"),
+		Package:    proto.String("wsrpc.codec.test"),
+		Syntax:     proto.String("proto2"),
+		Dependency: []string{"google/protobuf/any.proto"},
+		MessageType: []*descriptorpb.DescriptorProto{{
+			Name:           proto.String("AnyBox"),
+			ExtensionRange: []*descriptorpb.DescriptorProto_ExtensionRange{{Start: proto.Int32(100), End: proto.Int32(200)}},
+		}},
+		Extension: []*descriptorpb.FieldDescriptorProto{{
+			Name:     proto.String("inner"),
+			Number:   proto.Int32(100),
+			Label:    descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(),
+			Type:     descriptorpb.FieldDescriptorProto_TYPE_MESSAGE.Enum(),
+			TypeName: proto.String(".google.protobuf.Any"),
+			Extendee: proto.String(".wsrpc.codec.test.AnyBox"),
+		}},
+	}
+	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+	if err != nil {
+		panic(err)
+	}
+	mt := dynamicpb.NewMessageType(fd.Messages().Get(0))
+	xt := dynamicpb.NewExtensionType(fd.Extensions().Get(0))
+	if err := protoregistry.GlobalTypes.RegisterMessage(mt); err != nil {
+		panic(err)
+	}
+	if err := protoregistry.GlobalTypes.RegisterExtension(xt); err != nil {
+		panic(err)
+	}
+	return mt, xt
+})
+
+// dynamicNode returns the descriptor of a message, registered nowhere,
+//
+//	message Node { repeated Node kids = 1; repeated int32 xs = 2; }
+func dynamicNode(t *testing.T) protoreflect.MessageDescriptor {
+	t.Helper()
+	fdp := &descriptorpb.FileDescriptorProto{
+		Name:    proto.String("wsrpc/codec/test/node.proto"),
+		Package: proto.String("wsrpc.codec.test"),
+		Syntax:  proto.String("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{{
+			Name: proto.String("Node"),
+			Field: []*descriptorpb.FieldDescriptorProto{{
+				Name: proto.String("kids"), JsonName: proto.String("kids"), Number: proto.Int32(1),
+				Label:    descriptorpb.FieldDescriptorProto_LABEL_REPEATED.Enum(),
+				Type:     descriptorpb.FieldDescriptorProto_TYPE_MESSAGE.Enum(),
+				TypeName: proto.String(".wsrpc.codec.test.Node"),
+			}, {
+				Name: proto.String("xs"), JsonName: proto.String("xs"), Number: proto.Int32(2),
+				Label: descriptorpb.FieldDescriptorProto_LABEL_REPEATED.Enum(),
+				Type:  descriptorpb.FieldDescriptorProto_TYPE_INT32.Enum(),
+			}},
+		}},
+	}
+	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd.Messages().Get(0)
+}
+
+// TestNestedAnyEncodeThroughExtension guards the encoders' Any-nesting
+// limit (anynest.go) against extensions: a message whose fields cannot
+// reach an Any may still hold one in an extension field. The JSON
+// encoder's pre-walk once skipped such messages, so 300 levels of Any,
+// each in an extension of the next, were written as JSON its own decoder
+// refuses, at the square of their depth.
+func TestNestedAnyEncodeThroughExtension(t *testing.T) {
+	mt, xt := anyBoxTypes()
+	boxed := func(levels int) *anypb.Any { // as a relay decodes it
+		var a *anypb.Any
+		for i := range levels {
+			box := mt.New()
+			if i > 0 {
+				box.Set(xt.TypeDescriptor(), protoreflect.ValueOfMessage(a.ProtoReflect()))
+			}
+			var err error
+			if a, err = anypb.New(box.Interface()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		relay := new(anypb.Any)
+		if err := codec.Proto.Unmarshal(mustMarshal(t, codec.Proto, a), relay); err != nil {
+			t.Fatal(err)
+		}
+		return relay
+	}
+	// The JSON decoder counts every message, AnyBox too, so 100 levels of
+	// Any are 200 levels of message: the round trip needs a higher limit.
+	deepJSON := codec.NewJSON(&codec.JSONOptions{RecursionLimit: 1000})
+	for _, tc := range []struct {
+		c      codec.Codec
+		levels int
+		ok     bool
+		dec    codec.Codec // for the round trip
+	}{
+		{codec.JSON, 100, true, deepJSON},
+		{codec.JSON, 101, false, nil},
+		{codec.JSON, 300, false, nil},
+		{codec.Msgpack, 32, true, codec.Msgpack},
+		{codec.Msgpack, 33, false, nil},
+	} {
+		m := boxed(tc.levels)
+		out, err := tc.c.Marshal(m)
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s, %d levels: %v", tc.c.Name(), tc.levels, err)
+		case tc.ok:
+			got := new(anypb.Any)
+			if err := tc.dec.Unmarshal(out, got); err != nil || !proto.Equal(got, m) {
+				t.Errorf("%s, %d levels: round trip: %v", tc.c.Name(), tc.levels, err)
+			}
+		case !errors.Is(err, codec.ErrMarshal) || !errors.Is(err, codec.ErrDepth):
+			t.Errorf("%s, %d levels: got %v (%d bytes), want ErrDepth", tc.c.Name(), tc.levels, err, len(out))
+		}
+	}
+}
+
 // TestMsgpackHostileLengths: claimed lengths far beyond the input are
 // rejected before anything is allocated for them.
 func TestMsgpackHostileLengths(t *testing.T) {
@@ -470,6 +846,10 @@ func TestMsgpackMarshalErrors(t *testing.T) {
 		{"invalid utf-8", &testingv1.AllTypes{RString: []string{"\xff"}}, codec.ErrInvalidUTF8},
 		{"invalid utf-8 map key", &testingv1.AllTypes{MStringString: map[string]string{"\xc3": ""}}, codec.ErrInvalidUTF8},
 		{"any unknown type", &testingv1.AllTypes{WAny: &anypb.Any{TypeUrl: "example.com/nope"}}, codec.ErrUnknownType},
+		// The type URL is a str like any other: once written unchecked,
+		// so the codec wrote what its own decoder refuses. The resolver
+		// reads only the part after the last '/', which is a known type.
+		{"any type url invalid utf-8", &testingv1.AllTypes{WAny: &anypb.Any{TypeUrl: "\xffexample.com/wsrpc.testing.v1.Nested"}}, codec.ErrInvalidUTF8},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -495,4 +875,48 @@ func mustMarshal(t testing.TB, c codec.Codec, m proto.Message) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestMsgpackDeepErrorIsCheap: an error at the bottom of a deeply nested
+// message names the fields it happened in, but not every one of
+// thousands: the path is kept as a list while the error unwinds and
+// written out once, shortened in the middle. Each level used to wrap the
+// error again (fmt.Errorf), so the cost grew with the square of the
+// depth: a 130 KB message nested 10,001 deep took seconds of CPU and gave
+// a 310 KB error message — a cheap way to burn a server's CPU.
+func TestMsgpackDeepErrorIsCheap(t *testing.T) {
+	deep := codec.NewMsgpack(&codec.MsgpackOptions{RecursionLimit: 20000})
+	for _, tc := range []struct {
+		name string
+		msg  proto.Message
+	}{
+		{"singular field chain", deepNested(10001)},
+		{"repeated field chain", &testingv1.AllTypes{RNested: []*testingv1.Nested{func() *testingv1.Nested {
+			n := &testingv1.Nested{Id: 1}
+			for range 10000 {
+				n = &testingv1.Nested{Children: []*testingv1.Nested{n}}
+			}
+			return n
+		}()}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := deep.Marshal(tc.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = codec.Msgpack.Unmarshal(b, &testingv1.AllTypes{})
+			if !errors.Is(err, codec.ErrDepth) || !errors.Is(err, codec.ErrUnmarshal) {
+				t.Fatalf("Unmarshal = %.200v, want ErrDepth", err)
+			}
+			msg := err.Error()
+			if len(msg) > 1024 {
+				t.Fatalf("error message of %d bytes: %.300s…", len(msg), msg)
+			}
+			for _, want := range []string{"wsrpc.testing.v1.AllTypes.", "more", "wsrpc.testing.v1.Nested."} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not name %q", msg, want)
+				}
+			}
+		})
+	}
 }

@@ -19,8 +19,8 @@ type ProtoOptions struct {
 	// instead of keeping them for re-encoding. Default false (kept), the
 	// protobuf convention.
 	DiscardUnknown bool
-	// RecursionLimit bounds message nesting on decode. Zero means the
-	// protobuf default of 10000.
+	// RecursionLimit bounds message nesting on decode. Zero (or less, as
+	// for the other codecs) means the protobuf default of 10000.
 	RecursionLimit int
 }
 
@@ -34,7 +34,9 @@ func NewProto(opts *ProtoOptions) Codec {
 	}
 	return protoCodec{
 		mo: proto.MarshalOptions{Deterministic: o.Deterministic, AllowPartial: o.AllowPartial},
-		uo: proto.UnmarshalOptions{AllowPartial: o.AllowPartial, DiscardUnknown: o.DiscardUnknown, RecursionLimit: o.RecursionLimit},
+		// protobuf takes zero for its default but a negative limit
+		// literally, refusing every message.
+		uo: proto.UnmarshalOptions{AllowPartial: o.AllowPartial, DiscardUnknown: o.DiscardUnknown, RecursionLimit: max(o.RecursionLimit, 0)},
 	}
 }
 

@@ -248,6 +248,39 @@ func TestUnknownFields(t *testing.T) {
 	}
 }
 
+// TestJSONUnknownEnumNames pins what JSONOptions.RejectUnknown documents:
+// like an unknown field name, an unknown enum value name is discarded by
+// default (protojson's DiscardUnknown covers both: a singular field is
+// left unset, a repeated element or map entry disappears) and fails
+// decoding with RejectUnknown. msgpack refuses one either way
+// (ErrUnknownType, TestMsgpackBadInput).
+func TestJSONUnknownEnumNames(t *testing.T) {
+	in := `{"fInt32":1,"fEnum":"COLOR_PURPLE","rEnum":["COLOR_RED","COLOR_PURPLE","COLOR_BLUE"],` +
+		`"mSint32Enum":{"1":"COLOR_PURPLE","2":"COLOR_GREEN"}}`
+	var got testingv1.AllTypes
+	if err := codec.JSON.Unmarshal([]byte(in), &got); err != nil {
+		t.Fatalf("default options: %v", err)
+	}
+	want := &testingv1.AllTypes{
+		FInt32:      1,
+		REnum:       []testingv1.Color{testingv1.Color_COLOR_RED, testingv1.Color_COLOR_BLUE},
+		MSint32Enum: map[int32]testingv1.Color{2: testingv1.Color_COLOR_GREEN},
+	}
+	if !proto.Equal(&got, want) {
+		t.Fatalf("default options:\n%s", cmpDiff(want, &got))
+	}
+	strict := codec.NewJSON(&codec.JSONOptions{RejectUnknown: true})
+	for _, in := range []string{
+		`{"fEnum":"COLOR_PURPLE"}`,
+		`{"rEnum":["COLOR_RED","COLOR_PURPLE"]}`,
+		`{"mSint32Enum":{"1":"COLOR_PURPLE"}}`,
+	} {
+		if err := strict.Unmarshal([]byte(in), &testingv1.AllTypes{}); !errors.Is(err, codec.ErrUnmarshal) {
+			t.Errorf("RejectUnknown, %s: got %v, want an error", in, err)
+		}
+	}
+}
+
 // TestJSONEmitUnpopulated: every field is written, and the result decodes
 // to the same message except that an unset google.protobuf.Value field
 // comes back holding null_value (ProtoJSON writes both as null).
