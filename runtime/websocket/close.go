@@ -15,7 +15,10 @@ const maxCloseReason = maxControlPayload - 2
 // Close runs the closing handshake (RFC 6455 §7.1.2): it sends a close
 // frame with code and reason, waits up to the close timeout for the peer's
 // close frame, then closes the TCP connection (a server at once, a client
-// after giving the server a moment to close first, §7.1.1). It returns nil
+// after giving the server a moment to close first, §7.1.1). A write in
+// progress that cannot let the close frame out within the close timeout
+// (its peer has stopped reading) is ended by closing the TCP connection
+// at once. It returns nil
 // when the peer answered, or why it could not. Safe from any goroutine; a
 // second call returns ErrClosed. Once the close frame is sent, data
 // messages are refused with ErrClosed (§5.5.1: no data frame may follow
@@ -52,7 +55,16 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	var buf [maxControlPayload]byte
 	binary.BigEndian.PutUint16(buf[:], uint16(code))
 	n := 2 + copy(buf[2:], reason)
-	if err := c.writeControl(OpClose, buf[:n]); err != nil {
+	// A write in progress holds the frame lock until its bytes are out,
+	// which a peer that has stopped reading stretches to the write
+	// timeout: the close timeout bounds the wait for it too. Closing the
+	// TCP connection then ends that write, and ours fails.
+	stuck := time.AfterFunc(c.cfg.closeTimeout, func() { c.closeWith(ErrClosed) })
+	err := c.writeControl(OpClose, buf[:n])
+	if !stuck.Stop() {
+		return fmt.Errorf("websocket: closing handshake: a write held the connection for the close timeout: %w", ErrClosed)
+	}
+	if err != nil {
 		c.closeWith(ErrClosed)
 		return err
 	}

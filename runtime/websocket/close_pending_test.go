@@ -3,6 +3,7 @@ package websocket_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
@@ -43,6 +44,37 @@ func TestCloseKeepsLateMessages(t *testing.T) {
 		}
 		if code := websocket.CloseStatus(s.result()); code != websocket.StatusNormalClosure {
 			t.Fatalf("after the late messages: close status %d, want 1000", code)
+		}
+	})
+}
+
+// TestCloseBoundedBehindStuckWrite: a write in progress holds the frame
+// lock until its bytes are out, which a peer that has stopped reading
+// stretches to the write timeout (30 s by default). Close waited for that
+// lock before it could send its close frame, so one stalled client held a
+// server's shutdown for the whole write timeout. The close timeout bounds
+// that wait as well: when it runs out the TCP connection is closed, which
+// ends the stuck write, and Close reports the failed handshake.
+func TestCloseBoundedBehindStuckWrite(t *testing.T) {
+	forRoles(t, func(t *testing.T, r role) {
+		wrote := make(chan error, 1)
+		closed := make(chan error, 1)
+		start(t, r, engOpts{CloseTimeout: 200 * time.Millisecond}, func(c *websocket.Conn) error {
+			go func() { wrote <- c.Write(context.Background(), websocket.MessageBinary, make([]byte, 64<<20)) }()
+			time.Sleep(100 * time.Millisecond) // let the write take the frame lock and fill the socket
+			closed <- c.Close(websocket.StatusGoingAway, "shutting down")
+			return nil
+		})
+		select {
+		case err := <-closed:
+			if err == nil {
+				t.Fatal("Close returned nil: the peer never answered")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close is waiting for a write stuck behind a peer that does not read")
+		}
+		if err := <-wrote; err == nil {
+			t.Fatal("the stuck write returned nil")
 		}
 	})
 }
