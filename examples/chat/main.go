@@ -13,13 +13,22 @@
 // in-process broker, or on NATS with -nats so that several processes
 // share the rooms.
 //
+// Event ids are "<node>-<seq>". The node id is random, or with -node the
+// name given plus a short random suffix drawn at each start ("-node a"
+// gives "a.3f9c2e"): a restarted process numbers its events from 1 again,
+// so it must be a new node, or the other nodes would drop its events as
+// repeats of the old process's.
+//
 // It prints "listening on http://ADDR" once the port is bound and exits
-// cleanly on SIGINT or SIGTERM.
+// cleanly on SIGINT or SIGTERM; the connection of a client that stopped
+// reading is cut after 5 s rather than waited for.
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +39,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,14 +60,44 @@ var static embed.FS
 type config struct {
 	Addr    string // host:port to listen on
 	NATSURL string // NATS server URL; "" for the in-process broker
-	NodeID  string // hub node id; "" for a random one
+	NodeID  string // hub node id before its per-start suffix; "" for a random one
+}
+
+// shutdownGrace bounds the wait for the HTTP requests left once the chat
+// sessions are closed and the feeds cancelled. A healthy client's request
+// (a page asset, a feed's last write) ends in milliseconds; one still
+// running after 5 s belongs to a client that stopped reading, which would
+// hold an SSE write for its whole 10 s write timeout. Waiting that out
+// would only delay the exit, so run closes such connections instead.
+const shutdownGrace = 5 * time.Second
+
+// nodeSuffixLen is the length of the random suffix startNodeID adds: a
+// dot and 6 hex digits, short enough to keep ids readable, with a chance
+// of 1 in 16 million that a restart draws the previous start's suffix.
+const nodeSuffixLen = 7
+
+// startNodeID returns the hub node id for this start: "" (a random id,
+// chosen by the hub) or name with a random suffix, "a" becoming
+// "a.3f9c2e". Every start must be a new node (docs/hub.md): a restarted
+// process numbers its messages from 1 again, and the other nodes would
+// drop them as repeats of the previous process's for up to an hour.
+func startNodeID(name string) (string, error) {
+	if name == "" {
+		return "", nil
+	}
+	if limit := 64 - nodeSuffixLen; len(name) > limit { // hub node ids: at most 64 bytes
+		return "", fmt.Errorf("node id %q: at most %d bytes (a random suffix is added)", name, limit)
+	}
+	var b [(nodeSuffixLen - 1) / 2]byte
+	rand.Read(b[:]) // crypto/rand: never fails
+	return name + "." + hex.EncodeToString(b[:]), nil
 }
 
 func main() {
 	var cfg config
 	flag.StringVar(&cfg.Addr, "addr", "localhost:8080", "`host:port` to listen on")
 	flag.StringVar(&cfg.NATSURL, "nats", "", "NATS server `URL`: share rooms with other chat processes on it (default: in-process only)")
-	flag.StringVar(&cfg.NodeID, "node", "", "this process's node `id` in event ids (default: random)")
+	flag.StringVar(&cfg.NodeID, "node", "", "this process's node `id` in event ids, with a random suffix new at each start (\"a\" becomes \"a.3f9c2e\"; default: random)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -69,7 +109,9 @@ func main() {
 // run serves the page and the chat service on cfg.Addr until ctx is done,
 // then shuts down: chat sessions are closed with CodeUnavailable, SSE
 // feeds end without an end event (so browsers reconnect, to this server
-// once it is back or to another node), and the broker is left. It writes
+// once it is back or to another node), connections still open after
+// shutdownGrace (clients that stopped reading) are closed, which is no
+// error, and the broker is left. It writes
 // "listening on http://ADDR" to out once the port is bound, so a caller
 // using port 0 learns the address; failures with no caller to return to
 // are logged to out.
@@ -91,8 +133,12 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		defer nb.Close()
 		broker = nb
 	}
+	node, err := startNodeID(cfg.NodeID)
+	if err != nil {
+		return err
+	}
 	h, err := hub.New(broker, &hub.Options{
-		NodeID:  cfg.NodeID,
+		NodeID:  node,
 		OnError: func(topic string, err error) { logger.Printf("%s: %v", topic, err) },
 	})
 	if err != nil {
@@ -118,6 +164,17 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	srv := wsrpc.NewHTTPServer(mux)
 	srv.BaseContext = func(net.Listener) context.Context { return base }
 	srv.ErrorLog = logger
+	// conns counts the connections the server still owns (hijacked
+	// WebSockets are the chat service's), for the shutdown's log line.
+	var conns atomic.Int64
+	srv.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			conns.Add(1)
+		case http.StateHijacked, http.StateClosed:
+			conns.Add(-1)
+		}
+	}
 	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
 
 	errc := make(chan error, 1)
@@ -130,9 +187,17 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	svc.Close() // chat sessions: close handshakes, bounded by the close timeout
 	cancelBase()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// What is left is a client that stopped reading; the shutdown was
+		// asked for, so cutting it is no failure.
+		n := conns.Load()
+		srv.Close()
+		logger.Printf("shutdown: cut %d connection(s) still open after %v", n, shutdownGrace)
+		err = nil
+	}
 	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
 		err = serveErr
 	}

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,9 +163,10 @@ func TestChat(t *testing.T) {
 	}
 	defer feed.Close()
 
-	ada, w := session(t, ctx, url, "lobby", "Ada", codec.JSON)
-	if w.GetRoom() != "lobby" || w.GetName() != "Ada" || w.GetNode() != "n1" {
-		t.Fatalf("welcome %v", w)
+	ada, welcome := session(t, ctx, url, "lobby", "Ada", codec.JSON)
+	// -node n1: n1 and this start's suffix.
+	if welcome.GetRoom() != "lobby" || welcome.GetName() != "Ada" || !regexp.MustCompile(`^n1\.[0-9a-f]{6}$`).MatchString(welcome.GetNode()) {
+		t.Fatalf("welcome %v", welcome)
 	}
 	if got := ada.Codec().Name(); got != codec.NameJSON {
 		t.Fatalf("codec %s", got)
@@ -184,7 +190,7 @@ func TestChat(t *testing.T) {
 		t.Fatalf("feed %q, want %q", whats(got), want)
 	}
 	for i, w := range got {
-		if !regexp.MustCompile(`^n1-\d+$`).MatchString(w.id) || i > 0 && w.id == got[i-1].id {
+		if !regexp.MustCompile(`^`+regexp.QuoteMeta(welcome.GetNode())+`-\d+$`).MatchString(w.id) || i > 0 && w.id == got[i-1].id {
 			t.Fatalf("event ids %v", got)
 		}
 	}
@@ -238,5 +244,134 @@ func TestChat(t *testing.T) {
 	}
 	if err := <-bobErr; wsrpc.CodeOf(err) != wsrpc.CodeUnavailable || !strings.Contains(err.Error(), "shutting down") {
 		t.Fatalf("after shutdown: %v, want unavailable: server shutting down", err)
+	}
+}
+
+// smallRcvBuf dials with a tiny receive buffer, so that a peer that never
+// reads stalls the server's writes quickly.
+func smallRcvBuf(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	return d.DialContext(ctx, network, addr)
+}
+
+// flood makes Ada say n long lines in room, 16 at a time, reading her own
+// copies back so that she herself never falls behind.
+func flood(t *testing.T, ctx context.Context, url, room string, n int) {
+	t.Helper()
+	ada, _ := session(t, ctx, url, room, "Ada", codec.JSON)
+	defer ada.Close()
+	line := strings.Repeat("x", 1000)
+	for i := 0; i < n; i += 16 {
+		for j := 0; j < 16; j++ {
+			if err := ada.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: line}}); err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+		}
+		for j := 0; j < 16; {
+			ev, err := ada.Receive()
+			if err != nil {
+				t.Fatalf("receive %d: %v", i, err)
+			}
+			if ev.GetMessage() != nil {
+				j++
+			}
+		}
+	}
+}
+
+// syncBuffer is what run logs, kept for the test to read while server
+// goroutines may still write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// watcherFloodN is enough activity (about 2.5 MB) to fill the socket
+// buffers of a feed whose client never reads.
+const watcherFloodN = 2500
+
+// TestShutdownStalledWatcher: an SSE watcher that stopped reading keeps
+// its Watch handler blocked in a write (up to the 10 s SSE write
+// timeout); once the shutdown's grace period has passed, run closes that
+// connection, says so in one log line and returns nil, so that main
+// exits cleanly on SIGINT/SIGTERM as the package doc promises (before,
+// run returned "context deadline exceeded" and main exited 1).
+func TestShutdownStalledWatcher(t *testing.T) {
+	logs := &syncBuffer{}
+	s := runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
+		return run(ctx, config{Addr: "127.0.0.1:0", NodeID: "n1"}, io.MultiWriter(out, logs))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := smallRcvBuf(ctx, "tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /examples.chat.v1.ChatService/Watch?room=lobby HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("watch: %q %v", line, err)
+	}
+	// Never read again.
+	flood(t, ctx, s.URL, "lobby", watcherFloodN)
+	time.Sleep(500 * time.Millisecond) // let the feed's writer block
+	if err := s.Stop(); err != nil {
+		t.Fatalf("run with one stalled SSE watcher: %v (main would exit 1)", err)
+	}
+	// The line shows that the watcher did stall the shutdown, and was cut.
+	if !strings.Contains(logs.String(), "shutdown: cut 1 connection(s) still open after 5s") {
+		t.Fatalf("run's log has no line about the cut connection:\n%s", logs.String())
+	}
+}
+
+// TestStartNodeID: -node names the node, and each start adds a random
+// suffix within the hub's 64-byte limit on node ids.
+func TestStartNodeID(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want string // regexp; "" for an error
+	}{
+		{"", `^$`},
+		{"a", `^a\.[0-9a-f]{6}$`},
+		{"east-1", `^east-1\.[0-9a-f]{6}$`},
+		{strings.Repeat("n", 57), `^n{57}\.[0-9a-f]{6}$`},
+		{strings.Repeat("n", 58), ``},
+	} {
+		got, err := startNodeID(tc.name)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("%q: %q, want an error", tc.name, got)
+			}
+			continue
+		}
+		if err != nil || !regexp.MustCompile(tc.want).MatchString(got) {
+			t.Errorf("%q: %q, %v; want %s", tc.name, got, err, tc.want)
+		}
+	}
+	a, _ := startNodeID("a")
+	b, _ := startNodeID("a")
+	if a == b {
+		t.Errorf("two starts as a: both %q", a) // 1 chance in 16 million
 	}
 }

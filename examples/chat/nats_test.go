@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,7 +54,7 @@ func TestTwoNodes(t *testing.T) {
 	}
 	defer feedB.Close()
 	ada, wa := session(t, ctx, urlA, "gophers", "Ada", codec.Msgpack)
-	if wa.GetNode() != "node_a" || wb.GetNode() != "node_b" {
+	if !strings.HasPrefix(wa.GetNode(), "node_a.") || !strings.HasPrefix(wb.GetNode(), "node_b.") {
 		t.Fatalf("welcomes %v and %v", wa, wb)
 	}
 	if ev, err := bob.Receive(); err != nil || ev.GetJoined().GetName() != "Ada" {
@@ -76,8 +78,8 @@ func TestTwoNodes(t *testing.T) {
 	if want := "joined gophers Bob | joined gophers Ada | message gophers Ada: sent on node A | message gophers Bob: and B answers"; whats(got) != want {
 		t.Fatalf("feed on B %q, want %q", whats(got), want)
 	}
-	for i, node := range []string{"node_b-", "node_a-", "node_a-", "node_b-"} {
-		if !strings.HasPrefix(got[i].id, node) {
+	for i, node := range []string{wb.GetNode(), wa.GetNode(), wa.GetNode(), wb.GetNode()} {
+		if !strings.HasPrefix(got[i].id, node+"-") {
 			t.Fatalf("ids %v: want each event's publisher's id", got)
 		}
 	}
@@ -99,5 +101,73 @@ func TestTwoNodes(t *testing.T) {
 	defer feedA.Close()
 	if again := watch(t, feedA, 1); again[0] != more[1] {
 		t.Fatalf("resumed on A after %v: %v, want %v", more[0], again, more[1])
+	}
+}
+
+// TestRestartSameNode: a process restarted with the same -node is a new
+// node (docs/hub.md, "Brokers": a node id must change when the process
+// restarts), so what its members say reaches the other nodes. Before,
+// the restarted process numbered its messages from 1 again under the old
+// id, and node B dropped them as repeats for up to an hour.
+func TestRestartSameNode(t *testing.T) {
+	nurl := startNATS(t)
+	urlB, _ := startChat(t, config{NATSURL: nurl, NodeID: "b"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bob, _ := session(t, ctx, urlB, "gophers", "Bob", codec.Proto)
+	var mu sync.Mutex
+	var got []string
+	go func() {
+		for {
+			ev, err := bob.Receive()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if m := ev.GetMessage(); m != nil {
+				got = append(got, m.GetFrom()+": "+m.GetText())
+			}
+			mu.Unlock()
+		}
+	}()
+	waitFor := func(want string) bool {
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			ok := slices.Contains(got, want)
+			mu.Unlock()
+			if ok {
+				return true
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return false
+	}
+
+	urlA, stopA := startChat(t, config{NATSURL: nurl, NodeID: "a"})
+	ada, w1 := session(t, ctx, urlA, "gophers", "Ada", codec.Msgpack)
+	for _, s := range []string{"one", "two", "three"} {
+		say(t, ada, s)
+	}
+	if !waitFor("Ada: three") {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("before the restart Bob got %v", got)
+	}
+	ada.Close()
+	if err := stopA(); err != nil {
+		t.Fatal(err)
+	}
+
+	urlA2, _ := startChat(t, config{NATSURL: nurl, NodeID: "a"}) // the same -node
+	ada2, w2 := session(t, ctx, urlA2, "gophers", "Ada", codec.Msgpack)
+	say(t, ada2, "back after the restart")
+	if !waitFor("Ada: back after the restart") {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("Bob on node B never got Ada's message from restarted node A (same -node): got %v", got)
+	}
+	if !strings.HasPrefix(w2.GetNode(), "a.") || w2.GetNode() == w1.GetNode() {
+		t.Fatalf("node ids %q then %q: want a new one, named after -node a", w1.GetNode(), w2.GetNode())
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/wsrpc/wsrpc/runtime/sse"
@@ -21,6 +23,15 @@ import (
 // Lines are written, not synced: the journal survives the process, not
 // the machine. Opening compacts the file to the events it keeps.
 //
+// A server restarted under the same node id (-node) numbers its events
+// from 1 again: the hub's ids are "<node>-<seq>" and its sequence lives
+// in memory. The journal records such an event after the highest
+// sequence number its file had for that node ("a-1" becomes "a-6" after
+// "a-5") and returns it with that id, which is the one subscribers see. The
+// restart thus carries on where the last run stopped, instead of having
+// its events refused as duplicates (lost) or reusing an id that a client
+// resuming after the restart still holds.
+//
 // Concurrency: safe for concurrent use; mu guards every field.
 type journal struct {
 	mu     sync.Mutex
@@ -31,6 +42,10 @@ type journal struct {
 	f      *os.File       // nil: memory only
 	w      *bufio.Writer  // over f
 	line   bytes.Buffer   // scratch
+
+	// renumber is, per node id, the highest sequence number the file had
+	// when opened, added to that node's new events (nil: none).
+	renumber map[string]uint64
 }
 
 // record is one journal line.
@@ -50,6 +65,16 @@ func openJournal(path string, limit int) (*journal, error) {
 	evs, err := loadJournal(path)
 	if err != nil {
 		return nil, err
+	}
+	// Every event of the file counts, those about to be dropped too: a
+	// client may still hold one of their ids.
+	for _, e := range evs {
+		if node, seq, ok := splitID(e.ID); ok {
+			if j.renumber == nil {
+				j.renumber = make(map[string]uint64)
+			}
+			j.renumber[node] = max(j.renumber[node], seq)
+		}
 	}
 	if len(evs) > limit {
 		evs = evs[len(evs)-limit:]
@@ -106,13 +131,20 @@ func loadJournal(path string) ([]sse.Event, error) {
 }
 
 // Append writes e to the file and records it. e must have an id the
-// journal does not hold (the hub's "<node>-<seq>").
+// journal does not hold (the hub's "<node>-<seq>"), once renumbered: a
+// node the file had events of when opened continues after the highest
+// sequence number they had, and Append returns e with that id.
 func (j *journal) Append(e sse.Event) (sse.Event, error) {
 	if e.ID == "" {
 		return e, errors.New("journal: event without id")
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.renumber != nil {
+		if node, seq, ok := splitID(e.ID); ok && j.renumber[node] > 0 {
+			e.ID = node + "-" + strconv.FormatUint(j.renumber[node]+seq, 10)
+		}
+	}
 	if _, ok := j.index[e.ID]; ok {
 		return e, fmt.Errorf("%w %q", sse.ErrDuplicateID, e.ID)
 	}
@@ -138,6 +170,20 @@ func (j *journal) write(e sse.Event) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
+}
+
+// splitID splits a hub event id, "<node>-<seq>", at its last '-' (node
+// ids may contain '-'; see hub.Options.NodeID).
+func splitID(id string) (node string, seq uint64, ok bool) {
+	i := strings.LastIndexByte(id, '-')
+	if i <= 0 {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseUint(id[i+1:], 10, 64)
+	if err != nil || seq == 0 {
+		return "", 0, false
+	}
+	return id[:i], seq, true
 }
 
 func (j *journal) record(e sse.Event) {

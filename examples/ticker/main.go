@@ -11,6 +11,9 @@
 // in memory, or with -journal a file that a restarted server reads back,
 // so a client reconnecting with Last-Event-ID gets every event it missed,
 // once, in order — including those published while it was cut off.
+// Event ids are "<node>-<seq>"; a server restarted with the same -node on
+// the same journal numbers on after the last event the journal holds for
+// that node, so no id is used twice.
 package main
 
 import (
@@ -66,7 +69,7 @@ func main() {
 	var symbols string
 	flag.StringVar(&cfg.Addr, "addr", "localhost:8081", "`host:port` to listen on")
 	flag.StringVar(&cfg.Journal, "journal", "", "journal `file`: a restarted server resumes clients from it (default: memory only)")
-	flag.StringVar(&cfg.NodeID, "node", "", "node `id`, the prefix of event ids (default: random, new at each start)")
+	flag.StringVar(&cfg.NodeID, "node", "", "node `id`, the prefix of event ids; restarted with the same id and -journal, it numbers on after the journal's last event (default: random, new at each start)")
 	flag.DurationVar(&cfg.Interval, "interval", 500*time.Millisecond, "time between events")
 	flag.StringVar(&wc.URL, "watch", "", "watch the server at `URL` instead of serving")
 	flag.StringVar(&symbols, "symbols", "", "with -watch: comma-separated `symbols` to watch (default: all)")

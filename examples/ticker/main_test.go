@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,14 +85,25 @@ func next(t *testing.T, ids <-chan string) string {
 
 // TestResumeAcrossRestart: the watch client (the generated SSE client)
 // reads events from a server, the server stops, and a new server process
-// (a fresh run on the same port, same journal file, new node id) takes
-// over. The client is kept off the network until the new server has
-// published 20 events, so those can reach it only by resumption: it must
-// then print exactly the journal's events from its first one on — every
-// event of both servers, none twice, none missing, in order.
+// (a fresh run on the same port and journal file) takes over, under a
+// new node id or, with -node, the same one. The client is kept off the
+// network until the new server has published 20 events, so those can
+// reach it only by resumption: it must then print exactly the journal's
+// events from its first one on — every event of both servers, none
+// twice, none missing, in order. Under the same node id the new server
+// numbers on after the journal's last event (the journal renumbers what
+// the hub numbers from 1 again), and nothing is refused: before, its
+// first events were refused as duplicates of the previous run's ids,
+// which the server logs, and lost.
 func TestResumeAcrossRestart(t *testing.T) {
+	for _, second := range []string{"two", "one"} {
+		t.Run("second node "+second, func(t *testing.T) { testResumeAcrossRestart(t, "one", second) })
+	}
+}
+
+func testResumeAcrossRestart(t *testing.T, first, second string) {
 	path := filepath.Join(t.TempDir(), "ticker.journal")
-	url, stop1 := startTicker(t, config{Journal: path, NodeID: "one", Interval: 2 * time.Millisecond})
+	url, stop1 := startTicker(t, config{Journal: path, NodeID: first, Interval: 2 * time.Millisecond})
 
 	var down atomic.Bool // the client's network is cut
 	dialer := &net.Dialer{}
@@ -110,20 +123,23 @@ func TestResumeAcrossRestart(t *testing.T) {
 	if err := stop1(); err != nil {
 		t.Fatalf("first server: %v", err)
 	}
-	_, stop2 := startTicker(t, config{Addr: strings.TrimPrefix(url, "http://"), Journal: path, NodeID: "two", Interval: 2 * time.Millisecond})
+	evs, err := loadJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstN, last := len(evs), evs[len(evs)-1].ID // the first server's last event
+
+	logs := &syncBuffer{}
+	s2 := runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
+		return run(ctx, config{Addr: strings.TrimPrefix(url, "http://"), Journal: path, NodeID: second, Interval: 2 * time.Millisecond}, io.MultiWriter(out, logs))
+	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		evs, err := loadJournal(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		two := 0
-		for _, e := range evs {
-			if strings.HasPrefix(e.ID, "two-") {
-				two++
-			}
-		}
-		if two >= 20 {
+		if len(evs) >= firstN+20 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -132,18 +148,25 @@ func TestResumeAcrossRestart(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	down.Store(false)
+	after := contains(got, last) // events of the second server seen
 	for seen := 0; seen < 40; {
 		id := next(t, ids)
 		got = append(got, id)
-		if strings.HasPrefix(id, "two-") {
+		if after {
 			seen++
 		}
+		after = after || id == last
 	}
-	if err := stop2(); err != nil {
+	if err := s2.Stop(); err != nil {
 		t.Fatalf("second server: %v", err)
 	}
+	// The server logs what the hub could not record (OnError): nothing
+	// may have been refused.
+	if _, l, _ := strings.Cut(logs.String(), "\n"); l != "" {
+		t.Fatalf("the second server logged:\n%s", l)
+	}
 
-	evs, err := loadJournal(path)
+	evs, err = loadJournal(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +188,35 @@ func TestResumeAcrossRestart(t *testing.T) {
 			t.Fatalf("event %d: got %s, journal has %s (ids so far %v)", i, id, want, got[max(0, i-3):i+1])
 		}
 	}
-	if !strings.HasPrefix(got[0], "one-") || !contains(got, "two-1") {
-		t.Fatalf("ids %v: want both servers' events, from two-1 on", got)
+	// The second server's first event: "two-1" under a new node id, the
+	// next number after the first server's last under the same one.
+	want := second + "-1"
+	if second == first {
+		_, n, _ := splitID(last)
+		want = first + "-" + strconv.FormatUint(n+1, 10)
 	}
+	if !strings.HasPrefix(got[0], first+"-") || !contains(got, last) || evs[firstN].ID != want {
+		t.Fatalf("ids %v (second server from %s): want both servers' events, the second's from %s on", got, evs[firstN].ID, want)
+	}
+}
+
+// syncBuffer keeps what a server logs, for a test to read while server
+// goroutines may still write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func contains(s []string, v string) bool {

@@ -10,6 +10,11 @@
 // a subscription, so its event ids are the hub's ("<node>-<seq>", the
 // same on every node) and a reconnecting EventSource resumes on any node
 // that saw its last event.
+//
+// A node creates a room when someone joins or watches it there, and
+// releases it (topic closed, history dropped) once it has had no member
+// and no watcher for Options.RoomIdle, a minute by default: a feed that
+// reconnects later starts over, as on a node that never saw the room.
 package chatserver
 
 import (
@@ -40,6 +45,13 @@ const (
 	MaxTextLen     = 1000 // runes in one message
 	MaxRooms       = 256  // rooms one node serves
 	DefaultHistory = 500  // events kept per room for replay
+	// DefaultRoomIdle is how long a room no one uses (no member, no
+	// watcher) is kept before it is released. A minute covers a page
+	// that reloads or an EventSource that reconnects after a network
+	// blip, which then resume with the room's history; beyond it a room
+	// would only hold one of the MaxRooms slots and up to History events
+	// for nobody.
+	DefaultRoomIdle = time.Minute
 	// watchBacklog is how much recent activity a fresh watcher starts with.
 	watchBacklog = 50
 )
@@ -52,20 +64,26 @@ type Options struct {
 	// Logger receives what has no caller to return to (broker failures).
 	// Default: discard.
 	Logger *log.Logger
+	// RoomIdle is how long a room with no member and no watcher is kept
+	// before it is released: its topic closed, its history dropped, its
+	// slot among MaxRooms freed. Someone who comes back later starts the
+	// room over. Default DefaultRoomIdle.
+	RoomIdle time.Duration
 }
 
 // Service implements chatv1wsrpc.ChatServiceHandler on a hub.
 //
-// Concurrency: safe for concurrent use; mu guards rooms, closed and the
-// session count's additions.
+// Concurrency: safe for concurrent use; mu guards rooms, each room's
+// users, idle timer and gen, closed and the session count's additions.
 type Service struct {
 	chatv1wsrpc.UnimplementedChatServiceHandler
 
-	hub     *hub.Hub
-	history int
-	logger  *log.Logger
-	stop    context.Context // done when Close starts
-	cancel  context.CancelFunc
+	hub      *hub.Hub
+	history  int
+	roomIdle time.Duration
+	logger   *log.Logger
+	stop     context.Context // done when Close starts
+	cancel   context.CancelFunc
 
 	mu       sync.Mutex
 	rooms    map[string]*room
@@ -73,11 +91,15 @@ type Service struct {
 	sessions sync.WaitGroup // Chat handlers running
 }
 
-// room is one topic and its activity log.
+// room is one topic and its activity log, and who uses them here: a room
+// no one uses is released after Service.roomIdle (see Service.release).
 type room struct {
 	name  string
 	topic *hub.Topic[*chatv1.WatchResponse]
 	log   *activityLog
+	users int         // Chat sessions and Watch streams in the room
+	idle  *time.Timer // runs expire once users has been 0 for roomIdle; nil while used
+	gen   uint64      // counts idle timers: a stale one finds a newer gen and does nothing
 }
 
 // New returns a service whose rooms are topics on h.
@@ -92,8 +114,11 @@ func New(h *hub.Hub, opts *Options) *Service {
 	if o.Logger == nil {
 		o.Logger = log.New(io.Discard, "", 0)
 	}
+	if o.RoomIdle <= 0 {
+		o.RoomIdle = DefaultRoomIdle
+	}
 	stop, cancel := context.WithCancel(context.Background())
-	return &Service{hub: h, history: o.History, logger: o.Logger, stop: stop, cancel: cancel, rooms: make(map[string]*room)}
+	return &Service{hub: h, history: o.History, roomIdle: o.RoomIdle, logger: o.Logger, stop: stop, cancel: cancel, rooms: make(map[string]*room)}
 }
 
 // Handler returns the path and handler to mount the service on. SSE
@@ -110,16 +135,26 @@ func (s *Service) Handler() (string, http.Handler) {
 // down") and waits for their handlers; later sessions are refused. Watch
 // streams end with their requests' contexts (the http.Server's), without
 // an end event, so clients reconnect elsewhere or later. Close does not
-// close the hub. Idempotent.
+// close the hub, nor the rooms' topics (closing the hub does); rooms are
+// no longer released once unused. Idempotent.
 func (s *Service) Close() {
 	s.mu.Lock()
 	s.closed = true
+	for _, r := range s.rooms {
+		if r.idle != nil {
+			r.idle.Stop()
+			r.idle = nil
+		}
+	}
 	s.mu.Unlock()
 	s.cancel()
 	s.sessions.Wait()
 }
 
-// room returns the room called name, creating its topic on first use.
+// room returns the room called name, creating its topic on first use,
+// and counts the caller among its users until it calls release. Watch
+// counts too: a feed may follow a room that only other nodes' members
+// use, and its slot must be freed the same way.
 func (s *Service) room(name string) (*room, error) {
 	if name == "" {
 		name = DefaultRoom
@@ -130,6 +165,11 @@ func (s *Service) room(name string) (*room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r, ok := s.rooms[name]; ok {
+		r.users++
+		if r.idle != nil {
+			r.idle.Stop() // if it fired already, expire finds a user and keeps the room
+			r.idle = nil
+		}
 		return r, nil
 	}
 	if len(s.rooms) >= MaxRooms {
@@ -148,8 +188,40 @@ func (s *Service) room(name string) (*room, error) {
 		return nil, wsrpc.NewError(wsrpc.CodeUnavailable, err)
 	}
 	r.topic = t
+	r.users = 1
 	s.rooms[name] = r
 	return r, nil
+}
+
+// release ends a use of r that room counted; the last user leaving starts
+// r's idle timer.
+func (s *Service) release(r *room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.users--; r.users > 0 || s.closed {
+		return
+	}
+	r.gen++
+	gen := r.gen
+	r.idle = time.AfterFunc(s.roomIdle, func() { s.expire(r, gen) })
+}
+
+// expire releases r if it is still unused since the idle timer of
+// generation gen started. It closes the topic under s.mu: a member who
+// joins meanwhile either finds r in use, or finds no room and creates a
+// new one, whose topic can take the name only once this one has freed it.
+// With no subscriber left, Close has no write to wait for.
+func (s *Service) expire(r *room, gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.gen != gen || r.users > 0 || s.closed || s.rooms[r.name] != r {
+		return
+	}
+	delete(s.rooms, r.name)
+	r.idle = nil
+	if err := r.topic.Close(); err != nil {
+		s.logger.Printf("chat: room %s: %v", r.name, err)
+	}
 }
 
 // publish sends ev to the room on every node. The local subscribers have
@@ -194,6 +266,7 @@ func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequ
 	if err != nil {
 		return err
 	}
+	defer s.release(r) // after the departure is published (defers below)
 	welcome := &chatv1.Welcome{Room: r.name, Name: name, Node: s.hub.NodeID()}
 	if err := st.Send(&chatv1.ChatResponse{Event: &chatv1.ChatResponse_Welcome{Welcome: welcome}}); err != nil {
 		return err
@@ -257,6 +330,7 @@ func (s *Service) Watch(ctx context.Context, req *chatv1.WatchRequest, st *wsrpc
 	if err != nil {
 		return err
 	}
+	defer s.release(r)
 	start := func() (string, []sse.Event, error) {
 		cursor := st.LastEventID()
 		if cursor != "" {

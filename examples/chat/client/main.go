@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/wsrpc/wsrpc"
@@ -44,7 +45,9 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, os.Stdin, os.Stdout); err != nil {
+	// Ctrl-C is a way to leave: the session then ends with the signal's
+	// cancellation, which is no failure.
+	if err := run(ctx, cfg, os.Stdin, os.Stdout); err != nil && !errors.Is(err, context.Canceled) {
 		log.Fatal(err)
 	}
 }
@@ -86,7 +89,9 @@ func run(ctx context.Context, cfg config, in io.Reader, out io.Writer) error {
 	go func() {
 		sc := bufio.NewScanner(in)
 		for sc.Scan() {
-			if sc.Text() == "" {
+			// The server trims a message and refuses an empty one, ending
+			// the session: skip blank lines, as the page does.
+			if strings.TrimSpace(sc.Text()) == "" {
 				continue
 			}
 			if st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: sc.Text()}}) != nil {

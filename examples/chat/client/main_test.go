@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -144,4 +147,59 @@ func TestClientRefused(t *testing.T) {
 	if wsrpc.CodeOf(err) != wsrpc.CodeInvalidArgument {
 		t.Fatalf("bad room: %v, want invalid_argument", err)
 	}
+}
+
+// TestClientSkipsBlankLines: a line of only spaces or tabs is not sent.
+// The server trims a message and refuses an empty one with
+// invalid_argument, which ends the session; the page skips such input
+// too, and the member stays in the room.
+func TestClientSkipsBlankLines(t *testing.T) {
+	url := startServer(t)
+	ada := join(t, url, "ada", "proto")
+	ada.out.wait(t, "ada", "joined #lobby as ada")
+	// One write, which the client's scanner takes in one read: were the
+	// session to end, a later write would find no reader and block.
+	ada.say(t, "   \n\t \nstill here")
+	ada.out.wait(t, "ada", "<ada> still here")
+	ada.leave(t)
+}
+
+// TestInterruptLeaves: Ctrl-C leaves the room, as the package doc says,
+// and is not a failure: the command (run as a child process) exits 0
+// with nothing on stderr, and the room sees the member leave.
+func TestInterruptLeaves(t *testing.T) {
+	if url := os.Getenv("WSRPC_TEST_CLIENT_MAIN"); url != "" {
+		// The child: the command itself, its input left open.
+		os.Args = []string{"client", "-url", url, "-name", "ada", "-codec", "proto"}
+		main()
+		return
+	}
+	url := startServer(t)
+	bob := join(t, url, "bob", "msgpack")
+	bob.out.wait(t, "bob", "joined #lobby as bob")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestInterruptLeaves$")
+	cmd.Env = append(os.Environ(), "WSRPC_TEST_CLIENT_MAIN="+url)
+	stdin, err := cmd.StdinPipe() // held open: only the signal ends the session
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Ada's join reaches Bob once the child runs its session, after main
+	// installed its signal handler.
+	bob.out.wait(t, "bob", "* ada joined")
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil || strings.TrimSpace(stderr.String()) != "" {
+		t.Fatalf("after Ctrl-C: %v, stderr %q (stdout %q); want exit status 0, no error", err, stderr.String(), stdout.String())
+	}
+	bob.out.wait(t, "bob", "* ada left")
 }

@@ -1,0 +1,295 @@
+package chatserver
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc"
+	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
+	"github.com/wsrpc/wsrpc/gen/examples/chat/v1/chatv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/hub"
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// startService serves a Service with opts on 127.0.0.1.
+func startService(t *testing.T, opts *Options) (*Service, string) {
+	t.Helper()
+	h, err := hub.New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(h, opts)
+	mux := http.NewServeMux()
+	mux.Handle(s.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { s.Close(); srv.Close(); h.Close() })
+	return s, srv.URL
+}
+
+type session = wsrpc.BidiStreamForClient[chatv1.ChatRequest, chatv1.ChatResponse]
+
+// join joins room as name and returns the session once the member's own
+// join has come back, that is once the room works.
+func join(t *testing.T, ctx context.Context, url, room, name string) *session {
+	t.Helper()
+	st, err := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, url, wsrpc.WithCodecs(codec.Proto)).Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Room: room, Name: name}}}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := st.Receive(); err != nil || res.GetWelcome() == nil {
+		t.Fatalf("%s joining %s: %v, %v; want a welcome", name, room, res, err)
+	}
+	for {
+		ev, err := st.Receive()
+		if err != nil {
+			t.Fatalf("%s: waiting for the own join: %v", name, err)
+		}
+		if ev.GetJoined().GetName() == name {
+			return st
+		}
+	}
+}
+
+// say sends text and waits for it to come back through the room.
+func say(t *testing.T, st *session, text string) {
+	t.Helper()
+	if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: text}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, err := st.Receive()
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", text, err)
+		}
+		if ev.GetMessage().GetText() == text {
+			return
+		}
+	}
+}
+
+// leave ends the session and waits for the server to close it, so that
+// the member no longer uses the room.
+func leave(t *testing.T, st *session) {
+	t.Helper()
+	if err := st.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := st.Receive(); err != nil {
+			return
+		}
+	}
+}
+
+// rooms is the number of rooms s holds.
+func rooms(s *Service) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.rooms)
+}
+
+// waitRooms waits until s holds n rooms.
+func waitRooms(t *testing.T, s *Service, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); rooms(s) != n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the service holds %d rooms after 10 s, want %d", rooms(s), n)
+		}
+	}
+}
+
+// TestRoomsReleasedWhenUnused: a room with no member and no watcher is
+// released after RoomIdle, and its slot among MaxRooms with it. Before,
+// MaxRooms anonymous GETs of the Watch feed (each closed at once, no
+// member ever joined) created rooms that were never released, and no
+// one could open a new room on the node until it restarted.
+func TestRoomsReleasedWhenUnused(t *testing.T) {
+	s, url := startService(t, &Options{RoomIdle: 20 * time.Millisecond})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for i := range MaxRooms {
+		resp, err := client.Get(fmt.Sprintf("%s%s?room=junk%d", url, chatv1wsrpc.ChatServiceWatchPath, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close() // the watcher leaves at once
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("watch junk%d: %s", i, resp.Status)
+		}
+	}
+	waitRooms(t, s, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	join(t, ctx, url, "gophers", "Ada")
+}
+
+// TestRoomMemoryReleased: a released room's history is freed. A full
+// room holds History events of up to MaxTextLen four-byte runes, about
+// 2 MiB; before, every room kept it for the life of the process, so
+// MaxRooms rooms filled once by one client held half a gigabyte.
+func TestRoomMemoryReleased(t *testing.T) {
+	s, url := startService(t, &Options{RoomIdle: 20 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	line := strings.Repeat("\U0001F600", MaxTextLen)
+	const n = 4
+	for r := range n {
+		ada := join(t, ctx, url, fmt.Sprintf("mem%d", r), "Ada")
+		for range DefaultHistory {
+			say(t, ada, line)
+		}
+		leave(t, ada)
+	}
+	waitRooms(t, s, 0)
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	if per := (int64(ms.HeapAlloc) - int64(before)) / n; per > 256<<10 {
+		t.Fatalf("a full room still holds %d KiB once released", per>>10)
+	}
+}
+
+// TestRoomKeptWhileWatched: a room is not released while a watcher
+// follows it, even one no member of this node has joined (over NATS its
+// members may be on other nodes): the feed goes on with the room.
+func TestRoomKeptWhileWatched(t *testing.T) {
+	s, url := startService(t, &Options{RoomIdle: 20 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	feed, err := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, url).Watch(ctx, &chatv1.WatchRequest{Room: "quiet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feed.Close()
+	waitRooms(t, s, 1)
+	time.Sleep(200 * time.Millisecond) // time for a release, which must not happen
+	if rooms(s) != 1 {
+		t.Fatal("a watched room was released")
+	}
+	ada := join(t, ctx, url, "quiet", "Ada")
+	say(t, ada, "still here")
+	for _, want := range []string{"joined Ada", "message still here"} {
+		ev, err := feed.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := "joined " + ev.GetJoined().GetName()
+		if m := ev.GetMessage(); m != nil {
+			got = "message " + m.GetText()
+		}
+		if got != want {
+			t.Fatalf("feed: %q, want %q", got, want)
+		}
+	}
+}
+
+// TestReleasedRoomStartsOver: a feed that comes back to a room released
+// meanwhile starts over with the new room's activity (its Last-Event-ID
+// is unknown there, as on a node that never saw the room), and the new
+// room's ids are not the old one's.
+func TestReleasedRoomStartsOver(t *testing.T) {
+	s, url := startService(t, &Options{RoomIdle: 20 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ada := join(t, ctx, url, "again", "Ada")
+	say(t, ada, "before")
+	feed, err := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, url).Watch(ctx, &chatv1.WatchRequest{Room: "again"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := map[string]bool{}
+	for range 2 { // Ada's join and message, from the history
+		if _, err := feed.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		old[feed.LastEventID()] = true
+	}
+	last := feed.LastEventID()
+	feed.Close()
+	leave(t, ada)
+	waitRooms(t, s, 0)
+
+	bob := join(t, ctx, url, "again", "Bob")
+	say(t, bob, "after")
+	resumed := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, url, wsrpc.WithSSEClientOptions(&sse.ClientOptions{LastEventID: last}))
+	f, err := resumed.Watch(ctx, &chatv1.WatchRequest{Room: "again"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, want := range []string{"Bob", "after"} {
+		ev, err := f.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.GetJoined().GetName() != want && ev.GetMessage().GetText() != want || old[f.LastEventID()] {
+			t.Fatalf("resumed feed: %v (id %s), want %q under a new id", ev, f.LastEventID(), want)
+		}
+	}
+}
+
+// TestJoinWhileReleasing: members who join as their room is being
+// released get a working room: the release happens under the service's
+// lock and only if the room is still unused, so a member finds either
+// the room in use or no room, and then a new one. With a release due a
+// millisecond after each member leaves, members come and go in one room
+// from several goroutines; each must see its own message come back.
+func TestJoinWhileReleasing(t *testing.T) {
+	_, url := startService(t, &Options{RoomIdle: time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, url, wsrpc.WithCodecs(codec.Proto))
+	visit := func(name string) error {
+		st, err := client.Chat(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Room: "busy", Name: name}}}); err != nil {
+			return err
+		}
+		if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: "hi from " + name}}); err != nil {
+			return err
+		}
+		for {
+			ev, err := st.Receive()
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if m := ev.GetMessage(); m != nil && m.GetFrom() == name {
+				return st.CloseSend()
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 25 {
+				if err := visit(fmt.Sprintf("m%d-%d", g, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
