@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -288,25 +287,6 @@ func flood(t *testing.T, ctx context.Context, url, room string, n int) {
 	}
 }
 
-// syncBuffer is what run logs, kept for the test to read while server
-// goroutines may still write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // watcherFloodN is enough activity (about 2.5 MB) to fill the socket
 // buffers of a feed whose client never reads.
 const watcherFloodN = 2500
@@ -318,7 +298,7 @@ const watcherFloodN = 2500
 // exits cleanly on SIGINT/SIGTERM as the package doc promises (before,
 // run returned "context deadline exceeded" and main exited 1).
 func TestShutdownStalledWatcher(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &runtest.Buffer{}
 	s := runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
 		return run(ctx, config{Addr: "127.0.0.1:0", NodeID: "n1"}, io.MultiWriter(out, logs))
 	})

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -129,7 +128,7 @@ func testResumeAcrossRestart(t *testing.T, first, second string) {
 	}
 	firstN, last := len(evs), evs[len(evs)-1].ID // the first server's last event
 
-	logs := &syncBuffer{}
+	logs := &runtest.Buffer{}
 	s2 := runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
 		return run(ctx, config{Addr: strings.TrimPrefix(url, "http://"), Journal: path, NodeID: second, Interval: 2 * time.Millisecond}, io.MultiWriter(out, logs))
 	})
@@ -198,25 +197,6 @@ func testResumeAcrossRestart(t *testing.T, first, second string) {
 	if !strings.HasPrefix(got[0], first+"-") || !contains(got, last) || evs[firstN].ID != want {
 		t.Fatalf("ids %v (second server from %s): want both servers' events, the second's from %s on", got, evs[firstN].ID, want)
 	}
-}
-
-// syncBuffer keeps what a server logs, for a test to read while server
-// goroutines may still write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func contains(s []string, v string) bool {

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"io"
 	"regexp"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -74,4 +76,25 @@ func (s *Server) Wait() error {
 func (s *Server) Stop() error {
 	s.Cancel()
 	return s.Wait()
+}
+
+// Buffer keeps what a server logs, for a test to read while the server's
+// goroutines may still write.
+//
+// Concurrency: Write and String from any goroutine; mu guards b.
+type Buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
