@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/wsrpc/wsrpc/internal/runtest"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -52,30 +51,12 @@ func echoHandler(ctx context.Context, c *websocket.Conn, _ *http.Request) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to share with runWS's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runWSCmd runs the ws command with stdin, bounded by a deadline.
 func runWSCmd(t *testing.T, stdin io.Reader, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut runtest.Buffer
 	done := make(chan int, 1)
 	go func() { done <- runWS(ctx, args, stdin, &out, &errOut) }()
 	select {
@@ -298,7 +279,7 @@ func TestWSInterrupt(t *testing.T) {
 	defer cancel()
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	var out, errOut syncBuffer
+	var out, errOut runtest.Buffer
 	done := make(chan int, 1)
 	go func() { done <- runWS(ctx, []string{url}, pr, &out, &errOut) }()
 	if _, err := pw.Write([]byte("hi\n")); err != nil {
@@ -401,7 +382,7 @@ func TestWSInterruptDuringFinalPing(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut runtest.Buffer
 	done := make(chan int, 1)
 	go func() { done <- runWS(ctx, []string{url}, strings.NewReader(""), &out, &errOut) }()
 	time.Sleep(200 * time.Millisecond) // stdin is empty: runWS is in its final Ping
