@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,4 +234,85 @@ func TestWatchFilter(t *testing.T) {
 	if kinds["quote"] == 0 || kinds["trade"] == 0 || len(kinds) != 2 {
 		t.Fatalf("event kinds %v, want quotes and trades", kinds)
 	}
+}
+
+// TestShutdownStalledWatcher: a watcher that stopped reading keeps its
+// Watch handler blocked in a write (up to the 10 s SSE write timeout);
+// once the shutdown's grace period has passed, run closes that
+// connection, says so in one log line and returns nil, so that main exits
+// cleanly on SIGINT/SIGTERM (before, run returned "context deadline
+// exceeded" and main exited 1).
+func TestShutdownStalledWatcher(t *testing.T) {
+	logs := &runtest.Buffer{}
+	s := runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
+		return run(ctx, config{Addr: "127.0.0.1:0", NodeID: "n1", Interval: 20 * time.Microsecond}, io.MultiWriter(out, logs))
+	})
+	// A receive buffer of 2 KiB: little of the stream fits on this side.
+	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := d.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /examples.ticker.v1.TickerService/Watch HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("watch: %q %v", line, err)
+	}
+	// Never read again. The events fill this side's buffer and then the
+	// server's send buffer; once the server's send queue has stopped
+	// growing for a second while events are published every 20 µs, the
+	// handler is blocked in a write.
+	server := c.RemoteAddr().(*net.TCPAddr).Port
+	client := c.LocalAddr().(*net.TCPAddr).Port
+	deadline := time.Now().Add(60 * time.Second)
+	for prev, same := -1, 0; same < 10; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server's send queue still grows after 60 s")
+		}
+		q := sendQueue(t, server, client)
+		if q > 0 && q == prev {
+			same++
+		} else {
+			same = 0
+		}
+		prev = q
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatalf("run with one stalled watcher: %v (main would exit 1)", err)
+	}
+	if !strings.Contains(logs.String(), "shutdown: cut 1 connection(s) still open after 5s") {
+		t.Fatalf("run's log has no line about the cut connection:\n%s", logs.String())
+	}
+}
+
+// sendQueue reads from /proc/net/tcp how many bytes the loopback socket
+// from port local to port remote holds unacknowledged or unsent.
+func sendQueue(t *testing.T, local, remote int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("0100007F:%04X 0100007F:%04X", local, remote)
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && f[1]+" "+f[2] == want {
+			tx, _, _ := strings.Cut(f[4], ":")
+			n, err := strconv.ParseInt(tx, 16, 64)
+			if err != nil {
+				t.Fatalf("/proc/net/tcp: %q", l)
+			}
+			return int(n)
+		}
+	}
+	t.Fatalf("no socket %s in /proc/net/tcp", want)
+	return 0
 }
