@@ -293,3 +293,25 @@ func TestJoinWhileReleasing(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestVanishedMemberLeaves: a member whose client stops answering (here
+// it stops reading, so it answers no ping; a device that slept or lost
+// its network does the same) is closed after Keepalive and leaves the
+// room, which the others see. Before, sessions had no keepalive and such
+// a member stayed listed for as long as the TCP connection lingered.
+func TestVanishedMemberLeaves(t *testing.T) {
+	_, url := startService(t, &Options{Keepalive: 100 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	join(t, ctx, url, "r", "Ada") // never read again
+	bob := join(t, ctx, url, "r", "Bob")
+	for {
+		ev, err := bob.Receive()
+		if err != nil {
+			t.Fatalf("Bob, waiting for Ada to leave: %v", err)
+		}
+		if ev.GetLeft().GetName() == "Ada" {
+			return
+		}
+	}
+}

@@ -36,6 +36,7 @@ import (
 	"github.com/wsrpc/wsrpc/gen/examples/chat/v1/chatv1wsrpc"
 	"github.com/wsrpc/wsrpc/runtime/hub"
 	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
 // Limits on what members send and on what the server keeps.
@@ -52,6 +53,11 @@ const (
 	// would only hold one of the MaxRooms slots and up to History events
 	// for nobody.
 	DefaultRoomIdle = time.Minute
+	// DefaultKeepalive is how often a Chat session is pinged, and how
+	// long its pong may take: a member whose device vanished without
+	// closing (sleep, lost network) leaves the room within two periods
+	// instead of staying listed while the TCP connection lingers.
+	DefaultKeepalive = 30 * time.Second
 	// watchBacklog is how much recent activity a fresh watcher starts with.
 	watchBacklog = 50
 )
@@ -69,6 +75,11 @@ type Options struct {
 	// slot among MaxRooms freed. Someone who comes back later starts the
 	// room over. Default DefaultRoomIdle.
 	RoomIdle time.Duration
+	// Keepalive is the interval between pings on a Chat session and the
+	// time its pong may take before the session is closed (1011) and the
+	// member has left. Browsers and the Go client answer pings as they
+	// read. Default DefaultKeepalive.
+	Keepalive time.Duration
 }
 
 // Service implements chatv1wsrpc.ChatServiceHandler on a hub.
@@ -78,12 +89,13 @@ type Options struct {
 type Service struct {
 	chatv1wsrpc.UnimplementedChatServiceHandler
 
-	hub      *hub.Hub
-	history  int
-	roomIdle time.Duration
-	logger   *log.Logger
-	stop     context.Context // done when Close starts
-	cancel   context.CancelFunc
+	hub       *hub.Hub
+	history   int
+	roomIdle  time.Duration
+	keepalive time.Duration
+	logger    *log.Logger
+	stop      context.Context // done when Close starts
+	cancel    context.CancelFunc
 
 	mu       sync.Mutex
 	rooms    map[string]*room
@@ -117,18 +129,26 @@ func New(h *hub.Hub, opts *Options) *Service {
 	if o.RoomIdle <= 0 {
 		o.RoomIdle = DefaultRoomIdle
 	}
+	if o.Keepalive <= 0 {
+		o.Keepalive = DefaultKeepalive
+	}
 	stop, cancel := context.WithCancel(context.Background())
-	return &Service{hub: h, history: o.History, roomIdle: o.RoomIdle, logger: o.Logger, stop: stop, cancel: cancel, rooms: make(map[string]*room)}
+	return &Service{
+		hub: h, history: o.History, roomIdle: o.RoomIdle, keepalive: o.Keepalive, logger: o.Logger,
+		stop: stop, cancel: cancel, rooms: make(map[string]*room),
+	}
 }
 
-// Handler returns the path and handler to mount the service on. SSE
-// streams send a heartbeat comment every 15 s so idle feeds survive
-// proxies.
+// Handler returns the path and handler to mount the service on. Chat
+// sessions are pinged every Options.Keepalive; SSE streams send a
+// heartbeat comment every 15 s so idle feeds survive proxies.
 func (s *Service) Handler() (string, http.Handler) {
-	return chatv1wsrpc.NewChatServiceHandler(s, wsrpc.WithSSEOptions(&sse.StreamOptions{
-		Heartbeat:    15 * time.Second,
-		WriteTimeout: 10 * time.Second,
-	}))
+	return chatv1wsrpc.NewChatServiceHandler(s,
+		wsrpc.WithAcceptOptions(&websocket.AcceptOptions{PingInterval: s.keepalive, PongTimeout: s.keepalive}),
+		wsrpc.WithSSEOptions(&sse.StreamOptions{
+			Heartbeat:    15 * time.Second,
+			WriteTimeout: 10 * time.Second,
+		}))
 }
 
 // Close ends every Chat session with CodeUnavailable ("server shutting
