@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"unicode/utf8"
 
@@ -54,6 +56,9 @@ type namedCodec struct {
 
 func (c namedCodec) Name() string { return c.name }
 
+// registerRuns counts TestRegister runs.
+var registerRuns atomic.Int32
+
 func TestRegister(t *testing.T) {
 	for _, name := range []string{"", "a b", "a/b", "é", "a,b", `"x"`} {
 		if err := codec.Register(namedCodec{codec.JSON, name}); !errors.Is(err, codec.ErrInvalidName) {
@@ -66,14 +71,17 @@ func TestRegister(t *testing.T) {
 	if err := codec.Register(namedCodec{codec.JSON, "json"}); !errors.Is(err, codec.ErrDuplicate) {
 		t.Errorf("Register(json): got %v, want ErrDuplicate", err)
 	}
-	custom := namedCodec{codec.NewJSON(&codec.JSONOptions{UseProtoNames: true}), "json-snake_v1"}
+	// The registry is global and keeps what is registered: a name new to
+	// each run lets the test run again (-count).
+	name := "json-snake_v" + strconv.Itoa(int(registerRuns.Add(1)))
+	custom := namedCodec{codec.NewJSON(&codec.JSONOptions{UseProtoNames: true}), name}
 	if err := codec.Register(custom); err != nil {
 		t.Fatal(err)
 	}
-	if got, ok := codec.BySubprotocol("wsrpc.json-snake_v1"); !ok || got != codec.Codec(custom) {
+	if got, ok := codec.BySubprotocol("wsrpc." + name); !ok || got != codec.Codec(custom) {
 		t.Fatalf("BySubprotocol after Register = %v, %v", got, ok)
 	}
-	if names := codec.Names(); names[len(names)-1] != "json-snake_v1" {
+	if names := codec.Names(); names[len(names)-1] != name {
 		t.Fatalf("Names() = %q", names)
 	}
 	if err := codec.Register(custom); !errors.Is(err, codec.ErrDuplicate) {
