@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
 	"github.com/wsrpc/wsrpc/internal/browsertest"
+	"github.com/wsrpc/wsrpc/runtime/codec"
 )
 
 // artifactsDir is where browser tests leave screenshots: $WSRPC_ARTIFACTS,
@@ -119,4 +122,59 @@ func TestBrowserChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
+}
+
+// TestBrowserPageBounded: a page left open keeps the latest 500 entries
+// of its message list and of its activity feed (before, both grew with
+// every event for as long as the tab stayed open, as did the feed's set
+// of seen ids), and a feed that ends with "fell behind"
+// (resource_exhausted) starts over by itself a moment later, where it
+// used to stay stopped until the page was reloaded.
+func TestBrowserPageBounded(t *testing.T) {
+	url, _ := startChat(t, config{NodeID: "demo"})
+	tab := browsertest.New(t)
+	if err := chromedp.Do(tab, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, tab, "feed live", pageText("#feed-state", "live"))
+	if err := chromedp.Do(tab,
+		chromedp.SendKeys(chromedp.CSS("#name"), "Cleo"),
+		chromedp.Click(chromedp.CSS("#join")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, tab, "joined", pageText("#where", "#lobby as Cleo"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// 704 messages in bursts of 64, each burst shown before the next is
+	// sent: the page is to keep the latest 500, not to keep up with a
+	// flood (a member who falls a queue behind is disconnected).
+	dan, _ := session(t, ctx, url, "lobby", "Dan", codec.JSON)
+	for burst := range 11 {
+		for i := range 64 {
+			text := fmt.Sprintf("burst %d message %d", burst, i)
+			if err := dan.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: text}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		last := fmt.Sprintf("burst %d message 63", burst)
+		poll(t, tab, "the burst's last message in the list", pageText("#messages .bubble", last))
+		poll(t, tab, "the burst's last message in the feed", pageText("#activity li", "Dan: "+last))
+	}
+	for _, list := range []string{"#messages", "#activity"} {
+		n, err := chromedp.Run(tab, chromedp.Evaluate[int](`document.querySelectorAll("`+list+` li").length`))
+		if err != nil || n != 500 {
+			t.Errorf("%s holds %d entries (%v), want the latest 500 of over 700", list, n, err)
+		}
+	}
+
+	// The server's "fell behind" ending, as the page receives it.
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`window.stoppedFeed = es;
+		es.dispatchEvent(new MessageEvent("wsrpc.error", {data: JSON.stringify({code: "resource_exhausted", message: "fell behind the room's activity"})}));
+		true`)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, tab, "the feed stopped", `window.stoppedFeed.readyState === EventSource.CLOSED`)
+	poll(t, tab, "a new feed, live", `es !== window.stoppedFeed && es.readyState === EventSource.OPEN && document.querySelector("#feed-state").textContent === "live"`)
+	poll(t, tab, "the new feed's backlog", pageText("#activity li", "Dan: burst 10 message 63"))
 }

@@ -28,9 +28,27 @@ function setStatus(text, on) {
   s.className = "status " + (on ? "on" : "off");
 }
 
-function append(list, item) {
+// A page left open for days keeps the latest maxItems entries of each
+// list; dropped(item) is told of each entry it lets go.
+const maxItems = 500;
+const scrolling = new Set(); // lists to scroll to the end at the next frame
+
+function append(list, item, dropped) {
   list.append(item);
-  list.scrollTop = list.scrollHeight;
+  while (list.children.length > maxItems) {
+    const old = list.firstElementChild;
+    old.remove();
+    if (dropped) dropped(old);
+  }
+  // Reading scrollHeight lays the page out; once per frame, not per
+  // entry, or a burst of messages freezes the page (seconds per hundred).
+  if (scrolling.size === 0) {
+    requestAnimationFrame(() => {
+      for (const l of scrolling) l.scrollTop = l.scrollHeight;
+      scrolling.clear();
+    });
+  }
+  scrolling.add(list);
 }
 
 // --- chat session (WebSocket) ---
@@ -125,7 +143,7 @@ function watch(room) {
     const li = el("li", kind);
     li.dataset.id = e.lastEventId;
     li.append(el("span", "icon", icon), el("span", "what", text(d)), el("time", "", clock(ts(d))));
-    append(list, li);
+    append(list, li, (old) => seen.delete(old.dataset.id));
   };
   es.addEventListener("joined", show("joined", "→", (d) => d.name + " joined", (d) => d.time));
   es.addEventListener("left", show("left", "←", (d) => d.name + " left", (d) => d.time));
@@ -134,9 +152,17 @@ function watch(room) {
   es.addEventListener("wsrpc.end", () => es.close());
   es.addEventListener("wsrpc.error", (e) => {
     es.close();
+    const err = JSON.parse(e.data);
     state.textContent = "stopped";
     state.className = "pill";
-    append(list, el("li", "system", JSON.parse(e.data).message || "feed ended"));
+    append(list, el("li", "system", err.message || "feed ended"));
+    // A feed that fell behind the room (a tab that slept, a slow link)
+    // starts over with the recent activity after a pause; other
+    // errors (a bad room name) would only repeat.
+    if (err.code === "resource_exhausted") {
+      const stopped = es;
+      setTimeout(() => { if (es === stopped) watch(room); }, 2000);
+    }
   });
 }
 
