@@ -57,6 +57,7 @@ type method struct {
 type service struct {
 	*protogen.Service
 	methods []*method
+	mount   string // the pattern NewFooServiceHandler returns
 }
 
 // Generate is the protogen entry point: it generates a file for every
@@ -68,7 +69,17 @@ func Generate(plugin *protogen.Plugin) error {
 		pluginpb.CodeGeneratorResponse_FEATURE_SUPPORTS_EDITIONS)
 	plugin.SupportedEditionsMinimum = descriptorpb.Edition_EDITION_PROTO2
 	plugin.SupportedEditionsMaximum = descriptorpb.Edition_EDITION_2023
+	// Every file is checked before any is generated: the handlers of one
+	// run may share a mux, so method paths are unique across all of them,
+	// and a file's imports must miss the identifiers of its whole
+	// generated package, other files' included.
+	type file struct {
+		*protogen.File
+		services []*service
+	}
+	var files []file
 	names := map[protogen.GoImportPath]map[string]string{} // per generated package
+	paths := map[string]string{}                           // method path -> who serves it
 	for _, f := range plugin.Files {
 		if !f.Generate {
 			continue
@@ -87,7 +98,57 @@ func Generate(plugin *protogen.Plugin) error {
 		if err := claimNames(f, services, names[pkg]); err != nil {
 			return err
 		}
-		generateFile(plugin, f, services)
+		if err := claimRoutes(f, services, paths); err != nil {
+			return err
+		}
+		files = append(files, file{f, services})
+	}
+	for _, f := range files {
+		g := generateFile(plugin, f.File, f.services)
+		if err := checkImports(g, f.File, f.services, names[generatedPackage(f.File)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// claimRoutes records the method paths of f's services in paths, failing
+// on one another method of this run already has: two handlers could not
+// both serve it. Two services whose mount patterns meet (custom paths in
+// one directory) are no error: their generated comments say to mount
+// each handler on its methods' paths instead, which http.ServeMux allows.
+func claimRoutes(f *protogen.File, services []*service, paths map[string]string) error {
+	for _, s := range services {
+		for _, m := range s.methods {
+			if prev, ok := paths[m.path]; ok {
+				return schemaErr(f, m.Method, "path %q is also used by %s: give one another path", m.path, prev)
+			}
+			paths[m.path] = fmt.Sprintf("method %s (%s)", m.Desc.FullName(), f.Desc.Path())
+		}
+	}
+	return nil
+}
+
+// checkImports fails when g, generated for f, imports a package under a
+// name its generated package declares (names, from claimNames): Go allows
+// no identifier both in a file's imports and in its package block, and
+// protogen keeps import names clear of Go's predeclared identifiers only.
+// Only message packages can meet one: every declared identifier has an
+// upper-case letter, which the runtime packages' names lack, so a package
+// must be named against Go's conventions (go_package ".../xServiceClient").
+func checkImports(g *protogen.GeneratedFile, f *protogen.File, services []*service, names map[string]string) error {
+	for _, s := range services {
+		for _, m := range s.methods {
+			for _, msg := range []*protogen.Message{m.Input, m.Output} {
+				// Already qualified while generating, so this adds no import.
+				q := qualifier(g.QualifiedGoIdent(msg.GoIdent))
+				if owner, ok := names[q]; ok {
+					imp := string(msg.GoIdent.GoImportPath)
+					return fmt.Errorf("%s: service %s: message %s's Go package %q would be imported as %s, which %s declares: name the package otherwise in %s's go_package (\"%s;<name>\")",
+						f.Desc.Path(), s.Desc.FullName(), msg.Desc.FullName(), imp, q, owner, msg.Desc.ParentFile().Path(), imp)
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -153,6 +214,7 @@ func collect(f *protogen.File) ([]*service, error) {
 			svc.methods = append(svc.methods, wm)
 		}
 		if len(svc.methods) > 0 {
+			svc.mount = mountPath(svc.methods)
 			out = append(out, svc)
 		}
 	}
@@ -248,23 +310,26 @@ func procedure(m *protogen.Method) string {
 	return "/" + string(m.Parent.Desc.FullName()) + "/" + string(m.Desc.Name())
 }
 
-// mountPath is the pattern NewFooServiceHandler returns: the longest
-// common prefix of the paths, cut after its last "/". A lone method whose
-// custom path is at the root ("/count") gets its path itself, an exact
-// ServeMux pattern, rather than "/", which would claim every path the mux
-// has no other pattern for (and conflict with a page served at "/").
+// mountPath is the http.ServeMux pattern NewFooServiceHandler returns. A
+// lone method's is its path itself, an exact pattern ("/{$}" for "/",
+// which as a pattern would match every path): its directory would take
+// the application's other routes there away and conflict with another
+// service mounted in it. Several methods get the longest common prefix
+// of their paths, cut after its last "/".
 func mountPath(methods []*method) string {
+	if len(methods) == 1 {
+		if methods[0].path == "/" {
+			return "/{$}"
+		}
+		return methods[0].path
+	}
 	prefix := methods[0].path
 	for _, m := range methods[1:] {
 		for !strings.HasPrefix(m.path, prefix) {
 			prefix = prefix[:len(prefix)-1]
 		}
 	}
-	dir := prefix[:strings.LastIndex(prefix, "/")+1]
-	if dir == "/" && len(methods) == 1 {
-		return methods[0].path
-	}
-	return dir
+	return prefix[:strings.LastIndex(prefix, "/")+1]
 }
 
 // generatedPackage is the import path of f's generated wsrpc code.
@@ -272,7 +337,7 @@ func generatedPackage(f *protogen.File) protogen.GoImportPath {
 	return protogen.GoImportPath(path.Join(string(f.GoImportPath), string(f.GoPackageName)+PackageSuffix))
 }
 
-func generateFile(plugin *protogen.Plugin, f *protogen.File, services []*service) {
+func generateFile(plugin *protogen.Plugin, f *protogen.File, services []*service) *protogen.GeneratedFile {
 	pkgName := string(f.GoPackageName) + PackageSuffix
 	dir, base := path.Split(f.GeneratedFilenamePrefix)
 	filename := path.Join(dir, pkgName, base+".wsrpc.go")
@@ -292,6 +357,7 @@ func generateFile(plugin *protogen.Plugin, f *protogen.File, services []*service
 	for _, s := range services {
 		generateService(g, s)
 	}
+	return g
 }
 
 func unexport(s string) string { return strings.ToLower(s[:1]) + s[1:] }
@@ -430,31 +496,24 @@ func generateService(g *protogen.GeneratedFile, s *service) {
 	g.P("}")
 	g.P()
 
-	mount := mountPath(s.methods)
+	mount := s.mount
 	g.P("// New", name, "Handler builds an HTTP handler from the service implementation.")
 	g.P("// It returns the path to mount it on (", fmt.Sprintf("%q", mount), ") and the handler,")
 	g.P("// which serves the method paths and answers 404 to any other path.")
-	if mount == "/" {
-		consts := make([]string, len(s.methods))
-		for i, m := range s.methods {
-			consts[i] = pathConst(s, m)
-		}
+	switch {
+	case mount == "/{$}":
+		g.P("// \"/{$}\" is the http.ServeMux pattern of the path \"/\" alone.")
+	case mount == "/":
 		g.P("// The methods' paths share no directory, so that path is every other")
 		g.P("// route's fallback in an http.ServeMux; to serve other paths under \"/\",")
 		g.P("// mount the handler on each method's path instead:")
-		line := "//"
-		for i, c := range consts {
-			sep := ","
-			if i == len(consts)-1 {
-				sep = "."
-			}
-			if len(line) > 2 && len(line)+1+len(c)+1 > 80 {
-				g.P(line)
-				line = "//"
-			}
-			line += " " + c + sep
-		}
-		g.P(line)
+		eachPath(g, s)
+	case customPaths(s):
+		// The schema chose the directory, so the application may serve
+		// other paths in it.
+		g.P("// That pattern takes every path under ", fmt.Sprintf("%q", mount), "; if the mux serves other")
+		g.P("// paths there, mount the handler on each method's path instead:")
+		eachPath(g, s)
 	}
 	g.P("// opts configure every method (see wsrpc.Option).")
 	g.P("func New", name, "Handler(svc ", name, "Handler, opts ...", wsrpcPkg.Ident("Option"), ") (string, ", httpPkg.Ident("Handler"), ") {")
@@ -489,6 +548,43 @@ func generateService(g *protogen.GeneratedFile, s *service) {
 		g.P("}")
 		g.P()
 	}
+}
+
+// eachPath ends the handler's doc comment with the list of its methods'
+// path constants, to mount it on each, wrapped at 80 columns.
+func eachPath(g *protogen.GeneratedFile, s *service) {
+	line := "//"
+	var root string
+	for i, m := range s.methods {
+		c := pathConst(s, m)
+		if m.path == "/" {
+			root = c
+		}
+		sep := ","
+		if i == len(s.methods)-1 {
+			sep = "."
+		}
+		if len(line) > 2 && len(line)+1+len(c)+1 > 80 {
+			g.P(line)
+			line = "//"
+		}
+		line += " " + c + sep
+	}
+	g.P(line)
+	if root != "" {
+		g.P("// ", root, " is \"/\": mount that one on the pattern \"/{$}\", as the")
+		g.P("// pattern \"/\" matches every path.")
+	}
+}
+
+// customPaths reports whether a method of s has a path set in the schema.
+func customPaths(s *service) bool {
+	for _, m := range s.methods {
+		if m.path != procedure(m.Method) {
+			return true
+		}
+	}
+	return false
 }
 
 // qualifier returns the package name of a qualified identifier ("pkg" of

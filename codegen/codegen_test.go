@@ -205,24 +205,35 @@ func TestGenerateGolden(t *testing.T) {
 	}
 }
 
-// TestMountPath pins the pattern NewXServiceHandler returns: the methods'
-// common directory, a lone root-level method's own path (an exact
-// ServeMux pattern: "/" would take every path the mux has no other
-// pattern for, a page served at "/" included), and "/" with a comment
-// naming each method's path where the methods share no directory.
+// TestMountPath pins the pattern NewXServiceHandler returns and the
+// advice its doc comment gives. A lone method's own path, at any depth,
+// is an exact ServeMux pattern ("/{$}" for "/"): its directory would take
+// the application's other routes there away, and conflict with another
+// service mounted in it. Several methods get their common directory,
+// "/" when they share none; where the schema chose the paths, the comment
+// names each method's path to mount instead (and "/{$}" for one at "/",
+// since the pattern "/" matches every path).
 func TestMountPath(t *testing.T) {
+	const advice = "mount the handler on each method's path instead:\n// XServiceAPath, XServiceBPath."
+	const rootNote = "// XServiceAPath is \"/\": mount that one on the pattern \"/{$}\""
 	for _, tc := range []struct {
 		name    string
 		methods []methodSpec
 		mount   string
+		want    []string // in the doc comment
 		advice  bool
 	}{
-		{"default paths", []methodSpec{{name: "A", server: true, opt: ws("")}, {name: "B", server: true, opt: sseRule("")}}, "/x.v1.XService/", false},
-		{"one default path", []methodSpec{{name: "A", server: true, opt: ws("")}}, "/x.v1.XService/", false},
-		{"shared directory", []methodSpec{{name: "A", server: true, opt: ws("/rooms/a")}, {name: "B", server: true, opt: sseRule("/rooms/b")}}, "/rooms/", false},
-		{"one root path", []methodSpec{{name: "A", server: true, opt: ws("/count")}}, "/count", false},
-		{"one nested path", []methodSpec{{name: "A", server: true, opt: sseRule("/rooms/watch")}}, "/rooms/", false},
-		{"no shared directory", []methodSpec{{name: "A", server: true, opt: ws("/count")}, {name: "B", server: true, opt: sseRule("/rooms/watch")}}, "/", true},
+		{"default paths", []methodSpec{{name: "A", server: true, opt: ws("")}, {name: "B", server: true, opt: sseRule("")}}, "/x.v1.XService/", nil, false},
+		{"one default path", []methodSpec{{name: "A", server: true, opt: ws("")}}, "/x.v1.XService/A", nil, false},
+		{"shared directory", []methodSpec{{name: "A", server: true, opt: ws("/rooms/a")}, {name: "B", server: true, opt: sseRule("/rooms/b")}}, "/rooms/",
+			[]string{`That pattern takes every path under "/rooms/"; if the mux serves other`}, true},
+		{"custom path in the default directory", []methodSpec{{name: "A", server: true, opt: ws("/x.v1.XService/a")}, {name: "B", server: true, opt: sseRule("")}}, "/x.v1.XService/", nil, true},
+		{"one root path", []methodSpec{{name: "A", server: true, opt: ws("/count")}}, "/count", nil, false},
+		{"one nested path", []methodSpec{{name: "A", server: true, opt: sseRule("/api/v1/events")}}, "/api/v1/events", nil, false},
+		{"one path at the root", []methodSpec{{name: "A", server: true, opt: sseRule("/")}}, "/{$}",
+			[]string{`"/{$}" is the http.ServeMux pattern of the path "/" alone.`}, false},
+		{"no shared directory", []methodSpec{{name: "A", server: true, opt: ws("/count")}, {name: "B", server: true, opt: sseRule("/rooms/watch")}}, "/", nil, true},
+		{"the root and another path", []methodSpec{{name: "A", server: true, opt: ws("/")}, {name: "B", server: true, opt: sseRule("/count")}}, "/", []string{rootNote}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := run(t, request(tc.methods...))
@@ -233,9 +244,19 @@ func TestMountPath(t *testing.T) {
 			if want := "return \"" + tc.mount + "\", http.HandlerFunc"; !strings.Contains(content, want) {
 				t.Errorf("output lacks %q", want)
 			}
-			advice := "mount the handler on each method's path instead:\n// XServiceAPath, XServiceBPath."
+			if want := "It returns the path to mount it on (\"" + tc.mount + "\")"; !strings.Contains(content, want) {
+				t.Errorf("doc comment lacks %q", want)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(content, want) {
+					t.Errorf("doc comment lacks %q", want)
+				}
+			}
 			if got := strings.Contains(content, advice); got != tc.advice {
 				t.Errorf("advice to mount each path given: %v, want %v", got, tc.advice)
+			}
+			if got, want := strings.Contains(content, rootNote), len(tc.want) > 0 && tc.want[0] == rootNote; got != want {
+				t.Errorf("advice to mount the root path on \"/{$}\" given: %v, want %v", got, want)
 			}
 		})
 	}

@@ -148,6 +148,24 @@ func TestGeneratedCodeCompiles(t *testing.T) {
 			services: []protoService{{name: "EService", methods: []protoMethod{m("S", ".e.v1.M", ".e.v1.M", false, true, sseRule(""))}}}},
 	)
 
+	for _, want := range []string{"a/v1/av1wsrpc/a.wsrpc.go", "a/v1/av1wsrpc/a2.wsrpc.go", "c/v1/cv1wsrpc/c.wsrpc.go", "e/v1/ev1wsrpc/e.wsrpc.go"} {
+		if _, ok := files[mod+want]; !ok {
+			t.Errorf("%s not generated", want)
+		}
+	}
+	// go vet builds, and checks the doc directives too.
+	if out, err := goModule(t, files, []string{"vet", "./..."}); err != nil {
+		t.Fatalf("go vet of the generated code: %v\n%s", err, out)
+	}
+}
+
+// goModule writes files (named by import path under example.com/t/) into
+// a module of its own that uses this checkout of wsrpc, with the same
+// requirements as wsrpc's so nothing is downloaded, and runs the go
+// commands in it in turn, returning the last one's output or the first
+// failure's.
+func goModule(t *testing.T, files map[string]string, cmds ...[]string) (string, error) {
+	t.Helper()
 	dir := t.TempDir()
 	_, self, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(self))
@@ -155,7 +173,6 @@ func TestGeneratedCodeCompiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The same requirements as wsrpc's, so the build needs no download.
 	_, req, _ := strings.Cut(string(goMod), "\nrequire")
 	write := func(name, content string) {
 		p := filepath.Join(dir, name)
@@ -173,25 +190,24 @@ func TestGeneratedCodeCompiles(t *testing.T) {
 	}
 	write("go.sum", string(sum))
 	for name, content := range files {
-		rel, ok := strings.CutPrefix(name, mod)
+		rel, ok := strings.CutPrefix(name, "example.com/t/")
 		if !ok {
 			t.Fatalf("file %s outside the test module", name)
 		}
 		write(rel, content)
 	}
-	for _, want := range []string{"a/v1/av1wsrpc/a.wsrpc.go", "a/v1/av1wsrpc/a2.wsrpc.go", "c/v1/cv1wsrpc/c.wsrpc.go", "e/v1/ev1wsrpc/e.wsrpc.go"} {
-		if _, ok := files[mod+want]; !ok {
-			t.Errorf("%s not generated", want)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "vet", "./...") // builds, and checks the doc directives too
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go vet of the generated code: %v\n%s", err, out)
+	var out []byte
+	for _, args := range cmds {
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+		if out, err = cmd.CombinedOutput(); err != nil {
+			return string(out), err
+		}
 	}
+	return string(out), nil
 }
 
 // TestNameClashes: services whose generated Go names meet, in one file or
@@ -231,5 +247,173 @@ func TestNameClashes(t *testing.T) {
 				t.Fatalf("error %q and %d files, want %q and none", resp.GetError(), len(resp.GetFile()), tc.want)
 			}
 		})
+	}
+}
+
+// requestFor builds a CodeGeneratorRequest generating files.
+func requestFor(files ...protoFile) *pluginpb.CodeGeneratorRequest {
+	req := &pluginpb.CodeGeneratorRequest{ProtoFile: []*descriptorpb.FileDescriptorProto{
+		protodesc.ToFileDescriptorProto(descriptorpb.File_google_protobuf_descriptor_proto),
+		protodesc.ToFileDescriptorProto(wsrpcv1.File_wsrpc_v1_options_proto),
+	}}
+	for _, f := range files {
+		req.FileToGenerate = append(req.FileToGenerate, f.name)
+		req.ProtoFile = append(req.ProtoFile, f.descriptor())
+	}
+	return req
+}
+
+// TestRouteClashes: handlers generated in one run may share a mux, where
+// registering a pattern twice panics, so a path or a mount pattern used by
+// two services, in one file or in files of different Go packages, is a
+// schema error that names both.
+func TestRouteClashes(t *testing.T) {
+	svc := func(pkg, name string, paths ...string) protoService {
+		s := protoService{name: name}
+		for i, p := range paths {
+			s.methods = append(s.methods, protoMethod{name: string(rune('A' + i)), in: "." + pkg + ".M", out: "." + pkg + ".M", server: true, opt: sseRule(p)})
+		}
+		return s
+	}
+	file := func(pkg string, services ...protoService) protoFile {
+		dir := strings.ReplaceAll(pkg, ".", "/")
+		return protoFile{name: dir + "/f.proto", pkg: pkg, goPackage: "example.com/t/" + dir + ";" + strings.ReplaceAll(pkg, ".", ""), messages: []string{"M"}, services: services}
+	}
+	for _, tc := range []struct {
+		name  string
+		files []protoFile
+		want  string // "": no error
+	}{
+		{"path in two services of a file", []protoFile{file("d.v1", svc("d.v1", "AService", "/events"), svc("d.v1", "BService", "/events"))},
+			`d/v1/f.proto: method d.v1.BService.A: path "/events" is also used by method d.v1.AService.A (d/v1/f.proto)`},
+		{"path in two Go packages", []protoFile{file("e.v1", svc("e.v1", "E", "/api/watch")), file("f.v1", svc("f.v1", "F", "", "/api/watch"))},
+			`f/v1/f.proto: method f.v1.F.B: path "/api/watch" is also used by method e.v1.E.A (e/v1/f.proto)`},
+		{"custom path is another's default", []protoFile{file("e.v1", svc("e.v1", "E", "")), file("f.v1", svc("f.v1", "F", "/e.v1.E/A"))},
+			`f/v1/f.proto: method f.v1.F.A: path "/e.v1.E/A" is also used by method e.v1.E.A (e/v1/f.proto)`},
+		// Both mount on "/rooms/": each is to be mounted on its paths,
+		// as their comments say.
+		{"mount pattern in two Go packages", []protoFile{file("e.v1", svc("e.v1", "R", "/rooms/a", "/rooms/b")), file("f.v1", svc("f.v1", "S", "/rooms/c", "/rooms/d"))}, ""},
+		// "/{$}" and "/" are distinct patterns, as are a directory and a
+		// lone method's path in it.
+		{"root path beside paths sharing no directory", []protoFile{file("e.v1", svc("e.v1", "Home", "/"), svc("e.v1", "S", "/a", "/b/c"))}, ""},
+		{"lone path in another service's directory", []protoFile{file("e.v1", svc("e.v1", "R", "/rooms/a", "/rooms/b"), svc("e.v1", "W", "/rooms/watch"))}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := run(t, requestFor(tc.files...))
+			if tc.want == "" {
+				if resp.GetError() != "" {
+					t.Fatal(resp.GetError())
+				}
+				return
+			}
+			if !strings.Contains(resp.GetError(), tc.want) || len(resp.GetFile()) != 0 {
+				t.Fatalf("error %q and %d files, want %q and none", resp.GetError(), len(resp.GetFile()), tc.want)
+			}
+		})
+	}
+}
+
+// TestImportNamedLikeDeclaration: a message package whose Go name is an
+// identifier the generated package declares (the unexported client type,
+// or another file's handler type or path constant) would make code that
+// does not compile ("already declared through import of package"), so it
+// is a generation error naming the file, the service, the package and the
+// declaration.
+func TestImportNamedLikeDeclaration(t *testing.T) {
+	const mod = "example.com/t/"
+	msgs := func(goName string) protoFile {
+		return protoFile{name: "m/m.proto", pkg: "m", goPackage: mod + "m/" + goName, messages: []string{"M"}}
+	}
+	x := protoFile{name: "x/x.proto", pkg: "x", goPackage: mod + "x;x", messages: []string{"X"},
+		services: []protoService{{name: "XService", methods: []protoMethod{{name: "S", in: ".x.X", out: ".x.X", server: true, opt: ws("")}}}}}
+	usesM := func(f protoFile, service string) protoFile {
+		f.deps = append(f.deps, "m/m.proto")
+		f.services = []protoService{{name: service, methods: []protoMethod{{name: "S", in: ".m.M", out: ".m.M", server: true, opt: ws("")}}}}
+		return f
+	}
+	y := protoFile{name: "x/y.proto", pkg: "x", goPackage: mod + "x;x"}
+	for _, tc := range []struct {
+		name  string
+		files []protoFile
+		want  string
+	}{
+		{"unexported client type", []protoFile{msgs("xServiceClient"), usesM(x, "XService")},
+			`x/x.proto: service x.XService: message m.M's Go package "example.com/t/m/xServiceClient" would be imported as xServiceClient, which service x.XService (x/x.proto) declares`},
+		{"another file's handler type", []protoFile{msgs("XServiceHandler"), x, usesM(y, "YService")},
+			`x/y.proto: service x.YService: message m.M's Go package "example.com/t/m/XServiceHandler" would be imported as XServiceHandler, which service x.XService (x/x.proto) declares`},
+		{"another file's path constant", []protoFile{msgs("XServiceSPath"), x, usesM(y, "YService")},
+			`would be imported as XServiceSPath, which method x.XService.S (x/x.proto) declares: name the package otherwise in m/m.proto's go_package ("example.com/t/m/XServiceSPath;<name>")`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := run(t, requestFor(tc.files...))
+			if !strings.Contains(resp.GetError(), tc.want) || len(resp.GetFile()) != 0 {
+				t.Fatalf("error %q and %d files, want %q and none", resp.GetError(), len(resp.GetFile()), tc.want)
+			}
+		})
+	}
+}
+
+// TestMountBesideApplicationRoutes mounts generated handlers, as their
+// doc comments say, on a mux that also serves the application's own
+// routes, in a program built against this checkout: a lone method's
+// handler takes only its path ("/{$}" for "/"), so it neither hides the
+// application's other routes in its directory or at "/" nor conflicts
+// with another service's handler there (ServeMux would panic).
+func TestMountBesideApplicationRoutes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go build")
+	}
+	const mod = "example.com/t/"
+	m := func(name, path string) protoMethod {
+		return protoMethod{name: name, in: ".api.v1.M", out: ".api.v1.M", server: true, opt: sseRule(path)}
+	}
+	files := generateAll(t, protoFile{name: "api/v1/api.proto", pkg: "api.v1", goPackage: mod + "api/v1;apiv1", messages: []string{"M"},
+		services: []protoService{
+			{name: "EventsService", methods: []protoMethod{m("Watch", "/api/v1/events")}},
+			{name: "ChatService", methods: []protoMethod{{name: "Chat", in: ".api.v1.M", out: ".api.v1.M", client: true, server: true, opt: ws("/api/v1/chat")}}},
+			{name: "HomeService", methods: []protoMethod{m("Home", "/")}},
+			{name: "RoomsService", methods: []protoMethod{m("A", "/rooms/a"), m("B", "/rooms/b")}},
+		}})
+	files[mod+"cmd/main.go"] = `package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"example.com/t/api/v1/apiv1wsrpc"
+)
+
+func main() {
+	mux := http.NewServeMux()
+	// The application's own routes: a REST API and a fallback page.
+	mux.HandleFunc("/api/", http.NotFound)
+	mux.HandleFunc("/", http.NotFound)
+	// Handle panics on a pattern that conflicts with one registered.
+	mux.Handle(apiv1wsrpc.NewEventsServiceHandler(apiv1wsrpc.UnimplementedEventsServiceHandler{}))
+	mux.Handle(apiv1wsrpc.NewChatServiceHandler(apiv1wsrpc.UnimplementedChatServiceHandler{}))
+	mux.Handle(apiv1wsrpc.NewHomeServiceHandler(apiv1wsrpc.UnimplementedHomeServiceHandler{}))
+	mux.Handle(apiv1wsrpc.NewRoomsServiceHandler(apiv1wsrpc.UnimplementedRoomsServiceHandler{}))
+	for _, p := range []string{"/api/v1/users", "/api/v1/events", "/api/v1/chat", "/", "/about", "/rooms/a"} {
+		_, pattern := mux.Handler(httptest.NewRequest("GET", p, nil))
+		fmt.Printf("%s -> %s\n", p, pattern)
+	}
+}
+`
+	out, err := goModule(t, files, []string{"vet", "./..."}, []string{"run", "./cmd"})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"/api/v1/users -> /api/\n",
+		"/api/v1/events -> /api/v1/events\n",
+		"/api/v1/chat -> /api/v1/chat\n",
+		"/ -> /{$}\n",
+		"/about -> /\n",
+		"/rooms/a -> /rooms/\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("request routed otherwise than %q; program output:\n%s", want, out)
+		}
 	}
 }

@@ -156,6 +156,8 @@ type WebSocketRule struct {
 	// with "/" and contain no query, fragment, "{" or "}" (net/http.ServeMux
 	// wildcards). Empty (the default) means the procedure path
 	// "/<package>.<Service>/<Method>", for example "/chat.v1.ChatService/Chat".
+	// A path is one method's among all the files generated together, whose
+	// handlers may share one net/http.ServeMux.
 	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -209,8 +211,7 @@ func (x *WebSocketRule) GetPath() string {
 // case's message, or for a scalar case its JSON value. A response with no case
 // set cannot be sent. For every other response shape each event has the type
 // "message" (the EventSource default, so onmessage sees it) and its data is
-// the whole response. Data is protojson on one line (runtime/codec "json")
-// unless the client negotiates another text codec.
+// the whole response. Data is protojson on one line (runtime/codec "json").
 //
 // The request in the URL. EventSource can only GET a URL, so the request is
 // encoded in the query string, in one of two forms chosen from the request

@@ -80,12 +80,12 @@ type TickerServiceHandler interface {
 }
 
 // NewTickerServiceHandler builds an HTTP handler from the service implementation.
-// It returns the path to mount it on ("/examples.ticker.v1.TickerService/") and the handler,
+// It returns the path to mount it on ("/examples.ticker.v1.TickerService/Watch") and the handler,
 // which serves the method paths and answers 404 to any other path.
 // opts configure every method (see wsrpc.Option).
 func NewTickerServiceHandler(svc TickerServiceHandler, opts ...wsrpc.Option) (string, http.Handler) {
 	watchHandler := wsrpc.NewSSEHandler(TickerServiceWatchProcedure, svc.Watch, opts...)
-	return "/examples.ticker.v1.TickerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return "/examples.ticker.v1.TickerService/Watch", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case TickerServiceWatchPath:
 			watchHandler.ServeHTTP(w, r)
