@@ -505,6 +505,77 @@ func TestFragmentationStreaming(t *testing.T) {
 	})
 }
 
+// TestWriterUnusableAfterClose guards the handle Writer returns: once it
+// is closed, its Write fails and its Close does nothing, whatever message
+// is being written by then. Every Writer used to be the connection's one
+// shared message writer, so a Write through a kept handle landed in the
+// next Writer's message, and a second Close (a deferred one after an
+// explicit one) ended that message early and released the message lock
+// its writer still needed, letting another message in between its
+// fragments (RFC 6455 §5.4).
+func TestWriterUnusableAfterClose(t *testing.T) {
+	forRoles(t, func(t *testing.T, r role) {
+		for _, typ := range []websocket.MessageType{websocket.MessageBinary, websocket.MessageText} {
+			t.Run(typ.String(), func(t *testing.T) {
+				s := start(t, r, engOpts{}, func(c *websocket.Conn) error {
+					ctx := context.Background()
+					var errs []error
+					check := func(what string, err error, wantErr bool) {
+						if (err != nil) != wantErr {
+							errs = append(errs, fmt.Errorf("%s: %v (want an error: %v)", what, err, wantErr))
+						}
+					}
+					w1, err := c.Writer(ctx, typ)
+					if err != nil {
+						return err
+					}
+					_, err = w1.Write([]byte("first"))
+					check("Write", err, false)
+					check("Close", w1.Close(), false)
+					check("second Close", w1.Close(), false)
+					_, err = w1.Write([]byte("STALE"))
+					check("Write after Close", err, true)
+
+					w2, err := c.Writer(ctx, typ)
+					if err != nil {
+						return err
+					}
+					_, err = w2.Write([]byte("second-"))
+					check("next Writer's Write", err, false)
+					_, err = w1.Write([]byte("STALE"))
+					check("closed Writer's Write during the next message", err, true)
+					check("closed Writer's Close during the next message", w1.Close(), false)
+					// w2 still holds the message lock: a Write waits for it
+					// and gives up when its ctx ends, nothing sent.
+					wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+					err = c.Write(wctx, typ, []byte("interloper"))
+					cancel()
+					if !errors.Is(err, context.DeadlineExceeded) {
+						errs = append(errs, fmt.Errorf("Write while the next Writer is open: %v, want it to wait until its ctx ends", err))
+					}
+					_, err = w2.Write([]byte("part2"))
+					check("next Writer's Write after the stale Close", err, false)
+					check("next Writer's Close", w2.Close(), false)
+					check("Write after it", c.Write(ctx, typ, []byte("after")), false)
+					if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != 1000 {
+						errs = append(errs, fmt.Errorf("read: %v", err))
+					}
+					return errors.Join(errs...)
+				})
+				op := byte(typ)
+				s.expectMessage(op, []byte("first"))
+				s.expectMessage(op, []byte("second-part2"))
+				s.expectMessage(op, []byte("after"))
+				s.sendClose(1000, "")
+				s.expectClose(1000)
+				if err := s.result(); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	})
+}
+
 // --- 6. UTF-8 ---------------------------------------------------------------
 
 var validUTF8 = []string{
@@ -961,6 +1032,102 @@ func TestReadContextCancel(t *testing.T) {
 		s.expectEOF()
 		if err := s.result(); !errors.Is(err, context.Canceled) {
 			t.Fatalf("reader: %v, want context.Canceled", err)
+		}
+	})
+}
+
+// TestReaderContextGovernsBody guards Reader's ctx: it governs the message
+// until the message's reader reaches the end (or the next read call
+// starts), not just until Reader returns. It used to be let go when Reader
+// had read the first frame header, so a peer that stalled inside the
+// payload blocked the body read forever, past ctx. Once the message is
+// read, or a later read call took over, ctx no longer matters.
+func TestReaderContextGovernsBody(t *testing.T) {
+	forRoles(t, func(t *testing.T, r role) {
+		t.Run("canceled mid-body", func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			bodyNext := make(chan struct{})
+			s := start(t, r, engOpts{}, func(c *websocket.Conn) error {
+				_, rd, err := c.Reader(ctx)
+				if err != nil {
+					return err
+				}
+				close(bodyNext)
+				_, err = io.ReadAll(rd)
+				return err
+			})
+			// 10 of the frame's 100 payload bytes, then nothing.
+			f := encodeFrame(true, 0, opBinary, s.client, s.nextKey(), make([]byte, 100))
+			s.writeRaw(f[:len(f)-90])
+			<-bodyNext
+			cancel()
+			s.expectEOF()
+			if err := s.result(); !errors.Is(err, context.Canceled) {
+				t.Fatalf("body read: %v, want context.Canceled", err)
+			}
+		})
+		for _, tc := range []struct {
+			name string
+			read func(c *websocket.Conn, rd io.Reader) error // after Reader
+		}{
+			{"canceled after the body was read", func(c *websocket.Conn, rd io.Reader) error {
+				_, err := io.ReadAll(rd)
+				return err
+			}},
+			// Every byte read but not the io.EOF after them, as a decoder
+			// that knows the length does: nothing more comes from the
+			// network for this message, so ctx no longer matters.
+			{"canceled after the body's last byte", func(c *websocket.Conn, rd io.Reader) error {
+				_, err := io.ReadFull(rd, make([]byte, len("first message")))
+				return err
+			}},
+			{"canceled after the next read took over", func(c *websocket.Conn, rd io.Reader) error {
+				if _, err := io.ReadFull(rd, make([]byte, 2)); err != nil {
+					return err
+				}
+				_, _, err := c.Read(context.Background()) // discards the rest
+				return err
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				read, canceled := make(chan struct{}), make(chan struct{})
+				s := start(t, r, engOpts{}, func(c *websocket.Conn) error {
+					_, rd, err := c.Reader(ctx)
+					if err != nil {
+						return err
+					}
+					if err := tc.read(c, rd); err != nil {
+						return err
+					}
+					close(read)
+					<-canceled
+					if err := c.Write(context.Background(), websocket.MessageText, []byte("still open")); err != nil {
+						return err
+					}
+					for { // "second", if still there, then the close
+						if _, _, err := c.Read(context.Background()); err != nil {
+							return err
+						}
+					}
+				})
+				s.send(opBinary, []byte("first message"))
+				s.send(opBinary, []byte("second"))
+				<-read
+				cancel()
+				// Give a wrongly armed watch the time to close the
+				// connection.
+				time.Sleep(50 * time.Millisecond)
+				close(canceled)
+				s.expectMessage(opText, []byte("still open"))
+				s.sendClose(1000, "")
+				s.expectClose(1000)
+				if err := s.result(); websocket.CloseStatus(err) != 1000 {
+					t.Fatalf("engine: %v", err)
+				}
+			})
 		}
 	})
 }

@@ -208,11 +208,15 @@ func (c *Conn) hasPending() bool { return c.rx != nil && len(c.rx.pending) > 0 }
 
 // msgWriters is the state of a message written through Writer or through
 // message-level extensions, allocated the first time one is. Owned by the
-// holder of msgSem.
+// holder of msgSem, except gen, which a stale Writer handle may load from
+// any goroutine.
 type msgWriters struct {
 	mw messageWriter
 	ew extWriter
 	tw textWriter
+	// Counts the messages Writer's handles have closed: a handle is valid
+	// while gen is what it was when Writer gave it (streamWriter).
+	gen atomic.Uint64
 }
 
 // writeSpare is what socket writes and a large server frame's writev
@@ -326,11 +330,14 @@ func (c *Conn) NetConn() net.Conn { return c.nc }
 
 // ctxWatch ties a call's context to the connection: if the context is done
 // while a call using it is in progress, the connection is closed (a frame
-// cut off half way cannot be resumed). The AfterFunc registration is kept
-// while the same context is used again, so a loop of calls with one context
-// costs nothing per call. Closing the connection removes it (stopWatches):
-// a long-lived context must not keep every connection it was used with
-// reachable, nor run a callback for each when it ends.
+// cut off half way cannot be resumed). For Reader and Writer the call
+// lasts as long as their message: until its reader has read the last
+// frame (or the next read call starts), or until the Writer's Close. The AfterFunc
+// registration is kept while the same context is used again, so a loop of
+// calls with one context costs nothing per call. Closing the connection
+// removes it (stopWatches): a long-lived context must not keep every
+// connection it was used with reachable, nor run a callback for each when
+// it ends.
 //
 // Concurrency: used only by the holder of the matching lock (readSem, or
 // msgSem/frameMu for writes); the AfterFunc goroutine reads only active

@@ -464,6 +464,61 @@ func TestDeflateBombMemory(t *testing.T) {
 	}
 }
 
+// TestDeflateWindowBombMemory is TestDeflateBombMemory for a bomb built
+// from the window that context takeover keeps from earlier messages
+// (RFC 7692 §7.1.1): after messages that fill the engine's window with a
+// 30,000-byte chunk, a message of nothing but matches into it inflates to
+// 30 MB. It must fail with 1009 having allocated about MaxMessageSize, not
+// the 30 MB.
+func TestDeflateWindowBombMemory(t *testing.T) {
+	const limit, priming, copies = 1 << 20, 20, 1000
+	chunk := make([]byte, 30000) // fits the 32 KiB window
+	for i := range chunk {
+		chunk[i] = byte('a' + (i*7919)%26 + (i/26)%3)
+	}
+	// The peer compresses with context takeover too: one compressor for
+	// all its messages, each ending with a flush (RFC 7692 §7.2.1).
+	var z bytes.Buffer
+	fw, _ := flate.NewWriter(&z, flate.BestSpeed)
+	message := func(copies int) []byte {
+		z.Reset()
+		for range copies {
+			fw.Write(chunk)
+		}
+		fw.Flush()
+		return bytes.Clone(z.Bytes()[:z.Len()-4])
+	}
+	var primes [][]byte
+	for range priming {
+		primes = append(primes, message(1))
+	}
+	bomb := message(copies)
+	s := startDeflate(t, roleServer, limit, func(c *websocket.Conn) error {
+		for i := 0; ; i++ {
+			_, got, err := c.Read(context.Background())
+			if err != nil {
+				return err
+			}
+			if i >= priming || !bytes.Equal(got, chunk) {
+				return fmt.Errorf("message %d: %d bytes, not the chunk", i, len(got))
+			}
+		}
+	})
+	for _, p := range primes {
+		s.frame(true, 0x40, opBinary, p)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s.frame(true, 0x40, opBinary, bomb)
+	s.expectClose(1009)
+	wantErr(t, s.result(), websocket.ErrMessageTooBig)
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Fatalf("allocated %d MiB for a %d MiB bomb of %d KiB with a 1 MiB limit", alloc>>20, copies*len(chunk)>>20, len(bomb)>>10)
+	}
+}
+
 // TestDeflateIncompressibleAtLimit guards MaxMessageSize for compressed
 // messages: it bounds the message after decompression, and data that does
 // not compress grows a little on the wire (stored blocks), so a message of

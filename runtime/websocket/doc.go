@@ -63,7 +63,11 @@
 // (Read, ReadAppend, Reader, ReadFrame); a concurrent reader waits. Close
 // and CloseNow are safe from anywhere. A context passed to a call governs
 // that call: if it is done before the call finishes, the connection is
-// closed, because a frame cut off half way cannot be resumed.
+// closed, because a frame cut off half way cannot be resumed. Reader's
+// context governs its message until the message's reader has read its
+// last frame (or the next read call starts), Writer's until its Close. An
+// open Writer holds the other data messages (Write, WritePrepared, another
+// Writer) until its Close; control frames go out between its fragments.
 //
 // # Origin Considerations
 //

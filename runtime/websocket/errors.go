@@ -8,6 +8,9 @@ import (
 // errWouldBlock: a Poller's worker found no input between messages.
 var errWouldBlock = errors.New("websocket: no input")
 
+// errWriterClosed: a Write through a Writer whose message was closed.
+var errWriterClosed = errors.New("websocket: write to a closed message writer")
+
 // Sentinel errors. Errors returned by a Conn wrap one of these (test with
 // errors.Is) or are a *CloseError carrying the peer's close frame.
 var (
@@ -29,9 +32,6 @@ var (
 	ErrPongTimeout = errors.New("websocket: pong timeout")
 	// ErrBadHandshake is wrapped by every handshake failure.
 	ErrBadHandshake = errors.New("websocket: bad handshake")
-	// ErrMessageInProgress is returned by a message call made while the
-	// previous message's Reader or Writer is still open.
-	ErrMessageInProgress = errors.New("websocket: previous message not finished")
 	// ErrRawMode is returned by message calls on a raw connection and by
 	// frame calls on a message-mode connection.
 	ErrRawMode = errors.New("websocket: wrong mode for this call (raw vs message)")

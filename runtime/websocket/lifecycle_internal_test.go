@@ -555,3 +555,91 @@ func TestClosedConnNotRetainedByContext(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseDuringConcurrentUse: both sides Close while each of them reads,
+// writes whole messages, streams messages through Writer and pings. Every
+// call returns (with an error or not), nothing panics or races, nothing
+// is left waiting, and a Writer once closed stays closed, however its
+// connection's next messages and its close interleave with it.
+func TestCloseDuringConcurrentUse(t *testing.T) {
+	for round := range 20 {
+		a, b := tcpPair(t)
+		cfg := resolveConfig(0, 1<<20, 0, 0, time.Second, 200*time.Millisecond, false)
+		srv := newConn(b, false, cfg, "", nil, nil)
+		cli := newConn(a, true, cfg, "", nil, nil)
+		t.Cleanup(func() { srv.CloseNow(); cli.CloseNow() })
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		// Close lands after 1, 11, … 41 messages, a different moment of
+		// the traffic each round.
+		var written atomic.Int32
+		closeNow := make(chan struct{})
+		wrote := func() {
+			if written.Add(1) == int32(1+round%5*10) {
+				close(closeNow)
+			}
+		}
+		var wg sync.WaitGroup
+		for _, c := range []*Conn{srv, cli} {
+			wg.Go(func() {
+				for {
+					if _, _, err := c.Read(ctx); err != nil {
+						return
+					}
+				}
+			})
+			for k := range 3 {
+				wg.Go(func() {
+					msg := bytes.Repeat([]byte{'x'}, 100+k*40000)
+					for range 200 {
+						if k < 2 {
+							if err := c.Write(ctx, MessageBinary, msg); err != nil {
+								return
+							}
+							wrote()
+							continue
+						}
+						w, err := c.Writer(ctx, MessageText)
+						if err != nil {
+							return
+						}
+						_, _ = w.Write(msg[:len(msg)/2])
+						_, _ = w.Write(msg[len(msg)/2:])
+						err = w.Close()
+						if _, werr := w.Write(msg); werr == nil {
+							t.Error("Write through a closed Writer succeeded")
+						}
+						if cerr := w.Close(); cerr != nil {
+							t.Errorf("second Close of a Writer: %v", cerr)
+						}
+						if err != nil {
+							return
+						}
+						wrote()
+					}
+				})
+			}
+			wg.Go(func() {
+				pctx, pcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				defer pcancel()
+				_ = c.Ping(pctx)
+			})
+		}
+		select {
+		case <-closeNow:
+		case <-time.After(5 * time.Second):
+			cancel()
+			t.Fatalf("round %d: %d messages written in 5 s", round, written.Load())
+		}
+		wg.Go(func() { _ = srv.Close(StatusNormalClosure, "bye") })
+		wg.Go(func() { _ = cli.Close(StatusGoingAway, "") })
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cancel()
+			t.Fatalf("round %d: calls still running 5 s after Close", round)
+		}
+		cancel()
+	}
+}

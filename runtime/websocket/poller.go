@@ -163,7 +163,10 @@ func (p *Poller) Serve(c *Conn, h Handler) error {
 		return nil
 	}
 	if err := p.sys.add(e); err != nil {
-		// Only a closed connection fails here; the run reports it.
+		// A connection closed meanwhile, or a system out of room for
+		// another watch (epoll_ctl's ENOSPC past max_user_watches, or
+		// ENOMEM): the connection cannot be served, so it is closed
+		// with that error, which the run below hands to OnClose.
 		e.c.closeWith(err)
 	}
 	// A first run, on the caller's goroutine (about to return, typically
@@ -460,8 +463,9 @@ const (
 // pollEntry is one connection served by a Poller.
 //
 // Concurrency: state is changed with atomics by the poller (wake) and the
-// worker running the entry; everything else is set before the entry is
-// published or owned by that worker.
+// worker running the entry; hangUp is set by the poller's dispatcher
+// before it wakes the entry and read by the worker; everything else is
+// set before the entry is published or owned by that worker.
 type pollEntry struct {
 	p      *Poller
 	c      *Conn
@@ -470,6 +474,18 @@ type pollEntry struct {
 	gen    int32 // generation of the slot, set under p.mu
 	polled bool  // watched by p.sys; otherwise served by loop
 	state  atomic.Int32
+	// The system's poller reported the peer's end of stream or an error
+	// on the socket (EPOLLRDHUP, EPOLLHUP, EPOLLERR). Never cleared:
+	// nothing more will be reported for the socket, so from now on the
+	// worker reads until it sees the end (Conn.fillNoWait).
+	hangUp atomic.Bool
+}
+
+// pollHangUp reports whether the poller serving c saw the peer's end of
+// stream or an error on its socket.
+func (c *Conn) pollHangUp() bool {
+	e := c.poll.Load()
+	return e != nil && e.hangUp.Load()
 }
 
 // wake reports that input arrived or the connection closed.

@@ -18,6 +18,10 @@ import (
 const (
 	epollET    = 1 << 31 // EPOLLET: syscall's constant is negative
 	epollBatch = 256     // events per epoll_wait
+	// The peer shut down its side, or the socket hung up or failed:
+	// what follows the data still buffered is the end of the stream.
+	// EPOLLHUP and EPOLLERR are reported without being asked for.
+	epollHangUp = syscall.EPOLLRDHUP | syscall.EPOLLHUP | syscall.EPOLLERR
 )
 
 type pollSys struct {
@@ -116,7 +120,18 @@ func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
 			}
 			p.mu.Lock()
 			for i := range n {
-				if e := p.lookup(events[i].Fd, events[i].Pad); e != nil && e.rouse() {
+				e := p.lookup(events[i].Fd, events[i].Pad)
+				if e == nil {
+					continue
+				}
+				if events[i].Events&epollHangUp != 0 {
+					// Before rouse, so the worker it wakes sees it. The
+					// peer's last data and its FIN may come in this one
+					// event: the worker's short read takes the data
+					// only, and no event will follow for the end.
+					e.hangUp.Store(true)
+				}
+				if e.rouse() {
 					woken = append(woken, e)
 				}
 			}

@@ -17,7 +17,12 @@ import (
 // calling Reader again discards what is left of the previous message.
 //
 // If ctx is done before the message has been read, the connection is
-// closed: a message cut off half way cannot be resumed.
+// closed: a message cut off half way cannot be resumed. ctx keeps
+// mattering after Reader returns, while the message's body still has to
+// come from the network: it stops once the reader has read the message's
+// last frame (its last byte delivered, or io.EOF or an error returned),
+// or when the next Reader, Read or ReadAppend call starts (which discards
+// the rest of the message under its own ctx).
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if c.cfg.raw {
 		return 0, nil, ErrRawMode
@@ -34,6 +39,11 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if err := c.beginMessage(); err != nil {
 		return 0, nil, ctxErr(ctx, err)
 	}
+	// The body is read after Reader returns, from the network: ctx's
+	// watch (armed by lockRead) stays armed until the message ends
+	// (messageReader.end) or the next read call takes over (lockRead). A
+	// context that is never done armed nothing.
+	c.mr.watched = ctx.Done() != nil
 	return MessageType(c.msgOp), &c.mr, nil
 }
 
@@ -192,6 +202,12 @@ func (c *Conn) lockRead(ctx context.Context) error {
 			}
 		}
 	}
+	if c.mr.watched {
+		// A Reader's message left unfinished: its ctx stops mattering
+		// here, and the rest is discarded under this call's.
+		c.mr.watched = false
+		c.readCtx.disarm()
+	}
 	if err := arm(&c.readCtx, c, ctx); err != nil {
 		<-c.readSem
 		return err
@@ -202,7 +218,9 @@ func (c *Conn) lockRead(ctx context.Context) error {
 func (c *Conn) unlockRead() {
 	c.inputBuffered.Store(c.rbuf != nil && c.rpos < c.rend)
 	c.reads.Add(1)
-	c.readCtx.disarm()
+	if !c.mr.watched {
+		c.readCtx.disarm()
+	}
 	<-c.readSem
 }
 
@@ -485,8 +503,12 @@ func (c *Conn) fill() error {
 // worker hands the connection back to the poller. Skipping the read that
 // would only return EAGAIN is sound because the poller's registration is
 // edge-triggered: bytes that arrive after a short read raise a new event.
+// The end of the stream does not: once the poller saw the peer hang up
+// (pollHangUp; the same event may have brought its last data), every call
+// reads, until the read returns the end (or an error) and the connection
+// closes as at any EOF.
 func (c *Conn) fillNoWait() error {
-	if c.pollReady || c.rfull {
+	if c.pollReady || c.rfull || c.pollHangUp() {
 		c.pollReady = false
 		c.rawNoWait = true
 		err := c.fillIdle()
@@ -664,14 +686,15 @@ func (c *Conn) failRead(err error) error {
 		c.closeWith(err)
 	}
 	if c.mr.active {
-		c.mr.active = false
+		c.mr.end()
 	}
 	return err
 }
 
 // messageReader is the io.Reader of the current data message.
 //
-// Concurrency: each Read takes the connection's read lock.
+// Concurrency: each Read takes the connection's read lock; its state is
+// the lock holder's.
 type messageReader struct {
 	c      *Conn
 	active bool
@@ -680,6 +703,19 @@ type messageReader struct {
 	pr     payloadReader
 	size   int64 // bytes delivered (after extensions)
 	plain  bool  // no extension transforms this message
+	// The message came from Reader with a ctx that can be done: its
+	// watch stays armed until end, or until the next read call.
+	watched bool
+}
+
+// end marks the message finished: read to its end, or failed. A Reader's
+// ctx stops mattering from here.
+func (m *messageReader) end() {
+	m.active = false
+	if m.watched {
+		m.watched = false
+		m.c.readCtx.disarm()
+	}
 }
 
 func (m *messageReader) start() {
@@ -726,6 +762,14 @@ func (m *messageReader) read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := m.src.Read(p)
+	if m.watched && c.rleft == 0 && c.rh.fin {
+		// The message's last frame is in: what is left of it (the io.EOF,
+		// an extension's buffered output) needs nothing from the network,
+		// so the Reader's ctx stops mattering even if the caller, knowing
+		// the length, never reads to the end.
+		m.watched = false
+		c.readCtx.disarm()
+	}
 	if n > 0 {
 		if !m.plain {
 			// The wire size was checked per frame; a transformed (for
@@ -740,7 +784,7 @@ func (m *messageReader) read(p []byte) (int, error) {
 		}
 	}
 	if err == io.EOF {
-		m.active = false
+		m.end()
 		if m.text && !c.utf8.complete() {
 			return n, c.failRead(failWith(StatusInvalidFramePayload, ErrInvalidUTF8, "text message ends inside a code point"))
 		}
@@ -750,7 +794,7 @@ func (m *messageReader) read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if err != nil {
-		m.active = false
+		m.end()
 		if c.readErr == nil {
 			// The frame layer sets readErr itself; an error it did not see
 			// comes from an extension's decoding. As MessageTransformer

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
@@ -147,5 +148,40 @@ func TestSocketWriteErrors(t *testing.T) {
 	t.Logf("write error: %v", err)
 	if err := w.Write(ctx, MessageBinary, []byte("x")); err == nil {
 		t.Fatal("the connection still writes after a failed write")
+	}
+}
+
+// TestSocketResetInsideFrame: a TCP connection the peer resets (RST, not
+// FIN) inside a frame fails the read with io.ErrUnexpectedEOF, as a cut
+// does (1006, docs/security.md), whichever raw read meets the reset: the
+// one for a large payload that bypasses the read buffer, or the one that
+// completes a partial frame header. A read with nothing buffered already
+// mapped it (fillIdle); these two reported ECONNRESET.
+func TestSocketResetInsideFrame(t *testing.T) {
+	frame := clientFrame(OpBinary, make([]byte, 100000))
+	cases := []struct {
+		name string
+		sent int // bytes of frame the peer sends before its reset
+	}{
+		{"payload", 20000},
+		{"header", 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, peer, _ := serverPair(t, time.Second)
+			if _, err := peer.Write(frame[:tc.sent]); err != nil {
+				t.Fatal(err)
+			}
+			// Linux keeps the bytes received before a reset readable;
+			// the read after them meets the reset.
+			_ = peer.(*net.TCPConn).SetLinger(0)
+			peer.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, _, err := c.Read(ctx)
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("read after a reset inside a frame: %v, want io.ErrUnexpectedEOF", err)
+			}
+		})
 	}
 }

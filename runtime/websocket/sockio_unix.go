@@ -134,7 +134,10 @@ func (c *Conn) readRaw(p []byte) (int, error) {
 	if c.rawN > 0 {
 		return c.rawN, nil
 	}
-	if err == nil {
+	if err == nil || errors.Is(err, syscall.ECONNRESET) {
+		// A reset is the peer's end of the stream too, as in fillIdle: a
+		// TCP connection cut inside a frame reads as io.ErrUnexpectedEOF
+		// (ioErr; docs/security.md), whether it ended with FIN or RST.
 		err = io.EOF
 	}
 	return 0, sysErr("read", err)

@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -53,8 +52,20 @@ func (c *Conn) writeMessage(typ MessageType, p []byte) error {
 }
 
 // Writer returns a writer for one message of type typ, sent as fragments
-// as it fills (RFC 6455 §5.4). Other data messages wait until Close; control
-// frames may go out between fragments. The message ends with Close.
+// as it fills (RFC 6455 §5.4). The message ends with Close. Control frames
+// (pongs, Ping's ping, Close's close frame) may go out between fragments.
+//
+// Until its Close the writer holds the connection's message lock: the
+// other data messages — Write, WritePrepared, another Writer — wait for
+// it, each until its own ctx is done. The goroutine holding an open writer
+// must therefore not make those calls itself: it would wait until their
+// ctx ends (forever with context.Background). If ctx is done before Close,
+// the connection is closed.
+//
+// The writer is valid for this one message. After its Close, its Write
+// fails and a second Close does nothing and returns nil: a writer kept by
+// mistake can neither write into nor end a later message. Unlike Write,
+// each call allocates (the small writer itself).
 func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
 	if c.cfg.raw {
 		return nil, ErrRawMode
@@ -71,12 +82,46 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 		<-c.msgSem
 		return nil, err
 	}
-	c.msgw.mw.unlock = true
+	m := c.msgw
+	m.mw.unlock = true
 	if typ == MessageText {
-		c.msgw.tw = textWriter{WriteCloser: w, c: c}
-		return &c.msgw.tw, nil
+		m.tw = textWriter{WriteCloser: w, c: c}
+		w = &m.tw
 	}
-	return w, nil
+	return &streamWriter{m: m, w: w, gen: m.gen.Load()}, nil
+}
+
+// streamWriter is what Writer returns: a handle of its own on the
+// connection's one message writer (the chain in msgWriters), valid for the
+// message it was given for. The shared writer itself cannot tell one
+// message from the next, so a handle kept after Close would write into
+// the next message, and a second Close would end it and release a message
+// lock its caller no longer holds. Close advances m.gen before the lock is
+// released, so the next message's handle gets a gen of its own and every
+// earlier handle is stale from then on.
+//
+// Concurrency: used by the goroutine holding the message lock, as any
+// io.Writer is by one goroutine; a stale handle touches only m.gen, an
+// atomic, and is harmless from any goroutine.
+type streamWriter struct {
+	m   *msgWriters
+	w   io.WriteCloser // the head of the message's writer chain, in m
+	gen uint64         // m.gen while the message is open
+}
+
+func (s *streamWriter) Write(p []byte) (int, error) {
+	if s.m.gen.Load() != s.gen {
+		return 0, errWriterClosed
+	}
+	return s.w.Write(p)
+}
+
+func (s *streamWriter) Close() error {
+	if s.m.gen.Load() != s.gen {
+		return nil // closed already: its message is over
+	}
+	s.m.gen.Add(1)
+	return s.w.Close()
 }
 
 // textWriter checks a text message written through Writer as UTF-8 (§5.6)
@@ -358,7 +403,7 @@ type messageWriter struct {
 
 func (w *messageWriter) Write(p []byte) (int, error) {
 	if w.closed {
-		return 0, errors.New("websocket: write to a closed message writer")
+		return 0, errWriterClosed
 	}
 	total := len(p)
 	for len(p) > 0 {
