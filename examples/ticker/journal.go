@@ -25,12 +25,15 @@ import (
 //
 // A server restarted under the same node id (-node) numbers its events
 // from 1 again: the hub's ids are "<node>-<seq>" and its sequence lives
-// in memory. The journal records such an event after the highest
-// sequence number its file had for that node ("a-1" becomes "a-6" after
-// "a-5") and returns it with that id, which is the one subscribers see. The
-// restart thus carries on where the last run stopped, instead of having
-// its events refused as duplicates (lost) or reusing an id that a client
-// resuming after the restart still holds.
+// in the process's memory. The journal records such an event after the
+// highest sequence number its file had for that node ("a-1" becomes "a-6"
+// after "a-5") and returns it with that id, which is the one subscribers
+// see. The restart thus carries on where the last run stopped, instead of
+// having its events refused as duplicates (lost) or reusing an id that a
+// client resuming after the restart still holds. A hub rebuilt in the
+// same process numbers on by itself (hub.Options.NodeID): whether a node
+// is renumbered is decided at its first event, by whether that event's
+// number is one the file already had.
 //
 // Concurrency: safe for concurrent use; mu guards every field.
 type journal struct {
@@ -44,8 +47,12 @@ type journal struct {
 	line   bytes.Buffer   // scratch
 
 	// renumber is, per node id, the highest sequence number the file had
-	// when opened, added to that node's new events (nil: none).
+	// when opened, until the node's first new event decides its offset
+	// (nil: none).
 	renumber map[string]uint64
+	// offset is added to a node's new sequence numbers: renumber's, for a
+	// node whose numbering started again at or below it (nil: none).
+	offset map[string]uint64
 }
 
 // record is one journal line.
@@ -140,9 +147,18 @@ func (j *journal) Append(e sse.Event) (sse.Event, error) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.renumber != nil {
-		if node, seq, ok := splitID(e.ID); ok && j.renumber[node] > 0 {
-			e.ID = node + "-" + strconv.FormatUint(j.renumber[node]+seq, 10)
+	if node, seq, ok := splitID(e.ID); ok {
+		if hi, first := j.renumber[node]; first {
+			delete(j.renumber, node)
+			if seq <= hi { // a new process, numbering from 1 again
+				if j.offset == nil {
+					j.offset = make(map[string]uint64)
+				}
+				j.offset[node] = hi
+			}
+		}
+		if off := j.offset[node]; off > 0 {
+			e.ID = node + "-" + strconv.FormatUint(off+seq, 10)
 		}
 	}
 	if _, ok := j.index[e.ID]; ok {

@@ -22,7 +22,20 @@ import (
 // new), so a slow follower costs the topic nothing. That subscription
 // keeps one wake-up at most and drops older ones whatever the topic's
 // Policy: a Disconnect topic disconnects followers only through after
-// (ErrFellBehind), when the store has really moved past them.
+// (ErrFellBehind), when the store has really moved past them. It is not
+// a subscriber of the topic's Stats: it counts in none of them.
+//
+// The cursor start returns is the id of the last event the follower has,
+// and its backlog's events follow it. A cursor of "" (with no backlog:
+// a fresh follower of an empty store) says the follower has nothing, so
+// the first wake-up calls after(""), which must return every event the
+// store recorded since start read it — from its beginning. sse.Ring does
+// that (Since("") is the start of the ring, until it first evicts), as
+// does a log read with a cursor; a fresh follower of a Ring thus starts
+// from now with
+//
+//	start := func() (string, []sse.Event, error) { return ring.Last(), nil, nil }
+//	err := topic.Follow(ctx, start, ring.Since, send)
 //
 // Follow returns ctx's error when ctx ends, the error of start or send as
 // it is, an error wrapping ErrFellBehind when after fails (typically the
@@ -41,7 +54,7 @@ func (t *Topic[M]) Follow(ctx context.Context, start func() (cursor string, back
 		default: // a wake-up is pending; its read takes this event too
 		}
 		return nil
-	}, DropOldest, 1)
+	}, DropOldest, 1, true)
 	if err != nil {
 		return err
 	}

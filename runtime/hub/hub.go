@@ -21,14 +21,19 @@ const DefaultSubjectPrefix = "wsrpc.hub."
 // Options configures a Hub. A nil *Options means all defaults.
 type Options struct {
 	// NodeID names this node in broker messages and in SSE event ids
-	// ("<node>-<seq>"). It must be unique among live nodes and must
-	// change when a process restarts: a new process numbers its messages
-	// from 1 again, and other nodes would drop them as repeats of the old
-	// ones. (Within a process, a topic closed and created again under the
-	// same name carries on above its predecessor's numbers.) Letters,
-	// digits, '_', '-' and '.' only, at most 64 bytes: nothing splits an
-	// SSE id apart again, and the sequence after its last '-' stays
-	// unambiguous. Default: 16 random hex digits.
+	// ("<node>-<seq>"). It must be unique among live hubs (two open at
+	// once with one id would number over each other) and must change
+	// when a process restarts: a topic numbers its messages from where
+	// the last one of its name with that node id stopped, and only the
+	// process remembers where that was, so a new process starts from 1
+	// again and other nodes would drop its messages as repeats of the old
+	// ones. Within a process the id may be reused: a Hub created with the
+	// id of one closed before, like a topic created again under a closed
+	// one's name, numbers on above its predecessor (the process keeps 512
+	// bytes per node id whose topics published, for as long as it runs).
+	// Letters, digits, '_', '-' and '.' only, at most 64 bytes: nothing
+	// splits an SSE id apart again, and the sequence after its last '-'
+	// stays unambiguous. Default: 16 random hex digits, new for every Hub.
 	NodeID string
 
 	// SubjectPrefix is prepended to topic names to form broker subjects:
@@ -56,7 +61,8 @@ type Options struct {
 // NewTopic; publish and subscribe on them.
 //
 // Concurrency: a Hub is safe for concurrent use; a mutex guards its topic
-// registry and sequence floors. Each topic has its own locks (see Topic).
+// registry, and the process's sequence floors have a mutex of their own
+// (seqFloors), taken after it. Each topic has its own locks (see Topic).
 type Hub struct {
 	broker Broker
 	node   string
@@ -66,17 +72,6 @@ type Hub struct {
 	mu     sync.Mutex
 	topics map[string]closer
 	closed bool
-	// seqFloor is, per bucket of topic names (seqBucket), the highest
-	// sequence number a closed topic of this hub published: a topic
-	// created again under the same name starts above it, since other
-	// nodes (which may still hold the old topic's last number) and
-	// resuming SSE clients (which hold "<node>-<seq>" ids) cannot tell the
-	// two apart; the wire format stays as it was, so nodes of different
-	// versions still mix. Buckets rather than a map keep this at 512 bytes
-	// however many names come and go. Names sharing a bucket only start
-	// higher than they need to; a node that still has the old topic open
-	// then counts the jump in Stats.Missed, once.
-	seqFloor [seqBuckets]uint64
 	// poller reads the connections of WebSocketHandler endpoints, so an
 	// idle subscriber holds no goroutine; made on first use.
 	poller *websocket.Poller
@@ -85,6 +80,28 @@ type Hub struct {
 type closer interface{ close() }
 
 const seqBuckets = 64
+
+// seqFloors holds, per node id and per bucket of topic names
+// (seqBucket), the highest sequence number a closed topic of any Hub of
+// this process with that node id published: a topic created under the
+// same name starts above it — on the same Hub or on a later one with the
+// same node id — since other nodes (which may still hold the old topic's
+// last number) and resuming SSE clients (which hold "<node>-<seq>" ids)
+// cannot tell the two apart; the wire format stays as it was, so nodes of
+// different versions still mix. Buckets rather than a map per name keep
+// this at 512 bytes per node id however many names come and go; only
+// node ids whose topics published get an entry. Names sharing a bucket
+// only start higher than they need to; a node that still has the old
+// topic open then counts the jump in Stats.Missed, once.
+//
+// The floors are read when a topic registers and raised when it closes,
+// so Publish takes no lock for them. A Hub that is dropped without Close
+// records nothing: a later Hub with its node id starts where its last
+// closed topic stopped.
+var seqFloors struct {
+	mu sync.Mutex
+	m  map[string]*[seqBuckets]uint64
+}
 
 // seqSeed seeds seqBucket's hash; the floors live only as long as the
 // process, so any seed will do.
@@ -205,8 +222,8 @@ func (h *Hub) wsPoller() (*websocket.Poller, error) {
 }
 
 // register reserves name for t and sets *seq, t's last sequence number,
-// to its bucket's floor. *seq is written under h.mu, before t is visible
-// to Hub.Close.
+// to its bucket's floor for h's node id (seqFloors). *seq is written
+// under h.mu, before t is visible to Hub.Close.
 func (h *Hub) register(name string, t closer, seq *uint64) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -216,7 +233,11 @@ func (h *Hub) register(name string, t closer, seq *uint64) error {
 	if _, ok := h.topics[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
-	*seq = h.seqFloor[seqBucket(name)]
+	seqFloors.mu.Lock()
+	if f := seqFloors.m[h.node]; f != nil {
+		*seq = f[seqBucket(name)]
+	}
+	seqFloors.mu.Unlock()
 	h.topics[name] = t
 	return nil
 }
@@ -229,8 +250,20 @@ func (h *Hub) unregister(name string, t closer, seq uint64) {
 	if h.topics[name] == t {
 		delete(h.topics, name)
 	}
-	b := seqBucket(name)
-	h.seqFloor[b] = max(h.seqFloor[b], seq)
+	if seq > 0 { // a topic that published nothing leaves no floor to keep
+		seqFloors.mu.Lock()
+		f := seqFloors.m[h.node]
+		if f == nil {
+			if seqFloors.m == nil {
+				seqFloors.m = make(map[string]*[seqBuckets]uint64)
+			}
+			f = new([seqBuckets]uint64)
+			seqFloors.m[h.node] = f
+		}
+		b := seqBucket(name)
+		f[b] = max(f[b], seq)
+		seqFloors.mu.Unlock()
+	}
 	h.mu.Unlock()
 }
 
@@ -296,7 +329,8 @@ func validSubjectPrefix(p string) bool {
 //	node     1 byte length + publisher node id
 //	seq      uvarint: the publisher's sequence number on this topic, rising
 //	         by 1 per message; a topic's first is 1, or one above the last
-//	         of a topic of the same name this node closed (Hub.seqFloor)
+//	         of a topic of the same name and node id this process closed
+//	         (seqFloors)
 //	payload  the message in protobuf binary
 const envelopeVersion = 1
 

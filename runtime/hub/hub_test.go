@@ -13,9 +13,12 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/wsrpc/wsrpc/runtime/hub"
+	"github.com/wsrpc/wsrpc/runtime/sse"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -32,6 +35,17 @@ func newHub(t testing.TB, b hub.Broker, node string) *hub.Hub {
 	t.Cleanup(func() { h.Close() })
 	return h
 }
+
+// freshNode returns base made unique in this process, for a test that
+// expects a node's sequence numbers to start at 1: the process keeps the
+// sequence floors of every node id whose topics closed (Options.NodeID),
+// so reusing an id would carry another test's numbers — or the same
+// test's, run again with -count — into this one.
+func freshNode(base string) string {
+	return base + "." + strconv.FormatUint(nodeSerial.Add(1), 10)
+}
+
+var nodeSerial atomic.Uint64
 
 func newTopic(t testing.TB, h *hub.Hub, name string, opts *hub.TopicOptions[msg]) *hub.Topic[msg] {
 	t.Helper()
@@ -386,6 +400,60 @@ func TestSequenceDedupeAndGaps(t *testing.T) {
 	}
 }
 
+// TestForeignNodeIDs: broker messages may come from any publisher on the
+// subject, with node ids New would refuse. One whose SSE id
+// "<node>-<seq>" holds a line break, which would start a new field of the
+// event (WHATWG HTML §9.2.6), is still delivered to function subscribers
+// but recorded for no SSE client: counted and reported as an encoding
+// error. One with this node's own id is ignored, as its own messages are.
+func TestForeignNodeIDs(t *testing.T) {
+	src := &rawBroker{}
+	var mu sync.Mutex
+	var errs []error
+	h, err := hub.New(src, &hub.Options{NodeID: "me", OnError: func(_ string, err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	tp := newTopic(t, h, "foreign", nil)
+	got := make(chan string, 10)
+	s, err := tp.SubscribeFunc(func(m msg) error { got <- m.GetValue(); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, node := range []string{"other", "in\nject", "me"} {
+		payload, err := proto.Marshal(wrapperspb.String(node))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.handle(hub.AppendEnvelope(nil, node, 1, payload))
+	}
+	for _, want := range []string{"other", "in\nject"} {
+		select {
+		case v := <-got:
+			if v != want {
+				t.Fatalf("delivered %q, want %q", v, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%q never delivered", want)
+		}
+	}
+	waitFor(t, "the deliveries counted", func() bool { return tp.Stats().Delivered == 2 })
+	if evs, err := tp.Replay().Since("other-1"); err != nil || len(evs) != 0 {
+		t.Fatalf("recorded after other-1: %v, %v", evs, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if st := tp.Stats(); st.Received != 2 || st.EncodeErrors != 1 || len(errs) != 1 || !errors.Is(errs[0], sse.ErrInvalidID) {
+		t.Fatalf("stats %+v, errors %v", st, errs)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	h := newHub(t, nil, "a")
 	for _, name := range []string{"", "a b", "a..b", ".a", "a.", "a.*", ">", "ü"} {
@@ -448,6 +516,70 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, err := hub.NewTopic[msg](h, "closing", nil); err != nil {
 		t.Errorf("name of a closed topic not reusable: %v", err)
+	}
+}
+
+// TestNewTopicRequiresNewWithoutMessageType: NewTopic takes M's message
+// type from M's zero value, which an interface type (proto.Message) or a
+// dynamic message (*dynamicpb.Message) does not give: without
+// TopicOptions.New it fails saying so, rather than panicking; with New, a
+// dynamic message topic works across nodes.
+func TestNewTopicRequiresNewWithoutMessageType(t *testing.T) {
+	h := newHub(t, nil, "a")
+	noPanic := func(name string, f func() error) error {
+		t.Helper()
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("NewTopic[%s] without New panicked: %v", name, p)
+			}
+		}()
+		return f()
+	}
+	for name, f := range map[string]func() error{
+		"proto.Message": func() error {
+			_, err := hub.NewTopic[proto.Message](h, "iface", nil)
+			return err
+		},
+		"*dynamicpb.Message": func() error {
+			_, err := hub.NewTopic(h, "dyn", &hub.TopicOptions[*dynamicpb.Message]{})
+			return err
+		},
+	} {
+		if err := noPanic(name, f); err == nil || !strings.Contains(err.Error(), "TopicOptions.New is required") {
+			t.Errorf("NewTopic[%s] without New: %v", name, err)
+		}
+	}
+
+	desc := (&wrapperspb.StringValue{}).ProtoReflect().Descriptor()
+	value := desc.Fields().ByName("value")
+	b := hub.NewMemoryBroker()
+	opts := &hub.TopicOptions[*dynamicpb.Message]{New: func() *dynamicpb.Message { return dynamicpb.NewMessage(desc) }}
+	pub, err := hub.NewTopic(newHub(t, b, "pub"), "dyn", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv, err := hub.NewTopic(newHub(t, b, "recv"), "dyn", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	s, err := recv.SubscribeFunc(func(m *dynamicpb.Message) error { got <- m.Get(value).String(); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := dynamicpb.NewMessage(desc)
+	m.Set(value, protoreflect.ValueOfString("dynamic"))
+	if err := pub.Publish(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-got:
+		if v != "dynamic" {
+			t.Fatalf("received %q", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dynamic message never arrived")
 	}
 }
 
@@ -514,11 +646,18 @@ func TestNodeID(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		// The id tags SSE events as "<node>-<seq>", which resume.
+		// The id tags SSE events as "<node>-<seq>", which resume. (The
+		// sequence starts at 1 only the first time this process uses the
+		// id: see Options.NodeID.)
 		tp := newTopic(t, h, "ids", nil)
 		publishN(t, tp, "m", 0, 1)
-		if _, err := tp.Replay().Since(tc.id + "-1"); err != nil {
-			t.Errorf("node %q: %v", tc.id, err)
+		id := tp.Replay().(*sse.Ring).Last()
+		if seq, ok := strings.CutPrefix(id, tc.id+"-"); !ok || seq == "" || strings.Trim(seq, "0123456789") != "" {
+			t.Errorf("node %q: SSE id %q", tc.id, id)
+		}
+		publishN(t, tp, "m", 1, 2)
+		if evs, err := tp.Replay().Since(id); err != nil || len(evs) != 1 {
+			t.Errorf("node %q: resume from %q: %v, %v", tc.id, id, evs, err)
 		}
 		h.Close()
 	}
@@ -531,7 +670,8 @@ func TestNodeID(t *testing.T) {
 // ones, and SSE ids "<node>-<seq>" would repeat.
 func TestRecreatedTopicContinuesSequence(t *testing.T) {
 	b := hub.NewMemoryBroker()
-	ha := newHub(t, b, "a")
+	node := freshNode("a")
+	ha := newHub(t, b, node)
 	log := &followLog{}
 	sub := newTopic(t, newHub(t, b, "b"), "room", &hub.TopicOptions[msg]{Replay: log})
 	var c orderChecker
@@ -555,7 +695,46 @@ func TestRecreatedTopicContinuesSequence(t *testing.T) {
 	}
 	var want []string
 	for i := 1; i <= total; i++ {
-		want = append(want, "a-"+strconv.Itoa(i))
+		want = append(want, node+"-"+strconv.Itoa(i))
+	}
+	if got := log.ids(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("SSE ids %v, want %v", got, want)
+	}
+}
+
+// TestNewHubSameNodeIDContinuesSequence: a Hub closed and created again
+// in the same process with the same NodeID (computed once at start-up, a
+// hub rebuilt on reconfiguration) numbers its topics' messages on from
+// where the old hub's stopped, as a recreated topic does. Restarting at
+// 1, its messages would be dropped as repeats by every node that saw the
+// old ones, and SSE ids "<node>-<seq>" would repeat.
+func TestNewHubSameNodeIDContinuesSequence(t *testing.T) {
+	b := hub.NewMemoryBroker()
+	node := freshNode("a")
+	log := &followLog{}
+	sub := newTopic(t, newHub(t, b, "b"), "room", &hub.TopicOptions[msg]{Replay: log})
+	var c orderChecker
+	s, err := sub.SubscribeFunc(c.fn("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const generations, perGeneration = 3, 4
+	for g := range generations {
+		h := newHub(t, b, node)
+		publishN(t, newTopic(t, h, "room", nil), "m", g*perGeneration, (g+1)*perGeneration)
+		if err := h.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const total = generations * perGeneration
+	waitFor(t, "every message on node b", func() bool { return c.count() >= total || sub.Stats().Duplicates > 0 })
+	if st := sub.Stats(); c.count() != total || c.err != nil || st.Duplicates != 0 || st.Missed != 0 {
+		t.Fatalf("node b got %d of %d messages (err %v), stats %+v", c.count(), total, c.err, st)
+	}
+	var want []string
+	for i := 1; i <= total; i++ {
+		want = append(want, node+"-"+strconv.Itoa(i))
 	}
 	if got := log.ids(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("SSE ids %v, want %v", got, want)

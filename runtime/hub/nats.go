@@ -14,9 +14,17 @@ import (
 // defaults.
 type NATSOptions struct {
 	// OnStatus, when set, is called on every change of the connection's
-	// state: an outage (Connected false, Err the cause when known) and its
-	// recovery (Connected true). Called from one goroutine, in order; it
-	// must not block for long. Default nil (Stats still counts).
+	// state: an outage (Connected false, Err the cause when nats.go gives
+	// one) and its recovery (Connected true). Called from one goroutine,
+	// in order, always with a state other than the last one reported; it
+	// must not block for long. A slow OnStatus loses no state: changes
+	// that happen meanwhile are merged, so it then sees the state the
+	// connection is in, not every step it took. Default nil (Stats still
+	// counts).
+	//
+	// OnStatus must not call Close on its broker: Close waits for the
+	// goroutine that calls OnStatus to end, that is for itself, and would
+	// never return. To give up from OnStatus, call go b.Close().
 	OnStatus func(BrokerStatus)
 
 	// FlushTimeout bounds the round trip Subscribe makes so the server
@@ -27,15 +35,21 @@ type NATSOptions struct {
 // BrokerStatus is a change of a broker connection's state.
 type BrokerStatus struct {
 	Connected bool
-	Err       error // why the connection was lost, when known
+	// Err is why the connection was lost (nc.LastError), when nats.go
+	// gives a cause: a protocol or authorization error, say. It is nil
+	// when nats.go gives none, as for a server that closed the
+	// connection or was restarted (nats.go clears the read error then);
+	// to see such causes, set nats.DisconnectErrHandler on the
+	// connection, which the broker leaves alone.
+	Err error
 }
 
 // NATSStats are a NATSBroker's counters.
 type NATSStats struct {
 	Connected  bool
-	Outages    uint64 // times the connection was lost
-	Recoveries uint64 // times it came back
-	LastError  error  // the cause of the last outage, if known
+	Outages    uint64 // times the connection was seen lost
+	Recoveries uint64 // times it was seen back
+	LastError  error  // the last outage's Err (see BrokerStatus.Err): nil when nats.go gave no cause
 }
 
 // NATSBroker is a Broker over core NATS (github.com/nats-io/nats.go):
@@ -55,13 +69,15 @@ type NATSStats struct {
 // nc: Close stops watching but does not close it.
 //
 // Concurrency: safe for concurrent use. One goroutine watches the
-// connection state; a mutex guards the last error; counters are atomic.
+// connection state, writes connected and calls OnStatus; a mutex guards
+// the last error; counters are atomic.
 type NATSBroker struct {
 	nc      *nats.Conn
 	opts    NATSOptions
 	statusC chan nats.Status
 	done    chan struct{}
 	close   sync.Once
+	closing atomic.Bool // Close has begun: OnStatus is not called again
 
 	connected           atomic.Bool
 	outages, recoveries atomic.Uint64
@@ -85,23 +101,39 @@ func NewNATSBroker(nc *nats.Conn, opts *NATSOptions) (*NATSBroker, error) {
 	if b.opts.FlushTimeout <= 0 {
 		b.opts.FlushTimeout = 2 * time.Second
 	}
-	b.connected.Store(nc.IsConnected())
+	// Listening first: a change after the state is read then still sends
+	// an event, which makes watch read the state again.
 	b.statusC = nc.StatusChanged()
+	b.connected.Store(nc.IsConnected())
 	go b.watch()
 	return b, nil
 }
 
+// watch follows the connection's state until it closes or Close is
+// called. An event only says that the state changed: nats.go drops
+// events while the listener's channel is full (10 of them, which a
+// reconnection storm fills while OnStatus is slow), so a dropped CONNECTED
+// would leave the broker reporting an outage for good. The state is read
+// from the connection after each event instead, and reported only when it
+// differs from the last one reported. A dropped event is then harmless:
+// nats.go drops one only while events are queued, and those are read
+// after it, each reading the state anew. nats.go sends the event and sets
+// the state under the connection's lock, so nc.Status, which takes it,
+// already sees the state that event announced.
 func (b *NATSBroker) watch() {
 	defer close(b.done)
-	for st := range b.statusC {
-		switch st {
-		case nats.CONNECTED:
-			if !b.connected.Swap(true) {
+	for range b.statusC {
+		if b.closing.Load() {
+			return
+		}
+		st := b.nc.Status()
+		up := st == nats.CONNECTED || st == nats.DRAINING_SUBS || st == nats.DRAINING_PUBS // nc.IsConnected
+		if up != b.connected.Load() {
+			b.connected.Store(up)
+			if up {
 				b.recoveries.Add(1)
 				b.notify(BrokerStatus{Connected: true})
-			}
-		case nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED:
-			if b.connected.Swap(false) {
+			} else {
 				b.outages.Add(1)
 				err := b.nc.LastError()
 				b.mu.Lock()
@@ -109,9 +141,9 @@ func (b *NATSBroker) watch() {
 				b.mu.Unlock()
 				b.notify(BrokerStatus{Err: err})
 			}
-			if st == nats.CLOSED {
-				return
-			}
+		}
+		if st == nats.CLOSED {
+			return
 		}
 	}
 }
@@ -179,9 +211,14 @@ func (b *NATSBroker) Stats() NATSStats {
 	}
 }
 
-// Close stops watching the connection (it does not close nc). Idempotent;
+// Close stops watching the connection (it does not close nc) and returns
+// once OnStatus is not running and will not be called again. Idempotent;
 // returns nil.
+//
+// OnStatus must not call Close: Close would wait for OnStatus to return,
+// that is for itself, and never return. Call go b.Close() there instead.
 func (b *NATSBroker) Close() error {
+	b.closing.Store(true)
 	b.close.Do(func() { b.nc.RemoveStatusListener(b.statusC) })
 	<-b.done
 	return nil

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,6 +211,176 @@ func TestNATSOutage(t *testing.T) {
 	}
 	if st := a.topic.Stats(); st.Duplicates != 0 {
 		t.Fatalf("node A stats %+v", st)
+	}
+}
+
+// natsPort returns the port s listens on, to start it again there.
+func natsPort(t testing.TB, s *server.Server) int {
+	t.Helper()
+	addr := s.Addr().String()
+	p, err := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// dialNATS connects to url, reconnecting forever and quickly; the test
+// closes the connection.
+func dialNATS(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(10*time.Millisecond), nats.ReconnectJitter(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// TestNATSStatusSurvivesSlowOnStatus: nats.go drops status events while
+// the listener's channel (10 slots) is full, which a storm of
+// reconnections fills while OnStatus is slow. The broker must still end
+// up reporting the state the connection is in: it reads the state from
+// the connection after each event, and reports only real transitions,
+// alternating, with counters to match.
+func TestNATSStatusSurvivesSlowOnStatus(t *testing.T) {
+	s := startNATS(t, 0)
+	port := natsPort(t, s)
+	nc := dialNATS(t, s.ClientURL())
+	stall := make(chan struct{})
+	release := sync.OnceFunc(func() { close(stall) })
+	var mu sync.Mutex
+	var got []hub.BrokerStatus
+	b, err := hub.NewNATSBroker(nc, &hub.NATSOptions{OnStatus: func(st hub.BrokerStatus) {
+		mu.Lock()
+		got = append(got, st)
+		first := len(got) == 1
+		mu.Unlock()
+		if first {
+			<-stall // a log sink that stalls
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	defer release() // first, should the test end early
+	// A lasting outage makes the first call, which stalls; meanwhile the
+	// recovery and 8 forced reconnections send 17 events into 10 slots:
+	// the last one queued is an outage, and the final recovery is dropped.
+	s.Shutdown()
+	s.WaitForShutdown()
+	waitFor(t, "the outage to reach OnStatus", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	startNATS(t, port)
+	waitFor(t, "the reconnection", nc.IsConnected)
+	for range 8 {
+		if err := nc.ForceReconnect(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the forced reconnection", nc.IsConnected)
+	}
+	release()
+	waitFor(t, "the broker to report the connection up", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return b.Stats().Connected && got[len(got)-1].Connected
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	st := b.Stats()
+	for i, g := range got {
+		if g.Connected != (i%2 == 1) {
+			t.Fatalf("statuses %+v: not alternating outage, recovery", got)
+		}
+	}
+	if int(st.Outages) != len(got)/2 || int(st.Recoveries) != len(got)/2 {
+		t.Fatalf("stats %+v after statuses %+v", st, got)
+	}
+}
+
+// TestNATSCloseFromOnStatus: giving up on an outage from OnStatus the
+// documented way, go b.Close(), returns once that OnStatus call is over,
+// and OnStatus is not called again (the recovery goes unreported).
+func TestNATSCloseFromOnStatus(t *testing.T) {
+	s := startNATS(t, 0)
+	port := natsPort(t, s)
+	nc := dialNATS(t, s.ClientURL())
+	var bp atomic.Pointer[hub.NATSBroker]
+	var calls atomic.Int64
+	closed := make(chan error, 1)
+	b, err := hub.NewNATSBroker(nc, &hub.NATSOptions{OnStatus: func(st hub.BrokerStatus) {
+		if calls.Add(1) == 1 && !st.Connected {
+			go func() { closed <- bp.Load().Close() }()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp.Store(b)
+	s.Shutdown()
+	s.WaitForShutdown()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close started from OnStatus never returned")
+	}
+	startNATS(t, port)
+	waitFor(t, "the reconnection", nc.IsConnected)
+	time.Sleep(50 * time.Millisecond) // give a wrongful call its chance
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("OnStatus called %d times, want 1: not again after Close", n)
+	}
+}
+
+// TestNATSTopicCreatedDuringOutage: a topic created while the broker's
+// connection is down (NATSBroker.Subscribe skips its flush then) gets the
+// other nodes' messages once the connection is back, since nats.go sends
+// the subscription on reconnecting.
+func TestNATSTopicCreatedDuringOutage(t *testing.T) {
+	s := startNATS(t, 0)
+	port := natsPort(t, s)
+	nca, ncb := dialNATS(t, s.ClientURL()), dialNATS(t, s.ClientURL())
+	ba, err := hub.NewNATSBroker(nca, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ba.Close()
+	bb, err := hub.NewNATSBroker(ncb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bb.Close()
+	ha, hb := newHub(t, ba, "A"), newHub(t, bb, "B")
+	s.Shutdown()
+	s.WaitForShutdown()
+	waitFor(t, "the outage", func() bool { return !nca.IsConnected() && !ncb.IsConnected() })
+	ta := newTopic(t, ha, "late", nil)
+	tb := newTopic(t, hb, "late", nil)
+	got := make(chan string, 1024)
+	sub, err := ta.SubscribeFunc(func(m msg) error { got <- m.GetValue(); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	startNATS(t, port)
+	waitFor(t, "the recovery", func() bool { return nca.IsConnected() && ncb.IsConnected() })
+	// The two reconnections race: publish until node A hears from B.
+	deadline := time.After(20 * time.Second)
+	for i := 0; ; i++ {
+		publishN(t, tb, "m", i, i+1)
+		select {
+		case v := <-got:
+			if !strings.HasPrefix(v, "m") {
+				t.Fatalf("node A got %q", v)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("a topic created during the outage never received anything")
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -55,8 +56,9 @@ func (c *sseClient) close() { c.cancel(); c.resp.Body.Close() }
 func TestSSEResume(t *testing.T) {
 	b := hub.NewMemoryBroker()
 	opts := &hub.TopicOptions[msg]{EventType: func(m msg) string { return "v" + strconv.Itoa(len(m.GetValue())) }}
-	ta := newTopic(t, newHub(t, b, "nodeA"), "feed", opts)
-	tb := newTopic(t, newHub(t, b, "nodeB"), "feed", opts)
+	nodeA := freshNode("nodeA") // the ids are checked from <node>-1 on
+	ta := newTopic(t, newHub(t, b, nodeA), "feed", opts)
+	tb := newTopic(t, newHub(t, b, freshNode("nodeB")), "feed", opts)
 	sa := httptest.NewServer(ta.SSEHandler(nil))
 	defer sa.Close()
 	sb := httptest.NewServer(tb.SSEHandler(nil))
@@ -68,7 +70,7 @@ func TestSSEResume(t *testing.T) {
 	var last sse.Event
 	for i := range 3 {
 		last = c.next(t)
-		if last.Data != `"m`+strconv.Itoa(i)+`"` || last.ID != "nodeA-"+strconv.Itoa(i+1) || last.Type != "v2" {
+		if last.Data != `"m`+strconv.Itoa(i)+`"` || last.ID != nodeA+"-"+strconv.Itoa(i+1) || last.Type != "v2" {
 			t.Fatalf("event %d: %+v", i, last)
 		}
 	}
@@ -82,7 +84,7 @@ func TestSSEResume(t *testing.T) {
 	publishN(t, ta, "m", 7, 9)
 	for i := 3; i < 9; i++ {
 		e := c.next(t)
-		if e.Data != `"m`+strconv.Itoa(i)+`"` || e.ID != "nodeA-"+strconv.Itoa(i+1) {
+		if e.Data != `"m`+strconv.Itoa(i)+`"` || e.ID != nodeA+"-"+strconv.Itoa(i+1) {
 			t.Fatalf("resumed on node B: event %+v, want m%d", e, i)
 		}
 	}
@@ -92,7 +94,8 @@ func TestSSEResume(t *testing.T) {
 // hold is told so (Stream.Gap) before any live event, so OnOpen can send
 // a snapshot first.
 func TestSSEGapAndSnapshot(t *testing.T) {
-	tp := newTopic(t, newHub(t, nil, "a"), "gap", &hub.TopicOptions[msg]{Replay: sse.NewRing(2)})
+	a := freshNode("a") // the ids are checked from <node>-1 on
+	tp := newTopic(t, newHub(t, nil, a), "gap", &hub.TopicOptions[msg]{Replay: sse.NewRing(2)})
 	srv := httptest.NewServer(tp.SSEHandler(&hub.SSEOptions{OnOpen: func(s *sse.Stream) error {
 		if s.Gap() {
 			return s.Send(sse.Event{Type: "reset", Data: "snapshot"})
@@ -101,19 +104,19 @@ func TestSSEGapAndSnapshot(t *testing.T) {
 	}}))
 	defer srv.Close()
 	publishN(t, tp, "m", 0, 5) // the ring keeps a-4 and a-5
-	c := openSSE(t, srv.URL, "a-1")
+	c := openSSE(t, srv.URL, a+"-1")
 	defer c.close()
 	if e := c.next(t); e.Type != "reset" {
 		t.Fatalf("first event %+v, want the snapshot", e)
 	}
 	waitSubscribers(t, tp, 1)
 	publishN(t, tp, "m", 5, 6)
-	if e := c.next(t); e.ID != "a-6" {
+	if e := c.next(t); e.ID != a+"-6" {
 		t.Fatalf("live event %+v", e)
 	}
-	c2 := openSSE(t, srv.URL, "a-5") // the ring now holds a-5 and a-6
+	c2 := openSSE(t, srv.URL, a+"-5") // the ring now holds a-5 and a-6
 	defer c2.close()
-	if e := c2.next(t); e.ID != "a-6" {
+	if e := c2.next(t); e.ID != a+"-6" {
 		t.Fatalf("resume from a-5: %+v", e)
 	}
 }
@@ -226,6 +229,68 @@ func TestSSEDisconnectPolicy(t *testing.T) {
 		t.Fatal("the stream of a disconnected subscriber goes on")
 	}
 	if st := tp.Stats(); st.Disconnected != 1 || st.Subscribers != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// statusWriter is a ResponseWriter that records the statuses written to
+// it; with failWrites every Write fails, as on a connection the client
+// broke. It cannot flush; flushingStatusWriter can.
+type statusWriter struct {
+	h          http.Header
+	codes      []int
+	failWrites bool
+}
+
+func (w *statusWriter) Header() http.Header  { return w.h }
+func (w *statusWriter) WriteHeader(code int) { w.codes = append(w.codes, code) }
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.failWrites {
+		return 0, errors.New("broken pipe")
+	}
+	return len(b), nil
+}
+
+type flushingStatusWriter struct{ *statusWriter }
+
+func (flushingStatusWriter) Flush() {}
+
+// TestSSEHandlerStatusOnlyBeforeStream: SSEHandler answers an error with
+// 500 only while no status has gone out. When the stream's 200 is out —
+// the client left while the stream opened, a write of the open failed,
+// OnOpen failed — a second status is an error net/http drops and logs
+// ("superfluous response.WriteHeader call", once per such client). A
+// writer that cannot stream still gets its 500.
+func TestSSEHandlerStatusOnlyBeforeStream(t *testing.T) {
+	tp := newTopic(t, newHub(t, nil, "a"), "status", nil)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	retry := &sse.StreamOptions{Retry: time.Second} // something to write on open
+	for _, tc := range []struct {
+		name  string
+		opts  *hub.SSEOptions
+		ctx   context.Context
+		fail  bool // writes fail
+		flush bool // the writer can flush
+		want  string
+	}{
+		{"client gone during open", nil, gone, false, true, "[200]"},
+		{"write fails during open", &hub.SSEOptions{Stream: retry}, context.Background(), true, true, "[200]"},
+		{"OnOpen fails", &hub.SSEOptions{OnOpen: func(*sse.Stream) error { return errors.New("no snapshot") }}, context.Background(), false, true, "[200]"},
+		{"writer cannot flush", nil, context.Background(), false, false, "[500]"},
+	} {
+		sw := &statusWriter{h: http.Header{}, failWrites: tc.fail}
+		var w http.ResponseWriter = sw
+		if tc.flush {
+			w = flushingStatusWriter{sw}
+		}
+		r := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(tc.ctx)
+		tp.SSEHandler(tc.opts).ServeHTTP(w, r)
+		if got := fmt.Sprint(sw.codes); got != tc.want {
+			t.Errorf("%s: statuses written %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	if st := tp.Stats(); st.Subscribers != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 }

@@ -55,6 +55,10 @@ type Subscription struct {
 	policy      Policy
 	closeCode   websocket.StatusCode
 	closeReason string
+	// internal marks Follow's wake-up subscription, which the topic's
+	// Stats leave out: it is no subscriber of the user's, and its merged
+	// wake-ups lose nothing.
+	internal bool
 
 	idx int // position in t.subs, -1 when removed; under t.mu
 
@@ -114,9 +118,12 @@ func (c *topicCore) add(s *Subscription, cd codec.Codec) error {
 	case sinkFunc:
 		c.funcSubs++
 	}
+	if s.internal {
+		c.wakeSubs++
+	}
 	s.idx = len(c.subs)
 	c.subs = append(c.subs, s)
-	c.nsubs.Store(int64(len(c.subs)))
+	c.nsubs.Store(int64(len(c.subs) - c.wakeSubs))
 	return nil
 }
 
@@ -136,7 +143,10 @@ func (c *topicCore) removeLocked(s *Subscription) {
 	c.subs[i].idx = i
 	c.subs[last] = nil
 	c.subs = c.subs[:last]
-	c.nsubs.Store(int64(last))
+	if s.internal {
+		c.wakeSubs--
+	}
+	c.nsubs.Store(int64(last - c.wakeSubs))
 	if len(c.subs) == 0 && cap(c.subs) > 1024 {
 		c.subs = nil // give a large set's memory back
 	}
@@ -202,17 +212,18 @@ func (t *Topic[M]) subscribeWebSocket(conn *websocket.Conn, cd codec.Codec, owns
 // subscription from fn, return an error: the subscription ends with it
 // (Done is closed, Err returns it) and fn is not called again.
 func (t *Topic[M]) SubscribeFunc(fn func(M) error) (*Subscription, error) {
-	return t.subscribeFunc(fn, t.core.policy, t.core.queueSize)
+	return t.subscribeFunc(fn, t.core.policy, t.core.queueSize, false)
 }
 
 // subscribeFunc is SubscribeFunc with the topic's policy and queue size
-// overridden, before the subscription joins the set.
-func (t *Topic[M]) subscribeFunc(fn func(M) error, policy Policy, limit int) (*Subscription, error) {
+// overridden, and the subscription marked internal (left out of Stats),
+// before it joins the set.
+func (t *Topic[M]) subscribeFunc(fn func(M) error, policy Policy, limit int, internal bool) (*Subscription, error) {
 	if fn == nil {
 		return nil, fmt.Errorf("hub: subscribe to %q: nil function", t.core.name)
 	}
 	s := t.core.newSub(sinkFunc)
-	s.policy, s.limit = policy, limit
+	s.policy, s.limit, s.internal = policy, limit, internal
 	s.fn = func(m proto.Message) error { return fn(m.(M)) }
 	if err := t.core.add(s, nil); err != nil {
 		return nil, err
@@ -265,8 +276,15 @@ type SSEOptions struct {
 //	case <-r.Context().Done():
 //	}
 //
-// SSEHandler is exactly that. Errors are those of sse.NewStream (before
-// anything is written) or of OnOpen.
+// SSEHandler is that, except that it answers an error with 500 only
+// while nothing has been written. Errors are those of sse.NewStream or of
+// OnOpen. NewStream checks what it can before it writes the 200 (a writer
+// that cannot flush, a replay store that fails), but the 200 and the
+// replayed events may still fail to go out — with an error wrapping
+// sse.ErrClientGone when the client left while the stream opened, or a
+// write error — and OnOpen runs after the 200. For those, the status is
+// out: net/http drops the 500 above (and logs a superfluous WriteHeader
+// call).
 func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOptions) (*Subscription, error) {
 	var o SSEOptions
 	if opts != nil {
@@ -329,25 +347,18 @@ func (noReplay) Since(id string) ([]sse.Event, error) {
 // A client that comes to a closed topic gets an event stream that ends at
 // once, so it reconnects later, as a WebSocket one is told 1013 (try again
 // later): a browser's EventSource gives up for good on any other answer
-// (WHATWG HTML §9.2.3). An error before the stream opened (a ResponseWriter
-// that cannot stream, say) is answered with 500; one of OnOpen ends the
-// stream.
+// (WHATWG HTML §9.2.3). An error before the stream's 200 went out (a
+// ResponseWriter that cannot stream, say) is answered with 500; one after
+// it (the client left while the stream opened, or OnOpen failed) ends the
+// stream, since no other status can follow.
 func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
 	var o SSEOptions
 	if opts != nil {
 		o = *opts
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		opened := false // the 200 is out: no other status can follow
-		ro := o
-		ro.OnOpen = func(st *sse.Stream) error {
-			opened = true
-			if o.OnOpen != nil {
-				return o.OnOpen(st)
-			}
-			return nil
-		}
-		sub, err := t.ServeSSE(w, r, &ro)
+		hw := &headerWatch{ResponseWriter: w}
+		sub, err := t.ServeSSE(hw, r, &o)
 		if errors.Is(err, ErrClosed) {
 			var retry sse.StreamOptions
 			if o.Stream != nil {
@@ -359,7 +370,7 @@ func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
 			}
 		}
 		if err != nil {
-			if !opened {
+			if !hw.wrote {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 			}
 			return
@@ -371,6 +382,29 @@ func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
 		}
 	})
 }
+
+// headerWatch is the ResponseWriter SSEHandler serves a stream through:
+// it notes whether the status went out, so that an error ServeSSE returns
+// after it is not answered with a second status, which net/http drops and
+// logs ("superfluous response.WriteHeader call"). The error alone cannot
+// tell: sse.NewStream checks what it can before the 200, but a write or
+// flush may still fail after it. Flush and write deadlines are reached
+// through Unwrap, as http.ResponseController and sse look for them.
+//
+// Concurrency: wrote is set by WriteHeader, which sse.NewStream calls
+// once, before it writes anything, in ServeSSE on the handler's
+// goroutine; the handler reads it there.
+type headerWatch struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *headerWatch) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *headerWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // WebSocketHandler returns an http.Handler that accepts a WebSocket with
 // opts, subscribes it with the codec of its subprotocol (cd when the
@@ -436,7 +470,9 @@ func (s *Subscription) enqueue(d *delivery) bool {
 		s.head = (s.head + 1) % len(s.q)
 		s.n--
 		s.dropped++
-		s.t.dropped.Add(1)
+		if !s.internal {
+			s.t.dropped.Add(1)
+		}
 	}
 	if s.n == len(s.q) {
 		s.grow()
@@ -519,7 +555,9 @@ func (s *Subscription) write(d *delivery) error {
 			if err := s.fn(d.msg); err != nil {
 				return err
 			}
-			s.t.delivered.Add(1)
+			if !s.internal {
+				s.t.delivered.Add(1)
+			}
 		}
 	}
 	return nil

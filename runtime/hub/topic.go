@@ -3,12 +3,14 @@ package hub
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/sse"
@@ -79,8 +81,12 @@ type TopicOptions[M proto.Message] struct {
 	CloseReason string
 
 	// New returns an empty M to decode messages from other nodes into.
-	// Default: M's message type's New (M must then be a generated
-	// message pointer type, as it almost always is).
+	// Default: M's message type's New, when M is a generated message
+	// pointer type, as it almost always is. For any other M — an
+	// interface such as proto.Message, or *dynamicpb.Message — New is
+	// required (NewTopic fails without it), e.g. for a dynamic message:
+	//
+	//	New: func() *dynamicpb.Message { return dynamicpb.NewMessage(desc) }
 	New func() M
 
 	// SSECodec encodes messages for SSE subscribers and the replay store:
@@ -152,10 +158,11 @@ type topicCore struct {
 	mu          sync.Mutex
 	unsubscribe func() error // from the broker; nil until NewTopic has subscribed
 	subs        []*Subscription
-	nsubs       atomic.Int64 // len(subs), written under mu, so Stats need not lock
+	nsubs       atomic.Int64 // len(subs) - wakeSubs, written under mu, so Stats need not lock
 	codecs      []codecUse   // codecs of WebSocket subscribers; index = Subscription.codecIdx
 	sseSubs     int
 	funcSubs    int
+	wakeSubs    int                // Follow's wake-up subscriptions (Subscription.internal)
 	lastSeq     map[string]nodeSeq // per publishing node heard from (see sweepNodes)
 	sweepAt     int                // len(lastSeq) at which sweepNodes next runs
 	now         func() time.Time   // time.Now; tests set a clock of their own
@@ -191,6 +198,9 @@ const nodeTTL = time.Hour
 const minSweepAt = 64
 
 // Stats are a topic's counters on this node, since it was created.
+//
+// Follow's own subscriptions are not counted: a follower shows up only in
+// what it does with the events it reads.
 type Stats struct {
 	Subscribers  int    // current local subscribers
 	Published    uint64 // messages published on this node
@@ -213,7 +223,8 @@ type Stats struct {
 //	chat, err := hub.NewTopic[*chatv1.Event](h, "chat", nil)
 //
 // It fails with ErrInvalidTopic, ErrTopicExists, ErrBinaryCodec, ErrClosed
-// or the broker's error.
+// or the broker's error, and when opts gives no New for an M whose zero
+// value names no message type (proto.Message, *dynamicpb.Message).
 func NewTopic[M proto.Message](h *Hub, name string, opts *TopicOptions[M]) (*Topic[M], error) {
 	var o TopicOptions[M]
 	if opts != nil {
@@ -243,8 +254,10 @@ func NewTopic[M proto.Message](h *Hub, name string, opts *TopicOptions[M]) (*Top
 		return nil, fmt.Errorf("hub: topic %q: close reason %q is not valid UTF-8 of at most 123 bytes", name, o.CloseReason)
 	}
 	if o.New == nil {
-		var zero M
-		mt := zero.ProtoReflect().Type()
+		mt, ok := messageType[M]()
+		if !ok {
+			return nil, fmt.Errorf("hub: topic %q: TopicOptions.New is required for message type %v, whose zero value does not name a message type", name, reflect.TypeFor[M]())
+		}
 		o.New = func() M { return mt.New().Interface().(M) }
 	}
 	if o.SSECodec == nil {
@@ -301,6 +314,27 @@ func NewTopic[M proto.Message](h *Hub, name string, opts *TopicOptions[M]) (*Top
 	c.unsubscribe = unsub
 	c.mu.Unlock()
 	return t, nil
+}
+
+// messageType returns M's message type, which a generated message pointer
+// type gives even from its nil value. It reports false where the zero
+// value gives none, so NewTopic can ask for TopicOptions.New rather than
+// panic: an interface type's zero value (proto.Message) is nil, and a nil
+// dynamic message (*dynamicpb.Message), whose ProtoReflect returns the
+// nil message itself, has no type to give.
+func messageType[M proto.Message]() (protoreflect.MessageType, bool) {
+	var zero M
+	if any(zero) == nil {
+		return nil, false
+	}
+	m := zero.ProtoReflect()
+	if m == nil {
+		return nil, false
+	}
+	if v := reflect.ValueOf(m); v.Kind() == reflect.Pointer && v.IsNil() {
+		return nil, false
+	}
+	return m.Type(), true
 }
 
 // Name returns the topic's name.
@@ -597,6 +631,7 @@ func (t *Topic[M]) Close() error {
 	unsub := c.unsubscribe // nil if NewTopic is still subscribing: it then unsubscribes
 	subs := c.subs
 	c.subs = nil
+	c.wakeSubs = 0
 	c.nsubs.Store(0)
 	for _, s := range subs {
 		s.idx = -1

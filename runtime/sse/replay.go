@@ -91,12 +91,16 @@ func (r *Ring) Append(e Event) (Event, error) {
 	return e, nil
 }
 
-// Since returns the events recorded after id, oldest first.
+// Since returns the events recorded after id, oldest first. The id ""
+// stands for the start of the ring, before its first event: Since("")
+// returns every event appended so far, as long as the ring has evicted
+// none (it fails with ErrUnknownID once it has, as for an evicted id).
+// That is the cursor Last gives for an empty ring.
 func (r *Ring) Since(id string) ([]Event, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	seq, ok := r.index[id]
-	if !ok {
+	if !ok && (id != "" || r.seq > uint64(r.n)) {
 		return nil, fmt.Errorf("%w %q", ErrUnknownID, id)
 	}
 	later := int(r.seq - seq)
@@ -105,6 +109,19 @@ func (r *Ring) Since(id string) ([]Event, error) {
 		out[i] = r.events[(r.head+r.n-later+i)%len(r.events)]
 	}
 	return out, nil
+}
+
+// Last returns the id of the newest event held, "" when the ring is
+// empty. It is a cursor for Since: a follower that starts from it (a
+// fresh client, say, of hub.Topic.Follow) gets from Since every event
+// appended after the call, as long as the ring still holds it.
+func (r *Ring) Last() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == 0 {
+		return ""
+	}
+	return r.events[(r.head+r.n-1)%len(r.events)].ID
 }
 
 // Len returns the number of events held.
