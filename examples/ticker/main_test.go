@@ -266,18 +266,22 @@ func TestShutdownStalledWatcher(t *testing.T) {
 	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(line, "200") {
 		t.Fatalf("watch: %q %v", line, err)
 	}
-	// Never read again. The events fill this side's buffer and then the
-	// server's send buffer; once the server's send queue has stopped
-	// growing for a second while events are published every 20 µs, the
-	// handler is blocked in a write.
+	// Never read again. The server's socket gets a small send buffer (it
+	// would grow to 4 MiB, which under load the handler may take longer
+	// to fill than the journal's 10,000 events last: it would then stop,
+	// fallen behind, instead of blocking); once the socket's send queue
+	// has stopped growing for half a second while events are published
+	// every 20 µs, the handler is blocked in a write.
 	server := c.RemoteAddr().(*net.TCPAddr).Port
 	client := c.LocalAddr().(*net.TCPAddr).Port
+	_, inode := sendQueue(t, server, client)
+	shrinkSendBuffer(t, inode)
 	deadline := time.Now().Add(60 * time.Second)
-	for prev, same := -1, 0; same < 10; time.Sleep(100 * time.Millisecond) {
+	for prev, same := -1, 0; same < 5; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the server's send queue still grows after 60 s")
 		}
-		q := sendQueue(t, server, client)
+		q, _ := sendQueue(t, server, client)
 		if q > 0 && q == prev {
 			same++
 		} else {
@@ -294,8 +298,9 @@ func TestShutdownStalledWatcher(t *testing.T) {
 }
 
 // sendQueue reads from /proc/net/tcp how many bytes the loopback socket
-// from port local to port remote holds unacknowledged or unsent.
-func sendQueue(t *testing.T, local, remote int) int {
+// from port local to port remote holds unacknowledged or unsent, and the
+// socket's inode.
+func sendQueue(t *testing.T, local, remote int) (queue int, inode string) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/net/tcp")
 	if err != nil {
@@ -304,15 +309,35 @@ func sendQueue(t *testing.T, local, remote int) int {
 	want := fmt.Sprintf("0100007F:%04X 0100007F:%04X", local, remote)
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
-		if len(f) > 4 && f[1]+" "+f[2] == want {
+		if len(f) > 9 && f[1]+" "+f[2] == want {
 			tx, _, _ := strings.Cut(f[4], ":")
 			n, err := strconv.ParseInt(tx, 16, 64)
 			if err != nil {
 				t.Fatalf("/proc/net/tcp: %q", l)
 			}
-			return int(n)
+			return int(n), f[9]
 		}
 	}
 	t.Fatalf("no socket %s in /proc/net/tcp", want)
-	return 0
+	return 0, ""
+}
+
+// shrinkSendBuffer sets a 4 KiB send buffer on this process's socket
+// with the given inode (the server's end of a test connection).
+func shrinkSendBuffer(t *testing.T, inode string) {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if l, _ := os.Readlink("/proc/self/fd/" + fd.Name()); l == "socket:["+inode+"]" {
+			n, _ := strconv.Atoi(fd.Name())
+			if err := syscall.SetsockoptInt(n, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no descriptor for socket %s", inode)
 }
