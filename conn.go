@@ -38,9 +38,9 @@ func asMessage(msg any) (proto.Message, error) {
 // closeWith, abort and the close bookkeeping are guarded by mu (watch too:
 // a handler's Receive may start the watcher on another goroutine than the
 // one that waits for it); released is atomic because release runs on the
-// receiving goroutine while others may be in Send; unwatch and answered
-// are set before the connection is shared. On a client-streaming call
-// readAnswer is the one reader: answer and answerErr are its until it
+// receiving goroutine while others may be in Send; unwatch, answered and
+// ioCtx are set before the connection is shared. On a client-streaming
+// call readAnswer is the one reader: answer and answerErr are its until it
 // closes answered, and read only after.
 type wsConn struct {
 	spec       Spec
@@ -48,6 +48,7 @@ type wsConn struct {
 	ws         *websocket.Conn
 	ctx        context.Context
 	cancel     context.CancelFunc
+	ioCtx      context.Context // of reads and writes (see newWSConn)
 	msgType    websocket.MessageType
 	reqHeader  http.Header
 	respHeader http.Header
@@ -78,12 +79,24 @@ type wsConn struct {
 
 func newWSConn(ctx context.Context, spec Spec, c codec.Codec, ws *websocket.Conn, reqHeader, respHeader http.Header, cfg *config, remote string) *wsConn {
 	ctx, cancel := context.WithCancel(ctx)
+	ioCtx := ctx
+	if !spec.IsClient {
+		// A server reads and writes with a context only cancel (the
+		// connection's own end) ends: the runtime drops the TCP
+		// connection, without a close frame, when the context of a read
+		// or write in progress ends, so the session's context ending is
+		// a close with its code instead (see watchSession).
+		var cancelIO, cancelCtx context.CancelFunc
+		ioCtx, cancelIO = context.WithCancel(context.Background())
+		cancelCtx = cancel
+		cancel = func() { cancelCtx(); cancelIO() }
+	}
 	typ := websocket.MessageText
 	if c.Binary() {
 		typ = websocket.MessageBinary
 	}
 	return &wsConn{
-		spec: spec, codec: c, ws: ws, ctx: ctx, cancel: cancel, msgType: typ,
+		spec: spec, codec: c, ws: ws, ctx: ctx, cancel: cancel, ioCtx: ioCtx, msgType: typ,
 		reqHeader: reqHeader, respHeader: respHeader, onClose: cfg.onClose,
 		info: &ConnInfo{Spec: spec, Codec: c, RequestHeader: reqHeader, RemoteAddr: remote},
 	}
@@ -105,7 +118,7 @@ func (c *wsConn) Send(msg any) error {
 		bufPool.Put(bp)
 		return Errorf(CodeInternal, "marshal %s: %w", c.codec.Name(), err)
 	}
-	err = c.ws.Write(c.ctx, c.msgType, b)
+	err = c.ws.Write(c.ioCtx, c.msgType, b)
 	if cap(b) <= maxPooledBuf {
 		*bp = b[:0]
 		bufPool.Put(bp)
@@ -127,7 +140,7 @@ func (c *wsConn) Receive(msg any) error {
 	if c.recvDone {
 		return io.EOF
 	}
-	typ, data, err := c.ws.ReadAppend(c.ctx, c.rbuf[:0])
+	typ, data, err := c.ws.ReadAppend(c.ioCtx, c.rbuf[:0])
 	if err != nil {
 		c.recvDone = true
 		return c.readErr(err)
@@ -308,6 +321,31 @@ func (c *wsConn) watchCall(ctx context.Context) {
 	c.unwatch = context.AfterFunc(ctx, func() { c.abort(ctx.Err()) })
 }
 
+// watchSession is watchCall's server side: when ctx, the session's
+// context (ended by a deadline a handshake interceptor set, or by the
+// server's base context), ends, the connection closes with that
+// context's code (4004 for a deadline, 4001 otherwise) and a close frame
+// goes out. Reads and writes use ioCtx, which ctx does not end: were they
+// to use it, the runtime would drop the TCP connection under a read in
+// progress (a bidi handler's Receive, the peer watcher) and the client
+// would see 1006, a lost connection it retries, instead of the code.
+// stop ends the watch and, if the close has begun, waits for the closing
+// handshake, as a handler's return does; it may be called more than once.
+// Cost: one AfterFunc per session, nothing per message.
+func (c *wsConn) watchSession(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	unwatch := context.AfterFunc(ctx, func() {
+		defer close(done)
+		_ = c.closeWith(ctx.Err())
+	})
+	return func() {
+		if unwatch() {
+			close(done)
+		}
+		<-done
+	}
+}
+
 // detach stops watching the call's context and cancels ctx.
 func (c *wsConn) detach() {
 	if c.unwatch != nil {
@@ -443,7 +481,7 @@ func (c *wsConn) watchPeer() {
 		defer close(watch)
 		defer c.cancel()
 		for {
-			typ, data, err := c.ws.Read(c.ctx)
+			typ, data, err := c.ws.Read(c.ioCtx)
 			if err != nil {
 				_ = c.readErr(err)
 				return

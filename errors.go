@@ -26,7 +26,9 @@ import (
 //   - A request refused before the upgrade (by an interceptor, a codec
 //     mismatch, a bad SSE request) is answered with the HTTP status below,
 //     the code's name in the Wsrpc-Code header and the message as a
-//     text/plain body.
+//     text/plain body. A method other than GET is the exception: 405
+//     Method Not Allowed with Allow: GET (RFC 9110 §15.5.6), with
+//     invalid_argument in Wsrpc-Code on an SSE route.
 //
 //   - An SSE stream that fails after it started ends with an event of type
 //     "wsrpc.error" whose data is {"code":"<name>","message":"…"}.
@@ -350,10 +352,16 @@ func fromHTTPResponse(resp *http.Response, body []byte) *Error {
 
 // writeHTTPError answers a request refused before the upgrade.
 func writeHTTPError(w http.ResponseWriter, err *Error) {
+	writeHTTPStatus(w, err.code.HTTPStatus(), err)
+}
+
+// writeHTTPStatus is writeHTTPError with a status other than the code's
+// (405 for a method the route does not serve).
+func writeHTTPStatus(w http.ResponseWriter, status int, err *Error) {
 	h := w.Header()
 	h.Set(CodeHeader, err.code.String())
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(err.code.HTTPStatus())
+	w.WriteHeader(status)
 	_, _ = io.WriteString(w, err.msg)
 }

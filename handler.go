@@ -18,8 +18,21 @@ import (
 // already (a malformed handshake).
 var errResponseWritten = errors.New("wsrpc: response already written")
 
+// errPanicked ends a session whose handler (or interceptor, or hook)
+// panicked. The panic value stays on the server, in net/http's log.
+var errPanicked = &Error{code: CodeInternal, msg: "handler panicked"}
+
 // Handler serves one method. It is an http.Handler; the generated
 // NewFooServiceHandler routes a service's paths to its Handlers.
+//
+// A panic in the handler function, an interceptor or a hook once the
+// WebSocket is upgraded or the SSE response has begun ends the session as
+// an error with CodeInternal would (close code 4013, or a "wsrpc.error"
+// event, with the message "handler panicked", never the panic value), and
+// OnClose runs; then the panic goes on to net/http, which logs it with
+// its stack. net/http alone would leave a hijacked connection open, and
+// cut an SSE response that clients would reconnect to, into the panic.
+// The handler function runs on the request's goroutine.
 //
 // Concurrency: a Handler is immutable after construction and serves any
 // number of requests at once.
@@ -189,11 +202,15 @@ func (h *Handler) negotiate(r *http.Request) (c codec.Codec, sub string, err *Er
 }
 
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	if !websocket.IsUpgradeRequest(r) {
+	if !websocket.IsUpgradeRequest(r) || r.Method != http.MethodGet {
 		// Before negotiation, which would refuse it as a request with no
 		// subprotocol: Accept, by the same rule, answers 426 Upgrade
 		// Required, naming the protocol and version (RFC 9110 §15.5.22,
-		// RFC 6455 §4.2.2).
+		// RFC 6455 §4.2.2). A handshake with another method than GET
+		// (RFC 6455 §4.1) is answered 405 with Allow (RFC 9110 §15.5.6)
+		// here too, like the SSE routes' refusal, and not for its
+		// subprotocol or by an interceptor first, as when Accept saw it
+		// only after them.
 		_, _ = websocket.Accept(w, r, &h.accept)
 		return
 	}
@@ -203,6 +220,22 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ws *websocket.Conn
+	var end func(error) // ends the session, once it has started
+	// net/http recovers a panic but never closes a hijacked connection:
+	// the client would wait forever for a close frame. A panic between
+	// the upgrade and the session (a handshake interceptor's, after
+	// next) closes with internal (4013) here, one in the session below;
+	// either way the panic then goes on, for net/http to log.
+	defer func() {
+		if ws == nil || end != nil {
+			return
+		}
+		if p := recover(); p != nil {
+			code, reason, _ := closeFor(errPanicked)
+			_ = closeWS(ws, code, reason)
+			panic(p)
+		}
+	}()
 	accept := func(ctx context.Context, hs *Handshake) (context.Context, error) {
 		opts := h.accept
 		if sub != "" {
@@ -240,21 +273,45 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		t.add(conn)
 		defer t.remove(conn)
 	}
+	// ctx ending (a handshake interceptor's deadline) closes the session
+	// with its code while the handler may be reading: see watchSession.
+	stopWatch := conn.watchSession(ctx)
+	end = func(err error) {
+		stopWatch()
+		if cerr := conn.closeWith(err); cerr != nil && err == nil {
+			conn.ended(cerr)
+		}
+		conn.waitWatcher()
+		conn.runOnClose()
+	}
+	// A panic in a hook, an interceptor or the handler (all run on this
+	// goroutine; the runtime's own goroutines run no user code) ends the
+	// session as an error would: a close frame with internal (4013), the
+	// watcher waited for, OnClose run. Deferred after cancel so that it
+	// runs first: cancel would drop the connection under the watcher's
+	// read before the close frame went out. Re-panicking from the
+	// deferred function keeps the panicking frames in the stack net/http
+	// logs.
+	defer func() {
+		if p := recover(); p != nil {
+			end(errPanicked)
+			panic(p)
+		}
+	}()
 	for _, fn := range h.cfg.onConnect {
 		fn(conn.ctx, conn.info)
 	}
-	err = chainStream(h.cfg.interceptors, h.base(conn))(conn.ctx, conn)
-	if cerr := conn.closeWith(err); cerr != nil && err == nil {
-		conn.ended(cerr)
-	}
-	conn.waitWatcher()
-	conn.runOnClose()
+	end(chainStream(h.cfg.interceptors, h.base(conn))(conn.ctx, conn))
 }
 
 func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
+		// RFC 9110 §15.5.6: 405 Method Not Allowed, with Allow. HEAD too:
+		// it would run the interceptors and open a stream only for its
+		// body to be dropped. No Code maps to 405; the code is
+		// invalid_argument, in Wsrpc-Code.
 		w.Header().Set("Allow", http.MethodGet)
-		writeHTTPError(w, &Error{code: CodeInvalidArgument, msg: "an SSE stream is opened with GET"})
+		writeHTTPStatus(w, http.StatusMethodNotAllowed, &Error{code: CodeInvalidArgument, msg: "an SSE stream is opened with GET"})
 		return
 	}
 	req := h.newReq()
@@ -267,6 +324,22 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var stream *sse.Stream
+	var end func(error) // ends the session, once it has started
+	// Once the 200 is out, net/http can only cut the response after a
+	// panic, and the typed client, like EventSource, takes a cut for a
+	// lost connection and reconnects, into the panic again, forever. The
+	// stream ends with wsrpc.error (internal) instead, which stops both,
+	// and the panic goes on, for net/http to log. Here a handshake
+	// interceptor's panic after next; the session's below.
+	defer func() {
+		if stream == nil || end != nil {
+			return
+		}
+		if p := recover(); p != nil {
+			_ = (&sseConn{stream: stream}).closeWith(errPanicked)
+			panic(p)
+		}
+	}()
 	open := func(ctx context.Context, hs *Handshake) (context.Context, error) {
 		s, err := sse.NewStream(w, r, &h.cfg.sseStream)
 		if err != nil {
@@ -302,17 +375,35 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		defer t.remove(s)
 	}
 	info := &ConnInfo{Spec: h.spec, Codec: codec.JSON, RequestHeader: r.Header, RemoteAddr: r.RemoteAddr}
+	hooked := false
+	end = func(err error) {
+		if ctx.Err() == nil {
+			_ = conn.closeWith(err)
+		} else {
+			_ = stream.Close()
+		}
+		if hooked {
+			return
+		}
+		hooked = true
+		ci := conn.closeInfo(ctx)
+		for _, fn := range h.cfg.onClose {
+			fn(ctx, info, ci)
+		}
+	}
+	// A panic in a hook, an interceptor or the handler (all on this
+	// goroutine) ends the stream with wsrpc.error, even when ctx is done
+	// (the error event is what stops clients from reconnecting into the
+	// panic), and runs OnClose as an error would.
+	defer func() {
+		if p := recover(); p != nil {
+			_ = conn.closeWith(errPanicked)
+			end(errPanicked)
+			panic(p)
+		}
+	}()
 	for _, fn := range h.cfg.onConnect {
 		fn(ctx, info)
 	}
-	err = chainStream(h.cfg.interceptors, h.base(conn))(ctx, conn)
-	if ctx.Err() == nil {
-		_ = conn.closeWith(err)
-	} else {
-		_ = stream.Close()
-	}
-	ci := conn.closeInfo(ctx)
-	for _, fn := range h.cfg.onClose {
-		fn(ctx, info, ci)
-	}
+	end(chainStream(h.cfg.interceptors, h.base(conn))(ctx, conn))
 }

@@ -325,3 +325,84 @@ func TestShutdownUploadingClient(t *testing.T) {
 		t.Fatalf("Send during Shutdown = %v, want 1001 (unavailable)", err)
 	}
 }
+
+// TestShutdownExpiredContext: Shutdown called with a context that is done
+// already (the signal's own context passed by mistake, say) does not
+// return leaving the sessions live: it still ends every WebSocket session
+// (unavailable for its client) and SSE stream, even those whose handlers
+// ignore it, refuses new calls and returns the context's error. A second
+// Shutdown with time to spare then waits for the handlers still running
+// and returns nil.
+func TestShutdownExpiredContext(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tracker := wsrpc.NewTracker()
+	// Echo ignores its context until released: the first Shutdown
+	// certainly finds handlers running.
+	svc := &liveServer{release: make(chan struct{})}
+	release := sync.OnceFunc(func() { close(svc.release) })
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(svc, wsrpc.WithTracker(tracker)))
+	ts := httptest.NewServer(mux)
+	defer ts.Close()
+	defer release() // also when the test fails early
+	client := testingv1wsrpc.NewStreamServiceClient(ts.Client(), ts.URL)
+	ctx := testContext(t)
+
+	var wsEnds []chan error
+	for range 2 {
+		st, err := client.Echo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		end := make(chan error, 1)
+		wsEnds = append(wsEnds, end)
+		go func() { _, err := st.Receive(); end <- err }()
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/rooms/watch?room=r", nil)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for line := ""; line != "\n"; { // the first event, up to its blank line
+		if line, err = br.ReadString('\n'); err != nil {
+			t.Fatalf("SSE stream before Shutdown: %v", err)
+		}
+	}
+	sseEnd := make(chan error, 1)
+	go func() { _, err := io.ReadAll(br); sseEnd <- err }()
+	for deadline := time.Now().Add(handlerBound); tracker.Len() != 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("tracker has %d sessions, want 3", tracker.Len())
+		}
+	}
+
+	expired, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := tracker.Shutdown(expired); !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown(expired context) = %v, want context.Canceled", err)
+	}
+	for i, end := range wsEnds {
+		if err := waitSeen(t, end, "a WebSocket session outlived Shutdown"); wsrpc.CodeOf(err) != wsrpc.CodeUnavailable {
+			t.Errorf("WebSocket client %d ended with %v, want unavailable", i, err)
+		}
+	}
+	if err := waitSeen(t, sseEnd, "an SSE stream outlived Shutdown"); err != nil {
+		t.Errorf("SSE stream ended with %v, want its clean end", err)
+	}
+	if _, err := client.Echo(ctx); wsrpc.CodeOf(err) != wsrpc.CodeUnavailable {
+		t.Errorf("call after Shutdown = %v, want unavailable", err)
+	}
+
+	release()
+	sctx, scancel := context.WithTimeout(ctx, handlerBound)
+	defer scancel()
+	if err := tracker.Shutdown(sctx); err != nil {
+		t.Errorf("second Shutdown = %v, want nil", err)
+	}
+	if n, l := svc.returned.Load(), tracker.Len(); n != 3 || l != 0 {
+		t.Errorf("after the second Shutdown, %d of 3 handlers returned and %d sessions tracked, want 3 and 0", n, l)
+	}
+}
