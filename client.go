@@ -148,6 +148,11 @@ func (s *clientStream) receive(m any) error {
 		conn := s.conn()
 		err := conn.Receive(m)
 		if err == nil {
+			if s.re != nil && s.re.attempts != 0 {
+				// Only a connection that delivers a message ends a row
+				// of attempts (see ReconnectPolicy.MaxAttempts).
+				s.re.delivered()
+			}
 			return nil
 		}
 		if isCodecErr(err) {
@@ -173,9 +178,16 @@ func (s *clientStream) receive(m any) error {
 		s.mu.Lock()
 		retry := !s.halfClosed.Load() || s.eosPending
 		s.mu.Unlock()
-		if !retry || !s.re.retryable(err) {
+		if !retry || !lostConn(err) {
 			s.re.cancel()
 			return err
+		}
+		if s.re.ending() {
+			// Close or the call's context ended the call as its
+			// connection was lost: reported as during the wait that
+			// would have followed.
+			s.re.cancel()
+			return s.re.ended()
 		}
 		if rerr := s.re.reconnect(s, err); rerr != nil {
 			s.re.cancel()
@@ -471,7 +483,12 @@ func NewServerStreamClient[Req, Res any](httpClient *http.Client, url, procedure
 // served as Server-Sent Events at url. The request travels in the query
 // (EncodeSSERequest); the client reconnects with Last-Event-ID as
 // configured by WithSSEClientOptions and stops at the server's
-// "wsrpc.end" or "wsrpc.error" event.
+// "wsrpc.end" or "wsrpc.error" event. A reconnection refused as
+// unavailable (502, 503 or 504, as from a server under Tracker.Shutdown
+// or a proxy during a restart, or any status with Wsrpc-Code
+// unavailable) is retried within those options' limits; any other
+// refusal, and every refusal of the first request, ends the call with
+// the server's code.
 func NewSSEClient[Req, Res any](httpClient *http.Client, url, procedure string, opts ...Option) *ServerStreamClient[Req, Res] {
 	return &ServerStreamClient[Req, Res]{newCaller(httpClient, url, Spec{Procedure: procedure, StreamType: StreamTypeServer, Transport: TransportSSE}, opts)}
 }
@@ -497,13 +514,14 @@ func (c *ServerStreamClient[Req, Res]) Call(ctx context.Context, req *Req) (*Ser
 // capture records what the SSE server answered, for refusals (the sse
 // client reports only the status) and for ResponseHeader.
 //
-// Concurrency: the RoundTrip of one session at a time; mu guards the
-// fields read by other goroutines.
+// Concurrency: the RoundTrip of one session at a time, which alone uses
+// opened; mu guards the fields read by other goroutines.
 type capture struct {
-	base http.RoundTripper
-	mu   sync.Mutex
-	resp *http.Response
-	body []byte
+	base   http.RoundTripper
+	opened bool // a stream was open: later requests are reconnections
+	mu     sync.Mutex
+	resp   *http.Response
+	body   []byte
 }
 
 func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -516,10 +534,24 @@ func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 		body, _ = io.ReadAll(io.LimitReader(resp.Body, 1024))
 		resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(body))
+	} else {
+		t.opened = true
 	}
 	t.mu.Lock()
 	t.resp, t.body = resp, body
 	t.mu.Unlock()
+	if t.opened && resp.StatusCode != http.StatusOK && resp.Header.Get(CodeHeader) == CodeUnavailable.String() {
+		switch resp.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			// The sse client retries these refusals of a reconnection.
+		default:
+			// The server says it is unavailable, whatever the status: as
+			// a transport error, the sse client retries it like one,
+			// within its limits. The first request's refusal (opened
+			// false) stays final.
+			return nil, fromHTTPResponse(resp, body)
+		}
+	}
 	return resp, nil
 }
 

@@ -21,20 +21,25 @@ const (
 // connection is lost (see WithReconnect). The zero value means the
 // defaults.
 type ReconnectPolicy struct {
-	// MaxAttempts bounds the consecutive failed attempts after one loss;
-	// then Receive returns the last attempt's error. 0 means
-	// DefaultReconnectAttempts; a negative value, no bound.
+	// MaxAttempts bounds the attempts in a row, counted since a
+	// connection of the call last delivered a message: an attempt that
+	// opens a connection which is lost before it delivers one counts
+	// too, so that a server that accepts and then closes at once is not
+	// retried for ever. Then Receive returns the error that ended the
+	// last attempt or connection. 0 means DefaultReconnectAttempts; a
+	// negative value, no bound.
 	MaxAttempts int
 	// InitialDelay is the wait before the first attempt; each further
-	// attempt doubles it up to MaxDelay. Each wait is drawn uniformly
-	// from [d/2, d] (jitter), so that clients of a restarted server do
-	// not all come back at the same instant. Defaults:
-	// DefaultReconnectInitialDelay, DefaultReconnectMaxDelay.
+	// attempt doubles it up to MaxDelay, until a connection delivers a
+	// message. Each wait is drawn uniformly from [d/2, d] (jitter), so
+	// that clients of a restarted server do not all come back at the
+	// same instant. Defaults: DefaultReconnectInitialDelay,
+	// DefaultReconnectMaxDelay.
 	InitialDelay time.Duration
 	MaxDelay     time.Duration
 	// OnReconnect, if set, is called after each attempt on the goroutine
-	// that called Receive: attempt counts from 1 since the loss, err is
-	// nil when the attempt opened a new connection (Send then goes to
+	// that called Receive: attempt counts from 1 as MaxAttempts does, err
+	// is nil when the attempt opened a new connection (Send then goes to
 	// it, so the callback may send what the application needs to resume)
 	// and the attempt's error otherwise.
 	OnReconnect func(attempt int, err error)
@@ -50,8 +55,13 @@ type ReconnectPolicy struct {
 // otherwise), Close, CloseSend and the call's context end the call as
 // without this option; a CloseSend made while the call is reconnecting
 // carries over to the new connection (see BidiStreamForClient.CloseSend).
-// MaxAttempts bounds the consecutive failed attempts; a successful one
-// starts the count and the backoff again.
+// If the call's context ends, or Close is called, while the call is
+// reconnecting, Receive fails with CodeCanceled (CodeDeadlineExceeded
+// when the context's deadline passed), as on a live connection, not with
+// the lost connection's CodeUnavailable. MaxAttempts bounds the attempts
+// in a row; a reconnection counts as a success, starting the count and
+// the backoff again, only once its connection has delivered a message to
+// Receive (the rule the SSE client follows too).
 //
 // A reconnection is a new call on a new connection, driven by Receive: a
 // server-streaming call sends its request again, and the handler starts
@@ -86,8 +96,9 @@ func WithReconnect(policy ReconnectPolicy) Option {
 
 // redialer reconnects one call.
 //
-// Concurrency: reconnect runs on the receiving goroutine; stop and cancel
-// are safe from any (the clientStream stops under its mu; see swap).
+// Concurrency: reconnect and delivered run on the receiving goroutine,
+// which alone uses attempts and delay; stop and cancel are safe from any
+// (the clientStream stops under its mu; see swap).
 type redialer struct {
 	c       *caller
 	policy  *ReconnectPolicy
@@ -95,6 +106,13 @@ type redialer struct {
 	cancel  context.CancelFunc
 	req     any // a server-streaming call's request, sent again
 	stopped atomic.Bool
+
+	// Since a connection last delivered a message: the attempts made, and
+	// the next wait (0: InitialDelay). A dial that succeeds resets
+	// neither, or a server that accepts and closes at once would be
+	// retried for ever at InitialDelay's pace.
+	attempts int
+	delay    time.Duration
 }
 
 // redialer returns the call's redialer, or nil without WithReconnect.
@@ -109,10 +127,39 @@ func (c *caller) redialer(ctx context.Context, req any) *redialer {
 // stop ends reconnection: the application closed the call.
 func (r *redialer) stop() { r.stopped.Store(true) }
 
-func (r *redialer) retryable(err error) bool {
-	if r.stopped.Load() || r.ctx.Err() != nil {
-		return false
+// delivered records that the connection in place delivered a message: a
+// reconnection after its loss starts the count and the backoff again.
+func (r *redialer) delivered() { r.attempts, r.delay = 0, 0 }
+
+// ended is what Receive returns when the call ended as its connection was
+// lost or while it reconnected: its context ended, or Close stopped it.
+// The code is canceled, or deadline_exceeded for a deadline, as for a call
+// whose context ends while it is connected (see BidiClient.Call), not the
+// lost connection's unavailable, which a caller would take for a reason
+// to retry.
+func (r *redialer) ended() error {
+	cause := context.Cause(r.ctx)
+	if cause == nil {
+		// Close stopped the call; its cancel is on the way.
+		cause = context.Canceled
 	}
+	if errors.Is(r.ctx.Err(), context.DeadlineExceeded) {
+		return NewError(CodeDeadlineExceeded, cause)
+	}
+	return NewError(CodeCanceled, cause)
+}
+
+// retryable reports whether err, which ended a connection or an attempt,
+// is retried: a lost connection, while the call goes on.
+func (r *redialer) retryable(err error) bool { return !r.ending() && lostConn(err) }
+
+// ending reports whether the application has ended the call: Close, or
+// the call's context.
+func (r *redialer) ending() bool { return r.stopped.Load() || r.ctx.Err() != nil }
+
+// lostConn reports whether err is a lost connection, the end WithReconnect
+// retries.
+func lostConn(err error) bool {
 	// A handler that failed with CodeUnavailable closed with 4014: that is
 	// the application's answer, not a lost connection.
 	var ce *websocket.CloseError
@@ -125,31 +172,38 @@ func (r *redialer) retryable(err error) bool {
 // reconnect replaces s's connection, or returns the error that ends the
 // call.
 func (r *redialer) reconnect(s *clientStream, lost error) error {
-	delay := r.policy.InitialDelay
 	last := lost
-	for attempt := 1; r.policy.MaxAttempts < 0 || attempt <= r.policy.MaxAttempts; attempt++ {
-		wait := delay/2 + rand.N(delay/2+1)
+	for r.policy.MaxAttempts < 0 || r.attempts < r.policy.MaxAttempts {
+		r.attempts++
+		if r.delay == 0 {
+			r.delay = r.policy.InitialDelay
+		}
+		wait := r.delay/2 + rand.N(r.delay/2+1)
 		t := time.NewTimer(wait)
 		select {
 		case <-r.ctx.Done():
 			t.Stop()
-			return last
+			return r.ended()
 		case <-t.C:
 		}
-		if delay *= 2; delay > r.policy.MaxDelay {
-			delay = r.policy.MaxDelay
+		if r.delay *= 2; r.delay > r.policy.MaxDelay {
+			r.delay = r.policy.MaxDelay
 		}
 		conn, err := r.dial()
 		if err == nil && !s.swap(conn) {
-			return last
+			return r.ended()
 		}
 		if fn := r.policy.OnReconnect; fn != nil {
-			fn(attempt, err)
+			fn(r.attempts, err)
 		}
 		if err == nil {
 			return nil
 		}
 		last = err
+		if r.ending() {
+			// The dial failed because the call ended meanwhile.
+			return r.ended()
+		}
 		if !r.retryable(err) {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
@@ -556,4 +558,405 @@ func TestSSEResumeAcrossRestart(t *testing.T) {
 		t.Error(err)
 	}
 	srv.stop()
+}
+
+// acceptAndClose serves WebSocket upgrades (subprotocol wsrpc.proto) that
+// it closes at once with code: an overloaded backend (1013), or a proxy
+// that upgrades and then loses its backend. It counts the upgrades.
+func acceptAndClose(t *testing.T, code websocket.StatusCode, accepted *atomic.Int64) string {
+	return newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{codec.Subprotocol(codec.Proto)}})
+		if err != nil {
+			return
+		}
+		accepted.Add(1)
+		_ = c.Close(code, "try again later")
+	}))
+}
+
+// TestReconnectCountsUntilDelivery: a reconnection counts as a success,
+// starting MaxAttempts' count and the backoff again, only once its
+// connection has delivered a message. Against a server that accepts and
+// closes at once, every dial succeeded and reset both, so the call
+// reconnected for ever at InitialDelay's pace (105 connections in 2 s
+// with MaxAttempts 3). A server whose connections each deliver a message
+// before they are lost is still followed for as long as it keeps that up.
+func TestReconnectCountsUntilDelivery(t *testing.T) {
+	t.Run("flapping", func(t *testing.T) {
+		var accepted atomic.Int64
+		base := acceptAndClose(t, websocket.StatusTryAgainLater, &accepted)
+		var mu sync.Mutex
+		var attempts []int
+		policy := wsrpc.ReconnectPolicy{MaxAttempts: 3, InitialDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond,
+			OnReconnect: func(n int, err error) {
+				mu.Lock()
+				attempts = append(attempts, n)
+				mu.Unlock()
+			}}
+		client := testingv1wsrpc.NewStreamServiceClient(nil, base, wsrpc.WithReconnect(policy), wsrpc.WithCodecs(codec.Proto))
+		st, err := client.Echo(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		end := make(chan error, 1)
+		go func() { _, err := st.Receive(); end <- err }()
+		err = waitSeen(t, end, "Receive is still reconnecting to a server that closes every connection at once")
+		if wsrpc.CodeOf(err) != wsrpc.CodeUnavailable {
+			t.Errorf("Receive = %v, want the last connection's unavailable", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if n := accepted.Load(); n != 4 || len(attempts) != 3 || attempts[2] != 3 {
+			t.Errorf("%d connections, OnReconnect attempts %v; want the first and 3 reconnections, numbered 1 to 3", n, attempts)
+		}
+	})
+	t.Run("delivering", func(t *testing.T) {
+		const lost = 5
+		var conns atomic.Int64
+		h := wsrpc.NewBidiHandler("/t/E", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+			n := conns.Add(1)
+			if err := s.Send(&testingv1.EchoResponse{Seq: n}); err != nil {
+				return err
+			}
+			if n <= lost {
+				return s.WebSocket().Close(websocket.StatusTryAgainLater, "busy")
+			}
+			for _, err := range s.All() {
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		c := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, newServer(t, h)+"/t/E", "/t/E",
+			wsrpc.WithReconnect(wsrpc.ReconnectPolicy{MaxAttempts: 1, InitialDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+		st, err := c.Call(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		for want := int64(1); want <= lost+1; want++ {
+			m, err := st.Receive()
+			if err != nil || m.GetSeq() != want {
+				t.Fatalf("Receive = %v, %v; want seq %d (MaxAttempts 1, every connection delivered a message)", m, err, want)
+			}
+		}
+	})
+}
+
+// TestReconnectWaitEndsWithCall: a call whose context ends, or that is
+// closed, while it waits out a reconnection's backoff makes Receive fail
+// with canceled (deadline_exceeded for a deadline), as BidiClient.Call
+// says of a call whose context ends while it is connected. It used to
+// return the lost connection's unavailable, which a caller that checks
+// the code takes for a reason to retry.
+func TestReconnectWaitEndsWithCall(t *testing.T) {
+	type call = wsrpc.BidiStreamForClient[testingv1.EchoRequest, testingv1.EchoResponse]
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration // the call's deadline; 0: none
+		end     func(t *testing.T, cancel context.CancelFunc, st *call)
+		want    wsrpc.Code
+	}{
+		{
+			name: "cancel",
+			end:  func(_ *testing.T, cancel context.CancelFunc, _ *call) { cancel() },
+			want: wsrpc.CodeCanceled,
+		},
+		{
+			name:    "deadline",
+			timeout: time.Second,
+			end:     func(*testing.T, context.CancelFunc, *call) {},
+			want:    wsrpc.CodeDeadlineExceeded,
+		},
+		{
+			name: "close",
+			end: func(t *testing.T, _ context.CancelFunc, st *call) {
+				if err := st.Close(); err != nil {
+					t.Errorf("Close during the wait = %v", err)
+				}
+			},
+			want: wsrpc.CodeCanceled,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var accepted atomic.Int64
+			base := acceptAndClose(t, websocket.StatusGoingAway, &accepted)
+			lost := make(chan struct{})
+			var once sync.Once
+			// The wait (2.5 to 5 s) outlasts the test's own bounds.
+			policy := wsrpc.ReconnectPolicy{InitialDelay: 5 * time.Second, MaxDelay: 5 * time.Second}
+			client := testingv1wsrpc.NewStreamServiceClient(nil, base, wsrpc.WithReconnect(policy), wsrpc.WithCodecs(codec.Proto),
+				wsrpc.WithOnClose(func(context.Context, *wsrpc.ConnInfo, wsrpc.CloseInfo) { once.Do(func() { close(lost) }) }))
+			ctx, cancel := context.WithCancel(testContext(t))
+			if tc.timeout > 0 {
+				ctx, cancel = context.WithTimeout(ctx, tc.timeout)
+			}
+			defer cancel()
+			st, err := client.Echo(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			end := make(chan error, 1)
+			go func() { _, err := st.Receive(); end <- err }()
+			waitSeen(t, lost, "the connection was never lost")
+			tc.end(t, cancel, st)
+			err = waitSeen(t, end, "Receive did not return when the call ended during the wait")
+			if c := wsrpc.CodeOf(err); c != tc.want {
+				t.Errorf("Receive = %v (code %v), want %v", err, c, tc.want)
+			}
+			if n := accepted.Load(); n != 1 {
+				t.Errorf("%d connections, want 1: the call ended during the first wait", n)
+			}
+		})
+	}
+}
+
+// TestSSERetriesUnavailableReconnection: a typed SSE stream whose
+// reconnection is refused as unavailable (503 from a server under
+// Tracker.Shutdown; 502 or 504 from a proxy during a restart; another
+// status with Wsrpc-Code unavailable) retries within the SSE client's
+// limits and goes on with the next server, as Tracker.Shutdown's doc and
+// reliability.md say. Such a refusal used to end the call with
+// unavailable. The first request's refusal stays final.
+func TestSSERetriesUnavailableReconnection(t *testing.T) {
+	// attempts records what OnReconnect heard, and after refuse failed
+	// attempts routes requests to the next server.
+	type attempts struct {
+		mu     sync.Mutex
+		errs   []error
+		failed int
+		next   atomic.Bool
+	}
+	options := func(a *attempts, refuse int) wsrpc.Option {
+		return wsrpc.WithSSEClientOptions(&sse.ClientOptions{ReconnectionTime: 5 * time.Millisecond, MaxReconnectionAttempts: 5,
+			OnReconnect: func(_ int, err error) {
+				a.mu.Lock()
+				defer a.mu.Unlock()
+				a.errs = append(a.errs, err)
+				if err != nil {
+					if a.failed++; a.failed == refuse {
+						a.next.Store(true)
+					}
+				}
+			}})
+	}
+	check := func(t *testing.T, a *attempts, refused func(error) bool) {
+		t.Helper()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if n := len(a.errs); n < 2 || a.errs[n-1] != nil {
+			t.Fatalf("OnReconnect saw %v, want refusals, then a stream", a.errs)
+		}
+		for _, err := range a.errs[:len(a.errs)-1] {
+			if !refused(err) {
+				t.Errorf("OnReconnect saw %v, want only the refusal", err)
+			}
+		}
+	}
+	isStatus := func(code int) func(error) bool {
+		return func(err error) bool {
+			var se *sse.StatusError
+			return errors.As(err, &se) && se.StatusCode == code
+		}
+	}
+
+	t.Run("tracker shutdown", func(t *testing.T) {
+		tracker := wsrpc.NewTracker()
+		old := http.NewServeMux()
+		old.Handle(testingv1wsrpc.NewStreamServiceHandler(&liveServer{}, wsrpc.WithTracker(tracker)))
+		next := http.NewServeMux()
+		next.Handle(testingv1wsrpc.NewStreamServiceHandler(&liveServer{}))
+		var a attempts
+		base := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if a.next.Load() {
+				next.ServeHTTP(w, r)
+				return
+			}
+			old.ServeHTTP(w, r)
+		}))
+		client := testingv1wsrpc.NewStreamServiceClient(nil, base, options(&a, 2))
+		ctx := testContext(t)
+		st, err := client.Watch(ctx, &testingv1.WatchRequest{Room: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if _, err := st.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithTimeout(ctx, handlerBound)
+		defer cancel()
+		if err := tracker.Shutdown(sctx); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := st.Receive(); err != nil || m.GetTick().GetSeq() != 1 {
+			t.Fatalf("Receive after Shutdown = %v, %v; want the next server's first tick", m, err)
+		}
+		check(t, &a, isStatus(http.StatusServiceUnavailable))
+	})
+
+	// A stream that ends without wsrpc.end after its first event, under a
+	// maximum stream duration, so that the client reconnects.
+	var streams atomic.Int64
+	h := wsrpc.NewSSEHandler("/t/W", func(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		if err := s.Send(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Tick{Tick: &testingv1.Tick{Seq: streams.Add(1)}}}); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}, wsrpc.WithInterceptors(wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			ctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+			context.AfterFunc(ctx, cancel)
+			return next(ctx, hs)
+		}
+	})))
+	for _, tc := range []struct {
+		name    string
+		status  int
+		code    string // Wsrpc-Code, if any
+		refused func(error) bool
+	}{
+		{"502", http.StatusBadGateway, "", isStatus(http.StatusBadGateway)},
+		{"504", http.StatusGatewayTimeout, "", isStatus(http.StatusGatewayTimeout)},
+		{"500 with Wsrpc-Code unavailable", http.StatusInternalServerError, "unavailable", func(err error) bool {
+			return wsrpc.CodeOf(err) == wsrpc.CodeUnavailable
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var a attempts
+			var requests atomic.Int64
+			base := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if requests.Add(1) == 1 || a.next.Load() {
+					h.ServeHTTP(w, r)
+					return
+				}
+				if tc.code != "" {
+					w.Header().Set(wsrpc.CodeHeader, tc.code)
+				}
+				http.Error(w, "restarting", tc.status)
+			}))
+			c := wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](nil, base+"/t/W", "/t/W", options(&a, 3))
+			st, err := c.Call(testContext(t), &testingv1.WatchRequest{Room: "r"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			for range 2 {
+				if m, err := st.Receive(); err != nil || m.GetTick() == nil {
+					t.Fatalf("Receive = %v, %v; want a tick from each stream", m, err)
+				}
+			}
+			check(t, &a, tc.refused)
+		})
+	}
+
+	t.Run("first request", func(t *testing.T) {
+		var requests atomic.Int64
+		base := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			http.Error(w, "restarting", http.StatusServiceUnavailable)
+		}))
+		c := wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](nil, base+"/t/W", "/t/W", options(&attempts{}, 0))
+		_, err := c.Call(testContext(t), &testingv1.WatchRequest{Room: "r"})
+		if wsrpc.CodeOf(err) != wsrpc.CodeUnavailable || requests.Load() != 1 {
+			t.Errorf("Call = %v after %d requests, want unavailable after 1", err, requests.Load())
+		}
+	})
+}
+
+// TestSendDuringReconnection: Sends from other goroutines while Receive
+// reconnects, again and again, to a server that closes every connection
+// at once either reach the connection in place or fail with
+// CodeUnavailable, as WithReconnect says, never otherwise. A CloseSend
+// made meanwhile returns nil and fails the Sends after it with
+// CodeFailedPrecondition; a Close made meanwhile ends Receive with
+// CodeCanceled (or, after a CloseSend, which stops the reconnections,
+// with the lost connection's CodeUnavailable). Under -race it also guards
+// the swap of the call's connection against the Send, CloseSend and Close
+// that read it.
+func TestSendDuringReconnection(t *testing.T) {
+	for _, halfClose := range []bool{false, true} {
+		name := "close"
+		if halfClose {
+			name = "closeSend then close"
+		}
+		t.Run(name, func(t *testing.T) {
+			var accepted atomic.Int64
+			base := acceptAndClose(t, websocket.StatusGoingAway, &accepted)
+			policy := wsrpc.ReconnectPolicy{MaxAttempts: -1, InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
+			client := testingv1wsrpc.NewStreamServiceClient(nil, base, wsrpc.WithReconnect(policy), wsrpc.WithCodecs(codec.Proto))
+			st, err := client.Echo(testContext(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			end := make(chan error, 1)
+			go func() { _, err := st.Receive(); end <- err }() // no message comes: it reconnects until the call ends
+
+			// Senders: until ending is set, every Send is checked.
+			var ending atomic.Bool
+			var unavailable atomic.Int64
+			stop := make(chan struct{})
+			var senders sync.WaitGroup
+			for range 2 {
+				senders.Add(1)
+				go func() {
+					defer senders.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						err := st.Send(&testingv1.EchoRequest{Text: "x"})
+						if ending.Load() {
+							continue // it may have met the CloseSend or Close
+						}
+						switch {
+						case err == nil:
+						case wsrpc.CodeOf(err) == wsrpc.CodeUnavailable:
+							unavailable.Add(1)
+						default:
+							t.Errorf("Send during reconnection = %v (code %v), want nil or unavailable", err, wsrpc.CodeOf(err))
+						}
+						time.Sleep(100 * time.Microsecond)
+					}
+				}()
+			}
+			defer func() { close(stop); senders.Wait() }()
+
+			// Sends have met lost connections, and the call has reconnected
+			// a number of times.
+			deadline := time.Now().Add(handlerBound)
+			for unavailable.Load() < 10 || accepted.Load() < 10 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%v later, %d unavailable Sends over %d connections, want 10 over 10", handlerBound, unavailable.Load(), accepted.Load())
+				}
+				time.Sleep(time.Millisecond)
+			}
+			ending.Store(true)
+			want := []wsrpc.Code{wsrpc.CodeCanceled}
+			if halfClose {
+				if err := st.CloseSend(); err != nil {
+					t.Errorf("CloseSend while reconnecting = %v, want nil", err)
+				}
+				if err := st.Send(&testingv1.EchoRequest{Text: "late"}); wsrpc.CodeOf(err) != wsrpc.CodeFailedPrecondition {
+					t.Errorf("Send after CloseSend = %v, want failed_precondition", err)
+				}
+				want = append(want, wsrpc.CodeUnavailable)
+			}
+			if err := st.Close(); err != nil {
+				t.Errorf("Close = %v", err)
+			}
+			err = waitSeen(t, end, "Receive did not return after Close")
+			if !slices.Contains(want, wsrpc.CodeOf(err)) {
+				t.Errorf("Receive = %v (code %v), want one of %v", err, wsrpc.CodeOf(err), want)
+			}
+			t.Logf("Receive = %v; %d unavailable Sends over %d connections", err, unavailable.Load(), accepted.Load())
+		})
+	}
 }

@@ -40,7 +40,10 @@ const (
 var eventOneofs sync.Map // protoreflect.FullName -> protoreflect.OneofDescriptor (or nil)
 
 // eventOneof returns the single top-level oneof that holds every field of
-// md, or nil (see SSERule in wsrpc/v1/options.proto).
+// md, or nil (see SSERule in wsrpc/v1/options.proto). It is nil for a
+// well-known type with a JSON form of its own (google.protobuf.Value is a
+// single oneof): protojson reads and writes such a message only whole, so
+// it travels as one "message" event.
 func eventOneof(md protoreflect.MessageDescriptor) protoreflect.OneofDescriptor {
 	if v, ok := eventOneofs.Load(md.FullName()); ok {
 		od, _ := v.(protoreflect.OneofDescriptor)
@@ -48,7 +51,7 @@ func eventOneof(md protoreflect.MessageDescriptor) protoreflect.OneofDescriptor 
 	}
 	var od protoreflect.OneofDescriptor
 	fields := md.Fields()
-	if fields.Len() > 0 {
+	if fields.Len() > 0 && !specialJSON(md) {
 		if o := fields.Get(0).ContainingOneof(); o != nil && !o.IsSynthetic() && o.Fields().Len() == fields.Len() {
 			od = o
 		}
@@ -59,8 +62,9 @@ func eventOneof(md protoreflect.MessageDescriptor) protoreflect.OneofDescriptor 
 
 // NewSSEEvent encodes msg as the SSE event a wsrpc SSE handler sends for
 // it: for a response that is a single oneof, the type is the set case's
-// field name and the data that case's protojson value; otherwise the type
-// is "message" (left implicit) and the data the whole message as
+// field name and the data that case's protojson value; otherwise, and for
+// google.protobuf.Value (a oneof whose JSON form is the bare value), the
+// type is "message" (left implicit) and the data the whole message as
 // protojson. id becomes the event's id ("" for none).
 //
 // Use it to append events to a replay store (sse.Store.Append) and send
@@ -165,9 +169,33 @@ func parseSSEError(data string) *Error {
 	return &Error{code: c, msg: d.Message}
 }
 
+// specialJSON reports whether md is a well-known type that protojson
+// writes as something other than an object of its fields (the ProtoJSON
+// format's table of well-known types): Any (an object with "@type"),
+// Timestamp, Duration and FieldMask (strings), Struct, Value and
+// ListValue (any JSON value), and the wrappers (their bare value).
+func specialJSON(md protoreflect.MessageDescriptor) bool {
+	if md.FullName().Parent() != "google.protobuf" {
+		return false
+	}
+	switch md.Name() {
+	case "Any", "Timestamp", "Duration", "FieldMask", "Struct", "Value", "ListValue",
+		"DoubleValue", "FloatValue", "Int64Value", "UInt64Value", "Int32Value", "UInt32Value",
+		"BoolValue", "StringValue", "BytesValue":
+		return true
+	}
+	return false
+}
+
 // flatRequest reports whether md's requests travel in the flat form: every
-// field a scalar, an enum, or a repeated scalar or enum.
+// field a scalar, an enum, or a repeated scalar or enum, and md not a
+// well-known type with a JSON form of its own (a Timestamp's fields are
+// scalars, but its protojson is a string, not the object of fields the
+// flat form is built from and read into), which takes the request form.
 func flatRequest(md protoreflect.MessageDescriptor) bool {
+	if specialJSON(md) {
+		return false
+	}
 	fields := md.Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
@@ -181,7 +209,9 @@ func flatRequest(md protoreflect.MessageDescriptor) bool {
 // EncodeSSERequest returns the query that carries req to an SSE handler
 // (see SSERule in wsrpc/v1/options.proto): each populated field as a
 // parameter named by its JSON name when every field is a scalar, enum or
-// repeated one of those; otherwise the whole request as protojson in the
+// repeated one of those; otherwise, and for a well-known type with a JSON
+// form of its own (Timestamp, Duration, FieldMask, Any, Struct, Value,
+// ListValue, the wrappers), the whole request as protojson in the
 // "request" parameter. An empty request is an empty query.
 func EncodeSSERequest(req proto.Message) (url.Values, error) {
 	q := url.Values{}

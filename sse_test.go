@@ -3,12 +3,22 @@ package wsrpc_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
@@ -89,6 +99,105 @@ func TestSSEEventShapes(t *testing.T) {
 	}
 	if _, err := wsrpc.NewSSEEvent(&testingv1.WatchResponse{}, ""); wsrpc.CodeOf(err) != wsrpc.CodeInternal {
 		t.Fatalf("no case: %v", err)
+	}
+}
+
+// TestSSEWellKnownTypes: well-known types whose protojson is not an
+// object of their fields (the ProtoJSON format's table: Any, Timestamp,
+// Duration, FieldMask, Struct, Value, ListValue, the wrappers) travel
+// whole. As a request they take the "request" form: the flat form, which
+// their scalar fields used to select, is built from and read into that
+// object, so the client failed before sending a StringValue or a
+// Timestamp and the server read ?value=hi as an empty request. As a
+// response, google.protobuf.Value (a single oneof) is one "message" event
+// with the whole value as data: the per-case mapping made the server fail
+// on every Value and the client decode a number_value event as a struct.
+func TestSSEWellKnownTypes(t *testing.T) {
+	packed, err := anypb.New(wrapperspb.String("in an Any"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := structpb.NewList([]any{1, "a"})
+	obj, _ := structpb.NewStruct(map[string]any{"k": true})
+	for _, req := range []proto.Message{
+		wrapperspb.String("hi"), wrapperspb.Int64(7), wrapperspb.UInt32(8), wrapperspb.Bool(true),
+		wrapperspb.Bytes([]byte{0xff}), wrapperspb.Double(1.5), wrapperspb.Float(2.5),
+		timestamppb.New(time.Unix(1, 5)), durationpb.New(1500 * time.Millisecond),
+		&fieldmaskpb.FieldMask{Paths: []string{"a.b", "c"}}, packed, structpb.NewNumberValue(3), list, obj,
+	} {
+		name := req.ProtoReflect().Descriptor().Name()
+		q, err := wsrpc.EncodeSSERequest(req)
+		if err != nil {
+			t.Errorf("%s: EncodeSSERequest: %v", name, err)
+			continue
+		}
+		want, _ := protojson.Marshal(req)
+		if len(q) != 1 || !q.Has("request") || compactJSON(t, q.Get("request")) != compactJSON(t, string(want)) {
+			t.Errorf("%s: query %v, want the request form with %s", name, q, want)
+			continue
+		}
+		into := req.ProtoReflect().New().Interface()
+		if err := wsrpc.DecodeSSERequest(q, into); err != nil || !proto.Equal(into, req) {
+			t.Errorf("%s: DecodeSSERequest = %v, %v; want %v", name, into, err, req)
+		}
+	}
+
+	for _, tc := range []struct {
+		v    *structpb.Value
+		data string
+	}{
+		{structpb.NewNumberValue(3), "3"},
+		{structpb.NewNullValue(), "null"},
+		{structpb.NewStringValue("s"), `"s"`},
+		{structpb.NewListValue(list), `[1,"a"]`},
+	} {
+		ev, err := wsrpc.NewSSEEvent(tc.v, "")
+		if err != nil || ev.Type != "" || compactJSON(t, ev.Data) != tc.data {
+			t.Errorf("NewSSEEvent(%v) = %+v, %v; want a message event with data %s", tc.v, ev, err, tc.data)
+		}
+	}
+
+	// End to end: a StringValue request, Value responses.
+	sent := []*structpb.Value{structpb.NewNumberValue(3), structpb.NewStringValue("got hi"), structpb.NewNullValue(), structpb.NewStructValue(obj)}
+	h := wsrpc.NewSSEHandler("/t/V", func(ctx context.Context, req *wrapperspb.StringValue, s *wsrpc.ServerStream[structpb.Value]) error {
+		if req.GetValue() != "hi" {
+			return wsrpc.Errorf(wsrpc.CodeInvalidArgument, "request %q, want hi", req.GetValue())
+		}
+		for _, v := range sent {
+			if err := s.Send(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	c := wsrpc.NewSSEClient[wrapperspb.StringValue, structpb.Value](nil, newServer(t, h)+"/t/V", "/t/V")
+	st, err := c.Call(testContext(t), wrapperspb.String("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, want := range sent {
+		if got, err := st.Receive(); err != nil || !proto.Equal(got, want) {
+			t.Fatalf("Receive = %v, %v; want %v", got, err, want)
+		}
+	}
+	if _, err := st.Receive(); !errors.Is(err, io.EOF) {
+		t.Fatalf("Receive at the end = %v, want io.EOF", err)
+	}
+
+	// A per-case event is not Value's: skipped, not decoded as a struct.
+	raw := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: number_value\ndata: 4\n\ndata: 3\n\nevent: wsrpc.end\ndata: {}\n\n")
+	}))
+	c2 := wsrpc.NewSSEClient[emptypb.Empty, structpb.Value](nil, raw, "/t/V")
+	st2, err := c2.Call(testContext(t), &emptypb.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if got, err := st2.Receive(); err != nil || !proto.Equal(got, structpb.NewNumberValue(3)) {
+		t.Fatalf("Receive = %v, %v; want the message event's 3", got, err)
 	}
 }
 

@@ -26,7 +26,9 @@ const sseUsage = `usage: wsrpc sse [flags] URL
 
 Connects to URL and prints each event as it arrives, reconnecting like a
 browser (with Last-Event-ID) until the server answers 204, refuses with
-another status or content type, or the reconnection limit is reached.
+another status or content type, or the reconnection limit is reached. A
+reconnection answered 502, 503 or 504 (a server restarting) is retried
+like a network failure, within the limit.
 
 Without --json each event is printed in text/event-stream form followed
 by a blank line. With --json each dispatched event is one line:

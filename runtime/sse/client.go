@@ -74,7 +74,8 @@ type ClientOptions struct {
 // The stream ends when the server answers 204 No Content (Next returns
 // io.EOF), when it answers another status than 200 or a content type
 // other than text/event-stream (a *StatusError or ErrContentType, without
-// reconnecting), when reconnection is disabled and the connection ends
+// reconnecting; but see StatusError for a reconnection answered 502, 503
+// or 504), when reconnection is disabled and the connection ends
 // (io.EOF, or the network error), when MaxReconnectionAttempts is
 // exhausted (ErrReconnectLimit), or when the context is done or Close is
 // called.
@@ -92,6 +93,7 @@ type Session struct {
 	parser *Parser
 	err    error // sticky terminal error
 	tries  int   // reconnections since a connection delivered a block
+	opened bool  // a stream has been open: later requests are reconnections
 
 	mu          sync.Mutex
 	lastEventID string
@@ -211,7 +213,7 @@ func (s *Session) Next() (Event, error) {
 				s.opts.OnReconnect(s.tries, report)
 			}
 			if err != nil {
-				if retryable(err) && s.canRetry() {
+				if s.retryable(err) && s.canRetry() {
 					continue
 				}
 				s.finish(s.giveUp(err))
@@ -262,7 +264,7 @@ func (s *Session) giveUp(err error) error {
 	if s.ctx.Err() != nil {
 		return s.ctx.Err()
 	}
-	if !retryable(err) {
+	if !s.retryable(err) {
 		return err
 	}
 	if s.opts.MaxReconnectionAttempts < 0 {
@@ -278,6 +280,29 @@ func retryable(err error) bool {
 	return !errors.As(err, &se) && !errors.Is(err, ErrContentType) &&
 		!errors.Is(err, ErrEventTooLarge) && !errors.Is(err, errNoContent) &&
 		!errors.Is(err, ErrInvalidID) && !errors.Is(err, ErrBadURL)
+}
+
+// retryable reports whether the session reconnects after err: what the
+// function retryable says, and also a reconnection's refusal with 502,
+// 503 or 504 (RFC 9110 §15.6.3-5). A server that is restarting or
+// shutting down, or a proxy in front of one, answers so to a client that
+// comes back too early, and the stream it followed is not over; failing
+// the connection as WHATWG HTML §9.2.3 does would end it for good. The
+// first request's refusal stays final: nothing says that URL ever served
+// a stream.
+func (s *Session) retryable(err error) bool {
+	if retryable(err) {
+		return true
+	}
+	var se *StatusError
+	if !s.opened || !errors.As(err, &se) {
+		return false
+	}
+	switch se.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 var errNoContent = errors.New("sse: 204 no content")
@@ -365,6 +390,7 @@ func (s *Session) connect() error {
 		return fmt.Errorf("%w %q", ErrContentType, ct)
 	}
 	s.body = resp.Body
+	s.opened = true
 	s.parser = NewParser(resp.Body, &ParserOptions{
 		MaxEventSize:      s.opts.MaxEventSize,
 		LastEventID:       lastID,

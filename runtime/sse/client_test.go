@@ -196,6 +196,18 @@ func TestClientStops(t *testing.T) {
 		{name: "204 on reconnect", bodies: []func(http.ResponseWriter){stream("data: a\n\n"), status(204, "")}, events: 1, conns: 2, wantErr: noError},
 		{name: "500", bodies: []func(http.ResponseWriter){status(500, "text/event-stream")}, conns: 1, wantErr: isStatus(500)},
 		{name: "404 on reconnect", bodies: []func(http.ResponseWriter){stream("data: a\n\n"), status(404, "text/event-stream")}, events: 1, conns: 2, wantErr: isStatus(404)},
+		// A reconnection refused with 502, 503 or 504 (a server restarting
+		// or shutting down, or its proxy meanwhile) is retried like a
+		// network failure, within the limit; the first request's refusal
+		// stays final, even when Events retried a network failure first.
+		// Such refusals used to end the stream for good.
+		{name: "503 first", bodies: []func(http.ResponseWriter){status(503, "text/plain")}, conns: 1, wantErr: isStatus(503)},
+		{name: "503 after a network failure first", bodies: []func(http.ResponseWriter){hangUp, status(503, "text/plain")}, conns: 2, wantErr: isStatus(503)},
+		{name: "502 503 504 on reconnect retried", bodies: []func(http.ResponseWriter){stream("data: a\n\n"), status(502, "text/plain"), status(503, "text/plain"), status(504, "text/plain"), stream("data: b\n\n"), status(204, "")},
+			events: 2, conns: 6, wantErr: noError},
+		{name: "503 on reconnect within the limit", bodies: []func(http.ResponseWriter){stream("data: a\n\n"), status(503, "text/plain")}, opts: sse.ClientOptions{MaxReconnectionAttempts: 2},
+			events: 1, conns: 3, wantErr: both(is(sse.ErrReconnectLimit), isStatus(503))},
+		{name: "500 on reconnect", bodies: []func(http.ResponseWriter){stream("data: a\n\n"), status(500, "text/plain")}, events: 1, conns: 2, wantErr: isStatus(500)},
 		{name: "301 without location", bodies: []func(http.ResponseWriter){status(301, "text/event-stream")}, conns: 1, wantErr: isStatus(301)},
 		{name: "wrong content type", bodies: []func(http.ResponseWriter){status(200, "text/plain")}, conns: 1, wantErr: is(sse.ErrContentType)},
 		{name: "no content type", bodies: []func(http.ResponseWriter){func(w http.ResponseWriter) { w.Header()["Content-Type"] = nil; w.WriteHeader(200) }}, conns: 1, wantErr: is(sse.ErrContentType)},
@@ -246,6 +258,18 @@ func TestClientStops(t *testing.T) {
 }
 
 func noError(err error) bool { return err == nil }
+
+func both(a, b func(error) bool) func(error) bool {
+	return func(err error) bool { return a(err) && b(err) }
+}
+
+// hangUp closes the connection without a response: a network failure.
+func hangUp(w http.ResponseWriter) {
+	c, _, err := http.NewResponseController(w).Hijack()
+	if err == nil {
+		c.Close()
+	}
+}
 
 func is(target error) func(error) bool {
 	return func(err error) bool { return errors.Is(err, target) }

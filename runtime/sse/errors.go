@@ -73,7 +73,13 @@ var (
 
 // StatusError is returned by the client when the server answers with an
 // HTTP status other than 200 (or 204, which ends the stream without
-// error). Per WHATWG HTML §9.2.3 the client fails and does not reconnect.
+// error). Per WHATWG HTML §9.2.3 the client fails and does not reconnect,
+// with one exception: a reconnection (a stream was open before) answered
+// 502, 503 or 504 (RFC 9110 §15.6.3-5), as a server restarting or
+// shutting down, or a proxy in front of one, answers, is retried like a
+// network failure, within MaxReconnectionAttempts; a Retry-After header
+// is not read (the reconnection time applies). When the attempts run out,
+// the StatusError is wrapped in ErrReconnectLimit.
 type StatusError struct {
 	StatusCode int
 	Status     string

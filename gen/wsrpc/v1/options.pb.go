@@ -211,7 +211,10 @@ func (x *WebSocketRule) GetPath() string {
 // case's message, or for a scalar case its JSON value. A response with no case
 // set cannot be sent. For every other response shape each event has the type
 // "message" (the EventSource default, so onmessage sees it) and its data is
-// the whole response. Data is protojson on one line (runtime/codec "json").
+// the whole response; so has google.protobuf.Value, though it is one oneof,
+// since its JSON form is the bare value (3, "s", null, …), as do the other
+// well-known types with a JSON form of their own. Data is protojson on one
+// line (runtime/codec "json").
 //
 // The request in the URL. EventSource can only GET a URL, so the request is
 // encoded in the query string, in one of two forms chosen from the request
@@ -219,7 +222,11 @@ func (x *WebSocketRule) GetPath() string {
 // without negotiating:
 //
 //   - Flat form, used when every field of the request is a scalar, an enum,
-//     or a repeated scalar or enum (no message, map or well-known-type field):
+//     or a repeated scalar or enum (no message, map or well-known-type field),
+//     and the request is not a well-known type with a JSON form of its own
+//     (Any, Timestamp, Duration, FieldMask, Struct, Value, ListValue, the
+//     wrappers such as StringValue: their fields are scalars, but protojson
+//     writes them as a string or a bare value, not as an object of fields):
 //     each populated field is a query parameter named by its JSON name
 //     (lowerCamelCase) with its protojson value without quotes: numbers in
 //     decimal (64-bit ones too), bools as "true"/"false", enums by value name,
