@@ -417,3 +417,76 @@ func main() {
 		}
 	}
 }
+
+// TestServiceAndMethodNamesCompile builds, with the Go toolchain, what the
+// generator writes for services and methods named like what it generates
+// or like common Go methods: services named Service, ServiceHandler and
+// Unimplemented, whose generated names are one another's prefixes
+// (ServiceHandler, ServiceHandlerHandler, UnimplementedServiceHandler,
+// UnimplementedHandler), and methods named Close, String, Name, Handler,
+// ServeHTTP and Get_Foo, in every method shape over WebSocket and SSE. The
+// generator must neither call such names a clash nor declare them twice.
+func TestServiceAndMethodNamesCompile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go build")
+	}
+	const mod = "example.com/t/"
+	m := func(name string, client, server bool, opt *wsrpcv1.MethodOptions) protoMethod {
+		return protoMethod{name: name, in: ".t.v1.M", out: ".t.v1.M", client: client, server: server, opt: opt}
+	}
+	files := generateAll(t, protoFile{name: "t/v1/t.proto", pkg: "t.v1", goPackage: mod + "t/v1;tv1", messages: []string{"M"},
+		services: []protoService{
+			{name: "Service", methods: []protoMethod{
+				m("Close", true, true, ws("")),
+				m("String", false, true, ws("")),
+				m("Handler", true, false, ws("")),
+				m("Get_Foo", false, true, sseRule("")),
+				m("Name", false, true, sseRule("")),
+				m("ServeHTTP", false, true, sseRule("")),
+			}},
+			{name: "ServiceHandler", methods: []protoMethod{m("Handler", true, true, ws(""))}},
+			{name: "Unimplemented", methods: []protoMethod{m("Service", false, true, ws("")), m("Handler", true, false, ws(""))}},
+		}})
+	if _, ok := files[mod+"t/v1/tv1wsrpc/t.wsrpc.go"]; !ok {
+		t.Fatal("t/v1/tv1wsrpc/t.wsrpc.go not generated")
+	}
+	if out, err := goModule(t, files, []string{"vet", "./..."}); err != nil {
+		t.Fatalf("go vet of the generated code: %v\n%s", err, out)
+	}
+}
+
+// TestMessagePackageNamesCompile builds, with the Go toolchain, what the
+// generator writes for messages from Go packages named like the generated
+// code's parameters (ctx, req, httpClient, baseURL, opts, svc, w, r), its
+// receiver (c) and its imports (context, http, strings, wsrpc), in every
+// method shape over WebSocket and SSE: such an import must not be hidden
+// by a parameter where the generated code names it, nor meet another
+// import's name.
+func TestMessagePackageNamesCompile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go build")
+	}
+	const mod = "example.com/t/"
+	x := protoFile{name: "x/x.proto", pkg: "x", goPackage: mod + "x;x", services: []protoService{{name: "XService"}}}
+	files := []protoFile{}
+	for _, name := range []string{"ctx", "req", "httpClient", "baseURL", "opts", "svc", "w", "r", "c", "context", "http", "strings", "wsrpc"} {
+		f := protoFile{name: "m/" + name + "/m.proto", pkg: "m." + name, goPackage: mod + "m/" + name + ";" + name, messages: []string{"M"}}
+		files = append(files, f)
+		x.deps = append(x.deps, f.name)
+		method := func(shape string, client, server bool, opt *wsrpcv1.MethodOptions) protoMethod {
+			return protoMethod{name: strings.ToUpper(name[:1]) + name[1:] + shape, in: "." + f.pkg + ".M", out: "." + f.pkg + ".M", client: client, server: server, opt: opt}
+		}
+		x.services[0].methods = append(x.services[0].methods,
+			method("Bidi", true, true, ws("")),
+			method("ServerStream", false, true, ws("")),
+			method("ClientStream", true, false, ws("")),
+			method("SSE", false, true, sseRule("")))
+	}
+	gen := generateAll(t, append(files, x)...)
+	if _, ok := gen[mod+"x/xwsrpc/x.wsrpc.go"]; !ok {
+		t.Fatal("x/xwsrpc/x.wsrpc.go not generated")
+	}
+	if out, err := goModule(t, gen, []string{"vet", "./..."}); err != nil {
+		t.Fatalf("go vet of the generated code: %v\n%s", err, out)
+	}
+}
