@@ -688,18 +688,7 @@ func TestRecreatedTopicContinuesSequence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const total = generations * perGeneration
-	waitFor(t, "every message on node b", func() bool { return c.count() >= total || sub.Stats().Duplicates > 0 })
-	if st := sub.Stats(); c.count() != total || c.err != nil || st.Duplicates != 0 || st.Missed != 0 {
-		t.Fatalf("node b got %d of %d messages (err %v), stats %+v", c.count(), total, c.err, st)
-	}
-	var want []string
-	for i := 1; i <= total; i++ {
-		want = append(want, node+"-"+strconv.Itoa(i))
-	}
-	if got := log.ids(); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("SSE ids %v, want %v", got, want)
-	}
+	wantNumberedOn(t, sub, &c, log, node, generations*perGeneration)
 }
 
 // TestNewHubSameNodeIDContinuesSequence: a Hub closed and created again
@@ -727,18 +716,7 @@ func TestNewHubSameNodeIDContinuesSequence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const total = generations * perGeneration
-	waitFor(t, "every message on node b", func() bool { return c.count() >= total || sub.Stats().Duplicates > 0 })
-	if st := sub.Stats(); c.count() != total || c.err != nil || st.Duplicates != 0 || st.Missed != 0 {
-		t.Fatalf("node b got %d of %d messages (err %v), stats %+v", c.count(), total, c.err, st)
-	}
-	var want []string
-	for i := 1; i <= total; i++ {
-		want = append(want, node+"-"+strconv.Itoa(i))
-	}
-	if got := log.ids(); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("SSE ids %v, want %v", got, want)
-	}
+	wantNumberedOn(t, sub, &c, log, node, generations*perGeneration)
 }
 
 // gateBroker holds Subscribe until released, as a NATSBroker's round trip
@@ -912,5 +890,24 @@ func TestForgetsSilentNodes(t *testing.T) {
 	src.handle(hub.AppendEnvelope(nil, "steady", rounds, payload)) // a repeat
 	if st := tp.Stats(); st.Received != rounds*(perRound+1) || st.Duplicates != 1 || st.Missed != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// wantNumberedOn waits until node b's topic sub has received total
+// messages from node, one generation of publisher after another, and
+// checks that none was taken for a repeat or counted missing, and that
+// their SSE ids are node-1 … node-total: each generation numbered on.
+func wantNumberedOn(t *testing.T, sub *hub.Topic[msg], c *orderChecker, log *followLog, node string, total int) {
+	t.Helper()
+	waitFor(t, "every message on node b", func() bool { return c.count() >= total || sub.Stats().Duplicates > 0 })
+	if st := sub.Stats(); c.count() != total || c.err != nil || st.Duplicates != 0 || st.Missed != 0 {
+		t.Fatalf("node b got %d of %d messages (err %v), stats %+v", c.count(), total, c.err, st)
+	}
+	var want []string
+	for i := 1; i <= total; i++ {
+		want = append(want, node+"-"+strconv.Itoa(i))
+	}
+	if got := log.ids(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("SSE ids %v, want %v", got, want)
 	}
 }
