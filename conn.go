@@ -181,7 +181,13 @@ func (c *wsConn) decode(data []byte, m proto.Message) error {
 // connection has ended: after the response, the server's normal closure.
 func (c *wsConn) readAnswer() {
 	defer close(c.answered)
-	typ, data, err := c.ws.ReadAppend(c.ctx, nil)
+	// This read is always in progress, so it must not end with the
+	// call's context: the runtime would drop the TCP connection under it
+	// when the context ends, racing watchCall's close frame, and the
+	// handler would see 1006 instead of canceled (4001). watchCall's
+	// close, or any other, ends it.
+	ctx := context.WithoutCancel(c.ctx)
+	typ, data, err := c.ws.ReadAppend(ctx, nil)
 	if err != nil {
 		c.answerErr = c.readErr(err)
 		return
@@ -191,7 +197,7 @@ func (c *wsConn) readAnswer() {
 	} else {
 		c.answer = data
 	}
-	if _, _, err := c.ws.Read(c.ctx); err != nil {
+	if _, _, err := c.ws.Read(ctx); err != nil {
 		if err = c.readErr(err); !errors.Is(err, io.EOF) {
 			c.answerErr = err
 		}
