@@ -1,7 +1,6 @@
 package wsrpc_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log"
@@ -17,6 +16,7 @@ import (
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
+	"github.com/wsrpc/wsrpc/internal/runtest"
 )
 
 // panickingServer panics in every method once the session has begun
@@ -48,27 +48,9 @@ func (panickingServer) Watch(ctx context.Context, req *testingv1.WatchRequest, s
 	panic("watch bug")
 }
 
-// syncBuffer is net/http's error log, read while the server writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitPanics waits (bounded) until net/http's log holds n panics and
 // every one of want.
-func waitPanics(t *testing.T, log *syncBuffer, n int, want ...string) string {
+func waitPanics(t *testing.T, log *runtest.Buffer, n int, want ...string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -132,7 +114,7 @@ func TestPanicEndsSession(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var closes atomic.Int64
-			var errLog syncBuffer
+			var errLog runtest.Buffer
 			tracker := wsrpc.NewTracker()
 			opts := append([]wsrpc.Option{wsrpc.WithTracker(tracker),
 				wsrpc.WithOnClose(func(_ context.Context, info *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {

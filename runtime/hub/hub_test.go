@@ -672,23 +672,13 @@ func TestRecreatedTopicContinuesSequence(t *testing.T) {
 	b := hub.NewMemoryBroker()
 	node := freshNode("a")
 	ha := newHub(t, b, node)
-	log := &followLog{}
-	sub := newTopic(t, newHub(t, b, "b"), "room", &hub.TopicOptions[msg]{Replay: log})
-	var c orderChecker
-	s, err := sub.SubscribeFunc(c.fn("m"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	const generations, perGeneration = 3, 4
-	for g := range generations {
+	wantNumberedOn(t, b, node, func(from, to int) {
 		pub := newTopic(t, ha, "room", nil)
-		publishN(t, pub, "m", g*perGeneration, (g+1)*perGeneration)
+		publishN(t, pub, "m", from, to)
 		if err := pub.Close(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	wantNumberedOn(t, sub, &c, log, node, generations*perGeneration)
+	})
 }
 
 // TestNewHubSameNodeIDContinuesSequence: a Hub closed and created again
@@ -700,23 +690,13 @@ func TestRecreatedTopicContinuesSequence(t *testing.T) {
 func TestNewHubSameNodeIDContinuesSequence(t *testing.T) {
 	b := hub.NewMemoryBroker()
 	node := freshNode("a")
-	log := &followLog{}
-	sub := newTopic(t, newHub(t, b, "b"), "room", &hub.TopicOptions[msg]{Replay: log})
-	var c orderChecker
-	s, err := sub.SubscribeFunc(c.fn("m"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	const generations, perGeneration = 3, 4
-	for g := range generations {
+	wantNumberedOn(t, b, node, func(from, to int) {
 		h := newHub(t, b, node)
-		publishN(t, newTopic(t, h, "room", nil), "m", g*perGeneration, (g+1)*perGeneration)
+		publishN(t, newTopic(t, h, "room", nil), "m", from, to)
 		if err := h.Close(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	wantNumberedOn(t, sub, &c, log, node, generations*perGeneration)
+	})
 }
 
 // gateBroker holds Subscribe until released, as a NATSBroker's round trip
@@ -893,12 +873,26 @@ func TestForgetsSilentNodes(t *testing.T) {
 	}
 }
 
-// wantNumberedOn waits until node b's topic sub has received total
-// messages from node, one generation of publisher after another, and
-// checks that none was taken for a repeat or counted missing, and that
-// their SSE ids are node-1 … node-total: each generation numbered on.
-func wantNumberedOn(t *testing.T, sub *hub.Topic[msg], c *orderChecker, log *followLog, node string, total int) {
+// wantNumberedOn has three generations of publisher, each made by
+// generation, publish messages m<from>…m<to-1> on topic "room" as node,
+// and checks that node b's topic received all of them in order, none
+// taken for a repeat or counted missing, with SSE ids node-1 … node-12:
+// each generation numbered on.
+func wantNumberedOn(t *testing.T, b hub.Broker, node string, generation func(from, to int)) {
 	t.Helper()
+	log := &followLog{}
+	sub := newTopic(t, newHub(t, b, "b"), "room", &hub.TopicOptions[msg]{Replay: log})
+	var c orderChecker
+	s, err := sub.SubscribeFunc(c.fn("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const generations, perGeneration = 3, 4
+	for g := range generations {
+		generation(g*perGeneration, (g+1)*perGeneration)
+	}
+	const total = generations * perGeneration
 	waitFor(t, "every message on node b", func() bool { return c.count() >= total || sub.Stats().Duplicates > 0 })
 	if st := sub.Stats(); c.count() != total || c.err != nil || st.Duplicates != 0 || st.Missed != 0 {
 		t.Fatalf("node b got %d of %d messages (err %v), stats %+v", c.count(), total, c.err, st)
