@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/protobuf/compiler/protogen"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/pluginpb"
 
@@ -394,12 +395,13 @@ func goComment(c protogen.Comments) string {
 	return strings.Join(lines, "\n")
 }
 
-func deprecated(g *protogen.GeneratedFile, m *protogen.Method) {
-	if opts := m.Desc.Options(); opts != nil {
-		if mo, ok := opts.(interface{ GetDeprecated() bool }); ok && mo.GetDeprecated() {
-			g.P("//")
-			g.P("// Deprecated: do not use.")
-		}
+// deprecated marks a declaration generated for a method or service the
+// schema deprecates (option deprecated = true), so that staticcheck and
+// gopls flag its callers as they do for protoc-gen-go's messages.
+func deprecated(g *protogen.GeneratedFile, d protoreflect.Descriptor) {
+	if mo, ok := d.Options().(interface{ GetDeprecated() bool }); ok && mo.GetDeprecated() {
+		g.P("//")
+		g.P("// Deprecated: do not use.")
 	}
 }
 
@@ -431,10 +433,11 @@ func generateService(g *protogen.GeneratedFile, s *service) {
 
 	// Client interface.
 	serviceDoc(g, s, name+"Client is a client for the "+full+" service.")
+	deprecated(g, s.Desc)
 	g.P("type ", name, "Client interface {")
 	for _, m := range s.methods {
 		leading(g, m.Comments.Leading, m.GoName+" calls "+full+"."+string(m.Desc.Name())+".")
-		deprecated(g, m.Method)
+		deprecated(g, m.Desc)
 		g.P(m.GoName, clientSignature(g, m))
 	}
 	g.P("}")
@@ -444,6 +447,7 @@ func generateService(g *protogen.GeneratedFile, s *service) {
 	g.P("// (scheme, host and any path prefix, such as \"http://127.0.0.1:8080\"; ws://")
 	g.P("// and wss:// work too). httpClient supplies the dialer, TLS and proxy (nil")
 	g.P("// means http.DefaultClient); opts configure every method (see wsrpc.Option).")
+	deprecated(g, s.Desc)
 	// The body names the message types' packages: the parameters must not
 	// hide one (messages in a Go package named opts), nor the client type
 	// (a service named Http).
@@ -487,10 +491,11 @@ func generateService(g *protogen.GeneratedFile, s *service) {
 
 	// Handler interface.
 	serviceDoc(g, s, name+"Handler is an implementation of the "+full+" service.")
+	deprecated(g, s.Desc)
 	g.P("type ", name, "Handler interface {")
 	for _, m := range s.methods {
 		leading(g, m.Comments.Leading, m.GoName+" serves "+full+"."+string(m.Desc.Name())+".")
-		deprecated(g, m.Method)
+		deprecated(g, m.Desc)
 		g.P(m.GoName, handlerSignature(g, m))
 	}
 	g.P("}")
@@ -516,6 +521,7 @@ func generateService(g *protogen.GeneratedFile, s *service) {
 		eachPath(g, s)
 	}
 	g.P("// opts configure every method (see wsrpc.Option).")
+	deprecated(g, s.Desc)
 	g.P("func New", name, "Handler(svc ", name, "Handler, opts ...", wsrpcPkg.Ident("Option"), ") (string, ", httpPkg.Ident("Handler"), ") {")
 	for _, m := range s.methods {
 		g.P(unexport(m.GoName), "Handler := ", wsrpcPkg.Ident(handlerCtor(m)), "(", procConst(s, m), ", svc.", m.GoName, ", opts...)")

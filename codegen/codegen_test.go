@@ -269,3 +269,67 @@ func TestNoWsrpcMethods(t *testing.T) {
 		t.Fatalf("error %q, %d files", resp.GetError(), len(resp.GetFile()))
 	}
 }
+
+// TestDeprecated: option deprecated = true on a method marks its client
+// and handler interface methods, and on a service its interfaces and
+// constructors, with the "Deprecated:" paragraph Go tools recognise.
+func TestDeprecated(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		service, method     bool
+		wantBefore          []string // a prefix per declaration marked
+		wantUnmarkedBefores []string
+	}{
+		{
+			name: "method", method: true,
+			wantBefore:          []string{"\tOld(", "\tOld("},
+			wantUnmarkedBefores: []string{"type XServiceClient interface", "func NewXServiceClient(", "type XServiceHandler interface", "func NewXServiceHandler("},
+		},
+		{
+			name: "service", service: true,
+			wantBefore:          []string{"type XServiceClient interface", "func NewXServiceClient(", "type XServiceHandler interface", "func NewXServiceHandler("},
+			wantUnmarkedBefores: []string{"\tOld("},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := request(methodSpec{name: "Old", server: true, opt: ws("")}, methodSpec{name: "New", server: true, opt: ws("")})
+			file := req.ProtoFile[len(req.ProtoFile)-1]
+			if tc.method {
+				file.Service[0].Method[0].Options.Deprecated = proto.Bool(true)
+			}
+			if tc.service {
+				file.Service[0].Options = &descriptorpb.ServiceOptions{Deprecated: proto.Bool(true)}
+			}
+			resp := run(t, req)
+			if resp.GetError() != "" {
+				t.Fatal(resp.GetError())
+			}
+			lines := strings.Split(resp.GetFile()[0].GetContent(), "\n")
+			marked := func(prefix string) (n int) {
+				for i, l := range lines {
+					if strings.HasPrefix(l, prefix) && i > 0 && strings.TrimSpace(lines[i-1]) == "// Deprecated: do not use." {
+						n++
+					}
+				}
+				return n
+			}
+			counts := map[string]int{}
+			for _, p := range tc.wantBefore {
+				counts[p]++
+			}
+			for p, n := range counts {
+				if got := marked(p); got != n {
+					t.Errorf("%d declarations starting %q marked deprecated, want %d", got, p, n)
+				}
+			}
+			for _, p := range tc.wantUnmarkedBefores {
+				if got := marked(p); got != 0 {
+					t.Errorf("%q marked deprecated", p)
+				}
+			}
+			if got := marked("\tNew("); got != 0 {
+				t.Error("the method that is not deprecated is marked")
+			}
+		})
+	}
+}

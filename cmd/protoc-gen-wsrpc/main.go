@@ -14,7 +14,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 
@@ -32,6 +31,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "protoc-gen-wsrpc: a protoc plugin: run it through buf generate or protoc (or pass --version)")
 		os.Exit(2)
 	}
-	var flags flag.FlagSet
-	protogen.Options{ParamFunc: flags.Set}.Run(codegen.Generate)
+	protogen.Options{ParamFunc: unknownParam}.Run(codegen.Generate)
+}
+
+// unknownParam rejects a parameter protogen does not handle itself: the
+// plugin has none of its own, and a misspelt "paths=" should not be
+// ignored.
+func unknownParam(name, _ string) error {
+	return fmt.Errorf("unknown parameter %q (protoc-gen-wsrpc takes protoc-gen-go's paths, module and M parameters)", name)
 }

@@ -70,4 +70,18 @@ func TestBinary(t *testing.T) {
 	if resp.GetError() != want {
 		t.Fatalf("error %q, want %q", resp.GetError(), want)
 	}
+
+	// A parameter the plugin does not know fails the run, naming it.
+	req.Parameter = proto.String("paths=source_relative,path=import")
+	in, _ = proto.Marshal(req)
+	cmd = exec.Command(bin)
+	cmd.Stdin = bytes.NewReader(in)
+	stderr.Reset()
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("an unknown parameter was accepted")
+	}
+	if want := `unknown parameter "path"`; !strings.Contains(stderr.String(), want) {
+		t.Fatalf("stderr %q lacks %q", stderr.String(), want)
+	}
 }
