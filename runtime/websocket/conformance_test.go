@@ -535,6 +535,9 @@ func TestWriterUnusableAfterClose(t *testing.T) {
 					check("second Close", w1.Close(), false)
 					_, err = w1.Write([]byte("STALE"))
 					check("Write after Close", err, true)
+					if err != nil && !errors.Is(err, websocket.ErrWriterClosed) {
+						errs = append(errs, fmt.Errorf("Write after Close: %v, want ErrWriterClosed", err))
+					}
 
 					w2, err := c.Writer(ctx, typ)
 					if err != nil {

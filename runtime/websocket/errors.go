@@ -8,9 +8,6 @@ import (
 // errWouldBlock: a Poller's worker found no input between messages.
 var errWouldBlock = errors.New("websocket: no input")
 
-// errWriterClosed: a Write through a Writer whose message was closed.
-var errWriterClosed = errors.New("websocket: write to a closed message writer")
-
 // Sentinel errors. Errors returned by a Conn wrap one of these (test with
 // errors.Is) or are a *CloseError carrying the peer's close frame.
 var (
@@ -38,6 +35,9 @@ var (
 	// ErrPollerClosed is returned by Poller.Serve after Poller.Close, and
 	// is the reason handed to OnClose for connections Close ended.
 	ErrPollerClosed = errors.New("websocket: poller closed")
+	// ErrWriterClosed is returned by Write through a Writer after its
+	// Close: a kept Writer never writes into a later message.
+	ErrWriterClosed = errors.New("websocket: write to a closed message writer")
 )
 
 // StatusCode is a close code (RFC 6455 §7.4).

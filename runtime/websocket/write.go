@@ -111,7 +111,7 @@ type streamWriter struct {
 
 func (s *streamWriter) Write(p []byte) (int, error) {
 	if s.m.gen.Load() != s.gen {
-		return 0, errWriterClosed
+		return 0, ErrWriterClosed
 	}
 	return s.w.Write(p)
 }
@@ -403,7 +403,7 @@ type messageWriter struct {
 
 func (w *messageWriter) Write(p []byte) (int, error) {
 	if w.closed {
-		return 0, errWriterClosed
+		return 0, ErrWriterClosed
 	}
 	total := len(p)
 	for len(p) > 0 {
