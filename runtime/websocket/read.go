@@ -535,7 +535,10 @@ func (c *Conn) ioErr(err error) error {
 		return c.closedErr()
 	default:
 	}
-	if errors.Is(err, io.EOF) {
+	// A reset is the peer's end of the stream too: through TLS or another
+	// wrapper it arrives as the wrapped socket error (the socket path maps
+	// it before here).
+	if errors.Is(err, io.EOF) || connReset(err) {
 		return fmt.Errorf("websocket: connection closed without a close frame (%d): %w", int(StatusAbnormalClosure), io.ErrUnexpectedEOF)
 	}
 	var ne net.Error

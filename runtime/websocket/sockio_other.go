@@ -8,6 +8,10 @@ package websocket
 
 func (c *Conn) setupSocketIO() {}
 
+// connReset reports whether err is the peer's reset of the connection;
+// elsewhere than Unix a reset stays the read error it is.
+func connReset(error) bool { return false }
+
 func (c *Conn) fillIdle() error                             { return ErrClosed }
 func (c *Conn) readRaw(p []byte) (int, error)               { return 0, ErrClosed }
 func (c *Conn) writeRaw(tx *writeSpare, b []byte) error     { return ErrClosed }

@@ -5,10 +5,12 @@ package websocket
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http/httptest"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -153,23 +155,32 @@ func TestSocketWriteErrors(t *testing.T) {
 
 // TestSocketResetInsideFrame: a TCP connection the peer resets (RST, not
 // FIN) inside a frame fails the read with io.ErrUnexpectedEOF, as a cut
-// does (1006, docs/security.md), whichever raw read meets the reset: the
-// one for a large payload that bypasses the read buffer, or the one that
-// completes a partial frame header. A read with nothing buffered already
-// mapped it (fillIdle); these two reported ECONNRESET.
+// does (1006, docs/security.md), whichever read meets the reset: the raw
+// one for a large payload that bypasses the read buffer, the raw one that
+// completes a partial frame header, or a read through TLS, which is not
+// the socket path (the reset comes back from tls.Conn.Read wrapped).
 func TestSocketResetInsideFrame(t *testing.T) {
 	frame := clientFrame(OpBinary, make([]byte, 100000))
 	cases := []struct {
 		name string
 		sent int // bytes of frame the peer sends before its reset
+		tls  bool
 	}{
-		{"payload", 20000},
-		{"header", 3},
+		{"payload", 20000, false},
+		{"header", 3, false},
+		{"tls/payload", 20000, true},
+		{"tls/header", 3, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, peer, _ := serverPair(t, time.Second)
-			if _, err := peer.Write(frame[:tc.sent]); err != nil {
+			local, peer := tcpPair(t)
+			var w io.Writer = peer
+			if tc.tls {
+				local, w = tlsPair(t, local, peer)
+			}
+			c := newConn(local, false, resolveConfig(0, 0, 0, 0, 0, time.Second, false), "", nil, nil)
+			t.Cleanup(func() { c.CloseNow(); peer.Close() })
+			if _, err := w.Write(frame[:tc.sent]); err != nil {
 				t.Fatal(err)
 			}
 			// Linux keeps the bytes received before a reset readable;
@@ -184,4 +195,25 @@ func TestSocketResetInsideFrame(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tlsPair runs a TLS handshake over a TCP pair and returns the server end
+// and the client end's writer; peer stays the client's TCP connection.
+func tlsPair(t *testing.T, local, peer net.Conn) (net.Conn, io.Writer) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	srv.StartTLS() // for its certificate
+	certs := srv.TLS.Certificates
+	srv.Close()
+	server := tls.Server(local, &tls.Config{Certificates: certs})
+	client := tls.Client(peer, &tls.Config{InsecureSkipVerify: true})
+	done := make(chan error, 1)
+	go func() { done <- server.Handshake() }()
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return server, client
 }

@@ -242,3 +242,6 @@ func sysErr(call string, err error) error {
 	}
 	return err
 }
+
+// connReset reports whether err is the peer's reset of the connection.
+func connReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
