@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,7 +30,8 @@ type ClientOptions struct {
 	// Header is added to every request (authorization, cookies…; a Host
 	// entry sets the request's host). The client also sets Accept:
 	// text/event-stream, Cache-Control: no-cache and, when known,
-	// Last-Event-ID.
+	// Last-Event-ID. A field no request can carry fails the session with
+	// ErrInvalidHeader before any request is made.
 	Header http.Header
 
 	// LastEventID is the Last-Event-ID sent with the first request.
@@ -47,8 +51,10 @@ type ClientOptions struct {
 	// default, so the stream ends when the connection does.
 	MaxReconnectionAttempts int
 
-	// ShowCommentEvents yields comment blocks as events with Type "".
-	// Default false: comments are hidden, as in browsers.
+	// ShowCommentEvents yields comment blocks as events with Type "", and
+	// keeps the comment lines of every block in Event.Comment. Default
+	// false: comments are hidden, as in browsers; nothing is kept of them
+	// (see ParserOptions.ShowCommentEvents).
 	ShowCommentEvents bool
 
 	// ShowRetryEvents yields blocks that only set the reconnection time as
@@ -56,7 +62,8 @@ type ClientOptions struct {
 	ShowRetryEvents bool
 
 	// MaxEventSize bounds one line and one event in bytes (see
-	// ParserOptions). Default DefaultMaxEventSize (1 MiB).
+	// ParserOptions; hidden comments do not count). Default
+	// DefaultMaxEventSize (1 MiB).
 	MaxEventSize int
 
 	// OnReconnect, if set, is called after each reconnection attempt (not
@@ -89,11 +96,12 @@ type Session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	body   io.ReadCloser
-	parser *Parser
-	err    error // sticky terminal error
-	tries  int   // reconnections since a connection delivered a block
-	opened bool  // a stream has been open: later requests are reconnections
+	body      io.ReadCloser
+	parser    *Parser
+	err       error // sticky terminal error
+	headerErr error // the problem with opts.Header, found once by newSession
+	tries     int   // reconnections since a connection delivered a block
+	opened    bool  // a stream has been open: later requests are reconnections
 
 	mu          sync.Mutex
 	lastEventID string
@@ -142,8 +150,45 @@ func newSession(ctx context.Context, url string, opts *ClientOptions) *Session {
 		s.reconnect = DefaultReconnectionTime
 	}
 	s.lastEventID = s.opts.LastEventID
+	s.headerErr = headerProblem(s.opts.Header)
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	return s
+}
+
+// headerProblem returns an error wrapping ErrInvalidHeader for the first
+// field of h, in name order, that no request can carry, or nil. net/http
+// refuses such a request before sending it, which the client would take
+// for a network failure and retry for ever. The error names the field
+// but does not quote its value, which may be a secret.
+func headerProblem(h http.Header) error {
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		if !isToken(name) {
+			return fmt.Errorf("%w %q: name is not a token (RFC 9110 §5.1)", ErrInvalidHeader, name)
+		}
+		for _, v := range h[name] {
+			if why := headerValueProblem(v); why != "" {
+				return fmt.Errorf("%w %q: value %s (RFC 9110 §5.5)", ErrInvalidHeader, name, why)
+			}
+		}
+	}
+	return nil
+}
+
+// isToken reports whether s is an RFC 9110 §5.6.2 token, the syntax of a
+// field name.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // LastEventID returns the last event ID string: what the session sends as
@@ -279,7 +324,8 @@ func retryable(err error) bool {
 	var se *StatusError
 	return !errors.As(err, &se) && !errors.Is(err, ErrContentType) &&
 		!errors.Is(err, ErrEventTooLarge) && !errors.Is(err, errNoContent) &&
-		!errors.Is(err, ErrInvalidID) && !errors.Is(err, ErrBadURL)
+		!errors.Is(err, ErrInvalidID) && !errors.Is(err, ErrBadURL) &&
+		!errors.Is(err, ErrInvalidHeader)
 }
 
 // retryable reports whether the session reconnects after err: what the
@@ -350,6 +396,9 @@ func (s *Session) connect() error {
 	if sc := req.URL.Scheme; (sc != "http" && sc != "https") || req.URL.Host == "" {
 		return fmt.Errorf("%w %q: want http:// or https:// and a host", ErrBadURL, s.url)
 	}
+	if s.headerErr != nil {
+		return s.headerErr
+	}
 	for name, values := range s.opts.Header {
 		for _, v := range values {
 			req.Header.Add(name, v)
@@ -383,9 +432,12 @@ func (s *Session) connect() error {
 		return &StatusError{StatusCode: resp.StatusCode, Status: resp.Status}
 	}
 	// Only the essence is compared: a charset parameter is ignored, since
-	// the stream is always UTF-8 (WHATWG HTML §9.2.5).
+	// the stream is always UTF-8 (WHATWG HTML §9.2.5), and so is a
+	// malformed parameter, which browsers skip (WHATWG MIME Sniffing §4.4
+	// "parse a MIME type"): mime then returns the media type along with
+	// ErrInvalidMediaParameter.
 	ct := resp.Header.Get("Content-Type")
-	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "text/event-stream" {
+	if mt, _, err := mime.ParseMediaType(ct); (err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter)) || mt != "text/event-stream" {
 		resp.Body.Close()
 		return fmt.Errorf("%w %q", ErrContentType, ct)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -94,6 +95,14 @@ func status(code int, contentType string) func(w http.ResponseWriter) {
 	}
 }
 
+// contentType answers 200 with the given Content-Type and body.
+func contentType(ct, body string) func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", ct)
+		io.WriteString(w, body)
+	}
+}
+
 func TestClientRawStream(t *testing.T) {
 	var rc rawConns
 	srv := newServer(t, rc.handler(t, stream(
@@ -107,12 +116,11 @@ func TestClientRawStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []sse.Event{
-		{ID: "1", Type: "greet", Data: "hello\nworld", Comment: ""},
+		{ID: "1", Type: "greet", Data: "hello\nworld"}, // "welcome" is hidden: comments are not kept
 		{ID: "1", Type: "message", Data: "second"},
 		{ID: "1", Type: "message", Data: "a\uFFFDb"},
 		{ID: "", Type: "message", Data: "no id"},
 	}
-	want[0].Comment = "welcome"
 	if !reflect.DeepEqual(events, want) {
 		t.Fatalf("events:\n got %#v\nwant %#v", events, want)
 	}
@@ -215,6 +223,13 @@ func TestClientStops(t *testing.T) {
 			w.Header().Set("Content-Type", "Text/Event-Stream; charset=iso-8859-1")
 			io.WriteString(w, "data: \xc3\xa9\n\n")
 		}, status(204, "")}, events: 1, conns: 2, wantErr: noError},
+		// A malformed parameter is skipped, as browsers do (WHATWG MIME
+		// Sniffing §4.4): the essence alone decides. Such responses used
+		// to fail with ErrContentType.
+		{name: "malformed parameter ignored", bodies: []func(http.ResponseWriter){contentType("text/event-stream; charset", "data: a\n\n"),
+			contentType("text/event-stream;;charset=utf-8", "data: b\n\n"), contentType(`text/event-stream; charset="utf-8`, "data: c\n\n"), status(204, "")},
+			events: 3, conns: 4, wantErr: noError},
+		{name: "malformed parameter of another type", bodies: []func(http.ResponseWriter){contentType("text/plain; charset", "data: a\n\n")}, conns: 1, wantErr: is(sse.ErrContentType)},
 		{name: "reconnect limit", bodies: []func(http.ResponseWriter){stream(": nothing\n")}, opts: sse.ClientOptions{MaxReconnectionAttempts: 3}, conns: 4, wantErr: is(sse.ErrReconnectLimit)},
 		{name: "limit counts since last event", bodies: []func(http.ResponseWriter){stream("data: 1\n\n"), stream(""), stream("data: 2\n\n"), stream(""), stream("data: 3\n\n"), stream("")},
 			opts: sse.ClientOptions{MaxReconnectionAttempts: 2}, events: 3, conns: 7, wantErr: is(sse.ErrReconnectLimit)},
@@ -223,6 +238,11 @@ func TestClientStops(t *testing.T) {
 		{name: "heartbeats reset the count", bodies: []func(http.ResponseWriter){stream(": hb\n\n"), stream(": hb\n\n"), stream("retry: 1\n\n"), stream(": hb\n\n"), stream("data: a\n\n"), status(204, "")},
 			opts: sse.ClientOptions{MaxReconnectionAttempts: 1}, events: 1, conns: 6, wantErr: noError},
 		{name: "reconnection disabled", bodies: []func(http.ResponseWriter){stream("data: a\n\n")}, opts: sse.ClientOptions{MaxReconnectionAttempts: -1}, events: 1, conns: 1, wantErr: noError},
+		// Hidden comments are not kept, so they do not count toward
+		// MaxEventSize: heartbeats without a blank line between them
+		// used to end the stream for good with ErrEventTooLarge.
+		{name: "hidden comments not counted", bodies: []func(http.ResponseWriter){stream(strings.Repeat(": ping\n", 20) + "data: x\n\n"), status(204, "")},
+			opts: sse.ClientOptions{MaxEventSize: 64}, events: 1, conns: 2, wantErr: noError},
 		{name: "event too large", bodies: []func(http.ResponseWriter){stream("data: " + strings.Repeat("x", 100) + "\n\n")}, opts: sse.ClientOptions{MaxEventSize: 10}, conns: 1, wantErr: is(sse.ErrEventTooLarge)},
 		// Another server's id that no Last-Event-ID header can carry: net/http
 		// would refuse every reconnection, so the session fails at once.
@@ -289,11 +309,13 @@ func TestClientCommentAndRetryEvents(t *testing.T) {
 		opts sse.ClientOptions
 		want []sse.Event
 	}{
-		{name: "hidden", want: []sse.Event{{Type: "message", Data: "d", Comment: "with data"}}},
+		// Hidden comments are not kept at all, not even on the events they
+		// came with.
+		{name: "hidden", want: []sse.Event{{Type: "message", Data: "d"}}},
 		{name: "comments", opts: sse.ClientOptions{ShowCommentEvents: true}, want: []sse.Event{
 			{Comment: "c1\nc2"}, {Comment: "both", Retry: 8 * time.Millisecond, HasRetry: true}, {Type: "message", Data: "d", Comment: "with data"}}},
 		{name: "retries", opts: sse.ClientOptions{ShowRetryEvents: true}, want: []sse.Event{
-			{Retry: 7 * time.Millisecond, HasRetry: true}, {Comment: "both", Retry: 8 * time.Millisecond, HasRetry: true}, {Type: "message", Data: "d", Comment: "with data"}}},
+			{Retry: 7 * time.Millisecond, HasRetry: true}, {Retry: 8 * time.Millisecond, HasRetry: true}, {Type: "message", Data: "d"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -565,5 +587,186 @@ func TestClientBadURL(t *testing.T) {
 		if _, err := sse.Connect(context.Background(), url, nil); !errors.Is(err, sse.ErrBadURL) {
 			t.Errorf("Connect(%q) = %v; want ErrBadURL", url, err)
 		}
+	}
+}
+
+// TestClientInvalidHeader: a ClientOptions.Header field that no request
+// can carry (RFC 9110 §5.1: a field name is a token; §5.5: a field value
+// has no control character but tab) fails the session at once with
+// ErrInvalidHeader naming the field, not its value, which may be a
+// secret. net/http refuses such a request before sending it, and the
+// client used to take that for a network failure and retry it for ever.
+func TestClientInvalidHeader(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		header http.Header
+		field  string
+	}{
+		{"name with space", http.Header{"Bad Name": {"v"}}, `"Bad Name"`},
+		{"name with colon", http.Header{"X:Y": {"v"}}, `"X:Y"`},
+		{"name not ascii", http.Header{"X-É": {"v"}}, `"X-É"`},
+		{"empty name", http.Header{"": {"v"}}, `""`},
+		{"value with control", http.Header{"Authorization": {"Bearer se\x01cret"}}, `"Authorization"`},
+		{"value with lf", http.Header{"X-Ok": {"ok", "a\nb"}}, `"X-Ok"`},
+		{"value with del", http.Header{"X-Ok": {"a\x7f"}}, `"X-Ok"`},
+		{"host with nul", http.Header{"Host": {"a\x00"}}, `"Host"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var rc rawConns
+			srv := newServer(t, rc.handler(t, stream("data: a\n\n")))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var events int
+			var err error
+			for _, err = range sse.Events(ctx, srv.URL, &sse.ClientOptions{Header: tt.header, ReconnectionTime: time.Millisecond}) {
+				if err != nil {
+					break
+				}
+				events++
+			}
+			if !errors.Is(err, sse.ErrInvalidHeader) || !strings.Contains(err.Error(), tt.field) || strings.Contains(err.Error(), "cret") {
+				t.Fatalf("Events = %v; want ErrInvalidHeader naming %s, not the value", err, tt.field)
+			}
+			if events != 0 || rc.count() != 0 {
+				t.Fatalf("%d events over %d connections, want none", events, rc.count())
+			}
+			if _, err := sse.Connect(context.Background(), srv.URL, &sse.ClientOptions{Header: tt.header}); !errors.Is(err, sse.ErrInvalidHeader) {
+				t.Fatalf("Connect = %v, want ErrInvalidHeader", err)
+			}
+		})
+	}
+	// What net/http sends is accepted: token names, tab and obs-text
+	// (bytes from 0x80) in values.
+	var rc rawConns
+	srv := newServer(t, rc.handler(t, stream("data: a\n\n"), status(http.StatusNoContent, "")))
+	events, err := collect(t, srv.URL, fast(sse.ClientOptions{Header: http.Header{"X-Token_!#$%&'*+.^`|~": {"a\tb é"}}}))
+	if err != nil || len(events) != 1 {
+		t.Fatalf("valid header: %d events, %v", len(events), err)
+	}
+	if got := rc.header(0, "X-Token_!#$%&'*+.^`|~"); got != "a\tb é" {
+		t.Fatalf("header sent as %q", got)
+	}
+}
+
+// TestSessionHTTP2: our client against our server over HTTP/2 (TLS),
+// where there is no connection per stream: events and heartbeat comments
+// arrive as sent, and Close from another goroutine ends a Next blocked
+// on the stream.
+func TestSessionHTTP2(t *testing.T) {
+	protos := make(chan int, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case protos <- r.ProtoMajor:
+		default:
+		}
+		s, err := sse.NewStream(w, r, &sse.StreamOptions{Heartbeat: 20 * time.Millisecond})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer s.Close()
+		s.Send(sse.Event{ID: "1", Type: "t", Data: "a\nb"})
+		<-r.Context().Done()
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	t.Cleanup(srv.Client().CloseIdleConnections)
+	s, err := sse.Connect(context.Background(), srv.URL, &sse.ClientOptions{HTTPClient: srv.Client(), ShowCommentEvents: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if proto := <-protos; proto != 2 {
+		t.Fatalf("request over HTTP/%d, want HTTP/2", proto)
+	}
+	if ev, err := s.Next(); err != nil || ev.Data != "a\nb" || ev.Type != "t" || ev.ID != "1" {
+		t.Fatalf("Next = %+v, %v", ev, err)
+	}
+	if ev, err := s.Next(); err != nil || ev.Comment != "heartbeat" {
+		t.Fatalf("Next = %+v, %v; want the heartbeat", ev, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := s.Next(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	s.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Next after Close = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Next did not return after Close")
+	}
+}
+
+// bodyClosed is an http.RoundTripper that reports on closed when the
+// client closes a response body.
+type bodyClosed struct {
+	closed chan struct{}
+}
+
+func (b bodyClosed) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil {
+		resp.Body = notifyCloser{resp.Body, b.closed}
+	}
+	return resp, err
+}
+
+type notifyCloser struct {
+	io.ReadCloser
+	closed chan struct{}
+}
+
+func (n notifyCloser) Close() error {
+	err := n.ReadCloser.Close()
+	select {
+	case n.closed <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// TestSessionCloseDuringBackoff: Close ends the wait before a
+// reconnection at once, even when the server asked for a reconnection
+// time of decades (the client honours "retry:" unbounded, WHATWG HTML
+// §9.2.6).
+func TestSessionCloseDuringBackoff(t *testing.T) {
+	srv := newServer(t, (&rawConns{}).handler(t, stream("retry: 999999999999\ndata: a\n\n")))
+	closed := make(chan struct{}, 1)
+	s, err := sse.Connect(context.Background(), srv.URL, &sse.ClientOptions{HTTPClient: &http.Client{Transport: bodyClosed{closed}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := s.Next(); err != nil || ev.Data != "a" {
+		t.Fatalf("Next = %+v, %v", ev, err)
+	}
+	if d := s.ReconnectionTime(); d < 100*24*time.Hour {
+		t.Fatalf("ReconnectionTime = %v, want the server's decades", d)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Next() // reads the end of the stream, then waits to reconnect
+		done <- err
+	}()
+	select {
+	case <-closed: // the stream is over: Next is waiting, or about to
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client did not close the ended stream")
+	}
+	s.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Next after Close = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Next did not return after Close: still waiting to reconnect")
 	}
 }

@@ -39,7 +39,13 @@
 // reconnections in a row without a block (an event, or a comment or retry
 // block even when hidden, such as a heartbeat). HTTP 204 ends the stream
 // without error; another status or a content type other than
-// text/event-stream fails it without reconnecting. Comment and retry-only
+// text/event-stream (its parameters, even malformed, are ignored) fails
+// it without reconnecting, with one exception: a reconnection (a stream
+// was open before) answered 502, 503 or 504 (RFC 9110 §15.6.3-5), as a
+// restarting server or its proxy answers, is retried like a network
+// failure, within MaxReconnectionAttempts (see StatusError). Typed SSE
+// clients of the wsrpc package also retry a reconnection refused with
+// any status carrying Wsrpc-Code: unavailable. Comment and retry-only
 // blocks are hidden unless ShowCommentEvents or ShowRetryEvents ask for
 // them. Decode turns events into typed events with a decode function.
 //

@@ -23,6 +23,13 @@ var (
 	// made again, as a browser's EventSource throws at once.
 	ErrBadURL = errors.New("sse: bad URL")
 
+	// ErrInvalidHeader is returned by a client whose ClientOptions.Header
+	// has a field no request can carry: a name that is not a token (RFC
+	// 9110 §5.1) or a value with a control character other than tab (RFC
+	// 9110 §5.5). net/http would refuse every request, so no attempt is
+	// made, and none again.
+	ErrInvalidHeader = errors.New("sse: invalid request header")
+
 	// ErrInvalidType is returned when an event type contains CR, LF or NUL.
 	ErrInvalidType = errors.New("sse: invalid event type")
 
@@ -34,7 +41,8 @@ var (
 	ErrEmptyEvent = errors.New("sse: empty event")
 
 	// ErrEventTooLarge is returned by the parser when a line or an
-	// event's accumulated data and comments exceed the configured limit.
+	// event's accumulated data and (shown) comments exceed the configured
+	// limit.
 	ErrEventTooLarge = errors.New("sse: event too large")
 
 	// ErrStreamClosed is returned by a server Stream used after Close.
@@ -51,8 +59,9 @@ var (
 	// write fails with ErrFlushUnsupported then.)
 	ErrFlushUnsupported = errors.New("sse: response writer cannot flush")
 
-	// ErrUnknownID is returned by Store.Since when the store does not hold
-	// the requested event id (it was evicted or never recorded).
+	// ErrUnknownID is returned by Store.Since when it cannot return every
+	// event after the requested id (it was evicted with events after it,
+	// or never recorded).
 	ErrUnknownID = errors.New("sse: unknown event id")
 
 	// ErrDuplicateID is returned by Ring.Append for an id it already holds.

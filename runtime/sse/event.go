@@ -41,7 +41,8 @@ import (
 //     and HasRetry says whether the block had a valid "retry:" field, so
 //     that "retry: 0" (reconnect at once) is told apart from none.
 //   - Comment is the comment lines of this event's block joined with LF
-//     (each without its leading colon and one optional space).
+//     (each without its leading colon and one optional space), kept only
+//     when ShowCommentEvents asks for comments; otherwise it is empty.
 type Event struct {
 	ID       string
 	Type     string

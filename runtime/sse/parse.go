@@ -10,18 +10,27 @@ import (
 )
 
 // DefaultMaxEventSize is the default bound, in bytes, on one line and on
-// one event's accumulated data and comments.
+// one event's accumulated data and comments (comments count only when
+// shown: see ParserOptions.ShowCommentEvents).
 const DefaultMaxEventSize = 1 << 20
 
 // readChunk is how much the parser asks its reader for at a time.
 const readChunk = 32 << 10
 
+// keepBufSize is the largest buffer a Parser keeps once the event that
+// grew it is over: a larger one, grown for one large event, is released
+// so that an idle session does not hold it (at the default MaxEventSize
+// that was about 3 MiB per session, for good). Up to this size a buffer
+// is reused, so that a steady stream of events allocates no buffer.
+const keepBufSize = 64 << 10
+
 // ParserOptions configures a Parser. A nil *ParserOptions means all
 // defaults.
 type ParserOptions struct {
-	// MaxEventSize bounds, in bytes, one line and one event's data plus
-	// comments. Exceeding it fails with ErrEventTooLarge rather than
-	// growing memory without limit. Default DefaultMaxEventSize (1 MiB).
+	// MaxEventSize bounds, in bytes, one line (a comment line too) and one
+	// event's data plus, with ShowCommentEvents, comments. Exceeding it
+	// fails with ErrEventTooLarge rather than growing memory without
+	// limit. Default DefaultMaxEventSize (1 MiB).
 	MaxEventSize int
 
 	// LastEventID is the last event ID string the stream starts with, as
@@ -30,8 +39,11 @@ type ParserOptions struct {
 	LastEventID string
 
 	// ShowCommentEvents makes Next also return an event (with Type "") for
-	// a block that has comment lines but no data. Default false: comments
-	// are ignored, as browsers do (WHATWG HTML §9.2.6).
+	// a block that has comment lines but no data, and keeps the comment
+	// lines of every block in Event.Comment. Default false: comment lines
+	// are ignored, as browsers do (WHATWG HTML §9.2.6): nothing is kept of
+	// them, so Event.Comment stays empty and they do not count toward
+	// MaxEventSize (a stream of heartbeat comments cannot exceed it).
 	ShowCommentEvents bool
 
 	// ShowRetryEvents makes Next also return an event (with Type "") for
@@ -49,8 +61,15 @@ type ParserOptions struct {
 // WHATWG HTML §9.2.5 "Parsing an event stream" and §9.2.6 "Interpreting an
 // event stream" over a reader that may deliver bytes in any chunking.
 //
-// Cost: memory is bounded by MaxEventSize plus one 32 KiB read buffer;
-// each byte is examined a constant number of times.
+// Cost: while an event is read, memory is a read buffer that holds at
+// least its longest line, less than 2×MaxEventSize + 32 KiB, plus buffers
+// for its data and shown comments, which fail the event once they pass
+// MaxEventSize together. Once the event is dispatched, or has failed,
+// buffers larger than 64 KiB are released (the read buffer as soon as the
+// input left in it fits a small one), so an idle Parser holds at most a
+// 64 KiB read buffer and 64 KiB each for data and comments; steady small
+// events reuse those, each allocating only its own strings. Each byte is
+// examined a constant number of times.
 //
 // Concurrency: a Parser is owned by one goroutine.
 type Parser struct {
@@ -127,9 +146,7 @@ func (p *Parser) Next() (Event, error) {
 			return Event{}, err
 		}
 		if ev, ok, err := p.processLine(line); err != nil {
-			p.err = err
-			p.buf, p.pos = nil, 0
-			return Event{}, err
+			return Event{}, p.fail(err)
 		} else if ok {
 			return ev, nil
 		}
@@ -180,9 +197,9 @@ func (p *Parser) readLine() ([]byte, error) {
 		}
 		scanFrom = len(rest)
 		if p.err != nil {
-			// An unterminated final line is not a line: discard it.
-			p.buf, p.pos = nil, 0
-			return nil, p.err
+			// An unterminated final line is not a line: discard it,
+			// and the event in progress with it.
+			return nil, p.fail(p.err)
 		}
 		p.fill()
 	}
@@ -200,7 +217,10 @@ func (p *Parser) fill() error {
 		p.pos = 0
 	}
 	if cap(p.buf)-len(p.buf) < readChunk/2 {
-		nb := make([]byte, len(p.buf), 2*cap(p.buf)+readChunk)
+		// Doubling from readChunk reaches keepBufSize first: lines of up
+		// to about 48 KiB then never make dispatch release the buffer,
+		// and grow it again for the next event.
+		nb := make([]byte, len(p.buf), max(2*cap(p.buf), readChunk))
 		copy(nb, p.buf)
 		p.buf = nb
 	}
@@ -219,9 +239,12 @@ func (p *Parser) fill() error {
 	return p.err
 }
 
+// fail makes err sticky and releases the buffers: nothing more is read
+// or dispatched.
 func (p *Parser) fail(err error) error {
 	p.err = err
 	p.buf, p.pos = nil, 0
+	p.data, p.comment = nil, nil
 	return err
 }
 
@@ -238,8 +261,14 @@ func (p *Parser) processLine(line []byte) (Event, bool, error) {
 	}
 	p.inBlock = true
 	// "If the line starts with a U+003A COLON character (:): ignore the
-	// line." We keep its text only for ShowCommentEvents.
+	// line." We keep its text only for ShowCommentEvents. Otherwise
+	// nothing is kept, so nothing counts toward MaxEventSize: heartbeat
+	// comments between events, however many, cannot end the stream
+	// (readLine still bounds each line).
 	if line[0] == ':' {
+		if !p.opts.ShowCommentEvents {
+			return Event{}, false, nil
+		}
 		value := line[1:]
 		if len(value) > 0 && value[0] == ' ' {
 			value = value[1:]
@@ -326,14 +355,43 @@ func (p *Parser) dispatch() (Event, bool, error) {
 		show = (p.hasComment && p.opts.ShowCommentEvents) || (p.hasRetry && p.opts.ShowRetryEvents)
 	}
 	// 6. Reset the data and event type buffers (and our block state).
-	p.data = p.data[:0]
+	// Buffers a large event grew are released rather than kept for good
+	// (keepBufSize); ev holds copies.
+	p.data = resetBuf(p.data)
 	p.hasData = false
 	p.eventType = ""
-	p.comment = p.comment[:0]
+	p.comment = resetBuf(p.comment)
 	p.hasComment = false
 	p.retry = 0
 	p.hasRetry = false
+	if cap(p.buf) > keepBufSize {
+		p.shrinkReadBuf()
+	}
 	return ev, show, nil
+}
+
+// resetBuf empties b, releasing it if it grew past keepBufSize.
+func resetBuf(b []byte) []byte {
+	if cap(b) > keepBufSize {
+		return nil
+	}
+	return b[:0]
+}
+
+// shrinkReadBuf moves the unconsumed input of a read buffer that grew
+// past keepBufSize to a small one, or drops the buffer if none is left.
+// When much input is still unconsumed the buffer is kept for now: a later
+// dispatch, once it is consumed, tries again.
+func (p *Parser) shrinkReadBuf() {
+	rest := p.buf[p.pos:]
+	switch {
+	case len(rest) == 0:
+		p.buf, p.pos = nil, 0 // fill allocates readChunk when needed
+	case len(rest) <= readChunk/2:
+		nb := make([]byte, len(rest), readChunk)
+		copy(nb, rest)
+		p.buf, p.pos = nb, 0
+	}
 }
 
 // parseRetry accepts only a non-empty run of ASCII digits. Values too big

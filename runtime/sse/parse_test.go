@@ -3,6 +3,7 @@ package sse_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"reflect"
@@ -89,7 +90,9 @@ func TestParse(t *testing.T) {
 		{name: "cr cr is two line ends", in: "data: a\r\r", want: []sse.Event{msg("", "message", "a")}},
 		{name: "lf cr lf is two line ends", in: "data: a\n\r\ndata: b\n\n", want: []sse.Event{msg("", "message", "a"), msg("", "message", "b")}},
 		// §9.2.6: comments.
-		{name: "comments ignored", in: ": hello\ndata: a\n:\n\n: only a comment\n\n", want: []sse.Event{{Type: "message", Data: "a", Comment: "hello\n"}}},
+		{name: "comments ignored", in: ": hello\ndata: a\n:\n\n: only a comment\n\n", want: []sse.Event{msg("", "message", "a")}},
+		{name: "comments kept when shown", in: ": hello\ndata: a\n:\n\n: only a comment\n\n", opts: &sse.ParserOptions{ShowCommentEvents: true},
+			want: []sse.Event{{Type: "message", Data: "a", Comment: "hello\n"}, {Comment: "only a comment"}}},
 		{name: "comment events shown", in: ": hello\n: world\n\n:\n\n", opts: &sse.ParserOptions{ShowCommentEvents: true},
 			want: []sse.Event{{Comment: "hello\nworld"}, {Comment: ""}}},
 		// §9.2.6: a field with no colon has an empty value.
@@ -154,7 +157,14 @@ func TestParse(t *testing.T) {
 		{name: "line over limit", in: "data: " + strings.Repeat("x", 100) + "\n\n", opts: &sse.ParserOptions{MaxEventSize: 50}, wantErr: sse.ErrEventTooLarge},
 		{name: "unterminated line over limit", in: "data: " + strings.Repeat("x", 100), opts: &sse.ParserOptions{MaxEventSize: 50}, wantErr: sse.ErrEventTooLarge},
 		{name: "event over limit", in: strings.Repeat("data: 0123456789\n", 10) + "\n", opts: &sse.ParserOptions{MaxEventSize: 64}, wantErr: sse.ErrEventTooLarge},
-		{name: "comments over limit", in: strings.Repeat(": 0123456789\n", 10), opts: &sse.ParserOptions{MaxEventSize: 64}, wantErr: sse.ErrEventTooLarge},
+		{name: "comments over limit when shown", in: strings.Repeat(": 0123456789\n", 10), opts: &sse.ParserOptions{MaxEventSize: 64, ShowCommentEvents: true}, wantErr: sse.ErrEventTooLarge},
+		// Hidden comments are ignored (WHATWG HTML §9.2.6) and nothing is
+		// kept of them, so they do not count toward the limit: heartbeats
+		// used to fail the stream with ErrEventTooLarge. A single line is
+		// still bounded, a comment line too.
+		{name: "hidden comments not counted", in: strings.Repeat(": ping\n", 20) + "data: x\n\n", opts: &sse.ParserOptions{MaxEventSize: 64},
+			want: []sse.Event{msg("", "message", "x")}},
+		{name: "hidden comment line over limit", in: ": " + strings.Repeat("x", 100) + "\ndata: a\n\n", opts: &sse.ParserOptions{MaxEventSize: 50}, wantErr: sse.ErrEventTooLarge},
 		{name: "events under limit each", in: strings.Repeat("data: 0123456789\n\n", 10), opts: &sse.ParserOptions{MaxEventSize: 16},
 			want: repeat(msg("", "message", "0123456789"), 10)},
 	}
@@ -278,7 +288,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 			t.Fatalf("AppendEvent(%+v): %v", e, err)
 		}
 	}
-	got, _, err := parseAll(bytes.NewReader(wire), nil)
+	got, _, err := parseAll(bytes.NewReader(wire), &sse.ParserOptions{ShowCommentEvents: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,5 +365,63 @@ func TestAppendEvent(t *testing.T) {
 				t.Fatalf("Prepare: %q id %q", p.AppendTo(nil), p.ID())
 			}
 		})
+	}
+}
+
+// TestParseReleasesLargeBuffers: once a large event is dispatched (or
+// fails), the buffers it grew are released, as the Parser's doc states,
+// so an idle parser holds at most 64 KiB per buffer; the input already
+// read past the event survives the move to a small buffer. After one
+// event near MaxEventSize a parser used to keep about three times that
+// for good (1 MiB by default, per Session).
+func TestParseReleasesLargeBuffers(t *testing.T) {
+	const max = 256 << 10
+	const keep = 64 << 10
+	big := strings.Repeat("x", max-10)
+	smalls := strings.Repeat("data: "+strings.Repeat("s", 1000)+"\n\n", 40) // 40 KiB read along with big
+	tests := []struct {
+		name string
+		in   string
+		opts sse.ParserOptions
+		want []sse.Event // then io.EOF, or wantErr
+		err  error
+	}{
+		{name: "one long line", in: "data: " + big + "\n\ndata: after\n\n", want: []sse.Event{msg("", "message", big), msg("", "message", "after")}},
+		{name: "many lines", in: strings.Repeat("data: "+big[:1000]+"\n", 200) + "\ndata: after\n\n",
+			want: []sse.Event{msg("", "message", strings.Repeat(big[:1000]+"\n", 199)+big[:1000]), msg("", "message", "after")}},
+		{name: "input left after the event", in: "data: " + big + "\n\n" + smalls + "data: after\n\n",
+			want: append(append([]sse.Event{msg("", "message", big)}, repeat(msg("", "message", strings.Repeat("s", 1000)), 40)...), msg("", "message", "after"))},
+		{name: "shown comment", in: ": " + big + "\ndata: a\n\n", opts: sse.ParserOptions{ShowCommentEvents: true},
+			want: []sse.Event{{Type: "message", Data: "a", Comment: big}}},
+		{name: "event too large", in: strings.Repeat("data: "+big[:1000]+"\n", 300) + "\n", err: sse.ErrEventTooLarge},
+		{name: "line too large", in: "data: " + big + big + "\n\n", err: sse.ErrEventTooLarge},
+	}
+	for _, tt := range tests {
+		for _, n := range []int{len(tt.in), 32 << 10, 7 << 10} {
+			t.Run(fmt.Sprintf("%s/chunks-%d", tt.name, n), func(t *testing.T) {
+				opts := tt.opts
+				opts.MaxEventSize = max
+				p := sse.NewParser(&chunkReader{data: []byte(tt.in), n: n}, &opts)
+				for i, want := range tt.want {
+					ev, err := p.Next()
+					if err != nil || !reflect.DeepEqual(ev, want) {
+						t.Fatalf("event %d: %.60q…, %v; want %.60q…", i, ev.Data, err, want.Data)
+					}
+				}
+				if read, data, comment := sse.ParserBufferCaps(p); read > keep || data > keep || comment > keep {
+					t.Errorf("after the events: buffers of %d, %d and %d bytes held (read, data, comment), want at most %d each", read, data, comment, keep)
+				}
+				wantErr := tt.err
+				if wantErr == nil {
+					wantErr = io.EOF
+				}
+				if _, err := p.Next(); !errors.Is(err, wantErr) {
+					t.Fatalf("Next = %v, want %v", err, wantErr)
+				}
+				if read, data, comment := sse.ParserBufferCaps(p); read+data+comment != 0 {
+					t.Errorf("after %v: buffers of %d, %d and %d bytes held (read, data, comment), want none", wantErr, read, data, comment)
+				}
+			})
+		}
 	}
 }

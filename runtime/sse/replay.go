@@ -22,7 +22,8 @@ type Store interface {
 
 	// Since returns, oldest first, every event recorded after the event
 	// with the given id. It returns an error wrapping ErrUnknownID when
-	// the store does not hold that id (evicted, or never recorded).
+	// it cannot (the id was evicted with events after it, or never
+	// recorded).
 	Since(id string) ([]Event, error)
 }
 
@@ -33,7 +34,8 @@ const DefaultRingCapacity = 1024
 // Ring is a bounded in-memory Store holding the most recent events. When
 // it is full, appending evicts the oldest event; a client resuming from
 // an evicted id gets ErrUnknownID, which NewStream reports as
-// Stream.Gap.
+// Stream.Gap, except from the id evicted last: the client missed exactly
+// the events held, and gets them all.
 //
 // Ids it assigns are decimal sequence numbers starting at 1 (with a "'"
 // suffix in the unlikely case a caller-given id already took the number);
@@ -51,6 +53,11 @@ type Ring struct {
 	n      int
 	seq    uint64            // sequence number of the last appended event
 	index  map[string]uint64 // id -> sequence number
+	// evicted is the id of the event evicted last: a client resuming
+	// from it missed exactly the events held, so Since can still serve
+	// it (without it, a client capacity events behind was told of a gap
+	// and a Ring of capacity 1 never replayed anything).
+	evicted string
 }
 
 // NewRing returns a Ring holding up to capacity events (default
@@ -80,7 +87,8 @@ func (r *Ring) Append(e Event) (Event, error) {
 		return Event{}, fmt.Errorf("%w %q", ErrDuplicateID, e.ID)
 	}
 	if r.n == len(r.events) {
-		delete(r.index, r.events[r.head].ID)
+		r.evicted = r.events[r.head].ID
+		delete(r.index, r.evicted)
 		r.head = (r.head + 1) % len(r.events)
 		r.n--
 	}
@@ -91,16 +99,23 @@ func (r *Ring) Append(e Event) (Event, error) {
 	return e, nil
 }
 
-// Since returns the events recorded after id, oldest first. The id ""
-// stands for the start of the ring, before its first event: Since("")
-// returns every event appended so far, as long as the ring has evicted
-// none (it fails with ErrUnknownID once it has, as for an evicted id).
-// That is the cursor Last gives for an empty ring.
+// Since returns the events recorded after id, oldest first. The id of
+// the event evicted last is still known: Since returns every event held
+// for it, since those are all that came after it. The id "" stands for
+// the start of the ring, before its first event: Since("") returns every
+// event appended so far, as long as the ring has evicted none (it fails
+// with ErrUnknownID once it has, as for an id evicted earlier). That is
+// the cursor Last gives for an empty ring.
 func (r *Ring) Since(id string) ([]Event, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	seq, ok := r.index[id]
-	if !ok && (id != "" || r.seq > uint64(r.n)) {
+	switch {
+	case ok:
+	case id == "" && r.seq == uint64(r.n): // nothing evicted yet
+	case id != "" && id == r.evicted:
+		seq = r.seq - uint64(r.n) // held events follow it without a gap
+	default:
 		return nil, fmt.Errorf("%w %q", ErrUnknownID, id)
 	}
 	later := int(r.seq - seq)

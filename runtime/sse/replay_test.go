@@ -3,6 +3,8 @@ package sse_test
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -82,5 +84,93 @@ func TestRingLast(t *testing.T) {
 	wg.Wait()
 	if r.Last() != "1000" {
 		t.Fatalf("Last after 1000 appends = %q", r.Last())
+	}
+}
+
+// TestRingResumeFromLastEvicted: a client exactly capacity events behind
+// resumes from the id the ring evicted last, and every event it missed
+// is still held, so Since returns them all rather than ErrUnknownID (the
+// Stream.Gap NewStream would report). It used to fail, and a Ring of
+// capacity 1 could never replay anything. An id evicted before that one
+// is still a gap.
+func TestRingResumeFromLastEvicted(t *testing.T) {
+	for _, capacity := range []int{1, 3} {
+		r := sse.NewRing(capacity)
+		var ids []string
+		for i := range capacity + 2 {
+			e, err := r.Append(sse.Event{Data: fmt.Sprint(i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, e.ID)
+		}
+		// Held: the last capacity ids; ids[1] was evicted last, ids[0]
+		// before it.
+		held := ids[2:]
+		evs, err := r.Since(ids[1])
+		var got []string
+		for _, e := range evs {
+			got = append(got, e.ID)
+		}
+		if err != nil || !reflect.DeepEqual(got, held) {
+			t.Errorf("capacity %d: Since(%q), the id evicted last = %q, %v; want every event held %q", capacity, ids[1], got, err, held)
+		}
+		if _, err := r.Since(ids[0]); !errors.Is(err, sse.ErrUnknownID) {
+			t.Errorf("capacity %d: Since(%q), evicted earlier = %v, want ErrUnknownID", capacity, ids[0], err)
+		}
+		if _, err := r.Since(""); !errors.Is(err, sse.ErrUnknownID) {
+			t.Errorf("capacity %d: Since(\"\") after evictions = %v, want ErrUnknownID", capacity, err)
+		}
+	}
+}
+
+// TestRingConcurrent: Append, Since, Last and Len from several goroutines
+// at once (go test -race), at capacities where every append evicts: a
+// reader following the ring from Last gets contiguous ids, each once, or
+// ErrUnknownID, and Len never exceeds the capacity.
+func TestRingConcurrent(t *testing.T) {
+	for _, capacity := range []int{1, 2, 7} {
+		r := sse.NewRing(capacity)
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				for i := range 2000 {
+					if _, err := r.Append(sse.Event{Data: fmt.Sprint(i)}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		for range 2 {
+			wg.Go(func() {
+				for range 2000 {
+					cur := r.Last()
+					evs, err := r.Since(cur)
+					if err != nil && !errors.Is(err, sse.ErrUnknownID) {
+						t.Error(err)
+						return
+					}
+					prev := cur
+					for _, e := range evs {
+						a, _ := strconv.Atoi(prev)
+						b, _ := strconv.Atoi(e.ID)
+						if prev != "" && b != a+1 {
+							t.Errorf("capacity %d: Since(%q) gave %q after %q", capacity, cur, e.ID, prev)
+							return
+						}
+						prev = e.ID
+					}
+					if n := r.Len(); n > capacity {
+						t.Errorf("capacity %d: Len %d", capacity, n)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if last := r.Last(); last != "4000" || r.Len() != capacity {
+			t.Errorf("capacity %d: after 4000 appends Last = %q, Len = %d", capacity, last, r.Len())
+		}
 	}
 }

@@ -193,9 +193,9 @@ func (s *Stream) Context() context.Context { return s.ctx }
 // Send encodes e (see AppendEvent) and writes and flushes it.
 //
 // After a replay, an event whose ID was among the replayed ones is
-// dropped (Send returns nil) until the first event with a new ID is sent:
-// a handler that subscribed to live events before NewStream thus sends
-// each event exactly once.
+// dropped (Send returns nil, unless the stream has ended) until the
+// first event with a new ID is sent: a handler that subscribed to live
+// events before NewStream thus sends each event exactly once.
 //
 // It returns ErrClientGone once the client has disconnected,
 // ErrStreamClosed after Close, or the write error, which also ends the
@@ -254,6 +254,12 @@ func (s *Stream) Close() error {
 
 func (s *Stream) skipLocked(id string) bool {
 	if s.replayed == nil || id == "" {
+		return false
+	}
+	if s.err != nil || s.ctx.Err() != nil {
+		// The stream has ended: writeLocked reports how (ErrStreamClosed,
+		// ErrClientGone…), as Send documents, rather than a nil that
+		// reads as delivered.
 		return false
 	}
 	if _, ok := s.replayed[id]; ok {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -332,7 +333,12 @@ func TestRing(t *testing.T) {
 	if got, err := r.Since("5"); err != nil || len(got) != 0 {
 		t.Fatalf("Since(5) = %v, %v", got, err)
 	}
-	for _, id := range []string{"2", "1", "6", "", "x"} {
+	// 2 was evicted last: all that came after it is held (see
+	// TestRingResumeFromLastEvicted); 1 was evicted before.
+	if got, err := r.Since("2"); err != nil || len(got) != 3 || got[0].ID != "3" {
+		t.Fatalf("Since(2) = %v, %v", got, err)
+	}
+	for _, id := range []string{"1", "6", "", "x"} {
 		if _, err := r.Since(id); !errors.Is(err, sse.ErrUnknownID) {
 			t.Errorf("Since(%q) = %v, want ErrUnknownID", id, err)
 		}
@@ -411,7 +417,9 @@ func TestStreamReplay(t *testing.T) {
 		{lastID: "", want: []string{"5:live5", "6:live6", "7:live7", "5:again"}},
 		{lastID: "4", want: []string{"5:e5", "6:e6", "7:live7", "5:again"}},
 		{lastID: "6", want: []string{"7:live7", "5:again"}},
-		{lastID: "2", gap: true, want: []string{"2:snapshot", "5:live5", "6:live6", "7:live7", "5:again"}},
+		// 2 was evicted last: the client missed exactly 3 to 6, all held.
+		{lastID: "2", want: []string{"3:e3", "4:e4", "5:e5", "6:e6", "7:live7", "5:again"}},
+		{lastID: "1", gap: true, want: []string{"1:snapshot", "5:live5", "6:live6", "7:live7", "5:again"}},
 		{lastID: "nope", gap: true, want: []string{"nope:snapshot", "5:live5", "6:live6", "7:live7", "5:again"}},
 	}
 	for _, tt := range tests {
@@ -450,5 +458,100 @@ func TestStreamReplayStoreError(t *testing.T) {
 	_, err := sse.NewStream(httptest.NewRecorder(), req, &sse.StreamOptions{Replay: failingStore{}})
 	if err == nil || !strings.Contains(err.Error(), "store down") {
 		t.Fatalf("NewStream = %v, want the store's error", err)
+	}
+}
+
+// TestStreamSendReplayedAfterEnd: once the stream has ended (Close, or
+// the client gone), Send and SendPrepared of an event the replay just
+// delivered report it like any other send (ErrStreamClosed,
+// ErrClientGone) instead of returning nil as if it had gone out. The
+// duplicate check used to come before the check for the end.
+func TestStreamSendReplayedAfterEnd(t *testing.T) {
+	ring := sse.NewRing(8)
+	for i := range 3 {
+		if _, err := ring.Append(sse.Event{Data: string(rune('a' + i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		end  func(s *sse.Stream, cancel context.CancelFunc)
+		want error
+	}{
+		{"closed", func(s *sse.Stream, _ context.CancelFunc) { s.Close() }, sse.ErrStreamClosed},
+		{"client gone", func(_ *sse.Stream, cancel context.CancelFunc) { cancel() }, sse.ErrClientGone},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req := httptest.NewRequestWithContext(ctx, "GET", "/", nil)
+			req.Header.Set("Last-Event-ID", "1")
+			rec := httptest.NewRecorder()
+			s, err := sse.NewStream(rec, req, &sse.StreamOptions{Replay: ring})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if want := "id: 2\ndata: b\n\nid: 3\ndata: c\n\n"; rec.Body.String() != want {
+				t.Fatalf("replay wrote %q, want %q", rec.Body.String(), want)
+			}
+			tt.end(s, cancel)
+			if err := s.Send(sse.Event{ID: "3", Data: "c"}); !errors.Is(err, tt.want) {
+				t.Errorf("Send(replayed id) after the end = %v, want %v", err, tt.want)
+			}
+			p, err := sse.Prepare(sse.Event{ID: "2", Data: "b"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SendPrepared(p); !errors.Is(err, tt.want) {
+				t.Errorf("SendPrepared(replayed id) after the end = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestStreamHTTP10: a Stream answering an HTTP/1.0 request, which has no
+// chunked encoding (RFC 9112 §6.3: the body ends when the connection
+// closes), delivers each event as it is sent, and the stream ends when
+// the handler returns.
+func TestStreamHTTP10(t *testing.T) {
+	release := make(chan struct{})
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := sse.NewStream(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer s.Close()
+		if err := s.Send(sse.Event{ID: "1", Data: "a"}); err != nil {
+			t.Error(err)
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	c, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close() // ends the handler too, should the test fail early
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" || resp.StatusCode != 200 || len(resp.TransferEncoding) != 0 {
+		t.Fatalf("status %d, Content-Type %q, Transfer-Encoding %q", resp.StatusCode, ct, resp.TransferEncoding)
+	}
+	p := sse.NewParser(resp.Body, nil)
+	ev, err := p.Next() // before the handler returns: flushed as sent
+	close(release)
+	if err != nil || ev.Data != "a" || ev.ID != "1" {
+		t.Fatalf("Next = %+v, %v", ev, err)
+	}
+	if ev, err := p.Next(); err != io.EOF {
+		t.Fatalf("Next after the handler returned = %+v, %v; want io.EOF (the connection closed)", ev, err)
 	}
 }
