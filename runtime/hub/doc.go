@@ -69,7 +69,8 @@
 // arrival order. A client that reconnects with Last-Event-ID then resumes:
 //
 //   - on the same node: every later message, once, in order, as long as
-//     the store still holds its id (otherwise Stream.Gap reports it);
+//     the store still holds its id, or evicted it last (otherwise
+//     Stream.Gap reports it);
 //   - on another node that received that message: every message that node
 //     recorded after it. With a single publishing node this is exact.
 //     With several, messages of other publishers that the two nodes saw
