@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cross-library comparison (issue 7): every echo server in cmd/echoserver
 # plus npm ws (node/), driven by one load client (cmd/loadclient) that
-# checks every echoed byte. Servers on core 0, client on core 1 (taskset).
+# checks every echoed byte and length. Servers on core 0, client on core 1
+# (taskset).
 # Each throughput cell starts a fresh server process per library, all at
 # once, and the client takes them in turns: ROUNDS rounds of DURATION per
 # server, the order rotating by one each round. Each idle-memory cell runs
@@ -164,7 +165,7 @@ cell_libs() {
 # rounds (load.Interleave). The machine's speed drifts over seconds; turns
 # of DURATION spread every server's samples over the same stretch of time.
 run_turns() {
-	local c=$1 deflate=$2 handoff=$3 args=$4 attempt lib line round out
+	local c=$1 deflate=$2 handoff=$3 args=$4 attempt lib line round out status
 	local -a cl servers
 	mapfile -t cl < <(cell_libs "$c" "$deflate")
 	for attempt in 1 2; do # one retry: a timeout on an overloaded machine is not a verdict
@@ -175,9 +176,11 @@ run_turns() {
 			[[ $lib == tcp* ]] && s+=",tcp"
 			servers+=(-server "$s")
 		done
+		status=0
 		# shellcheck disable=SC2086
-		if out=$("${cli_pin[@]}" "$work/loadclient" $args -rounds "$ROUNDS" -warmup "$WARMUP" -settle "$SETTLE" \
-			-duration "$DURATION" "${servers[@]}" 2>&1); then
+		out=$("${cli_pin[@]}" "$work/loadclient" $args -rounds "$ROUNDS" -warmup "$WARMUP" -settle "$SETTLE" \
+			-duration "$DURATION" "${servers[@]}" 2>&1) || status=$?
+		if ((status == 0)); then
 			stop_servers
 			while read -r line; do
 				[[ $line == result* ]] || continue
@@ -189,8 +192,10 @@ run_turns() {
 			return 0
 		fi
 		stop_servers
-		if [[ $out == *differ* || $out == *inflate* || $attempt == 2 ]]; then
-			break # a wrong byte is never retried
+		# Status 3 is a verification failure (a wrong byte, length or
+		# opcode; see cmd/loadclient): a verdict, never retried.
+		if ((status == 3 || attempt == 2)); then
+			break
 		fi
 		echo "  retrying $c after: $out" >&2
 	done

@@ -5,9 +5,10 @@
 // process (the quick test) or two (cmd/soak, for 10,000 connections and
 // more: one process's descriptor limit is about 20,000 here).
 //
-// Checks: every message sent is echoed, in order (no loss, no
-// reordering); every SSE subscriber receives every event published while
-// it was subscribed exactly once, in order (a subscriber that falls
+// Checks: every message sent is echoed, in order, with its text intact
+// (no loss, no reordering, no corruption); every SSE subscriber receives
+// every event published while it was subscribed exactly once, in order,
+// from the first published after it subscribed (a subscriber that falls
 // behind is disconnected and resumes with Last-Event-ID); no call fails;
 // resident memory and goroutine counts stay flat after warm-up.
 package soak
@@ -262,6 +263,9 @@ func StartServer(addr string, cfg Config) (*Server, error) {
 		_ = json.NewEncoder(w).Encode(s.Stats())
 	})
 	mux.HandleFunc("/soak/warm", func(w http.ResponseWriter, r *http.Request) { s.Warm() })
+	mux.HandleFunc("/soak/published", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, s.Published())
+	})
 	mux.HandleFunc("/soak/finish", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, s.FinishPublishing())
 	})
@@ -301,6 +305,12 @@ func (s *Server) publish() {
 // Warm marks the end of warm-up in the server's samples.
 func (s *Server) Warm() { s.sampler.warm() }
 
+// Published returns the sequence number of the last event published: its
+// Publish has returned, and the next one's has not begun (one goroutine
+// publishes, and stores the number after Publish returns). RunClients
+// relies on that order. Safe for concurrent use.
+func (s *Server) Published() int64 { return s.lastSeq.Load() }
+
 // FinishPublishing stops the publisher and returns the last sequence
 // number published. Safe to call more than once.
 func (s *Server) FinishPublishing() int64 {
@@ -339,10 +349,11 @@ type Report struct {
 	WS, SSE      int
 	Connect      time.Duration // time to connect every client (warm-up)
 	Sent, Echoed int64
-	Lost         int64 // messages sent and never echoed
-	Reordered    int64 // echoes out of order
+	Lost         int64 // messages sent and never echoed (skipped, or missing at the end)
+	Reordered    int64 // echoes older than one already received
+	Corrupt      int64 // echoes whose text differs from what was sent
 	Events       int64 // SSE events received, all subscribers
-	EventsLost   int64 // gaps in a subscriber's sequence
+	EventsLost   int64 // events due to a subscriber that it never received (see RunClients)
 	Duplicates   int64 // events a subscriber saw twice
 	Errors       int64
 	FirstErrors  []string
@@ -350,10 +361,11 @@ type Report struct {
 	WarmMark     int
 }
 
-// OK reports whether the run lost, reordered, duplicated nothing and saw
-// no error.
+// OK reports whether the run lost, reordered, corrupted, duplicated
+// nothing and saw no error.
 func (r *Report) OK() bool {
-	return r.Errors == 0 && r.Lost == 0 && r.Reordered == 0 && r.EventsLost == 0 && r.Duplicates == 0 && r.Sent > 0 && r.Events > 0
+	return r.Errors == 0 && r.Lost == 0 && r.Reordered == 0 && r.Corrupt == 0 && r.EventsLost == 0 && r.Duplicates == 0 &&
+		r.Sent > 0 && r.Events > 0
 }
 
 type errs struct {
@@ -372,12 +384,18 @@ func (e *errs) add(format string, args ...any) {
 }
 
 // RunClients connects cfg.WS WebSocket clients and cfg.SSE subscribers to
-// the server at addr, runs them for cfg.Duration once all are connected
-// (calling warm then), stops the senders, lets every echo arrive, asks
-// finish for the last event published and waits for every subscriber to
-// reach it.
-func RunClients(ctx context.Context, addr string, cfg Config, warm func(), finish func() (int64, error)) (*Report, error) {
+// the server at addr, 64 dials at a time, runs them for cfg.Duration once
+// all are connected (calling warm then), stops the senders, lets every
+// echo arrive, asks finish for the last event published and waits for
+// every subscriber to reach it. published returns the sequence number of
+// the last event published, with Server.Published's guarantee: it is
+// asked (from many goroutines at once) as each subscription is answered,
+// to know which event must be the subscriber's first.
+func RunClients(ctx context.Context, addr string, cfg Config, warm func(), published, finish func() (int64, error)) (*Report, error) {
 	cfg.Defaults()
+	if published == nil || finish == nil {
+		return nil, errors.New("soak: RunClients needs published and finish")
+	}
 	base := "http://" + addr
 	rep := &Report{WS: cfg.WS, SSE: cfg.SSE}
 	var e errs
@@ -392,26 +410,33 @@ func RunClients(ctx context.Context, addr string, cfg Config, warm func(), finis
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopSend := make(chan struct{})
-	var sent, echoed, lost, reordered, events, eventsLost, dups atomic.Int64
-	var wsDone, sseDone sync.WaitGroup
+	var sent, echoed, lost, reordered, corrupt, events, eventsLost, dups atomic.Int64
+	var wsDone, sseDone, dialing sync.WaitGroup
 	payload := strings.Repeat("m", cfg.Payload)
 
 	start := time.Now()
+	// Each client dials in its own goroutine, which holds one of 64 slots
+	// until its handshake is done: one at a time, 11,000 handshakes wait
+	// on each other's round trips; all at once, they would overrun the
+	// server's accept queue. A failed dial is an error of the run.
 	sem := make(chan struct{}, 64)
 	for i := range cfg.WS {
 		sem <- struct{}{}
-		st, err := client.Echo(runCtx)
-		<-sem
-		if err != nil {
-			e.add("ws %d: connect: %v", i, err)
-			continue
-		}
+		dialing.Add(1)
 		wsDone.Add(1)
 		go func() {
 			defer wsDone.Done()
+			st, err := client.Echo(runCtx)
+			<-sem
+			dialing.Done()
+			if err != nil {
+				e.add("ws %d: connect: %v", i, err)
+				return
+			}
 			recvDone := make(chan int64, 1)
 			go func() {
-				next := int64(0)
+				next := int64(0) // the sequence number due
+				skipped := int64(0)
 				for {
 					res, err := st.Receive()
 					if errors.Is(err, io.EOF) {
@@ -421,13 +446,29 @@ func RunClients(ctx context.Context, addr string, cfg Config, warm func(), finis
 						e.add("ws %d: receive: %v", i, err)
 						break
 					}
-					if res.GetSeq() != next {
+					switch seq := res.GetSeq(); {
+					case seq == next:
+						next++
+					case seq > next:
+						// Those between never came: lost, unless one
+						// turns up later.
+						skipped += seq - next
+						next = seq + 1
+					default:
+						// Older than one already received: one skipped
+						// that came late (not lost after all), or a
+						// duplicate.
 						reordered.Add(1)
-						next = res.GetSeq()
+						if skipped > 0 {
+							skipped--
+						}
 					}
-					next++
+					if res.GetText() != payload {
+						corrupt.Add(1)
+					}
 					echoed.Add(1)
 				}
+				lost.Add(skipped)
 				recvDone <- next
 			}()
 			// A random phase spreads the clients' sends over MsgEvery.
@@ -454,7 +495,7 @@ func RunClients(ctx context.Context, addr string, cfg Config, warm func(), finis
 			}
 			got := <-recvDone
 			if got < n {
-				lost.Add(n - got)
+				lost.Add(n - got) // the last ones sent, never echoed
 			}
 			_ = st.Close()
 		}()
@@ -462,16 +503,38 @@ func RunClients(ctx context.Context, addr string, cfg Config, warm func(), finis
 	progress := make([]atomic.Int64, cfg.SSE) // each subscriber's last sequence number
 	for i := range cfg.SSE {
 		progress[i].Store(-1)
-		sess, err := sse.Connect(runCtx, base+TicksPath, &sse.ClientOptions{HTTPClient: hc, ReconnectionTime: 200 * time.Millisecond})
-		if err != nil {
-			e.add("sse %d: connect: %v", i, err)
-			progress[i].Store(math.MaxInt64) // counted already
-			continue
-		}
+		sem <- struct{}{}
+		dialing.Add(1)
 		sseDone.Add(1)
 		go func() {
 			defer sseDone.Done()
+			sess, err := sse.Connect(runCtx, base+TicksPath, &sse.ClientOptions{HTTPClient: hc, ReconnectionTime: 200 * time.Millisecond})
+			var mark int64
+			if err == nil {
+				if mark, err = published(); err != nil {
+					sess.Close()
+					err = fmt.Errorf("published: %w", err)
+				}
+			}
+			<-sem
+			dialing.Done()
+			if err != nil {
+				e.add("sse %d: connect: %v", i, err)
+				progress[i].Store(math.MaxInt64) // counted already
+				return
+			}
 			defer sess.Close()
+			// The first event due. Connect returns once the server has
+			// answered, and the hub registers a subscriber before it
+			// answers (hub.Topic.ServeSSE), so the subscription existed
+			// when mark was read. The publisher stores a number only once
+			// its Publish has returned and begins the next Publish after
+			// that: Publish(mark+2) began after the subscription existed,
+			// and it must be delivered. Publish(mark+1) may have been under
+			// way while the subscription was made, so it may be missing;
+			// no event can be required earlier than mark+2 without a false
+			// alarm.
+			due := mark + 2
 			prev := int64(-1)
 			for {
 				ev, err := sess.Next()
@@ -488,7 +551,11 @@ func RunClients(ctx context.Context, addr string, cfg Config, warm func(), finis
 				}
 				events.Add(1)
 				switch seq := tick.GetSeq(); {
-				case prev < 0, seq == prev+1:
+				case prev < 0:
+					if seq > due {
+						eventsLost.Add(seq - due) // published after it subscribed, never received
+					}
+				case seq == prev+1:
 				case seq <= prev:
 					dups.Add(1)
 				default:
@@ -499,6 +566,7 @@ func RunClients(ctx context.Context, addr string, cfg Config, warm func(), finis
 			}
 		}()
 	}
+	dialing.Wait()
 	rep.Connect = time.Since(start)
 	if warm != nil {
 		warm()
@@ -532,7 +600,7 @@ func RunClients(ctx context.Context, addr string, cfg Config, warm func(), finis
 	}
 	cancel() // ends the subscriptions
 	sseDone.Wait()
-	rep.Sent, rep.Echoed, rep.Lost, rep.Reordered = sent.Load(), echoed.Load(), lost.Load(), reordered.Load()
+	rep.Sent, rep.Echoed, rep.Lost, rep.Reordered, rep.Corrupt = sent.Load(), echoed.Load(), lost.Load(), reordered.Load(), corrupt.Load()
 	rep.Events, rep.EventsLost, rep.Duplicates = events.Load(), eventsLost.Load(), dups.Load()
 	rep.Errors = e.n.Load()
 	rep.FirstErrors = e.first
@@ -599,8 +667,8 @@ func Summary(cfg Config, rep *Report, srv ServerStats) string {
 	fmt.Fprintf(w, "soak: %d WebSocket clients (a message every %v, pings every %v), %d SSE subscribers (an event every %v), %v steady state\n",
 		cfg.WS, cfg.MsgEvery, cfg.PingEvery, cfg.SSE, cfg.TickEvery, cfg.Duration)
 	fmt.Fprintf(w, "connect: all clients in %v\n", rep.Connect.Round(time.Millisecond))
-	fmt.Fprintf(w, "websocket: sent %d, echoed %d, lost %d, reordered %d; server sessions %d, echoed %d, handler failures %d\n",
-		rep.Sent, rep.Echoed, rep.Lost, rep.Reordered, srv.Sessions, srv.Echoed, srv.Failures)
+	fmt.Fprintf(w, "websocket: sent %d, echoed %d, lost %d, reordered %d, corrupt %d; server sessions %d, echoed %d, handler failures %d\n",
+		rep.Sent, rep.Echoed, rep.Lost, rep.Reordered, rep.Corrupt, srv.Sessions, srv.Echoed, srv.Failures)
 	fmt.Fprintf(w, "sse: published %d, received %d in all, lost %d, duplicated %d; hub delivered %d, disconnected %d slow subscribers\n",
 		srv.Published, rep.Events, rep.EventsLost, rep.Duplicates, srv.Hub.Delivered, srv.Hub.Disconnected)
 	fmt.Fprintf(w, "errors: %d client, %d server", rep.Errors, srv.Failures)

@@ -26,7 +26,9 @@ func TestSoakShort(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	rep, err := soak.RunClients(ctx, srv.Addr, cfg, srv.Warm, func() (int64, error) { return srv.FinishPublishing(), nil })
+	rep, err := soak.RunClients(ctx, srv.Addr, cfg, srv.Warm,
+		func() (int64, error) { return srv.Published(), nil },
+		func() (int64, error) { return srv.FinishPublishing(), nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +40,7 @@ func TestSoakShort(t *testing.T) {
 	}
 	t.Log("\n" + soak.Summary(cfg, rep, stats))
 	if !rep.OK() || stats.Failures != 0 {
-		t.Fatal("the soak lost, reordered or failed something (see the summary)")
+		t.Fatal("the soak lost, reordered, corrupted or failed something (see the summary)")
 	}
 	if rep.Sent < int64(cfg.WS)*int64(cfg.Duration/cfg.MsgEvery)/2 {
 		t.Errorf("only %d messages sent", rep.Sent)

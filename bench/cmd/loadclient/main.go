@@ -9,13 +9,24 @@
 //
 //	result server=… round=… msgs=… secs=… msgs_per_s=… …
 //
-// Every echoed byte is checked; a mismatch exits with status 1.
+// Every echo is checked: its opcode, its length and every byte. Exit
+// status:
+//
+//	0  every echo was right
+//	1  the run could not be made (a refused or timed-out connection, say):
+//	   worth a retry on a quieter machine
+//	2  bad flags
+//	3  a verification failure (load.ErrVerify): the server echoed a wrong
+//	   byte, length or opcode, or sent a frame no conforming server sends;
+//	   a retry cannot mend it, and bench/run.sh makes none
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -43,13 +54,18 @@ func main() {
 		servers = append(servers, s)
 		return err
 	})
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: loadclient [flags]\n"+
+			"exit status: 0 ok, 1 the run failed, 2 bad flags, 3 an echo failed verification (never worth a retry)\n")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	cfg.Raw = *raw
 	fdlimit.Raise()
 	if len(servers) > 0 {
 		slices, err := load.Interleave(cfg, servers, *rounds)
 		if err != nil {
-			log.Fatalf("loadclient: %v", err)
+			fail(err)
 		}
 		for _, s := range slices {
 			fmt.Printf("result server=%s round=%d %s\n", s.Server, s.Round, strings.TrimPrefix(s.Result.String(), "result "))
@@ -58,9 +74,28 @@ func main() {
 	}
 	res, err := load.Run(cfg)
 	if err != nil {
-		log.Fatalf("loadclient: %v", err)
+		fail(err)
 	}
 	fmt.Println(res)
+}
+
+// Exit statuses beyond flag's 2 (see the package comment).
+const (
+	exitFailed   = 1
+	exitMismatch = 3
+)
+
+// exitCode is the status a run that ended in err exits with.
+func exitCode(err error) int {
+	if errors.Is(err, load.ErrVerify) {
+		return exitMismatch
+	}
+	return exitFailed
+}
+
+func fail(err error) {
+	log.Printf("loadclient: %v", err)
+	os.Exit(exitCode(err))
 }
 
 // parseServer parses -server's name=addr[,pid=N][,tcp].

@@ -1,8 +1,8 @@
 // Package load is the one load client for every echo server in the
 // comparison: a small RFC 6455 client written here (not the library under
-// test) that masks what it sends, checks every byte that comes back, and
-// offers permessage-deflate with context takeover for the compressed
-// scenario.
+// test) that masks what it sends, checks every byte that comes back and
+// each message's length, and offers permessage-deflate with context
+// takeover for the compressed scenario.
 package load
 
 import (
@@ -48,6 +48,10 @@ type conn struct {
 	r, w int
 	wbuf []byte
 	key  uint32 // xorshift state for masking keys
+	// maxFrame is the largest frame payload the client accepts (connect
+	// sets it from the scenario): a longer one is an error, not a buffer
+	// of whatever size its header claims.
+	maxFrame int
 
 	// permessage-deflate, when negotiated.
 	deflate     bool
@@ -228,10 +232,14 @@ type frame struct {
 }
 
 // frameLen returns the length of the complete frame at the start of b, or 0
-// if b does not hold a whole one yet; hdr is the header's length.
-func frameLen(b []byte) (total, hdr int) {
+// if b does not hold its header yet, or minus the frame's length if it
+// holds the header but not the whole payload; hdr is the header's length.
+// A payload length above limit is an error, and so is one with its most
+// significant bit set (RFC 6455 §5.2: that bit MUST be 0), which as an int
+// would be negative.
+func frameLen(b []byte, limit int) (total, hdr int, err error) {
 	if len(b) < 2 {
-		return 0, 0
+		return 0, 0, nil
 	}
 	hdr = 2
 	n := uint64(b[1] & 0x7F)
@@ -239,36 +247,45 @@ func frameLen(b []byte) (total, hdr int) {
 	case 126:
 		hdr = 4
 		if len(b) < hdr {
-			return 0, 0
+			return 0, 0, nil
 		}
 		n = uint64(binary.BigEndian.Uint16(b[2:]))
 	case 127:
 		hdr = 10
 		if len(b) < hdr {
-			return 0, 0
+			return 0, 0, nil
 		}
 		n = binary.BigEndian.Uint64(b[2:])
+		if n>>63 != 0 {
+			return 0, 0, verifyf("frame length %#x has its most significant bit set (RFC 6455 §5.2)", n)
+		}
+	}
+	if n > uint64(limit) {
+		return 0, 0, verifyf("frame of %d bytes, more than the %d this scenario's echoes can need", n, limit)
 	}
 	if b[1]&maskBit != 0 {
 		hdr += 4
 	}
 	total = hdr + int(n)
 	if len(b) < total {
-		return -total, hdr // negative: need this many bytes in all
+		return -total, hdr, nil // negative: need this many bytes in all
 	}
-	return total, hdr
+	return total, hdr, nil
 }
 
 // buffered reports whether a whole frame is already in the read buffer.
 func (c *conn) buffered() bool {
-	t, _ := frameLen(c.rbuf[c.r:c.w])
+	t, _, _ := frameLen(c.rbuf[c.r:c.w], c.maxFrame)
 	return t > 0
 }
 
 // readFrame returns the next frame, reading as needed.
 func (c *conn) readFrame() (frame, error) {
 	for {
-		t, hdr := frameLen(c.rbuf[c.r:c.w])
+		t, hdr, err := frameLen(c.rbuf[c.r:c.w], c.maxFrame)
+		if err != nil {
+			return frame{}, err
+		}
 		if t > 0 {
 			b := c.rbuf[c.r : c.r+t]
 			c.r += t
@@ -276,7 +293,7 @@ func (c *conn) readFrame() (frame, error) {
 			f := frame{op: b[0] & 0x0F, fin: b[0]&finBit != 0, rsv1: b[0]&rsv1Bit != 0, payload: b[hdr:]}
 			if b[1]&maskBit != 0 {
 				if !c.raw {
-					return f, errors.New("masked frame from server")
+					return f, verifyf("masked frame from server (RFC 6455 §5.1)")
 				}
 				maskCopy(binary.LittleEndian.Uint32(b[hdr-4:]), f.payload, f.payload)
 			}
@@ -305,44 +322,45 @@ func (c *conn) readFrame() (frame, error) {
 }
 
 // readMessage reads one data message, calling chunk for each fragment's
-// payload (compressed payloads go to the inflater first, see message).
+// payload (compressed payloads go to the inflater first, see message),
+// and returns the message's length as sent (compressed, if it was).
 // Pings are answered; a close frame ends the connection with an error.
-func (c *conn) readMessage(chunk func(op byte, rsv1 bool, off int, p []byte) error) error {
+func (c *conn) readMessage(chunk func(op byte, rsv1 bool, off int, p []byte) error) (int, error) {
 	off := 0
 	var op byte
 	var rsv1 bool
 	for {
 		f, err := c.readFrame()
 		if err != nil {
-			return err
+			return off, err
 		}
 		switch f.op {
 		case opPing:
 			c.appendFrame(opPong, false, f.payload, nil)
 			if err := c.flush(); err != nil {
-				return err
+				return off, err
 			}
 			continue
 		case opPong:
 			continue
 		case opClose:
-			return fmt.Errorf("server closed the connection: % x", f.payload)
+			return off, fmt.Errorf("server closed the connection: % x", f.payload)
 		case opContinuation:
 			if off == 0 && op == 0 {
-				return errors.New("continuation without a message")
+				return off, verifyf("continuation without a message (RFC 6455 §5.4)")
 			}
 		default:
 			if op != 0 {
-				return errors.New("new message inside a fragmented one")
+				return off, verifyf("new message inside a fragmented one (RFC 6455 §5.4)")
 			}
 			op, rsv1 = f.op, f.rsv1
 		}
 		if err := chunk(op, rsv1, off, f.payload); err != nil {
-			return err
+			return off, err
 		}
 		off += len(f.payload)
 		if f.fin {
-			return nil
+			return off, nil
 		}
 	}
 }
@@ -408,20 +426,66 @@ func (f *feed) ReadByte() (byte, error) {
 
 var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
 
-// inflate decompresses the message just fed and checks it equals want.
+// inflate decompresses the message just fed and checks it is want, every
+// byte and its length. It asks for one byte more than want: the inflater
+// hands its output over at each sync flush (the end of a compressed
+// message, RFC 7692 §7.2.1), so the read that completes want also brings
+// whatever that flush released beyond it. Reading on until the inflater
+// says its input is spent would settle every case, but leaves it unable
+// to go on (its errors stick) where the next message needs the window
+// this one left (context takeover).
 func (c *conn) inflate(want []byte) error {
 	c.feed.add(deflateTail)
-	if cap(c.scratch) < len(want) {
-		c.scratch = make([]byte, len(want))
+	if cap(c.scratch) < len(want)+1 {
+		c.scratch = make([]byte, len(want)+1)
 	}
-	got := c.scratch[:len(want)]
-	if _, err := io.ReadFull(c.inflater, got); err != nil {
-		return fmt.Errorf("inflate: %w", err)
+	got := c.scratch[:len(want)+1]
+	n, err := io.ReadAtLeast(c.inflater, got, len(want))
+	switch {
+	case n > len(want):
+		extra, _ := c.drain()
+		return verifyf("echo of %d bytes, want %d", n+extra, len(want))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// The input ran out before want was complete.
+		return verifyf("echo of %d bytes, want %d", n, len(want))
+	case err != nil:
+		return verifyf("inflate: %v", err)
 	}
-	if !bytes.Equal(got, want) {
-		return errors.New("inflated echo differs from what was sent")
+	if !bytes.Equal(got[:n], want) {
+		return verifyf("inflated echo differs from what was sent")
+	}
+	if c.feed.pos < len(c.feed.buf) && c.serverNoCtx {
+		// Input is left after want was complete: more deflate blocks,
+		// which may hold more text (a longer echo) or none (a second sync
+		// flush). The next compressed message resets the inflater, so it
+		// can be run to the end of its input. Under context takeover it
+		// cannot (see above); there those blocks stay in the feed, and
+		// any text they hold comes out ahead of the next message's, which
+		// then differs: a longer echo is caught one message late, on
+		// every message but a connection's last.
+		extra, err := c.drain()
+		if extra > 0 {
+			return verifyf("echo of %d bytes, want %d", n+extra, len(want))
+		}
+		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return verifyf("inflate: %v", err)
+		}
 	}
 	return nil
+}
+
+// drain inflates what is left of the input and returns how many bytes it
+// gave, with the error that stopped it (io.ErrUnexpectedEOF when the
+// input ran out). The inflater is of no use afterwards until reset.
+func (c *conn) drain() (int, error) {
+	n := 0
+	for {
+		k, err := c.inflater.Read(c.scratch[:cap(c.scratch)])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // resetInflater starts a message without the previous messages' window.

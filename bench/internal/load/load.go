@@ -64,7 +64,8 @@ func (r Result) String() string {
 		r.Msgs, r.Secs, r.MsgsPerSec, r.MBPerSec, r.WireRatio, r.Takeover, r.CPUPerMsg, r.UserPerMsg)
 }
 
-// Run runs cfg and verifies every echoed byte; any mismatch is an error.
+// Run runs cfg and verifies every echo: its opcode, its length and every
+// byte. A mismatch is an error that matches ErrVerify.
 func Run(cfg Config) (Result, error) {
 	cfg.defaults()
 	switch cfg.Scenario {
@@ -209,15 +210,17 @@ func (s *stream) send(n int) {
 	}
 }
 
-// receive reads and checks the echo of message s.recv.
+// receive reads and checks the echo of message s.recv. Each chunk is
+// checked as it comes (a prefix of what was sent), and the whole message's
+// length once it has come: a message that ends early passes every chunk.
 func (s *stream) receive() error {
 	i := s.recv
 	if s.m.jsons != nil {
 		want := s.m.jsons[int(i%uint64(len(s.m.jsons)))]
 		compressed := false
-		err := s.c.readMessage(func(op byte, rsv1 bool, off int, p []byte) error {
+		n, err := s.c.readMessage(func(op byte, rsv1 bool, off int, p []byte) error {
 			if op != opText {
-				return fmt.Errorf("message %d: opcode %d, want text", i, op)
+				return verifyf("message %d: opcode %d, want text", i, op)
 			}
 			if off == 0 && rsv1 {
 				compressed = true
@@ -229,8 +232,11 @@ func (s *stream) receive() error {
 				s.c.feed.add(p)
 				return nil
 			}
-			if off+len(p) > len(want) || !bytes.Equal(p, want[off:off+len(p)]) {
-				return fmt.Errorf("message %d: echo differs at %d", i, off)
+			if end := off + len(p); end > len(want) {
+				return verifyf("message %d: echo of at least %d bytes, want %d", i, end, len(want))
+			}
+			if !bytes.Equal(p, want[off:off+len(p)]) {
+				return verifyf("message %d: echo differs at %d", i, off)
 			}
 			return nil
 		})
@@ -238,26 +244,28 @@ func (s *stream) receive() error {
 			return err
 		}
 		if compressed {
+			// n is the compressed length; inflate checks the text's.
 			if err := s.c.inflate(want); err != nil {
 				return fmt.Errorf("message %d: %w", i, err)
 			}
+		} else if n != len(want) {
+			return verifyf("message %d: echo of %d bytes, want %d", i, n, len(want))
 		}
 		s.payload += int64(len(want))
 	} else {
 		binary.LittleEndian.PutUint64(s.seqBuf[:], i)
-		total := 0
-		err := s.c.readMessage(func(op byte, _ bool, off int, p []byte) error {
+		n, err := s.c.readMessage(func(op byte, _ bool, off int, p []byte) error {
 			if op != opBinary {
-				return fmt.Errorf("message %d: opcode %d, want binary", i, op)
+				return verifyf("message %d: opcode %d, want binary", i, op)
 			}
-			if off+len(p) > len(s.m.pat) {
-				return fmt.Errorf("message %d: echo longer than %d bytes", i, len(s.m.pat))
+			if end := off + len(p); end > len(s.m.pat) {
+				return verifyf("message %d: echo of at least %d bytes, want %d", i, end, len(s.m.pat))
 			}
 			want := s.m.pat[off : off+len(p)]
 			// The first 8 bytes carry the sequence number.
 			for j := off; j < 8 && j < off+len(p); j++ {
 				if p[j-off] != s.seqBuf[j] {
-					return fmt.Errorf("message %d: sequence byte %d differs (out of order or corrupt)", i, j)
+					return verifyf("message %d: sequence byte %d differs (out of order or corrupt)", i, j)
 				}
 			}
 			if k := 8 - off; k > 0 {
@@ -267,13 +275,15 @@ func (s *stream) receive() error {
 				p, want = p[k:], want[k:]
 			}
 			if !bytes.Equal(p, want) {
-				return fmt.Errorf("message %d: echo differs from what was sent", i)
+				return verifyf("message %d: echo differs from what was sent", i)
 			}
-			total += len(p)
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		if n != len(s.m.pat) {
+			return verifyf("message %d: echo of %d bytes, want %d", i, n, len(s.m.pat))
 		}
 		s.payload += int64(len(s.m.pat))
 	}
@@ -433,12 +443,22 @@ func connect(cfg Config, srv Server, m *messages) ([]*stream, error) {
 	if cfg.Size+14 > rbuf {
 		rbuf = cfg.Size + 14
 	}
+	// The largest frame an echo can need: the largest message, with room
+	// for a compressor that makes it longer (9 bits a byte with fixed
+	// Huffman codes, RFC 1951 §3.2.6, and block headers) and for control
+	// frames (125 bytes at most, RFC 6455 §5.5).
+	largest := cfg.Size
+	for _, p := range m.jsons {
+		largest = max(largest, len(p))
+	}
+	maxFrame := largest + largest/8 + 1024
 	streams := make([]*stream, 0, cfg.Conns)
 	for i := range cfg.Conns {
 		c, err := dial(srv.Addr, srv.Raw, deflate, rbuf)
 		if err != nil {
 			return streams, srv.wrap(fmt.Errorf("connection %d: %w", i, err))
 		}
+		c.maxFrame = maxFrame
 		if srv.Raw && deflate {
 			// The TCP echo returns our own stream: context takeover both ways.
 			c.serverNoCtx, c.clientNoCtx, c.clientBits = false, false, 15

@@ -5,8 +5,8 @@
 //	soak -ws 10000 -sse 1000 -duration 10m       # both processes
 //	soak -mode server -addr 127.0.0.1:0 ...       # the server alone
 //
-// It prints a summary and exits 1 when anything was lost, reordered or
-// failed, or when memory or goroutines grew after warm-up.
+// It prints a summary and exits 1 when anything was lost, reordered,
+// corrupted or failed, or when memory or goroutines grew after warm-up.
 package main
 
 import (
@@ -117,6 +117,13 @@ func clients(addr string, cfg soak.Config) int {
 		b, err := io.ReadAll(resp.Body)
 		return string(b), err
 	}
+	number := func(path string) (int64, error) {
+		s, err := post(path)
+		if err != nil {
+			return 0, err
+		}
+		return strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT)
 	defer stop()
 	log.Printf("soak: connecting %d WebSocket clients and %d SSE subscribers to %s", cfg.WS, cfg.SSE, addr)
@@ -127,13 +134,8 @@ func clients(addr string, cfg soak.Config) int {
 				log.Printf("warm: %v", err)
 			}
 		},
-		func() (int64, error) {
-			s, err := post("/soak/finish")
-			if err != nil {
-				return 0, err
-			}
-			return strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-		})
+		func() (int64, error) { return number("/soak/published") },
+		func() (int64, error) { return number("/soak/finish") })
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -155,7 +157,7 @@ func clients(addr string, cfg soak.Config) int {
 	sd := soak.DriftOf(stats.Samples, stats.WarmMark)
 	cd := soak.DriftOf(rep.Samples, rep.WarmMark)
 	if !rep.OK() || stats.Failures != 0 {
-		fmt.Println("FAIL: something was lost, reordered or failed")
+		fmt.Println("FAIL: something was lost, reordered, corrupted or failed")
 		return 1
 	}
 	if !sd.Flat(cfg.SSE) || !cd.Flat(0) {
