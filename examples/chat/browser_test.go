@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 
 	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
 	"github.com/wsrpc/wsrpc/internal/browsertest"
+	"github.com/wsrpc/wsrpc/internal/runtest"
 	"github.com/wsrpc/wsrpc/runtime/codec"
 )
 
@@ -49,11 +54,15 @@ func pageText(sel, s string) string {
 }
 
 // TestBrowserChat: two Chromium tabs load the page the server embeds and
-// join the lobby through the real form, as Ada and Bob. A message Ada
-// types and sends appears in both tabs (on Ada's side as her own), the
-// activity sidebar of both tabs, fed by EventSource, shows the joins and
-// the message, and the WebSocket is the page's own with the "wsrpc.json"
-// subprotocol. A screenshot of Ada's tab is saved as an artifact.
+// join the lobby through the real form, as Ada and Bob; Bob's tab first
+// tries "ADA" and is told the name is taken (the page marks its own
+// messages by name: before, two tabs named Ada each showed the other's
+// messages as their own). A message Ada types and sends appears in both
+// tabs (on Ada's side as her own), the activity sidebar of both tabs,
+// fed by EventSource, shows the joins and the message, and the WebSocket
+// is the page's own with the "wsrpc.json" subprotocol. A screenshot of
+// Ada's tab is saved as an artifact. Bob then leaves with the Leave
+// button: his tab sees his own departure and shows no error.
 func TestBrowserChat(t *testing.T) {
 	url, _ := startChat(t, config{NodeID: "demo"})
 	ada := browsertest.New(t)
@@ -67,10 +76,23 @@ func TestBrowserChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tab := range []struct {
-		ctx  context.Context
-		name string
-	}{{ada, "Ada"}, {bob, "Bob"}} {
+		ctx   context.Context
+		name  string
+		taken string // a name to try first, which another tab has
+	}{{ada, "Ada", ""}, {bob, "Bob", "ADA"}} {
 		poll(t, tab.ctx, tab.name+": feed live", pageText("#feed-state", "live"))
+		if tab.taken != "" {
+			if err := chromedp.Do(tab.ctx,
+				chromedp.SendKeys(chromedp.CSS("#name"), tab.taken),
+				chromedp.Click(chromedp.CSS("#join")),
+			); err != nil {
+				t.Fatal(err)
+			}
+			poll(t, tab.ctx, tab.name+": "+tab.taken+" refused", `!document.querySelector("#join-error").hidden && `+pageText("#join-error", "name taken in this room"))
+			if _, err := chromedp.Run(tab.ctx, chromedp.Evaluate[string](`document.querySelector("#name").value = ""`)); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := chromedp.Do(tab.ctx,
 			chromedp.SendKeys(chromedp.CSS("#name"), tab.name),
 			chromedp.Click(chromedp.CSS("#join")),
@@ -122,6 +144,18 @@ func TestBrowserChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
+
+	// Leave: the page ends its side; the server sends what is queued for
+	// it, its own departure included, then closes normally.
+	if err := chromedp.Do(bob, chromedp.Click(chromedp.CSS("#leave"))); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, bob, "Bob sees himself leave", pageText("#messages .system", "Bob left"))
+	poll(t, bob, "Bob not joined", `document.querySelector("#where").textContent === "not joined"`)
+	poll(t, ada, "Ada sees Bob leave", pageText("#messages .system", "Bob left"))
+	if shown, err := chromedp.Run(bob, chromedp.Evaluate[string](`document.querySelector("#join-error").hidden ? "" : document.querySelector("#join-error").textContent`)); err != nil || shown != "" {
+		t.Errorf("after Leave Bob's page shows the error %q (%v)", shown, err)
+	}
 }
 
 // TestBrowserPageBounded: a page left open keeps the latest 500 entries
@@ -177,4 +211,53 @@ func TestBrowserPageBounded(t *testing.T) {
 	poll(t, tab, "the feed stopped", `window.stoppedFeed.readyState === EventSource.CLOSED`)
 	poll(t, tab, "a new feed, live", `es !== window.stoppedFeed && es.readyState === EventSource.OPEN && document.querySelector("#feed-state").textContent === "live"`)
 	poll(t, tab, "the new feed's backlog", pageText("#activity li", "Dan: burst 10 message 63"))
+}
+
+// TestBrowserFeedRestartsAfterRefusal: while the server restarts, its
+// address answers 503 for a while, as a reverse proxy does when its
+// backend is down. EventSource gives up for good on an answer other than
+// a 200 event stream (WHATWG HTML §9.2.3: readyState CLOSED); the page
+// then starts a new feed itself, after 1 s, then 2 s (doubling up to
+// 30 s), saying so, and once the server is back the feed is live again
+// and shows the room. Before, the page said "reconnecting" and the feed
+// stayed dead until the page was reloaded.
+func TestBrowserFeedRestartsAfterRefusal(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	start := func() *runtest.Server {
+		return runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
+			return run(ctx, config{Addr: addr, NodeID: "demo"}, out)
+		})
+	}
+	s := start()
+	tab := browsertest.New(t)
+	if err := chromedp.Do(tab, chromedp.Navigate(s.URL)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, tab, "feed live", pageText("#feed-state", "live"))
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if ln, err = net.Listen("tcp", addr); err != nil {
+		t.Fatal(err)
+	}
+	down := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "backend restarting", http.StatusServiceUnavailable)
+	})}
+	go down.Serve(ln)
+	defer down.Close()
+	state := `document.querySelector("#feed-state").textContent`
+	poll(t, tab, "refused feed: a new one in 1 s", `es.readyState === EventSource.CLOSED && `+state+` === "reconnecting in 1s"`)
+	poll(t, tab, "refused again: a new one in 2 s", `es.readyState === EventSource.CLOSED && `+state+` === "reconnecting in 2s"`)
+	down.Close()
+	s = start()
+	poll(t, tab, "feed live again", `es.readyState === EventSource.OPEN && `+state+` === "live"`)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	session(t, ctx, s.URL, "lobby", "Eve", codec.JSON)
+	poll(t, tab, "the new feed shows the room", pageText("#activity li", "Eve joined"))
 }

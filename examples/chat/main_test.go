@@ -325,6 +325,48 @@ func TestShutdownStalledWatcher(t *testing.T) {
 	}
 }
 
+// TestShutdownStalledMember: a chat member (a WebSocket session) that
+// stopped reading, with the server's writes to it blocked, does not hold
+// up the shutdown: run returns nil within runtest's bound on Stop, where
+// the package doc promises about 5 s. TestShutdownStalledWatcher is the
+// same for an SSE watcher; a member's session ends through the chat
+// service's own teardown (its subscription, the departure it publishes).
+func TestShutdownStalledMember(t *testing.T) {
+	logs := &runtest.Buffer{}
+	s := runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
+		return run(ctx, config{Addr: "127.0.0.1:0", NodeID: "n1"}, io.MultiWriter(out, logs))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stalled := &http.Client{Transport: &http.Transport{DialContext: smallRcvBuf}}
+	st, err := chatv1wsrpc.NewChatServiceClient(stalled, s.URL, wsrpc.WithCodecs(codec.JSON)).Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Room: "lobby", Name: "Mallory"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Receive(); err != nil {
+		t.Fatal(err)
+	}
+	// Never read again. Ada says 50 long lines, fewer than the 64 a
+	// member may fall behind before it is disconnected: Mallory stays.
+	ada, _ := session(t, ctx, s.URL, "lobby", "Ada", codec.JSON)
+	line := strings.Repeat("✓", 1000)
+	for range 50 {
+		say(t, ada, line)
+		nextMessage(t, ada)
+	}
+	ada.Close()
+	time.Sleep(500 * time.Millisecond) // let the writes to Mallory block
+	start := time.Now()
+	if err := s.Stop(); err != nil {
+		t.Fatalf("run with one stalled chat member: %v\nlog:\n%s", err, logs.String())
+	}
+	t.Logf("shutdown took %v", time.Since(start))
+}
+
 // TestStartNodeID: -node names the node, and each start adds a random
 // suffix within the hub's 64-byte limit on node ids.
 func TestStartNodeID(t *testing.T) {

@@ -21,7 +21,13 @@ import (
 // appended to that file as one JSON line before it is sent, so a server
 // restarted on the same file resumes clients from their Last-Event-ID.
 // Lines are written, not synced: the journal survives the process, not
-// the machine. Opening compacts the file to the events it keeps.
+// the machine. Opening compacts the file to the last limit events, and
+// so does Append once the file holds compactFactor times that many, so
+// the file stays bounded however long the server runs. A compaction
+// writes a temporary file and renames it over the journal: a crash
+// leaves one or the other whole. The rewritten file keeps the journal's
+// permission bits (a new journal is 0600), and a journal given as a
+// symbolic link stays one: its target is what is rewritten.
 //
 // A server restarted under the same node id (-node) numbers its events
 // from 1 again: the hub's ids are "<node>-<seq>" and its sequence lives
@@ -46,6 +52,14 @@ type journal struct {
 	w      *bufio.Writer  // over f
 	line   bytes.Buffer   // scratch
 
+	path      string      // the file rewritten: the journal's, a link resolved
+	mode      fs.FileMode // its permission bits
+	lines     int         // events in the file
+	compactAt int         // lines at which Append compacts the file
+	// onError, when set, is told of a failed compaction during the run
+	// (the file is then kept as it is and appended to). Set before use.
+	onError func(error)
+
 	// renumber is, per node id, the highest sequence number the file had
 	// when opened, until the node's first new event decides its offset
 	// (nil: none).
@@ -54,6 +68,13 @@ type journal struct {
 	// node whose numbering started again at or below it (nil: none).
 	offset map[string]uint64
 }
+
+// compactFactor times the journal's limit is how many events the file
+// holds at most: Append then compacts it to the last limit. That is one
+// rewrite of limit lines every (compactFactor-1)×limit events, a third of
+// a line more written per event on average, off the path of all others;
+// and a restart reads at most compactFactor×limit lines.
+const compactFactor = 4
 
 // record is one journal line.
 type record struct {
@@ -69,7 +90,17 @@ func openJournal(path string, limit int) (*journal, error) {
 	if path == "" {
 		return j, nil
 	}
-	evs, err := loadJournal(path)
+	target, err := journalTarget(path)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j.path, j.mode = target, 0o600
+	if fi, err := os.Stat(target); err == nil {
+		j.mode = fi.Mode().Perm()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	evs, err := loadJournal(target)
 	if err != nil {
 		return nil, err
 	}
@@ -90,24 +121,91 @@ func openJournal(path string, limit int) (*journal, error) {
 		j.record(e)
 	}
 	// Compact: rewrite what is kept, then append to it.
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
-	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+	if err := j.rewrite(evs); err != nil {
+		return nil, err
 	}
-	j.f, j.w = tmp, bufio.NewWriter(tmp)
+	j.compactAt = compactFactor * limit
+	return j, nil
+}
+
+// journalTarget returns the file that the journal at path is: path, or
+// the file a symbolic link there points to, which may not exist yet.
+// Renaming the compacted file over the link would replace the link.
+func journalTarget(path string) (string, error) {
+	if p, err := filepath.EvalSymlinks(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return p, err
+	}
+	// A missing file, or a link to one: follow the links by hand.
+	for range 40 {
+		fi, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) || err == nil && fi.Mode()&fs.ModeSymlink == 0 {
+			return path, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		dst, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(dst) {
+			dst = filepath.Join(filepath.Dir(path), dst)
+		}
+		path = dst
+	}
+	return "", fmt.Errorf("%s: too many links", path)
+}
+
+// rewrite replaces the file with evs: it writes them to a temporary file
+// beside it with the journal's mode and renames that over the file, then
+// appends to the new file.
+func (j *journal) rewrite(evs []sse.Event) error {
+	tmp, err := os.CreateTemp(filepath.Dir(j.path), filepath.Base(j.path)+".*")
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	w := bufio.NewWriter(tmp)
 	for _, e := range evs {
-		if err := j.write(e); err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			return nil, err
+		if err = j.encode(e); err != nil {
+			break
+		}
+		if _, err = w.Write(j.line.Bytes()); err != nil {
+			break
 		}
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = tmp.Chmod(j.mode) // CreateTemp makes it 0600
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), j.path)
+	}
+	if err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return nil, fmt.Errorf("journal: %w", err)
+		return fmt.Errorf("journal: %w", err)
 	}
-	return j, nil
+	if j.f != nil {
+		j.f.Close() // the old file, renamed over: nothing is lost
+	}
+	j.f, j.w, j.lines = tmp, w, len(evs)
+	return nil
+}
+
+// compact rewrites the file to the last limit events, as openJournal
+// does. On failure the file is kept and appended to, and the next try
+// comes limit events later.
+func (j *journal) compact() {
+	if err := j.rewrite(j.events[max(0, len(j.events)-j.limit):]); err != nil {
+		j.compactAt = j.lines + j.limit
+		if j.onError != nil {
+			j.onError(err)
+		}
+		return
+	}
+	j.compactAt = compactFactor * j.limit
 }
 
 // loadJournal reads the events of the journal file at path, oldest first.
@@ -168,15 +266,24 @@ func (j *journal) Append(e sse.Event) (sse.Event, error) {
 		if err := j.write(e); err != nil {
 			return e, err
 		}
+		j.lines++
 	}
 	j.record(e)
+	if j.f != nil && j.lines >= j.compactAt {
+		j.compact()
+	}
 	return e, nil
+}
+
+// encode puts e's line into j.line.
+func (j *journal) encode(e sse.Event) error {
+	j.line.Reset()
+	return json.NewEncoder(&j.line).Encode(record{ID: e.ID, Event: e.Type, Data: e.Data})
 }
 
 // write appends e's line to the file and flushes it.
 func (j *journal) write(e sse.Event) error {
-	j.line.Reset()
-	if err := json.NewEncoder(&j.line).Encode(record{ID: e.ID, Event: e.Type, Data: e.Data}); err != nil {
+	if err := j.encode(e); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	if _, err := j.w.Write(j.line.Bytes()); err != nil {

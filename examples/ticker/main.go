@@ -113,6 +113,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 	defer j.Close()
+	j.onError = func(err error) { logger.Printf("%v", err) }
 	h, err := hub.New(nil, &hub.Options{
 		NodeID:  cfg.NodeID,
 		OnError: func(topic string, err error) { logger.Printf("%s: %v", topic, err) },

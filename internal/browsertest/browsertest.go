@@ -9,19 +9,27 @@ package browsertest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
 // DefaultTimeout bounds everything a test does with the browser returned
 // by New, startup included.
 const DefaultTimeout = 60 * time.Second
+
+// ConsoleLines is how many of the last lines of the page's console New
+// keeps for a failing test's log: enough for what led to a failure, while
+// a page that logs in a loop cannot flood the log.
+const ConsoleLines = 200
 
 // ExecPath returns the Chromium binary to use: $WSRPC_CHROMIUM when set,
 // else chromium (or chromium-browser) from $PATH, else /usr/bin/chromium.
@@ -46,8 +54,10 @@ func ExecPath() string {
 // background networking) and returns a chromedp context for one tab,
 // ready for chromedp.Run. The browser is started before New returns; it
 // is shut down when the test ends. The context expires after
-// DefaultTimeout. If the test fails, the browser's output and the page's
-// console messages are logged.
+// DefaultTimeout. If the test fails, the browser's output and the tab's
+// console are logged: the page's console API calls (console.log, .error
+// …) and uncaught exceptions, as they arrive, with chromedp's own errors;
+// the last ConsoleLines lines of them.
 //
 // Concurrency: the context may be used by one chromedp.Run at a time,
 // as chromedp requires; call New again for another browser.
@@ -76,8 +86,10 @@ func New(t testing.TB) context.Context {
 	}
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), DefaultTimeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	var console syncBuffer
-	tabCtx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf), chromedp.WithErrorf(console.Printf))
+	console := &lineLog{}
+	tabCtx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf), chromedp.WithErrorf(func(format string, args ...any) {
+		console.add("chromedp: " + fmt.Sprintf(format, args...))
+	}))
 	t.Cleanup(func() {
 		cancelTab()
 		cancelAlloc() // waits for the browser to exit
@@ -87,14 +99,106 @@ func New(t testing.TB) context.Context {
 				t.Logf("chromium output:\n%s", s)
 			}
 			if s := console.String(); s != "" {
-				t.Logf("chromedp errors:\n%s", s)
+				t.Logf("console:\n%s", s)
 			}
 		}
 	})
-	if err := chromedp.Do(tabCtx); err != nil {
+	// Listen starts the browser and the tab, and calls the function in
+	// the tab's reader loop: a message the page logs is kept before the
+	// reply to the command that follows it is read.
+	if err := chromedp.Listen(tabCtx, func(ev any) {
+		if line, ok := consoleLine(ev); ok {
+			console.add(line)
+		}
+	}); err != nil {
 		t.Fatalf("browsertest: start %s: %v\n%s", path, err, out.String())
 	}
 	return tabCtx
+}
+
+// consoleLine is the console's line for a console API call or an
+// uncaught exception (Chrome DevTools Protocol, Runtime domain), as
+// DevTools shows it, roughly: the call's type and arguments, or the
+// exception with its stack.
+func consoleLine(ev any) (string, bool) {
+	switch e := ev.(type) {
+	case *runtime.EventConsoleAPICalled:
+		args := make([]string, len(e.Args))
+		for i, a := range e.Args {
+			args[i] = remoteText(a)
+		}
+		return string(e.Type) + ": " + strings.Join(args, " "), true
+	case *runtime.EventExceptionThrown:
+		d := e.ExceptionDetails
+		if d == nil {
+			return "", false
+		}
+		line := "exception: " + d.Text
+		if d.Exception != nil {
+			line += " " + remoteText(d.Exception) // an Error's description has its stack
+		} else if d.URL != "" {
+			line += fmt.Sprintf(" (%s:%d:%d)", d.URL, d.LineNumber+1, d.ColumnNumber+1)
+		}
+		return line, true
+	}
+	return "", false
+}
+
+// remoteText is a console argument as text: a string as it is, another
+// value by its description or JSON.
+func remoteText(o *runtime.RemoteObject) string {
+	var s string
+	switch {
+	case o.Type == runtime.RemoteObjectTypeString && json.Unmarshal(o.Value, &s) == nil:
+		return s
+	case o.UnserializableValue != "":
+		return string(o.UnserializableValue)
+	case o.Description != "":
+		return o.Description
+	case len(o.Value) > 0:
+		return string(o.Value)
+	}
+	return string(o.Type)
+}
+
+// lineLog keeps the last ConsoleLines lines added to it.
+//
+// Concurrency: safe for concurrent use (the tab's reader loop adds,
+// chromedp's error callback too, the test's cleanup reads); mu guards
+// every field.
+type lineLog struct {
+	mu      sync.Mutex
+	lines   []string // circular once ConsoleLines long: the oldest at next
+	next    int
+	dropped int
+}
+
+func (l *lineLog) add(text string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for line := range strings.SplitSeq(text, "\n") {
+		if len(l.lines) < ConsoleLines {
+			l.lines = append(l.lines, line)
+			continue
+		}
+		l.lines[l.next] = line
+		l.next = (l.next + 1) % ConsoleLines
+		l.dropped++
+	}
+}
+
+func (l *lineLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	if l.dropped > 0 {
+		fmt.Fprintf(&b, "(%d earlier lines dropped)\n", l.dropped)
+	}
+	for i := range l.lines {
+		b.WriteString(l.lines[(l.next+i)%len(l.lines)])
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // syncBuffer is a bytes.Buffer safe for the browser's output goroutine.
@@ -107,12 +211,6 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Printf(format string, args ...any) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	fmt.Fprintf(&b.buf, format+"\n", args...)
 }
 
 func (b *syncBuffer) String() string {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
@@ -138,12 +139,41 @@ func TestWSClientDeflate(t *testing.T) {
 			}
 			cfg.Steps = append(cfg.Steps, step{Op: "close", Code: code(1000), Reason: "done"})
 			events := startNode(t, "ws-client.mjs", cfg).finish(t)
-			waitResult(t, result)
+			c := acceptedConn(t, conns, result)
 			checkMessages(t, "our server", got, want)
 			checkNodeMessages(t, events, want)
-			checkDeflate(t, tc, <-conns, true, one(t, events, "open").Extensions, one(t, events, "close"))
+			checkDeflate(t, tc, c, true, one(t, events, "open").Extensions, one(t, events, "close"))
 		})
 	}
+}
+
+// acceptedConn returns the connection a handler of wsServe sent on conns
+// once it had accepted it, and waits for the handler's result as
+// waitResult does. When Accept failed, nothing is ever sent on conns:
+// the test fails with the accept error (before, it waited on conns until
+// the go test timeout).
+func acceptedConn(t *testing.T, conns <-chan *websocket.Conn, result <-chan error) *websocket.Conn {
+	t.Helper()
+	select {
+	case c := <-conns:
+		waitResult(t, result)
+		return c
+	case err := <-result:
+		// The handler sends on conns before it returns its result: if
+		// it accepted, conns is ready now.
+		select {
+		case c := <-conns:
+			if err != nil {
+				t.Errorf("go side: %v", err)
+			}
+			return c
+		default:
+			t.Fatalf("our server accepted no connection: %v", err)
+		}
+	case <-time.After(wsTestTimeout):
+		t.Fatal("our server accepted no connection")
+	}
+	return nil
 }
 
 // TestWSServerDeflate: our client with PerMessageDeflate against a ws echo

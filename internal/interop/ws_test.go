@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsrpc/wsrpc/internal/runtest"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -177,10 +178,10 @@ type nodeProc struct {
 	cmd       *exec.Cmd
 	cancel    context.CancelFunc
 	stdin     io.WriteCloser
-	stderr    bytes.Buffer
-	listening chan int      // the port, when a server reports it
-	done      chan struct{} // closed when the process has exited
-	err       error         // the exit status, once done is closed
+	stderr    runtest.Buffer // port reads it while node may still write
+	listening chan int       // the port, when a server reports it
+	done      chan struct{}  // closed when the process has exited
+	err       error          // the exit status, once done is closed
 
 	mu     sync.Mutex
 	events []nodeEvent

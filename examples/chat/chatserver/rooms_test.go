@@ -2,6 +2,7 @@ package chatserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -314,4 +315,120 @@ func TestVanishedMemberLeaves(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestLeaverReceivesOwnMessages: a member who sends a few lines and then
+// ends its side (the Go client at the end of its input, the page's
+// Leave) receives the room's activity published before it left, its own
+// messages and its departure included, and then the session ends. Before,
+// the handler closed the subscription as soon as the member's side
+// ended, which dropped what was queued for it: `printf 'a\nb\n' | client`
+// printed only its join, and here most of 20 members missed some of
+// their own 3 lines.
+func TestLeaverReceivesOwnMessages(t *testing.T) {
+	_, url := startService(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 20 {
+		name := fmt.Sprintf("bot%d", i)
+		st := join(t, ctx, url, "lobby", name)
+		for j := range 3 {
+			if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: fmt.Sprintf("line %d", j)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			ev, err := st.Receive()
+			if err != nil {
+				break
+			}
+			if m := ev.GetMessage(); m != nil {
+				got = append(got, m.GetText())
+			}
+			if ev.GetLeft().GetName() == name {
+				got = append(got, "left")
+			}
+		}
+		if want := "line 0, line 1, line 2, left"; strings.Join(got, ", ") != want {
+			t.Errorf("%s sent 3 lines and left; it received %q, want %q", name, strings.Join(got, ", "), want)
+		}
+	}
+}
+
+// TestNameShowsAsItself: a name is refused unless it shows as itself.
+// Before, only control characters were refused, so a name made of a
+// zero-width space or of empty bidi isolates was blank on the page, and
+// "\u202eadA" (a right-to-left override) displayed as "Ada". Format
+// characters (Unicode Cf) are refused, but for the joiners emoji and some
+// scripts need, and a name needs a letter, digit, punctuation mark or
+// symbol.
+func TestNameShowsAsItself(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string // want "" for a refusal
+	}{
+		{"Ada", "Ada"},
+		{"  Zoë  ", "Zoë"},
+		{"Grace Hopper", "Grace Hopper"},
+		{"李雷", "李雷"},
+		{"R2-D2", "R2-D2"},
+		{"🙂", "🙂"},
+		{"", ""},
+		{"   ", ""},
+		{"\u200b", ""},                // zero-width space
+		{"\u202eadA", ""},             // right-to-left override: shows as "Ada"
+		{"\u2066\u2069", ""},          // an empty left-to-right isolate
+		{"👩\u200d💻", "👩\u200d💻"},      // an emoji ZWJ sequence
+		{"\u200d", ""},                // a joiner alone
+		{"\ufeffAda", ""},             // byte order mark
+		{"\u00a0\u3000", ""},          // spaces only (no-break, ideographic)
+		{"\u0301", ""},                // a combining mark alone
+		{"Ada\tLovelace", ""},         // a control character
+		{strings.Repeat("x", 33), ""}, // too long
+		{strings.Repeat("ü", 32), strings.Repeat("ü", 32)},
+	} {
+		got, err := cleanName(tc.name)
+		if tc.want == "" {
+			if err == nil || wsrpc.CodeOf(err) != wsrpc.CodeInvalidArgument {
+				t.Errorf("cleanName(%+q) = %+q, %v; want invalid_argument", tc.name, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("cleanName(%+q) = %+q, %v; want %+q", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+// TestNameUniqueInRoom: a join under the name of a member of the room,
+// ignoring case, is refused with already_exists, so that the page, which
+// tells its own messages by name, never shows another member's as its
+// own (before, two tabs named Ada each did). The name is free in other
+// rooms, and again once its member has left.
+func TestNameUniqueInRoom(t *testing.T) {
+	_, url := startService(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ada := join(t, ctx, url, "lobby", "Ada")
+	for _, name := range []string{"Ada", "ada", " ADA ", "Ada\u200d", "A\u200cda\ufe0f"} {
+		st, err := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, url, wsrpc.WithCodecs(codec.Proto)).Chat(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Room: "lobby", Name: name}}}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := st.Receive()
+		var werr *wsrpc.Error
+		if wsrpc.CodeOf(err) != wsrpc.CodeAlreadyExists || !errors.As(err, &werr) || werr.Message() != "name taken in this room" {
+			t.Errorf("%q joining the lobby with Ada in it: %v, %v; want already_exists: name taken in this room", name, res, err)
+		}
+		st.Close()
+	}
+	leave(t, join(t, ctx, url, "elsewhere", "ada"))
+	leave(t, ada)
+	leave(t, join(t, ctx, url, "lobby", "ADA"))
 }

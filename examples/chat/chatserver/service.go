@@ -25,10 +25,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/wsrpc/wsrpc"
@@ -60,6 +62,13 @@ const (
 	DefaultKeepalive = 30 * time.Second
 	// watchBacklog is how much recent activity a fresh watcher starts with.
 	watchBacklog = 50
+	// leaveFlush bounds how long a member who ended its side still
+	// receives the activity queued for it, up to its own departure: its
+	// last messages were published before it left, and a client that
+	// ends its input right after them (printf 'hi\n' | client) is to see
+	// them. A healthy client reads them in milliseconds; one that does
+	// not is not waited for longer.
+	leaveFlush = time.Second
 )
 
 // Options configures a Service. A nil *Options means all defaults.
@@ -85,7 +94,8 @@ type Options struct {
 // Service implements chatv1wsrpc.ChatServiceHandler on a hub.
 //
 // Concurrency: safe for concurrent use; mu guards rooms, each room's
-// users, idle timer and gen, closed and the session count's additions.
+// users, members, idle timer and gen, closed and the session count's
+// additions.
 type Service struct {
 	chatv1wsrpc.UnimplementedChatServiceHandler
 
@@ -112,6 +122,10 @@ type room struct {
 	users int         // Chat sessions and Watch streams in the room
 	idle  *time.Timer // runs expire once users has been 0 for roomIdle; nil while used
 	gen   uint64      // counts idle timers: a stale one finds a newer gen and does nothing
+	// members are the names of the room's members on this node, each
+	// from its join until its departure is published: no two of them
+	// are equal ignoring case (see Service.claim).
+	members map[string]struct{}
 }
 
 // New returns a service whose rooms are topics on h.
@@ -226,6 +240,35 @@ func (s *Service) release(r *room) {
 	r.idle = time.AfterFunc(s.roomIdle, func() { s.expire(r, gen) })
 }
 
+// claim records name among r's members until unclaim, or refuses it with
+// CodeAlreadyExists when a member of r has a name that shows alike (see
+// sameName): the page tells its own messages from others' by name, and
+// "Ada" beside "ada" or "Ada\u200d" could not be told apart by a reader
+// either. Members are known per node:
+// over a shared broker, a member of another node may have the name.
+func (s *Service) claim(r *room, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for m := range r.members {
+		if sameName(m, name) {
+			return wsrpc.Errorf(wsrpc.CodeAlreadyExists, "name taken in this room")
+		}
+	}
+	if r.members == nil {
+		r.members = make(map[string]struct{})
+	}
+	r.members[name] = struct{}{}
+	return nil
+}
+
+// unclaim frees a name claim recorded, once the member's departure is
+// published: someone who joins under it later comes after it in the room.
+func (s *Service) unclaim(r *room, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(r.members, name)
+}
+
 // expire releases r if it is still unused since the idle timer of
 // generation gen started. It closes the topic under s.mu: a member who
 // joins meanwhile either finds r in use, or finds no room and creates a
@@ -253,7 +296,10 @@ func (s *Service) publish(r *room, ev *chatv1.WatchResponse) {
 }
 
 // Chat is one member's session: a join, then text until the client is
-// done. The member receives the room's activity, its own included.
+// done. The member receives the room's activity, its own included; once
+// the client has ended its side, up to its own departure (for at most
+// leaveFlush), then the session ends. A join under the name of a member
+// of the room, ignoring case, is refused with CodeAlreadyExists.
 func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequest, chatv1.ChatResponse]) error {
 	s.mu.Lock()
 	if s.closed {
@@ -287,15 +333,33 @@ func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequ
 		return err
 	}
 	defer s.release(r) // after the departure is published (defers below)
+	if err := s.claim(r, name); err != nil {
+		return err
+	}
+	defer s.unclaim(r, name) // after the departure too
 	welcome := &chatv1.Welcome{Room: r.name, Name: name, Node: s.hub.NodeID()}
 	if err := st.Send(&chatv1.ChatResponse{Event: &chatv1.ChatResponse_Welcome{Welcome: welcome}}); err != nil {
 		return err
 	}
 
 	// The subscription's writer goroutine sends the room's activity; Send
-	// is safe alongside this goroutine's Receive.
+	// is safe alongside this goroutine's Receive. It closes sent once it
+	// has sent the member's own departure, own (set before it is
+	// published): a function subscriber receives a copy, equal to it.
+	var own atomic.Pointer[chatv1.Left]
+	sent := make(chan struct{})
 	sub, err := r.topic.SubscribeFunc(func(ev *chatv1.WatchResponse) error {
-		return st.Send(toChat(ev))
+		if err := st.Send(toChat(ev)); err != nil {
+			return err
+		}
+		if l := ev.GetLeft(); l != nil && proto.Equal(l, own.Load()) {
+			select {
+			case <-sent: // an equal departure of another node's member
+			default:
+				close(sent)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return wsrpc.NewError(wsrpc.CodeUnavailable, err)
@@ -315,12 +379,29 @@ func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequ
 	s.publish(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_Joined{Joined: &chatv1.Joined{
 		Room: r.name, Name: name, Time: timestamppb.Now(),
 	}}})
+	ended := false // the member ended its side of the stream
 	defer func() {
+		left := &chatv1.Left{Room: r.name, Name: name, Time: timestamppb.Now()}
+		own.Store(left)
+		s.publish(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_Left{Left: left}})
+		if ended {
+			// Closing the subscription drops what is queued for the
+			// member, its own last messages included. Its departure is
+			// queued after them: once that is sent, so are they. Bounded
+			// by leaveFlush; a member that stopped reading is cut as ever
+			// (the connection's write timeout, the Disconnect policy).
+			flush := time.NewTimer(leaveFlush)
+			defer flush.Stop()
+			select {
+			case <-sent:
+			case <-sub.Done(): // a failed send, too slow, the room closed
+			case <-flush.C:
+			case <-ctx.Done():
+			case <-s.stop.Done():
+			}
+		}
 		sub.Close()
 		watch.Wait()
-		s.publish(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_Left{Left: &chatv1.Left{
-			Room: r.name, Name: name, Time: timestamppb.Now(),
-		}}})
 	}()
 
 	for req, err := range st.All() {
@@ -338,6 +419,7 @@ func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequ
 			Room: r.name, From: name, Text: text, Time: timestamppb.Now(),
 		}}})
 	}
+	ended = true
 	return nil
 }
 
@@ -412,12 +494,49 @@ func validRoom(name string) bool {
 	return true
 }
 
+// cleanName trims name and checks that it shows as itself: no control
+// characters, no format characters (Unicode Cf: invisible ones like the
+// zero-width space, or ones that reorder what follows, like the bidi
+// override that shows "\u202eadA" as "Ada") other than the zero-width
+// joiner and non-joiner, which emoji sequences (👩‍💻) and Persian and
+// Indic names need; and at least one letter, digit, punctuation mark or
+// symbol, so that it is not blank.
 func cleanName(name string) (string, error) {
 	name = strings.TrimSpace(name)
-	if n := utf8.RuneCountInString(name); n == 0 || n > MaxNameLen || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+	hidden := func(r rune) bool {
+		return unicode.IsControl(r) || (unicode.Is(unicode.Cf, r) && r != zwj && r != zwnj)
+	}
+	visible := func(r rune) bool {
+		return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsPunct(r) || unicode.IsSymbol(r)
+	}
+	if n := utf8.RuneCountInString(name); n == 0 || n > MaxNameLen || strings.IndexFunc(name, hidden) >= 0 || strings.IndexFunc(name, visible) < 0 {
 		return "", wsrpc.Errorf(wsrpc.CodeInvalidArgument, "name %q: use 1 to %d printable characters", name, MaxNameLen)
 	}
 	return name, nil
+}
+
+// The joiners cleanName allows.
+const (
+	zwj  = '\u200d'
+	zwnj = '\u200c'
+)
+
+// sameName reports whether two names would show alike: equal ignoring
+// case, joiners and emoji variation selectors (U+FE0E, U+FE0F), which
+// change at most how the characters beside them are drawn ("Ada\u200d"
+// shows as "Ada").
+func sameName(a, b string) bool {
+	return strings.EqualFold(nameKey(a), nameKey(b))
+}
+
+func nameKey(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case zwj, zwnj, '\ufe0e', '\ufe0f':
+			return -1
+		}
+		return r
+	}, name)
 }
 
 func cleanText(text string) (string, error) {

@@ -109,12 +109,22 @@ func run(ctx context.Context, cfg config, in io.Reader, out io.Writer) error {
 	return nil
 }
 
-// format is one line of the room's activity.
+// continuation starts each further line of a message of several lines.
+// No event line starts with it (they start with the time), so a member's
+// text cannot print a line that passes for another member's message or
+// for a join or departure.
+const continuation = "    | "
+
+// format is the room's activity event ev as printed: one line, or for a
+// message of several lines (the server allows '\n' and '\t' in text) its
+// first line and then each further one behind continuation. Tabs are
+// printed as they are.
 func format(ev *chatv1.ChatResponse) string {
 	switch e := ev.GetEvent().(type) {
 	case *chatv1.ChatResponse_Message:
 		m := e.Message
-		return fmt.Sprintf("%s <%s> %s", m.GetTime().AsTime().Local().Format("15:04:05"), m.GetFrom(), m.GetText())
+		text := strings.ReplaceAll(m.GetText(), "\n", "\n"+continuation)
+		return fmt.Sprintf("%s <%s> %s", m.GetTime().AsTime().Local().Format("15:04:05"), m.GetFrom(), text)
 	case *chatv1.ChatResponse_Joined:
 		return fmt.Sprintf("%s * %s joined", e.Joined.GetTime().AsTime().Local().Format("15:04:05"), e.Joined.GetName())
 	case *chatv1.ChatResponse_Left:

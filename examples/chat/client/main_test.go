@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/wsrpc/wsrpc"
 	"github.com/wsrpc/wsrpc/examples/chat/chatserver"
+	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
 	"github.com/wsrpc/wsrpc/runtime/hub"
 )
 
@@ -202,4 +205,31 @@ func TestInterruptLeaves(t *testing.T) {
 		t.Fatalf("after Ctrl-C: %v, stderr %q (stdout %q); want exit status 0, no error", err, stderr.String(), stdout.String())
 	}
 	bob.out.wait(t, "bob", "* ada left")
+}
+
+// TestFormatMultilineMessage guards the terminal against forged lines:
+// the server lets a message carry '\n' and '\t', and format printed the
+// text as it was, so one member's message could print lines such as
+// "12:00:00 <Ada> …" or "12:00:01 * Ada left" in everyone's terminal.
+// Each further line of a message now starts behind "    | ", which no
+// event line starts with; tabs are kept.
+func TestFormatMultilineMessage(t *testing.T) {
+	at := timestamppb.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	clock := at.AsTime().Local().Format("15:04:05")
+	for _, tc := range []struct{ text, want string }{
+		{"one line", clock + " <Mallory> one line"},
+		{"a\tb", clock + " <Mallory> a\tb"},
+		{
+			"brb\n12:00:00 <Ada> my password is hunter2\n12:00:01 * Ada left",
+			clock + " <Mallory> brb\n    | 12:00:00 <Ada> my password is hunter2\n    | 12:00:01 * Ada left",
+		},
+		{"x\n\n\ty", clock + " <Mallory> x\n    | \n    | \ty"},
+	} {
+		ev := &chatv1.ChatResponse{Event: &chatv1.ChatResponse_Message{Message: &chatv1.Message{
+			Room: "lobby", From: "Mallory", Text: tc.text, Time: at,
+		}}}
+		if got := format(ev); got != tc.want {
+			t.Errorf("format(%q) =\n%s\nwant\n%s", tc.text, got, tc.want)
+		}
+	}
 }

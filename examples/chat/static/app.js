@@ -126,6 +126,34 @@ $("#leave").addEventListener("click", () => { if (ws) ws.send(""); });
 
 let currentRoom = "";
 
+// EventSource retries by itself after a network error, but gives up for
+// good on an answer other than a 200 event stream (WHATWG HTML §9.2.3),
+// such as a proxy's 503 while the server restarts: the page then starts
+// a new feed itself, after feedDelay, which doubles with each attempt up
+// to feedDelayMax and is reset once an event arrives.
+const feedDelayMin = 1000;
+const feedDelayMax = 30000;
+let feedDelay = feedDelayMin;
+
+// retryFeed counts down to a new feed for room, unless another feed was
+// started meanwhile (a join elsewhere, a resource_exhausted restart).
+function retryFeed(room, failed, state) {
+  let left = feedDelay / 1000;
+  feedDelay = Math.min(2 * feedDelay, feedDelayMax);
+  const tick = () => {
+    if (es !== failed) return;
+    if (left === 0) {
+      state.textContent = "reconnecting";
+      watch(room);
+      return;
+    }
+    state.textContent = "reconnecting in " + left + "s";
+    left--;
+    setTimeout(tick, 1000);
+  };
+  tick();
+}
+
 function watch(room) {
   if (es) es.close();
   currentRoom = room;
@@ -135,8 +163,13 @@ function watch(room) {
   const state = $("#feed-state");
   es = new EventSource(service + "Watch?room=" + encodeURIComponent(room));
   es.onopen = () => { state.textContent = "live"; state.className = "pill live"; };
-  es.onerror = () => { state.textContent = "reconnecting"; state.className = "pill"; };
+  es.onerror = () => {
+    state.className = "pill";
+    if (es.readyState === EventSource.CLOSED) retryFeed(room, es, state);
+    else state.textContent = "reconnecting"; // the browser retries by itself
+  };
   const show = (kind, icon, text, ts) => (e) => {
+    feedDelay = feedDelayMin;
     if (e.lastEventId && seen.has(e.lastEventId)) return;
     seen.add(e.lastEventId);
     const d = JSON.parse(e.data);
