@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -37,6 +39,15 @@ and comment or retry events (only with --show-comments / --show-retry)
 are {"comment":"..."} / {"retry":<ms>} lines ("retry: 0" included); a
 block with both prints each part only when its own flag asks for it.
 
+Each failed reconnection is reported on stderr, as
+  wsrpc sse: reconnection attempt <N> failed: <error>
+(N counts as --max-reconnects does; a first connection that fails is
+retried without a line).
+
+An https:// server's certificate is verified against the system's CAs
+(SSL_CERT_FILE and SSL_CERT_DIR select others); --insecure skips that,
+for testing only.
+
 Exit status: 0 when the stream ends normally (204, or the connection ends
 with reconnection disabled), 1 on failure, 2 on a usage error, 130 when
 interrupted.
@@ -59,6 +70,8 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	reconnectTime := fs.Duration("reconnect-time", sse.DefaultReconnectionTime, "wait `D` before reconnecting; a retry: from the server overrides it")
 	showComments := fs.Bool("show-comments", false, "also print comment events")
 	showRetry := fs.Bool("show-retry", false, "also print retry-only events")
+	lastEventID := fs.String("last-event-id", "", "resume after event `ID`: send it as Last-Event-ID with the first request (-H \"Last-Event-ID: ID\" does the same)")
+	insecure := fs.Bool("insecure", false, insecureUsage)
 
 	url, code, ok := parseURLAndFlags(fs, args, "http", "https")
 	if !ok {
@@ -69,11 +82,40 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	header := headers.header()
+	// A Last-Event-ID header becomes the option: the client then owns the
+	// header, and sends none once the server resets the id with an empty
+	// id field (WHATWG HTML §9.2.6), where a fixed header would ask to
+	// resume from the old id on every reconnection.
+	if ids := header.Values("Last-Event-ID"); len(ids) > 0 {
+		if len(ids) > 1 || *lastEventID != "" {
+			fmt.Fprintln(stderr, "wsrpc sse: give one Last-Event-ID: --last-event-id or -H, once")
+			return 2
+		}
+		*lastEventID = ids[0]
+		header.Del("Last-Event-ID")
+	}
+	if !isFieldValue(*lastEventID) {
+		fmt.Fprintln(stderr, "wsrpc sse: --last-event-id has a control character")
+		return 2
+	}
 	opts := &sse.ClientOptions{
 		Header:            header,
+		LastEventID:       *lastEventID,
 		ReconnectionTime:  *reconnectTime,
 		ShowCommentEvents: *showComments,
 		ShowRetryEvents:   *showRetry,
+		// Without this a dead host is retried for ever in silence.
+		// Called on this goroutine (the one ranging over Events).
+		OnReconnect: func(attempt int, err error) {
+			if err != nil && err != io.EOF { // io.EOF: a 204, the normal end
+				fmt.Fprintf(stderr, "wsrpc sse: reconnection attempt %d failed: %v\n", attempt, err)
+			}
+		},
+	}
+	if *insecure {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		opts.HTTPClient = &http.Client{Transport: t}
 	}
 	switch n := *maxReconnects; {
 	case n < 0:

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -197,5 +200,100 @@ func TestSSEAgainstServer(t *testing.T) {
 	code := runSSE(ctx, []string{"--json", srv.URL}, &out, &errOut)
 	if code != 130 || out.String() != `{"event":"t","data":"a\nb","id":"7"}`+"\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
+
+// TestSSEInvalidHeader guards that a -H no request can carry (a name that
+// is not a token, a value with a control character: RFC 9110 §5.1,
+// §5.5) is a usage error: net/http refuses such a request before sending
+// it, and the client retried that refusal for ever in silence.
+func TestSSEInvalidHeader(t *testing.T) {
+	url, requests := script(t, "status 204")
+	for _, h := range []string{"Bad Name: x", "X-Trace: a\x01b", "X-Trace: a\rb", "X(: x"} {
+		// Bounded well below run's deadline: the bug was a silent hang.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var out, errOut bytes.Buffer
+		code := runSSE(ctx, []string{"--reconnect-time", "10ms", "-H", h, url}, &out, &errOut)
+		cancel()
+		if code != 2 || !strings.Contains(errOut.String(), "header") {
+			t.Errorf("-H %q: exit %d, stderr %q; want a usage error (2)", h, code, errOut.String())
+		}
+	}
+	if n := len(requests()); n != 0 {
+		t.Errorf("%d requests reached the server, want none", n)
+	}
+}
+
+// TestSSEReportsReconnections guards that each failed reconnection is
+// reported on stderr, numbered as --max-reconnects counts: a dead host
+// was retried for ever without a word. Reconnections that open a stream
+// or end it (204) are not reported.
+func TestSSEReportsReconnections(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	dead := srv.URL
+	srv.Close()
+	code, _, errOut := run(t, "--reconnect-time", "1ms", "--max-reconnects", "3", dead)
+	lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+	if code != 1 || len(lines) != 4 {
+		t.Fatalf("exit %d, stderr %q; want 1, three failed attempts and the final error", code, errOut)
+	}
+	for i, line := range lines[:3] {
+		if want := fmt.Sprintf("wsrpc sse: reconnection attempt %d failed: sse: connect: ", i+1); !strings.HasPrefix(line, want) || !strings.Contains(line, "refused") {
+			t.Errorf("stderr line %q, want %q… with the error", line, want)
+		}
+	}
+
+	url, _ := script(t, "data: a\n\n", "data: b\n\n", "status 204")
+	if code, _, errOut := run(t, "--reconnect-time", "1ms", url); code != 0 || errOut != "" {
+		t.Errorf("reconnections that succeed, then a 204: exit %d, stderr %q; want 0 and nothing", code, errOut)
+	}
+}
+
+// TestSSELastEventID guards --last-event-id and that a -H Last-Event-ID
+// is taken as it: the client then owns the header, so once the server
+// resets the id with an empty id field no Last-Event-ID is sent (WHATWG
+// HTML §9.2.6), where a fixed header asked to resume from the old id on
+// every reconnection.
+func TestSSELastEventID(t *testing.T) {
+	for _, args := range [][]string{{"--last-event-id", "5"}, {"-H", "Last-Event-ID: 5"}, {"-H", "last-event-id:5"}} {
+		url, requests := script(t, "id: 7\ndata: a\n\nid\ndata: b\n\n", "status 204")
+		code, out, errOut := run(t, append(args, "--json", "--reconnect-time", "1ms", url)...)
+		reqs := requests()
+		if code != 0 || len(reqs) != 2 {
+			t.Fatalf("%q: exit %d, %d requests, stdout %q stderr %q", args, code, len(reqs), out, errOut)
+		}
+		if got := reqs[0].Header.Values("Last-Event-ID"); len(got) != 1 || got[0] != "5" {
+			t.Errorf("%q: first request's Last-Event-ID %q, want 5", args, got)
+		}
+		if got := reqs[1].Header.Values("Last-Event-ID"); len(got) != 0 {
+			t.Errorf("%q: after the server reset the id, the reconnection sent Last-Event-ID %q, want none", args, got)
+		}
+	}
+	for _, args := range [][]string{
+		{"--last-event-id", "5", "-H", "Last-Event-ID: 6"},
+		{"-H", "Last-Event-ID: 5", "-H", "Last-Event-ID: 6"},
+		{"--last-event-id", "a\x00b"},
+	} {
+		if code, _, errOut := run(t, append(args, "--max-reconnects", "0", "http://127.0.0.1:1/")...); code != 2 || errOut == "" {
+			t.Errorf("%q: exit %d, stderr %q; want a usage error (2)", args, code, errOut)
+		}
+	}
+}
+
+// TestSSEInsecure guards --insecure: without it a certificate that does
+// not verify fails the connection; with it the stream is read.
+func TestSSEInsecure(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write([]byte("data: secret\n\n"))
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused certificate
+	srv.StartTLS()
+	defer srv.Close()
+	if code, out, errOut := run(t, "--max-reconnects", "0", srv.URL); code != 1 || out != "" || !strings.Contains(errOut, "certificate") {
+		t.Errorf("unverified certificate: exit %d stdout %q stderr %q; want 1 and the TLS error", code, out, errOut)
+	}
+	if code, out, errOut := run(t, "--insecure", "--max-reconnects", "0", "--json", srv.URL); code != 0 || !strings.Contains(out, `"data":"secret"`) {
+		t.Errorf("--insecure: exit %d stdout %q stderr %q; want 0 and the event", code, out, errOut)
 	}
 }

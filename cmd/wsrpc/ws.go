@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -34,6 +35,15 @@ printed on its own line: text as is, binary encoded as --binary says
 
 When stdin ends, the client closes with 1000 and waits for the server's
 reply. The close code and reason are printed on stderr.
+
+A wss:// server's certificate is verified against the system's CAs
+(SSL_CERT_FILE and SSL_CERT_DIR select others); --insecure skips that,
+for testing only. Credentials in the URL (wss://user:pass@host/) are
+sent as Basic authorization unless -H gives an Authorization. A -H that
+no handshake can carry is a usage error: a name that is not a token, a
+control character in the value, or one of the handshake's own headers
+(Sec-WebSocket-Protocol: use --subprotocol; Sec-WebSocket-Extensions:
+use --deflate).
 
 Exit status: 0 on a normal close (ours after stdin ended, or the server's
 with 1000, 1001 or no status code, printed as 1005: what close() with no
@@ -72,6 +82,7 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	binaryFormat := fs.String("binary", "base64", "print binary messages as `FORMAT`: base64, hex or raw (raw bytes, no encoding)")
 	deflate := fs.Bool("deflate", false, "offer permessage-deflate (RFC 7692) compression")
 	maxSize := fs.Int64("max-size", 64<<20, "largest message to receive, and longest stdin line, in `BYTES`")
+	insecure := fs.Bool("insecure", false, insecureUsage)
 
 	url, code, ok := parseURLAndFlags(fs, args, "ws", "wss", "http", "https")
 	if !ok {
@@ -94,6 +105,21 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return 2
 	}
 	header := headers.header()
+	// websocket.Dial refuses the handshake's own headers (RFC 6455 §4.1):
+	// a usage error here, pointing at the flag that sends them.
+	for name := range header {
+		switch name { // canonical: header() adds with Add
+		case "Sec-Websocket-Protocol":
+			fmt.Fprintln(stderr, "wsrpc ws: -H Sec-WebSocket-Protocol: offer subprotocols with --subprotocol")
+			return 2
+		case "Sec-Websocket-Extensions":
+			fmt.Fprintln(stderr, "wsrpc ws: -H Sec-WebSocket-Extensions: offer compression with --deflate")
+			return 2
+		case "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version":
+			fmt.Fprintf(stderr, "wsrpc ws: -H %s: the handshake sets it\n", strings.Replace(name, "Websocket", "WebSocket", 1))
+			return 2
+		}
+	}
 
 	// Both goroutines and this one report on stderr.
 	errOut := &lockedWriter{w: stderr}
@@ -101,6 +127,9 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		Header:         header,
 		Subprotocols:   protocols,
 		MaxMessageSize: *maxSize,
+	}
+	if *insecure {
+		opts.TLSConfig = &tls.Config{InsecureSkipVerify: true}
 	}
 	if *deflate {
 		opts.Extensions = websocket.MustExtensionSet(websocket.PerMessageDeflate(nil))
@@ -156,6 +185,14 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		// The server closed first, or the connection broke.
 		return reportEnd(errOut, err, false)
 	case err := <-stdinDone:
+		if errors.Is(err, websocket.ErrClosed) || websocket.CloseStatus(err) >= 0 {
+			// A line could not be sent because the connection was
+			// closing or closed: the server closed (or it broke) while
+			// stdin had lines left. The reader sees that end too, and
+			// which of the two is noticed first is chance, so the
+			// reader's account decides, as when stdin is idle.
+			return reportEnd(errOut, awaitReader(c, readDone), false)
+		}
 		if err != nil {
 			fmt.Fprintf(errOut, "wsrpc ws: %v\n", err)
 		}
@@ -199,6 +236,11 @@ func sendLines(c *websocket.Conn, stdin io.Reader, maxLine int, errOut io.Writer
 	n := 1
 	for ; sc.Scan(); n++ {
 		line := strings.TrimSuffix(sc.Text(), "\r")
+		if len(line) > maxLine {
+			// The scanner's limit leaves room for "\r\n", so a line
+			// up to two bytes longer gets here.
+			return fmt.Errorf("stdin line %d is longer than --max-size (%d bytes)", n, maxLine)
+		}
 		if !utf8.ValidString(line) {
 			fmt.Fprintf(errOut, "wsrpc ws: stdin line %d is not valid UTF-8; not sent\n", n)
 			continue
@@ -220,13 +262,7 @@ func sendLines(c *websocket.Conn, stdin io.Reader, maxLine int, errOut io.Writer
 // answered our close.
 func closeAndWait(c *websocket.Conn, code websocket.StatusCode, readDone <-chan error, errOut io.Writer) int {
 	cerr := c.Close(code, "")
-	var rerr error
-	select {
-	case rerr = <-readDone:
-	case <-time.After(wsCloseWait):
-		c.CloseNow()
-		rerr = <-readDone
-	}
+	rerr := awaitReader(c, readDone)
 	if cerr != nil {
 		if errors.Is(cerr, websocket.ErrClosed) {
 			// The connection ended before our close went out (the server
@@ -237,6 +273,18 @@ func closeAndWait(c *websocket.Conn, code websocket.StatusCode, readDone <-chan 
 		return 1
 	}
 	return reportEnd(errOut, rerr, true)
+}
+
+// awaitReader waits, up to wsCloseWait, for the reader to see the end of
+// the connection (then drops it), and returns the reader's error.
+func awaitReader(c *websocket.Conn, readDone <-chan error) error {
+	select {
+	case err := <-readDone:
+		return err
+	case <-time.After(wsCloseWait):
+		c.CloseNow()
+		return <-readDone
+	}
 }
 
 // reportEnd prints how the connection ended and returns the exit status.

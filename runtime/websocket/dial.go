@@ -35,7 +35,13 @@ type DialOptions struct {
 	Proxy func(*http.Request) (*url.URL, error)
 
 	// Header is sent with the handshake request (Origin, Authorization,
-	// cookies, or Host to override the host).
+	// cookies, or Host to override the host). Names must be tokens and
+	// values free of control characters other than tab (RFC 9110 §5.1,
+	// §5.5), and the headers the handshake itself sends (Upgrade,
+	// Connection, Sec-WebSocket-Key, -Version, -Protocol, -Extensions;
+	// RFC 6455 §4.1) are refused: use Subprotocols and Extensions. Dial
+	// fails before dialing on any of these rather than send a mangled or
+	// ignored header.
 	Header http.Header
 	// Subprotocols to offer, most preferred first. A server answer that
 	// names a subprotocol not offered fails the handshake.
@@ -63,6 +69,11 @@ const defaultMaxResponseHeaderBytes = 64 << 10
 // upgrade) is bounded by ctx, and by DefaultHandshakeTimeout when ctx has
 // no deadline. On a refused handshake the *http.Response is returned with
 // the error (its body holds up to 1 KiB of the server's reason).
+//
+// Credentials in the URL (ws://user:pass@host/) are sent as
+// "Authorization: Basic …" (RFC 7617), as net/http's client does, unless
+// opts.Header has an Authorization of its own; they never appear in the
+// request line or the Host header.
 func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.Response, error) {
 	if opts == nil {
 		opts = &DialOptions{}
@@ -80,7 +91,10 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		return nil, nil, fmt.Errorf("websocket: dial: unsupported scheme %q", u.Scheme)
 	}
 	if u.Host == "" {
-		return nil, nil, fmt.Errorf("websocket: dial: URL %q has no host", rawURL)
+		return nil, nil, fmt.Errorf("websocket: dial: URL %q has no host", u.Redacted())
+	}
+	if err := checkHeader(opts.Header); err != nil {
+		return nil, nil, err
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -128,6 +142,55 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return c, resp, nil
+}
+
+// checkHeader refuses a DialOptions.Header that Dial cannot send as
+// given. A name that is not a token or a value with a control character
+// (RFC 9110 §5.1, §5.5) would be rejected by the server, or, with a CR or
+// LF, inject headers of its own; a header the handshake writes itself
+// (RFC 6455 §4.1) would be sent twice or not at all.
+func checkHeader(h http.Header) error {
+	for name, values := range h {
+		if !isToken(name) {
+			return fmt.Errorf("websocket: dial: header name %q is not a token (RFC 9110 §5.1)", name)
+		}
+		switch http.CanonicalHeaderKey(name) {
+		case "Sec-Websocket-Protocol":
+			return fmt.Errorf("websocket: dial: header %s: offer subprotocols with DialOptions.Subprotocols", name)
+		case "Sec-Websocket-Extensions":
+			return fmt.Errorf("websocket: dial: header %s: offer extensions with DialOptions.Extensions", name)
+		case "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version":
+			return fmt.Errorf("websocket: dial: header %s is the handshake's own (RFC 6455 §4.1): Dial sets it", name)
+		}
+		for _, v := range values {
+			if !isFieldValue(v) {
+				// The value is not quoted: it may be a credential.
+				return fmt.Errorf("websocket: dial: header %s: value has a control character (RFC 9110 §5.5)", name)
+			}
+		}
+	}
+	return nil
+}
+
+// isFieldValue reports whether v may be sent as a header field value: no
+// control character but horizontal tab (RFC 9110 §5.5: field-vchar, SP and
+// HTAB; obs-text, bytes 0x80 and up, is allowed).
+func isFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; (b < ' ' && b != '\t') || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// tlsError names the TLS handshake in err once: crypto/tls's own errors
+// already start with "tls: ", an I/O error during the handshake does not.
+func tlsError(err error) error {
+	if strings.HasPrefix(err.Error(), "tls: ") {
+		return err
+	}
+	return fmt.Errorf("tls: %w", err)
 }
 
 // deadlinePassed reports whether err is the I/O timeout of a deadline taken
@@ -222,7 +285,7 @@ func dialThroughProxy(ctx context.Context, dial func(context.Context, string, st
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("tls: %w", err)
+		return nil, tlsError(err)
 	}
 	return tc, nil
 }
@@ -250,7 +313,7 @@ func connectProxy(ctx context.Context, dial func(context.Context, string, string
 		tc := tls.Client(nc, &tls.Config{ServerName: proxyURL.Hostname()})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("proxy tls: %w", err)
+			return nil, fmt.Errorf("proxy %w", tlsError(err))
 		}
 		nc = tc
 	}
@@ -311,14 +374,26 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions) (*
 			}
 		}
 	}
+	// Dial's checkHeader refused invalid names and values and the
+	// handshake's own headers; Host was written above.
+	hasAuth := false
 	for k, vs := range opts.Header {
 		switch http.CanonicalHeaderKey(k) {
-		case "Host", "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions":
+		case "Host":
 			continue
+		case "Authorization":
+			hasAuth = hasAuth || len(vs) > 0
 		}
 		for _, v := range vs {
-			b.WriteString(k + ": " + strings.NewReplacer("\r", "", "\n", "").Replace(v) + "\r\n")
+			b.WriteString(k + ": " + v + "\r\n")
 		}
+	}
+	if u.User != nil && !hasAuth {
+		// As net/http's client and gorilla/websocket do: the userinfo is
+		// Basic credentials (RFC 7617 §2), never part of Host or the
+		// request line (RFC 9110 §4.2.4 deprecates it there).
+		pass, _ := u.User.Password()
+		b.WriteString("Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass)) + "\r\n")
 	}
 	b.WriteString("\r\n")
 	if _, err := nc.Write(b.Bytes()); err != nil {

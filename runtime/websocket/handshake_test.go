@@ -295,6 +295,94 @@ func TestClientHandshakeRequest(t *testing.T) {
 	}
 }
 
+// dialRequest dials a fake server at its URL passed through edit, with
+// opts, and returns the handshake request the server read.
+func dialRequest(t *testing.T, edit func(url string) string, opts *websocket.DialOptions) *http.Request {
+	t.Helper()
+	reqs := make(chan *http.Request, 1)
+	u, peers := fakeServer(t, func(w io.Writer, req *http.Request) {
+		reqs <- req
+		acceptHandshake(w, req)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, edit(u), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-peers
+	c.CloseNow()
+	return <-reqs
+}
+
+// TestDialUserinfo guards that credentials in the URL are sent as Basic
+// authorization (RFC 7617 §2), as net/http's client sends them, rather
+// than dropped, and never in the request line or Host (RFC 9110 §4.2.4);
+// an Authorization in DialOptions.Header takes precedence.
+func TestDialUserinfo(t *testing.T) {
+	withCreds := func(u string) string { return strings.Replace(u, "ws://", "ws://us%65r:p%40ss:w@", 1) }
+	r := dialRequest(t, withCreds, nil)
+	user, pass, ok := r.BasicAuth()
+	if !ok || user != "user" || pass != "p@ss:w" {
+		t.Errorf("Authorization %q: basic %v %q %q, want user and p@ss:w", r.Header.Get("Authorization"), ok, user, pass)
+	}
+	if line := r.RequestURI + " " + r.Host; strings.Contains(line, "@") || strings.Contains(line, "us%65r") || strings.Contains(line, "p%40ss") {
+		t.Errorf("request line %q, Host %q: the userinfo leaked", r.RequestURI, r.Host)
+	}
+	r = dialRequest(t, withCreds, &websocket.DialOptions{Header: http.Header{"Authorization": {"Bearer t"}}})
+	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer t" {
+		t.Errorf("Authorization %q with a Header of its own, want only Bearer t", got)
+	}
+}
+
+// TestDialHeaderRefused guards that a DialOptions.Header Dial cannot send
+// as given fails before anything is dialed, with an error naming the
+// header: a name that is not a token or a value with a control character
+// (RFC 9110 §5.1, §5.5; a CR or LF would inject headers), or a header of
+// the handshake's own (RFC 6455 §4.1), which would be sent twice or
+// silently dropped. Tab and obs-text are valid values and are sent.
+func TestDialHeaderRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		want   string
+	}{
+		{"space in name", http.Header{"Bad Name": {"x"}}, `header name "Bad Name" is not a token`},
+		{"CRLF in name", http.Header{"X-A: b\r\nX-Injected": {"x"}}, "is not a token"},
+		{"empty name", http.Header{"": {"x"}}, "is not a token"},
+		{"CRLF in value", http.Header{"X-Trace": {"a\r\nX-Injected: 1"}}, "header X-Trace: value has a control character"},
+		{"control in value", http.Header{"X-Trace": {"ok", "a\x01b"}}, "X-Trace: value has a control character"},
+		{"DEL in value", http.Header{"X-Trace": {"a\x7f"}}, "X-Trace: value has a control character"},
+		{"subprotocol", http.Header{"Sec-Websocket-Protocol": {"chat"}}, "Sec-Websocket-Protocol: offer subprotocols with DialOptions.Subprotocols"},
+		{"extensions", http.Header{"sec-websocket-extensions": {"permessage-deflate"}}, "sec-websocket-extensions: offer extensions with DialOptions.Extensions"},
+		{"upgrade", http.Header{"Upgrade": {"websocket"}}, "Upgrade is the handshake's own"},
+		{"connection", http.Header{"Connection": {"Upgrade"}}, "Connection is the handshake's own"},
+		{"key", http.Header{"Sec-Websocket-Key": {"AAAAAAAAAAAAAAAAAAAAAA=="}}, "Sec-Websocket-Key is the handshake's own"},
+		{"version", http.Header{"Sec-Websocket-Version": {"13"}}, "Sec-Websocket-Version is the handshake's own"},
+	} {
+		dialed := false
+		opts := &websocket.DialOptions{
+			Header: tc.header,
+			NetDialContext: func(context.Context, string, string) (net.Conn, error) {
+				dialed = true
+				return nil, errors.New("dialed")
+			},
+		}
+		_, _, err := websocket.Dial(context.Background(), "ws://127.0.0.1:1/", opts)
+		if err == nil || dialed || !strings.Contains(err.Error(), tc.want) || errors.Is(err, websocket.ErrBadHandshake) {
+			t.Errorf("%s: dialed %v, error %v; want no dial and an error saying %q", tc.name, dialed, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "a\x01b") {
+			t.Errorf("%s: the error %q quotes the value (it may be a credential)", tc.name, err)
+		}
+	}
+
+	r := dialRequest(t, func(u string) string { return u }, &websocket.DialOptions{Header: http.Header{"X-Ok": {"a\tb \xe9"}}})
+	if got := r.Header.Get("X-Ok"); got != "a\tb \xe9" {
+		t.Errorf("X-Ok %q, want the tab and obs-text byte sent as given", got)
+	}
+}
+
 // The handshake is bounded by ctx: a server that never answers.
 func TestClientHandshakeContext(t *testing.T) {
 	for _, cancelFirst := range []bool{false, true} {
@@ -485,6 +573,10 @@ func TestDialTLS(t *testing.T) {
 	var uae x509.UnknownAuthorityError
 	if !errors.As(err, &uae) {
 		t.Fatalf("Dial: %v, want x509.UnknownAuthorityError", err)
+	}
+	// crypto/tls's errors name TLS already: not "tls: tls: failed to verify".
+	if strings.Count(err.Error(), "tls: ") != 1 {
+		t.Errorf("Dial: %q, want \"tls: \" once", err)
 	}
 	// Wrong name: the certificate is for 127.0.0.1 and example.com only.
 	c, _, err = websocket.Dial(ctx, u, &websocket.DialOptions{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "other.test"}})
