@@ -318,6 +318,11 @@ func wireError(err error) error {
 		return NewError(CodeCanceled, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return NewError(CodeDeadlineExceeded, err)
+	case errors.Is(err, websocket.ErrInvalidDial):
+		// A URL or header no request can carry (a handshake interceptor's
+		// header with a CR in it, say): the same request fails the same
+		// way, so it is not a lost connection to retry.
+		return NewError(CodeInvalidArgument, err)
 	case errors.Is(err, websocket.ErrPongTimeout):
 		// The runtime fails the connection with 1011 when no pong comes
 		// back, but the peer broke no rule: the path to it is gone. A

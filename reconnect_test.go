@@ -960,3 +960,34 @@ func TestSendDuringReconnection(t *testing.T) {
 		})
 	}
 }
+
+// TestReconnectNotForInvalidRequest: a handshake request websocket.Dial
+// cannot make (here a header value with a CR an interceptor added) fails
+// the call with invalid_argument at once. It was unavailable, the code of
+// a lost connection, which WithReconnect's redials and callers' own retry
+// loops take as worth the same doomed request again.
+func TestReconnectNotForInvalidRequest(t *testing.T) {
+	h := wsrpc.NewBidiHandler("/t/E", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		return nil
+	})
+	var handshakes atomic.Int64
+	badHeader := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			handshakes.Add(1)
+			hs.Request.Header.Set("X-Token", "a\r\nX-Injected: 1")
+			return next(ctx, hs)
+		}
+	})
+	var reconnects atomic.Int64
+	c := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, newServer(t, h)+"/t/E", "/t/E",
+		wsrpc.WithInterceptors(badHeader),
+		wsrpc.WithReconnect(wsrpc.ReconnectPolicy{MaxAttempts: 3, InitialDelay: time.Millisecond, MaxDelay: time.Millisecond,
+			OnReconnect: func(int, error) { reconnects.Add(1) }}))
+	_, err := c.Call(testContext(t))
+	if wsrpc.CodeOf(err) != wsrpc.CodeInvalidArgument || !errors.Is(err, websocket.ErrInvalidDial) {
+		t.Fatalf("Call = %v, want invalid_argument wrapping websocket.ErrInvalidDial", err)
+	}
+	if n, r := handshakes.Load(), reconnects.Load(); n != 1 || r != 0 {
+		t.Errorf("%d handshakes, %d reconnections; want 1 and none", n, r)
+	}
+}

@@ -80,7 +80,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("websocket: dial: %w", err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidDial, err)
 	}
 	secure := false
 	switch u.Scheme {
@@ -88,10 +88,10 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	case "wss", "https":
 		secure = true
 	default:
-		return nil, nil, fmt.Errorf("websocket: dial: unsupported scheme %q", u.Scheme)
+		return nil, nil, fmt.Errorf("%w: unsupported scheme %q", ErrInvalidDial, u.Scheme)
 	}
 	if u.Host == "" {
-		return nil, nil, fmt.Errorf("websocket: dial: URL %q has no host", u.Redacted())
+		return nil, nil, fmt.Errorf("%w: URL %q has no host", ErrInvalidDial, u.Redacted())
 	}
 	if err := checkHeader(opts.Header); err != nil {
 		return nil, nil, err
@@ -152,20 +152,20 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 func checkHeader(h http.Header) error {
 	for name, values := range h {
 		if !isToken(name) {
-			return fmt.Errorf("websocket: dial: header name %q is not a token (RFC 9110 §5.1)", name)
+			return fmt.Errorf("%w: header name %q is not a token (RFC 9110 §5.1)", ErrInvalidDial, name)
 		}
 		switch http.CanonicalHeaderKey(name) {
 		case "Sec-Websocket-Protocol":
-			return fmt.Errorf("websocket: dial: header %s: offer subprotocols with DialOptions.Subprotocols", name)
+			return fmt.Errorf("%w: header %s: offer subprotocols with DialOptions.Subprotocols", ErrInvalidDial, name)
 		case "Sec-Websocket-Extensions":
-			return fmt.Errorf("websocket: dial: header %s: offer extensions with DialOptions.Extensions", name)
+			return fmt.Errorf("%w: header %s: offer extensions with DialOptions.Extensions", ErrInvalidDial, name)
 		case "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version":
-			return fmt.Errorf("websocket: dial: header %s is the handshake's own (RFC 6455 §4.1): Dial sets it", name)
+			return fmt.Errorf("%w: header %s is the handshake's own (RFC 6455 §4.1): Dial sets it", ErrInvalidDial, name)
 		}
 		for _, v := range values {
 			if !isFieldValue(v) {
 				// The value is not quoted: it may be a credential.
-				return fmt.Errorf("websocket: dial: header %s: value has a control character (RFC 9110 §5.5)", name)
+				return fmt.Errorf("%w: header %s: value has a control character (RFC 9110 §5.5)", ErrInvalidDial, name)
 			}
 		}
 	}

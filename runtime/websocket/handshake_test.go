@@ -369,8 +369,8 @@ func TestDialHeaderRefused(t *testing.T) {
 			},
 		}
 		_, _, err := websocket.Dial(context.Background(), "ws://127.0.0.1:1/", opts)
-		if err == nil || dialed || !strings.Contains(err.Error(), tc.want) || errors.Is(err, websocket.ErrBadHandshake) {
-			t.Errorf("%s: dialed %v, error %v; want no dial and an error saying %q", tc.name, dialed, err, tc.want)
+		if err == nil || dialed || !strings.Contains(err.Error(), tc.want) || errors.Is(err, websocket.ErrBadHandshake) || !errors.Is(err, websocket.ErrInvalidDial) {
+			t.Errorf("%s: dialed %v, error %v; want no dial and an ErrInvalidDial saying %q", tc.name, dialed, err, tc.want)
 		}
 		if err != nil && strings.Contains(err.Error(), "a\x01b") {
 			t.Errorf("%s: the error %q quotes the value (it may be a credential)", tc.name, err)
