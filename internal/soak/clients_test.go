@@ -217,24 +217,7 @@ func TestRunClientsCountsLostFirstEvents(t *testing.T) {
 func TestRunClientsAcceptsTheSoakServer(t *testing.T) {
 	cfg := smallRun
 	cfg.SSE, cfg.TickEvery = 16, 5*time.Millisecond
-	srv, err := soak.StartServer("127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	rep, err := soak.RunClients(ctx, srv.Addr, cfg, srv.Warm,
-		func() (int64, error) { return srv.Published(), nil },
-		func() (int64, error) { return srv.FinishPublishing(), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	stats := srv.Stats()
-	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer ccancel()
-	if err := srv.Close(cctx); err != nil {
-		t.Errorf("server shutdown: %v", err)
-	}
+	rep, stats := runSoak(t, cfg)
 	if !rep.OK() {
 		t.Fatal("\n" + soak.Summary(cfg, rep, stats))
 	}

@@ -694,15 +694,7 @@ func TestSessionHTTP2(t *testing.T) {
 			}
 		}
 	}()
-	s.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Next after Close = %v, want context.Canceled", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Next did not return after Close")
-	}
+	closeEndsNext(t, s, done)
 }
 
 // bodyClosed is an http.RoundTripper that reports on closed when the
@@ -760,6 +752,13 @@ func TestSessionCloseDuringBackoff(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the client did not close the ended stream")
 	}
+	closeEndsNext(t, s, done)
+}
+
+// closeEndsNext closes s and checks that the Next under way, which
+// reports on done, returns context.Canceled promptly.
+func closeEndsNext(t *testing.T, s *sse.Session, done <-chan error) {
+	t.Helper()
 	s.Close()
 	select {
 	case err := <-done:
@@ -767,6 +766,6 @@ func TestSessionCloseDuringBackoff(t *testing.T) {
 			t.Fatalf("Next after Close = %v, want context.Canceled", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Next did not return after Close: still waiting to reconnect")
+		t.Fatal("Next did not return after Close")
 	}
 }
