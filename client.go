@@ -597,7 +597,13 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 		u.Scheme = "https"
 	}
 	if len(q) > 0 {
-		u.RawQuery = q.Encode()
+		// The request's parameters join the URL's own (an API key, say),
+		// which the WebSocket clients keep too.
+		all := u.Query()
+		for k, vs := range q {
+			all[k] = vs
+		}
+		u.RawQuery = all.Encode()
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -685,6 +691,12 @@ func (s *sseClientStream) receive(m proto.Message) error {
 			return s.finish(err, CloseInfo{Code: websocket.StatusAbnormalClosure, Err: err})
 		}
 		switch ev.Type {
+		case "":
+			// A comment or retry-only block, which the client yields
+			// when WithSSEClientOptions asks for ShowCommentEvents or
+			// ShowRetryEvents: not a response (every dispatched event
+			// has a type, "message" by default).
+			continue
 		case SSEEventEnd:
 			return s.finish(io.EOF, CloseInfo{Code: websocket.StatusNormalClosure})
 		case SSEEventError:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -319,7 +320,15 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, Errorf(CodeInternal, "%s: request type is not a protobuf message", h.spec.Procedure))
 		return
 	}
-	if err := DecodeSSERequest(r.URL.Query(), req); err != nil {
+	// url.Values from r.URL.Query() would silently drop a pair that does
+	// not parse (a stray "%", a ";"), and the handler would run with that
+	// field unset.
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeHTTPError(w, Errorf(CodeInvalidArgument, "query: %w", err))
+		return
+	}
+	if err := DecodeSSERequest(query, req); err != nil {
 		writeHTTPError(w, asError(err))
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -37,7 +38,15 @@ const (
 
 // eventOneofs caches, per message type, the oneof whose cases are SSE
 // event types (nil when the message is not a single oneof).
-var eventOneofs sync.Map // protoreflect.FullName -> protoreflect.OneofDescriptor (or nil)
+var eventOneofs sync.Map // protoreflect.FullName -> eventOneofEntry
+
+// eventOneofEntry is a cached eventOneof result and the descriptor it is
+// for: another descriptor may carry the same name (a dynamicpb message
+// from a reloaded schema), and its oneof is not this one's.
+type eventOneofEntry struct {
+	md protoreflect.MessageDescriptor
+	od protoreflect.OneofDescriptor
+}
 
 // eventOneof returns the single top-level oneof that holds every field of
 // md, or nil (see SSERule in wsrpc/v1/options.proto). It is nil for a
@@ -46,18 +55,25 @@ var eventOneofs sync.Map // protoreflect.FullName -> protoreflect.OneofDescripto
 // it travels as one "message" event.
 func eventOneof(md protoreflect.MessageDescriptor) protoreflect.OneofDescriptor {
 	if v, ok := eventOneofs.Load(md.FullName()); ok {
-		od, _ := v.(protoreflect.OneofDescriptor)
-		return od
+		if e := v.(eventOneofEntry); e.md == md {
+			return e.od
+		}
+		return findEventOneof(md) // a namesake's: not cached
 	}
-	var od protoreflect.OneofDescriptor
+	od := findEventOneof(md)
+	eventOneofs.Store(md.FullName(), eventOneofEntry{md, od})
+	return od
+}
+
+// findEventOneof is eventOneof without the cache.
+func findEventOneof(md protoreflect.MessageDescriptor) protoreflect.OneofDescriptor {
 	fields := md.Fields()
 	if fields.Len() > 0 && !specialJSON(md) {
 		if o := fields.Get(0).ContainingOneof(); o != nil && !o.IsSynthetic() && o.Fields().Len() == fields.Len() {
-			od = o
+			return o
 		}
 	}
-	eventOneofs.Store(md.FullName(), od)
-	return od
+	return nil
 }
 
 // NewSSEEvent encodes msg as the SSE event a wsrpc SSE handler sends for
@@ -143,7 +159,15 @@ func decodeSSEEvent(ev sse.Event, msg proto.Message) (bool, error) {
 	obj = append(obj, ':')
 	obj = append(obj, ev.Data...)
 	obj = append(obj, '}')
-	return true, codec.JSON.Unmarshal(obj, msg)
+	if err := codec.JSON.Unmarshal(obj, msg); err != nil {
+		return true, err
+	}
+	if !msg.ProtoReflect().Has(fd) && msg.ProtoReflect().WhichOneof(od) == nil {
+		// protojson reads {"tick":null} as no case at all: a response no
+		// server sends (NewSSEEvent refuses one).
+		return true, fmt.Errorf("event %q has no value (data %q)", ev.Type, ev.Data)
+	}
+	return true, nil
 }
 
 // sseErrorData is the data of a "wsrpc.error" event.
@@ -251,11 +275,11 @@ func EncodeSSERequest(req proto.Message) (url.Values, error) {
 				return nil, Errorf(CodeInternal, "sse request: %w", err)
 			}
 			for _, e := range elems {
-				q.Add(fd.JSONName(), jsonScalarText(e))
+				q.Add(fd.JSONName(), jsonScalarText(fd, e))
 			}
 			continue
 		}
-		q.Set(fd.JSONName(), jsonScalarText(raw))
+		q.Set(fd.JSONName(), jsonScalarText(fd, raw))
 	}
 	return q, nil
 }
@@ -266,8 +290,13 @@ func hasFields(rm protoreflect.Message) bool {
 	return has
 }
 
-// jsonScalarText is a JSON scalar's text without quotes.
-func jsonScalarText(raw json.RawMessage) string {
+// jsonScalarText is a JSON scalar's text without quotes. protojson
+// writes a google.protobuf.NullValue as null, which is its one value's
+// name in a query.
+func jsonScalarText(fd protoreflect.FieldDescriptor, raw json.RawMessage) string {
+	if fd.Kind() == protoreflect.EnumKind && string(bytes.TrimSpace(raw)) == "null" {
+		return string(fd.Enum().Values().ByNumber(0).Name())
+	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		return s
@@ -276,34 +305,42 @@ func jsonScalarText(raw json.RawMessage) string {
 }
 
 // DecodeSSERequest fills req from the query of an SSE request, accepting
-// both forms (see EncodeSSERequest). Unknown parameters are ignored; a
-// "request" parameter mixed with field parameters, a value that does not
-// parse, or a repeated parameter for a singular field is an error with
-// CodeInvalidArgument.
+// both forms (see EncodeSSERequest). Unknown parameters are ignored (a
+// page may add its own, such as a token). These are errors with
+// CodeInvalidArgument: a "request" parameter mixed with field parameters;
+// a field parameter for a request that travels only whole; a value that
+// does not parse, or a string that is not UTF-8; a repeated parameter for
+// a singular field. In a flat request with a field whose JSON name is
+// "request", that parameter is the field.
 func DecodeSSERequest(q url.Values, req proto.Message) error {
 	rm := req.ProtoReflect()
 	fields := rm.Descriptor().Fields()
-	if vs, ok := q[SSERequestParam]; ok {
+	flat := flatRequest(rm.Descriptor())
+	// In a flat request with a field whose JSON name is "request", the
+	// parameter is that field: such a request has only the flat form.
+	if vs, ok := q[SSERequestParam]; ok && !(flat && fields.ByJSONName(SSERequestParam) != nil) {
 		if len(vs) != 1 {
 			return Errorf(CodeInvalidArgument, "the %q parameter is repeated", SSERequestParam)
 		}
 		for i := 0; i < fields.Len(); i++ {
-			fd := fields.Get(i)
-			if fd.JSONName() == SSERequestParam {
-				continue
-			}
-			if _, ok := q[fd.JSONName()]; ok {
-				return Errorf(CodeInvalidArgument, "the %q parameter cannot be mixed with field parameters (%q)", SSERequestParam, fd.JSONName())
+			if name := fields.Get(i).JSONName(); name != SSERequestParam && q.Has(name) {
+				return Errorf(CodeInvalidArgument, "the %q parameter cannot be mixed with field parameters (%q)", SSERequestParam, name)
 			}
 		}
-		if fd := fields.ByJSONName(SSERequestParam); fd == nil || !flatRequest(rm.Descriptor()) {
-			if err := codec.JSON.Unmarshal([]byte(vs[0]), req); err != nil {
-				return Errorf(CodeInvalidArgument, "request parameter: %w", err)
-			}
-			return nil
+		if err := codec.JSON.Unmarshal([]byte(vs[0]), req); err != nil {
+			return Errorf(CodeInvalidArgument, "request parameter: %w", err)
 		}
+		return nil
 	}
-	if !flatRequest(rm.Descriptor()) {
+	if !flat {
+		// Such a request travels only whole: a parameter named like one
+		// of its fields is a mistake (a hand-written ?limit=2), which
+		// would otherwise leave the field unset without a word.
+		for i := 0; i < fields.Len(); i++ {
+			if name := fields.Get(i).JSONName(); name != SSERequestParam && q.Has(name) {
+				return Errorf(CodeInvalidArgument, "parameter %q: %s is sent whole, as protojson in the %q parameter", name, rm.Descriptor().FullName(), SSERequestParam)
+			}
+		}
 		proto.Reset(req)
 		return nil
 	}
@@ -370,6 +407,11 @@ func writeScalarJSON(w io.Writer, fd protoreflect.FieldDescriptor, v string) err
 		if fd.Enum().Values().ByName(protoreflect.Name(v)) == nil {
 			return Errorf(CodeInvalidArgument, "parameter %q: %q is not a value of %s", fd.JSONName(), v, fd.Enum().FullName())
 		}
+	}
+	if fd.Kind() == protoreflect.StringKind && !utf8.ValidString(v) {
+		// json.Marshal would turn the bad bytes into U+FFFD; protobuf
+		// strings are UTF-8, and the request form refuses them too.
+		return Errorf(CodeInvalidArgument, "parameter %q: not valid UTF-8", fd.JSONName())
 	}
 	b, _ := json.Marshal(v)
 	_, err := w.Write(b)
