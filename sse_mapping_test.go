@@ -518,52 +518,42 @@ func searchServer(t *testing.T, opts ...Option) string {
 	return srv.URL + "/t/S"
 }
 
-// TestSSETypedClientSkipsShownComments: WithSSEClientOptions passes
-// ShowCommentEvents through, and the sse client yields each heartbeat as
-// an event of Type ""; the typed client skips it. It took it for a
-// "message" event of a non-oneof response, failed to decode it, and ended
-// the call with invalid_argument at the first heartbeat.
-func TestSSETypedClientSkipsShownComments(t *testing.T) {
-	url := searchServer(t, WithSSEOptions(&sse.StreamOptions{Heartbeat: 50 * time.Millisecond}))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c := NewSSEClient[testingv1.SearchRequest, testingv1.SearchResponse](nil, url, "/t/S",
-		WithSSEClientOptions(&sse.ClientOptions{ShowCommentEvents: true}))
-	st, err := c.Call(ctx, &testingv1.SearchRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var titles []string
-	for m, err := range st.All() {
-		if err != nil {
-			t.Errorf("after %v: %v", titles, err)
-			break
-		}
-		titles = append(titles, m.GetTitle())
-	}
-}
-
-// TestSSETypedClientSkipsShownRetry: the same with the server's retry:
-// block and ShowRetryEvents (the first Receive failed).
-func TestSSETypedClientSkipsShownRetry(t *testing.T) {
-	url := searchServer(t, WithSSEOptions(&sse.StreamOptions{Retry: time.Second}))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c := NewSSEClient[testingv1.SearchRequest, testingv1.SearchResponse](nil, url, "/t/S",
-		WithSSEClientOptions(&sse.ClientOptions{ShowRetryEvents: true}))
-	st, err := c.Call(ctx, &testingv1.SearchRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var titles []string
-	for m, err := range st.All() {
-		if err != nil {
-			t.Errorf("after %v: %v", titles, err)
-			break
-		}
-		titles = append(titles, m.GetTitle())
+// TestSSETypedClientSkipsShownBlocks: WithSSEClientOptions passes
+// ShowCommentEvents and ShowRetryEvents through, and the sse client then
+// yields heartbeats and retry blocks as events of Type ""; the typed
+// client skips them and receives every response. It took them for
+// "message" events of a non-oneof response, failed to decode them, and
+// ended the call with invalid_argument at the first one.
+func TestSSETypedClientSkipsShownBlocks(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		server *sse.StreamOptions
+		client *sse.ClientOptions
+	}{
+		{"comments", &sse.StreamOptions{Heartbeat: 50 * time.Millisecond}, &sse.ClientOptions{ShowCommentEvents: true}},
+		{"retry", &sse.StreamOptions{Retry: time.Second}, &sse.ClientOptions{ShowRetryEvents: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := searchServer(t, WithSSEOptions(tc.server))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c := NewSSEClient[testingv1.SearchRequest, testingv1.SearchResponse](nil, url, "/t/S", WithSSEClientOptions(tc.client))
+			st, err := c.Call(ctx, &testingv1.SearchRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			var titles []string
+			for m, err := range st.All() {
+				if err != nil {
+					t.Fatalf("after %v: %v", titles, err)
+				}
+				titles = append(titles, m.GetTitle())
+			}
+			if strings.Join(titles, ",") != "one,two" {
+				t.Fatalf("received %v, want [one two]", titles)
+			}
+		})
 	}
 }
 
