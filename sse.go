@@ -162,7 +162,7 @@ func decodeSSEEvent(ev sse.Event, msg proto.Message) (bool, error) {
 	if err := codec.JSON.Unmarshal(obj, msg); err != nil {
 		return true, err
 	}
-	if !msg.ProtoReflect().Has(fd) && msg.ProtoReflect().WhichOneof(od) == nil {
+	if msg.ProtoReflect().WhichOneof(od) == nil {
 		// protojson reads {"tick":null} as no case at all: a response no
 		// server sends (NewSSEEvent refuses one).
 		return true, fmt.Errorf("event %q has no value (data %q)", ev.Type, ev.Data)

@@ -21,6 +21,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/wsrpc/wsrpc/internal/httpfield"
 )
 
 // command is one subcommand: run gets a context cancelled on SIGINT or
@@ -52,38 +54,14 @@ func (h *headerFlag) Set(v string) error {
 	if !ok || name == "" {
 		return fmt.Errorf("header %q: want \"Name: value\"", v)
 	}
-	if !isToken(name) {
+	if !httpfield.IsToken(name) {
 		return fmt.Errorf("header %q: the name must be a token: letters, digits and !#$%%&'*+-.^_`|~ (RFC 9110 §5.1)", v)
 	}
-	if !isFieldValue(value) {
+	if !httpfield.ValidValue(value) {
 		return fmt.Errorf("header %s: the value has a control character (RFC 9110 §5.5)", name)
 	}
 	*h = append(*h, v)
 	return nil
-}
-
-// isToken reports whether s is a token (RFC 9110 §5.6.2), as a header
-// name must be (§5.1). websocket.Dial has its own copy of this check and
-// isFieldValue's: these are what turns a bad -H into a usage error.
-func isToken(s string) bool {
-	for _, c := range []byte(s) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// isFieldValue reports whether v may be sent as a header value: no control
-// character but tab (RFC 9110 §5.5; obs-text, bytes 0x80 and up, is
-// allowed).
-func isFieldValue(v string) bool {
-	for _, c := range []byte(v) {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // header turns the collected flags into an http.Header.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsrpc/wsrpc/internal/httpfield"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 )
 
@@ -94,7 +95,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		*lastEventID = ids[0]
 		header.Del("Last-Event-ID")
 	}
-	if !isFieldValue(*lastEventID) {
+	if !httpfield.ValidValue(*lastEventID) {
 		fmt.Fprintln(stderr, "wsrpc sse: --last-event-id has a control character")
 		return 2
 	}

@@ -337,17 +337,7 @@ func TestWSUsage(t *testing.T) {
 // ends the session with an error instead of being sent), and the largest
 // value does not overflow the line limit.
 func TestWSMaxSizeStdinLine(t *testing.T) {
-	got := make(chan int, 4)
-	url := wsServer(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
-		for {
-			_, p, err := c.Read(ctx)
-			if err != nil {
-				return
-			}
-			got <- len(p)
-			c.Write(ctx, websocket.MessageText, p)
-		}
-	})
+	url, got := lengthServer(t, true)
 	code, _, stderr := runWSCmd(t, strings.NewReader("short\n"+strings.Repeat("x", 1000)+"\n"), "--max-size", "10", url)
 	if code != 1 || !strings.Contains(stderr, "stdin line 2 is longer than --max-size (10 bytes)") {
 		t.Errorf("--max-size 10 and a 1000-byte line: exit %d stderr %q", code, stderr)
@@ -455,20 +445,30 @@ func TestWSServerNormalCloseWhileSending(t *testing.T) {
 	}
 }
 
-// TestWSMaxSizeStdinLineBoundary guards that --max-size bounds a stdin
-// line exactly: the scanner's limit leaves room for "\r\n", so lines one
-// or two bytes longer than --max-size got through it and were sent.
-func TestWSMaxSizeStdinLineBoundary(t *testing.T) {
-	got := make(chan int, 8)
-	url := wsServer(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
+// lengthServer is a WebSocket server that reports the length of each
+// message it reads on got, and echoes it when echo is set.
+func lengthServer(t *testing.T, echo bool) (url string, got <-chan int) {
+	lengths := make(chan int, 8)
+	url = wsServer(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
 		for {
 			_, p, err := c.Read(ctx)
 			if err != nil {
 				return
 			}
-			got <- len(p)
+			lengths <- len(p)
+			if echo {
+				c.Write(ctx, websocket.MessageText, p)
+			}
 		}
 	})
+	return url, lengths
+}
+
+// TestWSMaxSizeStdinLineBoundary guards that --max-size bounds a stdin
+// line exactly: the scanner's limit leaves room for "\r\n", so lines one
+// or two bytes longer than --max-size got through it and were sent.
+func TestWSMaxSizeStdinLineBoundary(t *testing.T) {
+	url, got := lengthServer(t, false)
 	for _, tc := range []struct {
 		stdin string
 		sent  int // length of the one message sent, or -1 for none

@@ -7,7 +7,6 @@
 package browsertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/wsrpc/wsrpc/internal/runtest"
 )
 
 // DefaultTimeout bounds everything a test does with the browser returned
@@ -68,7 +69,7 @@ func New(t testing.TB) context.Context {
 		t.Fatal("browsertest: chromium not found: install Debian's chromium (apt-get install chromium, " +
 			"or source scripts/tools.sh && ensure_chromium), or set WSRPC_CHROMIUM to its path")
 	}
-	var out syncBuffer
+	var out runtest.Buffer
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Flag("headless", true),
@@ -199,22 +200,4 @@ func (l *lineLog) String() string {
 		b.WriteByte('\n')
 	}
 	return b.String()
-}
-
-// syncBuffer is a bytes.Buffer safe for the browser's output goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

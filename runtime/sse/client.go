@@ -10,9 +10,10 @@ import (
 	"mime"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/wsrpc/wsrpc/internal/httpfield"
 )
 
 // DefaultReconnectionTime is the reconnection time a client starts with,
@@ -162,7 +163,7 @@ func newSession(ctx context.Context, url string, opts *ClientOptions) *Session {
 // but does not quote its value, which may be a secret.
 func headerProblem(h http.Header) error {
 	for _, name := range slices.Sorted(maps.Keys(h)) {
-		if !isToken(name) {
+		if !httpfield.IsToken(name) {
 			return fmt.Errorf("%w %q: name is not a token (RFC 9110 §5.1)", ErrInvalidHeader, name)
 		}
 		for _, v := range h[name] {
@@ -172,23 +173,6 @@ func headerProblem(h http.Header) error {
 		}
 	}
 	return nil
-}
-
-// isToken reports whether s is an RFC 9110 §5.6.2 token, the syntax of a
-// field name.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // LastEventID returns the last event ID string: what the session sends as

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/wsrpc/wsrpc/internal/httpfield"
 )
 
 // Event is one server-sent event, as written by a server Stream and as
@@ -90,10 +92,8 @@ func idProblem(id string) string {
 // headerValueProblem says why v cannot be sent as an HTTP header value
 // (RFC 9110 §5.5: no control characters but tab), or "" if it can.
 func headerValueProblem(v string) string {
-	for i := 0; i < len(v); i++ {
-		if b := v[i]; (b < ' ' && b != '\t') || b == 0x7f {
-			return "contains a control character"
-		}
+	if !httpfield.ValidValue(v) {
+		return "contains a control character"
 	}
 	return ""
 }

@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/wsrpc/wsrpc/internal/httpfield"
 )
 
 // DialOptions configures Dial. A nil *DialOptions means defaults.
@@ -151,7 +153,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 // (RFC 6455 §4.1) would be sent twice or not at all.
 func checkHeader(h http.Header) error {
 	for name, values := range h {
-		if !isToken(name) {
+		if !httpfield.IsToken(name) {
 			return fmt.Errorf("%w: header name %q is not a token (RFC 9110 §5.1)", ErrInvalidDial, name)
 		}
 		switch http.CanonicalHeaderKey(name) {
@@ -163,25 +165,13 @@ func checkHeader(h http.Header) error {
 			return fmt.Errorf("%w: header %s is the handshake's own (RFC 6455 §4.1): Dial sets it", ErrInvalidDial, name)
 		}
 		for _, v := range values {
-			if !isFieldValue(v) {
+			if !httpfield.ValidValue(v) {
 				// The value is not quoted: it may be a credential.
 				return fmt.Errorf("%w: header %s: value has a control character (RFC 9110 §5.5)", ErrInvalidDial, name)
 			}
 		}
 	}
 	return nil
-}
-
-// isFieldValue reports whether v may be sent as a header field value: no
-// control character but horizontal tab (RFC 9110 §5.5: field-vchar, SP and
-// HTAB; obs-text, bytes 0x80 and up, is allowed).
-func isFieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if b := v[i]; (b < ' ' && b != '\t') || b == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // tlsError names the TLS handshake in err once: crypto/tls's own errors
