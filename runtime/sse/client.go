@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"maps"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"slices"
@@ -19,6 +20,15 @@ import (
 // DefaultReconnectionTime is the reconnection time a client starts with,
 // as in browsers and Ktor.
 const DefaultReconnectionTime = 3 * time.Second
+
+// DefaultMaxReconnectionDelay bounds the growing wait between
+// reconnections that keep failing (see ClientOptions.MaxReconnectionDelay).
+const DefaultMaxReconnectionDelay = 30 * time.Second
+
+// minBackoff is where the growing wait starts when the reconnection time
+// is shorter, as it is after a server's "retry: 0": doubling nothing
+// would leave a failing server hammered in a tight loop.
+const minBackoff = 100 * time.Millisecond
 
 // ClientOptions configures a client Session. A nil *ClientOptions means
 // all defaults.
@@ -41,8 +51,21 @@ type ClientOptions struct {
 
 	// ReconnectionTime is how long to wait before reconnecting after the
 	// stream drops; a "retry:" field from the server overrides it (WHATWG
-	// HTML §9.2.3). Default DefaultReconnectionTime (3 s).
+	// HTML §9.2.3). Default DefaultReconnectionTime (3 s). The first
+	// reconnection in a row waits exactly this long; see
+	// MaxReconnectionDelay for the ones after it.
 	ReconnectionTime time.Duration
+
+	// MaxReconnectionDelay bounds the backoff between reconnections in a
+	// row (counted as MaxReconnectionAttempts counts them): the second
+	// waits about twice the reconnection time (at least 100 ms), each
+	// further one twice as long again up to this bound, each wait drawn
+	// from [d/2, d] so that the clients of a restarted server do not come
+	// back together — WHATWG HTML §9.2.3 allows user agents to "wait some
+	// more" with exponential backoff after a failed attempt. A wait is
+	// never shorter than the reconnection time, so a server's longer
+	// "retry:" still holds. Default DefaultMaxReconnectionDelay (30 s).
+	MaxReconnectionDelay time.Duration
 
 	// MaxReconnectionAttempts bounds reconnections in a row, counted
 	// since a connection last delivered a block: an event, or a comment
@@ -149,6 +172,9 @@ func newSession(ctx context.Context, url string, opts *ClientOptions) *Session {
 	s.reconnect = s.opts.ReconnectionTime
 	if s.reconnect <= 0 {
 		s.reconnect = DefaultReconnectionTime
+	}
+	if s.opts.MaxReconnectionDelay <= 0 {
+		s.opts.MaxReconnectionDelay = DefaultMaxReconnectionDelay
 	}
 	s.lastEventID = s.opts.LastEventID
 	s.headerErr = headerProblem(s.opts.Header)
@@ -354,13 +380,13 @@ func (s *Session) closeBody() {
 	s.parser = nil
 }
 
-// reconnectWait waits the reconnection time before a reconnection (not
-// before the first connection).
+// reconnectWait waits before a reconnection (not before the first
+// connection): the reconnection time, or the backoff after it.
 func (s *Session) reconnectWait() error {
 	if s.tries == 0 {
 		return nil
 	}
-	t := time.NewTimer(s.ReconnectionTime())
+	t := time.NewTimer(s.backoff(s.ReconnectionTime()))
 	defer t.Stop()
 	select {
 	case <-s.ctx.Done():
@@ -368,6 +394,28 @@ func (s *Session) reconnectWait() error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// backoff returns the wait before reconnection number s.tries in a row,
+// given the reconnection time: that time for the first, then a delay d
+// that starts at twice max(reconnect, minBackoff) and doubles up to
+// MaxReconnectionDelay, drawn from [d/2, d], never below reconnect (see
+// ClientOptions.MaxReconnectionDelay).
+func (s *Session) backoff(reconnect time.Duration) time.Duration {
+	if s.tries <= 1 {
+		return reconnect
+	}
+	limit := s.opts.MaxReconnectionDelay
+	d := max(reconnect, minBackoff)
+	for i := 1; i < s.tries && d < limit; i++ {
+		if d > limit/2 {
+			d = limit // and no overflow with a limit near MaxInt64
+		} else {
+			d *= 2
+		}
+	}
+	d = min(d, limit)
+	return max(reconnect, d/2+rand.N(d/2+1))
 }
 
 // connect sends one request (WHATWG HTML §9.2.3 "reestablish the

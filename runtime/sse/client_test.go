@@ -769,3 +769,64 @@ func closeEndsNext(t *testing.T, s *sse.Session, done <-chan error) {
 		t.Fatal("Next did not return after Close")
 	}
 }
+
+// TestClientBackoff pins the wait before each reconnection in a row: the
+// reconnection time for the first (WHATWG HTML §9.2.3), then a doubling
+// delay d drawn from [d/2, d] up to MaxReconnectionDelay, never below the
+// reconnection time and never overflowing.
+func TestClientBackoff(t *testing.T) {
+	const ms = time.Millisecond
+	for _, tt := range []struct {
+		tries            int
+		reconnect, limit time.Duration
+		atLeast, atMost  time.Duration
+	}{
+		{tries: 1, reconnect: 0, limit: time.Second, atLeast: 0, atMost: 0},
+		{tries: 1, reconnect: 3 * time.Second, limit: time.Second, atLeast: 3 * time.Second, atMost: 3 * time.Second},
+		{tries: 2, reconnect: 0, limit: time.Second, atLeast: 100 * ms, atMost: 200 * ms}, // "retry: 0": from 100 ms
+		{tries: 3, reconnect: 0, limit: time.Second, atLeast: 200 * ms, atMost: 400 * ms},
+		{tries: 2, reconnect: 3 * time.Second, limit: 30 * time.Second, atLeast: 3 * time.Second, atMost: 6 * time.Second},
+		{tries: 4, reconnect: 3 * time.Second, limit: 30 * time.Second, atLeast: 12 * time.Second, atMost: 24 * time.Second},
+		{tries: 50, reconnect: 3 * time.Second, limit: 30 * time.Second, atLeast: 15 * time.Second, atMost: 30 * time.Second},
+		{tries: 5, reconnect: time.Hour, limit: 30 * time.Second, atLeast: time.Hour, atMost: time.Hour}, // a longer "retry:" holds
+		{tries: 5, reconnect: 0, limit: 50 * ms, atLeast: 25 * ms, atMost: 50 * ms},
+		{tries: 1000, reconnect: 0, limit: 1<<63 - 1, atLeast: 1 << 61, atMost: 1<<63 - 1},
+	} {
+		for range 20 {
+			if d := sse.Backoff(tt.tries, tt.reconnect, tt.limit); d < tt.atLeast || d > tt.atMost {
+				t.Fatalf("Backoff(%d, %v, %v) = %v, want within [%v, %v]", tt.tries, tt.reconnect, tt.limit, d, tt.atLeast, tt.atMost)
+			}
+		}
+	}
+}
+
+// A server that answers 200 with "retry: 0" and closes before a block is
+// a failing server, not a stream: the reconnections after the first back
+// off instead of hammering it in a tight loop (they did, for ever with
+// the default MaxReconnectionAttempts).
+func TestClientBacksOffAfterRetryZero(t *testing.T) {
+	var mu sync.Mutex
+	var arrived []time.Time
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		arrived = append(arrived, time.Now())
+		mu.Unlock()
+		stream("retry: 0\n")(w)
+	}))
+	_, err := collect(t, srv.URL, &sse.ClientOptions{MaxReconnectionAttempts: 4, MaxReconnectionDelay: 400 * time.Millisecond})
+	if !errors.Is(err, sse.ErrReconnectLimit) {
+		t.Fatalf("err = %v, want ErrReconnectLimit", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(arrived) != 5 {
+		t.Fatalf("%d requests, want 5", len(arrived))
+	}
+	// Reconnection k waits at least: 0 ("retry: 0"), then d/2 of 200,
+	// 400 and 800 ms capped at 400.
+	for k, least := range []time.Duration{0, 100, 200, 200} {
+		if gap := arrived[k+1].Sub(arrived[k]); gap < least*time.Millisecond {
+			t.Errorf("reconnection %d came %v after the request before, want at least %v", k+1, gap, least*time.Millisecond)
+		}
+	}
+}

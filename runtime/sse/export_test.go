@@ -1,6 +1,9 @@
 package sse
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // WriteTimeoutOf returns the write deadline s applies (0: none), for tests.
 func WriteTimeoutOf(s *Stream) time.Duration {
@@ -13,4 +16,13 @@ func WriteTimeoutOf(s *Stream) time.Duration {
 // buffers: the memory it holds between reads, for tests.
 func ParserBufferCaps(p *Parser) (read, data, comment int) {
 	return cap(p.buf), cap(p.data), cap(p.comment)
+}
+
+// Backoff returns the wait a session with MaxReconnectionDelay limit makes
+// before reconnection number tries in a row, for tests.
+func Backoff(tries int, reconnect, limit time.Duration) time.Duration {
+	s := newSession(context.Background(), "", &ClientOptions{MaxReconnectionDelay: limit})
+	defer s.cancel()
+	s.tries = tries
+	return s.backoff(reconnect)
 }
