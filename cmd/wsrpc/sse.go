@@ -73,6 +73,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	showRetry := fs.Bool("show-retry", false, "also print retry-only events")
 	lastEventID := fs.String("last-event-id", "", "resume after event `ID`: send it as Last-Event-ID with the first request (-H \"Last-Event-ID: ID\" does the same)")
 	insecure := fs.Bool("insecure", false, insecureUsage)
+	maxEventSize := fs.Int("max-event-size", sse.DefaultMaxEventSize, "largest event (its data) and longest line to accept, in `BYTES`; a larger one ends the stream")
 
 	url, code, ok := parseURLAndFlags(fs, args, "http", "https")
 	if !ok {
@@ -80,6 +81,10 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *reconnectTime <= 0 {
 		fmt.Fprintln(stderr, "wsrpc sse: --reconnect-time must be positive")
+		return 2
+	}
+	if *maxEventSize <= 0 {
+		fmt.Fprintln(stderr, "wsrpc sse: --max-event-size must be positive")
 		return 2
 	}
 	header := headers.header()
@@ -103,6 +108,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Header:            header,
 		LastEventID:       *lastEventID,
 		ReconnectionTime:  *reconnectTime,
+		MaxEventSize:      *maxEventSize,
 		ShowCommentEvents: *showComments,
 		ShowRetryEvents:   *showRetry,
 		// Without this a dead host is retried for ever in silence.
@@ -137,7 +143,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if ctx.Err() != nil {
 				return 130
 			}
-			fmt.Fprintf(stderr, "wsrpc: %v\n", err)
+			fmt.Fprintf(stderr, "wsrpc sse: %v\n", err)
 			return 1
 		}
 		if *jsonOut {

@@ -137,7 +137,9 @@ func TestSSEExitStatus(t *testing.T) {
 		stderr   string
 	}{
 		{name: "204", bodies: []string{"status 204"}, code: 0, requests: 1},
-		{name: "fatal status", bodies: []string{"data: a\n\n", "status 500"}, code: 1, requests: 2, stderr: "500"},
+		{name: "fatal status", bodies: []string{"data: a\n\n", "status 500"}, code: 1, requests: 2, stderr: "wsrpc sse: sse: unexpected status 500"},
+		{name: "event over --max-event-size", bodies: []string{"data: 0123456789abcdef\n\n"}, args: []string{"--max-event-size", "8"}, code: 1, requests: 1, stderr: "too large"},
+		{name: "event within --max-event-size", bodies: []string{"data: 0123456789abcdef\n\n"}, args: []string{"--max-event-size", "64", "--max-reconnects", "0"}, code: 0, requests: 1},
 		{name: "no reconnect, clean end", bodies: []string{"data: a\n\n"}, args: []string{"--max-reconnects", "0"}, code: 0, requests: 1},
 		{name: "reconnects exhausted", bodies: []string{""}, args: []string{"--max-reconnects", "2"}, code: 1, requests: 3, stderr: "exhausted"},
 	}
@@ -162,7 +164,7 @@ func TestSSEExitStatus(t *testing.T) {
 }
 
 func TestSSEUsage(t *testing.T) {
-	for _, args := range [][]string{{}, {"a", "b"}, {"--bogus", "http://x"}, {"-H", "no colon", "http://x"}, {"--reconnect-time", "0s", "http://x"},
+	for _, args := range [][]string{{}, {"a", "b"}, {"--bogus", "http://x"}, {"-H", "no colon", "http://x"}, {"--reconnect-time", "0s", "http://x"}, {"--max-event-size", "0", "http://x"},
 		// URLs no attempt could use: refused at once, not retried forever.
 		{"127.0.0.1:1/events"}, {"ws://127.0.0.1:1/events"}, {"http://[::1"}, {""}, {"http:///events"}} {
 		if code, _, errOut := run(t, args...); code != 2 || errOut == "" {
