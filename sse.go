@@ -153,6 +153,13 @@ func decodeSSEEvent(ev sse.Event, msg proto.Message) (bool, error) {
 	if fd == nil {
 		return false, nil
 	}
+	// The data goes inside an object built around it, so it must be one
+	// JSON value on its own: `1,"other":2` would parse there, its extra
+	// member dropped as an unknown field, where a browser's JSON.parse
+	// refuses it.
+	if !json.Valid([]byte(ev.Data)) {
+		return true, fmt.Errorf("event %q: data is not a JSON value: %q", ev.Type, ev.Data)
+	}
 	obj := make([]byte, 0, len(ev.Data)+len(fd.JSONName())+4)
 	obj = append(obj, '{')
 	obj = strconv.AppendQuote(obj, fd.JSONName())

@@ -633,6 +633,21 @@ func TestSSENullEventDataRefused(t *testing.T) {
 	}
 }
 
+// TestSSEEventDataNotJSONRefused: a case event's data must be one JSON
+// value, as a browser's JSON.parse requires; the decoder wraps it in an
+// object, where `1,"x":2` parsed and its extra member was dropped as an
+// unknown field (found by FuzzDecodeSSEEvent).
+func TestSSEEventDataNotJSONRefused(t *testing.T) {
+	for _, ev := range []sse.Event{
+		{Type: "note", Data: `"a","zzz":2`}, {Type: "tick", Data: `{"seq":"1"},"more":{}`}, {Type: "level", Data: `1 2`}, {Type: "note", Data: ``},
+	} {
+		m := &testingv1.WatchResponse{}
+		if ok, err := decodeSSEEvent(ev, m); ok && err == nil {
+			t.Errorf("event %s data %q: decoded without error to %v", ev.Type, ev.Data, m)
+		}
+	}
+}
+
 // TestSSECloseDuringReceive: Close from another goroutine while Receive
 // blocks (race detector), then Receive again.
 func TestSSECloseDuringReceive(t *testing.T) {
