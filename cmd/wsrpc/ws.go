@@ -43,7 +43,8 @@ sent as Basic authorization unless -H gives an Authorization. A -H that
 no handshake can carry is a usage error: a name that is not a token, a
 control character in the value, or one of the handshake's own headers
 (Sec-WebSocket-Protocol: use --subprotocol; Sec-WebSocket-Extensions:
-use --deflate).
+use --deflate). So is a --subprotocol that is not a token or is given
+twice (RFC 6455 §4.1).
 
 Exit status: 0 on a normal close (ours after stdin ended, or the server's
 with 1000, 1001 or no status code, printed as 1005: what close() with no
@@ -142,6 +143,11 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintf(errOut, "wsrpc ws: %v\n", err)
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close()
+		}
+		if errors.Is(err, websocket.ErrInvalidDial) {
+			// Nothing was sent and no attempt can succeed: the flags are
+			// wrong (a --subprotocol that is not a token, or given twice).
+			return 2
 		}
 		return 1
 	}

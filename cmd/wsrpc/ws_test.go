@@ -426,6 +426,35 @@ func TestWSHeaderUsageErrors(t *testing.T) {
 	}
 }
 
+// TestWSSubprotocolUsageErrors guards that a --subprotocol no handshake
+// can offer (not a token, or given twice: RFC 6455 §4.1) is a usage
+// error, exit 2, before anything is dialed: websocket.Dial refuses it
+// with ErrInvalidDial, which was once reported as a failed connection
+// (exit 1) — and before that, sent as given, a comma splitting it.
+func TestWSSubprotocolUsageErrors(t *testing.T) {
+	var hits atomic.Int64
+	url := wsServer(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
+		hits.Add(1)
+		c.Close(websocket.StatusNormalClosure, "")
+	})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--subprotocol", "a, b"}, `subprotocol "a, b" is not a token`},
+		{[]string{"--subprotocol", ""}, `subprotocol "" is not a token`},
+		{[]string{"--subprotocol", "chat", "--subprotocol", "chat"}, `subprotocol "chat" offered twice`},
+	} {
+		code, stdout, stderr := runWSCmd(t, strings.NewReader(""), append(tc.args, url)...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d stdout %q stderr %q; want 2 and %q", tc.args, code, stdout, stderr, tc.want)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("%d handshakes reached the server, want none", n)
+	}
+}
+
 // TestWSServerNormalCloseWhileSending guards that a server closing with
 // 1000 while stdin still has lines to send is a normal end (exit 0, as
 // the usage says): the failed send of the next line and the reader's

@@ -8,6 +8,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/wsrpc/wsrpc/internal/httpfield"
 )
 
 // AcceptOptions configures Accept. A nil *AcceptOptions means defaults.
@@ -44,13 +46,14 @@ type AcceptOptions struct {
 	MaxFrameSize int64
 
 	// PingInterval, if positive, sends a ping this often; PongTimeout
-	// (default DefaultPongTimeout) fails the connection with 1011 when its
-	// pong does not come back in time. Pongs are noticed by the reader, so
-	// keepalive needs a goroutine reading the connection.
+	// (0 or negative: DefaultPongTimeout) fails the connection with 1011
+	// when its pong does not come back in time. Pongs are noticed by the
+	// reader, so keepalive needs a goroutine reading the connection.
 	PingInterval time.Duration
 	PongTimeout  time.Duration
-	// WriteTimeout bounds each write (default DefaultWriteTimeout); a write
-	// that times out closes the connection.
+	// WriteTimeout bounds each write, the 101 response included (0:
+	// DefaultWriteTimeout; negative: none); a write that times out closes
+	// the connection.
 	WriteTimeout time.Duration
 	// CloseTimeout bounds the closing handshake (default DefaultCloseTimeout).
 	CloseTimeout time.Duration
@@ -80,8 +83,21 @@ func (e *handshakeError) Unwrap() error { return ErrBadHandshake }
 // Accept upgrades an HTTP request to a WebSocket connection (RFC 6455 §4.2).
 // On a bad handshake it writes a 4xx response with a short reason and
 // returns an error wrapping ErrBadHandshake; the handler should then return.
+// A request that is not an upgrade to WebSocket gets 426 Upgrade Required
+// with Upgrade: websocket, as does one for another Sec-WebSocket-Version
+// (with Sec-WebSocket-Version: 13; RFC 9110 §15.5.22, RFC 6455 §4.4); an
+// HTTP/2 or HTTP/3 request gets 400 instead, since a 426 there could not
+// carry Upgrade (RFC 9113 §8.2.2; WebSocket over HTTP/2, RFC 8441, is not
+// supported). A method other than GET gets 405, an HTTP/1.0 request or
+// one with a body 400 (RFC 9110 §7.8: the body's bytes would come before
+// the frames), a bad key 400 and a refused origin 403.
+//
 // Headers already set on w (cookies, for example) are sent with the 101
-// response.
+// response, except those the 101 itself writes: Sec-WebSocket-Protocol and
+// Sec-WebSocket-Extensions set on w are not sent, as the subprotocol is
+// chosen with AcceptOptions.Subprotocols and extensions by negotiation
+// with AcceptOptions.Extensions. Header names that are not tokens are
+// dropped, as net/http drops them, and CR and LF are removed from values.
 //
 // Accept needs an HTTP/1.1 connection that can be hijacked; the request's
 // header size and read time are bounded by the http.Server (set
@@ -117,6 +133,11 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		b.WriteString("Sec-WebSocket-Extensions: " + FormatExtension(e.name, e.params) + "\r\n")
 	}
 	for k, vs := range w.Header() {
+		if !httpfield.IsToken(k) {
+			// As net/http drops it: a name with a CR, LF or colon would
+			// inject header lines of its own (RFC 9110 §5.1).
+			continue
+		}
 		switch http.CanonicalHeaderKey(k) {
 		case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Content-Length", "Content-Type", "Transfer-Encoding":
 			continue
@@ -127,7 +148,9 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	}
 	b.WriteString("\r\n")
 	cfg := opts.config()
-	_ = nc.SetWriteDeadline(time.Now().Add(cfg.writeTimeout))
+	if cfg.writeTimeout > 0 { // negative: no deadline, as for frame writes
+		_ = nc.SetWriteDeadline(time.Now().Add(cfg.writeTimeout))
+	}
 	if _, err := nc.Write([]byte(b.String())); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("websocket: writing handshake response: %w", err)
@@ -160,6 +183,17 @@ func IsUpgradeRequest(r *http.Request) bool {
 // verifyClientHandshake checks an opening handshake (§4.2.1) and picks the
 // subprotocol and extensions.
 func verifyClientHandshake(r *http.Request, opts *AcceptOptions) (accept, proto string, exts []*negotiated, herr *handshakeError) {
+	if r.ProtoMajor >= 2 {
+		// Before the 426 below: Upgrade and Connection are connection-specific
+		// fields, and an HTTP/2 (or HTTP/3) message carrying them is malformed
+		// (RFC 9113 §8.2.2): clients reset the stream instead of showing the
+		// refusal. WebSocket over HTTP/2 is RFC 8441's Extended CONNECT,
+		// which Accept does not support.
+		return "", "", nil, &handshakeError{http.StatusBadRequest, "WebSocket handshake needs HTTP/1.1 (WebSocket over HTTP/2, RFC 8441, is not supported)", nil}
+	}
+	// RFC 9110 §15.5.22: a 426 names the protocol to switch to in Upgrade
+	// (and §7.8: with the "upgrade" connection option); RFC 6455 §4.4: and
+	// the versions the server supports.
 	upgradeHdr := [][2]string{{"Connection", "Upgrade"}, {"Upgrade", "websocket"}, {"Sec-WebSocket-Version", "13"}}
 	if !IsUpgradeRequest(r) {
 		return "", "", nil, &handshakeError{http.StatusUpgradeRequired, "this endpoint speaks WebSocket: Upgrade: websocket and Connection: Upgrade required", upgradeHdr}
@@ -170,9 +204,17 @@ func verifyClientHandshake(r *http.Request, opts *AcceptOptions) (accept, proto 
 	if r.ProtoMajor != 1 || r.ProtoMinor < 1 {
 		return "", "", nil, &handshakeError{http.StatusBadRequest, "WebSocket handshake needs HTTP/1.1", nil}
 	}
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		// RFC 9110 §7.8: the new protocol starts after the request's body.
+		// Accept does not read one, so its bytes would be taken for frames,
+		// and a proxy that forwards the body as HTTP would disagree with us
+		// on where the frames start. ContentLength -1 is a body of unknown
+		// length.
+		return "", "", nil, &handshakeError{http.StatusBadRequest, "WebSocket handshake request must not have a body", nil}
+	}
 	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
 		// §4.4: answer with the versions we support.
-		return "", "", nil, &handshakeError{http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version: want 13", [][2]string{{"Sec-WebSocket-Version", "13"}}}
+		return "", "", nil, &handshakeError{http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version: want 13", upgradeHdr}
 	}
 	keys := r.Header.Values("Sec-WebSocket-Key")
 	if len(keys) != 1 || !validKey(strings.TrimSpace(keys[0])) {

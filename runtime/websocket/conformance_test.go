@@ -310,6 +310,40 @@ func TestKeepaliveAnsweredByLaterPing(t *testing.T) {
 	})
 }
 
+// TestKeepaliveNegativePongTimeout guards that a negative PongTimeout
+// means DefaultPongTimeout, as 0 does. It once armed the keepalive timer
+// with the negative duration, which fires at once: every keepalive ping
+// failed the connection with 1011 (ErrPongTimeout) before its pong could
+// arrive, however fast the peer answered.
+func TestKeepaliveNegativePongTimeout(t *testing.T) {
+	forRoles(t, func(t *testing.T, r role) {
+		o := engOpts{PingInterval: 20 * time.Millisecond, PongTimeout: -time.Second}
+		s := start(t, r, o, echo)
+		for i := 0; i < 3; i++ {
+			f := s.mustRead()
+			if f.op != opPing {
+				t.Fatalf("got op %#x %q, want a keepalive ping", f.op, f.payload)
+			}
+			s.send(opPong, f.payload)
+		}
+		s.send(opText, []byte("alive"))
+		for {
+			f := s.mustRead()
+			if f.op == opPing {
+				s.send(opPong, f.payload)
+				continue
+			}
+			if f.op != opText || string(f.payload) != "alive" {
+				t.Fatalf("got op %#x %q, want the echo", f.op, f.payload)
+			}
+			break
+		}
+		s.sendClose(1000, "")
+		for f := s.mustRead(); f.op != opClose; f = s.mustRead() {
+		}
+	})
+}
+
 // --- 4. Reserved bits and opcodes ------------------------------------------
 
 func TestReservedBits(t *testing.T) {

@@ -67,10 +67,13 @@ func resolveConfig(maxFrame, maxMsg int64, ping, pong, write, closeT time.Durati
 	if c.maxFrameSize <= 0 || c.maxFrameSize > c.maxMessageSize {
 		c.maxFrameSize = c.maxMessageSize
 	}
-	if c.pongTimeout == 0 {
+	if c.pongTimeout <= 0 {
+		// A negative one is the default too, not "no timeout": the
+		// keepalive timer armed with it would fire at once and fail the
+		// connection after every ping.
 		c.pongTimeout = DefaultPongTimeout
 	}
-	if c.writeTimeout == 0 {
+	if c.writeTimeout == 0 { // negative: no write deadline (see deadline)
 		c.writeTimeout = DefaultWriteTimeout
 	}
 	if c.closeTimeout <= 0 {

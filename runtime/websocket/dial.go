@@ -45,15 +45,19 @@ type DialOptions struct {
 	// fails before dialing on any of these rather than send a mangled or
 	// ignored header.
 	Header http.Header
-	// Subprotocols to offer, most preferred first. A server answer that
-	// names a subprotocol not offered fails the handshake.
+	// Subprotocols to offer, most preferred first: each a token, none
+	// twice (RFC 6455 §4.1), else Dial fails before dialing with an error
+	// wrapping ErrInvalidDial. A server answer that names a subprotocol
+	// not offered fails the handshake.
 	Subprotocols []string
 	// Extensions to offer (for example permessage-deflate).
 	Extensions *ExtensionSet
 	// MaxResponseHeaderBytes bounds the handshake response (default 64 KiB).
 	MaxResponseHeaderBytes int
 
-	// Limits and keepalive, as in AcceptOptions.
+	// Limits and keepalive, as in AcceptOptions: PongTimeout 0 or
+	// negative means DefaultPongTimeout; WriteTimeout 0 means
+	// DefaultWriteTimeout, negative none.
 	MaxMessageSize int64
 	MaxFrameSize   int64
 	PingInterval   time.Duration
@@ -98,6 +102,9 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if err := checkHeader(opts.Header); err != nil {
 		return nil, nil, err
 	}
+	if err := checkSubprotocols(opts.Subprotocols); err != nil {
+		return nil, nil, err
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultHandshakeTimeout)
@@ -113,19 +120,31 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	}
 
 	dialFn, tlsCfg, proxyFn := opts.transport()
-	nc, err := dialThroughProxy(ctx, dialFn, proxyFn, u, secure, addr, tlsCfg)
+	// Everything after the TCP dial (the proxy's CONNECT exchange, TLS and
+	// the upgrade) is bounded by ctx: a deadline, and closing the
+	// connection if ctx is cancelled first. The AfterFunc is registered as
+	// soon as there is a connection, so that a proxy that never answers
+	// CONNECT is cut by a cancel too, not only by the deadline. The dial
+	// function runs once per Dial.
+	stop := func() bool { return true }
+	dial := func(ctx context.Context, network, a string) (net.Conn, error) {
+		raw, err := dialFn(ctx, network, a)
+		if err == nil {
+			stop = context.AfterFunc(ctx, func() { raw.Close() })
+		}
+		return raw, err
+	}
+	nc, err := dialThroughProxy(ctx, dial, proxyFn, u, secure, addr, tlsCfg)
 	if err != nil {
-		if deadlinePassed(ctx, err) {
+		// !stop(): ctx ended and closed the connection under the exchange.
+		if (!stop() || deadlinePassed(ctx, err)) && !errors.Is(err, ctx.Err()) {
 			err = fmt.Errorf("%w: %w", ctx.Err(), err)
 		}
 		return nil, nil, fmt.Errorf("websocket: dial %s: %w", addr, err)
 	}
-	// Bound the rest of the handshake by ctx: a deadline, and closing the
-	// connection if ctx is cancelled first.
 	if d, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(d)
 	}
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	c, resp, err := clientHandshake(nc, u, secure, opts)
 	deadlinePassed(ctx, err)
 	if !stop() || ctx.Err() != nil {
@@ -172,6 +191,44 @@ func checkHeader(h http.Header) error {
 		}
 	}
 	return nil
+}
+
+// checkSubprotocols refuses DialOptions.Subprotocols that Dial cannot
+// offer as given: each must be a non-empty token and unique (RFC 6455
+// §4.1, item 10; §11.3.4). A comma would split one name into two offers,
+// a space or separator make the header one the server refuses, and a CR
+// or LF would inject headers of its own.
+func checkSubprotocols(ps []string) error {
+	for i, p := range ps {
+		if !isToken(p) {
+			return fmt.Errorf("%w: subprotocol %q is not a token (RFC 6455 §4.1)", ErrInvalidDial, p)
+		}
+		for _, q := range ps[:i] {
+			if q == p {
+				return fmt.Errorf("%w: subprotocol %q offered twice (RFC 6455 §4.1)", ErrInvalidDial, p)
+			}
+		}
+	}
+	return nil
+}
+
+// removeZone strips an IPv6 zone from a host[:port] ("[fe80::1%eth0]:80"
+// becomes "[fe80::1]:80"): the zone names an interface of this machine, is
+// meaningless to the server and is not sent (RFC 6874 §4), as net/http's
+// client does not send it. The dial keeps it.
+func removeZone(host string) string {
+	if !strings.HasPrefix(host, "[") {
+		return host
+	}
+	i := strings.LastIndex(host, "]")
+	if i < 0 {
+		return host
+	}
+	j := strings.LastIndex(host[:i], "%")
+	if j < 0 {
+		return host
+	}
+	return host[:j] + host[i:]
 }
 
 // tlsError names the TLS handshake in err once: crypto/tls's own errors
@@ -255,7 +312,7 @@ func dialThroughProxy(ctx context.Context, dial func(context.Context, string, st
 			return nil, err
 		}
 	} else {
-		nc, err = connectProxy(ctx, dial, proxyURL, addr)
+		nc, err = connectProxy(ctx, dial, proxyURL, addr, tlsCfg)
 		if err != nil {
 			return nil, err
 		}
@@ -281,7 +338,10 @@ func dialThroughProxy(ctx context.Context, dial func(context.Context, string, st
 }
 
 // connectProxy opens a CONNECT tunnel to addr through an HTTP(S) proxy.
-func connectProxy(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), proxyURL *url.URL, addr string) (net.Conn, error) {
+// An https:// proxy is verified with tlsCfg (nil: defaults), the client's
+// TLS configuration, as net/http's Transport verifies it with its
+// TLSClientConfig.
+func connectProxy(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), proxyURL *url.URL, addr string, tlsCfg *tls.Config) (net.Conn, error) {
 	if s := proxyURL.Scheme; s != "http" && s != "https" {
 		// ALL_PROXY=socks5://… for one: speaking CONNECT to it would fail
 		// with a confusing parse error.
@@ -300,7 +360,16 @@ func connectProxy(ctx context.Context, dial func(context.Context, string, string
 		return nil, fmt.Errorf("proxy %s: %w", paddr, err)
 	}
 	if proxyURL.Scheme == "https" {
-		tc := tls.Client(nc, &tls.Config{ServerName: proxyURL.Hostname()})
+		cfg := &tls.Config{}
+		if tlsCfg != nil {
+			cfg = tlsCfg.Clone()
+		}
+		// The name and protocol are the proxy's: its certificate is for its
+		// own host, and CONNECT is HTTP/1.1, whatever ALPN the config
+		// offers for the target (h2 from an http.Transport's setup).
+		cfg.ServerName = proxyURL.Hostname()
+		cfg.NextProtos = nil
+		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("proxy %w", tlsError(err))
@@ -352,6 +421,7 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions) (*
 	if h := opts.Header.Get("Host"); h != "" {
 		host = h
 	}
+	host = removeZone(host)
 	var b bytes.Buffer
 	b.WriteString("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n")
 	if len(opts.Subprotocols) > 0 {

@@ -95,6 +95,7 @@ func request(method, proto string, headers ...string) func(host string) string {
 
 func TestServerHandshake(t *testing.T) {
 	get := func(headers ...string) func(string) string { return request("GET", "HTTP/1.1", headers...) }
+	upgradeRequired := [][2]string{{"Upgrade", "websocket"}, {"Sec-WebSocket-Version", "13"}}
 	cases := []struct {
 		name    string
 		opts    *websocket.AcceptOptions
@@ -109,12 +110,15 @@ func TestServerHandshake(t *testing.T) {
 		{name: "POST", req: request("POST", "HTTP/1.1", "Content-Length", "0"), status: 405, header: [][2]string{{"Allow", "GET"}}},
 		{name: "PUT", req: request("PUT", "HTTP/1.1", "Content-Length", "0"), status: 405},
 		{name: "HTTP/1.0", req: request("GET", "HTTP/1.0"), status: 400},
-		{name: "no Upgrade", req: get("Upgrade", ""), status: 426},
-		{name: "Upgrade not websocket", req: get("Upgrade", "h2c"), status: 426},
-		{name: "no Connection upgrade", req: get("Connection", "keep-alive"), status: 426},
-		{name: "version 8", req: get("Sec-WebSocket-Version", "8"), status: 426, header: [][2]string{{"Sec-WebSocket-Version", "13"}}},
-		{name: "version 14", req: get("Sec-WebSocket-Version", "14"), status: 426, header: [][2]string{{"Sec-WebSocket-Version", "13"}}},
-		{name: "no version", req: get("Sec-WebSocket-Version", ""), status: 426, header: [][2]string{{"Sec-WebSocket-Version", "13"}}},
+		// A 426 names the protocol in Upgrade (RFC 9110 §15.5.22: MUST),
+		// and the versions supported (RFC 6455 §4.4); the version refusal
+		// once lacked Upgrade.
+		{name: "no Upgrade", req: get("Upgrade", ""), status: 426, header: upgradeRequired},
+		{name: "Upgrade not websocket", req: get("Upgrade", "h2c"), status: 426, header: upgradeRequired},
+		{name: "no Connection upgrade", req: get("Connection", "keep-alive"), status: 426, header: upgradeRequired},
+		{name: "version 8", req: get("Sec-WebSocket-Version", "8"), status: 426, header: upgradeRequired},
+		{name: "version 14", req: get("Sec-WebSocket-Version", "14"), status: 426, header: upgradeRequired},
+		{name: "no version", req: get("Sec-WebSocket-Version", ""), status: 426, header: upgradeRequired},
 		{name: "no key", req: get("Sec-WebSocket-Key", ""), status: 400},
 		{name: "key not base64", req: get("Sec-WebSocket-Key", "not base64 at all!!!!!!!"), status: 400},
 		{name: "key 15 bytes", req: get("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(make([]byte, 15))), status: 400},
@@ -159,17 +163,116 @@ func TestServerHandshake(t *testing.T) {
 }
 
 // Headers set on the ResponseWriter before Accept go out with the 101.
+// Neither a CR or LF in a value nor a name that is not a token (RFC 9110
+// §5.1; net/http drops such names) injects a header line: names were
+// once written as given. The handshake's own headers set on w are not
+// sent: the subprotocol comes from AcceptOptions.Subprotocols.
 func TestServerHandshakeCustomHeaders(t *testing.T) {
 	resp, err := rawHandshake(t, nil, func(w http.ResponseWriter) {
 		w.Header().Set("X-Custom", "yes")
 		w.Header().Add("Set-Cookie", "a=1")
 		w.Header().Set("X-Injected", "a\r\nEvil: 1")
-	}, request("GET", "HTTP/1.1"))
+		w.Header()["X-A: b\r\nEvil2"] = []string{"1"}
+		w.Header()["Bad Name"] = []string{"1"}
+		w.Header().Set("Sec-WebSocket-Protocol", "chat")
+		w.Header().Set("Sec-WebSocket-Extensions", "permessage-deflate")
+	}, request("GET", "HTTP/1.1", "Sec-WebSocket-Protocol", "chat"))
 	if err != nil || resp.StatusCode != 101 {
 		t.Fatalf("%v %v", resp.Status, err)
 	}
 	if resp.Header.Get("X-Custom") != "yes" || resp.Header.Get("Set-Cookie") != "a=1" || resp.Header.Get("Evil") != "" {
 		t.Fatalf("headers: %v", resp.Header)
+	}
+	for _, name := range []string{"Evil2", "X-A", "Bad Name", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"} {
+		if v := resp.Header.Values(name); len(v) > 0 {
+			t.Errorf("101 has %s: %q (all: %v)", name, v, resp.Header)
+		}
+	}
+}
+
+// TestAcceptRefusesRequestBody guards that a handshake request with a
+// body is refused with 400 before the hijack. RFC 9110 §7.8: the new
+// protocol starts after the request's body; Accept once upgraded such a
+// request and read the body's bytes as frames (failing the connection,
+// or worse, taking a body a proxy forwarded as HTTP for frames).
+func TestAcceptRefusesRequestBody(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		req  func(string) string
+	}{
+		{"content-length", func(host string) string {
+			return request("GET", "HTTP/1.1", "Content-Length", "6")(host) + "abcdef"
+		}},
+		{"chunked", func(host string) string {
+			return request("GET", "HTTP/1.1", "Transfer-Encoding", "chunked")(host) + "6\r\nabcdef\r\n0\r\n\r\n"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := rawHandshake(t, nil, nil, tc.req)
+			if resp.StatusCode != http.StatusBadRequest || !errors.Is(err, websocket.ErrBadHandshake) {
+				t.Fatalf("status %s, Accept: %v; want 400 and ErrBadHandshake", resp.Status, err)
+			}
+		})
+	}
+	// An empty body is no body.
+	resp, err := rawHandshake(t, nil, nil, request("GET", "HTTP/1.1", "Content-Length", "0"))
+	if resp.StatusCode != http.StatusSwitchingProtocols || err != nil {
+		t.Fatalf("Content-Length: 0: status %s, Accept: %v; want 101", resp.Status, err)
+	}
+}
+
+// TestAcceptNegativeWriteTimeout guards that a negative WriteTimeout means
+// no write deadline for the 101 as for frames (write.go). Accept once
+// armed the 101's write with a deadline in the past: every handshake
+// failed after the hijack, with no response for the client.
+func TestAcceptNegativeWriteTimeout(t *testing.T) {
+	resp, err := rawHandshake(t, &websocket.AcceptOptions{WriteTimeout: -1}, nil, request("GET", "HTTP/1.1"))
+	if resp.StatusCode != http.StatusSwitchingProtocols || err != nil {
+		t.Fatalf("WriteTimeout -1: status %s, Accept: %v; want 101", resp.Status, err)
+	}
+}
+
+// TestAcceptHTTP2Refused guards that an HTTP/2 request is refused with 400
+// and a reason, without Upgrade or Connection: RFC 9113 §8.2.2 makes a
+// message with them malformed, and clients (curl) reset the stream rather
+// than show the 426 Accept once sent. WebSocket over HTTP/2 (RFC 8441) is
+// not supported.
+func TestAcceptHTTP2Refused(t *testing.T) {
+	acceptErr := make(chan error, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := websocket.Accept(w, r, nil)
+		acceptErr <- err
+	}))
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+	client := srv.Client()
+	client.Timeout = wireTimeout
+	resp, err := client.Get(srv.URL + "/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("request went over %s, want HTTP/2", resp.Proto)
+	}
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "HTTP/1.1") {
+		t.Errorf("HTTP/2 request: %s %q, want 400 saying HTTP/1.1 is needed", resp.Status, body)
+	}
+	for _, name := range []string{"Upgrade", "Connection"} {
+		if v := resp.Header.Values(name); len(v) > 0 {
+			t.Errorf("HTTP/2 response carries %s: %q (RFC 9113 §8.2.2: malformed)", name, v)
+		}
+	}
+	select {
+	case err := <-acceptErr:
+		if !errors.Is(err, websocket.ErrBadHandshake) {
+			t.Errorf("Accept: %v, want ErrBadHandshake", err)
+		}
+	case <-time.After(wireTimeout):
+		t.Fatal("Accept did not return")
 	}
 }
 
@@ -383,6 +486,68 @@ func TestDialHeaderRefused(t *testing.T) {
 	}
 }
 
+// TestDialSubprotocolsRefused guards that DialOptions.Subprotocols are
+// checked before dialing, failing with ErrInvalidDial: each offer must be
+// a non-empty token and unique (RFC 6455 §4.1, item 10). They were once
+// written as given: a CR LF injected request headers, and a comma split
+// one name into two offers.
+func TestDialSubprotocolsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		proto []string
+		want  string
+	}{
+		{"CRLF", []string{"chat\r\nX-Injected: 1"}, "is not a token"},
+		{"comma", []string{"a, b"}, `subprotocol "a, b" is not a token`},
+		{"empty", []string{"chat", ""}, `subprotocol "" is not a token`},
+		{"space", []string{"a b"}, "is not a token"},
+		{"separator", []string{"a/b"}, "is not a token"},
+		{"non-ASCII", []string{"ch\u00e4t"}, "is not a token"},
+		{"duplicate", []string{"a", "b", "a"}, `subprotocol "a" offered twice`},
+	} {
+		dialed := false
+		opts := &websocket.DialOptions{
+			Subprotocols: tc.proto,
+			NetDialContext: func(context.Context, string, string) (net.Conn, error) {
+				dialed = true
+				return nil, errors.New("dialed")
+			},
+		}
+		_, _, err := websocket.Dial(context.Background(), "ws://127.0.0.1:1/", opts)
+		if err == nil || dialed || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, websocket.ErrInvalidDial) {
+			t.Errorf("%s: dialed %v, error %v; want no dial and an ErrInvalidDial saying %q", tc.name, dialed, err, tc.want)
+		}
+	}
+	// Case differs: two offers (names are compared exactly, as Accept does).
+	r := dialRequest(t, func(u string) string { return u }, &websocket.DialOptions{Subprotocols: []string{"chat", "Chat", "v1.chat+json"}})
+	if got := r.Header.Get("Sec-WebSocket-Protocol"); got != "chat, Chat, v1.chat+json" {
+		t.Errorf("Sec-WebSocket-Protocol %q, want the three offers", got)
+	}
+}
+
+// TestDialIPv6ZoneNotInHost guards that an IPv6 zone is dialed but not
+// sent in Host (RFC 6874 §4: it is meaningful only on this machine; net/
+// http's client strips it too). Dial once sent "[fe80::1%eth0]:8080".
+func TestDialIPv6ZoneNotInHost(t *testing.T) {
+	var dialed string
+	var real string
+	r := dialRequest(t, func(u string) string {
+		real = strings.TrimSuffix(strings.TrimPrefix(u, "ws://"), "/ws")
+		return "ws://[fe80::1%25eth0]:8080/ws"
+	}, &websocket.DialOptions{
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dialed = addr
+			return (&net.Dialer{}).DialContext(ctx, network, real)
+		},
+	})
+	if r.Host != "[fe80::1]:8080" {
+		t.Errorf("Host %q, want [fe80::1]:8080", r.Host)
+	}
+	if dialed != "[fe80::1%eth0]:8080" {
+		t.Errorf("dialed %q, want the zone kept: [fe80::1%%eth0]:8080", dialed)
+	}
+}
+
 // The handshake is bounded by ctx: a server that never answers.
 func TestClientHandshakeContext(t *testing.T) {
 	for _, cancelFirst := range []bool{false, true} {
@@ -535,6 +700,122 @@ func TestDialThroughProxyRefused(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "403") {
 		t.Fatalf("Dial: %v, want the proxy's 403", err)
+	}
+}
+
+// TestDialProxyConnectCancelled guards that cancelling ctx ends Dial while
+// a proxy has not answered CONNECT, as Dial's docs promise for the whole
+// handshake. The cancel once took effect only from the WebSocket
+// handshake on: a silent proxy held Dial until the deadline (by default
+// DefaultHandshakeTimeout, 30 s).
+func TestDialProxyConnectCancelled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	connectRead := make(chan struct{})
+	hold := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(hold); wg.Wait() }()
+	wg.Add(1)
+	go func() { // a proxy that reads CONNECT and never answers
+		defer wg.Done()
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		_ = nc.SetReadDeadline(time.Now().Add(wireTimeout))
+		if _, err := http.ReadRequest(bufio.NewReader(nc)); err == nil {
+			close(connectRead)
+		}
+		<-hold
+	}()
+	// No deadline: only the cancel (or the 30 s default) can end Dial.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pu := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	done := make(chan error, 1)
+	go func() {
+		c, _, err := websocket.Dial(ctx, "ws://127.0.0.1:1/", &websocket.DialOptions{Proxy: http.ProxyURL(pu)})
+		if c != nil {
+			c.CloseNow()
+		}
+		done <- err
+	}()
+	select {
+	case <-connectRead:
+	case err := <-done:
+		t.Fatalf("Dial returned before the proxy read CONNECT: %v", err)
+	case <-time.After(wireTimeout):
+		t.Fatal("the proxy got no CONNECT")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Dial: %v, want context.Canceled", err)
+		}
+	case <-time.After(wireTimeout):
+		t.Fatal("Dial did not return after ctx was cancelled during CONNECT")
+	}
+}
+
+// TestDialHTTPSProxyClientTLS guards that an https:// proxy is verified
+// with the client's TLS configuration (DialOptions.TLSConfig, or that of
+// HTTPClient's transport), as net/http's Transport verifies it, under the
+// proxy's own name and without the ALPN offered to the target (the proxy
+// here speaks h2 too; CONNECT is HTTP/1.1). Dial once used an empty
+// tls.Config: a proxy net/http trusted failed for WebSocket.
+func TestDialHTTPSProxyClientTLS(t *testing.T) {
+	target := httptest.NewServer(echoHandler())
+	defer target.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	proxy := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect || r.ProtoMajor != 1 {
+			http.Error(w, "CONNECT over HTTP/1.1 only", http.StatusMethodNotAllowed)
+			return
+		}
+		up, err := net.DialTimeout("tcp", r.Host, wireTimeout)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		nc, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		io.WriteString(nc, "HTTP/1.1 200 Connection established\r\n\r\n")
+		wg.Add(2)
+		go func() { defer wg.Done(); io.Copy(up, brw); up.Close() }()
+		go func() { defer wg.Done(); io.Copy(nc, up); nc.Close() }()
+	}))
+	proxy.EnableHTTP2 = true
+	proxy.Config.ErrorLog = log.New(io.Discard, "", 0)
+	proxy.StartTLS()
+	defer proxy.Close()
+	pu, _ := url.Parse(proxy.URL)
+	tr := proxy.Client().Transport.(*http.Transport).Clone() // trusts the proxy's CA
+	tr.Proxy = http.ProxyURL(pu)
+	pool := x509.NewCertPool()
+	pool.AddCert(proxy.Certificate())
+
+	for name, opts := range map[string]*websocket.DialOptions{
+		"HTTPClient": {HTTPClient: &http.Client{Transport: tr}},
+		"TLSConfig":  {TLSConfig: &tls.Config{RootCAs: pool}, Proxy: http.ProxyURL(pu)},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+		c, _, err := websocket.Dial(ctx, "ws://"+hostOf(target.URL)+"/", opts)
+		if err != nil {
+			cancel()
+			t.Fatalf("%s: Dial through the https proxy: %v", name, err)
+		}
+		roundTrip(t, c, "through the https proxy")
+		c.CloseNow()
+		cancel()
 	}
 }
 
