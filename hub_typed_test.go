@@ -6,10 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
 	"github.com/wsrpc/wsrpc/runtime/hub"
+	"github.com/wsrpc/wsrpc/runtime/sse"
 )
 
 // broadcastServer subscribes every Echo session to a hub topic of
@@ -90,5 +93,71 @@ func TestTypedSessionsOnHubTopic(t *testing.T) {
 			t.Fatalf("stats %+v, want 20 published and 60 delivered", st)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestHubFollowOneofResponse: a generated server-streaming SSE method
+// served from a hub topic as docs/hub.md shows (Follow over the default
+// store, sending each recorded event with SendEvent), for a response that
+// is a single oneof. With SSECodec SSEEventCodec and EventType
+// SSEEventType the topic records exactly the events a wsrpc SSE handler
+// sends, and the generated client receives every case. With the defaults
+// it skipped every event (whole messages as "message" events); with an
+// EventType alone it refused the data (the whole message where it
+// expects the case's value).
+func TestHubFollowOneofResponse(t *testing.T) {
+	h, err := hub.New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	topic, err := hub.NewTopic(h, "watch", &hub.TopicOptions[*testingv1.WatchResponse]{
+		SSECodec:  wsrpc.SSEEventCodec,
+		EventType: wsrpc.SSEEventType[*testingv1.WatchResponse],
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	following := make(chan struct{}, 1)
+	hd := wsrpc.NewSSEHandler("/t/W", func(ctx context.Context, req *testingv1.WatchRequest, st *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		ring := topic.Replay().(*sse.Ring) // the default store
+		start := func() (string, []sse.Event, error) {
+			following <- struct{}{}
+			return ring.Last(), nil, nil
+		}
+		return topic.Follow(ctx, start, ring.Since, st.SendEvent)
+	})
+	c := wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](nil, newServer(t, hd)+"/t/W", "/t/W")
+	ctx := testContext(t)
+	st, err := c.Call(ctx, &testingv1.WatchRequest{Room: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	select {
+	case <-following:
+	case <-ctx.Done():
+		t.Fatal("the handler never followed")
+	}
+	sent := []*testingv1.WatchResponse{
+		{Event: &testingv1.WatchResponse_Note{Note: "hi"}},
+		{Event: &testingv1.WatchResponse_Level{Level: 7}},
+		{Event: &testingv1.WatchResponse_Tick{Tick: &testingv1.Tick{}}},
+		{Event: &testingv1.WatchResponse_UserJoined{UserJoined: &testingv1.Joined{}}},
+	}
+	for _, m := range sent {
+		if err := topic.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range sent {
+		got, err := st.Receive()
+		if err != nil || !proto.Equal(got, want) {
+			ev, _ := topic.Replay().(*sse.Ring).Since("")
+			t.Fatalf("event %d: Receive = %v, %v; want %v (the topic recorded %+v)", i, got, err, want, ev)
+		}
+	}
+	if st := topic.Stats(); st.EncodeErrors != 0 {
+		t.Errorf("encode errors: %+v", st)
 	}
 }

@@ -84,7 +84,8 @@ func findEventOneof(md protoreflect.MessageDescriptor) protoreflect.OneofDescrip
 // protojson. id becomes the event's id ("" for none).
 //
 // Use it to append events to a replay store (sse.Store.Append) and send
-// the recorded event with ServerStream.SendEvent. It fails with
+// the recorded event with ServerStream.SendEvent (a hub topic records
+// such events given SSEEventCodec and SSEEventType). It fails with
 // CodeInternal for a oneof response with no case set.
 func NewSSEEvent(msg proto.Message, id string) (sse.Event, error) {
 	rm := msg.ProtoReflect()
@@ -115,6 +116,76 @@ func NewSSEEvent(msg proto.Message, id string) (sse.Event, error) {
 	}
 	ev.Data = string(b)
 	return ev, nil
+}
+
+// SSEEventCodec encodes a message as the data of the SSE event a wsrpc SSE
+// handler sends for it: NewSSEEvent(m, "").Data — for a response that is
+// a single oneof, the set case's protojson value; otherwise the whole
+// message as protojson. It is a text codec (Binary false) for
+// hub.TopicOptions.SSECodec; with SSEEventType as hub.TopicOptions.EventType
+// it makes a topic record, and Topic.Follow pass to
+// ServerStream.SendEvent, exactly the events the method's handler would
+// send, which generated clients and browsers read like any other:
+//
+//	hub.TopicOptions[*chatv1.WatchResponse]{
+//		SSECodec:  wsrpc.SSEEventCodec,
+//		EventType: wsrpc.SSEEventType[*chatv1.WatchResponse],
+//	}
+//
+// (Go infers SSEEventType's type argument in an assignment,
+// opts.EventType = wsrpc.SSEEventType, but not in a composite literal,
+// which must name it.)
+//
+// A oneof response needs both: with the defaults (codec.JSON, no event
+// type) its events carry the whole message as "message" events, which a
+// generated client skips, and with only an event type it refuses their
+// data. Marshal fails, as NewSSEEvent does, for a oneof response with no
+// case set. It only encodes: the data alone does not say which case it
+// is (the event type does), so Unmarshal always fails — read such events
+// with the generated client.
+var SSEEventCodec codec.Codec = sseEventCodec{}
+
+// sseEventCodec is SSEEventCodec's type.
+type sseEventCodec struct{}
+
+func (sseEventCodec) Name() string { return "wsrpc-sse-event" }
+func (sseEventCodec) Binary() bool { return false }
+
+func (sseEventCodec) Marshal(m proto.Message) ([]byte, error) {
+	ev, err := NewSSEEvent(m, "")
+	if err != nil {
+		return nil, err
+	}
+	return []byte(ev.Data), nil
+}
+
+func (sseEventCodec) MarshalAppend(dst []byte, m proto.Message) ([]byte, error) {
+	ev, err := NewSSEEvent(m, "")
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, ev.Data...), nil
+}
+
+func (sseEventCodec) Unmarshal([]byte, proto.Message) error {
+	return Errorf(CodeUnimplemented, "SSEEventCodec only encodes: an event's data decodes only with its event type (use the generated client)")
+}
+
+// SSEEventType returns the type of the SSE event a wsrpc SSE handler sends
+// for m (NewSSEEvent's): the set case's field name for a response that is
+// a single oneof, "" (a "message" event, the type left implicit) for any
+// other response and for a oneof with no case set. It fits
+// hub.TopicOptions.EventType, with SSEEventCodec.
+func SSEEventType[M proto.Message](m M) string {
+	rm := m.ProtoReflect()
+	od := eventOneof(rm.Descriptor())
+	if od == nil {
+		return ""
+	}
+	if fd := rm.WhichOneof(od); fd != nil {
+		return string(fd.Name())
+	}
+	return ""
 }
 
 // fieldJSON returns the protojson value of one populated field of msg.

@@ -102,6 +102,66 @@ func TestSSEEventShapes(t *testing.T) {
 	}
 }
 
+// TestSSEEventCodecAndType: SSEEventCodec's encoding and SSEEventType are
+// NewSSEEvent's data and type, for oneof responses (each case) and
+// others, so a hub topic configured with them records the events a wsrpc
+// SSE handler sends. The codec is a text codec that refuses to decode
+// (the data alone does not name its case) and, like NewSSEEvent, refuses
+// a oneof response with no case set.
+func TestSSEEventCodecAndType(t *testing.T) {
+	cd := wsrpc.SSEEventCodec
+	if cd.Binary() {
+		t.Fatal("SSEEventCodec is binary; SSE needs a text codec")
+	}
+	check := func(m proto.Message, typ string) {
+		t.Helper()
+		want, err := wsrpc.NewSSEEvent(m, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want.Type != typ {
+			t.Fatalf("NewSSEEvent(%v).Type = %q, want %q", m, want.Type, typ)
+		}
+		b, err := cd.Marshal(m)
+		if err != nil || string(b) != want.Data {
+			t.Errorf("Marshal(%v) = %s, %v; want %s", m, b, err, want.Data)
+		}
+		b, err = cd.MarshalAppend([]byte("x"), m)
+		if err != nil || string(b) != "x"+want.Data {
+			t.Errorf("MarshalAppend(x, %v) = %s, %v; want x%s", m, b, err, want.Data)
+		}
+		var got string
+		switch m := m.(type) {
+		case *testingv1.WatchResponse:
+			got = wsrpc.SSEEventType(m)
+		case *testingv1.SearchResponse:
+			got = wsrpc.SSEEventType(m)
+		}
+		if got != want.Type {
+			t.Errorf("SSEEventType(%v) = %q, want %q", m, got, want.Type)
+		}
+		if err := cd.Unmarshal(b[1:], m.ProtoReflect().New().Interface()); err == nil {
+			t.Errorf("Unmarshal(%s) succeeded", b[1:])
+		}
+	}
+	check(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: "hi"}}, "note")
+	check(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Level{Level: 7}}, "level")
+	check(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Tick{Tick: &testingv1.Tick{}}}, "tick")
+	check(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_UserJoined{UserJoined: &testingv1.Joined{}}}, "user_joined")
+	check(&testingv1.SearchResponse{Rank: 1}, "")
+
+	none := &testingv1.WatchResponse{}
+	if b, err := cd.Marshal(none); err == nil {
+		t.Errorf("Marshal of a oneof with no case = %s", b)
+	}
+	if b, err := cd.MarshalAppend([]byte("x"), none); err == nil || string(b) != "x" {
+		t.Errorf("MarshalAppend of a oneof with no case = %s, %v; want dst and an error", b, err)
+	}
+	if typ := wsrpc.SSEEventType(none); typ != "" {
+		t.Errorf("SSEEventType of a oneof with no case = %q", typ)
+	}
+}
+
 // TestSSEWellKnownTypes: well-known types whose protojson is not an
 // object of their fields (the ProtoJSON format's table: Any, Timestamp,
 // Duration, FieldMask, Struct, Value, ListValue, the wrappers) travel

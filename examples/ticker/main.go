@@ -123,8 +123,11 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	defer h.Close()
 	topic, err := hub.NewTopic(h, "ticker", &hub.TopicOptions[*tickerv1.WatchResponse]{
-		SSECodec:  caseData{},
-		EventType: eventType,
+		// Recorded events are those a wsrpc SSE handler sends (the oneof
+		// case's value, typed by the case), so the generated client
+		// decodes them like any other.
+		SSECodec:  wsrpc.SSEEventCodec,
+		EventType: wsrpc.SSEEventType[*tickerv1.WatchResponse],
 		Replay:    j,
 	})
 	if err != nil {
@@ -293,41 +296,6 @@ func symbolOf(ev sse.Event) string {
 		return ""
 	}
 	return m.GetSymbol()
-}
-
-// eventType is the SSE event type of an event: its oneof case's name.
-func eventType(ev *tickerv1.WatchResponse) string {
-	rm := ev.ProtoReflect()
-	if fd := rm.WhichOneof(rm.Descriptor().Oneofs().Get(0)); fd != nil {
-		return string(fd.Name())
-	}
-	return ""
-}
-
-// caseData is the topic's SSE codec: an event's data is the value of the
-// oneof case alone, as wsrpc's SSE handlers send a WatchResponse
-// (wsrpc.NewSSEEvent), so the generated client decodes recorded events
-// like any other. Encode only.
-type caseData struct{}
-
-func (caseData) Name() string { return "ticker-event" }
-func (caseData) Binary() bool { return false }
-
-func (caseData) Marshal(m proto.Message) ([]byte, error) {
-	ev, err := wsrpc.NewSSEEvent(m, "")
-	if err != nil {
-		return nil, err
-	}
-	return []byte(ev.Data), nil
-}
-
-func (c caseData) MarshalAppend(dst []byte, m proto.Message) ([]byte, error) {
-	b, err := c.Marshal(m)
-	return append(dst, b...), err
-}
-
-func (caseData) Unmarshal([]byte, proto.Message) error {
-	return errors.New("ticker: the event codec only encodes")
 }
 
 // watch prints the server's events, one line each, starting with the

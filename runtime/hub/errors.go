@@ -36,6 +36,14 @@ var (
 	ErrFellBehind = errors.New("hub: follower fell behind the replay store")
 
 	// ErrBadEnvelope counts (in Stats.DecodeErrors) a broker message that is
-	// not a hub envelope or whose payload does not decode.
+	// not a hub envelope or whose payload does not decode. The envelope is
+	// always checked; the payload only when this node needs the message
+	// decoded: for the replay store, an SSE or SubscribeFunc subscriber, or
+	// a WebSocket subscriber whose codec is not codec.Proto. Otherwise —
+	// replay disabled and only codec.Proto WebSocket subscribers — the
+	// payload is written to them as the protobuf bytes it came as, unchecked
+	// (decoding it only to check it would cost every message a decode), so
+	// a bad one is neither counted nor reported to Options.OnError: those
+	// clients get it as the publisher sent it.
 	ErrBadEnvelope = errors.New("hub: bad broker message")
 )

@@ -150,25 +150,58 @@ func (h *Hub) NodeID() string { return h.node }
 // Broker returns the hub's broker.
 func (h *Hub) Broker() Broker { return h.broker }
 
-// Close closes every topic (see Topic.Close) and the connections of
-// WebSocketHandler endpoints, without a closing handshake (Shutdown sends
-// one). It does not close the broker, which may be shared. Idempotent;
-// returns nil.
+// Close closes the connections of WebSocketHandler endpoints, without a
+// closing handshake (Shutdown sends one), then every topic (see
+// Topic.Close). The connections go first and at once: they belong to the
+// hub, so a write in progress on one fails at once instead of running to
+// its write timeout. Writes in progress on the connections of
+// SubscribeWebSocket, which their callers own, are still waited for, each
+// bounded by its connection's write timeout, as is a SubscribeFunc call in
+// progress. It does not close the broker, which may be shared.
+// Idempotent; returns nil.
 func (h *Hub) Close() error {
-	if p := h.closeTopics(); p != nil {
+	p, ts := h.markClosed()
+	if p != nil {
 		_ = p.Close()
 	}
+	closeAll(ts)
 	return nil
 }
 
 // Shutdown is Close with a closing handshake for the connections of
 // WebSocketHandler endpoints: each gets 1001 (going away), so clients
-// know the server left on purpose, and Shutdown waits for their replies
-// until ctx is done — the connections left are then closed without one
-// and ctx's error is returned. Topics are closed first, so nothing is
-// delivered after the close frame. Idempotent with Close.
+// know the server left on purpose. Topics are closed first, so nothing is
+// delivered after the close frame; Shutdown then waits for the clients'
+// replies until ctx is done — the connections left are then closed
+// without one and ctx's error is returned.
+//
+// Shutdown returns once ctx is done, whatever it is waiting for. If the
+// topics have not finished closing by then (a write stalled on a client
+// that stopped reading, a SubscribeFunc call that has not returned), the
+// connections of WebSocketHandler endpoints are closed at once without a
+// handshake, which fails their stalled writes, and ctx's error is
+// returned without waiting further: a topic still waiting for a
+// SubscribeFunc call, or for a write on a connection of
+// SubscribeWebSocket, finishes closing in the background when that
+// returns. Idempotent with Close.
 func (h *Hub) Shutdown(ctx context.Context) error {
-	p := h.closeTopics()
+	p, ts := h.markClosed()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		closeAll(ts)
+	}()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		// Waiting longer would break Shutdown's promise to return with
+		// ctx; closing the connections under their writers is what lets
+		// the topics finish.
+		if p != nil {
+			_ = p.Close()
+		}
+		return ctx.Err()
+	}
 	if p == nil {
 		return nil
 	}
@@ -178,21 +211,24 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	return nil // closed before
 }
 
-// closeTopics marks h closed, closes its topics and returns its poller,
-// if one was started.
-func (h *Hub) closeTopics() *websocket.Poller {
+// markClosed marks h closed and returns its poller, if one was started,
+// and its topics, for the caller to close.
+func (h *Hub) markClosed() (*websocket.Poller, []closer) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.closed = true
 	ts := make([]closer, 0, len(h.topics))
 	for _, t := range h.topics {
 		ts = append(ts, t)
 	}
-	p := h.poller
-	h.mu.Unlock()
+	return h.poller, ts
+}
+
+// closeAll closes the topics ts, one after the other.
+func closeAll(ts []closer) {
 	for _, t := range ts {
 		t.close()
 	}
-	return p
 }
 
 // isClosed reports whether Close or Shutdown has begun.

@@ -583,6 +583,110 @@ func TestNewTopicRequiresNewWithoutMessageType(t *testing.T) {
 	}
 }
 
+// TestPublishRefusesOtherMessageType: on a topic whose M does not fix the
+// message type (proto.Message), Publish refuses a message of another type
+// than TopicOptions.New's. Accepted, it would reach local subscribers as
+// it is while other nodes decode its bytes as New's type: the same event
+// id would carry different data on different nodes. A message of New's
+// type in another Go representation (generated or dynamic) is the same
+// message on the wire, and is accepted.
+func TestPublishRefusesOtherMessageType(t *testing.T) {
+	b := hub.NewMemoryBroker()
+	opts := &hub.TopicOptions[proto.Message]{New: func() proto.Message { return &wrapperspb.StringValue{} }}
+	local, err := hub.NewTopic(newHub(t, b, freshNode("wa")), "typed", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, err := hub.NewTopic(newHub(t, b, freshNode("wb")), "typed", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan proto.Message, 4)
+	for _, tp := range []*hub.Topic[proto.Message]{local, remote} {
+		s, err := tp.SubscribeFunc(func(m proto.Message) error { got <- m; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+	}
+	err = local.Publish(context.Background(), wrapperspb.Int64(7))
+	if err == nil || !strings.Contains(err.Error(), "google.protobuf.Int64Value") || !strings.Contains(err.Error(), "google.protobuf.StringValue") {
+		t.Fatalf("Publish of an Int64Value on a StringValue topic = %v, want an error naming both types", err)
+	}
+	if st := local.Stats(); st.Published != 0 {
+		t.Errorf("refused message counted: %+v", st)
+	}
+	if ev, _ := local.Replay().Since(""); len(ev) != 0 {
+		t.Errorf("refused message recorded: %+v", ev)
+	}
+
+	desc := (&wrapperspb.StringValue{}).ProtoReflect().Descriptor()
+	dyn := dynamicpb.NewMessage(desc)
+	dyn.Set(desc.Fields().ByName("value"), protoreflect.ValueOfString("same"))
+	if err := local.Publish(context.Background(), dyn); err != nil {
+		t.Fatalf("Publish of a dynamic StringValue: %v", err)
+	}
+	for range 2 {
+		select {
+		case m := <-got:
+			if v := m.ProtoReflect(); v.Descriptor().FullName() != desc.FullName() || v.Get(v.Descriptor().Fields().ByName("value")).String() != "same" {
+				t.Errorf("subscriber got %v", m)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the StringValue never arrived")
+		}
+	}
+	select {
+	case m := <-got:
+		t.Errorf("unexpected delivery %v", m)
+	case <-time.After(50 * time.Millisecond): // the refused message must not arrive
+	}
+}
+
+// TestPublishNilWithoutMessageType: Publish(ctx, nil) on a topic whose M is
+// an interface (a nil interface, or one holding a nil *dynamicpb.Message)
+// or *dynamicpb.Message returns the "nil message" error a generated
+// topic gives, rather than panicking; NewTopic likewise refuses a New that
+// returns nil.
+func TestPublishNilWithoutMessageType(t *testing.T) {
+	h := newHub(t, nil, freshNode("nil"))
+	desc := (&wrapperspb.StringValue{}).ProtoReflect().Descriptor()
+	iface, err := hub.NewTopic(h, "iface", &hub.TopicOptions[proto.Message]{New: func() proto.Message { return &wrapperspb.StringValue{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := hub.NewTopic(h, "dyn", &hub.TopicOptions[*dynamicpb.Message]{New: func() *dynamicpb.Message { return dynamicpb.NewMessage(desc) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := newTopic(t, h, "gen", nil)
+	for name, publish := range map[string]func() error{
+		"generated nil":             func() error { return gen.Publish(context.Background(), nil) },
+		"proto.Message nil":         func() error { return iface.Publish(context.Background(), nil) },
+		"proto.Message holding nil": func() error { return iface.Publish(context.Background(), (*dynamicpb.Message)(nil)) },
+		"*dynamicpb.Message nil":    func() error { return dyn.Publish(context.Background(), nil) },
+		"New returns nil interface": func() error {
+			_, err := hub.NewTopic(h, "n1", &hub.TopicOptions[proto.Message]{New: func() proto.Message { return nil }})
+			return err
+		},
+		"New returns nil dynamicpb": func() error {
+			_, err := hub.NewTopic(h, "n2", &hub.TopicOptions[*dynamicpb.Message]{New: func() *dynamicpb.Message { return nil }})
+			return err
+		},
+	} {
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Errorf("%s: panicked: %v", name, p)
+				}
+			}()
+			if err := publish(); err == nil || !strings.Contains(err.Error(), "nil message") {
+				t.Errorf("%s: %v, want a nil message error", name, err)
+			}
+		}()
+	}
+}
+
 // TestFuncErrorEndsSubscription: an error from a subscriber function ends
 // that subscription only, at once: the function is not called again, Err
 // returns the error, and a later Close changes nothing. This is how a

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/sse"
@@ -87,11 +88,20 @@ type TopicOptions[M proto.Message] struct {
 	// required (NewTopic fails without it), e.g. for a dynamic message:
 	//
 	//	New: func() *dynamicpb.Message { return dynamicpb.NewMessage(desc) }
+	//
+	// Its message type is then the topic's: Publish refuses a message of
+	// any other type, which other nodes could not decode as sent.
+	// NewTopic calls New once, and fails if it returns nil.
 	New func() M
 
 	// SSECodec encodes messages for SSE subscribers and the replay store:
 	// the encoding is the event's data. It must be a text codec
-	// (Binary() false). Default codec.JSON (protojson).
+	// (Binary() false). Default codec.JSON (protojson). For a topic served
+	// through a generated SSE method (Follow with ServerStream.SendEvent)
+	// whose response is a single oneof, use wsrpc.SSEEventCodec with
+	// wsrpc.SSEEventType as EventType: a generated client expects the
+	// case's value as data and the case's name as event type, and skips
+	// or refuses anything else.
 	SSECodec codec.Codec
 
 	// EventType names the SSE event type of a message (the "event:"
@@ -140,6 +150,12 @@ type Topic[M proto.Message] struct {
 	sseCodec  codec.Codec
 	eventType func(M) string
 	replay    sse.Store
+
+	// msgName is the full name of newM's message type, and checkMsg
+	// whether Publish must check a message against it: only where M
+	// itself does not fix the type (proto.Message, *dynamicpb.Message).
+	msgName  protoreflect.FullName
+	checkMsg bool
 
 	pubMu sync.Mutex
 	seq   uint64 // last sequence number published by this node; under pubMu
@@ -213,7 +229,7 @@ type Stats struct {
 	// NATS delivers at most once).
 	Missed       uint64
 	Duplicates   uint64 // broker messages received twice and ignored
-	DecodeErrors uint64 // broker messages that did not decode
+	DecodeErrors uint64 // broker messages that did not decode, where decoded (see ErrBadEnvelope)
 	EncodeErrors uint64 // messages a subscriber codec or the replay store refused
 }
 
@@ -253,12 +269,16 @@ func NewTopic[M proto.Message](h *Hub, name string, opts *TopicOptions[M]) (*Top
 	if websocket.CloseReason(o.CloseReason) != o.CloseReason {
 		return nil, fmt.Errorf("hub: topic %q: close reason %q is not valid UTF-8 of at most 123 bytes", name, o.CloseReason)
 	}
+	mt, typed := messageType[M]()
 	if o.New == nil {
-		mt, ok := messageType[M]()
-		if !ok {
+		if !typed {
 			return nil, fmt.Errorf("hub: topic %q: TopicOptions.New is required for message type %v, whose zero value does not name a message type", name, reflect.TypeFor[M]())
 		}
 		o.New = func() M { return mt.New().Interface().(M) }
+	}
+	m0 := o.New()
+	if isNilMessage(m0) {
+		return nil, fmt.Errorf("hub: topic %q: TopicOptions.New returned a nil message", name)
 	}
 	if o.SSECodec == nil {
 		o.SSECodec = codec.JSON
@@ -285,6 +305,8 @@ func NewTopic[M proto.Message](h *Hub, name string, opts *TopicOptions[M]) (*Top
 			now:         time.Now,
 		},
 		newM:      o.New,
+		msgName:   m0.ProtoReflect().Descriptor().FullName(),
+		checkMsg:  !typed,
 		sseCodec:  o.SSECodec,
 		eventType: o.EventType,
 		replay:    o.Replay,
@@ -337,6 +359,20 @@ func messageType[M proto.Message]() (protoreflect.MessageType, bool) {
 	return m.Type(), true
 }
 
+// isNilMessage reports whether m is a nil interface or a nil
+// *dynamicpb.Message, whose methods would panic. A nil generated message
+// needs no check: its ProtoReflect gives an invalid message, which
+// Publish refuses.
+func isNilMessage[M proto.Message](m M) bool {
+	switch v := any(m).(type) {
+	case nil:
+		return true
+	case *dynamicpb.Message:
+		return v == nil
+	}
+	return false
+}
+
 // Name returns the topic's name.
 func (t *Topic[M]) Name() string { return t.core.name }
 
@@ -345,6 +381,12 @@ func (t *Topic[M]) Name() string { return t.core.name }
 // (protobuf binary, tagged with this node's id and a sequence number).
 // It does not wait for any subscriber and does not retain msg.
 //
+// It fails for a nil message and, when M does not fix the message type
+// (proto.Message, *dynamicpb.Message), for a message of another type than
+// TopicOptions.New's: local subscribers would get it as it is while other
+// nodes decode its bytes as New's type, so the same event would differ
+// between nodes.
+//
 // Local subscribers get the message even when the broker fails; the
 // broker's error is returned (wrapped). Cost: one protobuf encoding, one
 // encoding per codec in use, one allocation per subscriber queue slot
@@ -352,6 +394,14 @@ func (t *Topic[M]) Name() string { return t.core.name }
 func (t *Topic[M]) Publish(ctx context.Context, msg M) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if t.checkMsg {
+		if isNilMessage(msg) {
+			return fmt.Errorf("hub: publish on %q: nil message", t.core.name)
+		}
+		if n := msg.ProtoReflect().Descriptor().FullName(); n != t.msgName {
+			return fmt.Errorf("hub: publish on %q: message type %s, want the topic's %s", t.core.name, n, t.msgName)
+		}
 	}
 	if !msg.ProtoReflect().IsValid() {
 		return fmt.Errorf("hub: publish on %q: nil message", t.core.name)

@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -9,9 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/wsrpc/wsrpc/runtime/codec"
@@ -322,6 +325,132 @@ func TestHubShutdownClosesSubscribersWith1001(t *testing.T) {
 	}
 }
 
+// stalledWriteTimeout is the write timeout of stalledHandlerClient's
+// connections: long enough that a Close or Shutdown that waited for it
+// could not pass the tests below by a wide margin.
+const stalledWriteTimeout = 20 * time.Second
+
+// stalledHandlerClient serves tp with WebSocketHandler (no compression,
+// write timeout stalledWriteTimeout), connects one client that never
+// reads, and publishes large messages until the subscriber's writer is
+// blocked in a write, which shows as Delivered no longer moving while the
+// queue is not empty.
+func stalledHandlerClient(t *testing.T, tp *hub.Topic[msg]) {
+	t.Helper()
+	srv := httptest.NewServer(tp.WebSocketHandler(&websocket.AcceptOptions{
+		Subprotocols: []string{codec.SubprotocolProto},
+		Extensions:   websocket.MustExtensionSet(),
+		WriteTimeout: stalledWriteTimeout,
+	}, nil))
+	t.Cleanup(srv.Close)
+	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"),
+		&websocket.DialOptions{Subprotocols: []string{codec.SubprotocolProto}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	waitSubscribers(t, tp, 1)
+	big := wrapperspb.String(strings.Repeat("z", 256<<10))
+	last, still := uint64(0), 0
+	for i := 0; i < 400 && still < 10; i++ { // at most 100 MiB
+		if err := tp.Publish(context.Background(), big); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		if d := tp.Stats().Delivered; d == last {
+			still++
+		} else {
+			last, still = d, 0
+		}
+	}
+	if still < 10 {
+		t.Fatal("the subscriber's writer never blocked")
+	}
+}
+
+// Hub.Shutdown returns once its ctx is done, as documented ("until ctx is
+// done"), even when the topics it closes first wait for writes stalled on
+// clients that stopped reading: it closes the hub's connections under
+// those writes rather than waiting out their write timeouts.
+func TestHubShutdownReturnsWithCtxOverStalledWrites(t *testing.T) {
+	h := newHub(t, nil, freshNode("shut"))
+	for i := range 2 {
+		tp := newTopic(t, h, "stall"+strconv.Itoa(i), &hub.TopicOptions[msg]{QueueSize: 1024})
+		stalledHandlerClient(t, tp)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := h.Shutdown(ctx)
+	// Generous: only waiting out the write timeout takes this long.
+	if el := time.Since(start); el > stalledWriteTimeout/2 {
+		t.Errorf("Shutdown with a 200ms ctx took %v: it waited for the stalled writes", el)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want ctx's error", err)
+	}
+}
+
+// Hub.Close closes the connections of WebSocketHandler endpoints without a
+// handshake, so a write stalled on one fails at once: Close does not wait
+// out the connection's write timeout.
+func TestHubCloseDoesNotWaitForStalledWrite(t *testing.T) {
+	h := newHub(t, nil, freshNode("close"))
+	tp := newTopic(t, h, "stall", &hub.TopicOptions[msg]{QueueSize: 1024})
+	stalledHandlerClient(t, tp)
+	start := time.Now()
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > stalledWriteTimeout/2 {
+		t.Errorf("Hub.Close took %v: it waited for a stalled write", el)
+	}
+}
+
+// Hub.Shutdown returns with its ctx even while a SubscribeFunc call has
+// not returned (a bridge whose downstream stalls): the topic finishes
+// closing in the background once the call returns.
+func TestHubShutdownReturnsWithCtxOverBlockedFunc(t *testing.T) {
+	h := newHub(t, nil, freshNode("bridge"))
+	tp := newTopic(t, h, "bridge", nil)
+	release, entered := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s, err := tp.SubscribeFunc(func(msg) error {
+		once.Do(func() { close(entered) })
+		<-release
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unblock := sync.OnceFunc(func() { close(release) })
+	defer unblock() // before the hub's cleanup
+	publishN(t, tp, "m", 0, 1)
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Shutdown = %v, want ctx's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		unblock()
+		<-done
+		t.Fatal("Shutdown with a 200ms ctx did not return while a SubscribeFunc call was blocked")
+	}
+	unblock()
+	s.Close() // waits for the call, after which the topic's close ends
+	if !errors.Is(s.Err(), hub.ErrClosed) {
+		t.Errorf("subscription Err = %v, want ErrClosed", s.Err())
+	}
+	if err := tp.Publish(context.Background(), wrapperspb.String("late")); !errors.Is(err, hub.ErrClosed) {
+		t.Errorf("Publish after Shutdown = %v, want ErrClosed", err)
+	}
+}
+
 // A connection the handler cannot subscribe learns why from its close
 // code: 1013 (try again later) when only its topic has closed, 1001 with
 // Hub.Shutdown's reason once the hub has — the code the hub's served
@@ -419,5 +548,61 @@ func TestTopicCloseClosesHandlerConnections(t *testing.T) {
 	}
 	if got, err := own.read(ctx); err != nil || got != "still open" {
 		t.Fatalf("SubscribeWebSocket's client read %q, %v: its connection should stay open", got, err)
+	}
+}
+
+// TestUndecodablePayloadForwardedUnchecked pins what ErrBadEnvelope's doc
+// says: a broker payload that is not a valid message is dropped, counted
+// in DecodeErrors and reported when this node decodes it (here for the
+// replay store), but a topic with DisableReplay whose only subscribers
+// are codec.Proto WebSocket connections decodes nothing, and writes the
+// bytes to them unchecked, counting and reporting nothing.
+func TestUndecodablePayloadForwardedUnchecked(t *testing.T) {
+	bad := []byte{0xff, 0xff, 0xff} // not a protobuf message
+	if proto.Unmarshal(bad, &wrapperspb.StringValue{}) == nil {
+		t.Fatal("bad payload decodes")
+	}
+	good, err := proto.Marshal(wrapperspb.String("good"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, disableReplay := range []bool{true, false} {
+		t.Run("DisableReplay="+strconv.FormatBool(disableReplay), func(t *testing.T) {
+			src := &rawBroker{}
+			var reported atomic.Int64
+			h, err := hub.New(src, &hub.Options{NodeID: freshNode("raw"), OnError: func(string, error) { reported.Add(1) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			tp := newTopic(t, h, "raw", &hub.TopicOptions[msg]{DisableReplay: disableReplay})
+			srv := httptest.NewServer(tp.WebSocketHandler(&websocket.AcceptOptions{Subprotocols: []string{codec.SubprotocolProto}}, nil))
+			defer srv.Close()
+			c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"),
+				&websocket.DialOptions{Subprotocols: []string{codec.SubprotocolProto}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			waitSubscribers(t, tp, 1)
+			src.handle(hub.AppendEnvelope(nil, "other", 1, bad))
+			src.handle(hub.AppendEnvelope(nil, "other", 2, good))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, got, err := c.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, decodeErrors := good, uint64(1)
+			if disableReplay {
+				want, decodeErrors = bad, 0
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("client read %x first, want %x", got, want)
+			}
+			if st := tp.Stats(); st.DecodeErrors != decodeErrors || reported.Load() != int64(decodeErrors) {
+				t.Errorf("DecodeErrors %d, OnError calls %d, want %d of each", st.DecodeErrors, reported.Load(), decodeErrors)
+			}
+		})
 	}
 }

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"google.golang.org/protobuf/proto"
-
-	"github.com/wsrpc/wsrpc"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 )
 
@@ -88,30 +85,4 @@ func (l *activityLog) lastLocked(k int) []sse.Event {
 		out[i] = l.events[(l.head+l.n-k+i)%len(l.events)]
 	}
 	return out
-}
-
-// eventData is the room topic's SSE codec: an event's data is the value
-// of the response's oneof case alone, exactly as wsrpc's SSE handlers
-// send a WatchResponse (wsrpc.NewSSEEvent), so the generated client and a
-// page's EventSource read recorded events like any other. Encode only.
-type eventData struct{}
-
-func (eventData) Name() string { return "chat-event" }
-func (eventData) Binary() bool { return false }
-
-func (eventData) Marshal(m proto.Message) ([]byte, error) {
-	ev, err := wsrpc.NewSSEEvent(m, "")
-	if err != nil {
-		return nil, err
-	}
-	return []byte(ev.Data), nil
-}
-
-func (c eventData) MarshalAppend(dst []byte, m proto.Message) ([]byte, error) {
-	b, err := c.Marshal(m)
-	return append(dst, b...), err
-}
-
-func (eventData) Unmarshal([]byte, proto.Message) error {
-	return errors.New("chat activity: the event codec only encodes")
 }

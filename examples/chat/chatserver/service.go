@@ -213,9 +213,12 @@ func (s *Service) room(name string) (*room, error) {
 	t, err := hub.NewTopic(s.hub, "chat.room."+name, &hub.TopicOptions[*chatv1.WatchResponse]{
 		// A member who falls 64 events behind is disconnected rather than
 		// shown a conversation with holes.
-		Policy:    hub.Disconnect,
-		SSECodec:  eventData{},
-		EventType: eventType,
+		Policy: hub.Disconnect,
+		// Recorded events are those a wsrpc SSE handler sends (the oneof
+		// case's value, typed by the case), so the generated client and a
+		// page's EventSource read them like any other.
+		SSECodec:  wsrpc.SSEEventCodec,
+		EventType: wsrpc.SSEEventType[*chatv1.WatchResponse],
 		Replay:    r.log,
 	})
 	if err != nil {
@@ -471,15 +474,6 @@ func toChat(ev *chatv1.WatchResponse) *chatv1.ChatResponse {
 		return &chatv1.ChatResponse{Event: &chatv1.ChatResponse_Message{Message: e.Message}}
 	}
 	return &chatv1.ChatResponse{}
-}
-
-// eventType is the SSE event type of a room event: its oneof case's name.
-func eventType(ev *chatv1.WatchResponse) string {
-	rm := ev.ProtoReflect()
-	if fd := rm.WhichOneof(rm.Descriptor().Oneofs().Get(0)); fd != nil {
-		return string(fd.Name())
-	}
-	return ""
 }
 
 func validRoom(name string) bool {
