@@ -44,7 +44,10 @@
 //	int64 sint64 sfixed64      int
 //	uint32 fixed32             uint (smallest encoding)
 //	uint64 fixed64             uint
-//	float                      float32                       float64, int
+//	float                      float32                       float64, int (rounded to
+//	                                                         float32; an error only
+//	                                                         if finite and it rounds
+//	                                                         to ±Inf)
 //	double                     float64 (NaN, ±Inf kept)      float32, int
 //	bool                       bool
 //	string                     str (must be valid UTF-8)
@@ -64,7 +67,8 @@
 //	google.protobuf.Value      nil, float64, str, bool, map  any int for number_value
 //	                           or array by kind
 //	google.protobuf.ListValue  array of Value
-//	google.protobuf.NullValue  nil                           int 0
+//	google.protobuf.NullValue  nil                           int 0, str "NULL_VALUE"
+//	                                                         (another int is an error)
 //	wrappers (Int32Value …)    the wrapped scalar, as above
 //	google.protobuf.Empty      empty map
 //	google.protobuf.FieldMask  array of str, paths verbatim
@@ -78,10 +82,15 @@
 // skipped unless MsgpackOptions.RejectUnknown is set. Integers out of a
 // field's range, a key given twice (whatever its first value, nil and
 // zero included, as in ProtoJSON), two cases of one oneof, a Timestamp or
-// Duration outside its documented range, and trailing bytes are errors.
+// Duration outside its documented range, a NullValue other than nil, 0 or
+// "NULL_VALUE", an extension key whose number is outside the message's
+// extension ranges (ErrUnknownType, as ProtoJSON refuses it), and trailing
+// bytes are errors.
 // Encoding fails for a Value with no kind set, an out-of-range Timestamp or
 // Duration, an invalid UTF-8 string, and an Any whose type the Resolver does
-// not know.
+// not know. A typed nil message encodes as its type's empty message, as in
+// the other codecs (so a nil *Value fails, as JSON fails on it); only an
+// untyped nil is written as an empty map.
 //
 // Hostile input is bounded: a claimed array, map, str, bin or ext length is
 // checked against the bytes actually left before anything is allocated or

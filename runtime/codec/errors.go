@@ -43,7 +43,10 @@ var (
 	// ErrDuplicateOneof means two fields of one oneof are both present.
 	ErrDuplicateOneof = errors.New("codec: more than one field of a oneof")
 	// ErrUnknownType means a google.protobuf.Any names a type the resolver
-	// does not know, or an enum value name is not defined.
+	// does not know, an enum value name is not defined, a key names no
+	// field (with MsgpackOptions.RejectUnknown), or a "[full.name]" key
+	// names an extension whose number is outside the message's extension
+	// ranges.
 	ErrUnknownType = errors.New("codec: unknown type")
 	// ErrMalformed means the input is not well-formed for the codec's format.
 	ErrMalformed = errors.New("codec: malformed input")

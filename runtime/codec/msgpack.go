@@ -81,9 +81,14 @@ func (c *msgpackCodec) Marshal(m proto.Message) ([]byte, error) {
 }
 
 func (c *msgpackCodec) MarshalAppend(dst []byte, m proto.Message) ([]byte, error) {
-	if m == nil || !m.ProtoReflect().IsValid() {
+	if m == nil {
 		return append(dst, 0x80), nil // empty map, as protojson writes {}
 	}
+	// A typed nil (IsValid false) goes through the normal path, which
+	// reads it as its type's empty message, as proto and protojson do:
+	// an empty map is no empty message for the well-known types with a
+	// mapping of their own (a nil *Timestamp is the ext for 0, a nil
+	// *Int32Value the int 0).
 	if err := proto.CheckInitialized(m); err != nil {
 		return dst, fmt.Errorf("%w: msgpack: %w", ErrMarshal, err)
 	}

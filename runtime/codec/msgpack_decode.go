@@ -431,7 +431,16 @@ func (s *decState) lookup(md protoreflect.MessageDescriptor, fields protoreflect
 		if err != nil || xt.TypeDescriptor().ContainingMessage().FullName() != md.FullName() {
 			return nil, nil
 		}
-		return xt.TypeDescriptor(), nil
+		xd := xt.TypeDescriptor()
+		// A resolver's extension may have been built against another
+		// version of the message (a schema registry, descriptors loaded
+		// at run time) whose ranges differ; protobuf panics when such an
+		// extension is set, so refuse it first, as protojson does.
+		if !md.ExtensionRanges().Has(xd.Number()) {
+			return nil, fmt.Errorf("%w: message %s cannot be extended by %s (field %d is outside its extension ranges)",
+				ErrUnknownType, md.FullName(), xd.FullName(), xd.Number())
+		}
+		return xd, nil
 	}
 	// The lookups only compare the key, so a string view of the input
 	// avoids a copy per key.
@@ -467,9 +476,9 @@ func (s *decState) setField(m protoreflect.Message, fd protoreflect.FieldDescrip
 func (s *decState) field(m protoreflect.Message, fd protoreflect.FieldDescriptor, depth int) error {
 	switch {
 	case fd.IsList():
-		return s.list(m.Mutable(fd).List(), fd, depth)
+		return s.list(m, fd, depth)
 	case fd.IsMap():
-		return s.mapField(m.Mutable(fd).Map(), fd, depth)
+		return s.mapField(m, fd, depth)
 	case fd.Message() != nil:
 		v := m.NewField(fd)
 		if err := s.message(v.Message(), depth+1); err != nil {
@@ -489,8 +498,11 @@ func (s *decState) field(m protoreflect.Message, fd protoreflect.FieldDescriptor
 // list decodes a repeated field of the message at depth. A list is no
 // level of its own (RecursionLimit counts messages, as protobuf does and
 // as the encoder does): message elements count themselves, scalars do not
-// recurse.
-func (s *decState) list(l protoreflect.List, fd protoreflect.FieldDescriptor, depth int) error {
+// recurse. The list is made only for a non-empty array, as for a map
+// field: an empty one is one byte of input, and Mutable allocates (a
+// google.protobuf.Struct's Go map), so each empty container would cost a
+// hundred times its size.
+func (s *decState) list(m protoreflect.Message, fd protoreflect.FieldDescriptor, depth int) error {
 	c, err := s.peek()
 	if err != nil {
 		return err
@@ -499,9 +511,10 @@ func (s *decState) list(l protoreflect.List, fd protoreflect.FieldDescriptor, de
 		return wrongType(c, "array")
 	}
 	n, err := s.arrayLen()
-	if err != nil {
+	if err != nil || n == 0 {
 		return err
 	}
+	l := m.Mutable(fd).List()
 	for i := range n {
 		if fd.Message() != nil {
 			v := l.NewElement()
@@ -521,8 +534,8 @@ func (s *decState) list(l protoreflect.List, fd protoreflect.FieldDescriptor, de
 }
 
 // mapField decodes a map field of the message at depth; like a list, it is
-// no level of its own.
-func (s *decState) mapField(mp protoreflect.Map, fd protoreflect.FieldDescriptor, depth int) error {
+// no level of its own, and it is made only for a non-empty map.
+func (s *decState) mapField(m protoreflect.Message, fd protoreflect.FieldDescriptor, depth int) error {
 	c, err := s.peek()
 	if err != nil {
 		return err
@@ -531,9 +544,10 @@ func (s *decState) mapField(mp protoreflect.Map, fd protoreflect.FieldDescriptor
 		return wrongType(c, "map")
 	}
 	n, err := s.mapLen()
-	if err != nil {
+	if err != nil || n == 0 {
 		return err
 	}
+	mp := m.Mutable(fd).Map()
 	kd, vd := fd.MapKey(), fd.MapValue()
 	for range n {
 		kv, err := s.scalar(kd)
@@ -620,10 +634,14 @@ func (s *decState) scalar(fd protoreflect.FieldDescriptor) (protoreflect.Value, 
 		if err != nil {
 			return protoreflect.Value{}, err
 		}
-		if !math.IsInf(f, 0) && !math.IsNaN(f) && math.Abs(f) > math.MaxFloat32 {
+		// Overflow is what rounds to infinity, not what exceeds
+		// MaxFloat32: protojson writes MaxFloat32 as 3.4028235e+38, a
+		// double a hair above it that a peer may send back as float64.
+		f32 := float32(f)
+		if math.IsInf(float64(f32), 0) && !math.IsInf(f, 0) {
 			return protoreflect.Value{}, fmt.Errorf("%w: %g overflows float", ErrRange, f)
 		}
-		return protoreflect.ValueOfFloat32(float32(f)), nil
+		return protoreflect.ValueOfFloat32(f32), nil
 
 	case protoreflect.DoubleKind:
 		f, err := s.float()
@@ -667,7 +685,8 @@ func rangeErr(u uint64, neg bool, kind string) error {
 }
 
 // enum reads an enum as its number (any int32, so open enums keep unknown
-// values) or its value name; nil is google.protobuf.NullValue's only value.
+// values) or its value name. A google.protobuf.NullValue is nil, 0 or
+// "NULL_VALUE", its one value; any other number is ErrRange.
 func (s *decState) enum(ed protoreflect.EnumDescriptor) (protoreflect.Value, error) {
 	c, err := s.peek()
 	if err != nil {
@@ -694,6 +713,12 @@ func (s *decState) enum(ed protoreflect.EnumDescriptor) (protoreflect.Value, err
 	}
 	if (neg && int64(u) < math.MinInt32) || (!neg && u > math.MaxInt32) {
 		return protoreflect.Value{}, rangeErr(u, neg, "enum")
+	}
+	// NullValue has the one value 0, and the encoder writes every
+	// NullValue as nil: a number kept here would read back as 0, so the
+	// codec's round trip would change the message.
+	if u != 0 && ed.FullName() == wktNullValue {
+		return protoreflect.Value{}, fmt.Errorf("%w: %d is not a value of %s (only nil or 0)", ErrRange, int64(u), ed.FullName())
 	}
 	return protoreflect.ValueOfEnum(protoreflect.EnumNumber(int64(u))), nil
 }

@@ -920,3 +920,165 @@ func TestMsgpackDeepErrorIsCheap(t *testing.T) {
 		})
 	}
 }
+
+// TestMsgpackExtensionOutsideRanges: a "[full.name]" key whose extension
+// the Resolver knows for the message's full name, but whose number is
+// outside the message's extension ranges, is refused with ErrUnknownType
+// (protojson: "message %v cannot be extended by %v"). Such an extension
+// comes from another version of the message (a schema registry,
+// descriptors loaded at run time), and setting it made protobuf panic.
+func TestMsgpackExtensionOutsideRanges(t *testing.T) {
+	// Another version of google.protobuf.MethodOptions, with extensions 1
+	// to 100 instead of 1000 and up, in a registry of its own, and an
+	// extension numbered 50 for it.
+	files := new(protoregistry.Files)
+	host, err := protodesc.NewFile(&descriptorpb.FileDescriptorProto{
+		Name:    proto.String("wsrpc/codec/test/old_descriptor.proto"),
+		Package: proto.String("google.protobuf"),
+		Syntax:  proto.String("proto2"),
+		MessageType: []*descriptorpb.DescriptorProto{{
+			Name:           proto.String("MethodOptions"),
+			ExtensionRange: []*descriptorpb.DescriptorProto_ExtensionRange{{Start: proto.Int32(1), End: proto.Int32(101)}},
+		}},
+	}, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := files.RegisterFile(host); err != nil {
+		t.Fatal(err)
+	}
+	ext, err := protodesc.NewFile(&descriptorpb.FileDescriptorProto{
+		Name:       proto.String("wsrpc/codec/test/old_ext.proto"),
+		Package:    proto.String("wsrpc.codec.test"),
+		Syntax:     proto.String("proto2"),
+		Dependency: []string{"wsrpc/codec/test/old_descriptor.proto"},
+		Extension: []*descriptorpb.FieldDescriptorProto{{
+			Name:     proto.String("tag"),
+			Number:   proto.Int32(50),
+			Label:    descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(),
+			Type:     descriptorpb.FieldDescriptorProto_TYPE_INT32.Enum(),
+			Extendee: proto.String(".google.protobuf.MethodOptions"),
+		}},
+	}, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := new(protoregistry.Types)
+	if err := types.RegisterExtension(dynamicpb.NewExtensionType(ext.Extensions().Get(0))); err != nil {
+		t.Fatal(err)
+	}
+	in := append(append([]byte{0x81}, mp(t, "[wsrpc.codec.test.tag]")...), 0x07)
+	for _, c := range []codec.Codec{
+		codec.NewMsgpack(&codec.MsgpackOptions{Resolver: types}),
+		codec.NewMsgpack(&codec.MsgpackOptions{Resolver: types, RejectUnknown: true}),
+	} {
+		// The version the extension was built for takes it.
+		old := dynamicpb.NewMessage(host.Messages().Get(0))
+		if err := c.Unmarshal(in, old); err != nil {
+			t.Fatalf("the extension's own MethodOptions: %v", err)
+		}
+		// The generated version has no range holding 50.
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("panic: %v", r)
+				}
+			}()
+			err := c.Unmarshal(in, &descriptorpb.MethodOptions{})
+			if !errors.Is(err, codec.ErrUnmarshal) || !errors.Is(err, codec.ErrUnknownType) {
+				t.Fatalf("got %v, want ErrUnknownType", err)
+			}
+			if !strings.Contains(err.Error(), "cannot be extended by wsrpc.codec.test.tag") {
+				t.Fatalf("error %q does not say why", err)
+			}
+		}()
+	}
+}
+
+// TestMsgpackNullValue: a google.protobuf.NullValue field takes nil, int
+// 0 or its value name "NULL_VALUE", and nothing else: the encoder writes
+// every NullValue as nil, so a number kept on decode (5) read back as 0
+// and the codec's own round trip (FuzzMsgpack's property) changed the
+// message. Other numbers are ErrRange, as the mapping documents.
+func TestMsgpackNullValue(t *testing.T) {
+	key := hex.EncodeToString(mp(t, "wNull"))
+	for _, tc := range []struct {
+		in   string // hex of the value
+		want error
+	}{
+		{"c0", nil},
+		{"00", nil},
+		{"d2 00000000", nil},
+		{hex.EncodeToString(mp(t, "NULL_VALUE")), nil},
+		{"05", codec.ErrRange},
+		{"ff", codec.ErrRange},
+		{"ce 7fffffff", codec.ErrRange},
+		{"d3 ffffffff80000000", codec.ErrRange},
+		{hex.EncodeToString(mp(t, "NULL")), codec.ErrUnknownType},
+	} {
+		var m testingv1.AllTypes
+		err := codec.Msgpack.Unmarshal(unhex("81"+key+tc.in), &m)
+		if tc.want != nil {
+			if !errors.Is(err, codec.ErrUnmarshal) || !errors.Is(err, tc.want) {
+				t.Errorf("%s: got %v (%v), want %v", tc.in, err, &m, tc.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.in, err)
+			continue
+		}
+		var again testingv1.AllTypes
+		if err := codec.Msgpack.Unmarshal(mustMarshal(t, codec.Msgpack, &m), &again); err != nil || !proto.Equal(&m, &again) {
+			t.Errorf("%s: decodes to {%v}, which round-trips to {%v} (%v)", tc.in, &m, &again, err)
+		}
+	}
+}
+
+// TestMsgpackEmptyContainersNotMade: an empty map or array for a map,
+// list, Struct or ListValue field makes no Go map or slice. The decoder
+// called Mutable on every one, so each 1-byte 0x80 in a repeated
+// google.protobuf.Value became a Value, a Struct and a Go map: 300 bytes
+// allocated per input byte, three times JSON's figure on the same
+// elements (the bound is in TestDecodeAmplificationAllocs, which runs
+// without -race). Presence is unchanged: a Struct field given {} is set.
+func TestMsgpackEmptyContainersNotMade(t *testing.T) {
+	in := mp(t, map[string]any{
+		"wStruct":       map[string]any{},
+		"wListValue":    []any{},
+		"wValue":        map[string]any{},
+		"mStringString": map[string]any{},
+		"mStringValue":  map[string]any{"s": map[string]any{}, "l": []any{}},
+		"rInt32":        []any{},
+		"rValue":        []any{map[string]any{}, []any{}},
+	})
+	var m testingv1.AllTypes
+	if err := codec.Msgpack.Unmarshal(in, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := &testingv1.AllTypes{
+		WStruct:      &structpb.Struct{},
+		WListValue:   &structpb.ListValue{},
+		WValue:       structpb.NewStructValue(&structpb.Struct{}),
+		MStringValue: map[string]*structpb.Value{"s": structpb.NewStructValue(&structpb.Struct{}), "l": structpb.NewListValue(&structpb.ListValue{})},
+		RValue:       []*structpb.Value{structpb.NewStructValue(&structpb.Struct{}), structpb.NewListValue(&structpb.ListValue{})},
+	}
+	if !proto.Equal(&m, want) {
+		t.Fatalf("decoded differently:\n%s", cmpDiff(want, &m))
+	}
+	for name, made := range map[string]bool{
+		"wStruct":          m.WStruct.Fields != nil,
+		"wListValue":       m.WListValue.Values != nil,
+		"wValue struct":    m.WValue.GetStructValue().Fields != nil,
+		"mStringString":    m.MStringString != nil,
+		"mStringValue[s]":  m.MStringValue["s"].GetStructValue().Fields != nil,
+		"mStringValue[l]":  m.MStringValue["l"].GetListValue().Values != nil,
+		"rInt32":           m.RInt32 != nil,
+		"rValue[0] struct": m.RValue[0].GetStructValue().Fields != nil,
+		"rValue[1] list":   m.RValue[1].GetListValue().Values != nil,
+	} {
+		if made {
+			t.Errorf("%s: empty in the input, but a Go map or slice was made for it", name)
+		}
+	}
+}

@@ -199,6 +199,93 @@ func TestMsgpackOnlyValues(t *testing.T) {
 	}
 }
 
+// TestMarshalNilWellKnown: a typed nil message encodes as its type's
+// empty message in every codec, well-known types included, and so
+// decodes again to the empty message. msgpack wrote every nil as an
+// empty map, which is no Timestamp, Duration, wrapper, ListValue or
+// FieldMask to its own decoder, and a Value holding an empty Struct. An
+// empty Value has no kind and encodes in no self-describing codec: its
+// nil fails the same way.
+func TestMarshalNilWellKnown(t *testing.T) {
+	for _, nm := range []proto.Message{
+		(*timestamppb.Timestamp)(nil), (*durationpb.Duration)(nil),
+		(*wrapperspb.Int32Value)(nil), (*wrapperspb.StringValue)(nil), (*wrapperspb.BoolValue)(nil),
+		(*structpb.ListValue)(nil), (*structpb.Struct)(nil), (*structpb.Value)(nil),
+		(*fieldmaskpb.FieldMask)(nil), (*anypb.Any)(nil), (*emptypb.Empty)(nil),
+		(*testingv1.AllTypes)(nil),
+	} {
+		empty := nm.ProtoReflect().Type().New().Interface()
+		for _, c := range []codec.Codec{codec.Proto, codec.JSON, codec.Msgpack} {
+			got, err := c.Marshal(nm)
+			want, wantErr := c.Marshal(empty)
+			if (err == nil) != (wantErr == nil) {
+				t.Errorf("%s, nil %T: got %q, %v; the empty message gives %q, %v", c.Name(), nm, got, err, want, wantErr)
+				continue
+			}
+			if err != nil {
+				if !errors.Is(err, codec.ErrMarshal) {
+					t.Errorf("%s, nil %T: error does not wrap ErrMarshal: %v", c.Name(), nm, err)
+				}
+				continue
+			}
+			if c.Binary() && !bytes.Equal(got, want) { // JSON's spacing varies
+				t.Errorf("%s, nil %T: got % x, the empty message gives % x", c.Name(), nm, got, want)
+			}
+			dec := nm.ProtoReflect().Type().New().Interface()
+			if err := c.Unmarshal(got, dec); err != nil || !proto.Equal(dec, empty) {
+				t.Errorf("%s, nil %T: %q decodes to %v, %v", c.Name(), nm, got, dec, err)
+			}
+		}
+	}
+}
+
+// TestFloatFieldFromDouble: a float field decoded from a double takes
+// what rounds to a finite float32 and refuses only what rounds to
+// infinity, in msgpack (a float64) as in JSON. protojson writes
+// MaxFloat32 as 3.4028235e+38, a double a hair above it: a client that
+// parsed that JSON and sent the number back as a msgpack float64 was
+// refused, because the decoder compared the unrounded value with
+// MaxFloat32.
+func TestFloatFieldFromDouble(t *testing.T) {
+	// Halfway between MaxFloat32 and 2^128: rounds to even, which is
+	// infinity (MaxFloat32's mantissa is odd).
+	half := math.Ldexp(1, 128) - math.Ldexp(1, 103)
+	for _, tc := range []struct {
+		in   float64
+		want float32
+		ok   bool
+	}{
+		{3.4028235e+38, math.MaxFloat32, true},
+		{-3.4028235e+38, -math.MaxFloat32, true},
+		{math.Nextafter(half, 0), math.MaxFloat32, true},
+		{half, 0, false},
+		{-half, 0, false},
+		{math.MaxFloat64, 0, false},
+		{math.Inf(1), float32(math.Inf(1)), true}, // msgpack keeps ±Inf; JSON spells it "Infinity"
+		{1e-50, 0, true},                          // underflow rounds to zero, as in JSON
+	} {
+		var viaMsgpack testingv1.AllTypes
+		err := codec.Msgpack.Unmarshal(mp(t, map[string]any{"fFloat": tc.in}), &viaMsgpack)
+		switch {
+		case tc.ok && (err != nil || viaMsgpack.GetFFloat() != tc.want):
+			t.Errorf("msgpack %v: got %v, %v; want %v", tc.in, viaMsgpack.GetFFloat(), err, tc.want)
+		case !tc.ok && !errors.Is(err, codec.ErrRange):
+			t.Errorf("msgpack %v: got %v, %v; want ErrRange", tc.in, viaMsgpack.GetFFloat(), err)
+		}
+		if math.IsInf(tc.in, 0) {
+			continue
+		}
+		// The exact decimal of the double: JSON parses a float field's
+		// text straight to float32, and the shortest form of half (%v)
+		// is below half.
+		var viaJSON testingv1.AllTypes
+		err = codec.JSON.Unmarshal(fmt.Appendf(nil, `{"fFloat":%.60e}`, tc.in), &viaJSON)
+		if (err == nil) != tc.ok || viaJSON.GetFFloat() != tc.want {
+			t.Errorf("json %v: got %v, %v; the codecs disagree", tc.in, viaJSON.GetFFloat(), err)
+		}
+	}
+}
+
 // TestUnknownFields: the proto codec keeps fields the receiving type does
 // not know and writes them back out; the JSON and msgpack codecs skip them
 // by default (and fail with RejectUnknown) and still decode the rest.
