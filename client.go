@@ -121,13 +121,15 @@ func (c *caller) connect(ctx context.Context) (*wsConn, error) {
 // halfClosed), so that a reconnection never keeps a connection Close
 // missed and the end-of-stream marker reaches the connection in place;
 // eosPending is guarded by mu; halfClosed is atomic so that Send reads it
-// without the lock.
+// without the lock, and closing so that CloseAndReceive reads it on its
+// goroutine.
 type clientStream struct {
 	cur        atomic.Pointer[wsConn]
 	re         *redialer // nil unless the call reconnects
 	mu         sync.Mutex
 	halfClosed atomic.Bool // CloseSend or CloseAndReceive was called
 	eosPending bool        // halfClosed, and no connection took the marker yet
+	closing    atomic.Bool // Close or CloseWith was called
 }
 
 func newClientStream(conn *wsConn, re *redialer) *clientStream {
@@ -142,10 +144,16 @@ func (s *clientStream) conn() *wsConn { return s.cur.Load() }
 // receive reads into m; the end of the stream runs the onClose hooks and
 // releases the connection, so that a call read to its end needs no Close.
 // With reconnection on, an end that WithReconnect retries opens a new
-// connection and reading goes on there.
+// connection and reading goes on there. Once the call has ended, every
+// later receive returns how it ended (io.EOF only for a clean end).
 func (s *clientStream) receive(m any) error {
 	for {
 		conn := s.conn()
+		if err := conn.recvErr; err != nil {
+			// Ended and released already: no hooks, release or retry
+			// again.
+			return err
+		}
 		err := conn.Receive(m)
 		if err == nil {
 			if s.re != nil && s.re.attempts != 0 {
@@ -160,11 +168,11 @@ func (s *clientStream) receive(m any) error {
 			// on would skip what the server meant, and the server is
 			// told why (invalid_argument's close code, the codec's
 			// error as the reason) instead of waiting for more.
-			conn.recvDone = true
 			conn.abort(err)
 		} else {
 			conn.ended(err)
 		}
+		conn.recvErr = err
 		conn.runOnClose()
 		// This connection is done whether the call ends or goes on with
 		// a new one.
@@ -187,10 +195,14 @@ func (s *clientStream) receive(m any) error {
 			// connection was lost: reported as during the wait that
 			// would have followed.
 			s.re.cancel()
-			return s.re.ended()
+			conn.recvErr = s.re.ended()
+			return conn.recvErr
 		}
 		if rerr := s.re.reconnect(s, err); rerr != nil {
+			// conn is still the call's: the later receives report
+			// what ended the call, not the connection's loss.
 			s.re.cancel()
+			conn.recvErr = rerr
 			return rerr
 		}
 	}
@@ -204,7 +216,7 @@ func (s *clientStream) swap(conn *wsConn) bool {
 	s.mu.Lock()
 	if s.re.stopped.Load() {
 		s.mu.Unlock()
-		conn.discard()
+		conn.discard(Errorf(CodeCanceled, "%s: Close ended the call as it reconnected", conn.spec.Procedure))
 		return false
 	}
 	s.cur.Store(conn)
@@ -266,6 +278,9 @@ func isCodecErr(err error) bool {
 }
 
 func (s *clientStream) close(code Code, reason string) error {
+	// Before the close frame goes out: the server's echo of a 1000 must
+	// not read as the server's own normal closure (see CloseAndReceive).
+	s.closing.Store(true)
 	if s.re != nil {
 		// Under mu: a reconnection either put its connection in place
 		// before this (and conn below is that one) or sees stopped and
@@ -276,9 +291,15 @@ func (s *clientStream) close(code Code, reason string) error {
 	}
 	conn := s.conn()
 	var err error
-	if code != 0 {
+	switch cerr := conn.callErr(nil); {
+	case cerr != nil:
+		// The call's context ended first, and with it the call, though
+		// watchCall's close may not have begun yet: the server learns
+		// that code, not a normal closure (its Receive would say io.EOF).
+		err = conn.closeWith(cerr)
+	case code != 0:
 		err = conn.closeWith(&Error{code: code, msg: reason})
-	} else {
+	default:
 		err = conn.closeWith(nil)
 	}
 	conn.detach()
@@ -303,12 +324,17 @@ func NewBidiClient[Req, Res any](httpClient *http.Client, url, procedure string,
 }
 
 // Call opens a connection. It returns once the server accepted, or with
-// the refusal as an *Error. ctx bounds the whole call: cancelling it
-// closes the connection at once, with canceled's close code (4001; 4004
-// when its deadline passed), so that the server's Receive reports the
-// cancellation (a Receive or Send in progress may drop the connection
-// first); Receive and Send then fail with CodeCanceled (or
-// CodeDeadlineExceeded) and the call needs no Close.
+// the refusal as an *Error. ctx bounds the whole call (as returned by the
+// handshake interceptors: see HandshakeFunc): cancelling it closes the
+// connection at once, with a close frame with canceled's close code
+// (4001; 4004 when its deadline passed), whether or not a Receive or
+// Send is in progress, so that the server's Receive reports the
+// cancellation. Receive and Send then fail with CodeCanceled (or
+// CodeDeadlineExceeded): at once when they start after, and one in
+// progress when the server has answered the close, within the close
+// timeout (a Send the server has stopped reading for that long is cut
+// off with the connection, which the server then sees lost). The onClose
+// hooks run, and the call needs no Close.
 func (c *BidiClient[Req, Res]) Call(ctx context.Context) (*BidiStreamForClient[Req, Res], error) {
 	conn, err := c.c.connect(ctx)
 	if err != nil {
@@ -320,13 +346,27 @@ func (c *BidiClient[Req, Res]) Call(ctx context.Context) (*BidiStreamForClient[R
 // BidiStreamForClient is the client side of a bidirectional-streaming
 // call.
 //
+// The server's end of the call (the handler's error and its code, or a
+// normal closure) reaches the client only through Receive: control
+// frames, the close among them, are read by whoever reads the connection
+// (RFC 6455 §5.5), as with any full-duplex WebSocket. A client that only
+// sends must keep a Receive pending on another goroutine. Otherwise
+// nothing answers the server's close; once the server gives up waiting
+// for the answer (its close timeout) it resets the connection, and Send
+// and Receive report CodeUnavailable, a lost connection, instead of the
+// handler's error (and WithReconnect may redial). A client-streaming call
+// needs no such reader: its client reads the answer by itself (see
+// ClientStreamForClient.Send).
+//
 // Concurrency: one goroutine at a time may Receive; any number may Send;
 // CloseSend and Close from any goroutine.
 type BidiStreamForClient[Req, Res any] struct{ *clientStream }
 
 // Send marshals msg and sends it as one WebSocket message. After
 // CloseSend it fails with CodeFailedPrecondition and sends nothing: the
-// server's Receive has returned io.EOF for good.
+// server's Receive has returned io.EOF for good. Send reports the
+// handler's error only if a Receive reads the server's close (see
+// BidiStreamForClient).
 func (s *BidiStreamForClient[Req, Res]) Send(msg *Req) error { return s.send(msg, "CloseSend") }
 
 // CloseSend tells the server the client has finished sending (its Receive
@@ -339,7 +379,8 @@ func (s *BidiStreamForClient[Req, Res]) Send(msg *Req) error { return s.send(msg
 func (s *BidiStreamForClient[Req, Res]) CloseSend() error { return s.closeSend() }
 
 // Receive returns the next message from the server; io.EOF when the
-// handler returned nil, an *Error when it failed.
+// handler returned nil, an *Error when it failed. Once the call has ended
+// every later Receive returns the same again.
 func (s *BidiStreamForClient[Req, Res]) Receive() (*Res, error) {
 	m := new(Res)
 	if err := s.receive(m); err != nil {
@@ -424,6 +465,13 @@ func (s *ClientStreamForClient[Req, Res]) CloseAndReceive() (*Res, error) {
 	<-conn.answered
 	if err := conn.answerErr; err != nil {
 		if errors.Is(err, io.EOF) {
+			if s.closing.Load() {
+				// A Close from another goroutine ended the call while
+				// this waited: after CloseAndReceive it closes with
+				// 1000, which the server echoes (RFC 6455 §5.5.1), so
+				// the reader saw a normal closure that is this side's.
+				return nil, Errorf(CodeCanceled, "%s: Close ended the call before the server answered", conn.spec.Procedure)
+			}
 			err = Errorf(CodeInternal, "%s: the server closed without a response", conn.spec.Procedure)
 		}
 		return nil, err
@@ -452,7 +500,9 @@ func (s *ClientStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn().
 // with canceled's close code (4001), so that the server's Receive returns
 // a CodeCanceled *Error, not the io.EOF of a finished upload: a handler
 // that reads to io.EOF and then commits never commits part of the input.
-// Safe to call more than once.
+// A CloseAndReceive waiting on another goroutine then returns a
+// CodeCanceled *Error, unless the response arrived first. Safe to call
+// more than once.
 func (s *ClientStreamForClient[Req, Res]) Close() error {
 	var err error
 	if !s.halfClosed.Load() {
@@ -747,7 +797,8 @@ type ServerStreamForClient[Res any] struct {
 }
 
 // Receive returns the next response; io.EOF when the handler returned
-// nil, an *Error when it failed. Over SSE the message's oneof case is set
+// nil, an *Error when it failed; once the call has ended, every later
+// Receive returns the same again. Over SSE the message's oneof case is set
 // from the event type, and events of types the message does not know are
 // skipped.
 func (s *ServerStreamForClient[Res]) Receive() (*Res, error) {

@@ -3,14 +3,18 @@ package wsrpc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
@@ -481,5 +485,395 @@ func TestClientStreamServerEndsEarly(t *testing.T) {
 	res, err := st.CloseAndReceive()
 	if err != nil || res.GetTotal() != 7 {
 		t.Fatalf("CloseAndReceive = %v, %v; want the early response", res, err)
+	}
+}
+
+// TestReceiveAfterErrorRepeatsIt: once a WebSocket call has failed, every
+// later Receive returns the same error. A second Receive used to return
+// io.EOF, which the docs reserve for a clean end (the handler returned
+// nil), so a loop that read on after an error took the failure for a
+// success. The handler's side keeps the client's error the same way.
+// (An SSE stream already repeated its error.)
+func TestReceiveAfterErrorRepeatsIt(t *testing.T) {
+	client := testingv1wsrpc.NewStreamServiceClient(nil, serve(t))
+	ctx := testContext(t)
+	// again checks that the Receives after the first failure repeat it.
+	again := func(t *testing.T, receive func() error, code wsrpc.Code) {
+		t.Helper()
+		for i := range 3 {
+			if err := receive(); wsrpc.CodeOf(err) != code || errors.Is(err, io.EOF) {
+				t.Fatalf("Receive %d after the failure = %v, want %v again", i+1, err, code)
+			}
+		}
+	}
+
+	t.Run("server stream", func(t *testing.T) {
+		st, err := client.Count(ctx, &testingv1.CountRequest{Count: 3, FailAt: 1, FailCode: uint32(wsrpc.CodeAborted)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		again(t, func() error { _, err := st.Receive(); return err }, wsrpc.CodeAborted)
+	})
+
+	t.Run("bidi", func(t *testing.T) {
+		st, err := client.Echo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&testingv1.EchoRequest{Text: "fail"}); err != nil {
+			t.Fatal(err)
+		}
+		again(t, func() error { _, err := st.Receive(); return err }, wsrpc.CodeFailedPrecondition)
+	})
+
+	t.Run("handler", func(t *testing.T) {
+		seen := make(chan []error, 1)
+		h := wsrpc.NewBidiHandler("/t/Twice", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+			var errs []error
+			for range 3 {
+				_, err := s.Receive()
+				errs = append(errs, err)
+			}
+			seen <- errs
+			return errs[0]
+		})
+		base := newServer(t, h)
+		st, err := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, base+"/t/Twice", "/t/Twice").Call(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CloseWith(wsrpc.CodeAborted, "gave up"); err != nil {
+			t.Fatal(err)
+		}
+		for i, err := range waitSeen(t, seen, "the handler is still reading") {
+			if wsrpc.CodeOf(err) != wsrpc.CodeAborted {
+				t.Fatalf("the handler's Receive %d = %v, want aborted every time", i+1, err)
+			}
+		}
+	})
+}
+
+// TestCloseDuringCloseAndReceive: Close from another goroutine while
+// CloseAndReceive waits for the handler's answer ends the call as the
+// caller's: CloseAndReceive returns canceled. After the end-of-stream
+// marker Close sends a normal closure (1000), which the server echoes
+// (RFC 6455 §5.5.1); CloseAndReceive used to take the echo for the
+// server's own close and report internal, "the server closed without a
+// response".
+func TestCloseDuringCloseAndReceive(t *testing.T) {
+	uploaded := make(chan struct{})
+	h := wsrpc.NewClientStreamHandler("/t/Slow", func(ctx context.Context, s *wsrpc.ClientStream[testingv1.SumRequest]) (*testingv1.SumResponse, error) {
+		for _, err := range s.All() {
+			if err != nil {
+				return nil, err
+			}
+		}
+		close(uploaded)
+		<-ctx.Done() // computing the answer until the client leaves
+		return nil, ctx.Err()
+	})
+	base := newServer(t, h)
+	st, err := wsrpc.NewClientStreamClient[testingv1.SumRequest, testingv1.SumResponse](nil, base+"/t/Slow", "/t/Slow").Call(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&testingv1.SumRequest{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() { _, err := st.CloseAndReceive(); got <- err }()
+	// The handler has read the end-of-stream marker: CloseAndReceive
+	// waits for the answer.
+	waitSeen(t, uploaded, "the handler has not seen the end of the upload")
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if err := waitSeen(t, got, "CloseAndReceive is still waiting after Close"); wsrpc.CodeOf(err) != wsrpc.CodeCanceled {
+		t.Fatalf("CloseAndReceive after a concurrent Close = %v, want canceled", err)
+	}
+}
+
+// TestCancelDuringReceiveOrSend: the call's context ending while a Receive
+// or Send is in progress — the usual state of a bidirectional client —
+// reaches the handler as canceled (4001), or deadline_exceeded (4004),
+// with a close frame, and the pending Receive or Send returns that code.
+// The client used to read and write with the call's context, and the
+// runtime drops the TCP connection, without a close frame, when the
+// context of a read or write in progress ends: most handlers saw 1006, a
+// lost connection (unavailable), as if the network had failed.
+func TestCancelDuringReceiveOrSend(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	seen := make(chan error, 1)
+	h := wsrpc.NewBidiHandler("/t/Wait", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		if err := s.Send(&testingv1.EchoResponse{Text: "ready"}); err != nil {
+			seen <- err
+			return err
+		}
+		for _, err := range s.All() {
+			if err != nil {
+				seen <- err
+				return err
+			}
+		}
+		seen <- io.EOF
+		return nil
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	c := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, srv.URL, "/t/Wait")
+
+	// call opens a call whose client has a Receive pending (the first
+	// message read, the second awaited) and returns what that Receive
+	// reports.
+	call := func(t *testing.T, ctx context.Context) (*wsrpc.BidiStreamForClient[testingv1.EchoRequest, testingv1.EchoResponse], <-chan error) {
+		t.Helper()
+		st, err := c.Call(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan error, 1)
+		go func() { _, err := st.Receive(); got <- err }()
+		// Time for the Receive to block in its read; should it not have
+		// begun yet, it fails at once, and the test only proves less.
+		time.Sleep(5 * time.Millisecond)
+		return st, got
+	}
+	want := func(t *testing.T, what string, err error, code wsrpc.Code) {
+		t.Helper()
+		if wsrpc.CodeOf(err) != code {
+			t.Fatalf("%s = %v, want %v", what, err, code)
+		}
+	}
+
+	t.Run("receive pending, cancel", func(t *testing.T) {
+		for i := range 30 {
+			ctx, cancel := context.WithCancel(testContext(t))
+			_, got := call(t, ctx)
+			cancel()
+			want(t, fmt.Sprintf("call %d: the pending Receive", i), waitSeen(t, got, "the pending Receive has not returned"), wsrpc.CodeCanceled)
+			want(t, fmt.Sprintf("call %d: the handler's Receive", i), waitSeen(t, seen, "the handler's Receive has not returned"), wsrpc.CodeCanceled)
+		}
+	})
+
+	t.Run("receive pending, cancel then Close", func(t *testing.T) {
+		// What a caller that waits on the context does: Close right
+		// after the cancel must not cut the close frame off.
+		for i := range 30 {
+			ctx, cancel := context.WithCancel(testContext(t))
+			st, got := call(t, ctx)
+			cancel()
+			if err := st.Close(); err != nil {
+				t.Fatalf("call %d: Close after cancel = %v", i, err)
+			}
+			want(t, fmt.Sprintf("call %d: the pending Receive", i), waitSeen(t, got, "the pending Receive has not returned"), wsrpc.CodeCanceled)
+			want(t, fmt.Sprintf("call %d: the handler's Receive", i), waitSeen(t, seen, "the handler's Receive has not returned"), wsrpc.CodeCanceled)
+		}
+	})
+
+	t.Run("receive pending, deadline", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(testContext(t), 100*time.Millisecond)
+		defer cancel()
+		_, got := call(t, ctx)
+		want(t, "the pending Receive", waitSeen(t, got, "the pending Receive has not returned"), wsrpc.CodeDeadlineExceeded)
+		want(t, "the handler's Receive", waitSeen(t, seen, "the handler's Receive has not returned"), wsrpc.CodeDeadlineExceeded)
+	})
+
+	for _, then := range []string{"", " then Close", " then Receive"} {
+		// Close, or a Receive that finds the call ended (and releases
+		// it), comes while the close frame waits for the Send to let it
+		// out: ending the Send then would lose the frame.
+		t.Run("send in progress, cancel"+then, func(t *testing.T) {
+			for i := range 10 {
+				ctx, cancel := context.WithCancel(testContext(t))
+				var st *wsrpc.BidiStreamForClient[testingv1.EchoRequest, testingv1.EchoResponse]
+				var got <-chan error
+				if then == " then Receive" {
+					var err error
+					if st, err = c.Call(ctx); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					st, got = call(t, ctx)
+				}
+				sent := make(chan error, 1)
+				go func() {
+					// Large messages back to back: a Send is in
+					// progress nearly all the time.
+					blob := make([]byte, 256<<10)
+					for {
+						if err := st.Send(&testingv1.EchoRequest{Blob: blob}); err != nil {
+							sent <- err
+							return
+						}
+					}
+				}()
+				time.Sleep(5 * time.Millisecond)
+				cancel()
+				switch then {
+				case " then Close":
+					if err := st.Close(); err != nil {
+						t.Fatalf("call %d: Close after cancel = %v", i, err)
+					}
+				case " then Receive":
+					for {
+						// The handler's "ready" may come first.
+						_, err := st.Receive()
+						if err != nil {
+							want(t, fmt.Sprintf("call %d: Receive after cancel", i), err, wsrpc.CodeCanceled)
+							break
+						}
+					}
+				}
+				want(t, fmt.Sprintf("call %d: the Send loop's last Send", i), waitSeen(t, sent, "Send has not failed"), wsrpc.CodeCanceled)
+				if got != nil {
+					want(t, fmt.Sprintf("call %d: the pending Receive", i), waitSeen(t, got, "the pending Receive has not returned"), wsrpc.CodeCanceled)
+				}
+				want(t, fmt.Sprintf("call %d: the handler's Receive", i), waitSeen(t, seen, "the handler's Receive has not returned"), wsrpc.CodeCanceled)
+			}
+		})
+	}
+}
+
+// TestOnCloseAfterCancel: WithOnClose runs once for every call whose
+// OnConnect ran, including a call ended by its context with no Receive
+// or Close after it (such a call needs no Close), with the cancellation's
+// CloseInfo (4001, canceled). It used to run only from Receive or Close,
+// so such calls never ran it and an open-streams gauge kept by the two
+// hooks drifted up for ever.
+func TestOnCloseAfterCancel(t *testing.T) {
+	var (
+		mu               sync.Mutex
+		connects, closes int
+		infos            []wsrpc.CloseInfo
+	)
+	client := testingv1wsrpc.NewStreamServiceClient(nil, serve(t),
+		wsrpc.WithOnConnect(func(context.Context, *wsrpc.ConnInfo) { mu.Lock(); connects++; mu.Unlock() }),
+		wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {
+			mu.Lock()
+			closes++
+			infos = append(infos, ci)
+			mu.Unlock()
+		}))
+	calls := map[string]func(ctx context.Context) error{
+		"bidi": func(ctx context.Context) error {
+			st, err := client.Echo(ctx)
+			if err != nil {
+				return err
+			}
+			if err := st.Send(&testingv1.EchoRequest{Text: "a"}); err != nil {
+				return err
+			}
+			_, err = st.Receive()
+			return err
+		},
+		"server stream": func(ctx context.Context) error {
+			st, err := client.Count(ctx, &testingv1.CountRequest{Count: 2})
+			if err != nil {
+				return err
+			}
+			_, err = st.Receive()
+			return err
+		},
+		"client stream": func(ctx context.Context) error {
+			st, err := client.Sum(ctx)
+			if err != nil {
+				return err
+			}
+			return st.Send(&testingv1.SumRequest{N: 1})
+		},
+	}
+	const rounds = 5
+	for name, run := range calls {
+		for range rounds {
+			ctx, cancel := context.WithCancel(testContext(t))
+			if err := run(ctx); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			cancel() // the call is over, and nothing else touches it
+		}
+	}
+	want := rounds * len(calls)
+	// Bounded: the hooks run on the context's AfterFunc goroutine.
+	deadline := time.Now().Add(handlerBound)
+	for {
+		mu.Lock()
+		n, m := connects, closes
+		mu.Unlock()
+		if n == want && m == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("OnConnect ran %d times, OnClose %d, for %d calls that all ended", n, m, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Once each: nothing more comes.
+	time.Sleep(50 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if closes != want {
+		t.Fatalf("OnClose ran %d times for %d calls", closes, want)
+	}
+	for _, ci := range infos {
+		if ci.Code != wsrpc.CodeCanceled.CloseCode() || wsrpc.CodeOf(ci.Err) != wsrpc.CodeCanceled {
+			t.Errorf("OnClose got %+v, want the cancellation (4001, canceled)", ci)
+		}
+	}
+}
+
+// TestBidiSendOnlyClientKeepsReceivePending: the way BidiStreamForClient's
+// doc gives a client that only sends to learn the handler's end. The
+// handler's close reaches the client only through a read (RFC 6455
+// §5.5); a client that only sent, with no Receive pending, left it
+// unanswered until the server reset the connection, and saw unavailable
+// (which WithReconnect redialled) instead of the handler's error. With a
+// Receive pending on another goroutine, Receive and the Send loop both
+// report the handler's invalid_argument, and nothing redials.
+func TestBidiSendOnlyClientKeepsReceivePending(t *testing.T) {
+	var calls atomic.Int64
+	short := wsrpc.WithAcceptOptions(&websocket.AcceptOptions{CloseTimeout: 200 * time.Millisecond})
+	h := wsrpc.NewBidiHandler("/t/Reject", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		calls.Add(1)
+		if _, err := s.Receive(); err != nil {
+			return err
+		}
+		return wsrpc.Errorf(wsrpc.CodeInvalidArgument, "bad input")
+	}, short)
+	base := newServer(t, h)
+	var reconnects atomic.Int64
+	c := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, base+"/t/Reject", "/t/Reject",
+		wsrpc.WithReconnect(wsrpc.ReconnectPolicy{MaxAttempts: 1, InitialDelay: 10 * time.Millisecond, OnReconnect: func(int, error) { reconnects.Add(1) }}))
+	st, err := c.Call(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	received := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := st.Receive(); err != nil {
+				received <- err
+				return
+			}
+		}
+	}()
+	// Sends until Send fails, for at most ten of the server's close
+	// timeouts.
+	var sendErr error
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if sendErr = st.Send(&testingv1.EchoRequest{Text: "x"}); sendErr != nil {
+			break
+		}
+	}
+	wantCode(t, waitSeen(t, received, "Receive has not returned"), wsrpc.CodeInvalidArgument, "bad input")
+	wantCode(t, sendErr, wsrpc.CodeInvalidArgument, "bad input")
+	if n, r := calls.Load(), reconnects.Load(); n != 1 || r != 0 {
+		t.Fatalf("the handler ran %d times, after %d reconnections; want once, none", n, r)
 	}
 }

@@ -34,32 +34,41 @@ func asMessage(msg any) (proto.Message, error) {
 // interceptors see on a server, and the engine of the client streams.
 //
 // Concurrency: Send from any goroutine (the runtime serialises writes);
-// Receive from one goroutine at a time (rbuf and recvDone are its own);
+// Receive from one goroutine at a time (rbuf and recvErr are its own);
 // closeWith, abort and the close bookkeeping are guarded by mu (watch too:
 // a handler's Receive may start the watcher on another goroutine than the
 // one that waits for it); released is atomic because release runs on the
-// receiving goroutine while others may be in Send; unwatch, answered and
-// ioCtx are set before the connection is shared. On a client-streaming
-// call readAnswer is the one reader: answer and answerErr are its until it
+// receiving goroutine while others may be in Send; unwatch, call,
+// answered, ioCtx and the cancel functions are set before the connection
+// is shared; aborting and detached (guarded by mu) decide whether detach
+// or abort's goroutine cancels ioCtx. On a client-streaming call
+// readAnswer is the one reader: answer and answerErr are its until it
 // closes answered, and read only after.
 type wsConn struct {
 	spec       Spec
 	codec      codec.Codec
 	ws         *websocket.Conn
 	ctx        context.Context
-	cancel     context.CancelFunc
-	ioCtx      context.Context // of reads and writes (see newWSConn)
+	cancel     context.CancelFunc // ends ctx and ioCtx
+	cancelCtx  context.CancelFunc // ends ctx alone
+	ioCtx      context.Context    // of reads and writes (see newWSConn)
+	cancelIO   context.CancelFunc // ends ioCtx alone
 	msgType    websocket.MessageType
 	reqHeader  http.Header
 	respHeader http.Header
 	info       *ConnInfo
 	onClose    []func(context.Context, *ConnInfo, CloseInfo)
-	// unwatch stops the client's watch on the call's context (see
-	// watchCall); nil on a server.
+	// unwatch stops the client's watch on the call's context, call (see
+	// watchCall); both nil on a server.
 	unwatch func() bool
+	call    context.Context
 
-	rbuf     []byte
-	recvDone bool
+	rbuf []byte
+	// recvErr, once set, is how reading ended: io.EOF for a clean end
+	// (the end-of-stream marker, a normal closure), else the error. Every
+	// later Receive returns it again, so that a call that failed never
+	// reads as one that ended cleanly.
+	recvErr error
 
 	// answered is closed by readAnswer once a client-streaming call's
 	// server has ended it; answer (its response, if any) and answerErr
@@ -73,30 +82,30 @@ type wsConn struct {
 	closeInfo CloseInfo  // how the stream ended
 	hooked    bool       // onClose hooks have run
 	watch     chan error // closed when the peer watcher exits (server side)
+	aborting  bool       // abort's closing handshake is running
+	detached  bool       // detach ran: ioCtx ends once aborting is over
 
 	released atomic.Bool // release cancelled ctx after the stream ended
 }
 
 func newWSConn(ctx context.Context, spec Spec, c codec.Codec, ws *websocket.Conn, reqHeader, respHeader http.Header, cfg *config, remote string) *wsConn {
-	ctx, cancel := context.WithCancel(ctx)
-	ioCtx := ctx
-	if !spec.IsClient {
-		// A server reads and writes with a context only cancel (the
-		// connection's own end) ends: the runtime drops the TCP
-		// connection, without a close frame, when the context of a read
-		// or write in progress ends, so the session's context ending is
-		// a close with its code instead (see watchSession).
-		var cancelIO, cancelCtx context.CancelFunc
-		ioCtx, cancelIO = context.WithCancel(context.Background())
-		cancelCtx = cancel
-		cancel = func() { cancelCtx(); cancelIO() }
-	}
+	ctx, cancelCtx := context.WithCancel(ctx)
+	// Both sides read and write with a context only the connection's own
+	// end (cancel, detach) ends, not the call's or session's: the runtime
+	// drops the TCP connection, without a close frame, when the context
+	// of a read or write in progress ends, and the peer would see 1006, a
+	// lost connection it retries. The context ending is a close with its
+	// code instead (watchSession, watchCall), which also ends a read or
+	// write in progress, with the peer's answer or the close timeout.
+	ioCtx, cancelIO := context.WithCancel(context.Background())
+	cancel := func() { cancelCtx(); cancelIO() }
 	typ := websocket.MessageText
 	if c.Binary() {
 		typ = websocket.MessageBinary
 	}
 	return &wsConn{
-		spec: spec, codec: c, ws: ws, ctx: ctx, cancel: cancel, ioCtx: ioCtx, msgType: typ,
+		spec: spec, codec: c, ws: ws, ctx: ctx, cancel: cancel, cancelCtx: cancelCtx,
+		ioCtx: ioCtx, cancelIO: cancelIO, msgType: typ,
 		reqHeader: reqHeader, respHeader: respHeader, onClose: cfg.onClose,
 		info: &ConnInfo{Spec: spec, Codec: c, RequestHeader: reqHeader, RemoteAddr: remote},
 	}
@@ -111,6 +120,13 @@ func (c *wsConn) Send(msg any) error {
 	m, err := asMessage(msg)
 	if err != nil {
 		return err
+	}
+	if c.spec.IsClient {
+		if err := c.ctx.Err(); err != nil {
+			// The call has ended (its context, Close, release): what a
+			// write with ctx would have said, with nothing written.
+			return c.writeErr(err)
+		}
 	}
 	bp := bufPool.Get().(*[]byte)
 	b, err := c.codec.MarshalAppend((*bp)[:0], m)
@@ -131,25 +147,33 @@ func (c *wsConn) Send(msg any) error {
 
 // Receive reads the next message. An empty text message is the peer's
 // end-of-stream marker (CloseSend): it and everything after it read as
-// io.EOF, as does a normal closure (1000).
+// io.EOF, as does a normal closure (1000). Once reading has failed,
+// every later Receive returns the same error.
 func (c *wsConn) Receive(msg any) error {
 	m, err := asMessage(msg)
 	if err != nil {
 		return err
 	}
-	if c.recvDone {
-		return io.EOF
+	if c.recvErr != nil {
+		return c.recvErr
+	}
+	if c.spec.IsClient {
+		if err := c.ctx.Err(); err != nil {
+			// As in Send: the call has ended; nothing is read.
+			c.recvErr = c.readErr(err)
+			return c.recvErr
+		}
 	}
 	typ, data, err := c.ws.ReadAppend(c.ioCtx, c.rbuf[:0])
 	if err != nil {
-		c.recvDone = true
-		return c.readErr(err)
+		c.recvErr = c.callErr(c.readErr(err))
+		return c.recvErr
 	}
 	if cap(data) <= maxPooledBuf {
 		c.rbuf = data[:0]
 	}
 	if typ == websocket.MessageText && len(data) == 0 {
-		c.recvDone = true
+		c.recvErr = io.EOF
 		if !c.spec.IsClient {
 			// Half-closed: nothing would read the connection any more,
 			// so the client's close frame would go unanswered (its Close
@@ -221,7 +245,11 @@ func (c *wsConn) answeredErr() error {
 // no codec produces for a message (JSON's empty message is "{}"; the
 // binary codecs use binary frames).
 func (c *wsConn) closeSend() error {
-	if err := c.ws.Write(c.ctx, websocket.MessageText, nil); err != nil {
+	err := c.ctx.Err() // as in Send
+	if err == nil {
+		err = c.ws.Write(c.ioCtx, websocket.MessageText, nil)
+	}
+	if err != nil {
 		return c.writeErr(err)
 	}
 	return nil
@@ -294,7 +322,22 @@ func (c *wsConn) writeErr(err error) error {
 		}
 		return end
 	}
-	return c.transportErr(err)
+	return c.callErr(c.transportErr(err))
+}
+
+// callErr is what a client's read or write that failed reports once the
+// call's context has ended: its error (canceled, or deadline_exceeded),
+// as when the context ended before the read or write began, whatever the
+// end looked like from here (the server's echo of watchCall's close, or
+// the close timeout cutting the connection). err otherwise, and always
+// on a server.
+func (c *wsConn) callErr(err error) error {
+	if c.call != nil {
+		if cerr := c.call.Err(); cerr != nil {
+			return wireError(cerr)
+		}
+	}
+	return err
 }
 
 // release cancels ctx once a client's call has ended for good, and leaves
@@ -320,11 +363,22 @@ func (c *wsConn) release() {
 // ends, the connection closes at once with canceled's close code (4001;
 // 4004 for a deadline), whether or not a Receive or Send is running to
 // notice, so that the server's handler learns the client left and why.
-// The runtime closes the socket itself, without a close frame, if a read
-// or write is in progress then. release and detach stop the watch, so a
-// long-lived ctx does not keep finished calls reachable.
+// Reads and writes use ioCtx, which ctx does not end, so that one in
+// progress does not make the runtime drop the TCP connection before the
+// close frame is out (the server would see 1006, unavailable): it ends
+// with the server's answer to the close, or when the close timeout cuts
+// the connection, and reports ctx's error (callErr). The call has ended,
+// so the onClose hooks run now, once, with the cancellation's CloseInfo:
+// nothing else may come to run them (the docs promise such a call needs
+// no Close). release and detach stop the watch, so a long-lived ctx does
+// not keep finished calls reachable. Cost: one AfterFunc per call,
+// nothing per message.
 func (c *wsConn) watchCall(ctx context.Context) {
-	c.unwatch = context.AfterFunc(ctx, func() { c.abort(ctx.Err()) })
+	c.call = ctx
+	c.unwatch = context.AfterFunc(ctx, func() {
+		c.abort(ctx.Err())
+		c.runOnClose()
+	})
 }
 
 // watchSession is watchCall's server side: when ctx, the session's
@@ -352,19 +406,34 @@ func (c *wsConn) watchSession(ctx context.Context) (stop func()) {
 	}
 }
 
-// detach stops watching the call's context and cancels ctx.
+// detach stops watching the call's context and cancels ctx and ioCtx.
+// While abort's closing handshake runs, ioCtx is left to it: ending a
+// read or write in progress now would drop the TCP connection, maybe
+// before the close frame went out (a Send holding the connection delays
+// it), and the server would see 1006 instead of the code.
 func (c *wsConn) detach() {
 	if c.unwatch != nil {
 		c.unwatch()
 	}
-	c.cancel()
+	c.mu.Lock()
+	c.detached = true
+	aborting := c.aborting
+	c.mu.Unlock()
+	c.cancelCtx()
+	if !aborting {
+		c.cancelIO()
+	}
 }
 
 // discard closes a connection the call never used (a reconnection that
-// lost a race with Close, or failed to resend the request).
-func (c *wsConn) discard() {
+// lost a race with Close, or failed to resend the request), without a
+// close frame, and runs the onClose hooks with err: connect ran the
+// onConnect hooks for it.
+func (c *wsConn) discard(err error) {
+	c.markClosed(CloseInfo{Code: websocket.StatusAbnormalClosure, Err: asError(err)})
 	_ = c.ws.CloseNow()
 	c.detach()
+	c.runOnClose()
 }
 
 // closeWith closes the stream with the code and reason for err (1000 for
@@ -425,18 +494,36 @@ func closeWS(ws *websocket.Conn, code websocket.StatusCode, reason string) error
 // goroutine of its own, bounded by the close timeout (RFC 6455 §7.1.1:
 // the client waits for the server to close the TCP connection first; a
 // close right after the frame could reset it, losing the frame, when
-// input is still unread).
+// input is still unread). A detach meanwhile leaves ioCtx to it (see
+// detach).
 func (c *wsConn) abort(err error) {
 	code, reason, werr := closeFor(err)
-	if c.markClosed(CloseInfo{Code: code, Reason: reason, Err: werr}) {
-		go closeWS(c.ws, code, reason)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
 	}
+	c.closed = true
+	c.closeInfo = CloseInfo{Code: code, Reason: reason, Err: werr}
+	c.aborting = true
+	c.mu.Unlock()
+	go func() {
+		_ = closeWS(c.ws, code, reason)
+		c.mu.Lock()
+		c.aborting = false
+		detached := c.detached
+		c.mu.Unlock()
+		if detached {
+			c.cancelIO()
+		}
+	}()
 }
 
 // ended records a failure that ended the stream without a close frame,
-// and closes the socket: a read that failed on the call's context left it
-// open, and it closes with the context's code so that the server learns
-// why (see watchCall); any other failure has closed it already.
+// and closes the socket: a read or write refused because the call's
+// context had ended left it open, and it closes with the context's code
+// so that the server learns why (see watchCall); any other failure has
+// closed it already.
 func (c *wsConn) ended(err error) {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		c.abort(wireError(err))
@@ -470,7 +557,9 @@ func (c *wsConn) runOnClose() {
 // client's close (cancelling the stream's context), and fails the stream
 // if the client sends another message.
 func (c *wsConn) watchPeer() {
-	c.recvDone = true
+	if c.recvErr == nil {
+		c.recvErr = io.EOF // the client sends no more messages
+	}
 	c.mu.Lock()
 	if c.watch != nil {
 		c.mu.Unlock()

@@ -80,6 +80,28 @@ type Handshake struct {
 // the HTTP status of the error's Code (see Code). The returned context is
 // the one the stream then runs with, so an authentication interceptor can
 // attach the caller's identity.
+//
+// On a WebSocket client too the call runs with the returned context until
+// it ends: a context an interceptor derives and returns bounds the whole
+// call (a timeout derived there is the call's deadline), and cancelling
+// it (a deferred cancel, say) ends the call (see BidiClient.Call). The
+// innermost HandshakeFunc, the dial, uses the context it is given for the
+// handshake only. So to bound only the handshake, pass a derived context
+// to next and return the interceptor's own:
+//
+//	func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+//		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+//		defer cancel()
+//		if _, err := next(hctx, hs); err != nil {
+//			return ctx, err
+//		}
+//		return ctx, nil // not hctx: its cancel would end the call
+//	}
+//
+// (Values inner interceptors added to the context they returned are
+// dropped with it.) An SSE client reads its event stream with the context
+// given to the innermost HandshakeFunc, so there a context derived for
+// next bounds the whole stream.
 type HandshakeFunc func(ctx context.Context, hs *Handshake) (context.Context, error)
 
 // StreamConn is the untyped stream an interceptor sees: Send and Receive

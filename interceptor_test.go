@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -172,8 +173,9 @@ func (c *countingConn) Send(m any) error {
 }
 
 // TestCodecNegotiation: the server picks the first offered codec it
-// accepts, a client without an offer gets JSON, and an offer the server
-// cannot serve is refused before the upgrade with invalid_argument.
+// accepts, a client without an offer gets JSON, an offer the server
+// cannot serve is refused before the upgrade with invalid_argument, and a
+// codec given twice is offered once.
 func TestCodecNegotiation(t *testing.T) {
 	base := serve(t, wsrpc.WithCodecs(codec.JSON, codec.Proto))
 	ctx := testContext(t)
@@ -187,6 +189,9 @@ func TestCodecNegotiation(t *testing.T) {
 		{"client order wins", []wsrpc.Option{wsrpc.WithCodecs(codec.Msgpack, codec.Proto, codec.JSON)}, "proto", 0, ""},
 		{"preferred first", []wsrpc.Option{wsrpc.WithPreferredCodec(codec.JSON)}, "json", 0, ""},
 		{"none acceptable", []wsrpc.Option{wsrpc.WithCodecs(codec.Msgpack)}, "", wsrpc.CodeInvalidArgument, "wsrpc.msgpack"},
+		// Offered once each: Dial refuses a subprotocol given twice.
+		{"duplicates offered once", []wsrpc.Option{wsrpc.WithCodecs(codec.JSON, codec.Msgpack, codec.JSON)}, "json", 0, ""},
+		{"preferred among the codecs", []wsrpc.Option{wsrpc.WithPreferredCodec(codec.Proto), wsrpc.WithCodecs(codec.JSON, codec.Proto, codec.Proto)}, "proto", 0, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -350,5 +355,86 @@ func TestHalfClosedBidiClientGoesAway(t *testing.T) {
 	}
 	if err := waitSeen(t, ended, "the handler's context is live"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("handler ctx = %v", err)
+	}
+}
+
+// handshakeTimeout is the documented client interceptor that bounds only
+// the handshake (see wsrpc.HandshakeFunc): next gets a derived context,
+// cancelled on return, and the call runs with the interceptor's own. A
+// derived context returned instead would bound the whole call, and its
+// deferred cancel would end the call as soon as it opened. derived
+// records the context next got.
+func handshakeTimeout(d time.Duration, derived chan<- context.Context) wsrpc.Interceptor {
+	return wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			hctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			derived <- hctx
+			if _, err := next(hctx, hs); err != nil {
+				return ctx, err
+			}
+			return ctx, nil
+		}
+	})
+}
+
+// TestClientHandshakeTimeoutOnlyBoundsHandshake: the way HandshakeFunc's
+// doc gives to bound a client's handshake bounds the handshake (a server
+// that never answers the upgrade fails the call with deadline_exceeded)
+// and nothing after it: the call works once the interceptor has returned
+// and cancelled its context, and after that context's timeout.
+func TestClientHandshakeTimeoutOnlyBoundsHandshake(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	derived := make(chan context.Context, 1)
+	client := testingv1wsrpc.NewStreamServiceClient(nil, serve(t), wsrpc.WithInterceptors(handshakeTimeout(timeout, derived)))
+	st, err := client.Echo(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if hctx := <-derived; hctx.Err() == nil {
+		t.Fatal("the handshake's context is live after Call returned: the test proves nothing")
+	}
+	echo := func(text string) {
+		t.Helper()
+		if err := st.Send(&testingv1.EchoRequest{Text: text}); err != nil {
+			t.Fatalf("Send after the handshake = %v", err)
+		}
+		if m, err := st.Receive(); err != nil || m.GetText() != text {
+			t.Fatalf("Receive after the handshake = %v, %v", m, err)
+		}
+	}
+	echo("after the interceptor returned")
+	// Time for the handshake's timeout to pass, which must not end the
+	// call.
+	time.Sleep(timeout + 50*time.Millisecond)
+	echo("after the handshake's timeout")
+
+	// A server that accepts TCP and never answers the upgrade.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	silent := testingv1wsrpc.NewStreamServiceClient(nil, "http://"+ln.Addr().String(), wsrpc.WithInterceptors(handshakeTimeout(timeout, derived)))
+	_, err = silent.Echo(testContext(t))
+	<-derived
+	if wsrpc.CodeOf(err) != wsrpc.CodeDeadlineExceeded {
+		t.Fatalf("Call to a server that never answers = %v, want deadline_exceeded", err)
 	}
 }

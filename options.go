@@ -2,6 +2,7 @@ package wsrpc
 
 import (
 	"context"
+	"slices"
 
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/sse"
@@ -56,8 +57,11 @@ func (c *config) offered() []codec.Codec {
 	if c.preferred != nil {
 		out = append(out, c.preferred)
 	}
+	// Each codec once, in order of preference: a subprotocol offered
+	// twice breaks RFC 6455 §4.1, and websocket.Dial refuses it
+	// (WithCodecs(codec.JSON, codec.JSON) would fail every call).
 	for _, k := range c.codecs {
-		if c.preferred == nil || k.Name() != c.preferred.Name() {
+		if !slices.ContainsFunc(out, func(o codec.Codec) bool { return o.Name() == k.Name() }) {
 			out = append(out, k)
 		}
 	}
@@ -109,8 +113,11 @@ func WithOnConnect(fn func(ctx context.Context, info *ConnInfo)) Option {
 // ended, with the close code, reason and error (Ktor's onClose and onError
 // in one: CloseInfo.Err is nil for a clean end). On a handler it runs
 // after the handler returned and the close handshake is done; on a client,
-// when the stream is closed or a receive returns the end. Handler and
-// client.
+// when the stream is closed or a receive returns the end, and on a
+// WebSocket client also when the call's context ends (then on a goroutine
+// of its own, with canceled's or deadline_exceeded's close code unless
+// the call had ended otherwise before), whichever comes first. Handler
+// and client.
 func WithOnClose(fn func(ctx context.Context, info *ConnInfo, ci CloseInfo)) Option {
 	return optionFunc(func(c *config) { c.onClose = append(c.onClose, fn) })
 }

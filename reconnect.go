@@ -220,7 +220,7 @@ func (r *redialer) dial() (*wsConn, error) {
 	}
 	if r.req != nil {
 		if err := conn.Send(r.req); err != nil {
-			conn.discard()
+			conn.discard(err)
 			return nil, err
 		}
 	}

@@ -75,8 +75,10 @@ type BidiStream[Req, Res any] struct {
 }
 
 // Receive returns the next message; io.EOF when the client has finished
-// sending (CloseSend or a normal closure). Cost: one allocation of Req
-// plus the codec's decoding.
+// sending (CloseSend or a normal closure), an *Error when the client
+// left otherwise (canceled, say) or sent what the codec cannot decode.
+// Once reading has ended, every later Receive returns the same again.
+// Cost: one allocation of Req plus the codec's decoding.
 func (s *BidiStream[Req, Res]) Receive() (*Req, error) { return receiveInto[Req](s.conn) }
 
 // All yields the client's messages until it finishes sending; a failure is
