@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wsrpc/wsrpc/internal/httpfield"
 )
@@ -98,6 +99,9 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	}
 	if u.Host == "" {
 		return nil, nil, fmt.Errorf("%w: URL %q has no host", ErrInvalidDial, u.Redacted())
+	}
+	if err := asciiHost(u); err != nil {
+		return nil, nil, err
 	}
 	if err := checkHeader(opts.Header); err != nil {
 		return nil, nil, err
@@ -207,6 +211,23 @@ func checkSubprotocols(ps []string) error {
 			if q == p {
 				return fmt.Errorf("%w: subprotocol %q offered twice (RFC 6455 §4.1)", ErrInvalidDial, p)
 			}
+		}
+	}
+	return nil
+}
+
+// asciiHost refuses a host name that is not ASCII. DNS resolves, the
+// Host header carries (RFC 9110 §7.2: a reg-name is ASCII) and TLS sends
+// as SNI (RFC 6066 §3) only a name's IDNA form (RFC 5891: "bücher.example"
+// is "xn--bcher-kva.example"); sent as UTF-8 it failed further on, as a
+// lookup error or a server's 400. net/http converts it with IDNA tables
+// this module does not carry (golang.org/x/net/idna), so the caller is
+// told to give the ASCII form, before anything is sent.
+func asciiHost(u *url.URL) error {
+	host := u.Hostname()
+	for i := 0; i < len(host); i++ {
+		if host[i] >= utf8.RuneSelf {
+			return fmt.Errorf("%w: host %q is not ASCII: give its IDNA (punycode) form, as in xn--bcher-kva.example for bücher.example", ErrInvalidDial, host)
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -545,6 +546,26 @@ func TestDialIPv6ZoneNotInHost(t *testing.T) {
 	}
 	if dialed != "[fe80::1%eth0]:8080" {
 		t.Errorf("dialed %q, want the zone kept: [fe80::1%%eth0]:8080", dialed)
+	}
+}
+
+// TestDialNonASCIIHostRefused: a host name that is not ASCII is
+// ErrInvalidDial, before any dial, with the advice to give its IDNA form.
+// Dial sent the raw UTF-8 in Host and to DNS, which failed later and
+// obscurely (a lookup error, or a Go server's 400 for a malformed Host).
+func TestDialNonASCIIHostRefused(t *testing.T) {
+	for _, u := range []string{"ws://bücher.example/", "wss://bücher.example:8443/x", "ws://a\u00a0b.example/"} {
+		u, _ = strconv.Unquote(`"` + u + `"`)
+		dialed := false
+		_, _, err := websocket.Dial(context.Background(), u, &websocket.DialOptions{
+			NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				dialed = true
+				return nil, errors.New("no dial expected")
+			},
+		})
+		if !errors.Is(err, websocket.ErrInvalidDial) || !strings.Contains(err.Error(), "IDNA") || dialed {
+			t.Errorf("Dial(%q) = %v (dialed %v), want ErrInvalidDial naming IDNA, no dial", u, err, dialed)
+		}
 	}
 }
 
