@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsrpc/wsrpc"
 	"github.com/wsrpc/wsrpc/internal/httpfield"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 )
@@ -28,10 +29,11 @@ func init() {
 const sseUsage = `usage: wsrpc sse [flags] URL
 
 Connects to URL and prints each event as it arrives, reconnecting like a
-browser (with Last-Event-ID) until the server answers 204, refuses with
-another status or content type, or the reconnection limit is reached. A
-reconnection answered 502, 503 or 504 (a server restarting) is retried
-like a network failure, within the limit.
+browser (with Last-Event-ID) until the server answers 204, ends a wsrpc
+call (below), refuses with another status or content type, or the
+reconnection limit is reached. A reconnection answered 502, 503 or 504
+(a server restarting) is retried like a network failure, within the
+limit.
 
 Without --json each event is printed in text/event-stream form followed
 by a blank line. With --json each dispatched event is one line:
@@ -39,6 +41,15 @@ by a blank line. With --json each dispatched event is one line:
 and comment or retry events (only with --show-comments / --show-retry)
 are {"comment":"..."} / {"retry":<ms>} lines ("retry: 0" included); a
 block with both prints each part only when its own flag asks for it.
+
+A wsrpc SSE method's stream ends with a wsrpc.end event (the handler
+returned) or a wsrpc.error event (it failed). Neither is printed, and
+neither is reconnected after, which would run the call again: wsrpc.end
+exits 0, wsrpc.error exits 1 after printing on stderr
+  wsrpc sse: <code>: <message>
+(or "malformed wsrpc.error event: <data>" when its data is not wsrpc's
+{"code":…,"message":…}). --raw prints them as any other event instead,
+for a server that is not wsrpc's.
 
 Each failed reconnection is reported on stderr, as
   wsrpc sse: reconnection attempt <N> failed: <error>
@@ -49,9 +60,9 @@ An https:// server's certificate is verified against the system's CAs
 (SSL_CERT_FILE and SSL_CERT_DIR select others); --insecure skips that,
 for testing only.
 
-Exit status: 0 when the stream ends normally (204, or the connection ends
-with reconnection disabled), 1 on failure, 2 on a usage error, 130 when
-interrupted.
+Exit status: 0 when the stream ends normally (wsrpc.end, 204, or the
+connection ends with reconnection disabled), 1 on failure (wsrpc.error
+included), 2 on a usage error, 130 when interrupted.
 
 Flags:
 `
@@ -74,6 +85,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	lastEventID := fs.String("last-event-id", "", "resume after event `ID`: send it as Last-Event-ID with the first request (-H \"Last-Event-ID: ID\" does the same)")
 	insecure := fs.Bool("insecure", false, insecureUsage)
 	maxEventSize := fs.Int("max-event-size", sse.DefaultMaxEventSize, "largest event (its data) and longest line to accept, in `BYTES`; a larger one ends the stream")
+	raw := fs.Bool("raw", false, "print wsrpc.end and wsrpc.error events as any other, instead of ending on them (for a server that is not wsrpc's)")
 
 	url, code, ok := parseURLAndFlags(fs, args, "http", "https")
 	if !ok {
@@ -146,6 +158,19 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "wsrpc sse: %v\n", err)
 			return 1
 		}
+		if !*raw {
+			// A wsrpc SSE handler ends its stream with one of these and
+			// then closes it; reconnecting, as EventSource would, runs
+			// the call again (wsrpc's typed client stops at them too).
+			// out holds nothing: it is flushed after each event.
+			switch ev.Type {
+			case wsrpc.SSEEventEnd:
+				return 0
+			case wsrpc.SSEEventError:
+				fmt.Fprintf(stderr, "wsrpc sse: %s\n", wsrpcErrorText(ev.Data))
+				return 1
+			}
+		}
 		if *jsonOut {
 			err = writeEventJSON(enc, ev, show)
 		} else {
@@ -160,6 +185,26 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// wsrpcErrorText is how a wsrpc.error event is reported: "<code>:
+// <message>" from its data, {"code":"<code name>","message":"…"} (the
+// root package's sseErrorEvent; the message may be absent), or
+// "malformed wsrpc.error event: <data>", the data whole, when it is not
+// that. The code is printed as sent, even a name this build does not know
+// (a newer server's).
+func wsrpcErrorText(data string) string {
+	var d struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal([]byte(data), &d); err != nil || d.Code == "" {
+		return "malformed " + wsrpc.SSEEventError + " event: " + data
+	}
+	if d.Message == "" {
+		return d.Code
+	}
+	return d.Code + ": " + d.Message
 }
 
 // dispatchedJSON is the --json form of a dispatched event; the field

@@ -10,9 +10,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/wsrpc/wsrpc"
+	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 )
 
@@ -297,5 +300,137 @@ func TestSSEInsecure(t *testing.T) {
 	}
 	if code, out, errOut := run(t, "--insecure", "--max-reconnects", "0", "--json", srv.URL); code != 0 || !strings.Contains(out, `"data":"secret"`) {
 		t.Errorf("--insecure: exit %d stdout %q stderr %q; want 0 and the event", code, out, errOut)
+	}
+}
+
+// wsrpcSSEServer serves fn as a wsrpc SSE method, with the root package's
+// handler (what generated code builds), and returns the method's URL and
+// the number of calls so far.
+func wsrpcSSEServer(t *testing.T, fn func(context.Context, *testingv1.WatchRequest, *wsrpc.ServerStream[testingv1.WatchResponse]) error) (url string, calls func() int32) {
+	var n atomic.Int32
+	h := wsrpc.NewSSEHandler("/t/Watch", func(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		n.Add(1)
+		return fn(ctx, req, s)
+	})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL + "/t/Watch", n.Load
+}
+
+// clip shortens a command's output for a failure message: a command that
+// re-runs a call prints the same events thousands of times.
+func clip(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
+
+// sendNotes sends a note event for each of notes.
+func sendNotes(s *wsrpc.ServerStream[testingv1.WatchResponse], notes ...string) error {
+	for _, note := range notes {
+		if err := s.Send(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: note}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestSSEWsrpcEnd guards that the wsrpc.end event a wsrpc SSE handler
+// ends its stream with (the root package's SSEEventEnd) ends the command:
+// exit 0, nothing printed for it, no reconnection. The command printed
+// it as an event and reconnected, running the finished call again every
+// few seconds for ever.
+func TestSSEWsrpcEnd(t *testing.T) {
+	url, calls := wsrpcSSEServer(t, func(ctx context.Context, _ *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		return sendNotes(s, "a", "b")
+	})
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--json"}, `{"event":"note","data":"\"a\"","id":""}` + "\n" + `{"event":"note","data":"\"b\"","id":""}` + "\n"},
+		{nil, "event: note\ndata: \"a\"\n\nevent: note\ndata: \"b\"\n\n"},
+	} {
+		before := calls()
+		code, out, errOut := run(t, append(tt.args, "--reconnect-time", "1ms", url)...)
+		if n := calls() - before; code != 0 || out != tt.want || errOut != "" || n != 1 {
+			t.Errorf("%q: exit %d after %d calls, stdout %q, stderr %q; want 0 after 1 call, stdout %q", tt.args, code, n, clip(out), errOut, tt.want)
+		}
+	}
+
+	// Events after wsrpc.end are not read: it is the end.
+	surl, requests := script(t, "data: a\n\nevent: wsrpc.end\ndata: {}\n\ndata: after\n\n", "data: again\n\n")
+	code, out, errOut := run(t, "--json", "--reconnect-time", "1ms", surl)
+	if want := `{"event":"message","data":"a","id":""}` + "\n"; code != 0 || out != want || errOut != "" || len(requests()) != 1 {
+		t.Errorf("scripted: exit %d after %d requests, stdout %q, stderr %q; want 0 after 1, stdout %q", code, len(requests()), clip(out), errOut, want)
+	}
+}
+
+// TestSSEWsrpcError guards that the wsrpc.error event a failed wsrpc SSE
+// handler ends its stream with (the root package's SSEEventError, data
+// {"code":…,"message":…}) is reported on stderr as "<code>: <message>"
+// and exits 1 without reconnecting. The command printed it as an event
+// and re-ran the failing call every 3 s, or exited 0 with
+// --max-reconnects 0.
+func TestSSEWsrpcError(t *testing.T) {
+	url, calls := wsrpcSSEServer(t, func(ctx context.Context, _ *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		if err := sendNotes(s, "a"); err != nil {
+			return err
+		}
+		return wsrpc.Errorf(wsrpc.CodeNotFound, "no lot %q", "missing")
+	})
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--json"}, `{"event":"note","data":"\"a\"","id":""}` + "\n"},
+		{nil, "event: note\ndata: \"a\"\n\n"},
+		{[]string{"--max-reconnects", "0"}, "event: note\ndata: \"a\"\n\n"},
+	} {
+		before := calls()
+		code, out, errOut := run(t, append(tt.args, "--reconnect-time", "1ms", url)...)
+		if n := calls() - before; code != 1 || out != tt.want || errOut != `wsrpc sse: not_found: no lot "missing"`+"\n" || n != 1 {
+			t.Errorf("%q: exit %d after %d calls, stdout %q, stderr %q; want 1 after 1 call, stdout %q and the error", tt.args, code, n, clip(out), errOut, tt.want)
+		}
+	}
+
+	for _, tt := range []struct{ data, stderr string }{
+		{`{"code":"permission_denied"}`, "wsrpc sse: permission_denied\n"},
+		// A code this build does not know (a newer server's), and a field
+		// it does not know, are no reason to hide the error.
+		{`{"code":"teapot","message":"short and stout","details":[]}`, "wsrpc sse: teapot: short and stout\n"},
+		{`oops`, "wsrpc sse: malformed wsrpc.error event: oops\n"},
+		{`{"message":"no code"}`, "wsrpc sse: malformed wsrpc.error event: {\"message\":\"no code\"}\n"},
+		{"", "wsrpc sse: malformed wsrpc.error event: \n"},
+	} {
+		surl, requests := script(t, "event: wsrpc.error\ndata: "+tt.data+"\n\ndata: after\n\n", "data: again\n\n")
+		code, out, errOut := run(t, "--reconnect-time", "1ms", surl)
+		if code != 1 || out != "" || errOut != tt.stderr || len(requests()) != 1 {
+			t.Errorf("data %q: exit %d after %d requests, stdout %q, stderr %q; want 1 after 1, stderr %q", tt.data, code, len(requests()), clip(out), errOut, tt.stderr)
+		}
+	}
+}
+
+// TestSSERaw guards --raw: wsrpc.end and wsrpc.error are then events like
+// any other, printed, and the stream goes on (a plain SSE server may use
+// those names).
+func TestSSERaw(t *testing.T) {
+	surl, requests := script(t, "event: wsrpc.error\ndata: {\"code\":\"internal\"}\n\nevent: wsrpc.end\ndata: {}\n\ndata: after\n\n", "status 204")
+	code, out, errOut := run(t, "--raw", "--json", "--reconnect-time", "1ms", surl)
+	want := `{"event":"wsrpc.error","data":"{\"code\":\"internal\"}","id":""}
+{"event":"wsrpc.end","data":"{}","id":""}
+{"event":"message","data":"after","id":""}
+`
+	if code != 0 || out != want || errOut != "" || len(requests()) != 2 {
+		t.Errorf("scripted: exit %d after %d requests, stdout %q, stderr %q; want 0 after 2, stdout %q", code, len(requests()), clip(out), errOut, want)
+	}
+
+	url, calls := wsrpcSSEServer(t, func(ctx context.Context, _ *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		return sendNotes(s, "a")
+	})
+	code, out, errOut = run(t, "--raw", "--max-reconnects", "0", url)
+	if want := "event: note\ndata: \"a\"\n\nevent: wsrpc.end\ndata: {}\n\n"; code != 0 || out != want || errOut != "" || calls() != 1 {
+		t.Errorf("wsrpc server: exit %d after %d calls, stdout %q, stderr %q; want 0 after 1, stdout %q", code, calls(), clip(out), errOut, want)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/wsrpc/wsrpc"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -34,7 +35,9 @@ printed on its own line: text as is, binary encoded as --binary says
 (base64 by default, so the output stays one line per message).
 
 When stdin ends, the client closes with 1000 and waits for the server's
-reply. The close code and reason are printed on stderr.
+reply. The close code and reason are printed on stderr, the code with its
+name: a wsrpc handler's error code for 4000+N (4009 (failed_precondition)),
+else the RFC 6455 one (1000 (normal closure), 4100 (status 4100)).
 
 A wss:// server's certificate is verified against the system's CAs
 (SSL_CERT_FILE and SSL_CERT_DIR select others); --insecure skips that,
@@ -307,9 +310,9 @@ func reportEnd(errOut io.Writer, err error, ours bool) int {
 		who = "closed"
 	}
 	if ce.Reason != "" {
-		fmt.Fprintf(errOut, "wsrpc ws: %s: %d (%v): %s\n", who, int(ce.Code), ce.Code, ce.Reason)
+		fmt.Fprintf(errOut, "wsrpc ws: %s: %d (%s): %s\n", who, int(ce.Code), closeCodeName(ce.Code), ce.Reason)
 	} else {
-		fmt.Fprintf(errOut, "wsrpc ws: %s: %d (%v)\n", who, int(ce.Code), ce.Code)
+		fmt.Fprintf(errOut, "wsrpc ws: %s: %d (%s)\n", who, int(ce.Code), closeCodeName(ce.Code))
 	}
 	switch {
 	case ours, ce.Code == websocket.StatusNormalClosure, ce.Code == websocket.StatusGoingAway,
@@ -320,6 +323,19 @@ func reportEnd(errOut io.Writer, err error, ours bool) int {
 		return 0
 	}
 	return 1
+}
+
+// closeCodeName names a close code: for 4000+N where N is a wsrpc Code
+// (the application range, RFC 6455 §7.4.2, as wsrpc.Code.CloseCode maps
+// it) the code's name, so 4009 is "failed_precondition"; otherwise the
+// websocket package's ("normal closure", "status 4100").
+func closeCodeName(sc websocket.StatusCode) string {
+	// CodeFromCloseCode maps other codes too (1011 to internal, 4100 to
+	// unknown): only a code that maps back to sc is wsrpc's.
+	if c := wsrpc.CodeFromCloseCode(sc); sc >= wsrpc.CloseCodeBase && c.CloseCode() == sc {
+		return c.String()
+	}
+	return sc.String()
 }
 
 // lockedWriter serializes writes from several goroutines.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsrpc/wsrpc"
+	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/internal/runtest"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
@@ -197,7 +199,10 @@ func TestWSExitStatus(t *testing.T) {
 		}, 0, "closed by server: 1000 (normal closure): bye"},
 		{"server closes 4001", "/", func(ctx context.Context, c *websocket.Conn) {
 			c.Close(4001, "kicked")
-		}, 1, "closed by server: 4001 (status 4001): kicked"},
+		}, 1, "closed by server: 4001 (canceled): kicked"},
+		{"server closes 4100", "/", func(ctx context.Context, c *websocket.Conn) {
+			c.Close(4100, "kicked")
+		}, 1, "closed by server: 4100 (status 4100): kicked"},
 		{"server closes 1011", "/", func(ctx context.Context, c *websocket.Conn) {
 			c.Close(websocket.StatusInternalError, "")
 		}, 1, "closed by server: 1011 (internal error)"},
@@ -581,5 +586,45 @@ func TestWSInsecure(t *testing.T) {
 	code, _, stderr = runWSCmd(t, pr, "--insecure", url)
 	if code != 0 || !strings.Contains(stderr, "closed by server: 1000") {
 		t.Errorf("--insecure: exit %d stderr %q; want 0", code, stderr)
+	}
+}
+
+// TestWSWsrpcCloseCodeName guards that a wsrpc close code, 4000+N for a
+// wsrpc Code N (RFC 6455 §7.4.2's application range), is printed with
+// the code's name: a failed wsrpc handler's 4009 was "4009 (status
+// 4009)". Other codes keep the websocket package's names.
+func TestWSWsrpcCloseCodeName(t *testing.T) {
+	h := wsrpc.NewBidiHandler("/t/Chat", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.WatchRequest, testingv1.WatchResponse]) error {
+		return wsrpc.Errorf(wsrpc.CodeFailedPrecondition, "lot sold")
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	code, _, stderr := runWSCmd(t, pr, "ws"+strings.TrimPrefix(srv.URL, "http")+"/t/Chat")
+	if want := "wsrpc ws: closed by server: 4009 (failed_precondition): lot sold\n"; code != 1 || !strings.HasSuffix(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+
+	for _, tt := range []struct {
+		code websocket.StatusCode
+		want string
+	}{
+		{4001, "canceled"},
+		{4002, "unknown"},
+		{4016, "unauthenticated"},
+		// Not wsrpc codes: 4000 and 4017 are outside its table, and
+		// CodeFromCloseCode maps 1011 and 4100 too, to other codes.
+		{4000, "status 4000"},
+		{4017, "status 4017"},
+		{4100, "status 4100"},
+		{3000, "status 3000"},
+		{websocket.StatusInternalError, "internal error"},
+		{websocket.StatusNormalClosure, "normal closure"},
+		{websocket.StatusNoStatusRcvd, "no status"},
+	} {
+		if got := closeCodeName(tt.code); got != tt.want {
+			t.Errorf("closeCodeName(%d) = %q, want %q", tt.code, got, tt.want)
+		}
 	}
 }
