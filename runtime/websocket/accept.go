@@ -55,7 +55,9 @@ type AcceptOptions struct {
 	// DefaultWriteTimeout; negative: none); a write that times out closes
 	// the connection.
 	WriteTimeout time.Duration
-	// CloseTimeout bounds the closing handshake (default DefaultCloseTimeout).
+	// CloseTimeout bounds the closing handshake (default DefaultCloseTimeout),
+	// and how long the socket of a connection failed on the peer's input
+	// lingers so that the peer reads the close frame (see Conn).
 	CloseTimeout time.Duration
 
 	// Raw selects the frame API (ReadFrame, WriteFrame): control frames and

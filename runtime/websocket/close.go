@@ -196,8 +196,28 @@ func (c *Conn) CloseNow() error {
 }
 
 // fail sends a close frame with the failure's code (best effort, bounded
-// by the write timeout) and closes the connection (RFC 6455 §7.1.7).
+// by the write timeout) and closes the connection (RFC 6455 §7.1.7). It is
+// for failures found elsewhere than in what the peer sent (a missed pong,
+// a message we could not finish writing, a Handler's panic): the TCP
+// connection is closed at once. failReading is for the others.
 func (c *Conn) fail(f *failure) {
+	c.sendFailure(f)
+	c.closeWith(f)
+}
+
+// failReading is fail for a failure the reader found in the peer's input
+// (a message over MaxMessageSize, 1009; a protocol error, 1002; invalid
+// UTF-8, 1007): the connection is closed at once, but its socket lingers
+// (lingerClose) so that the close frame reaches the peer. Caller holds
+// readSem and has set readErr, so nothing else reads the socket again.
+func (c *Conn) failReading(f *failure) {
+	c.sendFailure(f)
+	c.closeConn(f, true)
+}
+
+// sendFailure writes the close frame of a failure unless a close frame
+// went out already.
+func (c *Conn) sendFailure(f *failure) {
 	c.closeMu.Lock()
 	send := !c.closeSent
 	c.closeSent = true
@@ -208,7 +228,6 @@ func (c *Conn) fail(f *failure) {
 		n := 2 + copy(buf[2:], CloseReason(f.err.Error()))
 		_ = c.writeControl(OpClose, buf[:n])
 	}
-	c.closeWith(f)
 }
 
 // CloseReason makes any text, an error's message say, a reason Close
@@ -234,14 +253,24 @@ func CloseReason(s string) string {
 
 // closeWith closes the TCP connection once, remembering why, and releases
 // everything the connection holds.
-func (c *Conn) closeWith(cause error) {
+func (c *Conn) closeWith(cause error) { c.closeConn(cause, false) }
+
+// closeConn is closeWith; with linger the socket's own close is left to
+// lingerClose, on a goroutine of its own, and everything else happens at
+// once. Only the first close counts: a CloseNow after a failure does not
+// cut the lingering short (wsrpc's layer calls it on every failed call).
+func (c *Conn) closeConn(cause error, linger bool) {
 	c.closeOnce.Do(func() {
 		c.closeMu.Lock()
 		c.closeCause = cause
 		c.closeMu.Unlock()
 		close(c.closed)
 		c.stopWatches()
-		_ = c.nc.Close()
+		if _, ok := c.nc.(closeWriter); linger && ok {
+			go c.lingerClose()
+		} else {
+			_ = c.nc.Close()
+		}
 		if e := c.poll.Load(); e != nil {
 			// An idle polled connection has no reader to notice: wake one,
 			// so the handler hears of the close.
@@ -257,6 +286,75 @@ func (c *Conn) closeWith(cause error) {
 		}
 		c.pingMu.Unlock()
 	})
+}
+
+// closeWriter is a connection that can half-close: *net.TCPConn and
+// *net.UnixConn shut down their sending side (a FIN), *tls.Conn sends
+// close_notify, after which the peer's reads end as at a FIN.
+type closeWriter interface{ CloseWrite() error }
+
+// lingerClose closes the socket of a connection that failed on something
+// the peer sent, once the peer has had the chance to read the close frame
+// that says why (RFC 6455 §7.1.7: fail, sending the close frame first).
+// The peer is typically still sending when we fail: the rest of the message
+// over MaxMessageSize, the messages behind it, an end-of-stream marker. A
+// socket closed with received data unread, or that receives more after
+// its close, makes the kernel answer with a TCP reset. The reset fails the
+// peer's next write, and may erase what the peer had not read yet (RFC
+// 9112 §9.6), our close frame with it: the peer sees "connection reset by
+// peer" (1006, a lost connection that a client may retry) instead of the
+// 1009 or 1002 we sent; a Conn, for one, closes when a write fails, never
+// reading the close frame that may be waiting. So, as an HTTP server does
+// when it closes with a request unread, we half-close — which also tells
+// the peer, as §7.1.1 has a server do first, that the TCP connection is
+// ending — then read and drop whatever comes, and close only when the peer
+// closes its side (EOF: it read our close frame and answered it), after
+// the close timeout, or after lingerLimit bytes. A net.Conn that cannot
+// half-close is closed at once (closeConn): without our FIN, the peer
+// (§7.1.1's client waits for the server to close first) and this drain
+// would each wait out a close timeout.
+//
+// The deadline covers writes too: a control frame write that slipped in
+// after the close frame and is blocked behind a peer that reads nothing
+// ends with it (for TLS, crypto/tls then bounds its close_notify write by
+// itself, as it does in any Close). Runs on a goroutine of its own, one per
+// such failure; nothing else uses the socket any more (the reader set
+// readErr, writes are refused once the connection is closed). It reads
+// through net.Conn's Read, which waits in the runtime's poller with the
+// deadline, also for a socket a Poller serves: that one stays in the
+// Poller's epoll set until the worker that failed it removes it
+// (pollEntry.finish, which can now always find it open), and the events
+// the drain's input raises meanwhile find the entry running or done, so
+// no worker reads it again.
+func (c *Conn) lingerClose() {
+	defer c.nc.Close()
+	if c.nc.SetDeadline(time.Now().Add(c.cfg.closeTimeout)) != nil {
+		return // the drain could not be bounded
+	}
+	if c.nc.(closeWriter).CloseWrite() != nil {
+		return
+	}
+	buf := getBuf(largeBufSize)
+	defer putBuf(buf)
+	for left := lingerLimit(c.cfg.maxMessageSize); left > 0; {
+		n, err := c.nc.Read(*buf)
+		if err != nil {
+			return
+		}
+		left -= int64(n)
+	}
+}
+
+// lingerLimit is how much lingerClose reads before it gives up: the rest
+// of a message up to twice the limit (a peer that writes a message whole
+// reads our close frame only after its last byte; the message that failed
+// can exceed the limit by any amount, this covers the usual ones), and
+// 1 MiB more for what the peer queued behind it. It bounds the reads a
+// peer that never stops sending can cost us, though not the memory
+// (the bytes are dropped) or the time (the close timeout does).
+func lingerLimit(maxMessageSize int64) int64 {
+	const more = 1 << 20
+	return more + min(maxMessageSize, 1<<40)*2
 }
 
 // closedErr is what calls on a closed connection return: the peer's close

@@ -21,7 +21,8 @@ const (
 	// DefaultWriteTimeout bounds each frame write, so a peer that stops
 	// reading cannot block a writer forever.
 	DefaultWriteTimeout = 30 * time.Second
-	// DefaultCloseTimeout bounds the closing handshake.
+	// DefaultCloseTimeout bounds the closing handshake, and the lingering
+	// close of a connection failed on the peer's input.
 	DefaultCloseTimeout = 5 * time.Second
 	// DefaultHandshakeTimeout bounds Dial's handshake when ctx has no deadline.
 	DefaultHandshakeTimeout = 30 * time.Second
@@ -91,6 +92,12 @@ func resolveConfig(maxFrame, maxMsg int64, ping, pong, write, closeT time.Durati
 // waits. Close and CloseNow are safe from any goroutine at any time.
 // Pongs, close replies and keepalive pings are written by whichever
 // goroutine is reading, or by a timer, under the same frame lock as writes.
+// When the reader fails the connection on what the peer sent (1002, 1007,
+// 1009; RFC 6455 §7.1.7), the connection is closed at once, but its socket
+// is closed by a goroutine of its own once the peer has had the chance to
+// read the close frame: it half-closes the socket and reads and drops what
+// still arrives, until the peer's EOF, CloseTimeout, or 2×MaxMessageSize +
+// 1 MiB (lingerClose). Nothing else touches the socket by then.
 type Conn struct {
 	nc          net.Conn
 	client      bool
@@ -179,7 +186,7 @@ type Conn struct {
 	closeSent  bool
 	peerClose  *CloseError
 	closeRcvd  chan struct{} // closed when the peer's close frame arrived; made by peerClosed
-	closed     chan struct{} // closed when the TCP connection is closed
+	closed     chan struct{} // closed when the connection is closed (its socket may linger: lingerClose)
 	closeOnce  sync.Once
 	closeCause error
 

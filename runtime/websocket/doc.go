@@ -40,7 +40,11 @@
 // PingInterval and PongTimeout keep a connection alive and fail it (1011,
 // ErrPongTimeout) when the peer goes silent. Close runs the closing
 // handshake; the peer's close frame surfaces as a *CloseError from the
-// read in progress, so a handler can tell a close from a failure.
+// read in progress, so a handler can tell a close from a failure. A
+// failure found in the peer's input (1002, 1007, 1009) sends its close
+// frame and returns at once, while the socket lingers half-closed until the
+// peer has read that frame (bounded by CloseTimeout): closed with input
+// unread, it would reset the connection and lose the frame.
 //
 // The raw mode (AcceptOptions.Raw, DialOptions.Raw) is the frame API:
 // ReadFrame and WriteFrame see control frames and fragments, and nothing is

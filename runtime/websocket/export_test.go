@@ -33,3 +33,11 @@ func QueueTogether(t testing.TB, cs ...*Conn) (queue func()) {
 	}
 	return func() { es[0].p.enqueue(es...) }
 }
+
+// Polled reports whether c is served by a Poller's epoll set rather than
+// by a goroutine of its own: a test of the poller's read path checks that
+// it is taking it.
+func Polled(c *Conn) bool {
+	e := c.poll.Load()
+	return e != nil && e.polled
+}

@@ -676,7 +676,8 @@ func (c *Conn) waitEOF(timeout time.Duration) {
 
 // failRead makes err sticky for reads. A local failure (protocol error,
 // invalid UTF-8, oversized message) fails the connection (§7.1.7): our close
-// frame with the failure's code, then the TCP connection closed.
+// frame with the failure's code, then the TCP connection closed, lingering
+// until the peer has read that frame (failReading).
 func (c *Conn) failRead(err error) error {
 	if c.readErr != nil {
 		return c.readErr
@@ -684,7 +685,7 @@ func (c *Conn) failRead(err error) error {
 	c.readErr = err
 	var f *failure
 	if errors.As(err, &f) {
-		c.fail(f)
+		c.failReading(f)
 	} else if _, ok := err.(*CloseError); !ok {
 		c.closeWith(err)
 	}

@@ -422,6 +422,13 @@ func dialWirePeer(t testing.TB, addr, extraHeaders string) (*wirePeer, *http.Res
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
+	return handshakeWirePeer(t, nc, addr, extraHeaders)
+}
+
+// handshakeWirePeer is dialWirePeer on a connection made already (a TLS
+// one, say).
+func handshakeWirePeer(t testing.TB, nc net.Conn, addr, extraHeaders string) (*wirePeer, *http.Response) {
+	t.Helper()
 	p := &wirePeer{t: t, nc: nc, br: bufio.NewReader(nc), client: true}
 	p.writeRaw([]byte("GET /ws HTTP/1.1\r\nHost: " + addr +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + testKey +
