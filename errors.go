@@ -28,7 +28,13 @@ import (
 //     the code's name in the Wsrpc-Code header and the message as a
 //     text/plain body. A method other than GET is the exception: 405
 //     Method Not Allowed with Allow: GET (RFC 9110 §15.5.6), with
-//     invalid_argument in Wsrpc-Code on an SSE route.
+//     invalid_argument in Wsrpc-Code on an SSE route. The WebSocket
+//     runtime's own refusals of a handshake are exceptions too
+//     (websocket.Accept: 400 malformed, 403 cross-origin, 405 not GET, 426
+//     not an upgrade or another version): it writes them itself, without
+//     Wsrpc-Code, so a client maps their status by the table
+//     (CodeFromHTTPStatus), and a handshake interceptor gets that code
+//     from next.
 //
 //   - An SSE stream that fails after it started ends with an event of type
 //     "wsrpc.error" whose data is {"code":"<name>","message":"…"}.
@@ -50,6 +56,9 @@ import (
 //     CodeUnavailable         unavailable          4014        503
 //     CodeDataLoss            data_loss            4015        500
 //     CodeUnauthenticated     unauthenticated      4016        401
+//
+// A Code outside the table (0 included) travels as CodeUnknown all three
+// ways: 4002, 500 with Wsrpc-Code: unknown, "unknown" in the event.
 //
 // A stream that ends without error closes with 1000 (normal closure), which
 // a receiver reports as io.EOF. So is a close frame with no status code
@@ -123,6 +132,16 @@ var codeInfo = [...]struct {
 }
 
 func (c Code) valid() bool { return c >= minCode && c <= maxCode }
+
+// onWire is the code a peer is told for c: c itself, or CodeUnknown for a
+// value outside the table (0 included), as CloseCode sends 4002 for it,
+// so a refusal and an SSE error event name a code the peer can parse.
+func (c Code) onWire() Code {
+	if c.valid() {
+		return c
+	}
+	return CodeUnknown
+}
 
 // String returns the code's name ("invalid_argument"), or "code_N" for a
 // value outside the table.
@@ -357,14 +376,17 @@ func fromHTTPResponse(resp *http.Response, body []byte) *Error {
 
 // writeHTTPError answers a request refused before the upgrade.
 func writeHTTPError(w http.ResponseWriter, err *Error) {
-	writeHTTPStatus(w, err.code.HTTPStatus(), err)
+	writeHTTPStatus(w, err.code.onWire().HTTPStatus(), err)
 }
 
 // writeHTTPStatus is writeHTTPError with a status other than the code's
-// (405 for a method the route does not serve).
+// (405 for a method the route does not serve). A code outside the table
+// is sent as unknown: "code_99" would not parse, and the client would
+// fall back to the status (500: internal), not read unknown as it does
+// after the upgrade (close code 4002).
 func writeHTTPStatus(w http.ResponseWriter, status int, err *Error) {
 	h := w.Header()
-	h.Set(CodeHeader, err.code.String())
+	h.Set(CodeHeader, err.code.onWire().String())
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

@@ -148,3 +148,90 @@ func TestErrorMessageAsCloseReason(t *testing.T) {
 		})
 	}
 }
+
+// TestCodeOutsideTableIsUnknown guards the codes outside the table (0
+// included) on the wire: a WebSocket closes with 4002 (unknown) for
+// them, and a refusal before the upgrade and an SSE error event must say
+// unknown too. The refusal carried Wsrpc-Code: code_99, which no client
+// parses, so it read the status instead: 500, internal.
+func TestCodeOutsideTableIsUnknown(t *testing.T) {
+	for _, odd := range []wsrpc.Code{0, 99} {
+		t.Run(odd.String(), func(t *testing.T) {
+			refuse := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+				return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+					if hs.Request.Header.Get("X-Refuse") != "" {
+						return ctx, wsrpc.Errorf(odd, "odd refusal")
+					}
+					return next(ctx, hs)
+				}
+			})
+			mux := http.NewServeMux()
+			mux.Handle("/ws", wsrpc.NewBidiHandler("/t/Odd", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+				return wsrpc.Errorf(odd, "odd failure")
+			}, wsrpc.WithInterceptors(refuse)))
+			mux.Handle("/sse", wsrpc.NewSSEHandler("/t/Odd", func(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+				return wsrpc.Errorf(odd, "odd failure")
+			}, wsrpc.WithInterceptors(refuse)))
+			base := newServer(t, mux)
+			ctx := testContext(t)
+			setRefuse := wsrpc.WithInterceptors(wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+				return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+					hs.Request.Header.Set("X-Refuse", "1")
+					return next(ctx, hs)
+				}
+			}))
+			get := func(path string, hdr map[string]string) (*http.Response, string) {
+				t.Helper()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+				for k, v := range hdr {
+					req.Header.Set(k, v)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return resp, string(body)
+			}
+			wantUnknown := func(what string, err error) {
+				t.Helper()
+				if c := wsrpc.CodeOf(err); c != wsrpc.CodeUnknown {
+					t.Errorf("%s: %v (code %v), want unknown", what, err, c)
+				}
+			}
+
+			st, err := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, base+"/ws", "/t/Odd").Call(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = st.Receive()
+			st.Close()
+			wantUnknown("WebSocket after the upgrade", err)
+			_, err = wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, base+"/ws", "/t/Odd", setRefuse).Call(ctx)
+			wantUnknown("WebSocket refused", err)
+			resp, _ := get("/ws", map[string]string{"X-Refuse": "1", "Connection": "Upgrade", "Upgrade": "websocket",
+				"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Protocol": "wsrpc.json"})
+			if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get(wsrpc.CodeHeader) != "unknown" {
+				t.Errorf("WebSocket refusal: %d with %s %q, want 500 unknown", resp.StatusCode, wsrpc.CodeHeader, resp.Header.Get(wsrpc.CodeHeader))
+			}
+
+			sst, err := wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](nil, base+"/sse", "/t/Odd").Call(ctx, &testingv1.WatchRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = sst.Receive()
+			sst.Close()
+			wantUnknown("SSE error event", err)
+			_, err = wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](nil, base+"/sse", "/t/Odd", setRefuse).Call(ctx, &testingv1.WatchRequest{})
+			wantUnknown("SSE refused", err)
+			resp, _ = get("/sse", map[string]string{"X-Refuse": "1"})
+			if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get(wsrpc.CodeHeader) != "unknown" {
+				t.Errorf("SSE refusal: %d with %s %q, want 500 unknown", resp.StatusCode, wsrpc.CodeHeader, resp.Header.Get(wsrpc.CodeHeader))
+			}
+			if _, body := get("/sse", nil); !strings.Contains(body, "event: "+wsrpc.SSEEventError+"\ndata: {\"code\":\"unknown\"") {
+				t.Errorf("SSE stream %q, want a %s event with code unknown", body, wsrpc.SSEEventError)
+			}
+		})
+	}
+}

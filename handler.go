@@ -3,6 +3,7 @@ package wsrpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -19,6 +20,36 @@ import (
 // already (a malformed handshake).
 var errResponseWritten = errors.New("wsrpc: response already written")
 
+// acceptRefusal is the error a handshake interceptor's next returns when
+// websocket.Accept refused the handshake with status (and wrote that
+// response): the code the client reads from the status, which carries no
+// Wsrpc-Code (see Code), the runtime's text as message, and
+// errResponseWritten among its causes. Status 0: the connection failed
+// while the 101 was being written, which nobody answers any more.
+func acceptRefusal(status int, err error) *Error {
+	c := CodeUnavailable
+	if status != 0 {
+		c = CodeFromHTTPStatus(status)
+	}
+	return &Error{code: c, msg: err.Error(), err: fmt.Errorf("%w: %w", errResponseWritten, err)}
+}
+
+// statusWriter records the status written through it; Unwrap lets
+// http.ResponseController reach the writer's Hijack and Flush.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // errPanicked ends a session whose handler (or interceptor, or hook)
 // panicked. The panic value stays on the server, in net/http's log.
 var errPanicked = &Error{code: CodeInternal, msg: "handler panicked"}
@@ -31,8 +62,11 @@ var errPanicked = &Error{code: CodeInternal, msg: "handler panicked"}
 // an error with CodeInternal would (close code 4013, or a "wsrpc.error"
 // event, with the message "handler panicked", never the panic value), and
 // OnClose runs; then the panic goes on to net/http, which logs it with
-// its stack. net/http alone would leave a hijacked connection open, and
-// cut an SSE response that clients would reconnect to, into the panic.
+// its stack. A handshake interceptor that panics after next ends the call
+// the same way, but the session had not begun: neither OnConnect nor
+// OnClose runs for it. net/http alone would leave a hijacked connection
+// open, and cut an SSE response that clients would reconnect to, into the
+// panic.
 // The handler function runs on the request's goroutine.
 //
 // Concurrency: a Handler is immutable after construction and serves any
@@ -237,16 +271,26 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			panic(p)
 		}
 	}()
+	var respHeader http.Header // as sent with the 101
+	// written: Accept refused the handshake and wrote the response itself.
+	// A flag, not errors.Is on the chain's error, which an interceptor may
+	// have re-wrapped without %w: a second response would be appended to
+	// the first.
+	written := false
 	accept := func(ctx context.Context, hs *Handshake) (context.Context, error) {
 		opts := h.accept
 		if sub != "" {
 			opts.Subprotocols = []string{sub}
 		}
-		c, err := websocket.Accept(w, r, &opts)
+		sw := &statusWriter{ResponseWriter: w}
+		c, err := websocket.Accept(sw, r, &opts)
 		if err != nil {
-			return ctx, errResponseWritten
+			written = true
+			return ctx, acceptRefusal(sw.status, err)
 		}
 		ws = c
+		// What Accept just sent: headers set after next returns are not.
+		respHeader = w.Header().Clone()
 		return ctx, nil
 	}
 	hs := &Handshake{Spec: h.spec, Request: r, ResponseHeader: w.Header(), Codec: cdc}
@@ -259,16 +303,18 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		case ws != nil: // refused after the upgrade
 			e := asError(err)
 			_ = closeWS(ws, e.code.CloseCode(), websocket.CloseReason(e.msg))
-		case !errors.Is(err, errResponseWritten):
+		case !written && !errors.Is(err, errResponseWritten):
 			writeHTTPError(w, asError(err))
 		}
 		return
 	}
 	if ws == nil {
-		writeHTTPError(w, Errorf(CodeInternal, "a handshake interceptor returned without calling next"))
+		if !written { // else an interceptor dropped Accept's refusal
+			writeHTTPError(w, Errorf(CodeInternal, "a handshake interceptor returned without calling next"))
+		}
 		return
 	}
-	conn := newWSConn(ctx, h.spec, cdc, ws, r.Header, hs.ResponseHeader.Clone(), h.cfg, r.RemoteAddr)
+	conn := newWSConn(ctx, h.spec, cdc, ws, r.Header, respHeader, h.cfg, r.RemoteAddr)
 	defer conn.cancel()
 	if t := h.cfg.tracker; t != nil {
 		t.add(conn)
@@ -349,12 +395,15 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 			panic(p)
 		}
 	}()
+	var respHeader http.Header // as sent with the 200
 	open := func(ctx context.Context, hs *Handshake) (context.Context, error) {
 		s, err := sse.NewStream(w, r, &h.cfg.sseStream)
 		if err != nil {
 			return ctx, NewError(CodeInternal, err)
 		}
 		stream = s
+		// What NewStream just sent: headers set after next returns are not.
+		respHeader = w.Header().Clone()
 		return ctx, nil
 	}
 	hs := &Handshake{Spec: h.spec, Request: r, ResponseHeader: w.Header(), Codec: codec.JSON}
@@ -362,7 +411,7 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if ctx == nil {
 		ctx = r.Context()
 	}
-	conn := &sseConn{spec: h.spec, stream: stream, req: req, reqHeader: r.Header, respHeader: hs.ResponseHeader.Clone()}
+	conn := &sseConn{spec: h.spec, stream: stream, req: req, reqHeader: r.Header, respHeader: respHeader}
 	if err != nil {
 		if stream == nil {
 			writeHTTPError(w, asError(err))
@@ -376,9 +425,9 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if t := h.cfg.tracker; t != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
 		s := &sseSession{cancel: cancel}
 		t.add(s)
 		defer t.remove(s)

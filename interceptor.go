@@ -64,10 +64,13 @@ type Spec struct {
 //
 // On a server, Request is the incoming upgrade (or SSE) request, Codec the
 // codec chosen for it, and ResponseHeader the headers that will be sent
-// with the 101 (or 200) response: an interceptor may add to it. On a
-// client, Request is the request about to be sent (an interceptor may set
-// headers such as Authorization), and after next returns ResponseHeader
-// holds the server's response headers and Codec the negotiated codec.
+// with the 101 (or 200) response: an interceptor may add to it before it
+// calls next, whose innermost step sends the response. What it adds after
+// next has returned is not sent, nor in the stream's ResponseHeader,
+// which is a copy of what was. On a client, Request is the request about
+// to be sent (an interceptor may set headers such as Authorization), and
+// after next returns ResponseHeader holds the server's response headers
+// and Codec the negotiated codec.
 type Handshake struct {
 	Spec           Spec
 	Request        *http.Request
@@ -77,9 +80,13 @@ type Handshake struct {
 
 // HandshakeFunc performs a handshake. On a server the innermost one
 // accepts; returning an error refuses the request before the upgrade with
-// the HTTP status of the error's Code (see Code). The returned context is
-// the one the stream then runs with, so an authentication interceptor can
-// attach the caller's identity.
+// the HTTP status of the error's Code (see Code). When the WebSocket
+// runtime refuses the handshake itself (a cross-origin request, 403), it
+// writes that response, and the innermost HandshakeFunc returns an *Error
+// with the status's code (permission_denied) and the runtime's message;
+// the response stands whatever the interceptors return. The returned
+// context is the one the stream then runs with, so an authentication
+// interceptor can attach the caller's identity.
 //
 // On a WebSocket client too the call runs with the returned context until
 // it ends: a context an interceptor derives and returns bounds the whole
@@ -182,9 +189,14 @@ type ConnInfo struct {
 }
 
 // CloseInfo says how a stream ended. Code is the WebSocket close code sent
-// or received (1000 for a clean end; for SSE, 1000 or the error's
-// 4000+Code). Err is the error the stream ended with: nil for a clean end,
-// otherwise the handler's error or the transport failure, as an *Error.
+// or received (1000 for a clean end). For SSE it is what a WebSocket
+// session would have sent: 1000 or the error's 4000+Code, and when the
+// session's context ended the stream, 4004 (deadline_exceeded) for its
+// deadline, 4001 (canceled) when it was cancelled (the client gone, say),
+// or 1001 (going away, with ShutdownReason and an unavailable Err) when
+// Tracker.Shutdown ended it. Err is the error the stream ended with: nil
+// for a clean end, otherwise the handler's error or the transport
+// failure, as an *Error.
 type CloseInfo struct {
 	Code   websocket.StatusCode
 	Reason string

@@ -438,3 +438,174 @@ func TestClientHandshakeTimeoutOnlyBoundsHandshake(t *testing.T) {
 		t.Fatalf("Call to a server that never answers = %v, want deadline_exceeded", err)
 	}
 }
+
+// TestInterceptorSeesAcceptRefusal guards what a handshake interceptor
+// sees when the WebSocket runtime refuses the handshake itself and writes
+// the response (RFC 6455 §4.2.2: 403 for a refused origin, §4.4: 426 for
+// another version; 400 for a bad key): next returns an *Error with the
+// code the client reads from that status (no Wsrpc-Code comes with it)
+// and the runtime's message, where it returned an internal marker whose
+// code was unknown. And whatever the interceptor returns — the refusal
+// re-wrapped with %v, which hides the marker from errors.Is, or no error
+// at all — the handler writes no second response after the runtime's.
+func TestInterceptorSeesAcceptRefusal(t *testing.T) {
+	hdr := func(extra ...string) map[string]string {
+		h := map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+			"Sec-WebSocket-Version": "13", "Sec-WebSocket-Protocol": "wsrpc.json"}
+		for i := 0; i < len(extra); i += 2 {
+			h[extra[i]] = extra[i+1]
+		}
+		return h
+	}
+	for _, req := range []struct {
+		name   string
+		header map[string]string
+		status int
+	}{
+		{"cross-origin", hdr("Origin", "http://evil.example"), http.StatusForbidden},
+		{"bad key", hdr("Sec-WebSocket-Key", "short"), http.StatusBadRequest},
+		{"other version", hdr("Sec-WebSocket-Version", "8"), http.StatusUpgradeRequired},
+	} {
+		for _, outer := range []struct {
+			name string
+			wrap func(ctx context.Context, err error) (context.Context, error)
+		}{
+			{"rewrapped with %v", func(ctx context.Context, err error) (context.Context, error) {
+				return ctx, wsrpc.Errorf(wsrpc.CodeOf(err), "handshake failed: %v", err)
+			}},
+			{"swallowed", func(ctx context.Context, err error) (context.Context, error) { return ctx, nil }},
+		} {
+			t.Run(req.name+", "+outer.name, func(t *testing.T) {
+				seen := make(chan error, 1)
+				observe := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+					return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+						ctx, err := next(ctx, hs)
+						seen <- err
+						if err != nil {
+							return outer.wrap(ctx, err)
+						}
+						return ctx, nil
+					}
+				})
+				h := wsrpc.NewBidiHandler("/t/Echo", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+					return nil
+				}, wsrpc.WithInterceptors(observe))
+				url := newServer(t, h)
+				r, _ := http.NewRequestWithContext(testContext(t), http.MethodGet, url, nil)
+				for k, v := range req.header {
+					r.Header.Set(k, v)
+				}
+				resp, err := http.DefaultClient.Do(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != req.status || resp.Header.Get(wsrpc.CodeHeader) != "" {
+					t.Errorf("response %d with %s %q, want the runtime's %d without it", resp.StatusCode, wsrpc.CodeHeader, resp.Header.Get(wsrpc.CodeHeader), req.status)
+				}
+				if strings.Contains(string(body), "handshake failed") || strings.Contains(string(body), "without calling next") || strings.Count(string(body), "\n") != 1 {
+					t.Errorf("a second response was written after the runtime's: body %q", body)
+				}
+				err = waitSeen(t, seen, "the interceptor never ran")
+				var e *wsrpc.Error
+				if !errors.As(err, &e) || e.Code() != wsrpc.CodeFromHTTPStatus(req.status) {
+					t.Fatalf("next returned %v, want an *Error with %v (from %d)", err, wsrpc.CodeFromHTTPStatus(req.status), req.status)
+				}
+				if first, _, _ := strings.Cut(string(body), "\n"); !strings.Contains(e.Message(), first) || !errors.Is(err, websocket.ErrBadHandshake) {
+					t.Errorf("next's error %q, want the runtime's (%q, ErrBadHandshake)", e.Message(), first)
+				}
+			})
+		}
+	}
+}
+
+// TestResponseHeaderIsWhatWasSent guards the streams' ResponseHeader,
+// "the headers sent with the 101 (or 200) response": a header a
+// handshake interceptor sets after next returns is never sent, so it must
+// not be there either. The copy was made once the whole interceptor chain
+// had returned; it is made as the response goes out.
+func TestResponseHeaderIsWhatWasSent(t *testing.T) {
+	headers := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			hs.ResponseHeader.Set("X-Early", "1")
+			ctx, err := next(ctx, hs)
+			hs.ResponseHeader.Set("X-Late", "1")
+			return ctx, err
+		}
+	})
+	serverSaw := make(chan http.Header, 2)
+	mux := http.NewServeMux()
+	mux.Handle("/ws", wsrpc.NewBidiHandler("/t/Echo", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		serverSaw <- s.ResponseHeader()
+		return nil
+	}, wsrpc.WithInterceptors(headers)))
+	mux.Handle("/sse", wsrpc.NewSSEHandler("/t/Watch", func(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		serverSaw <- s.ResponseHeader()
+		return nil
+	}, wsrpc.WithInterceptors(headers)))
+	base := newServer(t, mux)
+	ctx := testContext(t)
+	check := func(transport string, client http.Header) {
+		t.Helper()
+		server := waitSeen(t, serverSaw, "the handler never ran")
+		for _, name := range []string{"X-Early", "X-Late"} {
+			if got, sent := server.Get(name), client.Get(name); got != sent {
+				t.Errorf("%s: the server's ResponseHeader has %s %q, the client received %q", transport, name, got, sent)
+			}
+		}
+		if client.Get("X-Early") != "1" {
+			t.Errorf("%s: X-Early, set before next, was not sent", transport)
+		}
+	}
+
+	st, err := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, base+"/ws", "/t/Echo").Call(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	check("WebSocket", st.ResponseHeader())
+
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/sse", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	check("SSE", resp.Header)
+}
+
+// TestNoOfferCodec pins the codec a client that offers no subprotocol
+// gets, as docs/security.md and WithPreferredCodec state it: the
+// handler's preferred codec if set (even over JSON), else JSON if
+// accepted, else the first codec accepted.
+func TestNoOfferCodec(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []wsrpc.Option
+		want string
+	}{
+		{"default", nil, "json"},
+		{"preferred", []wsrpc.Option{wsrpc.WithPreferredCodec(codec.Proto)}, "proto"},
+		{"JSON accepted, not first", []wsrpc.Option{wsrpc.WithCodecs(codec.Proto, codec.JSON)}, "json"},
+		{"no JSON", []wsrpc.Option{wsrpc.WithCodecs(codec.Msgpack, codec.Proto)}, "msgpack"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := wsrpc.NewBidiHandler("/t/Echo", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+				return s.Send(&testingv1.EchoResponse{Text: s.Codec().Name()})
+			}, tc.opts...)
+			ctx := testContext(t)
+			c, _, err := websocket.Dial(ctx, newServer(t, h), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			// The codec's name, in the codec: a text frame for JSON only.
+			typ, data, err := c.Read(ctx)
+			if err != nil || !strings.Contains(string(data), tc.want) || (typ == websocket.MessageText) != (tc.want == "json") {
+				t.Errorf("first message %v %q %v, want one in %s", typ, data, err, tc.want)
+			}
+		})
+	}
+}

@@ -88,9 +88,10 @@ func WithCodecs(codecs ...codec.Codec) Option {
 
 // WithPreferredCodec puts codec first. On a client it is offered first (and
 // so chosen by a wsrpc server that accepts it); on a handler it is the
-// codec used when the client offers no subprotocol at all (default: JSON,
-// so a plain WebSocket client without a subprotocol talks JSON). It does
-// not add the codec to the handler's accepted list.
+// codec used when the client offers no subprotocol at all (default: JSON
+// if the handler accepts it, else its first codec, so a plain WebSocket
+// client without a subprotocol talks JSON). It does not add the codec to
+// the handler's accepted list.
 func WithPreferredCodec(codec codec.Codec) Option {
 	return optionFunc(func(c *config) { c.preferred = codec })
 }

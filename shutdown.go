@@ -157,7 +157,9 @@ func (t *Tracker) Shutdown(ctx context.Context) error {
 // the SSE streams (Tracker.Shutdown). When ctx is done before every
 // handler has returned, the rest is closed at once (CloseNow for
 // WebSockets, http.Server.Close for the other connections) and ctx's
-// error is returned.
+// error is returned. A nil t stops srv alone, for a server whose handlers
+// track nothing (no WithTracker): its WebSocket sessions are then left to
+// their handlers, and its SSE responses are cut when ctx is done.
 //
 // A typical main waits for Shutdown after ListenAndServe, which returns
 // as soon as Shutdown begins:
@@ -169,7 +171,10 @@ func (t *Tracker) Shutdown(ctx context.Context) error {
 func Shutdown(ctx context.Context, srv *http.Server, t *Tracker) error {
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Shutdown(ctx) }()
-	terr := t.Shutdown(ctx)
+	var terr error
+	if t != nil {
+		terr = t.Shutdown(ctx)
+	}
 	serr := <-srvDone
 	if terr != nil || serr != nil {
 		_ = srv.Close()
@@ -198,10 +203,24 @@ func NewHTTPServer(handler http.Handler) *http.Server {
 	}
 }
 
+// errShutdown is the error of a session Tracker.Shutdown ended, in
+// OnClose's CloseInfo with 1001 on WebSocket and SSE alike; on SSE it is
+// also the cause of the handler's cancelled context.
+var errShutdown = NewError(CodeUnavailable, errors.New("wsrpc: "+ShutdownReason))
+
 // goAway sends 1001 and, once the closing handshake is over, cancels the
 // stream's context so a handler busy elsewhere than Receive returns too.
+// When the stream is closing already (a second Shutdown's goAway, the
+// handler's end), it waits for that closing handshake instead, as a
+// second websocket.Conn.Close does: cancelling ends the reads in progress
+// (ioCtx), and the runtime would drop the connection under the handshake,
+// maybe before the close frame went out (the client would see 1006).
 func (c *wsConn) goAway() {
-	_ = c.closeCode(websocket.StatusGoingAway, ShutdownReason, NewError(CodeUnavailable, errors.New("wsrpc: "+ShutdownReason)))
+	if c.markClosed(CloseInfo{Code: websocket.StatusGoingAway, Reason: ShutdownReason, Err: errShutdown}) {
+		_ = closeWS(c.ws, websocket.StatusGoingAway, ShutdownReason)
+	} else {
+		_ = c.ws.Close(websocket.StatusGoingAway, ShutdownReason)
+	}
 	c.cancel()
 }
 
@@ -210,10 +229,11 @@ func (c *wsConn) kill() {
 	c.cancel()
 }
 
-// sseSession is an SSE call as a Tracker sees it.
+// sseSession is an SSE call as a Tracker sees it: cancel ends the
+// handler's context, with errShutdown as its cause, which OnClose reports.
 type sseSession struct {
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 }
 
-func (s *sseSession) goAway() { s.cancel() }
-func (s *sseSession) kill()   { s.cancel() }
+func (s *sseSession) goAway() { s.cancel(errShutdown) }
+func (s *sseSession) kill()   { s.cancel(errShutdown) }

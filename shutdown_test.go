@@ -406,3 +406,52 @@ func TestShutdownExpiredContext(t *testing.T) {
 		t.Errorf("after the second Shutdown, %d of 3 handlers returned and %d sessions tracked, want 3 and 0", n, l)
 	}
 }
+
+// TestShutdownNilTracker guards wsrpc.Shutdown for a server whose
+// handlers track nothing (built without WithTracker), as its doc allows:
+// with a nil *Tracker it stops srv alone, and when ctx ends first it
+// closes the connections still open (an SSE response) and returns ctx's
+// error. It panicked on the nil Tracker.
+func TestShutdownNilTracker(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(&liveServer{}))
+	srv := wsrpc.NewHTTPServer(mux)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	ctx := testContext(t)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ln.Addr().String()+"/rooms/watch?room=r", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatalf("SSE stream before Shutdown: %v", err)
+	}
+	sseEnd := make(chan error, 1)
+	go func() { _, err := io.ReadAll(br); sseEnd <- err }()
+
+	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				shut <- fmt.Errorf("panicked: %v", p)
+			}
+		}()
+		shut <- wsrpc.Shutdown(sctx, srv, nil)
+	}()
+	if err := waitSeen(t, shut, "Shutdown never returned"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown(ctx, srv, nil) with an SSE response open = %v, want the deadline", err)
+	}
+	if err := waitSeen(t, served, "Serve never returned"); !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+	waitSeen(t, sseEnd, "the SSE response outlived Shutdown")
+}

@@ -254,8 +254,10 @@ type sseErrorData struct {
 	Message string `json:"message,omitempty"`
 }
 
+// sseErrorEvent is the "wsrpc.error" event for err; a code outside the
+// table is sent as unknown, as on a WebSocket (close code 4002).
 func sseErrorEvent(err *Error) sse.Event {
-	b, _ := json.Marshal(sseErrorData{Code: err.code.String(), Message: err.msg})
+	b, _ := json.Marshal(sseErrorData{Code: err.code.onWire().String(), Message: err.msg})
 	return sse.Event{Type: SSEEventError, Data: string(b)}
 }
 

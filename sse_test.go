@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
 // TestSSERequestForms pins both query forms of options.proto's SSERule.
@@ -337,5 +340,157 @@ func TestSSEUndecodableEventEndsCall(t *testing.T) {
 	}
 	if got := waitSeen(t, ended, "the handler's context is live: the stream was left open"); !errors.Is(got, context.Canceled) {
 		t.Fatalf("handler ctx = %v", got)
+	}
+}
+
+// TestSSENoEventAfterEnd guards the end of an SSE stream whose handler
+// returned while goroutines of its own still send: wsrpc.end must be the
+// last event, since clients stop at it (a browser calls
+// EventSource.close()) and drop whatever follows. The end event and the
+// stream's close were two steps (now one, sse.Stream.CloseWith), and with
+// three late senders about one response in five carried a late event
+// after wsrpc.end.
+func TestSSENoEventAfterEnd(t *testing.T) {
+	const rounds, late = 30, 3
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	t.Cleanup(func() { stop.Store(true); wg.Wait() })
+	h := wsrpc.NewSSEHandler("/t/Watch", func(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		started := make(chan struct{}, late)
+		for range late {
+			wg.Go(func() {
+				started <- struct{}{}
+				for i := 0; i < 100000 && !stop.Load(); i++ {
+					if s.Send(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: "late"}}) != nil {
+						return
+					}
+				}
+			})
+		}
+		for range late {
+			<-started
+		}
+		return s.Send(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: "own"}})
+	})
+	url := newServer(t, h)
+	ctx := testContext(t)
+	bad := 0
+	for range rounds {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, after, ok := strings.Cut(string(body), "event: "+wsrpc.SSEEventEnd+"\n")
+		if !ok {
+			t.Fatalf("no %s in %q", wsrpc.SSEEventEnd, body[max(0, len(body)-200):])
+		}
+		if strings.Contains(after, "event: ") {
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d responses carried an event after %s", bad, rounds, wsrpc.SSEEventEnd)
+	}
+}
+
+// TestSSEOnCloseMirrorsWebSocket guards the CloseInfo OnClose gets for an
+// SSE stream that its session's context ended (no end event goes out):
+// it must say what a WebSocket session says for the same cause — 4004
+// deadline_exceeded for a deadline a handshake interceptor set, 4001
+// canceled for a context it cancelled, 1001 (going away) with
+// ShutdownReason and unavailable for Tracker.Shutdown. SSE reported 1001
+// canceled for all three.
+func TestSSEOnCloseMirrorsWebSocket(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		session func(context.Context) context.Context // nil: Tracker.Shutdown ends it
+		code    websocket.StatusCode
+		errCode wsrpc.Code
+	}{
+		{"deadline", func(ctx context.Context) context.Context {
+			ctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			context.AfterFunc(ctx, cancel)
+			return ctx
+		}, wsrpc.CodeDeadlineExceeded.CloseCode(), wsrpc.CodeDeadlineExceeded},
+		{"cancelled", func(ctx context.Context) context.Context {
+			ctx, cancel := context.WithCancel(ctx)
+			time.AfterFunc(100*time.Millisecond, cancel)
+			return ctx
+		}, wsrpc.CodeCanceled.CloseCode(), wsrpc.CodeCanceled},
+		{"shutdown", nil, websocket.StatusGoingAway, wsrpc.CodeUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			session := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+				return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+					if tc.session != nil {
+						ctx = tc.session(ctx)
+					}
+					return next(ctx, hs)
+				}
+			})
+			closes := make(chan wsrpc.CloseInfo, 2)
+			var sseInfo, wsInfo wsrpc.CloseInfo
+			tracker := wsrpc.NewTracker()
+			opts := []wsrpc.Option{wsrpc.WithInterceptors(session), wsrpc.WithTracker(tracker),
+				wsrpc.WithOnClose(func(_ context.Context, info *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {
+					if info.Spec.Transport == wsrpc.TransportSSE {
+						sseInfo = ci
+					} else {
+						wsInfo = ci
+					}
+					closes <- ci
+				})}
+			wait := func(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			mux := http.NewServeMux()
+			mux.Handle("/sse", wsrpc.NewSSEHandler("/t/Watch", wait, opts...))
+			mux.Handle("/ws", wsrpc.NewServerStreamHandler("/t/Watch", wait, opts...))
+			base := newServer(t, mux)
+			ctx := testContext(t)
+
+			// A raw request: the typed client would reconnect.
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/sse", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			go func() { _, _ = io.Copy(io.Discard, resp.Body) }()
+			wst, err := wsrpc.NewServerStreamClient[testingv1.WatchRequest, testingv1.WatchResponse](nil, base+"/ws", "/t/Watch").Call(ctx, &testingv1.WatchRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer wst.Close()
+			go func() { _, _ = wst.Receive() }()
+			if tc.session == nil {
+				for deadline := time.Now().Add(5 * time.Second); tracker.Len() != 2; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("tracker has %d sessions, want 2", tracker.Len())
+					}
+				}
+				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				if err := tracker.Shutdown(sctx); err != nil {
+					t.Fatalf("Shutdown: %v", err)
+				}
+			}
+			for range 2 {
+				waitSeen(t, closes, "OnClose never ran")
+			}
+			if wsInfo.Code != tc.code || wsrpc.CodeOf(wsInfo.Err) != tc.errCode {
+				t.Fatalf("WebSocket OnClose %+v, want %d %v (the reference)", wsInfo, tc.code, tc.errCode)
+			}
+			if sseInfo.Code != wsInfo.Code || sseInfo.Reason != wsInfo.Reason || wsrpc.CodeOf(sseInfo.Err) != tc.errCode || sseInfo.Err.Error() != wsInfo.Err.Error() {
+				t.Errorf("SSE OnClose %d %q %v; the WebSocket session's %d %q %v", sseInfo.Code, sseInfo.Reason, sseInfo.Err, wsInfo.Code, wsInfo.Reason, wsInfo.Err)
+			}
+		})
 	}
 }

@@ -238,7 +238,8 @@ func (s *ClientStream[Req]) Conn() StreamConn { return s.conn }
 // sseConn is the StreamConn of an SSE call on the server.
 //
 // Concurrency: Send and closeWith from any goroutine (sse.Stream
-// serialises writes; mu guards the end state); Receive from one.
+// serialises writes, and its CloseWith keeps the end event last; mu
+// guards the end state); Receive from one.
 type sseConn struct {
 	spec       Spec
 	stream     *sse.Stream
@@ -310,19 +311,31 @@ func (c *sseConn) closeWith(err error) error {
 		c.info = CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e}
 	}
 	c.mu.Unlock()
-	serr := c.stream.Send(ev)
-	_ = c.stream.Close()
+	// One step, not Send then Close: a Send from a goroutine the handler
+	// left running would otherwise slip in after the end event, which
+	// clients take for the stream's last.
+	serr := c.stream.CloseWith(ev)
 	if serr != nil && !errors.Is(serr, sse.ErrStreamClosed) {
 		return NewError(CodeUnavailable, serr)
 	}
 	return nil
 }
 
+// closeInfo is how the stream ended, for OnClose. A stream that the
+// session's context ended (no end event went out) reports what a
+// WebSocket session reports for the same cause: 1001 with ShutdownReason
+// and unavailable for Tracker.Shutdown (wsConn.goAway), else the
+// context's code, 4004 for a deadline and 4001 when cancelled
+// (watchSession).
 func (c *sseConn) closeInfo(ctx context.Context) CloseInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ctx.Err() != nil && c.info.Err == nil && c.info.Code == 0 {
-		return CloseInfo{Code: websocket.StatusGoingAway, Err: NewError(CodeCanceled, ctx.Err())}
+	if ctx.Err() == nil || c.info.Err != nil || c.info.Code != 0 {
+		return c.info
 	}
-	return c.info
+	if context.Cause(ctx) == errShutdown {
+		return CloseInfo{Code: websocket.StatusGoingAway, Reason: ShutdownReason, Err: errShutdown}
+	}
+	code, reason, err := closeFor(ctx.Err())
+	return CloseInfo{Code: code, Reason: reason, Err: err}
 }

@@ -31,7 +31,9 @@
 //
 //	new WebSocket(url, "wsrpc.json")
 //
-// and JSON.stringify. A client offering no subprotocol at all gets JSON.
+// and JSON.stringify. A client offering no subprotocol at all gets the
+// handler's preferred codec (WithPreferredCodec) if set, else JSON if
+// accepted (the default), else the handler's first codec.
 // SSE data is protojson (Send, NewSSEEvent), except in events a handler
 // sends as they are with ServerStream.SendEvent (say, from a hub topic's
 // replay store with an SSECodec of its own).

@@ -46,9 +46,10 @@ const DefaultWriteTimeout = 30 * time.Second
 // answering a request with text/event-stream (WHATWG HTML §9.2). Every
 // event is flushed as soon as it is written.
 //
-// Concurrency: Send, SendPrepared, Comment and Close may be called from
-// any goroutine; a mutex serialises writes so events never interleave.
-// Close must be called (defer it) before the handler returns, since a
+// Concurrency: Send, SendPrepared, Comment, Close and CloseWith may be
+// called from any goroutine; a mutex serialises writes so events never
+// interleave, and CloseWith's event is the last. Close (or CloseWith)
+// must be called (defer Close) before the handler returns, since a
 // heartbeat must not write to a finished response.
 type Stream struct {
 	w    http.ResponseWriter
@@ -250,6 +251,34 @@ func (s *Stream) Close() error {
 	s.mu.Unlock()
 	<-s.done
 	return nil
+}
+
+// CloseWith sends e as the stream's last event and closes the stream, as
+// Send followed by Close would, but under one lock: a Send, SendPrepared
+// or Comment from another goroutine comes either before e, or after it
+// and then fails with ErrStreamClosed (or with the error that ended the
+// stream, as after Close). So a closing event such as "end" or "error"
+// is last on the wire. It returns Send's error for e (nothing is written
+// if the stream had ended already, or if e does not encode); the stream
+// is closed either way. e is never dropped as a replayed event. Cost: as
+// Send and Close.
+func (s *Stream) CloseWith(e Event) error {
+	s.mu.Lock()
+	var err error
+	if s.buf, err = AppendEvent(s.buf[:0], e); err == nil {
+		err = s.writeLocked(s.buf)
+	}
+	if s.err == nil {
+		s.err = ErrStreamClosed
+	}
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.mu.Unlock()
+	<-s.done
+	return err
 }
 
 func (s *Stream) skipLocked(id string) bool {

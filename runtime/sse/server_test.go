@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -306,6 +307,88 @@ func TestStreamConcurrentSends(t *testing.T) {
 		first, _, _ := strings.Cut(e.Data, "\n")
 		if e.Type != "t" || len(first) != 100 || strings.Trim(first, first[:1]) != "" {
 			t.Fatalf("interleaved event %q", e.Data)
+		}
+	}
+}
+
+// lingerWriter records a stream's bytes and lingers in the Write of the
+// event of type last, holding the stream's lock, so that the goroutines
+// sending meanwhile queue on it (and Go's mutex, after 1 ms, hands it
+// to a waiter rather than to whoever locks next).
+type lingerWriter struct {
+	*httptest.ResponseRecorder
+	last string
+}
+
+func (w lingerWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseRecorder.Write(b)
+	if strings.Contains(string(b), "event: "+w.last+"\n") {
+		time.Sleep(3 * time.Millisecond)
+	}
+	return n, err
+}
+
+// TestStreamCloseWithIsLast guards CloseWith against sends from other
+// goroutines: its event is the last on the wire, and every Send that
+// returned nil went out before it (later ones fail with ErrStreamClosed).
+// Send followed by Close let a concurrent Send slip in between, after an
+// "end" event that tells the client the stream is over (wsrpc.end).
+func TestStreamCloseWithIsLast(t *testing.T) {
+	const rounds, senders = 20, 4
+	for round := range rounds {
+		rec := lingerWriter{httptest.NewRecorder(), "end"}
+		s, err := sse.NewStream(rec, httptest.NewRequest(http.MethodGet, "/", nil), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		delivered := map[string]bool{} // data of the sends that returned nil
+		started := make(chan struct{}, senders)
+		for g := range senders {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					data := fmt.Sprintf("%d-%d", g, i)
+					err := s.Send(sse.Event{Type: "note", Data: data})
+					if i == 0 {
+						started <- struct{}{}
+					}
+					if err != nil {
+						if !errors.Is(err, sse.ErrStreamClosed) {
+							t.Errorf("Send after CloseWith = %v, want ErrStreamClosed", err)
+						}
+						return
+					}
+					mu.Lock()
+					delivered[data] = true
+					mu.Unlock()
+				}
+			})
+		}
+		for range senders {
+			<-started
+		}
+		if err := s.CloseWith(sse.Event{Type: "end", Data: "{}"}); err != nil {
+			t.Fatalf("CloseWith = %v", err)
+		}
+		wg.Wait()
+		events, _, err := parseAll(rec.Body, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(events); n == 0 || events[n-1].Type != "end" {
+			for i, e := range events {
+				if e.Type == "end" {
+					t.Fatalf("round %d: %d events after the one CloseWith sent, the first %q", round, n-1-i, events[i+1].Data)
+				}
+			}
+			t.Fatalf("round %d: no end event among %d", round, n)
+		}
+		for _, e := range events[:len(events)-1] {
+			delete(delivered, e.Data)
+		}
+		if len(delivered) > 0 {
+			t.Fatalf("round %d: %d Sends returned nil but their events are not before the end", round, len(delivered))
 		}
 	}
 }
