@@ -385,25 +385,29 @@ func jsonScalarText(fd protoreflect.FieldDescriptor, raw json.RawMessage) string
 }
 
 // DecodeSSERequest fills req from the query of an SSE request, accepting
-// both forms (see EncodeSSERequest). Unknown parameters are ignored (a
-// page may add its own, such as a token). These are errors with
-// CodeInvalidArgument: a "request" parameter mixed with field parameters;
-// a field parameter for a request that travels only whole; a value that
-// does not parse, or a string that is not UTF-8; a repeated parameter for
-// a singular field. In a flat request with a field whose JSON name is
+// both forms (see EncodeSSERequest). A field's parameter is named by its
+// JSON name (lowerCamelCase) or, as protojson reads both, its proto name
+// (snake_case). Unknown parameters are ignored (a page may add its own,
+// such as a token). These are errors with CodeInvalidArgument: a
+// "request" parameter mixed with field parameters; a field parameter for
+// a request that travels only whole; a value that does not parse, or a
+// string that is not UTF-8; a repeated parameter for a singular field; a
+// field given under both its names. In a flat request with a field named
 // "request", that parameter is the field.
 func DecodeSSERequest(q url.Values, req proto.Message) error {
 	rm := req.ProtoReflect()
 	fields := rm.Descriptor().Fields()
 	flat := flatRequest(rm.Descriptor())
-	// In a flat request with a field whose JSON name is "request", the
-	// parameter is that field: such a request has only the flat form.
-	if vs, ok := q[SSERequestParam]; ok && !(flat && fields.ByJSONName(SSERequestParam) != nil) {
+	// In a flat request with a field named "request" (JSON or proto
+	// name), the parameter is that field: such a request has only the
+	// flat form.
+	named := fields.ByJSONName(SSERequestParam) != nil || fields.ByName(SSERequestParam) != nil
+	if vs, ok := q[SSERequestParam]; ok && !(flat && named) {
 		if len(vs) != 1 {
 			return Errorf(CodeInvalidArgument, "the %q parameter is repeated", SSERequestParam)
 		}
 		for i := 0; i < fields.Len(); i++ {
-			if name := fields.Get(i).JSONName(); name != SSERequestParam && q.Has(name) {
+			if name, ok := fieldParamName(q, fields.Get(i)); ok && name != SSERequestParam {
 				return Errorf(CodeInvalidArgument, "the %q parameter cannot be mixed with field parameters (%q)", SSERequestParam, name)
 			}
 		}
@@ -417,7 +421,7 @@ func DecodeSSERequest(q url.Values, req proto.Message) error {
 		// of its fields is a mistake (a hand-written ?limit=2), which
 		// would otherwise leave the field unset without a word.
 		for i := 0; i < fields.Len(); i++ {
-			if name := fields.Get(i).JSONName(); name != SSERequestParam && q.Has(name) {
+			if name, ok := fieldParamName(q, fields.Get(i)); ok && name != SSERequestParam {
 				return Errorf(CodeInvalidArgument, "parameter %q: %s is sent whole, as protojson in the %q parameter", name, rm.Descriptor().FullName(), SSERequestParam)
 			}
 		}
@@ -429,9 +433,13 @@ func DecodeSSERequest(q url.Values, req proto.Message) error {
 	n := 0
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
-		vs, ok := q[fd.JSONName()]
+		pname, ok := fieldParamName(q, fd)
 		if !ok {
 			continue
+		}
+		vs := q[pname]
+		if pn := string(fd.Name()); pn != pname && q.Has(pn) {
+			return Errorf(CodeInvalidArgument, "parameters %q and %q both set %s", pname, pn, fd.Name())
 		}
 		if !fd.IsList() && len(vs) != 1 {
 			return Errorf(CodeInvalidArgument, "parameter %q is repeated but %s is not", fd.JSONName(), fd.Name())
@@ -467,6 +475,22 @@ func DecodeSSERequest(q url.Values, req proto.Message) error {
 	return nil
 }
 
+// fieldParamName returns the name under which q holds fd's parameter:
+// its JSON name (lowerCamelCase, what EncodeSSERequest and browsers'
+// pages built from the ProtoJSON form use) or, as protojson also reads
+// it, its proto name (snake_case), which was otherwise an unknown
+// parameter, ignored, leaving the field unset without a word. The JSON
+// name comes first when both are present (DecodeSSERequest refuses that).
+func fieldParamName(q url.Values, fd protoreflect.FieldDescriptor) (string, bool) {
+	if q.Has(fd.JSONName()) {
+		return fd.JSONName(), true
+	}
+	if name := string(fd.Name()); name != fd.JSONName() && q.Has(name) {
+		return name, true
+	}
+	return "", false
+}
+
 // writeScalarJSON writes a query value as the JSON protojson expects:
 // bools bare, everything else quoted (protojson accepts quoted numbers).
 func writeScalarJSON(w io.Writer, fd protoreflect.FieldDescriptor, v string) error {
@@ -480,7 +504,12 @@ func writeScalarJSON(w io.Writer, fd protoreflect.FieldDescriptor, v string) err
 	if fd.Kind() == protoreflect.EnumKind {
 		// A value name, or a number (protojson's other spelling); an
 		// unknown name is an error here, where protojson would drop it.
-		if _, err := strconv.ParseInt(v, 10, 32); err == nil {
+		if n, err := strconv.ParseInt(v, 10, 32); err == nil {
+			if n != 0 && fd.Enum().FullName() == "google.protobuf.NullValue" {
+				// Its one value is 0, and protojson writes any NullValue
+				// as null: another number would not round-trip.
+				return Errorf(CodeInvalidArgument, "parameter %q: %s has the one value NULL_VALUE (0), not %d", fd.JSONName(), fd.Enum().FullName(), n)
+			}
 			_, err := io.WriteString(w, v)
 			return err
 		}

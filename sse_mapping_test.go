@@ -303,6 +303,39 @@ func TestSSEFieldNamedRequest(t *testing.T) {
 	}
 }
 
+// TestSSEProtoNameParams: a flat request's parameters may use the proto
+// names (snake_case) as protojson reads them; they were unknown
+// parameters, ignored, so ?f_int32=7 left the field unset without a
+// word. Both names for one field, or a proto name beside ?request=, or
+// for a request that travels whole, are invalid_argument.
+func TestSSEProtoNameParams(t *testing.T) {
+	got := dynMsg("Flat")
+	q, _ := url.ParseQuery("f_int32=7&r_string=a&r_string=b&oBool=true")
+	if err := DecodeSSERequest(q, got); err != nil {
+		t.Fatal(err)
+	}
+	fields := got.Descriptor().Fields()
+	if v := got.Get(fields.ByName("f_int32")).Int(); v != 7 {
+		t.Errorf("f_int32 = %d, want 7", v)
+	}
+	if l := got.Get(fields.ByName("r_string")).List(); l.Len() != 2 || l.Get(1).String() != "b" {
+		t.Errorf("r_string = %v, want [a b]", l)
+	}
+	if !got.Get(fields.ByName("o_bool")).Bool() {
+		t.Error("o_bool (by its JSON name) not set")
+	}
+	for _, tc := range []struct{ msg, query string }{
+		{"Flat", "f_int32=7&fInt32=7"},
+		{"Flat", `request={"fInt32":1}&f_string=x`},
+		{"Resp", "e_int32=1"},
+	} {
+		q, _ := url.ParseQuery(tc.query)
+		if err := DecodeSSERequest(q, dynMsg(tc.msg)); CodeOf(err) != CodeInvalidArgument {
+			t.Errorf("%s ?%s: %v, want invalid_argument", tc.msg, tc.query, err)
+		}
+	}
+}
+
 // TestSSERepeatedNullValue: protojson writes a google.protobuf.NullValue
 // element as null; the flat form sends it as NULL_VALUE (it sent "", which
 // DecodeSSERequest refused as not a value of the enum).

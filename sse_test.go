@@ -61,7 +61,8 @@ func TestSSERequestForms(t *testing.T) {
 		{q2, &testingv1.SearchRequest{}, nested},
 		{url.Values{"request": {`{"room":"x","count":2}`}}, &testingv1.WatchRequest{}, &testingv1.WatchRequest{Room: "x", Count: 2}},
 		{url.Values{"token": {"_-8"}, "minLevel": {"2"}, "other": {"ignored"}}, &testingv1.WatchRequest{}, &testingv1.WatchRequest{Token: []byte{0xff, 0xef}, MinLevel: testingv1.Level_LEVEL_WARN}},
-		{url.Values{"min_level": {"LEVEL_INFO"}}, &testingv1.WatchRequest{}, &testingv1.WatchRequest{}},
+		// The proto name too, as protojson reads it (see TestSSEProtoNameParams).
+		{url.Values{"min_level": {"LEVEL_INFO"}}, &testingv1.WatchRequest{}, &testingv1.WatchRequest{MinLevel: testingv1.Level_LEVEL_INFO}},
 		{url.Values{}, &testingv1.SearchRequest{}, &testingv1.SearchRequest{}},
 	} {
 		if err := wsrpc.DecodeSSERequest(tc.q, tc.into); err != nil {
