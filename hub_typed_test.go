@@ -2,6 +2,9 @@ package wsrpc_test
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -11,8 +14,10 @@ import (
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/hub"
 	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
 // broadcastServer subscribes every Echo session to a hub topic of
@@ -159,5 +164,88 @@ func TestHubFollowOneofResponse(t *testing.T) {
 	}
 	if st := topic.Stats(); st.EncodeErrors != 0 {
 		t.Errorf("encode errors: %+v", st)
+	}
+}
+
+// TestShutdownWithHub: wsrpc.Shutdown given the hub stops a server whose
+// mux serves typed sessions on a hub topic and the hub's own WebSocket and
+// SSE endpoints, within its deadline: the typed client gets 1001
+// (unavailable, which reconnecting clients retry), the hub endpoint's
+// WebSocket client 1001, and its SSE client a clean end. Shutdown without
+// the hub ran to its deadline, waiting for the hub's SSE response, and
+// left the hub's WebSocket clients connected; with the hub shut down
+// first, typed sessions ended with the hub's ErrClosed (unknown), which
+// clients take for final.
+func TestShutdownWithHub(t *testing.T) {
+	h, err := hub.New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	topic, err := hub.NewTopic[*testingv1.EchoResponse](h, "news", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracker := wsrpc.NewTracker()
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(broadcastServer{topic: topic}, wsrpc.WithTracker(tracker)))
+	mux.Handle("/news/ws", topic.WebSocketHandler(nil, codec.JSON))
+	mux.Handle("/news/events", topic.SSEHandler(nil))
+	srv := wsrpc.NewHTTPServer(mux)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+	ctx := testContext(t)
+
+	typed, err := testingv1wsrpc.NewStreamServiceClient(nil, base).Echo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer typed.Close()
+	if res, err := typed.Receive(); err != nil || res.GetText() != "subscribed" {
+		t.Fatalf("typed session: %v %v", res, err)
+	}
+	raw, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String()+"/news/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.CloseNow()
+	events, err := sse.Connect(ctx, base+"/news/events", &sse.ClientOptions{MaxReconnectionAttempts: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close()
+	for topic.Stats().Subscribers != 3 {
+		if ctx.Err() != nil {
+			t.Fatal("the three subscribers never subscribed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// Each client reads, as a live one does: a close is answered at once.
+	typedErr, rawErr, eventsErr := make(chan error, 1), make(chan error, 1), make(chan error, 1)
+	go func() { _, err := typed.Receive(); typedErr <- err }()
+	go func() { _, _, err := raw.Read(ctx); rawErr <- err }()
+	go func() { _, err := events.Next(); eventsErr <- err }()
+	if err := wsrpc.Shutdown(sctx, srv, tracker, h); err != nil {
+		t.Fatalf("Shutdown = %v, want nil before its deadline", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve = %v", err)
+	}
+	if err := <-typedErr; wsrpc.CodeOf(err) != wsrpc.CodeUnavailable {
+		t.Errorf("typed client: %v, want unavailable (1001)", err)
+	}
+	if err := <-rawErr; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("hub WebSocket client: %v, want 1001", err)
+	}
+	if err := <-eventsErr; err != io.EOF {
+		t.Errorf("hub SSE client: %v, want a clean end (io.EOF)", err)
 	}
 }

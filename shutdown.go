@@ -151,37 +151,54 @@ func (t *Tracker) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Shutdown stops srv and the sessions t tracks together, within ctx's
-// deadline: srv stops accepting and closes idle connections
-// (http.Server.Shutdown) while t ends the WebSocket sessions with 1001 and
-// the SSE streams (Tracker.Shutdown). When ctx is done before every
-// handler has returned, the rest is closed at once (CloseNow for
-// WebSockets, http.Server.Close for the other connections) and ctx's
-// error is returned. A nil t stops srv alone, for a server whose handlers
-// track nothing (no WithTracker): its WebSocket sessions are then left to
-// their handlers, and its SSE responses are cut when ctx is done.
+// Shutdowner is something Shutdown stops after the tracked sessions: a
+// *hub.Hub, whose own endpoints (Topic.WebSocketHandler, SSEHandler) no
+// Tracker sees.
+type Shutdowner interface {
+	Shutdown(ctx context.Context) error
+}
+
+// Shutdown stops srv and the sessions t tracks together, then each of
+// also, within ctx's deadline: srv stops accepting and closes idle
+// connections (http.Server.Shutdown) while t ends the WebSocket sessions
+// with 1001 and the SSE streams (Tracker.Shutdown); once t's handlers have
+// returned, each of also is shut down in turn — a hub sends its own
+// endpoints' clients 1001 and ends its SSE streams (hub.Hub.Shutdown),
+// without which srv would wait for those responses until ctx is done.
+// The order matters: a typed handler that follows a hub topic ends with
+// its session's 1001, which its client takes for a reason to reconnect;
+// with the hub closed first it would end with the hub's ErrClosed, which
+// the client takes for final. When ctx is done before every handler has
+// returned, the rest is closed at once (CloseNow for WebSockets,
+// http.Server.Close for the other connections) and ctx's error is
+// returned. A nil t stops srv (and also) alone, for a server whose
+// handlers track nothing (no WithTracker): its WebSocket sessions are then
+// left to their handlers, and its SSE responses are cut when ctx is done.
 //
 // A typical main waits for Shutdown after ListenAndServe, which returns
 // as soon as Shutdown begins:
 //
 //	stopped := make(chan struct{})
-//	go func() { defer close(stopped); <-sigCtx.Done(); ctx, c := context.WithTimeout(bg, 10*time.Second); defer c(); wsrpc.Shutdown(ctx, srv, tracker) }()
+//	go func() { defer close(stopped); <-sigCtx.Done(); ctx, c := context.WithTimeout(bg, 10*time.Second); defer c(); wsrpc.Shutdown(ctx, srv, tracker, h) }()
 //	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) { … }
 //	<-stopped
-func Shutdown(ctx context.Context, srv *http.Server, t *Tracker) error {
+func Shutdown(ctx context.Context, srv *http.Server, t *Tracker, also ...Shutdowner) error {
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Shutdown(ctx) }()
-	var terr error
+	var errs []error
 	if t != nil {
-		terr = t.Shutdown(ctx)
+		errs = append(errs, t.Shutdown(ctx))
 	}
-	serr := <-srvDone
-	if terr != nil || serr != nil {
+	for _, s := range also {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	errs = append(errs, <-srvDone)
+	if err := errors.Join(errs...); err != nil {
 		_ = srv.Close()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return errors.Join(terr, serr)
+		return err
 	}
 	return nil
 }
