@@ -69,7 +69,7 @@ type Stream struct {
 	replayed  map[string]struct{} // ids just replayed, dropped once if sent again
 	lastWrite time.Time
 
-	stop chan struct{} // closed by Close
+	stop chan struct{} // closed by Close and CloseWith (endLocked)
 	done chan struct{} // closed when the heartbeat goroutine has exited
 }
 
@@ -240,6 +240,15 @@ func (s *Stream) Comment(text string) error {
 // handler returns. Close is idempotent and returns nil.
 func (s *Stream) Close() error {
 	s.mu.Lock()
+	s.endLocked()
+	s.mu.Unlock()
+	<-s.done
+	return nil
+}
+
+// endLocked marks the stream closed for every later call and stops its
+// heartbeat goroutine; the caller holds mu, then waits for done.
+func (s *Stream) endLocked() {
 	if s.err == nil {
 		s.err = ErrStreamClosed
 	}
@@ -248,9 +257,6 @@ func (s *Stream) Close() error {
 	default:
 		close(s.stop)
 	}
-	s.mu.Unlock()
-	<-s.done
-	return nil
 }
 
 // CloseWith sends e as the stream's last event and closes the stream, as
@@ -268,14 +274,7 @@ func (s *Stream) CloseWith(e Event) error {
 	if s.buf, err = AppendEvent(s.buf[:0], e); err == nil {
 		err = s.writeLocked(s.buf)
 	}
-	if s.err == nil {
-		s.err = ErrStreamClosed
-	}
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
+	s.endLocked()
 	s.mu.Unlock()
 	<-s.done
 	return err

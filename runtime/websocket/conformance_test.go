@@ -219,31 +219,39 @@ func TestPingWaitsForPong(t *testing.T) {
 	})
 }
 
+// answerPings answers three keepalive pings, then checks the connection
+// still echoes (answering the pings that come meanwhile): the peer is
+// alive and is kept.
+func answerPings(t *testing.T, s *session) {
+	t.Helper()
+	for i := 0; i < 3; i++ {
+		f := s.mustRead()
+		if f.op != opPing {
+			t.Fatalf("got op %#x %q, want a keepalive ping", f.op, f.payload)
+		}
+		s.send(opPong, f.payload)
+	}
+	s.send(opText, []byte("alive"))
+	for {
+		f := s.mustRead()
+		if f.op == opPing {
+			s.send(opPong, f.payload)
+			continue
+		}
+		if f.op != opText || string(f.payload) != "alive" {
+			t.Fatalf("got op %#x %q, want the echo", f.op, f.payload)
+		}
+		return
+	}
+}
+
 // PingInterval with PongTimeout: a silent peer is failed with 1011 and
 // ErrPongTimeout; a peer that answers is kept.
 func TestKeepalive(t *testing.T) {
 	forRoles(t, func(t *testing.T, r role) {
 		o := engOpts{PingInterval: 20 * time.Millisecond, PongTimeout: 60 * time.Millisecond}
 		s := start(t, r, o, echo)
-		for i := 0; i < 3; i++ {
-			f := s.mustRead()
-			if f.op != opPing {
-				t.Fatalf("got op %#x, want a keepalive ping", f.op)
-			}
-			s.send(opPong, f.payload)
-		}
-		s.send(opText, []byte("alive"))
-		for {
-			f := s.mustRead()
-			if f.op == opPing {
-				s.send(opPong, f.payload)
-				continue
-			}
-			if f.op != opText || string(f.payload) != "alive" {
-				t.Fatalf("got op %#x %q", f.op, f.payload)
-			}
-			break
-		}
+		answerPings(t, s)
 		// Now go silent: the next ping goes unanswered.
 		for {
 			f := s.mustRead()
@@ -319,25 +327,7 @@ func TestKeepaliveNegativePongTimeout(t *testing.T) {
 	forRoles(t, func(t *testing.T, r role) {
 		o := engOpts{PingInterval: 20 * time.Millisecond, PongTimeout: -time.Second}
 		s := start(t, r, o, echo)
-		for i := 0; i < 3; i++ {
-			f := s.mustRead()
-			if f.op != opPing {
-				t.Fatalf("got op %#x %q, want a keepalive ping", f.op, f.payload)
-			}
-			s.send(opPong, f.payload)
-		}
-		s.send(opText, []byte("alive"))
-		for {
-			f := s.mustRead()
-			if f.op == opPing {
-				s.send(opPong, f.payload)
-				continue
-			}
-			if f.op != opText || string(f.payload) != "alive" {
-				t.Fatalf("got op %#x %q, want the echo", f.op, f.payload)
-			}
-			break
-		}
+		answerPings(t, s)
 		s.sendClose(1000, "")
 		for f := s.mustRead(); f.op != opClose; f = s.mustRead() {
 		}
