@@ -708,13 +708,20 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 	for _, fn := range c.c.cfg.onConnect {
 		fn(sctx, st.info)
 	}
+	// As a WebSocket call's (watchCall): a call ended by its context
+	// needs no Receive or Close, so nothing else would run the onClose
+	// hooks. finish and close stop the watch.
+	st.unwatch = context.AfterFunc(sctx, func() {
+		code, reason, err := closeFor(sctx.Err())
+		st.hooks(CloseInfo{Code: code, Reason: reason, Err: err})
+	})
 	return &ServerStreamForClient[Res]{sse: st}, nil
 }
 
 // sseClientStream reads a typed SSE stream.
 //
-// Concurrency: receive from one goroutine; close from any (once guards the
-// hooks).
+// Concurrency: receive from one goroutine; close from any, and the
+// context's AfterFunc on its own (once guards the hooks).
 type sseClientStream struct {
 	spec       Spec
 	sess       *sse.Session
@@ -724,8 +731,18 @@ type sseClientStream struct {
 	respHeader http.Header
 	info       *ConnInfo
 	onClose    []func(context.Context, *ConnInfo, CloseInfo)
+	unwatch    func() bool // stops the watch on ctx; set before the stream is shared
 	done       error
 	once       sync.Once
+}
+
+// hooks runs the onClose hooks with ci, once, whichever end comes first.
+func (s *sseClientStream) hooks(ci CloseInfo) {
+	s.once.Do(func() {
+		for _, fn := range s.onClose {
+			fn(s.ctx, s.info, ci)
+		}
+	})
 }
 
 func (s *sseClientStream) receive(m proto.Message) error {
@@ -738,7 +755,13 @@ func (s *sseClientStream) receive(m proto.Message) error {
 			if !errors.Is(err, io.EOF) {
 				err = s.capt.refusal(err)
 			}
-			return s.finish(err, CloseInfo{Code: websocket.StatusAbnormalClosure, Err: err})
+			ci := CloseInfo{Code: websocket.StatusAbnormalClosure, Err: err}
+			if cerr := s.ctx.Err(); cerr != nil {
+				// The call's context ended it, as the watch reports.
+				code, reason, werr := closeFor(cerr)
+				ci = CloseInfo{Code: code, Reason: reason, Err: werr}
+			}
+			return s.finish(err, ci)
 		}
 		switch ev.Type {
 		case "":
@@ -768,22 +791,16 @@ func (s *sseClientStream) receive(m proto.Message) error {
 
 func (s *sseClientStream) finish(err error, ci CloseInfo) error {
 	s.done = err
+	s.unwatch()
 	s.sess.Close()
-	s.once.Do(func() {
-		for _, fn := range s.onClose {
-			fn(s.ctx, s.info, ci)
-		}
-	})
+	s.hooks(ci)
 	return err
 }
 
 func (s *sseClientStream) close() error {
+	s.unwatch()
 	s.sess.Close()
-	s.once.Do(func() {
-		for _, fn := range s.onClose {
-			fn(s.ctx, s.info, CloseInfo{Code: websocket.StatusNormalClosure})
-		}
-	})
+	s.hooks(CloseInfo{Code: websocket.StatusNormalClosure})
 	return nil
 }
 

@@ -787,6 +787,14 @@ func TestOnCloseAfterCancel(t *testing.T) {
 			}
 			return st.Send(&testingv1.SumRequest{N: 1})
 		},
+		"sse": func(ctx context.Context) error {
+			st, err := client.Watch(ctx, &testingv1.WatchRequest{Room: "r", Count: 2})
+			if err != nil {
+				return err
+			}
+			_, err = st.Receive()
+			return err
+		},
 	}
 	const rounds = 5
 	for name, run := range calls {

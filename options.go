@@ -114,11 +114,11 @@ func WithOnConnect(fn func(ctx context.Context, info *ConnInfo)) Option {
 // ended, with the close code, reason and error (Ktor's onClose and onError
 // in one: CloseInfo.Err is nil for a clean end). On a handler it runs
 // after the handler returned and the close handshake is done; on a client,
-// when the stream is closed or a receive returns the end, and on a
-// WebSocket client also when the call's context ends (then on a goroutine
-// of its own, with canceled's or deadline_exceeded's close code unless
-// the call had ended otherwise before), whichever comes first. Handler
-// and client.
+// when the stream is closed or a receive returns the end, and also when
+// the call's context ends (then on a goroutine of its own, with
+// canceled's or deadline_exceeded's close code unless the call had ended
+// otherwise before), whichever comes first, over WebSocket and SSE alike.
+// Handler and client.
 func WithOnClose(fn func(ctx context.Context, info *ConnInfo, ci CloseInfo)) Option {
 	return optionFunc(func(c *config) { c.onClose = append(c.onClose, fn) })
 }
