@@ -721,7 +721,8 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 // sseClientStream reads a typed SSE stream.
 //
 // Concurrency: receive from one goroutine; close from any, and the
-// context's AfterFunc on its own (once guards the hooks).
+// context's AfterFunc on its own (once guards the hooks); beforeEnd is
+// atomic, for LastEventID from any goroutine.
 type sseClientStream struct {
 	spec       Spec
 	sess       *sse.Session
@@ -734,6 +735,11 @@ type sseClientStream struct {
 	unwatch    func() bool // stops the watch on ctx; set before the stream is shared
 	done       error
 	once       sync.Once
+	// prevID is the last event ID before the event being read (receive's
+	// own); beforeEnd, set once at wsrpc.end for LastEventID from any
+	// goroutine, is what it was before the end's reserved id.
+	prevID    string
+	beforeEnd atomic.Pointer[string]
 }
 
 // hooks runs the onClose hooks with ci, once, whichever end comes first.
@@ -771,11 +777,16 @@ func (s *sseClientStream) receive(m proto.Message) error {
 			// has a type, "message" by default).
 			continue
 		case SSEEventEnd:
+			if ev.ID == SSEEndEventID {
+				id := s.prevID
+				s.beforeEnd.Store(&id)
+			}
 			return s.finish(io.EOF, CloseInfo{Code: websocket.StatusNormalClosure})
 		case SSEEventError:
 			e := parseSSEError(ev.Data)
 			return s.finish(e, CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e})
 		}
+		s.prevID = ev.ID
 		ok, err := decodeSSEEvent(ev, m)
 		if err != nil {
 			// As on a WebSocket, an event this side cannot decode ends
@@ -858,9 +869,14 @@ func (s *ServerStreamForClient[Res]) ResponseHeader() http.Header {
 }
 
 // LastEventID returns the id of the last SSE event received ("" on a
-// WebSocket).
+// WebSocket). After the end of the stream it is the last id before the
+// end event's, whose reserved id (SSEEndEventID) only tells a client that
+// reconnects the call is over: a later call may resume from this one.
 func (s *ServerStreamForClient[Res]) LastEventID() string {
 	if s.sse != nil {
+		if id := s.sse.beforeEnd.Load(); id != nil {
+			return *id
+		}
 		return s.sse.sess.LastEventID()
 	}
 	return ""

@@ -147,8 +147,9 @@ func (c *wsConn) Send(msg any) error {
 
 // Receive reads the next message. An empty text message is the peer's
 // end-of-stream marker (CloseSend): it and everything after it read as
-// io.EOF, as does a normal closure (1000). Once reading has failed,
-// every later Receive returns the same error.
+// io.EOF, as does a normal closure (1000, or 1005), except in a
+// client-streaming handler before the marker (see abandonedUpload). Once
+// reading has failed, every later Receive returns the same error.
 func (c *wsConn) Receive(msg any) error {
 	m, err := asMessage(msg)
 	if err != nil {
@@ -167,6 +168,9 @@ func (c *wsConn) Receive(msg any) error {
 	typ, data, err := c.ws.ReadAppend(c.ioCtx, c.rbuf[:0])
 	if err != nil {
 		c.recvErr = c.callErr(c.readErr(err))
+		if c.recvErr == io.EOF && c.spec.StreamType == StreamTypeClient && !c.spec.IsClient {
+			c.recvErr = c.abandonedUpload()
+		}
 		return c.recvErr
 	}
 	if cap(data) <= maxPooledBuf {
@@ -183,6 +187,25 @@ func (c *wsConn) Receive(msg any) error {
 		return io.EOF
 	}
 	return c.decode(data, m)
+}
+
+// abandonedUpload is what a client-streaming handler's Receive reports
+// for a normal closure (1000, or 1005: no status code) that came before
+// the end-of-stream marker: canceled, not io.EOF. Only the marker says an
+// upload is finished; a page that gives up half-way closes the way
+// browsers do by default (ws.close(), ws.close(1000)), and a handler that
+// reads to io.EOF and then commits would commit part of the input. A
+// bidirectional stream keeps io.EOF: a normal closure is its client's
+// normal end. The close recorded for OnClose keeps the code that came
+// (RFC 6455 §7.1.5) and gets the same error, unless this side had closed
+// first, whose error then stands for both.
+func (c *wsConn) abandonedUpload() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeInfo.Err == nil {
+		c.closeInfo.Err = Errorf(CodeCanceled, "%s: the client closed before finishing its upload (no end-of-stream marker)", c.spec.Procedure)
+	}
+	return c.closeInfo.Err
 }
 
 // decode unmarshals one message with the stream's codec.

@@ -63,7 +63,10 @@ import (
 // A stream that ends without error closes with 1000 (normal closure), which
 // a receiver reports as io.EOF. So is a close frame with no status code
 // (1005, RFC 6455 §7.1.5: what a browser's plain ws.close() sends), which
-// OnClose reports with a nil Err. Close codes the runtime itself sends map
+// OnClose reports with a nil Err — except in a client-streaming handler
+// before the client's end-of-stream marker: only the marker finishes an
+// upload, so there a 1000 or 1005 is the client abandoning it, and Receive
+// and OnClose report CodeCanceled. Close codes the runtime itself sends map
 // back to codes as follows: 1001 going away, 1006 abnormal closure, 1012
 // service restart and 1013 try again later → CodeUnavailable; 1003
 // unsupported data and 1007 invalid payload → CodeInvalidArgument; 1008

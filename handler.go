@@ -149,7 +149,9 @@ func mergeCancel(ctx, done context.Context) context.Context {
 
 // NewClientStreamHandler returns the handler of a client-streaming method
 // served over WebSocket: fn receives until io.EOF and returns the one
-// response, which is sent before the connection closes with 1000.
+// response, which is sent before the connection closes with 1000. Only the
+// client's end-of-stream marker reads as io.EOF: a close before it, 1000
+// or 1005 included, is canceled (see ClientStream).
 func NewClientStreamHandler[Req, Res any](procedure string, fn func(context.Context, *ClientStream[Req]) (*Res, error), opts ...Option) *Handler {
 	h := newHandler(Spec{Procedure: procedure, StreamType: StreamTypeClient, Transport: TransportWebSocket}, opts)
 	h.base = func(raw serverConn) StreamFunc {
@@ -396,7 +398,23 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	var respHeader http.Header // as sent with the 200
+	// A client that reconnects after this call's wsrpc.end (a page that
+	// did not close its EventSource) says so with the end's reserved id,
+	// taken as sse.Stream.LastEventID takes it: the header, else the
+	// parameter. The call is over; running it again would repeat it every
+	// reconnection time, for ever. It is answered 204, which stops
+	// EventSource for good (WHATWG HTML §9.2.3) and ends the sse client
+	// with io.EOF, by next, so that the handshake interceptors' headers
+	// (CORS: without them the browser takes the answer for a network
+	// error, and retries) go with it.
+	lastID := sse.RequestLastEventID(r)
+	over := false // answered 204: the call ended before
 	open := func(ctx context.Context, hs *Handshake) (context.Context, error) {
+		if lastID == SSEEndEventID {
+			w.WriteHeader(http.StatusNoContent)
+			over = true
+			return ctx, nil
+		}
 		s, err := sse.NewStream(w, r, &h.cfg.sseStream)
 		if err != nil {
 			return ctx, NewError(CodeInternal, err)
@@ -410,6 +428,9 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	ctx, err := chainHandshake(h.cfg.interceptors, open)(r.Context(), hs)
 	if ctx == nil {
 		ctx = r.Context()
+	}
+	if over {
+		return // nothing can follow the 204, not even an interceptor's error
 	}
 	conn := &sseConn{spec: h.spec, stream: stream, req: req, reqHeader: r.Header, respHeader: respHeader}
 	if err != nil {

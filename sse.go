@@ -22,9 +22,25 @@ import (
 // field name does, so they never collide with a oneof case.
 const (
 	// SSEEventEnd ends a stream whose handler returned nil; its data is
-	// "{}". A typed client stops at it instead of reconnecting; a browser
-	// should call EventSource.close() on it.
+	// "{}" and its id SSEEndEventID. A typed client and the wsrpc sse
+	// command stop at it instead of reconnecting; a browser should call
+	// EventSource.close() on it, and one that does not stops after one
+	// more request (see SSEEndEventID).
 	SSEEventEnd = "wsrpc.end"
+	// SSEEndEventID is the id of the SSEEventEnd event, reserved for it
+	// (SendEvent refuses it). A client that reconnects after the end (an
+	// EventSource the page did not close) sends it as its last event ID,
+	// in Last-Event-ID or the lastEventId parameter (see
+	// sse.Stream.LastEventID), and such a request is answered 204 No
+	// Content once the handshake interceptors have run, without running
+	// the handler, whose call is over: EventSource then stops for good
+	// (WHATWG HTML §9.2.3: a status other than 200 fails the connection
+	// without reconnecting) and the sse client ends with io.EOF, where
+	// each reconnection, one every reconnection time, would run the call
+	// again, for ever. SSEEventError gets no id: an error may be
+	// transient, and a client reconnecting after it resumes from its last
+	// event.
+	SSEEndEventID = "wsrpc.end"
 	// SSEEventError ends a stream whose handler failed; its data is
 	// {"code":"<code name>","message":"…"}.
 	SSEEventError = "wsrpc.error"

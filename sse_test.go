@@ -400,6 +400,131 @@ func TestSSENoEventAfterEnd(t *testing.T) {
 	}
 }
 
+// TestSSEEndStopsReconnection guards the end of an SSE call against a
+// client that does not stop at wsrpc.end (a page that never calls
+// EventSource.close(), as README's new EventSource(url + "?ticks=3")):
+// the stream drops after the end event, the client reconnects, and each
+// reconnection used to run the whole call again, every reconnection time,
+// for ever. wsrpc.end now carries the reserved id wsrpc.end, so the
+// reconnection says it saw the end (Last-Event-ID, or the lastEventId
+// parameter of a page that re-creates its EventSource), and the server
+// answers it 204 No Content without running the handler or the hooks:
+// EventSource stops for good on it (WHATWG HTML §9.2.3) and the sse
+// client ends with io.EOF. The handshake interceptors still run, so that
+// a CORS header goes with the 204. The typed client still stops at
+// wsrpc.end with io.EOF without reconnecting, and SendEvent refuses the
+// reserved id.
+func TestSSEEndStopsReconnection(t *testing.T) {
+	var runs, connects, closes atomic.Int32
+	sendEvent := make(chan error, 1)
+	cors := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			hs.ResponseHeader.Set("Access-Control-Allow-Origin", "https://app.example")
+			return next(ctx, hs)
+		}
+	})
+	h := wsrpc.NewSSEHandler("/t/Watch", func(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		runs.Add(1)
+		if req.GetRoom() == "reserved" {
+			sendEvent <- s.SendEvent(sse.Event{ID: wsrpc.SSEEndEventID, Data: "{}"})
+		}
+		return s.Send(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: "once"}})
+	}, wsrpc.WithInterceptors(cors),
+		wsrpc.WithOnConnect(func(context.Context, *wsrpc.ConnInfo) { connects.Add(1) }),
+		wsrpc.WithOnClose(func(context.Context, *wsrpc.ConnInfo, wsrpc.CloseInfo) { closes.Add(1) }))
+	base := newServer(t, h)
+	ctx := testContext(t)
+
+	// A client that reconnects after wsrpc.end, as EventSource does.
+	var types []string
+	var ids []string
+	for ev, err := range sse.Events(ctx, base, &sse.ClientOptions{ReconnectionTime: 10 * time.Millisecond, MaxReconnectionAttempts: 5}) {
+		if err != nil {
+			t.Fatalf("after %q: %v, want the end (io.EOF on the 204)", types, err)
+		}
+		types = append(types, ev.Type)
+		ids = append(ids, ev.ID)
+		if len(types) > 4 {
+			t.Fatalf("events %q: the call ran again", types)
+		}
+	}
+	if want := []string{"note", wsrpc.SSEEventEnd}; strings.Join(types, ",") != strings.Join(want, ",") || ids[1] != wsrpc.SSEEndEventID {
+		t.Fatalf("events %q with ids %q, want %q, the end with id %q", types, ids, want, wsrpc.SSEEndEventID)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("the handler ran %d times for one call, want 1", n)
+	}
+
+	// The reconnection itself, by hand: the header, else the parameter;
+	// the header wins.
+	for _, tc := range []struct {
+		name, query, header string
+		want                int
+	}{
+		{"Last-Event-ID", "", wsrpc.SSEEndEventID, http.StatusNoContent},
+		{"lastEventId", "?lastEventId=" + wsrpc.SSEEndEventID, "", http.StatusNoContent},
+		{"header wins", "?lastEventId=" + wsrpc.SSEEndEventID, "41", http.StatusOK},
+		{"another id", "", "41", http.StatusOK},
+	} {
+		runs.Store(0)
+		connects.Store(0)
+		closes.Store(0)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+tc.query, nil)
+		if tc.header != "" {
+			req.Header.Set("Last-Event-ID", tc.header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || resp.Header.Get("Access-Control-Allow-Origin") == "" {
+			t.Fatalf("%s: %s (CORS %q) %q, want %d with the interceptor's header", tc.name, resp.Status, resp.Header.Get("Access-Control-Allow-Origin"), body, tc.want)
+		}
+		wantRuns := int32(0)
+		if tc.want == http.StatusOK {
+			wantRuns = 1
+		} else if len(body) != 0 {
+			t.Fatalf("%s: 204 with a body %q", tc.name, body)
+		}
+		if runs.Load() != wantRuns || connects.Load() != wantRuns || closes.Load() != wantRuns {
+			t.Fatalf("%s: handler, OnConnect, OnClose ran %d, %d, %d times, want %d", tc.name, runs.Load(), connects.Load(), closes.Load(), wantRuns)
+		}
+	}
+
+	// The typed client stops at wsrpc.end and does not reconnect.
+	runs.Store(0)
+	st, err := wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](nil, base, "/t/Watch",
+		wsrpc.WithSSEClientOptions(&sse.ClientOptions{ReconnectionTime: 10 * time.Millisecond})).Call(ctx, &testingv1.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := st.Receive(); err != nil || res.GetNote() != "once" {
+		t.Fatalf("typed client: %v, %v", res, err)
+	}
+	if _, err := st.Receive(); !errors.Is(err, io.EOF) {
+		t.Fatalf("typed client at the end: %v, want io.EOF", err)
+	}
+	if id := st.LastEventID(); id != "" {
+		t.Fatalf("typed client's LastEventID after the end: %q, want the last before the end's reserved id (none)", id)
+	}
+	time.Sleep(50 * time.Millisecond) // a reconnection would have come by now
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("typed client: the handler ran %d times, want 1", n)
+	}
+
+	// No event of the handler's may carry the reserved id.
+	resp, err := http.Get(base + "?room=reserved")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := <-sendEvent; wsrpc.CodeOf(err) != wsrpc.CodeInternal {
+		t.Fatalf("SendEvent with the reserved id: %v, want internal", err)
+	}
+}
+
 // TestSSEOnCloseMirrorsWebSocket guards the CloseInfo OnClose gets for an
 // SSE stream that its session's context ended (no end event goes out):
 // it must say what a WebSocket session says for the same cause — 4004

@@ -132,17 +132,24 @@ func (s *ServerStream[Res]) Send(msg *Res) error { return s.conn.Send(msg) }
 // SendEvent sends an event made with NewSSEEvent, typically the one a
 // replay store returned from Append, so that its id is what a reconnecting
 // client resumes from. Events the replay already delivered are dropped
-// (see sse.Stream.Send). On a WebSocket it fails with CodeUnimplemented.
+// (see sse.Stream.Send). On a WebSocket it fails with CodeUnimplemented;
+// an event with the id SSEEndEventID, reserved for the end of the stream,
+// fails with CodeInternal: a client resuming from it would be told the
+// call is over.
 func (s *ServerStream[Res]) SendEvent(ev sse.Event) error {
 	sc, ok := s.raw.(*sseConn)
 	if !ok {
 		return Errorf(CodeUnimplemented, "SendEvent needs an SSE stream")
 	}
+	if ev.ID == SSEEndEventID {
+		return Errorf(CodeInternal, "SendEvent: event id %q is reserved for the end of the stream", ev.ID)
+	}
 	return sc.sendEvent(ev)
 }
 
-// LastEventID returns the Last-Event-ID an SSE client resumed with ("" on
-// a WebSocket or a fresh client).
+// LastEventID returns the id an SSE client resumed from, from its
+// Last-Event-ID header or else its lastEventId query parameter (see
+// sse.Stream.LastEventID); "" on a WebSocket or for a fresh client.
 func (s *ServerStream[Res]) LastEventID() string {
 	if sc, ok := s.raw.(*sseConn); ok {
 		return sc.stream.LastEventID()
@@ -202,7 +209,12 @@ func rawWebSocket(raw serverConn) *websocket.Conn {
 
 // ClientStream is the server side of a client-streaming call over a
 // WebSocket: the handler receives until io.EOF, then returns the one
-// response.
+// response. io.EOF means the client finished its upload with the
+// end-of-stream marker (CloseSend; an empty text message from a page); a
+// close before the marker, even a normal one (1000, or a browser's
+// ws.close() with no status code), is the client abandoning the upload,
+// and Receive returns CodeCanceled, so that a handler that commits at
+// io.EOF never commits part of the input.
 //
 // Concurrency: one goroutine at a time may Receive; Close from any.
 type ClientStream[Req any] struct {
@@ -211,7 +223,8 @@ type ClientStream[Req any] struct {
 }
 
 // Receive returns the next message; io.EOF when the client has finished
-// sending.
+// sending (its end-of-stream marker); CodeCanceled when it closed normally
+// (1000 or 1005) before the marker; other close codes map as on Code.
 func (s *ClientStream[Req]) Receive() (*Req, error) { return receiveInto[Req](s.conn) }
 
 // All yields the client's messages until it finishes sending; a failure is
@@ -303,7 +316,9 @@ func (c *sseConn) closeWith(err error) error {
 		return nil
 	}
 	c.ended = true
-	ev := sse.Event{Type: SSEEventEnd, Data: "{}"}
+	// The id makes a client that reconnects anyway say it saw the end
+	// (see SSEEndEventID).
+	ev := sse.Event{Type: SSEEventEnd, ID: SSEEndEventID, Data: "{}"}
 	c.info = CloseInfo{Code: websocket.StatusNormalClosure}
 	if err != nil {
 		e := asError(err)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
@@ -203,6 +205,133 @@ func TestNoStatusCloseIsNormal(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("no OnClose")
+	}
+}
+
+// TestAbandonedUploadIsCanceled guards the promise that a client-streaming
+// handler that reads to io.EOF and then commits never commits part of the
+// input: a page that gives up on an upload closes the way browsers do by
+// default, ws.close() (a close frame without a status code, 1005, RFC 6455
+// §7.1.5) or ws.close(1000), before the end-of-stream marker (the empty
+// text message). Receive must report canceled for that, not io.EOF, and
+// OnClose the code that came with the same error; an upload finished with
+// the marker still commits, even when the client closes right after it.
+// Before, both closes read as io.EOF and the handler committed 2 of the
+// parts.
+func TestAbandonedUploadIsCanceled(t *testing.T) {
+	type ended struct {
+		err   error
+		total int64
+	}
+	got := make(chan ended, 1)
+	closed := make(chan wsrpc.CloseInfo, 1)
+	h := wsrpc.NewClientStreamHandler(testingv1wsrpc.StreamServiceSumProcedure,
+		func(ctx context.Context, s *wsrpc.ClientStream[testingv1.SumRequest]) (*testingv1.SumResponse, error) {
+			res := &testingv1.SumResponse{}
+			for {
+				req, err := s.Receive()
+				if err != nil {
+					got <- ended{err, res.Total}
+					if errors.Is(err, io.EOF) {
+						return res, nil // the commit
+					}
+					return nil, err
+				}
+				res.Total += req.GetN()
+				res.Count++
+			}
+		},
+		wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) { closed <- ci }))
+	url := "ws" + strings.TrimPrefix(newServer(t, h), "http")
+	closeFrame := func(code websocket.StatusCode) []byte {
+		if code == websocket.StatusNoStatusRcvd {
+			return nil // 1005 is never sent: it is the absence of a code
+		}
+		return binary.BigEndian.AppendUint16(nil, uint16(code))
+	}
+	for _, tc := range []struct {
+		name      string
+		marker    bool                 // send the end-of-stream marker first
+		close     websocket.StatusCode // the client's close frame; 0 for none
+		wantErr   wsrpc.Code           // 0: io.EOF, the upload committed
+		wantClose websocket.StatusCode // OnClose's code; 0: not checked
+	}{
+		{"ws.close() before the marker", false, websocket.StatusNoStatusRcvd, wsrpc.CodeCanceled, websocket.StatusNoStatusRcvd},
+		{"ws.close(1000) before the marker", false, websocket.StatusNormalClosure, wsrpc.CodeCanceled, websocket.StatusNormalClosure},
+		{"marker, then ws.close(1000)", true, websocket.StatusNormalClosure, 0, 0},
+		{"marker, then the response", true, 0, 0, websocket.StatusNormalClosure},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t)
+			c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"wsrpc.json"}, Raw: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			text := func(s string) websocket.Frame {
+				return websocket.Frame{FrameHeader: websocket.FrameHeader{Fin: true, Opcode: websocket.OpText}, Payload: []byte(s)}
+			}
+			frames := []websocket.Frame{text(`{"n":5}`), text(`{"n":6}`)}
+			if tc.marker {
+				frames = append(frames, text(""))
+			}
+			if tc.close != 0 {
+				frames = append(frames, websocket.Frame{FrameHeader: websocket.FrameHeader{Fin: true, Opcode: websocket.OpClose}, Payload: closeFrame(tc.close)})
+			}
+			for _, f := range frames {
+				if err := c.WriteFrame(ctx, f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case e := <-got:
+				if tc.wantErr == 0 {
+					if !errors.Is(e.err, io.EOF) || e.total != 11 {
+						t.Fatalf("Receive: %v (code %v) after a total of %d; want io.EOF after 11", e.err, wsrpc.CodeOf(e.err), e.total)
+					}
+				} else if errors.Is(e.err, io.EOF) || wsrpc.CodeOf(e.err) != tc.wantErr {
+					t.Fatalf("Receive: %v (code %v); want %v: the upload was abandoned after 2 parts, and io.EOF commits them", e.err, wsrpc.CodeOf(e.err), tc.wantErr)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the handler's Receive did not return")
+			}
+			if tc.close == 0 {
+				f, err := c.ReadFrame(ctx, nil)
+				var res testingv1.SumResponse
+				if err == nil {
+					err = protojson.Unmarshal(f.Payload, &res)
+				}
+				if err != nil || f.Opcode != websocket.OpText || res.GetTotal() != 11 || res.GetCount() != 2 {
+					t.Fatalf("response: %v %q, %v; want the committed sum", f.Opcode, f.Payload, err)
+				}
+				// The raw API does not answer the server's close: echo it,
+				// or OnClose would wait out the close timeout.
+				if f, err = c.ReadFrame(ctx, nil); err != nil || f.Opcode != websocket.OpClose {
+					t.Fatalf("after the response: %v %q, %v; want the server's close", f.Opcode, f.Payload, err)
+				}
+				if err := c.WriteFrame(ctx, f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case ci := <-closed:
+				if tc.wantClose == 0 {
+					break // the response may or may not have gone out before the close
+				}
+				if ci.Code != tc.wantClose {
+					t.Fatalf("OnClose code %d, want %d", ci.Code, tc.wantClose)
+				}
+				if tc.wantErr == 0 {
+					if ci.Err != nil {
+						t.Fatalf("OnClose: code %d, err %v; want a clean end", ci.Code, ci.Err)
+					}
+				} else if wsrpc.CodeOf(ci.Err) != tc.wantErr {
+					t.Fatalf("OnClose: code %d, err %v; want %v, as Receive said", ci.Code, ci.Err, tc.wantErr)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no OnClose")
+			}
+		})
 	}
 }
 

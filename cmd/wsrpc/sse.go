@@ -49,7 +49,9 @@ exits 0, wsrpc.error exits 1 after printing on stderr
   wsrpc sse: <code>: <message>
 (or "malformed wsrpc.error event: <data>" when its data is not wsrpc's
 {"code":…,"message":…}). --raw prints them as any other event instead,
-for a server that is not wsrpc's.
+for a server that is not wsrpc's (a wsrpc server answers the
+reconnection after wsrpc.end, whose id is wsrpc.end, with 204: the
+stream is over).
 
 Each failed reconnection is reported on stderr, as
   wsrpc sse: reconnection attempt <N> failed: <error>

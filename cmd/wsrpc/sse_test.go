@@ -430,7 +430,15 @@ func TestSSERaw(t *testing.T) {
 		return sendNotes(s, "a")
 	})
 	code, out, errOut = run(t, "--raw", "--max-reconnects", "0", url)
-	if want := "event: note\ndata: \"a\"\n\nevent: wsrpc.end\ndata: {}\n\n"; code != 0 || out != want || errOut != "" || calls() != 1 {
+	if want := "event: note\ndata: \"a\"\n\nevent: wsrpc.end\nid: wsrpc.end\ndata: {}\n\n"; code != 0 || out != want || errOut != "" || calls() != 1 {
 		t.Errorf("wsrpc server: exit %d after %d calls, stdout %q, stderr %q; want 0 after 1, stdout %q", code, calls(), clip(out), errOut, want)
+	}
+	// Reconnecting after wsrpc.end, the command says it saw the end (its
+	// reserved id, Last-Event-ID: wsrpc.end), and a wsrpc server answers
+	// 204 without running the call again: the stream is over. Before, each
+	// reconnection ran the call again, for ever.
+	code, out, errOut = run(t, "--raw", "--reconnect-time", "1ms", url)
+	if want := "event: note\ndata: \"a\"\n\nevent: wsrpc.end\nid: wsrpc.end\ndata: {}\n\n"; code != 0 || out != want || errOut != "" || calls() != 2 {
+		t.Errorf("wsrpc server, reconnecting: exit %d after %d calls in all, stdout %q, stderr %q; want 0 after 2 (1 more), stdout %q", code, calls(), clip(out), errOut, want)
 	}
 }

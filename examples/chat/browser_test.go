@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -220,7 +221,11 @@ func TestBrowserPageBounded(t *testing.T) {
 // then starts a new feed itself, after 1 s, then 2 s (doubling up to
 // 30 s), saying so, and once the server is back the feed is live again
 // and shows the room. Before, the page said "reconnecting" and the feed
-// stayed dead until the page was reloaded.
+// stayed dead until the page was reloaded. The new feed resumes after the
+// last event shown: a new EventSource sends no Last-Event-ID, so the page
+// passes it as ?lastEventId= (which the server reads in the header's
+// absence), and keeps what it showed. Before, the new feed started over,
+// clearing the list, and lost what was said beyond the recent history.
 func TestBrowserFeedRestartsAfterRefusal(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -239,6 +244,10 @@ func TestBrowserFeedRestartsAfterRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll(t, tab, "feed live", pageText("#feed-state", "live"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	session(t, ctx, s.URL, "lobby", "Dan", codec.JSON)
+	poll(t, tab, "the feed shows Dan", pageText("#activity li", "Dan joined"))
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -252,12 +261,18 @@ func TestBrowserFeedRestartsAfterRefusal(t *testing.T) {
 	defer down.Close()
 	state := `document.querySelector("#feed-state").textContent`
 	poll(t, tab, "refused feed: a new one in 1 s", `es.readyState === EventSource.CLOSED && `+state+` === "reconnecting in 1s"`)
+	// The last event shown (Dan left, as the server stopped).
+	lastID, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector("#activity li:last-child").dataset.id`))
+	if err != nil || lastID == "" {
+		t.Fatalf("the last event's id: %q, %v", lastID, err)
+	}
 	poll(t, tab, "refused again: a new one in 2 s", `es.readyState === EventSource.CLOSED && `+state+` === "reconnecting in 2s"`)
 	down.Close()
 	s = start()
 	poll(t, tab, "feed live again", `es.readyState === EventSource.OPEN && `+state+` === "live"`)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	q, _ := json.Marshal("lastEventId=" + url.QueryEscape(lastID))
+	poll(t, tab, "the new feed resumes after the last event shown", `new URL(es.url).search.includes(`+string(q)+`)`)
 	session(t, ctx, s.URL, "lobby", "Eve", codec.JSON)
 	poll(t, tab, "the new feed shows the room", pageText("#activity li", "Eve joined"))
+	poll(t, tab, "what the page showed is kept", pageText("#activity li", "Dan joined"))
 }

@@ -25,7 +25,10 @@
 // A Store records events with ids; Ring is a bounded in-memory one. With
 // StreamOptions.Replay set, NewStream sends a reconnecting client every
 // event after its Last-Event-ID, and reports through Stream.Gap an id the
-// store no longer holds, so the handler can send a reset. The publisher
+// store no longer holds, so the handler can send a reset. A request
+// without the header may carry the id as the lastEventId query parameter
+// instead, as a page that re-creates its EventSource must (see
+// Stream.LastEventID). The publisher
 // appends each event to the store once and sends the returned event to
 // the live streams; a handler subscribes to the live events before
 // NewStream, and Send drops the events the replay already delivered, so

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -13,8 +14,9 @@ import (
 // all defaults.
 type StreamOptions struct {
 	// Replay, when set, is the store NewStream replays from when the
-	// request carries Last-Event-ID: every event recorded after that id is
-	// sent before NewStream returns. Default nil: no replay.
+	// request carries a last event ID (see LastEventID): every event
+	// recorded after that id is sent before NewStream returns. Default
+	// nil: no replay.
 	Replay Store
 
 	// Heartbeat, when positive, makes the stream write a comment
@@ -76,8 +78,9 @@ type Stream struct {
 // NewStream answers r with an event stream: it sets Content-Type:
 // text/event-stream, Cache-Control: no-cache and X-Accel-Buffering: no
 // (so nginx-style proxies do not buffer), writes status 200 and flushes.
-// If opts.Replay is set and r has a Last-Event-ID header, it then sends
-// every event the store holds after that id (see LastEventID and Gap).
+// If opts.Replay is set and r carries a last event ID (a Last-Event-ID
+// header, else a lastEventId query parameter: see LastEventID), it then
+// sends every event the store holds after that id (see Gap).
 //
 // Everything that can fail is checked before the status is written, so a
 // handler that gets an error can still answer with one (http.Error): a
@@ -102,7 +105,7 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 		w:           w,
 		rc:          http.NewResponseController(w),
 		ctx:         r.Context(),
-		lastEventID: r.Header.Get("Last-Event-ID"),
+		lastEventID: RequestLastEventID(r),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
@@ -177,9 +180,41 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 	return s, nil
 }
 
-// LastEventID returns the Last-Event-ID the client sent ("" for a fresh
-// client).
+// LastEventID returns the id the client resumes from ("" for a fresh
+// client): its Last-Event-ID header (WHATWG HTML §9.2.4), or, when the
+// request has none (or an empty one), its lastEventId query parameter. A
+// page cannot set headers on an EventSource, and must create a new one
+// after the browser gave up for good (a 502, 503 or 504 from a proxy while
+// the server restarts, say: WHATWG HTML §9.2.3), which starts with no last
+// event ID; it passes the last e.lastEventId it saw as
+// ?lastEventId=<id>, the name EventSource polyfills that cannot set
+// headers use. The header wins when both are present: the browser sends
+// it on its own reconnections, with the newer id, to the same URL. The
+// parameter is held to what a header can carry: leading and trailing
+// spaces and tabs are trimmed, as from a header field (RFC 9110 §5.5),
+// and a value with a control character other than tab, which no header
+// could carry (net/http refuses such a header with 400), is ignored, as
+// if absent.
 func (s *Stream) LastEventID() string { return s.lastEventID }
+
+// RequestLastEventID is the id r resumes from, as NewStream reads it (see
+// Stream.LastEventID): the Last-Event-ID header, else the lastEventId
+// query parameter, held to what a header can carry. For code that must
+// know it before opening a stream. It costs a parse of the query only for
+// a request without the header.
+func RequestLastEventID(r *http.Request) string {
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		return id
+	}
+	if r.URL == nil || r.URL.RawQuery == "" {
+		return ""
+	}
+	id := strings.Trim(r.URL.Query().Get("lastEventId"), " \t")
+	if headerValueProblem(id) != "" {
+		return ""
+	}
+	return id
+}
 
 // Gap reports whether the client asked to resume from an id the replay
 // store does not hold (evicted, or never recorded), so the events it

@@ -544,6 +544,65 @@ func TestStreamReplayStoreError(t *testing.T) {
 	}
 }
 
+// TestStreamLastEventIDQuery: a page that re-creates its EventSource
+// (the browser gives up for good on a proxy's 502 while the server
+// restarts, WHATWG HTML §9.2.3) cannot set Last-Event-ID, so it resumes
+// with ?lastEventId=, the name EventSource polyfills use. The stream
+// takes the id from there when the request has no Last-Event-ID header;
+// the header, which the browser's own reconnections send with the newer
+// id, wins when both are present. The parameter is held to what a header
+// can carry (RFC 9110 §5.5): trimmed of spaces and tabs, and ignored with
+// a control character other than tab. Before, the parameter was ignored
+// and such a page lost every event published while it was away.
+func TestStreamLastEventIDQuery(t *testing.T) {
+	ring := sse.NewRing(8)
+	for _, d := range []string{"a", "b", "c", "d"} { // ids 1 to 4
+		if _, err := ring.Append(sse.Event{Data: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name, query string
+		header      []string // Last-Event-ID values; nil: no header
+		wantID      string
+		wantGap     bool
+		wantReplay  string
+	}{
+		{"no id", "", nil, "", false, ""},
+		{"query", "?lastEventId=2", nil, "2", false, "id: 3\ndata: c\n\nid: 4\ndata: d\n\n"},
+		{"query among others", "?room=x&lastEventId=3&n=1", nil, "3", false, "id: 4\ndata: d\n\n"},
+		{"header wins", "?lastEventId=1", []string{"3"}, "3", false, "id: 4\ndata: d\n\n"},
+		{"empty header", "?lastEventId=3", []string{""}, "3", false, "id: 4\ndata: d\n\n"},
+		{"trimmed as a header", "?lastEventId=%20%093%20", nil, "3", false, "id: 4\ndata: d\n\n"},
+		{"tab inside", "?lastEventId=a%09b", nil, "a\tb", true, ""},
+		{"unknown", "?lastEventId=9", nil, "9", true, ""},
+		{"empty query", "?lastEventId=", nil, "", false, ""},
+		{"LF: no header could carry it", "?lastEventId=3%0A", nil, "", false, ""},
+		{"NUL", "?lastEventId=3%00", nil, "", false, ""},
+		{"control character", "?lastEventId=3%01", nil, "", false, ""},
+		{"other name", "?last-event-id=3&lastEventID=3", nil, "", false, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/"+tt.query, nil)
+			if tt.header != nil {
+				req.Header["Last-Event-Id"] = tt.header
+			}
+			rec := httptest.NewRecorder()
+			s, err := sse.NewStream(rec, req, &sse.StreamOptions{Replay: ring})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if s.LastEventID() != tt.wantID || s.Gap() != tt.wantGap {
+				t.Errorf("LastEventID, Gap = %q, %v; want %q, %v", s.LastEventID(), s.Gap(), tt.wantID, tt.wantGap)
+			}
+			if got := rec.Body.String(); got != tt.wantReplay {
+				t.Errorf("replay wrote %q, want %q", got, tt.wantReplay)
+			}
+		})
+	}
+}
+
 // TestStreamSendReplayedAfterEnd: once the stream has ended (Close, or
 // the client gone), Send and SendPrepared of an event the replay just
 // delivered report it like any other send (ErrStreamClosed,

@@ -130,7 +130,9 @@ let currentRoom = "";
 // good on an answer other than a 200 event stream (WHATWG HTML §9.2.3),
 // such as a proxy's 503 while the server restarts: the page then starts
 // a new feed itself, after feedDelay, which doubles with each attempt up
-// to feedDelayMax and is reset once an event arrives.
+// to feedDelayMax and is reset once an event arrives. The new feed
+// resumes after the last event shown (see watch), so nothing said while
+// the server was away is lost.
 const feedDelayMin = 1000;
 const feedDelayMax = 30000;
 let feedDelay = feedDelayMin;
@@ -144,7 +146,7 @@ function retryFeed(room, failed, state) {
     if (es !== failed) return;
     if (left === 0) {
       state.textContent = "reconnecting";
-      watch(room);
+      watch(room, true);
       return;
     }
     state.textContent = "reconnecting in " + left + "s";
@@ -154,14 +156,27 @@ function retryFeed(room, failed, state) {
   tick();
 }
 
-function watch(room) {
+let seen = new Set(); // ids shown: a feed that resumes elsewhere may repeat some
+let lastId = ""; // the id of the last event the feed delivered
+
+// watch starts the activity feed of room: afresh, or, with resume, after
+// the last event shown. A new EventSource sends no Last-Event-ID (the
+// browser's own reconnections do), so the page passes it as the
+// lastEventId parameter, which the server reads in the header's absence.
+function watch(room, resume) {
   if (es) es.close();
   currentRoom = room;
   const list = $("#activity");
-  list.replaceChildren();
-  const seen = new Set(); // ids shown: a feed that resumes elsewhere may repeat some
+  const params = new URLSearchParams({ room });
+  if (resume && lastId) {
+    params.set("lastEventId", lastId);
+  } else {
+    list.replaceChildren();
+    seen = new Set();
+    lastId = "";
+  }
   const state = $("#feed-state");
-  es = new EventSource(service + "Watch?room=" + encodeURIComponent(room));
+  es = new EventSource(service + "Watch?" + params);
   es.onopen = () => { state.textContent = "live"; state.className = "pill live"; };
   es.onerror = () => {
     state.className = "pill";
@@ -170,6 +185,7 @@ function watch(room) {
   };
   const show = (kind, icon, text, ts) => (e) => {
     feedDelay = feedDelayMin;
+    if (e.lastEventId) lastId = e.lastEventId;
     if (e.lastEventId && seen.has(e.lastEventId)) return;
     seen.add(e.lastEventId);
     const d = JSON.parse(e.data);
