@@ -84,9 +84,14 @@ type Handshake struct {
 // runtime refuses the handshake itself (a cross-origin request, 403), it
 // writes that response, and the innermost HandshakeFunc returns an *Error
 // with the status's code (permission_denied) and the runtime's message;
-// the response stands whatever the interceptors return. The returned
-// context is the one the stream then runs with, so an authentication
-// interceptor can attach the caller's identity.
+// the response stands whatever the interceptors return. An error
+// returned after next has accepted fails the call once open, without
+// running the handler: the WebSocket closes with the error's close code
+// and message, the event stream ends with a wsrpc.error event — the one
+// way a browser page, which sees no refusal's status, learns the reason
+// (TestInterceptorRefusesAfterNext). The returned context is the one the
+// stream then runs with, so an authentication interceptor can attach the
+// caller's identity.
 //
 // On a WebSocket client too the call runs with the returned context until
 // it ends: a context an interceptor derives and returns bounds the whole

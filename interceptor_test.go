@@ -609,3 +609,52 @@ func TestNoOfferCodec(t *testing.T) {
 		})
 	}
 }
+
+// TestInterceptorRefusesAfterNext: a server handshake interceptor that
+// calls next and then returns an error fails the call after the upgrade
+// (or once the event stream is open) with the error's code, without
+// running the handler — the way docs/codegen.md gives pages, which cannot
+// see a refusal's status, the reason: a WebSocket closes with 4000+code
+// and the reason, an SSE stream ends with a wsrpc.error event; the typed
+// clients read the code either way.
+func TestInterceptorRefusesAfterNext(t *testing.T) {
+	refuse := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			if hs.Spec.IsClient {
+				return next(ctx, hs)
+			}
+			if _, err := next(ctx, hs); err != nil {
+				return ctx, err
+			}
+			return ctx, wsrpc.Errorf(wsrpc.CodeUnauthenticated, "unknown or missing token")
+		}
+	})
+	base := serve(t, wsrpc.WithInterceptors(refuse))
+	ctx := testContext(t)
+	client := testingv1wsrpc.NewStreamServiceClient(nil, base)
+
+	// A page's WebSocket: the close code and reason.
+	c, _, err := websocket.Dial(ctx, base+testingv1wsrpc.StreamServiceEchoPath, &websocket.DialOptions{Subprotocols: []string{codec.SubprotocolJSON}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	_, _, err = c.Read(ctx)
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != wsrpc.CodeUnauthenticated.CloseCode() || ce.Reason != "unknown or missing token" {
+		t.Errorf("page's WebSocket read %v, want close 4016 with the reason", err)
+	}
+	// The typed clients, WebSocket and SSE.
+	st, err := client.Echo(ctx)
+	if err == nil {
+		_, err = st.Receive()
+		st.Close()
+	}
+	wantCode(t, err, wsrpc.CodeUnauthenticated, "unknown or missing token")
+	w, err := client.Watch(ctx, &testingv1.WatchRequest{Room: "r", Count: 1})
+	if err == nil {
+		_, err = w.Receive()
+		w.Close()
+	}
+	wantCode(t, err, wsrpc.CodeUnauthenticated, "unknown or missing token")
+}
