@@ -26,3 +26,11 @@ const NodeTTL = nodeTTL
 
 // AppendEnvelope is appendEnvelope, for tests that speak as other nodes.
 var AppendEnvelope = appendEnvelope
+
+// FloorNodes returns how many node ids have sequence floors in the
+// process-wide map (seqFloors), for tests.
+func FloorNodes() int {
+	seqFloors.mu.Lock()
+	defer seqFloors.mu.Unlock()
+	return len(seqFloors.m)
+}

@@ -72,6 +72,12 @@ type Hub struct {
 	mu     sync.Mutex
 	topics map[string]closer
 	closed bool
+	// ownFloors, for a hub whose node id New generated, are its sequence
+	// floors (see seqFloors), kept with the hub rather than in the
+	// process-wide map: no later Hub is given a random id by New, so the
+	// map would only keep them, 512 bytes per hub, for the life of the
+	// process. Nil for a chosen node id; guarded by mu.
+	ownFloors *[seqBuckets]uint64
 	// poller reads the connections of WebSocketHandler endpoints, so an
 	// idle subscriber holds no goroutine; made on first use.
 	poller *websocket.Poller
@@ -97,7 +103,10 @@ const seqBuckets = 64
 // The floors are read when a topic registers and raised when it closes,
 // so Publish takes no lock for them. A Hub that is dropped without Close
 // records nothing: a later Hub with its node id starts where its last
-// closed topic stopped.
+// closed topic stopped. A Hub whose node id New generated keeps its
+// floors itself (Hub.ownFloors), freed with it: New never generates an
+// id twice, so only a Hub given that id explicitly (Options.NodeID:
+// h.NodeID()) would read them here, and it starts from 0.
 var seqFloors struct {
 	mu sync.Mutex
 	m  map[string]*[seqBuckets]uint64
@@ -121,7 +130,8 @@ func New(broker Broker, opts *Options) (*Hub, error) {
 	if broker == nil {
 		broker = NewMemoryBroker()
 	}
-	if o.NodeID == "" {
+	generated := o.NodeID == ""
+	if generated {
 		var b [8]byte
 		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 		o.NodeID = hex.EncodeToString(b[:])
@@ -135,13 +145,17 @@ func New(broker Broker, opts *Options) (*Hub, error) {
 		// subscribe to other topics' subjects as wildcards.
 		return nil, fmt.Errorf("hub: invalid subject prefix %q: letters, digits, '_', '-' and '.' only (no leading '.', no \"..\"), at most %d bytes", o.SubjectPrefix, maxPrefixLen)
 	}
-	return &Hub{
+	h := &Hub{
 		broker: broker,
 		node:   o.NodeID,
 		prefix: o.SubjectPrefix,
 		onErr:  o.OnError,
 		topics: make(map[string]closer),
-	}, nil
+	}
+	if generated {
+		h.ownFloors = new([seqBuckets]uint64)
+	}
+	return h, nil
 }
 
 // NodeID returns the node id that tags this hub's messages.
@@ -269,11 +283,15 @@ func (h *Hub) register(name string, t closer, seq *uint64) error {
 	if _, ok := h.topics[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
-	seqFloors.mu.Lock()
-	if f := seqFloors.m[h.node]; f != nil {
-		*seq = f[seqBucket(name)]
+	if h.ownFloors != nil {
+		*seq = h.ownFloors[seqBucket(name)]
+	} else {
+		seqFloors.mu.Lock()
+		if f := seqFloors.m[h.node]; f != nil {
+			*seq = f[seqBucket(name)]
+		}
+		seqFloors.mu.Unlock()
 	}
-	seqFloors.mu.Unlock()
 	h.topics[name] = t
 	return nil
 }
@@ -286,7 +304,10 @@ func (h *Hub) unregister(name string, t closer, seq uint64) {
 	if h.topics[name] == t {
 		delete(h.topics, name)
 	}
-	if seq > 0 { // a topic that published nothing leaves no floor to keep
+	if seq > 0 && h.ownFloors != nil {
+		b := seqBucket(name)
+		h.ownFloors[b] = max(h.ownFloors[b], seq)
+	} else if seq > 0 { // a topic that published nothing leaves no floor to keep
 		seqFloors.mu.Lock()
 		f := seqFloors.m[h.node]
 		if f == nil {
