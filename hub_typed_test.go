@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,13 +192,7 @@ func TestShutdownWithHub(t *testing.T) {
 	mux.Handle("/news/ws", topic.WebSocketHandler(nil, codec.JSON))
 	mux.Handle("/news/events", topic.SSEHandler(nil))
 	srv := wsrpc.NewHTTPServer(mux)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	base := "http://" + ln.Addr().String()
+	base, served := serveHTTP(t, srv)
 	ctx := testContext(t)
 
 	typed, err := testingv1wsrpc.NewStreamServiceClient(nil, base).Echo(ctx)
@@ -209,7 +203,7 @@ func TestShutdownWithHub(t *testing.T) {
 	if res, err := typed.Receive(); err != nil || res.GetText() != "subscribed" {
 		t.Fatalf("typed session: %v %v", res, err)
 	}
-	raw, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String()+"/news/ws", nil)
+	raw, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/news/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,20 @@ func (s *liveServer) Watch(ctx context.Context, req *testingv1.WatchRequest, st 
 	return ctx.Err()
 }
 
+// serveHTTP serves srv on a new 127.0.0.1 port until the test stops it
+// (Shutdown, Close); it returns the base URL and where Serve's result
+// arrives.
+func serveHTTP(t *testing.T, srv *http.Server) (base string, served <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), done
+}
+
 // TestShutdownLiveSessions shuts a server down under 1,000 live sessions
 // (700 WebSocket, 300 SSE): every WebSocket client gets 1001, every SSE
 // response ends cleanly (the chunked body's end, not a cut), every
@@ -70,13 +84,7 @@ func TestShutdownLiveSessions(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(svc, wsrpc.WithTracker(tracker)))
 	srv := wsrpc.NewHTTPServer(mux)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	base := "http://" + ln.Addr().String()
+	base, served := serveHTTP(t, srv)
 
 	tr := &http.Transport{MaxConnsPerHost: 0, DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
@@ -416,14 +424,9 @@ func TestShutdownNilTracker(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(&liveServer{}))
 	srv := wsrpc.NewHTTPServer(mux)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	base, served := serveHTTP(t, srv)
 	ctx := testContext(t)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ln.Addr().String()+"/rooms/watch?room=r", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/rooms/watch?room=r", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
