@@ -240,10 +240,17 @@ func decodeSSEEvent(ev sse.Event, msg proto.Message) (bool, error) {
 	if fd == nil {
 		return false, nil
 	}
-	// The data goes inside an object built around it, so it must be one
-	// JSON value on its own: `1,"other":2` would parse there, its extra
-	// member dropped as an unknown field, where a browser's JSON.parse
-	// refuses it.
+	if fd.Message() != nil {
+		// A message case's data is that message's protojson (NewSSEEvent):
+		// decoded into the case directly, no wrapping object to build, and
+		// protojson refuses anything after the value.
+		proto.Reset(msg)
+		return true, codec.JSON.Unmarshal([]byte(ev.Data), msg.ProtoReflect().Mutable(fd).Message().Interface())
+	}
+	// A scalar case's data goes inside an object built around it, so it
+	// must be one JSON value on its own: `1,"other":2` would parse there,
+	// its extra member dropped as an unknown field, where a browser's
+	// JSON.parse refuses it.
 	if !json.Valid([]byte(ev.Data)) {
 		return true, fmt.Errorf("event %q: data is not a JSON value: %q", ev.Type, ev.Data)
 	}
@@ -257,7 +264,7 @@ func decodeSSEEvent(ev sse.Event, msg proto.Message) (bool, error) {
 		return true, err
 	}
 	if msg.ProtoReflect().WhichOneof(od) == nil {
-		// protojson reads {"tick":null} as no case at all: a response no
+		// protojson reads {"note":null} as no case at all: a response no
 		// server sends (NewSSEEvent refuses one).
 		return true, fmt.Errorf("event %q has no value (data %q)", ev.Type, ev.Data)
 	}
