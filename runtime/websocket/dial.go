@@ -439,8 +439,12 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions) (*
 	key := base64.StdEncoding.EncodeToString(keyBytes[:])
 
 	host := u.Host
-	if h := opts.Header.Get("Host"); h != "" {
-		host = h
+	for k, vs := range opts.Header {
+		// Any spelling of the key: a map literal can hold "host", which
+		// Header.Get, canonicalizing only its argument, does not find.
+		if http.CanonicalHeaderKey(k) == "Host" && len(vs) > 0 && vs[0] != "" {
+			host = vs[0]
+		}
 	}
 	host = removeZone(host)
 	var b bytes.Buffer
@@ -488,12 +492,26 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions) (*
 	lr := &io.LimitedReader{R: nc, N: int64(limit)}
 	br := bufio.NewReaderSize(lr, 4096)
 	req := &http.Request{Method: http.MethodGet, URL: u}
-	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		if lr.N <= 0 {
-			return nil, nil, fmt.Errorf("websocket: handshake response exceeds %d bytes: %w", limit, ErrBadHandshake)
+	var resp *http.Response
+	for interim := 0; ; interim++ {
+		var err error
+		resp, err = http.ReadResponse(br, req)
+		if err != nil {
+			if lr.N <= 0 {
+				return nil, nil, fmt.Errorf("websocket: handshake response exceeds %d bytes: %w", limit, ErrBadHandshake)
+			}
+			return nil, nil, fmt.Errorf("websocket: reading handshake response: %w", err)
 		}
-		return nil, nil, fmt.Errorf("websocket: reading handshake response: %w", err)
+		// RFC 9110 §15.2: a client must accept 1xx responses it did not
+		// ask for (103 Early Hints from a CDN, 100 Continue) before the
+		// final one; 101 is the one that ends the handshake. Bounded as
+		// net/http's client bounds them, and by the header byte limit.
+		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		if interim == maxInterimResponses {
+			return nil, nil, fmt.Errorf("websocket: more than %d interim (1xx) responses: %w", maxInterimResponses, ErrBadHandshake)
+		}
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
@@ -532,6 +550,10 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions) (*
 	}
 	return newConn(nc, true, cfg, proto, exts, rest), resp, nil
 }
+
+// maxInterimResponses is how many 1xx responses other than 101 Dial
+// skips before giving up on the server (net/http's client allows 5).
+const maxInterimResponses = 5
 
 // negotiateClient checks the server's extension answer: every extension
 // must be one we offered, at most once (§9.1).

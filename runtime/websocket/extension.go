@@ -38,8 +38,12 @@ type Extension interface {
 }
 
 // ExtensionSession is one connection's instance of an extension. It
-// implements MessageTransformer, FrameTransformer, or both; io.Closer is
-// called when the connection ends.
+// implements MessageTransformer, FrameTransformer, or both. It is never
+// closed: when the connection ends (a write may still be inside a
+// transformer while another goroutine closes it), or when a handshake
+// fails after negotiating it, the session is dropped and its memory goes
+// with it. A session must therefore hold no resource that needs
+// releasing; code that tracks connections does so where it owns the Conn.
 type ExtensionSession any
 
 // MessageTransformer transforms data messages as streams (for example

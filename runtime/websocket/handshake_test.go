@@ -315,6 +315,18 @@ func TestClientHandshake(t *testing.T) {
 		{name: "two subprotocols", opts: &websocket.DialOptions{Subprotocols: []string{"a", "b"}},
 			respond: answer("Sec-WebSocket-Protocol: a\r\nSec-WebSocket-Protocol: b\r\n", wsAccept)},
 		{name: "extension not offered", respond: answer("Sec-WebSocket-Extensions: permessage-deflate\r\n", wsAccept)},
+		// RFC 9110 §15.2: interim responses before the 101 are skipped
+		// (103 Early Hints from a CDN, say), a bounded number of them.
+		{name: "interim responses first", ok: true, respond: func(w io.Writer, req *http.Request) {
+			io.WriteString(w, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </app.js>; rel=preload\r\n\r\n")
+			acceptHandshake(w, req)
+		}},
+		{name: "interim responses without end", respond: func(w io.Writer, req *http.Request) {
+			for range 6 {
+				io.WriteString(w, "HTTP/1.1 103 Early Hints\r\n\r\n")
+			}
+			acceptHandshake(w, req)
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -417,6 +429,21 @@ func dialRequest(t *testing.T, edit func(url string) string, opts *websocket.Dia
 	<-peers
 	c.CloseNow()
 	return <-reqs
+}
+
+// TestDialHostKeyAnySpelling guards that a Host override in
+// DialOptions.Header is sent whatever the spelling of its key: a map
+// literal can hold "host", which Header.Get does not find.
+func TestDialHostKeyAnySpelling(t *testing.T) {
+	for _, key := range []string{"Host", "host", "HOST"} {
+		r := dialRequest(t, func(u string) string { return u }, &websocket.DialOptions{Header: http.Header{key: {"api.example:8080"}}})
+		if r.Host != "api.example:8080" {
+			t.Errorf("Header key %q: Host %q, want api.example:8080", key, r.Host)
+		}
+		if got := r.Header.Values("Host"); len(got) != 0 {
+			t.Errorf("Header key %q: Host also sent as a header line: %q", key, got)
+		}
+	}
 }
 
 // TestDialUserinfo guards that credentials in the URL are sent as Basic
