@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/wsrpc/wsrpc/internal/httpfield"
 )
@@ -152,4 +153,48 @@ func main() {
 		cancel()
 	}()
 	os.Exit(c.run(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// diagnostics wraps a command's stderr so that what a server sent —
+// a close reason, a wsrpc.error message, an HTTP error body quoted in a
+// handshake error — cannot drive the terminal: control characters other
+// than newline and tab (an ESC starts a terminal escape sequence that can
+// retitle the window, move the cursor or rewrite earlier lines), C1
+// controls, bidirectional overrides (which reorder what is shown) and bytes
+// that are not UTF-8 are written as \x.. or \u.... escapes. What a command
+// prints on stdout is the data asked for and is written as received.
+func diagnostics(w io.Writer) io.Writer { return &escapingWriter{w: w} }
+
+type escapingWriter struct{ w io.Writer }
+
+func (e *escapingWriter) Write(p []byte) (int, error) {
+	var out []byte
+	for i := 0; i < len(p); {
+		r, size := utf8.DecodeRune(p[i:])
+		esc := ""
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			esc = fmt.Sprintf(`\x%02x`, p[i])
+		case r < 0x20 && r != '\n' && r != '\t', r == 0x7f, r >= 0x80 && r <= 0x9f,
+			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			esc = fmt.Sprintf(`\u%04x`, r)
+		}
+		if esc != "" && out == nil {
+			out = append(make([]byte, 0, len(p)+16), p[:i]...)
+		}
+		switch {
+		case esc != "":
+			out = append(out, esc...)
+		case out != nil:
+			out = append(out, p[i:i+size]...)
+		}
+		i += size
+	}
+	if out == nil {
+		return e.w.Write(p)
+	}
+	if _, err := e.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

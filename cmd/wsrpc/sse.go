@@ -71,6 +71,7 @@ Flags:
 
 // runSSE is the sse subcommand; it returns the exit status.
 func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	stderr = diagnostics(stderr)
 	fs := flag.NewFlagSet("sse", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {

@@ -403,6 +403,9 @@ func TestSSEWsrpcError(t *testing.T) {
 		{`oops`, "wsrpc sse: malformed wsrpc.error event: oops\n"},
 		{`{"message":"no code"}`, "wsrpc sse: malformed wsrpc.error event: {\"message\":\"no code\"}\n"},
 		{"", "wsrpc sse: malformed wsrpc.error event: \n"},
+		// A server's text cannot drive the terminal: an ESC sequence that
+		// would retitle the window and a bidi override are escaped.
+		{`{"code":"internal","message":"\u001b]0;pwned\u0007 \u202e!"}`, "wsrpc sse: internal: \\u001b]0;pwned\\u0007 \\u202e!\n"},
 	} {
 		surl, requests := script(t, "event: wsrpc.error\ndata: "+tt.data+"\n\ndata: after\n\n", "data: again\n\n")
 		code, out, errOut := run(t, "--reconnect-time", "1ms", surl)

@@ -38,6 +38,7 @@ When stdin ends, the client closes with 1000 and waits for the server's
 reply. The close code and reason are printed on stderr, the code with its
 name: a wsrpc handler's error code for 4000+N (4009 (failed_precondition)),
 else the RFC 6455 one (1000 (normal closure), 4100 (status 4100)).
+Control characters in what the server wrote are escaped on stderr.
 
 A wss:// server's certificate is verified against the system's CAs
 (SSL_CERT_FILE and SSL_CERT_DIR select others); --insecure skips that,
@@ -73,6 +74,7 @@ func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 // a goroutine that may outlive the call (a blocked read cannot be
 // interrupted); stdout is written only before runWS returns.
 func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	stderr = diagnostics(stderr)
 	fs := flag.NewFlagSet("ws", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
