@@ -1043,3 +1043,54 @@ func wantNumberedOn(t *testing.T, b hub.Broker, node string, generation func(fro
 		t.Fatalf("SSE ids %v, want %v", got, want)
 	}
 }
+
+// TestConcurrentTopicCloseWaits guards that a Topic.Close made while
+// another is in progress (the hub's Shutdown and the application's own
+// Close racing, say) returns only once the subscriptions have ended; it
+// returned nil at once, with a SubscribeFunc call still running.
+func TestConcurrentTopicCloseWaits(t *testing.T) {
+	h := newHub(t, hub.NewMemoryBroker(), "n1")
+	tp := newTopic(t, h, "t", nil)
+	inFn, release := make(chan struct{}), make(chan struct{})
+	var running atomic.Bool
+	if _, err := tp.SubscribeFunc(func(msg) error {
+		running.Store(true)
+		close(inFn)
+		<-release
+		running.Store(false)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.Publish(context.Background(), wrapperspb.String("x")); err != nil {
+		t.Fatal(err)
+	}
+	<-inFn
+	first := make(chan error, 1)
+	go func() { first <- tp.Close() }()
+	// The first Close has begun once Publish is refused.
+	for tp.Publish(context.Background(), wrapperspb.String("y")) == nil {
+		time.Sleep(time.Millisecond)
+	}
+	second := make(chan error, 1)
+	go func() { second <- tp.Close() }()
+	select {
+	case err := <-second:
+		t.Fatalf("second Close returned (%v) while the first waits for a SubscribeFunc call", err)
+	case <-time.After(50 * time.Millisecond): // it must not return meanwhile
+	}
+	close(release)
+	for _, ch := range []chan error{first, second} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close did not return")
+		}
+	}
+	if running.Load() {
+		t.Fatal("a Close returned with the SubscribeFunc call still running")
+	}
+}

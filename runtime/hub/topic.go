@@ -183,6 +183,7 @@ type topicCore struct {
 	sweepAt     int                // len(lastSeq) at which sweepNodes next runs
 	now         func() time.Time   // time.Now; tests set a clock of their own
 	closed      atomic.Bool        // written under mu
+	closeDone   chan struct{}      // made under mu by the first Close, closed when it has finished
 
 	published, received, delivered, dropped, disconnected atomic.Uint64
 	missed, duplicates, decodeErrors, encodeErrors        atomic.Uint64
@@ -666,17 +667,24 @@ func (t *Topic[M]) Replay() sse.Store { return t.replay }
 // A SubscribeFunc function must not call Close on its topic: Close would
 // wait for the function to return, that is for itself.
 //
-// Idempotent; returns the broker's unsubscribe error, if any.
+// Idempotent: a Close while another is in progress returns when that one
+// has finished (nil; the first returns the broker's unsubscribe error, if
+// any), so whoever calls it, the hub's own Close included, can count on
+// the subscriptions having ended.
 func (t *Topic[M]) Close() error {
 	t.pubMu.Lock()
 	c := &t.core
 	c.mu.Lock()
 	if c.closed.Load() {
+		done := c.closeDone
 		c.mu.Unlock()
 		t.pubMu.Unlock()
+		<-done
 		return nil
 	}
 	c.closed.Store(true)
+	c.closeDone = make(chan struct{})
+	defer close(c.closeDone)
 	seq := t.seq
 	unsub := c.unsubscribe // nil if NewTopic is still subscribing: it then unsubscribes
 	subs := c.subs
