@@ -302,17 +302,38 @@ func (c *wsConn) transportErr(err error) error {
 // OnClose reports what went on the wire.
 func (c *wsConn) readErr(err error) error {
 	code := websocket.FailureStatus(err)
+	if code < 0 && connectionLost(err) {
+		// The TCP connection ended without a close frame: no close frame
+		// of ours can reach the peer any more, so the stream ends as
+		// 1006 (RFC 6455 §7.1.5), which OnClose reports, not as the
+		// 4000+code of the error the handler then returns.
+		code = websocket.StatusAbnormalClosure
+	}
 	if code < 0 {
 		return c.transportErr(err)
 	}
 	werr := wireError(err)
+	reason := ""
+	if code != websocket.StatusAbnormalClosure {
+		reason = websocket.CloseReason(err.Error())
+	}
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
-		c.closeInfo = CloseInfo{Code: code, Reason: websocket.CloseReason(err.Error()), Err: werr}
+		c.closeInfo = CloseInfo{Code: code, Reason: reason, Err: werr}
 	}
 	c.mu.Unlock()
 	return werr
+}
+
+// connectionLost says whether a read failed because the TCP connection
+// is gone (the peer closed or reset it without a close frame, RFC 6455
+// §7.1.5's 1006), rather than over a close frame, a context, or a close
+// of the connection (ours, or one whose cause an earlier read reported).
+func connectionLost(err error) bool {
+	var ce *websocket.CloseError
+	return !errors.As(err, &ce) && !errors.Is(err, context.Canceled) &&
+		!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, websocket.ErrClosed)
 }
 
 // writeErr is transportErr for a failed write. Once release has cancelled

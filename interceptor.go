@@ -194,7 +194,9 @@ type ConnInfo struct {
 }
 
 // CloseInfo says how a stream ended. Code is the WebSocket close code sent
-// or received (1000 for a clean end). For SSE it is what a WebSocket
+// or received (1000 for a clean end), or 1006 (abnormal closure) when the
+// TCP connection ended without a close frame — the peer's process gone, a
+// proxy's idle cut — whatever error the handler then returned. For SSE it is what a WebSocket
 // session would have sent: 1000 or the error's 4000+Code, and when the
 // session's context ended the stream, 4004 (deadline_exceeded) for its
 // deadline, 4001 (canceled) when it was cancelled (the client gone, say),

@@ -12,6 +12,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -386,5 +387,33 @@ func TestCloseRacesHandlerEnd(t *testing.T) {
 	cw.Wait()
 	if l := tracker.Len(); l != 0 {
 		t.Errorf("%d sessions still tracked", l)
+	}
+}
+
+// TestVanishedClientIs1006 guards what OnClose reports for a client that
+// drops its TCP connection without a close frame (a killed process, a
+// proxy's idle cut): 1006, abnormal closure (RFC 6455 §7.1.5), with an
+// unavailable Err — not the 4014 the handler's returned error maps to,
+// which was neither sent nor received (the server tried to send it on a
+// dead connection).
+func TestVanishedClientIs1006(t *testing.T) {
+	closes := make(chan wsrpc.CloseInfo, 1)
+	h := wsrpc.NewBidiHandler("/t/Echo", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		for _, err := range s.All() {
+			if err != nil {
+				return err // what handlers do: the lost connection's unavailable
+			}
+		}
+		return nil
+	}, wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) { closes <- ci }))
+	url := "ws" + strings.TrimPrefix(newServer(t, h), "http") + "/t/Echo"
+	c, _, err := websocket.Dial(testContext(t), url, &websocket.DialOptions{Subprotocols: []string{"wsrpc.proto"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CloseNow()
+	ci := waitSeen(t, closes, "OnClose never ran")
+	if ci.Code != websocket.StatusAbnormalClosure || ci.Reason != "" || wsrpc.CodeOf(ci.Err) != wsrpc.CodeUnavailable {
+		t.Errorf("OnClose %+v (%v), want 1006, no reason, unavailable", ci, wsrpc.CodeOf(ci.Err))
 	}
 }
