@@ -32,6 +32,7 @@ type config struct {
 	dial         websocket.DialOptions
 	compression  *websocket.DeflateOptions
 	sseStream    sse.StreamOptions
+	sseReplay    sse.Store // WithSSEReplay's, kept apart so that a later WithSSEOptions does not drop it
 	sseClient    sse.ClientOptions
 	tracker      *Tracker
 	reconnect    *ReconnectPolicy
@@ -46,6 +47,9 @@ func newConfig(opts []Option) *config {
 	}
 	if len(c.codecs) == 0 {
 		c.codecs = []codec.Codec{codec.Proto, codec.JSON, codec.Msgpack}
+	}
+	if c.sseReplay != nil {
+		c.sseStream.Replay = c.sseReplay
 	}
 	return c
 }
@@ -163,7 +167,8 @@ func WithCompression(opts *websocket.DeflateOptions) Option {
 
 // WithSSEOptions passes options to sse.NewStream for SSE handlers:
 // heartbeat, retry, write timeout, replay store. The struct is copied.
-// Handler only.
+// A WithSSEReplay store takes the place of its Replay, whichever option
+// comes first. Handler only.
 func WithSSEOptions(opts *sse.StreamOptions) Option {
 	return optionFunc(func(c *config) {
 		if opts != nil {
@@ -174,9 +179,10 @@ func WithSSEOptions(opts *sse.StreamOptions) Option {
 
 // WithSSEReplay sets the store an SSE handler replays from when a client
 // reconnects with Last-Event-ID (see sse.StreamOptions.Replay and
-// ServerStream.SendEvent). Handler only. Default: no replay.
+// ServerStream.SendEvent). It holds in any order with WithSSEOptions,
+// whose Replay it replaces. Handler only. Default: no replay.
 func WithSSEReplay(store sse.Store) Option {
-	return optionFunc(func(c *config) { c.sseStream.Replay = store })
+	return optionFunc(func(c *config) { c.sseReplay = store })
 }
 
 // WithSSEClientOptions passes options to the SSE client: reconnection

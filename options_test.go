@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
@@ -44,8 +45,25 @@ func TestWebSocketOptionsPassThrough(t *testing.T) {
 }
 
 // TestSSEReplay: with a replay store, a client resuming with
-// Last-Event-ID gets the events it missed before the handler's own.
+// Last-Event-ID gets the events it missed before the handler's own —
+// whatever the order of WithSSEReplay and WithSSEOptions (a later
+// WithSSEOptions, whose struct has no Replay, dropped the store: the
+// resumed client got no replay and lost the events).
 func TestSSEReplay(t *testing.T) {
+	stream := wsrpc.WithSSEOptions(&sse.StreamOptions{Heartbeat: time.Minute})
+	for name, opts := range map[string]func(sse.Store) []wsrpc.Option{
+		"replay":              func(r sse.Store) []wsrpc.Option { return []wsrpc.Option{wsrpc.WithSSEReplay(r)} },
+		"replay then options": func(r sse.Store) []wsrpc.Option { return []wsrpc.Option{wsrpc.WithSSEReplay(r), stream} },
+		"options then replay": func(r sse.Store) []wsrpc.Option { return []wsrpc.Option{stream, wsrpc.WithSSEReplay(r)} },
+		"replay in options": func(r sse.Store) []wsrpc.Option {
+			return []wsrpc.Option{wsrpc.WithSSEOptions(&sse.StreamOptions{Replay: r})}
+		},
+	} {
+		t.Run(name, func(t *testing.T) { testSSEReplay(t, opts) })
+	}
+}
+
+func testSSEReplay(t *testing.T, opts func(sse.Store) []wsrpc.Option) {
 	ring := sse.NewRing(8)
 	for i := int64(1); i <= 3; i++ {
 		ev, err := wsrpc.NewSSEEvent(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Level{Level: i}}, "")
@@ -69,7 +87,7 @@ func TestSSEReplay(t *testing.T) {
 			return err
 		}
 		return s.SendEvent(rec)
-	}, wsrpc.WithSSEReplay(ring))
+	}, opts(ring)...)
 	srv := newServer(t, h)
 	ctx := testContext(t)
 	c := wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](http.DefaultClient, srv, "/t/Replay",
