@@ -84,6 +84,12 @@ func (c *caller) connect(ctx context.Context) (*wsConn, error) {
 			conn.CloseNow()
 			return ctx, Errorf(CodeInternal, "server selected subprotocol %q, which is no offered codec's", conn.Subprotocol())
 		}
+		if ws != nil {
+			// An interceptor called next again after a success (dialling
+			// anew, say): the call runs on the latest connection, and the
+			// earlier one, which nothing else would ever close, goes.
+			ws.CloseNow()
+		}
 		ws = conn
 		return ctx, nil
 	}

@@ -111,7 +111,9 @@ type Handshake struct {
 //	}
 //
 // (Values inner interceptors added to the context they returned are
-// dropped with it.) An SSE client reads its event stream with the context
+// dropped with it.) A WebSocket client's interceptor may call next again,
+// to retry a failed dial or to dial anew: the call runs on the connection
+// of the last successful call, and an earlier one is closed. An SSE client reads its event stream with the context
 // given to the innermost HandshakeFunc, so there a context derived for
 // next bounds the whole stream.
 type HandshakeFunc func(ctx context.Context, hs *Handshake) (context.Context, error)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -657,4 +658,47 @@ func TestInterceptorRefusesAfterNext(t *testing.T) {
 		w.Close()
 	}
 	wantCode(t, err, wsrpc.CodeUnauthenticated, "unknown or missing token")
+}
+
+// TestInterceptorCallingNextTwiceLeaksNothing guards a client handshake
+// interceptor that calls next a second time after a success (dialling
+// anew): the call runs on the second connection and the first is
+// closed, where it stayed open for good, its handler waiting on it.
+func TestInterceptorCallingNextTwiceLeaksNothing(t *testing.T) {
+	var started, active atomic.Int32
+	h := wsrpc.NewBidiHandler("/t/Echo", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		started.Add(1)
+		active.Add(1)
+		defer active.Add(-1)
+		for req, err := range s.All() {
+			if err != nil {
+				return err
+			}
+			if err := s.Send(&testingv1.EchoResponse{Text: req.GetText()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	twice := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			if _, err := next(ctx, hs); err != nil {
+				return ctx, err
+			}
+			return next(ctx, hs)
+		}
+	})
+	c := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, newServer(t, h), "/t/Echo", wsrpc.WithInterceptors(twice))
+	st, err := c.Call(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&testingv1.EchoRequest{Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := st.Receive(); err != nil || res.GetText() != "hi" {
+		t.Fatalf("Receive: %v, %v", res, err)
+	}
+	st.Close()
+	waitFor(t, "both connections' handlers to return", func() bool { return started.Load() == 2 && active.Load() == 0 })
 }
