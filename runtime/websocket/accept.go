@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -118,8 +119,17 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	}
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		http.Error(w, "websocket: connection cannot be upgraded", http.StatusInternalServerError)
-		return nil, fmt.Errorf("websocket: hijack: %w", err)
+		if !errors.Is(err, http.ErrNotSupported) {
+			http.Error(w, "websocket: connection cannot be upgraded", http.StatusInternalServerError)
+			return nil, fmt.Errorf("websocket: hijack: %w", err)
+		}
+		// The usual cause, and a hard one to find from a bare 500: a
+		// middleware's ResponseWriter wrapper (a status or size recorder,
+		// http.TimeoutHandler) with neither a Hijack method nor an Unwrap
+		// method returning the writer it wraps. The error names the
+		// wrapper's type; the response, which the client reads, does not.
+		http.Error(w, "websocket: connection cannot be upgraded: the server's ResponseWriter cannot be hijacked (a middleware wrapper without Hijack or Unwrap)", http.StatusInternalServerError)
+		return nil, fmt.Errorf("websocket: hijack: the ResponseWriter %T cannot be hijacked: a middleware that wraps it must implement Hijack or Unwrap (http.ResponseController): %w", w, err)
 	}
 	// The server may have armed read/write deadlines for the request.
 	_ = nc.SetDeadline(time.Time{})

@@ -24,8 +24,14 @@ import (
 type DialOptions struct {
 	// HTTPClient, when its Transport is an *http.Transport, supplies the
 	// dialer, TLS configuration and proxy function (a nil Proxy there
-	// means no proxy, as for its HTTP requests), so one configured client
-	// serves HTTP and WebSocket calls alike. Fields below override it.
+	// means no proxy, as for its HTTP requests), and its Jar, if any, the
+	// cookies sent with the handshake and keeps those the server sets in
+	// its answer, so one configured client serves HTTP and WebSocket
+	// calls alike. Fields below override it. Any other RoundTripper (one
+	// that wraps a transport to trace, authenticate or speak HTTP/2) is
+	// not used: the handshake is written on a connection of Dial's own,
+	// which a RoundTripper cannot hand over; put what such a wrapper adds
+	// in Header.
 	HTTPClient *http.Client
 	// NetDialContext dials TCP; default a net.Dialer.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -109,6 +115,13 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if err := checkSubprotocols(opts.Subprotocols); err != nil {
 		return nil, nil, err
 	}
+	var jar http.CookieJar
+	if opts.HTTPClient != nil && opts.HTTPClient.Jar != nil {
+		jar = opts.HTTPClient.Jar
+		o := *opts
+		o.Header = withJarCookies(opts.Header, jar, httpURL(u, secure))
+		opts = &o
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultHandshakeTimeout)
@@ -150,6 +163,13 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		_ = nc.SetDeadline(d)
 	}
 	c, resp, err := clientHandshake(nc, u, secure, opts)
+	if jar != nil && resp != nil {
+		// As net/http's client does with every response, the refusals
+		// included (a login redirect, a session renewed on a 401).
+		if cs := resp.Cookies(); len(cs) > 0 {
+			jar.SetCookies(httpURL(u, secure), cs)
+		}
+	}
 	deadlinePassed(ctx, err)
 	if !stop() || ctx.Err() != nil {
 		if c != nil {
@@ -167,6 +187,37 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return c, resp, nil
+}
+
+// httpURL is u as the cookie jar knows it: cookies are scoped to
+// http:// and https:// URLs (RFC 6265 §5.4 has no ws:// scheme; a
+// Secure cookie goes with wss://, as with https://).
+func httpURL(u *url.URL, secure bool) *url.URL {
+	h := *u
+	h.Scheme = "http"
+	if secure {
+		h.Scheme = "https"
+	}
+	h.User = nil
+	return &h
+}
+
+// withJarCookies returns h with the jar's cookies for u added to its
+// Cookie field, after any cookies h already has, as net/http's client
+// adds them (RFC 6265 §5.4: one Cookie header, pairs joined by "; ").
+func withJarCookies(h http.Header, jar http.CookieJar, u *url.URL) http.Header {
+	cs := jar.Cookies(u)
+	if len(cs) == 0 {
+		return h
+	}
+	r := &http.Request{Header: h.Clone()}
+	if r.Header == nil {
+		r.Header = http.Header{}
+	}
+	for _, c := range cs {
+		r.AddCookie(c)
+	}
+	return r.Header
 }
 
 // checkHeader refuses a DialOptions.Header that Dial cannot send as

@@ -12,6 +12,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
@@ -945,5 +946,95 @@ func TestIsUpgradeRequest(t *testing.T) {
 		if got := websocket.IsUpgradeRequest(r); got != tc.want {
 			t.Errorf("%v: IsUpgradeRequest = %v, want %v", tc.header, got, tc.want)
 		}
+	}
+}
+
+// TestDialUsesCookieJar guards that DialOptions.HTTPClient's Jar works
+// for WebSockets as for the client's HTTP requests: its cookies for the
+// URL go with the handshake, after the Header's own (RFC 6265 §5.4: one
+// Cookie field), and the cookies the server sets, in the 101 or in a
+// refusal, are kept. The Jar was ignored: a client authenticated by a
+// session cookie was refused on WebSockets only.
+func TestDialUsesCookieJar(t *testing.T) {
+	got := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Cookie")
+		if r.URL.Path == "/refuse" {
+			http.SetCookie(w, &http.Cookie{Name: "refused", Value: "1"})
+			http.Error(w, "no", http.StatusForbidden)
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: "renewed", Value: "2"})
+		c, err := websocket.Accept(w, r, nil)
+		if err == nil {
+			c.CloseNow()
+		}
+	}))
+	defer srv.Close()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse(srv.URL)
+	jar.SetCookies(base, []*http.Cookie{{Name: "session", Value: "abc"}})
+	opts := &websocket.DialOptions{HTTPClient: &http.Client{Jar: jar}, Header: http.Header{"Cookie": {"pref=x"}}}
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CloseNow()
+	if cookie := <-got; cookie != "pref=x; session=abc" {
+		t.Errorf("handshake Cookie %q, want pref=x; session=abc", cookie)
+	}
+	if _, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/refuse", opts); err == nil {
+		t.Fatal("refused handshake succeeded")
+	}
+	<-got
+	kept := map[string]string{}
+	for _, c := range jar.Cookies(base) {
+		kept[c.Name] = c.Value
+	}
+	if kept["renewed"] != "2" || kept["refused"] != "1" || kept["session"] != "abc" {
+		t.Errorf("jar after the handshakes: %v, want session, renewed and refused", kept)
+	}
+	if got := opts.Header.Values("Cookie"); len(got) != 1 || got[0] != "pref=x" {
+		t.Errorf("DialOptions.Header changed: Cookie %q", got)
+	}
+}
+
+// statusRecorder is the classic middleware wrapper: it records the status
+// and forwards nothing else, so the writer it wraps cannot be reached.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) { s.status = code; s.ResponseWriter.WriteHeader(code) }
+
+// TestAcceptBehindWrapperSaysWhy guards the diagnosis of the commonest
+// way a WebSocket breaks behind middleware: a ResponseWriter wrapper with
+// neither Hijack nor Unwrap. The 500 says the writer cannot be hijacked,
+// and Accept's error names the wrapper's type; both said only
+// "connection cannot be upgraded".
+func TestAcceptBehindWrapperSaysWhy(t *testing.T) {
+	errs := make(chan error, 1)
+	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := websocket.Accept(w, r, nil)
+		errs <- err
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws.ServeHTTP(&statusRecorder{ResponseWriter: w}, r)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusInternalServerError || !strings.Contains(err.Error(), "cannot be hijacked") {
+		t.Errorf("Dial: %v (response %v), want a 500 saying the writer cannot be hijacked", err, resp)
+	}
+	if err := <-errs; !errors.Is(err, http.ErrNotSupported) || !strings.Contains(err.Error(), "*websocket_test.statusRecorder") || !strings.Contains(err.Error(), "Unwrap") {
+		t.Errorf("Accept: %v, want the wrapper's type and what it lacks", err)
 	}
 }
