@@ -323,8 +323,8 @@ func (s *clientStream) close(code Code, reason string) error {
 type BidiClient[Req, Res any] struct{ c *caller }
 
 // NewBidiClient returns a client for the method procedure served at url
-// (the base URL followed by the method's path; http(s) and ws(s) schemes
-// both work).
+// (the method's path joined onto the base URL with JoinPath, which keeps
+// the base URL's query; http(s) and ws(s) schemes both work).
 func NewBidiClient[Req, Res any](httpClient *http.Client, url, procedure string, opts ...Option) *BidiClient[Req, Res] {
 	return &BidiClient[Req, Res]{newCaller(httpClient, url, Spec{Procedure: procedure, StreamType: StreamTypeBidi, Transport: TransportWebSocket}, opts)}
 }

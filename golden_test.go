@@ -371,3 +371,76 @@ func TestGoldenSSE(t *testing.T) {
 		t.Fatalf("ranks %v", ranks)
 	}
 }
+
+// TestGeneratedClientKeepsBaseURLQuery: a generated client whose base URL
+// holds a query (an access token for a server that reads it, as browsers
+// must send one) keeps it on every method's URL, after the method's path,
+// over WebSocket and SSE, with or without a path prefix and a trailing
+// slash. The constructor appended the path to the whole base URL, so it
+// landed inside the query: the SSE call got a 404 and the WebSocket one a
+// redirect, reported as an unknown error.
+func TestGeneratedClientKeepsBaseURLQuery(t *testing.T) {
+	seen := make(chan string, 16) // path and token of each handshake
+	auth := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			token := hs.Request.URL.Query().Get("access_token")
+			seen <- hs.Request.URL.Path + " " + token
+			if token != "abc" {
+				return ctx, wsrpc.Errorf(wsrpc.CodeUnauthenticated, "token %q", token)
+			}
+			return next(ctx, hs)
+		}
+	})
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(streamServer{}, wsrpc.WithInterceptors(auth)))
+	outer := http.NewServeMux()
+	outer.Handle("/", mux)
+	outer.Handle("/prefix/", http.StripPrefix("/prefix", mux))
+	base := newServer(t, outer)
+	ctx := testContext(t)
+	for _, b := range []string{base + "?access_token=abc", base + "/?access_token=abc", base + "/prefix/?access_token=abc#frag"} {
+		client := testingv1wsrpc.NewStreamServiceClient(nil, b)
+
+		count, err := client.Count(ctx, &testingv1.CountRequest{Count: 2})
+		if err != nil {
+			t.Fatalf("base %q: WebSocket call: %v", b, err)
+		}
+		n := 0
+		for _, err := range count.All() {
+			if err != nil {
+				t.Fatalf("base %q: WebSocket call: %v", b, err)
+			}
+			n++
+		}
+		if got := <-seen; got != testingv1wsrpc.StreamServiceCountPath+" abc" || n != 2 {
+			t.Errorf("base %q: WebSocket handshake saw %q and %d messages, want %q and 2", b, got, n, testingv1wsrpc.StreamServiceCountPath+" abc")
+		}
+
+		// The flat request's parameters join the base URL's.
+		req := &testingv1.WatchRequest{Room: "r", Count: 1}
+		watch, err := client.Watch(ctx, req)
+		if err != nil {
+			t.Fatalf("base %q: SSE call: %v", b, err)
+		}
+		n = 0
+		for _, err := range watch.All() {
+			if err != nil {
+				t.Fatalf("base %q: SSE call: %v", b, err)
+			}
+			n++
+		}
+		if got := <-seen; got != testingv1wsrpc.StreamServiceWatchPath+" abc" || n != len(watchEvents(req)) {
+			t.Errorf("base %q: SSE request saw %q and %d events, want %q and %d", b, got, n, testingv1wsrpc.StreamServiceWatchPath+" abc", len(watchEvents(req)))
+		}
+	}
+
+	// A base URL that does not parse fails each call with
+	// invalid_argument, as a method URL that does not parse does.
+	bad := testingv1wsrpc.NewStreamServiceClient(nil, "http://[::1?access_token=abc")
+	if _, err := bad.Count(ctx, &testingv1.CountRequest{Count: 1}); wsrpc.CodeOf(err) != wsrpc.CodeInvalidArgument {
+		t.Errorf("unparsable base URL: WebSocket call: %v, want invalid_argument", err)
+	}
+	if _, err := bad.Watch(ctx, &testingv1.WatchRequest{}); wsrpc.CodeOf(err) != wsrpc.CodeInvalidArgument {
+		t.Errorf("unparsable base URL: SSE call: %v, want invalid_argument", err)
+	}
+}

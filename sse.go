@@ -319,8 +319,13 @@ func specialJSON(md protoreflect.MessageDescriptor) bool {
 // well-known type with a JSON form of its own (a Timestamp's fields are
 // scalars, but its protojson is a string, not the object of fields the
 // flat form is built from and read into), which takes the request form.
+// Nor has md extension ranges (proto2, editions): the flat form has a
+// parameter per field only, so an extension set would be lost without a
+// word, while the request form's protojson carries it ("[pkg.ext]", the
+// ProtoJSON format's extension keys). Decided from the schema, never from
+// whether a request holds an extension, so both sides agree.
 func flatRequest(md protoreflect.MessageDescriptor) bool {
-	if specialJSON(md) {
+	if specialJSON(md) || md.ExtensionRanges().Len() > 0 {
 		return false
 	}
 	fields := md.Fields()
@@ -336,10 +341,11 @@ func flatRequest(md protoreflect.MessageDescriptor) bool {
 // EncodeSSERequest returns the query that carries req to an SSE handler
 // (see SSERule in wsrpc/v1/options.proto): each populated field as a
 // parameter named by its JSON name when every field is a scalar, enum or
-// repeated one of those; otherwise, and for a well-known type with a JSON
+// repeated one of those; otherwise, for a well-known type with a JSON
 // form of its own (Timestamp, Duration, FieldMask, Any, Struct, Value,
-// ListValue, the wrappers), the whole request as protojson in the
-// "request" parameter. An empty request is an empty query.
+// ListValue, the wrappers), and for a message with extension ranges
+// (proto2), the whole request as protojson in the "request" parameter,
+// extensions included. An empty request is an empty query.
 func EncodeSSERequest(req proto.Message) (url.Values, error) {
 	q := url.Values{}
 	rm := req.ProtoReflect()
@@ -415,7 +421,8 @@ func jsonScalarText(fd protoreflect.FieldDescriptor, raw json.RawMessage) string
 // "request" parameter mixed with field parameters; a field parameter for
 // a request that travels only whole; a value that does not parse, or a
 // string that is not UTF-8; a repeated parameter for a singular field; a
-// field given under both its names. In a flat request with a field named
+// field given under both its names; a request without a proto2 required
+// field, in either form or as the empty query. In a flat request with a field named
 // "request", that parameter is the field.
 func DecodeSSERequest(q url.Values, req proto.Message) error {
 	rm := req.ProtoReflect()
@@ -448,7 +455,13 @@ func DecodeSSERequest(q url.Values, req proto.Message) error {
 				return Errorf(CodeInvalidArgument, "parameter %q: %s is sent whole, as protojson in the %q parameter", name, rm.Descriptor().FullName(), SSERequestParam)
 			}
 		}
+		// No parameter is the empty request, which a message with
+		// required fields (proto2) cannot be: refused as protojson
+		// refuses it in either form.
 		proto.Reset(req)
+		if err := proto.CheckInitialized(req); err != nil {
+			return Errorf(CodeInvalidArgument, "request: %w", err)
+		}
 		return nil
 	}
 	var obj bytes.Buffer

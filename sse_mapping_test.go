@@ -636,6 +636,67 @@ func TestSSENonFlatFieldParamsRefused(t *testing.T) {
 	}
 }
 
+// TestSSEExtensionsTravelWhole: a proto2 request with extension ranges
+// takes the request form even when all its fields are scalars: the flat
+// form has parameters for fields only, so an extension set on the request
+// never reached the handler, without a word. Protojson carries it as
+// "[wsrpc.testing.v1.note]" (ProtoJSON format: extensions), through the
+// typed client and handler as through EncodeSSERequest and
+// DecodeSSERequest; a hand-built flat query is then refused, as for any
+// request sent whole.
+func TestSSEExtensionsTravelWhole(t *testing.T) {
+	req := &testingv1.LegacyQuery{Name: proto.String("n"), Ids: []int32{1, 2}}
+	proto.SetExtension(req, testingv1.E_Note, "ext")
+	if flatRequest(req.ProtoReflect().Descriptor()) {
+		t.Error("LegacyQuery, which has extension ranges, takes the flat form")
+	}
+	q, err := EncodeSSERequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q) != 1 || !strings.Contains(q.Get(SSERequestParam), `"[wsrpc.testing.v1.note]"`) {
+		t.Errorf("query %s, want the extension in %q alone", q.Encode(), SSERequestParam)
+	}
+	got := &testingv1.LegacyQuery{}
+	if err := DecodeSSERequest(viaWire(t, q), got); err != nil || !proto.Equal(got, req) {
+		t.Errorf("?%s = %v, %v; want %v", q.Encode(), got, err, req)
+	}
+	if err := DecodeSSERequest(url.Values{"name": {"n"}}, &testingv1.LegacyQuery{}); CodeOf(err) != CodeInvalidArgument {
+		t.Errorf("?name=n for LegacyQuery: %v, want invalid_argument", err)
+	}
+	// A request without its required field is refused in either form, as
+	// the flat form's decoding refused one (protojson checks required
+	// fields); the empty query, which carries an empty request, reached
+	// the handler once LegacyQuery was sent whole.
+	for _, q := range []url.Values{{}, {SSERequestParam: {`{"ids":[1]}`}}} {
+		if err := DecodeSSERequest(q, &testingv1.LegacyQuery{}); CodeOf(err) != CodeInvalidArgument {
+			t.Errorf("?%s for LegacyQuery without its required name: %v, want invalid_argument", q.Encode(), err)
+		}
+	}
+
+	seen := make(chan *testingv1.LegacyQuery, 1)
+	h := NewSSEHandler("/t/L", func(ctx context.Context, req *testingv1.LegacyQuery, s *ServerStream[testingv1.WatchResponse]) error {
+		seen <- req
+		return nil
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := NewSSEClient[testingv1.LegacyQuery, testingv1.WatchResponse](nil, srv.URL+"/t/L", "/t/L").Call(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range st.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h := <-seen; !proto.Equal(h, req) || proto.GetExtension(h, testingv1.E_Note) != "ext" {
+		t.Errorf("the handler got %v, want %v", h, req)
+	}
+}
+
 // TestSSEFlatOneofBothCases: both cases of a scalar oneof in the flat form
 // is an error.
 func TestSSEFlatOneofBothCases(t *testing.T) {

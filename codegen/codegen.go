@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/compiler/protogen"
 	"google.golang.org/protobuf/proto"
@@ -30,14 +32,17 @@ import (
 const Version = "0.1.0"
 
 // PackageSuffix is appended to a file's Go package name to name the
-// package of its generated wsrpc code.
+// package of its generated wsrpc code, and its directory. The "_" that
+// protogen puts before a package name that is a Go keyword or starts with
+// a digit is dropped first (funcwsrpc for package _func: the go tool
+// ignores a directory whose name starts with "_"); a package name that
+// would then start with a digit keeps it (_2fawsrpc, in 2fawsrpc/).
 const PackageSuffix = "wsrpc"
 
 const (
 	wsrpcPkg   = protogen.GoImportPath("github.com/wsrpc/wsrpc")
 	contextPkg = protogen.GoImportPath("context")
 	httpPkg    = protogen.GoImportPath("net/http")
-	stringsPkg = protogen.GoImportPath("strings")
 )
 
 // transport of one method.
@@ -159,7 +164,9 @@ func checkImports(g *protogen.GeneratedFile, f *protogen.File, services []*servi
 // services or methods whose names Go-case alike (foo_service and
 // FooService), or whose concatenations meet (Chat.RoomList and
 // ChatRoom.List), in this file or another of the same Go package, would
-// otherwise make code that does not compile.
+// otherwise make code that does not compile. It fails too on a method
+// whose Go name go vet holds to another signature (vetMethods): the code
+// would compile, but fail vet, which `go test` runs.
 func claimNames(f *protogen.File, services []*service, names map[string]string) error {
 	claim := func(id, owner string) error {
 		if prev, ok := names[id]; ok {
@@ -179,6 +186,9 @@ func claimNames(f *protogen.File, services []*service, names map[string]string) 
 		}
 		methods := map[string]string{} // Go name -> proto name, within the service
 		for _, m := range s.methods {
+			if sig, ok := vetMethods[m.GoName]; ok {
+				return schemaErr(f, m.Method, "its Go name %s would make go vet fail on the generated code: vet's stdmethods check wants every %s method to be %s, which a generated method cannot be: rename the RPC", m.GoName, m.GoName, sig)
+			}
 			if other, ok := methods[m.GoName]; ok {
 				return schemaErr(f, m.Method, "its Go name %s is also method %s's: rename one", m.GoName, other)
 			}
@@ -192,6 +202,30 @@ func claimNames(f *protogen.File, services []*service, names map[string]string) 
 		}
 	}
 	return nil
+}
+
+// vetMethods maps the method names go vet's stdmethods check holds to one
+// signature, that of a well-known interface's method (json.Marshaler,
+// io.ByteReader…), to that signature. A generated client or handler
+// method takes a context, so it never has it, and vet fails on the
+// generated code. The check's other names pass: Format, ReadFrom, Scan,
+// Seek and WriteTo are checked only when the first parameter is the
+// interface's (fmt.State, io.Reader…), which a context is not, and Is, As
+// and Unwrap only on types that implement error, which no generated type
+// does (its Error method, if any, takes a context too). Pinned by
+// TestVetMethodNames and TestServiceAndMethodNamesCompile.
+var vetMethods = map[string]string{
+	"GobDecode":     "GobDecode([]byte) error",
+	"GobEncode":     "GobEncode() ([]byte, error)",
+	"MarshalJSON":   "MarshalJSON() ([]byte, error)",
+	"MarshalXML":    "MarshalXML(*xml.Encoder, xml.StartElement) error",
+	"ReadByte":      "ReadByte() (byte, error)",
+	"ReadRune":      "ReadRune() (rune, int, error)",
+	"UnmarshalJSON": "UnmarshalJSON([]byte) error",
+	"UnmarshalXML":  "UnmarshalXML(*xml.Decoder, xml.StartElement) error",
+	"UnreadByte":    "UnreadByte() error",
+	"UnreadRune":    "UnreadRune() error",
+	"WriteByte":     "WriteByte(byte) error",
 }
 
 // collect validates f's wsrpc methods.
@@ -335,13 +369,30 @@ func mountPath(methods []*method) string {
 
 // generatedPackage is the import path of f's generated wsrpc code.
 func generatedPackage(f *protogen.File) protogen.GoImportPath {
-	return protogen.GoImportPath(path.Join(string(f.GoImportPath), string(f.GoPackageName)+PackageSuffix))
+	dir, _ := generatedName(f)
+	return protogen.GoImportPath(path.Join(string(f.GoImportPath), dir))
+}
+
+// generatedName returns the directory and the package name of f's
+// generated code: f's Go package name with PackageSuffix appended, without
+// the leading "_" protogen gives a name that is a Go keyword (package _func
+// for go_package ".../func") or does not start with a letter. The go tool
+// ignores a directory whose name starts with "_" ("./..." skips it without
+// a word), and funcwsrpc is no keyword. The package keeps a "_" only where
+// its name would otherwise start with a digit (_2fawsrpc in 2fawsrpc/),
+// which no Go identifier may.
+func generatedName(f *protogen.File) (dir, pkg string) {
+	dir = strings.TrimLeft(string(f.GoPackageName), "_") + PackageSuffix
+	if r, _ := utf8.DecodeRuneInString(dir); !unicode.IsLetter(r) {
+		return dir, "_" + dir
+	}
+	return dir, dir
 }
 
 func generateFile(plugin *protogen.Plugin, f *protogen.File, services []*service) *protogen.GeneratedFile {
-	pkgName := string(f.GoPackageName) + PackageSuffix
+	pkgDir, pkgName := generatedName(f)
 	dir, base := path.Split(f.GeneratedFilenamePrefix)
-	filename := path.Join(dir, pkgName, base+".wsrpc.go")
+	filename := path.Join(dir, pkgDir, base+".wsrpc.go")
 	g := plugin.NewGeneratedFile(filename, generatedPackage(f))
 
 	g.P("// Code generated by protoc-gen-wsrpc. DO NOT EDIT.")
@@ -445,15 +496,17 @@ func generateService(g *protogen.GeneratedFile, s *service) {
 
 	g.P("// New", name, "Client returns a client for the ", full, " service at baseURL")
 	g.P("// (scheme, host and any path prefix, such as \"http://127.0.0.1:8080\"; ws://")
-	g.P("// and wss:// work too). httpClient supplies the dialer, TLS and proxy (nil")
-	g.P("// means http.DefaultClient); opts configure every method (see wsrpc.Option).")
+	g.P("// and wss:// work too). A query in baseURL (\"?access_token=…\") is kept on")
+	g.P("// every method's URL (see wsrpc.JoinPath). httpClient supplies the dialer,")
+	g.P("// TLS and proxy (nil means http.DefaultClient); opts configure every method")
+	g.P("// (see wsrpc.Option).")
 	deprecated(g, s.Desc)
 	// The body names the message types' packages: the parameters must not
 	// hide one (messages in a Go package named opts), nor the client type
 	// (a service named Http).
-	trimRight := g.QualifiedGoIdent(stringsPkg.Ident("TrimRight"))
+	joinPath := g.QualifiedGoIdent(wsrpcPkg.Ident("JoinPath"))
 	ctors := make([]string, len(s.methods))
-	avoid := map[string]bool{unexport(name) + "Client": true, qualifier(trimRight): true}
+	avoid := map[string]bool{unexport(name) + "Client": true, qualifier(joinPath): true}
 	for i, m := range s.methods {
 		ctors[i] = g.QualifiedGoIdent(wsrpcPkg.Ident(clientCtor(m))) + "[" + g.QualifiedGoIdent(m.Input.GoIdent) + ", " + g.QualifiedGoIdent(m.Output.GoIdent) + "]"
 		avoid[qualifier(ctors[i])] = true
@@ -462,10 +515,9 @@ func generateService(g *protogen.GeneratedFile, s *service) {
 	}
 	httpClient, baseURL, opts := param("httpClient", avoid), param("baseURL", avoid), param("opts", avoid)
 	g.P("func New", name, "Client(", httpClient, " *", httpPkg.Ident("Client"), ", ", baseURL, " string, ", opts, " ...", wsrpcPkg.Ident("Option"), ") ", name, "Client {")
-	g.P(baseURL, " = ", trimRight, "(", baseURL, ", \"/\")")
 	g.P("return &", unexport(name), "Client{")
 	for i, m := range s.methods {
-		g.P(unexport(m.GoName), "Client: ", ctors[i], "(", httpClient, ", ", baseURL, "+", pathConst(s, m), ", ", procConst(s, m), ", ", opts, "...),")
+		g.P(unexport(m.GoName), "Client: ", ctors[i], "(", httpClient, ", ", joinPath, "(", baseURL, ", ", pathConst(s, m), "), ", procConst(s, m), ", ", opts, "...),")
 	}
 	g.P("}")
 	g.P("}")

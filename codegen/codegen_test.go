@@ -147,6 +147,38 @@ func TestSchemaMistakes(t *testing.T) {
 	}
 }
 
+// TestVetMethodNames: an RPC whose Go name go vet's stdmethods check holds
+// to the signature of a well-known interface method (MarshalJSON() ([]byte,
+// error), for json.Marshaler) generated code that compiled but failed
+// go vet, and so `go test`, in the user's module. It is a schema error
+// naming the file, the service and the method, why and what to do; in
+// every method shape, and whatever the RPC's own case (marshalJSON). The
+// names vet lets through with the generated signatures are in
+// TestServiceAndMethodNamesCompile.
+func TestVetMethodNames(t *testing.T) {
+	shapes := []methodSpec{
+		{client: true, server: true, opt: ws("")},
+		{server: true, opt: ws("")},
+		{client: true, opt: ws("")},
+		{server: true, opt: sseRule("")},
+	}
+	for i, name := range []string{"GobDecode", "GobEncode", "MarshalJSON", "MarshalXML", "ReadByte", "ReadRune",
+		"UnmarshalJSON", "UnmarshalXML", "UnreadByte", "UnreadRune", "WriteByte", "marshalJSON"} {
+		m := shapes[i%len(shapes)]
+		m.name = name
+		resp := run(t, request(methodSpec{name: "Fine", server: true, opt: ws("")}, m))
+		goName := strings.ToUpper(name[:1]) + name[1:]
+		want := "x/v1/svc.proto: method x.v1.XService." + name + ": its Go name " + goName + " would make go vet fail on the generated code"
+		if msg := resp.GetError(); !strings.Contains(msg, want) || !strings.Contains(msg, "rename the RPC") || len(resp.GetFile()) != 0 {
+			t.Errorf("rpc %s: error %q and %d files, want %q, \"rename the RPC\" and none", name, msg, len(resp.GetFile()), want)
+		}
+	}
+	// Another case is another Go name, which vet does not know.
+	if resp := run(t, request(methodSpec{name: "marshal_json", server: true, opt: ws("")})); resp.GetError() != "" {
+		t.Errorf("rpc marshal_json (Go name MarshalJson): %s", resp.GetError())
+	}
+}
+
 // TestGenerateGolden compares the output for a schema with every method
 // kind to testdata/svc.wsrpc.go.golden, and checks it is deterministic.
 func TestGenerateGolden(t *testing.T) {
@@ -203,6 +235,42 @@ func TestGenerateGolden(t *testing.T) {
 	if !bytes.Equal(want, []byte(content)) {
 		t.Fatalf("output differs from %s (run go test ./codegen -update and review):\n%s", golden, content)
 	}
+}
+
+// TestGeneratedPackageName: the generated code lives in the Go package
+// name with "wsrpc" appended, in a directory of that name beside the
+// .pb.go. protogen prefixes "_" to a go_package's name that is a Go
+// keyword (".../func" gives package _func) or starts with a digit, and
+// the go tool ignores a directory whose name starts with "_" ("./..."
+// skipped _funcwsrpc/ without a word), so the generated directory drops
+// it, and so does the package unless it would start with a digit.
+func TestGeneratedPackageName(t *testing.T) {
+	for _, tc := range []struct{ goPackage, file, pkg string }{
+		{"example.com/gen/x/v1;xv1", "x/v1/xv1wsrpc/svc.wsrpc.go", "xv1wsrpc"},
+		{"example.com/gen/x/func", "x/v1/funcwsrpc/svc.wsrpc.go", "funcwsrpc"},
+		{"example.com/gen/go/type", "x/v1/typewsrpc/svc.wsrpc.go", "typewsrpc"},
+		{"example.com/gen/x/_x", "x/v1/xwsrpc/svc.wsrpc.go", "xwsrpc"},
+		{"example.com/gen/x/2fa", "x/v1/2fawsrpc/svc.wsrpc.go", "_2fawsrpc"},
+	} {
+		req := request(methodSpec{name: "M", server: true, opt: ws("")})
+		req.ProtoFile[len(req.ProtoFile)-1].Options.GoPackage = proto.String(tc.goPackage)
+		resp := run(t, req)
+		if resp.GetError() != "" {
+			t.Fatalf("go_package %q: %s", tc.goPackage, resp.GetError())
+		}
+		f := resp.GetFile()[0]
+		if f.GetName() != tc.file || !strings.Contains(f.GetContent(), "\npackage "+tc.pkg+"\n") {
+			t.Errorf("go_package %q: generated %s with package %q, want %s with package %s",
+				tc.goPackage, f.GetName(), packageClause(f.GetContent()), tc.file, tc.pkg)
+		}
+	}
+}
+
+// packageClause returns the name in a Go file's package clause.
+func packageClause(src string) string {
+	_, after, _ := strings.Cut(src, "\npackage ")
+	name, _, _ := strings.Cut(after, "\n")
+	return name
 }
 
 // TestMountPath pins the pattern NewXServiceHandler returns and the

@@ -418,6 +418,50 @@ func main() {
 	}
 }
 
+// TestKeywordPackagesListed builds, with the Go toolchain, what the
+// generator writes for go_packages whose last element is a Go keyword
+// (".../func", package _func) or starts with a digit (".../2fa", package
+// _2fa), and checks that "go list ./..." sees the generated packages: their
+// directories were _funcwsrpc/ and _2fawsrpc/, which the go tool ignores,
+// so "./..." skipped them without a word.
+func TestKeywordPackagesListed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go build")
+	}
+	const mod = "example.com/t/"
+	svc := func(pkg string) []protoService {
+		return []protoService{{name: "KService", methods: []protoMethod{{name: "S", in: "." + pkg + ".M", out: "." + pkg + ".M", server: true, opt: ws("/" + pkg)}}}}
+	}
+	files := generateAll(t,
+		protoFile{name: "k/func/f.proto", pkg: "k.fn", goPackage: mod + "k/func", messages: []string{"M"}, services: svc("k.fn")},
+		protoFile{name: "k/2fa/f.proto", pkg: "k.twofa", goPackage: mod + "k/2fa", messages: []string{"M"}, services: svc("k.twofa")},
+	)
+	files[mod+"cmd/main.go"] = `package main
+
+import (
+	"net/http"
+
+	"example.com/t/k/2fa/2fawsrpc"
+	"example.com/t/k/func/funcwsrpc"
+)
+
+func main() {
+	mux := http.NewServeMux()
+	mux.Handle(funcwsrpc.NewKServiceHandler(funcwsrpc.UnimplementedKServiceHandler{}))
+	mux.Handle(_2fawsrpc.NewKServiceHandler(_2fawsrpc.UnimplementedKServiceHandler{}))
+}
+`
+	out, err := goModule(t, files, []string{"vet", "./..."}, []string{"list", "./..."})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{mod + "k/func/funcwsrpc\n", mod + "k/2fa/2fawsrpc\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("go list ./... lacks %s; it lists:\n%s", strings.TrimSpace(want), out)
+		}
+	}
+}
+
 // TestServiceAndMethodNamesCompile builds, with the Go toolchain, what the
 // generator writes for services and methods named like what it generates
 // or like common Go methods: services named Service, ServiceHandler and
@@ -426,6 +470,12 @@ func main() {
 // UnimplementedHandler), and methods named Close, String, Name, Handler,
 // ServeHTTP and Get_Foo, in every method shape over WebSocket and SSE. The
 // generator must neither call such names a clash nor declare them twice.
+// Service Vet's methods are named like those go vet's stdmethods check
+// knows but lets through with the generated signatures (Format, Scan,
+// Seek, ReadFrom, WriteTo: the first parameter is no fmt.State, io.Reader…;
+// Is, As, Unwrap: no generated type implements error, even beside an
+// Error method) or no longer checks (Peek): the generator must not refuse
+// them (TestVetMethodNames has those it refuses).
 func TestServiceAndMethodNamesCompile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go build")
@@ -446,6 +496,18 @@ func TestServiceAndMethodNamesCompile(t *testing.T) {
 			}},
 			{name: "ServiceHandler", methods: []protoMethod{m("Handler", true, true, ws(""))}},
 			{name: "Unimplemented", methods: []protoMethod{m("Service", false, true, ws("")), m("Handler", true, false, ws(""))}},
+			{name: "Vet", methods: []protoMethod{
+				m("Format", true, true, ws("")),
+				m("Scan", false, true, ws("")),
+				m("Seek", true, false, ws("")),
+				m("ReadFrom", false, true, sseRule("")),
+				m("WriteTo", true, false, ws("")),
+				m("Peek", false, true, sseRule("")),
+				m("Error", false, true, ws("")),
+				m("Is", true, true, ws("")),
+				m("As", false, true, sseRule("")),
+				m("Unwrap", true, false, ws("")),
+			}},
 		}})
 	if _, ok := files[mod+"t/v1/tv1wsrpc/t.wsrpc.go"]; !ok {
 		t.Fatal("t/v1/tv1wsrpc/t.wsrpc.go not generated")

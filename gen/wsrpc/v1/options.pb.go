@@ -226,7 +226,9 @@ func (x *WebSocketRule) GetPath() string {
 //     and the request is not a well-known type with a JSON form of its own
 //     (Any, Timestamp, Duration, FieldMask, Struct, Value, ListValue, the
 //     wrappers such as StringValue: their fields are scalars, but protojson
-//     writes them as a string or a bare value, not as an object of fields):
+//     writes them as a string or a bare value, not as an object of fields),
+//     nor has extension ranges (proto2 "extensions 100 to 199;": a query
+//     parameter is a field's, so an extension would be lost):
 //     each populated field is a query parameter named by its JSON name
 //     (lowerCamelCase) with its protojson value without quotes: numbers in
 //     decimal (64-bit ones too), bools as "true"/"false", enums by value name,
@@ -235,7 +237,8 @@ func (x *WebSocketRule) GetPath() string {
 //     fields are omitted; an empty request (or google.protobuf.Empty) is no
 //     query at all.
 //   - Request form, used for every other request: the whole request as
-//     protojson in a single query parameter named "request".
+//     protojson in a single query parameter named "request" (extensions as
+//     "[package.name]" keys).
 //
 // A server accepts the request form for any request type, so a generic
 // client may always use it. Parameters with names the request type does not

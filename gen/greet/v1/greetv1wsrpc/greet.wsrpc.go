@@ -10,7 +10,6 @@ import (
 	wsrpc "github.com/wsrpc/wsrpc"
 	v1 "github.com/wsrpc/wsrpc/gen/greet/v1"
 	http "net/http"
-	strings "strings"
 )
 
 // This assertion fails to compile when the linked wsrpc package is older
@@ -50,13 +49,14 @@ type GreetServiceClient interface {
 
 // NewGreetServiceClient returns a client for the greet.v1.GreetService service at baseURL
 // (scheme, host and any path prefix, such as "http://127.0.0.1:8080"; ws://
-// and wss:// work too). httpClient supplies the dialer, TLS and proxy (nil
-// means http.DefaultClient); opts configure every method (see wsrpc.Option).
+// and wss:// work too). A query in baseURL ("?access_token=…") is kept on
+// every method's URL (see wsrpc.JoinPath). httpClient supplies the dialer,
+// TLS and proxy (nil means http.DefaultClient); opts configure every method
+// (see wsrpc.Option).
 func NewGreetServiceClient(httpClient *http.Client, baseURL string, opts ...wsrpc.Option) GreetServiceClient {
-	baseURL = strings.TrimRight(baseURL, "/")
 	return &greetServiceClient{
-		chatClient:  wsrpc.NewBidiClient[v1.ChatRequest, v1.ChatResponse](httpClient, baseURL+GreetServiceChatPath, GreetServiceChatProcedure, opts...),
-		clockClient: wsrpc.NewSSEClient[v1.ClockRequest, v1.ClockResponse](httpClient, baseURL+GreetServiceClockPath, GreetServiceClockProcedure, opts...),
+		chatClient:  wsrpc.NewBidiClient[v1.ChatRequest, v1.ChatResponse](httpClient, wsrpc.JoinPath(baseURL, GreetServiceChatPath), GreetServiceChatProcedure, opts...),
+		clockClient: wsrpc.NewSSEClient[v1.ClockRequest, v1.ClockResponse](httpClient, wsrpc.JoinPath(baseURL, GreetServiceClockPath), GreetServiceClockProcedure, opts...),
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	wsrpc "github.com/wsrpc/wsrpc"
 	v1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
 	http "net/http"
-	strings "strings"
 )
 
 // This assertion fails to compile when the linked wsrpc package is older
@@ -56,13 +55,14 @@ type ChatServiceClient interface {
 
 // NewChatServiceClient returns a client for the examples.chat.v1.ChatService service at baseURL
 // (scheme, host and any path prefix, such as "http://127.0.0.1:8080"; ws://
-// and wss:// work too). httpClient supplies the dialer, TLS and proxy (nil
-// means http.DefaultClient); opts configure every method (see wsrpc.Option).
+// and wss:// work too). A query in baseURL ("?access_token=…") is kept on
+// every method's URL (see wsrpc.JoinPath). httpClient supplies the dialer,
+// TLS and proxy (nil means http.DefaultClient); opts configure every method
+// (see wsrpc.Option).
 func NewChatServiceClient(httpClient *http.Client, baseURL string, opts ...wsrpc.Option) ChatServiceClient {
-	baseURL = strings.TrimRight(baseURL, "/")
 	return &chatServiceClient{
-		chatClient:  wsrpc.NewBidiClient[v1.ChatRequest, v1.ChatResponse](httpClient, baseURL+ChatServiceChatPath, ChatServiceChatProcedure, opts...),
-		watchClient: wsrpc.NewSSEClient[v1.WatchRequest, v1.WatchResponse](httpClient, baseURL+ChatServiceWatchPath, ChatServiceWatchProcedure, opts...),
+		chatClient:  wsrpc.NewBidiClient[v1.ChatRequest, v1.ChatResponse](httpClient, wsrpc.JoinPath(baseURL, ChatServiceChatPath), ChatServiceChatProcedure, opts...),
+		watchClient: wsrpc.NewSSEClient[v1.WatchRequest, v1.WatchResponse](httpClient, wsrpc.JoinPath(baseURL, ChatServiceWatchPath), ChatServiceWatchProcedure, opts...),
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	wsrpc "github.com/wsrpc/wsrpc"
 	v1 "github.com/wsrpc/wsrpc/gen/examples/ticker/v1"
 	http "net/http"
-	strings "strings"
 )
 
 // This assertion fails to compile when the linked wsrpc package is older
@@ -48,12 +47,13 @@ type TickerServiceClient interface {
 
 // NewTickerServiceClient returns a client for the examples.ticker.v1.TickerService service at baseURL
 // (scheme, host and any path prefix, such as "http://127.0.0.1:8080"; ws://
-// and wss:// work too). httpClient supplies the dialer, TLS and proxy (nil
-// means http.DefaultClient); opts configure every method (see wsrpc.Option).
+// and wss:// work too). A query in baseURL ("?access_token=…") is kept on
+// every method's URL (see wsrpc.JoinPath). httpClient supplies the dialer,
+// TLS and proxy (nil means http.DefaultClient); opts configure every method
+// (see wsrpc.Option).
 func NewTickerServiceClient(httpClient *http.Client, baseURL string, opts ...wsrpc.Option) TickerServiceClient {
-	baseURL = strings.TrimRight(baseURL, "/")
 	return &tickerServiceClient{
-		watchClient: wsrpc.NewSSEClient[v1.WatchRequest, v1.WatchResponse](httpClient, baseURL+TickerServiceWatchPath, TickerServiceWatchProcedure, opts...),
+		watchClient: wsrpc.NewSSEClient[v1.WatchRequest, v1.WatchResponse](httpClient, wsrpc.JoinPath(baseURL, TickerServiceWatchPath), TickerServiceWatchProcedure, opts...),
 	}
 }
 

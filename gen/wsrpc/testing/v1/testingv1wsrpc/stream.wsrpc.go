@@ -10,7 +10,6 @@ import (
 	wsrpc "github.com/wsrpc/wsrpc"
 	v1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	http "net/http"
-	strings "strings"
 )
 
 // This assertion fails to compile when the linked wsrpc package is older
@@ -72,16 +71,17 @@ type StreamServiceClient interface {
 
 // NewStreamServiceClient returns a client for the wsrpc.testing.v1.StreamService service at baseURL
 // (scheme, host and any path prefix, such as "http://127.0.0.1:8080"; ws://
-// and wss:// work too). httpClient supplies the dialer, TLS and proxy (nil
-// means http.DefaultClient); opts configure every method (see wsrpc.Option).
+// and wss:// work too). A query in baseURL ("?access_token=…") is kept on
+// every method's URL (see wsrpc.JoinPath). httpClient supplies the dialer,
+// TLS and proxy (nil means http.DefaultClient); opts configure every method
+// (see wsrpc.Option).
 func NewStreamServiceClient(httpClient *http.Client, baseURL string, opts ...wsrpc.Option) StreamServiceClient {
-	baseURL = strings.TrimRight(baseURL, "/")
 	return &streamServiceClient{
-		echoClient:   wsrpc.NewBidiClient[v1.EchoRequest, v1.EchoResponse](httpClient, baseURL+StreamServiceEchoPath, StreamServiceEchoProcedure, opts...),
-		countClient:  wsrpc.NewServerStreamClient[v1.CountRequest, v1.CountResponse](httpClient, baseURL+StreamServiceCountPath, StreamServiceCountProcedure, opts...),
-		sumClient:    wsrpc.NewClientStreamClient[v1.SumRequest, v1.SumResponse](httpClient, baseURL+StreamServiceSumPath, StreamServiceSumProcedure, opts...),
-		watchClient:  wsrpc.NewSSEClient[v1.WatchRequest, v1.WatchResponse](httpClient, baseURL+StreamServiceWatchPath, StreamServiceWatchProcedure, opts...),
-		searchClient: wsrpc.NewSSEClient[v1.SearchRequest, v1.SearchResponse](httpClient, baseURL+StreamServiceSearchPath, StreamServiceSearchProcedure, opts...),
+		echoClient:   wsrpc.NewBidiClient[v1.EchoRequest, v1.EchoResponse](httpClient, wsrpc.JoinPath(baseURL, StreamServiceEchoPath), StreamServiceEchoProcedure, opts...),
+		countClient:  wsrpc.NewServerStreamClient[v1.CountRequest, v1.CountResponse](httpClient, wsrpc.JoinPath(baseURL, StreamServiceCountPath), StreamServiceCountProcedure, opts...),
+		sumClient:    wsrpc.NewClientStreamClient[v1.SumRequest, v1.SumResponse](httpClient, wsrpc.JoinPath(baseURL, StreamServiceSumPath), StreamServiceSumProcedure, opts...),
+		watchClient:  wsrpc.NewSSEClient[v1.WatchRequest, v1.WatchResponse](httpClient, wsrpc.JoinPath(baseURL, StreamServiceWatchPath), StreamServiceWatchProcedure, opts...),
+		searchClient: wsrpc.NewSSEClient[v1.SearchRequest, v1.SearchResponse](httpClient, wsrpc.JoinPath(baseURL, StreamServiceSearchPath), StreamServiceSearchProcedure, opts...),
 	}
 }
 

@@ -1,0 +1,40 @@
+package wsrpc
+
+import (
+	"net/url"
+	"strings"
+)
+
+// JoinPath returns the URL of a method served at path (an absolute path,
+// such as a generated …Path constant) under baseURL (scheme, host and any
+// path prefix, as given to a generated New…Client). Generated clients
+// call it once per method when they are built, not per call.
+//
+// The method path is joined onto baseURL's path, with baseURL's trailing
+// slashes trimmed, and baseURL's query, an access token say, is kept as
+// written after it: JoinPath("http://h/api/?access_token=abc",
+// "/chat.v1.ChatService/Chat") is
+// "http://h/api/chat.v1.ChatService/Chat?access_token=abc". Nothing else is
+// re-encoded or cleaned, unlike net/url.JoinPath. A fragment is dropped:
+// no request carries one (RFC 3986 §3.5), and RFC 6455 §3 forbids one in
+// a WebSocket URI.
+//
+// A baseURL that does not parse is returned with path appended, which
+// does not parse either (path starts with "/", which neither completes a
+// %-escape nor ends a host), so every call of such a client fails with
+// CodeInvalidArgument and the parse error, as a client built on that
+// unparsable URL directly would.
+func JoinPath(baseURL, path string) string {
+	if _, err := url.Parse(baseURL); err != nil {
+		return baseURL + path
+	}
+	// url.Parse splits a URL the same way: the fragment at the first "#",
+	// then the query at the first "?" (RFC 3986 §3).
+	rest, _, _ := strings.Cut(baseURL, "#")
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	joined := strings.TrimRight(rest, "/") + path
+	if hasQuery && query != "" {
+		joined += "?" + query
+	}
+	return joined
+}
