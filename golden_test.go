@@ -14,6 +14,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wsrpc/wsrpc"
+	greetv1 "github.com/wsrpc/wsrpc/gen/greet/v1"
+	"github.com/wsrpc/wsrpc/gen/greet/v1/greetv1wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
 	"github.com/wsrpc/wsrpc/runtime/codec"
@@ -442,5 +444,40 @@ func TestGeneratedClientKeepsBaseURLQuery(t *testing.T) {
 	}
 	if _, err := bad.Watch(ctx, &testingv1.WatchRequest{}); wsrpc.CodeOf(err) != wsrpc.CodeInvalidArgument {
 		t.Errorf("unparsable base URL: SSE call: %v, want invalid_argument", err)
+	}
+}
+
+// TestServiceNotFoundSaysWhy guards the 404 of a generated handler mounted
+// under a prefix it does not strip (chi's Mount, an echo or gin Group: the
+// full path reaches it): the client's not_found names the service and the
+// path and, when the service's own path shows further in, the prefix to
+// strip. It said "404 page not found", as the router's own 404 does.
+func TestServiceNotFoundSaysWhy(t *testing.T) {
+	mux := http.NewServeMux()
+	_, greet := greetv1wsrpc.NewGreetServiceHandler(greetv1wsrpc.UnimplementedGreetServiceHandler{})
+	mux.Handle("/api/", greet) // not stripped
+	base := newServer(t, mux)
+	ctx := testContext(t)
+	client := greetv1wsrpc.NewGreetServiceClient(nil, base+"/api")
+	_, err := client.Chat(ctx)
+	want := `no method of greet.v1.GreetService at /api/greet.v1.GreetService/Chat: the handler is mounted under /api, which it does not strip; wrap it in http.StripPrefix("/api", h)`
+	if wsrpc.CodeOf(err) != wsrpc.CodeNotFound || !strings.Contains(err.Error(), want) {
+		t.Errorf("WebSocket call: %v, want not_found: %s", err, want)
+	}
+	st, err := client.Clock(ctx, &greetv1.ClockRequest{})
+	if err == nil {
+		_, err = st.Receive()
+	}
+	if wsrpc.CodeOf(err) != wsrpc.CodeNotFound || !strings.Contains(err.Error(), "no method of greet.v1.GreetService at /api/greet.v1.GreetService/Clock: the handler is mounted under /api") {
+		t.Errorf("SSE call: %v, want not_found naming the prefix", err)
+	}
+	mux.Handle("/api2/", http.StripPrefix("/api2", greet))
+	chat, err := greetv1wsrpc.NewGreetServiceClient(nil, base+"/api2").Chat(ctx)
+	if err == nil {
+		defer chat.Close()
+		_, err = chat.Receive()
+	}
+	if wsrpc.CodeOf(err) != wsrpc.CodeUnimplemented {
+		t.Errorf("stripped: %v, want the handler's unimplemented", err)
 	}
 }

@@ -1,6 +1,8 @@
 package wsrpc
 
 import (
+	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -37,4 +39,21 @@ func JoinPath(baseURL, path string) string {
 		joined += "?" + query
 	}
 	return joined
+}
+
+// ServiceNotFound answers a request that reached a generated service
+// handler at a path that is none of its methods': 404 with Wsrpc-Code
+// not_found and a message naming the service and the path. The usual
+// cause is a router that mounted the handler under a prefix without
+// stripping it (chi's Mount, a Group in echo or gin: they pass the full
+// path on), so when the path has the service's own prefix further in,
+// the message says to strip what comes before it (http.StripPrefix).
+// Generated handlers call it; service is the full service name.
+func ServiceNotFound(w http.ResponseWriter, r *http.Request, service string) {
+	p := r.URL.Path
+	msg := fmt.Sprintf("no method of %s at %s", service, p)
+	if i := strings.Index(p, "/"+service+"/"); i > 0 {
+		msg += fmt.Sprintf(": the handler is mounted under %s, which it does not strip; wrap it in http.StripPrefix(%q, h)", p[:i], p[:i])
+	}
+	writeHTTPError(w, Errorf(CodeNotFound, "%s", msg))
 }

@@ -585,7 +585,7 @@ func generateService(g *protogen.GeneratedFile, s *service) {
 		g.P(unexport(m.GoName), "Handler.ServeHTTP(w, r)")
 	}
 	g.P("default:")
-	g.P(httpPkg.Ident("NotFound"), "(w, r)")
+	g.P(wsrpcPkg.Ident("ServiceNotFound"), "(w, r, ", fmt.Sprintf("%q", s.Desc.FullName()), ")")
 	g.P("}")
 	g.P("})")
 	g.P("}")

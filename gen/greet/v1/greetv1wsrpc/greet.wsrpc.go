@@ -100,7 +100,7 @@ func NewGreetServiceHandler(svc GreetServiceHandler, opts ...wsrpc.Option) (stri
 		case GreetServiceClockPath:
 			clockHandler.ServeHTTP(w, r)
 		default:
-			http.NotFound(w, r)
+			wsrpc.ServiceNotFound(w, r, "greet.v1.GreetService")
 		}
 	})
 }

@@ -112,7 +112,7 @@ func NewChatServiceHandler(svc ChatServiceHandler, opts ...wsrpc.Option) (string
 		case ChatServiceWatchPath:
 			watchHandler.ServeHTTP(w, r)
 		default:
-			http.NotFound(w, r)
+			wsrpc.ServiceNotFound(w, r, "examples.chat.v1.ChatService")
 		}
 	})
 }

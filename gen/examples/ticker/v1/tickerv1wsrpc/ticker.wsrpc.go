@@ -90,7 +90,7 @@ func NewTickerServiceHandler(svc TickerServiceHandler, opts ...wsrpc.Option) (st
 		case TickerServiceWatchPath:
 			watchHandler.ServeHTTP(w, r)
 		default:
-			http.NotFound(w, r)
+			wsrpc.ServiceNotFound(w, r, "examples.ticker.v1.TickerService")
 		}
 	})
 }

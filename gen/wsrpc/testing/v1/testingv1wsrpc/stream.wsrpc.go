@@ -167,7 +167,7 @@ func NewStreamServiceHandler(svc StreamServiceHandler, opts ...wsrpc.Option) (st
 		case StreamServiceSearchPath:
 			searchHandler.ServeHTTP(w, r)
 		default:
-			http.NotFound(w, r)
+			wsrpc.ServiceNotFound(w, r, "wsrpc.testing.v1.StreamService")
 		}
 	})
 }
