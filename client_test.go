@@ -346,7 +346,7 @@ func TestCodecErrorEndsCall(t *testing.T) {
 	}
 	got := waitSeen(t, seen, "the handler still waits in Receive: the connection was left open")
 	var e *wsrpc.Error
-	if !errors.As(got, &e) || e.Code() != wsrpc.CodeInvalidArgument || !strings.Contains(e.Message(), "unmarshal") {
+	if !errors.As(got, &e) || e.Code() != wsrpc.CodeInvalidArgument || !strings.HasPrefix(e.Message(), "bad message: proto: ") {
 		t.Fatalf("the handler's Receive = %v, want invalid_argument with the codec's error", got)
 	}
 }

@@ -208,10 +208,18 @@ func (c *wsConn) abandonedUpload() error {
 	return c.closeInfo.Err
 }
 
-// decode unmarshals one message with the stream's codec.
+// decode unmarshals one message with the stream's codec. A peer may
+// learn of the error only from the close reason, its first 123 bytes
+// (RFC 6455 §5.5), so the prefix is short and leaves the codec's name to
+// an error that starts with it, as the built-in codecs' errors do
+// ("bad message: msgpack: field seq (…): float where int64 expected: 1.5").
 func (c *wsConn) decode(data []byte, m proto.Message) error {
 	if err := c.codec.Unmarshal(data, m); err != nil {
-		return Errorf(CodeInvalidArgument, "unmarshal %s: %w", c.codec.Name(), err)
+		name, msg := c.codec.Name(), err.Error()
+		if len(msg) > len(name) && msg[:len(name)] == name && msg[len(name)] == ':' {
+			return Errorf(CodeInvalidArgument, "bad message: %w", err)
+		}
+		return Errorf(CodeInvalidArgument, "bad %s message: %w", name, err)
 	}
 	return nil
 }

@@ -24,7 +24,12 @@
 // ErrUnmarshal. The msgpack codec also wraps a more specific sentinel
 // (ErrTruncated, ErrDepth, ErrRange, …; see errors.go); the proto and JSON
 // codecs wrap protobuf's own error, whose message says what went wrong.
-// Bad input is an error, never a panic.
+// An Unmarshal error's text is the codec's name, then where and what:
+// "msgpack: field rNested[1].id (wsrpc.testing.v1.Nested.id): float
+// where int32 expected: 1.5", "json: (line 1:8): invalid value for int64
+// field seq: 1.5"; no sentinel's text comes first, because a peer may see
+// only its first 123 bytes, as a WebSocket close reason (RFC 6455 section
+// 5.5). Bad input is an error, never a panic.
 //
 // # MessagePack mapping
 //
@@ -40,10 +45,10 @@
 //	                           number order), unpopulated
 //	                           omitted
 //	extension field            key "[full.name]"
-//	int32 sint32 sfixed32      int (smallest encoding)
-//	int64 sint64 sfixed64      int
-//	uint32 fixed32             uint (smallest encoding)
-//	uint64 fixed64             uint
+//	int32 sint32 sfixed32      int (smallest encoding)       float32, float64 holding an
+//	int64 sint64 sfixed64      int                           integer in the field's range
+//	uint32 fixed32             uint (smallest encoding)      (a fraction is ErrWrongType,
+//	uint64 fixed64             uint                          beyond the range ErrRange)
 //	float                      float32                       float64, int (rounded to
 //	                                                         float32; an error only
 //	                                                         if finite and it rounds
@@ -52,11 +57,13 @@
 //	bool                       bool
 //	string                     str (must be valid UTF-8)
 //	bytes                      bin
-//	enum                       int (the number)              str (the value name)
+//	enum                       int (the number)              str (the value name), a
+//	                                                         float as for int32
 //	repeated T                 array of T
-//	map<K, V>                  map; string keys as str, bool
-//	                           keys as bool, integer keys
-//	                           as int/uint
+//	map<K, V>                  map; keys as str, bool and    bool, int and float keys;
+//	                           integer keys in ProtoJSON's   str keys parsed with
+//	                           form ("true", "-1"; they      strconv, as protojson does
+//	                           were bool and int before)     ("01" too)
 //	oneof                      the set case's key only       two cases is an error
 //	google.protobuf.Timestamp  ext type -1, the msgpack
 //	                           timestamp extension (32-, 64-
@@ -78,7 +85,9 @@
 //	                           Any is an empty map
 //
 // On decode, a nil value for a field means "not set", except for
-// google.protobuf.Value (null_value) and NullValue fields. Unknown keys are
+// google.protobuf.Value (null_value) and NullValue fields. msgpackr's
+// undefined, fixext 1 of ext type 0 with the data byte 0 (d4 00 00), is
+// read as nil wherever a nil is accepted; any other ext type 0 is not. Unknown keys are
 // skipped unless MsgpackOptions.RejectUnknown is set. Integers out of a
 // field's range, a key given twice (whatever its first value, nil and
 // zero included, as in ProtoJSON), two cases of one oneof, a Timestamp or

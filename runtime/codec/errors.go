@@ -1,6 +1,10 @@
 package codec
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // Errors returned by this package. Every Marshal error wraps ErrMarshal and
 // every Unmarshal error wraps ErrUnmarshal, so a caller can tell a bad peer
@@ -12,6 +16,12 @@ import "errors"
 // ErrNilMessage, and ErrDepth for the JSON encoder's Any-nesting limit),
 // around protobuf's own error, whose message says what went wrong but is
 // no sentinel to test for.
+//
+// An Unmarshal error's text is the codec's name and then what is wrong,
+// and where for msgpack: "msgpack: field seq
+// (wsrpc.testing.v1.EchoRequest.seq): float where int64 expected: 1.5",
+// with no sentinel's text in front. A peer may see only its first 123
+// bytes, as a WebSocket close reason (RFC 6455 section 5.5).
 var (
 	// ErrMarshal wraps every failure to encode a message.
 	ErrMarshal = errors.New("codec: marshal failed")
@@ -51,3 +61,49 @@ var (
 	// ErrMalformed means the input is not well-formed for the codec's format.
 	ErrMalformed = errors.New("codec: malformed input")
 )
+
+// unmarshalError is what the built-in codecs' Unmarshal returns for bad
+// input: the codec's name, then the cause. The sentinels' texts are left
+// out ("codec: unmarshal failed: msgpack: …: codec: wrong type for
+// field: …" filled a close reason before its cause was reached);
+// ErrUnmarshal and the cause's sentinels stay reachable through Unwrap.
+type unmarshalError struct {
+	codec string // the codec's name
+	err   error
+}
+
+// Error leaves out the "proto: " that starts every error of protobuf's
+// (protojson's, a proto.CheckInitialized): after the codec's name it
+// says nothing. (protobuf writes a space or a no-break space after
+// "proto:", at random, so that nobody matches its texts.)
+func (e *unmarshalError) Error() string {
+	msg := e.err.Error()
+	if rest, ok := strings.CutPrefix(msg, "proto:"); ok {
+		msg = strings.TrimLeft(rest, " \u00a0")
+	}
+	return e.codec + ": " + msg
+}
+
+func (e *unmarshalError) Unwrap() []error { return []error{ErrUnmarshal, e.err} }
+
+// failure is a msgpack decode error whose text says what is wrong in the
+// input, without the text of the sentinel it stands for (kind): Unwrap
+// returns that, and the error that caused it, if any.
+type failure struct {
+	kind  error
+	text  string
+	cause error
+}
+
+func failf(kind error, format string, args ...any) error {
+	return &failure{kind: kind, text: fmt.Sprintf(format, args...)}
+}
+
+func (e *failure) Error() string { return e.text }
+
+func (e *failure) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}

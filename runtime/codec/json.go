@@ -107,7 +107,7 @@ func (c jsonCodec) Unmarshal(data []byte, m proto.Message) error {
 		return fmt.Errorf("%w: %w", ErrUnmarshal, ErrNilMessage)
 	}
 	if err := c.uo.Unmarshal(data, m); err != nil {
-		return fmt.Errorf("%w: json: %w", ErrUnmarshal, err)
+		return &unmarshalError{codec: NameJSON, err: err}
 	}
 	return nil
 }

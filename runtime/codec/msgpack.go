@@ -25,10 +25,11 @@ type Resolver interface {
 // MsgpackOptions configures the MessagePack codec. The zero value (and a nil
 // *MsgpackOptions) gives the defaults.
 type MsgpackOptions struct {
-	// Deterministic sorts the keys of protobuf map fields so equal messages
-	// encode to equal bytes. Message fields are always written in
-	// declaration order (the .proto file's, as ProtoJSON writes them; not
-	// field number order), then extensions by number. Costs a key slice
+	// Deterministic sorts the keys of protobuf map fields (integer keys
+	// by value, though written as str) so equal messages encode to equal
+	// bytes. Message fields are always written in declaration order (the
+	// .proto file's, as ProtoJSON writes them; not field number order),
+	// then extensions by number. Costs a key slice
 	// and a sort per map field. Default false: map entries in Go map order.
 	Deterministic bool
 	// RejectUnknown fails decoding on a key the schema does not know.
@@ -272,7 +273,7 @@ func (s *encState) mapField(fd protoreflect.FieldDescriptor, mp protoreflect.Map
 	if !s.o.Deterministic {
 		var err error
 		mp.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-			if err = s.singular(kd, k.Value(), depth); err != nil {
+			if err = s.mapKey(kd, k); err != nil {
 				return false
 			}
 			err = s.singular(vd, v, depth)
@@ -307,13 +308,44 @@ func (s *encState) mapField(fd protoreflect.FieldDescriptor, mp protoreflect.Map
 		}
 	})
 	for _, k := range keys {
-		if err := s.singular(kd, k.Value(), depth); err != nil {
+		if err := s.mapKey(kd, k); err != nil {
 			return err
 		}
 		if err := s.singular(vd, mp.Get(k), depth); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// mapKey writes the key k of a map field whose key field is kd. Integer
+// and bool keys are written as str in ProtoJSON's form ("-1", "true";
+// https://protobuf.dev/programming-guides/json/, map<K, V>), so that a
+// generic decoder reads every map as a string-keyed object, as a
+// JavaScript one must: @msgpack/msgpack throws on a bool key, and with
+// useBigInt64 on an integer key beyond 32 bits, and loses the whole
+// message. (They were native ints and bools before; the decoder takes
+// both forms.) The digits are appended to the output behind a fixstr
+// header, allocating nothing: the longest, "-9223372036854775808", is
+// 20 bytes, within fixstr's 31.
+func (s *encState) mapKey(kd protoreflect.FieldDescriptor, k protoreflect.MapKey) error {
+	at := len(s.w.b)
+	switch kd.Kind() {
+	case protoreflect.StringKind:
+		return s.singular(kd, k.Value(), 0)
+	case protoreflect.BoolKind:
+		if k.Bool() {
+			s.w.b = append(s.w.b, 0xa0|4, 't', 'r', 'u', 'e')
+		} else {
+			s.w.b = append(s.w.b, 0xa0|5, 'f', 'a', 'l', 's', 'e')
+		}
+		return nil
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		s.w.b = strconv.AppendUint(append(s.w.b, 0), k.Uint(), 10)
+	default: // the signed integer kinds
+		s.w.b = strconv.AppendInt(append(s.w.b, 0), k.Int(), 10)
+	}
+	s.w.b[at] = 0xa0 | byte(len(s.w.b)-at-1) // fixstr (msgpack spec, "str format family")
 	return nil
 }
 

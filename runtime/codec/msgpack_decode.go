@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -68,7 +69,15 @@ const maxAnyNesting = 32
 
 // errAnyNesting is returned as is by every enclosing Any, so that the
 // reason is not buried under 32 type URLs.
-var errAnyNesting = fmt.Errorf("%w: google.protobuf.Any nested more than %d deep", ErrDepth, maxAnyNesting)
+var errAnyNesting = &failure{kind: ErrDepth, text: fmt.Sprintf("google.protobuf.Any nested more than %d deep", maxAnyNesting)}
+
+// Decode errors without details, made once. A pathError wraps them
+// without changing them.
+var (
+	errEndOfInput = &failure{kind: ErrTruncated, text: "unexpected end of input"}
+	errNesting    = &failure{kind: ErrDepth, text: "nesting exceeds the recursion limit"}
+	errUTF8       = &failure{kind: ErrInvalidUTF8, text: "invalid UTF-8 in str"}
+)
 
 // decState is one decoding in progress. Pooled; used by one goroutine at a
 // time. The msgpack.Decoder reads r directly (bytes.Reader is an
@@ -99,7 +108,7 @@ func (c *msgpackCodec) Unmarshal(data []byte, m proto.Message) error {
 	st.o = &c.o
 	err := st.message(m.ProtoReflect(), 0)
 	if err == nil && st.r.Len() > 0 {
-		err = fmt.Errorf("%w: %d bytes", ErrTrailingData, st.r.Len())
+		err = failf(ErrTrailingData, "trailing data at byte %d of %d", len(data)-st.r.Len(), len(data))
 	}
 	st.data = nil
 	st.r.Reset(nil)
@@ -110,7 +119,7 @@ func (c *msgpackCodec) Unmarshal(data []byte, m proto.Message) error {
 		err = proto.CheckInitialized(m)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: msgpack: %w", ErrUnmarshal, err)
+		return &unmarshalError{codec: NameMsgpack, err: err}
 	}
 	return nil
 }
@@ -123,7 +132,7 @@ func (s *decState) advance(n int) { _, _ = s.r.Seek(int64(n), io.SeekCurrent) }
 
 func (s *decState) peek() (byte, error) {
 	if s.r.Len() == 0 {
-		return 0, ErrTruncated
+		return 0, errEndOfInput
 	}
 	return s.rest()[0], nil
 }
@@ -134,9 +143,15 @@ func (s *decState) peek() (byte, error) {
 // once, by Error, shortened in the middle. Wrapping the error again at
 // every level (fmt.Errorf) cost time and memory quadratic in the depth:
 // a 50 KB message nested 10,000 deep took 25 s of CPU to refuse.
+//
+// Error writes the path as a JavaScript client would spell it, JSON names
+// joined by dots with [i] and ["key"] for elements and map values, then
+// the innermost field's full name: "field rNested[1].id
+// (wsrpc.testing.v1.Nested.id): …".
 type pathError struct {
-	path []string
-	err  error
+	path  []string                     // JSON names, "[3]", `["k"]`, "value" (an Any's)
+	field protoreflect.FieldDescriptor // the innermost field on the path, if any
+	err   error
 }
 
 // maxPathShown is how many entries of a path Error writes out: half from
@@ -145,38 +160,77 @@ const maxPathShown = 8
 
 func (e *pathError) Error() string {
 	var b strings.Builder
+	if e.field != nil {
+		b.WriteString("field ")
+	} else {
+		b.WriteString("at ")
+	}
 	n := len(e.path)
 	for k := 0; k < n; k++ { // outermost first
+		step := e.path[n-1-k]
 		if n > maxPathShown && k == maxPathShown/2 {
-			fmt.Fprintf(&b, "(%d more): ", n-maxPathShown)
+			step = fmt.Sprintf("(%d more)", n-maxPathShown)
 			k = n - maxPathShown/2 - 1
-			continue
 		}
-		b.WriteString(e.path[n-1-k])
-		b.WriteString(": ")
+		if k > 0 && step[0] != '[' {
+			b.WriteByte('.')
+		}
+		b.WriteString(step)
 	}
+	if e.field != nil {
+		b.WriteString(" (")
+		b.WriteString(string(e.field.FullName()))
+		b.WriteByte(')')
+	}
+	b.WriteString(": ")
 	b.WriteString(e.err.Error())
 	return b.String()
 }
 
 func (e *pathError) Unwrap() error { return e.err }
 
-// within records that err happened in where, one level out from where
-// it was recorded so far.
-func within(err error, where string) error {
+// within records that err happened in step (a list element's "[3]", a
+// map value's `["k"]`, an Any's "value"), one level out from where it was
+// recorded so far.
+func within(err error, step string) *pathError {
 	if pe, ok := err.(*pathError); ok {
-		pe.path = append(pe.path, where)
+		pe.path = append(pe.path, step)
 		return pe
 	}
-	return &pathError{path: []string{where}, err: err}
+	return &pathError{path: []string{step}, err: err}
+}
+
+// withinField records that err happened in the value of field fd, named
+// as its key is: its JSON name, or "[full.name]" for an extension.
+func withinField(err error, fd protoreflect.FieldDescriptor) error {
+	step := fd.JSONName()
+	if fd.IsExtension() {
+		step = "[" + string(fd.FullName()) + "]"
+	}
+	pe := within(err, step)
+	if pe.field == nil {
+		pe.field = fd
+	}
+	return pe
+}
+
+// elementStep is the path step of list element i.
+func elementStep(i int) string { return "[" + strconv.Itoa(i) + "]" }
+
+// mapValueStep is the path step of a map's value for key k.
+func mapValueStep(k protoreflect.Value) string {
+	if s, ok := k.Interface().(string); ok {
+		return "[" + strconv.Quote(s) + "]"
+	}
+	return fmt.Sprintf("[%v]", k.Interface())
 }
 
 // libErr turns an error of the msgpack library into one of ours.
 func libErr(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return ErrTruncated
+		return errEndOfInput
 	}
-	return fmt.Errorf("%w: %w", ErrMalformed, err)
+	return &failure{kind: ErrMalformed, text: strings.TrimPrefix(err.Error(), "msgpack: "), cause: err}
 }
 
 // length reads an array, map, str or bin header and checks the claimed
@@ -189,7 +243,7 @@ func (s *decState) length(read func() (int, error), minSize int) (int, error) {
 		return 0, libErr(err)
 	}
 	if n < 0 || n > s.r.Len()/minSize {
-		return 0, fmt.Errorf("%w: length %d with %d bytes left", ErrTruncated, n, s.r.Len())
+		return 0, failf(ErrTruncated, "length %d with %d bytes left", n, s.r.Len())
 	}
 	return n, nil
 }
@@ -222,13 +276,15 @@ func (s *decState) str() ([]byte, error) {
 		return nil, err
 	}
 	if !utf8.Valid(b) {
-		return nil, ErrInvalidUTF8
+		return nil, errUTF8
 	}
 	return b, nil
 }
 
+// wrongType is the error for a value of msgpack type code c where want
+// was expected: "str where int64 expected".
 func wrongType(c byte, want string) error {
-	return fmt.Errorf("%w: msgpack %s where %s expected", ErrWrongType, codeName(c), want)
+	return failf(ErrWrongType, "%s where %s expected", codeName(c), want)
 }
 
 func codeName(c byte) string {
@@ -255,9 +311,15 @@ func codeName(c byte) string {
 	return fmt.Sprintf("code 0x%02x", c)
 }
 
-// integer reads any msgpack int. For a negative value neg is set and u holds
-// its two's complement; otherwise u is the value.
-func (s *decState) integer() (u uint64, neg bool, err error) {
+// integer reads an integer for a field of kind want: any msgpack int, or
+// a float that holds an integer, as JavaScript encoders write large ones
+// (a JS number is a double: msgpackr writes every integer beyond 32 bits
+// as a float64, @msgpack/msgpack every one beyond 2^53). A float with a
+// fraction, or NaN, is ErrWrongType, as ProtoJSON refuses 1.5 for an
+// integer field; one beyond int64 and uint64 (±Inf too) is ErrRange. The
+// caller checks the field's own range. For a negative value neg is set
+// and u holds its two's complement; otherwise u is the value.
+func (s *decState) integer(want protoreflect.Kind) (u uint64, neg bool, err error) {
 	c, err := s.peek()
 	if err != nil {
 		return 0, false, err
@@ -281,12 +343,27 @@ func (s *decState) integer() (u uint64, neg bool, err error) {
 			return 0, false, libErr(err)
 		}
 		return uint64(i), i < 0, nil
+	case isFloatCode(c):
+		f, err := s.float(want.String())
+		switch {
+		case err != nil:
+		case f != math.Trunc(f): // a fraction, or NaN
+			err = failf(ErrWrongType, "float where %v expected: %g", want, f)
+		case f < 0 && f >= math.MinInt64:
+			return uint64(int64(f)), true, nil
+		case f >= 0 && f < 1<<64: // -0 included
+			return uint64(f), false, nil
+		default:
+			err = failf(ErrRange, "%g overflows %v", f, want)
+		}
+		return 0, false, err
 	}
-	return 0, false, wrongType(c, "int")
+	return 0, false, wrongType(c, want.String())
 }
 
-// float reads a msgpack float or int as a float64.
-func (s *decState) float() (float64, error) {
+// float reads a msgpack float or int as a float64, for a field of type
+// want ("double").
+func (s *decState) float(want string) (float64, error) {
 	c, err := s.peek()
 	if err != nil {
 		return 0, err
@@ -306,10 +383,10 @@ func (s *decState) float() (float64, error) {
 		return f, nil
 	}
 	if !isIntCode(c) {
-		return 0, wrongType(c, "number")
+		return 0, wrongType(c, want)
 	}
 	// Many encoders (JavaScript's among them) write integral floats as ints.
-	u, neg, err := s.integer()
+	u, neg, err := s.integer(protoreflect.Int64Kind)
 	if neg {
 		return float64(int64(u)), err
 	}
@@ -318,7 +395,7 @@ func (s *decState) float() (float64, error) {
 
 func (s *decState) message(m protoreflect.Message, depth int) error {
 	if depth > s.o.RecursionLimit {
-		return ErrDepth
+		return errNesting
 	}
 	md := m.Descriptor()
 	switch name := md.FullName(); {
@@ -367,7 +444,7 @@ func (s *decState) message(m protoreflect.Message, depth int) error {
 		}
 		if fd == nil {
 			if s.o.RejectUnknown {
-				return fmt.Errorf("%w: unknown field %q in %s", ErrUnknownType, key, md.FullName())
+				return failf(ErrUnknownType, "unknown field %q in %s", key, md.FullName())
 			}
 			if err := s.skip(depth + 1); err != nil {
 				return err
@@ -375,10 +452,10 @@ func (s *decState) message(m protoreflect.Message, depth int) error {
 			continue
 		}
 		if seen.testAndSet(fd) {
-			return fmt.Errorf("%w: key for %s appears twice", ErrMalformed, fd.FullName())
+			return withinField(failf(ErrMalformed, "key %q given twice", key), fd)
 		}
 		if err := s.setField(m, fd, depth); err != nil {
-			return within(err, string(fd.FullName()))
+			return withinField(err, fd)
 		}
 	}
 	return nil
@@ -437,8 +514,8 @@ func (s *decState) lookup(md protoreflect.MessageDescriptor, fields protoreflect
 		// at run time) whose ranges differ; protobuf panics when such an
 		// extension is set, so refuse it first, as protojson does.
 		if !md.ExtensionRanges().Has(xd.Number()) {
-			return nil, fmt.Errorf("%w: message %s cannot be extended by %s (field %d is outside its extension ranges)",
-				ErrUnknownType, md.FullName(), xd.FullName(), xd.Number())
+			return nil, failf(ErrUnknownType, "message %s cannot be extended by %s (field %d is outside its extension ranges)",
+				md.FullName(), xd.FullName(), xd.Number())
 		}
 		return xd, nil
 	}
@@ -451,6 +528,24 @@ func (s *decState) lookup(md protoreflect.MessageDescriptor, fields protoreflect
 	return fields.ByTextName(k), nil
 }
 
+// nilSize returns the size of the nil at the start of the input, whose
+// first byte is c, or 0 if none is there. msgpackr's undefined, fixext 1
+// of ext type 0 with the data byte 0 (d4 00 00), counts as nil: the
+// msgpack spec leaves ext type 0 to applications ("Extension types"),
+// and a JavaScript object's undefined field means "not set", as a nil
+// does here. Another ext type 0 payload is no nil.
+func (s *decState) nilSize(c byte) int {
+	switch {
+	case c == mpNil:
+		return 1
+	case c == mpFixExt1:
+		if r := s.rest(); len(r) >= 3 && r[1] == 0 && r[2] == 0 {
+			return 3
+		}
+	}
+	return 0
+}
+
 // setField decodes the value for fd (after its key) into m.
 func (s *decState) setField(m protoreflect.Message, fd protoreflect.FieldDescriptor, depth int) error {
 	c, err := s.peek()
@@ -459,14 +554,14 @@ func (s *decState) setField(m protoreflect.Message, fd protoreflect.FieldDescrip
 	}
 	nullable := fd.Message() != nil && fd.Message().FullName() == wktValue ||
 		fd.Enum() != nil && fd.Enum().FullName() == wktNullValue
-	if c == mpNil && (!nullable || fd.IsList() || fd.IsMap()) {
+	if n := s.nilSize(c); n > 0 && (!nullable || fd.IsList() || fd.IsMap()) {
 		// nil stands for "not set", as null does in ProtoJSON.
-		s.advance(1)
+		s.advance(n)
 		return nil
 	}
 	if od := fd.ContainingOneof(); od != nil {
 		if set := m.WhichOneof(od); set != nil {
-			return fmt.Errorf("%w: %s and %s", ErrDuplicateOneof, set.Name(), fd.Name())
+			return failf(ErrDuplicateOneof, "oneof %s already has %s", od.Name(), set.JSONName())
 		}
 	}
 	return s.field(m, fd, depth)
@@ -519,14 +614,14 @@ func (s *decState) list(m protoreflect.Message, fd protoreflect.FieldDescriptor,
 		if fd.Message() != nil {
 			v := l.NewElement()
 			if err := s.message(v.Message(), depth+1); err != nil {
-				return within(err, fmt.Sprintf("element %d", i))
+				return within(err, elementStep(i))
 			}
 			l.Append(v)
 			continue
 		}
 		v, err := s.scalar(fd)
 		if err != nil {
-			return fmt.Errorf("element %d: %w", i, err)
+			return within(err, elementStep(i))
 		}
 		l.Append(v)
 	}
@@ -550,29 +645,82 @@ func (s *decState) mapField(m protoreflect.Message, fd protoreflect.FieldDescrip
 	mp := m.Mutable(fd).Map()
 	kd, vd := fd.MapKey(), fd.MapValue()
 	for range n {
-		kv, err := s.scalar(kd)
+		kv, err := s.mapKey(kd)
 		if err != nil {
 			return fmt.Errorf("map key: %w", err)
 		}
 		k := kv.MapKey()
 		if mp.Has(k) {
-			return fmt.Errorf("%w: duplicate map key %v", ErrMalformed, kv.Interface())
+			return failf(ErrMalformed, "map key %v given twice", kv.Interface())
 		}
 		if vd.Message() != nil {
 			v := mp.NewValue()
 			if err := s.message(v.Message(), depth+1); err != nil {
-				return within(err, fmt.Sprintf("map value for %v", kv.Interface()))
+				return within(err, mapValueStep(kv))
 			}
 			mp.Set(k, v)
 			continue
 		}
 		v, err := s.scalar(vd)
 		if err != nil {
-			return fmt.Errorf("map value for %v: %w", kv.Interface(), err)
+			return within(err, mapValueStep(kv))
 		}
 		mp.Set(k, v)
 	}
 	return nil
+}
+
+// mapKey reads the key of a map entry. An integer or bool key may also
+// come as a str in ProtoJSON's form ("1", "-5", "true"), parsed as
+// protojson parses JSON object keys (strconv, base 10): a JavaScript
+// encoder writes every plain object's keys as str, and the encoder
+// writes such keys so itself (see encState.mapKey).
+func (s *decState) mapKey(kd protoreflect.FieldDescriptor) (protoreflect.Value, error) {
+	c, err := s.peek()
+	if err != nil {
+		return protoreflect.Value{}, err
+	}
+	kind := kd.Kind()
+	if !isStrCode(c) || kind == protoreflect.StringKind {
+		return s.scalar(kd)
+	}
+	b, err := s.str()
+	if err != nil {
+		return protoreflect.Value{}, err
+	}
+	// The parsers only read the key (strconv copies what it puts in an
+	// error), so a string view of the input avoids a copy.
+	key := unsafe.String(unsafe.SliceData(b), len(b))
+	var u uint64
+	var neg bool
+	switch kind {
+	case protoreflect.BoolKind:
+		switch key {
+		case "true":
+			return protoreflect.ValueOfBool(true), nil
+		case "false":
+			return protoreflect.ValueOfBool(false), nil
+		}
+		return protoreflect.Value{}, failf(ErrWrongType, "str %q where bool expected", key)
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		u, err = strconv.ParseUint(key, 10, 64)
+		if err != nil && key != "" && key[0] == '-' {
+			if i, err2 := strconv.ParseInt(key, 10, 64); err2 == nil {
+				u, neg, err = uint64(i), i < 0, nil // refused as out of range below
+			}
+		}
+	default:
+		var i int64
+		i, err = strconv.ParseInt(key, 10, 64)
+		u, neg = uint64(i), i < 0
+	}
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return protoreflect.Value{}, failf(ErrRange, "%s overflows %v", key, kind)
+	case err != nil:
+		return protoreflect.Value{}, failf(ErrWrongType, "str %q where %v expected", key, kind)
+	}
+	return intValue(kind, u, neg)
 }
 
 // scalar decodes a value of a non-message field kind.
@@ -589,48 +737,17 @@ func (s *decState) scalar(fd protoreflect.FieldDescriptor) (protoreflect.Value, 
 		s.advance(1)
 		return protoreflect.ValueOfBool(c == mpTrue), nil
 
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		u, neg, err := s.integer()
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
+		protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
+		protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		u, neg, err := s.integer(fd.Kind())
 		if err != nil {
 			return protoreflect.Value{}, err
 		}
-		if (neg && int64(u) < math.MinInt32) || (!neg && u > math.MaxInt32) {
-			return protoreflect.Value{}, rangeErr(u, neg, "int32")
-		}
-		return protoreflect.ValueOfInt32(int32(int64(u))), nil
-
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		u, neg, err := s.integer()
-		if err != nil {
-			return protoreflect.Value{}, err
-		}
-		if !neg && u > math.MaxInt64 {
-			return protoreflect.Value{}, rangeErr(u, neg, "int64")
-		}
-		return protoreflect.ValueOfInt64(int64(u)), nil
-
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		u, neg, err := s.integer()
-		if err != nil {
-			return protoreflect.Value{}, err
-		}
-		if neg || u > math.MaxUint32 {
-			return protoreflect.Value{}, rangeErr(u, neg, "uint32")
-		}
-		return protoreflect.ValueOfUint32(uint32(u)), nil
-
-	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		u, neg, err := s.integer()
-		if err != nil {
-			return protoreflect.Value{}, err
-		}
-		if neg {
-			return protoreflect.Value{}, rangeErr(u, neg, "uint64")
-		}
-		return protoreflect.ValueOfUint64(u), nil
+		return intValue(fd.Kind(), u, neg)
 
 	case protoreflect.FloatKind:
-		f, err := s.float()
+		f, err := s.float("float")
 		if err != nil {
 			return protoreflect.Value{}, err
 		}
@@ -639,12 +756,12 @@ func (s *decState) scalar(fd protoreflect.FieldDescriptor) (protoreflect.Value, 
 		// double a hair above it that a peer may send back as float64.
 		f32 := float32(f)
 		if math.IsInf(float64(f32), 0) && !math.IsInf(f, 0) {
-			return protoreflect.Value{}, fmt.Errorf("%w: %g overflows float", ErrRange, f)
+			return protoreflect.Value{}, failf(ErrRange, "%g overflows float", f)
 		}
 		return protoreflect.ValueOfFloat32(f32), nil
 
 	case protoreflect.DoubleKind:
-		f, err := s.float()
+		f, err := s.float("double")
 		if err != nil {
 			return protoreflect.Value{}, err
 		}
@@ -663,7 +780,7 @@ func (s *decState) scalar(fd protoreflect.FieldDescriptor) (protoreflect.Value, 
 			return protoreflect.Value{}, err
 		}
 		if !isBinCode(c) {
-			return protoreflect.Value{}, wrongType(c, "bin")
+			return protoreflect.Value{}, wrongType(c, "bin for bytes")
 		}
 		b, err := s.raw()
 		if err != nil {
@@ -674,51 +791,82 @@ func (s *decState) scalar(fd protoreflect.FieldDescriptor) (protoreflect.Value, 
 	case protoreflect.EnumKind:
 		return s.enum(fd.Enum())
 	}
-	return protoreflect.Value{}, fmt.Errorf("%w: kind %v of %s", ErrWrongType, fd.Kind(), fd.FullName())
+	return protoreflect.Value{}, failf(ErrWrongType, "kind %v of %s", fd.Kind(), fd.FullName())
 }
 
-func rangeErr(u uint64, neg bool, kind string) error {
-	if neg {
-		return fmt.Errorf("%w: %d overflows %s", ErrRange, int64(u), kind)
+// intValue is the value of integer kind k for u and neg as integer
+// returns them, or ErrRange if k cannot hold it.
+func intValue(k protoreflect.Kind, u uint64, neg bool) (protoreflect.Value, error) {
+	switch k {
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		if (neg && int64(u) < math.MinInt32) || (!neg && u > math.MaxInt32) {
+			return protoreflect.Value{}, rangeErr(u, neg, k)
+		}
+		return protoreflect.ValueOfInt32(int32(int64(u))), nil
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		if !neg && u > math.MaxInt64 {
+			return protoreflect.Value{}, rangeErr(u, neg, k)
+		}
+		return protoreflect.ValueOfInt64(int64(u)), nil
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		if neg || u > math.MaxUint32 {
+			return protoreflect.Value{}, rangeErr(u, neg, k)
+		}
+		return protoreflect.ValueOfUint32(uint32(u)), nil
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		if neg {
+			return protoreflect.Value{}, rangeErr(u, neg, k)
+		}
+		return protoreflect.ValueOfUint64(u), nil
 	}
-	return fmt.Errorf("%w: %d overflows %s", ErrRange, u, kind)
+	return protoreflect.Value{}, failf(ErrWrongType, "kind %v is no integer", k) // unreachable: callers pass integer kinds
+}
+
+func rangeErr(u uint64, neg bool, kind protoreflect.Kind) error {
+	if neg {
+		return failf(ErrRange, "%d overflows %v", int64(u), kind)
+	}
+	return failf(ErrRange, "%d overflows %v", u, kind)
 }
 
 // enum reads an enum as its number (any int32, so open enums keep unknown
-// values) or its value name. A google.protobuf.NullValue is nil, 0 or
-// "NULL_VALUE", its one value; any other number is ErrRange.
+// values; a float holding one too, see integer) or its value name. A
+// google.protobuf.NullValue is nil, 0 or "NULL_VALUE", its one value; any
+// other number is ErrRange.
 func (s *decState) enum(ed protoreflect.EnumDescriptor) (protoreflect.Value, error) {
 	c, err := s.peek()
 	if err != nil {
 		return protoreflect.Value{}, err
 	}
-	switch {
-	case c == mpNil && ed.FullName() == wktNullValue:
-		s.advance(1)
-		return protoreflect.ValueOfEnum(0), nil
-	case isStrCode(c):
+	if ed.FullName() == wktNullValue {
+		if n := s.nilSize(c); n > 0 {
+			s.advance(n)
+			return protoreflect.ValueOfEnum(0), nil
+		}
+	}
+	if isStrCode(c) {
 		name, err := s.str()
 		if err != nil {
 			return protoreflect.Value{}, err
 		}
 		ev := ed.Values().ByName(protoreflect.Name(name))
 		if ev == nil {
-			return protoreflect.Value{}, fmt.Errorf("%w: %q is not a value of %s", ErrUnknownType, name, ed.FullName())
+			return protoreflect.Value{}, failf(ErrUnknownType, "%q is not a value of %s", name, ed.FullName())
 		}
 		return protoreflect.ValueOfEnum(ev.Number()), nil
 	}
-	u, neg, err := s.integer()
+	u, neg, err := s.integer(protoreflect.EnumKind)
 	if err != nil {
 		return protoreflect.Value{}, err
 	}
 	if (neg && int64(u) < math.MinInt32) || (!neg && u > math.MaxInt32) {
-		return protoreflect.Value{}, rangeErr(u, neg, "enum")
+		return protoreflect.Value{}, rangeErr(u, neg, protoreflect.EnumKind)
 	}
 	// NullValue has the one value 0, and the encoder writes every
 	// NullValue as nil: a number kept here would read back as 0, so the
 	// codec's round trip would change the message.
 	if u != 0 && ed.FullName() == wktNullValue {
-		return protoreflect.Value{}, fmt.Errorf("%w: %d is not a value of %s (only nil or 0)", ErrRange, int64(u), ed.FullName())
+		return protoreflect.Value{}, failf(ErrRange, "%d is not a value of %s (only nil or 0)", int64(u), ed.FullName())
 	}
 	return protoreflect.ValueOfEnum(protoreflect.EnumNumber(int64(u))), nil
 }
@@ -736,10 +884,10 @@ func (s *decState) timestamp(m protoreflect.Message) error {
 		return libErr(err)
 	}
 	if id != timestampExtID {
-		return fmt.Errorf("%w: ext type %d where timestamp (-1) expected", ErrWrongType, id)
+		return failf(ErrWrongType, "ext type %d where timestamp (-1) expected", id)
 	}
 	if n > s.r.Len() {
-		return ErrTruncated
+		return errEndOfInput
 	}
 	b := s.rest()
 	var secs, nanos int64
@@ -752,11 +900,11 @@ func (s *decState) timestamp(m protoreflect.Message) error {
 	case 12:
 		nanos, secs = int64(be32(b)), int64(uint64(be32(b[4:]))<<32|uint64(be32(b[8:])))
 	default:
-		return fmt.Errorf("%w: timestamp ext of %d bytes", ErrMalformed, n)
+		return failf(ErrMalformed, "timestamp ext of %d bytes", n)
 	}
 	s.advance(n)
 	if secs < minTimestampSeconds || secs > maxTimestampSeconds || nanos >= nanosPerSecond {
-		return fmt.Errorf("%w: timestamp %d.%09d", ErrRange, secs, nanos)
+		return failf(ErrRange, "timestamp %d.%09d out of range", secs, nanos)
 	}
 	fields := m.Descriptor().Fields()
 	m.Set(fields.ByNumber(1), protoreflect.ValueOfInt64(secs))
@@ -775,10 +923,10 @@ func (s *decState) duration(m protoreflect.Message) error {
 	}
 	secs, nanos, ok := parseDuration(b)
 	if !ok {
-		return fmt.Errorf("%w: duration %q", ErrMalformed, b)
+		return failf(ErrMalformed, "duration %q not in the form \"1.5s\"", b)
 	}
 	if secs < -maxDurationSeconds || secs > maxDurationSeconds {
-		return fmt.Errorf("%w: duration %q", ErrRange, b)
+		return failf(ErrRange, "duration %q out of range", b)
 	}
 	fields := m.Descriptor().Fields()
 	m.Set(fields.ByNumber(1), protoreflect.ValueOfInt64(secs))
@@ -834,15 +982,17 @@ func (s *decState) value(m protoreflect.Message, depth int) error {
 		return err
 	}
 	fields := m.Descriptor().Fields()
-	switch {
-	case c == mpNil:
-		s.advance(1)
+	if n := s.nilSize(c); n > 0 {
+		s.advance(n)
 		m.Set(fields.ByNumber(1), protoreflect.ValueOfEnum(0))
+		return nil
+	}
+	switch {
 	case c == mpTrue || c == mpFalse:
 		s.advance(1)
 		m.Set(fields.ByNumber(4), protoreflect.ValueOfBool(c == mpTrue))
 	case isIntCode(c) || isFloatCode(c):
-		f, err := s.float()
+		f, err := s.float("number")
 		if err != nil {
 			return err
 		}
@@ -890,7 +1040,7 @@ func (s *decState) anyMessage(m protoreflect.Message, depth int) error {
 		switch string(key) {
 		case anyTypeKey:
 			if haveURL {
-				return fmt.Errorf("%w: google.protobuf.Any has two %q keys", ErrMalformed, anyTypeKey)
+				return failf(ErrMalformed, "google.protobuf.Any has two %q keys", anyTypeKey)
 			}
 			if url, err = s.str(); err != nil {
 				return fmt.Errorf("google.protobuf.Any %s: %w", anyTypeKey, err)
@@ -898,7 +1048,7 @@ func (s *decState) anyMessage(m protoreflect.Message, depth int) error {
 			haveURL = true
 		case anyValueKey:
 			if valueAt >= 0 {
-				return fmt.Errorf("%w: google.protobuf.Any has two %q keys", ErrMalformed, anyValueKey)
+				return failf(ErrMalformed, "google.protobuf.Any has two %q keys", anyValueKey)
 			}
 			// The value can come before the type that says how to read
 			// it: note where it is and skip it for now.
@@ -908,7 +1058,7 @@ func (s *decState) anyMessage(m protoreflect.Message, depth int) error {
 			}
 		default:
 			if s.o.RejectUnknown {
-				return fmt.Errorf("%w: unknown key %q in google.protobuf.Any", ErrUnknownType, key)
+				return failf(ErrUnknownType, "unknown key %q in google.protobuf.Any", key)
 			}
 			if err := s.skip(depth + 1); err != nil {
 				return err
@@ -917,13 +1067,13 @@ func (s *decState) anyMessage(m protoreflect.Message, depth int) error {
 	}
 	if !haveURL {
 		if valueAt >= 0 {
-			return fmt.Errorf("%w: google.protobuf.Any with %q but no %q", ErrMalformed, anyValueKey, anyTypeKey)
+			return failf(ErrMalformed, "google.protobuf.Any with %q but no %q", anyValueKey, anyTypeKey)
 		}
 		return nil
 	}
 	mt, err := s.o.Resolver.FindMessageByURL(string(url))
 	if err != nil {
-		return fmt.Errorf("%w: google.protobuf.Any %q: %w", ErrUnknownType, url, err)
+		return &failure{kind: ErrUnknownType, text: fmt.Sprintf("google.protobuf.Any %q: %v", url, err), cause: err}
 	}
 	inner := mt.New()
 	if valueAt >= 0 {
@@ -931,14 +1081,14 @@ func (s *decState) anyMessage(m protoreflect.Message, depth int) error {
 		_, _ = s.r.Seek(int64(valueAt), io.SeekStart)
 		err := s.message(inner, depth+1)
 		if err == nil && len(s.data)-s.r.Len() != end {
-			err = fmt.Errorf("%w: google.protobuf.Any value", ErrMalformed) // unreachable: skip and decode agree on extent
+			err = failf(ErrMalformed, "google.protobuf.Any value") // unreachable: skip and decode agree on extent
 		}
 		_, _ = s.r.Seek(int64(end), io.SeekStart)
 		if errors.Is(err, errAnyNesting) {
 			return err
 		}
 		if err != nil {
-			return within(err, fmt.Sprintf("google.protobuf.Any %q", url))
+			return within(err, anyValueKey)
 		}
 	}
 	raw, err := proto.MarshalOptions{AllowPartial: true, Deterministic: true}.Marshal(inner.Interface())
@@ -971,13 +1121,13 @@ func (s *decState) skip(depth int) error {
 	}
 	// uint: twice a limit near MaxInt does not overflow.
 	if (isArrayCode(c) || isMapCode(c)) && uint(depth) > 2*uint(s.o.RecursionLimit) {
-		return ErrDepth
+		return errNesting
 	}
 	size := 0 // payload bytes after the code byte, for fixed-size values
 	switch {
 	case c <= 0x7f || c >= 0xe0 || c == mpNil || c == mpTrue || c == mpFalse:
 	case c == mpNever:
-		return fmt.Errorf("%w: reserved code 0xc1", ErrMalformed)
+		return failf(ErrMalformed, "reserved code 0xc1")
 	case c == mpFloat32:
 		size = 4
 	case c == mpFloat64:
@@ -1017,13 +1167,13 @@ func (s *decState) skip(depth int) error {
 			return libErr(err)
 		}
 		if n < 0 || n > s.r.Len() {
-			return ErrTruncated
+			return errEndOfInput
 		}
 		s.advance(n)
 		return nil
 	}
 	if 1+size > s.r.Len() {
-		return ErrTruncated
+		return errEndOfInput
 	}
 	s.advance(1 + size)
 	return nil

@@ -91,8 +91,14 @@ func TestMsgpackGolden(t *testing.T) {
 		{"any", mustAny(&testingv1.Nested{Id: 1}),
 			"82 a5 4074797065 d9 2b 747970652e676f6f676c65617069732e636f6d2f77737270632e74657374696e672e76312e4e6573746564 a5 76616c7565 81 a2 6964 01"},
 		{"oneof case only", &testingv1.AllTypes{Choice: &testingv1.AllTypes_CInt64{CInt64: 0}}, "81 a6 63496e743634 00"},
+		// Integer and bool map keys are str, as in ProtoJSON (they were
+		// native ints and bools before: TestMsgpackMapKeysWrittenAsStr).
 		{"sorted map keys", &testingv1.AllTypes{MInt32Int32: map[int32]int32{3: 0, -1: 0, 2: 0}},
-			"81 ab 6d496e743332496e743332 83 ff 00 02 00 03 00"},
+			"81 ab 6d496e743332496e743332 83 a2 2d31 00 a1 32 00 a1 33 00"},
+		{"bool map keys", &testingv1.AllTypes{MBoolString: map[bool]string{true: "t", false: "f"}},
+			"81 ab 6d426f6f6c537472696e67 82 a5 66616c7365 a1 66 a4 74727565 a1 74"},
+		{"64-bit map key", &testingv1.AllTypes{MUint64Double: map[uint64]float64{math.MaxUint64: 0}},
+			"81 ad 6d55696e743634446f75626c65 81 b4 3138343436373434303733373039353531363135 cb 0000000000000000"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -324,7 +330,7 @@ func TestMsgpackBadInput(t *testing.T) {
 		{"invalid utf-8 key", "81 a2 c328 01", codec.ErrInvalidUTF8},
 		{"invalid utf-8 string", "81" + key("fString") + "a2 c328", codec.ErrInvalidUTF8},
 		{"string for int", "81" + key("fInt32") + "a1 31", codec.ErrWrongType},
-		{"float for int", "81" + key("fInt32") + "cb 3ff0000000000000", codec.ErrWrongType},
+		{"fraction for int", "81" + key("fInt32") + "cb 3ff8000000000000", codec.ErrWrongType},
 		{"int32 overflow", "81" + key("fInt32") + "ce 80000000", codec.ErrRange},
 		{"int32 underflow", "81" + key("fInt32") + "d3 ffffffff7fffffff", codec.ErrRange},
 		{"int64 overflow", "81" + key("fInt64") + "cf 8000000000000000", codec.ErrRange},
@@ -341,7 +347,7 @@ func TestMsgpackBadInput(t *testing.T) {
 		{"map for list", "81" + key("rInt32") + "80", codec.ErrWrongType},
 		{"array for map", "81" + key("mStringString") + "90", codec.ErrWrongType},
 		{"nil list element", "81" + key("rString") + "91 c0", codec.ErrWrongType},
-		{"bad map key type", "81" + key("mInt32Int32") + "81 a1 31 01", codec.ErrWrongType},
+		{"bad map key type", "81" + key("mInt32Int32") + "81 c4 01 31 01", codec.ErrWrongType},
 		{"duplicate map key", "81" + key("mInt32Int32") + "82 01 01 01 02", codec.ErrMalformed},
 		{"duplicate field", "82" + key("fInt32") + "01" + key("f_int32") + "02", codec.ErrMalformed},
 		// The first value of each pair below leaves the field unpopulated,
@@ -386,8 +392,10 @@ func TestMsgpackBadInput(t *testing.T) {
 			if !errors.Is(err, codec.ErrUnmarshal) || !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
-			if !strings.HasPrefix(err.Error(), "codec: ") {
-				t.Fatalf("error %q lacks the package prefix", err)
+			// The codec's name, then the cause: no sentinel's text
+			// (TestMsgpackErrorText).
+			if !strings.HasPrefix(err.Error(), "msgpack: ") || strings.Contains(err.Error(), "codec: ") {
+				t.Fatalf("error %q does not lead with the codec's name and the cause", err)
 			}
 		})
 	}
@@ -887,11 +895,12 @@ func mustMarshal(t testing.TB, c codec.Codec, m proto.Message) []byte {
 func TestMsgpackDeepErrorIsCheap(t *testing.T) {
 	deep := codec.NewMsgpack(&codec.MsgpackOptions{RecursionLimit: 20000})
 	for _, tc := range []struct {
-		name string
-		msg  proto.Message
+		name  string
+		outer string // the path's start
+		msg   proto.Message
 	}{
-		{"singular field chain", deepNested(10001)},
-		{"repeated field chain", &testingv1.AllTypes{RNested: []*testingv1.Nested{func() *testingv1.Nested {
+		{"singular field chain", "fNested.child", deepNested(10001)},
+		{"repeated field chain", "rNested[0].children[0]", &testingv1.AllTypes{RNested: []*testingv1.Nested{func() *testingv1.Nested {
 			n := &testingv1.Nested{Id: 1}
 			for range 10000 {
 				n = &testingv1.Nested{Children: []*testingv1.Nested{n}}
@@ -912,7 +921,7 @@ func TestMsgpackDeepErrorIsCheap(t *testing.T) {
 			if len(msg) > 1024 {
 				t.Fatalf("error message of %d bytes: %.300s…", len(msg), msg)
 			}
-			for _, want := range []string{"wsrpc.testing.v1.AllTypes.", "more", "wsrpc.testing.v1.Nested."} {
+			for _, want := range []string{"field " + tc.outer + ".", "more)", "(wsrpc.testing.v1.Nested."} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("error %q does not name %q", msg, want)
 				}

@@ -65,7 +65,7 @@ func (c protoCodec) Unmarshal(data []byte, m proto.Message) error {
 		return fmt.Errorf("%w: %w", ErrUnmarshal, ErrNilMessage)
 	}
 	if err := c.uo.Unmarshal(data, m); err != nil {
-		return fmt.Errorf("%w: proto: %w", ErrUnmarshal, err)
+		return &unmarshalError{codec: NameProto, err: err}
 	}
 	return nil
 }
