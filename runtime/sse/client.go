@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsrpc/wsrpc/internal/httpfield"
@@ -75,6 +76,30 @@ type ClientOptions struct {
 	// default, so the stream ends when the connection does.
 	MaxReconnectionAttempts int
 
+	// IdleTimeout, when positive, is how long the client waits for bytes
+	// from the server before it takes the connection for lost: for the
+	// response to a request, and then between reads of the stream, where
+	// heartbeat comments count, shown or not. A path that went dark (a
+	// proxy or NAT that dropped the connection without a FIN or RST)
+	// looks to TCP like a quiet server for many minutes; with this set,
+	// the client closes such a connection and reconnects as after a
+	// dropped stream (reconnection time, backoff, Last-Event-ID,
+	// MaxReconnectionAttempts), with an error wrapping ErrIdleTimeout for
+	// the attempt (OnReconnect) or the session. It needs a server that
+	// writes something when it has no events — a heartbeat comment, as
+	// WHATWG HTML §9.2.7 advises for proxies; this package's Stream does
+	// only when StreamOptions.Heartbeat is set — and must exceed that
+	// interval, say 2–3× it, or a quiet stream is cut off. Over HTTP/2
+	// the timeout resets only the stream, and the transport keeps the
+	// dead connection for the next request: set the transport's health
+	// check as well (http.HTTP2Config SendPingTimeout and PingTimeout,
+	// RFC 9113 §6.7 PING), which closes it. Time a consumer spends
+	// between calls of Next does not count. Cost: one timer per
+	// connection; a read, and a call of Next, note the time (no
+	// allocation, no system call). Default 0 (or negative): no limit, as
+	// in browsers.
+	IdleTimeout time.Duration
+
 	// ShowCommentEvents yields comment blocks as events with Type "", and
 	// keeps the comment lines of every block in Event.Comment. Default
 	// false: comments are hidden, as in browsers; nothing is kept of them
@@ -107,12 +132,15 @@ type ClientOptions struct {
 // other than text/event-stream (a *StatusError or ErrContentType, without
 // reconnecting; but see StatusError for a reconnection answered 502, 503
 // or 504), when reconnection is disabled and the connection ends
-// (io.EOF, or the network error), when MaxReconnectionAttempts is
+// (io.EOF, the network error, or ErrIdleTimeout when nothing arrived for
+// IdleTimeout), when MaxReconnectionAttempts is
 // exhausted (ErrReconnectLimit), or when the context is done or Close is
 // called.
 //
 // Concurrency: Next and Events are for one goroutine at a time; Close,
 // LastEventID and ReconnectionTime may be called from any goroutine.
+// With IdleTimeout, a timer per connection (see idleWatch) cancels the
+// connection from its own goroutine; it touches no other state.
 type Session struct {
 	url    string
 	opts   ClientOptions
@@ -126,6 +154,9 @@ type Session struct {
 	headerErr error // the problem with opts.Header, found once by newSession
 	tries     int   // reconnections since a connection delivered a block
 	opened    bool  // a stream has been open: later requests are reconnections
+
+	idle    *idleWatch // the open connection's, with IdleTimeout; else nil
+	idleErr error      // the error of a connection idle for IdleTimeout
 
 	mu          sync.Mutex
 	lastEventID string
@@ -178,6 +209,9 @@ func newSession(ctx context.Context, url string, opts *ClientOptions) *Session {
 	}
 	s.lastEventID = s.opts.LastEventID
 	s.headerErr = headerProblem(s.opts.Header)
+	if s.opts.IdleTimeout > 0 {
+		s.idleErr = fmt.Errorf("%w: no data for %v", ErrIdleTimeout, s.opts.IdleTimeout)
+	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	return s
 }
@@ -275,7 +309,13 @@ func (s *Session) Next() (Event, error) {
 				break
 			}
 		}
+		if s.idle != nil {
+			s.idle.waiting()
+		}
 		ev, err := s.parser.Next()
+		if s.idle != nil && err == nil {
+			s.idle.holding()
+		}
 		s.mu.Lock()
 		s.lastEventID = s.parser.LastEventID()
 		s.reconnect = s.parser.ReconnectionTime() // "retry: 0" too
@@ -290,8 +330,13 @@ func (s *Session) Next() (Event, error) {
 			// failing row.
 			s.tries = 0
 		}
+		if s.idle != nil && s.idle.timedOut() && !errors.Is(err, ErrEventTooLarge) {
+			// The read failed because the timer cancelled the request:
+			// say why, rather than "context canceled".
+			err = s.idleErr
+		}
 		s.closeBody()
-		if err != io.EOF && !errors.Is(err, ErrEventTooLarge) {
+		if err != io.EOF && err != s.idleErr && !errors.Is(err, ErrEventTooLarge) {
 			err = fmt.Errorf("sse: read stream: %w", err)
 		}
 		if errors.Is(err, ErrEventTooLarge) || s.ctx.Err() != nil || !s.canRetry() {
@@ -377,6 +422,10 @@ func (s *Session) closeBody() {
 		s.body.Close()
 		s.body = nil
 	}
+	if s.idle != nil {
+		s.idle.stop()
+		s.idle = nil
+	}
 	s.parser = nil
 }
 
@@ -420,8 +469,24 @@ func (s *Session) backoff(reconnect time.Duration) time.Duration {
 
 // connect sends one request (WHATWG HTML §9.2.3 "reestablish the
 // connection") and, on success, sets up the parser.
-func (s *Session) connect() error {
-	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, s.url, nil)
+func (s *Session) connect() (err error) {
+	ctx := s.ctx
+	var w *idleWatch
+	if s.opts.IdleTimeout > 0 {
+		w = startIdleWatch(s.ctx, s.opts.IdleTimeout, s.idleErr)
+		defer func() {
+			if err == nil {
+				s.idle = w
+				return
+			}
+			if w.timedOut() {
+				err = s.idleErr // no answer: the request failed with "context canceled"
+			}
+			w.stop()
+		}()
+		ctx = w.ctx
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
@@ -475,7 +540,13 @@ func (s *Session) connect() error {
 	}
 	s.body = resp.Body
 	s.opened = true
-	s.parser = NewParser(resp.Body, &ParserOptions{
+	var body io.Reader = resp.Body
+	if w != nil {
+		w.body = resp.Body
+		w.holding() // until Next reads: a consumer's pause is not the server's silence
+		body = w
+	}
+	s.parser = NewParser(body, &ParserOptions{
 		MaxEventSize:      s.opts.MaxEventSize,
 		LastEventID:       lastID,
 		ShowCommentEvents: s.opts.ShowCommentEvents,
@@ -483,6 +554,100 @@ func (s *Session) connect() error {
 		ReconnectionTime:  s.ReconnectionTime(),
 	})
 	return nil
+}
+
+// idleWatch ends a connection on which no bytes arrive for a while
+// (ClientOptions.IdleTimeout) by cancelling its request's context, with
+// the session's idle error as the cause. Only time the client spends
+// waiting counts: from the request to its response, then while Next
+// reads; time a consumer spends between two calls of Next does not, since
+// bytes that came meanwhile are still unread.
+//
+// It adds no allocation and no system call per event: a read stores the
+// time (the monotonic clock, read without one) in an atomic; the timer
+// is not reset per read but, when it fires, checks that time and sets
+// itself for the rest of the wait.
+//
+// Concurrency: Read, waiting, holding and stop are called by the
+// session's goroutine; check runs on the timer's goroutine. They share
+// last (atomic) and, under mu, the timer.
+type idleWatch struct {
+	body    io.Reader // the response body, once the server has answered
+	timeout time.Duration
+	start   time.Time    // the monotonic origin of last
+	last    atomic.Int64 // when the client last got bytes or began to wait for them (since start), or notWaiting
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	cause   error
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+}
+
+// notWaiting is idleWatch.last while the consumer holds an event.
+const notWaiting = -1
+
+// startIdleWatch returns a watch whose context, a child of parent, is
+// cancelled with cause once the client has waited timeout for bytes.
+func startIdleWatch(parent context.Context, timeout time.Duration, cause error) *idleWatch {
+	w := &idleWatch{timeout: timeout, start: time.Now(), cause: cause}
+	w.ctx, w.cancel = context.WithCancelCause(parent)
+	w.mu.Lock()
+	w.timer = time.AfterFunc(timeout, w.check)
+	w.mu.Unlock()
+	return w
+}
+
+// Read reads the response body, noting when bytes arrive.
+func (w *idleWatch) Read(p []byte) (int, error) {
+	n, err := w.body.Read(p)
+	if n > 0 {
+		w.last.Store(int64(time.Since(w.start)))
+	}
+	return n, err
+}
+
+// waiting notes that the client starts waiting for bytes now.
+func (w *idleWatch) waiting() { w.last.Store(int64(time.Since(w.start))) }
+
+// holding notes that the client is not waiting for bytes.
+func (w *idleWatch) holding() { w.last.Store(notWaiting) }
+
+// check, run when the timer fires, cancels the connection if the client
+// has waited timeout for bytes, and otherwise sets the timer to fire
+// when it will have.
+func (w *idleWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped || w.ctx.Err() != nil {
+		// Done, or the session closed (by Close, from any goroutine,
+		// which leaves stop to a Next that may never come): no re-arming.
+		return
+	}
+	wait := w.timeout
+	if last := w.last.Load(); last != notWaiting {
+		waited := time.Since(w.start) - time.Duration(last)
+		if waited >= w.timeout {
+			w.cancel(w.cause)
+			return
+		}
+		wait -= waited
+	}
+	w.timer.Reset(wait)
+}
+
+// timedOut reports whether check cancelled the connection.
+func (w *idleWatch) timedOut() bool { return context.Cause(w.ctx) == w.cause }
+
+// stop ends the watch and the connection's context; the timer does not
+// fire again.
+func (w *idleWatch) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.timer.Stop()
+	w.mu.Unlock()
+	w.cancel(context.Canceled)
 }
 
 // TypedEvent is an Event whose data has been decoded into a T.

@@ -49,7 +49,10 @@
 // restarting server or its proxy answers, is retried like a network
 // failure, within MaxReconnectionAttempts (see StatusError). Typed SSE
 // clients of the wsrpc package also retry a reconnection refused with
-// any status carrying Wsrpc-Code: unavailable. Comment and retry-only
+// any status carrying Wsrpc-Code: unavailable. With IdleTimeout set, a
+// connection on which nothing arrives for that long (a path gone dark,
+// which TCP may not notice for minutes) is closed and reconnected too;
+// it needs a server that sends heartbeats. Comment and retry-only
 // blocks are hidden unless ShowCommentEvents or ShowRetryEvents ask for
 // them. Decode turns events into typed events with a decode function.
 //

@@ -76,6 +76,11 @@ var (
 	// wraps the last cause.
 	ErrReconnectLimit = errors.New("sse: reconnection attempts exhausted")
 
+	// ErrIdleTimeout is the error of a client connection on which no
+	// bytes arrived for ClientOptions.IdleTimeout: taken for lost, as a
+	// network failure, so the client reconnects.
+	ErrIdleTimeout = errors.New("sse: idle timeout")
+
 	// ErrDecode wraps an error returned by the decode function of Decode.
 	ErrDecode = errors.New("sse: decode event")
 )
