@@ -88,6 +88,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	lastEventID := fs.String("last-event-id", "", "resume after event `ID`: send it as Last-Event-ID with the first request (-H \"Last-Event-ID: ID\" does the same)")
 	insecure := fs.Bool("insecure", false, insecureUsage)
 	maxEventSize := fs.Int("max-event-size", sse.DefaultMaxEventSize, "largest event (its data) and longest line to accept, in `BYTES`; a larger one ends the stream")
+	idleTimeout := fs.Duration("idle-timeout", 0, "reconnect when nothing (not even a heartbeat comment) arrives for `D`; set it to 2–3× the server's heartbeat interval; 0 waits for ever, as TCP does on a path gone dark")
 	raw := fs.Bool("raw", false, "print wsrpc.end and wsrpc.error events as any other, instead of ending on them (for a server that is not wsrpc's)")
 
 	url, code, ok := parseURLAndFlags(fs, args, "http", "https")
@@ -100,6 +101,10 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *maxEventSize <= 0 {
 		fmt.Fprintln(stderr, "wsrpc sse: --max-event-size must be positive")
+		return 2
+	}
+	if *idleTimeout < 0 {
+		fmt.Fprintln(stderr, "wsrpc sse: --idle-timeout must not be negative")
 		return 2
 	}
 	header := headers.header()
@@ -124,6 +129,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		LastEventID:       *lastEventID,
 		ReconnectionTime:  *reconnectTime,
 		MaxEventSize:      *maxEventSize,
+		IdleTimeout:       *idleTimeout,
 		ShowCommentEvents: *showComments,
 		ShowRetryEvents:   *showRetry,
 		// Without this a dead host is retried for ever in silence.

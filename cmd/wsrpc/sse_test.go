@@ -445,3 +445,40 @@ func TestSSERaw(t *testing.T) {
 		t.Errorf("wsrpc server, reconnecting: exit %d after %d calls in all, stdout %q, stderr %q; want 0 after 2 (1 more), stdout %q", code, calls(), clip(out), errOut, want)
 	}
 }
+
+// TestSSEIdleTimeout guards --idle-timeout: a stream on which nothing
+// arrives for that long is taken for lost and resumed with Last-Event-ID.
+func TestSSEIdleTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) {
+		case 1:
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "id: 1\ndata: a\n\n")
+			w.(http.Flusher).Flush()
+			select { // silent, the connection kept open: a path gone dark
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case 2:
+			if got := r.Header.Get("Last-Event-ID"); got != "1" {
+				http.Error(w, "Last-Event-ID "+got, http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "id: 2\ndata: b\n\n")
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	code, out, errOut := run(t, "--idle-timeout", "200ms", "--reconnect-time", "1ms", srv.URL)
+	if want := "event: message\nid: 1\ndata: a\n\nevent: message\nid: 2\ndata: b\n\n"; code != 0 || out != want || errOut != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 0 and both events", code, out, errOut)
+	}
+	if code, _, _ := run(t, "--idle-timeout", "-1s", srv.URL); code != 2 {
+		t.Errorf("negative --idle-timeout: exit %d, want 2", code)
+	}
+}
