@@ -47,13 +47,16 @@ type ReconnectPolicy struct {
 
 // WithReconnect makes bidirectional- and server-streaming WebSocket calls
 // reconnect, with exponential backoff and jitter, when their connection
-// is lost: a transport failure, a missed pong, or a close with 1001
-// (going away, as Tracker.Shutdown sends), 1012 or 1013. A normal end, a
-// handler's error (even CodeUnavailable: that is the application's
-// answer), a refusal that is not unavailable (503, or a 502 or other
-// 5xx without a code of its own, unless a Wsrpc-Code header says
-// otherwise), Close, CloseSend and the call's context end the call as
-// without this option; a CloseSend made while the call is reconnecting
+// is lost — a transport failure, a missed pong, or a close with 1001
+// (going away, as Tracker.Shutdown sends), 1012 or 1013 — or when the
+// handler ends the call with CodeUnavailable (close code 4014): by its
+// definition (gRPC's and Connect's, whose codes these are) unavailable is
+// the transient error, to retry with backoff, which a handler returns
+// for what passes (a node shutting down, a hub closed under it; see
+// docs/hub.md). A normal end, a handler's other errors, a refusal that is
+// not unavailable (503, or a 502 or other 5xx without a code of its own,
+// unless a Wsrpc-Code header says otherwise), Close, CloseSend and the
+// call's context end the call as without this option; a CloseSend made while the call is reconnecting
 // carries over to the new connection (see BidiStreamForClient.CloseSend).
 // If the call's context ends, or Close is called, while the call is
 // reconnecting, Receive fails with CodeCanceled (CodeDeadlineExceeded
@@ -150,21 +153,24 @@ func (r *redialer) ended() error {
 }
 
 // retryable reports whether err, which ended a connection or an attempt,
-// is retried: a lost connection, while the call goes on.
+// is retried: a lost connection or a handler's unavailable, while the
+// call goes on.
 func (r *redialer) retryable(err error) bool { return !r.ending() && lostConn(err) }
 
 // ending reports whether the application has ended the call: Close, or
 // the call's context.
 func (r *redialer) ending() bool { return r.stopped.Load() || r.ctx.Err() != nil }
 
-// lostConn reports whether err is a lost connection, the end WithReconnect
-// retries.
+// lostConn reports whether err is an end WithReconnect retries: a lost
+// connection, or a handler's CodeUnavailable.
 func lostConn(err error) bool {
-	// A handler that failed with CodeUnavailable closed with 4014: that is
-	// the application's answer, not a lost connection.
+	// A close code of 4000 and above is a handler's error: of those, only
+	// unavailable (4014) is transient, the others are the application's
+	// answer. The code of anything else (a refusal, a standard close
+	// code, a transport failure) says whether the connection was lost.
 	var ce *websocket.CloseError
-	if errors.As(err, &ce) && ce.Code >= 4000 {
-		return false
+	if errors.As(err, &ce) && ce.Code >= CloseCodeBase {
+		return ce.Code == CodeUnavailable.CloseCode()
 	}
 	return CodeOf(err) == CodeUnavailable
 }

@@ -370,9 +370,15 @@ func (holdingCount) Count(ctx context.Context, req *testingv1.CountRequest, s *w
 
 // TestReconnectServerStreamAndLimits: a server-streaming call sends its
 // request again on the new connection (the handler starts over); a
-// handler's own CodeUnavailable is not retried; when the server stays
-// away, Receive gives up after MaxAttempts with the last attempt's error;
-// without WithReconnect the loss ends the call at once.
+// handler's CodeUnavailable (4014) is retried like a lost connection —
+// unavailable is the transient code, to retry with backoff (gRPC's and
+// Connect's definition), and docs/hub.md has handlers map a closed hub to
+// it for their clients to reconnect; it was not retried, so those clients
+// never came back — while a handler's other codes end the call; a handler
+// that answers unavailable before any message is retried MaxAttempts
+// times; when the server stays away, Receive gives up after MaxAttempts
+// with the last attempt's error; without WithReconnect the loss ends the
+// call at once.
 func TestReconnectServerStreamAndLimits(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv := &restartable{t: t, svc: holdingCount{}}
@@ -408,16 +414,48 @@ func TestReconnectServerStreamAndLimits(t *testing.T) {
 		}
 	}
 
-	// The handler's CodeUnavailable ends the call.
+	// The handler's CodeUnavailable is retried: the request is sent again
+	// and the handler starts over.
 	st, err := withRe.Count(ctx, &testingv1.CountRequest{Count: 2, FailAt: 1, FailCode: uint32(wsrpc.CodeUnavailable)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	receiveN(st, 1, 2)
-	if _, err := st.Receive(); wsrpc.CodeOf(err) != wsrpc.CodeUnavailable || nAttempts() != 0 {
-		t.Fatalf("handler failure: %v after %d reconnections, want unavailable after none", err, nAttempts())
+	receiveN(st, 1, 2)
+	if n := nAttempts(); n != 1 {
+		t.Fatalf("after the handler's unavailable: %d reconnections, want 1", n)
 	}
 	_ = st.Close()
+	mu.Lock()
+	attempts = nil
+	mu.Unlock()
+
+	// A handler's other codes are its answer: they end the call.
+	for _, code := range []wsrpc.Code{wsrpc.CodeResourceExhausted, wsrpc.CodeInternal, wsrpc.CodeAborted, wsrpc.CodeUnknown} {
+		st, err := withRe.Count(ctx, &testingv1.CountRequest{Count: 2, FailAt: 1, FailCode: uint32(code)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		receiveN(st, 1, 2)
+		if _, err := st.Receive(); wsrpc.CodeOf(err) != code || nAttempts() != 0 {
+			t.Fatalf("handler failure: %v after %d reconnections, want %v after none", err, nAttempts(), code)
+		}
+		_ = st.Close()
+	}
+
+	// A handler that answers unavailable at once, every time: each
+	// reconnection delivers nothing, so MaxAttempts bounds them.
+	st, err = withRe.Count(ctx, &testingv1.CountRequest{FailAt: 1, FailCode: uint32(wsrpc.CodeUnavailable)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Receive(); wsrpc.CodeOf(err) != wsrpc.CodeUnavailable || nAttempts() != 3 {
+		t.Fatalf("a handler that always answers unavailable: %v after %d reconnections, want unavailable after 3", err, nAttempts())
+	}
+	_ = st.Close()
+	mu.Lock()
+	attempts = nil
+	mu.Unlock()
 
 	// A restart: the request is sent again and the handler starts over.
 	st, err = withRe.Count(ctx, &testingv1.CountRequest{Count: 2})

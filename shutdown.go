@@ -23,26 +23,34 @@ const ShutdownReason = websocket.ShutdownReason
 // Cost: one map entry per live session and a counter per running handler;
 // no goroutine until Shutdown.
 //
-// Concurrency: safe for concurrent use; mu guards the session set and the
-// shutdown state.
+// Concurrency: safe for concurrent use; mu guards the session set (with
+// each session's going-away channel) and the shutdown state.
 type Tracker struct {
-	mu       sync.Mutex
-	sessions map[tracked]struct{}
+	mu sync.Mutex
+	// sessions maps each live session to nil, or, once Shutdown has asked
+	// it to go away, to a channel closed when that has finished (see
+	// remove).
+	sessions map[tracked]chan struct{}
 	running  int           // handlers inside ServeHTTP
 	closing  bool          // Shutdown has begun: refuse new calls
 	idle     chan struct{} // closed when running drops to 0 while closing
 }
 
-// tracked is one live session: goAway asks it to end (1001 on a
-// WebSocket, the handler's context cancelled on SSE), kill ends it at once.
+// tracked is one live session. goAway asks it to end: at once it records
+// that the session ends with 1001 (a WebSocket's close, an SSE handler's
+// cancelled context), after which what the handler returns no longer
+// changes what its client is told, and it returns the rest of the going
+// away — the closing handshake, which may wait for a stalled write — for
+// the caller to run on a goroutine of its own (nil when there is none).
+// kill ends the session at once.
 type tracked interface {
-	goAway()
+	goAway() (finish func())
 	kill()
 }
 
 // NewTracker returns an empty Tracker.
 func NewTracker() *Tracker {
-	return &Tracker{sessions: make(map[tracked]struct{})}
+	return &Tracker{sessions: make(map[tracked]chan struct{})}
 }
 
 // WithTracker records every call a handler serves in t, for
@@ -85,18 +93,55 @@ func (t *Tracker) leave() {
 // handshake was under way) is asked to go away at once.
 func (t *Tracker) add(s tracked) {
 	t.mu.Lock()
-	t.sessions[s] = struct{}{}
+	t.sessions[s] = nil
 	closing := t.closing
 	t.mu.Unlock()
 	if closing {
-		go s.goAway()
+		// Marked before its handler runs: Shutdown may be closing the
+		// hubs, whose ErrClosed must not become this session's end.
+		t.goAway(s)
 	}
 }
 
+// goAway asks s to go away (tracked.goAway) and runs the rest of it on a
+// goroutine, recording in the session set when it has finished.
+func (t *Tracker) goAway(s tracked) {
+	// Recorded before s is marked, so that a handler that returns as soon
+	// as it is marked finds it.
+	done := make(chan struct{})
+	t.mu.Lock()
+	if _, ok := t.sessions[s]; ok {
+		t.sessions[s] = done
+	}
+	t.mu.Unlock()
+	finish := s.goAway()
+	if finish == nil {
+		close(done)
+		return
+	}
+	go func() {
+		defer close(done)
+		finish()
+	}()
+}
+
+// remove drops s, whose handler is returning. If s is going away, remove
+// waits for its closing handshake first, bounded by the close timeout:
+// the handler's return cancels the session's reads, and the runtime
+// drops the connection under a read in progress (a bidirectional
+// handler's Receive on a goroutine of its own), maybe before the 1001
+// went out — a handler that returned at once, as one following a hub
+// topic does when Shutdown closes the hub, would cost its client the
+// 1001 (it would see 1006). The handler defers remove after that cancel,
+// so remove runs first.
 func (t *Tracker) remove(s tracked) {
 	t.mu.Lock()
+	done := t.sessions[s]
 	delete(t.sessions, s)
 	t.mu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
 
 // Shutdown ends every tracked session gracefully: new calls are refused
@@ -105,7 +150,10 @@ func (t *Tracker) remove(s tracked) {
 // is done, and each SSE handler's context is cancelled, so that its
 // response ends without a "wsrpc.end" event: clients reconnect (with
 // Last-Event-ID) to whichever server comes next, as they would after 1001.
-// Shutdown then waits for every handler to return. If ctx is done first,
+// Every session is marked as ending so before anything is waited for:
+// whatever its handler returns from then on (the ErrClosed of a hub
+// closed meanwhile) no longer changes what its client is told. Shutdown
+// then waits for every handler to return. If ctx is done first,
 // it closes the remaining WebSocket connections at once (CloseNow) and
 // returns ctx's error; SSE responses that are still open then end when
 // their HTTP connection closes (http.Server.Close; see Shutdown).
@@ -113,6 +161,14 @@ func (t *Tracker) remove(s tracked) {
 // It costs one goroutine per session while it runs. Calling it again
 // waits again.
 func (t *Tracker) Shutdown(ctx context.Context) error {
+	return t.shutdown(ctx, nil)
+}
+
+// shutdown is Shutdown; marked, when not nil, is called once every
+// session has been marked as ending with 1001 (goAway's first half),
+// before anything is waited for. A session that starts later is marked
+// by add before its handler runs.
+func (t *Tracker) shutdown(ctx context.Context, marked func()) error {
 	t.mu.Lock()
 	t.closing = true
 	var idle chan struct{}
@@ -129,7 +185,10 @@ func (t *Tracker) Shutdown(ctx context.Context) error {
 	t.mu.Unlock()
 
 	for _, s := range live {
-		go s.goAway()
+		t.goAway(s)
+	}
+	if marked != nil {
+		marked()
 	}
 	if idle == nil {
 		return nil
@@ -151,29 +210,32 @@ func (t *Tracker) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Shutdowner is something Shutdown stops after the tracked sessions: a
-// *hub.Hub, whose own endpoints (Topic.WebSocketHandler, SSEHandler) no
+// Shutdowner is something Shutdown stops alongside the tracked sessions:
+// a *hub.Hub, whose own endpoints (Topic.WebSocketHandler, SSEHandler) no
 // Tracker sees.
 type Shutdowner interface {
 	Shutdown(ctx context.Context) error
 }
 
-// Shutdown stops srv and the sessions t tracks together, then each of
-// also, within ctx's deadline: srv stops accepting and closes idle
-// connections (http.Server.Shutdown) while t ends the WebSocket sessions
-// with 1001 and the SSE streams (Tracker.Shutdown); once t's handlers have
-// returned, each of also is shut down in turn — a hub sends its own
-// endpoints' clients 1001 and ends its SSE streams (hub.Hub.Shutdown),
-// without which srv would wait for those responses until ctx is done.
-// The order matters: a typed handler that follows a hub topic ends with
-// its session's 1001, which its client takes for a reason to reconnect;
-// with the hub closed first it would end with the hub's ErrClosed, which
-// the client takes for final. When ctx is done before every handler has
-// returned, the rest is closed at once (CloseNow for WebSockets,
-// http.Server.Close for the other connections) and ctx's error is
-// returned. A nil t stops srv (and also) alone, for a server whose
-// handlers track nothing (no WithTracker): its WebSocket sessions are then
-// left to their handlers, and its SSE responses are cut when ctx is done.
+// Shutdown stops srv, the sessions t tracks and each of also together,
+// within ctx's deadline: srv stops accepting and closes idle connections
+// (http.Server.Shutdown) while t ends the WebSocket sessions with 1001 and
+// the SSE streams (Tracker.Shutdown), and each of also is shut down — a
+// hub sends its own endpoints' clients 1001 and ends its SSE streams
+// (hub.Hub.Shutdown), without which srv would wait for those responses
+// until ctx is done. The hubs start once t has marked every session as
+// ending with 1001, not once its handlers have returned: a typed handler
+// that follows a hub topic may then return the hub's ErrClosed, but its
+// client is told 1001 (or, on SSE, sees its stream end without an end
+// event), which it takes for a reason to reconnect; and a client that
+// stopped reading, which holds its handler in a write until the write
+// timeout, does not hold back the hubs' clients' 1001. When ctx is done
+// before everything has ended, the rest is closed at once (CloseNow for
+// WebSockets, http.Server.Close for the other connections) and ctx's
+// error is returned; otherwise the first error met. A nil t stops srv
+// (and also) alone, for a server whose handlers track nothing (no
+// WithTracker): its WebSocket sessions are then left to their handlers,
+// and its SSE responses are cut when ctx is done.
 //
 // A typical main waits for Shutdown after ListenAndServe, which returns
 // as soon as Shutdown begins:
@@ -185,20 +247,34 @@ type Shutdowner interface {
 func Shutdown(ctx context.Context, srv *http.Server, t *Tracker, also ...Shutdowner) error {
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Shutdown(ctx) }()
-	var errs []error
+	errs := make(chan error, 1+len(also))
+	startAlso := func() {
+		for _, s := range also {
+			go func() { errs <- s.Shutdown(ctx) }()
+		}
+	}
+	n := len(also)
 	if t != nil {
-		errs = append(errs, t.Shutdown(ctx))
+		n++
+		go func() { errs <- t.shutdown(ctx, startAlso) }()
+	} else {
+		startAlso()
 	}
-	for _, s := range also {
-		errs = append(errs, s.Shutdown(ctx))
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
 	}
-	errs = append(errs, <-srvDone)
-	if err := errors.Join(errs...); err != nil {
+	if err := <-srvDone; err != nil && first == nil {
+		first = err
+	}
+	if first != nil {
 		_ = srv.Close()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return err
+		return first
 	}
 	return nil
 }
@@ -225,20 +301,28 @@ func NewHTTPServer(handler http.Handler) *http.Server {
 // also the cause of the handler's cancelled context.
 var errShutdown = NewError(CodeUnavailable, errors.New("wsrpc: "+ShutdownReason))
 
-// goAway sends 1001 and, once the closing handshake is over, cancels the
-// stream's context so a handler busy elsewhere than Receive returns too.
-// When the stream is closing already (a second Shutdown's goAway, the
-// handler's end), it waits for that closing handshake instead, as a
-// second websocket.Conn.Close does: cancelling ends the reads in progress
-// (ioCtx), and the runtime would drop the connection under the handshake,
-// maybe before the close frame went out (the client would see 1006).
-func (c *wsConn) goAway() {
+// goAway records at once that the stream ends with 1001, so that a
+// handler's later return (a hub's ErrClosed) does not change what the
+// client is told, and returns the rest: sending 1001 and, once the
+// closing handshake is over, cancelling the stream's context so a
+// handler busy elsewhere than Receive returns too. When the stream is
+// closing already (a second Shutdown's goAway, the handler's end), the
+// rest waits for that closing handshake instead, as a second
+// websocket.Conn.Close does: cancelling ends the reads in progress
+// (ioCtx), and the runtime would drop the connection under the
+// handshake, maybe before the close frame went out (the client would see
+// 1006).
+func (c *wsConn) goAway() func() {
 	if c.markClosed(CloseInfo{Code: websocket.StatusGoingAway, Reason: ShutdownReason, Err: errShutdown}) {
-		_ = closeWS(c.ws, websocket.StatusGoingAway, ShutdownReason)
-	} else {
-		_ = c.ws.Close(websocket.StatusGoingAway, ShutdownReason)
+		return func() {
+			_ = closeWS(c.ws, websocket.StatusGoingAway, ShutdownReason)
+			c.cancel()
+		}
 	}
-	c.cancel()
+	return func() {
+		_ = c.ws.Close(websocket.StatusGoingAway, ShutdownReason)
+		c.cancel()
+	}
 }
 
 func (c *wsConn) kill() {
@@ -252,5 +336,11 @@ type sseSession struct {
 	cancel context.CancelCauseFunc
 }
 
-func (s *sseSession) goAway() { s.cancel(errShutdown) }
-func (s *sseSession) kill()   { s.cancel(errShutdown) }
+// goAway cancels the handler's context at once: the stream then ends
+// without an end event whatever the handler returns (serveSSE's end).
+func (s *sseSession) goAway() func() {
+	s.cancel(errShutdown)
+	return nil
+}
+
+func (s *sseSession) kill() { s.cancel(errShutdown) }

@@ -16,10 +16,14 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/hub"
+	"github.com/wsrpc/wsrpc/runtime/sse"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -457,4 +461,285 @@ func TestShutdownNilTracker(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 	waitSeen(t, sseEnd, "the SSE response outlived Shutdown")
+}
+
+// followServer serves Watch (SSE) and Count (WebSocket) by following a hub
+// topic with Topic.Follow, and returns what Follow returns as it is: the
+// hub's ErrClosed, which a client would take for final (unknown), once
+// the hub has closed. stalled counts the events sent to watchers of room
+// "stall".
+type followServer struct {
+	testingv1wsrpc.UnimplementedStreamServiceHandler
+	topic     *hub.Topic[*testingv1.WatchResponse]
+	following chan struct{} // one value per follower, once it follows
+	stalled   atomic.Int64
+}
+
+func (f *followServer) follow(ctx context.Context, send func(sse.Event) error) error {
+	ring := f.topic.Replay().(*sse.Ring)
+	start := func() (string, []sse.Event, error) {
+		f.following <- struct{}{}
+		return ring.Last(), nil, nil
+	}
+	return f.topic.Follow(ctx, start, ring.Since, send)
+}
+
+func (f *followServer) Watch(ctx context.Context, req *testingv1.WatchRequest, st *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+	return f.follow(ctx, func(ev sse.Event) error {
+		if err := st.SendEvent(ev); err != nil {
+			return err
+		}
+		if req.GetRoom() == "stall" {
+			f.stalled.Add(1)
+		}
+		return nil
+	})
+}
+
+func (f *followServer) Count(ctx context.Context, _ *testingv1.CountRequest, st *wsrpc.ServerStream[testingv1.CountResponse]) error {
+	return f.follow(ctx, func(sse.Event) error { return st.Send(&testingv1.CountResponse{N: 1}) })
+}
+
+// Echo reads on a goroutine of its own (a Receive is pending when the
+// handler returns) and follows the topic.
+func (f *followServer) Echo(ctx context.Context, st *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+	go func() {
+		for _, err := range st.All() {
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return f.follow(ctx, func(sse.Event) error { return st.Send(&testingv1.EchoResponse{}) })
+}
+
+// TestShutdownHubFollowersReturningAtOnceGet1001: bidirectional typed
+// sessions whose handlers follow a hub topic, with a Receive pending on
+// another goroutine, return the hub's ErrClosed as soon as wsrpc.Shutdown
+// closes the hub, which it now does alongside the tracker rather than
+// after every handler has returned. Every client must still read the
+// tracker's 1001 (RFC 6455 §7.4.1). A handler's return cancels its
+// session's reads, and the runtime drops the connection under the
+// pending Receive: without the tracker making the returning handler wait
+// for its going away's closing handshake, some of those connections
+// were dropped before the 1001 went out and their clients saw 1006.
+func TestShutdownHubFollowersReturningAtOnceGet1001(t *testing.T) {
+	h, err := hub.New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	topic, err := hub.NewTopic(h, "feed", &hub.TopicOptions[*testingv1.WatchResponse]{
+		SSECodec:  wsrpc.SSEEventCodec,
+		EventType: wsrpc.SSEEventType[*testingv1.WatchResponse],
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	tracker := wsrpc.NewTracker()
+	svc := &followServer{topic: topic, following: make(chan struct{}, n)}
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(svc, wsrpc.WithTracker(tracker)))
+	srv := wsrpc.NewHTTPServer(mux)
+	base, served := serveHTTP(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client := testingv1wsrpc.NewStreamServiceClient(nil, base)
+	ends := make(chan error, n)
+	for range n {
+		st, err := client.Echo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		go func() {
+			for {
+				if _, err := st.Receive(); err != nil {
+					ends <- err
+					return
+				}
+			}
+		}()
+	}
+	for range n {
+		select {
+		case <-svc.following:
+		case <-ctx.Done():
+			t.Fatal("the sessions never followed the topic")
+		}
+	}
+	sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
+	defer scancel()
+	if err := wsrpc.Shutdown(sctx, srv, tracker, h); err != nil {
+		t.Errorf("Shutdown = %v, want nil", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve = %v", err)
+	}
+	bad := 0
+	for range n {
+		if err := <-ends; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			if bad++; bad <= 5 {
+				t.Errorf("client: %v, want 1001", err)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d clients did not get 1001", bad, n)
+	}
+}
+
+// TestShutdownStalledTypedClientDoesNotCostHubClients1001: one typed SSE
+// client that stopped reading holds its handler in a write far longer
+// than Shutdown's deadline, yet wsrpc.Shutdown sends the hub endpoint's
+// WebSocket clients 1001 (going away, RFC 6455 §7.4.1). Before, the hub
+// was shut down only once every tracked handler had returned, so the
+// stalled one held it to the deadline and the hub's clients were then
+// cut without a close frame (1006). It also guards why the hub waited at
+// all: typed sessions following the hub's topic, whose handlers return
+// the hub's ErrClosed as the hub closes under them, still end as Tracker
+// Shutdown marked them — 1001 (unavailable) on WebSocket, and on SSE a
+// stream that ends without a "wsrpc.end" or "wsrpc.error" event — which
+// clients take for a reason to reconnect, never the final unknown.
+func TestShutdownStalledTypedClientDoesNotCostHubClients1001(t *testing.T) {
+	h, err := hub.New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	topic, err := hub.NewTopic(h, "feed", &hub.TopicOptions[*testingv1.WatchResponse]{
+		SSECodec:  wsrpc.SSEEventCodec,
+		EventType: wsrpc.SSEEventType[*testingv1.WatchResponse],
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracker := wsrpc.NewTracker()
+	svc := &followServer{topic: topic, following: make(chan struct{}, 8)}
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(svc, wsrpc.WithTracker(tracker),
+		// Far beyond Shutdown's deadline: only the deadline ends the stall.
+		wsrpc.WithSSEOptions(&sse.StreamOptions{WriteTimeout: time.Minute})))
+	mux.Handle("/feed/ws", topic.WebSocketHandler(nil, codec.JSON))
+	srv := wsrpc.NewHTTPServer(mux)
+	base, served := serveHTTP(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	const nHub = 10
+	hubEnds := make(chan error, nHub)
+	for range nHub {
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/feed/ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		go func() {
+			for {
+				if _, _, err := c.Read(ctx); err != nil {
+					hubEnds <- err
+					return
+				}
+			}
+		}()
+	}
+	client := testingv1wsrpc.NewStreamServiceClient(nil, base)
+	count, err := client.Count(ctx, &testingv1.CountRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer count.Close()
+	countEnd := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := count.Receive(); err != nil {
+				countEnd <- err
+				return
+			}
+		}
+	}()
+	watchEnd := make(chan error, 1)
+	stalled := make(chan struct{})
+	for _, room := range []string{"healthy", "stall"} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/rooms/watch?room="+room, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if room == "stall" {
+			go func() { // never reads
+				<-stalled
+				resp.Body.Close()
+			}()
+			continue
+		}
+		go func() {
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err == nil && strings.Contains(string(body), "event: wsrpc.") {
+				err = errors.New("the stream ended with an event of wsrpc's: " + string(body[strings.LastIndex(string(body), "event: wsrpc."):]))
+			}
+			watchEnd <- err
+		}()
+	}
+	defer close(stalled)
+	for range 3 { // Count, and the two watchers
+		select {
+		case <-svc.following:
+		case <-ctx.Done():
+			t.Fatal("the typed sessions never followed the topic")
+		}
+	}
+	waitSubscribersOf(t, ctx, topic, nHub)
+
+	// Large events until the stalled watcher's handler is blocked in a
+	// write: it stops counting sends while events keep coming.
+	big := &testingv1.WatchResponse{Event: &testingv1.WatchResponse_Tick{Tick: &testingv1.Tick{Room: strings.Repeat("z", 256<<10)}}}
+	last, still := int64(-1), 0
+	for i := 0; i < 400 && still < 10; i++ { // at most 100 MiB
+		if err := topic.Publish(ctx, big); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		if n := svc.stalled.Load(); n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
+	if still < 10 {
+		t.Fatal("the stalled watcher's handler never blocked")
+	}
+
+	sctx, scancel := context.WithTimeout(ctx, 3*time.Second)
+	defer scancel()
+	if err := wsrpc.Shutdown(sctx, srv, tracker, h); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want the deadline (the stalled handler outlives it)", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve = %v", err)
+	}
+	for i := range nHub {
+		if err := <-hubEnds; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Errorf("hub WebSocket client %d: %v, want 1001", i, err)
+		}
+	}
+	if err := <-countEnd; websocket.CloseStatus(err) != websocket.StatusGoingAway || wsrpc.CodeOf(err) != wsrpc.CodeUnavailable {
+		t.Errorf("typed WebSocket follower: %v, want 1001 (unavailable)", err)
+	}
+	if err := <-watchEnd; err != nil {
+		t.Errorf("typed SSE follower: %v, want a stream that ends without an end event", err)
+	}
+}
+
+// waitSubscribersOf waits until topic has n subscribers.
+func waitSubscribersOf[M proto.Message](t *testing.T, ctx context.Context, topic *hub.Topic[M], n int) {
+	t.Helper()
+	for topic.Stats().Subscribers != n {
+		if ctx.Err() != nil {
+			t.Fatalf("%d subscribers, want %d", topic.Stats().Subscribers, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -20,7 +20,12 @@
 // repeats of the old process's.
 //
 // It prints "listening on http://ADDR" once the port is bound and exits
-// cleanly on SIGINT or SIGTERM; the connection of a client that stopped
+// cleanly on SIGINT or SIGTERM, the way docs/reliability.md describes
+// (wsrpc.WithTracker, wsrpc.Shutdown with the hub): members are told
+// 1001 (going away), which a client with wsrpc.WithReconnect takes for a
+// reason to reconnect — in a deployment of several nodes behind one
+// address, to another node — and feeds end without an end event, so
+// browsers reconnect and resume. The connection of a client that stopped
 // reading is cut after 5 s rather than waited for.
 package main
 
@@ -39,7 +44,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,9 +67,9 @@ type config struct {
 	NodeID  string // hub node id before its per-start suffix; "" for a random one
 }
 
-// shutdownGrace bounds the wait for the HTTP requests left once the chat
-// sessions are closed and the feeds cancelled. A healthy client's request
-// (a page asset, a feed's last write) ends in milliseconds; one still
+// shutdownGrace bounds the shutdown (wsrpc.Shutdown's deadline). A
+// healthy client's session or request (a member's closing handshake, a
+// page asset, a feed's last write) ends in milliseconds; one still
 // running after 5 s belongs to a client that stopped reading, which would
 // hold an SSE write for its whole 10 s write timeout. Waiting that out
 // would only delay the exit, so run closes such connections instead.
@@ -107,11 +111,15 @@ func main() {
 }
 
 // run serves the page and the chat service on cfg.Addr until ctx is done,
-// then shuts down: chat sessions are closed with CodeUnavailable, SSE
+// then shuts down with wsrpc.Shutdown, the service's handlers tracked and
+// the hub given: chat sessions are closed with 1001 (going away), SSE
 // feeds end without an end event (so browsers reconnect, to this server
-// once it is back or to another node), connections still open after
-// shutdownGrace (clients that stopped reading) are closed, which is no
-// error, and the broker is left. It writes
+// once it is back or to another node), the hub's rooms close alongside,
+// connections still open after shutdownGrace (clients that stopped
+// reading) are closed, which is no error, and the broker is left. The
+// departures of the members it closes are not published once the rooms
+// have closed; other nodes see those members join again as they
+// reconnect there. It writes
 // "listening on http://ADDR" to out once the port is bound, so a caller
 // using port 0 learns the address; failures with no caller to return to
 // are logged to out.
@@ -146,6 +154,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	defer h.Close()
 	svc := chatserver.New(h, &chatserver.Options{Logger: logger})
+	tracker := wsrpc.NewTracker()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -154,27 +163,11 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	page, _ := fs.Sub(static, "static") // the directory is embedded: cannot fail
 	mux := http.NewServeMux()
 	mux.Handle("/", http.FileServerFS(page))
-	mux.Handle(svc.Handler())
+	mux.Handle(svc.Handler(wsrpc.WithTracker(tracker)))
 
-	// Requests' contexts derive from base: cancelling it ends the SSE
-	// feeds, which Shutdown would otherwise wait for.
-	base, cancelBase := context.WithCancel(context.Background())
-	defer cancelBase()
 	// Header limits and idle timeout as docs/security.md recommends.
 	srv := wsrpc.NewHTTPServer(mux)
-	srv.BaseContext = func(net.Listener) context.Context { return base }
 	srv.ErrorLog = logger
-	// conns counts the connections the server still owns (hijacked
-	// WebSockets are the chat service's), for the shutdown's log line.
-	var conns atomic.Int64
-	srv.ConnState = func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
-			conns.Add(1)
-		case http.StateHijacked, http.StateClosed:
-			conns.Add(-1)
-		}
-	}
 	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
 
 	errc := make(chan error, 1)
@@ -185,17 +178,14 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	svc.Close() // chat sessions: close handshakes, bounded by the close timeout
-	cancelBase()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
+	err = wsrpc.Shutdown(shutdownCtx, srv, tracker, h)
+	svc.Close() // no session is left; stops the rooms' idle timers
 	if errors.Is(err, context.DeadlineExceeded) {
-		// What is left is a client that stopped reading; the shutdown was
-		// asked for, so cutting it is no failure.
-		n := conns.Load()
-		srv.Close()
-		logger.Printf("shutdown: cut %d connection(s) still open after %v", n, shutdownGrace)
+		// What was left is a client that stopped reading, now cut; the
+		// shutdown was asked for, so that is no failure.
+		logger.Printf("shutdown: cut the connections still open after %v (clients that stopped reading)", shutdownGrace)
 		err = nil
 	}
 	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {

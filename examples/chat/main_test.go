@@ -19,6 +19,7 @@ import (
 	"github.com/wsrpc/wsrpc/internal/runtest"
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
 // startChat runs the server with cfg on a free port of 127.0.0.1 and
@@ -135,7 +136,8 @@ func whats(ws []watched) string {
 // the joins and messages of its room only, with hub ids; a feed resumed
 // with Last-Event-ID gets exactly the events after it; bad joins are
 // refused with invalid_argument; and on shutdown the sessions are closed
-// with unavailable while run returns nil.
+// with 1001 (going away: unavailable, which reconnecting clients retry)
+// while run returns nil.
 func TestChat(t *testing.T) {
 	url, stop := startChat(t, config{NodeID: "n1"})
 	for path, want := range map[string]string{
@@ -241,8 +243,8 @@ func TestChat(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if err := <-bobErr; wsrpc.CodeOf(err) != wsrpc.CodeUnavailable || !strings.Contains(err.Error(), "shutting down") {
-		t.Fatalf("after shutdown: %v, want unavailable: server shutting down", err)
+	if err := <-bobErr; websocket.CloseStatus(err) != websocket.StatusGoingAway || wsrpc.CodeOf(err) != wsrpc.CodeUnavailable || !strings.Contains(err.Error(), wsrpc.ShutdownReason) {
+		t.Fatalf("after shutdown: %v, want 1001 (unavailable): %s", err, wsrpc.ShutdownReason)
 	}
 }
 
@@ -320,7 +322,7 @@ func TestShutdownStalledWatcher(t *testing.T) {
 		t.Fatalf("run with one stalled SSE watcher: %v (main would exit 1)", err)
 	}
 	// The line shows that the watcher did stall the shutdown, and was cut.
-	if !strings.Contains(logs.String(), "shutdown: cut 1 connection(s) still open after 5s") {
+	if !strings.Contains(logs.String(), "shutdown: cut the connections still open after 5s") {
 		t.Fatalf("run's log has no line about the cut connection:\n%s", logs.String())
 	}
 }
@@ -350,7 +352,7 @@ func TestShutdownStalledMember(t *testing.T) {
 	if _, err := st.Receive(); err != nil {
 		t.Fatal(err)
 	}
-	// Never read again. Ada says 50 long lines, fewer than the 64 a
+	// Never read again. Ada says 50 long lines, fewer than the 1024 a
 	// member may fall behind before it is disconnected: Mallory stays.
 	ada, _ := session(t, ctx, s.URL, "lobby", "Ada", codec.JSON)
 	line := strings.Repeat("✓", 1000)

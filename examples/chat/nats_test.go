@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/wsrpc/wsrpc/gen/examples/chat/v1/chatv1wsrpc"
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
 // startNATS runs an embedded nats-server on a free port of 127.0.0.1.
@@ -169,5 +172,84 @@ func TestRestartSameNode(t *testing.T) {
 	}
 	if !strings.HasPrefix(w2.GetNode(), "a.") || w2.GetNode() == w1.GetNode() {
 		t.Fatalf("node ids %q then %q: want a new one, named after -node a", w1.GetNode(), w2.GetNode())
+	}
+}
+
+// TestShutdownMemberReconnectsToOtherNode: a node that shuts down (SIGTERM
+// in main) closes its members' sessions with 1001 (going away, RFC 6455
+// §7.4.1) through wsrpc.Shutdown, and a Go client with wsrpc.WithReconnect
+// (here behind an address that leads to the other node once the first
+// is gone, as a load balancer's would) reconnects, rejoins from
+// OnReconnect and goes on talking with the room over NATS. Before, the
+// example closed its sessions with unavailable (4014) itself, which
+// WithReconnect did not retry: its clients never came back.
+func TestShutdownMemberReconnectsToOtherNode(t *testing.T) {
+	nurl := startNATS(t)
+	urlA, stopA := startChat(t, config{NATSURL: nurl, NodeID: "a"})
+	urlB, _ := startChat(t, config{NATSURL: nurl, NodeID: "b"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bob, _ := session(t, ctx, urlB, "gophers", "Bob", codec.Proto)
+
+	var target atomic.Value // the node the address leads to
+	target.Store(strings.TrimPrefix(urlA, "http://"))
+	var d net.Dialer
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, target.Load().(string))
+	}}}
+	join := &chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Room: "gophers", Name: "Ada"}}}
+	closes := make(chan wsrpc.CloseInfo, 4)
+	var ada *wsrpc.BidiStreamForClient[chatv1.ChatRequest, chatv1.ChatResponse]
+	client := chatv1wsrpc.NewChatServiceClient(hc, urlA, wsrpc.WithCodecs(codec.Proto),
+		wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) { closes <- ci }),
+		wsrpc.WithReconnect(wsrpc.ReconnectPolicy{InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond,
+			OnReconnect: func(_ int, err error) {
+				if err == nil { // the new connection is in place: join again
+					_ = ada.Send(join)
+				}
+			}}))
+	ada, err := client.Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ada.Close()
+	// welcome returns the node of the next welcome Ada receives.
+	welcome := func() string {
+		t.Helper()
+		for {
+			ev, err := ada.Receive()
+			if err != nil {
+				t.Fatalf("Ada: %v, want a welcome", err)
+			}
+			if w := ev.GetWelcome(); w != nil {
+				return w.GetNode()
+			}
+		}
+	}
+	if err := ada.Send(join); err != nil {
+		t.Fatal(err)
+	}
+	if node := welcome(); !strings.HasPrefix(node, "a.") {
+		t.Fatalf("Ada joined on %q, want node a", node)
+	}
+
+	target.Store(strings.TrimPrefix(urlB, "http://"))
+	stopped := make(chan error, 1)
+	go func() { stopped <- stopA() }()
+	if node := welcome(); !strings.HasPrefix(node, "b.") {
+		t.Fatalf("Ada rejoined on %q, want node b", node)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("node a's run: %v", err)
+	}
+	if ci := <-closes; ci.Code != websocket.StatusGoingAway {
+		t.Errorf("Ada's session on node a closed with %v, want 1001 (going away)", ci)
+	}
+	say(t, ada, "back, on node b")
+	for {
+		m := nextMessage(t, bob)
+		if m.GetFrom() == "Ada" && m.GetText() == "back, on node b" {
+			break
+		}
 	}
 }

@@ -83,7 +83,10 @@ type Hub struct {
 	poller *websocket.Poller
 }
 
-type closer interface{ close() }
+// closer is a topic as its hub closes it: startClose ends its
+// subscriptions at once and returns the wait for their writes in progress
+// (Topic.startClose), which the caller must call.
+type closer interface{ startClose() (wait func() error) }
 
 const seqBuckets = 64
 
@@ -178,51 +181,75 @@ func (h *Hub) Close() error {
 	if p != nil {
 		_ = p.Close()
 	}
-	closeAll(ts)
+	waitAll(startCloseAll(ts))
 	return nil
 }
 
 // Shutdown is Close with a closing handshake for the connections of
-// WebSocketHandler endpoints: each gets 1001 (going away), so clients
-// know the server left on purpose. Topics are closed first, so nothing is
-// delivered after the close frame; Shutdown then waits for the clients'
-// replies until ctx is done — the connections left are then closed
-// without one and ctx's error is returned.
+// WebSocketHandler endpoints: each gets 1001 (going away, RFC 6455
+// §7.4.1), so clients know the server left on purpose. In three steps:
 //
-// Shutdown returns once ctx is done, whatever it is waiting for. If the
-// topics have not finished closing by then (a write stalled on a client
-// that stopped reading, a SubscribeFunc call that has not returned), the
-// connections of WebSocketHandler endpoints are closed at once without a
-// handshake, which fails their stalled writes, and ctx's error is
-// returned without waiting further: a topic still waiting for a
-// SubscribeFunc call, or for a write on a connection of
-// SubscribeWebSocket, finishes closing in the background when that
-// returns. Idempotent with Close.
+//  1. Every topic is marked closed and its subscriptions are ended,
+//     without waiting for the writes in progress: nothing more is queued,
+//     and no subscription starts another write.
+//  2. At once, the hub's connections are sent 1001, all closing
+//     handshakes running in parallel. A write in progress on a connection
+//     goes out before its close frame (a connection serialises its
+//     writes), and no message can follow the close frame (the connection
+//     refuses data after it, RFC 6455 §5.5.1), so a healthy client reads
+//     what was being written to it, then 1001. A client that stopped
+//     reading cannot delay the others' close frames: only its own waits
+//     for its stalled write, up to its connection's close timeout
+//     (websocket.AcceptOptions.CloseTimeout), after which its TCP
+//     connection is closed, which fails that write.
+//  3. Shutdown waits for the topics' writes in progress and for the
+//     clients' replies to the close frames.
+//
+// Shutdown returns once ctx is done, whatever it is waiting for: the
+// connections of WebSocketHandler endpoints still open are then closed
+// at once without a handshake, which fails their stalled writes, and
+// ctx's error is returned without waiting further: a topic still waiting
+// for a SubscribeFunc call, or for a write on a connection of
+// SubscribeWebSocket (bounded by that connection's write timeout),
+// finishes closing in the background when that returns. Idempotent with
+// Close.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	p, ts := h.markClosed()
+	waits := startCloseAll(ts)
+	// The handshakes start before anything is waited for: a write stalled
+	// on one client (up to its write timeout) would otherwise hold every
+	// healthy client's close frame back until ctx ends, and they would
+	// all be cut without one (1006).
+	var perr error
+	handshakes := make(chan struct{})
+	if p != nil {
+		go func() {
+			defer close(handshakes)
+			perr = p.Shutdown(ctx)
+		}()
+	} else {
+		close(handshakes)
+	}
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
-		closeAll(ts)
+		waitAll(waits)
 	}()
 	select {
 	case <-closed:
 	case <-ctx.Done():
 		// Waiting longer would break Shutdown's promise to return with
-		// ctx; closing the connections under their writers is what lets
-		// the topics finish.
-		if p != nil {
-			_ = p.Close()
-		}
+		// ctx. The poller's Shutdown returns with ctx too: it closes the
+		// connections left under their writers, which lets the topics
+		// finish.
+		<-handshakes
 		return ctx.Err()
 	}
-	if p == nil {
-		return nil
+	<-handshakes
+	if errors.Is(perr, websocket.ErrPollerClosed) {
+		return nil // closed before
 	}
-	if err := p.Shutdown(ctx); !errors.Is(err, websocket.ErrPollerClosed) {
-		return err
-	}
-	return nil // closed before
+	return perr
 }
 
 // markClosed marks h closed and returns its poller, if one was started,
@@ -238,10 +265,21 @@ func (h *Hub) markClosed() (*websocket.Poller, []closer) {
 	return h.poller, ts
 }
 
-// closeAll closes the topics ts, one after the other.
-func closeAll(ts []closer) {
-	for _, t := range ts {
-		t.close()
+// startCloseAll starts closing the topics ts (Topic.startClose) and
+// returns the waits for them to finish.
+func startCloseAll(ts []closer) []func() error {
+	waits := make([]func() error, len(ts))
+	for i, t := range ts {
+		waits[i] = t.startClose()
+	}
+	return waits
+}
+
+// waitAll calls the waits startCloseAll returned. A topic's error (the
+// broker's unsubscribe) has no caller to go to: a closed hub is closed.
+func waitAll(waits []func() error) {
+	for _, w := range waits {
+		_ = w()
 	}
 }
 

@@ -51,11 +51,17 @@ func (p Policy) String() string {
 
 // Defaults of TopicOptions.
 const (
-	// DefaultQueueSize is the per-subscriber queue bound. The queue holds
-	// pointers to messages shared by all subscribers, so a full queue
-	// costs 8 bytes a slot; it is grown on demand, and an idle subscriber
-	// that never lagged holds at most 4 slots.
-	DefaultQueueSize = 64
+	// DefaultQueueSize is the per-subscriber queue bound. It bounds how
+	// far a subscriber may fall behind, and so the bursts a healthy one
+	// absorbs: a publish loop, or the messages nats.go buffered during a
+	// broker outage and flushes as one burst on reconnection, arrive
+	// faster than any client drains, and 64 slots lost healthy loopback
+	// clients tens of messages of a 200-message burst (DropOldest) or
+	// disconnected them (Disconnect). The queue holds pointers to
+	// messages shared by all subscribers, so a full queue costs 8 bytes a
+	// slot, only for a subscriber actually behind: it is grown on demand,
+	// and an idle subscriber that never lagged holds at most 4 slots.
+	DefaultQueueSize = 1024
 
 	// DefaultCloseCode closes a WebSocket removed by the Disconnect
 	// policy: 1013 "try again later" (RFC 6455 §7.4.1, IANA registry).
@@ -671,7 +677,17 @@ func (t *Topic[M]) Replay() sse.Store { return t.replay }
 // has finished (nil; the first returns the broker's unsubscribe error, if
 // any), so whoever calls it, the hub's own Close included, can count on
 // the subscriptions having ended.
-func (t *Topic[M]) Close() error {
+func (t *Topic[M]) Close() error { return t.startClose()() }
+
+// startClose is the first half of Close: it marks the topic closed,
+// unsubscribes it from the broker and ends every subscription, so that
+// nothing more is queued or written after a write in progress, and
+// returns the second half, which waits for those writes (and, for a
+// topic that was closing already, for the Close in progress) and returns
+// Close's error. Hub.Shutdown runs the halves apart: it sends its
+// connections 1001 between them, so a write stalled on one client does
+// not delay every other client's close frame.
+func (t *Topic[M]) startClose() (wait func() error) {
 	t.pubMu.Lock()
 	c := &t.core
 	c.mu.Lock()
@@ -679,12 +695,13 @@ func (t *Topic[M]) Close() error {
 		done := c.closeDone
 		c.mu.Unlock()
 		t.pubMu.Unlock()
-		<-done
-		return nil
+		return func() error {
+			<-done
+			return nil
+		}
 	}
 	c.closed.Store(true)
 	c.closeDone = make(chan struct{})
-	defer close(c.closeDone)
 	seq := t.seq
 	unsub := c.unsubscribe // nil if NewTopic is still subscribing: it then unsubscribes
 	subs := c.subs
@@ -706,13 +723,14 @@ func (t *Topic[M]) Close() error {
 	for _, s := range subs {
 		s.topicClosed(hubClosing)
 	}
-	for _, s := range subs {
-		s.wg.Wait()
+	return func() error {
+		for _, s := range subs {
+			s.wg.Wait()
+		}
+		close(c.closeDone)
+		if err != nil {
+			return fmt.Errorf("hub: topic %q: unsubscribe on broker: %w", c.name, err)
+		}
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("hub: topic %q: unsubscribe on broker: %w", c.name, err)
-	}
-	return nil
 }
-
-func (t *Topic[M]) close() { _ = t.Close() }

@@ -3,7 +3,9 @@ package hub_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -143,6 +145,96 @@ func TestWebSocketFanOut(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestDefaultQueueAbsorbsBurst: a topic with the default queue absorbs a
+// burst (a publish loop; the publishes nats.go buffered during an outage
+// and flushes as one burst on reconnection) that arrives faster than its
+// subscribers drain, under both policies: a subscriber held for the
+// whole burst of 1,000 gets every message, in order, and healthy
+// loopback WebSocket clients get a burst of 200 1 KiB messages whole.
+// With the former default of 64, healthy loopback clients lost 23–143
+// messages of such bursts (DropOldest) or were disconnected as slow
+// consumers (Disconnect).
+func TestDefaultQueueAbsorbsBurst(t *testing.T) {
+	for _, policy := range []hub.Policy{hub.DropOldest, hub.Disconnect} {
+		t.Run(policy.String(), func(t *testing.T) {
+			tp := newTopic(t, newHub(t, nil, "a"), "burst", &hub.TopicOptions[msg]{Policy: policy})
+
+			// A subscriber that cannot drain while the burst arrives.
+			const held = 1000
+			release := make(chan struct{})
+			unblock := sync.OnceFunc(func() { close(release) })
+			defer unblock() // before the hub's cleanup waits for the writer
+			checker := &orderChecker{}
+			check := checker.fn("h")
+			sub, err := tp.SubscribeFunc(func(m msg) error {
+				<-release
+				return check(m)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			publishN(t, tp, "h", 0, held)
+			unblock()
+			waitFor(t, "the held subscriber to drain", func() bool {
+				return checker.count()+int(sub.Dropped()) == held || sub.Err() != nil
+			})
+			if checker.err != nil || sub.Err() != nil || sub.Dropped() != 0 {
+				t.Fatalf("held through a burst of %d: got %d, order %v, Err %v, dropped %d", held, checker.count(), checker.err, sub.Err(), sub.Dropped())
+			}
+			sub.Close()
+
+			// Loopback clients that read all along.
+			const conns, msgs = 10, 200
+			srv := httptest.NewServer(tp.WebSocketHandler(&websocket.AcceptOptions{
+				Subprotocols: []string{codec.SubprotocolProto},
+				Extensions:   websocket.MustExtensionSet(),
+			}, nil))
+			t.Cleanup(srv.Close)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			errs := make(chan error, conns)
+			for range conns {
+				c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{Subprotocols: []string{codec.SubprotocolProto}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.CloseNow() })
+				go func() {
+					for i := range msgs {
+						_, b, err := c.Read(ctx)
+						if err != nil {
+							errs <- fmt.Errorf("message %d: %w", i, err)
+							return
+						}
+						m := &wrapperspb.StringValue{}
+						if err := proto.Unmarshal(b, m); err != nil || m.GetValue() != "w"+strconv.Itoa(i)+line1K {
+							errs <- fmt.Errorf("message %d: got %.12q…, %v", i, m.GetValue(), err)
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			waitSubscribers(t, tp, conns)
+			for i := range msgs {
+				if err := tp.Publish(ctx, wrapperspb.String("w"+strconv.Itoa(i)+line1K)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range conns {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+			if st := tp.Stats(); st.Dropped != 0 || st.Disconnected != 0 {
+				t.Errorf("stats %+v", st)
+			}
+		})
+	}
+}
+
+var line1K = strings.Repeat("x", 1024)
 
 // TestWebSocketConnectionLoss: a client that vanishes without a close
 // frame is removed by the failed write (or by its handler's failed read)
@@ -388,6 +480,83 @@ func TestHubShutdownReturnsWithCtxOverStalledWrites(t *testing.T) {
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown = %v, want ctx's error", err)
+	}
+}
+
+// Hub.Shutdown sends 1001 (going away, RFC 6455 §7.4.1) to every healthy
+// subscriber of a WebSocketHandler endpoint while another subscriber,
+// which stopped reading, holds a write, with a deadline far below that
+// write's timeout and the connections' close timeout. Before, Shutdown
+// closed the topics first, each waiting for its writes in progress; the
+// stalled one held it until ctx ended, and every connection of the hub
+// was then cut without a close frame (1006). It also guards that no
+// message follows the close frame (RFC 6455 §5.5.1) though messages were
+// still queued and being written when Shutdown began.
+func TestHubShutdownStalledSubscriberDoesNotCostOthers1001(t *testing.T) {
+	h := newHub(t, nil, freshNode("stall1001"))
+	tp := newTopic(t, h, "stall", nil)
+	stalledHandlerClient(t, tp)
+	srv := httptest.NewServer(tp.WebSocketHandler(&websocket.AcceptOptions{
+		Subprotocols: []string{codec.SubprotocolProto},
+		Extensions:   websocket.MustExtensionSet(),
+	}, nil))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const healthy = 12
+	results := make(chan error, healthy)
+	for i := range healthy {
+		// Raw, to see every frame in order, the close frame included.
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"),
+			&websocket.DialOptions{Subprotocols: []string{codec.SubprotocolProto}, Raw: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		go func() { results <- readUntilGoingAway(ctx, c, i) }()
+	}
+	waitSubscribers(t, tp, healthy+1)
+	// Queued for the healthy subscribers as Shutdown begins: some is being
+	// written, the rest must not follow the close frame.
+	publishN(t, tp, "burst", 0, 200)
+	sctx, scancel := context.WithTimeout(ctx, 3*time.Second)
+	defer scancel()
+	if err := h.Shutdown(sctx); !errors.Is(err, context.DeadlineExceeded) {
+		// The stalled client cannot answer within the deadline.
+		t.Errorf("Shutdown = %v, want ctx's error", err)
+	}
+	for range healthy {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// readUntilGoingAway reads the frames of raw client i until its
+// connection ends, answering the server's close frame. It fails unless
+// that close frame came, with 1001, and no data frame followed it.
+func readUntilGoingAway(ctx context.Context, c *websocket.Conn, i int) error {
+	var closeFrame []byte
+	for {
+		f, err := c.ReadFrame(ctx, nil)
+		if err != nil {
+			if closeFrame == nil {
+				return fmt.Errorf("client %d: %v before a close frame, want 1001", i, err)
+			}
+			return nil
+		}
+		switch {
+		case closeFrame != nil && !f.Opcode.IsControl():
+			return fmt.Errorf("client %d: a %v frame after the close frame", i, f.Opcode)
+		case f.Opcode == websocket.OpClose:
+			closeFrame = f.Payload
+			if len(f.Payload) < 2 || websocket.StatusCode(binary.BigEndian.Uint16(f.Payload)) != websocket.StatusGoingAway {
+				return fmt.Errorf("client %d: close frame %q, want 1001", i, f.Payload)
+			}
+			if err := c.WriteFrame(ctx, websocket.Frame{FrameHeader: websocket.FrameHeader{Fin: true, Opcode: websocket.OpClose}, Payload: f.Payload[:2]}); err != nil {
+				return fmt.Errorf("client %d: answering the close: %v", i, err)
+			}
+		}
 	}
 }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -431,4 +433,87 @@ func TestNameUniqueInRoom(t *testing.T) {
 	leave(t, join(t, ctx, url, "elsewhere", "ada"))
 	leave(t, ada)
 	leave(t, join(t, ctx, url, "lobby", "ADA"))
+}
+
+// TestSlowMemberDisconnectedUnavailable: a member who falls a whole queue
+// behind the room (its client stopped reading, its socket buffers full)
+// is disconnected, as ever, but with unavailable (4014), which clients
+// with wsrpc.WithReconnect retry, so that a member that fell behind comes
+// back and rejoins; it was resource_exhausted, which clients take for
+// final.
+func TestSlowMemberDisconnectedUnavailable(t *testing.T) {
+	h, err := hub.New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(h, nil)
+	closed := make(chan wsrpc.CloseInfo, 1)
+	mux := http.NewServeMux()
+	mux.Handle(s.Handler(wsrpc.WithOnClose(func(_ context.Context, info *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {
+		if info.Spec.Procedure == chatv1wsrpc.ChatServiceChatProcedure && strings.Contains(ci.Reason, "too slow") {
+			closed <- ci
+		}
+	})))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { s.Close(); srv.Close(); h.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// A tiny receive buffer, so that the server's writes to a member who
+	// never reads stall soon.
+	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	stalled := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	mallory, err := chatv1wsrpc.NewChatServiceClient(stalled, srv.URL, wsrpc.WithCodecs(codec.Proto)).Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mallory.Close()
+	if err := mallory.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Room: "lobby", Name: "Mallory"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mallory.Receive(); err != nil {
+		t.Fatal(err)
+	}
+	// Never read again. Ada talks, 16 lines at a time, reading her own
+	// back, until the room has disconnected Mallory.
+	ada := join(t, ctx, srv.URL, "lobby", "Ada")
+	s.mu.Lock()
+	topic := s.rooms["lobby"].topic
+	s.mu.Unlock()
+	line := strings.Repeat("x", 1000)
+	for sent := 0; topic.Stats().Disconnected == 0; sent += 16 {
+		if sent > 50000 {
+			t.Fatal("Mallory was never disconnected")
+		}
+		for range 16 {
+			if err := ada.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: line}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for got := 0; got < 16; {
+			ev, err := ada.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.GetMessage() != nil {
+				got++
+			}
+		}
+	}
+	select {
+	case ci := <-closed:
+		if want := wsrpc.CodeUnavailable.CloseCode(); ci.Code != want || wsrpc.CodeOf(ci.Err) != wsrpc.CodeUnavailable {
+			t.Errorf("Mallory's session closed with %v, want %d (unavailable)", ci, want)
+		}
+	case <-ctx.Done():
+		t.Fatal("Mallory's session never ended")
+	}
 }

@@ -153,24 +153,31 @@ func New(h *hub.Hub, opts *Options) *Service {
 	}
 }
 
-// Handler returns the path and handler to mount the service on. Chat
-// sessions are pinged every Options.Keepalive; SSE streams send a
-// heartbeat comment every 15 s so idle feeds survive proxies.
-func (s *Service) Handler() (string, http.Handler) {
-	return chatv1wsrpc.NewChatServiceHandler(s,
+// Handler returns the path and handler to mount the service on, with
+// opts added (wsrpc.WithTracker, for a server that shuts down with
+// wsrpc.Shutdown). Chat sessions are pinged every Options.Keepalive; SSE
+// streams send a heartbeat comment every 15 s so idle feeds survive
+// proxies.
+func (s *Service) Handler(opts ...wsrpc.Option) (string, http.Handler) {
+	return chatv1wsrpc.NewChatServiceHandler(s, append([]wsrpc.Option{
 		wsrpc.WithAcceptOptions(&websocket.AcceptOptions{PingInterval: s.keepalive, PongTimeout: s.keepalive}),
 		wsrpc.WithSSEOptions(&sse.StreamOptions{
 			Heartbeat:    15 * time.Second,
 			WriteTimeout: 10 * time.Second,
-		}))
+		}),
+	}, opts...)...)
 }
 
 // Close ends every Chat session with CodeUnavailable ("server shutting
-// down") and waits for their handlers; later sessions are refused. Watch
-// streams end with their requests' contexts (the http.Server's), without
-// an end event, so clients reconnect elsewhere or later. Close does not
-// close the hub, nor the rooms' topics (closing the hub does); rooms are
-// no longer released once unused. Idempotent.
+// down"), which clients with wsrpc.WithReconnect retry, and waits for
+// their handlers; later sessions are refused. Watch streams end with
+// their requests' contexts (the http.Server's), without an end event, so
+// clients reconnect elsewhere or later. Close does not close the hub, nor
+// the rooms' topics (closing the hub does); rooms are no longer released
+// once unused. Idempotent. A server that shuts down with wsrpc.Shutdown
+// (the handler given wsrpc.WithTracker, the hub to Shutdown) has its
+// sessions closed with 1001 by then, and calls Close after it to stop
+// the rooms' idle timers.
 func (s *Service) Close() {
 	s.mu.Lock()
 	s.closed = true
@@ -211,8 +218,10 @@ func (s *Service) room(name string) (*room, error) {
 	}
 	r := &room{name: name, log: newActivityLog(s.history)}
 	t, err := hub.NewTopic(s.hub, "chat.room."+name, &hub.TopicOptions[*chatv1.WatchResponse]{
-		// A member who falls 64 events behind is disconnected rather than
-		// shown a conversation with holes.
+		// A member who falls a whole queue behind (hub.DefaultQueueSize,
+		// 1024 events: far more than a burst, such as the one NATS
+		// flushes after an outage, which a healthy member absorbs) is
+		// disconnected rather than shown a conversation with holes.
 		Policy: hub.Disconnect,
 		// Recorded events are those a wsrpc SSE handler sends (the oneof
 		// case's value, typed by the case), so the generated client and a
@@ -291,9 +300,12 @@ func (s *Service) expire(r *room, gen uint64) {
 }
 
 // publish sends ev to the room on every node. The local subscribers have
-// it even when the broker fails, so a failure is logged, not returned.
+// it even when the broker fails, so a failure is logged, not returned. A
+// room closed meanwhile (the hub shutting down alongside the sessions,
+// see run) has no one left to tell on this node: not worth a log line
+// per member.
 func (s *Service) publish(r *room, ev *chatv1.WatchResponse) {
-	if err := r.topic.Publish(context.Background(), ev); err != nil {
+	if err := r.topic.Publish(context.Background(), ev); err != nil && !errors.Is(err, hub.ErrClosed) {
 		s.logger.Printf("chat: room %s: %v", r.name, err)
 	}
 }
@@ -372,7 +384,11 @@ func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequ
 		<-sub.Done()
 		switch err := sub.Err(); {
 		case errors.Is(err, hub.ErrSlowConsumer):
-			st.Close(wsrpc.CodeResourceExhausted, "too slow: fell behind the room")
+			// Unavailable, which clients with wsrpc.WithReconnect retry:
+			// a member that fell behind (a slow link, a device that
+			// slept) comes back, rejoins and follows the room from
+			// there.
+			st.Close(wsrpc.CodeUnavailable, "too slow: fell behind the room")
 		case errors.Is(err, hub.ErrClosed):
 			st.Close(wsrpc.CodeUnavailable, "room closed")
 		}
