@@ -524,18 +524,7 @@ func (f *followServer) Echo(ctx context.Context, st *wsrpc.BidiStream[testingv1.
 // for its going away's closing handshake, some of those connections
 // were dropped before the 1001 went out and their clients saw 1006.
 func TestShutdownHubFollowersReturningAtOnceGet1001(t *testing.T) {
-	h, err := hub.New(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	topic, err := hub.NewTopic(h, "feed", &hub.TopicOptions[*testingv1.WatchResponse]{
-		SSECodec:  wsrpc.SSEEventCodec,
-		EventType: wsrpc.SSEEventType[*testingv1.WatchResponse],
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, topic := newFeedHub(t)
 	const n = 200
 	tracker := wsrpc.NewTracker()
 	svc := &followServer{topic: topic, following: make(chan struct{}, n)}
@@ -603,18 +592,7 @@ func TestShutdownHubFollowersReturningAtOnceGet1001(t *testing.T) {
 // stream that ends without a "wsrpc.end" or "wsrpc.error" event — which
 // clients take for a reason to reconnect, never the final unknown.
 func TestShutdownStalledTypedClientDoesNotCostHubClients1001(t *testing.T) {
-	h, err := hub.New(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	topic, err := hub.NewTopic(h, "feed", &hub.TopicOptions[*testingv1.WatchResponse]{
-		SSECodec:  wsrpc.SSEEventCodec,
-		EventType: wsrpc.SSEEventType[*testingv1.WatchResponse],
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, topic := newFeedHub(t)
 	tracker := wsrpc.NewTracker()
 	svc := &followServer{topic: topic, following: make(chan struct{}, 8)}
 	mux := http.NewServeMux()
@@ -742,4 +720,24 @@ func waitSubscribersOf[M proto.Message](t *testing.T, ctx context.Context, topic
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// newFeedHub returns a hub with a "feed" topic that records what a typed
+// SSE handler of WatchResponse sends (so that typed sessions can follow
+// it); the hub is closed when the test ends.
+func newFeedHub(t *testing.T) (*hub.Hub, *hub.Topic[*testingv1.WatchResponse]) {
+	t.Helper()
+	h, err := hub.New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	topic, err := hub.NewTopic(h, "feed", &hub.TopicOptions[*testingv1.WatchResponse]{
+		SSECodec:  wsrpc.SSEEventCodec,
+		EventType: wsrpc.SSEEventType[*testingv1.WatchResponse],
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, topic
 }
