@@ -339,6 +339,9 @@ func (c *wsConn) readErr(err error) error {
 // §7.1.5's 1006), rather than over a close frame, a context, or a close
 // of the connection (ours, or one whose cause an earlier read reported).
 func connectionLost(err error) bool {
+	if errors.Is(err, websocket.ErrPongTimeout) {
+		return true // keepalive closed it: no pong, the path is gone
+	}
 	var ce *websocket.CloseError
 	return !errors.As(err, &ce) && !errors.Is(err, context.Canceled) &&
 		!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, websocket.ErrClosed)

@@ -37,8 +37,8 @@
 //
 // Pings are answered with a pong carrying the same payload, by whichever
 // goroutine is reading. Ping sends a ping and waits for its pong;
-// PingInterval and PongTimeout keep a connection alive and fail it (1011,
-// ErrPongTimeout) when the peer goes silent. Close runs the closing
+// PingInterval and PongTimeout keep a connection alive and close it
+// (without a close frame, ErrPongTimeout) when the peer goes silent. Close runs the closing
 // handshake; the peer's close frame surfaces as a *CloseError from the
 // read in progress, so a handler can tell a close from a failure. A
 // failure found in the peer's input (1002, 1007, 1009) sends its close

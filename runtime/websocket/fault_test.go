@@ -414,3 +414,45 @@ func noLeaks(t *testing.T) {
 	opt := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
 }
+
+// TestFaultPongTimeoutUnblocksStalledWrite: a client that keeps sending
+// into a path gone dark fills the socket's buffers, and its Write blocks;
+// keepalive must still end the connection within PingInterval +
+// PongTimeout, failing the stalled Write and the pending Read with
+// ErrPongTimeout. It wrote a 1011 close frame first, which waited behind
+// the stalled Write for the whole write timeout (30 s by default), with
+// Write and Read blocked on a connection known dead.
+func TestFaultPongTimeoutUnblocksStalledWrite(t *testing.T) {
+	url, peers := fakeServer(t, acceptHandshake) // a peer that never reads again
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if p := <-peers; p == nil {
+		t.Fatal("fake server: no connection")
+	}
+	writeErr, readErr := make(chan error, 1), make(chan error, 1)
+	go func() {
+		msg := make([]byte, 64<<10)
+		for {
+			if err := c.Write(context.Background(), websocket.MessageBinary, msg); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+	}()
+	go func() {
+		_, _, err := c.Read(context.Background())
+		readErr <- err
+	}()
+	// Far less than the 30 s write timeout a close frame would wait for.
+	if err := within(t, 10*time.Second, writeErr, "stalled Write"); !errors.Is(err, websocket.ErrPongTimeout) {
+		t.Errorf("Write: %v, want ErrPongTimeout", err)
+	}
+	if err := within(t, 10*time.Second, readErr, "pending Read"); !errors.Is(err, websocket.ErrPongTimeout) {
+		t.Errorf("Read: %v, want ErrPongTimeout", err)
+	}
+}

@@ -79,7 +79,16 @@ func (c *Conn) gotPong(p []byte) {
 
 // keepalive runs on a timer, never on a goroutine of its own: every
 // PingInterval it sends a ping; if the pong has not come PongTimeout later,
-// the peer is gone and the connection fails with 1011 and ErrPongTimeout.
+// the peer is gone and the TCP connection is closed at once, without a
+// close frame, every call failing with ErrPongTimeout. A close frame (RFC
+// 6455 §7.1.7 has a failing endpoint send one only as a SHOULD) is left
+// out on purpose: the path that lost the pong would not carry it either,
+// and writing it would wait behind a data write stalled on that path —
+// up to the write timeout, during which a Send and the Receive beside it
+// stay blocked on a connection known dead. Where one direction still
+// works, the peer sees the connection lost (1006), which clients retry,
+// rather than a 1011 (internal error), which says its own side failed.
+// npm ws's heartbeat recipe ends a silent peer the same way (terminate).
 func (c *Conn) keepalive() {
 	select {
 	case <-c.closed:
@@ -90,7 +99,7 @@ func (c *Conn) keepalive() {
 	if c.kaSeq != 0 {
 		// The timer was armed for the pong timeout and the pong is late.
 		c.pingMu.Unlock()
-		c.fail(&failure{StatusInternalError, ErrPongTimeout})
+		c.closeWith(ErrPongTimeout)
 		return
 	}
 	seq := c.pingSeq.Add(1)
