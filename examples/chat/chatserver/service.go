@@ -85,7 +85,7 @@ type Options struct {
 	// room over. Default DefaultRoomIdle.
 	RoomIdle time.Duration
 	// Keepalive is the interval between pings on a Chat session and the
-	// time its pong may take before the session is closed (1011) and the
+	// time its pong may take before the connection is dropped and the
 	// member has left. Browsers and the Go client answer pings as they
 	// read. Default DefaultKeepalive.
 	Keepalive time.Duration
