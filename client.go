@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -51,6 +52,13 @@ func newCaller(httpClient *http.Client, url string, spec Spec, opts []Option) *c
 
 // connect dials the WebSocket through the handshake interceptors.
 func (c *caller) connect(ctx context.Context) (*wsConn, error) {
+	return c.connectWithin(ctx, 0)
+}
+
+// connectWithin is connect with the WebSocket handshake bounded by
+// timeout too (if positive), as well as by ctx; the connection it opens
+// lives on ctx alone.
+func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsConn, error) {
 	if c.setup != nil {
 		return nil, NewError(CodeInternal, c.setup)
 	}
@@ -66,7 +74,13 @@ func (c *caller) connect(ctx context.Context) (*wsConn, error) {
 	dial := func(ctx context.Context, hs *Handshake) (context.Context, error) {
 		opts := c.dial
 		opts.Header = hs.Request.Header
-		conn, resp, err := websocket.Dial(ctx, hs.Request.URL.String(), &opts)
+		dctx := ctx
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			dctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		conn, resp, err := websocket.Dial(dctx, hs.Request.URL.String(), &opts)
 		if err != nil {
 			if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 				body, _ := io.ReadAll(resp.Body)
@@ -614,7 +628,10 @@ func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 // refusal translates an error of the sse client: a refused request (the
 // first or a reconnection) is built from the captured response like a
 // refused WebSocket handshake, so its code is the server's (Wsrpc-Code, or
-// the status).
+// the status). Exhausted reconnection attempts, and any other failure
+// that wraps io.EOF (a server that accepted and closed unanswered), are a
+// lost connection: CodeUnavailable, as the WebSocket client reports the
+// same outage. err is never the session's bare io.EOF, its clean end.
 func (t *capture) refusal(err error) error {
 	var se *sse.StatusError
 	if errors.As(err, &se) {
@@ -624,6 +641,9 @@ func (t *capture) refusal(err error) error {
 		if resp != nil && resp.StatusCode == se.StatusCode {
 			return fromHTTPResponse(resp, body)
 		}
+	}
+	if errors.Is(err, sse.ErrReconnectLimit) || errors.Is(err, io.EOF) {
+		return NewError(CodeUnavailable, notEOF{err})
 	}
 	return wireError(err)
 }
@@ -764,7 +784,11 @@ func (s *sseClientStream) receive(m proto.Message) error {
 	for {
 		ev, err := s.sess.Next()
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
+			// Only the session's own io.EOF (a 204, or a stream that
+			// ended with reconnection disabled) is a clean end: an
+			// ErrReconnectLimit wrapping the last attempt's io.EOF is a
+			// failed call.
+			if err != io.EOF {
 				err = s.capt.refusal(err)
 			}
 			ci := CloseInfo{Code: websocket.StatusAbnormalClosure, Err: err}

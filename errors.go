@@ -321,6 +321,17 @@ func fromClose(ce *websocket.CloseError) error {
 	return &Error{code: c, msg: ce.Reason, err: ce}
 }
 
+// notEOF is a failure whose cause wraps io.EOF (an SSE session out of
+// reconnection attempts after a server that closed unanswered): it keeps
+// the message and the errors.Is matches (sse.ErrReconnectLimit, say),
+// except io.EOF, so that the common errors.Is(err, io.EOF) test does not
+// read the failure as a clean end.
+type notEOF struct{ err error }
+
+func (e notEOF) Error() string { return e.err.Error() }
+
+func (e notEOF) Is(target error) bool { return target != io.EOF && errors.Is(e.err, target) }
+
 // wireError translates an error from the runtime into the typed layer's
 // vocabulary: io.EOF for a clean end, an *Error for everything else.
 func wireError(err error) error {
@@ -346,9 +357,9 @@ func wireError(err error) error {
 		// way, so it is not a lost connection to retry.
 		return NewError(CodeInvalidArgument, err)
 	case errors.Is(err, websocket.ErrPongTimeout):
-		// The runtime fails the connection with 1011 when no pong comes
-		// back, but the peer broke no rule: the path to it is gone. A
-		// lost connection, retried by WithReconnect like any other.
+		// The runtime closes the connection when no pong comes back: the
+		// path to the peer is gone. A lost connection, retried by
+		// WithReconnect like any other.
 		return NewError(CodeUnavailable, err)
 	}
 	// This side failed the connection over what the peer sent (RFC 6455

@@ -187,8 +187,12 @@ func WithSSEReplay(store sse.Store) Option {
 
 // WithSSEClientOptions passes options to the SSE client: reconnection
 // time and attempts, Last-Event-ID, header, event size bound. HTTPClient
-// defaults to the client's *http.Client. The struct is copied. Client
-// only. Default: the runtime's defaults (reconnect like a browser).
+// defaults to the client's *http.Client. The struct is copied. Its
+// OnReconnect is runtime/sse's own and gets runtime/sse's errors (a
+// network error, an *sse.StatusError, io.EOF for a 204), not the
+// *Error that ReconnectPolicy.OnReconnect gets; Receive's error, once
+// the stream ends, is translated. Client only. Default: the runtime's
+// defaults (reconnect like a browser).
 func WithSSEClientOptions(opts *sse.ClientOptions) Option {
 	return optionFunc(func(c *config) {
 		if opts != nil {

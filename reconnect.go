@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +16,7 @@ const (
 	DefaultReconnectAttempts     = 10
 	DefaultReconnectInitialDelay = 100 * time.Millisecond
 	DefaultReconnectMaxDelay     = 10 * time.Second
+	DefaultReconnectDialTimeout  = 10 * time.Second
 )
 
 // ReconnectPolicy says how a WebSocket call reconnects after its
@@ -26,8 +28,12 @@ type ReconnectPolicy struct {
 	// opens a connection which is lost before it delivers one counts
 	// too, so that a server that accepts and then closes at once is not
 	// retried for ever. Then Receive returns the error that ended the
-	// last attempt or connection. 0 means DefaultReconnectAttempts; a
-	// negative value, no bound.
+	// last attempt or connection. Pongs are not delivery: a quiet stream
+	// (nothing to Receive) whose connection is cut again and again uses
+	// up MaxAttempts though every reconnection succeeded; give such a
+	// call a negative MaxAttempts, or an application-level heartbeat
+	// message. 0 means DefaultReconnectAttempts; a negative value, no
+	// bound.
 	MaxAttempts int
 	// InitialDelay is the wait before the first attempt; each further
 	// attempt doubles it up to MaxDelay, until a connection delivers a
@@ -37,6 +43,16 @@ type ReconnectPolicy struct {
 	// DefaultReconnectMaxDelay.
 	InitialDelay time.Duration
 	MaxDelay     time.Duration
+	// DialTimeout bounds each reconnection attempt's WebSocket handshake
+	// (TCP, TLS and the upgrade; not the handshake interceptors' own
+	// work), and never goes beyond the call's own deadline. An attempt
+	// that runs out of it, like one that times out any other way while
+	// the call's context is live, is a lost connection: retried with the
+	// backoff, counted by MaxAttempts. It is shorter than the runtime's
+	// websocket.DefaultHandshakeTimeout (30 s) so that a server that
+	// accepts connections and never answers costs one backoff step, not
+	// the call. 0 or negative means DefaultReconnectDialTimeout (10 s).
+	DialTimeout time.Duration
 	// OnReconnect, if set, is called after each attempt on the goroutine
 	// that called Receive: attempt counts from 1 as MaxAttempts does, err
 	// is nil when the attempt opened a new connection (Send then goes to
@@ -64,7 +80,8 @@ type ReconnectPolicy struct {
 // the lost connection's CodeUnavailable. MaxAttempts bounds the attempts
 // in a row; a reconnection counts as a success, starting the count and
 // the backoff again, only once its connection has delivered a message to
-// Receive (the rule the SSE client follows too).
+// Receive; pongs do not count (the SSE client, by contrast, counts any
+// block it reads, heartbeat comments too).
 //
 // A reconnection is a new call on a new connection, driven by Receive: a
 // server-streaming call sends its request again, and the handler starts
@@ -92,6 +109,9 @@ func WithReconnect(policy ReconnectPolicy) Option {
 		}
 		if p.MaxDelay < p.InitialDelay {
 			p.MaxDelay = p.InitialDelay
+		}
+		if p.DialTimeout <= 0 {
+			p.DialTimeout = DefaultReconnectDialTimeout
 		}
 		c.reconnect = &p
 	})
@@ -175,6 +195,13 @@ func lostConn(err error) bool {
 	return CodeOf(err) == CodeUnavailable
 }
 
+// timedOut reports whether an attempt failed on a deadline or timeout.
+func timedOut(err error) bool {
+	var ne net.Error
+	return CodeOf(err) == CodeDeadlineExceeded || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}
+
 // reconnect replaces s's connection, or returns the error that ends the
 // call.
 func (r *redialer) reconnect(s *clientStream, lost error) error {
@@ -199,6 +226,12 @@ func (r *redialer) reconnect(s *clientStream, lost error) error {
 		if err == nil && !s.swap(conn) {
 			return r.ended()
 		}
+		if err != nil && !r.ending() && timedOut(err) {
+			// DialTimeout, a handshake interceptor's own bound, or the
+			// network's: not the call's deadline, so a server that did
+			// not answer in time, which the next attempt may reach.
+			err = NewError(CodeUnavailable, err)
+		}
 		if fn := r.policy.OnReconnect; fn != nil {
 			fn(r.attempts, err)
 		}
@@ -220,7 +253,7 @@ func (r *redialer) reconnect(s *clientStream, lost error) error {
 // dial opens the new connection and, for a server-streaming call, sends
 // the request again.
 func (r *redialer) dial() (*wsConn, error) {
-	conn, err := r.c.connect(r.ctx)
+	conn, err := r.c.connectWithin(r.ctx, r.policy.DialTimeout)
 	if err != nil {
 		return nil, err
 	}

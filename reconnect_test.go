@@ -167,10 +167,10 @@ func TestReconnectAcrossRestart(t *testing.T) {
 // connection open at that moment stop forwarding in both directions (a
 // path that goes dark: no FIN, no RST), while new connections work.
 type blackhole struct {
-	addr  string
-	mu    sync.Mutex
-	dark  []*atomic.Bool
-	conns []net.Conn
+	addr     string
+	mu       sync.Mutex
+	up, down []*atomic.Bool // per connection: client to server, server to client
+	conns    []net.Conn
 }
 
 func newBlackhole(t *testing.T, target string) *blackhole {
@@ -191,12 +191,12 @@ func newBlackhole(t *testing.T, target string) *blackhole {
 				c.Close()
 				continue
 			}
-			dark := new(atomic.Bool)
+			up, down := new(atomic.Bool), new(atomic.Bool)
 			b.mu.Lock()
-			b.dark = append(b.dark, dark)
+			b.up, b.down = append(b.up, up), append(b.down, down)
 			b.conns = append(b.conns, c, s)
 			b.mu.Unlock()
-			pipe := func(dst, src net.Conn) {
+			pipe := func(dst, src net.Conn, dark *atomic.Bool) {
 				buf := make([]byte, 32<<10)
 				for {
 					n, err := src.Read(buf)
@@ -217,8 +217,8 @@ func newBlackhole(t *testing.T, target string) *blackhole {
 					}
 				}
 			}
-			go pipe(s, c)
-			go pipe(c, s)
+			go pipe(s, c, up)
+			go pipe(c, s, down)
 		}
 	}()
 	t.Cleanup(func() {
@@ -235,15 +235,27 @@ func newBlackhole(t *testing.T, target string) *blackhole {
 func (b *blackhole) goDark() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, d := range b.dark {
+	for i := range b.up {
+		b.up[i].Store(true)
+		b.down[i].Store(true)
+	}
+}
+
+// goDarkUp darkens the client-to-server direction only of every
+// connection open now: the server's pings reach the client, its pongs
+// are lost.
+func (b *blackhole) goDarkUp() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, d := range b.up {
 		d.Store(true)
 	}
 }
 
 // TestReconnectAfterMissedPong: a path that goes dark is found by the
-// keepalive: no pong comes back, and the runtime fails the connection
-// with 1011 and ErrPongTimeout (RFC 6455 §5.5.2-3 leave the timeout to
-// the endpoint). That is a lost connection, which WithReconnect retries
+// keepalive: no pong comes back, and the runtime closes the connection
+// with ErrPongTimeout (RFC 6455 §5.5.2-3 leave the timeout to the
+// endpoint). That is a lost connection, which WithReconnect retries
 // (its doc and docs/reliability.md list "a missed pong"); it used to map
 // to CodeInternal, like a peer's 1011, and end the call.
 func TestReconnectAfterMissedPong(t *testing.T) {
@@ -278,6 +290,46 @@ func TestReconnectAfterMissedPong(t *testing.T) {
 	bh.goDark()
 	if res, err := stream.Receive(); err != nil || res.GetText() != "resumed" {
 		t.Fatalf("after the path went dark: %v, %v (code %v); want the echo on a new connection", res, err, wsrpc.CodeOf(err))
+	}
+}
+
+// TestReconnectAfterServersMissedPong: only the server runs keepalive,
+// and only the client-to-server direction goes dark, so the server's
+// pings reach the client and the pongs are lost. The server closes the
+// connection, and the client's call must take that for a lost connection
+// and reconnect. The server used to send a 1011 close frame, which did
+// reach the client and read as the server's internal error: the call
+// ended with internal, not retried.
+func TestReconnectAfterServersMissedPong(t *testing.T) {
+	u, err := url.Parse(serve(t, wsrpc.WithAcceptOptions(&websocket.AcceptOptions{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bh := newBlackhole(t, u.Host)
+	var stream *wsrpc.BidiStreamForClient[testingv1.EchoRequest, testingv1.EchoResponse]
+	policy := wsrpc.ReconnectPolicy{InitialDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond,
+		OnReconnect: func(_ int, err error) {
+			if err == nil {
+				if serr := stream.Send(&testingv1.EchoRequest{Text: "resumed"}); serr != nil {
+					t.Errorf("send after reconnect: %v", serr)
+				}
+			}
+		}}
+	client := testingv1wsrpc.NewStreamServiceClient(nil, "http://"+bh.addr, wsrpc.WithReconnect(policy))
+	stream, err = client.Echo(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	if err := stream.Send(&testingv1.EchoRequest{Text: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := stream.Receive(); err != nil || res.GetText() != "first" {
+		t.Fatalf("first echo: %v %v", res, err)
+	}
+	bh.goDarkUp()
+	if res, err := stream.Receive(); err != nil || res.GetText() != "resumed" {
+		t.Fatalf("after the server missed its pongs: %v, %v (code %v); want the echo on a new connection", res, err, wsrpc.CodeOf(err))
 	}
 }
 
@@ -1027,5 +1079,142 @@ func TestReconnectNotForInvalidRequest(t *testing.T) {
 	}
 	if n, r := handshakes.Load(), reconnects.Load(); n != 1 || r != 0 {
 		t.Errorf("%d handshakes, %d reconnections; want 1 and none", n, r)
+	}
+}
+
+// darkProxy forwards TCP connections to target, except while dark: then it
+// accepts new connections and never answers them (a server whose process
+// hangs, or a load balancer in front of nothing). cut closes every
+// connection open at that moment.
+type darkProxy struct {
+	addr  string
+	dark  atomic.Bool
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newDarkProxy(t *testing.T, target string) *darkProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &darkProxy{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c)
+			p.mu.Unlock()
+			if p.dark.Load() {
+				continue // held open, unanswered, until the test ends
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, s)
+			p.mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(s, c); s.Close() }()
+			go func() { defer wg.Done(); _, _ = io.Copy(c, s); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		wg.Wait()
+	})
+	return p
+}
+
+func (p *darkProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// TestReconnectIntoDarkServer guards reconnection into a server that
+// accepts TCP and never answers: each attempt's handshake is bounded (by
+// ReconnectPolicy.DialTimeout, or by a handshake interceptor's own
+// timeout), and an attempt that runs out of it is a lost connection,
+// retried with the backoff, not the end of the call. The first such
+// attempt used to hang for the runtime's 30 s handshake timeout, and its
+// deadline_exceeded (an interceptor's bound gave the same) ended a call
+// that had no deadline of its own.
+func TestReconnectIntoDarkServer(t *testing.T) {
+	bound := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			hctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			defer cancel()
+			if _, err := next(hctx, hs); err != nil {
+				return ctx, err
+			}
+			return ctx, nil
+		}
+	})
+	for _, tc := range []struct {
+		name        string
+		dialTimeout time.Duration
+		opts        []wsrpc.Option
+	}{
+		{"DialTimeout", 100 * time.Millisecond, nil},
+		{"HandshakeInterceptor", 0, []wsrpc.Option{wsrpc.WithInterceptors(bound)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := url.Parse(serve(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := newDarkProxy(t, u.Host)
+			var stream *wsrpc.BidiStreamForClient[testingv1.EchoRequest, testingv1.EchoResponse]
+			var failed []error
+			policy := wsrpc.ReconnectPolicy{InitialDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond, MaxAttempts: 10,
+				DialTimeout: tc.dialTimeout,
+				OnReconnect: func(_ int, err error) {
+					if err != nil {
+						failed = append(failed, err)
+						if len(failed) == 2 {
+							p.dark.Store(false) // the server answers again
+						}
+						return
+					}
+					if serr := stream.Send(&testingv1.EchoRequest{Text: "resumed"}); serr != nil {
+						t.Errorf("send after reconnect: %v", serr)
+					}
+				}}
+			client := testingv1wsrpc.NewStreamServiceClient(nil, "http://"+p.addr, append(tc.opts, wsrpc.WithReconnect(policy))...)
+			stream, err = client.Echo(testContext(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stream.Close()
+			if err := stream.Send(&testingv1.EchoRequest{Text: "first"}); err != nil {
+				t.Fatal(err)
+			}
+			if res, err := stream.Receive(); err != nil || res.GetText() != "first" {
+				t.Fatalf("first echo: %v %v", res, err)
+			}
+			p.dark.Store(true)
+			p.cut()
+			res, err := stream.Receive()
+			if err != nil || res.GetText() != "resumed" {
+				t.Fatalf("after the dark attempts %v: %v, %v (code %v); want the echo on a new connection", failed, res, err, wsrpc.CodeOf(err))
+			}
+			for _, err := range failed {
+				if wsrpc.CodeOf(err) != wsrpc.CodeUnavailable {
+					t.Errorf("OnReconnect got %v (code %v); an attempt that timed out is a lost connection, unavailable", err, wsrpc.CodeOf(err))
+				}
+			}
+		})
 	}
 }

@@ -620,3 +620,86 @@ func TestSSEOnCloseMirrorsWebSocket(t *testing.T) {
 		})
 	}
 }
+
+// TestSSEReconnectLimitIsNotCleanEnd guards the typed SSE client's end of
+// an outage: when every reconnection is accepted and closed unanswered
+// until MaxReconnectionAttempts runs out, the runtime's ErrReconnectLimit
+// wraps the last attempt's io.EOF. That is a failed call, not a clean
+// end: Receive reports unavailable (as the WebSocket client does for the
+// same outage) keeping the cause, and All yields it. Both used to take
+// the wrapped io.EOF for the stream's normal end.
+func TestSSEReconnectLimitIsNotCleanEnd(t *testing.T) {
+	for _, useAll := range []bool{false, true} {
+		name := "Receive"
+		if useAll {
+			name = "All"
+		}
+		t.Run(name, func(t *testing.T) {
+			var calls atomic.Int64
+			h := wsrpc.NewSSEHandler("/t/W", func(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+				if err := s.Send(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: "hi"}}); err != nil {
+					return err
+				}
+				<-ctx.Done()
+				return ctx.Err()
+			})
+			base := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) > 1 {
+					// Accepted, then closed without an answer.
+					c, _, err := http.NewResponseController(w).Hijack()
+					if err == nil {
+						c.Close()
+					}
+					return
+				}
+				// The first stream ends without wsrpc.end, so the
+				// client reconnects.
+				ctx, cancel := context.WithTimeout(r.Context(), 50*time.Millisecond)
+				defer cancel()
+				h.ServeHTTP(w, r.WithContext(ctx))
+			}))
+			c := wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](nil, base+"/t/W", "/t/W",
+				wsrpc.WithSSEClientOptions(&sse.ClientOptions{ReconnectionTime: 10 * time.Millisecond, MaxReconnectionAttempts: 2}))
+			st, err := c.Call(testContext(t), &testingv1.WatchRequest{Room: "r"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if useAll {
+				n := 0
+				for m, err := range st.All() {
+					if err != nil {
+						wantCode(t, err, wsrpc.CodeUnavailable, "")
+						if !errors.Is(err, sse.ErrReconnectLimit) {
+							t.Errorf("error %v does not keep its cause, sse.ErrReconnectLimit", err)
+						}
+						n = -1
+						break
+					}
+					if m.GetNote() != "hi" {
+						t.Fatalf("message %v", m)
+					}
+					n++
+				}
+				if n != -1 {
+					t.Fatalf("All ended after %d messages without an error; the reconnection limit was reached", n)
+				}
+			} else {
+				if m, err := st.Receive(); err != nil || m.GetNote() != "hi" {
+					t.Fatalf("first Receive = %v %v", m, err)
+				}
+				_, err = st.Receive()
+				wantCode(t, err, wsrpc.CodeUnavailable, "")
+				if !errors.Is(err, sse.ErrReconnectLimit) {
+					t.Errorf("error %v does not keep its cause, sse.ErrReconnectLimit", err)
+				}
+				if errors.Is(err, io.EOF) {
+					t.Errorf("error %v matches io.EOF, which callers read as a clean end", err)
+				}
+			}
+			if calls.Load() < 3 {
+				t.Errorf("%d requests; want the first and 2 reconnections", calls.Load())
+			}
+		})
+	}
+}

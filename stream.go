@@ -22,12 +22,14 @@ type serverConn interface {
 }
 
 // messages turns a receive function into an iterator that ends at io.EOF
-// and yields any other error once, as its last pair.
+// and yields any other error once, as its last pair. Only a bare io.EOF
+// is the clean end: an *Error whose cause wraps io.EOF (an SSE call out
+// of reconnection attempts, say) is a failure to yield.
 func messages[T any](receive func() (*T, error)) iter.Seq2[*T, error] {
 	return func(yield func(*T, error) bool) {
 		for {
 			m, err := receive()
-			if errors.Is(err, io.EOF) {
+			if err == io.EOF {
 				return
 			}
 			if !yield(m, err) || err != nil {
