@@ -206,6 +206,11 @@ func (s *clientStream) receive(m any) error {
 		s.mu.Lock()
 		retry := !s.halfClosed.Load() || s.eosPending
 		s.mu.Unlock()
+		if s.re.attempts != 0 && conn.ws.ControlSeen() {
+			// A quiet connection that exchanged pings or pongs was alive:
+			// a success too, as an SSE heartbeat is (see MaxAttempts).
+			s.re.delivered()
+		}
 		if !retry || !lostConn(err) {
 			s.re.cancel()
 			return err

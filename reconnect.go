@@ -24,16 +24,15 @@ const (
 // defaults.
 type ReconnectPolicy struct {
 	// MaxAttempts bounds the attempts in a row, counted since a
-	// connection of the call last delivered a message: an attempt that
-	// opens a connection which is lost before it delivers one counts
+	// connection of the call last delivered a message or read a ping or
+	// a pong (websocket.Conn.ControlSeen: keepalive on either side): an
+	// attempt that opens a connection which is lost before either counts
 	// too, so that a server that accepts and then closes at once is not
 	// retried for ever. Then Receive returns the error that ended the
-	// last attempt or connection. Pongs are not delivery: a quiet stream
+	// last attempt or connection. Without keepalive, a quiet stream
 	// (nothing to Receive) whose connection is cut again and again uses
-	// up MaxAttempts though every reconnection succeeded; give such a
-	// call a negative MaxAttempts, or an application-level heartbeat
-	// message. 0 means DefaultReconnectAttempts; a negative value, no
-	// bound.
+	// up MaxAttempts though every reconnection succeeded. 0 means
+	// DefaultReconnectAttempts; a negative value, no bound.
 	MaxAttempts int
 	// InitialDelay is the wait before the first attempt; each further
 	// attempt doubles it up to MaxDelay, until a connection delivers a
@@ -80,8 +79,8 @@ type ReconnectPolicy struct {
 // the lost connection's CodeUnavailable. MaxAttempts bounds the attempts
 // in a row; a reconnection counts as a success, starting the count and
 // the backoff again, only once its connection has delivered a message to
-// Receive; pongs do not count (the SSE client, by contrast, counts any
-// block it reads, heartbeat comments too).
+// Receive or read a ping or a pong (as the SSE client counts any block it
+// reads, heartbeat comments too).
 //
 // A reconnection is a new call on a new connection, driven by Receive: a
 // server-streaming call sends its request again, and the handler starts
@@ -150,8 +149,9 @@ func (c *caller) redialer(ctx context.Context, req any) *redialer {
 // stop ends reconnection: the application closed the call.
 func (r *redialer) stop() { r.stopped.Store(true) }
 
-// delivered records that the connection in place delivered a message: a
-// reconnection after its loss starts the count and the backoff again.
+// delivered records that the connection in place delivered a message
+// (or exchanged keepalive frames): a reconnection after its loss starts
+// the count and the backoff again.
 func (r *redialer) delivered() { r.attempts, r.delay = 0, 0 }
 
 // ended is what Receive returns when the call ended as its connection was

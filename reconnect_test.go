@@ -3,6 +3,7 @@ package wsrpc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -241,6 +242,16 @@ func (b *blackhole) goDark() {
 	}
 }
 
+// cut closes every connection open now (a FIN to both ends).
+func (b *blackhole) cut() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.conns {
+		c.Close()
+	}
+	b.conns = nil
+}
+
 // goDarkUp darkens the client-to-server direction only of every
 // connection open now: the server's pings reach the client, its pongs
 // are lost.
@@ -330,6 +341,64 @@ func TestReconnectAfterServersMissedPong(t *testing.T) {
 	bh.goDarkUp()
 	if res, err := stream.Receive(); err != nil || res.GetText() != "resumed" {
 		t.Fatalf("after the server missed its pongs: %v, %v (code %v); want the echo on a new connection", res, err, wsrpc.CodeOf(err))
+	}
+}
+
+// TestReconnectQuietStreamPingsCount guards MaxAttempts on a quiet
+// stream (nothing to Receive for a while) whose connection is cut again
+// and again: a reconnection whose connection carried a ping or a pong was
+// alive, and counts as a success as an SSE heartbeat does. Only messages
+// counted, so five cuts ended a call with MaxAttempts 2 though every
+// reconnection succeeded.
+func TestReconnectQuietStreamPingsCount(t *testing.T) {
+	alive := make(chan struct{}, 16)
+	speak := make(chan struct{})
+	h := wsrpc.NewServerStreamHandler("/t/Quiet", func(ctx context.Context, _ *testingv1.CountRequest, s *wsrpc.ServerStream[testingv1.CountResponse]) error {
+		if err := s.WebSocket().Ping(ctx); err != nil { // the client read a ping
+			return err
+		}
+		alive <- struct{}{}
+		select {
+		case <-speak:
+			return s.Send(&testingv1.CountResponse{N: 1})
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	u, err := url.Parse(newServer(t, h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bh := newBlackhole(t, u.Host)
+	policy := wsrpc.ReconnectPolicy{MaxAttempts: 2, InitialDelay: 5 * time.Millisecond, MaxDelay: 10 * time.Millisecond}
+	c := wsrpc.NewServerStreamClient[testingv1.CountRequest, testingv1.CountResponse](nil, "http://"+bh.addr+"/t/Quiet", "/t/Quiet", wsrpc.WithReconnect(policy))
+	st, err := c.Call(testContext(t), &testingv1.CountRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got := make(chan error, 1)
+	go func() {
+		res, err := st.Receive()
+		if err == nil && res.GetN() != 1 {
+			err = fmt.Errorf("got %v", res)
+		}
+		got <- err
+	}()
+	for i := range 5 {
+		select {
+		case <-alive:
+		case err := <-got:
+			t.Fatalf("after %d cuts: Receive returned %v (code %v)", i, err, wsrpc.CodeOf(err))
+		case <-time.After(10 * time.Second):
+			t.Fatalf("after %d cuts: no reconnection", i)
+		}
+		bh.cut()
+	}
+	<-alive
+	close(speak)
+	if err := <-got; err != nil {
+		t.Fatalf("after 5 cuts: %v (code %v), want the message", err, wsrpc.CodeOf(err))
 	}
 }
 

@@ -175,6 +175,7 @@ type Conn struct {
 	flushArmed bool
 
 	// Keepalive and Ping.
+	controlSeen atomic.Bool // a ping or a pong was read (ControlSeen)
 	pingSeq     atomic.Uint64
 	pingMu      sync.Mutex
 	pingWaiters map[uint64]chan struct{}

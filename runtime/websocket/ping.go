@@ -49,6 +49,13 @@ func (c *Conn) Ping(ctx context.Context) error {
 	}
 }
 
+// ControlSeen reports whether the connection has read a ping or a pong.
+// On a connection that has delivered no message it is the proof that the
+// peer is alive and the path carries its frames: a reconnecting client
+// (wsrpc's WithReconnect) counts such a connection as a success, so that
+// a quiet stream cut now and then does not run out of attempts.
+func (c *Conn) ControlSeen() bool { return c.controlSeen.Load() }
+
 // gotPong matches a pong to the Ping or keepalive ping that asked for it.
 // Unsolicited pongs (§5.5.3 allows them) are ignored.
 //

@@ -56,7 +56,10 @@ func (c *Conn) ReadFrame(ctx context.Context, buf []byte) (Frame, error) {
 	}
 	f := Frame{FrameHeader{Fin: h.fin, RSV: h.rsv, Opcode: h.opcode, Length: h.length}, buf}
 	switch h.opcode {
+	case OpPing:
+		c.controlSeen.Store(true)
 	case OpPong:
+		c.controlSeen.Store(true)
 		c.gotPong(buf)
 	case OpClose:
 		if err := c.gotClose(buf); err != nil {

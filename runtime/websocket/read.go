@@ -555,6 +555,9 @@ func (c *Conn) handleControl() error {
 	if err := c.readFull(p); err != nil {
 		return err
 	}
+	if c.rh.opcode != OpClose {
+		c.controlSeen.Store(true)
+	}
 	switch c.rh.opcode {
 	case OpPing:
 		// §5.5.3: a pong carries the ping's payload. Pongs are written under
