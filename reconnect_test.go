@@ -270,38 +270,8 @@ func (b *blackhole) goDarkUp() {
 // (its doc and docs/reliability.md list "a missed pong"); it used to map
 // to CodeInternal, like a peer's 1011, and end the call.
 func TestReconnectAfterMissedPong(t *testing.T) {
-	u, err := url.Parse(serve(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bh := newBlackhole(t, u.Host)
-	var stream *wsrpc.BidiStreamForClient[testingv1.EchoRequest, testingv1.EchoResponse]
-	policy := wsrpc.ReconnectPolicy{InitialDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond,
-		OnReconnect: func(_ int, err error) {
-			if err == nil {
-				if serr := stream.Send(&testingv1.EchoRequest{Text: "resumed"}); serr != nil {
-					t.Errorf("send after reconnect: %v", serr)
-				}
-			}
-		}}
-	client := testingv1wsrpc.NewStreamServiceClient(nil, "http://"+bh.addr,
-		wsrpc.WithDialOptions(&websocket.DialOptions{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond}),
-		wsrpc.WithReconnect(policy))
-	stream, err = client.Echo(testContext(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stream.Close()
-	if err := stream.Send(&testingv1.EchoRequest{Text: "first"}); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := stream.Receive(); err != nil || res.GetText() != "first" {
-		t.Fatalf("first echo: %v %v", res, err)
-	}
-	bh.goDark()
-	if res, err := stream.Receive(); err != nil || res.GetText() != "resumed" {
-		t.Fatalf("after the path went dark: %v, %v (code %v); want the echo on a new connection", res, err, wsrpc.CodeOf(err))
-	}
+	echoAcrossFault(t, serve(t), []wsrpc.Option{wsrpc.WithDialOptions(&websocket.DialOptions{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond})},
+		(*blackhole).goDark)
 }
 
 // TestReconnectAfterServersMissedPong: only the server runs keepalive,
@@ -312,7 +282,17 @@ func TestReconnectAfterMissedPong(t *testing.T) {
 // reach the client and read as the server's internal error: the call
 // ended with internal, not retried.
 func TestReconnectAfterServersMissedPong(t *testing.T) {
-	u, err := url.Parse(serve(t, wsrpc.WithAcceptOptions(&websocket.AcceptOptions{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond})))
+	echoAcrossFault(t, serve(t, wsrpc.WithAcceptOptions(&websocket.AcceptOptions{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond})), nil,
+		(*blackhole).goDarkUp)
+}
+
+// echoAcrossFault runs an Echo call through a blackhole to the server at
+// base, with opts and WithReconnect, applies fault after a first echo,
+// and requires the call to reconnect: the message sent from OnReconnect
+// comes back on the new connection.
+func echoAcrossFault(t *testing.T, base string, opts []wsrpc.Option, fault func(*blackhole)) {
+	t.Helper()
+	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +306,7 @@ func TestReconnectAfterServersMissedPong(t *testing.T) {
 				}
 			}
 		}}
-	client := testingv1wsrpc.NewStreamServiceClient(nil, "http://"+bh.addr, wsrpc.WithReconnect(policy))
+	client := testingv1wsrpc.NewStreamServiceClient(nil, "http://"+bh.addr, append(opts, wsrpc.WithReconnect(policy))...)
 	stream, err = client.Echo(testContext(t))
 	if err != nil {
 		t.Fatal(err)
@@ -338,9 +318,9 @@ func TestReconnectAfterServersMissedPong(t *testing.T) {
 	if res, err := stream.Receive(); err != nil || res.GetText() != "first" {
 		t.Fatalf("first echo: %v %v", res, err)
 	}
-	bh.goDarkUp()
+	fault(bh)
 	if res, err := stream.Receive(); err != nil || res.GetText() != "resumed" {
-		t.Fatalf("after the server missed its pongs: %v, %v (code %v); want the echo on a new connection", res, err, wsrpc.CodeOf(err))
+		t.Fatalf("after the fault: %v, %v (code %v); want the echo on a new connection", res, err, wsrpc.CodeOf(err))
 	}
 }
 
