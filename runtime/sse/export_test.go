@@ -26,3 +26,11 @@ func Backoff(tries int, reconnect, limit time.Duration) time.Duration {
 	s.tries = tries
 	return s.backoff(reconnect)
 }
+
+// BufCap returns the capacity of the encoding buffer s keeps between
+// writes, for tests.
+func BufCap(s *Stream) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return cap(s.buf)
+}

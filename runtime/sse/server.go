@@ -152,8 +152,9 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 		s.replayed = make(map[string]struct{}, len(replay))
 	}
 	for _, e := range replay {
-		var err error
-		if s.buf, err = AppendEvent(s.buf, e); err != nil {
+		// Checked here, written after the 200 (writeReplayLocked): an
+		// event no stream can carry is the handler's error, answered 500.
+		if err := e.validate(); err != nil {
 			return nil, fmt.Errorf("sse: replay event %q: %w", e.ID, err)
 		}
 		s.replayed[e.ID] = struct{}{}
@@ -167,7 +168,7 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 	w.WriteHeader(http.StatusOK)
 
 	s.mu.Lock()
-	err := s.writeLocked(s.buf)
+	err := s.writeReplayLocked(replay)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -332,7 +333,46 @@ func (s *Stream) skipLocked(id string) bool {
 	return false
 }
 
+// replayChunk is how much of a replay is written at a time, and
+// maxKeptBuf the largest encoding buffer a stream keeps between writes. A
+// resumed stream's backlog (a ring of 1,024 events: megabytes) was
+// encoded into one buffer that the stream then kept for its lifetime, and
+// an attacker resuming from an old id on many connections that read
+// nothing held that much server memory per connection (2.27 MB against
+// 16.6 KB fresh, from an 82-byte request).
+const (
+	replayChunk = 32 << 10
+	maxKeptBuf  = 64 << 10
+)
+
+// writeReplayLocked writes what NewStream prepared in s.buf (a retry
+// field) and the replayed events after it, about replayChunk at a time,
+// and flushes: also when there is nothing to write, which sends the
+// response header. The events were validated by NewStream.
+func (s *Stream) writeReplayLocked(replay []Event) error {
+	for _, e := range replay {
+		s.buf, _ = AppendEvent(s.buf, e)
+		if len(s.buf) >= replayChunk {
+			if err := s.writeLocked(s.buf); err != nil {
+				return err
+			}
+			s.buf = s.buf[:0]
+		}
+	}
+	return s.writeLocked(s.buf)
+}
+
+// writeLocked writes b (often s.buf) and flushes, then drops s.buf if one
+// large event or a replay grew it past maxKeptBuf.
 func (s *Stream) writeLocked(b []byte) error {
+	err := s.writeFlushLocked(b)
+	if cap(s.buf) > maxKeptBuf {
+		s.buf = nil
+	}
+	return err
+}
+
+func (s *Stream) writeFlushLocked(b []byte) error {
 	if s.err != nil {
 		return s.err
 	}

@@ -697,3 +697,40 @@ func TestStreamHTTP10(t *testing.T) {
 		t.Fatalf("Next after the handler returned = %+v, %v; want io.EOF (the connection closed)", ev, err)
 	}
 }
+
+// TestStreamKeepsNoLargeBuffer guards what a stream holds after a large
+// replay or a large event: the replay is written in chunks and no buffer
+// past 64 KiB is kept for the stream's lifetime. A resumed stream kept
+// its whole backlog encoded (2.27 MB for 1,023 events of 2 KiB, against
+// 16.6 KB for a fresh one), so an attacker resuming from an old id on
+// many connections that read nothing held that much memory per request.
+// The replay still arrives whole and in order.
+func TestStreamKeepsNoLargeBuffer(t *testing.T) {
+	ring := sse.NewRing(1024)
+	data := strings.Repeat("x", 2048)
+	for range 1100 {
+		if _, err := ring.Append(sse.Event{Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Last-Event-ID", "77") // the oldest id the ring still holds (77..1100)
+	rec := httptest.NewRecorder()
+	s, err := sse.NewStream(rec, req, &sse.StreamOptions{Replay: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := strings.Count(rec.Body.String(), "data: "+data+"\n\n"); got != 1100-77 {
+		t.Fatalf("replayed %d events, want %d", got, 1100-77)
+	}
+	if c := sse.BufCap(s); c > 64<<10 {
+		t.Errorf("after the replay the stream keeps a %d-byte buffer", c)
+	}
+	if err := s.Send(sse.Event{Data: strings.Repeat("y", 1<<20)}); err != nil {
+		t.Fatal(err)
+	}
+	if c := sse.BufCap(s); c > 64<<10 {
+		t.Errorf("after a 1 MiB event the stream keeps a %d-byte buffer", c)
+	}
+}
