@@ -19,6 +19,16 @@ type StreamOptions struct {
 	// nil: no replay.
 	Replay Store
 
+	// MaxReplayBytes, when positive, bounds what one resumption replays:
+	// when the events after the client's id hold more data than that
+	// (ids, types and data, counted before encoding), nothing is
+	// replayed and Gap reports true, so the handler sends what lets the
+	// client start over (a snapshot) instead of the whole backlog. A
+	// resumption costs the server the backlog's bytes for an 82-byte
+	// request, as often as a client asks (see docs/security.md); this
+	// caps it. Default 0: no bound.
+	MaxReplayBytes int
+
 	// Heartbeat, when positive, makes the stream write a comment
 	// (": heartbeat") whenever it has been idle that long, so proxies and
 	// clients see the connection alive. It costs one goroutine and one
@@ -144,6 +154,15 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 			return nil, fmt.Errorf("sse: replay since %q: %w", s.lastEventID, err)
 		}
 		replay = evs
+		if max := s.opts.MaxReplayBytes; max > 0 {
+			n := 0
+			for _, e := range evs {
+				if n += len(e.ID) + len(e.Type) + len(e.Data); n > max {
+					replay, s.gap = nil, true
+					break
+				}
+			}
+		}
 	}
 	if s.opts.Retry > 0 {
 		s.buf, _ = AppendEvent(s.buf, Event{Retry: s.opts.Retry})
@@ -218,8 +237,9 @@ func RequestLastEventID(r *http.Request) string {
 }
 
 // Gap reports whether the client asked to resume from an id the replay
-// store does not hold (evicted, or never recorded), so the events it
-// missed could not be replayed. The handler should then send whatever
+// store does not hold (evicted, or never recorded), or whose backlog
+// exceeds StreamOptions.MaxReplayBytes, so the events it missed could not
+// be replayed. The handler should then send whatever
 // lets the client start over, such as a "reset" event with a snapshot.
 func (s *Stream) Gap() bool { return s.gap }
 

@@ -734,3 +734,36 @@ func TestStreamKeepsNoLargeBuffer(t *testing.T) {
 		t.Errorf("after a 1 MiB event the stream keeps a %d-byte buffer", c)
 	}
 }
+
+// TestStreamMaxReplayBytes guards StreamOptions.MaxReplayBytes: a
+// resumption whose backlog holds more data than the bound replays nothing
+// and reports a gap (the handler sends a snapshot instead); one within
+// the bound replays as usual.
+func TestStreamMaxReplayBytes(t *testing.T) {
+	ring := sse.NewRing(16)
+	for range 10 {
+		if _, err := ring.Append(sse.Event{Data: strings.Repeat("x", 100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		from    string
+		replays int
+		gap     bool
+	}{
+		{"8", 2, false}, // 2 events, about 200 bytes: within 500
+		{"2", 0, true},  // 8 events, about 800 bytes: over
+	} {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("Last-Event-ID", tt.from)
+		rec := httptest.NewRecorder()
+		s, err := sse.NewStream(rec, req, &sse.StreamOptions{Replay: ring, MaxReplayBytes: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Count(rec.Body.String(), "data: "); got != tt.replays || s.Gap() != tt.gap {
+			t.Errorf("from %s: replayed %d, gap %v; want %d, %v", tt.from, got, s.Gap(), tt.replays, tt.gap)
+		}
+		s.Close()
+	}
+}
