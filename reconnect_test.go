@@ -164,11 +164,14 @@ func TestReconnectAcrossRestart(t *testing.T) {
 	hc.CloseIdleConnections()
 }
 
-// blackhole forwards TCP connections to target; dark makes every
+// blackhole forwards TCP connections to target; goDark makes every
 // connection open at that moment stop forwarding in both directions (a
-// path that goes dark: no FIN, no RST), while new connections work.
+// path that goes dark: no FIN, no RST), while new connections work;
+// goDarkUp darkens one direction; cut closes the open connections; hold
+// makes new connections hang unanswered.
 type blackhole struct {
 	addr     string
+	hold     atomic.Bool // new connections are accepted and never answered (a server whose process hangs)
 	mu       sync.Mutex
 	up, down []*atomic.Bool // per connection: client to server, server to client
 	conns    []net.Conn
@@ -186,6 +189,12 @@ func newBlackhole(t *testing.T, target string) *blackhole {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if b.hold.Load() {
+				b.mu.Lock()
+				b.conns = append(b.conns, c) // held open, unanswered
+				b.mu.Unlock()
+				continue
 			}
 			s, err := net.Dial("tcp", target)
 			if err != nil {
@@ -1131,67 +1140,6 @@ func TestReconnectNotForInvalidRequest(t *testing.T) {
 	}
 }
 
-// darkProxy forwards TCP connections to target, except while dark: then it
-// accepts new connections and never answers them (a server whose process
-// hangs, or a load balancer in front of nothing). cut closes every
-// connection open at that moment.
-type darkProxy struct {
-	addr  string
-	dark  atomic.Bool
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newDarkProxy(t *testing.T, target string) *darkProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &darkProxy{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c)
-			p.mu.Unlock()
-			if p.dark.Load() {
-				continue // held open, unanswered, until the test ends
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, s)
-			p.mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(s, c); s.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(c, s); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		wg.Wait()
-	})
-	return p
-}
-
-func (p *darkProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
 // TestReconnectIntoDarkServer guards reconnection into a server that
 // accepts TCP and never answers: each attempt's handshake is bounded (by
 // ReconnectPolicy.DialTimeout, or by a handshake interceptor's own
@@ -1224,7 +1172,7 @@ func TestReconnectIntoDarkServer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := newDarkProxy(t, u.Host)
+			p := newBlackhole(t, u.Host)
 			var stream *wsrpc.BidiStreamForClient[testingv1.EchoRequest, testingv1.EchoResponse]
 			var failed []error
 			policy := wsrpc.ReconnectPolicy{InitialDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond, MaxAttempts: 10,
@@ -1233,7 +1181,7 @@ func TestReconnectIntoDarkServer(t *testing.T) {
 					if err != nil {
 						failed = append(failed, err)
 						if len(failed) == 2 {
-							p.dark.Store(false) // the server answers again
+							p.hold.Store(false) // the server answers again
 						}
 						return
 					}
@@ -1253,7 +1201,7 @@ func TestReconnectIntoDarkServer(t *testing.T) {
 			if res, err := stream.Receive(); err != nil || res.GetText() != "first" {
 				t.Fatalf("first echo: %v %v", res, err)
 			}
-			p.dark.Store(true)
+			p.hold.Store(true)
 			p.cut()
 			res, err := stream.Receive()
 			if err != nil || res.GetText() != "resumed" {
