@@ -116,10 +116,11 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		return nil, nil, err
 	}
 	var jar http.CookieJar
+	var jarURL *url.URL
 	if opts.HTTPClient != nil && opts.HTTPClient.Jar != nil {
-		jar = opts.HTTPClient.Jar
+		jar, jarURL = opts.HTTPClient.Jar, httpURL(u, secure)
 		o := *opts
-		o.Header = withJarCookies(opts.Header, jar, httpURL(u, secure))
+		o.Header = withJarCookies(opts.Header, jar, jarURL)
 		opts = &o
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -167,7 +168,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		// As net/http's client does with every response, the refusals
 		// included (a login redirect, a session renewed on a 401).
 		if cs := resp.Cookies(); len(cs) > 0 {
-			jar.SetCookies(httpURL(u, secure), cs)
+			jar.SetCookies(jarURL, cs)
 		}
 	}
 	deadlinePassed(ctx, err)
@@ -189,9 +190,10 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	return c, resp, nil
 }
 
-// httpURL is u as the cookie jar knows it: cookies are scoped to
-// http:// and https:// URLs (RFC 6265 §5.4 has no ws:// scheme; a
-// Secure cookie goes with wss://, as with https://).
+// httpURL is u with the http:// or https:// scheme that proxy functions
+// (http.ProxyFromEnvironment) and cookie jars know: cookies are scoped to
+// those (RFC 6265 §5.4 has no ws:// scheme; a Secure cookie goes with
+// wss://, as with https://). The userinfo is left out.
 func httpURL(u *url.URL, secure bool) *url.URL {
 	h := *u
 	h.Scheme = "http"
@@ -365,15 +367,10 @@ func (o *DialOptions) transport() (func(context.Context, string, string) (net.Co
 // the proxy function (nil: none) names a proxy, then runs TLS for wss://.
 func dialThroughProxy(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), proxyFn func(*http.Request) (*url.URL, error), u *url.URL, secure bool, addr string, tlsCfg *tls.Config) (net.Conn, error) {
 	// http.ProxyFromEnvironment looks at http/https schemes.
-	pu := *u
-	pu.Scheme = "http"
-	if secure {
-		pu.Scheme = "https"
-	}
 	var proxyURL *url.URL
 	var err error
 	if proxyFn != nil {
-		if proxyURL, err = proxyFn(&http.Request{URL: &pu, Header: http.Header{}}); err != nil {
+		if proxyURL, err = proxyFn(&http.Request{URL: httpURL(u, secure), Header: http.Header{}}); err != nil {
 			return nil, fmt.Errorf("proxy: %w", err)
 		}
 	}
