@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -215,8 +216,8 @@ func (c *wsConn) abandonedUpload() error {
 // ("bad message: msgpack: field seq (…): float where int64 expected: 1.5").
 func (c *wsConn) decode(data []byte, m proto.Message) error {
 	if err := c.codec.Unmarshal(data, m); err != nil {
-		name, msg := c.codec.Name(), err.Error()
-		if len(msg) > len(name) && msg[:len(name)] == name && msg[len(name)] == ':' {
+		name := c.codec.Name()
+		if strings.HasPrefix(err.Error(), name+":") {
 			return Errorf(CodeInvalidArgument, "bad message: %w", err)
 		}
 		return Errorf(CodeInvalidArgument, "bad %s message: %w", name, err)
