@@ -633,10 +633,10 @@ func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 // refusal translates an error of the sse client: a refused request (the
 // first or a reconnection) is built from the captured response like a
 // refused WebSocket handshake, so its code is the server's (Wsrpc-Code, or
-// the status). Exhausted reconnection attempts, and any other failure
-// that wraps io.EOF (a server that accepted and closed unanswered), are a
-// lost connection: CodeUnavailable, as the WebSocket client reports the
-// same outage. err is never the session's bare io.EOF, its clean end.
+// the status). Exhausted reconnection attempts are a lost connection,
+// whatever the last attempt's cause: CodeUnavailable, as the WebSocket
+// client reports the same outage. err is never the session's io.EOF, its
+// clean end, and matches io.EOF in no other case (see sse.Session.Next).
 func (t *capture) refusal(err error) error {
 	var se *sse.StatusError
 	if errors.As(err, &se) {
@@ -647,8 +647,8 @@ func (t *capture) refusal(err error) error {
 			return fromHTTPResponse(resp, body)
 		}
 	}
-	if errors.Is(err, sse.ErrReconnectLimit) || errors.Is(err, io.EOF) {
-		return NewError(CodeUnavailable, notEOF{err})
+	if errors.Is(err, sse.ErrReconnectLimit) {
+		return NewError(CodeUnavailable, err)
 	}
 	return wireError(err)
 }
@@ -789,10 +789,8 @@ func (s *sseClientStream) receive(m proto.Message) error {
 	for {
 		ev, err := s.sess.Next()
 		if err != nil {
-			// Only the session's own io.EOF (a 204, or a stream that
-			// ended with reconnection disabled) is a clean end: an
-			// ErrReconnectLimit wrapping the last attempt's io.EOF is a
-			// failed call.
+			// Only the session's io.EOF (a 204, or a stream that ended
+			// with reconnection disabled) is a clean end.
 			if err != io.EOF {
 				err = s.capt.refusal(err)
 			}

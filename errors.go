@@ -321,17 +321,6 @@ func fromClose(ce *websocket.CloseError) error {
 	return &Error{code: c, msg: ce.Reason, err: ce}
 }
 
-// notEOF is a failure whose cause wraps io.EOF (an SSE session out of
-// reconnection attempts after a server that closed unanswered): it keeps
-// the message and the errors.Is matches (sse.ErrReconnectLimit, say),
-// except io.EOF, so that the common errors.Is(err, io.EOF) test does not
-// read the failure as a clean end.
-type notEOF struct{ err error }
-
-func (e notEOF) Error() string { return e.err.Error() }
-
-func (e notEOF) Is(target error) bool { return target != io.EOF && errors.Is(e.err, target) }
-
 // wireError translates an error from the runtime into the typed layer's
 // vocabulary: io.EOF for a clean end, an *Error for everything else.
 func wireError(err error) error {

@@ -174,7 +174,7 @@ func Connect(ctx context.Context, url string, opts *ClientOptions) (*Session, er
 		if errors.Is(err, errNoContent) {
 			return nil, io.EOF
 		}
-		return nil, err
+		return nil, notEOF(err)
 	}
 	return s, nil
 }
@@ -280,7 +280,9 @@ func (s *Session) Events() iter.Seq2[Event, error] {
 
 // Next returns the next event, connecting or reconnecting as needed. It
 // returns io.EOF when the stream has ended cleanly and a terminal error
-// otherwise; after either it keeps returning the same.
+// otherwise, which never matches io.EOF with errors.Is, whatever its
+// cause (ErrReconnectLimit after a server that kept closing the stream,
+// say); after either it keeps returning the same.
 func (s *Session) Next() (Event, error) {
 	if s.err == nil && s.ctx.Err() != nil {
 		// Closed (or its context done) with events still buffered: those
@@ -412,10 +414,35 @@ func (s *Session) finish(err error) {
 	if errors.Is(err, errNoContent) {
 		err = io.EOF
 	}
-	s.err = err
+	s.err = notEOF(err)
 	s.closeBody()
 	s.cancel()
 }
+
+// notEOF returns err, except that a failure whose chain holds io.EOF (a
+// server that accepted the connection and closed it unanswered, wrapped
+// in a *url.Error, or ErrReconnectLimit wrapping a stream's end) is
+// wrapped so that it no longer matches io.EOF: the session's bare io.EOF
+// is its clean end, and callers test for it with errors.Is as often as
+// with ==. Every other match of the chain (errors.Is and errors.As) is
+// kept, and so is the message.
+func notEOF(err error) error {
+	if err == io.EOF || !errors.Is(err, io.EOF) {
+		return err
+	}
+	return failure{err}
+}
+
+// failure is an error that does not match io.EOF though its cause does;
+// see notEOF. It has no Unwrap, which would hand errors.Is the io.EOF in
+// the chain, but forwards every other Is and As to the cause.
+type failure struct{ err error }
+
+func (f failure) Error() string { return f.err.Error() }
+
+func (f failure) Is(target error) bool { return target != io.EOF && errors.Is(f.err, target) }
+
+func (f failure) As(target any) bool { return errors.As(f.err, target) }
 
 func (s *Session) closeBody() {
 	if s.body != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -829,4 +830,59 @@ func TestClientBacksOffAfterRetryZero(t *testing.T) {
 			t.Errorf("reconnection %d came %v after the request before, want at least %v", k+1, gap, least*time.Millisecond)
 		}
 	}
+}
+
+// Only a clean end matches io.EOF. A terminal error whose cause holds
+// io.EOF — reconnection attempts exhausted on a server that kept closing
+// the stream before a block, or a server that closed the connection
+// unanswered (net/http's *url.Error wrapping io.EOF) — used to match it
+// too, so the common `errors.Is(err, io.EOF)` read a failed stream as a
+// finished one. The cause stays reachable with errors.As and the message
+// keeps it.
+func TestFailureIsNotEOF(t *testing.T) {
+	check := func(t *testing.T, err error, want error) {
+		t.Helper()
+		if err == nil || errors.Is(err, io.EOF) {
+			t.Fatalf("err = %v, want a failure that does not match io.EOF", err)
+		}
+		if want != nil && !errors.Is(err, want) {
+			t.Errorf("err = %v, want it to match %v", err, want)
+		}
+	}
+	t.Run("limit after ended streams", func(t *testing.T) {
+		srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { stream()(w) }))
+		_, err := collect(t, srv.URL, &sse.ClientOptions{MaxReconnectionAttempts: 2, ReconnectionTime: time.Millisecond})
+		check(t, err, sse.ErrReconnectLimit)
+		if !strings.Contains(err.Error(), "EOF") {
+			t.Errorf("err = %q, want the last attempt's cause in its message", err)
+		}
+	})
+	t.Run("limit after unanswered connections", func(t *testing.T) {
+		srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hangUp(w) }))
+		_, err := collect(t, srv.URL, &sse.ClientOptions{MaxReconnectionAttempts: 1, ReconnectionTime: time.Millisecond})
+		check(t, err, sse.ErrReconnectLimit)
+		var ue *url.Error
+		if !errors.As(err, &ue) {
+			t.Errorf("err = %v, want the *url.Error reachable with errors.As", err)
+		}
+	})
+	t.Run("connect unanswered", func(t *testing.T) {
+		srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hangUp(w) }))
+		_, err := sse.Connect(context.Background(), srv.URL, &sse.ClientOptions{MaxReconnectionAttempts: -1})
+		check(t, err, nil)
+	})
+	t.Run("clean end is io.EOF", func(t *testing.T) {
+		srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { stream("data: x\n\n")(w) }))
+		s, err := sse.Connect(context.Background(), srv.URL, &sse.ClientOptions{MaxReconnectionAttempts: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := s.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Next(); err != io.EOF {
+			t.Fatalf("Next after the end = %v, want io.EOF", err)
+		}
+	})
 }
