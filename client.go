@@ -860,7 +860,10 @@ type ServerStreamForClient[Res any] struct {
 // Receive returns the next response; io.EOF when the handler returned
 // nil, an *Error when it failed; once the call has ended, every later
 // Receive returns the same again. Over SSE the message's oneof case is set
-// from the event type, and events of types the message does not know are
+// from the event type, and a "message" event is the whole message, whatever
+// the message's own shape, so a server of another version of the schema,
+// which may send the other form, is read too (SSERule in
+// wsrpc/v1/options.proto); events of types the message does not know are
 // skipped.
 func (s *ServerStreamForClient[Res]) Receive() (*Res, error) {
 	m := new(Res)

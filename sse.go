@@ -154,7 +154,8 @@ func NewSSEEvent(msg proto.Message, id string) (sse.Event, error) {
 //
 // A oneof response needs both: with the defaults (codec.JSON, no event
 // type) its events carry the whole message as "message" events, which a
-// generated client skips, and with only an event type it refuses their
+// generated Go client reads but a browser listening for the case event
+// types never sees, and with only an event type a client refuses their
 // data. Marshal fails, as NewSSEEvent does, for a oneof response with no
 // case set. It only encodes: the data alone does not say which case it
 // is (the event type does), so Unmarshal always fails — read such events
@@ -226,33 +227,61 @@ func fieldJSON(msg proto.Message, fd protoreflect.FieldDescriptor) ([]byte, erro
 }
 
 // decodeSSEEvent decodes an event of a wsrpc SSE stream into msg. It
-// reports false, without error, for an event type msg has no case for
-// (a newer server's case, or a foreign event), which the caller skips.
+// reads both event forms of SSERule (wsrpc/v1/options.proto), whatever
+// msg's own shape, because a server of another version of the schema may
+// use the other one: adding a field beside the oneof, or moving it in,
+// switches the server between them. A "message" event is the whole
+// response, unless msg is a single oneof with a case named "message",
+// whose event it is; an event named after a case of one of msg's
+// (non-synthetic) oneofs is that case's value, set on a fresh msg. It
+// reports false, without error, for any other event type (a newer
+// server's case, or a foreign event), which the caller skips.
 func decodeSSEEvent(ev sse.Event, msg proto.Message) (bool, error) {
-	od := eventOneof(msg.ProtoReflect().Descriptor())
-	if od == nil {
-		if ev.Type != SSEDefaultEventType && ev.Type != "" {
-			return false, nil
+	md := msg.ProtoReflect().Descriptor()
+	od := eventOneof(md)
+	if ev.Type == SSEDefaultEventType || ev.Type == "" {
+		if od == nil || od.Fields().ByName(SSEDefaultEventType) == nil {
+			return true, codec.JSON.Unmarshal([]byte(ev.Data), msg)
 		}
-		return true, codec.JSON.Unmarshal([]byte(ev.Data), msg)
 	}
-	fd := od.Fields().ByName(protoreflect.Name(ev.Type))
+	var fd protoreflect.FieldDescriptor
+	if od != nil {
+		fd = od.Fields().ByName(protoreflect.Name(ev.Type))
+	} else if !specialJSON(md) {
+		// A whole-message response reads the case events of a server
+		// whose response is its oneof alone. Not a well-known type's
+		// (google.protobuf.Value is a oneof), whose JSON form is not an
+		// object of its fields: no server sends its cases as events.
+		fd = md.Fields().ByName(protoreflect.Name(ev.Type))
+		if fd != nil {
+			if o := fd.ContainingOneof(); o == nil || o.IsSynthetic() {
+				fd = nil
+			}
+		}
+	}
 	if fd == nil {
 		return false, nil
 	}
+	return true, decodeSSECase(ev, msg, fd)
+}
+
+// decodeSSECase decodes the data of a case event, the value of the oneof
+// case fd as NewSSEEvent writes it, into msg, which then has that case set
+// and nothing else.
+func decodeSSECase(ev sse.Event, msg proto.Message, fd protoreflect.FieldDescriptor) error {
 	if fd.Message() != nil {
 		// A message case's data is that message's protojson (NewSSEEvent):
 		// decoded into the case directly, no wrapping object to build, and
 		// protojson refuses anything after the value.
 		proto.Reset(msg)
-		return true, codec.JSON.Unmarshal([]byte(ev.Data), msg.ProtoReflect().Mutable(fd).Message().Interface())
+		return codec.JSON.Unmarshal([]byte(ev.Data), msg.ProtoReflect().Mutable(fd).Message().Interface())
 	}
 	// A scalar case's data goes inside an object built around it, so it
 	// must be one JSON value on its own: `1,"other":2` would parse there,
 	// its extra member dropped as an unknown field, where a browser's
 	// JSON.parse refuses it.
 	if !json.Valid([]byte(ev.Data)) {
-		return true, fmt.Errorf("event %q: data is not a JSON value: %q", ev.Type, ev.Data)
+		return fmt.Errorf("event %q: data is not a JSON value: %q", ev.Type, ev.Data)
 	}
 	obj := make([]byte, 0, len(ev.Data)+len(fd.JSONName())+4)
 	obj = append(obj, '{')
@@ -261,14 +290,14 @@ func decodeSSEEvent(ev sse.Event, msg proto.Message) (bool, error) {
 	obj = append(obj, ev.Data...)
 	obj = append(obj, '}')
 	if err := codec.JSON.Unmarshal(obj, msg); err != nil {
-		return true, err
+		return err
 	}
-	if msg.ProtoReflect().WhichOneof(od) == nil {
+	if !msg.ProtoReflect().Has(fd) {
 		// protojson reads {"note":null} as no case at all: a response no
 		// server sends (NewSSEEvent refuses one).
-		return true, fmt.Errorf("event %q has no value (data %q)", ev.Type, ev.Data)
+		return fmt.Errorf("event %q has no value (data %q)", ev.Type, ev.Data)
 	}
-	return true, nil
+	return nil
 }
 
 // sseErrorData is the data of a "wsrpc.error" event.
@@ -330,13 +359,24 @@ func flatRequest(md protoreflect.MessageDescriptor) bool {
 	}
 	fields := md.Fields()
 	for i := 0; i < fields.Len(); i++ {
-		fd := fields.Get(i)
-		if fd.IsMap() || fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind {
+		if !flatField(fields.Get(i)) {
 			return false
 		}
 	}
 	return true
 }
+
+// flatField reports whether fd can travel as a query parameter of the
+// flat form: a scalar, an enum, or a repeated scalar or enum.
+func flatField(fd protoreflect.FieldDescriptor) bool {
+	return !fd.IsMap() && fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind
+}
+
+// sseRequestJSON encodes requests for the query: protojson with enum
+// values as numbers, which a server reads whether or not its schema has
+// the value (proto3 enums are open), where a name it does not know is a
+// 400 in the flat form and dropped without a word in the request form.
+var sseRequestJSON = codec.NewJSON(&codec.JSONOptions{UseEnumNumbers: true})
 
 // EncodeSSERequest returns the query that carries req to an SSE handler
 // (see SSERule in wsrpc/v1/options.proto): each populated field as a
@@ -345,7 +385,9 @@ func flatRequest(md protoreflect.MessageDescriptor) bool {
 // form of its own (Timestamp, Duration, FieldMask, Any, Struct, Value,
 // ListValue, the wrappers), and for a message with extension ranges
 // (proto2), the whole request as protojson in the "request" parameter,
-// extensions included. An empty request is an empty query.
+// extensions included. Enum values are numbers in both forms (decimal in
+// the flat form), so a value the server's schema lacks still reaches it.
+// An empty request is an empty query.
 func EncodeSSERequest(req proto.Message) (url.Values, error) {
 	q := url.Values{}
 	rm := req.ProtoReflect()
@@ -353,7 +395,7 @@ func EncodeSSERequest(req proto.Message) (url.Values, error) {
 		if !hasFields(rm) {
 			return q, nil
 		}
-		b, err := codec.JSON.Marshal(req)
+		b, err := sseRequestJSON.Marshal(req)
 		if err != nil {
 			return nil, Errorf(CodeInternal, "sse request: %w", err)
 		}
@@ -363,7 +405,7 @@ func EncodeSSERequest(req proto.Message) (url.Values, error) {
 	if !hasFields(rm) {
 		return q, nil
 	}
-	b, err := protojson.Marshal(req)
+	b, err := sseRequestJSON.Marshal(req)
 	if err != nil {
 		return nil, Errorf(CodeInternal, "sse request: %w", err)
 	}
@@ -400,11 +442,11 @@ func hasFields(rm protoreflect.Message) bool {
 }
 
 // jsonScalarText is a JSON scalar's text without quotes. protojson
-// writes a google.protobuf.NullValue as null, which is its one value's
-// name in a query.
+// writes a google.protobuf.NullValue as null, even with enum numbers,
+// which is its one value's number, 0, in a query.
 func jsonScalarText(fd protoreflect.FieldDescriptor, raw json.RawMessage) string {
 	if fd.Kind() == protoreflect.EnumKind && string(bytes.TrimSpace(raw)) == "null" {
-		return string(fd.Enum().Values().ByNumber(0).Name())
+		return "0"
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
@@ -414,15 +456,22 @@ func jsonScalarText(fd protoreflect.FieldDescriptor, raw json.RawMessage) string
 }
 
 // DecodeSSERequest fills req from the query of an SSE request, accepting
-// both forms (see EncodeSSERequest). A field's parameter is named by its
-// JSON name (lowerCamelCase) or, as protojson reads both, its proto name
-// (snake_case). Unknown parameters are ignored (a page may add its own,
+// both forms (see EncodeSSERequest): the request form for any request,
+// and the flat form for the scalar, enum and repeated scalar or enum
+// fields of any request but a well-known type with a JSON form of its
+// own, even of one that EncodeSSERequest sends whole, so that the flat
+// URLs of clients built before a message field was added keep working.
+// A field's parameter is named by its JSON name (lowerCamelCase) or, as
+// protojson reads both, its proto name (snake_case); an enum value by its
+// name or number. Unknown parameters are ignored (a page may add its own,
 // such as a token). These are errors with CodeInvalidArgument: a
-// "request" parameter mixed with field parameters; a field parameter for
-// a request that travels only whole; a value that does not parse, or a
-// string that is not UTF-8; a repeated parameter for a singular field; a
-// field given under both its names; a request without a proto2 required
-// field, in either form or as the empty query. In a flat request with a field named
+// "request" parameter mixed with field parameters; a parameter for a
+// field that travels only in the request form (a message, map or
+// well-known-type field, any field of a well-known type; extensions have
+// no parameter); a value that does not parse, or a string that is not
+// UTF-8; a repeated parameter for a singular field; a field given under
+// both its names; a request without a proto2 required field, in either
+// form or as the empty query. In a flat request with a field named
 // "request", that parameter is the field.
 func DecodeSSERequest(q url.Values, req proto.Message) error {
 	rm := req.ProtoReflect()
@@ -446,24 +495,25 @@ func DecodeSSERequest(q url.Values, req proto.Message) error {
 		}
 		return nil
 	}
-	if !flat {
-		// Such a request travels only whole: a parameter named like one
-		// of its fields is a mistake (a hand-written ?limit=2), which
-		// would otherwise leave the field unset without a word.
+	if specialJSON(rm.Descriptor()) {
+		// Such a request travels only whole: its protojson is a string
+		// or a bare value, not an object of its fields, so a parameter
+		// named like one of them (?seconds=1 for a Timestamp) is a
+		// mistake, which would otherwise leave it unset without a word.
 		for i := 0; i < fields.Len(); i++ {
-			if name, ok := fieldParamName(q, fields.Get(i)); ok && name != SSERequestParam {
+			if name, ok := fieldParamName(q, fields.Get(i)); ok {
 				return Errorf(CodeInvalidArgument, "parameter %q: %s is sent whole, as protojson in the %q parameter", name, rm.Descriptor().FullName(), SSERequestParam)
 			}
 		}
-		// No parameter is the empty request, which a message with
-		// required fields (proto2) cannot be: refused as protojson
-		// refuses it in either form.
 		proto.Reset(req)
-		if err := proto.CheckInitialized(req); err != nil {
-			return Errorf(CodeInvalidArgument, "request: %w", err)
-		}
 		return nil
 	}
+	// The flat form, for the flat fields of any request, not only of one
+	// that EncodeSSERequest sends flat: a client built before a message
+	// field was added to the request sends the flat form, and its
+	// requests (and bookmarked URLs) keep working. No parameter is the
+	// empty request, which a message with required fields (proto2)
+	// cannot be: protojson refuses it, as in the request form.
 	var obj bytes.Buffer
 	obj.WriteByte('{')
 	n := 0
@@ -472,6 +522,11 @@ func DecodeSSERequest(q url.Values, req proto.Message) error {
 		pname, ok := fieldParamName(q, fd)
 		if !ok {
 			continue
+		}
+		if !flatField(fd) {
+			// A hand-written ?filter=… would otherwise leave the field
+			// unset without a word.
+			return Errorf(CodeInvalidArgument, "parameter %q: %s is a message or map field, which travels only in the %q parameter, with the whole request as protojson", pname, fd.Name(), SSERequestParam)
 		}
 		vs := q[pname]
 		if pn := string(fd.Name()); pn != pname && q.Has(pn) {

@@ -9,13 +9,15 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 )
 
 // sseFuzzRequests are the request types FuzzDecodeSSERequest fills: flat
 // ones of every scalar kind, one with a field named "request", and ones
-// that travel only whole in ?request= (a message field; a well-known
-// type with a JSON form of its own).
+// that EncodeSSERequest sends whole in ?request= (a message field, though
+// a server reads its flat fields' parameters too; a well-known type with
+// a JSON form of its own).
 var sseFuzzRequests = []func() proto.Message{
 	func() proto.Message { return dynMsg("Flat") },
 	func() proto.Message { return dynMsg("ReqNamed") },
@@ -36,6 +38,7 @@ func FuzzDecodeSSERequest(f *testing.F) {
 		"fDouble=NaN&fFloat=-Infinity&oUint64=18446744073709551615", "fEnum=BLUE&rEnum=1&rEnum=RED",
 		"cInt=1&cStr=x", "request=%7B%22count%22%3A2%7D", "request=x&count=2", "nulls=NULL_VALUE&nulls=0",
 		`request={"eInt32":1}`, `request={"a":[1,{"b":null}]}`, "room=r&request=", "fString=%FF", "fInt32=1e3",
+		"eInt32=3&e_string=x", "eInt32=3&mInner=%7B%7D",
 	} {
 		for which := range sseFuzzRequests {
 			f.Add(s, uint8(which))
@@ -71,22 +74,27 @@ func FuzzDecodeSSERequest(f *testing.F) {
 // FuzzDecodeSSEEvent feeds the typed SSE client's event decoder what a
 // server may send. It must not panic, and an event it accepts must come
 // out of NewSSEEvent as the same response: the client reads no more than
-// a server can write.
+// a server can write (a server of its own schema, or, for a "message"
+// event whose response has no case set, one whose response has a field
+// beside the oneof).
 func FuzzDecodeSSEEvent(f *testing.F) {
 	for _, ev := range [][2]string{
 		{"e_int32", "-7"}, {"e_string", `"a\nb"`}, {"e_bytes", `"AAE="`}, {"e_double", `"NaN"`}, {"e_enum", `"BLUE"`},
 		{"m_inner", `{"x":"y"}`}, {"m_ts", `"1970-01-01T00:00:01Z"`}, {"m_value", `[1,"a",null,{"b":true}]`},
 		{"m_struct", `{}`}, {"m_empty", `{}`}, {"m_sv", `""`}, {"e_null", "null"}, {"e_int32", "null"},
 		{"e_int32", `1,"eString":"x"`}, {"e_int32", `1,"zzz":2`}, {"e_bool", "true}"}, {"message", `{"eInt32":1}`}, {"tick", `{"seq":"3"}`},
-		{"note", `"hi"`}, {"", `{}`},
+		{"note", `"hi"`}, {"", `{}`}, {"message", `{"note":"n","seq":"2"}`}, {"level", `"5"`}, {"seq", "1"},
 	} {
-		for which := range 2 {
+		for which := range 3 {
 			f.Add(ev[0], ev[1], uint8(which))
 		}
 	}
 	responses := []func() proto.Message{
 		func() proto.Message { return dynMsg("Resp") },
 		func() proto.Message { return &testingv1.WatchResponse{} },
+		// A oneof beside another field: "message" events, and the case
+		// events of a server whose response is the oneof alone.
+		func() proto.Message { return &testingv1.WatchResponseWithSeq{} },
 	}
 	f.Fuzz(func(t *testing.T, typ, data string, which uint8) {
 		newResp := responses[int(which)%len(responses)]
@@ -99,6 +107,15 @@ func FuzzDecodeSSEEvent(f *testing.F) {
 			t.Fatalf("event %q %q: data that is not a JSON value decoded to %v", typ, data, resp)
 		}
 		ev, err := NewSSEEvent(resp, "")
+		if err != nil && (typ == SSEDefaultEventType || typ == "") {
+			// A whole response with no case set: a server whose response
+			// has a field beside the oneof sends it as a "message" event.
+			b, merr := codec.JSON.Marshal(resp)
+			if merr != nil {
+				t.Fatal(merr)
+			}
+			ev, err = sse.Event{Data: string(b)}, nil
+		}
 		if err != nil {
 			t.Fatalf("event %q %q decoded to %v, which NewSSEEvent refuses: %v", typ, data, resp, err)
 		}

@@ -307,7 +307,7 @@ func TestSSEFieldNamedRequest(t *testing.T) {
 // names (snake_case) as protojson reads them; they were unknown
 // parameters, ignored, so ?f_int32=7 left the field unset without a
 // word. Both names for one field, or a proto name beside ?request=, or
-// for a request that travels whole, are invalid_argument.
+// for a field that cannot travel flat, are invalid_argument.
 func TestSSEProtoNameParams(t *testing.T) {
 	got := dynMsg("Flat")
 	q, _ := url.ParseQuery("f_int32=7&r_string=a&r_string=b&oBool=true")
@@ -327,7 +327,7 @@ func TestSSEProtoNameParams(t *testing.T) {
 	for _, tc := range []struct{ msg, query string }{
 		{"Flat", "f_int32=7&fInt32=7"},
 		{"Flat", `request={"fInt32":1}&f_string=x`},
-		{"Resp", "e_int32=1"},
+		{"Resp", "m_inner=1"},
 	} {
 		q, _ := url.ParseQuery(tc.query)
 		if err := DecodeSSERequest(q, dynMsg(tc.msg)); CodeOf(err) != CodeInvalidArgument {
@@ -337,8 +337,8 @@ func TestSSEProtoNameParams(t *testing.T) {
 }
 
 // TestSSERepeatedNullValue: protojson writes a google.protobuf.NullValue
-// element as null; the flat form sends it as NULL_VALUE (it sent "", which
-// DecodeSSERequest refused as not a value of the enum).
+// element as null; the flat form sends it as 0, its one value's number (it
+// sent "", which DecodeSSERequest refused as not a value of the enum).
 func TestSSERepeatedNullValue(t *testing.T) {
 	m := dynMsg("WithNull")
 	m.Mutable(m.Descriptor().Fields().ByName("nulls")).List().Append(protoreflect.ValueOfEnum(0))
@@ -624,10 +624,10 @@ func TestSSEClientKeepsURLQuery(t *testing.T) {
 	}
 }
 
-// TestSSENonFlatFieldParamsRefused: for a request that travels only in
-// the request form, a field's own parameter (?limit=2, ?filter=…) is
-// invalid_argument; it was ignored, and the handler ran with an empty
-// request.
+// TestSSENonFlatFieldParamsRefused: a parameter for a field that cannot
+// travel flat (?filter=…, a message) is invalid_argument, beside a flat
+// field's (?limit=2, which a server accepts for any request: SSERule);
+// it was ignored, and the handler ran without the filter.
 func TestSSENonFlatFieldParamsRefused(t *testing.T) {
 	got := &testingv1.SearchRequest{}
 	err := DecodeSSERequest(url.Values{"limit": {"2"}, "filter": {`{"query":"q"}`}}, got)
@@ -642,8 +642,7 @@ func TestSSENonFlatFieldParamsRefused(t *testing.T) {
 // never reached the handler, without a word. Protojson carries it as
 // "[wsrpc.testing.v1.note]" (ProtoJSON format: extensions), through the
 // typed client and handler as through EncodeSSERequest and
-// DecodeSSERequest; a hand-built flat query is then refused, as for any
-// request sent whole.
+// DecodeSSERequest; a hand-built flat query still sets its fields.
 func TestSSEExtensionsTravelWhole(t *testing.T) {
 	req := &testingv1.LegacyQuery{Name: proto.String("n"), Ids: []int32{1, 2}}
 	proto.SetExtension(req, testingv1.E_Note, "ext")
@@ -661,14 +660,16 @@ func TestSSEExtensionsTravelWhole(t *testing.T) {
 	if err := DecodeSSERequest(viaWire(t, q), got); err != nil || !proto.Equal(got, req) {
 		t.Errorf("?%s = %v, %v; want %v", q.Encode(), got, err, req)
 	}
-	if err := DecodeSSERequest(url.Values{"name": {"n"}}, &testingv1.LegacyQuery{}); CodeOf(err) != CodeInvalidArgument {
-		t.Errorf("?name=n for LegacyQuery: %v, want invalid_argument", err)
+	// A server reads the flat form of any request's fields (SSERule), an
+	// extension's only in the request form.
+	if got := (&testingv1.LegacyQuery{}); DecodeSSERequest(url.Values{"name": {"n"}}, got) != nil || got.GetName() != "n" {
+		t.Errorf("?name=n for LegacyQuery: %v, want name n", got)
 	}
 	// A request without its required field is refused in either form, as
 	// the flat form's decoding refused one (protojson checks required
 	// fields); the empty query, which carries an empty request, reached
 	// the handler once LegacyQuery was sent whole.
-	for _, q := range []url.Values{{}, {SSERequestParam: {`{"ids":[1]}`}}} {
+	for _, q := range []url.Values{{}, {"ids": {"1"}}, {SSERequestParam: {`{"ids":[1]}`}}} {
 		if err := DecodeSSERequest(q, &testingv1.LegacyQuery{}); CodeOf(err) != CodeInvalidArgument {
 			t.Errorf("?%s for LegacyQuery without its required name: %v, want invalid_argument", q.Encode(), err)
 		}

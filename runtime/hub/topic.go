@@ -105,9 +105,9 @@ type TopicOptions[M proto.Message] struct {
 	// (Binary() false). Default codec.JSON (protojson). For a topic served
 	// through a generated SSE method (Follow with ServerStream.SendEvent)
 	// whose response is a single oneof, use wsrpc.SSEEventCodec with
-	// wsrpc.SSEEventType as EventType: a generated client expects the
-	// case's value as data and the case's name as event type, and skips
-	// or refuses anything else.
+	// wsrpc.SSEEventType as EventType: a page listens for the case's name
+	// as event type, with the case's value as data, and a generated
+	// client refuses a case's event whose data is the whole message.
 	SSECodec codec.Codec
 
 	// EventType names the SSE event type of a message (the "event:"

@@ -216,6 +216,15 @@ func (x *WebSocketRule) GetPath() string {
 // well-known types with a JSON form of their own. Data is protojson on one
 // line (runtime/codec "json").
 //
+// Go clients read both forms, whatever the shape of their own response
+// message: a "message" event as the whole response (unless the oneof has a
+// case named "message": the event is that case), and an event named after a
+// case of a oneof of the response as that case. So adding a field beside
+// the oneof, or moving the oneof's fields into it alone, does not break Go
+// clients of either version. It does change the events a browser sees, from
+// one type per case to "message" or back: a breaking change for pages,
+// which should listen for both during such a change.
+//
 // The request in the URL. EventSource can only GET a URL, so the request is
 // encoded in the query string, in one of two forms chosen from the request
 // message's schema (never from its values), so client and server agree
@@ -231,20 +240,28 @@ func (x *WebSocketRule) GetPath() string {
 //     parameter is a field's, so an extension would be lost):
 //     each populated field is a query parameter named by its JSON name
 //     (lowerCamelCase) with its protojson value without quotes: numbers in
-//     decimal (64-bit ones too), bools as "true"/"false", enums by value name,
-//     bytes as base64 (standard or URL alphabet, padding optional). A repeated
-//     field repeats its parameter once per element, in order. Unpopulated
-//     fields are omitted; an empty request (or google.protobuf.Empty) is no
-//     query at all.
+//     decimal (64-bit ones too), bools as "true"/"false", enums by value name
+//     or number, bytes as base64 (standard or URL alphabet, padding
+//     optional). A repeated field repeats its parameter once per element, in
+//     order. Unpopulated fields are omitted; an empty request (or
+//     google.protobuf.Empty) is no query at all.
 //   - Request form, used for every other request: the whole request as
 //     protojson in a single query parameter named "request" (extensions as
 //     "[package.name]" keys).
 //
 // A server accepts the request form for any request type, so a generic
-// client may always use it. Parameters with names the request type does not
-// know are ignored, as unknown JSON fields are; mixing "request" with field
-// parameters, a value that does not parse, or a repeated parameter for a
-// singular field is a 400 Bad Request.
+// client may always use it, and the flat form for the flat fields (scalars,
+// enums, repeated scalars and enums) of any request type but a well-known
+// type with a JSON form of its own, so that the flat URLs of clients built
+// before a message or map field was added to the request keep working. A
+// parameter naming a field that cannot travel flat (a message, map or
+// well-known-type field) is a 400 Bad Request, as are mixing "request" with
+// field parameters, a value that does not parse, and a repeated parameter
+// for a singular field; extensions travel only in the request form.
+// Parameters with names the request type does not know are ignored, as
+// unknown JSON fields are. The Go client writes enum values as numbers in
+// both forms, which a server reads even when its schema lacks the value
+// (proto3 enums are open), where it would refuse or drop an unknown name.
 type SSERule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// path overrides the HTTP path the handler is mounted on; the same rules

@@ -611,6 +611,132 @@ func (*WatchResponse_Level) isWatchResponse_Event() {}
 
 func (*WatchResponse_UserJoined) isWatchResponse_Event() {}
 
+// WatchResponseWithSeq is WatchResponse as a later version of the schema
+// may have it: the same oneof and a field beside it, so a server sends each
+// as one "message" event with the whole response. Tests read each with the
+// other's client, as during a rolling deploy.
+type WatchResponseWithSeq struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*WatchResponseWithSeq_Tick
+	//	*WatchResponseWithSeq_Note
+	//	*WatchResponseWithSeq_Level
+	//	*WatchResponseWithSeq_UserJoined
+	Event         isWatchResponseWithSeq_Event `protobuf_oneof:"event"`
+	Seq           int64                        `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponseWithSeq) Reset() {
+	*x = WatchResponseWithSeq{}
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponseWithSeq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponseWithSeq) ProtoMessage() {}
+
+func (x *WatchResponseWithSeq) ProtoReflect() protoreflect.Message {
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponseWithSeq.ProtoReflect.Descriptor instead.
+func (*WatchResponseWithSeq) Descriptor() ([]byte, []int) {
+	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *WatchResponseWithSeq) GetEvent() isWatchResponseWithSeq_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchResponseWithSeq) GetTick() *Tick {
+	if x != nil {
+		if x, ok := x.Event.(*WatchResponseWithSeq_Tick); ok {
+			return x.Tick
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponseWithSeq) GetNote() string {
+	if x != nil {
+		if x, ok := x.Event.(*WatchResponseWithSeq_Note); ok {
+			return x.Note
+		}
+	}
+	return ""
+}
+
+func (x *WatchResponseWithSeq) GetLevel() int64 {
+	if x != nil {
+		if x, ok := x.Event.(*WatchResponseWithSeq_Level); ok {
+			return x.Level
+		}
+	}
+	return 0
+}
+
+func (x *WatchResponseWithSeq) GetUserJoined() *Joined {
+	if x != nil {
+		if x, ok := x.Event.(*WatchResponseWithSeq_UserJoined); ok {
+			return x.UserJoined
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponseWithSeq) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type isWatchResponseWithSeq_Event interface {
+	isWatchResponseWithSeq_Event()
+}
+
+type WatchResponseWithSeq_Tick struct {
+	Tick *Tick `protobuf:"bytes,1,opt,name=tick,proto3,oneof"`
+}
+
+type WatchResponseWithSeq_Note struct {
+	Note string `protobuf:"bytes,2,opt,name=note,proto3,oneof"`
+}
+
+type WatchResponseWithSeq_Level struct {
+	Level int64 `protobuf:"varint,3,opt,name=level,proto3,oneof"`
+}
+
+type WatchResponseWithSeq_UserJoined struct {
+	UserJoined *Joined `protobuf:"bytes,4,opt,name=user_joined,json=userJoined,proto3,oneof"`
+}
+
+func (*WatchResponseWithSeq_Tick) isWatchResponseWithSeq_Event() {}
+
+func (*WatchResponseWithSeq_Note) isWatchResponseWithSeq_Event() {}
+
+func (*WatchResponseWithSeq_Level) isWatchResponseWithSeq_Event() {}
+
+func (*WatchResponseWithSeq_UserJoined) isWatchResponseWithSeq_Event() {}
+
 // Tick is a numbered tick of a room.
 type Tick struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -623,7 +749,7 @@ type Tick struct {
 
 func (x *Tick) Reset() {
 	*x = Tick{}
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[8]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +761,7 @@ func (x *Tick) String() string {
 func (*Tick) ProtoMessage() {}
 
 func (x *Tick) ProtoReflect() protoreflect.Message {
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[8]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +774,7 @@ func (x *Tick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tick.ProtoReflect.Descriptor instead.
 func (*Tick) Descriptor() ([]byte, []int) {
-	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{8}
+	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Tick) GetSeq() int64 {
@@ -682,7 +808,7 @@ type Joined struct {
 
 func (x *Joined) Reset() {
 	*x = Joined{}
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[9]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +820,7 @@ func (x *Joined) String() string {
 func (*Joined) ProtoMessage() {}
 
 func (x *Joined) ProtoReflect() protoreflect.Message {
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[9]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +833,7 @@ func (x *Joined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Joined.ProtoReflect.Descriptor instead.
 func (*Joined) Descriptor() ([]byte, []int) {
-	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{9}
+	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Joined) GetUser() string {
@@ -728,7 +854,7 @@ type SearchRequest struct {
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[10]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +866,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[10]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +879,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{10}
+	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SearchRequest) GetFilter() *Filter {
@@ -781,7 +907,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[11]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +919,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[11]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +932,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{11}
+	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Filter) GetQuery() string {
@@ -834,7 +960,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[12]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +972,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[12]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +985,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{12}
+	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SearchResponse) GetTitle() string {
@@ -885,7 +1011,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[13]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1023,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[13]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1036,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{13}
+	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{14}
 }
 
 // PingResponse is unused by wsrpc.
@@ -922,7 +1048,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[14]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1060,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[14]
+	mi := &file_wsrpc_testing_v1_stream_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1073,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{14}
+	return file_wsrpc_testing_v1_stream_proto_rawDescGZIP(), []int{15}
 }
 
 var File_wsrpc_testing_v1_stream_proto protoreflect.FileDescriptor
@@ -989,6 +1115,14 @@ const file_wsrpc_testing_v1_stream_proto_rawDesc = "" +
 	"\x05level\x18\x03 \x01(\x03H\x00R\x05level\x12;\n" +
 	"\vuser_joined\x18\x04 \x01(\v2\x18.wsrpc.testing.v1.JoinedH\x00R\n" +
 	"userJoinedB\a\n" +
+	"\x05event\"\xca\x01\n" +
+	"\x14WatchResponseWithSeq\x12,\n" +
+	"\x04tick\x18\x01 \x01(\v2\x16.wsrpc.testing.v1.TickH\x00R\x04tick\x12\x14\n" +
+	"\x04note\x18\x02 \x01(\tH\x00R\x04note\x12\x16\n" +
+	"\x05level\x18\x03 \x01(\x03H\x00R\x05level\x12;\n" +
+	"\vuser_joined\x18\x04 \x01(\v2\x18.wsrpc.testing.v1.JoinedH\x00R\n" +
+	"userJoined\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x03R\x03seqB\a\n" +
 	"\x05event\"@\n" +
 	"\x04Tick\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x12\n" +
@@ -1040,47 +1174,50 @@ func file_wsrpc_testing_v1_stream_proto_rawDescGZIP() []byte {
 }
 
 var file_wsrpc_testing_v1_stream_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wsrpc_testing_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_wsrpc_testing_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_wsrpc_testing_v1_stream_proto_goTypes = []any{
-	(Level)(0),             // 0: wsrpc.testing.v1.Level
-	(*EchoRequest)(nil),    // 1: wsrpc.testing.v1.EchoRequest
-	(*EchoResponse)(nil),   // 2: wsrpc.testing.v1.EchoResponse
-	(*CountRequest)(nil),   // 3: wsrpc.testing.v1.CountRequest
-	(*CountResponse)(nil),  // 4: wsrpc.testing.v1.CountResponse
-	(*SumRequest)(nil),     // 5: wsrpc.testing.v1.SumRequest
-	(*SumResponse)(nil),    // 6: wsrpc.testing.v1.SumResponse
-	(*WatchRequest)(nil),   // 7: wsrpc.testing.v1.WatchRequest
-	(*WatchResponse)(nil),  // 8: wsrpc.testing.v1.WatchResponse
-	(*Tick)(nil),           // 9: wsrpc.testing.v1.Tick
-	(*Joined)(nil),         // 10: wsrpc.testing.v1.Joined
-	(*SearchRequest)(nil),  // 11: wsrpc.testing.v1.SearchRequest
-	(*Filter)(nil),         // 12: wsrpc.testing.v1.Filter
-	(*SearchResponse)(nil), // 13: wsrpc.testing.v1.SearchResponse
-	(*PingRequest)(nil),    // 14: wsrpc.testing.v1.PingRequest
-	(*PingResponse)(nil),   // 15: wsrpc.testing.v1.PingResponse
+	(Level)(0),                   // 0: wsrpc.testing.v1.Level
+	(*EchoRequest)(nil),          // 1: wsrpc.testing.v1.EchoRequest
+	(*EchoResponse)(nil),         // 2: wsrpc.testing.v1.EchoResponse
+	(*CountRequest)(nil),         // 3: wsrpc.testing.v1.CountRequest
+	(*CountResponse)(nil),        // 4: wsrpc.testing.v1.CountResponse
+	(*SumRequest)(nil),           // 5: wsrpc.testing.v1.SumRequest
+	(*SumResponse)(nil),          // 6: wsrpc.testing.v1.SumResponse
+	(*WatchRequest)(nil),         // 7: wsrpc.testing.v1.WatchRequest
+	(*WatchResponse)(nil),        // 8: wsrpc.testing.v1.WatchResponse
+	(*WatchResponseWithSeq)(nil), // 9: wsrpc.testing.v1.WatchResponseWithSeq
+	(*Tick)(nil),                 // 10: wsrpc.testing.v1.Tick
+	(*Joined)(nil),               // 11: wsrpc.testing.v1.Joined
+	(*SearchRequest)(nil),        // 12: wsrpc.testing.v1.SearchRequest
+	(*Filter)(nil),               // 13: wsrpc.testing.v1.Filter
+	(*SearchResponse)(nil),       // 14: wsrpc.testing.v1.SearchResponse
+	(*PingRequest)(nil),          // 15: wsrpc.testing.v1.PingRequest
+	(*PingResponse)(nil),         // 16: wsrpc.testing.v1.PingResponse
 }
 var file_wsrpc_testing_v1_stream_proto_depIdxs = []int32{
 	0,  // 0: wsrpc.testing.v1.WatchRequest.min_level:type_name -> wsrpc.testing.v1.Level
-	9,  // 1: wsrpc.testing.v1.WatchResponse.tick:type_name -> wsrpc.testing.v1.Tick
-	10, // 2: wsrpc.testing.v1.WatchResponse.user_joined:type_name -> wsrpc.testing.v1.Joined
-	12, // 3: wsrpc.testing.v1.SearchRequest.filter:type_name -> wsrpc.testing.v1.Filter
-	1,  // 4: wsrpc.testing.v1.StreamService.Echo:input_type -> wsrpc.testing.v1.EchoRequest
-	3,  // 5: wsrpc.testing.v1.StreamService.Count:input_type -> wsrpc.testing.v1.CountRequest
-	5,  // 6: wsrpc.testing.v1.StreamService.Sum:input_type -> wsrpc.testing.v1.SumRequest
-	7,  // 7: wsrpc.testing.v1.StreamService.Watch:input_type -> wsrpc.testing.v1.WatchRequest
-	11, // 8: wsrpc.testing.v1.StreamService.Search:input_type -> wsrpc.testing.v1.SearchRequest
-	14, // 9: wsrpc.testing.v1.StreamService.Ping:input_type -> wsrpc.testing.v1.PingRequest
-	2,  // 10: wsrpc.testing.v1.StreamService.Echo:output_type -> wsrpc.testing.v1.EchoResponse
-	4,  // 11: wsrpc.testing.v1.StreamService.Count:output_type -> wsrpc.testing.v1.CountResponse
-	6,  // 12: wsrpc.testing.v1.StreamService.Sum:output_type -> wsrpc.testing.v1.SumResponse
-	8,  // 13: wsrpc.testing.v1.StreamService.Watch:output_type -> wsrpc.testing.v1.WatchResponse
-	13, // 14: wsrpc.testing.v1.StreamService.Search:output_type -> wsrpc.testing.v1.SearchResponse
-	15, // 15: wsrpc.testing.v1.StreamService.Ping:output_type -> wsrpc.testing.v1.PingResponse
-	10, // [10:16] is the sub-list for method output_type
-	4,  // [4:10] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	10, // 1: wsrpc.testing.v1.WatchResponse.tick:type_name -> wsrpc.testing.v1.Tick
+	11, // 2: wsrpc.testing.v1.WatchResponse.user_joined:type_name -> wsrpc.testing.v1.Joined
+	10, // 3: wsrpc.testing.v1.WatchResponseWithSeq.tick:type_name -> wsrpc.testing.v1.Tick
+	11, // 4: wsrpc.testing.v1.WatchResponseWithSeq.user_joined:type_name -> wsrpc.testing.v1.Joined
+	13, // 5: wsrpc.testing.v1.SearchRequest.filter:type_name -> wsrpc.testing.v1.Filter
+	1,  // 6: wsrpc.testing.v1.StreamService.Echo:input_type -> wsrpc.testing.v1.EchoRequest
+	3,  // 7: wsrpc.testing.v1.StreamService.Count:input_type -> wsrpc.testing.v1.CountRequest
+	5,  // 8: wsrpc.testing.v1.StreamService.Sum:input_type -> wsrpc.testing.v1.SumRequest
+	7,  // 9: wsrpc.testing.v1.StreamService.Watch:input_type -> wsrpc.testing.v1.WatchRequest
+	12, // 10: wsrpc.testing.v1.StreamService.Search:input_type -> wsrpc.testing.v1.SearchRequest
+	15, // 11: wsrpc.testing.v1.StreamService.Ping:input_type -> wsrpc.testing.v1.PingRequest
+	2,  // 12: wsrpc.testing.v1.StreamService.Echo:output_type -> wsrpc.testing.v1.EchoResponse
+	4,  // 13: wsrpc.testing.v1.StreamService.Count:output_type -> wsrpc.testing.v1.CountResponse
+	6,  // 14: wsrpc.testing.v1.StreamService.Sum:output_type -> wsrpc.testing.v1.SumResponse
+	8,  // 15: wsrpc.testing.v1.StreamService.Watch:output_type -> wsrpc.testing.v1.WatchResponse
+	14, // 16: wsrpc.testing.v1.StreamService.Search:output_type -> wsrpc.testing.v1.SearchResponse
+	16, // 17: wsrpc.testing.v1.StreamService.Ping:output_type -> wsrpc.testing.v1.PingResponse
+	12, // [12:18] is the sub-list for method output_type
+	6,  // [6:12] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_wsrpc_testing_v1_stream_proto_init() }
@@ -1094,13 +1231,19 @@ func file_wsrpc_testing_v1_stream_proto_init() {
 		(*WatchResponse_Level)(nil),
 		(*WatchResponse_UserJoined)(nil),
 	}
+	file_wsrpc_testing_v1_stream_proto_msgTypes[8].OneofWrappers = []any{
+		(*WatchResponseWithSeq_Tick)(nil),
+		(*WatchResponseWithSeq_Note)(nil),
+		(*WatchResponseWithSeq_Level)(nil),
+		(*WatchResponseWithSeq_UserJoined)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wsrpc_testing_v1_stream_proto_rawDesc), len(file_wsrpc_testing_v1_stream_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
