@@ -79,3 +79,29 @@ func TestCodegenDoc(t *testing.T) {
 		t.Fatalf("the program printed:\n%s\nthe doc says:\n%s", out, outputs[0])
 	}
 }
+
+// TestTestingDoc runs docs/testing.md's harness, a whole test file of the
+// greet service, as it stands: the recipes it teaches (the order in which
+// calls and servers end, a restart under a reconnecting client) keep
+// working.
+func TestTestingDoc(t *testing.T) {
+	const doc = "docs/testing.md"
+	files := fencedBlocks(t, doc, "go")
+	if len(files) != 1 {
+		t.Fatalf("%s has %d go blocks, want 1 (a test file)", doc, len(files))
+	}
+	// Inside the module so the imports resolve; "_" keeps it out of ./...
+	dir, err := os.MkdirTemp(".", "_doctest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.WriteFile(filepath.Join(dir, "greet_test.go"), []byte(files[0]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "test", "-count=1", "./"+filepath.ToSlash(dir)).CombinedOutput(); err != nil {
+		t.Fatalf("the documented tests: %v\n%s", err, out)
+	}
+}
