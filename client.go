@@ -578,12 +578,26 @@ func (c *ServerStreamClient[Req, Res]) Call(ctx context.Context, req *Req) (*Ser
 	if err != nil {
 		return nil, err
 	}
-	if err := conn.Send(req); err != nil {
+	if err := sendRequest(conn, req); err != nil {
 		cs := newClientStream(conn, nil)
 		_ = cs.close(CodeOf(err), err.Error())
 		return nil, err
 	}
 	return &ServerStreamForClient[Res]{cs: newClientStream(conn, c.c.redialer(ctx, req))}, nil
+}
+
+// sendRequest sends a server-streaming call's request and then the
+// end-of-stream marker, on the call's first connection and on each
+// reconnection. A server-streaming handler takes the marker and reads on
+// (see watchPeer); a bidirectional one, as a server built from a newer
+// schema may run for the method, reads io.EOF after the request instead
+// of waiting for more, so the call ends when its handler is done. Two
+// writes, once per connection: the runtime has no batch of messages.
+func sendRequest(conn *wsConn, req any) error {
+	if err := conn.Send(req); err != nil {
+		return err
+	}
+	return conn.closeSend()
 }
 
 // capture records what the SSE server answered, for refusals (the sse

@@ -28,13 +28,16 @@ import (
 //     the code's name in the Wsrpc-Code header and the message as a
 //     text/plain body. A method other than GET is the exception: 405
 //     Method Not Allowed with Allow: GET (RFC 9110 §15.5.6), with
-//     invalid_argument in Wsrpc-Code on an SSE route. The WebSocket
+//     invalid_argument in Wsrpc-Code on an SSE route. A call the method
+//     does not serve as asked is unimplemented with another status: a
+//     request that is not an upgrade at a WebSocket method keeps the 426
+//     (RFC 9110 §15.5.22; 400 over HTTP/2), a path naming a method the
+//     service does not have is 404 (see ServiceNotFound). The WebSocket
 //     runtime's own refusals of a handshake are exceptions too
 //     (websocket.Accept: 400 malformed, 403 cross-origin, 405 not GET, 426
-//     not an upgrade or another version): it writes them itself, without
-//     Wsrpc-Code, so a client maps their status by the table
-//     (CodeFromHTTPStatus), and a handshake interceptor gets that code
-//     from next.
+//     another version): it writes them itself, without Wsrpc-Code, so a
+//     client maps their status by the table (CodeFromHTTPStatus), and a
+//     handshake interceptor gets that code from next.
 //
 //   - An SSE stream that fails after it started ends with an event of type
 //     "wsrpc.error" whose data is {"code":"<name>","message":"…"}.

@@ -481,3 +481,57 @@ func TestServiceNotFoundSaysWhy(t *testing.T) {
 		t.Errorf("stripped: %v, want the handler's unimplemented", err)
 	}
 }
+
+// TestUnknownMethodIsUnimplemented guards a client built from a newer
+// schema than its server's (a rolling deploy): a path that names the
+// service (its own first segment) and a method it does not have is
+// answered 404 with Wsrpc-Code unimplemented, as Connect and gRPC answer
+// an unknown procedure, and a message naming the method. It read
+// not_found, like a wrong base URL. A wrong base URL, a router's own 404
+// and a path with the service further in (an unstripped prefix: see
+// TestServiceNotFoundSaysWhy) stay not_found.
+func TestUnknownMethodIsUnimplemented(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle(greetv1wsrpc.NewGreetServiceHandler(greetv1wsrpc.UnimplementedGreetServiceHandler{}))
+	base := newServer(t, mux)
+	ctx := testContext(t)
+	const gone = "/greet.v1.GreetService/Gone"
+	want := "greet.v1.GreetService has no method Gone"
+
+	ws := wsrpc.NewBidiClient[greetv1.ChatRequest, greetv1.ChatResponse](nil, base+gone, gone)
+	if st, err := ws.Call(ctx); err == nil {
+		st.Close()
+		t.Error("WebSocket call of a missing method succeeded")
+	} else if wsrpc.CodeOf(err) != wsrpc.CodeUnimplemented || !strings.Contains(err.Error(), want) {
+		t.Errorf("WebSocket call of a missing method: %v, want unimplemented: %s", err, want)
+	}
+	sse := wsrpc.NewSSEClient[greetv1.ClockRequest, greetv1.ClockResponse](nil, base+gone, gone)
+	st, err := sse.Call(ctx, &greetv1.ClockRequest{})
+	if err == nil {
+		_, err = st.Receive()
+		st.Close()
+	}
+	if wsrpc.CodeOf(err) != wsrpc.CodeUnimplemented || !strings.Contains(err.Error(), want) {
+		t.Errorf("SSE call of a missing method: %v, want unimplemented: %s", err, want)
+	}
+
+	for _, tc := range []struct {
+		path string
+		code string // Wsrpc-Code
+	}{
+		{gone, "unimplemented"},
+		{"/greet.v1.GreetService/", "not_found"},       // no method named
+		{"/greet.v1.GreetService/Chat/x", "not_found"}, // not a method's path
+		{"/api/greet.v1.GreetService/Gone", ""},        // a wrong base URL: the mux's own 404
+		{"/greet.v1.GreetServiceX/Chat", ""},           // another service: the mux's own 404
+	} {
+		resp, err := http.Get(base + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get(wsrpc.CodeHeader) != tc.code {
+			t.Errorf("GET %s: %d, Wsrpc-Code %q; want 404, %q", tc.path, resp.StatusCode, resp.Header.Get(wsrpc.CodeHeader), tc.code)
+		}
+	}
+}

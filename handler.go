@@ -50,6 +50,19 @@ func (w *statusWriter) WriteHeader(status int) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// refusalWriter takes websocket.Accept's refusal of a request that is not
+// a handshake: the headers, set on the ResponseWriter, and the status, but
+// not the body, which the handler writes with a code (see
+// serveWebSocket). It has no Unwrap: Accept never gets to hijack such a
+// request.
+type refusalWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *refusalWriter) WriteHeader(status int)      { w.status = status }
+func (w *refusalWriter) Write(p []byte) (int, error) { return len(p), nil }
+
 // errPanicked ends a session whose handler (or interceptor, or hook)
 // panicked. The panic value stays on the server, in net/http's log.
 var errPanicked = &Error{code: CodeInternal, msg: "handler panicked"}
@@ -239,13 +252,29 @@ func (h *Handler) negotiate(r *http.Request) (c codec.Codec, sub string, err *Er
 }
 
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	if !websocket.IsUpgradeRequest(r) || r.Method != http.MethodGet {
+	if !websocket.IsUpgradeRequest(r) {
 		// Before negotiation, which would refuse it as a request with no
 		// subprotocol: Accept, by the same rule, answers 426 Upgrade
 		// Required, naming the protocol and version (RFC 9110 §15.5.22,
-		// RFC 6455 §4.2.2). A handshake with another method than GET
-		// (RFC 6455 §4.1) is answered 405 with Allow (RFC 9110 §15.5.6)
-		// here too, like the SSE routes' refusal, and not for its
+		// RFC 6455 §4.2.2), or 400 over HTTP/2, where a 426 cannot carry
+		// Upgrade (RFC 9113 §8.2.2). Its status and headers stand; the
+		// body is the method's own reason, with unimplemented in
+		// Wsrpc-Code: such a request is most likely an SSE client built
+		// from a schema that served the method as SSE, and the status
+		// alone reads as unknown.
+		rw := &refusalWriter{ResponseWriter: w, status: http.StatusUpgradeRequired}
+		_, _ = websocket.Accept(rw, r, &h.accept)
+		how := "a WebSocket handshake (Upgrade: websocket, Connection: Upgrade)"
+		if r.ProtoMajor >= 2 {
+			how = "a WebSocket handshake over HTTP/1.1 (WebSocket over HTTP/2, RFC 8441, is not supported)"
+		}
+		writeHTTPStatus(w, rw.status, Errorf(CodeUnimplemented, "%s is served over WebSocket, not as Server-Sent Events: it needs %s", h.spec.Procedure, how))
+		return
+	}
+	if r.Method != http.MethodGet {
+		// A handshake with another method than GET (RFC 6455 §4.1) is
+		// answered 405 with Allow (RFC 9110 §15.5.6) by Accept, before
+		// negotiation too, like the SSE routes' refusal, and not for its
 		// subprotocol or by an interceptor first, as when Accept saw it
 		// only after them.
 		_, _ = websocket.Accept(w, r, &h.accept)
@@ -354,6 +383,17 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
+	if websocket.IsUpgradeRequest(r) {
+		// A WebSocket client: the method was moved to SSE, and the client
+		// was built from an older schema. Refused before the interceptors,
+		// decoding and the handler, which would run with an empty request
+		// for a client that cannot read the stream (its dial would take
+		// the event stream for a refusal's body). unimplemented, as Connect
+		// and gRPC answer a call the server does not serve so, in
+		// Wsrpc-Code: the client reads it from the refusal.
+		writeHTTPError(w, Errorf(CodeUnimplemented, "%s is served as Server-Sent Events (GET text/event-stream), not WebSocket", h.spec.Procedure))
+		return
+	}
 	if r.Method != http.MethodGet {
 		// RFC 9110 §15.5.6: 405 Method Not Allowed, with Allow. HEAD too:
 		// it would run the interceptors and open a stream only for its

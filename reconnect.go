@@ -251,14 +251,14 @@ func (r *redialer) reconnect(s *clientStream, lost error) error {
 }
 
 // dial opens the new connection and, for a server-streaming call, sends
-// the request again.
+// the request again, and the end-of-stream marker (see sendRequest).
 func (r *redialer) dial() (*wsConn, error) {
 	conn, err := r.c.connectWithin(r.ctx, r.policy.DialTimeout)
 	if err != nil {
 		return nil, err
 	}
 	if r.req != nil {
-		if err := conn.Send(r.req); err != nil {
+		if err := sendRequest(conn, r.req); err != nil {
 			conn.discard(err)
 			return nil, err
 		}

@@ -42,15 +42,29 @@ func JoinPath(baseURL, path string) string {
 }
 
 // ServiceNotFound answers a request that reached a generated service
-// handler at a path that is none of its methods': 404 with Wsrpc-Code
-// not_found and a message naming the service and the path. The usual
-// cause is a router that mounted the handler under a prefix without
-// stripping it (chi's Mount, a Group in echo or gin: they pass the full
-// path on), so when the path has the service's own prefix further in,
-// the message says to strip what comes before it (http.StripPrefix).
+// handler at a path that is none of its methods'.
+//
+// A path "/<service>/<Method>" names a method the service does not have:
+// a client built from another version of the schema (one that added the
+// method, or a server that removed it). It is answered 404 with
+// Wsrpc-Code unimplemented, as Connect and gRPC answer an unknown
+// procedure, and a message naming the method, so that a client tells it
+// from a wrong URL.
+//
+// Any other path gets 404 with Wsrpc-Code not_found and a message naming
+// the service and the path. The usual cause is a router that mounted the
+// handler under a prefix without stripping it (chi's Mount, a Group in
+// echo or gin: they pass the full path on), so when the path has the
+// service's own prefix further in, the message says to strip what comes
+// before it (http.StripPrefix). (A wrong base URL, which reaches no
+// service handler, gets the router's own 404: not_found by its status.)
 // Generated handlers call it; service is the full service name.
 func ServiceNotFound(w http.ResponseWriter, r *http.Request, service string) {
 	p := r.URL.Path
+	if m, ok := strings.CutPrefix(p, "/"+service+"/"); ok && m != "" && !strings.Contains(m, "/") {
+		writeHTTPStatus(w, http.StatusNotFound, Errorf(CodeUnimplemented, "%s has no method %s: the server runs a version of the schema without it", service, m))
+		return
+	}
 	msg := fmt.Sprintf("no method of %s at %s", service, p)
 	if i := strings.Index(p, "/"+service+"/"); i > 0 {
 		msg += fmt.Sprintf(": the handler is mounted under %s, which it does not strip; wrap it in http.StripPrefix(%q, h)", p[:i], p[:i])

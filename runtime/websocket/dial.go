@@ -81,7 +81,9 @@ const defaultMaxResponseHeaderBytes = 64 << 10
 // https:// are accepted as aliases). The handshake (TCP, proxy, TLS and the
 // upgrade) is bounded by ctx, and by DefaultHandshakeTimeout when ctx has
 // no deadline. On a refused handshake the *http.Response is returned with
-// the error (its body holds up to 1 KiB of the server's reason).
+// the error (its body holds up to 1 KiB of the server's reason, read
+// within that bound; nothing for a text/event-stream answer, a path
+// served as Server-Sent Events, whose body may not end for a long time).
 //
 // Credentials in the URL (ws://user:pass@host/) are sent as
 // "Authorization: Basic …" (RFC 7617), as net/http's client does, unless
@@ -562,8 +564,23 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions) (*
 		}
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		if isEventStream(resp.Header.Get("Content-Type")) {
+			// A path served as Server-Sent Events: its body is a stream
+			// that ends when the server is done, and a quiet one sends
+			// nothing for a long time, so reading it would wait out the
+			// handshake's deadline. The status and headers say enough.
+			resp.Body = http.NoBody
+			return nil, resp, fmt.Errorf("websocket: server answered %s with an event stream (text/event-stream), not a WebSocket: %w", resp.Status, ErrBadHandshake)
+		}
+		// The read is bounded by the connection's deadline, the
+		// handshake's (see Dial), and by a cancel, which closes the
+		// connection; its error goes in the chain so that Dial reports
+		// the deadline or cancel, not a refusal cut short.
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if rerr != nil {
+			return nil, resp, fmt.Errorf("websocket: server answered %s: %s: %w (reading its body: %w)", resp.Status, strings.TrimSpace(string(body)), ErrBadHandshake, rerr)
+		}
 		return nil, resp, fmt.Errorf("websocket: server answered %s: %s: %w", resp.Status, strings.TrimSpace(string(body)), ErrBadHandshake)
 	}
 	resp.Body = http.NoBody
@@ -597,6 +614,13 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions) (*
 		rest, _ = br.Peek(n)
 	}
 	return newConn(nc, true, cfg, proto, exts, rest), resp, nil
+}
+
+// isEventStream reports whether a Content-Type is text/event-stream
+// (WHATWG HTML §9.2), whatever its case and parameters (RFC 9110 §8.3.1).
+func isEventStream(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
 }
 
 // maxInterimResponses is how many 1xx responses other than 101 Dial

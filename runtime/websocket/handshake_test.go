@@ -597,6 +597,55 @@ func TestDialNonASCIIHostRefused(t *testing.T) {
 	}
 }
 
+// TestDialEventStreamRefusal guards a WebSocket client that dials a path
+// served as Server-Sent Events (a method a schema moved to SSE, answered
+// by an older server): the answer, 200 with a text/event-stream body that
+// does not end while the stream is quiet, is returned as a refusal at
+// once, with an empty body. Dial read the body up to 1 KiB, so it waited
+// out the handshake's deadline (30 s by default) and reported a timeout.
+// Another refusal's body is still read, bounded by the deadline.
+func TestDialEventStreamRefusal(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	u, _ := fakeServer(t, func(w io.Writer, _ *http.Request) {
+		io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Type: Text/Event-Stream; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n: hello\n\n\r\n")
+		<-hold
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), wireTimeout)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, u, nil)
+	if err == nil {
+		c.CloseNow()
+		t.Fatal("Dial succeeded")
+	}
+	if !errors.Is(err, websocket.ErrBadHandshake) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial: %v, want the refusal (ErrBadHandshake), not the deadline", err)
+	}
+	if resp == nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("resp %v, want the 200", resp)
+	}
+	if b, _ := io.ReadAll(resp.Body); len(b) != 0 {
+		t.Fatalf("body %q, want none read", b)
+	}
+
+	// A refusal whose body is read (up to 1 KiB) and does not end: the
+	// read ends with the handshake's context.
+	u, _ = fakeServer(t, func(w io.Writer, _ *http.Request) {
+		io.WriteString(w, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nno\n\r\n")
+		<-hold
+	})
+	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	c, _, err = websocket.Dial(ctx, u, nil)
+	if err == nil {
+		c.CloseNow()
+		t.Fatal("Dial succeeded")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial: %v, want the handshake's deadline", err)
+	}
+}
+
 // The handshake is bounded by ctx: a server that never answers.
 func TestClientHandshakeContext(t *testing.T) {
 	for _, cancelFirst := range []bool{false, true} {
