@@ -46,15 +46,22 @@ type AcceptOptions struct {
 	// value above it.
 	MaxFrameSize int64
 
-	// PingInterval, if positive, sends a ping this often; PongTimeout
-	// (0 or negative: DefaultPongTimeout) fails the connection with 1011
-	// when its pong does not come back in time. Pongs are noticed by the
-	// reader, so keepalive needs a goroutine reading the connection.
+	// PingInterval, if positive, sends a ping this often; when its pong
+	// does not come back within PongTimeout (0 or negative:
+	// DefaultPongTimeout), the TCP connection is closed at once, without a
+	// close frame (the path that lost the pong would not carry it): calls
+	// fail with ErrPongTimeout, and the peer, if it hears of it, sees 1006.
+	// Pongs are noticed by the reader, so keepalive needs a goroutine
+	// reading the connection (or a Poller).
 	PingInterval time.Duration
 	PongTimeout  time.Duration
-	// WriteTimeout bounds each write, the 101 response included (0:
-	// DefaultWriteTimeout; negative: none); a write that times out closes
-	// the connection.
+	// WriteTimeout bounds how long a write may make no progress, the 101
+	// response included (0: DefaultWriteTimeout; negative: none): a write
+	// that could send nothing for WriteTimeout fails and closes the
+	// connection, while a large message to a slow peer that keeps reading
+	// takes as long as it needs. (The deadline is moved lazily, so a stall
+	// may end up to an eighth of WriteTimeout sooner.) Bound a whole call
+	// with its ctx.
 	WriteTimeout time.Duration
 	// CloseTimeout bounds the closing handshake (default DefaultCloseTimeout),
 	// and how long the socket of a connection failed on the peer's input

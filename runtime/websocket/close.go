@@ -14,12 +14,14 @@ const maxCloseReason = maxControlPayload - 2
 
 // Close runs the closing handshake (RFC 6455 §7.1.2): it sends a close
 // frame with code and reason, waits up to the close timeout for the peer's
-// close frame, then closes the TCP connection (a server at once, a client
-// after giving the server a moment to close first, §7.1.1). A write in
-// progress that cannot let the close frame out within the close timeout
-// (its peer has stopped reading) is ended by closing the TCP connection
-// at once. It returns nil
-// when the peer answered, or why it could not. Safe from any goroutine; a
+// close frame, and returns once it arrived. A server closes the TCP
+// connection then; a client leaves the server to close it first (§7.1.1):
+// its socket waits for the server's FIN in the background, up to the close
+// timeout, and is closed after it (a CloseNow does not cut that short). A
+// write in progress that cannot let the close frame out within the close
+// timeout (its peer has stopped reading) is ended by closing the TCP
+// connection at once. It returns nil when the peer answered, or why it
+// could not. Safe from any goroutine; a
 // second call returns ErrClosed. Once the close frame is sent, data
 // messages are refused with ErrClosed (§5.5.1: no data frame may follow
 // it), while Close still waits.
@@ -97,8 +99,10 @@ func (c *Conn) awaitPeerClose() error {
 		c.closeWith(ErrClosed)
 		return errors.New("websocket: closing handshake timed out")
 	}
-	// The reader that saw the close frame finishes the TCP close; wait for
-	// it (bounded) so Close returns with the connection gone.
+	// The reader that saw the close frame closes the connection once it
+	// has answered; wait for that (bounded) so Close returns with the
+	// connection closed (a client's socket may still wait for the server's
+	// FIN: finishClose).
 	select {
 	case <-c.closed:
 	case <-timer.C:
@@ -197,8 +201,9 @@ func (c *Conn) CloseNow() error {
 
 // fail sends a close frame with the failure's code (best effort, bounded
 // by the write timeout) and closes the connection (RFC 6455 §7.1.7). It is
-// for failures found elsewhere than in what the peer sent (a missed pong,
-// a message we could not finish writing, a Handler's panic): the TCP
+// for failures found elsewhere than in what the peer sent (a message we
+// could not finish writing, a Handler's panic; a missed pong sends no
+// close frame at all, see keepalive): the TCP
 // connection is closed at once. failReading is for the others.
 func (c *Conn) fail(f *failure) {
 	c.sendFailure(f)
@@ -212,7 +217,7 @@ func (c *Conn) fail(f *failure) {
 // readSem and has set readErr, so nothing else reads the socket again.
 func (c *Conn) failReading(f *failure) {
 	c.sendFailure(f)
-	c.closeConn(f, true)
+	c.closeConn(f, drainInput)
 }
 
 // sendFailure writes the close frame of a failure unless a close frame
@@ -253,22 +258,35 @@ func CloseReason(s string) string {
 
 // closeWith closes the TCP connection once, remembering why, and releases
 // everything the connection holds.
-func (c *Conn) closeWith(cause error) { c.closeConn(cause, false) }
+func (c *Conn) closeWith(cause error) { c.closeConn(cause, closeNow) }
 
-// closeConn is closeWith; with linger the socket's own close is left to
-// lingerClose, on a goroutine of its own, and everything else happens at
-// once. Only the first close counts: a CloseNow after a failure does not
-// cut the lingering short (wsrpc's layer calls it on every failed call).
-func (c *Conn) closeConn(cause error, linger bool) {
+// sockEnd is how closeConn ends the socket itself.
+type sockEnd int
+
+const (
+	closeNow   sockEnd = iota // close it at once
+	drainInput                // half-close, then drain the peer's input (lingerClose)
+	awaitFIN                  // a client after the closing handshake: wait for the server's FIN (lingerClose)
+)
+
+// closeConn is closeWith; with drainInput or awaitFIN the socket's own
+// close is left to lingerClose, on a goroutine of its own, and everything
+// else happens at once. Only the first close counts: a CloseNow after a
+// failure or a closing handshake does not cut the lingering short (wsrpc's
+// layer calls it on every failed call; a client that closed first would
+// carry TIME_WAIT, §7.1.1).
+func (c *Conn) closeConn(cause error, end sockEnd) {
 	c.closeOnce.Do(func() {
 		c.closeMu.Lock()
 		c.closeCause = cause
 		c.closeMu.Unlock()
 		close(c.closed)
 		c.stopWatches()
-		if _, ok := c.nc.(closeWriter); linger && ok {
-			go c.lingerClose()
-		} else {
+		_, halfClose := c.nc.(closeWriter)
+		switch {
+		case end == drainInput && halfClose, end == awaitFIN:
+			go c.lingerClose(end)
+		default:
 			_ = c.nc.Close()
 		}
 		if e := c.poll.Load(); e != nil {
@@ -314,29 +332,44 @@ type closeWriter interface{ CloseWrite() error }
 // (§7.1.1's client waits for the server to close first) and this drain
 // would each wait out a close timeout.
 //
+// With awaitFIN it is a client's socket after a complete closing handshake
+// (finishClose): §7.1.1 has the client wait for the server to close the
+// TCP connection first, so that TIME_WAIT falls on the server. It does not
+// half-close (a FIN of ours first would make the client the closing side),
+// and reads until the server's EOF, the close timeout, or awaitFINLimit
+// bytes (the server may send nothing after its close frame, §5.5.1). Any
+// net.Conn with deadlines can wait so; one without is closed at once.
+//
 // The deadline covers writes too: a control frame write that slipped in
 // after the close frame and is blocked behind a peer that reads nothing
 // ends with it (for TLS, crypto/tls then bounds its close_notify write by
 // itself, as it does in any Close). Runs on a goroutine of its own, one per
-// such failure; nothing else uses the socket any more (the reader set
-// readErr, writes are refused once the connection is closed). It reads
+// such failure or client close, for as long as the wait (detecting the
+// peer's FIN takes a read parked in the runtime's poller, which the
+// connection's timers cannot do); nothing else uses the socket any more
+// (the reader set readErr or saw the close frame, writes are refused once
+// the connection is closed). It reads
 // through net.Conn's Read, which waits in the runtime's poller with the
 // deadline, also for a socket a Poller serves: that one stays in the
 // Poller's epoll set until the worker that failed it removes it
 // (pollEntry.finish, which can now always find it open), and the events
 // the drain's input raises meanwhile find the entry running or done, so
 // no worker reads it again.
-func (c *Conn) lingerClose() {
+func (c *Conn) lingerClose(end sockEnd) {
 	defer c.nc.Close()
 	if c.nc.SetDeadline(time.Now().Add(c.cfg.closeTimeout)) != nil {
 		return // the drain could not be bounded
 	}
-	if c.nc.(closeWriter).CloseWrite() != nil {
-		return
+	limit := int64(awaitFINLimit)
+	if end == drainInput {
+		if c.nc.(closeWriter).CloseWrite() != nil {
+			return
+		}
+		limit = lingerLimit(c.cfg.maxMessageSize)
 	}
 	buf := getBuf(largeBufSize)
 	defer putBuf(buf)
-	for left := lingerLimit(c.cfg.maxMessageSize); left > 0; {
+	for left := limit; left > 0; {
 		n, err := c.nc.Read(*buf)
 		if err != nil {
 			return
@@ -356,6 +389,11 @@ func lingerLimit(maxMessageSize int64) int64 {
 	const more = 1 << 20
 	return more + min(maxMessageSize, 1<<40)*2
 }
+
+// awaitFINLimit is how much a client reads while it waits for the
+// server's FIN after the closing handshake: nothing should come, and a
+// server streaming bytes instead is cut off.
+const awaitFINLimit = 64 << 10
 
 // closedErr is what calls on a closed connection return: the peer's close
 // frame if there was one, else why the connection was closed.

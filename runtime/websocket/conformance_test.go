@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -761,6 +762,63 @@ func TestCloseEmpty(t *testing.T) {
 	})
 }
 
+// TestCloseStatusAbnormalClosure: a connection the peer ends without a
+// close frame (a FIN or a reset) reads as 1006, the code RFC 6455 §7.1.5
+// and §7.4.1 reserve for applications to report exactly that, as
+// gorilla/websocket's CloseError does; CloseStatus returned -1, which a
+// ported `CloseStatus(err) == 1006` check never matched. Errors that do
+// not tell how the connection ended stay -1: nil, a bare
+// io.ErrUnexpectedEOF that is not the connection's, a context's error, our
+// own CloseNow.
+func TestCloseStatusAbnormalClosure(t *testing.T) {
+	for _, r := range roles {
+		for _, reset := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/reset=%v", r, reset), func(t *testing.T) {
+				t.Parallel()
+				s := start(t, r, engOpts{}, echo)
+				s.send(opText, []byte("before"))
+				s.expect(opText, []byte("before"))
+				if reset {
+					_ = s.nc.(*net.TCPConn).SetLinger(0) // close with a RST
+				}
+				s.nc.Close()
+				err := s.result()
+				if !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("read: %v, want the connection closed without a close frame", err)
+				}
+				if got := websocket.CloseStatus(err); got != websocket.StatusAbnormalClosure {
+					t.Fatalf("CloseStatus(%v) = %d, want 1006", err, got)
+				}
+				if got := websocket.CloseStatus(fmt.Errorf("wrapped: %w", err)); got != websocket.StatusAbnormalClosure {
+					t.Fatalf("CloseStatus(wrapped) = %d, want 1006", got)
+				}
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					t.Fatalf("read: a *CloseError %v, but no close frame came", ce)
+				}
+			})
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s := start(t, roleServer, engOpts{}, func(c *websocket.Conn) error {
+		_, _, err := c.Read(ctx)
+		return err
+	})
+	if err := s.result(); websocket.CloseStatus(err) != -1 {
+		t.Errorf("CloseStatus(%v) = %d, want -1", err, websocket.CloseStatus(err))
+	}
+	s.conn.CloseNow()
+	if _, _, err := s.conn.Read(context.Background()); websocket.CloseStatus(err) != -1 {
+		t.Errorf("after CloseNow: CloseStatus(%v) = %d, want -1", err, websocket.CloseStatus(err))
+	}
+	for _, err := range []error{nil, io.ErrUnexpectedEOF, websocket.ErrClosed} {
+		if got := websocket.CloseStatus(err); got != -1 {
+			t.Errorf("CloseStatus(%v) = %d, want -1", err, got)
+		}
+	}
+}
+
 // A close with the longest reason (123 bytes) is accepted.
 func TestCloseLongestReason(t *testing.T) {
 	forRoles(t, func(t *testing.T, r role) {
@@ -802,18 +860,20 @@ func TestCloseHandshake(t *testing.T) {
 				}
 				s.sendClose(1001, "")
 				if r == roleClient {
-					// The client waits for the server to close TCP first.
-					_ = s.nc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-					var b [1]byte
-					if n, err := s.nc.Read(b[:]); n > 0 || !isTimeout(err) {
-						t.Fatalf("client closed before the server: %d %v", n, err)
+					// Close returns with the handshake complete; the
+					// client's socket waits for the server to close TCP
+					// first, and closes after it (close_fin_test.go).
+					if err := within(t, wireTimeout, closed, "Close"); err != nil {
+						t.Fatalf("Close: %v", err)
 					}
-					s.nc.Close()
+					s.expectOpen("client closed before the server")
+					s.sendFIN()
+					s.expectEOF()
 				} else {
 					s.expectEOF()
-				}
-				if err := <-closed; err != nil {
-					t.Fatalf("Close: %v", err)
+					if err := <-closed; err != nil {
+						t.Fatalf("Close: %v", err)
+					}
 				}
 				if reading {
 					if got := websocket.CloseStatus(s.result()); got != 1001 {

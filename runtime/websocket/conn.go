@@ -18,11 +18,14 @@ const (
 	// DefaultPongTimeout is how long a ping may go unanswered when
 	// PingInterval is set.
 	DefaultPongTimeout = 15 * time.Second
-	// DefaultWriteTimeout bounds each frame write, so a peer that stops
-	// reading cannot block a writer forever.
+	// DefaultWriteTimeout bounds how long a write may make no progress, so
+	// a peer that stops reading cannot block a writer forever (a slow one
+	// that keeps reading is given the time it needs).
 	DefaultWriteTimeout = 30 * time.Second
-	// DefaultCloseTimeout bounds the closing handshake, and the lingering
-	// close of a connection failed on the peer's input.
+	// DefaultCloseTimeout bounds the closing handshake, the lingering
+	// close of a connection failed on the peer's input, and how long a
+	// client's socket waits for the server to close TCP after the
+	// handshake (in the background: Close and Read do not wait for it).
 	DefaultCloseTimeout = 5 * time.Second
 	// DefaultHandshakeTimeout bounds Dial's handshake when ctx has no deadline.
 	DefaultHandshakeTimeout = 30 * time.Second
@@ -97,7 +100,10 @@ func resolveConfig(maxFrame, maxMsg int64, ping, pong, write, closeT time.Durati
 // is closed by a goroutine of its own once the peer has had the chance to
 // read the close frame: it half-closes the socket and reads and drops what
 // still arrives, until the peer's EOF, CloseTimeout, or 2×MaxMessageSize +
-// 1 MiB (lingerClose). Nothing else touches the socket by then.
+// 1 MiB (lingerClose). Likewise a client's socket after the closing
+// handshake: the calls return at once, and a goroutine of its own waits
+// for the server to close TCP first (RFC 6455 §7.1.1) until the server's
+// EOF or CloseTimeout. Nothing else touches the socket by then.
 type Conn struct {
 	nc          net.Conn
 	client      bool
@@ -233,6 +239,7 @@ type msgWriters struct {
 // writeSpare is what socket writes and a large server frame's writev
 // need, allocated on the first write. Owned by the holder of frameMu.
 type writeSpare struct {
+	c    *Conn // whose write deadline a partial write moves (armWriteDeadline)
 	hdr  [maxHeaderSize]byte
 	bufs [2][]byte
 	wv   net.Buffers // writev of bufs, without a socket
@@ -242,6 +249,7 @@ type writeSpare struct {
 func (c *Conn) writeSpare() *writeSpare {
 	if c.tx == nil {
 		c.tx = newWriteSpare()
+		c.tx.c = c
 	}
 	return c.tx
 }
@@ -260,6 +268,28 @@ func (c *Conn) writeSock(b []byte) error {
 	if c.rawConn != nil {
 		return c.writeRaw(c.writeSpare(), b)
 	}
+	return c.writeNet(b)
+}
+
+// netChunk is how much writeNet hands net.Conn's Write at a time. Write
+// returns only when all it was given is written, so a large write is cut
+// into pieces to see it make progress, and the write deadline is moved
+// between them (armWriteDeadline): WriteTimeout then bounds a piece, not
+// the whole message. 64 KiB is what a client frame is flushed in anyway;
+// through TLS, which writes a record (at most 16 KiB) at a time, the cut
+// costs no system call.
+const netChunk = 64 << 10
+
+// writeNet writes b through net.Conn's Write, in netChunk pieces. Caller
+// holds frameMu.
+func (c *Conn) writeNet(b []byte) error {
+	for len(b) > netChunk {
+		if _, err := c.nc.Write(b[:netChunk]); err != nil {
+			return err
+		}
+		b = b[netChunk:]
+		c.armWriteDeadline()
+	}
 	_, err := c.nc.Write(b)
 	return err
 }
@@ -271,13 +301,18 @@ func (c *Conn) writeSock2(a, b []byte) error {
 	if c.rawConn != nil {
 		return c.writevRaw(tx, a, b)
 	}
-	tx.bufs[0], tx.bufs[1] = a, b
+	n := min(len(b), netChunk) // the rest in pieces, as writeNet's
+	tx.bufs[0], tx.bufs[1] = a, b[:n]
 	// tx.wv, not a local: WriteTo's pointer receiver would move a local
 	// net.Buffers to the heap, one allocation per large frame.
 	tx.wv = tx.bufs[:]
 	_, err := tx.wv.WriteTo(c.nc)
 	tx.bufs[0], tx.bufs[1], tx.wv = nil, nil, nil // do not keep the caller's payload
-	return err
+	if err != nil || n == len(b) {
+		return err
+	}
+	c.armWriteDeadline()
+	return c.writeNet(b[n:])
 }
 
 // newConn wraps nc after a successful handshake. buffered holds bytes read
@@ -331,8 +366,18 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 // RemoteAddr returns the remote network address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
-// NetConn returns the underlying connection. Reading or writing it directly
-// corrupts the WebSocket stream; it is here for deadlines and addresses.
+// NetConn returns the underlying connection, for its addresses and socket
+// options. Reading or writing it directly corrupts the WebSocket stream.
+//
+// Its deadlines are the runtime's, not the caller's: the write deadline
+// is WriteTimeout's, set before writes and moved as they make progress,
+// and the read deadline bounds the closing of the connection. A deadline
+// set here is overridden whenever the runtime next sets its own, and if
+// it passes first it fails the read or write in progress, which closes
+// the connection (a frame cut off half way cannot be resumed). To bound a
+// call, give it a ctx (a Write's ctx ends it, closing the connection
+// likewise); to bound how long writes may stall, set WriteTimeout.
+//
 // Its descriptor must stay non-blocking: a socket is read and written with
 // raw system calls that are only short because they cannot block (calling
 // Fd on an *os.File from its File method switches the shared descriptor

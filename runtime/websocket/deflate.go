@@ -56,7 +56,9 @@ type DeflateOptions struct {
 	// message. A server asks for it; a client announces it.
 	ClientNoContextTakeover bool
 	// ServerMaxWindowBits (8-15, 0 for 15) limits the server's LZ77 window.
-	// A server uses it as the most it will use; a client asks for it.
+	// A server uses it as the most it will use; a client asks for it, and
+	// Dial fails unless the answer carries server_max_window_bits no
+	// larger (RFC 7692 §7.1.2.1): gorilla/websocket servers leave it out.
 	ServerMaxWindowBits int
 	// ClientMaxWindowBits (8-15, 0 for 15) limits the client's LZ77 window.
 	// A server asks for it when the client allows; a client announces it.

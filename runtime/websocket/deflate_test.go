@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
@@ -203,5 +205,96 @@ func TestDeflateContextTakeoverRatio(t *testing.T) {
 	}
 	if with > 0.32 {
 		t.Fatalf("context takeover ratio %.3f above 0.32", with)
+	}
+}
+
+// TestWriterConcurrentWithWriteDeflate guards the release of the message
+// lock by Writer's Close on a permessage-deflate connection (RFC 7692)
+// that other goroutines write on at the same time, as the Concurrency
+// contract allows. Close used to release the lock deep in the chain
+// (messageWriter.Close) and the extension writer above it then read and
+// closed the shared writer state that the next message had already set
+// up: under -race a data race, without it now and then a nil buffer given
+// back to the pool (a panic) or a stranger's message ended early. Every
+// message must arrive whole and in its writer's order, with and without
+// context takeover (the compressor kept, or pooled per message).
+func TestWriterConcurrentWithWriteDeflate(t *testing.T) {
+	const writers, perWriter = 4, 300
+	// Compressible, above the 128-byte threshold, and telling who sent it.
+	msg := func(g, i int) []byte {
+		return fmt.Appendf(nil, "%d %d %s", g, i, strings.Repeat(fmt.Sprintf("[%d.%d]", g, i), 20+(g*31+i*7)%60))
+	}
+	for _, noCtx := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no-context-takeover=%v", noCtx), func(t *testing.T) {
+			set := websocket.MustExtensionSet(websocket.PerMessageDeflate(&websocket.DeflateOptions{ServerNoContextTakeover: noCtx}))
+			srvErrs := make(chan error, writers)
+			srv := acceptServer(t, &websocket.AcceptOptions{Extensions: set}, func(c *websocket.Conn) {
+				ctx := context.Background()
+				var wg sync.WaitGroup
+				for g := range writers {
+					wg.Go(func() {
+						srvErrs <- func() error {
+							for i := range perWriter {
+								if g%2 == 1 {
+									if err := c.Write(ctx, websocket.MessageBinary, msg(g, i)); err != nil {
+										return err
+									}
+									continue
+								}
+								typ := websocket.MessageBinary
+								if i%2 == 0 {
+									typ = websocket.MessageText // through the UTF-8 checking writer too
+								}
+								w, err := c.Writer(ctx, typ)
+								if err != nil {
+									return err
+								}
+								if _, err := w.Write(msg(g, i)); err != nil {
+									return err
+								}
+								if err := w.Close(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}()
+					})
+				}
+				wg.Wait()
+				_ = c.Close(websocket.StatusNormalClosure, "")
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{
+				Extensions: websocket.MustExtensionSet(websocket.PerMessageDeflate(nil)),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			next := make([]int, writers)
+			for n := 0; n < writers*perWriter; n++ {
+				_, got, err := c.Read(ctx)
+				if err != nil {
+					t.Fatalf("after %d messages: %v", n, err)
+				}
+				var g, i int
+				if _, err := fmt.Sscanf(string(got), "%d %d", &g, &i); err != nil || g < 0 || g >= writers {
+					t.Fatalf("message %d unreadable: %.40q", n, got)
+				}
+				if i != next[g] || !bytes.Equal(got, msg(g, i)) {
+					t.Fatalf("writer %d: got message %d (%d bytes), want message %d intact", g, i, len(got), next[g])
+				}
+				next[g]++
+			}
+			if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+				t.Fatalf("after the messages: %v, want the server's close", err)
+			}
+			for range writers {
+				if err := <-srvErrs; err != nil {
+					t.Fatalf("server: %v", err)
+				}
+			}
+		})
 	}
 }

@@ -27,10 +27,11 @@
 // # Data Messages
 //
 // Read and ReadAppend return whole messages; Reader streams one. Write
-// sends a whole message as one frame; Writer streams one as fragments. Text
-// messages are checked for UTF-8 incrementally as they arrive, and an
-// invalid byte fails the connection at once with 1007; text we send is
-// checked before it goes out (ErrInvalidUTF8). MaxMessageSize
+// sends a whole message as one frame (a compressed one in fragments of
+// about 64 KiB, as the compressor's output comes); Writer streams one as
+// fragments. Text messages are checked for UTF-8 incrementally as they
+// arrive, and an invalid byte fails the connection at once with 1007; text
+// we send is checked before it goes out (ErrInvalidUTF8). MaxMessageSize
 // (after reassembly and decompression) and MaxFrameSize fail it with 1009.
 //
 // # Control Messages
@@ -38,13 +39,17 @@
 // Pings are answered with a pong carrying the same payload, by whichever
 // goroutine is reading. Ping sends a ping and waits for its pong;
 // PingInterval and PongTimeout keep a connection alive and close it
-// (without a close frame, ErrPongTimeout) when the peer goes silent. Close runs the closing
-// handshake; the peer's close frame surfaces as a *CloseError from the
-// read in progress, so a handler can tell a close from a failure. A
+// (without a close frame, ErrPongTimeout) when the peer goes silent.
+// Close runs the closing handshake; the peer's close frame surfaces as a
+// *CloseError from the read in progress, so a handler can tell a close
+// from a failure (a connection lost without one reads as 1006 in
+// CloseStatus). Once both close frames have crossed, Close and the read
+// return at once; a client's socket then waits for the server to close
+// TCP first (RFC 6455 §7.1.1) in the background, up to CloseTimeout. A
 // failure found in the peer's input (1002, 1007, 1009) sends its close
-// frame and returns at once, while the socket lingers half-closed until the
-// peer has read that frame (bounded by CloseTimeout): closed with input
-// unread, it would reset the connection and lose the frame.
+// frame and returns at once, while the socket lingers half-closed until
+// the peer has read that frame (bounded by CloseTimeout): closed with
+// input unread, it would reset the connection and lose the frame.
 //
 // The raw mode (AcceptOptions.Raw, DialOptions.Raw) is the frame API:
 // ReadFrame and WriteFrame see control frames and fragments, and nothing is

@@ -3,10 +3,17 @@ package websocket
 import (
 	"errors"
 	"fmt"
+	"io"
 )
 
 // errWouldBlock: a Poller's worker found no input between messages.
 var errWouldBlock = errors.New("websocket: no input")
+
+// errNoCloseFrame is what a read returns when the peer ended the TCP
+// connection (a FIN, or a reset) without a close frame: RFC 6455 §7.1.5
+// makes that close 1006, which CloseStatus reports. It wraps
+// io.ErrUnexpectedEOF, which callers test for (docs/security.md).
+var errNoCloseFrame = fmt.Errorf("websocket: connection closed without a close frame (%d): %w", int(StatusAbnormalClosure), io.ErrUnexpectedEOF)
 
 // Sentinel errors. Errors returned by a Conn wrap one of these (test with
 // errors.Is) or are a *CloseError carrying the peer's close frame.
@@ -141,12 +148,19 @@ func (e *CloseError) Error() string {
 	return fmt.Sprintf("websocket: closed by peer: %d (%v): %s", int(e.Code), e.Code, e.Reason)
 }
 
-// CloseStatus returns the code of the peer's close frame carried by err, or
-// -1 when err is not (and does not wrap) a *CloseError.
+// CloseStatus returns the code of the peer's close frame carried by err;
+// StatusAbnormalClosure (1006) when err says the peer ended the connection
+// without a close frame (TCP closed or reset; such an err wraps
+// io.ErrUnexpectedEOF), the code RFC 6455 §7.1.5 and §7.4.1 reserve for
+// reporting exactly that; and -1 for any other err (nil, a context's
+// error, ErrClosed after our own close, a failure: see FailureStatus).
 func CloseStatus(err error) StatusCode {
 	var ce *CloseError
 	if errors.As(err, &ce) {
 		return ce.Code
+	}
+	if errors.Is(err, errNoCloseFrame) {
+		return StatusAbnormalClosure
 	}
 	return -1
 }

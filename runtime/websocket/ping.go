@@ -3,12 +3,16 @@ package websocket
 import (
 	"context"
 	"encoding/binary"
+	"sync/atomic"
 )
 
 // Ping sends a ping and waits for its pong (RFC 6455 §5.5.2-3). The pong is
 // noticed by whichever goroutine reads the connection, so Ping needs a
-// concurrent reader. If ctx is done first, Ping returns ctx's error and the
-// connection stays open.
+// concurrent reader. If ctx is done first — while the ping waits to go out
+// behind another write (a large one, or one stalled on a peer that stopped
+// reading), or while Ping waits for the pong — Ping returns ctx's error and
+// the connection stays open. A ping that has begun to go out is finished
+// first: a frame cut off half way would end the connection.
 func (c *Conn) Ping(ctx context.Context) error {
 	seq := c.pingSeq.Add(1)
 	ch := make(chan struct{})
@@ -31,7 +35,7 @@ func (c *Conn) Ping(ctx context.Context) error {
 	}()
 	var p [8]byte
 	binary.BigEndian.PutUint64(p[:], seq)
-	if err := c.writeControl(OpPing, p[:]); err != nil {
+	if err := c.writePing(ctx, p[:]); err != nil {
 		return err
 	}
 	select {
@@ -46,6 +50,51 @@ func (c *Conn) Ping(ctx context.Context) error {
 		return ctx.Err()
 	case <-c.closed:
 		return c.closedErr()
+	}
+}
+
+// writePing writes Ping's ping, waiting for the frame lock only as long as
+// ctx lets it: a data write stalled behind a peer that stopped reading
+// holds that lock until it makes progress again or WriteTimeout ends it.
+// A ping already being written is finished, whatever ctx does meanwhile:
+// a frame cut off half way would end the connection, and Ping promises
+// to leave it open. The lock is a sync.Mutex, which cannot be waited for
+// under a ctx; when it is busy a goroutine waits for it instead, and
+// whichever of ctx and the lock comes first decides whether the ping is
+// written. A Ping that gave up leaves that goroutine to take the lock
+// and let it go, writing nothing. A lock free at once, or a ctx that is
+// never done, costs no goroutine.
+func (c *Conn) writePing(ctx context.Context, p []byte) error {
+	if ctx.Done() == nil {
+		return c.writeControl(OpPing, p)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.frameMu.TryLock() {
+		defer c.frameMu.Unlock()
+		return c.writeFrameLocked(true, OpPing, 0, p, true)
+	}
+	const waiting, writing, abandoned = 0, 1, 2
+	var state atomic.Int32
+	done := make(chan error, 1)
+	go func() {
+		c.frameMu.Lock()
+		defer c.frameMu.Unlock()
+		if ctx.Err() != nil || !state.CompareAndSwap(waiting, writing) {
+			done <- ctx.Err()
+			return
+		}
+		done <- c.writeFrameLocked(true, OpPing, 0, p, true)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		if !state.CompareAndSwap(waiting, abandoned) {
+			<-done // being written: see above
+		}
+		return ctx.Err()
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"time"
 )
 
 // Reader returns the next data message. Control frames that arrive first
@@ -539,7 +538,7 @@ func (c *Conn) ioErr(err error) error {
 	// wrapper it arrives as the wrapped socket error (the socket path maps
 	// it before here).
 	if errors.Is(err, io.EOF) || connReset(err) {
-		return fmt.Errorf("websocket: connection closed without a close frame (%d): %w", int(StatusAbnormalClosure), io.ErrUnexpectedEOF)
+		return errNoCloseFrame
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -656,25 +655,19 @@ func (c *Conn) gotClose(p []byte) error {
 	return ce
 }
 
-// finishClose ends the TCP connection once both close frames have crossed.
-// §7.1.1: the server closes first; the client waits a bounded time for the
-// server's FIN so the server, not the client, carries TIME_WAIT.
+// finishClose ends the connection once both close frames have crossed:
+// the handshake is complete, so the calls waiting on it (this read, Close)
+// return now. §7.1.1: the server closes the TCP connection first; the
+// client waits a bounded time for the server's FIN so that the server, not
+// the client, carries TIME_WAIT — on its socket's own time (awaitFIN), not
+// the caller's: a server may linger for seconds before it closes
+// (gorilla/websocket's examples sleep 10 s).
 func (c *Conn) finishClose() {
 	if c.client {
-		c.waitEOF(c.cfg.closeTimeout)
+		c.closeConn(ErrClosed, awaitFIN)
+		return
 	}
 	c.closeWith(ErrClosed)
-}
-
-// waitEOF reads and drops bytes until EOF or timeout. Caller holds readSem.
-func (c *Conn) waitEOF(timeout time.Duration) {
-	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
-	var buf [64]byte
-	for i := 0; i < 1024; i++ { // bounded: a peer streaming junk gets cut off
-		if _, err := c.nc.Read(buf[:]); err != nil {
-			return
-		}
-	}
 }
 
 // failRead makes err sticky for reads. A local failure (protocol error,

@@ -184,10 +184,21 @@ func newWriteSpare() *writeSpare {
 // rawWriteOnce is the RawConn.Write callback of writeSock: it writes what
 // is left of tx.out, and asks to be called again when the socket is
 // writable if it would block.
+//
+// A write that would block after some of its bytes went out has made
+// progress: the write deadline is moved (armWriteDeadline) before the
+// wait, so WriteTimeout ends only a write that makes none. Only a write
+// the socket could not take at once does this: a small one costs nothing
+// more. SetWriteDeadline from inside the callback is safe: it takes a
+// reference on the descriptor, not the write lock RawConn.Write holds.
 func (tx *writeSpare) rawWriteOnce(fd uintptr) bool {
+	wrote := false
 	for len(tx.out) > 0 {
 		n, err := rawRW(syscall.SYS_WRITE, fd, tx.out)
 		if err == syscall.EAGAIN {
+			if wrote {
+				tx.c.armWriteDeadline()
+			}
 			return false
 		}
 		if err != nil {
@@ -195,12 +206,15 @@ func (tx *writeSpare) rawWriteOnce(fd uintptr) bool {
 			return true
 		}
 		tx.out = tx.out[n:]
+		wrote = true
 	}
 	return true
 }
 
-// rawWritevOnce is the RawConn.Write callback of writeSock2.
+// rawWritevOnce is the RawConn.Write callback of writeSock2; it moves the
+// write deadline on progress as rawWriteOnce does.
 func (tx *writeSpare) rawWritevOnce(fd uintptr) bool {
+	wrote := false
 	for len(tx.bufs[0])+len(tx.bufs[1]) > 0 {
 		iov := tx.iov[:0]
 		for _, b := range tx.bufs {
@@ -219,6 +233,9 @@ func (tx *writeSpare) rawWritevOnce(fd uintptr) bool {
 			}
 		}
 		if e == syscall.EAGAIN {
+			if wrote {
+				tx.c.armWriteDeadline()
+			}
 			return false
 		}
 		if e != 0 {
@@ -230,6 +247,7 @@ func (tx *writeSpare) rawWritevOnce(fd uintptr) bool {
 			tx.bufs[i] = tx.bufs[i][k:]
 			n -= uintptr(k)
 		}
+		wrote = true
 	}
 	return true
 }

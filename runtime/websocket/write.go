@@ -62,6 +62,14 @@ func (c *Conn) writeMessage(typ MessageType, p []byte) error {
 // ctx ends (forever with context.Background). If ctx is done before Close,
 // the connection is closed.
 //
+// A text writer checks its message as UTF-8 as it goes (§5.6; a code
+// point may be split between two writes). A Write that would make it
+// invalid is refused with ErrInvalidUTF8, nothing of it sent, and the
+// refusal is sticky: every later Write returns it, and Close returns it
+// too and fails the connection with 1011 rather than finish a message
+// missing those bytes (fragments already sent cannot be taken back), as
+// it does for a message that would end inside a code point.
+//
 // The writer is valid for this one message. After its Close, its Write
 // fails and a second Close does nothing and returns nil: a writer kept by
 // mistake can neither write into nor end a later message. Unlike Write,
@@ -83,7 +91,6 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 		return nil, err
 	}
 	m := c.msgw
-	m.mw.unlock = true
 	if typ == MessageText {
 		m.tw = textWriter{WriteCloser: w, c: c}
 		w = &m.tw
@@ -99,6 +106,13 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 // lock its caller no longer holds. Close advances m.gen before the lock is
 // released, so the next message's handle gets a gen of its own and every
 // earlier handle is stale from then on.
+//
+// Close releases the message lock itself, as its very last step, once the
+// whole chain is closed: from that moment the next message may reset the
+// shared writers (startMessage), so nothing may read or write them after.
+// Released deeper in the chain, by the messageWriter, it let the writers
+// above (extWriter, abortMessage) act on the next message's state
+// (TestWriterConcurrentWithWriteDeflate).
 //
 // Concurrency: used by the goroutine holding the message lock, as any
 // io.Writer is by one goroutine; a stale handle touches only m.gen, an
@@ -121,37 +135,51 @@ func (s *streamWriter) Close() error {
 		return nil // closed already: its message is over
 	}
 	s.m.gen.Add(1)
-	return s.w.Close()
+	c := s.m.mw.c
+	err := s.w.Close()
+	c.writeCtx.disarm()
+	<-c.msgSem // last: see the type's comment
+	return err
 }
 
 // textWriter checks a text message written through Writer as UTF-8 (§5.6)
 // as it goes. A Write whose bytes would make it invalid is refused whole
-// (nothing of it is sent) and the message stays open; a message that ends
-// inside a code point cannot be finished validly, so Close fails the
-// connection with 1011 instead of sending it.
+// (nothing of it is sent), and the refusal is sticky: every later Write
+// returns it, and so does Close. The message cannot be finished validly
+// either way — without the refused bytes it would reach the peer spliced,
+// a truncated text passing for a whole one, and fragments already sent
+// cannot be taken back — so Close fails the connection with 1011 instead,
+// as it does for a message that ends inside a code point: one rule for
+// every text Writer that went wrong.
 //
 // Concurrency: used by the goroutine holding the message lock.
 type textWriter struct {
 	io.WriteCloser
-	c *Conn
-	v utf8Validator
+	c   *Conn
+	v   utf8Validator
+	err error // the first refused Write's error: sticky
 }
 
 func (w *textWriter) Write(p []byte) (int, error) {
-	saved := w.v
+	if w.err != nil {
+		return 0, w.err
+	}
 	if !w.v.write(p) {
-		w.v = saved
-		return 0, fmt.Errorf("websocket: text message: %w", ErrInvalidUTF8)
+		w.err = fmt.Errorf("websocket: text message: %w", ErrInvalidUTF8)
+		return 0, w.err
 	}
 	return w.WriteCloser.Write(p)
 }
 
 func (w *textWriter) Close() error {
-	if !w.v.complete() {
+	err := w.err
+	if err == nil && !w.v.complete() {
+		err = fmt.Errorf("websocket: text message ends inside a UTF-8 sequence: %w", ErrInvalidUTF8)
+	}
+	if err != nil {
 		w.v.reset()
-		err := fmt.Errorf("websocket: text message ends inside a UTF-8 sequence: %w", ErrInvalidUTF8)
 		w.c.fail(&failure{StatusInternalError, err})
-		_ = w.WriteCloser.Close() // releases the message lock; the connection is closed
+		_ = w.WriteCloser.Close() // ends the chain; the connection is closed, nothing goes out
 		return err
 	}
 	return w.WriteCloser.Close()
@@ -310,7 +338,6 @@ func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
 	mw.n = 0
 	mw.started = false
 	mw.closed = false
-	mw.unlock = false
 	var w io.WriteCloser = mw
 	for i := len(c.exts) - 1; i >= 0; i-- {
 		e := c.exts[i]
@@ -351,10 +378,12 @@ func (c *Conn) abortMessage(w io.WriteCloser, mw *messageWriter, err error) {
 	mw.discard = false
 }
 
-// extWriter makes sure the message lock is released once the extension
-// chain is closed, even if an extension forgets to close its destination,
-// and that a message whose data an extension failed to take is aborted
-// rather than completed.
+// extWriter makes sure the message is ended once the extension chain is
+// closed, even if an extension forgets to close its destination, and that
+// a message whose data an extension failed to take is aborted rather than
+// completed. It does not release the message lock (streamWriter.Close or
+// endWrite does, after it), so its reads of mw after the chain's Close
+// still see this message.
 type extWriter struct {
 	io.WriteCloser
 	mw  *messageWriter
@@ -397,7 +426,6 @@ type messageWriter struct {
 	n       int
 	started bool // a first fragment went out
 	closed  bool
-	unlock  bool // Close releases the message lock (Writer, not Write)
 	discard bool // the message is being aborted: no more frames
 }
 
@@ -441,8 +469,9 @@ func (w *messageWriter) flushFragment(fin bool) error {
 	return err
 }
 
-// Close sends the final fragment and, for a Writer, releases the message
-// lock.
+// Close sends the final fragment. The message lock stays held: its
+// holder (streamWriter.Close, endWrite) releases it once every writer of
+// the chain is done with the message.
 func (w *messageWriter) Close() error {
 	if w.closed {
 		return nil
@@ -452,11 +481,6 @@ func (w *messageWriter) Close() error {
 	if w.buf != nil {
 		putBuf(w.buf)
 		w.buf = nil
-	}
-	if w.unlock {
-		c := w.c
-		c.writeCtx.disarm()
-		<-c.msgSem
 	}
 	return err
 }
@@ -474,6 +498,12 @@ func (c *Conn) writeControl(op Opcode, payload []byte) error {
 func (c *Conn) writeFrame(fin bool, op Opcode, rsv byte, p []byte, flush bool) error {
 	c.frameMu.Lock()
 	defer c.frameMu.Unlock()
+	return c.writeFrameLocked(fin, op, rsv, p, flush)
+}
+
+// writeFrameLocked is writeFrame for a caller that holds frameMu (Ping,
+// which waits for the lock under its ctx).
+func (c *Conn) writeFrameLocked(fin bool, op Opcode, rsv byte, p []byte, flush bool) error {
 	if err := c.writableLocked(!op.IsControl()); err != nil {
 		return err
 	}
@@ -555,20 +585,29 @@ func (c *Conn) flushLocked() error {
 	return c.writeErrLocked(err)
 }
 
-// deadline runs a write with the write timeout armed. The deadline is
-// moved only when it has drifted by more than an eighth of the timeout, so
-// a busy connection does not reset a timer on every frame.
+// deadline runs a write with the write timeout armed.
 func (c *Conn) deadline(write func() error) error {
-	if t := c.cfg.writeTimeout; t > 0 {
-		// time.Since reads only the monotonic clock (c.wdead carries a
-		// monotonic reading once set): half the cost of time.Now, which
-		// was the largest cost of a small Write in a CPU profile.
-		if -time.Since(c.wdead) < t-t/8 {
-			c.wdead = time.Now().Add(t)
-			_ = c.nc.SetWriteDeadline(c.wdead)
-		}
-	}
+	c.armWriteDeadline()
 	return write()
+}
+
+// armWriteDeadline sets the socket's write deadline WriteTimeout from now:
+// before each write, and again as a write that cannot go out at once makes
+// progress (the socket write loops call it after a partial write), so
+// WriteTimeout bounds a write that makes no progress, not a large message
+// to a slow peer that keeps reading. The deadline is moved only when it
+// has drifted by more than an eighth of the timeout, so a busy connection
+// does not reset a timer on every frame; a write therefore fails after
+// between 7/8 and all of WriteTimeout without progress. Caller holds
+// frameMu.
+func (c *Conn) armWriteDeadline() {
+	// time.Since reads only the monotonic clock (c.wdead carries a
+	// monotonic reading once set): half the cost of time.Now, which was
+	// the largest cost of a small Write in a CPU profile.
+	if t := c.cfg.writeTimeout; t > 0 && -time.Since(c.wdead) < t-t/8 {
+		c.wdead = time.Now().Add(t)
+		_ = c.nc.SetWriteDeadline(c.wdead)
+	}
 }
 
 func (c *Conn) writeErrLocked(err error) error {
