@@ -140,16 +140,18 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 // with Close (stopping the redialer) and with CloseSend (setting
 // halfClosed), so that a reconnection never keeps a connection Close
 // missed and the end-of-stream marker reaches the connection in place;
-// eosPending is guarded by mu; halfClosed is atomic so that Send reads it
-// without the lock, and closing so that CloseAndReceive reads it on its
-// goroutine.
+// eosPending is guarded by mu. halfClosed is atomic so that receive and
+// Close read it without mu; it is set under sendMu's write lock, and each
+// Send holds sendMu's read lock from its check of halfClosed until its
+// message is written, so that a Send racing CloseSend either is written
+// before the end-of-stream marker or fails, never follows the marker.
 type clientStream struct {
 	cur        atomic.Pointer[wsConn]
 	re         *redialer // nil unless the call reconnects
 	mu         sync.Mutex
-	halfClosed atomic.Bool // CloseSend or CloseAndReceive was called
-	eosPending bool        // halfClosed, and no connection took the marker yet
-	closing    atomic.Bool // Close or CloseWith was called
+	sendMu     sync.RWMutex // Send: read lock; setting halfClosed: write lock
+	halfClosed atomic.Bool  // CloseSend or CloseAndReceive was called
+	eosPending bool         // halfClosed, and no connection took the marker yet
 }
 
 func newClientStream(conn *wsConn, re *redialer) *clientStream {
@@ -258,14 +260,19 @@ func (s *clientStream) swap(conn *wsConn) bool {
 // over to the new connection (swap) and this returns nil: the marker is
 // pending, not lost.
 func (s *clientStream) closeSend() error {
+	// Waits for the Sends that found the call open to write their
+	// messages: the marker goes after them (see send).
+	s.sendMu.Lock()
 	s.mu.Lock()
 	if s.halfClosed.Swap(true) {
 		s.mu.Unlock()
+		s.sendMu.Unlock()
 		return nil
 	}
 	s.eosPending = true
 	conn := s.conn()
 	s.mu.Unlock()
+	s.sendMu.Unlock()
 	err := conn.closeSend()
 	s.sentEOS(conn, err)
 	if err != nil && s.re != nil && s.re.retryable(err) {
@@ -289,8 +296,15 @@ func (s *clientStream) sentEOS(conn *wsConn, err error) {
 
 // send sends msg on the call's connection, or fails after the half-close
 // (made by the method named halfClose): the server's Receive has returned
-// io.EOF for good, so a message sent now would be dropped unread.
+// io.EOF for good, so a message sent now would be dropped unread, or
+// fail the call (a message after the end-of-stream marker). The read lock
+// of sendMu, held until msg is written, keeps a concurrent closeSend from
+// setting halfClosed, and so from writing its marker, in between. Cost:
+// two uncontended atomic adds per Send (RLock, RUnlock); Sends do not
+// wait for one another here (the runtime serialises their writes).
 func (s *clientStream) send(msg any, halfClose string) error {
+	s.sendMu.RLock()
+	defer s.sendMu.RUnlock()
 	if s.halfClosed.Load() {
 		return Errorf(CodeFailedPrecondition, "%s: send after %s", s.conn().spec.Procedure, halfClose)
 	}
@@ -303,9 +317,6 @@ func isCodecErr(err error) bool {
 }
 
 func (s *clientStream) close(code Code, reason string) error {
-	// Before the close frame goes out: the server's echo of a 1000 must
-	// not read as the server's own normal closure (see CloseAndReceive).
-	s.closing.Store(true)
 	if s.re != nil {
 		// Under mu: a reconnection either put its connection in place
 		// before this (and conn below is that one) or sees stopped and
@@ -321,11 +332,11 @@ func (s *clientStream) close(code Code, reason string) error {
 		// The call's context ended first, and with it the call, though
 		// watchCall's close may not have begun yet: the server learns
 		// that code, not a normal closure (its Receive would say io.EOF).
-		err = conn.closeWith(cerr)
+		err = conn.closeLocal(cerr)
 	case code != 0:
-		err = conn.closeWith(&Error{code: code, msg: reason})
+		err = conn.closeLocal(&Error{code: code, msg: reason})
 	default:
-		err = conn.closeWith(nil)
+		err = conn.closeLocal(nil)
 	}
 	conn.detach()
 	conn.runOnClose()
@@ -389,9 +400,12 @@ type BidiStreamForClient[Req, Res any] struct{ *clientStream }
 
 // Send marshals msg and sends it as one WebSocket message. After
 // CloseSend it fails with CodeFailedPrecondition and sends nothing: the
-// server's Receive has returned io.EOF for good. Send reports the
+// server's Receive has returned io.EOF for good. A Send concurrent with
+// CloseSend is either sent before the end-of-stream marker or fails so.
+// After Close or CloseWith it fails with CodeCanceled. Send reports the
 // handler's error only if a Receive reads the server's close (see
-// BidiStreamForClient).
+// BidiStreamForClient); once a Receive has reported the call's end, Send
+// returns that end again (io.EOF when the handler returned nil).
 func (s *BidiStreamForClient[Req, Res]) Send(msg *Req) error { return s.send(msg, "CloseSend") }
 
 // CloseSend tells the server the client has finished sending (its Receive
@@ -400,7 +414,9 @@ func (s *BidiStreamForClient[Req, Res]) Send(msg *Req) error { return s.send(msg
 // WithReconnect, a CloseSend that finds the connection lost (Receive
 // waiting out the backoff, say) is carried over: it returns nil, and the
 // new connection gets the end-of-stream marker as soon as it opens,
-// before OnReconnect runs. Calls after the first do nothing.
+// before OnReconnect runs. Sends in progress on other goroutines are sent
+// first (CloseSend waits for them to be written). Calls after the first
+// do nothing.
 func (s *BidiStreamForClient[Req, Res]) CloseSend() error { return s.closeSend() }
 
 // Receive returns the next message from the server; io.EOF when the
@@ -467,7 +483,10 @@ func (c *ClientStreamClient[Req, Res]) Call(ctx context.Context) (*ClientStreamF
 type ClientStreamForClient[Req, Res any] struct{ *clientStream }
 
 // Send marshals msg and sends it as one WebSocket message. After
-// CloseAndReceive it fails with CodeFailedPrecondition and sends nothing.
+// CloseAndReceive it fails with CodeFailedPrecondition and sends nothing
+// (a Send concurrent with CloseAndReceive is sent before the
+// end-of-stream marker, or fails so); after a Close that ended the call,
+// with CodeCanceled.
 // The server's answer is read as soon as it comes, so once the server has
 // ended the call Send fails: with the handler's error as an *Error if it
 // failed, or with io.EOF if it answered before reading everything (call
@@ -488,15 +507,19 @@ func (s *ClientStreamForClient[Req, Res]) CloseAndReceive() (*Res, error) {
 	// answered early has its response there.
 	_ = s.closeSend()
 	<-conn.answered
-	if err := conn.answerErr; err != nil {
+	if conn.closedLocally() {
+		// A Close from another goroutine ended the call while this
+		// waited, before the server had ended it: whatever the reader saw
+		// of the end is this side's doing — the server's echo of the
+		// close (RFC 6455 §5.5.1; after CloseAndReceive Close sends 1000,
+		// which reads as a normal closure), or the connection lost as
+		// both sides closed (1006, which is no outage to retry). Only a
+		// response that arrived first is the server's.
+		if !conn.gotAnswer {
+			return nil, conn.callErr(Errorf(CodeCanceled, "%s: Close ended the call before the server answered", conn.spec.Procedure))
+		}
+	} else if err := conn.answerErr; err != nil {
 		if errors.Is(err, io.EOF) {
-			if s.closing.Load() {
-				// A Close from another goroutine ended the call while
-				// this waited: after CloseAndReceive it closes with
-				// 1000, which the server echoes (RFC 6455 §5.5.1), so
-				// the reader saw a normal closure that is this side's.
-				return nil, Errorf(CodeCanceled, "%s: Close ended the call before the server answered", conn.spec.Procedure)
-			}
 			err = Errorf(CodeInternal, "%s: the server closed without a response", conn.spec.Procedure)
 		}
 		return nil, err
@@ -526,8 +549,8 @@ func (s *ClientStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn().
 // a CodeCanceled *Error, not the io.EOF of a finished upload: a handler
 // that reads to io.EOF and then commits never commits part of the input.
 // A CloseAndReceive waiting on another goroutine then returns a
-// CodeCanceled *Error, unless the response arrived first. Safe to call
-// more than once.
+// CodeCanceled *Error, unless the response (or the server's end of the
+// call) arrived first. Safe to call more than once.
 func (s *ClientStreamForClient[Req, Res]) Close() error {
 	var err error
 	if !s.halfClosed.Load() {
@@ -600,8 +623,9 @@ func sendRequest(conn *wsConn, req any) error {
 	return conn.closeSend()
 }
 
-// capture records what the SSE server answered, for refusals (the sse
-// client reports only the status) and for ResponseHeader.
+// capture records what the SSE server answered, for refusals (it predates
+// sse.StatusError's Header and Body, which hold the same) and for
+// ResponseHeader.
 //
 // Concurrency: the RoundTrip of one session at a time, which alone uses
 // opened; mu guards the fields read by other goroutines.

@@ -43,8 +43,8 @@ func asMessage(msg any) (proto.Message, error) {
 // answered, ioCtx and the cancel functions are set before the connection
 // is shared; aborting and detached (guarded by mu) decide whether detach
 // or abort's goroutine cancels ioCtx. On a client-streaming call
-// readAnswer is the one reader: answer and answerErr are its until it
-// closes answered, and read only after.
+// readAnswer is the one reader: answer, gotAnswer and answerErr are its
+// until it closes answered, and read only after.
 type wsConn struct {
 	spec       Spec
 	codec      codec.Codec
@@ -72,10 +72,12 @@ type wsConn struct {
 	recvErr error
 
 	// answered is closed by readAnswer once a client-streaming call's
-	// server has ended it; answer (its response, if any) and answerErr
-	// are readAnswer's until then. nil on other streams.
+	// server has ended it; answer (its response, if any: gotAnswer, as an
+	// empty response may be nil) and answerErr are readAnswer's until
+	// then. nil on other streams.
 	answered  chan struct{}
 	answer    []byte
+	gotAnswer bool
 	answerErr error
 
 	mu        sync.Mutex
@@ -85,6 +87,7 @@ type wsConn struct {
 	watch     chan error // closed when the peer watcher exits (server side)
 	aborting  bool       // abort's closing handshake is running
 	detached  bool       // detach ran: ioCtx ends once aborting is over
+	local     bool       // the end recorded is the client's Close or CloseWith (closeLocal)
 
 	released atomic.Bool // release cancelled ctx after the stream ended
 }
@@ -251,7 +254,7 @@ func (c *wsConn) readAnswer() {
 	if typ == websocket.MessageText && len(data) == 0 {
 		c.answerErr = io.EOF // an end-of-stream marker: no response
 	} else {
-		c.answer = data
+		c.answer, c.gotAnswer = data, true
 	}
 	if _, _, err := c.ws.Read(ctx); err != nil {
 		if err = c.readErr(err); !errors.Is(err, io.EOF) {
@@ -357,7 +360,14 @@ func connectionLost(err error) bool {
 // the connection ended, so the write waits for it when the connection is
 // closing (ErrClosed: a close frame went out, and the closing handshake
 // is bounded by the close timeout) or the reader has finished already.
+//
+// A call this side's Close or CloseWith ended (closeLocal) reports
+// canceled, as its Receive does after the Close, whatever the write ran
+// into and whether or not a Receive has released the connection since.
 func (c *wsConn) writeErr(err error) error {
+	if c.closedLocally() {
+		return c.callErr(wireError(context.Canceled))
+	}
 	if c.answered != nil {
 		select {
 		case <-c.answered:
@@ -497,6 +507,35 @@ func (c *wsConn) discard(err error) {
 func (c *wsConn) closeWith(err error) error {
 	code, reason, werr := closeFor(err)
 	return c.closeCode(code, reason, werr)
+}
+
+// closeLocal is closeWith for a client's Close and CloseWith. If this
+// close is what ends the stream (nothing ended it before), it is noted
+// (local), so that the call reports canceled from then on, whatever the
+// reads and writes run into: the server's echo, the context Close
+// cancelled, or the connection lost as it closed (see writeErr and
+// ClientStreamForClient.CloseAndReceive). The mark is set before the close
+// frame goes out, so a reader cannot record an end this close caused
+// first.
+func (c *wsConn) closeLocal(err error) error {
+	code, reason, werr := closeFor(err)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed, c.local = true, true
+	c.closeInfo = CloseInfo{Code: code, Reason: reason, Err: werr}
+	c.mu.Unlock()
+	return closeWS(c.ws, code, reason)
+}
+
+// closedLocally reports whether the client's Close or CloseWith ended the
+// stream (see closeLocal).
+func (c *wsConn) closedLocally() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.local
 }
 
 // closeFor is the close code and reason that tell the peer err (1000 for

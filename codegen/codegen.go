@@ -498,8 +498,12 @@ func generateService(g *protogen.GeneratedFile, s *service) {
 	g.P("// (scheme, host and any path prefix, such as \"http://127.0.0.1:8080\"; ws://")
 	g.P("// and wss:// work too). A query in baseURL (\"?access_token=…\") is kept on")
 	g.P("// every method's URL (see wsrpc.JoinPath). httpClient supplies the dialer,")
-	g.P("// TLS and proxy (nil means http.DefaultClient); opts configure every method")
-	g.P("// (see wsrpc.Option).")
+	g.P("// TLS and proxy (nil means http.DefaultClient); SSE calls go through its")
+	g.P("// Transport, while WebSocket calls read only an *http.Transport's dialer,")
+	g.P("// TLS config and proxy and the client's Jar, so a RoundTripper that wraps")
+	g.P("// the transport (tracing, auth) is bypassed for them (see")
+	g.P("// websocket.DialOptions.HTTPClient). opts configure every method (see")
+	g.P("// wsrpc.Option).")
 	deprecated(g, s.Desc)
 	// The body names the message types' packages: the parameters must not
 	// hide one (messages in a Go package named opts), nor the client type

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,6 +53,12 @@ exits 0, wsrpc.error exits 1 after printing on stderr
 for a server that is not wsrpc's (a wsrpc server answers the
 reconnection after wsrpc.end, whose id is wsrpc.end, with 204: the
 stream is over).
+
+A refusal (a status other than 200 and 204, unless retried as above)
+exits 1 after printing on stderr
+  wsrpc sse: [<code>: ]sse: unexpected status <status>[: <message>]
+where <code> is the response's Wsrpc-Code (a wsrpc server's refusal)
+and <message> the start of its body (up to 1 KiB, on one line).
 
 Each failed reconnection is reported on stderr, as
   wsrpc sse: reconnection attempt <N> failed: <error>
@@ -136,7 +143,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// Called on this goroutine (the one ranging over Events).
 		OnReconnect: func(attempt int, err error) {
 			if err != nil && err != io.EOF { // io.EOF: a 204, the normal end
-				fmt.Fprintf(stderr, "wsrpc sse: reconnection attempt %d failed: %v\n", attempt, err)
+				fmt.Fprintf(stderr, "wsrpc sse: reconnection attempt %d failed: %s\n", attempt, failureText(err))
 			}
 		},
 	}
@@ -164,7 +171,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if ctx.Err() != nil {
 				return 130
 			}
-			fmt.Fprintf(stderr, "wsrpc sse: %v\n", err)
+			fmt.Fprintf(stderr, "wsrpc sse: %s\n", failureText(err))
 			return 1
 		}
 		if !*raw {
@@ -194,6 +201,22 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// failureText is how a failure is reported. A refused request's error
+// (*sse.StatusError) shows the status and the start of the body, the
+// server's message; when the response names a wsrpc code (Wsrpc-Code: a
+// wsrpc handler's or interceptor's refusal) that code leads, as on a
+// wsrpc.error event's line ("<code>: …"), printed as sent, like there.
+// Exhausted reconnections keep their own wording, the last refusal in it.
+func failureText(err error) string {
+	var se *sse.StatusError
+	if errors.As(err, &se) && !errors.Is(err, sse.ErrReconnectLimit) {
+		if code := se.Header.Get(wsrpc.CodeHeader); code != "" {
+			return code + ": " + err.Error()
+		}
+	}
+	return err.Error()
 }
 
 // wsrpcErrorText is how a wsrpc.error event is reported: "<code>:

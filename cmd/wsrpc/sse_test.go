@@ -415,6 +415,41 @@ func TestSSEWsrpcError(t *testing.T) {
 	}
 }
 
+// TestSSERefusal guards how a refused request is reported: with the
+// server's message (the start of the body) and, from a wsrpc server, the
+// code it names in Wsrpc-Code, as `wsrpc ws` shows a refused handshake's
+// body and a wsrpc.error line its code. The command used to print only
+// "sse: unexpected status 400 Bad Request", the reason lost. What the
+// server wrote cannot drive the terminal.
+func TestSSERefusal(t *testing.T) {
+	h := wsrpc.NewSSEHandler("/t/Watch", func(ctx context.Context, _ *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+		return nil
+	}, wsrpc.WithInterceptors(wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			if hs.Request.URL.Query().Get("room") == "" {
+				return ctx, wsrpc.Errorf(wsrpc.CodeInvalidArgument, "room is required")
+			}
+			return next(ctx, hs)
+		}
+	})))
+	wsrpcSrv := httptest.NewServer(h)
+	t.Cleanup(wsrpcSrv.Close)
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such feed \x1b]0;pwned\x07", http.StatusNotFound)
+	}))
+	t.Cleanup(plain.Close)
+
+	for _, tt := range []struct{ url, stderr string }{
+		{wsrpcSrv.URL + "/t/Watch", "wsrpc sse: invalid_argument: sse: unexpected status 400 Bad Request: room is required\n"},
+		{plain.URL, "wsrpc sse: sse: unexpected status 404 Not Found: no such feed \\u001b]0;pwned\\u0007\n"},
+	} {
+		code, out, errOut := run(t, "--reconnect-time", "1ms", tt.url)
+		if code != 1 || out != "" || errOut != tt.stderr {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want 1, nothing, %q", tt.url, code, clip(out), errOut, tt.stderr)
+		}
+	}
+}
+
 // TestSSERaw guards --raw: wsrpc.end and wsrpc.error are then events like
 // any other, printed, and the stream goes on (a plain SSE server may use
 // those names).

@@ -552,8 +552,7 @@ func (s *Session) connect() (err error) {
 		return errNoContent
 	}
 	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return &StatusError{StatusCode: resp.StatusCode, Status: resp.Status}
+		return statusError(resp)
 	}
 	// Only the essence is compared: a charset parameter is ignored, since
 	// the stream is always UTF-8 (WHATWG HTML §9.2.5), and so is a
@@ -581,6 +580,30 @@ func (s *Session) connect() (err error) {
 		ReconnectionTime:  s.ReconnectionTime(),
 	})
 	return nil
+}
+
+// statusBodyWait bounds the wait for a refusal's body (StatusError.Body):
+// a reason comes with the header or just after it, and a server that
+// stalls its body must not hold up a failure the status already decides.
+const statusBodyWait = time.Second
+
+// statusError builds the error for a refusal and closes its body, having
+// read up to maxStatusBody bytes of it, unless it is an event stream
+// (whose body may not end): closing the body ends a read that waits
+// longer than statusBodyWait. Refusals only: nothing here runs per event.
+func statusError(resp *http.Response) *StatusError {
+	se := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status, Header: resp.Header}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+		stop := time.AfterFunc(statusBodyWait, func() { resp.Body.Close() })
+		// What came before an error (the wait, a reset) is still the
+		// server's reason.
+		if body, _ := io.ReadAll(io.LimitReader(resp.Body, maxStatusBody)); len(body) > 0 {
+			se.Body = body
+		}
+		stop.Stop()
+	}
+	resp.Body.Close()
+	return se
 }
 
 // idleWatch ends a connection on which no bytes arrive for a while

@@ -278,6 +278,77 @@ func TestClientStops(t *testing.T) {
 	})
 }
 
+// TestStatusErrorKeepsReason: a refused request's *StatusError keeps the
+// response's header and the start of its body (at most 1 KiB), and its
+// Error shows that text on one line with control characters escaped, so
+// that an application's code (wsrpc's Wsrpc-Code) and message reach the
+// caller. It used to keep the status alone: "sse: unexpected status 400
+// Bad Request" for a refusal that said why. An event stream's body, which
+// may not end, is not read, nor is a body the server stalls waited for
+// past a bound (the refusal still fails at once, with what came).
+func TestStatusErrorKeepsReason(t *testing.T) {
+	// stall holds a response open until the client leaves (bounded, so
+	// that a client that never leaves fails the test, not hangs it).
+	stall := func(r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}
+	tests := []struct {
+		name      string
+		handler   http.HandlerFunc
+		wantBody  string
+		wantError string
+	}{
+		{"reason", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Wsrpc-Code", "invalid_argument")
+			http.Error(w, "room is required", http.StatusBadRequest)
+		}, "room is required\n", "sse: unexpected status 400 Bad Request: room is required"},
+		{"control characters", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "\x1b]0;owned\a\r\nsecond line\xff \u202eevil", http.StatusForbidden)
+		}, "\x1b]0;owned\a\r\nsecond line\xff \u202eevil\n", `sse: unexpected status 403 Forbidden: \u001b]0;owned\u0007  second line\xff \u202eevil`},
+		{"long", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, strings.Repeat("x", 5000), http.StatusInternalServerError)
+		}, strings.Repeat("x", 1024), "sse: unexpected status 500 Internal Server Error: " + strings.Repeat("x", 1024)},
+		{"empty", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNotFound)
+		}, "", "sse: unexpected status 404 Not Found"},
+		{"event stream", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, "data: not read\n\n")
+			http.NewResponseController(w).Flush()
+			stall(r) // a stream that does not end
+		}, "", "sse: unexpected status 404 Not Found"},
+		{"stalled body", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, "partial")
+			http.NewResponseController(w).Flush()
+			stall(r)
+		}, "partial", "sse: unexpected status 400 Bad Request: partial"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t, tt.handler)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := sse.Connect(ctx, srv.URL, nil)
+			var se *sse.StatusError
+			if !errors.As(err, &se) {
+				t.Fatalf("Connect = %v, want a *StatusError", err)
+			}
+			if string(se.Body) != tt.wantBody || err.Error() != tt.wantError {
+				t.Fatalf("Body %.80q (%d bytes), Error %.120q; want %.80q (%d bytes), %.120q", se.Body, len(se.Body), err, tt.wantBody, len(tt.wantBody), tt.wantError)
+			}
+			if tt.name == "reason" && se.Header.Get("Wsrpc-Code") != "invalid_argument" {
+				t.Fatalf("Header = %v, want the response's Wsrpc-Code", se.Header)
+			}
+		})
+	}
+}
+
 func noError(err error) bool { return err == nil }
 
 func both(a, b func(error) bool) func(error) bool {

@@ -3,6 +3,9 @@ package sse
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
+	"unicode/utf8"
 )
 
 // Sentinel errors. Functions wrap them with %w and a lowercase phrase, so
@@ -97,8 +100,53 @@ var (
 type StatusError struct {
 	StatusCode int
 	Status     string
+	// Header is the response's header: an application's code for the
+	// refusal (wsrpc's Wsrpc-Code, say), Retry-After.
+	Header http.Header
+	// Body is the start of the response's body, the server's reason: at
+	// most 1 KiB (maxStatusBody), read within the request's context (and
+	// IdleTimeout) and at most a second after the header, so that a
+	// server that stalls its body delays no failure for long. Empty when
+	// the refusal is itself an event stream (text/event-stream), whose
+	// body may go on for ever, and when none came in time.
+	Body []byte
 }
 
+// maxStatusBody is how much of a refusal's body a StatusError keeps: a
+// reason, not an error page.
+const maxStatusBody = 1 << 10
+
+// Error reports the status and, when the body has text, that text on the
+// same line: white space at its ends trimmed, line breaks and tabs as
+// spaces, and control characters, bidirectional overrides and bytes that
+// are not UTF-8 escaped (\u001b, \xff), so that a server's text cannot
+// drive the terminal or split the log line it is printed on.
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("sse: unexpected status %s", e.Status)
+	msg := "sse: unexpected status " + e.Status
+	if text := oneLine(e.Body); text != "" {
+		msg += ": " + text
+	}
+	return msg
+}
+
+// oneLine is b as printable text on one line (see StatusError.Error).
+func oneLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	var sb strings.Builder
+	for len(s) > 0 {
+		r, size := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&sb, `\x%02x`, s[0])
+		case r == '\n' || r == '\r' || r == '\t':
+			sb.WriteByte(' ')
+		case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f,
+			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			fmt.Fprintf(&sb, `\u%04x`, r)
+		default:
+			sb.WriteString(s[:size])
+		}
+		s = s[size:]
+	}
+	return sb.String()
 }

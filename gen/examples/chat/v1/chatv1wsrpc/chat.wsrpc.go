@@ -57,8 +57,12 @@ type ChatServiceClient interface {
 // (scheme, host and any path prefix, such as "http://127.0.0.1:8080"; ws://
 // and wss:// work too). A query in baseURL ("?access_token=…") is kept on
 // every method's URL (see wsrpc.JoinPath). httpClient supplies the dialer,
-// TLS and proxy (nil means http.DefaultClient); opts configure every method
-// (see wsrpc.Option).
+// TLS and proxy (nil means http.DefaultClient); SSE calls go through its
+// Transport, while WebSocket calls read only an *http.Transport's dialer,
+// TLS config and proxy and the client's Jar, so a RoundTripper that wraps
+// the transport (tracing, auth) is bypassed for them (see
+// websocket.DialOptions.HTTPClient). opts configure every method (see
+// wsrpc.Option).
 func NewChatServiceClient(httpClient *http.Client, baseURL string, opts ...wsrpc.Option) ChatServiceClient {
 	return &chatServiceClient{
 		chatClient:  wsrpc.NewBidiClient[v1.ChatRequest, v1.ChatResponse](httpClient, wsrpc.JoinPath(baseURL, ChatServiceChatPath), ChatServiceChatProcedure, opts...),
