@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -37,7 +38,11 @@ printed on its own line: text as is, binary encoded as --binary says
 When stdin ends, the client closes with 1000 and waits for the server's
 reply. The close code and reason are printed on stderr, the code with its
 name: a wsrpc handler's error code for 4000+N (4009 (failed_precondition)),
-else the RFC 6455 one (1000 (normal closure), 4100 (status 4100)).
+else the RFC 6455 one (1000 (normal closure), 4100 (status 4100)). A
+refused handshake is printed as
+  wsrpc ws: [<code>: ]websocket: server answered <status>: <message>: …
+where <code> is the response's Wsrpc-Code (a wsrpc server's refusal)
+and <message> the start of its body.
 Control characters in what the server wrote are escaped on stderr.
 
 A wss:// server's certificate is verified against the system's CAs
@@ -59,6 +64,15 @@ ends it at once).
 
 Flags:
 `
+
+// refusalCode is the Wsrpc-Code of a refused handshake's response, "" for
+// none (no response, or a server that is not wsrpc's).
+func refusalCode(resp *http.Response) string {
+	if resp == nil {
+		return ""
+	}
+	return resp.Header.Get(wsrpc.CodeHeader)
+}
 
 // wsCloseWait bounds how long the client waits for the reader to see the
 // end of the connection once the closing handshake is done or failed.
@@ -145,7 +159,13 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		if ctx.Err() != nil {
 			return 130
 		}
-		fmt.Fprintf(errOut, "wsrpc ws: %v\n", err)
+		// A wsrpc server's refusal names its code (Wsrpc-Code), which
+		// leads, as on wsrpc sse's line for the same refusal.
+		if code := refusalCode(resp); code != "" {
+			fmt.Fprintf(errOut, "wsrpc ws: %s: %v\n", code, err)
+		} else {
+			fmt.Fprintf(errOut, "wsrpc ws: %v\n", err)
+		}
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close()
 		}

@@ -628,3 +628,31 @@ func TestWSWsrpcCloseCodeName(t *testing.T) {
 		}
 	}
 }
+
+// TestWSRefusalCode: a wsrpc server's refusal of the handshake names its
+// code (Wsrpc-Code), which leads the line as it does for wsrpc sse; a
+// server that is not wsrpc's gets the plain line. The code was not shown,
+// so a shell test could not tell invalid_argument from any other 400.
+func TestWSRefusalCode(t *testing.T) {
+	h := wsrpc.NewBidiHandler("/t/Chat", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.WatchRequest, testingv1.WatchResponse]) error {
+		return nil
+	}, wsrpc.WithInterceptors(wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			return ctx, wsrpc.Errorf(wsrpc.CodeInvalidArgument, "room is required")
+		}
+	})))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	code, _, stderr := runWSCmd(t, pr, "ws"+strings.TrimPrefix(srv.URL, "http")+"/t/Chat")
+	if want := "wsrpc ws: invalid_argument: websocket: server answered 400 Bad Request: room is required: "; code != 1 || !strings.HasPrefix(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and a line starting %q", code, stderr, want)
+	}
+
+	url := wsServer(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {})
+	code, _, stderr = runWSCmd(t, pr, url+"/forbidden")
+	if want := "wsrpc ws: websocket: server answered 403 Forbidden: go away: "; code != 1 || !strings.HasPrefix(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and a line starting %q", code, stderr, want)
+	}
+}
