@@ -259,6 +259,36 @@ func TestNoLeakAfterUnsubscribe(t *testing.T) {
 	}
 }
 
+// TestEmptyTopicReplayCost guards the memory of a topic nobody uses yet:
+// its default replay store (sse.NewRing(sse.DefaultRingCapacity)) used to
+// allocate room for all 1024 events and their index up front, 134 KiB a
+// topic with no SSE subscriber and nothing published (5,000 per-client
+// topics held 762 MB of heap, 77 MB with DisableReplay). The ring now
+// grows as events arrive, so an empty topic costs about as much with the
+// default store as without one.
+func TestEmptyTopicReplayCost(t *testing.T) {
+	const topics = 500
+	h := newHub(t, nil, "a")
+	allocated := func(prefix string, disable bool) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range topics {
+			tp := newTopic(t, h, prefix+strconv.Itoa(i), &hub.TopicOptions[msg]{DisableReplay: disable})
+			defer tp.Close()
+		}
+		runtime.ReadMemStats(&after)
+		// TotalAlloc only grows, whatever the collector does.
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	without := allocated("norec", true)
+	with := allocated("rec", false)
+	// Generous (it was ~134 KiB a topic), for whatever else allocates.
+	if with > without && (with-without)/topics > 4<<10 {
+		t.Errorf("the default replay store added %d bytes to each empty topic (%d with it, %d without, for %d topics), want under 4 KiB",
+			(with-without)/topics, with, without, topics)
+	}
+}
+
 // cycle subscribes 10,000 functions (one in a hundred blocked in its
 // first delivery, with a backlog), publishes, unsubscribes them all, and
 // returns the goroutine count and heap while they were subscribed.

@@ -228,8 +228,58 @@ func TestSSEDisconnectPolicy(t *testing.T) {
 	if _, err := c.p.Next(); err == nil {
 		t.Fatal("the stream of a disconnected subscriber goes on")
 	}
-	if st := tp.Stats(); st.Disconnected != 1 || st.Subscribers != 0 {
+	if st := tp.Stats(); st.Disconnected != 1 || st.Subscribers != 0 || st.Failed != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestStatsFailedSSE guards Stats.Failed for SSE subscribers: one removed
+// because a write to it timed out (its client stopped reading) is counted
+// once; it used to count nowhere. One whose client leaves, or that is
+// closed, is not.
+func TestStatsFailedSSE(t *testing.T) {
+	tp := newTopic(t, newHub(t, nil, "a"), "ssefailed", &hub.TopicOptions[msg]{QueueSize: 4})
+	subs := make(chan *hub.Subscription, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sub, err := tp.ServeSSE(w, r, &hub.SSEOptions{Stream: &sse.StreamOptions{WriteTimeout: 200 * time.Millisecond}})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		subs <- sub
+		defer sub.Close()
+		select {
+		case <-sub.Done():
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	stalled := openSSE(t, srv.URL, "") // never read
+	defer stalled.close()
+	failing := <-subs
+	leaving := openSSE(t, srv.URL, "")
+	<-subs
+
+	leaving.close()
+	waitSubscribers(t, tp, 1)
+	// The handler may Close the subscription before the failed write ends
+	// it (net/http cancels the request's context when a write fails):
+	// Err is then nil, and the write is still counted.
+	publishUntilDone(t, tp, failing)
+	waitFor(t, "the failed write to be counted", func() bool { return tp.Stats().Failed > 0 })
+	if st := tp.Stats(); st.Failed != 1 || st.Disconnected != 0 || st.Subscribers != 0 {
+		t.Fatalf("after %v: stats %+v, want Failed 1, Disconnected 0, Subscribers 0", failing.Err(), st)
+	}
+
+	closed := openSSE(t, srv.URL, "")
+	defer closed.close()
+	sub := <-subs
+	publishN(t, tp, "m", 0, 10)
+	closed.next(t)
+	sub.Close()
+	publishN(t, tp, "m", 10, 20)
+	if st := tp.Stats(); st.Failed != 1 || st.Subscribers != 0 {
+		t.Fatalf("after Close: stats %+v, want Failed 1, Subscribers 0", st)
 	}
 }
 

@@ -526,10 +526,53 @@ func (s *Subscription) drain() {
 			// Out of the set first: once Done is closed, Stats no longer
 			// counts it.
 			s.t.remove(s)
-			s.end(err)
+			s.writeEnded(err)
 			return
 		}
 	}
+}
+
+// writeEnded ends s after a write to it failed with err, and counts it in
+// Stats.Failed if the write failed by itself (writeFailed) — unless
+// Disconnect or the topic's close, which close the connection under a
+// write in progress, ended s first. A Close during the write does not
+// keep it from counting: Close leaves the connection alone, so it did
+// not fail the write, and an SSE handler calls it as soon as net/http,
+// finding the write failed, cancels the request's context. Only the
+// drain goroutine calls it, once, so s counts at most once.
+func (s *Subscription) writeEnded(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Counted before Done is closed, so that Stats shows it by then
+	// (unless Close closed Done during the write).
+	if (!s.ended || s.err == nil) && s.writeFailed(err) {
+		s.t.failed.Add(1)
+	}
+	s.endLocked(err)
+}
+
+// writeFailed reports whether err, from a write to s, is a failed write
+// (Stats.Failed): one that timed out or met a broken connection. A
+// SubscribeFunc function's error is how it ends its subscription, and a
+// write that finds the connection already closed meets a subscriber
+// leaving, whose owner calls Close next: after the peer's close frame
+// (RFC 6455 §5.5.1), after the server's own Close (the bare ErrClosed; a
+// connection closed because it broke wraps the cause), or after an SSE
+// client went away, which is how an EventSource leaves (WHATWG HTML
+// §9.2.2 close()): the request's context was done before the write, and
+// the stream's ErrClientGone wraps the context's error, not a write's.
+// Called on the failure path only.
+func (s *Subscription) writeFailed(err error) bool {
+	switch s.kind {
+	case sinkWebSocket:
+		_, peerClosed := errors.AsType[*websocket.CloseError](err)
+		return !peerClosed && err != websocket.ErrClosed
+	case sinkSSE:
+		gone := errors.Is(err, sse.ErrClientGone) &&
+			(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+		return !gone && !errors.Is(err, sse.ErrStreamClosed)
+	}
+	return false
 }
 
 func (s *Subscription) write(d *delivery) error {

@@ -119,7 +119,9 @@ type TopicOptions[M proto.Message] struct {
 	// received from the broker), as an SSE event, for clients that resume
 	// with Last-Event-ID. Default: sse.NewRing(sse.DefaultRingCapacity).
 	// Cost: one SSE encoding per message per node, even with no SSE
-	// subscriber, so that a client can resume on any node.
+	// subscriber, so that a client can resume on any node; the ring's
+	// memory grows with the events it holds, up to its capacity (a
+	// topic nothing was published on holds none).
 	Replay sse.Store
 
 	// DisableReplay turns recording off (Replay is then ignored); SSE
@@ -191,8 +193,8 @@ type topicCore struct {
 	closed      atomic.Bool        // written under mu
 	closeDone   chan struct{}      // made under mu by the first Close, closed when it has finished
 
-	published, received, delivered, dropped, disconnected atomic.Uint64
-	missed, duplicates, decodeErrors, encodeErrors        atomic.Uint64
+	published, received, delivered, dropped, disconnected, failed atomic.Uint64
+	missed, duplicates, decodeErrors, encodeErrors                atomic.Uint64
 }
 
 type codecUse struct {
@@ -224,6 +226,13 @@ const minSweepAt = 64
 //
 // Follow's own subscriptions are not counted: a follower shows up only in
 // what it does with the events it reads.
+//
+// Failed counts WebSocket and SSE subscribers, each once, and neither
+// one Disconnect removed (whose close fails the write in progress) nor
+// one that was leaving: a write that finds the connection closed by a
+// closing handshake (RFC 6455 §7), by the server, or an SSE client gone,
+// is no failure. Nor is a SubscribeFunc function's error, which is how
+// the function ends its subscription.
 type Stats struct {
 	Subscribers  int    // current local subscribers
 	Published    uint64 // messages published on this node
@@ -231,6 +240,7 @@ type Stats struct {
 	Delivered    uint64 // messages written to local subscribers (one per subscriber)
 	Dropped      uint64 // messages discarded by DropOldest
 	Disconnected uint64 // subscribers removed by Disconnect
+	Failed       uint64 // subscribers removed because a write to them failed (a write timeout, a lost connection)
 	// Missed counts messages of other nodes never received: gaps in a
 	// publisher's sequence, as when the broker connection was down (core
 	// NATS delivers at most once).
@@ -651,6 +661,7 @@ func (t *Topic[M]) Stats() Stats {
 		Delivered:    c.delivered.Load(),
 		Dropped:      c.dropped.Load(),
 		Disconnected: c.disconnected.Load(),
+		Failed:       c.failed.Load(),
 		Missed:       c.missed.Load(),
 		Duplicates:   c.duplicates.Load(),
 		DecodeErrors: c.decodeErrors.Load(),

@@ -257,6 +257,122 @@ func TestWebSocketConnectionLoss(t *testing.T) {
 	}
 }
 
+// TestStatsFailedWebSocket guards Stats.Failed: a WebSocket subscriber
+// that a write removed — the client stopped reading, past the
+// connection's write timeout, or its TCP connection was cut — is counted
+// in Failed, once, and in nothing else; such subscribers used to count
+// nowhere (Subscribers fell, Disconnected stayed 0). A subscription that
+// ends otherwise is not counted: closed with Close, or whose connection
+// the server closed (a closing handshake, RFC 6455 §7) before the write.
+func TestStatsFailedWebSocket(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stall  func(client, server *websocket.Conn) // before publishing
+		failed uint64
+	}{
+		{"write timeout", func(client, server *websocket.Conn) {}, 1}, // the client never reads
+		{"connection cut", func(client, server *websocket.Conn) { client.CloseNow() }, 1},
+		{"closed by the server", func(client, server *websocket.Conn) {
+			go func() { // answers the close frame
+				for {
+					if _, _, err := client.Read(context.Background()); err != nil {
+						return
+					}
+				}
+			}()
+			server.Close(websocket.StatusNormalClosure, "")
+		}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := newTopic(t, newHub(t, nil, "a"), "failed", &hub.TopicOptions[msg]{QueueSize: 4})
+			type accepted struct {
+				conn *websocket.Conn
+				sub  *hub.Subscription
+			}
+			subs := make(chan accepted, 2)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+					Subprotocols: []string{codec.SubprotocolProto},
+					Extensions:   websocket.MustExtensionSet(), // the messages reach the socket as they are
+					WriteTimeout: 200 * time.Millisecond,
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				t.Cleanup(func() { c.CloseNow() })
+				sub, err := tp.SubscribeWebSocket(c, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				subs <- accepted{c, sub}
+			}))
+			t.Cleanup(srv.Close)
+			dial := func() (*websocket.Conn, accepted) {
+				c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"),
+					&websocket.DialOptions{Subprotocols: []string{codec.SubprotocolProto}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.CloseNow() })
+				return c, <-subs
+			}
+			// A client that reads everything, ended by Close while the
+			// topic publishes: never counted.
+			reader, kept := dial()
+			go func() {
+				for {
+					if _, _, err := reader.Read(context.Background()); err != nil {
+						return
+					}
+				}
+			}()
+			client, failing := dial()
+			tc.stall(client, failing.conn)
+
+			publishUntilDone(t, tp, failing.sub)
+			if failing.sub.Err() == nil {
+				t.Fatal("the subscription ended without an error")
+			}
+			st := tp.Stats()
+			if st.Failed != tc.failed || st.Disconnected != 0 || st.Subscribers != 1 {
+				t.Fatalf("after %v: stats %+v, want Failed %d, Disconnected 0, Subscribers 1", failing.sub.Err(), st, tc.failed)
+			}
+			publishN(t, tp, "after", 0, 10)
+			if err := kept.sub.Close(); err != nil {
+				t.Fatal(err)
+			}
+			publishN(t, tp, "after", 10, 20)
+			if st := tp.Stats(); st.Failed != tc.failed || st.Subscribers != 0 {
+				t.Fatalf("after Close: stats %+v, want Failed %d, Subscribers 0", st, tc.failed)
+			}
+		})
+	}
+}
+
+// publishUntilDone publishes 64 KiB messages on tp until sub ends: a
+// client that does not read fills the TCP buffers, then a write blocks.
+func publishUntilDone(t *testing.T, tp *hub.Topic[msg], sub *hub.Subscription) {
+	t.Helper()
+	big := wrapperspb.String(strings.Repeat("f", 64<<10))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-sub.Done():
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the subscription did not end; stats %+v", tp.Stats())
+		}
+		if err := tp.Publish(context.Background(), big); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestWebSocketDisconnectPolicy: a client that stops reading fills the TCP
 // buffers, then its queue, and is closed with the topic's close code; it
 // reads what was already sent, then the close frame. A reading client on
@@ -299,8 +415,10 @@ func TestWebSocketDisconnectPolicy(t *testing.T) {
 			t.Fatalf("no disconnection after %d messages", sent)
 		}
 	}
-	if tp.Stats().Subscribers != 1 {
-		t.Fatalf("stats %+v", tp.Stats())
+	// Disconnect's close fails the write in progress, if any: that is
+	// no failed write (Stats.Failed).
+	if st := tp.Stats(); st.Subscribers != 1 || st.Failed != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

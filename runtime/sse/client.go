@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -53,8 +54,10 @@ type ClientOptions struct {
 	// ReconnectionTime is how long to wait before reconnecting after the
 	// stream drops; a "retry:" field from the server overrides it (WHATWG
 	// HTML §9.2.3). Default DefaultReconnectionTime (3 s). The first
-	// reconnection in a row waits exactly this long; see
-	// MaxReconnectionDelay for the ones after it.
+	// reconnection in a row waits this long plus a random extra of up to
+	// a quarter of it, which §9.2.3 allows ("wait some more"), so that
+	// the clients of a restarted server do not all come back at once;
+	// see MaxReconnectionDelay for the ones after it.
 	ReconnectionTime time.Duration
 
 	// MaxReconnectionDelay bounds the backoff between reconnections in a
@@ -473,13 +476,19 @@ func (s *Session) reconnectWait() error {
 }
 
 // backoff returns the wait before reconnection number s.tries in a row,
-// given the reconnection time: that time for the first, then a delay d
-// that starts at twice max(reconnect, minBackoff) and doubles up to
-// MaxReconnectionDelay, drawn from [d/2, d], never below reconnect (see
+// given the reconnection time: for the first, that time plus a random
+// extra of up to a quarter of it; then a delay d that starts at twice
+// max(reconnect, minBackoff) and doubles up to MaxReconnectionDelay,
+// drawn from [d/2, d], never below reconnect (see
 // ClientOptions.MaxReconnectionDelay).
 func (s *Session) backoff(reconnect time.Duration) time.Duration {
 	if s.tries <= 1 {
-		return reconnect
+		// WHATWG HTML §9.2.3: wait the reconnection time, then
+		// "optionally, wait some more". Without the extra, the clients
+		// of a restarted server all came back at the same instant (2,000
+		// within 0.6 s) and failed together again. It never shortens a
+		// server's "retry:", and cannot overflow.
+		return reconnect + min(rand.N(reconnect/4+1), math.MaxInt64-reconnect)
 	}
 	limit := s.opts.MaxReconnectionDelay
 	d := max(reconnect, minBackoff)

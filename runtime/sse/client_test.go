@@ -843,8 +843,9 @@ func closeEndsNext(t *testing.T, s *sse.Session, done <-chan error) {
 }
 
 // TestClientBackoff pins the wait before each reconnection in a row: the
-// reconnection time for the first (WHATWG HTML §9.2.3), then a doubling
-// delay d drawn from [d/2, d] up to MaxReconnectionDelay, never below the
+// reconnection time for the first plus up to a quarter of it more (WHATWG
+// HTML §9.2.3 lets a client "wait some more"), then a doubling delay d
+// drawn from [d/2, d] up to MaxReconnectionDelay, never below the
 // reconnection time and never overflowing.
 func TestClientBackoff(t *testing.T) {
 	const ms = time.Millisecond
@@ -853,8 +854,9 @@ func TestClientBackoff(t *testing.T) {
 		reconnect, limit time.Duration
 		atLeast, atMost  time.Duration
 	}{
-		{tries: 1, reconnect: 0, limit: time.Second, atLeast: 0, atMost: 0},
-		{tries: 1, reconnect: 3 * time.Second, limit: time.Second, atLeast: 3 * time.Second, atMost: 3 * time.Second},
+		{tries: 1, reconnect: 0, limit: time.Second, atLeast: 0, atMost: 0}, // "retry: 0": at once
+		{tries: 1, reconnect: 3 * time.Second, limit: time.Second, atLeast: 3 * time.Second, atMost: 3750 * ms},
+		{tries: 1, reconnect: 1<<63 - 1, limit: time.Second, atLeast: 1<<63 - 1, atMost: 1<<63 - 1},
 		{tries: 2, reconnect: 0, limit: time.Second, atLeast: 100 * ms, atMost: 200 * ms}, // "retry: 0": from 100 ms
 		{tries: 3, reconnect: 0, limit: time.Second, atLeast: 200 * ms, atMost: 400 * ms},
 		{tries: 2, reconnect: 3 * time.Second, limit: 30 * time.Second, atLeast: 3 * time.Second, atMost: 6 * time.Second},
@@ -869,6 +871,32 @@ func TestClientBackoff(t *testing.T) {
 				t.Fatalf("Backoff(%d, %v, %v) = %v, want within [%v, %v]", tt.tries, tt.reconnect, tt.limit, d, tt.atLeast, tt.atMost)
 			}
 		}
+	}
+}
+
+// TestClientFirstReconnectionJitter guards the spread of the first
+// reconnection after a drop: it used to wait exactly the reconnection
+// time, so the 2,000 clients of a restarted server came back within
+// 0.6 s, all at once, and failed together again. It now waits the
+// reconnection time plus a random extra of up to a quarter of it (WHATWG
+// HTML §9.2.3: wait the reconnection time, then "optionally, wait some
+// more"), never less than the reconnection time a server's "retry:" sets.
+func TestClientFirstReconnectionJitter(t *testing.T) {
+	const reconnect = 4 * time.Second
+	seen := map[time.Duration]bool{}
+	var lo, hi time.Duration = 1<<63 - 1, 0
+	for range 1000 {
+		d := sse.Backoff(1, reconnect, sse.DefaultMaxReconnectionDelay)
+		if d < reconnect || d > reconnect+reconnect/4 {
+			t.Fatalf("first reconnection waits %v, want within [%v, %v]", d, reconnect, reconnect+reconnect/4)
+		}
+		seen[d] = true
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	// Uniform over a second: 1,000 draws cover more than half of it, save
+	// with a chance far below 2^-100.
+	if len(seen) < 900 || hi-lo < reconnect/8 {
+		t.Fatalf("1,000 first reconnections: %d distinct waits within [%v, %v], want them spread over [%v, %v]", len(seen), lo, hi, reconnect, reconnect+reconnect/4)
 	}
 }
 

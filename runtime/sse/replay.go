@@ -42,17 +42,24 @@ const DefaultRingCapacity = 1024
 // ids given by the caller are kept but must be unique among the events it
 // holds.
 //
-// Cost: Append is O(1); Since is O(events returned) plus one map lookup;
-// memory is the events held plus one map entry per event.
+// Cost: Append is O(1), amortised while the ring grows; Since is
+// O(events returned) plus one map lookup; memory is the events held plus
+// one map entry per event. A new Ring holds nothing (about 130 bytes): it
+// grows as events arrive, up to its capacity, so that a hub topic nobody
+// publishes on does not hold a full ring's memory (allocated up front, a
+// Ring of DefaultRingCapacity took 134 KiB).
 //
 // Concurrency: a Ring is safe for concurrent use; a mutex guards it.
 type Ring struct {
-	mu     sync.Mutex
-	events []Event // circular; the oldest is at head
-	head   int
-	n      int
-	seq    uint64            // sequence number of the last appended event
-	index  map[string]uint64 // id -> sequence number
+	mu sync.Mutex
+	// events holds the events: it grows by doubling until it holds
+	// capacity events, the oldest at index 0; from then on it is
+	// circular, the oldest at head, and stays full.
+	events   []Event
+	capacity int
+	head     int
+	seq      uint64            // sequence number of the last appended event
+	index    map[string]uint64 // id -> sequence number
 	// evicted is the id of the event evicted last: a client resuming
 	// from it missed exactly the events held, so Since can still serve
 	// it (without it, a client capacity events behind was told of a gap
@@ -61,12 +68,13 @@ type Ring struct {
 }
 
 // NewRing returns a Ring holding up to capacity events (default
-// DefaultRingCapacity when capacity <= 0).
+// DefaultRingCapacity when capacity <= 0). It allocates no room for
+// events: the ring grows as they arrive.
 func NewRing(capacity int) *Ring {
 	if capacity <= 0 {
 		capacity = DefaultRingCapacity
 	}
-	return &Ring{events: make([]Event, capacity), index: make(map[string]uint64, capacity)}
+	return &Ring{capacity: capacity, index: make(map[string]uint64)}
 }
 
 // Append records e, assigning an id when e.ID is empty. It rejects events
@@ -86,17 +94,32 @@ func (r *Ring) Append(e Event) (Event, error) {
 	} else if r.index[e.ID] != 0 {
 		return Event{}, fmt.Errorf("%w %q", ErrDuplicateID, e.ID)
 	}
-	if r.n == len(r.events) {
+	if len(r.events) < r.capacity {
+		// Still growing: nothing was evicted, so head is 0 and the
+		// events fill the slice in order.
+		if len(r.events) == cap(r.events) {
+			r.grow()
+		}
+		r.events = append(r.events, e)
+	} else {
+		// Full, as it stays from now on: e takes the oldest's slot.
 		r.evicted = r.events[r.head].ID
 		delete(r.index, r.evicted)
+		r.events[r.head] = e
 		r.head = (r.head + 1) % len(r.events)
-		r.n--
 	}
-	r.events[(r.head+r.n)%len(r.events)] = e
-	r.n++
 	r.seq = seq
 	r.index[e.ID] = seq
 	return e, nil
+}
+
+// grow doubles the room for events, up to the capacity and no further: a
+// full ring holds exactly capacity events (append's own growth would
+// overshoot it by up to a quarter). Amortised, Append stays O(1).
+func (r *Ring) grow() {
+	events := make([]Event, len(r.events), min(max(4, 2*cap(r.events)), r.capacity))
+	copy(events, r.events)
+	r.events = events
 }
 
 // Since returns the events recorded after id, oldest first. The id of
@@ -109,19 +132,20 @@ func (r *Ring) Append(e Event) (Event, error) {
 func (r *Ring) Since(id string) ([]Event, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	n := len(r.events)
 	seq, ok := r.index[id]
 	switch {
 	case ok:
-	case id == "" && r.seq == uint64(r.n): // nothing evicted yet
+	case id == "" && r.seq == uint64(n): // nothing evicted yet
 	case id != "" && id == r.evicted:
-		seq = r.seq - uint64(r.n) // held events follow it without a gap
+		seq = r.seq - uint64(n) // held events follow it without a gap
 	default:
 		return nil, fmt.Errorf("%w %q", ErrUnknownID, id)
 	}
 	later := int(r.seq - seq)
 	out := make([]Event, later)
 	for i := range later {
-		out[i] = r.events[(r.head+r.n-later+i)%len(r.events)]
+		out[i] = r.events[(r.head+n-later+i)%n]
 	}
 	return out, nil
 }
@@ -133,15 +157,16 @@ func (r *Ring) Since(id string) ([]Event, error) {
 func (r *Ring) Last() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.n == 0 {
+	n := len(r.events)
+	if n == 0 {
 		return ""
 	}
-	return r.events[(r.head+r.n-1)%len(r.events)].ID
+	return r.events[(r.head+n-1)%n].ID
 }
 
 // Len returns the number of events held.
 func (r *Ring) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.n
+	return len(r.events)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -171,6 +172,73 @@ func TestRingConcurrent(t *testing.T) {
 		wg.Wait()
 		if last := r.Last(); last != "4000" || r.Len() != capacity {
 			t.Errorf("capacity %d: after 4000 appends Last = %q, Len = %d", capacity, last, r.Len())
+		}
+	}
+}
+
+// TestRingGrowsOnDemand guards the memory of an empty Ring: it used to
+// allocate all its capacity (DefaultRingCapacity events and an index map
+// sized for them, about 134 KiB) in NewRing, so every hub topic paid for
+// it with no SSE subscriber and nothing published. A new Ring now costs
+// a few hundred bytes, and grows as events arrive up to its capacity,
+// where it holds, replays and evicts exactly as before.
+func TestRingGrowsOnDemand(t *testing.T) {
+	const rings = 1000
+	keep := make([]*sse.Ring, rings)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range keep {
+		keep[i] = sse.NewRing(0)
+	}
+	runtime.ReadMemStats(&after)
+	// TotalAlloc only grows, whatever the collector does; the bound is
+	// generous (it was ~134 KiB a ring) for whatever else allocates.
+	if per := (after.TotalAlloc - before.TotalAlloc) / rings; per > 4<<10 {
+		t.Errorf("NewRing(0) allocated %d bytes a ring, want under 4 KiB", per)
+	}
+	runtime.KeepAlive(keep)
+
+	// Growing past every step into the circular phase: held events, Len,
+	// Last and Since stay those of a ring of that capacity.
+	const capacity = 100
+	r := sse.NewRing(capacity)
+	for i := 1; i <= 3*capacity+7; i++ {
+		e, err := r.Append(sse.Event{Data: "e"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strconv.Itoa(i); e.ID != want || r.Last() != want {
+			t.Fatalf("append %d: id %q, Last %q", i, e.ID, r.Last())
+		}
+		held := min(i, capacity)
+		if r.Len() != held {
+			t.Fatalf("append %d: Len %d, want %d", i, r.Len(), held)
+		}
+		// From the oldest held id, every later event; from the id before
+		// it (evicted last, or "" before any eviction), all held.
+		oldest := i - held + 1
+		from := ""
+		if oldest > 1 {
+			from = strconv.Itoa(oldest - 1)
+		}
+		for _, c := range []struct {
+			id   string
+			want int
+		}{{from, held}, {strconv.Itoa(oldest), held - 1}} {
+			evs, err := r.Since(c.id)
+			if err != nil || len(evs) != c.want {
+				t.Fatalf("append %d: Since(%q) = %d events, %v; want %d", i, c.id, len(evs), err, c.want)
+			}
+			for j, e := range evs {
+				if want := strconv.Itoa(i - c.want + 1 + j); e.ID != want {
+					t.Fatalf("append %d: Since(%q)[%d] = %q, want %q", i, c.id, j, e.ID, want)
+				}
+			}
+		}
+		if oldest > 2 {
+			if _, err := r.Since(strconv.Itoa(oldest - 2)); !errors.Is(err, sse.ErrUnknownID) {
+				t.Fatalf("append %d: Since an id evicted earlier: %v, want ErrUnknownID", i, err)
+			}
 		}
 	}
 }
