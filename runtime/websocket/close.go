@@ -52,6 +52,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		return ErrClosed
 	}
 	c.closeSent = true
+	wrote := c.claimCloseWrite()
 	c.closeMu.Unlock()
 
 	var buf [maxControlPayload]byte
@@ -63,6 +64,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	// TCP connection then ends that write, and ours fails.
 	stuck := time.AfterFunc(c.cfg.closeTimeout, func() { c.closeWith(ErrClosed) })
 	err := c.writeControl(OpClose, buf[:n])
+	close(wrote) // written or refused: a reader in gotClose may end the connection now
 	if !stuck.Stop() {
 		return fmt.Errorf("websocket: closing handshake: a write held the connection for the close timeout: %w", ErrClosed)
 	}
@@ -226,12 +228,55 @@ func (c *Conn) sendFailure(f *failure) {
 	c.closeMu.Lock()
 	send := !c.closeSent
 	c.closeSent = true
+	var wrote chan struct{}
+	if send {
+		wrote = c.claimCloseWrite()
+	}
 	c.closeMu.Unlock()
 	if send {
 		var buf [maxControlPayload]byte
 		binary.BigEndian.PutUint16(buf[:], uint16(f.code))
 		n := 2 + copy(buf[2:], CloseReason(f.err.Error()))
 		_ = c.writeControl(OpClose, buf[:n])
+		close(wrote)
+	}
+}
+
+// claimCloseWrite is for a caller that has just set closeSent and will
+// write the close frame itself, right after (Close, sendFailure): it
+// returns the channel the caller closes once that write returned, written
+// or refused. Between the two a reader may get the peer's close frame;
+// gotClose must not echo it (RFC 6455 §5.5.1: one close frame each way),
+// nor end the connection before ours is out, or ours would be refused and
+// the peer, never getting a close frame, would wait out its close timeout
+// and see 1006: it waits on the channel (awaitCloseWrite). One channel
+// per connection, made once: closeSent is set once. Caller holds closeMu.
+func (c *Conn) claimCloseWrite() chan struct{} {
+	c.closeWrote = make(chan struct{})
+	return c.closeWrote
+}
+
+// awaitCloseWrite waits until the close frame another goroutine claimed
+// (claimCloseWrite) is written or refused, for gotClose before it ends the
+// connection. A connection closed meanwhile (CloseNow, a missed pong, a
+// Poller's close, Close's own close timeout) will write nothing more, so
+// the wait ends there too; the close timeout bounds it in any case (the
+// write can wait behind a stalled one that long, then Close closes the
+// connection). The caller holds readSem, which no writer needs.
+func (c *Conn) awaitCloseWrite(wrote <-chan struct{}) {
+	select {
+	case <-wrote:
+		return
+	case <-c.closed:
+		return
+	default:
+	}
+	t := time.NewTimer(c.cfg.closeTimeout)
+	defer t.Stop()
+	select {
+	case <-wrote:
+	case <-c.closed:
+	case <-t.C:
 	}
 }
 

@@ -185,12 +185,14 @@ type Conn struct {
 	pingSeq     atomic.Uint64
 	pingMu      sync.Mutex
 	pingWaiters map[uint64]chan struct{}
+	pingHelp    *pingHelper // waits for frameMu on behalf of Pings (writePing); under pingMu
 	kaTimer     *time.Timer
 	kaSeq       uint64 // keepalive ping awaiting its pong; 0 when none
 
 	// Closing.
 	closeMu    sync.Mutex
 	closeSent  bool
+	closeWrote chan struct{} // closed once the close frame of whoever set closeSent is written or failed (gotClose)
 	peerClose  *CloseError
 	closeRcvd  chan struct{} // closed when the peer's close frame arrived; made by peerClosed
 	closed     chan struct{} // closed when the connection is closed (its socket may linger: lingerClose)

@@ -3,7 +3,6 @@ package websocket
 import (
 	"context"
 	"encoding/binary"
-	"sync/atomic"
 )
 
 // Ping sends a ping and waits for its pong (RFC 6455 §5.5.2-3). The pong is
@@ -28,15 +27,21 @@ func (c *Conn) Ping(ctx context.Context) error {
 	}
 	c.pingWaiters[seq] = ch
 	c.pingMu.Unlock()
+	h, err := c.writePing(ctx, seq, ch)
 	defer func() {
 		c.pingMu.Lock()
-		delete(c.pingWaiters, seq)
+		if h == nil {
+			delete(c.pingWaiters, seq)
+		} else if h.refs--; h.refs == 0 {
+			delete(c.pingWaiters, h.seq)
+		}
 		c.pingMu.Unlock()
 	}()
-	var p [8]byte
-	binary.BigEndian.PutUint64(p[:], seq)
-	if err := c.writePing(ctx, p[:]); err != nil {
+	if err != nil {
 		return err
+	}
+	if h != nil {
+		ch = h.pong
 	}
 	select {
 	case <-ch:
@@ -58,44 +63,100 @@ func (c *Conn) Ping(ctx context.Context) error {
 // holds that lock until it makes progress again or WriteTimeout ends it.
 // A ping already being written is finished, whatever ctx does meanwhile:
 // a frame cut off half way would end the connection, and Ping promises
-// to leave it open. The lock is a sync.Mutex, which cannot be waited for
-// under a ctx; when it is busy a goroutine waits for it instead, and
-// whichever of ctx and the lock comes first decides whether the ping is
-// written. A Ping that gave up leaves that goroutine to take the lock
-// and let it go, writing nothing. A lock free at once, or a ctx that is
-// never done, costs no goroutine.
-func (c *Conn) writePing(ctx context.Context, p []byte) error {
+// to leave it open. The lock is a sync.Mutex (it is taken for every frame,
+// so it stays one), which cannot be waited for under a ctx; when it is
+// busy a helper goroutine waits for it instead, and writes a ping only if
+// a Ping still wants one when it gets it. One helper per connection at
+// most waits so: a Ping that finds one waiting joins it, and its ping is
+// the helper's, numbered after the Ping that started it, whose pong
+// answers every Ping that joined (§5.5.3: a pong answers a ping, and any
+// of them proves the peer alive). Pings that give up leave no goroutine
+// behind but that one (a heartbeat retrying Ping behind a write stalled
+// for good, WriteTimeout < 0, would otherwise leave one per try). A lock
+// free at once, or a ctx that is never done, costs no goroutine.
+//
+// It returns the helper the Ping joined, if it did: the Ping waits for
+// that helper's pong, and leaves it when it returns (Ping's refs).
+func (c *Conn) writePing(ctx context.Context, seq uint64, ch chan struct{}) (*pingHelper, error) {
+	var p [8]byte
+	binary.BigEndian.PutUint64(p[:], seq)
 	if ctx.Done() == nil {
-		return c.writeControl(OpPing, p)
+		return nil, c.writeControl(OpPing, p[:])
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	if c.frameMu.TryLock() {
 		defer c.frameMu.Unlock()
-		return c.writeFrameLocked(true, OpPing, 0, p, true)
+		return nil, c.writeFrameLocked(true, OpPing, 0, p[:], true)
 	}
-	const waiting, writing, abandoned = 0, 1, 2
-	var state atomic.Int32
-	done := make(chan error, 1)
-	go func() {
-		c.frameMu.Lock()
-		defer c.frameMu.Unlock()
-		if ctx.Err() != nil || !state.CompareAndSwap(waiting, writing) {
-			done <- ctx.Err()
-			return
+	c.pingMu.Lock()
+	h := c.pingHelp
+	if h == nil {
+		h = &pingHelper{seq: seq, pong: ch, done: make(chan struct{})}
+		c.pingHelp = h
+		go c.pingHelperRun(h)
+	} else {
+		// Never sent: this Ping waits for h's pong, whose entry the
+		// Pings that gave up before removed if none was left. A pong
+		// closed already (gotPong, closeConn) is not put back: it would
+		// be closed again.
+		delete(c.pingWaiters, seq)
+		select {
+		case <-h.pong:
+		default:
+			c.pingWaiters[h.seq] = h.pong
 		}
-		done <- c.writeFrameLocked(true, OpPing, 0, p, true)
-	}()
+	}
+	h.want++
+	h.refs++
+	c.pingMu.Unlock()
 	select {
-	case err := <-done:
-		return err
+	case <-h.done:
+		return h, h.err
 	case <-ctx.Done():
-		if !state.CompareAndSwap(waiting, abandoned) {
-			<-done // being written: see above
+		c.pingMu.Lock()
+		writing := h.writing
+		if !writing {
+			h.want--
 		}
-		return ctx.Err()
+		c.pingMu.Unlock()
+		if writing {
+			<-h.done // being written: see above
+		}
+		return h, ctx.Err()
 	}
+}
+
+// pingHelper waits for the frame lock on behalf of the Pings that found it
+// busy (writePing). Its fields are under the connection's pingMu, but for
+// err, set before done is closed.
+type pingHelper struct {
+	seq     uint64        // its ping's number, the first Ping's
+	pong    chan struct{} // pingWaiters[seq], shared by the Pings that joined
+	want    int           // Pings still waiting for the ping to be written
+	refs    int           // Pings still waiting on pong; the last one removes it
+	writing bool          // it took the lock with want > 0: the ping is written
+	done    chan struct{} // closed once it let the lock go
+	err     error         // the write's result
+}
+
+// pingHelperRun takes the frame lock for h, writes h's ping if a Ping still
+// wants it, and lets the lock go. From the moment it holds the lock, Pings
+// try the lock themselves again (or start the next helper).
+func (c *Conn) pingHelperRun(h *pingHelper) {
+	c.frameMu.Lock()
+	c.pingMu.Lock()
+	c.pingHelp = nil
+	h.writing = h.want > 0
+	c.pingMu.Unlock()
+	if h.writing {
+		var p [8]byte
+		binary.BigEndian.PutUint64(p[:], h.seq)
+		h.err = c.writeFrameLocked(true, OpPing, 0, p[:], true)
+	}
+	c.frameMu.Unlock()
+	close(h.done)
 }
 
 // ControlSeen reports whether the connection has read a ping or a pong.
