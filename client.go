@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"iter"
+	"mime"
 	"net/http"
 	"net/url"
 	"sync"
@@ -145,6 +146,8 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 // Send holds sendMu's read lock from its check of halfClosed until its
 // message is written, so that a Send racing CloseSend either is written
 // before the end-of-stream marker or fails, never follows the marker.
+// Both return before sendMu once the call's context or Close has ended
+// the call (see ended), so that neither waits for a stalled Send then.
 type clientStream struct {
 	cur        atomic.Pointer[wsConn]
 	re         *redialer // nil unless the call reconnects
@@ -260,6 +263,9 @@ func (s *clientStream) swap(conn *wsConn) bool {
 // over to the new connection (swap) and this returns nil: the marker is
 // pending, not lost.
 func (s *clientStream) closeSend() error {
+	if err := s.ended(); err != nil {
+		return err
+	}
 	// Waits for the Sends that found the call open to write their
 	// messages: the marker goes after them (see send).
 	s.sendMu.Lock()
@@ -303,12 +309,39 @@ func (s *clientStream) sentEOS(conn *wsConn, err error) {
 // two uncontended atomic adds per Send (RLock, RUnlock); Sends do not
 // wait for one another here (the runtime serialises their writes).
 func (s *clientStream) send(msg any, halfClose string) error {
+	if s.halfClosed.Load() {
+		// Set for good: the answer under the lock would be the same.
+		return Errorf(CodeFailedPrecondition, "%s: send after %s", s.conn().spec.Procedure, halfClose)
+	}
+	if err := s.ended(); err != nil {
+		return err
+	}
 	s.sendMu.RLock()
 	defer s.sendMu.RUnlock()
 	if s.halfClosed.Load() {
 		return Errorf(CodeFailedPrecondition, "%s: send after %s", s.conn().spec.Procedure, halfClose)
 	}
 	return s.conn().Send(msg)
+}
+
+// ended is how the call ended if its context is done or this side's
+// Close ended it (what Send and CloseSend report then, with nothing
+// written), else nil. send and closeSend check it before sendMu: a Send
+// stalled on a peer that stopped reading holds the read lock until the
+// abort's close times out (up to the close timeout), and a waiting
+// closeSend would hold up every later Send too (an RWMutex queues new
+// readers behind a waiting writer). A cancel that comes while they
+// already wait for sendMu is not seen here: they return once the stalled
+// Send does. Cost: ctx.Err, as conn.Send checks anyway.
+func (s *clientStream) ended() error {
+	conn := s.conn()
+	err := conn.ctx.Err()
+	if err == nil || (conn.callErr(nil) == nil && !conn.closedLocally()) {
+		// Open, or ended some other way (a lost connection that may be
+		// reconnecting): under sendMu as before.
+		return nil
+	}
+	return conn.writeErr(err)
 }
 
 func isCodecErr(err error) bool {
@@ -514,7 +547,11 @@ func (s *ClientStreamForClient[Req, Res]) CloseAndReceive() (*Res, error) {
 		// close (RFC 6455 §5.5.1; after CloseAndReceive Close sends 1000,
 		// which reads as a normal closure), or the connection lost as
 		// both sides closed (1006, which is no outage to retry). Only a
-		// response that arrived first is the server's.
+		// response, or a close code of the server's own, that arrived
+		// first is the server's.
+		if !conn.gotAnswer && conn.serverEnd(conn.answerErr) {
+			return nil, conn.callErr(conn.answerErr)
+		}
 		if !conn.gotAnswer {
 			return nil, conn.callErr(Errorf(CodeCanceled, "%s: Close ended the call before the server answered", conn.spec.Procedure))
 		}
@@ -637,6 +674,10 @@ type capture struct {
 	body   []byte
 }
 
+// refusalBodyWait bounds capture's read of a refusal's body, as
+// runtime/sse's statusBodyWait bounds StatusError's.
+const refusalBodyWait = time.Second
+
 func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
 	if err != nil {
@@ -644,7 +685,15 @@ func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	var body []byte
 	if resp.StatusCode != http.StatusOK {
-		body, _ = io.ReadAll(io.LimitReader(resp.Body, 1024))
+		// sse.StatusError's rule, which this read runs before: at most
+		// 1 KiB, at most a second after the header (a stalled body must
+		// not hold up a failure the status decides), and nothing of an
+		// event stream, whose body may not end.
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+			stop := time.AfterFunc(refusalBodyWait, func() { resp.Body.Close() })
+			body, _ = io.ReadAll(io.LimitReader(resp.Body, 1024))
+			stop.Stop()
+		}
 		resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 	} else {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -452,6 +453,190 @@ func TestSendRacingCloseSend(t *testing.T) {
 			t.Fatalf("call %d: the handler read %d messages, the client sent %d", i, read, n)
 		}
 	}
+}
+
+// TestCloseSendBehindStalledSend: once the call's context is cancelled,
+// CloseSend and a new Send return canceled at once, even while another
+// Send is stuck writing to a server that stopped reading. They used to
+// wait for that Send's lock, which it holds until the abort's close
+// times out (CloseTimeout, 5 s here), and the new Send then reported
+// failed_precondition.
+func TestCloseSendBehindStalledSend(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	h := wsrpc.NewBidiHandler("/t/Stall", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		select { // never reads: the client's big Send stalls
+		case <-ctx.Done():
+		case <-release:
+		}
+		return nil
+	})
+	base := newServer(t, h)
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	c := wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, base+"/t/Stall", "/t/Stall",
+		wsrpc.WithDialOptions(&websocket.DialOptions{CloseTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}))
+	st, err := c.Call(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make(chan error, 1)
+	go func() { big <- st.Send(&testingv1.EchoRequest{Blob: make([]byte, 32<<20)}) }()
+	// Far more than the socket buffers hold: the Send is stuck in its write.
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-big:
+		t.Fatalf("the big Send did not stall: %v", err)
+	default:
+	}
+	cancel()
+	for _, op := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"CloseSend", st.CloseSend},
+		{"Send", func() error { return st.Send(&testingv1.EchoRequest{Seq: 2}) }},
+	} {
+		start := time.Now()
+		err := op.fn()
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("%s after cancel took %v behind the stalled Send", op.name, took)
+		}
+		if wsrpc.CodeOf(err) != wsrpc.CodeCanceled {
+			t.Errorf("%s after cancel = %v, want canceled", op.name, err)
+		}
+	}
+	// The stalled Send is cut when the abort's close times out.
+	select {
+	case <-big:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the stalled Send never returned")
+	}
+}
+
+// TestServerEndBeforeCloseWins: the handler fails (aborted) and its close
+// frame reaches the client before Close, but the client's reader records
+// it only after the Close, as its echo waits behind a large upload on a
+// held uplink. CloseAndReceive, waiting meanwhile, reports the handler's
+// aborted, as its doc promises for a server's end that arrived first; it
+// used to report canceled, as the Close marked the call closed locally.
+func TestServerEndBeforeCloseWins(t *testing.T) {
+	received := make(chan struct{}, 1)
+	failNow := make(chan struct{})
+	h := wsrpc.NewClientStreamHandler("/t/Up", func(ctx context.Context, s *wsrpc.ClientStream[testingv1.EchoRequest]) (*testingv1.SumResponse, error) {
+		if _, err := s.Receive(); err != nil {
+			return nil, err
+		}
+		received <- struct{}{}
+		<-failNow
+		return nil, wsrpc.Errorf(wsrpc.CodeAborted, "handler gave up")
+	}, wsrpc.WithAcceptOptions(&websocket.AcceptOptions{MaxMessageSize: 64 << 20}))
+	px := newHoldProxy(t, strings.TrimPrefix(newServer(t, h), "http://"))
+	c := wsrpc.NewClientStreamClient[testingv1.EchoRequest, testingv1.SumResponse](nil, "http://"+px.ln.Addr().String()+"/t/Up", "/t/Up")
+	st, err := c.Call(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&testingv1.EchoRequest{Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitSeen(t, received, "the handler has not received the first message")
+	px.hold.Store(true)
+	big := make(chan error, 1)
+	go func() { big <- st.Send(&testingv1.EchoRequest{Blob: make([]byte, 16<<20)}) }()
+	// Far more than the socket buffers hold: the Send is stuck in its
+	// write, and so will be the echo of the server's close.
+	time.Sleep(200 * time.Millisecond)
+	car := make(chan error, 1)
+	go func() { _, err := st.CloseAndReceive(); car <- err }()
+	close(failNow)
+	// The server's close frame has gone down the (unheld) downlink; a
+	// moment more for the client's runtime to read it.
+	waitSeen(t, px.down, "the server's close frame did not come")
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- st.Close() }()
+	time.Sleep(50 * time.Millisecond)
+	px.hold.Store(false)
+	err = waitSeen(t, car, "CloseAndReceive has not returned")
+	waitSeen(t, closed, "Close has not returned")
+	waitSeen(t, big, "the big Send has not returned")
+	if wsrpc.CodeOf(err) != wsrpc.CodeAborted {
+		t.Errorf("CloseAndReceive = %v, want the handler's aborted, which reached the client before Close", err)
+	}
+}
+
+// holdProxy forwards TCP connections to target; while hold is set, it
+// stops forwarding the client's bytes (a stalled uplink). down gets a
+// value when bytes come from the server while hold is set.
+type holdProxy struct {
+	ln   net.Listener
+	hold atomic.Bool
+	down chan struct{}
+}
+
+func newHoldProxy(t *testing.T, target string) *holdProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &holdProxy{ln: ln, down: make(chan struct{}, 1)}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, s)
+			mu.Unlock()
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					n, err := s.Read(buf)
+					if n > 0 && p.hold.Load() {
+						select {
+						case p.down <- struct{}{}:
+						default:
+						}
+					}
+					if _, werr := c.Write(buf[:n]); err != nil || werr != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					for p.hold.Load() {
+						time.Sleep(5 * time.Millisecond)
+					}
+					n, err := c.Read(buf)
+					if _, werr := s.Write(buf[:n]); err != nil || werr != nil {
+						s.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
 }
 
 // TestClientStreamCloseCancelsUpload: a client stream abandoned with Close

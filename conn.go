@@ -363,9 +363,22 @@ func connectionLost(err error) bool {
 //
 // A call this side's Close or CloseWith ended (closeLocal) reports
 // canceled, as its Receive does after the Close, whatever the write ran
-// into and whether or not a Receive has released the connection since.
+// into and whether or not a Receive has released the connection since;
+// a client-streaming call whose reader has the server's own close code
+// (serverEnd) reports the server's end, as CloseAndReceive does.
 func (c *wsConn) writeErr(err error) error {
 	if c.closedLocally() {
+		if c.answered != nil {
+			select {
+			case <-c.answered:
+				if c.serverEnd(c.answerErr) {
+					// The server ended the call before the Close (see
+					// CloseAndReceive).
+					return c.callErr(c.answerErr)
+				}
+			default:
+			}
+		}
 		return c.callErr(wireError(context.Canceled))
 	}
 	if c.answered != nil {
@@ -536,6 +549,24 @@ func (c *wsConn) closedLocally() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.local
+}
+
+// serverEnd reports whether err, how the reader saw a call end that
+// this side's Close then closed locally, is the server's own end: a
+// close frame whose code is not the one closeLocal sent (the server
+// echoes the code it receives, RFC 6455 §5.5.1). The server's frame can
+// reach the client before the Close and still be recorded after it: its
+// echo, which the runtime writes before the read returns, waits behind a
+// large write still going out.
+func (c *wsConn) serverEnd(err error) bool {
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	c.mu.Lock()
+	sent := c.closeInfo.Code
+	c.mu.Unlock()
+	return ce.Code != sent
 }
 
 // closeFor is the close code and reason that tell the peer err (1000 for

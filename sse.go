@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -472,16 +473,24 @@ func jsonScalarText(fd protoreflect.FieldDescriptor, raw json.RawMessage) string
 // UTF-8; a repeated parameter for a singular field; a field given under
 // both its names; a request without a proto2 required field, in either
 // form or as the empty query. In a flat request with a field named
-// "request", that parameter is the field.
+// "request", that parameter is the field; in one that is not flat, it
+// is the whole request if its value starts with "{" (white space aside),
+// else the field.
 func DecodeSSERequest(q url.Values, req proto.Message) error {
 	rm := req.ProtoReflect()
 	fields := rm.Descriptor().Fields()
 	flat := flatRequest(rm.Descriptor())
 	// In a flat request with a field named "request" (JSON or proto
 	// name), the parameter is that field: such a request has only the
-	// flat form.
+	// flat form. In one that is not flat, the parameter is the whole
+	// request only if it is an object: an old client, built while the
+	// request was flat, sends the field's text (?request=books).
 	named := fields.ByJSONName(SSERequestParam) != nil || fields.ByName(SSERequestParam) != nil
-	if vs, ok := q[SSERequestParam]; ok && !(flat && named) {
+	vs, ok := q[SSERequestParam]
+	if ok && named && (flat || !strings.HasPrefix(strings.TrimSpace(vs[0]), "{")) {
+		ok = false // the field's flat parameter
+	}
+	if ok {
 		if len(vs) != 1 {
 			return Errorf(CodeInvalidArgument, "the %q parameter is repeated", SSERequestParam)
 		}

@@ -100,6 +100,10 @@ var evoFile = func() protoreflect.FileDescriptor {
 			// FlatV2 is a flat request with the newer enum.
 			{Name: proto.String("FlatV2"), Field: []*dynF{dynField("shade", 3, enum, opt, ".evo.QueryV2.Shade")}},
 			{Name: proto.String("FlatV1"), Field: []*dynF{dynField("shade", 3, enum, opt, ".evo.Shade")}},
+			// NamedV1 is a flat request with a field named "request";
+			// NamedV2 is NamedV1 with a message field added.
+			{Name: proto.String("NamedV1"), Field: []*dynF{dynField("request", 1, str, opt, ""), dynField("limit", 2, i32, opt, "")}},
+			{Name: proto.String("NamedV2"), Field: []*dynF{dynField("request", 1, str, opt, ""), dynField("limit", 2, i32, opt, ""), dynField("filter", 3, msg, opt, ".evo.Inner")}},
 		},
 	}
 	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
@@ -310,6 +314,43 @@ func TestSSEFlatParamsForAnyRequest(t *testing.T) {
 	}
 	if err := DecodeSSERequest(url.Values{"limit": {"2"}, "request": {`{"limit":3}`}}, &testingv1.SearchRequest{}); CodeOf(err) != CodeInvalidArgument {
 		t.Errorf("?request= with ?limit=: %v, want invalid_argument", err)
+	}
+}
+
+// TestSSEFlatRequestFieldNamedRequestAcrossVersions: a server whose
+// request gained a message field still reads an old client's flat URL
+// when the request has a field named "request": ?request=books is that
+// field, not the whole request's protojson, which was refused with 400.
+// A value that is an object is still the whole request.
+func TestSSEFlatRequestFieldNamedRequestAcrossVersions(t *testing.T) {
+	old := evoMsg("NamedV1")
+	old.Set(old.Descriptor().Fields().ByName("request"), protoreflect.ValueOfString("books"))
+	old.Set(old.Descriptor().Fields().ByName("limit"), protoreflect.ValueOfInt32(2))
+	oldQuery, err := EncodeSSERequest(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		query   url.Values
+		request string
+		limit   int32
+		filter  string
+	}{
+		{oldQuery, "books", 2, ""},
+		{url.Values{"request": {"books"}}, "books", 0, ""},
+		{url.Values{"request": {`{"request":"books","filter":{"x":"y"}}`}}, "books", 0, "y"},
+		{url.Values{"request": {` {"limit":3}`}}, "", 3, ""},
+	} {
+		got := evoMsg("NamedV2")
+		fields := got.Descriptor().Fields()
+		if err := DecodeSSERequest(tc.query, got); err != nil {
+			t.Errorf("?%s: %v", tc.query.Encode(), err)
+			continue
+		}
+		filter := got.Get(fields.ByName("filter")).Message()
+		if r, l, f := got.Get(fields.ByName("request")).String(), int32(got.Get(fields.ByName("limit")).Int()), filter.Get(filter.Descriptor().Fields().ByName("x")).String(); r != tc.request || l != tc.limit || f != tc.filter {
+			t.Errorf("?%s: request %q, limit %d, filter.x %q; want %q, %d, %q", tc.query.Encode(), r, l, f, tc.request, tc.limit, tc.filter)
+		}
 	}
 }
 

@@ -267,6 +267,47 @@ func TestSSEWellKnownTypes(t *testing.T) {
 	}
 }
 
+// TestSSERefusalStalledBody: a refusal whose body stalls (a proxy's 503
+// that sends part of its page, or an event stream) fails Call within
+// sse.StatusError's bound on that read (a second), with the part that
+// came as the reason. The client's capture read the body first, with no
+// bound, and Call waited for the whole body (10 s here).
+func TestSSERefusalStalledBody(t *testing.T) {
+	for _, ctype := range []string{"text/plain", "text/event-stream"} {
+		t.Run(ctype, func(t *testing.T) {
+			release := make(chan struct{})
+			base := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", ctype)
+				w.Header().Set("Content-Length", "100")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				w.Write([]byte("overloaded"))
+				w.(http.Flusher).Flush()
+				select {
+				case <-release:
+				case <-time.After(10 * time.Second):
+				}
+			}))
+			defer close(release) // before newServer's cleanup waits for the handler
+			c := wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](nil, base+"/w", "/w")
+			start := time.Now()
+			st, err := c.Call(testContext(t), &testingv1.WatchRequest{Room: "r"})
+			if err == nil {
+				_, err = st.Receive()
+				st.Close()
+			}
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("a refusal with a stalled body took %v", took)
+			}
+			if wsrpc.CodeOf(err) != wsrpc.CodeUnavailable {
+				t.Errorf("Call = %v, want unavailable (503)", err)
+			}
+			if want := ctype == "text/plain"; strings.Contains(errString(err), "overloaded") != want {
+				t.Errorf("Call = %v; the body's start as the reason: %v", err, want)
+			}
+		})
+	}
+}
+
 // TestSSERefusedReconnectionCode: a typed SSE stream reconnects on its
 // own (Last-Event-ID); when the server refuses the reconnection (here 401
 // with Wsrpc-Code unauthenticated: an expired token), Receive reports the
