@@ -249,7 +249,13 @@ func (e *deflateExt) ClientAccept(answer []Param) (ExtensionSession, error) {
 	if o.ServerNoContextTakeover && !p.serverNoCtx {
 		return nil, errors.New("server ignored server_no_context_takeover")
 	}
-	if o.ServerMaxWindowBits != 0 && (p.serverBits == 0 || p.serverBits > o.ServerMaxWindowBits) {
+	// §7.1.2.1: a server accepts the offer's server_max_window_bits by
+	// answering it with a value no larger; an answer without it (as
+	// gorilla/websocket servers give) leaves the window at 32 KiB.
+	if o.ServerMaxWindowBits != 0 && p.serverBits == 0 {
+		return nil, fmt.Errorf("the answer leaves out server_max_window_bits, which the offer set to %d (RFC 7692 §7.1.2.1): the server would use a 32 KiB window", o.ServerMaxWindowBits)
+	}
+	if o.ServerMaxWindowBits != 0 && p.serverBits > o.ServerMaxWindowBits {
 		return nil, fmt.Errorf("server_max_window_bits answer %d does not honour the offered %d", p.serverBits, o.ServerMaxWindowBits)
 	}
 	if p.clientBits == -1 {

@@ -169,6 +169,17 @@ func TestDeflateClientAccept(t *testing.T) {
 	}
 }
 
+// TestDeflateClientAcceptOmittedServerWindow: an answer without the
+// server_max_window_bits the offer set (gorilla/websocket servers answer
+// so) is refused with an error that says the parameter is missing; it
+// read "answer 0 does not honour the offered 10".
+func TestDeflateClientAcceptOmittedServerWindow(t *testing.T) {
+	_, err := websocket.PerMessageDeflate(&websocket.DeflateOptions{ServerMaxWindowBits: 10}).ClientAccept(params(t, ""))
+	if err == nil || !strings.Contains(err.Error(), "leaves out server_max_window_bits") {
+		t.Fatalf("ClientAccept = %v, want an error saying the answer leaves the parameter out", err)
+	}
+}
+
 func TestDeflateClientOffers(t *testing.T) {
 	cases := []struct {
 		opts websocket.DeflateOptions
