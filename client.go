@@ -1,7 +1,6 @@
 package wsrpc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -660,22 +659,23 @@ func sendRequest(conn *wsConn, req any) error {
 	return conn.closeSend()
 }
 
-// capture records what the SSE server answered, for refusals (it predates
-// sse.StatusError's Header and Body, which hold the same) and for
-// ResponseHeader.
+// capture records the SSE server's answers for ResponseHeader, and turns
+// a reconnection's refusal with Wsrpc-Code unavailable into a transport
+// error, which the sse client retries. Other refusals are the sse client's
+// *sse.StatusError, whose Header and Body (bounded, as statusBody is)
+// refusal reads.
 //
 // Concurrency: the RoundTrip of one session at a time, which alone uses
-// opened; mu guards the fields read by other goroutines.
+// opened; mu guards resp, read by other goroutines.
 type capture struct {
 	base   http.RoundTripper
 	opened bool // a stream was open: later requests are reconnections
 	mu     sync.Mutex
 	resp   *http.Response
-	body   []byte
 }
 
-// refusalBodyWait bounds capture's read of a refusal's body, as
-// runtime/sse's statusBodyWait bounds StatusError's.
+// refusalBodyWait bounds statusBody's read, as runtime/sse's
+// statusBodyWait bounds StatusError's.
 const refusalBodyWait = time.Second
 
 func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -683,24 +683,11 @@ func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, err
 	}
-	var body []byte
-	if resp.StatusCode != http.StatusOK {
-		// sse.StatusError's rule, which this read runs before: at most
-		// 1 KiB, at most a second after the header (a stalled body must
-		// not hold up a failure the status decides), and nothing of an
-		// event stream, whose body may not end.
-		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
-			stop := time.AfterFunc(refusalBodyWait, func() { resp.Body.Close() })
-			body, _ = io.ReadAll(io.LimitReader(resp.Body, 1024))
-			stop.Stop()
-		}
-		resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(body))
-	} else {
+	if resp.StatusCode == http.StatusOK {
 		t.opened = true
 	}
 	t.mu.Lock()
-	t.resp, t.body = resp, body
+	t.resp = resp
 	t.mu.Unlock()
 	if t.opened && resp.StatusCode != http.StatusOK && resp.Header.Get(CodeHeader) == CodeUnavailable.String() {
 		switch resp.StatusCode {
@@ -711,28 +698,39 @@ func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 			// a transport error, the sse client retries it like one,
 			// within its limits. The first request's refusal (opened
 			// false) stays final.
-			return nil, fromHTTPResponse(resp, body)
+			return nil, fromHTTPResponse(resp, statusBody(resp))
 		}
 	}
 	return resp, nil
 }
 
+// statusBody reads and closes the body of a refusal the sse client will
+// not see, by sse.StatusError's rule: at most 1 KiB, at most a second
+// after the header (a stalled body must not hold up a failure the status
+// decides), and nothing of an event stream, whose body may not end.
+func statusBody(resp *http.Response) []byte {
+	defer resp.Body.Close()
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/event-stream" {
+		return nil
+	}
+	stop := time.AfterFunc(refusalBodyWait, func() { resp.Body.Close() })
+	defer stop.Stop()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	return body
+}
+
 // refusal translates an error of the sse client: a refused request (the
-// first or a reconnection) is built from the captured response like a
+// first or a reconnection) is built from its *sse.StatusError like a
 // refused WebSocket handshake, so its code is the server's (Wsrpc-Code, or
-// the status). Exhausted reconnection attempts are a lost connection,
-// whatever the last attempt's cause: CodeUnavailable, as the WebSocket
-// client reports the same outage. err is never the session's io.EOF, its
-// clean end, and matches io.EOF in no other case (see sse.Session.Next).
+// the status) and its message the body's. Exhausted reconnection attempts
+// are a lost connection, whatever the last attempt's cause:
+// CodeUnavailable, as the WebSocket client reports the same outage. err is
+// never the session's io.EOF, its clean end, and matches io.EOF in no
+// other case (see sse.Session.Next).
 func (t *capture) refusal(err error) error {
 	var se *sse.StatusError
 	if errors.As(err, &se) {
-		t.mu.Lock()
-		resp, body := t.resp, t.body
-		t.mu.Unlock()
-		if resp != nil && resp.StatusCode == se.StatusCode {
-			return fromHTTPResponse(resp, body)
-		}
+		return fromHTTPResponse(&http.Response{StatusCode: se.StatusCode, Status: se.Status, Header: se.Header}, se.Body)
 	}
 	if errors.Is(err, sse.ErrReconnectLimit) {
 		return NewError(CodeUnavailable, err)
