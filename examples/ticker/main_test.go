@@ -242,10 +242,17 @@ func TestWatchFilter(t *testing.T) {
 // connection, says so in one log line and returns nil, so that main exits
 // cleanly on SIGINT/SIGTERM (before, run returned "context deadline
 // exceeded" and main exited 1).
+//
+// An event a millisecond: the few KiB the two small socket buffers below
+// hold fill within a fraction of a second, and the journal's 10,000
+// events span 10 s, so a handler slowed by load on its way to the block
+// does not fall out of the journal and end instead (at an event every
+// 20 µs the journal spanned 0.2 s; the stream then ended with
+// resource_exhausted before it blocked, and nothing was left to cut).
 func TestShutdownStalledWatcher(t *testing.T) {
 	logs := &runtest.Buffer{}
 	s := runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
-		return run(ctx, config{Addr: "127.0.0.1:0", NodeID: "n1", Interval: 20 * time.Microsecond}, io.MultiWriter(out, logs))
+		return run(ctx, config{Addr: "127.0.0.1:0", NodeID: "n1", Interval: time.Millisecond}, io.MultiWriter(out, logs))
 	})
 	// A receive buffer of 2 KiB: little of the stream fits on this side.
 	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
@@ -271,7 +278,7 @@ func TestShutdownStalledWatcher(t *testing.T) {
 	// to fill than the journal's 10,000 events last: it would then stop,
 	// fallen behind, instead of blocking); once the socket's send queue
 	// has stopped growing for half a second while events are published
-	// every 20 µs, the handler is blocked in a write.
+	// every millisecond, the handler is blocked in a write.
 	server := c.RemoteAddr().(*net.TCPAddr).Port
 	client := c.LocalAddr().(*net.TCPAddr).Port
 	_, inode := sendQueue(t, server, client)
