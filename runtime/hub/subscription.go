@@ -412,12 +412,31 @@ func (w *headerWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // what the client sends until it closes. For subscribe-only endpoints; a
 // handler that also reads requests calls SubscribeWebSocket itself.
 //
+// With opts nil or its Subprotocols nil, the handler offers the
+// subprotocols of every codec registered when it is made ("wsrpc.proto",
+// "wsrpc.json", "wsrpc.msgpack", then codec.Register's), as the typed
+// layer's handlers do: a page that opens new WebSocket(url, "wsrpc.json")
+// must get that subprotocol back, or the browser fails the connection
+// (WHATWG WebSockets: a response that selects none of the offered
+// subprotocols fails it; RFC 6455 §4.1 leaves that to the client). An
+// empty, non-nil Subprotocols offers none.
+//
 // The handler returns once the connection is subscribed: the hub's
 // websocket.Poller reads it from then on, so an idle subscriber holds
 // neither a goroutine nor a buffer. The topic owns these connections:
 // Topic.Close closes them with 1013 "topic closed", Hub.Close without a
 // closing handshake, Hub.Shutdown with 1001.
 func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Codec) http.Handler {
+	if opts == nil || opts.Subprotocols == nil {
+		var o websocket.AcceptOptions
+		if opts != nil {
+			o = *opts
+		}
+		for _, name := range codec.Names() {
+			o.Subprotocols = append(o.Subprotocols, codec.SubprotocolPrefix+name)
+		}
+		opts = &o
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, err := websocket.Accept(w, r, opts)
 		if err != nil {

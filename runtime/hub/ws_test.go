@@ -463,6 +463,62 @@ func TestWebSocketCodecChoice(t *testing.T) {
 	}
 }
 
+// TestWebSocketHandlerOffersCodecSubprotocols: with no Subprotocols in
+// its options (nil options, or options that only set OriginPatterns, as
+// docs/security.md has a user do), WebSocketHandler answers a client's
+// "wsrpc.json" or "wsrpc.msgpack" as the typed handlers do: a browser
+// fails a connection whose response selects none of the subprotocols it
+// offered (it saw 1006, "no response was received"). The messages come
+// in that codec. An empty, non-nil list offers none.
+func TestWebSocketHandlerOffersCodecSubprotocols(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts *websocket.AcceptOptions
+	}{
+		{"nil options", nil},
+		{"options without subprotocols", &websocket.AcceptOptions{OriginPatterns: []string{"example.com"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := newTopic(t, newHub(t, nil, "a"), "offer", nil)
+			srv := httptest.NewServer(tp.WebSocketHandler(tc.opts, nil))
+			defer srv.Close()
+			url := "ws" + strings.TrimPrefix(srv.URL, "http")
+			clients := make([]wsClient, len(allSubprotocols))
+			for i := range clients {
+				clients[i] = dialClient(t, url, i*4) // no deflate; dialClient checks the subprotocol
+				defer clients[i].conn.CloseNow()
+			}
+			waitSubscribers(t, tp, len(clients))
+			publishN(t, tp, "m", 0, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for _, c := range clients {
+				if got, err := c.read(ctx); err != nil || got != "m0" {
+					t.Fatalf("%s: %q, %v", c.codec.Name(), got, err)
+				}
+			}
+		})
+	}
+	t.Run("empty subprotocols", func(t *testing.T) {
+		tp := newTopic(t, newHub(t, nil, "a"), "none", nil)
+		srv := httptest.NewServer(tp.WebSocketHandler(&websocket.AcceptOptions{Subprotocols: []string{}}, nil))
+		defer srv.Close()
+		c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{Subprotocols: []string{codec.SubprotocolJSON}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		if c.Subprotocol() != "" {
+			t.Fatalf("empty Subprotocols: negotiated %q", c.Subprotocol())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusUnsupportedData {
+			t.Fatalf("no subprotocol and no codec: %v, want 1003", err)
+		}
+	})
+}
+
 // Subscribers of WebSocketHandler hold no goroutine while idle (the hub's
 // poller reads them); they still get every message, a client's close ends
 // its subscription, and Hub.Close closes the rest.
