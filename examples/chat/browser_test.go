@@ -276,3 +276,87 @@ func TestBrowserFeedRestartsAfterRefusal(t *testing.T) {
 	poll(t, tab, "the new feed shows the room", pageText("#activity li", "Eve joined"))
 	poll(t, tab, "what the page showed is kept", pageText("#activity li", "Dan joined"))
 }
+
+// TestBrowserChatRejoinsAfterRestart: the server restarts (on the same
+// port) under a joined page. Its session is closed with 1001 (going
+// away), which docs/codegen.md §5 tells pages to retry: the page says
+// "reconnecting…", joins the room again under the same name once the
+// server is back (its attempts meanwhile end with 1006, and are retried
+// too), and a message typed afterwards goes out on the new socket and
+// reaches a member who joined after the restart. Before, the page showed
+// "server shutting down", "offline" and "not joined" until the user
+// joined again by hand, while its activity feed came back by itself. A
+// Leave while the page is reconnecting stops it: the page is offline,
+// not joined, and shows no error.
+func TestBrowserChatRejoinsAfterRestart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	start := func() *runtest.Server {
+		return runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
+			return run(ctx, config{Addr: addr, NodeID: "demo"}, out)
+		})
+	}
+	s := start()
+	tab := browsertest.New(t)
+	if err := chromedp.Do(tab, chromedp.Navigate(s.URL)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, tab, "feed live", pageText("#feed-state", "live"))
+	if err := chromedp.Do(tab,
+		chromedp.SendKeys(chromedp.CSS("#name"), "Ada"),
+		chromedp.Click(chromedp.CSS("#join")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	status := `document.querySelector("#status").textContent`
+	poll(t, tab, "joined", pageText("#where", "#lobby as Ada")+` && `+status+`.startsWith("connected")`)
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`window.firstSocket = ws; true`)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The server is down: the page's attempts fail (1006) and it goes on.
+	poll(t, tab, "reconnecting while the server is down", status+` === "reconnecting…" && `+pageText("#where", "#lobby as Ada"))
+	s = start()
+	poll(t, tab, "joined again on a new socket", status+`.startsWith("connected") && `+pageText("#where", "#lobby as Ada")+
+		` && ws !== window.firstSocket && ws.readyState === WebSocket.OPEN && document.querySelector("#join-error").hidden`)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bob, _ := session(t, ctx, s.URL, "lobby", "Bob", codec.JSON)
+	poll(t, tab, "Ada sees Bob join", pageText("#messages .system", "Bob joined"))
+	const text = "still here after the restart"
+	if err := chromedp.Do(tab,
+		chromedp.SendKeys(chromedp.CSS("#text"), text),
+		chromedp.Click(chromedp.CSS("#send")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, err := bob.Receive()
+		if err != nil {
+			t.Fatalf("Bob waiting for Ada's message: %v", err)
+		}
+		if m := ev.GetMessage(); m != nil && m.GetFrom() == "Ada" && m.GetText() == text {
+			break
+		}
+	}
+	poll(t, tab, "Ada sees her message as her own", pageText("#messages .msg.mine .bubble", text))
+
+	// Leave while reconnecting: no more attempts, no error shown.
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, tab, "reconnecting again", status+` === "reconnecting…"`)
+	if err := chromedp.Do(tab, chromedp.Click(chromedp.CSS("#leave"))); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, tab, "left", status+` === "offline" && document.querySelector("#where").textContent === "not joined"`+
+		` && !document.querySelector("#join-form").hidden && document.querySelector("#join-error").hidden`)
+}

@@ -53,21 +53,61 @@ function append(list, item, dropped) {
 
 // --- chat session (WebSocket) ---
 
+// backoff returns a delay that doubles with each call, from min up to
+// max, until reset (a connection that works again).
+function backoff(min, max) {
+  let d = min;
+  return {
+    next() { const v = d; d = Math.min(2 * d, max); return v; },
+    reset() { d = min; },
+  };
+}
+
+// A joined session whose socket closes with one of these codes joins its
+// room again under the same name, as a Go client with wsrpc.WithReconnect
+// does: 1001 (the server is shutting down), 1006 (the connection was
+// lost, or an attempt found the server still down), 1012 and 1013
+// (restarting, try again later: a proxy's) and 4014 (unavailable: the
+// member fell behind the room). Other codes are the server's answer, such
+// as 4006 (already_exists: the name is taken), and end the session.
+const rejoinCodes = new Set([1001, 1006, 1012, 1013, 4014]);
+const maxRejoins = 10; // attempts in a row, after 1 s doubling up to 30 s
+const rejoinDelay = backoff(1000, 30000);
+let session = null; // {room, name} once welcomed: what a lost session rejoins
+let rejoins = 0; // attempts since the last welcome
+
 function join(name, room) {
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + service + "Chat";
-  ws = new WebSocket(url, "wsrpc.json");
-  setStatus("connecting", false);
-  ws.onopen = () => ws.send(JSON.stringify({ join: { room, name } }));
-  ws.onmessage = (e) => onChat(JSON.parse(e.data));
-  ws.onclose = (e) => {
+  const sock = new WebSocket(url, "wsrpc.json");
+  ws = sock;
+  setStatus(session ? "reconnecting…" : "connecting", false);
+  sock.onopen = () => sock.send(JSON.stringify({ join: { room, name } }));
+  sock.onmessage = (e) => onChat(JSON.parse(e.data));
+  sock.onclose = (e) => {
+    if (ws !== sock) return; // let go of by Leave
     ws = null;
-    setStatus("offline", false);
-    $("#where").textContent = "not joined";
-    $("#send-form").hidden = true;
-    $("#join-form").hidden = false;
-    $("#messages").hidden = true;
+    if (session && rejoinCodes.has(e.code) && rejoins < maxRejoins) {
+      rejoins++;
+      setStatus("reconnecting…", false);
+      // Each wait is drawn from [d/2, d], so that the pages a restart
+      // dropped do not all come back at the same instant.
+      const d = rejoinDelay.next();
+      const lost = session;
+      setTimeout(() => { if (session === lost) join(lost.name, lost.room); }, d / 2 + Math.random() * d / 2);
+      return;
+    }
+    offline();
     if (e.code !== 1000) showError(e.reason || "connection closed (" + e.code + ")");
   };
+}
+
+function offline() {
+  session = null;
+  setStatus("offline", false);
+  $("#where").textContent = "not joined";
+  $("#send-form").hidden = true;
+  $("#join-form").hidden = false;
+  $("#messages").hidden = true;
 }
 
 function onChat(ev) {
@@ -77,7 +117,10 @@ function onChat(ev) {
     $("#where").textContent = "#" + ev.welcome.room + " as " + me;
     setStatus("connected · " + ev.welcome.node.slice(0, 8), true);
     $("#join-form").hidden = true;
-    list.replaceChildren();
+    if (!session) list.replaceChildren(); // a rejoin keeps what was said
+    session = { room: ev.welcome.room, name: me };
+    rejoins = 0;
+    rejoinDelay.reset();
     list.hidden = false;
     $("#send-form").hidden = false;
     $("#text").focus();
@@ -119,8 +162,18 @@ $("#send-form").addEventListener("submit", (e) => {
   input.value = "";
 });
 
-// Leave: end our half of the stream; the server answers with a normal close.
-$("#leave").addEventListener("click", () => { if (ws) ws.send(""); });
+// Leave: end our half of the stream; the server answers with a normal
+// close. While reconnecting, stop: drop the attempt under way, if any.
+$("#leave").addEventListener("click", () => {
+  session = null;
+  if (ws && ws.readyState === WebSocket.OPEN) {
+    ws.send("");
+    return;
+  }
+  if (ws) ws.close();
+  ws = null;
+  offline();
+});
 
 // --- room activity (EventSource) ---
 
@@ -129,19 +182,16 @@ let currentRoom = "";
 // EventSource retries by itself after a network error, but gives up for
 // good on an answer other than a 200 event stream (WHATWG HTML §9.2.3),
 // such as a proxy's 503 while the server restarts: the page then starts
-// a new feed itself, after feedDelay, which doubles with each attempt up
-// to feedDelayMax and is reset once an event arrives. The new feed
+// a new feed itself, after 1 s, doubling with each attempt up to 30 s
+// (backoff, above), a delay reset once an event arrives. The new feed
 // resumes after the last event shown (see watch), so nothing said while
 // the server was away is lost.
-const feedDelayMin = 1000;
-const feedDelayMax = 30000;
-let feedDelay = feedDelayMin;
+const feedDelay = backoff(1000, 30000);
 
 // retryFeed counts down to a new feed for room, unless another feed was
 // started meanwhile (a join elsewhere, a resource_exhausted restart).
 function retryFeed(room, failed, state) {
-  let left = feedDelay / 1000;
-  feedDelay = Math.min(2 * feedDelay, feedDelayMax);
+  let left = feedDelay.next() / 1000;
   const tick = () => {
     if (es !== failed) return;
     if (left === 0) {
@@ -184,7 +234,7 @@ function watch(room, resume) {
     else state.textContent = "reconnecting"; // the browser retries by itself
   };
   const show = (kind, icon, text, ts) => (e) => {
-    feedDelay = feedDelayMin;
+    feedDelay.reset();
     if (e.lastEventId) lastId = e.lastEventId;
     if (e.lastEventId && seen.has(e.lastEventId)) return;
     seen.add(e.lastEventId);
