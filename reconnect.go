@@ -84,8 +84,12 @@ type ReconnectPolicy struct {
 //
 // A reconnection is a new call on a new connection, driven by Receive: a
 // server-streaming call sends its request again, and the handler starts
-// over (put a resume point in the request, or use SSE with
-// Last-Event-ID, to continue where it stopped); a bidirectional call
+// over. To continue where it stopped, put a resume point in the request
+// and set it after each Receive (req.AfterSeq = res.GetSeq()): each
+// reconnection sends the *Req the call was made with, encoded anew on the
+// goroutine calling Receive before OnReconnect runs, so it carries the
+// field as the last Receive left it, with no lock (docs/reliability.md);
+// or use SSE with Last-Event-ID. A bidirectional call
 // continues with the messages the application sends next. Messages in
 // flight when the connection was lost are lost with it, and a Send
 // while the call is reconnecting fails with CodeUnavailable: the
