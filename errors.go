@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wsrpc/wsrpc/internal/peertext"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -262,18 +263,27 @@ func Errorf(c Code, format string, args ...any) *Error {
 // Code returns the error's code.
 func (e *Error) Code() Code { return e.code }
 
-// Message returns the message without the "wsrpc: <code>: " prefix.
+// Message returns the message without the "wsrpc: <code>: " prefix. For
+// an error the peer sent (a refusal's body, a close reason, a
+// "wsrpc.error" event's message) it is the peer's text as sent, which may
+// hold control characters: Error escapes it, Message does not, so that a
+// program can compare it or pass it on unchanged.
 func (e *Error) Message() string { return e.msg }
 
 // Meta returns the response headers that came with an error refused before
 // the upgrade (nil otherwise). The map must not be modified.
 func (e *Error) Meta() http.Header { return e.meta }
 
+// Error reports the code and the message, the message on one line
+// through peertext.OneLine (control characters, line breaks and
+// bidirectional overrides escaped): it may be a peer's text, which must
+// not drive the terminal or split the log line it is printed on.
 func (e *Error) Error() string {
-	if e.msg == "" {
+	msg := peertext.OneLine(e.msg)
+	if msg == "" {
 		return "wsrpc: " + e.code.String()
 	}
-	return "wsrpc: " + e.code.String() + ": " + e.msg
+	return "wsrpc: " + e.code.String() + ": " + msg
 }
 
 // Unwrap returns the cause given to NewError or wrapped by Errorf.

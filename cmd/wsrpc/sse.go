@@ -15,6 +15,7 @@ import (
 
 	"github.com/wsrpc/wsrpc"
 	"github.com/wsrpc/wsrpc/internal/httpfield"
+	"github.com/wsrpc/wsrpc/internal/peertext"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 )
 
@@ -224,19 +225,22 @@ func failureText(err error) string {
 // root package's sseErrorEvent; the message may be absent), or
 // "malformed wsrpc.error event: <data>", the data whole, when it is not
 // that. The code is printed as sent, even a name this build does not know
-// (a newer server's).
+// (a newer server's). All of it is the server's text, on one line
+// (peertext's rule): stderr's escaping lets line breaks through, with
+// which it would forge lines of its own.
 func wsrpcErrorText(data string) string {
 	var d struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	}
 	if err := json.Unmarshal([]byte(data), &d); err != nil || d.Code == "" {
-		return "malformed " + wsrpc.SSEEventError + " event: " + data
+		return "malformed " + wsrpc.SSEEventError + " event: " + peertext.OneLine(data)
 	}
-	if d.Message == "" {
-		return d.Code
+	code, msg := peertext.OneLine(d.Code), peertext.OneLine(d.Message)
+	if msg == "" {
+		return code
 	}
-	return d.Code + ": " + d.Message
+	return code + ": " + msg
 }
 
 // dispatchedJSON is the --json form of a dispatched event; the field

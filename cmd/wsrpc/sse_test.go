@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/internal/rawserver"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 )
 
@@ -406,6 +408,11 @@ func TestSSEWsrpcError(t *testing.T) {
 		// A server's text cannot drive the terminal: an ESC sequence that
 		// would retitle the window and a bidi override are escaped.
 		{`{"code":"internal","message":"\u001b]0;pwned\u0007 \u202e!"}`, "wsrpc sse: internal: \\u001b]0;pwned\\u0007 \\u202e!\n"},
+		// Nor forge lines of its own: line breaks, in the message, the
+		// code or a malformed event's data, are spaces.
+		{`{"code":"internal","message":"ok\r\nwsrpc sse: all good"}`, "wsrpc sse: internal: ok  wsrpc sse: all good\n"},
+		{`{"code":"internal\nwsrpc sse: all good"}`, "wsrpc sse: internal wsrpc sse: all good\n"},
+		{"oops\ndata: wsrpc sse: all good", "wsrpc sse: malformed wsrpc.error event: oops wsrpc sse: all good\n"},
 	} {
 		surl, requests := script(t, "event: wsrpc.error\ndata: "+tt.data+"\n\ndata: after\n\n", "data: again\n\n")
 		code, out, errOut := run(t, "--reconnect-time", "1ms", surl)
@@ -438,10 +445,14 @@ func TestSSERefusal(t *testing.T) {
 		http.Error(w, "no such feed \x1b]0;pwned\x07", http.StatusNotFound)
 	}))
 	t.Cleanup(plain.Close)
+	hostile := "http://" + rawserver.Start(t, func(c net.Conn, _ *http.Request) {
+		rawserver.Refuse(c, wsrpc.CodeHeader+": invalid_argument\r\n")
+	})
 
 	for _, tt := range []struct{ url, stderr string }{
 		{wsrpcSrv.URL + "/t/Watch", "wsrpc sse: invalid_argument: sse: unexpected status 400 Bad Request: room is required\n"},
 		{plain.URL, "wsrpc sse: sse: unexpected status 404 Not Found: no such feed \\u001b]0;pwned\\u0007\n"},
+		{hostile, "wsrpc sse: invalid_argument: sse: unexpected status " + rawserver.EscapedStatus + ": " + rawserver.EscapedBody + "\n"},
 	} {
 		code, out, errOut := run(t, "--reconnect-time", "1ms", tt.url)
 		if code != 1 || out != "" || errOut != tt.stderr {

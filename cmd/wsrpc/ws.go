@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wsrpc/wsrpc"
+	"github.com/wsrpc/wsrpc/internal/peertext"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -331,8 +332,10 @@ func reportEnd(errOut io.Writer, err error, ours bool) int {
 	if ours {
 		who = "closed"
 	}
-	if ce.Reason != "" {
-		fmt.Fprintf(errOut, "wsrpc ws: %s: %d (%s): %s\n", who, int(ce.Code), closeCodeName(ce.Code), ce.Reason)
+	// On one line (peertext's rule): stderr's escaping lets line breaks
+	// through, with which a reason would forge lines of its own.
+	if reason := peertext.OneLine(ce.Reason); reason != "" {
+		fmt.Fprintf(errOut, "wsrpc ws: %s: %d (%s): %s\n", who, int(ce.Code), closeCodeName(ce.Code), reason)
 	} else {
 		fmt.Fprintf(errOut, "wsrpc ws: %s: %d (%s)\n", who, int(ce.Code), closeCodeName(ce.Code))
 	}

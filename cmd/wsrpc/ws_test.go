@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/internal/rawserver"
 	"github.com/wsrpc/wsrpc/internal/runtest"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
@@ -654,5 +656,31 @@ func TestWSRefusalCode(t *testing.T) {
 	code, _, stderr = runWSCmd(t, pr, url+"/forbidden")
 	if want := "wsrpc ws: websocket: server answered 403 Forbidden: go away: "; code != 1 || !strings.HasPrefix(stderr, want) {
 		t.Errorf("exit %d, stderr %q; want 1 and a line starting %q", code, stderr, want)
+	}
+}
+
+// TestWSHostileTextOneLine: what a hostile server writes reaches stderr
+// on one line, escaped: a refusal's status line and body, a close reason.
+// stderr's escaping let CR and LF through, so a reason or body forged
+// lines of its own ("wsrpc sse: fake line").
+func TestWSHostileTextOneLine(t *testing.T) {
+	addr := rawserver.Start(t, func(c net.Conn, _ *http.Request) {
+		rawserver.Refuse(c, wsrpc.CodeHeader+": invalid_argument\r\n")
+	})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	code, _, stderr := runWSCmd(t, pr, "ws://"+addr+"/t/Chat")
+	want := "wsrpc ws: invalid_argument: websocket: server answered " + rawserver.EscapedStatus + ": " + rawserver.EscapedBody + ": websocket: bad handshake\n"
+	if code != 1 || stderr != want {
+		t.Errorf("refusal: exit %d, stderr %q\nwant 1 and %q", code, stderr, want)
+	}
+
+	url := wsServer(t, func(ctx context.Context, c *websocket.Conn, _ *http.Request) {
+		c.Close(websocket.StatusPolicyViolation, rawserver.Body)
+	})
+	code, _, stderr = runWSCmd(t, pr, url)
+	want = "wsrpc ws: closed by server: 1008 (policy violation): " + rawserver.EscapedBody + "\n"
+	if code != 1 || !strings.HasSuffix(stderr, want) || strings.Count(stderr, "\n") != strings.Count(stderr, "wsrpc ws: ") {
+		t.Errorf("close reason: exit %d, stderr %q\nwant 1 and a last line %q", code, stderr, want)
 	}
 }

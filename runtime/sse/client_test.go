@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsrpc/wsrpc/internal/rawserver"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 )
 
@@ -346,6 +347,27 @@ func TestStatusErrorKeepsReason(t *testing.T) {
 				t.Fatalf("Header = %v, want the response's Wsrpc-Code", se.Header)
 			}
 		})
+	}
+}
+
+// TestStatusErrorEscapesStatusLine: the reason phrase is the server's
+// text as much as the body, and net/http's client passes control
+// characters in it. Error escapes both; Status and Body keep them. The
+// status was printed raw.
+func TestStatusErrorEscapesStatusLine(t *testing.T) {
+	addr := rawserver.Start(t, func(c net.Conn, _ *http.Request) { rawserver.Refuse(c, "") })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := sse.Connect(ctx, "http://"+addr+"/feed", nil)
+	var se *sse.StatusError
+	if !errors.As(err, &se) {
+		t.Fatalf("Connect = %v, want a *StatusError", err)
+	}
+	if want := "sse: unexpected status " + rawserver.EscapedStatus + ": " + rawserver.EscapedBody; err.Error() != want {
+		t.Fatalf("Error() = %q\nwant %q", err, want)
+	}
+	if se.Status != rawserver.Status || string(se.Body) != rawserver.Body {
+		t.Fatalf("Status %q, Body %q; want them as sent", se.Status, se.Body)
 	}
 }
 

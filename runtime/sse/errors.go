@@ -2,10 +2,9 @@ package sse
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
-	"strings"
-	"unicode/utf8"
+
+	"github.com/wsrpc/wsrpc/internal/peertext"
 )
 
 // Sentinel errors. Functions wrap them with %w and a lowercase phrase, so
@@ -117,36 +116,17 @@ type StatusError struct {
 const maxStatusBody = 1 << 10
 
 // Error reports the status and, when the body has text, that text on the
-// same line: white space at its ends trimmed, line breaks and tabs as
-// spaces, and control characters, bidirectional overrides and bytes that
-// are not UTF-8 escaped (\u001b, \xff), so that a server's text cannot
-// drive the terminal or split the log line it is printed on.
+// same line, both through peertext.OneLine: white space at their ends
+// trimmed, line breaks and tabs as spaces, and control characters,
+// bidirectional overrides and bytes that are not UTF-8 escaped (\u001b,
+// \xff), so that a server's text cannot drive the terminal or split the
+// log line it is printed on. The reason phrase needs it as much as the
+// body: net/http refuses control characters in header lines but passes
+// them in the status line. Status and Body keep the raw text.
 func (e *StatusError) Error() string {
-	msg := "sse: unexpected status " + e.Status
-	if text := oneLine(e.Body); text != "" {
+	msg := "sse: unexpected status " + peertext.OneLine(e.Status)
+	if text := peertext.OneLine(string(e.Body)); text != "" {
 		msg += ": " + text
 	}
 	return msg
-}
-
-// oneLine is b as printable text on one line (see StatusError.Error).
-func oneLine(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	var sb strings.Builder
-	for len(s) > 0 {
-		r, size := utf8.DecodeRuneInString(s)
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&sb, `\x%02x`, s[0])
-		case r == '\n' || r == '\r' || r == '\t':
-			sb.WriteByte(' ')
-		case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f,
-			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
-			fmt.Fprintf(&sb, `\u%04x`, r)
-		default:
-			sb.WriteString(s[:size])
-		}
-		s = s[size:]
-	}
-	return sb.String()
 }

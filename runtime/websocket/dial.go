@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wsrpc/wsrpc/internal/httpfield"
+	"github.com/wsrpc/wsrpc/internal/peertext"
 )
 
 // DialOptions configures Dial. A nil *DialOptions means defaults.
@@ -82,8 +83,13 @@ const defaultMaxResponseHeaderBytes = 64 << 10
 // upgrade) is bounded by ctx, and by DefaultHandshakeTimeout when ctx has
 // no deadline. On a refused handshake the *http.Response is returned with
 // the error (its body holds up to 1 KiB of the server's reason, read
-// within that bound; nothing for a text/event-stream answer, a path
-// served as Server-Sent Events, whose body may not end for a long time).
+// within that bound and at most a second after the header, so that a
+// server that stalls or trickles its body holds up no failure for long:
+// what came by then is kept; nothing for a text/event-stream answer, a
+// path served as Server-Sent Events, whose body may not end for a long
+// time). The error's text shows the status and the body through
+// peertext's rule (control characters, line breaks and bidirectional
+// overrides escaped); the response keeps them raw.
 //
 // Credentials in the URL (ws://user:pass@host/) are sent as
 // "Authorization: Basic …" (RFC 7617), as net/http's client does, unless
@@ -162,10 +168,9 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		}
 		return nil, nil, fmt.Errorf("websocket: dial %s: %w", addr, err)
 	}
-	if d, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(d)
-	}
-	c, resp, err := clientHandshake(nc, u, secure, opts)
+	d, _ := ctx.Deadline() // there is one: set above if ctx had none
+	_ = nc.SetDeadline(d)
+	c, resp, err := clientHandshake(nc, u, secure, opts, d)
 	if jar != nil && resp != nil {
 		// As net/http's client does with every response, the refusals
 		// included (a login redirect, a session renewed on a 401).
@@ -473,15 +478,15 @@ func connectProxy(ctx context.Context, dial func(context.Context, string, string
 	}
 	if resp.StatusCode != http.StatusOK {
 		nc.Close()
-		return nil, fmt.Errorf("proxy: CONNECT %s: %s", addr, resp.Status)
+		return nil, fmt.Errorf("proxy: CONNECT %s: %s", addr, peertext.OneLine(resp.Status))
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return nc, nil
 }
 
 // clientHandshake sends the opening handshake and checks the answer
-// (RFC 6455 §4.1).
-func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions) (*Conn, *http.Response, error) {
+// (RFC 6455 §4.1). deadline is nc's, the handshake's.
+func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions, deadline time.Time) (*Conn, *http.Response, error) {
 	var keyBytes [16]byte
 	if _, err := rand.Read(keyBytes[:]); err != nil {
 		return nil, nil, err
@@ -564,24 +569,41 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions) (*
 		}
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
+		// The server's text, in the error string, by peertext's rule: a
+		// reason phrase may hold control characters that net/http's
+		// header parser refuses elsewhere.
+		status := peertext.OneLine(resp.Status)
 		if isEventStream(resp.Header.Get("Content-Type")) {
 			// A path served as Server-Sent Events: its body is a stream
 			// that ends when the server is done, and a quiet one sends
 			// nothing for a long time, so reading it would wait out the
 			// handshake's deadline. The status and headers say enough.
 			resp.Body = http.NoBody
-			return nil, resp, fmt.Errorf("websocket: server answered %s with an event stream (text/event-stream), not a WebSocket: %w", resp.Status, ErrBadHandshake)
+			return nil, resp, fmt.Errorf("websocket: server answered %s with an event stream (text/event-stream), not a WebSocket: %w", status, ErrBadHandshake)
 		}
 		// The read is bounded by the connection's deadline, the
 		// handshake's (see Dial), and by a cancel, which closes the
 		// connection; its error goes in the chain so that Dial reports
-		// the deadline or cancel, not a refusal cut short.
+		// the deadline or cancel, not a refusal cut short. It is bounded
+		// by refusalBodyWait too: a reason comes with the header or just
+		// after it, and the status already decides the failure, so a
+		// body that stalls or trickles ends there, with what came, as a
+		// refusal (a timeout of that bound is not the handshake's).
+		own := time.Now().Add(refusalBodyWait)
+		if own.Before(deadline) {
+			_ = nc.SetReadDeadline(own)
+		}
 		body, rerr := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		resp.Body = io.NopCloser(bytes.NewReader(body))
-		if rerr != nil {
-			return nil, resp, fmt.Errorf("websocket: server answered %s: %s: %w (reading its body: %w)", resp.Status, strings.TrimSpace(string(body)), ErrBadHandshake, rerr)
+		var ne net.Error
+		if own.Before(deadline) && errors.As(rerr, &ne) && ne.Timeout() {
+			rerr = nil
 		}
-		return nil, resp, fmt.Errorf("websocket: server answered %s: %s: %w", resp.Status, strings.TrimSpace(string(body)), ErrBadHandshake)
+		text := peertext.OneLine(string(body))
+		if rerr != nil {
+			return nil, resp, fmt.Errorf("websocket: server answered %s: %s: %w (reading its body: %w)", status, text, ErrBadHandshake, rerr)
+		}
+		return nil, resp, fmt.Errorf("websocket: server answered %s: %s: %w", status, text, ErrBadHandshake)
 	}
 	resp.Body = http.NoBody
 	bad := func(format string, args ...any) (*Conn, *http.Response, error) {
@@ -622,6 +644,10 @@ func isEventStream(contentType string) bool {
 	mt, _, _ := strings.Cut(contentType, ";")
 	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
 }
+
+// refusalBodyWait bounds the wait for a refused handshake's body, as
+// runtime/sse bounds a refusal's (StatusError.Body).
+const refusalBodyWait = time.Second
 
 // maxInterimResponses is how many 1xx responses other than 101 Dial
 // skips before giving up on the server (net/http's client allows 5).

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/wsrpc/wsrpc/internal/peertext"
 )
 
 // errWouldBlock: a Poller's worker found no input between messages.
@@ -137,15 +139,23 @@ func (s StatusCode) String() string {
 // that ends because the peer closed returns a *CloseError, so a handler can
 // tell a clean close (onClose) from a failure (onError).
 type CloseError struct {
-	Code   StatusCode
+	Code StatusCode
+	// Reason is the reason as the peer sent it: UTF-8 (RFC 6455 §5.5.1),
+	// which may hold control characters, line breaks and bidirectional
+	// overrides. Error shows it escaped.
 	Reason string
 }
 
+// Error reports the code and the reason, the reason through
+// peertext.OneLine (control characters, line breaks and bidirectional
+// overrides escaped), so that a peer's text cannot drive the terminal or
+// split the log line it is printed on.
 func (e *CloseError) Error() string {
-	if e.Reason == "" {
+	reason := peertext.OneLine(e.Reason)
+	if reason == "" {
 		return fmt.Sprintf("websocket: closed by peer: %d (%v)", int(e.Code), e.Code)
 	}
-	return fmt.Sprintf("websocket: closed by peer: %d (%v): %s", int(e.Code), e.Code, e.Reason)
+	return fmt.Sprintf("websocket: closed by peer: %d (%v): %s", int(e.Code), e.Code, reason)
 }
 
 // CloseStatus returns the code of the peer's close frame carried by err;
