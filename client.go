@@ -1,13 +1,17 @@
 package wsrpc
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -623,6 +627,18 @@ func NewServerStreamClient[Req, Res any](httpClient *http.Client, url, procedure
 // unavailable) is retried within those options' limits; any other
 // refusal, and every refusal of the first request, ends the call with
 // the server's code.
+//
+// Each connection, the first and each reconnection, runs the handshake
+// interceptors (WithInterceptors) with its own Handshake, whose Request
+// is that attempt's (Last-Event-ID included), so that an interceptor sets
+// its headers per connection (a refreshed token); an error an
+// interceptor returns for a reconnection ends the attempt as a server's
+// refusal with that error's code would (unavailable is retried, others
+// end the call with the interceptor's error). As for a WebSocket call
+// that reconnects (WithReconnect), the OnConnect and OnClose hooks run
+// for each connection: a lost connection's OnClose (1006, unavailable)
+// before the next attempt's interceptors, the new one's OnConnect once
+// its stream is open.
 func NewSSEClient[Req, Res any](httpClient *http.Client, url, procedure string, opts ...Option) *ServerStreamClient[Req, Res] {
 	return &ServerStreamClient[Req, Res]{newCaller(httpClient, url, Spec{Procedure: procedure, StreamType: StreamTypeServer, Transport: TransportSSE}, opts)}
 }
@@ -659,19 +675,32 @@ func sendRequest(conn *wsConn, req any) error {
 	return conn.closeSend()
 }
 
-// capture records the SSE server's answers for ResponseHeader, and turns
-// a reconnection's refusal with Wsrpc-Code unavailable into a transport
-// error, which the sse client retries. Other refusals are the sse client's
-// *sse.StatusError, whose Header and Body (bounded, as statusBody is)
-// refusal reads.
+// capture is the transport of a typed SSE call's session: every request
+// the session makes goes through it. It records the server's answers for
+// ResponseHeader, turns a reconnection's refusal with Wsrpc-Code
+// unavailable into a transport error, which the sse client retries, and
+// runs each reconnection through the call's handshake interceptors and
+// hooks (see sseClientStream.redial), as the first request ran through
+// them in callSSE. Other refusals are the sse client's *sse.StatusError,
+// whose Header and Body (bounded, as statusBody is) refusal reads.
 //
-// Concurrency: the RoundTrip of one session at a time, which alone uses
-// opened; mu guards resp, read by other goroutines.
+// Concurrency: RoundTrip runs on the goroutine that calls sse.Connect
+// (callSSE's), then on the one calling the session's Next (receive's),
+// where runtime/sse reconnects: one at a time, in that order. They alone
+// use opened, st and refused, as does refusal; st is set before the
+// stream is returned, so before any Next. mu guards resp.
 type capture struct {
 	base   http.RoundTripper
 	opened bool // a stream was open: later requests are reconnections
-	mu     sync.Mutex
-	resp   *http.Response
+	// st runs reconnections through the call's interceptors and hooks;
+	// nil until callSSE has built it.
+	st *sseClientStream
+	// refused is the error with which an interceptor refused the latest
+	// reconnection (nil when it did not): what the call ends with if
+	// the session gives up on that refusal.
+	refused *Error
+	mu      sync.Mutex
+	resp    *http.Response
 }
 
 // refusalBodyWait bounds statusBody's read, as runtime/sse's
@@ -679,6 +708,17 @@ type capture struct {
 const refusalBodyWait = time.Second
 
 func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.opened && t.st != nil && r.Response == nil {
+		// A reconnection (r.Response is set on the requests of a
+		// redirect only, which follow the one the chain ran for).
+		return t.st.redial(r)
+	}
+	return t.roundTrip(r)
+}
+
+// roundTrip sends r on the base transport, and records and translates
+// the answer (see capture).
+func (t *capture) roundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
 	if err != nil {
 		return resp, err
@@ -722,14 +762,20 @@ func statusBody(resp *http.Response) []byte {
 // refusal translates an error of the sse client: a refused request (the
 // first or a reconnection) is built from its *sse.StatusError like a
 // refused WebSocket handshake, so its code is the server's (Wsrpc-Code, or
-// the status) and its message the body's. Exhausted reconnection attempts
-// are a lost connection, whatever the last attempt's cause:
-// CodeUnavailable, as the WebSocket client reports the same outage. err is
-// never the session's io.EOF, its clean end, and matches io.EOF in no
+// the status) and its message the body's; a reconnection an interceptor
+// refused is that interceptor's own error. Exhausted reconnection
+// attempts are a lost connection, whatever the last attempt's cause:
+// CodeUnavailable, as the WebSocket client reports the same outage. err
+// is never the session's io.EOF, its clean end, and matches io.EOF in no
 // other case (see sse.Session.Next).
 func (t *capture) refusal(err error) error {
 	var se *sse.StatusError
 	if errors.As(err, &se) {
+		if t.refused != nil {
+			// The status is the one redial made up for the error (the
+			// last attempt's, when the session gave up after retrying it).
+			return t.refused
+		}
 		return fromHTTPResponse(&http.Response{StatusCode: se.StatusCode, Status: se.Status, Header: se.Header}, se.Body)
 	}
 	if errors.Is(err, sse.ErrReconnectLimit) {
@@ -791,10 +837,22 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 		if base == nil {
 			base = http.DefaultTransport
 		}
-		capt = &capture{base: base}
-		hc.Transport = capt
+		t := &capture{base: base}
+		capt = t
+		hc.Transport = t
 		opts.HTTPClient = &hc
 		opts.Header = hs.Request.Header
+		user := opts.OnReconnect
+		opts.OnReconnect = func(attempt int, err error) {
+			// Called on the session's goroutine, after st was set: the
+			// attempt opened a stream (nil) or not.
+			if t.st != nil {
+				t.st.reconnected(err)
+			}
+			if user != nil {
+				user(attempt, err)
+			}
+		}
 		s, err := sse.Connect(ctx, hs.Request.URL.String(), &opts)
 		if err != nil {
 			return ctx, capt.refusal(err)
@@ -819,10 +877,12 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 	if sctx == nil {
 		sctx = ctx
 	}
-	st := &sseClientStream{spec: c.c.spec, sess: sess, capt: capt, ctx: sctx, reqHeader: hs.Request.Header, respHeader: hs.ResponseHeader, onClose: c.c.cfg.onClose}
-	st.info = &ConnInfo{Spec: c.c.spec, Codec: codec.JSON, RequestHeader: hs.Request.Header, RemoteAddr: u.Host}
+	st := &sseClientStream{spec: c.c.spec, sess: sess, capt: capt, ctx: sctx, interceptors: c.c.cfg.interceptors, onConnect: c.c.cfg.onConnect, onClose: c.c.cfg.onClose}
+	st.cur = &sseClientConn{ctx: sctx, reqHeader: hs.Request.Header, respHeader: hs.ResponseHeader,
+		info: &ConnInfo{Spec: c.c.spec, Codec: codec.JSON, RequestHeader: hs.Request.Header, RemoteAddr: u.Host}}
+	capt.st = st
 	for _, fn := range c.c.cfg.onConnect {
-		fn(sctx, st.info)
+		fn(sctx, st.cur.info)
 	}
 	// As a WebSocket call's (watchCall): a call ended by its context
 	// needs no Receive or Close, so nothing else would run the onClose
@@ -834,23 +894,33 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 	return &ServerStreamForClient[Res]{sse: st}, nil
 }
 
-// sseClientStream reads a typed SSE stream.
+// sseClientStream reads a typed SSE stream. Each connection of its
+// session, the first and each reconnection runtime/sse makes, is an
+// sseClientConn with hooks of its own, as each connection of a WebSocket call
+// that reconnects is.
 //
-// Concurrency: receive from one goroutine; close from any, and the
-// context's AfterFunc on its own (once guards the hooks); beforeEnd is
-// atomic, for LastEventID from any goroutine.
+// Concurrency: receive from one goroutine, which also runs redial and
+// reconnected (the session's Next calls them) and alone uses pending;
+// close from any, and the context's AfterFunc on its own. mu guards cur,
+// each sseClientConn's closed, ended and endInfo, so that each connection's
+// onClose hooks run once and none opens after the call ended; the hooks
+// themselves run outside it. beforeEnd is atomic, for LastEventID from
+// any goroutine.
 type sseClientStream struct {
-	spec       Spec
-	sess       *sse.Session
-	capt       *capture // what the server answered, for a refused reconnection
-	ctx        context.Context
-	reqHeader  http.Header
-	respHeader http.Header
-	info       *ConnInfo
-	onClose    []func(context.Context, *ConnInfo, CloseInfo)
-	unwatch    func() bool // stops the watch on ctx; set before the stream is shared
-	done       error
-	once       sync.Once
+	spec         Spec
+	sess         *sse.Session
+	capt         *capture // what the server answered, for a refused reconnection
+	ctx          context.Context
+	interceptors []Interceptor
+	onConnect    []func(context.Context, *ConnInfo)
+	onClose      []func(context.Context, *ConnInfo, CloseInfo)
+	unwatch      func() bool // stops the watch on ctx; set before the stream is shared
+	done         error
+	pending      *sseClientConn // a reconnection redial opened, until the session takes it
+	mu           sync.Mutex
+	cur          *sseClientConn // the connection in place, or the last one
+	ended        bool           // the call's end ran the hooks: no connection opens any more
+	endInfo      CloseInfo      // how the call ended, once ended
 	// prevID is the last event ID before the event being read (receive's
 	// own); beforeEnd, set once at wsrpc.end for LastEventID from any
 	// goroutine, is what it was before the end's reserved id.
@@ -858,13 +928,186 @@ type sseClientStream struct {
 	beforeEnd atomic.Pointer[string]
 }
 
-// hooks runs the onClose hooks with ci, once, whichever end comes first.
+// sseClientConn is one connection of a typed SSE call.
+type sseClientConn struct {
+	ctx        context.Context // its hooks': what the interceptors returned, or the call's
+	info       *ConnInfo
+	reqHeader  http.Header
+	respHeader http.Header
+	closed     bool // its onClose hooks ran; guarded by the stream's mu
+}
+
+// hooks ends the call: it runs the onClose hooks of the connection in
+// place with ci, whichever end comes first, unless they ran already (the
+// connection was lost, and no reconnection replaced it).
 func (s *sseClientStream) hooks(ci CloseInfo) {
-	s.once.Do(func() {
-		for _, fn := range s.onClose {
-			fn(s.ctx, s.info, ci)
+	s.mu.Lock()
+	if !s.ended {
+		s.ended, s.endInfo = true, ci
+	}
+	s.mu.Unlock()
+	s.closeConn(ci)
+}
+
+// closeConn runs the onClose hooks of the connection in place with ci,
+// once.
+func (s *sseClientStream) closeConn(ci CloseInfo) {
+	s.mu.Lock()
+	c := s.cur
+	if c.closed {
+		s.mu.Unlock()
+		return
+	}
+	c.closed = true
+	s.mu.Unlock()
+	for _, fn := range s.onClose {
+		fn(c.ctx, c.info, ci)
+	}
+}
+
+// current returns the connection in place, or the last one.
+func (s *sseClientStream) current() *sseClientConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// redial runs a reconnection of the session, r (sent by runtime/sse,
+// with its Last-Event-ID), through the call's handshake interceptors, as
+// callSSE ran the first request: each gets a Handshake of its own whose
+// Request is a copy of r, to set headers on (a refreshed token, a trace
+// per connection), and reads the server's ResponseHeader after next. The
+// lost connection's onClose hooks run first, as a WebSocket call's run
+// before it reconnects (clientStream.receive): 1006, as for a connection
+// that ended without a close frame (RFC 6455 §7.1.5), and unavailable,
+// the lost connection WithReconnect retries. They run here, after the
+// session's reconnection wait, because the session reconnects inside
+// Next and this request is the first the typed layer learns of the loss.
+//
+// The attempt ends as the server or the network made it unless an
+// interceptor returned an error of its own (not the one next returned),
+// or returned without calling next (internal, as on the first request).
+// Then the answer is the refusal a server would send with that error
+// (writeHTTPError's), and the session reads it as it reads a server's:
+// unavailable's 503 is retried with its backoff and limits, other codes
+// end the call, and refusal reports the interceptor's error itself.
+func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
+	t := s.capt
+	t.refused = nil
+	s.closeConn(CloseInfo{Code: websocket.StatusAbnormalClosure,
+		Err: Errorf(CodeUnavailable, "%s: the event stream ended without %s", s.spec.Procedure, SSEEventEnd)})
+	var resp *http.Response // the server's answer to next's request
+	var rerr error          // the transport's error instead
+	var inner *Error        // what next returned
+	called := false
+	open := func(ctx context.Context, hs *Handshake) (context.Context, error) {
+		if resp != nil {
+			// An interceptor called next again: the attempt is the
+			// latest request's.
+			resp.Body.Close()
 		}
-	})
+		called = true
+		resp, rerr = t.roundTrip(hs.Request.WithContext(ctx))
+		inner = nil
+		if rerr != nil {
+			// As the first request's failure reaches its interceptors
+			// (sse.Connect's error through refusal), where io.EOF in the
+			// chain (a server that closed the connection unanswered) is
+			// no clean end either: a lost connection.
+			err := fmt.Errorf("sse: connect: %w", rerr)
+			if inner = asError(t.refusal(err)); errors.Is(err, io.EOF) {
+				inner = NewError(CodeUnavailable, err)
+			}
+			return ctx, inner
+		}
+		hs.ResponseHeader = resp.Header
+		switch resp.StatusCode {
+		case http.StatusOK:
+			// As sse.Connect fails the first request on a wrong type, so
+			// that an interceptor sees the same failure either way.
+			if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); (err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter)) || mt != "text/event-stream" {
+				inner = asError(t.refusal(fmt.Errorf("%w %q", sse.ErrContentType, resp.Header.Get("Content-Type"))))
+			}
+		case http.StatusNoContent:
+			// The stream is over: no failure, and no connection.
+		default:
+			// A refusal: the session reads the body again, for its
+			// StatusError.
+			body := statusBody(resp)
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			inner = fromHTTPResponse(resp, body)
+		}
+		if inner != nil {
+			return ctx, inner
+		}
+		return ctx, nil
+	}
+	hs := &Handshake{Spec: s.spec, Request: r.Clone(r.Context()), Codec: codec.JSON}
+	ctx, err := chainHandshake(s.interceptors, open)(r.Context(), hs)
+	if err == nil && !called {
+		err = Errorf(CodeInternal, "a handshake interceptor returned without calling next")
+	}
+	if err != nil && (!called || err != inner) {
+		if resp != nil && rerr == nil {
+			resp.Body.Close()
+		}
+		t.refused = asError(err)
+		return refusalResponse(r, t.refused), nil
+	}
+	if rerr != nil {
+		return nil, rerr
+	}
+	if resp.StatusCode == http.StatusOK && err == nil && inner == nil {
+		if ctx == nil {
+			ctx = s.ctx
+		}
+		s.pending = &sseClientConn{ctx: ctx, reqHeader: hs.Request.Header, respHeader: resp.Header,
+			info: &ConnInfo{Spec: s.spec, Codec: codec.JSON, RequestHeader: hs.Request.Header, RemoteAddr: hs.Request.URL.Host}}
+	}
+	return resp, nil
+}
+
+// refusalResponse is the answer a wsrpc server sends when it refuses a
+// request with e (writeHTTPError), for the sse client to read.
+func refusalResponse(r *http.Request, e *Error) *http.Response {
+	status := e.code.onWire().HTTPStatus()
+	h := http.Header{}
+	h.Set(CodeHeader, e.code.onWire().String())
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	return &http.Response{
+		Status:     strconv.Itoa(status) + " " + http.StatusText(status),
+		StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: io.NopCloser(strings.NewReader(e.msg)), ContentLength: int64(len(e.msg)),
+		Request: r,
+	}
+}
+
+// reconnected runs the onConnect hooks for the connection redial opened,
+// once the session says it took it (err nil): the call then reads from
+// it, and its headers are the stream's. Nothing opens once the call has
+// ended; a call that ends while the hooks run ends this connection too.
+func (s *sseClientStream) reconnected(err error) {
+	c := s.pending
+	s.pending = nil
+	if err != nil || c == nil {
+		return
+	}
+	s.mu.Lock()
+	ended := s.ended
+	s.mu.Unlock()
+	if ended {
+		return
+	}
+	for _, fn := range s.onConnect {
+		fn(c.ctx, c.info)
+	}
+	s.mu.Lock()
+	s.cur = c
+	ended, ci := s.ended, s.endInfo
+	s.mu.Unlock()
+	if ended {
+		s.closeConn(ci)
+	}
 }
 
 func (s *sseClientStream) receive(m proto.Message) error {
@@ -972,19 +1215,21 @@ func (s *ServerStreamForClient[Res]) Receive() (*Res, error) {
 // once, last.
 func (s *ServerStreamForClient[Res]) All() iter.Seq2[*Res, error] { return messages(s.Receive) }
 
-// RequestHeader returns the header the request was sent with.
+// RequestHeader returns the header the request was sent with: for a call
+// that reconnected (WithReconnect, or SSE), its latest connection's.
 func (s *ServerStreamForClient[Res]) RequestHeader() http.Header {
 	if s.sse != nil {
-		return s.sse.reqHeader
+		return s.sse.current().reqHeader
 	}
 	return s.cs.conn().reqHeader
 }
 
 // ResponseHeader returns the header of the server's response (101, or 200
-// for SSE).
+// for SSE): for a call that reconnected (WithReconnect, or SSE), its
+// latest connection's.
 func (s *ServerStreamForClient[Res]) ResponseHeader() http.Header {
 	if s.sse != nil {
-		return s.sse.respHeader
+		return s.sse.current().respHeader
 	}
 	return s.cs.conn().respHeader
 }
