@@ -672,6 +672,7 @@ func (c *wsConn) runOnClose() {
 		ci = CloseInfo{Code: websocket.StatusAbnormalClosure, Err: NewError(CodeUnavailable, websocket.ErrClosed)}
 	}
 	c.mu.Unlock()
+	ci.Stats = c.ws.Stats()
 	for _, fn := range c.onClose {
 		fn(c.ctx, c.info, ci)
 	}

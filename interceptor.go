@@ -210,4 +210,12 @@ type CloseInfo struct {
 	Code   websocket.StatusCode
 	Reason string
 	Err    error
+	// Stats are the WebSocket connection's counters when the hooks run
+	// (websocket.ConnStats: messages and bytes each way, on the wire and
+	// before compression, pings, the last ping's round-trip time). The
+	// hooks run after the closing handshake of a stream that ended by
+	// returning, Close or CloseWith, so its close frames count; a call
+	// whose context ended runs them as its close frame goes out. A
+	// client that reconnects reports each connection's own. Zero for SSE.
+	Stats websocket.ConnStats
 }

@@ -103,7 +103,10 @@ func resolveConfig(maxFrame, maxMsg int64, ping, pong, write, closeT time.Durati
 // 1 MiB (lingerClose). Likewise a client's socket after the closing
 // handshake: the calls return at once, and a goroutine of its own waits
 // for the server to close TCP first (RFC 6455 §7.1.1) until the server's
-// EOF or CloseTimeout. Nothing else touches the socket by then.
+// EOF or CloseTimeout. Nothing else touches the socket by then. Stats is
+// safe from any goroutine at any time: the counters are atomics, added to
+// by the reading and writing goroutines under the locks they hold anyway
+// (connStats).
 type Conn struct {
 	nc          net.Conn
 	client      bool
@@ -187,7 +190,10 @@ type Conn struct {
 	pingWaiters map[uint64]chan struct{}
 	pingHelp    *pingHelper // waits for frameMu on behalf of Pings (writePing); under pingMu
 	kaTimer     *time.Timer
-	kaSeq       uint64 // keepalive ping awaiting its pong; 0 when none
+	kaSeq       uint64     // keepalive ping awaiting its pong; 0 when none
+	pingAt      *pingTimes // when the last pings were written (LastRTT); under pingMu
+
+	stats connStats // Stats' counters: atomics (see connStats)
 
 	// Closing.
 	closeMu    sync.Mutex
@@ -258,19 +264,28 @@ func (c *Conn) writeSpare() *writeSpare {
 
 // readSock reads into p: at least one byte, or an error (io.EOF at the
 // end of the stream). Caller holds readSem.
-func (c *Conn) readSock(p []byte) (int, error) {
+func (c *Conn) readSock(p []byte) (n int, err error) {
 	if c.rawConn != nil {
-		return c.readRaw(p)
+		n, err = c.readRaw(p)
+	} else {
+		n, err = c.nc.Read(p)
 	}
-	return c.nc.Read(p)
+	c.stats.wireRead.Add(uint64(n))
+	return n, err
 }
 
 // writeSock writes b whole. Caller holds frameMu.
 func (c *Conn) writeSock(b []byte) error {
+	var err error
 	if c.rawConn != nil {
-		return c.writeRaw(c.writeSpare(), b)
+		err = c.writeRaw(c.writeSpare(), b)
+	} else {
+		err = c.writeNet(b)
 	}
-	return c.writeNet(b)
+	if err == nil {
+		c.stats.wireWritten.Add(uint64(len(b)))
+	}
+	return err
 }
 
 // netChunk is how much writeNet hands net.Conn's Write at a time. Write
@@ -299,6 +314,15 @@ func (c *Conn) writeNet(b []byte) error {
 // writeSock2 writes a then b, with one writev(2) where the socket takes
 // them at once. Caller holds frameMu.
 func (c *Conn) writeSock2(a, b []byte) error {
+	err := c.writevSock(a, b)
+	if err == nil {
+		c.stats.wireWritten.Add(uint64(len(a) + len(b)))
+	}
+	return err
+}
+
+// writevSock is writeSock2's write, which counts what it wrote.
+func (c *Conn) writevSock(a, b []byte) error {
 	tx := c.writeSpare()
 	if c.rawConn != nil {
 		return c.writevRaw(tx, a, b)
@@ -347,6 +371,8 @@ func newConn(nc net.Conn, client bool, cfg config, subprotocol string, exts []*n
 			c.rbuf = &b
 		}
 		c.rend = copy(*c.rbuf, buffered)
+		// Frames the handshake's read took along: after the handshake.
+		c.stats.wireRead.Add(uint64(len(buffered)))
 	}
 	c.setupSocketIO()
 	if cfg.pingInterval > 0 {

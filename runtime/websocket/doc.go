@@ -69,8 +69,8 @@
 // Any number of goroutines may write at once (Write, Writer, Ping, Close):
 // messages never interleave, and small messages queued by concurrent
 // writers are written with one system call. One goroutine at a time reads
-// (Read, ReadAppend, Reader, ReadFrame); a concurrent reader waits. Close
-// and CloseNow are safe from anywhere. A context passed to a call governs
+// (Read, ReadAppend, Reader, ReadFrame); a concurrent reader waits. Close,
+// CloseNow and Stats are safe from anywhere. A context passed to a call governs
 // that call: if it is done before the call finishes, the connection is
 // closed, because a frame cut off half way cannot be resumed. Reader's
 // context governs its message until the message's reader has read its

@@ -41,3 +41,7 @@ func Polled(c *Conn) bool {
 	e := c.poll.Load()
 	return e != nil && e.polled
 }
+
+// WriterFragment is the payload of each fragment but the last that a
+// Writer sends: a test of exact wire figures adds up their headers.
+const WriterFragment = largeBufSize

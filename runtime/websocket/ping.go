@@ -166,8 +166,10 @@ func (c *Conn) pingHelperRun(h *pingHelper) {
 // a quiet stream cut now and then does not run out of attempts.
 func (c *Conn) ControlSeen() bool { return c.controlSeen.Load() }
 
-// gotPong matches a pong to the Ping or keepalive ping that asked for it.
-// Unsolicited pongs (§5.5.3 allows them) are ignored.
+// gotPong matches a pong to the Ping or keepalive ping that asked for it,
+// and to the ping whose round-trip time it ends (LastRTT, pongRTT).
+// Unsolicited pongs (§5.5.3 allows them) are counted, and otherwise
+// ignored.
 //
 // A Ping is answered only by its own pong. The keepalive ping is answered
 // by the pong of any ping of ours numbered at or after it: §5.5.3 lets a
@@ -176,11 +178,13 @@ func (c *Conn) ControlSeen() bool { return c.controlSeen.Load() }
 // and that pong proves the peer alive just as well. Numbers are taken in
 // the order pings are made, and one above pingSeq was never sent.
 func (c *Conn) gotPong(p []byte) {
+	c.stats.pongsReceived.Add(1)
 	if len(p) != 8 {
 		return
 	}
 	seq := binary.BigEndian.Uint64(p)
 	c.pingMu.Lock()
+	c.pongRTT(seq)
 	if ch, ok := c.pingWaiters[seq]; ok {
 		close(ch)
 		delete(c.pingWaiters, seq)

@@ -139,7 +139,11 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	if err := c.beginWrite(ctx); err != nil {
 		return err
 	}
-	return c.endWrite(ctx, c.writeEncoded(f))
+	err := c.endWrite(ctx, c.writeEncoded(f))
+	if err == nil {
+		c.stats.messageWritten(len(pm.data))
+	}
+	return err
 }
 
 // writeEncoded queues already-framed bytes under the frame lock; like a

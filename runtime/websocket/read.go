@@ -707,7 +707,7 @@ type messageReader struct {
 	text   bool
 	src    io.Reader // payload, or an extension's decoding of it
 	pr     payloadReader
-	size   int64 // bytes delivered (after extensions)
+	size   int64 // bytes delivered (after extensions): PayloadBytesRead
 	plain  bool  // no extension transforms this message
 	// The message came from Reader with a ctx that can be done: its
 	// watch stays armed until end, or until the next read call.
@@ -777,10 +777,10 @@ func (m *messageReader) read(p []byte) (int, error) {
 		c.readCtx.disarm()
 	}
 	if n > 0 {
+		m.size += int64(n)
 		if !m.plain {
 			// The wire size was checked per frame; a transformed (for
 			// example inflated) message is checked as it is produced.
-			m.size += int64(n)
 			if m.size > c.cfg.maxMessageSize {
 				return 0, c.failRead(failWith(StatusMessageTooBig, ErrMessageTooBig, "message exceeds the %d-byte limit", c.cfg.maxMessageSize))
 			}
@@ -794,6 +794,7 @@ func (m *messageReader) read(p []byte) (int, error) {
 		if m.text && !c.utf8.complete() {
 			return n, c.failRead(failWith(StatusInvalidFramePayload, ErrInvalidUTF8, "text message ends inside a code point"))
 		}
+		c.stats.messageRead(m.size)
 		if n > 0 {
 			return n, nil
 		}

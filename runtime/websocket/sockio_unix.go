@@ -104,6 +104,7 @@ func (c *Conn) fillIdle() error {
 	}
 	if c.rawN > 0 {
 		c.rpos, c.rend = 0, c.rawN
+		c.stats.wireRead.Add(uint64(c.rawN))
 		return nil
 	}
 	if c.rbuf != nil {

@@ -33,7 +33,11 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := c.beginWrite(ctx); err != nil {
 		return err
 	}
-	return c.endWrite(ctx, c.writeMessage(typ, p))
+	err := c.endWrite(ctx, c.writeMessage(typ, p))
+	if err == nil {
+		c.stats.messageWritten(len(p))
+	}
+	return err
 }
 
 func (c *Conn) writeMessage(typ MessageType, p []byte) error {
@@ -121,13 +125,16 @@ type streamWriter struct {
 	m   *msgWriters
 	w   io.WriteCloser // the head of the message's writer chain, in m
 	gen uint64         // m.gen while the message is open
+	n   int            // payload bytes taken, for PayloadBytesWritten
 }
 
 func (s *streamWriter) Write(p []byte) (int, error) {
 	if s.m.gen.Load() != s.gen {
 		return 0, ErrWriterClosed
 	}
-	return s.w.Write(p)
+	n, err := s.w.Write(p)
+	s.n += n
+	return n, err
 }
 
 func (s *streamWriter) Close() error {
@@ -137,6 +144,9 @@ func (s *streamWriter) Close() error {
 	s.m.gen.Add(1)
 	c := s.m.mw.c
 	err := s.w.Close()
+	if err == nil {
+		c.stats.messageWritten(s.n)
+	}
 	c.writeCtx.disarm()
 	<-c.msgSem // last: see the type's comment
 	return err
@@ -511,6 +521,9 @@ func (c *Conn) writeFrameLocked(fin bool, op Opcode, rsv byte, p []byte, flush b
 		// Raw mode writes what it is given: it may play a peer that
 		// breaks this rule.
 		c.closeFrameSent = true
+	}
+	if op == OpPing {
+		c.pingWriting(p)
 	}
 	if err := c.transformOutgoing(&fin, &op, &rsv, &p); err != nil {
 		return err
