@@ -36,7 +36,8 @@ func asMessage(msg any) (proto.Message, error) {
 //
 // Concurrency: Send from any goroutine (the runtime serialises writes);
 // Receive from one goroutine at a time (rbuf and recvErr are its own);
-// closeWith, abort and the close bookkeeping are guarded by mu (watch too:
+// closeWith, closeOwn (a handler's Close, from any goroutine), abort and
+// the close bookkeeping are guarded by mu (watch too:
 // a handler's Receive may start the watcher on another goroutine than the
 // one that waits for it); released is atomic because release runs on the
 // receiving goroutine while others may be in Send; unwatch, call,
@@ -88,6 +89,8 @@ type wsConn struct {
 	aborting  bool       // abort's closing handshake is running
 	detached  bool       // detach ran: ioCtx ends once aborting is over
 	local     bool       // the end recorded is the client's Close or CloseWith (closeLocal)
+	own       bool       // the end recorded is a server handler's Close (closeOwn)
+	ownErr    error      // what that Close ended the stream with: nil for 1000
 
 	released atomic.Bool // release cancelled ctx after the stream ended
 }
@@ -541,6 +544,33 @@ func (c *wsConn) closeLocal(err error) error {
 	c.closeInfo = CloseInfo{Code: code, Reason: reason, Err: werr}
 	c.mu.Unlock()
 	return closeWS(c.ws, code, reason)
+}
+
+// closeOwn is closeWith for a server handler's Close (closeStream). If
+// this close is what ends the stream, it is noted (own), with its error,
+// under the same lock as the end: the innermost StreamFunc reports it to
+// the stream interceptors (see handlerOutcome), since it is what the
+// client got. The error is kept apart from closeInfo.Err, which a later
+// Receive may fill in (abandonedUpload).
+func (c *wsConn) closeOwn(err error) error {
+	code, reason, werr := closeFor(err)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed, c.own, c.ownErr = true, true, werr
+	c.closeInfo = CloseInfo{Code: code, Reason: reason, Err: werr}
+	c.mu.Unlock()
+	return closeWS(c.ws, code, reason)
+}
+
+// ownEnd reports whether a handler's Close ended the stream (closeOwn),
+// and the error it ended it with (nil for a normal closure).
+func (c *wsConn) ownEnd() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.own, c.ownErr
 }
 
 // closedLocally reports whether the client's Close or CloseWith ended the

@@ -2,6 +2,7 @@ package wsrpc_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,5 +104,36 @@ func TestTestingDoc(t *testing.T) {
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "go", "test", "-count=1", "./"+filepath.ToSlash(dir)).CombinedOutput(); err != nil {
 		t.Fatalf("the documented tests: %v\n%s", err, out)
+	}
+}
+
+// TestObservabilityDoc compiles docs/observability.md's recipes: each go
+// block is a whole file of one package, and go vet builds and checks
+// them together, so a renamed field or option breaks the test, not a
+// reader's copy.
+func TestObservabilityDoc(t *testing.T) {
+	const doc = "docs/observability.md"
+	files := fencedBlocks(t, doc, "go")
+	if len(files) < 5 {
+		t.Fatalf("%s has %d go blocks, want the 5 recipes or more", doc, len(files))
+	}
+	// Inside the module so the imports resolve; "_" keeps it out of ./...
+	dir, err := os.MkdirTemp(".", "_doctest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for i, f := range files {
+		if !strings.HasPrefix(f, "package observability\n") {
+			t.Fatalf("go block %d of %s is not a file of package observability:\n%s", i+1, doc, f)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("block%d.go", i+1)), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "vet", "./"+filepath.ToSlash(dir)).CombinedOutput(); err != nil {
+		t.Fatalf("the documented recipes: %v\n%s", err, out)
 	}
 }

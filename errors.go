@@ -37,8 +37,9 @@ import (
 //     runtime's own refusals of a handshake are exceptions too
 //     (websocket.Accept: 400 malformed, 403 cross-origin, 405 not GET, 426
 //     another version): it writes them itself, without Wsrpc-Code, so a
-//     client maps their status by the table (CodeFromHTTPStatus), and a
-//     handshake interceptor gets that code from next.
+//     client maps their status by the table (CodeFromHTTPStatus: 405 and
+//     426 read as invalid_argument, as 400 does), and a handshake
+//     interceptor gets that code from next.
 //
 //   - An SSE stream that fails after it started ends with an event of type
 //     "wsrpc.error" whose data is {"code":"<name>","message":"…"}.
@@ -215,7 +216,15 @@ func CodeFromCloseCode(sc websocket.StatusCode) Code {
 }
 
 // CodeFromHTTPStatus maps the status of a refused request to a Code, for
-// responses without a Wsrpc-Code header (see the table on Code).
+// responses without a Wsrpc-Code header (see the table on Code). Three
+// statuses outside the table are the client's request, not the server,
+// and map to invalid_argument, as a bad Sec-WebSocket-Key's 400 does: 415,
+// 405 (a handshake with another method than GET, RFC 6455 §4.1; the SSE
+// routes' 405 says invalid_argument in Wsrpc-Code too) and 426, the
+// WebSocket runtime's answer to another Sec-WebSocket-Version (RFC 6455
+// §4.4): the same request fails the same way, whatever state the server
+// is in, which is invalid_argument's meaning and not
+// failed_precondition's. Other 4xx statuses are unknown, 5xx unavailable.
 func CodeFromHTTPStatus(status int) Code {
 	for c := minCode; c <= maxCode; c++ {
 		if c != CodeUnknown && codeInfo[c].status == status {
@@ -223,7 +232,7 @@ func CodeFromHTTPStatus(status int) Code {
 		}
 	}
 	switch {
-	case status == http.StatusUnsupportedMediaType:
+	case status == http.StatusUnsupportedMediaType, status == http.StatusMethodNotAllowed, status == http.StatusUpgradeRequired:
 		return CodeInvalidArgument
 	case status >= 500:
 		return CodeUnavailable

@@ -24,8 +24,14 @@ var errResponseWritten = errors.New("wsrpc: response already written")
 // websocket.Accept refused the handshake with status (and wrote that
 // response): the code the client reads from the status, which carries no
 // Wsrpc-Code (see Code), the runtime's text as message, and
-// errResponseWritten among its causes. Status 0: the connection failed
-// while the 101 was being written, which nobody answers any more.
+// errResponseWritten among its causes. Every refusal Accept can make here
+// has a code of its own: 400 (a bad Sec-WebSocket-Key, a body, HTTP/1.0,
+// malformed Sec-WebSocket-Extensions), 405 (not GET; refused before the
+// chain, see serveWebSocket) and 426 (another Sec-WebSocket-Version) are
+// invalid_argument, 403 (a refused origin) permission_denied, 500 (a
+// ResponseWriter that cannot be hijacked) internal; status 0, the
+// connection failed while the 101 was being written, which nobody
+// answers any more, is unavailable.
 func acceptRefusal(status int, err error) *Error {
 	c := CodeUnavailable
 	if status != 0 {
@@ -102,7 +108,7 @@ func NewBidiHandler[Req, Res any](procedure string, fn func(context.Context, *Bi
 	h := newHandler(Spec{Procedure: procedure, StreamType: StreamTypeBidi, Transport: TransportWebSocket}, opts)
 	h.base = func(raw serverConn) StreamFunc {
 		return func(ctx context.Context, conn StreamConn) error {
-			return fn(ctx, &BidiStream[Req, Res]{conn: conn, raw: raw})
+			return handlerOutcome(raw, fn(ctx, &BidiStream[Req, Res]{conn: conn, raw: raw}))
 		}
 	}
 	return h
@@ -145,9 +151,24 @@ func serverStreamBase[Req, Res any](fn func(context.Context, *Req, *ServerStream
 				ws.watchPeer()
 				ctx = mergeCancel(ctx, ws.ctx)
 			}
-			return fn(ctx, req, &ServerStream[Res]{conn: conn, raw: raw})
+			return handlerOutcome(raw, fn(ctx, req, &ServerStream[Res]{conn: conn, raw: raw}))
 		}
 	}
+}
+
+// handlerOutcome is what the innermost StreamFunc returns for a handler
+// that returned err: err, unless the handler's own Close (closeStream)
+// ended the stream, in which case what that close sent, the *Error with
+// its code and reason (nil for a normal closure), whatever the handler
+// returned after it. That is what the client got and what OnClose
+// reports; without it a handler that closed with aborted and returned
+// nil read as an OK call to every stream interceptor. The session's end
+// then finds the stream closed, and sends nothing more.
+func handlerOutcome(raw serverConn, err error) error {
+	if own, oerr := raw.ownEnd(); own {
+		return oerr
+	}
+	return err
 }
 
 // mergeCancel returns ctx (with its values) cancelled also when done is.
@@ -170,6 +191,9 @@ func NewClientStreamHandler[Req, Res any](procedure string, fn func(context.Cont
 	h.base = func(raw serverConn) StreamFunc {
 		return func(ctx context.Context, conn StreamConn) error {
 			res, err := fn(ctx, &ClientStream[Req]{conn: conn, raw: raw})
+			if own, oerr := raw.ownEnd(); own {
+				return oerr // the handler closed the call (handlerOutcome)
+			}
 			if err != nil {
 				return err
 			}
@@ -449,15 +473,29 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	// error, and retries) go with it.
 	lastID := sse.RequestLastEventID(r)
 	over := false // answered 204: the call ended before
+	// written: NewStream failed after it had sent the 200 (the client
+	// left as the stream opened, or a replayed event could not be
+	// written). The refusal's answer would be a second WriteHeader, which
+	// net/http refuses and logs ("superfluous response.WriteHeader call"),
+	// and a body appended to the event stream's.
+	written := false
 	open := func(ctx context.Context, hs *Handshake) (context.Context, error) {
 		if lastID == SSEEndEventID {
 			w.WriteHeader(http.StatusNoContent)
 			over = true
 			return ctx, nil
 		}
-		s, err := sse.NewStream(w, r, &h.cfg.sseStream)
+		sw := &statusWriter{ResponseWriter: w}
+		s, err := sse.NewStream(sw, r, &h.cfg.sseStream)
 		if err != nil {
-			return ctx, NewError(CodeInternal, err)
+			if sw.status == 0 {
+				return ctx, NewError(CodeInternal, err) // a configuration error
+			}
+			written = true
+			if errors.Is(err, sse.ErrClientGone) {
+				return ctx, NewError(CodeCanceled, err) // as a Send would say
+			}
+			return ctx, NewError(CodeUnavailable, err)
 		}
 		stream = s
 		// What NewStream just sent: headers set after next returns are not.
@@ -474,15 +512,18 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	conn := &sseConn{spec: h.spec, stream: stream, req: req, reqHeader: r.Header, respHeader: respHeader}
 	if err != nil {
-		if stream == nil {
-			writeHTTPError(w, asError(err))
-		} else {
+		switch {
+		case stream != nil:
 			_ = conn.closeWith(err)
+		case !written:
+			writeHTTPError(w, asError(err))
 		}
 		return
 	}
 	if stream == nil {
-		writeHTTPError(w, Errorf(CodeInternal, "a handshake interceptor returned without calling next"))
+		if !written { // else an interceptor dropped the failed open's error
+			writeHTTPError(w, Errorf(CodeInternal, "a handshake interceptor returned without calling next"))
+		}
 		return
 	}
 	if t := h.cfg.tracker; t != nil {

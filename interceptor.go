@@ -140,6 +140,16 @@ type StreamConn interface {
 
 // StreamFunc runs a stream on a server: the innermost one calls the
 // handler. Its error closes the stream with the error's code (see Code).
+//
+// The innermost one returns the handler's outcome as the client gets it:
+// the handler's error, or, when the handler ended the stream itself with
+// its stream's Close, that close's *Error (code and reason; nil for code
+// 0), whatever the handler returned after it (TestStreamInterceptorSeesClientStatus).
+// It returns before the close handshake; OnClose runs after it, with the
+// close code that went on the wire, and is the one to see a stream the
+// client ended (see docs/observability.md). A handler's panic goes through
+// the interceptors without a return: one that records it defers a recover
+// that records CodeInternal and panics again with the same value.
 type StreamFunc func(ctx context.Context, conn StreamConn) error
 
 // An Interceptor wraps the two phases of a server call: the handshake

@@ -19,6 +19,11 @@ import (
 type serverConn interface {
 	StreamConn
 	closeWith(err error) error
+	// closeOwn is closeWith for the handler's Close: it notes when this
+	// close is what ended the stream, which ownEnd then reports with the
+	// close's error (nil for a normal closure).
+	closeOwn(err error) error
+	ownEnd() (bool, error)
 }
 
 // messages turns a receive function into an iterator that ends at io.EOF
@@ -47,12 +52,14 @@ func receiveInto[T any](conn StreamConn) (*T, error) {
 	return m, nil
 }
 
-// closeStream closes with code and reason: code 0 is a normal closure.
+// closeStream is a handler's Close: code and reason; code 0 is a normal
+// closure. If it is what ends the stream, the handler's outcome, as the
+// stream interceptors see it, is this close's (see handlerOutcome).
 func closeStream(raw serverConn, code Code, reason string) error {
 	if code == 0 {
-		return raw.closeWith(nil)
+		return raw.closeOwn(nil)
 	}
-	return raw.closeWith(&Error{code: code, msg: reason})
+	return raw.closeOwn(&Error{code: code, msg: reason})
 }
 
 // BidiStream is the server side of a bidirectional-streaming call over a
@@ -102,8 +109,11 @@ func (s *BidiStream[Req, Res]) Codec() codec.Codec { return s.conn.Codec() }
 
 // Close closes the connection with the close code for code (4000+code; 0
 // for a normal closure, 1000) and reason (truncated to 123 bytes). The
-// handler's return value is then ignored. Returning an error from the
-// handler does the same.
+// handler's return value is then ignored: the stream interceptors get
+// this close's *Error (nil for code 0), what the client got, whatever
+// the handler returns. Returning an error from the handler does the same.
+// A Close after the stream ended otherwise (the client closed first)
+// changes nothing.
 func (s *BidiStream[Req, Res]) Close(code Code, reason string) error {
 	return closeStream(s.raw, code, reason)
 }
@@ -252,9 +262,9 @@ func (s *ClientStream[Req]) Conn() StreamConn { return s.conn }
 
 // sseConn is the StreamConn of an SSE call on the server.
 //
-// Concurrency: Send and closeWith from any goroutine (sse.Stream
-// serialises writes, and its CloseWith keeps the end event last; mu
-// guards the end state); Receive from one.
+// Concurrency: Send, closeWith and closeOwn from any goroutine
+// (sse.Stream serialises writes, and its CloseWith keeps the end event
+// last; mu guards the end state, own included); Receive from one.
 type sseConn struct {
 	spec       Spec
 	stream     *sse.Stream
@@ -265,6 +275,7 @@ type sseConn struct {
 
 	mu    sync.Mutex
 	ended bool
+	own   bool // the end is the handler's Close (closeOwn)
 	info  CloseInfo
 }
 
@@ -311,13 +322,26 @@ func (c *sseConn) Receive(msg any) error {
 }
 
 // closeWith ends the stream with "wsrpc.end" or "wsrpc.error" once.
-func (c *sseConn) closeWith(err error) error {
+func (c *sseConn) closeWith(err error) error { return c.end(err, false) }
+
+// closeOwn is closeWith for the handler's Close (see wsConn.closeOwn).
+func (c *sseConn) closeOwn(err error) error { return c.end(err, true) }
+
+// ownEnd reports whether the handler's Close ended the stream, and with
+// what error (nil for wsrpc.end).
+func (c *sseConn) ownEnd() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.own, c.info.Err
+}
+
+func (c *sseConn) end(err error, own bool) error {
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
 		return nil
 	}
-	c.ended = true
+	c.ended, c.own = true, own
 	// The id makes a client that reconnects anyway say it saw the end
 	// (see SSEEndEventID).
 	ev := sse.Event{Type: SSEEventEnd, ID: SSEEndEventID, Data: "{}"}
