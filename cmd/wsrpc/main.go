@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wsrpc/wsrpc/internal/httpfield"
+	"github.com/wsrpc/wsrpc/internal/peertext"
 )
 
 // command is one subcommand: run gets a context cancelled on SIGINT or
@@ -160,8 +161,9 @@ func main() {
 // handshake error — cannot drive the terminal: control characters other
 // than newline and tab (an ESC starts a terminal escape sequence that can
 // retitle the window, move the cursor or rewrite earlier lines), C1
-// controls, bidirectional overrides (which reorder what is shown) and bytes
-// that are not UTF-8 are written as \x.. or \u.... escapes. What a command
+// controls, bidirectional formatting characters (which reorder what is
+// shown), U+2028/U+2029 (peertext.Hidden's set) and bytes that are not
+// UTF-8 are written as \x.. or \u.... escapes. What a command
 // prints on stdout is the data asked for and is written as received.
 func diagnostics(w io.Writer) io.Writer { return &escapingWriter{w: w} }
 
@@ -175,8 +177,7 @@ func (e *escapingWriter) Write(p []byte) (int, error) {
 		switch {
 		case r == utf8.RuneError && size <= 1:
 			esc = fmt.Sprintf(`\x%02x`, p[i])
-		case r < 0x20 && r != '\n' && r != '\t', r == 0x7f, r >= 0x80 && r <= 0x9f,
-			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		case r != '\n' && r != '\t' && peertext.Hidden(r):
 			esc = fmt.Sprintf(`\u%04x`, r)
 		}
 		if esc != "" && out == nil {

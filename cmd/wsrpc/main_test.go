@@ -17,6 +17,7 @@ func TestDiagnosticsEscapeControls(t *testing.T) {
 		{"cr\rover", `cr\u000dover`},
 		{"del\x7f c1\u009b", `del\u007f c1\u009b`},
 		{"bidi \u202eevil\u2066", `bidi \u202eevil\u2066`},
+		{"marks \u200f\u061c separators \u2028\u2029", `marks \u200f\u061c separators \u2028\u2029`},
 		{"not utf-8 \xff\xc3", `not utf-8 \xff\xc3`},
 	} {
 		var b strings.Builder

@@ -39,7 +39,7 @@ func OneLine(s string) string {
 			esc = fmt.Sprintf(`\x%02x`, s[i])
 		case r == '\n' || r == '\r' || r == '\t':
 			esc = " "
-		case hidden(r):
+		case Hidden(r):
 			esc = fmt.Sprintf(`\u%04x`, r)
 		default:
 			i += size
@@ -57,14 +57,16 @@ func OneLine(s string) string {
 	return sb.String()
 }
 
-// hidden reports whether r acts on how text is shown rather than being
+// Hidden reports whether r acts on how text is shown rather than being
 // shown: the C0 and C1 controls and DEL (ECMA-48: ESC and CSI start
 // terminal commands, BEL rings), U+2028 and U+2029, which some log
 // viewers break lines on, and the bidirectional formatting characters
 // (Unicode UAX #9 §2: ALM, LRM, RLM, the embeddings and overrides
 // U+202A–U+202E, the isolates U+2066–U+2069), which reorder what follows
-// them (CVE-2021-42574, "Trojan Source").
-func hidden(r rune) bool {
+// them (CVE-2021-42574, "Trojan Source"). OneLine escapes them; the
+// CLI's diagnostics writer, which keeps line breaks, escapes the same
+// set but newline and tab.
+func Hidden(r rune) bool {
 	switch {
 	case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f:
 		return true

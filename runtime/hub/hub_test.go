@@ -397,6 +397,38 @@ func (b *rawBroker) Subscribe(_ string, handle func([]byte)) (func() error, erro
 	return func() error { return nil }, nil
 }
 
+// TestBadEnvelopeNodeEscaped: the node id in ErrBadEnvelope's text is
+// another process's bytes, and is escaped like every peer's text in an
+// error (an ESC would drive the terminal showing the log, a CR LF forge a
+// log line).
+func TestBadEnvelopeNodeEscaped(t *testing.T) {
+	b := &rawBroker{}
+	var errs []error
+	var mu sync.Mutex
+	h, err := hub.New(b, &hub.Options{NodeID: "sub", OnError: func(_ string, err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	tp := newTopic(t, h, "esc", nil)
+	s, _ := tp.SubscribeFunc(func(msg) error { return nil }) // so the payload is decoded
+	defer s.Close()
+	b.handle(hub.AppendEnvelope(nil, "n\x1b[31m\r\nforged", 1, []byte{0xff, 0xff}))
+	waitFor(t, "the decode error", func() bool { return tp.Stats().DecodeErrors == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(errs) != 1 || !errors.Is(errs[0], hub.ErrBadEnvelope) {
+		t.Fatalf("errors %v", errs)
+	}
+	if msg := errs[0].Error(); strings.ContainsAny(msg, "\x1b\r\n") || !strings.Contains(msg, `n\u001b[31m  forged`) {
+		t.Fatalf("error text %q", msg)
+	}
+}
+
 // TestSequenceDedupeAndGaps: a node ignores a repeated broker message and
 // counts the ones a publisher's sequence shows it never got; a corrupt
 // message is counted, not delivered.

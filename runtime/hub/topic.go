@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/wsrpc/wsrpc/internal/peertext"
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
@@ -512,7 +513,9 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 			m := t.newM()
 			if err := proto.Unmarshal(payload, m); err != nil {
 				c.decodeErrors.Add(1)
-				errs = append(errs, fmt.Errorf("%w: from node %s: %w", ErrBadEnvelope, node, err))
+				// The node id is another process's bytes: escaped, as
+				// every peer's text in an error is (internal/peertext).
+				errs = append(errs, fmt.Errorf("%w: from node %s: %w", ErrBadEnvelope, peertext.OneLine(node), err))
 				return m, false
 			}
 			msg, haveMsg = m, true
