@@ -5,21 +5,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/wsrpc/wsrpc"
+	"github.com/wsrpc/wsrpc/examples/chat/chatserver"
 	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
 	"github.com/wsrpc/wsrpc/internal/browsertest"
 	"github.com/wsrpc/wsrpc/internal/runtest"
 	"github.com/wsrpc/wsrpc/runtime/codec"
+	"github.com/wsrpc/wsrpc/runtime/hub"
 )
 
 // artifactsDir is where browser tests leave screenshots: $WSRPC_ARTIFACTS,
@@ -36,12 +42,19 @@ func artifactsDir(t *testing.T) string {
 	return dir
 }
 
-// poll waits for a JavaScript predicate on the page. Interval polling,
-// not animation frames: a tab in the background gets no frames.
+// poll waits up to 20 s for a JavaScript predicate on the page.
 func poll(t *testing.T, ctx context.Context, what, js string) {
 	t.Helper()
+	pollWithin(t, ctx, 20*time.Second, what, js)
+}
+
+// pollWithin waits up to d for a JavaScript predicate on the page.
+// Interval polling, not animation frames: a tab in the background gets
+// no frames.
+func pollWithin(t *testing.T, ctx context.Context, d time.Duration, what, js string) {
+	t.Helper()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js,
-		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(d))); err != nil {
 		page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		t.Fatalf("%s: %v\npage text:\n%s", what, err, page)
 	}
@@ -359,4 +372,262 @@ func TestBrowserChatRejoinsAfterRestart(t *testing.T) {
 	}
 	poll(t, tab, "left", status+` === "offline" && document.querySelector("#where").textContent === "not joined"`+
 		` && !document.querySelector("#join-form").hidden && document.querySelector("#join-error").hidden`)
+}
+
+// TestBrowserChatRejoinsAfterNetworkDrop: the page's network drops, as
+// a phone's Wi-Fi does for a second. The page's connections go through a
+// TCP proxy, which cuts them the way a lost network does: the page's
+// side closes without a close frame (1006 to the page), the server's
+// side stays open and silent, so the server holds Ada's session, and her
+// name, until its keepalive (2 s here, 30 s in the demo) gives up on it.
+// The page says "reconnecting…" and tries again: its first attempt comes
+// within a second, before the server has let go of the name, and is
+// refused with 4006 ("name taken in this room"), which the page retries
+// too since it is rejoining; once the server has dropped the old session
+// (Bob sees Ada leave) the page is joined again under the same name, and
+// a message typed afterwards reaches Bob. Before, the page took that
+// 4006 for final and stopped at "name taken in this room", offline.
+func TestBrowserChatRejoinsAfterNetworkDrop(t *testing.T) {
+	const keepalive = 2 * time.Second
+	url := startChatKeepalive(t, keepalive)
+	proxy := startCutProxy(t, url)
+	tab := browsertest.New(t)
+	if err := chromedp.Do(tab, chromedp.Navigate(proxy.URL())); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, tab, "feed live", pageText("#feed-state", "live"))
+	if err := chromedp.Do(tab,
+		chromedp.SendKeys(chromedp.CSS("#name"), "Ada"),
+		chromedp.Click(chromedp.CSS("#join")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	status := `document.querySelector("#status").textContent`
+	poll(t, tab, "joined", pageText("#where", "#lobby as Ada")+` && `+status+`.startsWith("connected")`)
+
+	// Bob, straight to the server, reads all along: a client answers the
+	// keepalive's pings as it reads.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bob, _ := session(t, ctx, url, "lobby", "Bob", codec.JSON)
+	bobSees := make(chan *chatv1.ChatResponse, 64)
+	go func() {
+		defer close(bobSees)
+		for {
+			ev, err := bob.Receive()
+			if err != nil {
+				return
+			}
+			select {
+			case bobSees <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	poll(t, tab, "Ada sees Bob join", pageText("#messages .system", "Bob joined"))
+
+	// The close codes of the page's sockets, the lost one's and its
+	// attempts' (WebSocket is looked up at each join).
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`window.firstSocket = ws;
+		window.closeCodes = [];
+		ws.addEventListener("close", (e) => closeCodes.push(e.code));
+		window.WebSocket = class extends WebSocket {
+			constructor(...args) { super(...args); this.addEventListener("close", (e) => closeCodes.push(e.code)); }
+		};
+		true`)); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut()
+	poll(t, tab, "reconnecting after the drop", status+` === "reconnecting…" && `+pageText("#where", "#lobby as Ada"))
+	// Up to 2 keepalive periods for the server to drop the old session,
+	// and the page's next attempt after that (1 s, 2 s, 4 s… drawn from
+	// their second halves): within about 7 s; ended early by a final
+	// error.
+	joinedAgain := status + `.startsWith("connected") && ws !== window.firstSocket && ws.readyState === WebSocket.OPEN`
+	pollWithin(t, tab, 30*time.Second, "joined again, or given up", joinedAgain+` || !document.querySelector("#join-error").hidden`)
+	codes, err := chromedp.Run(tab, chromedp.Evaluate[[]int](`closeCodes`))
+	if shown, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector("#join-error").hidden ? "" : document.querySelector("#join-error").textContent`)); shown != "" {
+		t.Fatalf("the page gave up rejoining with the error %q; its sockets closed with %v", shown, codes)
+	}
+	poll(t, tab, "joined again under the same name", joinedAgain+` && `+pageText("#where", "#lobby as Ada"))
+	if err != nil || len(codes) == 0 || codes[0] != 1006 || !slices.Contains(codes, 4006) {
+		t.Errorf("the page's sockets closed with %v (%v), want the lost one's 1006, then at least one 4006 (name taken, by the lost session)", codes, err)
+	}
+
+	const text = "back after the network dropped"
+	if err := chromedp.Do(tab,
+		chromedp.SendKeys(chromedp.CSS("#text"), text),
+		chromedp.Click(chromedp.CSS("#send")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	// Bob sees Ada leave (the server dropped her lost session), join
+	// again, and her message.
+	var saw []string
+	timeout := time.After(20 * time.Second)
+	for {
+		var ev *chatv1.ChatResponse
+		select {
+		case ev = <-bobSees:
+		case <-timeout:
+			t.Fatalf("Bob waiting for Ada's message; saw %q", saw)
+		}
+		if ev == nil {
+			t.Fatalf("Bob's session ended waiting for Ada's message; saw %q", saw)
+		}
+		if l := ev.GetLeft(); l != nil {
+			saw = append(saw, l.GetName()+" left")
+		} else if j := ev.GetJoined(); j != nil {
+			saw = append(saw, j.GetName()+" joined")
+		} else if m := ev.GetMessage(); m != nil && m.GetFrom() == "Ada" && m.GetText() == text {
+			break
+		}
+	}
+	if !slices.Equal(saw, []string{"Ada left", "Ada joined"}) {
+		t.Errorf("Bob saw %q before Ada's message, want Ada leave and join again", saw)
+	}
+	poll(t, tab, "Ada sees her message as her own", pageText("#messages .msg.mine .bubble", text))
+}
+
+// startChatKeepalive serves the page and the chat service on 127.0.0.1
+// as run does, with chat sessions pinged every keepalive (which run
+// leaves at the service's default), and returns its URL. It stops when
+// the test ends.
+func startChatKeepalive(t *testing.T, keepalive time.Duration) string {
+	t.Helper()
+	h, err := hub.New(nil, &hub.Options{NodeID: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := chatserver.New(h, &chatserver.Options{Keepalive: keepalive})
+	page, _ := fs.Sub(static, "static")
+	mux := http.NewServeMux()
+	mux.Handle("/", http.FileServerFS(page))
+	mux.Handle(svc.Handler())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := wsrpc.NewHTTPServer(mux)
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close() // the listener and the feeds' connections
+		<-done
+		svc.Close() // the chat sessions, on hijacked connections
+		h.Close()
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// cutProxy forwards TCP connections from a port of its own to a server.
+// Cut loses the connections open at that moment the way a dropped
+// network does: the client's side is closed, without a close frame, and
+// the server's side is left open but silent, nothing forwarded either
+// way, so the server learns of the loss only from its keepalive.
+// Connections made after Cut are forwarded as before.
+type cutProxy struct {
+	t      *testing.T
+	ln     net.Listener
+	target string
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	pairs  map[*proxyPair]bool // forwarding
+	held   []net.Conn          // the server sides of pairs cut
+}
+
+type proxyPair struct {
+	client, server net.Conn
+	cut            bool
+}
+
+// startCutProxy starts a cutProxy to the server at url on 127.0.0.1; it
+// closes every connection when the test ends.
+func startCutProxy(t *testing.T, url string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{t: t, ln: ln, target: url[len("http://"):], pairs: make(map[*proxyPair]bool)}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *cutProxy) URL() string { return "http://" + p.ln.Addr().String() }
+
+func (p *cutProxy) serve() {
+	defer p.wg.Done()
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+		if err != nil {
+			p.t.Logf("proxy: %v", err)
+			client.Close()
+			continue
+		}
+		pair := &proxyPair{client: client, server: server}
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			client.Close()
+			server.Close()
+			return
+		}
+		p.pairs[pair] = true
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.forward(pair, server, client)
+		go p.forward(pair, client, server)
+	}
+}
+
+// forward copies src to dst; when either side ends, it closes both,
+// unless the pair was cut: then its server side is held until close.
+func (p *cutProxy) forward(pair *proxyPair, dst, src net.Conn) {
+	defer p.wg.Done()
+	io.Copy(dst, src)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pair.cut {
+		return
+	}
+	delete(p.pairs, pair)
+	pair.client.Close()
+	pair.server.Close()
+}
+
+// Cut loses every connection open now.
+func (p *cutProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pair := range p.pairs {
+		pair.cut = true
+		pair.client.Close()
+		p.held = append(p.held, pair.server)
+	}
+	clear(p.pairs)
+}
+
+func (p *cutProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	p.closed = true
+	for pair := range p.pairs {
+		pair.client.Close()
+		pair.server.Close()
+	}
+	for _, c := range p.held {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
 }

@@ -68,9 +68,15 @@ function backoff(min, max) {
 // does: 1001 (the server is shutting down), 1006 (the connection was
 // lost, or an attempt found the server still down), 1012 and 1013
 // (restarting, try again later: a proxy's) and 4014 (unavailable: the
-// member fell behind the room). Other codes are the server's answer, such
-// as 4006 (already_exists: the name is taken), and end the session.
+// member fell behind the room). Other codes are the server's answer and
+// end the session, such as 4006 (already_exists: the name is taken) to a
+// first join. To a rejoin, 4006 is retried too, within the same attempts:
+// after a network drop the name is most likely our own lost session's,
+// which the server holds until its keepalive gives up on it and then
+// drops (the demo's: a ping every 30 s, 30 s for its pong, so within a
+// minute; the 10 attempts span 90 s at least).
 const rejoinCodes = new Set([1001, 1006, 1012, 1013, 4014]);
+const nameTaken = 4006;
 const maxRejoins = 10; // attempts in a row, after 1 s doubling up to 30 s
 const rejoinDelay = backoff(1000, 30000);
 let session = null; // {room, name} once welcomed: what a lost session rejoins
@@ -86,7 +92,10 @@ function join(name, room) {
   sock.onclose = (e) => {
     if (ws !== sock) return; // let go of by Leave
     ws = null;
-    if (session && rejoinCodes.has(e.code) && rejoins < maxRejoins) {
+    // session is set only once welcomed: a socket closing with it set is
+    // the joined session or an attempt to rejoin it, never a first join.
+    const retry = rejoinCodes.has(e.code) || e.code === nameTaken;
+    if (session && retry && rejoins < maxRejoins) {
       rejoins++;
       setStatus("reconnecting…", false);
       // Each wait is drawn from [d/2, d], so that the pages a restart
