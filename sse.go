@@ -538,7 +538,7 @@ func DecodeSSERequest(q url.Values, req proto.Message) error {
 			return Errorf(CodeInvalidArgument, "parameter %q: %s is a message or map field, which travels only in the %q parameter, with the whole request as protojson", pname, fd.Name(), SSERequestParam)
 		}
 		vs := q[pname]
-		if pn := string(fd.Name()); pn != pname && q.Has(pn) {
+		if pn := string(fd.Name()); pn != pname && protoNameParam(fd) && q.Has(pn) {
 			return Errorf(CodeInvalidArgument, "parameters %q and %q both set %s", pname, pn, fd.Name())
 		}
 		if !fd.IsList() && len(vs) != 1 {
@@ -581,14 +581,25 @@ func DecodeSSERequest(q url.Values, req proto.Message) error {
 // it, its proto name (snake_case), which was otherwise an unknown
 // parameter, ignored, leaving the field unset without a word. The JSON
 // name comes first when both are present (DecodeSSERequest refuses that).
+// A proto name that is another field's JSON name is that field's, as
+// protojson looks a name up by JSON name first (a field renamed with
+// json_name, the old name given to a new field: a = 1 [json_name = "b"]
+// beside b = 2 [json_name = "c"]).
 func fieldParamName(q url.Values, fd protoreflect.FieldDescriptor) (string, bool) {
 	if q.Has(fd.JSONName()) {
 		return fd.JSONName(), true
 	}
-	if name := string(fd.Name()); name != fd.JSONName() && q.Has(name) {
+	if name := string(fd.Name()); protoNameParam(fd) && q.Has(name) {
 		return name, true
 	}
 	return "", false
+}
+
+// protoNameParam reports whether a parameter under fd's proto name is
+// fd's: the name differs from its JSON name and is no field's JSON name.
+func protoNameParam(fd protoreflect.FieldDescriptor) bool {
+	name := string(fd.Name())
+	return name != fd.JSONName() && fd.ContainingMessage().Fields().ByJSONName(name) == nil
 }
 
 // writeScalarJSON writes a query value as the JSON protojson expects:

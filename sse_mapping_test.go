@@ -863,3 +863,64 @@ func TestSSEDocumentedQueries(t *testing.T) {
 		}
 	}
 }
+
+// TestSSEFlatJSONNameShadowsProtoName: a proto name that is another
+// field's JSON name is that other field's parameter, as protojson reads
+// it (JSON name first), here with a = 1 [json_name = "b"] beside
+// b = 2 [json_name = "c"] — what docs/evolution.md's rename advice
+// produces. The server refused the generated client's ?b=…&c=… ("both set
+// b"), and ?b=1 set both fields.
+func TestSSEFlatJSONNameShadowsProtoName(t *testing.T) {
+	opt := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL
+	str := descriptorpb.FieldDescriptorProto_TYPE_STRING
+	a := dynField("a", 1, str, opt, "")
+	a.JsonName = proto.String("b")
+	b := dynField("b", 2, str, opt, "")
+	b.JsonName = proto.String("c")
+	fdp := &descriptorpb.FileDescriptorProto{
+		Name: proto.String("wsrpc/test/shadow.proto"), Package: proto.String("wsrpc.test.shadow"), Syntax: proto.String("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String("Req"), Field: []*dynF{a, b}}},
+	}
+	fd, err := protodesc.NewFile(fdp, new(protoregistry.Files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := fd.Messages().ByName("Req")
+	fa, fb := md.Fields().ByName("a"), md.Fields().ByName("b")
+	for _, tc := range []struct {
+		raw          string
+		wantA, wantB string
+	}{
+		{"b=va&c=vb", "va", "vb"}, // what EncodeSSERequest sends
+		{"b=1", "1", ""},          // the JSON name b is a's, not b's
+		{"c=2", "", "2"},
+		{"a=3", "3", ""}, // a's proto name, no field's JSON name
+	} {
+		q, err := url.ParseQuery(tc.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := dynamicpb.NewMessage(md)
+		if err := DecodeSSERequest(q, m); err != nil {
+			t.Errorf("%s: %v", tc.raw, err)
+			continue
+		}
+		if got := m.Get(fa).String(); got != tc.wantA {
+			t.Errorf("%s: a = %q, want %q", tc.raw, got, tc.wantA)
+		}
+		if got := m.Get(fb).String(); got != tc.wantB {
+			t.Errorf("%s: b = %q, want %q", tc.raw, got, tc.wantB)
+		}
+	}
+	m := dynamicpb.NewMessage(md)
+	m.Set(fa, protoreflect.ValueOfString("x"))
+	m.Set(fb, protoreflect.ValueOfString("y"))
+	q, err := EncodeSSERequest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := dynamicpb.NewMessage(md)
+	if err := DecodeSSERequest(q, back); err != nil || !proto.Equal(back, m) {
+		t.Fatalf("round trip of %v through %v: %v, %v", m, q, back, err)
+	}
+}
