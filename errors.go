@@ -386,13 +386,19 @@ func wireError(err error) error {
 }
 
 // fromHTTPResponse builds the error for a refused request from its status,
-// Wsrpc-Code header and body.
+// Wsrpc-Code header and body. A wsrpc server's body is its message; any
+// other answer (a proxy's 502 page, a wrong URL's 404) keeps its status in
+// front of the body, which alone said nothing to whoever reads the log
+// ("unavailable: <html> <head><title>…", a walkthrough behind nginx).
 func fromHTTPResponse(resp *http.Response, body []byte) *Error {
 	c, ok := ParseCode(resp.Header.Get(CodeHeader))
+	msg := strings.TrimSpace(string(body))
 	if !ok {
 		c = CodeFromHTTPStatus(resp.StatusCode)
+		if msg != "" && resp.Status != "" {
+			msg = resp.Status + ": " + msg
+		}
 	}
-	msg := strings.TrimSpace(string(body))
 	if msg == "" {
 		msg = resp.Status
 	}
