@@ -14,6 +14,7 @@ package codegen
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -434,17 +435,27 @@ func serviceDoc(g *protogen.GeneratedFile, s *service, first string) {
 }
 
 // goComment renders proto comments as Go line comments. A line that would
-// read as a directive to the Go toolchain ("//go:noinline", "//line
-// f.go:1") gets a space after the slashes: it is documentation here.
+// read as a directive gets a space after the slashes, for it is
+// documentation here: the form go/doc/comment calls a directive,
+// "//(line |extern |export |[a-z0-9]+:[a-z0-9])" — the toolchain's
+// (//go:noinline, //line f.go:1, cgo's //export) and other tools'
+// (//nolint:all would silence golangci-lint for the declaration), which
+// gofmt would also move to the end of the doc comment. A carriage return
+// (a .proto with CRLF line ends, or one inside a line) is white space.
 func goComment(c protogen.Comments) string {
 	lines := strings.Split(strings.TrimSuffix(c.String(), "\n"), "\n")
 	for i, l := range lines {
-		if strings.HasPrefix(l, "//go:") || strings.HasPrefix(l, "//line ") {
-			lines[i] = "// " + l[2:]
+		l = strings.ReplaceAll(strings.TrimSuffix(l, "\r"), "\r", " ")
+		if directive.MatchString(l) {
+			l = "// " + l[2:]
 		}
+		lines[i] = l
 	}
 	return strings.Join(lines, "\n")
 }
+
+// directive matches a comment line go/doc/comment takes for a directive.
+var directive = regexp.MustCompile(`^//(line |extern |export |[a-z0-9]+:[a-z0-9])`)
 
 // deprecated marks a declaration generated for a method or service the
 // schema deprecates (option deprecated = true), so that staticcheck and

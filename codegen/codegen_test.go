@@ -401,3 +401,28 @@ func TestDeprecated(t *testing.T) {
 		})
 	}
 }
+
+// TestCommentDirectivesEscaped: a proto comment line in the form
+// go/doc/comment takes for a directive stays documentation (a space after
+// the slashes): //nolint:all would have silenced golangci-lint for the
+// declaration, //export is cgo's, and gofmt moves directives to the end
+// of the doc comment. A carriage return is white space, not dropped.
+func TestCommentDirectivesEscaped(t *testing.T) {
+	// As protoc gives a comment: each line without its "//".
+	comment := " Watch streams.\r\nnolint:all\nexport Foo\nextern bar\nline x.go:1\ngo:noinline\n Carriage\rreturn.\n not:A directive\n"
+	resp := run(t, request(methodSpec{name: "Watch", server: true, opt: ws(""), comment: comment}))
+	if resp.GetError() != "" {
+		t.Fatal(resp.GetError())
+	}
+	out := resp.GetFile()[0].GetContent()
+	for _, want := range []string{"// Watch streams.\n", "// nolint:all\n", "// export Foo\n", "// extern bar\n", "// line x.go:1\n", "// go:noinline\n", "// Carriage return.\n", "// not:A directive\n"} {
+		if !strings.Contains(out, "\t"+want) {
+			t.Errorf("generated code lacks %q", "\t"+want)
+		}
+	}
+	for _, bad := range []string{"\t//nolint", "\t//export", "\t//extern", "\t//line", "\t//go:", "\r"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("generated code holds %q", bad)
+		}
+	}
+}
