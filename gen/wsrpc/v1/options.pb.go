@@ -154,7 +154,10 @@ type WebSocketRule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// path overrides the HTTP path the handler is mounted on. It must start
 	// with "/" and contain no query, fragment, "{" or "}" (net/http.ServeMux
-	// wildcards). Empty (the default) means the procedure path
+	// wildcards), no empty, "." or ".." segment and no trailing "/" (paths a
+	// client's URL would be cleaned or redirected away from), and only
+	// printable ASCII without spaces, "%" or "\" (so that it travels as
+	// written, unescaped). Empty (the default) means the procedure path
 	// "/<package>.<Service>/<Method>", for example "/chat.v1.ChatService/Chat".
 	// A path is one method's among all the files generated together, whose
 	// handlers may share one net/http.ServeMux.
