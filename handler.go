@@ -536,11 +536,15 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	info := &ConnInfo{Spec: h.spec, Codec: codec.JSON, RequestHeader: r.Header, RemoteAddr: r.RemoteAddr}
 	hooked := false
+	// end never returns while another goroutine's Close (the handler may
+	// have left one running) is still writing its end event: ServeHTTP
+	// returns after it, and net/http then hands the response's
+	// bufio.Writer to another response (see sseConn).
 	end = func(err error) {
 		if ctx.Err() == nil {
 			_ = conn.closeWith(err)
 		} else {
-			_ = stream.Close()
+			conn.drop()
 		}
 		if hooked {
 			return

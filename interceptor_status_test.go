@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -366,5 +367,245 @@ func TestAcceptRefusalCodes(t *testing.T) {
 				t.Errorf("CodeFromHTTPStatus(%d) = %v, want %v", resp.StatusCode, got, tc.code)
 			}
 		})
+	}
+}
+
+const racingReason = "closed from a goroutine the handler left"
+
+// racingCloseServer's Watch closes its stream with aborted from a
+// goroutine of its own and returns nil. With gate, it returns once that
+// Close is writing its end event (gatedWriter); without, at once.
+type racingCloseServer struct {
+	streamServer
+	gate   bool
+	closed chan error // each Close's return
+}
+
+type writingKey struct{}
+
+func (s racingCloseServer) Watch(ctx context.Context, req *testingv1.WatchRequest, st *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+	go func() { s.closed <- st.Close(wsrpc.CodeAborted, racingReason) }()
+	if s.gate {
+		select {
+		case <-ctx.Value(writingKey{}).(chan struct{}):
+		case <-time.After(handlerBound):
+		}
+	}
+	return nil
+}
+
+// gatedWriter holds the write of the end event that carries racingReason
+// until ServeHTTP has returned (returned), or for quiet if it does not,
+// and notes a write that came after ServeHTTP returned (late) instead of
+// making it: net/http has reused the response's bufio.Writer by then.
+type gatedWriter struct {
+	http.ResponseWriter
+	writing  chan struct{} // closed as the held write starts
+	returned chan struct{} // closed once ServeHTTP has returned
+	late     *atomic.Bool
+}
+
+func (w *gatedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *gatedWriter) Write(b []byte) (int, error) {
+	if !strings.Contains(string(b), racingReason) {
+		return w.ResponseWriter.Write(b)
+	}
+	close(w.writing)
+	select {
+	case <-w.returned:
+		w.late.Store(true)
+		return 0, errors.New("written after ServeHTTP returned")
+	case <-time.After(100 * time.Millisecond):
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// TestSSEGoroutineCloseEndsBeforeReturn guards the SSE response against a
+// write after ServeHTTP returned: a handler that left a goroutine running
+// Close and returned had the session end at once (the stream was ended
+// already, by that Close), and ServeHTTP return while the Close was
+// still writing its event, into a bufio.Writer net/http had put back in
+// its pool for another response (a data race, and an event that could
+// land in another client's stream). Now the session's end waits for the
+// Close's event: the client gets it, once, and OnClose reports it. Run
+// unsynchronised too, where the handler's end or the Close may come
+// first: the client still gets one end event, the one OnClose reports.
+func TestSSEGoroutineCloseEndsBeforeReturn(t *testing.T) {
+	get := func(t *testing.T, base string) string {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(testContext(t), http.MethodGet, base+testingv1wsrpc.StreamServiceWatchPath+"?room=r", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(body)
+	}
+	setup := func(t *testing.T, gate bool, h func(http.Handler) http.Handler) (string, racingCloseServer, chan ended, chan ended) {
+		srv := racingCloseServer{gate: gate, closed: make(chan error, 64)}
+		seen := make(chan ended, 64)
+		closed := make(chan ended, 64)
+		record := wsrpc.StreamInterceptorFunc(func(next wsrpc.StreamFunc) wsrpc.StreamFunc {
+			return func(ctx context.Context, conn wsrpc.StreamConn) error {
+				err := next(ctx, conn)
+				seen <- ended{err: err}
+				return err
+			}
+		})
+		onClose := wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {
+			closed <- ended{ci: ci}
+		})
+		mux := http.NewServeMux()
+		mux.Handle(testingv1wsrpc.NewStreamServiceHandler(srv, wsrpc.WithInterceptors(record), onClose))
+		return newServer(t, h(mux)), srv, seen, closed
+	}
+
+	t.Run("close writing as the handler returns", func(t *testing.T) {
+		var late atomic.Bool
+		base, srv, seen, closed := setup(t, true, func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				gw := &gatedWriter{ResponseWriter: w, writing: make(chan struct{}), returned: make(chan struct{}), late: &late}
+				next.ServeHTTP(gw, r.WithContext(context.WithValue(r.Context(), writingKey{}, gw.writing)))
+				close(gw.returned)
+			})
+		})
+		body := get(t, base)
+		if err := waitSeen(t, srv.closed, "the handler's Close never returned"); err != nil {
+			t.Errorf("Close returned %v", err)
+		}
+		if late.Load() {
+			t.Fatal("the Close's end event was written after ServeHTTP returned")
+		}
+		if n := strings.Count(body, "event: wsrpc."); n != 1 || !strings.Contains(body, racingReason) {
+			t.Errorf("body %q, want the Close's end event alone", body)
+		}
+		// The Close had ended the stream when the handler returned.
+		if got := waitSeen(t, seen, "the stream interceptor never returned").err; wsrpc.CodeOf(got) != wsrpc.CodeAborted {
+			t.Errorf("interceptor saw %v, want aborted", got)
+		}
+		if ci := waitSeen(t, closed, "OnClose never ran").ci; ci.Code != wsrpc.CodeAborted.CloseCode() || ci.Reason != racingReason {
+			t.Errorf("OnClose %+v, want %d %q", ci, wsrpc.CodeAborted.CloseCode(), racingReason)
+		}
+	})
+
+	t.Run("unsynchronised", func(t *testing.T) {
+		base, srv, _, closed := setup(t, false, func(h http.Handler) http.Handler { return h })
+		for range 30 {
+			body := get(t, base)
+			waitSeen(t, srv.closed, "the handler's Close never returned")
+			ci := waitSeen(t, closed, "OnClose never ran").ci
+			if n := strings.Count(body, "event: wsrpc."); n != 1 {
+				t.Fatalf("%d end events, want 1:\n%s", n, body)
+			}
+			// The end event the client got is the one OnClose reports.
+			if aborted := strings.Contains(body, racingReason); aborted != (ci.Code == wsrpc.CodeAborted.CloseCode()) {
+				t.Fatalf("OnClose %+v for the body\n%s", ci, body)
+			}
+		}
+	})
+}
+
+// leavingServer's Count and Watch wait for the client to leave, then, with
+// close, call their stream's Close(aborted), and return ctx.Err().
+type leavingServer struct {
+	streamServer
+	close   bool
+	started chan struct{}
+	closed  chan error // each Close's return
+}
+
+func (s leavingServer) leave(ctx context.Context, closeFn func(wsrpc.Code, string) error) error {
+	s.started <- struct{}{}
+	select {
+	case <-ctx.Done():
+	case <-time.After(handlerBound):
+		return errors.New("the client never left")
+	}
+	if s.close {
+		s.closed <- closeFn(wsrpc.CodeAborted, "after the client left")
+	}
+	return ctx.Err()
+}
+
+func (s leavingServer) Count(ctx context.Context, req *testingv1.CountRequest, st *wsrpc.ServerStream[testingv1.CountResponse]) error {
+	return s.leave(ctx, st.Close)
+}
+
+func (s leavingServer) Watch(ctx context.Context, req *testingv1.WatchRequest, st *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+	return s.leave(ctx, st.Close)
+}
+
+// TestCloseAfterClientLeftChangesNothing guards the Close docs' "a Close
+// after the stream ended otherwise (the client closed first) changes
+// nothing" on both transports: a handler that saw its client leave, then
+// called Close(aborted) and returned ctx.Err(), had an SSE stream report
+// aborted to the interceptors and 4010 to OnClose, though no event
+// reached anyone; the WebSocket session reported canceled and the
+// client's close. Each call must end as the same handler's without the
+// Close: canceled to the interceptors, and the client's leaving to
+// OnClose (the client's 1000 on WebSocket, 4001 canceled on SSE).
+func TestCloseAfterClientLeftChangesNothing(t *testing.T) {
+	for _, withClose := range []bool{false, true} {
+		for _, tc := range []struct {
+			transport string
+			code      websocket.StatusCode // OnClose's
+			errCode   wsrpc.Code           // OnClose's Err (0: nil)
+		}{
+			{"websocket", websocket.StatusNormalClosure, 0},
+			{"sse", wsrpc.CodeCanceled.CloseCode(), wsrpc.CodeCanceled},
+		} {
+			t.Run(fmt.Sprintf("%s close=%v", tc.transport, withClose), func(t *testing.T) {
+				srv := leavingServer{close: withClose, started: make(chan struct{}, 1), closed: make(chan error, 1)}
+				seen := make(chan ended, 1)
+				closed := make(chan ended, 1)
+				record := wsrpc.StreamInterceptorFunc(func(next wsrpc.StreamFunc) wsrpc.StreamFunc {
+					return func(ctx context.Context, conn wsrpc.StreamConn) error {
+						err := next(ctx, conn)
+						seen <- ended{err: err}
+						return err
+					}
+				})
+				onClose := wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {
+					closed <- ended{ci: ci}
+				})
+				mux := http.NewServeMux()
+				mux.Handle(testingv1wsrpc.NewStreamServiceHandler(srv, wsrpc.WithInterceptors(record), onClose))
+				client := testingv1wsrpc.NewStreamServiceClient(nil, newServer(t, mux))
+				ctx := testContext(t)
+				var leave func() error
+				if tc.transport == "sse" {
+					st, err := client.Watch(ctx, &testingv1.WatchRequest{Room: "r"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					leave = st.Close
+				} else {
+					st, err := client.Count(ctx, &testingv1.CountRequest{Count: 1})
+					if err != nil {
+						t.Fatal(err)
+					}
+					leave = st.Close
+				}
+				waitSeen(t, srv.started, "the handler never ran")
+				_ = leave()
+				if withClose {
+					if err := waitSeen(t, srv.closed, "the handler never closed"); err != nil {
+						t.Errorf("Close after the client left returned %v, want nil", err)
+					}
+				}
+				if got := waitSeen(t, seen, "the stream interceptor never returned").err; wsrpc.CodeOf(got) != wsrpc.CodeCanceled {
+					t.Errorf("interceptor saw %v (%v), want canceled", got, wsrpc.CodeOf(got))
+				}
+				ci := waitSeen(t, closed, "OnClose never ran").ci
+				if ci.Code != tc.code || (tc.errCode == 0) != (ci.Err == nil) || (ci.Err != nil && wsrpc.CodeOf(ci.Err) != tc.errCode) {
+					t.Errorf("OnClose %+v, want %d with code %v, as without the Close", ci, tc.code, tc.errCode)
+				}
+			})
+		}
 	}
 }

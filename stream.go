@@ -112,8 +112,14 @@ func (s *BidiStream[Req, Res]) Codec() codec.Codec { return s.conn.Codec() }
 // handler's return value is then ignored: the stream interceptors get
 // this close's *Error (nil for code 0), what the client got, whatever
 // the handler returns. Returning an error from the handler does the same.
-// A Close after the stream ended otherwise (the client closed first)
-// changes nothing.
+// A Close after the stream ended otherwise (the client closed first; on
+// SSE, the client left) changes nothing.
+//
+// A Close made after the handler returned, or racing its return (from a
+// goroutine the handler left running), is not the handler's outcome:
+// the interceptors get what the handler returned unless that Close had
+// ended the stream before it returned; the client and OnClose get
+// whichever end came first.
 func (s *BidiStream[Req, Res]) Close(code Code, reason string) error {
 	return closeStream(s.raw, code, reason)
 }
@@ -262,9 +268,13 @@ func (s *ClientStream[Req]) Conn() StreamConn { return s.conn }
 
 // sseConn is the StreamConn of an SSE call on the server.
 //
-// Concurrency: Send, closeWith and closeOwn from any goroutine
+// Concurrency: Send, closeWith, closeOwn and drop from any goroutine
 // (sse.Stream serialises writes, and its CloseWith keeps the end event
-// last; mu guards the end state, own included); Receive from one.
+// last; mu guards the end state, own included); Receive from one. The
+// first of closeWith, closeOwn and drop ends the stream; the others wait
+// until it has (done), so that once serveSSE's own call returns nothing
+// writes to the ResponseWriter: net/http hands its bufio.Writer to the
+// next response when ServeHTTP returns.
 type sseConn struct {
 	spec       Spec
 	stream     *sse.Stream
@@ -275,7 +285,8 @@ type sseConn struct {
 
 	mu    sync.Mutex
 	ended bool
-	own   bool // the end is the handler's Close (closeOwn)
+	done  chan struct{} // made with ended, closed once the end has been written
+	own   bool          // the end is the handler's Close (closeOwn)
 	info  CloseInfo
 }
 
@@ -324,7 +335,12 @@ func (c *sseConn) Receive(msg any) error {
 // closeWith ends the stream with "wsrpc.end" or "wsrpc.error" once.
 func (c *sseConn) closeWith(err error) error { return c.end(err, false) }
 
-// closeOwn is closeWith for the handler's Close (see wsConn.closeOwn).
+// closeOwn is closeWith for the handler's Close (see wsConn.closeOwn). A
+// Close that finds the client gone is not the stream's end as the client
+// saw it: nothing reached it, and the end is recorded as the client's
+// leaving (closeInfo: canceled, 4001), as when the handler returns
+// without a Close, and not as the handler's (ownEnd). The WebSocket
+// session reports the client's close there, which came first.
 func (c *sseConn) closeOwn(err error) error { return c.end(err, true) }
 
 // ownEnd reports whether the handler's Close ended the stream, and with
@@ -335,31 +351,62 @@ func (c *sseConn) ownEnd() (bool, error) {
 	return c.own, c.info.Err
 }
 
-func (c *sseConn) end(err error, own bool) error {
+// claim records the stream's end (own, info) and reports true, unless
+// it had ended already: then it waits until that end has been written,
+// and reports false.
+func (c *sseConn) claim(own bool, info CloseInfo) bool {
 	c.mu.Lock()
 	if c.ended {
+		done := c.done
 		c.mu.Unlock()
-		return nil
+		<-done
+		return false
 	}
-	c.ended, c.own = true, own
+	c.ended, c.done, c.own, c.info = true, make(chan struct{}), own, info
+	c.mu.Unlock()
+	return true
+}
+
+func (c *sseConn) end(err error, own bool) error {
 	// The id makes a client that reconnects anyway say it saw the end
 	// (see SSEEndEventID).
 	ev := sse.Event{Type: SSEEventEnd, ID: SSEEndEventID, Data: "{}"}
-	c.info = CloseInfo{Code: websocket.StatusNormalClosure}
+	info := CloseInfo{Code: websocket.StatusNormalClosure}
 	if err != nil {
 		e := asError(err)
 		ev = sseErrorEvent(e)
-		c.info = CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e}
+		info = CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e}
 	}
-	c.mu.Unlock()
+	if !c.claim(own, info) {
+		return nil
+	}
+	defer close(c.done)
 	// One step, not Send then Close: a Send from a goroutine the handler
 	// left running would otherwise slip in after the end event, which
 	// clients take for the stream's last.
 	serr := c.stream.CloseWith(ev)
+	if own && errors.Is(serr, sse.ErrClientGone) {
+		// The client left before (or as) the event went out: the
+		// stream ended as the client saw it (see closeOwn).
+		c.mu.Lock()
+		c.own, c.info = false, CloseInfo{}
+		c.mu.Unlock()
+		return nil
+	}
 	if serr != nil && !errors.Is(serr, sse.ErrStreamClosed) {
 		return NewError(CodeUnavailable, serr)
 	}
 	return nil
+}
+
+// drop ends the stream without an end event, for a session whose
+// context is done (see serveSSE); after an end on another goroutine, it
+// waits until that end has been written.
+func (c *sseConn) drop() {
+	if c.claim(false, CloseInfo{}) {
+		defer close(c.done)
+		_ = c.stream.Close()
+	}
 }
 
 // closeInfo is how the stream ended, for OnClose. A stream that the
