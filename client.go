@@ -684,6 +684,14 @@ func sendRequest(conn *wsConn, req any) error {
 // them in callSSE. Other refusals are the sse client's *sse.StatusError,
 // whose Header and Body (bounded, as statusBody is) refusal reads.
 //
+// Redirects and cookies are left to client, which capture builds with
+// the call's client's CheckRedirect and Jar; the session's own client
+// follows no redirect and has no Jar. A reconnection's redirects are
+// thus followed inside the interceptors' next, each hop with the headers
+// they set, the Jar's cookies are added and stored once, and the session
+// reads the final answer, never a 3xx it would follow with the header
+// runtime/sse built (see redial).
+//
 // Concurrency: RoundTrip runs on the goroutine that calls sse.Connect
 // (callSSE's), then on the one calling the session's Next (receive's),
 // where runtime/sse reconnects: one at a time, in that order. They alone
@@ -691,7 +699,8 @@ func sendRequest(conn *wsConn, req any) error {
 // stream is returned, so before any Next. mu guards resp.
 type capture struct {
 	base   http.RoundTripper
-	opened bool // a stream was open: later requests are reconnections
+	client *http.Client // base through roundTrip, with the call's client's CheckRedirect and Jar
+	opened bool         // a stream was open: later requests are reconnections
 	// st runs reconnections through the call's interceptors and hooks;
 	// nil until callSSE has built it.
 	st *sseClientStream
@@ -703,17 +712,56 @@ type capture struct {
 	resp    *http.Response
 }
 
+// newCapture returns the capture of a call whose client is hc, and the
+// client the session is to use: hc, with capture as its transport, no
+// Jar and no redirects followed (capture's client does both).
+func newCapture(hc http.Client) (*capture, *http.Client) {
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	t := &capture{base: base}
+	t.client = &http.Client{Transport: hops{t}, CheckRedirect: hc.CheckRedirect, Jar: hc.Jar}
+	hc.Transport = t
+	hc.Jar = nil
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return t, &hc
+}
+
+// hops is the transport of capture's client: each request, a redirect's
+// hops included, sent and recorded by roundTrip.
+type hops struct{ t *capture }
+
+func (h hops) RoundTrip(r *http.Request) (*http.Response, error) { return h.t.roundTrip(r) }
+
 // refusalBodyWait bounds statusBody's read, as runtime/sse's
 // statusBodyWait bounds StatusError's.
 const refusalBodyWait = time.Second
 
 func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
-	if t.opened && t.st != nil && r.Response == nil {
-		// A reconnection (r.Response is set on the requests of a
-		// redirect only, which follow the one the chain ran for).
+	if t.opened && t.st != nil {
+		// A reconnection.
 		return t.st.redial(r)
 	}
-	return t.roundTrip(r)
+	return t.do(r)
+}
+
+// do sends r with capture's client, following redirects, and returns the
+// final answer. Its error is the cause alone: the session's client wraps
+// it in a *url.Error of its own.
+func (t *capture) do(r *http.Request) (*http.Response, error) {
+	// The client adds the Jar's cookies to the request's header, which a
+	// RoundTrip must not change.
+	resp, err := t.client.Do(r.Clone(r.Context()))
+	if err != nil {
+		// A CheckRedirect error comes with the last response, whose body
+		// is closed.
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err
+		}
+		return nil, err
+	}
+	return resp, nil
 }
 
 // roundTrip sends r on the base transport, and records and translates
@@ -827,20 +875,16 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 	}
 	var sess *sse.Session
 	var capt *capture
+	remote := u.Host // the server that answered, once open ran
 	open := func(ctx context.Context, hs *Handshake) (context.Context, error) {
 		opts := c.c.cfg.sseClient
-		hc := *c.c.httpClient
+		hc := c.c.httpClient
 		if opts.HTTPClient != nil {
-			hc = *opts.HTTPClient
+			hc = opts.HTTPClient
 		}
-		base := hc.Transport
-		if base == nil {
-			base = http.DefaultTransport
-		}
-		t := &capture{base: base}
+		t, sc := newCapture(*hc)
 		capt = t
-		hc.Transport = t
-		opts.HTTPClient = &hc
+		opts.HTTPClient = sc
 		opts.Header = hs.Request.Header
 		user := opts.OnReconnect
 		opts.OnReconnect = func(attempt int, err error) {
@@ -859,6 +903,7 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 		}
 		capt.mu.Lock()
 		hs.ResponseHeader = capt.resp.Header
+		remote = answeredBy(capt.resp, remote)
 		capt.mu.Unlock()
 		sess = s
 		return ctx, nil
@@ -879,7 +924,7 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 	}
 	st := &sseClientStream{spec: c.c.spec, sess: sess, capt: capt, ctx: sctx, interceptors: c.c.cfg.interceptors, onConnect: c.c.cfg.onConnect, onClose: c.c.cfg.onClose}
 	st.cur = &sseClientConn{ctx: sctx, reqHeader: hs.Request.Header, respHeader: hs.ResponseHeader,
-		info: &ConnInfo{Spec: c.c.spec, Codec: codec.JSON, RequestHeader: hs.Request.Header, RemoteAddr: u.Host}}
+		info: &ConnInfo{Spec: c.c.spec, Codec: codec.JSON, RequestHeader: hs.Request.Header, RemoteAddr: remote}}
 	capt.st = st
 	for _, fn := range c.c.cfg.onConnect {
 		fn(sctx, st.cur.info)
@@ -983,12 +1028,22 @@ func (s *sseClientStream) current() *sseClientConn {
 // the lost connection WithReconnect retries. They run here, after the
 // session's reconnection wait, because the session reconnects inside
 // Next and this request is the first the typed layer learns of the loss.
+// A call that has ended by then (closed, its context done, or by those
+// hooks) runs no interceptor: the attempt fails with the context's error
+// and the session ends.
+//
+// next sends the request with capture's client, which follows redirects
+// (RFC 9110 §15.4) as the call's client would: each hop carries the
+// headers the interceptors set, less those net/http drops for a host
+// that is neither the first's nor a subdomain of it (Authorization,
+// Cookie and the like), and the interceptors, the session and the hooks
+// see the final answer, whose 200 is the new connection.
 //
 // The attempt ends as the server or the network made it unless an
 // interceptor returned an error of its own (not the one next returned),
 // or returned without calling next (internal, as on the first request).
 // Then the answer is the refusal a server would send with that error
-// (writeHTTPError's), and the session reads it as it reads a server's:
+// (refusalResponse), and the session reads it as it reads a server's:
 // unavailable's 503 is retried with its backoff and limits, other codes
 // end the call, and refusal reports the interceptor's error itself.
 func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
@@ -996,7 +1051,22 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 	t.refused = nil
 	s.closeConn(CloseInfo{Code: websocket.StatusAbnormalClosure,
 		Err: Errorf(CodeUnavailable, "%s: the event stream ended without %s", s.spec.Procedure, SSEEventEnd)})
-	var resp *http.Response // the server's answer to next's request
+	if err := r.Context().Err(); err != nil {
+		// Closed, or the call's context ended (whose watch may not have
+		// run yet): the session ends with this error.
+		return nil, err
+	}
+	s.mu.Lock()
+	ended := s.ended
+	s.mu.Unlock()
+	if ended {
+		// The session's context ends with the call's, unless the
+		// interceptors returned a context of their own, which ended
+		// alone: the session ends too, rather than retry this.
+		s.sess.Close()
+		return nil, context.Canceled
+	}
+	var resp *http.Response // the server's final answer to next's request
 	var rerr error          // the transport's error instead
 	var inner *Error        // what next returned
 	called := false
@@ -1007,7 +1077,7 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 			resp.Body.Close()
 		}
 		called = true
-		resp, rerr = t.roundTrip(hs.Request.WithContext(ctx))
+		resp, rerr = t.do(hs.Request.WithContext(ctx))
 		inner = nil
 		if rerr != nil {
 			// As the first request's failure reaches its interceptors
@@ -1031,8 +1101,8 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 		case http.StatusNoContent:
 			// The stream is over: no failure, and no connection.
 		default:
-			// A refusal: the session reads the body again, for its
-			// StatusError.
+			// A refusal (a 3xx among them when CheckRedirect kept it):
+			// the session reads the body again, for its StatusError.
 			body := statusBody(resp)
 			resp.Body = io.NopCloser(bytes.NewReader(body))
 			inner = fromHTTPResponse(resp, body)
@@ -1062,17 +1132,39 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 			ctx = s.ctx
 		}
 		s.pending = &sseClientConn{ctx: ctx, reqHeader: hs.Request.Header, respHeader: resp.Header,
-			info: &ConnInfo{Spec: s.spec, Codec: codec.JSON, RequestHeader: hs.Request.Header, RemoteAddr: hs.Request.URL.Host}}
+			info: &ConnInfo{Spec: s.spec, Codec: codec.JSON, RequestHeader: hs.Request.Header, RemoteAddr: answeredBy(resp, hs.Request.URL.Host)}}
 	}
 	return resp, nil
 }
 
-// refusalResponse is the answer a wsrpc server sends when it refuses a
-// request with e (writeHTTPError), for the sse client to read.
+// answeredBy returns the host that sent resp, the last hop of a
+// redirect: its request's, or fallback for a transport that does not
+// say.
+func answeredBy(resp *http.Response, fallback string) string {
+	if resp != nil && resp.Request != nil && resp.Request.URL != nil {
+		return resp.Request.URL.Host
+	}
+	return fallback
+}
+
+// refusalResponse is the answer for the sse client with which redial
+// refuses a reconnection with e, as a wsrpc server refuses a request
+// (writeHTTPError), except for the status of a code other than
+// unavailable that maps to 502, 503 or 504 (deadline_exceeded's 504):
+// 500, since the session retries those three on a reconnection and only
+// unavailable is to be retried. refusal returns e itself, so the status
+// is only what the session reads.
 func refusalResponse(r *http.Request, e *Error) *http.Response {
-	status := e.code.onWire().HTTPStatus()
+	code := e.code.onWire()
+	status := code.HTTPStatus()
+	switch status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		if code != CodeUnavailable {
+			status = http.StatusInternalServerError
+		}
+	}
 	h := http.Header{}
-	h.Set(CodeHeader, e.code.onWire().String())
+	h.Set(CodeHeader, code.String())
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	return &http.Response{
 		Status:     strconv.Itoa(status) + " " + http.StatusText(status),
