@@ -219,7 +219,31 @@ func (c *Conn) fail(f *failure) {
 // readSem and has set readErr, so nothing else reads the socket again.
 func (c *Conn) failReading(f *failure) {
 	c.sendFailure(f)
-	c.closeConn(f, drainInput)
+	c.closeConn(f, drainInput, c.drainStart())
+}
+
+// drainFrom is where the drain of a failed connection picks up the
+// peer's input (lingerClose): the reader stopped inside a frame, with
+// bytes it had read from the socket and not parsed yet.
+type drainFrom struct {
+	left    int64   // payload bytes of the frame in progress still to come
+	closing bool    // that frame is the peer's close frame
+	buf     *[]byte // pooled, largeBufSize; buf[pos:end] was read, not parsed
+	pos     int
+	end     int
+}
+
+// drainStart records where the reader stopped, for the drain. Caller
+// holds readSem. The buffered bytes are copied: the reader still returns
+// its buffer after failRead. A header that failed to parse (framing lost)
+// is still unread at rpos, and fails the drain's parse again.
+func (c *Conn) drainStart() *drainFrom {
+	d := &drainFrom{left: c.rleft, closing: c.rh.opcode == OpClose, buf: getBuf(largeBufSize)}
+	if c.rbuf != nil {
+		// Read buffers are pooled, at most largeBufSize: it fits.
+		d.end = copy(*d.buf, (*c.rbuf)[c.rpos:c.rend])
+	}
+	return d
 }
 
 // sendFailure writes the close frame of a failure unless a close frame
@@ -303,36 +327,36 @@ func CloseReason(s string) string {
 
 // closeWith closes the TCP connection once, remembering why, and releases
 // everything the connection holds.
-func (c *Conn) closeWith(cause error) { c.closeConn(cause, closeNow) }
+func (c *Conn) closeWith(cause error) { c.closeConn(cause, closeNow, nil) }
 
 // sockEnd is how closeConn ends the socket itself.
 type sockEnd int
 
 const (
 	closeNow   sockEnd = iota // close it at once
-	drainInput                // half-close, then drain the peer's input (lingerClose)
+	drainInput                // drain the peer's frames up to its close frame (lingerClose)
 	awaitFIN                  // a client after the closing handshake: wait for the server's FIN (lingerClose)
 )
 
-// closeConn is closeWith; with drainInput or awaitFIN the socket's own
-// close is left to lingerClose, on a goroutine of its own, and everything
-// else happens at once. Only the first close counts: a CloseNow after a
-// failure or a closing handshake does not cut the lingering short (wsrpc's
-// layer calls it on every failed call; a client that closed first would
-// carry TIME_WAIT, §7.1.1).
-func (c *Conn) closeConn(cause error, end sockEnd) {
+// closeConn is closeWith; with drainInput (from says where the peer's
+// input stands) or awaitFIN the socket's own close is left to lingerClose,
+// on a goroutine of its own, and everything else happens at once. Only the
+// first close counts: a CloseNow after a failure or a closing handshake
+// does not cut the lingering short (wsrpc's layer calls it on every failed
+// call; a client that closed first would carry TIME_WAIT, §7.1.1).
+func (c *Conn) closeConn(cause error, end sockEnd, from *drainFrom) {
+	lingering := false
 	c.closeOnce.Do(func() {
 		c.closeMu.Lock()
 		c.closeCause = cause
 		c.closeMu.Unlock()
 		close(c.closed)
 		c.stopWatches()
-		_, halfClose := c.nc.(closeWriter)
-		switch {
-		case end == drainInput && halfClose, end == awaitFIN:
-			go c.lingerClose(end)
-		default:
+		if end == closeNow {
 			_ = c.nc.Close()
+		} else {
+			lingering = true
+			go c.lingerClose(end, from)
 		}
 		if e := c.poll.Load(); e != nil {
 			// An idle polled connection has no reader to notice: wake one,
@@ -349,12 +373,10 @@ func (c *Conn) closeConn(cause error, end sockEnd) {
 		}
 		c.pingMu.Unlock()
 	})
+	if !lingering && from != nil {
+		putBuf(from.buf) // closed already: no drain
+	}
 }
-
-// closeWriter is a connection that can half-close: *net.TCPConn and
-// *net.UnixConn shut down their sending side (a FIN), *tls.Conn sends
-// close_notify, after which the peer's reads end as at a FIN.
-type closeWriter interface{ CloseWrite() error }
 
 // lingerClose closes the socket of a connection that failed on something
 // the peer sent, once the peer has had the chance to read the close frame
@@ -367,15 +389,23 @@ type closeWriter interface{ CloseWrite() error }
 // 9112 §9.6), our close frame with it: the peer sees "connection reset by
 // peer" (1006, a lost connection that a client may retry) instead of the
 // 1009 or 1002 we sent; a Conn, for one, closes when a write fails, never
-// reading the close frame that may be waiting. So, as an HTTP server does
-// when it closes with a request unread, we half-close — which also tells
-// the peer, as §7.1.1 has a server do first, that the TCP connection is
-// ending — then read and drop whatever comes, and close only when the peer
-// closes its side (EOF: it read our close frame and answered it), after
-// the close timeout, or after lingerLimit bytes. A net.Conn that cannot
-// half-close is closed at once (closeConn): without our FIN, the peer
-// (§7.1.1's client waits for the server to close first) and this drain
-// would each wait out a close timeout.
+// reading the close frame that may be waiting. So we keep reading and
+// dropping what comes, frame by frame (drainFrames), and close when the
+// peer's close frame arrives (it read ours and answered: the closing
+// handshake is complete, and §7.1.1 has the server close TCP now; a
+// client then waits for the server's FIN, as below), at EOF, after the
+// close timeout, or after lingerLimit bytes.
+//
+// We do not half-close first, as an HTTP server with a request unread
+// does: a proxy that sees our FIN ends the whole tunnel (nginx finalizes
+// an upgraded request as soon as either side reaches EOF; HAProxy behaved
+// alike), resetting a peer that is still writing before it reads our close
+// frame (through nginx, 10 of 10 messages of 8 MB over a 4 MiB limit got
+// a reset instead of 1009). And without our FIN the drain cannot wait for
+// EOF alone: a peer that answers our close frame and waits for the server
+// to close TCP (§7.1.1; browsers do) would hold it until the close
+// timeout. Hence the frame-aware drain, which needs no CloseWrite: any
+// net.Conn with deadlines drains so.
 //
 // With awaitFIN it is a client's socket after a complete closing handshake
 // (finishClose): §7.1.1 has the client wait for the server to close the
@@ -400,21 +430,22 @@ type closeWriter interface{ CloseWrite() error }
 // (pollEntry.finish, which can now always find it open), and the events
 // the drain's input raises meanwhile find the entry running or done, so
 // no worker reads it again.
-func (c *Conn) lingerClose(end sockEnd) {
+func (c *Conn) lingerClose(end sockEnd, from *drainFrom) {
 	defer c.nc.Close()
+	var buf *[]byte
+	if from != nil {
+		buf = from.buf
+	} else {
+		buf = getBuf(largeBufSize)
+	}
+	defer putBuf(buf)
 	if c.nc.SetDeadline(time.Now().Add(c.cfg.closeTimeout)) != nil {
 		return // the drain could not be bounded
 	}
-	limit := int64(awaitFINLimit)
-	if end == drainInput {
-		if c.nc.(closeWriter).CloseWrite() != nil {
-			return
-		}
-		limit = lingerLimit(c.cfg.maxMessageSize)
+	if end == drainInput && (!c.drainFrames(from) || !c.client) {
+		return
 	}
-	buf := getBuf(largeBufSize)
-	defer putBuf(buf)
-	for left := limit; left > 0; {
+	for left := int64(awaitFINLimit); left > 0; {
 		n, err := c.nc.Read(*buf)
 		if err != nil {
 			return
@@ -423,7 +454,67 @@ func (c *Conn) lingerClose(end sockEnd) {
 	}
 }
 
-// lingerLimit is how much lingerClose reads before it gives up: the rest
+// drainFrames reads and drops the peer's input from where the reader
+// stopped: the rest of the frame in progress (part of it may be in d's
+// buffer already), then each frame after it, its header parsed (RFC 6455
+// §5.2) and its payload skipped unread (masked or not), until the peer's
+// close frame, whose payload it skips too (closing a socket with input
+// unread would reset the connection after all). It reports whether that
+// close frame came; it stops without it at EOF, a read error (the
+// deadline), a header that does not parse (the framing is lost) or after
+// lingerLimit bytes from the socket.
+func (c *Conn) drainFrames(d *drainFrom) bool {
+	b := *d.buf
+	budget := lingerLimit(c.cfg.maxMessageSize)
+	// more reads at least one byte more into b[d.end:], moving the
+	// unparsed tail to the front when b is full.
+	more := func() bool {
+		if budget <= 0 {
+			return false
+		}
+		if d.pos == d.end {
+			d.pos, d.end = 0, 0
+		} else if d.end == len(b) {
+			d.end = copy(b, b[d.pos:d.end])
+			d.pos = 0
+		}
+		n, _ := c.nc.Read(b[d.end:])
+		d.end += n
+		budget -= int64(n)
+		return n > 0
+	}
+	left, closing := d.left, d.closing
+	for {
+		for left > 0 {
+			if d.pos == d.end && !more() {
+				return false
+			}
+			k := int(min(left, int64(d.end-d.pos)))
+			d.pos += k
+			left -= int64(k)
+		}
+		if closing {
+			return true
+		}
+		var h header
+		for {
+			n, err := parseHeader(b[d.pos:d.end], &h)
+			if err != nil {
+				return false
+			}
+			if n > 0 {
+				d.pos += n
+				break
+			}
+			if !more() {
+				return false
+			}
+		}
+		left, closing = h.length, h.opcode == OpClose
+	}
+}
+
+// lingerLimit is how much drainFrames reads before it gives up: the rest
 // of a message up to twice the limit (a peer that writes a message whole
 // reads our close frame only after its last byte; the message that failed
 // can exceed the limit by any amount, this covers the usual ones), and

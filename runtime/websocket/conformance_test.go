@@ -29,13 +29,25 @@ type violation struct {
 	opts engOpts
 }
 
+// quickLinger gives o a short close timeout unless it sets one. A peer
+// that claims a payload and never sends it (a header alone) holds the
+// engine's drain of its input (lingerClose) for the whole close timeout:
+// the engine waits for the rest of that frame and the peer's close frame
+// behind it, and such a test would wait 2 s for nothing.
+func quickLinger(o engOpts) engOpts {
+	if o.CloseTimeout == 0 {
+		o.CloseTimeout = 200 * time.Millisecond
+	}
+	return o
+}
+
 func runViolations(t *testing.T, cases []violation) {
 	t.Helper()
 	for _, r := range roles {
 		for _, v := range cases {
 			t.Run(r.String()+"/"+v.name, func(t *testing.T) {
 				t.Parallel()
-				s := start(t, r, v.opts, echo)
+				s := start(t, r, quickLinger(v.opts), echo)
 				v.send(s.wirePeer)
 				s.expectClose(v.code)
 				wantErr(t, s.result(), failSentinel(v.code))
@@ -981,7 +993,7 @@ func TestLimitsNegativeMeanDefault(t *testing.T) {
 	for _, o := range []engOpts{{MaxMessageSize: -1}, {MaxFrameSize: -1}, {MaxMessageSize: -1, MaxFrameSize: -1}} {
 		t.Run(fmt.Sprintf("message=%d/frame=%d", o.MaxMessageSize, o.MaxFrameSize), func(t *testing.T) {
 			forRoles(t, func(t *testing.T, r role) {
-				s := start(t, r, o, echo)
+				s := start(t, r, quickLinger(o), echo)
 				s.send(opBinary, make([]byte, 600))
 				s.expect(opBinary, make([]byte, 600))
 				s.writeRaw(encodeHeader(true, 0, opBinary, s.client, s.nextKey(), websocket.DefaultMaxMessageSize+1))

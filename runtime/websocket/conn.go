@@ -98,9 +98,10 @@ func resolveConfig(maxFrame, maxMsg int64, ping, pong, write, closeT time.Durati
 // When the reader fails the connection on what the peer sent (1002, 1007,
 // 1009; RFC 6455 §7.1.7), the connection is closed at once, but its socket
 // is closed by a goroutine of its own once the peer has had the chance to
-// read the close frame: it half-closes the socket and reads and drops what
-// still arrives, until the peer's EOF, CloseTimeout, or 2×MaxMessageSize +
-// 1 MiB (lingerClose). Likewise a client's socket after the closing
+// read the close frame: it reads and drops the frames that still arrive,
+// without a half-close (a proxy would end the tunnel at our FIN), until the
+// peer's close frame, EOF, CloseTimeout, or 2×MaxMessageSize + 1 MiB
+// (lingerClose). Likewise a client's socket after the closing
 // handshake: the calls return at once, and a goroutine of its own waits
 // for the server to close TCP first (RFC 6455 §7.1.1) until the server's
 // EOF or CloseTimeout. Nothing else touches the socket by then. Stats is

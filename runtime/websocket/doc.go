@@ -47,9 +47,10 @@
 // return at once; a client's socket then waits for the server to close
 // TCP first (RFC 6455 §7.1.1) in the background, up to CloseTimeout. A
 // failure found in the peer's input (1002, 1007, 1009) sends its close
-// frame and returns at once, while the socket lingers half-closed until
-// the peer has read that frame (bounded by CloseTimeout): closed with
-// input unread, it would reset the connection and lose the frame.
+// frame and returns at once, while the socket lingers, draining the
+// peer's frames, until the peer answers that frame with its own (bounded
+// by CloseTimeout): closed with input unread, it would reset the
+// connection and lose the frame.
 //
 // The raw mode (AcceptOptions.Raw, DialOptions.Raw) is the frame API:
 // ReadFrame and WriteFrame see control frames and fragments, and nothing is

@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,19 +33,53 @@ const (
 // layer, the engine calls CloseNow once its read has failed.
 func startFailing(t *testing.T, mode lingerMode, maxMessage int64, closeTimeout time.Duration) (*wirePeer, <-chan error) {
 	t.Helper()
-	failed := make(chan error, 1)
-	read := func(c *websocket.Conn) error {
-		_, _, err := c.Read(context.Background())
-		failed <- err
-		return err
-	}
 	o := engOpts{MaxMessageSize: maxMessage, CloseTimeout: closeTimeout}
 	switch mode {
 	case lingerServer:
+		failed := make(chan error, 1)
+		read := func(c *websocket.Conn) error {
+			_, _, err := c.Read(context.Background())
+			failed <- err
+			return err
+		}
 		return startServer(t, o.accept(), read).wirePeer, failed
 	case lingerClient:
+		failed := make(chan error, 1)
+		read := func(c *websocket.Conn) error {
+			_, _, err := c.Read(context.Background())
+			failed <- err
+			return err
+		}
 		return startClient(t, o.dial(), read).wirePeer, failed
 	}
+	srv, failed, polled := failingServer(t, mode, o.accept())
+	var nc net.Conn
+	var err error
+	if mode == lingerTLS {
+		roots := x509.NewCertPool()
+		roots.AddCert(srv.Certificate())
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: wireTimeout}, Config: &tls.Config{RootCAs: roots}}
+		nc, err = d.Dial("tcp", srv.Listener.Addr().String())
+	} else {
+		nc, err = net.DialTimeout("tcp", srv.Listener.Addr().String(), wireTimeout)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	peer, _ := handshakeWirePeer(t, nc, srv.Listener.Addr().String(), "")
+	checkPolled(t, mode, polled)
+	return peer, failed
+}
+
+// failingServer starts an Accept server (mode lingerServer, lingerPoller
+// or lingerTLS) whose connections fail on their first read, the error
+// arriving on failed; polled says, for lingerPoller, whether Serve put the
+// connection in epoll. Like wsrpc's layer, it calls CloseNow once the
+// read has failed.
+func failingServer(t *testing.T, mode lingerMode, opts *websocket.AcceptOptions) (srv *httptest.Server, failed <-chan error, polled <-chan bool) {
+	t.Helper()
+	failedc, polledc := make(chan error, 1), make(chan bool, 1)
 	var p *websocket.Poller
 	if mode == lingerPoller {
 		var err error
@@ -52,54 +88,49 @@ func startFailing(t *testing.T, mode lingerMode, maxMessage int64, closeTimeout 
 		}
 		t.Cleanup(func() { _ = p.Close() })
 	}
-	polled := make(chan bool, 1)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, o.accept())
+	srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, opts)
 		if err != nil {
-			failed <- err
+			failedc <- err
 			return
 		}
 		if p == nil {
-			_ = read(c)
+			_, _, err := c.Read(context.Background())
+			failedc <- err
 			c.CloseNow()
 			return
 		}
 		h := websocket.HandlerFuncs{Close: func(c *websocket.Conn, err error) {
-			failed <- err
+			failedc <- err
 			c.CloseNow()
 		}}
 		if err := p.Serve(c, h); err != nil {
-			failed <- err
+			failedc <- err
 			return
 		}
-		polled <- websocket.Polled(c)
+		polledc <- websocket.Polled(c)
 	}))
-	var nc net.Conn
-	var err error
 	if mode == lingerTLS {
 		srv.StartTLS()
-		roots := x509.NewCertPool()
-		roots.AddCert(srv.Certificate())
-		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: wireTimeout}, Config: &tls.Config{RootCAs: roots}}
-		nc, err = d.Dial("tcp", srv.Listener.Addr().String())
 	} else {
 		srv.Start()
-		nc, err = net.DialTimeout("tcp", srv.Listener.Addr().String(), wireTimeout)
 	}
 	t.Cleanup(srv.Close)
-	if err != nil {
-		t.Fatal(err)
+	return srv, failedc, polledc
+}
+
+// checkPolled checks, for lingerPoller, that Serve put the connection in
+// the Poller's epoll set.
+func checkPolled(t *testing.T, mode lingerMode, polled <-chan bool) {
+	t.Helper()
+	if mode != lingerPoller {
+		return
 	}
-	t.Cleanup(func() { nc.Close() })
-	peer, _ := handshakeWirePeer(t, nc, srv.Listener.Addr().String(), "")
-	if p != nil {
-		// Linux serves it from epoll, whose raw reads are what the drain
-		// must take over; elsewhere a goroutine reads it, as for Accept.
-		if got := within(t, wireTimeout, polled, "Serve"); got != (runtime.GOOS == "linux") {
-			t.Fatalf("Polled = %v on %s", got, runtime.GOOS)
-		}
+	// Linux serves it from epoll, whose raw reads are what the drain
+	// must take over; elsewhere a goroutine reads it, as for Accept.
+	if got := within(t, wireTimeout, polled, "Serve"); got != (runtime.GOOS == "linux") {
+		t.Fatalf("Polled = %v on %s", got, runtime.GOOS)
 	}
-	return peer, failed
 }
 
 // sendOversize starts a frame over the engine's 1 KiB limit, which fails
@@ -119,8 +150,9 @@ func sendOversize(t *testing.T, p *wirePeer, failed <-chan error) {
 // before the peer reads it (RFC 9112 §9.6 describes the same for HTTP):
 // the peer saw "connection reset by peer", a lost connection (wsrpc's
 // clients reported unavailable, which WithReconnect retries, not
-// resource_exhausted). So the engine half-closes and reads what comes
-// until the peer closes. Read's failure stays immediate, and CloseNow
+// resource_exhausted). So the engine reads and drops what comes, frame by
+// frame, until the peer's close frame (or EOF). Read's failure stays
+// immediate, and CloseNow
 // afterwards does not cut the lingering short. The peer here sends only
 // once the engine's read has failed, so without the lingering every run
 // draws the reset.
@@ -141,7 +173,9 @@ func TestFailLingersUntilPeerReadsClose(t *testing.T) {
 				}
 				time.Sleep(2 * time.Millisecond)
 			}
-			// The close frame, then EOF: the engine half-closed.
+			// The close frame; the peer answers it (a client, as §5.5.1
+			// has it) or closes TCP (a server, §7.1.1), and the engine,
+			// which has drained the message up to that point, closes.
 			p.expectClose(1009)
 		})
 	}
@@ -168,7 +202,10 @@ func TestFailLingerBounded(t *testing.T) {
 			noLeaks(t)
 			p, failed := startFailing(t, lingerServer, 1<<10, tc.closeTimeout)
 			sendOversize(t, p, failed)
-			p.expectClose(1009) // and EOF: the engine half-closed
+			// No answer: the peer sends on instead. Its bytes are the rest
+			// of the oversize frame's 64 KiB payload, then (zeros) empty
+			// frames, which the drain parses and drops.
+			p.expectCloseFrame(1009)
 			chunk := make([]byte, tc.chunk)
 			deadline := time.Now().Add(wireTimeout)
 			_ = p.nc.SetWriteDeadline(deadline)
@@ -190,6 +227,142 @@ func TestFailLingerBounded(t *testing.T) {
 			if tc.pause == 0 && sent < 1<<20 {
 				t.Errorf("socket closed after %d bytes, before the limit", sent)
 			}
+		})
+	}
+}
+
+// nginxProxy forwards the TCP connections it accepts to addr, both ways,
+// as nginx proxies an upgraded (WebSocket) request: as soon as either
+// side's read ends (EOF or an error) it closes both connections
+// (ngx_http_upstream_process_upgraded finalizes the request), whatever the
+// other side is still sending. It returns the proxy's address.
+func nginxProxy(t *testing.T, addr string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	track := func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			down, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			track(down)
+			_ = down.(*net.TCPConn).SetReadBuffer(16 << 10)
+			up, err := net.DialTimeout("tcp", addr, wireTimeout)
+			if err != nil {
+				down.Close()
+				continue
+			}
+			track(up)
+			var once sync.Once
+			end := func() { once.Do(func() { down.Close(); up.Close() }) }
+			wg.Go(func() { _, _ = io.Copy(up, down); end() })
+			wg.Go(func() { _, _ = io.Copy(down, up); end() })
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestFailReachesPeerThroughProxy: the close frame of a connection failed
+// on the peer's input reaches a peer behind a proxy that ends the tunnel
+// at the first EOF (nginx, HAProxy). The engine used to half-close before
+// it drained: the proxy, seeing our FIN, closed both sides while the
+// client was still writing its message, and the client got "connection
+// reset by peer" (unavailable, which WithReconnect retries) instead of
+// 1009 (resource_exhausted): through nginx 10 of 10 uploads of 8 MB over a
+// 4 MiB limit (a user walkthrough), here every run. Now the engine drains
+// without a FIN, frame by frame, until the client's close frame.
+func TestFailReachesPeerThroughProxy(t *testing.T) {
+	const maxMessage = 1 << 20
+	for _, mode := range []lingerMode{lingerServer, lingerPoller} {
+		t.Run(string(mode), func(t *testing.T) {
+			noLeaks(t)
+			srv, failed, polled := failingServer(t, mode, &websocket.AcceptOptions{MaxMessageSize: maxMessage, CloseTimeout: wireTimeout})
+			proxy := nginxProxy(t, srv.Listener.Addr().String())
+			ctx, cancel := context.WithTimeout(context.Background(), 2*wireTimeout)
+			defer cancel()
+			d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				if err := rc.Control(func(fd uintptr) { serr = setSockBuf(fd, syscall.SO_SNDBUF, 16<<10) }); err != nil {
+					return err
+				}
+				return serr
+			}}
+			c, _, err := websocket.Dial(ctx, "ws://"+proxy+"/", &websocket.DialOptions{CloseTimeout: wireTimeout, NetDialContext: d.DialContext})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			checkPolled(t, mode, polled)
+			// One Write, as a client sends a message whole before it
+			// reads: the engine fails it at its header, when little of it
+			// has left the client (small socket buffers on the client's
+			// side of the proxy keep it so), and lingerLimit (2 MiB +
+			// 1 MiB here) covers the rest.
+			if err := c.Write(ctx, websocket.MessageBinary, make([]byte, 2*maxMessage)); err != nil {
+				t.Fatalf("Write: %v (the proxy reset the connection: it saw the engine's EOF before the client read the close frame)", err)
+			}
+			_, _, err = c.Read(ctx)
+			if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
+				t.Fatalf("Read: %v (status %d), want the engine's 1009", err, got)
+			}
+			wantErr(t, within(t, wireTimeout, failed, "the engine's read"), websocket.ErrMessageTooBig)
+		})
+	}
+}
+
+// TestFailClosesOnPeerCloseFrame: a peer that answers the close frame of
+// a failed connection with its own and then waits for the server to close
+// TCP (RFC 6455 §7.1.1; browsers do) sees it closed promptly, not after
+// CloseTimeout: the drain reads frames, and the peer's close frame
+// completes the closing handshake. Before that the engine does not end
+// the TCP connection (no half-close: a proxy would tear the tunnel down,
+// see TestFailReachesPeerThroughProxy). A drain that read raw bytes until
+// EOF without a half-close held the connection for the whole
+// CloseTimeout. Our client, whose server answers, waits for the server's
+// FIN after that, as after any closing handshake (§7.1.1).
+func TestFailClosesOnPeerCloseFrame(t *testing.T) {
+	for _, mode := range []lingerMode{lingerServer, lingerPoller, lingerTLS, lingerClient} {
+		t.Run(string(mode), func(t *testing.T) {
+			noLeaks(t)
+			// A close timeout the test never reaches.
+			p, failed := startFailing(t, mode, 1<<10, time.Minute)
+			sendOversize(t, p, failed)
+			// The rest of the oversize frame, a whole message after it,
+			// and the start of another, left unfinished: the drain must
+			// follow the frames through their payloads to the close frame.
+			p.writeRaw(make([]byte, 64<<10))
+			p.send(opText, []byte("next"))
+			p.frame(false, 0, opBinary, make([]byte, 300))
+			p.expectCloseFrame(1009)
+			p.expectOpen("before our close frame") // no FIN
+			p.sendClose(1009, "")
+			if mode == lingerClient {
+				p.expectOpen("a client after the server's close frame")
+				p.sendFIN()
+			}
+			p.expectEOF() // within wireTimeout, far below the minute
 		})
 	}
 }

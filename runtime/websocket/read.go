@@ -670,7 +670,7 @@ func (c *Conn) gotClose(p []byte) error {
 // (gorilla/websocket's examples sleep 10 s).
 func (c *Conn) finishClose() {
 	if c.client {
-		c.closeConn(ErrClosed, awaitFIN)
+		c.closeConn(ErrClosed, awaitFIN, nil)
 		return
 	}
 	c.closeWith(ErrClosed)

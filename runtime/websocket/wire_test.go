@@ -97,6 +97,9 @@ type wirePeer struct {
 	br     *bufio.Reader
 	client bool // the peer plays the client: its frames are masked
 	keyN   uint32
+	// The peer sent a close frame (frame, sendWrongMask): expectClose
+	// does not answer the engine's.
+	closeSent bool
 }
 
 func (p *wirePeer) nextKey() [4]byte {
@@ -118,6 +121,7 @@ func (p *wirePeer) writeRaw(b []byte) {
 // frame sends one frame, masked as the peer's role requires.
 func (p *wirePeer) frame(fin bool, rsv, op byte, payload []byte) {
 	p.t.Helper()
+	p.closeSent = p.closeSent || op == opClose
 	p.writeRaw(encodeFrame(fin, rsv, op, p.client, p.nextKey(), payload))
 }
 
@@ -130,6 +134,7 @@ func (p *wirePeer) send(op byte, payload []byte) {
 // sendWrongMask sends a frame masked the wrong way for the peer's role.
 func (p *wirePeer) sendWrongMask(op byte, payload []byte) {
 	p.t.Helper()
+	p.closeSent = p.closeSent || op == opClose
 	p.writeRaw(encodeFrame(true, 0, op, !p.client, p.nextKey(), payload))
 }
 
@@ -240,8 +245,37 @@ func (p *wirePeer) expectMessage(op byte, payload []byte) {
 }
 
 // expectClose reads the next frame, which must be a close frame with code
-// (-1: empty payload), and then checks that the engine closed TCP.
+// (-1: empty payload), answers a failure's close frame as a client, and
+// then checks that the engine closed TCP.
 func (p *wirePeer) expectClose(code int) wireFrame {
+	p.t.Helper()
+	f := p.expectCloseFrame(code)
+	if p.client && !p.closeSent && (code == 1002 || code == 1007 || code == 1009) {
+		// The engine failed the connection on our input and drains it
+		// until our close frame (lingerClose): playing the client, the
+		// peer answers (§5.5.1) and waits for the server to close TCP
+		// (§7.1.1). Other close frames it leaves unanswered, as tests of
+		// the engine's own bounds want (TestCloseBoundedWait). Best
+		// effort: the engine may be gone already.
+		_ = p.nc.SetWriteDeadline(time.Now().Add(wireTimeout))
+		_, _ = p.nc.Write(encodeFrame(true, 0, opClose, true, p.nextKey(), f.payload[:min(len(f.payload), 2)]))
+		p.closeSent = true
+	}
+	if !p.client {
+		// Playing the server, the peer closes TCP first (§7.1.1): a FIN,
+		// which our client waits for before it closes its side.
+		if tc, ok := p.nc.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+	}
+	p.expectEOF()
+	return f
+}
+
+// expectCloseFrame reads the next frame, which must be a close frame with
+// code (-1: empty payload), and nothing more: the peer neither answers nor
+// closes.
+func (p *wirePeer) expectCloseFrame(code int) wireFrame {
 	p.t.Helper()
 	f := p.mustRead()
 	if f.op != opClose {
@@ -254,14 +288,6 @@ func (p *wirePeer) expectClose(code int) wireFrame {
 	if got != code || len(f.payload) == 1 {
 		p.t.Fatalf("wire peer: close payload %q (code %d), want code %d", f.payload, got, code)
 	}
-	if !p.client {
-		// Playing the server, the peer closes TCP first (§7.1.1): a FIN,
-		// which our client waits for before it closes its side.
-		if tc, ok := p.nc.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-	}
-	p.expectEOF()
 	return f
 }
 
