@@ -72,9 +72,11 @@ type ClientOptions struct {
 	MaxReconnectionDelay time.Duration
 
 	// MaxReconnectionAttempts bounds reconnections in a row, counted
-	// since a connection last delivered a block: an event, or a comment
-	// or retry block even when hidden (a stream of heartbeats that drops
-	// now and then is not failing). 0 means no bound,
+	// since a connection last delivered an event, or a comment or retry
+	// block, even hidden, after its first block (a stream of heartbeats
+	// that drops now and then is not failing; the block a server writes
+	// as the stream opens, this package's ": open" comment or a retry
+	// field, says only that it answered). 0 means no bound,
 	// like a browser; a negative value disables reconnection, like Ktor's
 	// default, so the stream ends when the connection does.
 	MaxReconnectionAttempts int
@@ -155,7 +157,8 @@ type Session struct {
 	parser    *Parser
 	err       error // sticky terminal error
 	headerErr error // the problem with opts.Header, found once by newSession
-	tries     int   // reconnections since a connection delivered a block
+	tries     int   // reconnections since a connection delivered (see MaxReconnectionAttempts)
+	gotEvent  bool  // the open connection has delivered an event
 	opened    bool  // a stream has been open: later requests are reconnections
 
 	idle    *idleWatch // the open connection's, with IdleTimeout; else nil
@@ -326,13 +329,19 @@ func (s *Session) Next() (Event, error) {
 		s.reconnect = s.parser.ReconnectionTime() // "retry: 0" too
 		s.mu.Unlock()
 		if err == nil {
+			if ev.Type != "" {
+				s.gotEvent = true
+			}
 			return ev, nil
 		}
-		if s.parser.blocks > 0 {
+		if s.gotEvent || s.parser.blocks > 1 {
 			// The connection delivered something before it dropped (an
-			// event, or only heartbeat comments): the server is up, so
-			// this is a first reconnection again, not one more in a
-			// failing row.
+			// event, or heartbeat comments after the block it opened
+			// with): the server is up, so this is a first reconnection
+			// again, not one more in a failing row. The opening block
+			// alone does not count: a server that opens streams and
+			// ends them at once would otherwise be reconnected to for
+			// ever, without backoff or MaxReconnectionAttempts.
 			s.tries = 0
 		}
 		if s.idle != nil && s.idle.timedOut() && !errors.Is(err, ErrEventTooLarge) {
@@ -581,6 +590,7 @@ func (s *Session) connect() (err error) {
 		w.holding() // until Next reads: a consumer's pause is not the server's silence
 		body = w
 	}
+	s.gotEvent = false
 	s.parser = NewParser(body, &ParserOptions{
 		MaxEventSize:      s.opts.MaxEventSize,
 		LastEventID:       lastID,

@@ -357,6 +357,13 @@ func TestClientIdleTimeoutKeepsLiveConnection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer s.Close() // the handler waits for the client to go
+			if tt.opts.ShowCommentEvents {
+				// The stream's opening comment (see NewStream).
+				if ev, err := s.Next(); err != nil || ev.Type != "" || ev.Comment != "open" {
+					t.Fatalf("Next = %+v, %v; want the opening comment", ev, err)
+				}
+			}
 			if ev, err := s.Next(); err != nil || ev.Data != "a" {
 				t.Fatalf("Next = %+v, %v", ev, err)
 			}

@@ -235,9 +235,11 @@ func TestClientStops(t *testing.T) {
 		{name: "reconnect limit", bodies: []func(http.ResponseWriter){stream(": nothing\n")}, opts: sse.ClientOptions{MaxReconnectionAttempts: 3}, conns: 4, wantErr: is(sse.ErrReconnectLimit)},
 		{name: "limit counts since last event", bodies: []func(http.ResponseWriter){stream("data: 1\n\n"), stream(""), stream("data: 2\n\n"), stream(""), stream("data: 3\n\n"), stream("")},
 			opts: sse.ClientOptions{MaxReconnectionAttempts: 2}, events: 3, conns: 7, wantErr: is(sse.ErrReconnectLimit)},
-		// Each connection delivers a heartbeat comment (hidden) and drops:
-		// the server is up, so the count starts over each time.
-		{name: "heartbeats reset the count", bodies: []func(http.ResponseWriter){stream(": hb\n\n"), stream(": hb\n\n"), stream("retry: 1\n\n"), stream(": hb\n\n"), stream("data: a\n\n"), status(204, "")},
+		// Each connection delivers heartbeat comments (hidden) after the
+		// block it opens with, and drops: the server is up, so the count
+		// starts over each time. (The opening block alone does not count:
+		// TestClientOpeningBlockIsNoDelivery.)
+		{name: "heartbeats reset the count", bodies: []func(http.ResponseWriter){stream(": open\n\n: hb\n\n"), stream(": hb\n\n: hb\n\n"), stream("retry: 1\n\n: hb\n\n"), stream(": open\n\n: hb\n\n"), stream("data: a\n\n"), status(204, "")},
 			opts: sse.ClientOptions{MaxReconnectionAttempts: 1}, events: 1, conns: 6, wantErr: noError},
 		{name: "reconnection disabled", bodies: []func(http.ResponseWriter){stream("data: a\n\n")}, opts: sse.ClientOptions{MaxReconnectionAttempts: -1}, events: 1, conns: 1, wantErr: noError},
 		// Hidden comments are not kept, so they do not count toward
@@ -770,8 +772,12 @@ func TestSessionHTTP2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close() // the handler waits for the client to go
 	if proto := <-protos; proto != 2 {
 		t.Fatalf("request over HTTP/%d, want HTTP/2", proto)
+	}
+	if ev, err := s.Next(); err != nil || ev.Type != "" || ev.Comment != "open" {
+		t.Fatalf("Next = %+v, %v; want the stream's opening comment", ev, err)
 	}
 	if ev, err := s.Next(); err != nil || ev.Data != "a\nb" || ev.Type != "t" || ev.ID != "1" {
 		t.Fatalf("Next = %+v, %v", ev, err)
@@ -1006,4 +1012,53 @@ func TestFailureIsNotEOF(t *testing.T) {
 			t.Fatalf("Next after the end = %v, want io.EOF", err)
 		}
 	})
+}
+
+// TestClientOpeningBlockIsNoDelivery: the block a stream opens with (this
+// package's ": open" comment, or a retry field) says only that the server
+// answered. A server that opens streams and ends them at once is failing,
+// and its reconnections count toward MaxReconnectionAttempts and back off:
+// once NewStream wrote the opening comment, the client took every such
+// connection for a working one (9,201 connections in 20 s against a limit
+// of 2). A heartbeat after it, or an event, still counts.
+func TestClientOpeningBlockIsNoDelivery(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		opts    sse.StreamOptions
+		then    func(*sse.Stream)
+		conns   int
+		limited bool
+	}{
+		{name: "open comment only", conns: 3, limited: true},
+		{name: "retry only", opts: sse.StreamOptions{Retry: time.Millisecond}, conns: 3, limited: true},
+		{name: "open comment and a heartbeat", then: func(s *sse.Stream) { s.Comment("heartbeat") }, conns: 6},
+		{name: "an event", then: func(s *sse.Stream) { s.Send(sse.Event{Data: "x"}) }, conns: 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if n.Add(1) > 5 && !tc.limited {
+					w.WriteHeader(http.StatusNoContent) // the end, after five working connections
+					return
+				}
+				opts := tc.opts
+				s, err := sse.NewStream(w, r, &opts)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer s.Close()
+				if tc.then != nil {
+					tc.then(s)
+				}
+			}))
+			_, err := collect(t, srv.URL, &sse.ClientOptions{MaxReconnectionAttempts: 2, ReconnectionTime: time.Millisecond, MaxReconnectionDelay: 10 * time.Millisecond})
+			if got := int(n.Load()); got != tc.conns {
+				t.Errorf("%d connections, want %d", got, tc.conns)
+			}
+			if tc.limited != errors.Is(err, sse.ErrReconnectLimit) {
+				t.Errorf("err = %v, limited %v", err, tc.limited)
+			}
+		})
+	}
 }

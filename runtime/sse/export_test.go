@@ -34,3 +34,11 @@ func BufCap(s *Stream) int {
 	defer s.mu.Unlock()
 	return cap(s.buf)
 }
+
+// LastWriteOf returns when s last wrote (and flushed), the time its
+// heartbeat counts idleness from, for tests.
+func LastWriteOf(s *Stream) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastWrite
+}

@@ -31,13 +31,15 @@ type StreamOptions struct {
 
 	// Heartbeat, when positive, makes the stream write a comment
 	// (": heartbeat") whenever it has been idle that long, so proxies and
-	// clients see the connection alive. It costs one goroutine and one
-	// timer per stream. Default 0: no heartbeats.
+	// clients see the connection alive; idle counts from the last write,
+	// what NewStream writes at open included. It costs one goroutine and
+	// one timer per stream. Default 0: no heartbeats.
 	Heartbeat time.Duration
 
-	// Retry, when positive, is sent as "retry:" when the stream opens:
-	// the client waits that long before reconnecting. Default 0: the
-	// client's own default (about 3 s in browsers).
+	// Retry, when positive, is sent as "retry:" when the stream opens
+	// (in place of the opening comment: see NewStream): the client waits
+	// that long before reconnecting. Default 0: the client's own default
+	// (about 3 s in browsers).
 	Retry time.Duration
 
 	// WriteTimeout bounds each write (and flush): a client that does not
@@ -91,6 +93,15 @@ type Stream struct {
 // If opts.Replay is set and r carries a last event ID (a Last-Event-ID
 // header, else a lastEventId query parameter: see LastEventID), it then
 // sends every event the store holds after that id (see Gap).
+//
+// The stream never opens without a body byte: when it has no retry field
+// (opts.Retry) and no replayed event to write, NewStream writes the
+// comment ": open" and a blank line (8 bytes) with the headers. A proxy
+// that holds the response until the first byte of its body (nginx
+// towards an HTTP/2 client) otherwise sends the client nothing, not even
+// the status, until the first event or heartbeat. Clients ignore it
+// (WHATWG HTML §9.2.6); a Session with ShowCommentEvents yields it as an
+// event with Comment "open".
 //
 // Everything that can fail is checked before the status is written, so a
 // handler that gets an error can still answer with one (http.Error): a
@@ -166,6 +177,8 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 	}
 	if s.opts.Retry > 0 {
 		s.buf, _ = AppendEvent(s.buf, Event{Retry: s.opts.Retry})
+	} else if len(replay) == 0 {
+		s.buf = append(s.buf, openWire...)
 	}
 	if len(replay) > 0 {
 		s.replayed = make(map[string]struct{}, len(replay))
@@ -366,9 +379,9 @@ const (
 )
 
 // writeReplayLocked writes what NewStream prepared in s.buf (a retry
-// field) and the replayed events after it, about replayChunk at a time,
-// and flushes: also when there is nothing to write, which sends the
-// response header. The events were validated by NewStream.
+// field, or the opening comment) and the replayed events after it, about
+// replayChunk at a time, and flushes, which sends the response header
+// with them. The events were validated by NewStream.
 func (s *Stream) writeReplayLocked(replay []Event) error {
 	for _, e := range replay {
 		s.buf, _ = AppendEvent(s.buf, e)
@@ -464,6 +477,16 @@ func (s *Stream) writeErr(err error) error {
 }
 
 var heartbeatWire = []byte(": heartbeat\n\n")
+
+// openWire is what a stream writes at open when it has nothing else to
+// (see NewStream): a comment, which WHATWG HTML §9.2.6 has clients ignore
+// ("If the line starts with a U+003A COLON character (:) — Ignore the
+// line."), and a blank line, which dispatches nothing since no data came
+// before it. It carries a text, as heartbeatWire does, so that a client
+// showing comments (ShowCommentEvents, `wsrpc sse --show-comments`) can
+// tell what it is: an empty comment would reach it as a comment event
+// with no text at all.
+var openWire = []byte(": open\n\n")
 
 func (s *Stream) heartbeat() {
 	defer close(s.done)

@@ -120,11 +120,12 @@ func TestStreamRejectsBadEvents(t *testing.T) {
 			t.Errorf("Send(%#v) = %v, want %v", tt.e, err, tt.want)
 		}
 	}
-	// A rejected event writes nothing and does not break the stream.
+	// A rejected event writes nothing and does not break the stream:
+	// only the opening comment (see TestStreamOpensWithBodyByte) and ok.
 	if err := s.Send(sse.Event{Data: "ok"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.Body.String(); got != "data: ok\n\n" {
+	if got := rec.Body.String(); got != ": open\n\ndata: ok\n\n" {
 		t.Fatalf("body = %q", got)
 	}
 	s.Close()
@@ -222,7 +223,7 @@ func TestStreamFailsBeforeStatus(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("behind an Unwrap-only wrapper: status %d", resp.StatusCode)
 	}
-	readExactly(t, resp.Body, "data: ok\n\n")
+	readExactly(t, resp.Body, ": open\n\ndata: ok\n\n")
 }
 
 func TestStreamHeartbeat(t *testing.T) {
@@ -237,6 +238,7 @@ func TestStreamHeartbeat(t *testing.T) {
 	}))
 	resp := rawGet(t, srv.URL, nil)
 	br := bufio.NewReader(resp.Body)
+	readExactly(t, br, ": open\n\n")
 	for range 3 {
 		readExactly(t, br, ": heartbeat\n\n")
 	}
@@ -566,21 +568,21 @@ func TestStreamLastEventIDQuery(t *testing.T) {
 		header      []string // Last-Event-ID values; nil: no header
 		wantID      string
 		wantGap     bool
-		wantReplay  string
+		wantReplay  string // what NewStream writes: the replay, or the opening comment
 	}{
-		{"no id", "", nil, "", false, ""},
+		{"no id", "", nil, "", false, ": open\n\n"},
 		{"query", "?lastEventId=2", nil, "2", false, "id: 3\ndata: c\n\nid: 4\ndata: d\n\n"},
 		{"query among others", "?room=x&lastEventId=3&n=1", nil, "3", false, "id: 4\ndata: d\n\n"},
 		{"header wins", "?lastEventId=1", []string{"3"}, "3", false, "id: 4\ndata: d\n\n"},
 		{"empty header", "?lastEventId=3", []string{""}, "3", false, "id: 4\ndata: d\n\n"},
 		{"trimmed as a header", "?lastEventId=%20%093%20", nil, "3", false, "id: 4\ndata: d\n\n"},
-		{"tab inside", "?lastEventId=a%09b", nil, "a\tb", true, ""},
-		{"unknown", "?lastEventId=9", nil, "9", true, ""},
-		{"empty query", "?lastEventId=", nil, "", false, ""},
-		{"LF: no header could carry it", "?lastEventId=3%0A", nil, "", false, ""},
-		{"NUL", "?lastEventId=3%00", nil, "", false, ""},
-		{"control character", "?lastEventId=3%01", nil, "", false, ""},
-		{"other name", "?last-event-id=3&lastEventID=3", nil, "", false, ""},
+		{"tab inside", "?lastEventId=a%09b", nil, "a\tb", true, ": open\n\n"},
+		{"unknown", "?lastEventId=9", nil, "9", true, ": open\n\n"},
+		{"empty query", "?lastEventId=", nil, "", false, ": open\n\n"},
+		{"LF: no header could carry it", "?lastEventId=3%0A", nil, "", false, ": open\n\n"},
+		{"NUL", "?lastEventId=3%00", nil, "", false, ": open\n\n"},
+		{"control character", "?lastEventId=3%01", nil, "", false, ": open\n\n"},
+		{"other name", "?last-event-id=3&lastEventID=3", nil, "", false, ": open\n\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequest("GET", "/"+tt.query, nil)
@@ -765,5 +767,115 @@ func TestStreamMaxReplayBytes(t *testing.T) {
 			t.Errorf("from %s: replayed %d, gap %v; want %d, %v", tt.from, got, s.Gap(), tt.replays, tt.gap)
 		}
 		s.Close()
+	}
+}
+
+// TestStreamOpensWithBodyByte guards that a stream reaches the client
+// before it has anything to send: the status line, the headers and a body
+// byte (the ": open" comment, unless a retry field or a replay is written
+// instead) arrive without any Send. NewStream flushed only the headers,
+// and a proxy that holds the response until the first body byte (nginx
+// towards an HTTP/2 client) sent the client nothing, not even the 200,
+// until the first event or heartbeat: 8 s, then a reset, for a quiet
+// typed call. The rest of the body, once the handler returns, is empty:
+// there is one opening block and no more.
+func TestStreamOpensWithBodyByte(t *testing.T) {
+	ring := sse.NewRing(8)
+	for _, d := range []string{"a", "b"} { // ids 1 and 2
+		if _, err := ring.Append(sse.Event{Data: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name   string
+		opts   *sse.StreamOptions
+		lastID string
+		want   string
+	}{
+		{"no options", nil, "", ": open\n\n"},
+		{"heartbeat not due", &sse.StreamOptions{Heartbeat: time.Hour}, "", ": open\n\n"},
+		{"resumed, nothing missed", &sse.StreamOptions{Replay: ring}, "2", ": open\n\n"},
+		{"resumed with a gap", &sse.StreamOptions{Replay: ring}, "9", ": open\n\n"},
+		{"gap over MaxReplayBytes", &sse.StreamOptions{Replay: ring, MaxReplayBytes: 1}, "0", ": open\n\n"},
+		{"retry instead", &sse.StreamOptions{Retry: 250 * time.Millisecond}, "", "retry: 250\n\n"},
+		{"replay instead", &sse.StreamOptions{Replay: ring}, "1", "id: 2\ndata: b\n\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s, err := sse.NewStream(w, r, tt.opts)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer s.Close()
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}))
+			c, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close() // ends the handler too, should the test fail early
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			req := "GET / HTTP/1.1\r\nHost: x\r\n"
+			if tt.lastID != "" {
+				req += "Last-Event-ID: " + tt.lastID + "\r\n"
+			}
+			io.WriteString(c, req+"\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("no response before any Send: %v", err)
+			}
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+				t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			readExactly(t, resp.Body, tt.want) // the handler is still waiting
+			close(release)
+			if rest, err := io.ReadAll(resp.Body); err != nil || len(rest) != 0 {
+				t.Fatalf("after %q the body went on with %q, %v; want its end", tt.want, rest, err)
+			}
+		})
+	}
+}
+
+// TestStreamOpenComment: the opening comment is invisible to a client
+// that hides comments, as browsers do, and reaches one that shows them
+// (ShowCommentEvents) as one comment event with the text "open", before
+// the first event. It counts as a write for the heartbeat's idle clock.
+func TestStreamOpenComment(t *testing.T) {
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := sse.NewStream(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer s.Close()
+		s.Send(sse.Event{Data: "first"})
+	}))
+	for _, show := range []bool{false, true} {
+		events, err := collect(t, srv.URL, &sse.ClientOptions{ShowCommentEvents: show, MaxReconnectionAttempts: -1})
+		if err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		want := []sse.Event{{Type: "message", Data: "first"}}
+		if show {
+			want = append([]sse.Event{{Comment: "open"}}, want...)
+		}
+		if !reflect.DeepEqual(events, want) {
+			t.Errorf("ShowCommentEvents %v: events %+v, want %+v", show, events, want)
+		}
+	}
+
+	before := time.Now()
+	s, err := sse.NewStream(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), &sse.StreamOptions{Heartbeat: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if lw := sse.LastWriteOf(s); lw.Before(before) {
+		t.Errorf("the heartbeat's idle clock starts at %v, before the stream opened (%v)", lw, before)
 	}
 }
