@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -240,23 +241,9 @@ func TestBrowserPageBounded(t *testing.T) {
 // absence), and keeps what it showed. Before, the new feed started over,
 // clearing the list, and lost what was said beyond the recent history.
 func TestBrowserFeedRestartsAfterRefusal(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	start := func() *runtest.Server {
-		return runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
-			return run(ctx, config{Addr: addr, NodeID: "demo"}, out)
-		})
-	}
+	start := restartable(t)
 	s := start()
-	tab := browsertest.New(t)
-	if err := chromedp.Do(tab, chromedp.Navigate(s.URL)); err != nil {
-		t.Fatal(err)
-	}
-	poll(t, tab, "feed live", pageText("#feed-state", "live"))
+	tab := openPage(t, s.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	session(t, ctx, s.URL, "lobby", "Dan", codec.JSON)
@@ -264,7 +251,8 @@ func TestBrowserFeedRestartsAfterRefusal(t *testing.T) {
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if ln, err = net.Listen("tcp", addr); err != nil {
+	ln, err := net.Listen("tcp", strings.TrimPrefix(s.URL, "http://")) // where the page looks
+	if err != nil {
 		t.Fatal(err)
 	}
 	down := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -302,23 +290,9 @@ func TestBrowserFeedRestartsAfterRefusal(t *testing.T) {
 // Leave while the page is reconnecting stops it: the page is offline,
 // not joined, and shows no error.
 func TestBrowserChatRejoinsAfterRestart(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	start := func() *runtest.Server {
-		return runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
-			return run(ctx, config{Addr: addr, NodeID: "demo"}, out)
-		})
-	}
+	start := restartable(t)
 	s := start()
-	tab := browsertest.New(t)
-	if err := chromedp.Do(tab, chromedp.Navigate(s.URL)); err != nil {
-		t.Fatal(err)
-	}
-	poll(t, tab, "feed live", pageText("#feed-state", "live"))
+	tab := openPage(t, s.URL)
 	if err := chromedp.Do(tab,
 		chromedp.SendKeys(chromedp.CSS("#name"), "Ada"),
 		chromedp.Click(chromedp.CSS("#join")),
@@ -630,4 +604,34 @@ func (p *cutProxy) close() {
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// restartable returns a function that starts the demo on one address,
+// the same each time, so that a test can stop it and start it again
+// where the page and its clients expect it.
+func restartable(t *testing.T) func() *runtest.Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return func() *runtest.Server {
+		return runtest.Start(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$`), func(ctx context.Context, out io.Writer) error {
+			return run(ctx, config{Addr: addr, NodeID: "demo"}, out)
+		})
+	}
+}
+
+// openPage opens the page at url in a new browser tab and waits until
+// its room feed is live.
+func openPage(t *testing.T, url string) context.Context {
+	t.Helper()
+	tab := browsertest.New(t)
+	if err := chromedp.Do(tab, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, tab, "feed live", pageText("#feed-state", "live"))
+	return tab
 }
