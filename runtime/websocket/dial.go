@@ -588,15 +588,17 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions, de
 		// by refusalBodyWait too: a reason comes with the header or just
 		// after it, and the status already decides the failure, so a
 		// body that stalls or trickles ends there, with what came, as a
-		// refusal (a timeout of that bound is not the handshake's).
-		own := time.Now().Add(refusalBodyWait)
-		if own.Before(deadline) {
-			_ = nc.SetReadDeadline(own)
-		}
+		// refusal (a timeout of that bound is not the handshake's). With
+		// less than twice that left before the handshake's deadline, the
+		// bound is half of what is left, so that a short deadline does not
+		// turn a refusal already received into the deadline's error.
+		wait := min(refusalBodyWait, time.Until(deadline)/2)
+		own := time.Now().Add(wait)
+		_ = nc.SetReadDeadline(own)
 		body, rerr := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		var ne net.Error
-		if own.Before(deadline) && errors.As(rerr, &ne) && ne.Timeout() {
+		if errors.As(rerr, &ne) && ne.Timeout() {
 			rerr = nil
 		}
 		text := peertext.OneLine(string(body))

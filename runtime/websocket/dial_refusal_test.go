@@ -3,6 +3,7 @@ package websocket_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -99,22 +100,31 @@ func TestDialRefusalBodyBounded(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			addr := rawserver.Start(t, tt.answer)
-			// Far longer than the bound, far shorter than the body.
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			c, resp, err := websocket.Dial(ctx, "ws://"+addr+"/chat", nil)
-			if err == nil {
-				c.CloseNow()
-				t.Fatal("Dial succeeded")
-			}
-			if !errors.Is(err, websocket.ErrBadHandshake) || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "400 Bad Request: ab") {
-				t.Fatalf("Dial: %v; want the refusal (400, ErrBadHandshake) with the body that came, not the deadline", err)
-			}
-			if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(string(b), "ab") || len(b) >= 1000 {
-				t.Fatalf("status %d, body %q; want 400 and what came", resp.StatusCode, b)
-			}
-		})
+		for _, timeout := range []time.Duration{15 * time.Second, 600 * time.Millisecond} {
+			t.Run(fmt.Sprintf("%s/ctx %v", tt.name, timeout), func(t *testing.T) {
+				testDialRefusalBody(t, tt.answer, timeout)
+			})
+		}
+	}
+}
+
+// testDialRefusalBody dials a server answering with answer under a
+// context of the given timeout: far longer than the body's bound, or
+// shorter (the bound is then half the time left, and the refusal must
+// still win over the deadline).
+func testDialRefusalBody(t *testing.T, answer func(net.Conn, *http.Request), timeout time.Duration) {
+	addr := rawserver.Start(t, answer)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws://"+addr+"/chat", nil)
+	if err == nil {
+		c.CloseNow()
+		t.Fatal("Dial succeeded")
+	}
+	if !errors.Is(err, websocket.ErrBadHandshake) || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "400 Bad Request: ab") {
+		t.Fatalf("Dial: %v; want the refusal (400, ErrBadHandshake) with the body that came, not the deadline", err)
+	}
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(string(b), "ab") || len(b) >= 1000 {
+		t.Fatalf("status %d, body %q; want 400 and what came", resp.StatusCode, b)
 	}
 }
