@@ -124,11 +124,16 @@ func putHeader(b []byte, h *header) int {
 
 // parseHeader decodes a header from b. It returns the header size, or 0 when
 // b does not yet hold the whole header. Only encoding rules are checked here;
-// the connection checks opcodes, RSV ownership and masking direction.
-func parseHeader(b []byte, h *header) (int, error) {
+// the connection checks opcodes, RSV ownership and masking direction. h is
+// written only when a whole header parsed: the drain of a failed
+// connection reads h's opcode as the last frame's (drainStart), and a
+// header that failed to parse is no frame.
+func parseHeader(b []byte, out *header) (int, error) {
 	if len(b) < 2 {
 		return 0, nil
 	}
+	var hv header
+	h := &hv
 	b0, b1 := b[0], b[1]
 	h.fin = b0&finBit != 0
 	h.rsv = b0 & rsvMask
@@ -162,8 +167,7 @@ func parseHeader(b []byte, h *header) (int, error) {
 		}
 		h.key = binary.LittleEndian.Uint32(b[n:])
 		n += 4
-	} else {
-		h.key = 0
 	}
+	*out = hv
 	return n, nil
 }

@@ -366,3 +366,28 @@ func TestFailClosesOnPeerCloseFrame(t *testing.T) {
 		})
 	}
 }
+
+// TestFailMalformedHeaderClosesAtOnce: a client failed on a header that
+// does not parse (a 64-bit length with its high bit set, RFC 6455 §5.2)
+// has lost the framing and closes its socket at once, whatever opcode the
+// broken header names. A close opcode there read as the peer's close frame
+// to the drain (parseHeader had written it before failing), and the client
+// then waited out its close timeout for the server's FIN.
+func TestFailMalformedHeaderClosesAtOnce(t *testing.T) {
+	for _, op := range []byte{0x1, 0x8} {
+		t.Run(websocket.Opcode(op).String(), func(t *testing.T) {
+			s := startClient(t, &websocket.DialOptions{CloseTimeout: time.Minute}, func(c *websocket.Conn) error {
+				_, _, err := c.Read(context.Background())
+				return err
+			})
+			s.writeRaw([]byte{0x80 | op, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0})
+			s.expectCloseFrame(1002)
+			// Well short of the close timeout: only a prompt close ends
+			// the read with EOF.
+			_ = s.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.Copy(io.Discard, s.nc); err != nil {
+				t.Fatalf("the client kept its socket open after a header that does not parse: %v", err)
+			}
+		})
+	}
+}
