@@ -520,10 +520,7 @@ func (c *wsConn) discard(err error) {
 
 // closeWith closes the stream with the code and reason for err (1000 for
 // nil) unless it is closed already, and records how it ended.
-func (c *wsConn) closeWith(err error) error {
-	code, reason, werr := closeFor(err)
-	return c.closeCode(code, reason, werr)
-}
+func (c *wsConn) closeWith(err error) error { return c.closeBy(err, closedByOther) }
 
 // closeLocal is closeWith for a client's Close and CloseWith. If this
 // close is what ends the stream (nothing ended it before), it is noted
@@ -533,18 +530,7 @@ func (c *wsConn) closeWith(err error) error {
 // ClientStreamForClient.CloseAndReceive). The mark is set before the close
 // frame goes out, so a reader cannot record an end this close caused
 // first.
-func (c *wsConn) closeLocal(err error) error {
-	code, reason, werr := closeFor(err)
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closed, c.local = true, true
-	c.closeInfo = CloseInfo{Code: code, Reason: reason, Err: werr}
-	c.mu.Unlock()
-	return closeWS(c.ws, code, reason)
-}
+func (c *wsConn) closeLocal(err error) error { return c.closeBy(err, closedByClient) }
 
 // closeOwn is closeWith for a server handler's Close (closeStream). If
 // this close is what ends the stream, it is noted (own), with its error,
@@ -552,16 +538,26 @@ func (c *wsConn) closeLocal(err error) error {
 // the stream interceptors (see handlerOutcome), since it is what the
 // client got. The error is kept apart from closeInfo.Err, which a later
 // Receive may fill in (abandonedUpload).
-func (c *wsConn) closeOwn(err error) error {
+func (c *wsConn) closeOwn(err error) error { return c.closeBy(err, closedByHandler) }
+
+// closer is who ended a stream, for the marks closeLocal and closeOwn
+// leave (local, own).
+type closer uint8
+
+const (
+	closedByOther   closer = iota
+	closedByClient         // a client's Close or CloseWith (closeLocal)
+	closedByHandler        // a server handler's Close (closeOwn)
+)
+
+// closeBy closes the stream with the code and reason for err unless it is
+// closed already, recording how it ended and, if this close is what ended
+// it, who closed it.
+func (c *wsConn) closeBy(err error, by closer) error {
 	code, reason, werr := closeFor(err)
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.markClosedBy(CloseInfo{Code: code, Reason: reason, Err: werr}, by) {
 		return nil
 	}
-	c.closed, c.own, c.ownErr = true, true, werr
-	c.closeInfo = CloseInfo{Code: code, Reason: reason, Err: werr}
-	c.mu.Unlock()
 	return closeWS(c.ws, code, reason)
 }
 
@@ -609,16 +605,12 @@ func closeFor(err error) (websocket.StatusCode, string, error) {
 	return e.code.CloseCode(), websocket.CloseReason(e.msg), e
 }
 
-func (c *wsConn) closeCode(code websocket.StatusCode, reason string, err error) error {
-	if !c.markClosed(CloseInfo{Code: code, Reason: reason, Err: err}) {
-		return nil
-	}
-	return closeWS(c.ws, code, reason)
-}
-
 // markClosed records how the stream ended unless that is recorded
 // already; it reports whether this call recorded it (and so closes).
-func (c *wsConn) markClosed(ci CloseInfo) bool {
+func (c *wsConn) markClosed(ci CloseInfo) bool { return c.markClosedBy(ci, closedByOther) }
+
+// markClosedBy is markClosed that also leaves by's mark (closer).
+func (c *wsConn) markClosedBy(ci CloseInfo, by closer) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -626,6 +618,12 @@ func (c *wsConn) markClosed(ci CloseInfo) bool {
 	}
 	c.closed = true
 	c.closeInfo = ci
+	switch by {
+	case closedByClient:
+		c.local = true
+	case closedByHandler:
+		c.own, c.ownErr = true, ci.Err
+	}
 	return true
 }
 
