@@ -69,6 +69,29 @@ func New(t testing.TB) context.Context {
 		t.Fatal("browsertest: chromium not found: install Debian's chromium (apt-get install chromium, " +
 			"or source scripts/tools.sh && ensure_chromium), or set WSRPC_CHROMIUM to its path")
 	}
+	// Chromium now and then exits before it has started, under load (its
+	// DevTools line never printed: "chrome failed to start", once in
+	// several CI runs with other browser tests beside it). That says
+	// nothing of the page under test, so a start that fails so is made
+	// again, twice at most, in a fresh profile.
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		var tab context.Context
+		if tab, err = start(t, path); err == nil {
+			return tab
+		}
+		if !strings.Contains(err.Error(), "chrome failed to start") {
+			break
+		}
+		t.Logf("browsertest: attempt %d: %v", attempt, err)
+	}
+	t.Fatalf("browsertest: start %s: %v", path, err)
+	return nil
+}
+
+// start starts the browser at path and a tab in it (see New). A browser
+// that failed to start is shut down, and its error has its output.
+func start(t testing.TB, path string) (context.Context, error) {
 	var out runtest.Buffer
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
@@ -91,10 +114,24 @@ func New(t testing.TB) context.Context {
 	tabCtx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf), chromedp.WithErrorf(func(format string, args ...any) {
 		console.add("chromedp: " + fmt.Sprintf(format, args...))
 	}))
-	t.Cleanup(func() {
+	stop := func() {
 		cancelTab()
 		cancelAlloc() // waits for the browser to exit
 		cancelTimeout()
+	}
+	// Listen starts the browser and the tab, and calls the function in
+	// the tab's reader loop: a message the page logs is kept before the
+	// reply to the command that follows it is read.
+	if err := chromedp.Listen(tabCtx, func(ev any) {
+		if line, ok := consoleLine(ev); ok {
+			console.add(line)
+		}
+	}); err != nil {
+		stop()
+		return nil, fmt.Errorf("%w\n%s", err, out.String())
+	}
+	t.Cleanup(func() {
+		stop()
 		if t.Failed() {
 			if s := out.String(); s != "" {
 				t.Logf("chromium output:\n%s", s)
@@ -104,17 +141,7 @@ func New(t testing.TB) context.Context {
 			}
 		}
 	})
-	// Listen starts the browser and the tab, and calls the function in
-	// the tab's reader loop: a message the page logs is kept before the
-	// reply to the command that follows it is read.
-	if err := chromedp.Listen(tabCtx, func(ev any) {
-		if line, ok := consoleLine(ev); ok {
-			console.add(line)
-		}
-	}); err != nil {
-		t.Fatalf("browsertest: start %s: %v\n%s", path, err, out.String())
-	}
-	return tabCtx
+	return tabCtx, nil
 }
 
 // consoleLine is the console's line for a console API call or an
