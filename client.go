@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -682,7 +681,7 @@ func sendRequest(conn *wsConn, req any) error {
 // runs each reconnection through the call's handshake interceptors and
 // hooks (see sseClientStream.redial), as the first request ran through
 // them in callSSE. Other refusals are the sse client's *sse.StatusError,
-// whose Header and Body (bounded, as statusBody is) refusal reads.
+// whose Header and Body (bounded: sse.NewStatusError) refusal reads.
 //
 // Redirects and cookies are left to client, which capture builds with
 // the call's client's CheckRedirect and Jar; the session's own client
@@ -734,10 +733,6 @@ type hops struct{ t *capture }
 
 func (h hops) RoundTrip(r *http.Request) (*http.Response, error) { return h.t.roundTrip(r) }
 
-// refusalBodyWait bounds statusBody's read, as runtime/sse's
-// statusBodyWait bounds StatusError's.
-const refusalBodyWait = time.Second
-
 func (t *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 	if t.opened && t.st != nil {
 		// A reconnection.
@@ -786,25 +781,10 @@ func (t *capture) roundTrip(r *http.Request) (*http.Response, error) {
 			// a transport error, the sse client retries it like one,
 			// within its limits. The first request's refusal (opened
 			// false) stays final.
-			return nil, fromHTTPResponse(resp, statusBody(resp))
+			return nil, fromHTTPResponse(resp, sse.NewStatusError(resp).Body)
 		}
 	}
 	return resp, nil
-}
-
-// statusBody reads and closes the body of a refusal the sse client will
-// not see, by sse.StatusError's rule: at most 1 KiB, at most a second
-// after the header (a stalled body must not hold up a failure the status
-// decides), and nothing of an event stream, whose body may not end.
-func statusBody(resp *http.Response) []byte {
-	defer resp.Body.Close()
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/event-stream" {
-		return nil
-	}
-	stop := time.AfterFunc(refusalBodyWait, func() { resp.Body.Close() })
-	defer stop.Stop()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	return body
 }
 
 // refusal translates an error of the sse client: a refused request (the
@@ -1095,7 +1075,7 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 		case http.StatusOK:
 			// As sse.Connect fails the first request on a wrong type, so
 			// that an interceptor sees the same failure either way.
-			if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); (err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter)) || mt != "text/event-stream" {
+			if !sse.IsEventStream(resp.Header.Get("Content-Type")) {
 				inner = asError(t.refusal(fmt.Errorf("%w %q", sse.ErrContentType, resp.Header.Get("Content-Type"))))
 			}
 		case http.StatusNoContent:
@@ -1103,7 +1083,7 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 		default:
 			// A refusal (a 3xx among them when CheckRedirect kept it):
 			// the session reads the body again, for its StatusError.
-			body := statusBody(resp)
+			body := sse.NewStatusError(resp).Body
 			resp.Body = io.NopCloser(bytes.NewReader(body))
 			inner = fromHTTPResponse(resp, body)
 		}
@@ -1164,8 +1144,7 @@ func refusalResponse(r *http.Request, e *Error) *http.Response {
 		}
 	}
 	h := http.Header{}
-	h.Set(CodeHeader, code.String())
-	h.Set("Content-Type", "text/plain; charset=utf-8")
+	setRefusalHeader(h, e)
 	return &http.Response{
 		Status:     strconv.Itoa(status) + " " + http.StatusText(status),
 		StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,

@@ -416,10 +416,16 @@ func writeHTTPError(w http.ResponseWriter, err *Error) {
 // fall back to the status (500: internal), not read unknown as it does
 // after the upgrade (close code 4002).
 func writeHTTPStatus(w http.ResponseWriter, status int, err *Error) {
-	h := w.Header()
+	setRefusalHeader(w.Header(), err)
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, err.msg)
+}
+
+// setRefusalHeader sets the header of a refusal of err: its code in
+// Wsrpc-Code (as the client reads it, fromHTTPResponse), and its message
+// as plain text the browser does not sniff.
+func setRefusalHeader(h http.Header, err *Error) {
 	h.Set(CodeHeader, err.code.onWire().String())
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, err.msg)
 }

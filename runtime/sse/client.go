@@ -570,15 +570,11 @@ func (s *Session) connect() (err error) {
 		return errNoContent
 	}
 	if resp.StatusCode != http.StatusOK {
-		return statusError(resp)
+		return NewStatusError(resp)
 	}
-	// Only the essence is compared: a charset parameter is ignored, since
-	// the stream is always UTF-8 (WHATWG HTML §9.2.5), and so is a
-	// malformed parameter, which browsers skip (WHATWG MIME Sniffing §4.4
-	// "parse a MIME type"): mime then returns the media type along with
-	// ErrInvalidMediaParameter.
+	// Only the essence is compared (see IsEventStream).
 	ct := resp.Header.Get("Content-Type")
-	if mt, _, err := mime.ParseMediaType(ct); (err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter)) || mt != "text/event-stream" {
+	if !IsEventStream(ct) {
 		resp.Body.Close()
 		return fmt.Errorf("%w %q", ErrContentType, ct)
 	}
@@ -606,13 +602,26 @@ func (s *Session) connect() (err error) {
 // stalls its body must not hold up a failure the status already decides.
 const statusBodyWait = time.Second
 
-// statusError builds the error for a refusal and closes its body, having
-// read up to maxStatusBody bytes of it, unless it is an event stream
-// (whose body may not end): closing the body ends a read that waits
-// longer than statusBodyWait. Refusals only: nothing here runs per event.
-func statusError(resp *http.Response) *StatusError {
+// IsEventStream reports whether contentType, a Content-Type header, names
+// an event stream as this package's client takes one: only the essence is
+// compared, so a charset parameter is ignored, since the stream is always
+// UTF-8 (WHATWG HTML §9.2.5), and so is a malformed parameter, which
+// browsers skip (WHATWG MIME Sniffing §4.4 "parse a MIME type"): mime then
+// returns the media type along with ErrInvalidMediaParameter.
+func IsEventStream(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return (err == nil || errors.Is(err, mime.ErrInvalidMediaParameter)) && mt == "text/event-stream"
+}
+
+// NewStatusError builds the error for resp, a refusal (any answer but a
+// 200 event stream), as the client does: it reads up to 1 KiB of the body
+// (maxStatusBody) for Body, for at most statusBodyWait, unless the
+// refusal is itself an event stream (whose body may not end), and closes
+// it. For a transport of one's own that must read a refusal the client
+// will not see. Refusals only: nothing here runs per event.
+func NewStatusError(resp *http.Response) *StatusError {
 	se := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status, Header: resp.Header}
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+	if !IsEventStream(resp.Header.Get("Content-Type")) {
 		stop := time.AfterFunc(statusBodyWait, func() { resp.Body.Close() })
 		// What came before an error (the wait, a reset) is still the
 		// server's reason.
