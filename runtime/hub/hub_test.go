@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -397,15 +398,13 @@ func (b *rawBroker) Subscribe(_ string, handle func([]byte)) (func() error, erro
 	return func() error { return nil }, nil
 }
 
-// TestBadEnvelopeNodeEscaped: the node id in ErrBadEnvelope's text is
-// another process's bytes, and is escaped like every peer's text in an
-// error (an ESC would drive the terminal showing the log, a CR LF forge a
-// log line).
-func TestBadEnvelopeNodeEscaped(t *testing.T) {
-	b := &rawBroker{}
-	var errs []error
+// hubReporting returns a hub on b with node id node, closed when the test
+// ends, and a function returning what it has reported to OnError so far.
+func hubReporting(t *testing.T, b hub.Broker, node string) (*hub.Hub, func() []error) {
+	t.Helper()
 	var mu sync.Mutex
-	h, err := hub.New(b, &hub.Options{NodeID: "sub", OnError: func(_ string, err error) {
+	var errs []error
+	h, err := hub.New(b, &hub.Options{NodeID: node, OnError: func(_ string, err error) {
 		mu.Lock()
 		errs = append(errs, err)
 		mu.Unlock()
@@ -413,14 +412,27 @@ func TestBadEnvelopeNodeEscaped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	t.Cleanup(func() { h.Close() })
+	return h, func() []error {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(errs)
+	}
+}
+
+// TestBadEnvelopeNodeEscaped: the node id in ErrBadEnvelope's text is
+// another process's bytes, and is escaped like every peer's text in an
+// error (an ESC would drive the terminal showing the log, a CR LF forge a
+// log line).
+func TestBadEnvelopeNodeEscaped(t *testing.T) {
+	b := &rawBroker{}
+	h, reported := hubReporting(t, b, "sub")
 	tp := newTopic(t, h, "esc", nil)
 	s, _ := tp.SubscribeFunc(func(msg) error { return nil }) // so the payload is decoded
 	defer s.Close()
 	b.handle(hub.AppendEnvelope(nil, "n\x1b[31m\r\nforged", 1, []byte{0xff, 0xff}))
 	waitFor(t, "the decode error", func() bool { return tp.Stats().DecodeErrors == 1 })
-	mu.Lock()
-	defer mu.Unlock()
+	errs := reported()
 	if len(errs) != 1 || !errors.Is(errs[0], hub.ErrBadEnvelope) {
 		t.Fatalf("errors %v", errs)
 	}
@@ -470,17 +482,7 @@ func TestSequenceDedupeAndGaps(t *testing.T) {
 // error. One with this node's own id is ignored, as its own messages are.
 func TestForeignNodeIDs(t *testing.T) {
 	src := &rawBroker{}
-	var mu sync.Mutex
-	var errs []error
-	h, err := hub.New(src, &hub.Options{NodeID: "me", OnError: func(_ string, err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h, reported := hubReporting(t, src, "me")
 	tp := newTopic(t, h, "foreign", nil)
 	got := make(chan string, 10)
 	s, err := tp.SubscribeFunc(func(m msg) error { got <- m.GetValue(); return nil })
@@ -509,8 +511,7 @@ func TestForeignNodeIDs(t *testing.T) {
 	if evs, err := tp.Replay().Since("other-1"); err != nil || len(evs) != 0 {
 		t.Fatalf("recorded after other-1: %v, %v", evs, err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	errs := reported()
 	if st := tp.Stats(); st.Received != 2 || st.EncodeErrors != 1 || len(errs) != 1 || !errors.Is(errs[0], sse.ErrInvalidID) {
 		t.Fatalf("stats %+v, errors %v", st, errs)
 	}
