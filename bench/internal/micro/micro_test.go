@@ -364,14 +364,23 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 // BenchmarkMask is the one masking function a peer exports (gobwas
-// ws.Cipher); wsrpc's own is BenchmarkMask in runtime/websocket. The
-// 64KiB cases of BenchmarkRead compare all of them through their readers.
+// ws.Cipher); wsrpc's own is BenchmarkMask (aligned) and
+// BenchmarkMaskUnaligned (6 bytes in, where a small client frame's payload
+// sits after its header and key) in runtime/websocket. The 64KiB cases of
+// BenchmarkRead compare all of them through their readers.
 func BenchmarkMask(b *testing.B) {
 	p := payload(64<<10, false)
 	b.Run("gobwas-Cipher", func(b *testing.B) {
 		b.SetBytes(int64(len(p)))
 		for range b.N {
 			ws.Cipher(p, [4]byte{1, 2, 3, 4}, 0)
+		}
+	})
+	q := append(make([]byte, 6, 6+len(p)), p...)[6:]
+	b.Run("gobwas-Cipher-unaligned", func(b *testing.B) {
+		b.SetBytes(int64(len(q)))
+		for range b.N {
+			ws.Cipher(q, [4]byte{1, 2, 3, 4}, 0)
 		}
 	})
 }
