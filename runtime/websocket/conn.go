@@ -154,14 +154,14 @@ type Conn struct {
 	closeKept atomic.Bool
 
 	// Write side.
-	msgSem   chan struct{} // held for a whole data message
-	frameMu  sync.Mutex    // held for one frame or one flush
-	wbuf     *[]byte       // pooled; frames waiting to be flushed
+	msgMu    msgLock    // held for a whole data message
+	frameMu  sync.Mutex // held for one frame or one flush
+	wbuf     *[]byte    // pooled; frames waiting to be flushed
 	wlen     int
-	writers  atomic.Int32 // writers waiting for or holding msgSem
+	writers  atomic.Int32 // writers waiting for or holding msgMu
 	wdead    time.Time    // last write deadline set
 	writeErr error        // sticky, under frameMu
-	msgw     *msgWriters  // Writer and extension state; on first use, under msgSem
+	msgw     *msgWriters  // Writer and extension state; on first use, under msgMu
 	writeCtx *ctxWatch    // allocated for the first context that can be done
 	tx       *writeSpare  // writev of large frames; on first use, under frameMu
 
@@ -234,7 +234,7 @@ func (c *Conn) hasPending() bool { return c.rx != nil && len(c.rx.pending) > 0 }
 
 // msgWriters is the state of a message written through Writer or through
 // message-level extensions, allocated the first time one is. Owned by the
-// holder of msgSem, except gen, which a stale Writer handle may load from
+// holder of msgMu, except gen, which a stale Writer handle may load from
 // any goroutine.
 type msgWriters struct {
 	mw messageWriter
@@ -248,7 +248,7 @@ type msgWriters struct {
 // writeSpare is what socket writes and a large server frame's writev
 // need, allocated on the first write. Owned by the holder of frameMu.
 type writeSpare struct {
-	c    *Conn // whose write deadline a partial write moves (armWriteDeadline)
+	c    *Conn // whose write deadline a waiting write sets (sockWrite.wait)
 	hdr  [maxHeaderSize]byte
 	bufs [2][]byte
 	wv   net.Buffers // writev of bufs, without a socket
@@ -352,7 +352,7 @@ func newConn(nc net.Conn, client bool, cfg config, subprotocol string, exts []*n
 		subprotocol: subprotocol,
 		exts:        exts,
 		readSem:     make(chan struct{}, 1),
-		msgSem:      make(chan struct{}, 1),
+		msgMu:       msgLock{wake: make(chan struct{}, 1)},
 		closed:      make(chan struct{}),
 	}
 	for _, e := range exts {
@@ -425,7 +425,7 @@ func (c *Conn) NetConn() net.Conn { return c.nc }
 // it ends.
 //
 // Concurrency: used only by the holder of the matching lock (readSem, or
-// msgSem/frameMu for writes); the AfterFunc goroutine reads only active
+// msgMu/frameMu for writes); the AfterFunc goroutine reads only active
 // and gen. arm bumps gen before it sets active, and the callback loads
 // them in the opposite order, so a stale callback never sees its own gen
 // with a later call's active. The watch's allocation and stop are also

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -149,6 +150,7 @@ func (c *Conn) writeRaw(tx *writeSpare, b []byte) error {
 	tx.out, tx.err = b, nil
 	err := c.rawConn.Write(tx.write)
 	tx.out = nil
+	tx.disarm()
 	if err == nil {
 		err = tx.err
 	}
@@ -160,6 +162,7 @@ func (c *Conn) writevRaw(tx *writeSpare, a, b []byte) error {
 	tx.bufs[0], tx.bufs[1], tx.err = a, b, nil
 	err := c.rawConn.Write(tx.writev)
 	tx.bufs[0], tx.bufs[1] = nil, nil
+	tx.disarm()
 	if err == nil {
 		err = tx.err
 	}
@@ -170,9 +173,35 @@ func (c *Conn) writevRaw(tx *writeSpare, a, b []byte) error {
 type sockWrite struct {
 	out    []byte // what is left to write
 	err    error  // the write's error
+	armed  bool   // the write deadline is set for this write
 	iov    [2]syscall.Iovec
 	write  func(fd uintptr) bool // method values, made once
 	writev func(fd uintptr) bool
+}
+
+// wait is the callbacks' answer when the socket cannot take more: the
+// write will wait in the runtime's poller, so it needs its deadline,
+// WriteTimeout from now — set at the first wait, and moved at each later
+// one that follows progress (wrote), so WriteTimeout ends only a write
+// that makes none. A write the socket takes at once sets no deadline at
+// all. SetWriteDeadline from inside the callback is safe: it takes a
+// reference on the descriptor, not the write lock RawConn.Write holds.
+func (tx *writeSpare) wait(wrote bool) bool {
+	if t := tx.c.cfg.writeTimeout; t > 0 && (wrote || !tx.armed) {
+		_ = tx.c.nc.SetWriteDeadline(time.Now().Add(t))
+		tx.armed = true
+	}
+	return false
+}
+
+// disarm clears the deadline a write that waited set: left in place, it
+// would expire while the connection is idle and fail the next write
+// before it starts (RawConn.Write checks it first).
+func (tx *writeSpare) disarm() {
+	if tx.armed {
+		_ = tx.c.nc.SetWriteDeadline(time.Time{})
+		tx.armed = false
+	}
 }
 
 func newWriteSpare() *writeSpare {
@@ -184,23 +213,13 @@ func newWriteSpare() *writeSpare {
 
 // rawWriteOnce is the RawConn.Write callback of writeSock: it writes what
 // is left of tx.out, and asks to be called again when the socket is
-// writable if it would block.
-//
-// A write that would block after some of its bytes went out has made
-// progress: the write deadline is moved (armWriteDeadline) before the
-// wait, so WriteTimeout ends only a write that makes none. Only a write
-// the socket could not take at once does this: a small one costs nothing
-// more. SetWriteDeadline from inside the callback is safe: it takes a
-// reference on the descriptor, not the write lock RawConn.Write holds.
+// writable if it would block (wait arms the write deadline).
 func (tx *writeSpare) rawWriteOnce(fd uintptr) bool {
 	wrote := false
 	for len(tx.out) > 0 {
 		n, err := rawRW(syscall.SYS_WRITE, fd, tx.out)
 		if err == syscall.EAGAIN {
-			if wrote {
-				tx.c.armWriteDeadline()
-			}
-			return false
+			return tx.wait(wrote)
 		}
 		if err != nil {
 			tx.err = err
@@ -212,8 +231,8 @@ func (tx *writeSpare) rawWriteOnce(fd uintptr) bool {
 	return true
 }
 
-// rawWritevOnce is the RawConn.Write callback of writeSock2; it moves the
-// write deadline on progress as rawWriteOnce does.
+// rawWritevOnce is the RawConn.Write callback of writeSock2; it arms the
+// write deadline as rawWriteOnce does.
 func (tx *writeSpare) rawWritevOnce(fd uintptr) bool {
 	wrote := false
 	for len(tx.bufs[0])+len(tx.bufs[1]) > 0 {
@@ -234,10 +253,7 @@ func (tx *writeSpare) rawWritevOnce(fd uintptr) bool {
 			}
 		}
 		if e == syscall.EAGAIN {
-			if wrote {
-				tx.c.armWriteDeadline()
-			}
-			return false
+			return tx.wait(wrote)
 		}
 		if e != 0 {
 			tx.err = e

@@ -33,26 +33,33 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := c.beginWrite(ctx); err != nil {
 		return err
 	}
-	err := c.endWrite(ctx, c.writeMessage(typ, p))
+	var err error
+	if len(c.exts) > 0 && c.hasMessageExt() {
+		err = c.endWrite(ctx, c.writeExtMessage(typ, p))
+	} else {
+		// One frame, written and (by the last writer out) flushed under
+		// one hold of the frame lock.
+		c.frameMu.Lock()
+		err = c.endWriteLocked(ctx, c.writeFrameLocked(true, Opcode(typ), 0, p, false))
+		c.frameMu.Unlock()
+	}
 	if err == nil {
 		c.stats.messageWritten(len(p))
 	}
 	return err
 }
 
-func (c *Conn) writeMessage(typ MessageType, p []byte) error {
-	if len(c.exts) > 0 && c.hasMessageExt() {
-		w, err := c.startMessage(typ, len(p))
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(p); err != nil {
-			_ = w.Close() // ends the message without completing it (extWriter)
-			return err
-		}
-		return w.Close()
+// writeExtMessage writes p through the message extensions' writers.
+func (c *Conn) writeExtMessage(typ MessageType, p []byte) error {
+	w, err := c.startMessage(typ, len(p))
+	if err != nil {
+		return err
 	}
-	return c.writeFrame(true, Opcode(typ), 0, p, false)
+	if _, err := w.Write(p); err != nil {
+		_ = w.Close() // ends the message without completing it (extWriter)
+		return err
+	}
+	return w.Close()
 }
 
 // Writer returns a writer for one message of type typ, sent as fragments
@@ -91,7 +98,7 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	w, err := c.startMessage(typ, -1)
 	if err != nil {
 		c.writeCtx.disarm()
-		<-c.msgSem
+		c.msgMu.unlock()
 		return nil, err
 	}
 	m := c.msgw
@@ -148,7 +155,7 @@ func (s *streamWriter) Close() error {
 		c.stats.messageWritten(s.n)
 	}
 	c.writeCtx.disarm()
-	<-c.msgSem // last: see the type's comment
+	c.msgMu.unlock() // last: see the type's comment
 	return err
 }
 
@@ -195,12 +202,14 @@ func (w *textWriter) Close() error {
 	return w.WriteCloser.Close()
 }
 
-// beginWrite counts the caller as a writer (see leaveWriter) and takes the
-// message lock for one whole message.
+// beginWrite counts the caller as a writer (see leaveWriterLocked) and
+// takes the message lock for one whole message.
 func (c *Conn) beginWrite(ctx context.Context) error {
 	c.writers.Add(1)
 	if err := c.lockMessage(ctx); err != nil {
-		c.leaveWriter()
+		c.frameMu.Lock()
+		c.leaveWriterLocked()
+		c.frameMu.Unlock()
 		return err
 	}
 	return nil
@@ -209,9 +218,18 @@ func (c *Conn) beginWrite(ctx context.Context) error {
 // endWrite releases what beginWrite took; the last writer out flushes.
 // It returns err, or the flush's error, preferring ctx's.
 func (c *Conn) endWrite(ctx context.Context, err error) error {
+	c.frameMu.Lock()
+	defer c.frameMu.Unlock()
+	return c.endWriteLocked(ctx, err)
+}
+
+// endWriteLocked is endWrite for a caller that holds frameMu. The message
+// lock is released first, so that a writer waiting for it counts before
+// this one leaves and flushes for both.
+func (c *Conn) endWriteLocked(ctx context.Context, err error) error {
 	c.writeCtx.disarm()
-	<-c.msgSem
-	if ferr := c.leaveWriter(); err == nil {
+	c.msgMu.unlock()
+	if ferr := c.leaveWriterLocked(); err == nil {
 		err = ferr
 	}
 	return ctxErr(ctx, err)
@@ -238,29 +256,22 @@ func (c *Conn) writableLocked(data bool) error {
 }
 
 func (c *Conn) lockMessage(ctx context.Context) error {
-	select {
-	case c.msgSem <- struct{}{}:
-	default:
-		select {
-		case c.msgSem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.closed:
+	if err := c.msgMu.lock(ctx, c.closed); err != nil {
+		if err == errLockClosed {
 			return c.closedErr()
 		}
+		return err
 	}
 	if err := arm(&c.writeCtx, c, ctx); err != nil {
-		<-c.msgSem
+		c.msgMu.unlock()
 		return err
 	}
 	return nil
 }
 
-// leaveWriter ends a Write. The last writer to leave flushes what the
-// others left in the buffer.
-func (c *Conn) leaveWriter() error {
-	c.frameMu.Lock()
-	defer c.frameMu.Unlock()
+// leaveWriterLocked ends a Write. The last writer to leave flushes what
+// the others left in the buffer. Caller holds frameMu.
+func (c *Conn) leaveWriterLocked() error {
 	if c.writers.Add(-1) == 0 && c.wlen > 0 {
 		if c.deferFlush() {
 			return c.writeErr
@@ -598,15 +609,20 @@ func (c *Conn) flushLocked() error {
 	return c.writeErrLocked(err)
 }
 
-// deadline runs a write with the write timeout armed.
+// deadline runs a write with the write timeout armed. A socket's raw
+// write arms it only if the socket cannot take the bytes at once
+// (rawWriteOnce): most writes never wait, and reading the clock for each
+// was the largest cost of a small Write after the locks.
 func (c *Conn) deadline(write func() error) error {
-	c.armWriteDeadline()
+	if c.rawConn == nil {
+		c.armWriteDeadline()
+	}
 	return write()
 }
 
-// armWriteDeadline sets the socket's write deadline WriteTimeout from now:
-// before each write, and again as a write that cannot go out at once makes
-// progress (the socket write loops call it after a partial write), so
+// armWriteDeadline sets the write deadline of a connection written through
+// net.Conn's Write (TLS, pipes) WriteTimeout from now: before each write,
+// and again as a write in pieces (writeNet) makes progress, so
 // WriteTimeout bounds a write that makes no progress, not a large message
 // to a slow peer that keeps reading. The deadline is moved only when it
 // has drifted by more than an eighth of the timeout, so a busy connection
