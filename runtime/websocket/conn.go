@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"sync"
@@ -217,9 +216,8 @@ type readSpare struct {
 	ctrl [maxControlPayload]byte // payload of the control frame being read
 	// Messages Close read while waiting for the peer's close frame, for
 	// the reads that follow (bounded by MaxMessageSize in all).
-	pending       []pendingMessage
-	pendingSize   int64
-	pendingReader bytes.Reader
+	pending     []pendingMessage
+	pendingSize int64
 }
 
 func (c *Conn) readSpare() *readSpare {

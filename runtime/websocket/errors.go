@@ -17,8 +17,22 @@ var errWouldBlock = errors.New("websocket: no input")
 // io.ErrUnexpectedEOF, which callers test for (docs/security.md).
 var errNoCloseFrame = fmt.Errorf("websocket: connection closed without a close frame (%d): %w", int(StatusAbnormalClosure), io.ErrUnexpectedEOF)
 
-// Sentinel errors. Errors returned by a Conn wrap one of these (test with
-// errors.Is) or are a *CloseError carrying the peer's close frame.
+// Sentinel errors (test with errors.Is). What a Conn's calls return:
+//   - the peer's close frame: a *CloseError;
+//   - a broken rule or limit (ours or the peer's): ErrProtocol,
+//     ErrInvalidUTF8, ErrInvalidPayload or ErrMessageTooBig, the
+//     connection failed with the matching close code;
+//   - the call's own ctx ended: ctx's error itself (context.Canceled,
+//     context.DeadlineExceeded), the connection closed if a message was
+//     under way;
+//   - the network failed: the I/O error, wrapped (a write past WriteTimeout
+//     wraps os.ErrDeadlineExceeded, a reset the system call's errno, a
+//     FIN or reset without a close frame io.ErrUnexpectedEOF: 1006);
+//   - any call after the connection closed: ErrClosed, wrapping what
+//     closed it;
+//   - a misuse: ErrRawMode, ErrWriterClosed, ErrReaderDiscarded, or an
+//     error naming the bad argument (a close code or reason Close may
+//     not send, an invalid message type).
 var (
 	// ErrClosed is returned by calls on a connection that is already closed.
 	ErrClosed = errors.New("websocket: connection closed")
@@ -53,6 +67,11 @@ var (
 	// ErrWriterClosed is returned by Write through a Writer after its
 	// Close: a kept Writer never writes into a later message.
 	ErrWriterClosed = errors.New("websocket: write to a closed message writer")
+	// ErrReaderDiscarded is returned by Read through a Reader whose
+	// message a later Reader, Read or ReadAppend discarded before it was
+	// read to its end: what was left of it is gone, and a kept Reader
+	// never reads a later message. The connection stays usable.
+	ErrReaderDiscarded = errors.New("websocket: read from a Reader whose message was discarded by a later read call")
 )
 
 // StatusCode is a close code (RFC 6455 §7.4).

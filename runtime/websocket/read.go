@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,8 +13,11 @@ import (
 // Reader returns the next data message. Control frames that arrive first
 // (or between its fragments) are handled on the way: pings are answered,
 // pongs are matched to Ping calls, a close frame ends the connection with a
-// *CloseError. The reader is valid until the next call to Reader or Read;
-// calling Reader again discards what is left of the previous message.
+// *CloseError. The reader is valid until the next call to Reader, Read or
+// ReadAppend, which discards what is left of its message: from then on
+// its Read returns io.EOF if it had returned io.EOF already, and
+// ErrReaderDiscarded otherwise — never a later message's bytes. Unlike
+// ReadAppend, each call allocates (the small reader itself).
 //
 // If ctx is done before the message has been read, the connection is
 // closed: a message cut off half way cannot be resumed. ctx keeps
@@ -32,8 +36,7 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	defer c.unlockRead()
 	if c.hasPending() {
 		m := c.popPending()
-		c.rx.pendingReader.Reset(m.data)
-		return m.typ, &c.rx.pendingReader, nil
+		return m.typ, bytes.NewReader(m.data), nil
 	}
 	if err := c.beginMessage(); err != nil {
 		return 0, nil, ctxErr(ctx, err)
@@ -43,7 +46,41 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	// (messageReader.end) or the next read call takes over (lockRead). A
 	// context that is never done armed nothing.
 	c.mr.watched = ctx.Done() != nil
-	return MessageType(c.msgOp), &c.mr, nil
+	return MessageType(c.msgOp), &streamReader{m: &c.mr, gen: c.mr.gen}, nil
+}
+
+// streamReader is what Reader returns: a handle of its own on the
+// connection's one message reader, valid for the message it was given
+// for. The shared reader cannot tell one message from the next, so a
+// handle kept past the next read call would read that call's message
+// (or, if the call read it whole, find it over and report a clean
+// io.EOF for a message cut short). messageReader.start advances gen, so
+// every earlier handle is stale from then on.
+type streamReader struct {
+	m   *messageReader
+	gen uint64
+	eof bool // this handle returned io.EOF: its message was read whole
+}
+
+func (r *streamReader) Read(p []byte) (int, error) {
+	c := r.m.c
+	select {
+	case c.readSem <- struct{}{}:
+	case <-c.closed:
+		return 0, c.closedErr()
+	}
+	defer func() { <-c.readSem }()
+	if r.m.gen != r.gen {
+		if r.eof {
+			return 0, io.EOF
+		}
+		return 0, ErrReaderDiscarded
+	}
+	n, err := r.m.read(p)
+	if err == io.EOF {
+		r.eof = true
+	}
+	return n, err
 }
 
 // Read reads the next data message whole into a new slice. MaxMessageSize
@@ -703,6 +740,7 @@ func (c *Conn) failRead(err error) error {
 // the lock holder's.
 type messageReader struct {
 	c      *Conn
+	gen    uint64 // advanced by start: which message Reader's handles are for
 	active bool
 	text   bool
 	src    io.Reader // payload, or an extension's decoding of it
@@ -726,6 +764,7 @@ func (m *messageReader) end() {
 
 func (m *messageReader) start() {
 	c := m.c
+	m.gen++
 	m.active = true
 	m.text = c.msgOp == OpText
 	m.size = 0
@@ -745,18 +784,6 @@ func (m *messageReader) start() {
 		// transformed it.
 		m.plain = false
 	}
-}
-
-// Read implements io.Reader for the current message.
-func (m *messageReader) Read(p []byte) (int, error) {
-	c := m.c
-	select {
-	case c.readSem <- struct{}{}:
-	case <-c.closed:
-		return 0, c.closedErr()
-	}
-	defer func() { <-c.readSem }()
-	return m.read(p)
 }
 
 func (m *messageReader) read(p []byte) (int, error) {
