@@ -2,9 +2,12 @@ package websocket
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"syscall"
 	"time"
 )
 
@@ -647,11 +650,34 @@ func (c *Conn) writeErrLocked(err error) error {
 	case <-c.closed:
 		err = c.closedErr()
 	default:
-		err = fmt.Errorf("websocket: write: %w", err)
-		// A failed or timed-out write leaves a partial frame on the wire:
-		// the connection cannot continue.
-		c.closeWith(err)
+		if _, ok := err.(*os.SyscallError); ok {
+			err = fmt.Errorf("websocket: %w", err) // names its call already
+		} else {
+			err = fmt.Errorf("websocket: write: %w", err)
+		}
+		if !peerReset(err) {
+			// A failed or timed-out write leaves a partial frame on the
+			// wire: the connection cannot continue.
+			c.closeWith(err)
+			break
+		}
+		// The peer reset the connection. What it sent before is still in
+		// the socket, and reading it cannot wait: often its close frame,
+		// saying why (1009 from a server that refused a message too big
+		// and closed without reading the rest of it, which resets the
+		// connection). Closed now, that would be lost and the reader
+		// would report only the reset; the reader finds it instead and
+		// closes the connection with it, or with 1006 at the end of the
+		// input. Writes fail from now on (writeErr); with no reader, the
+		// close timeout closes the connection.
+		time.AfterFunc(c.cfg.closeTimeout, func() { c.closeWith(err) })
 	}
 	c.writeErr = err
 	return err
+}
+
+// peerReset reports whether a write failed because the peer reset the
+// connection (a broken pipe is the same, seen by a later write).
+func peerReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
