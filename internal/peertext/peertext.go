@@ -14,10 +14,22 @@
 package peertext
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
+
+// MaxLen bounds OneLine's result, in bytes. A status line is bounded only
+// by the client's limit on the response header (net/http's Transport's is
+// 10 MiB): a 9 MB reason phrase of ESC bytes, escaped whole, made a 56 MB
+// Error() string (from sse.Connect) that cost two seconds of CPU per
+// Error() call. 2 KiB keeps a refusal's body (at most 1 KiB) whole when
+// it is plain text, and is more than anyone reads of one error.
+const MaxLen = 2 << 10
+
+// maxSuffix is the most the "… (N more bytes)" of a cut text takes: N has
+// at most 19 digits.
+const maxSuffix = len("… ( more bytes)") + 19
 
 // OneLine returns s, text a peer sent, printable on one line: white space
 // at its ends trimmed, line breaks and tabs as spaces, and control
@@ -26,35 +38,88 @@ import (
 // are not UTF-8 escaped (\u001b, \u202e, \xff). A backslash is left as it
 // is, so OneLine(OneLine(s)) == OneLine(s), but the escaping cannot be
 // undone: it is for reading, and the raw value is kept where it is needed.
-// s itself is returned, with no allocation, when nothing needs escaping.
+//
+// The result is at most MaxLen bytes: a text that would not fit is cut
+// at a character, before its escaped form reaches MaxLen less the room
+// for the mark, which says how many bytes of (trimmed) s were left out:
+// "… (9437184 more bytes)". Its cost is bounded too, whatever len(s): it
+// reads no further than MaxLen bytes of s, past the white space at its
+// ends. s itself is returned, with no allocation, when nothing needs
+// escaping and it fits; otherwise the result is allocated once.
 func OneLine(s string) string {
 	s = strings.TrimSpace(s)
-	var sb strings.Builder
-	done := 0 // s[:done] is in sb
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		var esc string
-		switch {
-		case r == utf8.RuneError && size == 1:
-			esc = fmt.Sprintf(`\x%02x`, s[i])
-		case r == '\n' || r == '\r' || r == '\t':
-			esc = " "
-		case Hidden(r):
-			esc = fmt.Sprintf(`\u%04x`, r)
-		default:
-			i += size
-			continue
-		}
-		sb.WriteString(s[done:i])
-		sb.WriteString(esc)
-		i += size
-		done = i
-	}
-	if done == 0 {
+	if len(s) <= MaxLen && !needsEscape(s) {
 		return s
 	}
-	sb.WriteString(s[done:])
-	return sb.String()
+	return escape(s)
+}
+
+// needsEscape reports whether OneLine changes anything in s.
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); {
+		if c := s[i]; c >= 0x20 && c < 0x7f {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || Hidden(r) {
+			return true
+		}
+		i += size
+	}
+	return false
+}
+
+const hex = "0123456789abcdef"
+
+// escape is OneLine for s, trimmed, that needs escaping or cutting. It
+// builds the result in a buffer on the stack, appending each escape from
+// the hex table (fmt, per character, cost a few allocations each), and
+// copies it once into the result.
+func escape(s string) string {
+	var buf [MaxLen]byte
+	b := buf[:0]
+	keep, kept := 0, 0 // s[:keep] is b[:kept], leaving room for the mark
+	for i := 0; i < len(s); {
+		if len(b) <= MaxLen-maxSuffix {
+			keep, kept = i, len(b)
+		}
+		c := s[i]
+		r, size := rune(c), 1
+		if c >= utf8.RuneSelf {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
+		// What s[i:i+size] becomes (esc) and its length: itself, a
+		// space, or \xff or \u202e (every Hidden rune is below U+10000:
+		// four hex digits).
+		esc, n := byte(0), size
+		switch {
+		case r == '\n' || r == '\r' || r == '\t':
+			esc, n = ' ', 1
+		case r == utf8.RuneError && size == 1:
+			esc, n = 'x', len(`\xff`)
+		case Hidden(r):
+			esc, n = 'u', len(`\u202e`)
+		}
+		if len(b)+n > MaxLen {
+			b = append(b[:kept], "… ("...)
+			b = strconv.AppendInt(b, int64(len(s)-keep), 10)
+			b = append(b, " more bytes)"...)
+			break
+		}
+		switch esc {
+		case 0:
+			b = append(b, s[i:i+size]...)
+		case ' ':
+			b = append(b, ' ')
+		case 'x':
+			b = append(b, '\\', 'x', hex[c>>4], hex[c&0xf])
+		case 'u':
+			b = append(b, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
+		}
+		i += size
+	}
+	return string(b)
 }
 
 // Hidden reports whether r acts on how text is shown rather than being

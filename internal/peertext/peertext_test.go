@@ -1,6 +1,10 @@
 package peertext
 
-import "testing"
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
 
 func TestOneLine(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -43,5 +47,53 @@ func TestOneLineNoAllocation(t *testing.T) {
 	s := " room is required\n"
 	if n := testing.AllocsPerRun(100, func() { _ = OneLine(s) }); n != 0 {
 		t.Fatalf("OneLine allocated %v times, want 0", n)
+	}
+}
+
+// TestOneLineBounded: a hostile status line of 9 MB (a Transport takes
+// up to 10 MiB of header) made a 56 MB Error() string, escaped whole at
+// two seconds of CPU per call. The result is cut at MaxLen, at a
+// character, with how many bytes were left out.
+func TestOneLineBounded(t *testing.T) {
+	esc := strings.Repeat("\x1b", 9<<20)
+	const keptESC = (MaxLen - maxSuffix) / len(`\u001b`)
+	plain := strings.Repeat("a", MaxLen)
+	tests := []struct {
+		name, in, want string
+	}{
+		{"9 MB of ESC", esc, strings.Repeat(`\u001b`, keptESC) + "… (" + strconv.Itoa(9<<20-keptESC) + " more bytes)"},
+		{"9 MB of ESC in white space", " \r\n" + esc + "\n ", strings.Repeat(`\u001b`, keptESC) + "… (" + strconv.Itoa(9<<20-keptESC) + " more bytes)"},
+		{"plain, MaxLen bytes", plain, plain},
+		{"plain, MaxLen+1 bytes", plain + "b", plain[:MaxLen-maxSuffix] + "… (" + strconv.Itoa(maxSuffix+1) + " more bytes)"},
+		// Cut before a character that does not fit, not inside it.
+		{"cut at a character", plain[:MaxLen-maxSuffix-1] + "☕" + plain, plain[:MaxLen-maxSuffix-1] + "… (" + strconv.Itoa(3+MaxLen) + " more bytes)"},
+		{"escape that fits exactly", plain[:MaxLen-6] + "\u202e", plain[:MaxLen-6] + `\u202e`},
+		{"escape one byte over", plain[:MaxLen-5] + "\u202e", plain[:MaxLen-maxSuffix] + "… (" + strconv.Itoa(maxSuffix-5+3) + " more bytes)"},
+	}
+	for _, tt := range tests {
+		got := OneLine(tt.in)
+		if got != tt.want {
+			t.Errorf("%s: OneLine = %.80q… (%d bytes), want %.80q… (%d bytes)", tt.name, got, len(got), tt.want, len(tt.want))
+		}
+		if len(got) > MaxLen {
+			t.Errorf("%s: OneLine returned %d bytes, more than MaxLen", tt.name, len(got))
+		}
+		if again := OneLine(got); again != got {
+			t.Errorf("%s: OneLine(OneLine(s)) = %.80q…, want it unchanged", tt.name, again)
+		}
+	}
+	// One allocation, of at most MaxLen bytes, however long the text.
+	if n := testing.AllocsPerRun(10, func() { _ = OneLine(esc) }); n != 1 {
+		t.Errorf("OneLine of 9 MB allocated %v times, want 1", n)
+	}
+}
+
+// BenchmarkOneLine: a 4 KiB hostile text, escaped at every byte, as a
+// server's status line or body may be.
+func BenchmarkOneLine(b *testing.B) {
+	s := strings.Repeat("\x1b[31m\u202e\xff\r\n", 4<<10/11+1)[:4<<10]
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = OneLine(s)
 	}
 }

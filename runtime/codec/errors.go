@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/wsrpc/wsrpc/internal/peertext"
 )
 
 // Errors returned by this package. Every Marshal error wraps ErrMarshal and
@@ -76,12 +78,19 @@ type unmarshalError struct {
 // (protojson's, a proto.CheckInitialized): after the codec's name it
 // says nothing. (protobuf writes a space or a no-break space after
 // "proto:", at random, so that nobody matches its texts.)
+//
+// The rest goes through peertext.OneLine (control characters, line
+// breaks, bidirectional overrides and bytes that are not UTF-8 escaped,
+// cut at 2 KiB), as every peer's text in an error does: it quotes the
+// input. protojson's syntax error prints the character it stopped at
+// raw ("invalid value \x1b"); the msgpack decoder quotes what it prints
+// (%q), but not at a bounded length, and it passes on a Resolver's error.
 func (e *unmarshalError) Error() string {
 	msg := e.err.Error()
 	if rest, ok := strings.CutPrefix(msg, "proto:"); ok {
 		msg = strings.TrimLeft(rest, " \u00a0")
 	}
-	return e.codec + ": " + msg
+	return e.codec + ": " + peertext.OneLine(msg)
 }
 
 func (e *unmarshalError) Unwrap() []error { return []error{ErrUnmarshal, e.err} }

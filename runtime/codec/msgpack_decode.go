@@ -651,6 +651,9 @@ func (s *decState) mapField(m protoreflect.Message, fd protoreflect.FieldDescrip
 		}
 		k := kv.MapKey()
 		if mp.Has(k) {
+			if key, ok := kv.Interface().(string); ok {
+				return failf(ErrMalformed, "map key %q given twice", key) // a peer's text, quoted as every key here is
+			}
 			return failf(ErrMalformed, "map key %v given twice", kv.Interface())
 		}
 		if vd.Message() != nil {

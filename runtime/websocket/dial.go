@@ -601,11 +601,17 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions, de
 		if errors.As(rerr, &ne) && ne.Timeout() {
 			rerr = nil
 		}
+		// The body's segment only when it has text, as sse.StatusError's:
+		// a bare refusal read "server answered 400 Bad Request: :
+		// websocket: bad handshake".
 		text := peertext.OneLine(string(body))
-		if rerr != nil {
-			return nil, resp, fmt.Errorf("websocket: server answered %s: %s: %w (reading its body: %w)", status, text, ErrBadHandshake, rerr)
+		if text != "" {
+			text = ": " + text
 		}
-		return nil, resp, fmt.Errorf("websocket: server answered %s: %s: %w", status, text, ErrBadHandshake)
+		if rerr != nil {
+			return nil, resp, fmt.Errorf("websocket: server answered %s%s: %w (reading its body: %w)", status, text, ErrBadHandshake, rerr)
+		}
+		return nil, resp, fmt.Errorf("websocket: server answered %s%s: %w", status, text, ErrBadHandshake)
 	}
 	resp.Body = http.NoBody
 	bad := func(format string, args ...any) (*Conn, *http.Response, error) {
