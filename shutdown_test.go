@@ -154,16 +154,20 @@ func TestShutdownLiveSessions(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			br := bufio.NewReader(resp.Body)
-			// The first event's lines, up to its blank line.
-			for {
+			// The first event's lines, up to its blank line. Comment
+			// blocks before it (the stream's ": open", written before the
+			// session is tracked) do not count: the first event comes
+			// from the handler, which runs tracked.
+			for event := false; ; {
 				line, err := br.ReadString('\n')
 				if err != nil {
 					done(fmt.Errorf("sse %d: %w", i, err))
 					return
 				}
-				if line == "\n" {
+				if line == "\n" && event {
 					break
 				}
+				event = event || line != "\n" && !strings.HasPrefix(line, ":")
 			}
 			done(nil)
 			rest, err := io.ReadAll(br)
