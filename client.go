@@ -620,7 +620,11 @@ func NewServerStreamClient[Req, Res any](httpClient *http.Client, url, procedure
 // served as Server-Sent Events at url. The request travels in the query
 // (EncodeSSERequest); the client reconnects with Last-Event-ID as
 // configured by WithSSEClientOptions and stops at the server's
-// "wsrpc.end" or "wsrpc.error" event. A reconnection refused as
+// "wsrpc.end" or "wsrpc.error" event. Only "wsrpc.end" is the call's
+// clean end (io.EOF): a stream that ends without it — answered 204 No
+// Content, the first request or a reconnection, or closed with
+// reconnection disabled — was cut short, and the call ends with
+// unavailable, as a WebSocket call cut so does. A reconnection refused as
 // unavailable (502, 503 or 504, as from a server under Tracker.Shutdown
 // or a proxy during a restart, or any status with Wsrpc-Code
 // unavailable) is retried within those options' limits; any other
@@ -878,6 +882,11 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 			}
 		}
 		s, err := sse.Connect(ctx, hs.Request.URL.String(), &opts)
+		if err == io.EOF {
+			// A 204 (sse.Connect's only io.EOF) to a request without
+			// Last-Event-ID: no wsrpc server's answer (see sseCutShort).
+			return ctx, sseCutShort(c.c.spec.Procedure, true)
+		}
 		if err != nil {
 			return ctx, capt.refusal(err)
 		}
@@ -1079,7 +1088,12 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 				inner = asError(t.refusal(fmt.Errorf("%w %q", sse.ErrContentType, resp.Header.Get("Content-Type"))))
 			}
 		case http.StatusNoContent:
-			// The stream is over: no failure, and no connection.
+			// No connection, and no clean end either (see sseCutShort):
+			// the interceptors see the error those of a first request
+			// answered 204 see. One that lets it through leaves the 204
+			// to the session, which ends, and receive ends the call with
+			// the same error.
+			inner = sseCutShort(s.spec.Procedure, true)
 		default:
 			// A refusal (a 3xx among them when CheckRedirect kept it):
 			// the session reads the body again, for its StatusError.
@@ -1188,9 +1202,15 @@ func (s *sseClientStream) receive(m proto.Message) error {
 	for {
 		ev, err := s.sess.Next()
 		if err != nil {
-			// Only the session's io.EOF (a 204, or a stream that ended
-			// with reconnection disabled) is a clean end.
-			if err != io.EOF {
+			if err == io.EOF {
+				// The session's clean end (a 204, or a stream that ended
+				// with reconnection disabled) before wsrpc.end, which
+				// alone ends a call cleanly (below).
+				s.capt.mu.Lock()
+				noContent := s.capt.resp != nil && s.capt.resp.StatusCode == http.StatusNoContent
+				s.capt.mu.Unlock()
+				err = sseCutShort(s.spec.Procedure, noContent)
+			} else {
 				err = s.capt.refusal(err)
 			}
 			ci := CloseInfo{Code: websocket.StatusAbnormalClosure, Err: err}
@@ -1230,6 +1250,21 @@ func (s *sseClientStream) receive(m proto.Message) error {
 			return nil
 		}
 	}
+}
+
+// sseCutShort is the error of a typed SSE call whose stream ended without
+// its wsrpc.end event, noContent when a request was answered 204. A wsrpc
+// stream always ends with that event, and a wsrpc server answers 204 only
+// to Last-Event-ID wsrpc.end, which a typed client never sends, since it
+// stops at the event. So the stream was cut short — by a proxy, a
+// maintenance page, a hostile server — and reading the end as io.EOF
+// would pass a truncated stream off as a complete one. Unavailable, as
+// for a WebSocket call cut the same way or SSE reconnections exhausted.
+func sseCutShort(procedure string, noContent bool) *Error {
+	if noContent {
+		return Errorf(CodeUnavailable, "%s: the event stream ended without %s: the server answered 204 No Content", procedure, SSEEventEnd)
+	}
+	return Errorf(CodeUnavailable, "%s: the event stream ended without %s", procedure, SSEEventEnd)
 }
 
 func (s *sseClientStream) finish(err error, ci CloseInfo) error {

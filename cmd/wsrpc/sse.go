@@ -89,7 +89,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var headers headerFlag
 	fs.Var(&headers, "H", "request header `\"Name: value\"` (repeatable)")
 	jsonOut := fs.Bool("json", false, "print one JSON object per event")
-	maxReconnects := fs.Int("max-reconnects", -1, "give up after `N` reconnections in a row with nothing received between them (no event, not even a heartbeat comment); -1 means no limit, 0 never reconnects")
+	maxReconnects := fs.Int("max-reconnects", -1, "give up after `N` reconnections in a row with nothing received between them (no event, nor heartbeats on a connection open a second or more); -1 means no limit, 0 never reconnects")
 	reconnectTime := fs.Duration("reconnect-time", sse.DefaultReconnectionTime, "wait `D` before reconnecting; a retry: from the server overrides it")
 	showComments := fs.Bool("show-comments", false, "also print comment events")
 	showRetry := fs.Bool("show-retry", false, "also print retry-only events")

@@ -27,10 +27,21 @@ const DefaultReconnectionTime = 3 * time.Second
 // reconnections that keep failing (see ClientOptions.MaxReconnectionDelay).
 const DefaultMaxReconnectionDelay = 30 * time.Second
 
-// minBackoff is where the growing wait starts when the reconnection time
-// is shorter, as it is after a server's "retry: 0": doubling nothing
-// would leave a failing server hammered in a tight loop.
+// minBackoff is the shortest wait before any reconnection, and where the
+// growing wait starts when the reconnection time is shorter, as it is
+// after a server's "retry: 0": doubling nothing would leave a failing
+// server hammered in a tight loop, and waiting nothing lets a server (or
+// whatever answers in its place) drive the client to reconnect as fast
+// as it can end streams. It bounds any server to 10 reconnections a
+// second per session.
 const minBackoff = 100 * time.Millisecond
+
+// heldOpen is how long a connection that delivered no event, only
+// comments or other blocks after its first, must have stayed open to
+// count as a delivery (see MaxReconnectionAttempts): a quiet stream's
+// heartbeats that a proxy cuts now and then is served, one ended as it
+// opened is not.
+var heldOpen = time.Second // a variable for tests
 
 // ClientOptions configures a client Session. A nil *ClientOptions means
 // all defaults.
@@ -57,7 +68,12 @@ type ClientOptions struct {
 	// reconnection in a row waits this long plus a random extra of up to
 	// a quarter of it, which §9.2.3 allows ("wait some more"), so that
 	// the clients of a restarted server do not all come back at once;
-	// see MaxReconnectionDelay for the ones after it.
+	// see MaxReconnectionDelay for the ones after it. A reconnection
+	// time under 100 ms, this option's or a server's ("retry: 0"
+	// included), counts as 100 ms: no wait is shorter, so that no server
+	// drives more than 10 reconnections a second (browsers reconnect at
+	// once after "retry: 0"). Session.ReconnectionTime still reports
+	// the value as set.
 	ReconnectionTime time.Duration
 
 	// MaxReconnectionDelay bounds the backoff between reconnections in a
@@ -68,15 +84,19 @@ type ClientOptions struct {
 	// back together — WHATWG HTML §9.2.3 allows user agents to "wait some
 	// more" with exponential backoff after a failed attempt. A wait is
 	// never shorter than the reconnection time, so a server's longer
-	// "retry:" still holds. Default DefaultMaxReconnectionDelay (30 s).
+	// "retry:" still holds, nor than 100 ms, even when this bound is
+	// lower. Default DefaultMaxReconnectionDelay (30 s).
 	MaxReconnectionDelay time.Duration
 
 	// MaxReconnectionAttempts bounds reconnections in a row, counted
-	// since a connection last delivered an event, or a comment or retry
-	// block, even hidden, after its first block (a stream of heartbeats
-	// that drops now and then is not failing; the block a server writes
-	// as the stream opens, this package's ": open" comment or a retry
-	// field, says only that it answered). 0 means no bound,
+	// since a connection last delivered: dispatched an event (WHATWG
+	// HTML §9.2.6, a block with data), or stayed open a second or more
+	// with a block after its first (a quiet stream's heartbeats, cut now
+	// and then, are served). Comments and blocks of retry or id fields
+	// alone on a connection that ends sooner, shown or not, are no
+	// delivery: a server can send them without serving anything, and one
+	// that answered every request with "retry: 0" and a comment, and
+	// ended the stream, drove a client round this loop for ever. 0 means no bound,
 	// like a browser; a negative value disables reconnection, like Ktor's
 	// default, so the stream ends when the connection does.
 	MaxReconnectionAttempts int
@@ -155,11 +175,12 @@ type Session struct {
 
 	body      io.ReadCloser
 	parser    *Parser
-	err       error // sticky terminal error
-	headerErr error // the problem with opts.Header, found once by newSession
-	tries     int   // reconnections since a connection delivered (see MaxReconnectionAttempts)
-	gotEvent  bool  // the open connection has delivered an event
-	opened    bool  // a stream has been open: later requests are reconnections
+	err       error     // sticky terminal error
+	headerErr error     // the problem with opts.Header, found once by newSession
+	tries     int       // reconnections since a connection delivered (see MaxReconnectionAttempts)
+	gotEvent  bool      // the open connection has dispatched an event: a delivery (see MaxReconnectionAttempts)
+	connAt    time.Time // when the open connection's stream began
+	opened    bool      // a stream has been open: later requests are reconnections
 
 	idle    *idleWatch // the open connection's, with IdleTimeout; else nil
 	idleErr error      // the error of a connection idle for IdleTimeout
@@ -334,14 +355,17 @@ func (s *Session) Next() (Event, error) {
 			}
 			return ev, nil
 		}
-		if s.gotEvent || s.parser.blocks > 1 {
-			// The connection delivered something before it dropped (an
-			// event, or heartbeat comments after the block it opened
-			// with): the server is up, so this is a first reconnection
-			// again, not one more in a failing row. The opening block
-			// alone does not count: a server that opens streams and
-			// ends them at once would otherwise be reconnected to for
-			// ever, without backoff or MaxReconnectionAttempts.
+		if s.gotEvent || s.parser.blocks > 1 && time.Since(s.connAt) >= heldOpen {
+			// The connection delivered before it dropped — an event, or
+			// heartbeats for a while — so the stream is served and this
+			// is a first reconnection again, not one more in a failing
+			// row (see MaxReconnectionAttempts). Not the opening ": open"
+			// or "retry:" block alone, which says only that the server
+			// answered, nor comments on a connection ended at once,
+			// which cost a server nothing: a server that opens streams
+			// and ends them, whatever it writes but events, is
+			// reconnected to with backoff and within the bound, not for
+			// ever.
 			s.tries = 0
 		}
 		if s.idle != nil && s.idle.timedOut() && !errors.Is(err, ErrEventTooLarge) {
@@ -469,12 +493,15 @@ func (s *Session) closeBody() {
 }
 
 // reconnectWait waits before a reconnection (not before the first
-// connection): the reconnection time, or the backoff after it.
+// connection): the reconnection time, or the backoff after it, reckoned
+// from a reconnection time of at least minBackoff, so that no wait is
+// shorter whatever "retry:" says. WHATWG HTML §9.2.3 lets a client wait
+// longer than the reconnection time ("optionally, wait some more").
 func (s *Session) reconnectWait() error {
 	if s.tries == 0 {
 		return nil
 	}
-	t := time.NewTimer(s.backoff(s.ReconnectionTime()))
+	t := time.NewTimer(s.backoff(max(s.ReconnectionTime(), minBackoff)))
 	defer t.Stop()
 	select {
 	case <-s.ctx.Done():
@@ -587,6 +614,7 @@ func (s *Session) connect() (err error) {
 		body = w
 	}
 	s.gotEvent = false
+	s.connAt = time.Now()
 	s.parser = NewParser(body, &ParserOptions{
 		MaxEventSize:      s.opts.MaxEventSize,
 		LastEventID:       lastID,

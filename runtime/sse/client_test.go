@@ -236,11 +236,12 @@ func TestClientStops(t *testing.T) {
 		{name: "limit counts since last event", bodies: []func(http.ResponseWriter){stream("data: 1\n\n"), stream(""), stream("data: 2\n\n"), stream(""), stream("data: 3\n\n"), stream("")},
 			opts: sse.ClientOptions{MaxReconnectionAttempts: 2}, events: 3, conns: 7, wantErr: is(sse.ErrReconnectLimit)},
 		// Each connection delivers heartbeat comments (hidden) after the
-		// block it opens with, and drops: the server is up, so the count
-		// starts over each time. (The opening block alone does not count:
-		// TestClientOpeningBlockIsNoDelivery.)
-		{name: "heartbeats reset the count", bodies: []func(http.ResponseWriter){stream(": open\n\n: hb\n\n"), stream(": hb\n\n: hb\n\n"), stream("retry: 1\n\n: hb\n\n"), stream(": open\n\n: hb\n\n"), stream("data: a\n\n"), status(204, "")},
-			opts: sse.ClientOptions{MaxReconnectionAttempts: 1}, events: 1, conns: 6, wantErr: noError},
+		// block it opens with, and drops at once: comments cost a server
+		// nothing, so they are no delivery on a connection that ended as
+		// it opened, and the count goes on (held open a second, they
+		// reset it: "heartbeats held open reset the count" below).
+		{name: "heartbeats on connections ended at once", bodies: []func(http.ResponseWriter){stream(": open\n\n: hb\n\n"), stream(": hb\n\n: hb\n\n"), stream("retry: 1\n\n: hb\n\n"), stream(": open\n\n: hb\n\n"), stream("data: a\n\n"), status(204, "")},
+			opts: sse.ClientOptions{MaxReconnectionAttempts: 1}, events: 0, conns: 2, wantErr: is(sse.ErrReconnectLimit)},
 		{name: "reconnection disabled", bodies: []func(http.ResponseWriter){stream("data: a\n\n")}, opts: sse.ClientOptions{MaxReconnectionAttempts: -1}, events: 1, conns: 1, wantErr: noError},
 		// Hidden comments are not kept, so they do not count toward
 		// MaxEventSize: heartbeats without a blank line between them
@@ -265,6 +266,15 @@ func TestClientStops(t *testing.T) {
 			}
 		})
 	}
+	t.Run("heartbeats held open reset the count", func(t *testing.T) {
+		sse.SetHeldOpen(t, 0) // every connection counts as held open long enough
+		var rc rawConns
+		srv := newServer(t, rc.handler(t, stream(": open\n\n: hb\n\n"), stream(": hb\n\n: hb\n\n"), stream("retry: 1\n\n: hb\n\n"), stream(": open\n\n: hb\n\n"), stream("data: a\n\n"), status(204, "")))
+		events, err := collect(t, srv.URL, fast(sse.ClientOptions{MaxReconnectionAttempts: 1}))
+		if err != nil || len(events) != 1 || rc.count() != 6 {
+			t.Fatalf("%d events over %d connections, %v; want 1 over 6, nil", len(events), rc.count(), err)
+		}
+	})
 	t.Run("connect on 204", func(t *testing.T) {
 		srv := newServer(t, (&rawConns{}).handler(t, status(204, "")))
 		if s, err := sse.Connect(context.Background(), srv.URL, nil); s != nil || err != io.EOF {
@@ -882,7 +892,7 @@ func TestClientBackoff(t *testing.T) {
 		reconnect, limit time.Duration
 		atLeast, atMost  time.Duration
 	}{
-		{tries: 1, reconnect: 0, limit: time.Second, atLeast: 0, atMost: 0}, // "retry: 0": at once
+		{tries: 1, reconnect: 0, limit: time.Second, atLeast: 0, atMost: 0}, // "retry: 0": backoff's own figure; reconnectWait makes it at least minBackoff
 		{tries: 1, reconnect: 3 * time.Second, limit: time.Second, atLeast: 3 * time.Second, atMost: 3750 * ms},
 		{tries: 1, reconnect: 1<<63 - 1, limit: time.Second, atLeast: 1<<63 - 1, atMost: 1<<63 - 1},
 		{tries: 2, reconnect: 0, limit: time.Second, atLeast: 100 * ms, atMost: 200 * ms}, // "retry: 0": from 100 ms
@@ -1020,21 +1030,27 @@ func TestFailureIsNotEOF(t *testing.T) {
 // and its reconnections count toward MaxReconnectionAttempts and back off:
 // once NewStream wrote the opening comment, the client took every such
 // connection for a working one (9,201 connections in 20 s against a limit
-// of 2). A heartbeat after it, or an event, still counts.
+// of 2). An event after it counts; a heartbeat only on a connection that
+// stayed open a while (heldOpen).
 func TestClientOpeningBlockIsNoDelivery(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		opts    sse.StreamOptions
 		then    func(*sse.Stream)
+		held    bool // connections count as held open long enough
 		conns   int
 		limited bool
 	}{
 		{name: "open comment only", conns: 3, limited: true},
 		{name: "retry only", opts: sse.StreamOptions{Retry: time.Millisecond}, conns: 3, limited: true},
-		{name: "open comment and a heartbeat", then: func(s *sse.Stream) { s.Comment("heartbeat") }, conns: 6},
+		{name: "open comment and a heartbeat", then: func(s *sse.Stream) { s.Comment("heartbeat") }, conns: 3, limited: true},
+		{name: "open comment and a heartbeat, held open", then: func(s *sse.Stream) { s.Comment("heartbeat") }, held: true, conns: 6},
 		{name: "an event", then: func(s *sse.Stream) { s.Send(sse.Event{Data: "x"}) }, conns: 6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.held {
+				sse.SetHeldOpen(t, 0)
+			}
 			var n atomic.Int32
 			srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if n.Add(1) > 5 && !tc.limited {

@@ -27,7 +27,8 @@ import (
 //   - Retry, when positive or when HasRetry is set, is written as
 //     "retry:" in whole milliseconds (rounded up); the client waits that
 //     long before reconnecting. HasRetry with a zero Retry sends
-//     "retry: 0": reconnect at once (WHATWG HTML §9.2.6 takes any run of
+//     "retry: 0": reconnect at once (this package's client waits at
+//     least 100 ms; WHATWG HTML §9.2.6 takes any run of
 //     digits).
 //   - Comment is written as ":" lines before the fields; clients ignore
 //     it (WHATWG HTML §9.2.6) unless they ask for comment events.
@@ -41,7 +42,8 @@ import (
 //   - Data is the data lines joined with LF.
 //   - Retry is the reconnection time set in this event's block, if any,
 //     and HasRetry says whether the block had a valid "retry:" field, so
-//     that "retry: 0" (reconnect at once) is told apart from none.
+//     that "retry: 0" (reconnect at once: at least 100 ms later here) is
+//     told apart from none.
 //   - Comment is the comment lines of this event's block joined with LF
 //     (each without its leading colon and one optional space), kept only
 //     when ShowCommentEvents asks for comments; otherwise it is empty.

@@ -27,6 +27,14 @@ func Backoff(tries int, reconnect, limit time.Duration) time.Duration {
 	return s.backoff(reconnect)
 }
 
+// SetHeldOpen sets how long a connection of heartbeats must stay open to
+// count as a delivery, until tb's end, for tests (not parallel ones).
+func SetHeldOpen(tb interface{ Cleanup(func()) }, d time.Duration) {
+	old := heldOpen
+	heldOpen = d
+	tb.Cleanup(func() { heldOpen = old })
+}
+
 // BufCap returns the capacity of the encoding buffer s keeps between
 // writes, for tests.
 func BufCap(s *Stream) int {

@@ -94,8 +94,9 @@ type Parser struct {
 	inBlock    bool // a non-blank line since the last blank one
 
 	// blocks counts non-empty blocks ended by a blank line, shown or not:
-	// a Session takes one as proof that its connection worked (a stream
-	// of heartbeat comments included) when the connection later drops.
+	// a Session takes those after the first, on a connection that stayed
+	// open a while, as proof that it worked (a quiet stream's heartbeat
+	// comments) when the connection later drops.
 	blocks int
 
 	idBuffer    string        // the last event ID buffer
