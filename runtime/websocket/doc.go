@@ -63,7 +63,16 @@
 // (MessageTransformer) or frames (FrameTransformer). NewExtensionSet
 // rejects two extensions claiming the same RSV bit when the options are
 // built. PerMessageDeflate is the built-in one; Conn.Extension looks up
-// what was negotiated.
+// what was negotiated. A session may set its own RSV bits only, and a
+// frame transformer must leave a valid frame (FIN and the opcode's kind
+// unchanged, control frames within 125 bytes): otherwise the write fails
+// with an error naming the extension, and the message (a
+// MessageTransformer's bits) or the frame (a FrameTransformer's) is not
+// sent. Transformers must not modify the caller's bytes, not even
+// temporarily (Write's p, a PreparedMessage's data shared by many
+// connections): OutgoingFrame sets f.Payload to a new slice instead.
+// IncomingFrame sees headers only, so transforming incoming payloads is a
+// MessageTransformer's job.
 //
 // # Concurrency
 //
@@ -71,11 +80,14 @@
 // messages never interleave, and small messages queued by concurrent
 // writers are written with one system call. One goroutine at a time reads
 // (Read, ReadAppend, Reader, ReadFrame); a concurrent reader waits. Close,
-// CloseNow and Stats are safe from anywhere. A context passed to a call governs
-// that call: if it is done before the call finishes, the connection is
-// closed, because a frame cut off half way cannot be resumed. Reader's
-// context governs its message until the message's reader has read its
-// last frame (or the next read call starts), Writer's until its Close. An
+// CloseNow and Stats are safe from anywhere. A context passed to a call
+// governs that call: if it is done while the call reads or writes, the
+// connection is closed, because a frame cut off half way cannot be
+// resumed; a call still waiting for its turn (a write behind another
+// message, a read behind another read) returns the context's error and
+// leaves the connection usable. Reader's context governs its message
+// until the message's reader has read its last frame (or the next read
+// call starts), Writer's until its Close. An
 // open Writer holds the other data messages (Write, WritePrepared, another
 // Writer) until its Close; control frames go out between its fragments.
 //

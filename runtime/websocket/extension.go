@@ -22,7 +22,10 @@ type Param struct {
 type Extension interface {
 	// Name is the extension token sent in Sec-WebSocket-Extensions.
 	Name() string
-	// RSV is the set of RSV bits (RSV1|RSV2|RSV3) the extension owns.
+	// RSV is the set of RSV bits (RSV1|RSV2|RSV3) the extension owns. Its
+	// sessions may set or clear these bits and no others: a message whose
+	// WriteMessage returns other bits, and a frame whose OutgoingFrame
+	// changes other bits, is refused with an error naming the extension.
 	RSV() byte
 	// ClientOffers returns what a client offers, most preferred first; each
 	// is one element of Sec-WebSocket-Extensions (§9.1 allows a client to
@@ -55,6 +58,18 @@ type MessageTransformer interface {
 	// the message is written into, which writes its output to dst and closes
 	// dst when it is closed, and the RSV bits for the message's first frame.
 	// size is the message size when known, or -1.
+	//
+	// rsv must be among the bits the extension owns (Extension.RSV): a bit
+	// owned by another extension would make the peer decode the message
+	// with that one (a deflate stream that is not one: 1007), a bit nobody
+	// owns is a protocol error to it (RFC 6455 §5.2: 1002). Other bits fail
+	// the message with an error naming the extension and the bits, before
+	// anything of it is sent; the connection stays usable.
+	//
+	// The writer is handed the application's own bytes (Write's p, a
+	// PreparedMessage's data shared by every connection it is written to):
+	// as io.Writer requires, it must not modify them, not even temporarily,
+	// nor keep them after its Write returns.
 	WriteMessage(dst io.WriteCloser, typ MessageType, size int) (w io.WriteCloser, rsv byte, err error)
 	// ReadMessage wraps the payload of an incoming data message whose first
 	// frame carried rsv. It returns src itself when the message is not
@@ -67,7 +82,31 @@ type MessageTransformer interface {
 // FrameTransformer sees every frame, control frames included: outgoing ones
 // whole, before they are written, and the headers of incoming ones.
 type FrameTransformer interface {
+	// OutgoingFrame may change the frame before it is written: its RSV bits
+	// among those the extension owns, its payload, and its opcode within
+	// its kind (text for binary and back; one control opcode for another;
+	// a continuation stays one). FIN is not its to change: fragmentation is
+	// the writer's, and a control frame is never fragmented. A control
+	// frame's payload must stay within 125 bytes (RFC 6455 §5.5). A frame
+	// that breaks these rules is not written: the call that wrote it
+	// (Write, Close, Ping, WriteFrame…) fails with an error naming the
+	// extension.
+	//
+	// OutgoingFrame must not modify the bytes of f.Payload, not even
+	// temporarily; to change the payload, set f.Payload to a new slice.
+	// They are the caller's: Write's p, or a PreparedMessage's data, which
+	// several connections may be writing at once. They are not copied
+	// first, as that would cost every write.
 	OutgoingFrame(f *Frame) error
+	// IncomingFrame sees an incoming frame's header, in reverse
+	// installation order, before the payload is read. Only its changes to
+	// RSV are kept (it clears its own bits, say); FIN, the opcode and the
+	// length are as the peer sent them. It cannot see or change the
+	// payload, which reaches the application as the peer sent it: an
+	// extension that transforms incoming payloads does so as a
+	// MessageTransformer (ReadMessage), and control frames' payloads are
+	// never transformed on the way in. An error fails the connection with
+	// 1002.
 	IncomingFrame(h *FrameHeader) error
 }
 
@@ -145,6 +184,70 @@ func newNegotiated(e Extension, params []Param, s ExtensionSession) *negotiated 
 	return n
 }
 
+// checkMessageRSV refuses RSV bits a session's WriteMessage returned that
+// its extension does not own (see MessageTransformer).
+func (n *negotiated) checkMessageRSV(rsv byte) error {
+	if bad := rsv &^ n.rsv; bad != 0 {
+		return fmt.Errorf("websocket: extension %s: WriteMessage returned RSV bits %s, which it does not own (it owns %s)", n.name, rsvNames(bad), rsvNames(n.rsv))
+	}
+	return nil
+}
+
+// checkOutgoing checks what n's frame transformer made of an outgoing
+// frame, given the header it was handed (see FrameTransformer). The peer
+// would fail the connection for most of what it refuses (RFC 6455 §5.2,
+// §5.4, §5.5: 1002), and the rest breaks the sequence of frames our
+// writer keeps (a FIN cleared leaves its message open).
+func (n *negotiated) checkOutgoing(was FrameHeader, f *Frame) error {
+	switch {
+	case f.Fin != was.Fin:
+		return fmt.Errorf("websocket: extension %s: OutgoingFrame changed FIN of a %v frame", n.name, was.Opcode)
+	case f.Opcode != was.Opcode && (opKind(f.Opcode) == 0 || opKind(f.Opcode) != opKind(was.Opcode)):
+		return fmt.Errorf("websocket: extension %s: OutgoingFrame changed a %v frame into a %v frame", n.name, was.Opcode, f.Opcode)
+	case f.Opcode.IsControl() && len(f.Payload) > maxControlPayload:
+		// §5.5: a control frame carries at most 125 bytes.
+		return fmt.Errorf("websocket: extension %s: OutgoingFrame made a %v frame payload of %d bytes, more than 125", n.name, f.Opcode, len(f.Payload))
+	}
+	if bad := (f.RSV ^ was.RSV) &^ n.rsv; bad != 0 {
+		return fmt.Errorf("websocket: extension %s: OutgoingFrame changed RSV bits %s, which it does not own (it owns %s)", n.name, rsvNames(bad), rsvNames(n.rsv))
+	}
+	return nil
+}
+
+// opKind groups the opcodes a frame transformer may swap for one another:
+// 1 a message's first frame, 2 a control frame, 0 none (a continuation,
+// a reserved opcode).
+func opKind(op Opcode) int {
+	switch op {
+	case OpText, OpBinary:
+		return 1
+	case OpClose, OpPing, OpPong:
+		return 2
+	}
+	return 0
+}
+
+// rsvNames spells RSV bits out for an error ("RSV1|RSV3"); anything outside
+// RSV1-3 shows as a number.
+func rsvNames(b byte) string {
+	var names []string
+	for _, r := range []struct {
+		bit  byte
+		name string
+	}{{RSV1, "RSV1"}, {RSV2, "RSV2"}, {RSV3, "RSV3"}} {
+		if b&r.bit != 0 {
+			names = append(names, r.name)
+		}
+	}
+	if other := b &^ rsvMask; other != 0 {
+		names = append(names, fmt.Sprintf("%#x", other))
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, "|")
+}
+
 func (n *negotiated) wrapReader(src io.Reader, rsv byte) io.Reader {
 	if n.message == nil {
 		return src
@@ -171,7 +274,9 @@ func (c *Conn) Extension(name string) (NegotiatedExtension, bool) {
 	return NegotiatedExtension{}, false
 }
 
-// transformOutgoing runs frame transformers over an outgoing frame.
+// transformOutgoing runs frame transformers over an outgoing frame, and
+// checks what each made of it (checkOutgoing): nothing is written of a
+// frame one of them broke.
 func (c *Conn) transformOutgoing(fin *bool, op *Opcode, rsv *byte, p *[]byte) error {
 	if len(c.exts) == 0 {
 		return nil
@@ -184,8 +289,12 @@ func (c *Conn) transformOutgoing(fin *bool, op *Opcode, rsv *byte, p *[]byte) er
 		if f == nil {
 			f = &Frame{FrameHeader: FrameHeader{Fin: *fin, RSV: *rsv, Opcode: *op}, Payload: *p}
 		}
+		was := f.FrameHeader
 		if err := e.frame.OutgoingFrame(f); err != nil {
 			return fmt.Errorf("websocket: extension %s: %w", e.name, err)
+		}
+		if err := e.checkOutgoing(was, f); err != nil {
+			return err
 		}
 	}
 	if f != nil {

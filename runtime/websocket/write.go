@@ -20,7 +20,12 @@ import (
 // is already buffered leaves its frame for the next reply, and everything
 // goes out when the reader has to wait for input (after 1ms at the latest).
 //
-// If ctx is done before the message is written, the connection is closed.
+// If ctx is done before Write gets its turn — while it waits for the
+// message lock that another message holds (an open Writer, a Write or
+// WritePrepared still sending), or before the call — Write returns ctx's
+// error, nothing of p is sent, and the connection stays usable. If ctx is
+// done while the message is being written, the connection is closed: a
+// frame cut off half way cannot be resumed.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if c.cfg.raw {
 		return ErrRawMode
@@ -369,6 +374,15 @@ func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
 			continue
 		}
 		ew, rsv, err := e.message.WriteMessage(w, typ, size)
+		if err == nil {
+			// A bit it does not own would reach the peer as another
+			// extension's mark, or as one no extension owns (RFC 6455
+			// §5.2; readHeader checks the same of what we read). Refused
+			// before anything is written: the connection stays usable.
+			if err = e.checkMessageRSV(rsv); err != nil && ew != nil {
+				w = ew // its writer is aborted with the rest of the chain
+			}
+		}
 		if err != nil {
 			c.abortMessage(w, mw, err)
 			return nil, err
