@@ -759,3 +759,22 @@ func (e rsvExt) ServerNegotiate([][]websocket.Param) ([]websocket.Param, websock
 func (e rsvExt) ClientAccept([]websocket.Param) (websocket.ExtensionSession, error) {
 	return nil, fmt.Errorf("never negotiated")
 }
+
+// A compressed message over the limit on the wire names the configured
+// limit, then the wire allowance: the error read "exceeds the
+// 1065984-byte limit" for a MaxMessageSize of 1 MiB (gorilla-migration
+// walkthrough), a figure nobody configured.
+func TestDeflateLimitErrorNamesConfiguredLimit(t *testing.T) {
+	const limit = 1000
+	s := startDeflate(t, roleServer, limit, func(c *websocket.Conn) error {
+		_, _, err := c.Read(context.Background())
+		return err
+	})
+	s.frame(true, 0x40, opBinary, make([]byte, 3000)) // past the wire allowance; never inflated
+	s.expectClose(1009)
+	err := s.result()
+	wantErr(t, err, websocket.ErrMessageTooBig)
+	if want := "exceeds the 1000-byte limit (2039 bytes on the wire for a compressed one)"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q, want it to contain %q", err, want)
+	}
+}

@@ -28,8 +28,8 @@ var errNoCloseFrame = fmt.Errorf("websocket: connection closed without a close f
 //   - the network failed: the I/O error, wrapped (a write past WriteTimeout
 //     wraps os.ErrDeadlineExceeded, a reset the system call's errno, a
 //     FIN or reset without a close frame io.ErrUnexpectedEOF: 1006);
-//   - any call after the connection closed: ErrClosed, wrapping what
-//     closed it;
+//   - any call after the connection closed: the peer's *CloseError if
+//     its close frame arrived, else ErrClosed, wrapping what closed it;
 //   - a misuse: ErrRawMode, ErrWriterClosed, ErrReaderDiscarded, or an
 //     error naming the bad argument (a close code or reason Close may
 //     not send, an invalid message type).

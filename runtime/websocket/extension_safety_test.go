@@ -227,3 +227,82 @@ func TestFrameTransformerBrokenFrame(t *testing.T) {
 		}
 	})
 }
+
+// TestWriterRefusedFragmentEndsMessage: a Writer whose fragment is refused
+// (here by a frame transformer; an I/O error is the same) cannot complete
+// its message. Its Close used to send the final fragment anyway, so the
+// peer read a message missing the refused bytes as a whole one. Now the
+// refusal is sticky: Write and Close return it, and if fragments went
+// out Close fails the connection with 1011; if none did, nothing of the
+// message was sent and the connection stays usable.
+func TestWriterRefusedFragmentEndsMessage(t *testing.T) {
+	ctx := context.Background()
+	const header = "Sec-WebSocket-Extensions: x-frame\r\n"
+	refuseNth := func(fs *ownerSession, n int) {
+		seen := 0
+		fs.change = func(f *websocket.Frame) {
+			if f.Opcode.IsControl() {
+				return
+			}
+			if seen++; seen == n {
+				f.Fin = !f.Fin // broken: the write is refused (checkOutgoing)
+			}
+		}
+	}
+	start := func(t *testing.T, run func(c *websocket.Conn, fs *ownerSession) error) *session {
+		fs := &ownerSession{frame: true}
+		set := websocket.MustExtensionSet(ownerExt{"x-frame", websocket.RSV3, fs})
+		s, _ := startServerWith(t, &websocket.AcceptOptions{Extensions: set, CloseTimeout: time.Second}, header,
+			func(c *websocket.Conn) error { return run(c, fs) })
+		return s
+	}
+	big := make([]byte, 200<<10) // several fragments
+	t.Run("after fragments went out", func(t *testing.T) {
+		s := start(t, func(c *websocket.Conn, fs *ownerSession) error {
+			refuseNth(fs, 2)
+			w, err := c.Writer(ctx, websocket.MessageBinary)
+			if err != nil {
+				return err
+			}
+			_, werr := w.Write(big)
+			if werr == nil {
+				return errors.New("Write: no error after a refused fragment")
+			}
+			if _, err := w.Write([]byte("more")); err == nil {
+				return errors.New("a Write after the refusal succeeded")
+			}
+			if err := w.Close(); err == nil {
+				return errors.New("Close: nil after a refused fragment")
+			}
+			return nil
+		})
+		if err := s.result(); err != nil {
+			t.Error(err)
+		}
+		f := s.mustRead()
+		if f.op != opBinary || f.fin {
+			t.Fatalf("first frame op=%#x fin=%v, want the message's first fragment", f.op, f.fin)
+		}
+		s.expectClose(1011)
+	})
+	t.Run("before any fragment", func(t *testing.T) {
+		s := start(t, func(c *websocket.Conn, fs *ownerSession) error {
+			refuseNth(fs, 1)
+			w, err := c.Writer(ctx, websocket.MessageBinary)
+			if err != nil {
+				return err
+			}
+			_, werr := w.Write(big)
+			cerr := w.Close()
+			if werr == nil || cerr == nil {
+				return fmt.Errorf("Write %v, Close %v; want the refusal from both", werr, cerr)
+			}
+			fs.change = nil
+			return c.Write(ctx, websocket.MessageBinary, []byte("kept"))
+		})
+		if err := s.result(); err != nil {
+			t.Error(err)
+		}
+		s.expect(opBinary, []byte("kept"))
+	})
+}

@@ -388,14 +388,15 @@ func (c *Conn) readHeader() error {
 	if h.opcode == OpContinuation {
 		rsv = c.msgRSV
 	}
-	if rsv&c.rsvMessage != 0 {
+	transformed := rsv&c.rsvMessage != 0
+	if transformed {
 		// A message an extension transformed (compressed): the limits bound
 		// what it decodes to, checked as messageReader produces it, and the
 		// wire may carry a little more (wireLimit).
 		maxFrame, maxMessage = wireLimit(maxFrame), wireLimit(maxMessage)
 	}
 	if h.length > maxFrame {
-		return c.failRead(failWith(StatusMessageTooBig, ErrMessageTooBig, "frame of %d bytes exceeds the %d-byte limit", h.length, maxFrame))
+		return c.failRead(failWith(StatusMessageTooBig, ErrMessageTooBig, "frame of %d bytes exceeds the %d-byte limit%s", h.length, c.cfg.maxFrameSize, wireNote(transformed, maxFrame)))
 	}
 	// §5.4: a message is one start frame then continuations until FIN.
 	if h.opcode == OpContinuation {
@@ -418,12 +419,23 @@ func (c *Conn) readHeader() error {
 	}
 	c.msgSize += h.length
 	if c.msgSize > maxMessage {
-		return c.failRead(failWith(StatusMessageTooBig, ErrMessageTooBig, "message exceeds the %d-byte limit", maxMessage))
+		return c.failRead(failWith(StatusMessageTooBig, ErrMessageTooBig, "message exceeds the %d-byte limit%s", c.cfg.maxMessageSize, wireNote(transformed, maxMessage)))
 	}
 	if h.fin {
 		c.msgOpen = false
 	}
 	return nil
+}
+
+// wireNote is what an over-limit error adds for a compressed message: the
+// limit is on what it decodes to, and its wire size may pass the limit by
+// a little (wireLimit), so a figure larger than the configured one does
+// not read as the limit itself.
+func wireNote(transformed bool, onWire int64) string {
+	if !transformed {
+		return ""
+	}
+	return fmt.Sprintf(" (%d bytes on the wire for a compressed one)", onWire)
 }
 
 // wireLimit is the most a frame or message an extension compressed may

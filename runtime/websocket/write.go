@@ -367,6 +367,7 @@ func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
 	mw.n = 0
 	mw.started = false
 	mw.closed = false
+	mw.err = nil
 	var w io.WriteCloser = mw
 	for i := len(c.exts) - 1; i >= 0; i-- {
 		e := c.exts[i]
@@ -464,12 +465,16 @@ type messageWriter struct {
 	n       int
 	started bool // a first fragment went out
 	closed  bool
-	discard bool // the message is being aborted: no more frames
+	discard bool  // the message is being aborted: no more frames
+	err     error // a fragment failed: the message cannot be completed
 }
 
 func (w *messageWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, ErrWriterClosed
+	}
+	if w.err != nil {
+		return 0, w.err
 	}
 	total := len(p)
 	for len(p) > 0 {
@@ -481,6 +486,7 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 		p = p[k:]
 		if w.n == len(*w.buf) && len(p) > 0 {
 			if err := w.flushFragment(false); err != nil {
+				w.err = err
 				return total - len(p), err
 			}
 		}
@@ -502,7 +508,9 @@ func (w *messageWriter) flushFragment(fin bool) error {
 		p = (*w.buf)[:w.n]
 	}
 	err := w.c.writeFrame(fin, op, rsv, p, !fin)
-	w.started = true
+	if err == nil {
+		w.started = true
+	}
 	w.n = 0
 	return err
 }
@@ -510,12 +518,29 @@ func (w *messageWriter) flushFragment(fin bool) error {
 // Close sends the final fragment. The message lock stays held: its
 // holder (streamWriter.Close, endWrite) releases it once every writer of
 // the chain is done with the message.
+//
+// After a fragment failed (a frame extension refused it, or the write
+// did), the message is missing those bytes: Close does not send a final
+// fragment that would pass it for a whole one. It returns that error,
+// and if fragments went out it fails the connection with 1011, as
+// abortMessage does; if none did, nothing was sent and the connection
+// stays usable.
 func (w *messageWriter) Close() error {
 	if w.closed {
 		return nil
 	}
+	if w.err != nil && !w.discard {
+		if w.started {
+			w.c.fail(&failure{StatusInternalError, w.err})
+		}
+		w.discard = true
+		defer func() { w.discard = false }()
+	}
 	w.closed = true
 	err := w.flushFragment(true)
+	if w.err != nil {
+		err = w.err
+	}
 	if w.buf != nil {
 		putBuf(w.buf)
 		w.buf = nil
