@@ -98,6 +98,11 @@ type ReconnectPolicy struct {
 // calls never reconnect (their response depends on every message sent).
 // SSE clients reconnect on their own (WithSSEClientOptions). Client only.
 // Default: no reconnection.
+//
+// Like every option, it applies to every method of the generated client
+// it is given to, bidirectional ones included: a method that needs
+// another policy (a chat that must not go on silently into a new
+// session) gets a client of its own, made without it.
 func WithReconnect(policy ReconnectPolicy) Option {
 	return optionFunc(func(c *config) {
 		p := policy

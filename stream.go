@@ -203,7 +203,11 @@ func (s *ServerStream[Res]) Close(code Code, reason string) error {
 func (s *ServerStream[Res]) Conn() StreamConn { return s.conn }
 
 // WebSocket returns the connection of a stream served over WebSocket, or
-// nil over SSE (see BidiStream.WebSocket).
+// nil over SSE (see BidiStream.WebSocket). A handler that subscribes it
+// to a hub topic (hub.Topic.SubscribeWebSocket) need not read it: after
+// the request the stream reads the connection itself, answering pings
+// and cancelling ctx at the client's close, so waiting on ctx or the
+// subscription's Done is enough.
 func (s *ServerStream[Res]) WebSocket() *websocket.Conn { return rawWebSocket(s.raw) }
 
 // SSE returns the event stream of a stream served as Server-Sent Events,
