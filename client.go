@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/wsrpc/wsrpc/internal/httpfield"
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
@@ -629,7 +630,12 @@ func NewServerStreamClient[Req, Res any](httpClient *http.Client, url, procedure
 // or a proxy during a restart, or any status with Wsrpc-Code
 // unavailable) is retried within those options' limits; any other
 // refusal, and every refusal of the first request, ends the call with
-// the server's code.
+// the server's code. A handler's unavailable (a "wsrpc.error" event with
+// that code, as a handler returns for a hub topic closed under it) is
+// retried too: the client reconnects with Last-Event-ID, as WithReconnect
+// does a WebSocket call on 4014, within those options' limits, and the
+// call ends with that error when reconnection is disabled or no attempt
+// is left; the handler's other codes end the call.
 //
 // Each connection, the first and each reconnection, runs the handshake
 // interceptors (WithInterceptors) with its own Handshake, whose Request
@@ -934,7 +940,8 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 // that reconnects is.
 //
 // Concurrency: receive from one goroutine, which also runs redial and
-// reconnected (the session's Next calls them) and alone uses pending;
+// reconnected (the session's Next calls them) and alone uses pending and
+// retrying;
 // close from any, and the context's AfterFunc on its own. mu guards cur,
 // each sseClientConn's closed, ended and endInfo, so that each connection's
 // onClose hooks run once and none opens after the call ended; the hooks
@@ -951,6 +958,7 @@ type sseClientStream struct {
 	unwatch      func() bool // stops the watch on ctx; set before the stream is shared
 	done         error
 	pending      *sseClientConn // a reconnection redial opened, until the session takes it
+	retrying     *Error         // the handler's unavailable the call reconnects over, until redial's attempt (see receive)
 	mu           sync.Mutex
 	cur          *sseClientConn // the connection in place, or the last one
 	ended        bool           // the call's end ran the hooks: no connection opens any more
@@ -1038,6 +1046,7 @@ func (s *sseClientStream) current() *sseClientConn {
 func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 	t := s.capt
 	t.refused = nil
+	s.retrying = nil
 	s.closeConn(CloseInfo{Code: websocket.StatusAbnormalClosure,
 		Err: Errorf(CodeUnavailable, "%s: the event stream ended without %s", s.spec.Procedure, SSEEventEnd)})
 	if err := r.Context().Err(); err != nil {
@@ -1066,8 +1075,18 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 			resp.Body.Close()
 		}
 		called = true
-		resp, rerr = t.do(hs.Request.WithContext(ctx))
 		inner = nil
+		if herr := headerProblem(hs.Request.Header); herr != nil {
+			// A header an interceptor set for this attempt that no
+			// request can carry: net/http's refusal of it would reach
+			// the session as a network failure, retried for ever.
+			// Final, as the session's own check makes it on the first
+			// request, and as a WebSocket reconnection's ErrInvalidDial.
+			resp, rerr = nil, herr
+			inner = NewError(CodeInvalidArgument, herr)
+			return ctx, inner
+		}
+		resp, rerr = t.do(hs.Request.WithContext(ctx))
 		if rerr != nil {
 			// As the first request's failure reaches its interceptors
 			// (sse.Connect's error through refusal), where io.EOF in the
@@ -1129,6 +1148,17 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 			info: &ConnInfo{Spec: s.spec, Codec: codec.JSON, RequestHeader: hs.Request.Header, RemoteAddr: answeredBy(resp, hs.Request.URL.Host)}}
 	}
 	return resp, nil
+}
+
+// headerProblem returns an error wrapping sse.ErrInvalidHeader for a
+// field of h no request can carry (httpfield.Check), or nil: runtime/sse's
+// check of ClientOptions.Header, for the header of a reconnection, which
+// the handshake interceptors set after it.
+func headerProblem(h http.Header) error {
+	if err := httpfield.Check(h); err != nil {
+		return fmt.Errorf("%w %w", sse.ErrInvalidHeader, err)
+	}
+	return nil
 }
 
 // answeredBy returns the host that sent resp, the last hop of a
@@ -1202,6 +1232,14 @@ func (s *sseClientStream) receive(m proto.Message) error {
 	for {
 		ev, err := s.sess.Next()
 		if err != nil {
+			if e := s.retrying; e != nil && (err == io.EOF || errors.Is(err, sse.ErrReconnectLimit)) {
+				// The session made no attempt after the handler's
+				// unavailable: reconnection disabled, or its attempts
+				// exhausted. The call ends with the handler's error, as
+				// a WebSocket call does (redialer.reconnect), and the
+				// connection's OnClose ran with it.
+				return s.finish(e, CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e})
+			}
 			if err == io.EOF {
 				// The session's clean end (a 204, or a stream that ended
 				// with reconnection disabled) before wsrpc.end, which
@@ -1236,7 +1274,21 @@ func (s *sseClientStream) receive(m proto.Message) error {
 			return s.finish(io.EOF, CloseInfo{Code: websocket.StatusNormalClosure})
 		case SSEEventError:
 			e := parseSSEError(ev.Data)
-			return s.finish(e, CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e})
+			ci := CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e}
+			if e.code == CodeUnavailable {
+				// The handler's transient failure (a server draining, a
+				// hub topic closed; docs/hub.md): a lost connection, as
+				// WithReconnect takes a WebSocket call's 4014. The
+				// session reconnects with Last-Event-ID within its
+				// options, and redial runs the next connection's
+				// interceptors and hooks; this one's OnClose says why it
+				// ended.
+				s.closeConn(ci)
+				s.retrying = e
+				s.sess.Reconnect()
+				continue
+			}
+			return s.finish(e, ci)
 		}
 		s.prevID = ev.ID
 		ok, err := decodeSSEEvent(ev, m)

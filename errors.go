@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/wsrpc/wsrpc/internal/peertext"
+	"github.com/wsrpc/wsrpc/runtime/sse"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -372,6 +373,22 @@ func wireError(err error) error {
 		// path to the peer is gone. A lost connection, retried by
 		// WithReconnect like any other.
 		return NewError(CodeUnavailable, err)
+	case errors.Is(err, sse.ErrEventTooLarge):
+		// An SSE event over MaxEventSize: what a WebSocket message over
+		// MaxMessageSize is (1009).
+		return NewError(CodeResourceExhausted, err)
+	case errors.Is(err, sse.ErrBadURL), errors.Is(err, sse.ErrInvalidHeader):
+		// A URL or header no SSE request can carry: as ErrInvalidDial.
+		return NewError(CodeInvalidArgument, err)
+	case errors.Is(err, sse.ErrContentType), errors.Is(err, sse.ErrInvalidID):
+		// A 200 that is no event stream (a captive portal's page, a
+		// proxy's), or an event id the client cannot send back as
+		// Last-Event-ID (no wsrpc server sends one): the peer is not a
+		// wsrpc server speaking SSE, and asking again gets the same.
+		// Unknown, as a WebSocket handshake answered 200 is
+		// (CodeFromHTTPStatus) and a malformed wsrpc.error event; not
+		// the lost connection's unavailable, which would be retried.
+		return NewError(CodeUnknown, err)
 	}
 	// This side failed the connection over what the peer sent (RFC 6455
 	// §7.1.7; an oversized message is 1009, resource exhausted): the code
@@ -382,6 +399,10 @@ func wireError(err error) error {
 			return NewError(c, err)
 		}
 	}
+	// A lost connection: the network failed, or timed out (websocket.Dial's
+	// own bound, sse.ClientOptions.HandshakeTimeout: a server that accepts
+	// and never answers, an os.ErrDeadlineExceeded and not the caller's
+	// deadline).
 	return NewError(CodeUnavailable, err)
 }
 

@@ -4,6 +4,30 @@
 // mangled.
 package httpfield
 
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+)
+
+// Check returns an error for the first field of h, in name order, that
+// no request can carry, or nil. It names the field, not its value, which
+// may be a secret; callers wrap it with their own sentinel.
+func Check(h http.Header) error {
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		if !IsToken(name) {
+			return fmt.Errorf("%q: name is not a token (RFC 9110 §5.1)", name)
+		}
+		for _, v := range h[name] {
+			if !ValidValue(v) {
+				return fmt.Errorf("%q: value contains a control character (RFC 9110 §5.5)", name)
+			}
+		}
+	}
+	return nil
+}
+
 // IsToken reports whether s is a token (RFC 9110 §5.6.2), the syntax of
 // a field name (§5.1): one or more of the visible ASCII characters other
 // than the delimiters "(),/:;<=>?@[\]{}.

@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
-	"slices"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +25,11 @@ const DefaultReconnectionTime = 3 * time.Second
 // DefaultMaxReconnectionDelay bounds the growing wait between
 // reconnections that keep failing (see ClientOptions.MaxReconnectionDelay).
 const DefaultMaxReconnectionDelay = 30 * time.Second
+
+// DefaultHandshakeTimeout bounds each request's wait for its response
+// header (see ClientOptions.HandshakeTimeout), as
+// websocket.DefaultHandshakeTimeout bounds a WebSocket handshake.
+const DefaultHandshakeTimeout = 30 * time.Second
 
 // minBackoff is the shortest wait before any reconnection, and where the
 // growing wait starts when the reconnection time is shorter, as it is
@@ -125,6 +129,19 @@ type ClientOptions struct {
 	// in browsers.
 	IdleTimeout time.Duration
 
+	// HandshakeTimeout bounds each request's wait for the response
+	// header: the TCP, TLS and HTTP exchange up to it, not the stream
+	// after it. A server (or a path) that accepts connections and never
+	// answers would otherwise hold a request whose context has no
+	// deadline for ever. When it runs out, the attempt fails with an
+	// error wrapping os.ErrDeadlineExceeded ("sse: no response header
+	// within 30s"): Connect returns it for the first request, and a
+	// reconnection takes it for a network failure, retried within
+	// MaxReconnectionAttempts. Cost: a timer per request, stopped at the
+	// header. Default DefaultHandshakeTimeout (30 s); a negative value
+	// means no bound, as in browsers.
+	HandshakeTimeout time.Duration
+
 	// ShowCommentEvents yields comment blocks as events with Type "", and
 	// keeps the comment lines of every block in Event.Comment. Default
 	// false: comments are hidden, as in browsers; nothing is kept of them
@@ -162,10 +179,12 @@ type ClientOptions struct {
 // exhausted (ErrReconnectLimit), or when the context is done or Close is
 // called.
 //
-// Concurrency: Next and Events are for one goroutine at a time; Close,
+// Concurrency: Next, Events and Reconnect are for one goroutine at a time
+// (Reconnect from the one calling Next, or ranging over Events); Close,
 // LastEventID and ReconnectionTime may be called from any goroutine.
 // With IdleTimeout, a timer per connection (see idleWatch) cancels the
-// connection from its own goroutine; it touches no other state.
+// connection from its own goroutine; it touches no other state. So does
+// the HandshakeTimeout timer of each request, until its response header.
 type Session struct {
 	url    string
 	opts   ClientOptions
@@ -182,8 +201,16 @@ type Session struct {
 	connAt    time.Time // when the open connection's stream began
 	opened    bool      // a stream has been open: later requests are reconnections
 
+	// servedBefore says whether the open connection had delivered
+	// before the event Next returned last, for Reconnect.
+	servedBefore bool
+
 	idle    *idleWatch // the open connection's, with IdleTimeout; else nil
 	idleErr error      // the error of a connection idle for IdleTimeout
+	// endConn ends the context of the open connection's request, which
+	// a HandshakeTimeout adds; nil without one.
+	endConn  context.CancelCauseFunc
+	noHeader error // the error of a request unanswered for HandshakeTimeout
 
 	mu          sync.Mutex
 	lastEventID string
@@ -191,7 +218,8 @@ type Session struct {
 }
 
 // Connect opens an event stream at url and returns once the server has
-// answered. A failure to connect is returned at once; use Events for a
+// answered, or HandshakeTimeout has passed without an answer. A failure
+// to connect is returned at once; use Events for a
 // client that retries the first connection too. A server that answers 204
 // No Content (nothing to stream, do not reconnect) gives io.EOF.
 func Connect(ctx context.Context, url string, opts *ClientOptions) (*Session, error) {
@@ -234,6 +262,12 @@ func newSession(ctx context.Context, url string, opts *ClientOptions) *Session {
 	if s.opts.MaxReconnectionDelay <= 0 {
 		s.opts.MaxReconnectionDelay = DefaultMaxReconnectionDelay
 	}
+	if s.opts.HandshakeTimeout == 0 {
+		s.opts.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if s.opts.HandshakeTimeout > 0 {
+		s.noHeader = fmt.Errorf("sse: no response header within %v: %w", s.opts.HandshakeTimeout, os.ErrDeadlineExceeded)
+	}
 	s.lastEventID = s.opts.LastEventID
 	s.headerErr = headerProblem(s.opts.Header)
 	if s.opts.IdleTimeout > 0 {
@@ -249,15 +283,8 @@ func newSession(ctx context.Context, url string, opts *ClientOptions) *Session {
 // for a network failure and retry for ever. The error names the field
 // but does not quote its value, which may be a secret.
 func headerProblem(h http.Header) error {
-	for _, name := range slices.Sorted(maps.Keys(h)) {
-		if !httpfield.IsToken(name) {
-			return fmt.Errorf("%w %q: name is not a token (RFC 9110 §5.1)", ErrInvalidHeader, name)
-		}
-		for _, v := range h[name] {
-			if why := headerValueProblem(v); why != "" {
-				return fmt.Errorf("%w %q: value %s (RFC 9110 §5.5)", ErrInvalidHeader, name, why)
-			}
-		}
+	if err := httpfield.Check(h); err != nil {
+		return fmt.Errorf("%w %w", ErrInvalidHeader, err)
 	}
 	return nil
 }
@@ -350,12 +377,13 @@ func (s *Session) Next() (Event, error) {
 		s.reconnect = s.parser.ReconnectionTime() // "retry: 0" too
 		s.mu.Unlock()
 		if err == nil {
+			s.servedBefore = s.served(1)
 			if ev.Type != "" {
 				s.gotEvent = true
 			}
 			return ev, nil
 		}
-		if s.gotEvent || s.parser.blocks > 1 && time.Since(s.connAt) >= heldOpen {
+		if s.served(0) {
 			// The connection delivered before it dropped — an event, or
 			// heartbeats for a while — so the stream is served and this
 			// is a first reconnection again, not one more in a failing
@@ -382,6 +410,38 @@ func (s *Session) Next() (Event, error) {
 		}
 	}
 	return Event{}, s.err
+}
+
+// served reports whether the open connection has delivered (see
+// MaxReconnectionAttempts), leaving out its last n blocks.
+func (s *Session) served(n int) bool {
+	return s.gotEvent || s.parser.blocks-n > 1 && time.Since(s.connAt) >= heldOpen
+}
+
+// Reconnect ends the open connection; the next Next reconnects as after
+// a lost connection: the reconnection wait first, then a request with
+// Last-Event-ID, counted toward MaxReconnectionAttempts unless the
+// connection delivered before the event Next returned last. That event
+// does not count: it is what a consumer reconnects over (a server's
+// report of a transient failure, say), and a server that sends nothing
+// else is not serving the stream. Events the connection had sent after
+// it, unread, are dropped. With reconnection disabled (a negative
+// MaxReconnectionAttempts), or its attempts exhausted, the session ends
+// as when the server ends the stream: Next returns io.EOF, or
+// ErrReconnectLimit. Without an open connection (before the first, while
+// reconnecting, after the end) it does nothing. Call it from the
+// goroutine that calls Next, between calls (see Concurrency on Session).
+func (s *Session) Reconnect() {
+	if s.parser == nil || s.err != nil {
+		return
+	}
+	if s.servedBefore {
+		s.tries = 0 // as Next does for a served connection that drops
+	}
+	s.closeBody()
+	if s.ctx.Err() != nil || !s.canRetry() {
+		s.finish(s.giveUp(io.EOF))
+	}
 }
 
 // canRetry reports whether another reconnection is allowed, counting it.
@@ -489,6 +549,10 @@ func (s *Session) closeBody() {
 		s.idle.stop()
 		s.idle = nil
 	}
+	if s.endConn != nil {
+		s.endConn(nil)
+		s.endConn = nil
+	}
 	s.parser = nil
 }
 
@@ -558,6 +622,23 @@ func (s *Session) connect() (err error) {
 		}()
 		ctx = w.ctx
 	}
+	// A timer that cancels the request unless its header comes first;
+	// stopped then, so that it leaves the stream alone, which lives on
+	// the same context until closeBody ends it.
+	var header *time.Timer
+	if s.opts.HandshakeTimeout > 0 {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		header = time.AfterFunc(s.opts.HandshakeTimeout, func() { cancel(s.noHeader) })
+		defer func() {
+			header.Stop()
+			if err == nil {
+				s.endConn = cancel
+				return
+			}
+			cancel(nil)
+		}()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadURL, err)
@@ -589,6 +670,14 @@ func (s *Session) connect() (err error) {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
 	resp, err := s.client.Do(req)
+	if header != nil && !header.Stop() {
+		// It fired: the request failed on it, or its header came just
+		// as it did, too late, with the stream's context cancelled.
+		if err == nil {
+			resp.Body.Close()
+		}
+		return s.noHeader
+	}
 	if err != nil {
 		return fmt.Errorf("sse: connect: %w", err)
 	}
@@ -613,7 +702,7 @@ func (s *Session) connect() (err error) {
 		w.holding() // until Next reads: a consumer's pause is not the server's silence
 		body = w
 	}
-	s.gotEvent = false
+	s.gotEvent, s.servedBefore = false, false
 	s.connAt = time.Now()
 	s.parser = NewParser(body, &ParserOptions{
 		MaxEventSize:      s.opts.MaxEventSize,

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -78,10 +79,16 @@ type DialOptions struct {
 
 const defaultMaxResponseHeaderBytes = 64 << 10
 
+// handshakeTimeout is DefaultHandshakeTimeout, a variable for tests.
+var handshakeTimeout = DefaultHandshakeTimeout
+
 // Dial opens a WebSocket connection to a ws:// or wss:// URL (http:// and
 // https:// are accepted as aliases). The handshake (TCP, proxy, TLS and the
 // upgrade) is bounded by ctx, and by DefaultHandshakeTimeout when ctx has
-// no deadline. On a refused handshake the *http.Response is returned with
+// no deadline, whose expiry fails Dial with "websocket: no handshake
+// within 30s", wrapping os.ErrDeadlineExceeded (a net.Error whose Timeout
+// is true), not context.DeadlineExceeded: that one is the caller's own
+// deadline. On a refused handshake the *http.Response is returned with
 // the error (its body holds up to 1 KiB of the server's reason, read
 // within that bound and at most a second after the header, so that a
 // server that stalls or trickles its body holds up no failure for long:
@@ -123,6 +130,19 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if err := checkSubprotocols(opts.Subprotocols); err != nil {
 		return nil, nil, err
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		// Dial's own bound, not the caller's: its expiry is a peer that
+		// did not answer in time, a network timeout (os.ErrDeadlineExceeded,
+		// a net.Error whose Timeout is true), not a context.DeadlineExceeded
+		// that says the caller's deadline passed when it set none.
+		bounded, cancel := context.WithTimeout(ctx, handshakeTimeout)
+		defer cancel()
+		c, resp, err := Dial(bounded, rawURL, opts)
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("websocket: no handshake within %v: %w", handshakeTimeout, os.ErrDeadlineExceeded)
+		}
+		return c, resp, err
+	}
 	var jar http.CookieJar
 	var jarURL *url.URL
 	if opts.HTTPClient != nil && opts.HTTPClient.Jar != nil {
@@ -130,11 +150,6 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		o := *opts
 		o.Header = withJarCookies(opts.Header, jar, jarURL)
 		opts = &o
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultHandshakeTimeout)
-		defer cancel()
 	}
 	addr := u.Host
 	if u.Port() == "" {
