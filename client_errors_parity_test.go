@@ -148,20 +148,7 @@ func TestSSEClientErrorsParity(t *testing.T) {
 			c := testingv1wsrpc.NewStreamServiceClient(&http.Client{}, base, copts...)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			notes := 0
-			st, err := c.Watch(ctx, &testingv1.WatchRequest{Room: "r"})
-			if err == nil {
-				for {
-					var m *testingv1.WatchResponse
-					if m, err = st.Receive(); err != nil {
-						break
-					}
-					if m.GetNote() != "ok" {
-						t.Fatalf("response %v, want the note", m)
-					}
-					notes++
-				}
-			}
+			notes, err := watchNotes(t, ctx, c, "ok")
 			t.Logf("SSE: %d notes over %d requests, then %v", notes, n.Load(), err)
 			if got := wsrpc.CodeOf(err); got != tc.code || !errors.Is(err, tc.is) {
 				t.Fatalf("SSE call ended with %v (code %v), want %v wrapping %v", err, got, tc.code, tc.is)

@@ -84,23 +84,7 @@ func TestSSECutShortIsNotEOF(t *testing.T) {
 			c := testingv1wsrpc.NewStreamServiceClient(&http.Client{}, base, opts...)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			notes := 0
-			st, err := c.Watch(ctx, &testingv1.WatchRequest{Room: "r"})
-			if err == nil {
-				for {
-					var m *testingv1.WatchResponse
-					if m, err = st.Receive(); err != nil {
-						break
-					}
-					if m.GetNote() != "1 of 100" {
-						t.Fatalf("response %v, want the note", m)
-					}
-					notes++
-				}
-				if _, again := st.Receive(); again != err {
-					t.Errorf("Receive after the end = %v, want %v again", again, err)
-				}
-			}
+			notes, err := watchNotes(t, ctx, c, "1 of 100")
 			t.Logf("%d notes then %v", notes, err)
 			if errors.Is(err, io.EOF) {
 				t.Fatalf("%d notes then %v: a stream cut short read as complete", notes, err)
@@ -169,5 +153,30 @@ func TestSSEEndIsEOF(t *testing.T) {
 			t.Errorf("opts %+v: OnClose saw %+v, want one 1000", opts, closes)
 		}
 		mu.Unlock()
+	}
+}
+
+// watchNotes makes a Watch call and receives until its end, checking that
+// every response carries note and that a Receive after the end repeats
+// it. It returns how many responses came, and the call's end.
+func watchNotes(t *testing.T, ctx context.Context, c testingv1wsrpc.StreamServiceClient, note string) (int, error) {
+	t.Helper()
+	st, err := c.Watch(ctx, &testingv1.WatchRequest{Room: "r"})
+	if err != nil {
+		return 0, err
+	}
+	notes := 0
+	for {
+		m, err := st.Receive()
+		if err != nil {
+			if _, again := st.Receive(); again != err {
+				t.Errorf("Receive after the end = %v, want %v again", again, err)
+			}
+			return notes, err
+		}
+		if m.GetNote() != note {
+			t.Fatalf("response %v, want the note %q", m, note)
+		}
+		notes++
 	}
 }
