@@ -26,7 +26,12 @@ const (
 	// client's socket waits for the server to close TCP after the
 	// handshake (in the background: Close and Read do not wait for it).
 	DefaultCloseTimeout = 5 * time.Second
-	// DefaultHandshakeTimeout bounds Dial's handshake when ctx has no deadline.
+	// DefaultHandshakeTimeout bounds Dial's handshake when ctx has no
+	// deadline. Its expiry fails Dial with "websocket: no handshake within
+	// 30s", an error wrapping os.ErrDeadlineExceeded (a net.Error whose
+	// Timeout is true: a peer that did not answer in time), not
+	// context.DeadlineExceeded, which would say the caller's deadline
+	// passed when it set none.
 	DefaultHandshakeTimeout = 30 * time.Second
 )
 
@@ -153,14 +158,14 @@ type Conn struct {
 	closeKept atomic.Bool
 
 	// Write side.
-	msgMu    msgLock    // held for a whole data message
-	frameMu  sync.Mutex // held for one frame or one flush
-	wbuf     *[]byte    // pooled; frames waiting to be flushed
+	msgSem   chan struct{} // held for a whole data message (lockMessage)
+	frameMu  sync.Mutex    // held for one frame or one flush
+	wbuf     *[]byte       // pooled; frames waiting to be flushed
 	wlen     int
-	writers  atomic.Int32 // writers waiting for or holding msgMu
+	writers  atomic.Int32 // writers waiting for or holding msgSem
 	wdead    time.Time    // last write deadline set
 	writeErr error        // sticky, under frameMu
-	msgw     *msgWriters  // Writer and extension state; on first use, under msgMu
+	msgw     *msgWriters  // Writer and extension state; on first use, under msgSem
 	writeCtx *ctxWatch    // allocated for the first context that can be done
 	tx       *writeSpare  // writev of large frames; on first use, under frameMu
 
@@ -232,7 +237,7 @@ func (c *Conn) hasPending() bool { return c.rx != nil && len(c.rx.pending) > 0 }
 
 // msgWriters is the state of a message written through Writer or through
 // message-level extensions, allocated the first time one is. Owned by the
-// holder of msgMu, except gen, which a stale Writer handle may load from
+// holder of msgSem, except gen, which a stale Writer handle may load from
 // any goroutine.
 type msgWriters struct {
 	mw messageWriter
@@ -350,7 +355,7 @@ func newConn(nc net.Conn, client bool, cfg config, subprotocol string, exts []*n
 		subprotocol: subprotocol,
 		exts:        exts,
 		readSem:     make(chan struct{}, 1),
-		msgMu:       msgLock{wake: make(chan struct{}, 1)},
+		msgSem:      make(chan struct{}, 1),
 		closed:      make(chan struct{}),
 	}
 	for _, e := range exts {
@@ -423,7 +428,7 @@ func (c *Conn) NetConn() net.Conn { return c.nc }
 // it ends.
 //
 // Concurrency: used only by the holder of the matching lock (readSem, or
-// msgMu/frameMu for writes); the AfterFunc goroutine reads only active
+// msgSem/frameMu for writes); the AfterFunc goroutine reads only active
 // and gen. arm bumps gen before it sets active, and the callback loads
 // them in the opposite order, so a stale callback never sees its own gen
 // with a later call's active. The watch's allocation and stop are also

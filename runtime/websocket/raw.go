@@ -92,6 +92,6 @@ func (c *Conn) WriteFrame(ctx context.Context, f Frame) error {
 	}
 	err := c.writeFrame(f.Fin, f.Opcode, f.RSV&rsvMask, f.Payload, true)
 	c.writeCtx.disarm()
-	c.msgMu.unlock()
+	<-c.msgSem
 	return ctxErr(ctx, err)
 }

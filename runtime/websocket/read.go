@@ -611,7 +611,10 @@ func (c *Conn) handleControl() error {
 		// §5.5.3: a pong carries the ping's payload. Pongs are written under
 		// the frame lock: a ping flood is answered at the pace the peer
 		// reads them, never queued without bound.
-		if err := c.writeControl(OpPong, p); err != nil && !errors.Is(err, ErrClosed) {
+		// A pong that cannot go out because the peer reset the
+		// connection fails nothing: what the peer sent before the reset,
+		// its close frame perhaps, is still to be read (writeErrLocked).
+		if err := c.writeControl(OpPong, p); err != nil && !errors.Is(err, ErrClosed) && !peerReset(err) {
 			return c.failRead(err)
 		}
 		return nil
