@@ -396,17 +396,23 @@ func NewBidiClient[Req, Res any](httpClient *http.Client, url, procedure string,
 }
 
 // Call opens a connection. It returns once the server accepted, or with
-// the refusal as an *Error. ctx bounds the whole call (as returned by the
-// handshake interceptors: see HandshakeFunc): cancelling it closes the
-// connection at once, with a close frame with canceled's close code
-// (4001; 4004 when its deadline passed), whether or not a Receive or
-// Send is in progress, so that the server's Receive reports the
-// cancellation. Receive and Send then fail with CodeCanceled (or
-// CodeDeadlineExceeded): at once when they start after, and one in
-// progress when the server has answered the close, within the close
-// timeout (a Send the server has stopped reading for that long is cut
-// off with the connection, which the server then sees lost). The onClose
-// hooks run, and the call needs no Close.
+// the refusal as an *Error; a server that accepts the TCP connection and
+// never answers the handshake fails it with CodeUnavailable after the
+// runtime's 30 s (websocket.DefaultHandshakeTimeout) when ctx has no
+// deadline. ctx bounds the whole call (as returned by the handshake
+// interceptors: see HandshakeFunc): cancelling it sends the close frame
+// at once, with canceled's close code (4001; 4004 when its deadline
+// passed), whether or not a Receive or Send is in progress, so that the
+// server's Receive reports the cancellation. Receive and Send then fail
+// with CodeCanceled (or CodeDeadlineExceeded): at once when they start
+// after, and one in progress when the server has answered the close, or
+// once the close timeout has passed without an answer
+// (websocket.DialOptions.CloseTimeout through WithDialOptions, 5 s by
+// default: a server that has stopped, or a path gone dark, costs all of
+// it; see docs/reliability.md "Ending a call early"). A Send the server
+// has stopped reading for that long is cut off with the connection,
+// which the server then sees lost. The onClose hooks run at the cancel,
+// and the call needs no Close (one made after returns at once).
 func (c *BidiClient[Req, Res]) Call(ctx context.Context) (*BidiStreamForClient[Req, Res], error) {
 	conn, err := c.c.connect(ctx)
 	if err != nil {
@@ -480,9 +486,14 @@ func (s *BidiStreamForClient[Req, Res]) ResponseHeader() http.Header { return s.
 func (s *BidiStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn().codec }
 
 // Close closes the connection normally (1000), running the closing
-// handshake. A call whose Receive has reported its end (io.EOF, or the
-// error that ended it) has released its connection already; Close is for
-// ending one early. Safe to call more than once.
+// handshake: it returns once the server has answered the close frame, or
+// once the close timeout (websocket.DialOptions.CloseTimeout, 5 s by
+// default) has passed without an answer, as from a server that has
+// stopped; a Receive in progress returns then too. A call whose Receive
+// has reported its end (io.EOF, or the error that ended it), or whose
+// context has ended, has released its connection already, and Close
+// returns at once; Close is for ending one early. Safe to call more than
+// once.
 func (s *BidiStreamForClient[Req, Res]) Close() error { return s.close(0, "") }
 
 // CloseWith closes the connection with code's close code and reason.
@@ -900,6 +911,15 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 		hs.ResponseHeader = capt.resp.Header
 		remote = answeredBy(capt.resp, remote)
 		capt.mu.Unlock()
+		if sess != nil {
+			// An interceptor called next again after a success (opening
+			// anew, say): the call runs on the latest stream, and the
+			// earlier one, which nothing else would close before the
+			// call's context ends, goes now, as the WebSocket dial closes
+			// its earlier connection (connectWithin). The hooks run for
+			// the call's one connection, the latest, on both transports.
+			sess.Close()
+		}
 		sess = s
 		return ctx, nil
 	}
@@ -1395,7 +1415,11 @@ func (s *ServerStreamForClient[Res]) ResponseHeader() http.Header {
 // LastEventID returns the id of the last SSE event received ("" on a
 // WebSocket). After the end of the stream it is the last id before the
 // end event's, whose reserved id (SSEEndEventID) only tells a client that
-// reconnects the call is over: a later call may resume from this one.
+// reconnects the call is over: a later call may resume from this one, on
+// a client made with WithSSEClientOptions(&sse.ClientOptions{LastEventID:
+// id}), whose first request sends it as Last-Event-ID (the id is an
+// option of the client, not of the call; see docs/reliability.md
+// "Resuming in a new call").
 func (s *ServerStreamForClient[Res]) LastEventID() string {
 	if s.sse != nil {
 		if id := s.sse.beforeEnd.Load(); id != nil {
@@ -1406,10 +1430,15 @@ func (s *ServerStreamForClient[Res]) LastEventID() string {
 	return ""
 }
 
-// Close ends the call: a normal closure (1000) on a WebSocket, closing the
-// response body on SSE. A call whose Receive has reported its end
-// (io.EOF, or the error that ended it) has released its connection
-// already; Close is for ending one early. Safe to call more than once.
+// Close ends the call: on a WebSocket a normal closure (1000), returning
+// once the server has answered the close frame, or once the close
+// timeout (websocket.DialOptions.CloseTimeout, 5 s by default) has passed
+// without an answer; on SSE it closes the response body and returns at
+// once, waiting for nothing. A Receive in progress returns then too. A
+// call whose Receive has reported its end (io.EOF, or the error that
+// ended it), or whose context has ended, has released its connection
+// already, and Close returns at once; Close is for ending one early. Safe
+// to call more than once.
 func (s *ServerStreamForClient[Res]) Close() error {
 	if s.sse != nil {
 		return s.sse.close()

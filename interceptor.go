@@ -111,11 +111,16 @@ type Handshake struct {
 //	}
 //
 // (Values inner interceptors added to the context they returned are
-// dropped with it.) A WebSocket client's interceptor may call next again,
-// to retry a failed dial or to dial anew: the call runs on the connection
-// of the last successful call, and an earlier one is closed. An SSE client reads its event stream with the context
-// given to the innermost HandshakeFunc, so there a context derived for
-// next bounds the whole stream.
+// dropped with it.) A client's interceptor, WebSocket or SSE, may call
+// next again: after a failed attempt, to retry it (with a refreshed token
+// after CodeUnauthenticated, say), or after a success, to connect anew,
+// when the call runs on the new connection (the event stream, on SSE)
+// and the earlier one is closed; the OnConnect and OnClose hooks run for
+// the one connection the call runs on. This holds for the first request
+// and for each reconnection of a call that reconnects. An SSE
+// client reads its event stream with the context given to the innermost
+// HandshakeFunc, so there a context derived for next bounds the whole
+// stream.
 type HandshakeFunc func(ctx context.Context, hs *Handshake) (context.Context, error)
 
 // StreamConn is the untyped stream an interceptor sees: Send and Receive

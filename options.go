@@ -186,8 +186,11 @@ func WithSSEReplay(store sse.Store) Option {
 }
 
 // WithSSEClientOptions passes options to the SSE client: reconnection
-// time and attempts, Last-Event-ID, header, event size bound. HTTPClient
-// defaults to the client's *http.Client. The struct is copied. Its
+// time and attempts, Last-Event-ID, header, event size bound, and the
+// wait for each response header (HandshakeTimeout, 30 s by default: a
+// server that never answers is CodeUnavailable, which ends a call's
+// first request and is retried on a reconnection). HTTPClient defaults
+// to the client's *http.Client. The struct is copied. Its
 // OnReconnect is runtime/sse's own and gets runtime/sse's errors (a
 // network error, an *sse.StatusError, io.EOF for a 204), not the
 // *Error that ReconnectPolicy.OnReconnect gets; Receive's error, once
