@@ -50,7 +50,13 @@ neither is reconnected after, which would run the call again: wsrpc.end
 exits 0, wsrpc.error exits 1 after printing on stderr
   wsrpc sse: <code>: <message>
 (or "malformed wsrpc.error event: <data>" when its data is not wsrpc's
-{"code":…,"message":…}). --raw prints them as any other event instead,
+{"code":…,"message":…}). Except a wsrpc.error with code unavailable (a
+transient failure: a server draining, a hub topic closed), which is
+printed so and then reconnected over with Last-Event-ID, as wsrpc's
+typed client does, within --max-reconnects (the event is no delivery:
+a handler that fails so before any event uses the attempts up); with
+reconnection disabled or no attempt left it exits 1 as the others do.
+--raw prints them as any other event instead,
 for a server that is not wsrpc's (a wsrpc server answers the
 reconnection after wsrpc.end, whose id is wsrpc.end, with 204: the
 stream is over).
@@ -132,6 +138,9 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "wsrpc sse: --last-event-id has a control character")
 		return 2
 	}
+	// retrying: the session was told to reconnect over a handler's
+	// unavailable and has made no attempt since (see the loop below).
+	retrying := false
 	opts := &sse.ClientOptions{
 		Header:            header,
 		LastEventID:       *lastEventID,
@@ -143,6 +152,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// Without this a dead host is retried for ever in silence.
 		// Called on this goroutine (the one ranging over Events).
 		OnReconnect: func(attempt int, err error) {
+			retrying = false
 			if err != nil && err != io.EOF { // io.EOF: a 204, the normal end
 				fmt.Fprintf(stderr, "wsrpc sse: reconnection attempt %d failed: %s\n", attempt, failureText(err))
 			}
@@ -166,11 +176,19 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
 	show := showFlags{comments: *showComments, retry: *showRetry}
-	for ev, err := range sse.Events(ctx, url, opts) {
+	sess := sse.NewSession(ctx, url, opts)
+	defer sess.Close()
+	for ev, err := range sess.Events() {
 		if err != nil {
 			out.Flush()
 			if ctx.Err() != nil {
 				return 130
+			}
+			if retrying && errors.Is(err, sse.ErrReconnectLimit) {
+				// No attempt left after the handler's unavailable, whose
+				// line is printed: it ends the command as any other
+				// wsrpc.error does.
+				return 1
 			}
 			fmt.Fprintf(stderr, "wsrpc sse: %s\n", failureText(err))
 			return 1
@@ -178,14 +196,24 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if !*raw {
 			// A wsrpc SSE handler ends its stream with one of these and
 			// then closes it; reconnecting, as EventSource would, runs
-			// the call again (wsrpc's typed client stops at them too).
+			// the call again (wsrpc's typed client stops at them too),
+			// which a handler's unavailable asks for: come back later.
 			// out holds nothing: it is flushed after each event.
 			switch ev.Type {
 			case wsrpc.SSEEventEnd:
 				return 0
 			case wsrpc.SSEEventError:
-				fmt.Fprintf(stderr, "wsrpc sse: %s\n", wsrpcErrorText(ev.Data))
-				return 1
+				text, code := wsrpcError(ev.Data)
+				fmt.Fprintf(stderr, "wsrpc sse: %s\n", text)
+				if code != wsrpc.CodeUnavailable.String() {
+					return 1
+				}
+				// As wsrpc's typed client does (and WithReconnect on a
+				// WebSocket's 4014): resume with Last-Event-ID, the last
+				// event's id, since wsrpc.error carries none.
+				retrying = true
+				sess.Reconnect()
+				continue
 			}
 		}
 		if *jsonOut {
@@ -200,6 +228,11 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "wsrpc sse: write output: %v\n", err)
 			return 1
 		}
+	}
+	if retrying {
+		// Reconnection disabled (--max-reconnects 0): the session ended
+		// at the handler's unavailable, as at any other wsrpc.error.
+		return 1
 	}
 	return 0
 }
@@ -220,27 +253,28 @@ func failureText(err error) string {
 	return err.Error()
 }
 
-// wsrpcErrorText is how a wsrpc.error event is reported: "<code>:
-// <message>" from its data, {"code":"<code name>","message":"…"} (the
-// root package's sseErrorEvent; the message may be absent), or
-// "malformed wsrpc.error event: <data>", the data whole, when it is not
-// that. The code is printed as sent, even a name this build does not know
-// (a newer server's). All of it is the server's text, on one line
-// (peertext's rule): stderr's escaping lets line breaks through, with
-// which it would forge lines of its own.
-func wsrpcErrorText(data string) string {
+// wsrpcError reads a wsrpc.error event's data, {"code":"<code
+// name>","message":"…"} (the root package's sseErrorEvent; the message
+// may be absent): code is the code as sent ("" when the data is not
+// that), and text how the event is reported, "<code>: <message>", or
+// "malformed wsrpc.error event: <data>", the data whole. The code is
+// printed as sent, even a name this build does not know (a newer
+// server's). All of the text is the server's, on one line (peertext's
+// rule): stderr's escaping lets line breaks through, with which it would
+// forge lines of its own.
+func wsrpcError(data string) (text, code string) {
 	var d struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	}
 	if err := json.Unmarshal([]byte(data), &d); err != nil || d.Code == "" {
-		return "malformed " + wsrpc.SSEEventError + " event: " + peertext.OneLine(data)
+		return "malformed " + wsrpc.SSEEventError + " event: " + peertext.OneLine(data), ""
 	}
-	code, msg := peertext.OneLine(d.Code), peertext.OneLine(d.Message)
+	shown, msg := peertext.OneLine(d.Code), peertext.OneLine(d.Message)
 	if msg == "" {
-		return code
+		return shown, d.Code
 	}
-	return code + ": " + msg
+	return shown + ": " + msg, d.Code
 }
 
 // dispatchedJSON is the --json form of a dispatched event; the field

@@ -195,7 +195,7 @@ type Session struct {
 	body      io.ReadCloser
 	parser    *Parser
 	err       error     // sticky terminal error
-	headerErr error     // the problem with opts.Header, found once by newSession
+	headerErr error     // the problem with opts.Header, found once by NewSession
 	tries     int       // reconnections since a connection delivered (see MaxReconnectionAttempts)
 	gotEvent  bool      // the open connection has dispatched an event: a delivery (see MaxReconnectionAttempts)
 	connAt    time.Time // when the open connection's stream began
@@ -223,7 +223,7 @@ type Session struct {
 // client that retries the first connection too. A server that answers 204
 // No Content (nothing to stream, do not reconnect) gives io.EOF.
 func Connect(ctx context.Context, url string, opts *ClientOptions) (*Session, error) {
-	s := newSession(ctx, url, opts)
+	s := NewSession(ctx, url, opts)
 	if err := s.connect(); err != nil {
 		s.cancel()
 		if errors.Is(err, errNoContent) {
@@ -240,13 +240,19 @@ func Connect(ctx context.Context, url string, opts *ClientOptions) (*Session, er
 // the loop closes the connection.
 func Events(ctx context.Context, url string, opts *ClientOptions) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		s := newSession(ctx, url, opts)
+		s := NewSession(ctx, url, opts)
 		defer s.Close()
 		s.Events()(yield)
 	}
 }
 
-func newSession(ctx context.Context, url string, opts *ClientOptions) *Session {
+// NewSession returns a session for the event stream at url that has not
+// connected yet: its first Next connects, and a first connection that
+// fails as a network failure does is retried as a reconnection, as Events
+// does (Connect returns that failure instead). It is Events for a
+// consumer that needs the Session too, to call Reconnect, LastEventID or
+// Close. Close it when done with it.
+func NewSession(ctx context.Context, url string, opts *ClientOptions) *Session {
 	s := &Session{url: url}
 	if opts != nil {
 		s.opts = *opts

@@ -21,7 +21,7 @@ func ParserBufferCaps(p *Parser) (read, data, comment int) {
 // Backoff returns the wait a session with MaxReconnectionDelay limit makes
 // before reconnection number tries in a row, for tests.
 func Backoff(tries int, reconnect, limit time.Duration) time.Duration {
-	s := newSession(context.Background(), "", &ClientOptions{MaxReconnectionDelay: limit})
+	s := NewSession(context.Background(), "", &ClientOptions{MaxReconnectionDelay: limit})
 	defer s.cancel()
 	s.tries = tries
 	return s.backoff(reconnect)
