@@ -884,7 +884,6 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 			hc = opts.HTTPClient
 		}
 		t, sc := newCapture(*hc)
-		capt = t
 		opts.HTTPClient = sc
 		opts.Header = hs.Request.Header
 		user := opts.OnReconnect
@@ -905,12 +904,12 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 			return ctx, sseCutShort(c.c.spec.Procedure, true)
 		}
 		if err != nil {
-			return ctx, capt.refusal(err)
+			return ctx, t.refusal(err)
 		}
-		capt.mu.Lock()
-		hs.ResponseHeader = capt.resp.Header
-		remote = answeredBy(capt.resp, remote)
-		capt.mu.Unlock()
+		t.mu.Lock()
+		hs.ResponseHeader = t.resp.Header
+		remote = answeredBy(t.resp, remote)
+		t.mu.Unlock()
 		if sess != nil {
 			// An interceptor called next again after a success (opening
 			// anew, say): the call runs on the latest stream, and the
@@ -920,7 +919,11 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 			// the call's one connection, the latest, on both transports.
 			sess.Close()
 		}
-		sess = s
+		// The capture goes with its session: a later next that fails
+		// (an interceptor that swallows its error keeps this stream)
+		// must not leave the call reading another attempt's capture,
+		// whose reconnections would skip the interceptors and hooks.
+		sess, capt = s, t
 		return ctx, nil
 	}
 	hs := &Handshake{Spec: c.c.spec, Request: hreq, Codec: codec.JSON}

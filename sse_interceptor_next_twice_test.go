@@ -12,11 +12,13 @@ import (
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
 	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
+	"github.com/wsrpc/wsrpc/runtime/sse"
 )
 
-// heldWatch is a Watch handler that sends its call's number as a note and
-// then holds the stream open until its context ends, reporting the
-// number on ended then.
+// heldWatch is a Watch handler that sends its request's X-Attempt header
+// (which next of the interceptor's sent it: the handlers of two requests
+// may start in either order) as a note and then holds the stream open
+// until its context ends, reporting the attempt on ended then.
 type heldWatch struct {
 	testingv1wsrpc.UnimplementedStreamServiceHandler
 	calls atomic.Int32
@@ -24,7 +26,9 @@ type heldWatch struct {
 }
 
 func (h *heldWatch) Watch(ctx context.Context, _ *testingv1.WatchRequest, st *wsrpc.ServerStream[testingv1.WatchResponse]) error {
-	n := h.calls.Add(1)
+	h.calls.Add(1)
+	a, _ := strconv.Atoi(st.RequestHeader().Get("X-Attempt"))
+	n := int32(a)
 	defer func() { h.ended <- n }()
 	if err := st.Send(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: strconv.Itoa(int(n))}}); err != nil {
 		return err
@@ -46,9 +50,11 @@ func TestSSEInterceptorCallingNextTwice(t *testing.T) {
 	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(h))
 	twice := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
 		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			hs.Request.Header.Set("X-Attempt", "1")
 			if _, err := next(ctx, hs); err != nil {
 				return ctx, err
 			}
+			hs.Request.Header.Set("X-Attempt", "2")
 			return next(ctx, hs)
 		}
 	})
@@ -87,7 +93,7 @@ func TestSSEInterceptorCallingNextTwice(t *testing.T) {
 		}
 	}
 	if n := wait("the first stream's handler to end, the call still open"); n != 1 {
-		t.Fatalf("handler call %d ended first, want the first (1)", n)
+		t.Fatalf("the stream of attempt %d ended first, want the first's (1)", n)
 	}
 	res, err := st.Receive()
 	if err != nil || res.GetNote() != "2" {
@@ -98,11 +104,71 @@ func TestSSEInterceptorCallingNextTwice(t *testing.T) {
 	}
 	st.Close()
 	if n := wait("the second stream's handler to end after Close"); n != 2 {
-		t.Errorf("handler call %d ended, want 2", n)
+		t.Errorf("the stream of attempt %d ended, want the second's (2)", n)
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if connected != 1 || closed != 1 {
 		t.Errorf("OnConnect ran %d times, OnClose %d; want once each, for the call's one connection", connected, closed)
+	}
+}
+
+// An interceptor that calls next again after a success, sees that second
+// attempt fail and keeps the first stream (returns nil) gets a call on
+// the first stream that reconnects through the interceptors and hooks as
+// any other: the call read the failed attempt's capture, so the
+// reconnection after the handler's unavailable skipped them (a review of
+// b44779e).
+func TestSSEInterceptorNextAgainFailsKeepsFirst(t *testing.T) {
+	h := &flakyWatch{failCalls: 1, failAt: 3}
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(h))
+	var reqs atomic.Int32
+	srv := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reqs.Add(1) == 2 {
+			http.Error(w, "nope", http.StatusForbidden)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	base := newServer(t, srv)
+	var mu sync.Mutex
+	icpt := 0
+	c := testingv1wsrpc.NewStreamServiceClient(&http.Client{}, base,
+		wsrpc.WithSSEClientOptions(&sse.ClientOptions{ReconnectionTime: time.Millisecond}),
+		wsrpc.WithInterceptors(wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+			first := true
+			return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+				mu.Lock()
+				icpt++
+				mu.Unlock()
+				ctx2, err := next(ctx, hs)
+				if first && err == nil {
+					first = false
+					if _, err2 := next(ctx, hs); err2 != nil {
+						return ctx2, nil // keep the first
+					}
+				}
+				return ctx2, err
+			}
+		})))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.Watch(ctx, &testingv1.WatchRequest{Room: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	for err == nil {
+		var m *testingv1.WatchResponse
+		if m, err = st.Receive(); err == nil {
+			notes = append(notes, m.GetNote())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("notes %v, end %v, interceptor runs %d, handler calls %d, requests %d", notes, err, icpt, h.calls.Load(), reqs.Load())
+	if icpt != 2 {
+		t.Errorf("the interceptor ran %d times, want 2: the call and its reconnection", icpt)
 	}
 }
