@@ -153,10 +153,13 @@ func (s *streamWriter) Write(p []byte) (int, error) {
 }
 
 func (s *streamWriter) Close() error {
-	if s.m.gen.Load() != s.gen {
+	// One Close ends the message, even two at once on one handle: the
+	// loser must not release the message lock a second time (a receive
+	// from the empty channel, which blocks for ever, or another writer's
+	// lock).
+	if !s.m.gen.CompareAndSwap(s.gen, s.gen+1) {
 		return nil // closed already: its message is over
 	}
-	s.m.gen.Add(1)
 	c := s.m.mw.c
 	err := s.w.Close()
 	if err == nil {
