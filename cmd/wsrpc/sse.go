@@ -55,7 +55,9 @@ transient failure: a server draining, a hub topic closed), which is
 printed so and then reconnected over with Last-Event-ID, as wsrpc's
 typed client does, within --max-reconnects (the event is no delivery:
 a handler that fails so before any event uses the attempts up); with
-reconnection disabled or no attempt left it exits 1 as the others do.
+reconnection disabled or no attempt left it exits 1 as the others do,
+and so it does when that reconnection is answered 204 (the stream was
+cut short: a wsrpc server answers 204 only after wsrpc.end).
 --raw prints them as any other event instead,
 for a server that is not wsrpc's (a wsrpc server answers the
 reconnection after wsrpc.end, whose id is wsrpc.end, with 204: the
@@ -139,8 +141,10 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	// retrying: the session was told to reconnect over a handler's
-	// unavailable and has made no attempt since (see the loop below).
-	retrying := false
+	// unavailable and has made no attempt since (see the loop below);
+	// cutShort: that attempt was answered 204, which a wsrpc server
+	// answers only after wsrpc.end.
+	retrying, cutShort := false, false
 	opts := &sse.ClientOptions{
 		Header:            header,
 		LastEventID:       *lastEventID,
@@ -152,6 +156,7 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// Without this a dead host is retried for ever in silence.
 		// Called on this goroutine (the one ranging over Events).
 		OnReconnect: func(attempt int, err error) {
+			cutShort = retrying && err == io.EOF
 			retrying = false
 			if err != nil && err != io.EOF { // io.EOF: a 204, the normal end
 				fmt.Fprintf(stderr, "wsrpc sse: reconnection attempt %d failed: %s\n", attempt, failureText(err))
@@ -232,6 +237,13 @@ func runSSE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if retrying {
 		// Reconnection disabled (--max-reconnects 0): the session ended
 		// at the handler's unavailable, as at any other wsrpc.error.
+		return 1
+	}
+	if cutShort {
+		// A 204 to the reconnection over a handler's unavailable: not a
+		// wsrpc server's end (it answers 204 only after wsrpc.end), so
+		// the stream was cut short, as wsrpc's typed client reports it.
+		fmt.Fprintf(stderr, "wsrpc sse: the stream ended without %s: the reconnection after unavailable was answered 204 No Content\n", wsrpc.SSEEventEnd)
 		return 1
 	}
 	return 0

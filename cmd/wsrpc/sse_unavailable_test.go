@@ -86,3 +86,18 @@ func TestSSEWsrpcErrorUnavailable(t *testing.T) {
 		})
 	}
 }
+
+// A reconnection over a handler's unavailable that is answered 204 is no
+// clean end: a wsrpc server answers 204 only after wsrpc.end, so the
+// stream was cut short, as wsrpc's typed client reports it. The command
+// exits 1 saying so; it exited 0, as for a stream that had ended.
+func TestSSEUnavailableThen204(t *testing.T) {
+	url, requests := script(t, "id: 1\ndata: x\n\nevent: wsrpc.error\ndata: {\"code\":\"unavailable\",\"message\":\"topic closed\"}\n\n", "status 204")
+	code, _, errOut := run(t, "--reconnect-time", "1ms", url)
+	if code != 1 || !strings.Contains(errOut, "wsrpc sse: unavailable: topic closed") || !strings.Contains(errOut, "ended without wsrpc.end") {
+		t.Fatalf("exit %d, stderr %q; want 1, the unavailable line and the cut-short line", code, errOut)
+	}
+	if n := len(requests()); n != 2 {
+		t.Fatalf("%d requests, want 2 (the stream, the reconnection answered 204)", n)
+	}
+}
