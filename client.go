@@ -951,8 +951,7 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 	// needs no Receive or Close, so nothing else would run the onClose
 	// hooks. finish and close stop the watch.
 	st.unwatch = context.AfterFunc(sctx, func() {
-		code, reason, err := closeFor(sctx.Err())
-		st.hooks(CloseInfo{Code: code, Reason: reason, Err: err})
+		st.hooks(closeInfoFor(sctx.Err()))
 	})
 	return &ServerStreamForClient[Res]{sse: st}, nil
 }
@@ -1070,8 +1069,7 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 	t := s.capt
 	t.refused = nil
 	s.retrying = nil
-	s.closeConn(CloseInfo{Code: websocket.StatusAbnormalClosure,
-		Err: Errorf(CodeUnavailable, "%s: the event stream ended without %s", s.spec.Procedure, SSEEventEnd)})
+	s.closeConn(CloseInfo{Code: websocket.StatusAbnormalClosure, Err: sseCutShort(s.spec.Procedure, false)})
 	if err := r.Context().Err(); err != nil {
 		// Closed, or the call's context ended (whose watch may not have
 		// run yet): the session ends with this error.
@@ -1106,7 +1104,7 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 			// Final, as the session's own check makes it on the first
 			// request, and as a WebSocket reconnection's ErrInvalidDial.
 			resp, rerr = nil, herr
-			inner = NewError(CodeInvalidArgument, herr)
+			inner = asError(wireError(herr)) // invalid_argument
 			return ctx, inner
 		}
 		resp, rerr = t.do(hs.Request.WithContext(ctx))
@@ -1261,7 +1259,7 @@ func (s *sseClientStream) receive(m proto.Message) error {
 				// exhausted. The call ends with the handler's error, as
 				// a WebSocket call does (redialer.reconnect), and the
 				// connection's OnClose ran with it.
-				return s.finish(e, CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e})
+				return s.finish(e, closeInfoFor(e))
 			}
 			if err == io.EOF {
 				// The session's clean end (a 204, or a stream that ended
@@ -1277,8 +1275,7 @@ func (s *sseClientStream) receive(m proto.Message) error {
 			ci := CloseInfo{Code: websocket.StatusAbnormalClosure, Err: err}
 			if cerr := s.ctx.Err(); cerr != nil {
 				// The call's context ended it, as the watch reports.
-				code, reason, werr := closeFor(cerr)
-				ci = CloseInfo{Code: code, Reason: reason, Err: werr}
+				ci = closeInfoFor(cerr)
 			}
 			return s.finish(err, ci)
 		}
@@ -1297,7 +1294,7 @@ func (s *sseClientStream) receive(m proto.Message) error {
 			return s.finish(io.EOF, CloseInfo{Code: websocket.StatusNormalClosure})
 		case SSEEventError:
 			e := parseSSEError(ev.Data)
-			ci := CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e}
+			ci := closeInfoFor(e)
 			if e.code == CodeUnavailable {
 				// The handler's transient failure (a server draining, a
 				// hub topic closed; docs/hub.md): a lost connection, as
@@ -1319,7 +1316,7 @@ func (s *sseClientStream) receive(m proto.Message) error {
 			// As on a WebSocket, an event this side cannot decode ends
 			// the call.
 			e := Errorf(CodeInvalidArgument, "sse event %q (id %q): %w", ev.Type, ev.ID, err)
-			return s.finish(e, CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e})
+			return s.finish(e, closeInfoFor(e))
 		}
 		if ok {
 			return nil

@@ -554,11 +554,11 @@ const (
 // closed already, recording how it ended and, if this close is what ended
 // it, who closed it.
 func (c *wsConn) closeBy(err error, by closer) error {
-	code, reason, werr := closeFor(err)
-	if !c.markClosedBy(CloseInfo{Code: code, Reason: reason, Err: werr}, by) {
+	ci := closeInfoFor(err)
+	if !c.markClosedBy(ci, by) {
 		return nil
 	}
-	return closeWS(c.ws, code, reason)
+	return closeWS(c.ws, ci.Code, ci.Reason)
 }
 
 // ownEnd reports whether a handler's Close ended the stream (closeOwn),
@@ -603,6 +603,12 @@ func closeFor(err error) (websocket.StatusCode, string, error) {
 	}
 	e := asError(err)
 	return e.code.CloseCode(), websocket.CloseReason(e.msg), e
+}
+
+// closeInfoFor is closeFor as the CloseInfo the hooks get.
+func closeInfoFor(err error) CloseInfo {
+	code, reason, werr := closeFor(err)
+	return CloseInfo{Code: code, Reason: reason, Err: werr}
 }
 
 // markClosed records how the stream ended unless that is recorded

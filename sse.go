@@ -538,7 +538,7 @@ func DecodeSSERequest(q url.Values, req proto.Message) error {
 			return Errorf(CodeInvalidArgument, "parameter %q: %s is a message or map field, which travels only in the %q parameter, with the whole request as protojson", pname, fd.Name(), SSERequestParam)
 		}
 		vs := q[pname]
-		if pn := string(fd.Name()); pn != pname && protoNameParam(fd) && q.Has(pn) {
+		if pn := string(fd.Name()); pn != pname && q.Has(pn) && protoNameParam(fd) {
 			return Errorf(CodeInvalidArgument, "parameters %q and %q both set %s", pname, pn, fd.Name())
 		}
 		if !fd.IsList() && len(vs) != 1 {
@@ -589,7 +589,7 @@ func fieldParamName(q url.Values, fd protoreflect.FieldDescriptor) (string, bool
 	if q.Has(fd.JSONName()) {
 		return fd.JSONName(), true
 	}
-	if name := string(fd.Name()); protoNameParam(fd) && q.Has(name) {
+	if name := string(fd.Name()); q.Has(name) && protoNameParam(fd) {
 		return name, true
 	}
 	return "", false

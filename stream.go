@@ -379,7 +379,7 @@ func (c *sseConn) end(err error, own bool) error {
 	if err != nil {
 		e := asError(err)
 		ev = sseErrorEvent(e)
-		info = CloseInfo{Code: e.code.CloseCode(), Reason: websocket.CloseReason(e.msg), Err: e}
+		info = closeInfoFor(e)
 	}
 	if !c.claim(own, info) {
 		return nil
@@ -428,6 +428,5 @@ func (c *sseConn) closeInfo(ctx context.Context) CloseInfo {
 	if context.Cause(ctx) == errShutdown {
 		return CloseInfo{Code: websocket.StatusGoingAway, Reason: ShutdownReason, Err: errShutdown}
 	}
-	code, reason, err := closeFor(ctx.Err())
-	return CloseInfo{Code: code, Reason: reason, Err: err}
+	return closeInfoFor(ctx.Err())
 }

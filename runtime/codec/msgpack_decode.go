@@ -218,11 +218,15 @@ func withinField(err error, fd protoreflect.FieldDescriptor) error {
 func elementStep(i int) string { return "[" + strconv.Itoa(i) + "]" }
 
 // mapValueStep is the path step of a map's value for key k.
-func mapValueStep(k protoreflect.Value) string {
+func mapValueStep(k protoreflect.Value) string { return "[" + keyText(k) + "]" }
+
+// keyText is a map key as errors show it: a string quoted (a peer's
+// text), any other key as it prints.
+func keyText(k protoreflect.Value) string {
 	if s, ok := k.Interface().(string); ok {
-		return "[" + strconv.Quote(s) + "]"
+		return strconv.Quote(s)
 	}
-	return fmt.Sprintf("[%v]", k.Interface())
+	return fmt.Sprint(k.Interface())
 }
 
 // libErr turns an error of the msgpack library into one of ours.
@@ -651,10 +655,7 @@ func (s *decState) mapField(m protoreflect.Message, fd protoreflect.FieldDescrip
 		}
 		k := kv.MapKey()
 		if mp.Has(k) {
-			if key, ok := kv.Interface().(string); ok {
-				return failf(ErrMalformed, "map key %q given twice", key) // a peer's text, quoted as every key here is
-			}
-			return failf(ErrMalformed, "map key %v given twice", kv.Interface())
+			return failf(ErrMalformed, "map key %s given twice", keyText(kv))
 		}
 		if vd.Message() != nil {
 			v := mp.NewValue()

@@ -559,17 +559,15 @@ func (w *messageWriter) Close() error {
 	if w.closed {
 		return nil
 	}
-	if w.err != nil && !w.discard {
-		if w.started && w.c.writable() {
-			w.c.fail(&failure{StatusInternalError, w.err})
-		}
-		w.discard = true
-		defer func() { w.discard = false }()
-	}
 	w.closed = true
-	err := w.flushFragment(true)
-	if w.err != nil {
-		err = w.err
+	err := w.err
+	if err == nil {
+		err = w.flushFragment(true)
+	} else {
+		w.n = 0 // no final fragment
+		if !w.discard && w.started && w.c.writable() {
+			w.c.fail(&failure{StatusInternalError, err})
+		}
 	}
 	if w.buf != nil {
 		putBuf(w.buf)
