@@ -794,10 +794,7 @@ func (t *capture) roundTrip(r *http.Request) (*http.Response, error) {
 	t.resp = resp
 	t.mu.Unlock()
 	if t.opened && resp.StatusCode != http.StatusOK && resp.Header.Get(CodeHeader) == CodeUnavailable.String() {
-		switch resp.StatusCode {
-		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			// The sse client retries these refusals of a reconnection.
-		default:
+		if !sse.RetriedStatus(resp.StatusCode) { // else the sse client retries the refusal itself
 			// The server says it is unavailable, whatever the status: as
 			// a transport error, the sse client retries it like one,
 			// within its limits. The first request's refusal (opened
@@ -1097,7 +1094,7 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 		}
 		called = true
 		inner = nil
-		if herr := headerProblem(hs.Request.Header); herr != nil {
+		if herr := httpfield.Check(hs.Request.Header, sse.ErrInvalidHeader); herr != nil {
 			// A header an interceptor set for this attempt that no
 			// request can carry: net/http's refusal of it would reach
 			// the session as a network failure, retried for ever.
@@ -1171,17 +1168,6 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// headerProblem returns an error wrapping sse.ErrInvalidHeader for a
-// field of h no request can carry (httpfield.Check), or nil: runtime/sse's
-// check of ClientOptions.Header, for the header of a reconnection, which
-// the handshake interceptors set after it.
-func headerProblem(h http.Header) error {
-	if err := httpfield.Check(h); err != nil {
-		return fmt.Errorf("%w %w", sse.ErrInvalidHeader, err)
-	}
-	return nil
-}
-
 // answeredBy returns the host that sent resp, the last hop of a
 // redirect: its request's, or fallback for a transport that does not
 // say.
@@ -1202,11 +1188,8 @@ func answeredBy(resp *http.Response, fallback string) string {
 func refusalResponse(r *http.Request, e *Error) *http.Response {
 	code := e.code.onWire()
 	status := code.HTTPStatus()
-	switch status {
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		if code != CodeUnavailable {
-			status = http.StatusInternalServerError
-		}
+	if code != CodeUnavailable && sse.RetriedStatus(status) {
+		status = http.StatusInternalServerError
 	}
 	h := http.Header{}
 	setRefusalHeader(h, e)

@@ -11,17 +11,17 @@ import (
 	"slices"
 )
 
-// Check returns an error for the first field of h, in name order, that
-// no request can carry, or nil. It names the field, not its value, which
-// may be a secret; callers wrap it with their own sentinel.
-func Check(h http.Header) error {
+// Check returns an error wrapping sentinel for the first field of h, in
+// name order, that no request can carry, or nil. It names the field, not
+// its value, which may be a secret.
+func Check(h http.Header, sentinel error) error {
 	for _, name := range slices.Sorted(maps.Keys(h)) {
 		if !IsToken(name) {
-			return fmt.Errorf("%q: name is not a token (RFC 9110 §5.1)", name)
+			return fmt.Errorf("%w %q: name is not a token (RFC 9110 §5.1)", sentinel, name)
 		}
 		for _, v := range h[name] {
 			if !ValidValue(v) {
-				return fmt.Errorf("%q: value contains a control character (RFC 9110 §5.5)", name)
+				return fmt.Errorf("%w %q: value contains a control character (RFC 9110 §5.5)", sentinel, name)
 			}
 		}
 	}

@@ -275,24 +275,12 @@ func NewSession(ctx context.Context, url string, opts *ClientOptions) *Session {
 		s.noHeader = fmt.Errorf("sse: no response header within %v: %w", s.opts.HandshakeTimeout, os.ErrDeadlineExceeded)
 	}
 	s.lastEventID = s.opts.LastEventID
-	s.headerErr = headerProblem(s.opts.Header)
+	s.headerErr = httpfield.Check(s.opts.Header, ErrInvalidHeader)
 	if s.opts.IdleTimeout > 0 {
 		s.idleErr = fmt.Errorf("%w: no data for %v", ErrIdleTimeout, s.opts.IdleTimeout)
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	return s
-}
-
-// headerProblem returns an error wrapping ErrInvalidHeader for the first
-// field of h, in name order, that no request can carry, or nil. net/http
-// refuses such a request before sending it, which the client would take
-// for a network failure and retry for ever. The error names the field
-// but does not quote its value, which may be a secret.
-func headerProblem(h http.Header) error {
-	if err := httpfield.Check(h); err != nil {
-		return fmt.Errorf("%w %w", ErrInvalidHeader, err)
-	}
-	return nil
 }
 
 // LastEventID returns the last event ID string: what the session sends as
@@ -500,10 +488,15 @@ func (s *Session) retryable(err error) bool {
 		return true
 	}
 	var se *StatusError
-	if !s.opened || !errors.As(err, &se) {
-		return false
-	}
-	switch se.StatusCode {
+	return s.opened && errors.As(err, &se) && RetriedStatus(se.StatusCode)
+}
+
+// RetriedStatus reports whether a Session retries a reconnection refused
+// with status: 502, 503 or 504 (see Session's retryable), for a transport
+// of one's own that must tell those refusals from the rest, as
+// IsEventStream and NewStatusError serve one.
+func RetriedStatus(status int) bool {
+	switch status {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
 	}
