@@ -377,33 +377,42 @@ func (s *Session) Next() (Event, error) {
 			}
 			return ev, nil
 		}
-		if s.served(0) {
-			// The connection delivered before it dropped — an event, or
-			// heartbeats for a while — so the stream is served and this
-			// is a first reconnection again, not one more in a failing
-			// row (see MaxReconnectionAttempts). Not the opening ": open"
-			// or "retry:" block alone, which says only that the server
-			// answered, nor comments on a connection ended at once,
-			// which cost a server nothing: a server that opens streams
-			// and ends them, whatever it writes but events, is
-			// reconnected to with backoff and within the bound, not for
-			// ever.
-			s.tries = 0
-		}
+		served := s.served(0)
 		if s.idle != nil && s.idle.timedOut() && !errors.Is(err, ErrEventTooLarge) {
 			// The read failed because the timer cancelled the request:
 			// say why, rather than "context canceled".
 			err = s.idleErr
 		}
-		s.closeBody()
 		if err != io.EOF && err != s.idleErr && !errors.Is(err, ErrEventTooLarge) {
 			err = fmt.Errorf("sse: read stream: %w", err)
 		}
-		if errors.Is(err, ErrEventTooLarge) || s.ctx.Err() != nil || !s.canRetry() {
-			s.finish(s.giveUp(err))
-		}
+		s.drop(served, err)
 	}
 	return Event{}, s.err
+}
+
+// drop ends the open connection, which ended with err: the next Next
+// reconnects, unless err is final (an event too large), the context has
+// ended or no attempt is left, when the session ends with err. served
+// says whether the connection delivered.
+func (s *Session) drop(served bool, err error) {
+	if served {
+		// The connection delivered before it dropped — an event, or
+		// heartbeats for a while — so the stream is served and this
+		// is a first reconnection again, not one more in a failing
+		// row (see MaxReconnectionAttempts). Not the opening ": open"
+		// or "retry:" block alone, which says only that the server
+		// answered, nor comments on a connection ended at once,
+		// which cost a server nothing: a server that opens streams
+		// and ends them, whatever it writes but events, is
+		// reconnected to with backoff and within the bound, not for
+		// ever.
+		s.tries = 0
+	}
+	s.closeBody()
+	if errors.Is(err, ErrEventTooLarge) || s.ctx.Err() != nil || !s.canRetry() {
+		s.finish(s.giveUp(err))
+	}
 }
 
 // served reports whether the open connection has delivered (see
@@ -429,13 +438,7 @@ func (s *Session) Reconnect() {
 	if s.parser == nil || s.err != nil {
 		return
 	}
-	if s.servedBefore {
-		s.tries = 0 // as Next does for a served connection that drops
-	}
-	s.closeBody()
-	if s.ctx.Err() != nil || !s.canRetry() {
-		s.finish(s.giveUp(io.EOF))
-	}
+	s.drop(s.servedBefore, io.EOF)
 }
 
 // canRetry reports whether another reconnection is allowed, counting it.
