@@ -137,12 +137,17 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		// that says the caller's deadline passed when it set none.
 		bounded, cancel := context.WithTimeout(ctx, handshakeTimeout)
 		defer cancel()
-		c, resp, err := Dial(bounded, rawURL, opts)
+		c, resp, err := dial(bounded, u, secure, opts)
 		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("websocket: no handshake within %v: %w", handshakeTimeout, os.ErrDeadlineExceeded)
 		}
 		return c, resp, err
 	}
+	return dial(ctx, u, secure, opts)
+}
+
+// dial is Dial for a request checked already, under a ctx with a deadline.
+func dial(ctx context.Context, u *url.URL, secure bool, opts *DialOptions) (*Conn, *http.Response, error) {
 	var jar http.CookieJar
 	var jarURL *url.URL
 	if opts.HTTPClient != nil && opts.HTTPClient.Jar != nil {
@@ -168,14 +173,14 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	// CONNECT is cut by a cancel too, not only by the deadline. The dial
 	// function runs once per Dial.
 	stop := func() bool { return true }
-	dial := func(ctx context.Context, network, a string) (net.Conn, error) {
+	dialTCP := func(ctx context.Context, network, a string) (net.Conn, error) {
 		raw, err := dialFn(ctx, network, a)
 		if err == nil {
 			stop = context.AfterFunc(ctx, func() { raw.Close() })
 		}
 		return raw, err
 	}
-	nc, err := dialThroughProxy(ctx, dial, proxyFn, u, secure, addr, tlsCfg)
+	nc, err := dialThroughProxy(ctx, dialTCP, proxyFn, u, secure, addr, tlsCfg)
 	if err != nil {
 		// !stop(): ctx ended and closed the connection under the exchange.
 		if (!stop() || deadlinePassed(ctx, err)) && !errors.Is(err, ctx.Err()) {
