@@ -59,6 +59,24 @@ type ended struct {
 	ci   wsrpc.CloseInfo
 }
 
+// recordEnds returns handler options that report each call's end: what
+// the stream interceptors' next returned on seen, what OnClose got on
+// closed (each buffered for n).
+func recordEnds(n int) (opts []wsrpc.Option, seen, closed chan ended) {
+	seen, closed = make(chan ended, n), make(chan ended, n)
+	record := wsrpc.StreamInterceptorFunc(func(next wsrpc.StreamFunc) wsrpc.StreamFunc {
+		return func(ctx context.Context, conn wsrpc.StreamConn) error {
+			err := next(ctx, conn)
+			seen <- ended{proc: conn.Spec().Procedure, err: err}
+			return err
+		}
+	})
+	onClose := wsrpc.WithOnClose(func(_ context.Context, info *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {
+		closed <- ended{proc: info.Spec.Procedure, ci: ci}
+	})
+	return []wsrpc.Option{wsrpc.WithInterceptors(record), onClose}, seen, closed
+}
+
 // TestStreamInterceptorSeesClientStatus guards what a stream interceptor
 // records for a handler that closed its stream itself: the code the
 // client got, which OnClose reports too. A handler that called Close with
@@ -84,20 +102,9 @@ func TestStreamInterceptorSeesClientStatus(t *testing.T) {
 		{"error after Close(0)", 0, wsrpc.Errorf(wsrpc.CodeNotFound, "returned after the close"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			seen := make(chan ended, 8)
-			closed := make(chan ended, 8)
-			record := wsrpc.StreamInterceptorFunc(func(next wsrpc.StreamFunc) wsrpc.StreamFunc {
-				return func(ctx context.Context, conn wsrpc.StreamConn) error {
-					err := next(ctx, conn)
-					seen <- ended{proc: conn.Spec().Procedure, err: err}
-					return err
-				}
-			})
-			onClose := wsrpc.WithOnClose(func(_ context.Context, info *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {
-				closed <- ended{proc: info.Spec.Procedure, ci: ci}
-			})
+			opts, seen, closed := recordEnds(8)
 			mux := http.NewServeMux()
-			mux.Handle(testingv1wsrpc.NewStreamServiceHandler(closingServer{code: tc.code, ret: tc.ret}, wsrpc.WithInterceptors(record), onClose))
+			mux.Handle(testingv1wsrpc.NewStreamServiceHandler(closingServer{code: tc.code, ret: tc.ret}, opts...))
 			base := newServer(t, mux)
 			client := testingv1wsrpc.NewStreamServiceClient(nil, base)
 			ctx := testContext(t)
@@ -448,20 +455,9 @@ func TestSSEGoroutineCloseEndsBeforeReturn(t *testing.T) {
 	}
 	setup := func(t *testing.T, gate bool, h func(http.Handler) http.Handler) (string, racingCloseServer, chan ended, chan ended) {
 		srv := racingCloseServer{gate: gate, closed: make(chan error, 64)}
-		seen := make(chan ended, 64)
-		closed := make(chan ended, 64)
-		record := wsrpc.StreamInterceptorFunc(func(next wsrpc.StreamFunc) wsrpc.StreamFunc {
-			return func(ctx context.Context, conn wsrpc.StreamConn) error {
-				err := next(ctx, conn)
-				seen <- ended{err: err}
-				return err
-			}
-		})
-		onClose := wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {
-			closed <- ended{ci: ci}
-		})
+		opts, seen, closed := recordEnds(64)
 		mux := http.NewServeMux()
-		mux.Handle(testingv1wsrpc.NewStreamServiceHandler(srv, wsrpc.WithInterceptors(record), onClose))
+		mux.Handle(testingv1wsrpc.NewStreamServiceHandler(srv, opts...))
 		return newServer(t, h(mux)), srv, seen, closed
 	}
 
@@ -561,20 +557,9 @@ func TestCloseAfterClientLeftChangesNothing(t *testing.T) {
 		} {
 			t.Run(fmt.Sprintf("%s close=%v", tc.transport, withClose), func(t *testing.T) {
 				srv := leavingServer{close: withClose, started: make(chan struct{}, 1), closed: make(chan error, 1)}
-				seen := make(chan ended, 1)
-				closed := make(chan ended, 1)
-				record := wsrpc.StreamInterceptorFunc(func(next wsrpc.StreamFunc) wsrpc.StreamFunc {
-					return func(ctx context.Context, conn wsrpc.StreamConn) error {
-						err := next(ctx, conn)
-						seen <- ended{err: err}
-						return err
-					}
-				})
-				onClose := wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {
-					closed <- ended{ci: ci}
-				})
+				opts, seen, closed := recordEnds(1)
 				mux := http.NewServeMux()
-				mux.Handle(testingv1wsrpc.NewStreamServiceHandler(srv, wsrpc.WithInterceptors(record), onClose))
+				mux.Handle(testingv1wsrpc.NewStreamServiceHandler(srv, opts...))
 				client := testingv1wsrpc.NewStreamServiceClient(nil, newServer(t, mux))
 				ctx := testContext(t)
 				var leave func() error
