@@ -284,9 +284,15 @@ func Shutdown(ctx context.Context, srv *http.Server, t *Tracker, also ...Shutdow
 // request header must arrive within 10 s (ReadHeaderTimeout) and fit in
 // 16 KiB (MaxHeaderBytes; larger requests get 431), and an idle keep-alive
 // connection is closed after 2 minutes. ReadTimeout and WriteTimeout stay
-// 0, since they would cut long-lived SSE responses; upgraded WebSocket
-// connections use the runtime's own limits. Set Addr (or call Serve) as
-// usual.
+// 0. They would not cut long-lived calls: an SSE stream sets and clears
+// its own write deadline around each write (sse.StreamOptions), net/http
+// clears the read deadline once the request has no body left to read,
+// and the WebSocket runtime clears both when it hijacks the connection
+// and applies its own limits. But WriteTimeout does cut an SSE stream
+// that cannot reach the connection's deadline (behind a middleware
+// wrapper with Flush but no Unwrap) or sets none (a negative
+// StreamOptions.WriteTimeout), about every WriteTimeout. Set Addr (or
+// call Serve) as usual.
 func NewHTTPServer(handler http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           handler,
