@@ -464,28 +464,63 @@ func (c *wsConn) watchCall(ctx context.Context) {
 }
 
 // watchSession is watchCall's server side: when ctx, the session's
-// context (ended by a deadline a handshake interceptor set, or by the
-// server's base context), ends, the connection closes with that
-// context's code (4004 for a deadline, 4001 otherwise) and a close frame
-// goes out. Reads and writes use ioCtx, which ctx does not end: were they
-// to use it, the runtime would drop the TCP connection under a read in
-// progress (a bidi handler's Receive, the peer watcher) and the client
-// would see 1006, a lost connection it retries, instead of the code.
-// stop ends the watch and, if the close has begun, waits for the closing
-// handshake, as a handler's return does; it may be called more than once.
-// Cost: one AfterFunc per session, nothing per message.
+// context (ended by a deadline a handshake interceptor set, by an
+// interceptor's context.WithCancelCause, or by the server's base
+// context), ends, the connection closes and a close frame goes out. The
+// code and reason are those of the context's cause when it is an *Error
+// (sessionCause), as if the handler had returned it: an interceptor that
+// cancels a revoked tenant's sessions with permission_denied gets 4007,
+// a server whose base context ends with unavailable 4014, which
+// WithReconnect retries. Otherwise they are the context's: 4004 for a
+// deadline, 4001 (canceled) for anything else. Reads and writes use
+// ioCtx, which ctx does not end: were they to use it, the runtime would
+// drop the TCP connection under a read in progress (a bidi handler's
+// Receive, the peer watcher) and the client would see 1006, a lost
+// connection it retries, instead of the code. stop ends the watch and,
+// if the close has begun, waits for the closing handshake, as a
+// handler's return does, and closes with an *Error cause the watch had
+// no time to close with; it may be called more than once. Cost: one
+// AfterFunc per session, nothing per message.
 func (c *wsConn) watchSession(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	unwatch := context.AfterFunc(ctx, func() {
 		defer close(done)
-		_ = c.closeWith(ctx.Err())
+		err := sessionCause(ctx)
+		if err == nil {
+			err = ctx.Err()
+		}
+		_ = c.closeWith(err)
 	})
 	return func() {
 		if unwatch() {
+			// ctx ended, but the watch had not run yet when the handler
+			// returned (with the ctx.Err() it saw, typically): an *Error
+			// cause is still the end, so that what the client is told
+			// does not depend on which came first.
+			if err := sessionCause(ctx); err != nil {
+				_ = c.closeWith(err)
+			}
 			close(done)
 		}
 		<-done
 	}
+}
+
+// sessionCause is the error a server session whose context ctx has ended
+// ends with when whoever ended it chose one: context.Cause(ctx) if it is
+// (or wraps) an *Error, passed on as a handler's return of it would be;
+// nil for any other end (a deadline, a plain cancel, the client gone),
+// which keeps the context's own code. Tracker.Shutdown's errShutdown, the
+// cause of an SSE session it cancels, is not such a choice: that session
+// ends without an end event, so that its client reconnects
+// (sseSession.goAway).
+func sessionCause(ctx context.Context) error {
+	cause := context.Cause(ctx)
+	var e *Error
+	if cause == errShutdown || !errors.As(cause, &e) {
+		return nil
+	}
+	return cause
 }
 
 // detach stops watching the call's context and cancels ctx and ioCtx.

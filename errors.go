@@ -84,8 +84,8 @@ import (
 // Wsrpc-Code header maps back by the table (the first row other than
 // unknown wins, so 500 is CodeInternal, 409 CodeAlreadyExists and 400
 // CodeInvalidArgument), 415 to
-// CodeInvalidArgument, other 4xx to CodeUnknown, other 5xx to
-// CodeUnavailable.
+// CodeInvalidArgument, 413 and 431 to CodeResourceExhausted, other 4xx
+// to CodeUnknown, other 5xx to CodeUnavailable.
 type Code uint32
 
 // The codes, as in gRPC and Connect. The zero Code is not an error.
@@ -225,7 +225,12 @@ func CodeFromCloseCode(sc websocket.StatusCode) Code {
 // WebSocket runtime's answer to another Sec-WebSocket-Version (RFC 6455
 // §4.4): the same request fails the same way, whatever state the server
 // is in, which is invalid_argument's meaning and not
-// failed_precondition's. Other 4xx statuses are unknown, 5xx unavailable.
+// failed_precondition's. Two more say the request is too large and map
+// to resource_exhausted, as a message over the limit does (1009, an SSE
+// event over MaxEventSize): 413 Content Too Large (RFC 9110 §15.5.14) and
+// 431 Request Header Fields Too Large (RFC 6585 §5), net/http's answer to
+// a header over http.Server.MaxHeaderBytes, which no handler sees. Other
+// 4xx statuses are unknown, 5xx unavailable.
 func CodeFromHTTPStatus(status int) Code {
 	for c := minCode; c <= maxCode; c++ {
 		if c != CodeUnknown && codeInfo[c].status == status {
@@ -235,6 +240,8 @@ func CodeFromHTTPStatus(status int) Code {
 	switch {
 	case status == http.StatusUnsupportedMediaType, status == http.StatusMethodNotAllowed, status == http.StatusUpgradeRequired:
 		return CodeInvalidArgument
+	case status == http.StatusRequestEntityTooLarge, status == http.StatusRequestHeaderFieldsTooLarge:
+		return CodeResourceExhausted
 	case status >= 500:
 		return CodeUnavailable
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -66,6 +68,8 @@ func TestCodeTable(t *testing.T) {
 	statuses := map[int]wsrpc.Code{
 		400: wsrpc.CodeInvalidArgument, 401: wsrpc.CodeUnauthenticated, 403: wsrpc.CodePermissionDenied,
 		404: wsrpc.CodeNotFound, 409: wsrpc.CodeAlreadyExists, 415: wsrpc.CodeInvalidArgument, 418: wsrpc.CodeUnknown,
+		405: wsrpc.CodeInvalidArgument, 426: wsrpc.CodeInvalidArgument, 413: wsrpc.CodeResourceExhausted,
+		431: wsrpc.CodeResourceExhausted, 414: wsrpc.CodeUnknown,
 		429: wsrpc.CodeResourceExhausted, 500: wsrpc.CodeInternal, 501: wsrpc.CodeUnimplemented, 502: wsrpc.CodeUnavailable,
 		503: wsrpc.CodeUnavailable, 504: wsrpc.CodeDeadlineExceeded,
 	}
@@ -76,6 +80,50 @@ func TestCodeTable(t *testing.T) {
 	}
 	if wsrpc.Code(99).String() != "code_99" || wsrpc.Code(99).CloseCode() != 4002 {
 		t.Errorf("out-of-table code: %s %d", wsrpc.Code(99), wsrpc.Code(99).CloseCode())
+	}
+}
+
+// TestHeaderTooLarge: a request whose header is over the server's
+// http.Server.MaxHeaderBytes is refused by net/http with 431 and no
+// Wsrpc-Code (no handler runs); the typed client reports it as
+// resource_exhausted on both transports, the code of a message over the
+// limit, where it used to say unknown.
+func TestHeaderTooLarge(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(&testingv1wsrpc.UnimplementedStreamServiceHandler{}))
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.MaxHeaderBytes = 1 << 10 // net/http adds 4 KiB of slack
+	srv.Start()
+	t.Cleanup(srv.Close)
+	big := strings.Repeat("x", 16<<10)
+	c := testingv1wsrpc.NewStreamServiceClient(&http.Client{}, srv.URL,
+		wsrpc.WithInterceptors(wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+			return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+				hs.Request.Header.Set("Cookie", "big="+big)
+				return next(ctx, hs)
+			}
+		})))
+	ctx := testContext(t)
+	for name, call := range map[string]func() error{
+		"websocket": func() error {
+			_, err := c.Count(ctx, &testingv1.CountRequest{})
+			return err
+		},
+		"sse": func() error {
+			st, err := c.Watch(ctx, &testingv1.WatchRequest{})
+			if err == nil {
+				defer st.Close()
+				_, err = st.Receive()
+			}
+			return err
+		},
+	} {
+		err := call()
+		var e *wsrpc.Error
+		if !errors.As(err, &e) || e.Code() != wsrpc.CodeResourceExhausted || !strings.Contains(e.Message(), "431") {
+			t.Errorf("%s: %v, want resource_exhausted from the 431", name, err)
+		}
+		t.Logf("%s: %v", name, err)
 	}
 }
 

@@ -536,13 +536,30 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	info := &ConnInfo{Spec: h.spec, Codec: codec.JSON, RequestHeader: r.Header, RemoteAddr: r.RemoteAddr}
 	hooked := false
+	// ctx ending with an *Error as its cause (sessionCause: an
+	// interceptor's context.WithCancelCause, the server's base context)
+	// ends the stream at once with that error's wsrpc.error event, whether
+	// or not the handler is watching ctx, as a WebSocket session closes
+	// with its code (watchSession). Any other end leaves the stream to the
+	// handler's return, as below. The watch needs no waiting for: the
+	// stream's end is claimed once (sseConn), so after end nothing writes.
+	unwatch := context.AfterFunc(ctx, func() {
+		if cause := sessionCause(ctx); cause != nil {
+			_ = conn.closeWith(cause)
+		}
+	})
 	// end never returns while another goroutine's Close (the handler may
 	// have left one running) is still writing its end event: ServeHTTP
 	// returns after it, and net/http then hands the response's
 	// bufio.Writer to another response (see sseConn).
 	end = func(err error) {
+		unwatch()
 		if ctx.Err() == nil {
 			_ = conn.closeWith(err)
+		} else if cause := sessionCause(ctx); cause != nil {
+			// What the client is told does not depend on whether the
+			// handler's return came before the watch.
+			_ = conn.closeWith(cause)
 		} else {
 			conn.drop()
 		}
