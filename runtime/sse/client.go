@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +61,10 @@ type ClientOptions struct {
 	// entry sets the request's host). The client also sets Accept:
 	// text/event-stream, Cache-Control: no-cache and, when known,
 	// Last-Event-ID. A field no request can carry fails the session with
-	// ErrInvalidHeader before any request is made.
+	// ErrInvalidHeader before any request is made. An Accept-Encoding
+	// here stops net/http from decoding gzip itself: the client then
+	// decodes a gzip response, and fails one in another coding with
+	// ErrContentType.
 	Header http.Header
 
 	// LastEventID is the Last-Event-ID sent with the first request.
@@ -170,14 +175,14 @@ type ClientOptions struct {
 // Last-Event-ID when the stream drops.
 //
 // The stream ends when the server answers 204 No Content (Next returns
-// io.EOF), when it answers another status than 200 or a content type
-// other than text/event-stream (a *StatusError or ErrContentType, without
-// reconnecting; but see StatusError for a reconnection answered 502, 503
-// or 504), when reconnection is disabled and the connection ends
-// (io.EOF, the network error, or ErrIdleTimeout when nothing arrived for
-// IdleTimeout), when MaxReconnectionAttempts is
-// exhausted (ErrReconnectLimit), or when the context is done or Close is
-// called.
+// io.EOF), when it answers another status than 200, or a content type
+// other than text/event-stream or a content coding other than gzip (a
+// *StatusError or ErrContentType, without reconnecting; but see
+// StatusError for a reconnection answered 502, 503 or 504), when
+// reconnection is disabled and the connection ends (io.EOF, the network
+// error, or ErrIdleTimeout when nothing arrived for IdleTimeout), when
+// MaxReconnectionAttempts is exhausted (ErrReconnectLimit), or when the
+// context is done or Close is called.
 //
 // Concurrency: Next, Events and Reconnect are for one goroutine at a time
 // (Reconnect from the one calling Next, or ranging over Events); Close,
@@ -696,6 +701,22 @@ func (s *Session) connect() (err error) {
 		resp.Body.Close()
 		return fmt.Errorf("%w %q", ErrContentType, ct)
 	}
+	// net/http decodes gzip itself, and removes Content-Encoding, unless
+	// the request named its own Accept-Encoding (a Header entry, an
+	// interceptor copying a browser's): then the body comes as the server
+	// coded it, which a gzip middleware does for text/event-stream, and
+	// its bytes read as event lines would be garbage, or worse, events.
+	// Codings are case-insensitive (RFC 9110 §8.4.1); "x-gzip" is gzip
+	// (§8.4.1.3).
+	gz := false
+	switch ce := strings.TrimSpace(strings.Join(resp.Header.Values("Content-Encoding"), ", ")); {
+	case ce == "" || strings.EqualFold(ce, "identity"):
+	case strings.EqualFold(ce, "gzip") || strings.EqualFold(ce, "x-gzip"):
+		gz = true
+	default:
+		resp.Body.Close()
+		return fmt.Errorf("%w: response Content-Encoding %q: the client decodes only gzip", ErrContentType, ce)
+	}
 	s.body = resp.Body
 	s.opened = true
 	var body io.Reader = resp.Body
@@ -703,6 +724,16 @@ func (s *Session) connect() (err error) {
 		w.body = resp.Body
 		w.holding() // until Next reads: a consumer's pause is not the server's silence
 		body = w
+	}
+	if gz {
+		// The decoder reads through w, not w through the decoder: the
+		// idle watch counts bytes as they come from the server, coded,
+		// so a quiet stream's heartbeat counts as soon as its bytes
+		// arrive, whether or not they decode to output yet (a gzip
+		// header, a flush's empty block). The parser, after the
+		// decoder, bounds the decoded bytes by MaxEventSize, so a
+		// small body that inflates to much is refused as too large.
+		body = &gunzip{src: body}
 	}
 	s.gotEvent, s.servedBefore = false, false
 	s.connAt = time.Now()
@@ -714,6 +745,36 @@ func (s *Session) connect() (err error) {
 		ReconnectionTime:  s.ReconnectionTime(),
 	})
 	return nil
+}
+
+// gunzip decodes a gzip body (RFC 9110 §8.4.1.3). It creates its
+// gzip.Reader on the first Read, since gzip.NewReader reads the header at
+// once: a server that sends the response header and then nothing must not
+// hold Connect, nor decide its outcome; the first Read is in Next, with
+// the idle watch running. A decoding error (a stream cut mid-member, a
+// bad checksum) is a read error as a network one is: the connection is
+// lost and the session reconnects.
+//
+// Concurrency: none; only the parser, on the session's goroutine, reads it.
+type gunzip struct {
+	src io.Reader
+	zr  *gzip.Reader
+	err error // the failure to read the header, returned again
+}
+
+func (g *gunzip) Read(p []byte) (int, error) {
+	if g.zr == nil {
+		if g.err != nil {
+			return 0, g.err
+		}
+		zr, err := gzip.NewReader(g.src)
+		if err != nil {
+			g.err = err
+			return 0, err
+		}
+		g.zr = zr
+	}
+	return g.zr.Read(p)
 }
 
 // statusBodyWait bounds the wait for a refusal's body (StatusError.Body):

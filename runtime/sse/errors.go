@@ -70,7 +70,8 @@ var (
 	ErrDuplicateID = errors.New("sse: duplicate event id")
 
 	// ErrContentType is returned by the client when a response is not
-	// text/event-stream (WHATWG HTML §9.2.3: fail the connection).
+	// text/event-stream (WHATWG HTML §9.2.3: fail the connection), or is
+	// in a content coding it cannot decode (anything but gzip).
 	ErrContentType = errors.New("sse: unexpected content type")
 
 	// ErrReconnectLimit is returned by the client when the stream dropped

@@ -158,7 +158,11 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 			continue
 		}
 		switch http.CanonicalHeaderKey(k) {
-		case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Content-Length", "Content-Type", "Transfer-Encoding":
+		// A 101 has no content (RFC 9110 §15.2.2), so none of the
+		// content's fields: a gzip middleware's Content-Encoding, say,
+		// set before the handler upgraded, would describe frames that
+		// are not gzip.
+		case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Content-Length", "Content-Type", "Content-Encoding", "Transfer-Encoding":
 			continue
 		}
 		for _, v := range vs {
