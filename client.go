@@ -9,6 +9,7 @@ import (
 	"iter"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,6 +91,14 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 				body, _ := io.ReadAll(resp.Body)
 				return ctx, fromHTTPResponse(resp, body)
 			}
+			if resp != nil && selectsUnoffered(resp.Header, opts.Subprotocols) {
+				// RFC 6455 §4.1: the client must fail the connection, and
+				// Dial did (TCP closed, no close frame: the connection was
+				// never established, §7.1.7). A misconfigured server, as
+				// one that selects none below: internal, not the lost
+				// connection's unavailable, which WithReconnect retries.
+				return ctx, NewError(CodeInternal, err)
+			}
 			return ctx, wireError(err)
 		}
 		hs.ResponseHeader = resp.Header
@@ -135,6 +144,17 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 		fn(conn.ctx, conn.info)
 	}
 	return conn, nil
+}
+
+// selectsUnoffered reports whether a 101 answer's Sec-WebSocket-Protocol
+// selects a subprotocol that is not among offered, or more than one: the
+// answer websocket.Dial refuses by RFC 6455 §4.1.
+func selectsUnoffered(h http.Header, offered []string) bool {
+	ps := h.Values("Sec-WebSocket-Protocol")
+	if len(ps) == 0 {
+		return false
+	}
+	return len(ps) > 1 || !slices.Contains(offered, strings.TrimSpace(ps[0]))
 }
 
 // clientStream is the common part of the client-side streams.

@@ -152,11 +152,16 @@ func (c Code) onWire() Code {
 	return CodeUnknown
 }
 
-// String returns the code's name ("invalid_argument"), or "code_N" for a
-// value outside the table.
+// String returns the code's name ("invalid_argument"), "ok" for the zero
+// Code (no error: CodeOf(nil), as gRPC and Connect name it), or "code_N"
+// for another value outside the table. ParseCode does not accept "ok": a
+// peer that reports a failure must name one of the table.
 func (c Code) String() string {
 	if c.valid() {
 		return codeInfo[c].name
+	}
+	if c == 0 {
+		return "ok"
 	}
 	return "code_" + strconv.FormatUint(uint64(c), 10)
 }

@@ -83,6 +83,28 @@ func TestCodeTable(t *testing.T) {
 	}
 }
 
+// TestZeroCodeIsOK: the zero Code is no error (CodeOf(nil)), and prints
+// as gRPC and Connect name it, "ok", where it printed "code_0". It stays
+// out of the table on the wire: ParseCode does not accept "ok", and it
+// closes a stream as unknown.
+func TestZeroCodeIsOK(t *testing.T) {
+	if got := wsrpc.CodeOf(nil).String(); got != "ok" {
+		t.Errorf("CodeOf(nil).String() = %q, want ok", got)
+	}
+	if got := fmt.Sprint(wsrpc.Code(0)); got != "ok" {
+		t.Errorf("fmt.Sprint(Code(0)) = %q, want ok", got)
+	}
+	if c, ok := wsrpc.ParseCode("ok"); ok {
+		t.Errorf("ParseCode(ok) = %v, true; want false", c)
+	}
+	if got := wsrpc.Code(0).CloseCode(); got != 4002 {
+		t.Errorf("Code(0).CloseCode() = %d, want 4002", got)
+	}
+	if got := wsrpc.Code(17).String(); got != "code_17" {
+		t.Errorf("Code(17).String() = %q, want code_17", got)
+	}
+}
+
 // TestHeaderTooLarge: a request whose header is over the server's
 // http.Server.MaxHeaderBytes is refused by net/http with 431 and no
 // Wsrpc-Code (no handler runs); the typed client reports it as
@@ -204,7 +226,7 @@ func TestErrorMessageAsCloseReason(t *testing.T) {
 // parses, so it read the status instead: 500, internal.
 func TestCodeOutsideTableIsUnknown(t *testing.T) {
 	for _, odd := range []wsrpc.Code{0, 99} {
-		t.Run(odd.String(), func(t *testing.T) {
+		t.Run(fmt.Sprintf("code_%d", uint32(odd)), func(t *testing.T) {
 			refuse := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
 				return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
 					if hs.Request.Header.Get("X-Refuse") != "" {

@@ -651,6 +651,10 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions, de
 			offered = offered || p == proto
 		}
 		if len(ps) > 1 || !offered {
+			// §4.1: the client must Fail the WebSocket Connection. It is
+			// not established yet, so that is closing TCP (dial does)
+			// without a close frame, which §7.1.7 asks for only on an
+			// established connection.
 			return bad("server chose subprotocol %q, which was not offered", proto)
 		}
 	}

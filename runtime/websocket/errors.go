@@ -218,9 +218,24 @@ func (f *failure) Error() string { return f.err.Error() }
 func (f *failure) Unwrap() error { return f.err }
 
 func protocolErr(format string, args ...any) error {
-	return &failure{StatusProtocolError, fmt.Errorf("websocket: "+format+": %w", append(args, ErrProtocol)...)}
+	return failWith(StatusProtocolError, ErrProtocol, format, args...)
 }
 
+// failWith returns the failure that closes with code, its error wrapping
+// sentinel. The error's text is also the close reason (RFC 6455 §7.1.6),
+// so it reads "<sentinel>: <what broke the rule>" ("websocket: invalid
+// UTF-8: text message"): the package prefix once, where "websocket: %s: %w"
+// repeated it, and the kind first, so a reason cut to 123 bytes keeps it.
+// format takes no %w: the sentinel is what errors.Is finds.
 func failWith(code StatusCode, sentinel error, format string, args ...any) error {
-	return &failure{code, fmt.Errorf("websocket: "+format+": %w", append(args, sentinel)...)}
+	return &failure{code, &failError{sentinel.Error() + ": " + fmt.Sprintf(format, args...), sentinel}}
 }
+
+// failError is a failure's error: its own text, unwrapping to the sentinel.
+type failError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *failError) Error() string { return e.msg }
+func (e *failError) Unwrap() error { return e.sentinel }
