@@ -566,7 +566,7 @@ func (r *inflateReader) Read(p []byte) (int, error) {
 	}
 	var corrupt flatemsg.CorruptError
 	if errors.As(err, &corrupt) {
-		err = fmt.Errorf("websocket: %v: %w", err, ErrInvalidPayload)
+		err = fmt.Errorf("%w: %v", ErrInvalidPayload, err) // the kind first, as failWith
 	}
 	return n, err
 }
