@@ -943,7 +943,8 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 		sess, capt = s, t
 		return ctx, nil
 	}
-	hs := &Handshake{Spec: c.c.spec, Request: hreq, Codec: codec.JSON}
+	jk := sseJSON(c.c.cfg.offered()) // its WithCodecs options hold on SSE too
+	hs := &Handshake{Spec: c.c.spec, Request: hreq, Codec: jk}
 	sctx, err := chainHandshake(c.c.cfg.interceptors, open)(ctx, hs)
 	if err != nil {
 		if sess != nil {
@@ -957,9 +958,9 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 	if sctx == nil {
 		sctx = ctx
 	}
-	st := &sseClientStream{spec: c.c.spec, sess: sess, capt: capt, ctx: sctx, interceptors: c.c.cfg.interceptors, onConnect: c.c.cfg.onConnect, onClose: c.c.cfg.onClose}
+	st := &sseClientStream{spec: c.c.spec, json: jk, sess: sess, capt: capt, ctx: sctx, interceptors: c.c.cfg.interceptors, onConnect: c.c.cfg.onConnect, onClose: c.c.cfg.onClose}
 	st.cur = &sseClientConn{ctx: sctx, reqHeader: hs.Request.Header, respHeader: hs.ResponseHeader,
-		info: &ConnInfo{Spec: c.c.spec, Codec: codec.JSON, RequestHeader: hs.Request.Header, RemoteAddr: remote}}
+		info: &ConnInfo{Spec: c.c.spec, Codec: jk, RequestHeader: hs.Request.Header, RemoteAddr: remote}}
 	capt.st = st
 	for _, fn := range c.c.cfg.onConnect {
 		fn(sctx, st.cur.info)
@@ -988,6 +989,7 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 // any goroutine.
 type sseClientStream struct {
 	spec         Spec
+	json         codec.Codec // events' data decodes with it (sseJSON)
 	sess         *sse.Session
 	capt         *capture // what the server answered, for a refused reconnection
 	ctx          context.Context
@@ -1163,7 +1165,7 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 		}
 		return ctx, nil
 	}
-	hs := &Handshake{Spec: s.spec, Request: r.Clone(r.Context()), Codec: codec.JSON}
+	hs := &Handshake{Spec: s.spec, Request: r.Clone(r.Context()), Codec: s.json}
 	ctx, err := chainHandshake(s.interceptors, open)(r.Context(), hs)
 	if err == nil && !called {
 		err = Errorf(CodeInternal, "a handshake interceptor returned without calling next")
@@ -1183,7 +1185,7 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 			ctx = s.ctx
 		}
 		s.pending = &sseClientConn{ctx: ctx, reqHeader: hs.Request.Header, respHeader: resp.Header,
-			info: &ConnInfo{Spec: s.spec, Codec: codec.JSON, RequestHeader: hs.Request.Header, RemoteAddr: answeredBy(resp, hs.Request.URL.Host)}}
+			info: &ConnInfo{Spec: s.spec, Codec: s.json, RequestHeader: hs.Request.Header, RemoteAddr: answeredBy(resp, hs.Request.URL.Host)}}
 	}
 	return resp, nil
 }
@@ -1314,7 +1316,7 @@ func (s *sseClientStream) receive(m proto.Message) error {
 			return s.finish(e, ci)
 		}
 		s.prevID = ev.ID
-		ok, err := decodeSSEEvent(ev, m)
+		ok, err := decodeSSEEventWith(s.json, ev, m)
 		if err != nil {
 			// As on a WebSocket, an event this side cannot decode ends
 			// the call.

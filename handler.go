@@ -440,7 +440,10 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, Errorf(CodeInvalidArgument, "query: %w", err))
 		return
 	}
-	if err := DecodeSSERequest(query, req); err != nil {
+	// The JSON codec this handler's WebSocket calls use for wsrpc.json,
+	// with its options (RejectUnknown…), for the request and the events.
+	jk := sseJSON(h.cfg.codecs)
+	if err := decodeSSERequest(jk, query, req); err != nil {
 		writeHTTPError(w, asError(err))
 		return
 	}
@@ -502,7 +505,7 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		respHeader = w.Header().Clone()
 		return ctx, nil
 	}
-	hs := &Handshake{Spec: h.spec, Request: r, ResponseHeader: w.Header(), Codec: codec.JSON}
+	hs := &Handshake{Spec: h.spec, Request: r, ResponseHeader: w.Header(), Codec: jk}
 	ctx, err := chainHandshake(h.cfg.interceptors, open)(r.Context(), hs)
 	if ctx == nil {
 		ctx = r.Context()
@@ -510,7 +513,7 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if over {
 		return // nothing can follow the 204, not even an interceptor's error
 	}
-	conn := &sseConn{spec: h.spec, stream: stream, req: req, reqHeader: r.Header, respHeader: respHeader}
+	conn := &sseConn{spec: h.spec, stream: stream, codec: jk, req: req, reqHeader: r.Header, respHeader: respHeader}
 	if err != nil {
 		switch {
 		case stream != nil:
@@ -534,7 +537,7 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		t.add(s)
 		defer t.remove(s)
 	}
-	info := &ConnInfo{Spec: h.spec, Codec: codec.JSON, RequestHeader: r.Header, RemoteAddr: r.RemoteAddr}
+	info := &ConnInfo{Spec: h.spec, Codec: jk, RequestHeader: r.Header, RemoteAddr: r.RemoteAddr}
 	hooked := false
 	// ctx ending with an *Error as its cause (sessionCause: an
 	// interceptor's context.WithCancelCause, the server's base context)

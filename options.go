@@ -85,7 +85,11 @@ func (c *config) extensions(given *websocket.ExtensionSet) (*websocket.Extension
 // (any of their subprotocols may be selected); on a client, the codecs
 // offered, most preferred first. Default: codec.Proto, codec.JSON,
 // codec.Msgpack, in that order. Each codec is identified on the wire by the
-// subprotocol "wsrpc.<name>" (codec.Subprotocol).
+// subprotocol "wsrpc.<name>" (codec.Subprotocol). The JSON codec among
+// them (the first named "json"; on a client, WithPreferredCodec's if it
+// is one) also reads and writes SSE requests and event data, so that its
+// codec.JSONOptions hold on SSE as on WebSocket; without one, SSE uses
+// codec.JSON.
 func WithCodecs(codecs ...codec.Codec) Option {
 	return optionFunc(func(c *config) { c.codecs = append([]codec.Codec(nil), codecs...) })
 }

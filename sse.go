@@ -11,7 +11,6 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -52,6 +51,26 @@ const (
 	// as protojson (the "request form").
 	SSERequestParam = "request"
 )
+
+// sseJSON returns the codec SSE requests and event data are read and
+// written with on a side configured with codecs: the one its WebSocket
+// calls use for the wsrpc.json subprotocol, the first codec named "json"
+// (a handler's WithCodecs list; a client's offer, WithPreferredCodec
+// first), so that its options (codec.JSONOptions: RejectUnknown,
+// EmitUnpopulated, UseProtoNames, RecursionLimit…) hold on both
+// transports. Without one, or if it is a binary codec, which an event's
+// data cannot carry, it is codec.JSON.
+func sseJSON(codecs []codec.Codec) codec.Codec {
+	for _, k := range codecs {
+		if k.Name() == codec.NameJSON {
+			if k.Binary() {
+				break
+			}
+			return k
+		}
+	}
+	return codec.JSON
+}
 
 // eventOneofs caches, per message type, the oneof whose cases are SSE
 // event types (nil when the message is not a single oneof).
@@ -104,12 +123,21 @@ func findEventOneof(md protoreflect.MessageDescriptor) protoreflect.OneofDescrip
 // the recorded event with ServerStream.SendEvent (a hub topic records
 // such events given SSEEventCodec and SSEEventType). It fails with
 // CodeInternal for a oneof response with no case set.
+//
+// It encodes with codec.JSON's defaults; a handler's Send uses the JSON
+// codec given to WithCodecs, if any (see sseJSON).
 func NewSSEEvent(msg proto.Message, id string) (sse.Event, error) {
+	return newSSEEvent(codec.JSON, msg, id)
+}
+
+// newSSEEvent is NewSSEEvent with the JSON codec k (see sseJSON) for the
+// data.
+func newSSEEvent(k codec.Codec, msg proto.Message, id string) (sse.Event, error) {
 	rm := msg.ProtoReflect()
 	ev := sse.Event{ID: id}
 	od := eventOneof(rm.Descriptor())
 	if od == nil {
-		b, err := codec.JSON.Marshal(msg)
+		b, err := k.Marshal(msg)
 		if err != nil {
 			return ev, Errorf(CodeInternal, "sse: %w", err)
 		}
@@ -124,9 +152,9 @@ func NewSSEEvent(msg proto.Message, id string) (sse.Event, error) {
 	var b []byte
 	var err error
 	if fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind {
-		b, err = codec.JSON.Marshal(rm.Get(fd).Message().Interface())
+		b, err = k.Marshal(rm.Get(fd).Message().Interface())
 	} else {
-		b, err = fieldJSON(msg, fd)
+		b, err = fieldJSON(k, msg, fd)
 	}
 	if err != nil {
 		return ev, Errorf(CodeInternal, "sse: %w", err)
@@ -206,9 +234,12 @@ func SSEEventType[M proto.Message](m M) string {
 	return ""
 }
 
-// fieldJSON returns the protojson value of one populated field of msg.
-func fieldJSON(msg proto.Message, fd protoreflect.FieldDescriptor) ([]byte, error) {
-	b, err := protojson.Marshal(msg)
+// fieldJSON returns the protojson value of one populated field of msg,
+// as the JSON codec k writes it (UseEnumNumbers, say). The field is the
+// one case set of msg's only oneof, so it is the object's one member,
+// under its JSON name or, with UseProtoNames, its proto name.
+func fieldJSON(k codec.Codec, msg proto.Message, fd protoreflect.FieldDescriptor) ([]byte, error) {
+	b, err := k.Marshal(msg)
 	if err != nil {
 		return nil, err
 	}
@@ -217,6 +248,9 @@ func fieldJSON(msg proto.Message, fd protoreflect.FieldDescriptor) ([]byte, erro
 		return nil, err
 	}
 	v, ok := obj[fd.JSONName()]
+	if !ok {
+		v, ok = obj[string(fd.Name())]
+	}
 	if !ok {
 		return nil, fmt.Errorf("field %s missing from its JSON form", fd.Name())
 	}
@@ -236,13 +270,21 @@ func fieldJSON(msg proto.Message, fd protoreflect.FieldDescriptor) ([]byte, erro
 // whose event it is; an event named after a case of one of msg's
 // (non-synthetic) oneofs is that case's value, set on a fresh msg. It
 // reports false, without error, for any other event type (a newer
-// server's case, or a foreign event), which the caller skips.
+// server's case, or a foreign event), which the caller skips. It decodes
+// with codec.JSON's defaults (see decodeSSEEventWith).
 func decodeSSEEvent(ev sse.Event, msg proto.Message) (bool, error) {
+	return decodeSSEEventWith(codec.JSON, ev, msg)
+}
+
+// decodeSSEEventWith is decodeSSEEvent with the JSON codec k (see
+// sseJSON), so that a typed client's WithCodecs options (RejectUnknown,
+// RecursionLimit) hold for its event data as for its WebSocket messages.
+func decodeSSEEventWith(k codec.Codec, ev sse.Event, msg proto.Message) (bool, error) {
 	md := msg.ProtoReflect().Descriptor()
 	od := eventOneof(md)
 	if ev.Type == SSEDefaultEventType || ev.Type == "" {
 		if od == nil || od.Fields().ByName(SSEDefaultEventType) == nil {
-			return true, codec.JSON.Unmarshal([]byte(ev.Data), msg)
+			return true, k.Unmarshal([]byte(ev.Data), msg)
 		}
 	}
 	var fd protoreflect.FieldDescriptor
@@ -263,19 +305,19 @@ func decodeSSEEvent(ev sse.Event, msg proto.Message) (bool, error) {
 	if fd == nil {
 		return false, nil
 	}
-	return true, decodeSSECase(ev, msg, fd)
+	return true, decodeSSECase(k, ev, msg, fd)
 }
 
 // decodeSSECase decodes the data of a case event, the value of the oneof
 // case fd as NewSSEEvent writes it, into msg, which then has that case set
-// and nothing else.
-func decodeSSECase(ev sse.Event, msg proto.Message, fd protoreflect.FieldDescriptor) error {
+// and nothing else, with the JSON codec k.
+func decodeSSECase(k codec.Codec, ev sse.Event, msg proto.Message, fd protoreflect.FieldDescriptor) error {
 	if fd.Message() != nil {
 		// A message case's data is that message's protojson (NewSSEEvent):
 		// decoded into the case directly, no wrapping object to build, and
 		// protojson refuses anything after the value.
 		proto.Reset(msg)
-		return codec.JSON.Unmarshal([]byte(ev.Data), msg.ProtoReflect().Mutable(fd).Message().Interface())
+		return k.Unmarshal([]byte(ev.Data), msg.ProtoReflect().Mutable(fd).Message().Interface())
 	}
 	// A scalar case's data goes inside an object built around it, so it
 	// must be one JSON value on its own: `1,"other":2` would parse there,
@@ -290,7 +332,7 @@ func decodeSSECase(ev sse.Event, msg proto.Message, fd protoreflect.FieldDescrip
 	obj = append(obj, ':')
 	obj = append(obj, ev.Data...)
 	obj = append(obj, '}')
-	if err := codec.JSON.Unmarshal(obj, msg); err != nil {
+	if err := k.Unmarshal(obj, msg); err != nil {
 		return err
 	}
 	if !msg.ProtoReflect().Has(fd) {
@@ -475,8 +517,21 @@ func jsonScalarText(fd protoreflect.FieldDescriptor, raw json.RawMessage) string
 // form or as the empty query. In a flat request with a field named
 // "request", that parameter is the field; in one that is not flat, it
 // is the whole request if its value starts with "{" (white space aside),
-// else the field.
+// else the field. The request form is read with codec.JSON's defaults;
+// an SSE handler reads it with the JSON codec given to WithCodecs, if
+// any (see sseJSON).
 func DecodeSSERequest(q url.Values, req proto.Message) error {
+	return decodeSSERequest(codec.JSON, q, req)
+}
+
+// decodeSSERequest is DecodeSSERequest reading the request form with the
+// JSON codec k, so that a handler's WithCodecs options (RejectUnknown,
+// RecursionLimit) hold for it as for a WebSocket request. The flat form
+// keeps codec.JSON: it is built here from known fields only, checked
+// parameter by parameter (unknown parameters are ignored on purpose, an
+// unknown enum name refused), so no decoding option changes what it
+// reads.
+func decodeSSERequest(k codec.Codec, q url.Values, req proto.Message) error {
 	rm := req.ProtoReflect()
 	fields := rm.Descriptor().Fields()
 	flat := flatRequest(rm.Descriptor())
@@ -499,7 +554,7 @@ func DecodeSSERequest(q url.Values, req proto.Message) error {
 				return Errorf(CodeInvalidArgument, "the %q parameter cannot be mixed with field parameters (%q)", SSERequestParam, name)
 			}
 		}
-		if err := codec.JSON.Unmarshal([]byte(vs[0]), req); err != nil {
+		if err := k.Unmarshal([]byte(vs[0]), req); err != nil {
 			return Errorf(CodeInvalidArgument, "request parameter: %w", err)
 		}
 		return nil

@@ -282,6 +282,7 @@ func (s *ClientStream[Req]) Conn() StreamConn { return s.conn }
 type sseConn struct {
 	spec       Spec
 	stream     *sse.Stream
+	codec      codec.Codec   // the handler's JSON codec (sseJSON)
 	req        proto.Message // decoded from the URL before the response
 	received   bool
 	reqHeader  http.Header
@@ -295,7 +296,7 @@ type sseConn struct {
 }
 
 func (c *sseConn) Spec() Spec                  { return c.spec }
-func (c *sseConn) Codec() codec.Codec          { return codec.JSON }
+func (c *sseConn) Codec() codec.Codec          { return c.codec }
 func (c *sseConn) RequestHeader() http.Header  { return c.reqHeader }
 func (c *sseConn) ResponseHeader() http.Header { return c.respHeader }
 
@@ -304,7 +305,7 @@ func (c *sseConn) Send(msg any) error {
 	if err != nil {
 		return err
 	}
-	ev, err := NewSSEEvent(m, "")
+	ev, err := newSSEEvent(c.codec, m, "")
 	if err != nil {
 		return err
 	}
@@ -331,8 +332,18 @@ func (c *sseConn) Receive(msg any) error {
 		return io.EOF
 	}
 	c.received = true
-	proto.Reset(m)
-	proto.Merge(m, c.req)
+	// A copy of the decoded request through its protobuf encoding, not
+	// proto.Merge: Merge skips an implicit-presence float or double
+	// holding -0, as if it were unset, where Marshal and Equal do not,
+	// so a client's -0 reached the handler as +0. Partial: the request
+	// was checked for required fields as the codec decoded it.
+	b, err := proto.MarshalOptions{AllowPartial: true}.Marshal(c.req)
+	if err != nil {
+		return Errorf(CodeInternal, "sse request: %w", err)
+	}
+	if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(b, m); err != nil {
+		return Errorf(CodeInternal, "sse request: %w", err)
+	}
 	return nil
 }
 

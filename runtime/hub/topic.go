@@ -407,8 +407,9 @@ func (t *Topic[M]) Name() string { return t.core.name }
 //
 // Local subscribers get the message even when the broker fails; the
 // broker's error is returned (wrapped). Cost: one protobuf encoding, one
-// encoding per codec in use, one allocation per subscriber queue slot
-// touched, one broker publish.
+// encoding per codec in use, one decoding of the protobuf encoding when
+// there are function subscribers (their copy of msg), one allocation per
+// subscriber queue slot touched, one broker publish.
 func (t *Topic[M]) Publish(ctx context.Context, msg M) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -508,14 +509,21 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 	if t.replay == nil && len(c.subs) == 0 {
 		return nil
 	}
+	decode := func() (M, bool) {
+		m := t.newM()
+		if err := proto.Unmarshal(payload, m); err != nil {
+			c.decodeErrors.Add(1)
+			// The node id is another process's bytes: escaped, as
+			// every peer's text in an error is (internal/peertext).
+			errs = append(errs, fmt.Errorf("%w: from node %s: %w", ErrBadEnvelope, peertext.OneLine(node), err))
+			return m, false
+		}
+		return m, true
+	}
 	getMsg := func() (M, bool) {
 		if !haveMsg {
-			m := t.newM()
-			if err := proto.Unmarshal(payload, m); err != nil {
-				c.decodeErrors.Add(1)
-				// The node id is another process's bytes: escaped, as
-				// every peer's text in an error is (internal/peertext).
-				errs = append(errs, fmt.Errorf("%w: from node %s: %w", ErrBadEnvelope, peertext.OneLine(node), err))
+			m, ok := decode()
+			if !ok {
 				return m, false
 			}
 			msg, haveMsg = m, true
@@ -532,12 +540,20 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 		d.sse = t.prepareSSE(node+"-"+strconv.FormatUint(seq, 10), m, &errs)
 	}
 	if c.funcSubs > 0 {
-		m, ok := getMsg()
+		get := getMsg
+		if !remote {
+			// The publisher may reuse msg after Publish, so function
+			// subscribers get a copy: decoded from payload, the encoding
+			// Publish made anyway, as other nodes decode it. Not
+			// proto.Clone: Merge skips an implicit-presence float or
+			// double holding -0 (as if it were unset) where Marshal and
+			// Equal do not, so the local copy would hold +0, unlike what
+			// was published and what other nodes get.
+			get = decode
+		}
+		m, ok := get()
 		if !ok {
 			return errs
-		}
-		if !remote {
-			m = proto.Clone(m).(M) // the publisher may reuse msg after Publish
 		}
 		d.msg = m
 	}
