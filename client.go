@@ -590,8 +590,15 @@ func (s *ClientStreamForClient[Req, Res]) CloseAndReceive() (*Res, error) {
 			return nil, conn.callErr(Errorf(CodeCanceled, "%s: Close ended the call before the server answered", conn.spec.Procedure))
 		}
 	} else if err := conn.answerErr; err != nil {
-		if errors.Is(err, io.EOF) {
+		switch {
+		case errors.Is(err, io.EOF):
 			err = Errorf(CodeInternal, "%s: the server closed without a response", conn.spec.Procedure)
+		case !conn.serverEnd(err):
+			// The connection was cut after the call's context ended (a
+			// Send blocked behind a server that stopped reading, cut by
+			// the close timeout): the call ended by the caller's cancel,
+			// as the Send reported.
+			err = conn.callErr(err)
 		}
 		return nil, err
 	}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"google.golang.org/protobuf/proto"
 
@@ -362,7 +364,21 @@ func connectionLost(err error) bool {
 // On a client-streaming call the reader knows better than the write why
 // the connection ended, so the write waits for it when the connection is
 // closing (ErrClosed: a close frame went out, and the closing handshake
-// is bounded by the close timeout) or the reader has finished already.
+// is bounded by the close timeout), when the peer reset it (writeReset:
+// a server over its MaxMessageSize sends 1009, drains a bounded amount
+// and resets, and the reader finds the 1009 in what arrived before the
+// reset; the runtime closes the connection after the close timeout at
+// the latest), or the reader has finished already. What it reports is
+// the reader's end, unless the call's context has ended (callErr), as
+// Receive reports: a Send cut off by the caller's cancel, once the close
+// timeout has cut a connection the server stopped reading, is canceled,
+// not the unavailable of the cut.
+//
+// On a server a write that failed because the TCP connection is gone
+// (writeLost) records the stream's end as 1006 (ended), as readErr does
+// for a read, whatever the handler then returns: OnClose reports the
+// lost connection, not the 4014 of the handler's unavailable. The write
+// itself reports the failure as any other: unavailable.
 //
 // A call this side's Close or CloseWith ended (closeLocal) reports
 // canceled, as its Receive does after the Close, whatever the write ran
@@ -387,12 +403,12 @@ func (c *wsConn) writeErr(err error) error {
 	if c.answered != nil {
 		select {
 		case <-c.answered:
-			return c.answeredErr()
+			return c.callErr(c.answeredErr())
 		default:
 		}
-		if errors.Is(err, websocket.ErrClosed) {
+		if errors.Is(err, websocket.ErrClosed) || writeReset(err) {
 			<-c.answered
-			return c.answeredErr()
+			return c.callErr(c.answeredErr())
 		}
 	}
 	if c.released.Load() && errors.Is(err, context.Canceled) {
@@ -404,7 +420,38 @@ func (c *wsConn) writeErr(err error) error {
 		}
 		return end
 	}
+	if !c.spec.IsClient && writeLost(err) {
+		// The socket is closed at once too, as the handler's close would
+		// have closed it (it finds the end recorded, and does nothing):
+		// after a reset the runtime keeps it for a reader to find the
+		// peer's close frame, which can no longer change the end.
+		c.ended(err)
+		return wireError(err)
+	}
 	return c.callErr(c.transportErr(err))
+}
+
+// writeReset reports whether a write failed because the peer reset the
+// connection (a broken pipe is the same, seen by a later write), as the
+// runtime's writes report it: the system call's errno, wrapped.
+func writeReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// writeLost is connectionLost for a write: the peer reset the connection,
+// a write made no progress for WriteTimeout (the peer stopped reading),
+// the keepalive found the path dead, or the connection was closed over
+// one of these or over the end of its input — the TCP connection ended
+// without a close frame (RFC 6455 §7.1.5's 1006). Not a close frame, a
+// context, a close of ours (bare ErrClosed) or a refused message: a
+// write's error may be any of those too, so the causes are listed rather
+// than excluded as connectionLost does for a read.
+func writeLost(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return writeReset(err) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, websocket.ErrPongTimeout)
 }
 
 // callErr is what a client's read or write that failed reports once the
@@ -718,7 +765,8 @@ func (c *wsConn) abort(err error) {
 // and closes the socket: a read or write refused because the call's
 // context had ended left it open, and it closes with the context's code
 // so that the server learns why (see watchCall); any other failure has
-// closed it already.
+// closed it already, except a write the peer reset, whose socket the
+// runtime keeps for a reader to find the peer's close frame (writeErr).
 func (c *wsConn) ended(err error) {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		c.abort(wireError(err))

@@ -431,9 +431,13 @@ func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
 // write on closing is discarded: if no fragment went out, the message never
 // happened and the connection stays usable; if one did, the peer is in the
 // middle of a message that will not end, and the connection fails with
-// 1011 rather than let a truncated message pass for a whole one.
+// 1011 rather than let a truncated message pass for a whole one — if it
+// can still take frames, as in messageWriter.Close: one that is closing,
+// closed or was reset by the peer (a compressed message the peer refused
+// with 1009 and then reset) is not this writer's to end, and the reader
+// finds the peer's close frame (writeErrLocked).
 func (c *Conn) abortMessage(w io.WriteCloser, mw *messageWriter, err error) {
-	if mw.started {
+	if mw.started && c.writable() {
 		c.fail(&failure{StatusInternalError, err})
 	}
 	mw.discard = true
