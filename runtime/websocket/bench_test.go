@@ -199,6 +199,25 @@ func BenchmarkUTF8(b *testing.B) {
 	}
 }
 
+// BenchmarkUTF8Chunked feeds 64 KiB of Greek to the incremental validator
+// in reads of 4095 bytes, each but the first starting inside a code
+// point, as reads from a socket do.
+func BenchmarkUTF8Chunked(b *testing.B) {
+	p := []byte(strings.Repeat("κόσμε", 6554))[:64<<10]
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		var v utf8Validator
+		for q := p; len(q) > 0; {
+			n := min(len(q), 4095)
+			if !v.write(q[:n]) {
+				b.Fatal("invalid")
+			}
+			q = q[n:]
+		}
+	}
+}
+
 func BenchmarkHeader(b *testing.B) {
 	var buf [maxHeaderSize]byte
 	h := header{fin: true, opcode: OpBinary, masked: true, key: 0x01020304, length: 70000}

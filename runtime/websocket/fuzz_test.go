@@ -247,10 +247,45 @@ func FuzzUTF8(f *testing.F) {
 		if (ok && v.complete()) != want {
 			t.Fatalf("split %d/%d of %q: %v, want %v", i, j, data, ok && v.complete(), want)
 		}
-		// Fail fast: a rejected prefix is a prefix of no valid string.
+		// Fail fast, exactly: a prefix is accepted if and only if some
+		// valid string starts with it, fed whole and after the first piece.
 		var w utf8Validator
-		if !w.write(data[:i]) && utf8.Valid(data[:i]) {
-			t.Fatalf("rejected the valid prefix %q", data[:i])
+		if got, want := w.write(data[:j]), validPrefix(data[:j]); got != want {
+			t.Fatalf("prefix %q: accepted %v, want %v", data[:j], got, want)
+		}
+		var x utf8Validator
+		if got, want := x.write(data[:i]) && x.write(data[i:j]), validPrefix(data[:j]); got != want {
+			t.Fatalf("prefix %q in pieces at %d: accepted %v, want %v", data[:j], i, got, want)
 		}
 	})
+}
+
+// validPrefix reports whether some valid UTF-8 string starts with q: q is
+// valid, or completing its last, unfinished sequence makes it so. The
+// completions tried hold the endpoints of every range of continuation
+// bytes table 3-7 of the Unicode Standard allows, so one of them
+// completes any sequence that can be completed.
+func validPrefix(q []byte) bool {
+	if utf8.Valid(q) {
+		return true
+	}
+	conts := []byte{0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF}
+	for n := 1; n <= 3; n++ {
+		var try func(r []byte, k int) bool
+		try = func(r []byte, k int) bool {
+			if k == 0 {
+				return utf8.Valid(r)
+			}
+			for _, c := range conts {
+				if try(append(r, c), k-1) {
+					return true
+				}
+			}
+			return false
+		}
+		if try(append([]byte(nil), q...), n) {
+			return true
+		}
+	}
+	return false
 }

@@ -5,9 +5,9 @@ package websocket
 import "unicode/utf8"
 
 // validRunes reports whether p is valid UTF-8, with utf8.Valid's verdict.
-// On AVX2 it checks 32 bytes per step by table lookups (below); text that
-// is not ASCII goes about twenty times faster than utf8.Valid's rune at a
-// time loop, ASCII about as fast.
+// On AVX2 it checks 32 bytes per step by table lookups (below): text that
+// is not ASCII 10–15 times as fast as utf8.Valid's rune-at-a-time loop,
+// ASCII 2–3 times (BenchmarkUTF8).
 func validRunes(p []byte) bool {
 	if !useAVX2 || len(p) < utf8AVX2Min {
 		return utf8.Valid(p)
@@ -30,7 +30,9 @@ func validRunes(p []byte) bool {
 const utf8AVX2Min = 32
 
 // utf8ValidAVX2 checks p (len(p) a multiple of 32) and then last as one
-// stream, using the tables in t.
+// stream, using the tables in t. last must end in a byte that leaves no
+// sequence open (validRunes pads it with zeros): only the bytes after a
+// lead show it cut short, and the last block has none after it.
 //
 //go:noescape
 func utf8ValidAVX2(p []byte, last *[32]byte, t *utf8Lookup) bool
