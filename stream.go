@@ -272,13 +272,13 @@ func (s *ClientStream[Req]) Conn() StreamConn { return s.conn }
 
 // sseConn is the StreamConn of an SSE call on the server.
 //
-// Concurrency: Send, closeWith, closeOwn and drop from any goroutine
-// (sse.Stream serialises writes, and its CloseWith keeps the end event
-// last; mu guards the end state, own included); Receive from one. The
-// first of closeWith, closeOwn and drop ends the stream; the others wait
-// until it has (done), so that once serveSSE's own call returns nothing
-// writes to the ResponseWriter: net/http hands its bufio.Writer to the
-// next response when ServeHTTP returns.
+// Concurrency: Send, closeWith, closeOwn, drop and lost from any
+// goroutine (sse.Stream serialises writes, and its CloseWith keeps the
+// end event last; mu guards the end state, own included); Receive from
+// one. The first of closeWith, closeOwn, drop and lost ends the stream;
+// the others wait until it has (done), so that once serveSSE's own call
+// returns nothing writes to the ResponseWriter: net/http hands its
+// bufio.Writer to the next response when ServeHTTP returns.
 type sseConn struct {
 	spec       Spec
 	stream     *sse.Stream
@@ -312,12 +312,22 @@ func (c *sseConn) Send(msg any) error {
 	return c.sendEvent(ev)
 }
 
+// sendEvent sends ev, reporting a client that left as canceled and any
+// other failure as unavailable. A client that stopped reading until
+// WriteTimeout (sse.ErrWriteTimeout) is a lost connection, as on a
+// WebSocket (wsConn.writeErr): the stream's end is recorded then (lost),
+// whatever the handler returns after, so OnClose reports 1006 and not
+// the 4001 of a context that net/http cancelled over the failed write.
 func (c *sseConn) sendEvent(ev sse.Event) error {
 	if err := c.stream.Send(ev); err != nil {
 		if errors.Is(err, sse.ErrClientGone) {
 			return NewError(CodeCanceled, err)
 		}
-		return NewError(CodeUnavailable, err)
+		werr := NewError(CodeUnavailable, err)
+		if errors.Is(err, sse.ErrWriteTimeout) {
+			c.lost(werr)
+		}
+		return werr
 	}
 	return nil
 }
@@ -419,6 +429,19 @@ func (c *sseConn) end(err error, own bool) error {
 // waits until that end has been written.
 func (c *sseConn) drop() {
 	if c.claim(false, CloseInfo{}) {
+		defer close(c.done)
+		_ = c.stream.Close()
+	}
+}
+
+// lost ends the stream as a connection lost without an end event (no
+// event can reach a client that stopped reading): OnClose reports 1006
+// (RFC 6455 §7.1.5's abnormal closure, what a WebSocket reports for the
+// same client: wsConn.ended) with err. After an end on another
+// goroutine, it waits until that end has been written, and records
+// nothing.
+func (c *sseConn) lost(err error) {
+	if c.claim(false, CloseInfo{Code: websocket.StatusAbnormalClosure, Err: err}) {
 		defer close(c.done)
 		_ = c.stream.Close()
 	}

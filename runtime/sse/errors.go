@@ -51,8 +51,18 @@ var (
 	ErrStreamClosed = errors.New("sse: stream closed")
 
 	// ErrClientGone is returned by a server Stream once the client has
-	// disconnected (the request context is done).
+	// disconnected (the request context is done), unless a write timed
+	// out first (ErrWriteTimeout).
 	ErrClientGone = errors.New("sse: client went away")
+
+	// ErrWriteTimeout is returned by a server Stream whose write (or
+	// flush) made no progress for StreamOptions.WriteTimeout: the client
+	// is connected but stopped reading. It wraps the write's error
+	// (os.ErrDeadlineExceeded) and ends the stream. Over HTTP/1.1 net/http
+	// cancels the request's context when a write fails, so the timeout
+	// cannot be told from a departure by the context: the write's error
+	// decides.
+	ErrWriteTimeout = errors.New("sse: write timed out: the client stopped reading")
 
 	// ErrFlushUnsupported is returned by NewStream, before it writes
 	// anything, when the http.ResponseWriter cannot flush, so events could

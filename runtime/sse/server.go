@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -43,7 +44,8 @@ type StreamOptions struct {
 	Retry time.Duration
 
 	// WriteTimeout bounds each write (and flush): a client that does not
-	// read for that long fails the send instead of blocking the sender.
+	// read for that long fails the send with ErrWriteTimeout instead of
+	// blocking the sender.
 	// Default 0: DefaultWriteTimeout, applied where the ResponseWriter
 	// supports write deadlines (http.ResponseController) and skipped where
 	// it does not; a positive value is required to apply (NewStream fails
@@ -58,7 +60,9 @@ const DefaultWriteTimeout = 30 * time.Second
 
 // Stream is the server side of one event stream: an http.ResponseWriter
 // answering a request with text/event-stream (WHATWG HTML §9.2). Every
-// event is flushed as soon as it is written.
+// event is flushed as soon as it is written. The first failed write ends
+// the stream, and every later write returns its error: ErrClientGone for
+// a client that left, ErrWriteTimeout for one that stopped reading.
 //
 // Concurrency: Send, SendPrepared, Comment, Close and CloseWith may be
 // called from any goroutine; a mutex serialises writes so events never
@@ -268,8 +272,10 @@ func (s *Stream) Context() context.Context { return s.ctx }
 // events before NewStream thus sends each event exactly once.
 //
 // It returns ErrClientGone once the client has disconnected,
-// ErrStreamClosed after Close, or the write error, which also ends the
-// stream.
+// ErrStreamClosed after Close, ErrWriteTimeout (wrapping the write's
+// error) when the client stopped reading for WriteTimeout, or the write
+// error; a failed write ends the stream, and later calls return its
+// error again.
 func (s *Stream) Send(e Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -469,7 +475,15 @@ func canFlush(w http.ResponseWriter) bool {
 	}
 }
 
+// writeErr is the error a failed write or flush ends the stream with. A
+// timeout is ErrWriteTimeout even when the context is done by then: over
+// HTTP/1.1 net/http cancels the request's context when a write fails
+// (any write, a timed-out one too), and a client that stopped reading
+// would read as one that left.
 func (s *Stream) writeErr(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrWriteTimeout, err)
+	}
 	if s.ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", ErrClientGone, err)
 	}
