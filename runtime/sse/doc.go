@@ -14,7 +14,8 @@
 // flushes one Event at once; Comment writes a comment; StreamOptions adds
 // heartbeats, an initial retry and a write timeout. A handler returns when
 // the client goes away (Stream.Context is done, sends fail with
-// ErrClientGone). CloseWith sends a last event and closes the stream at
+// ErrClientGone) or stops reading for the write timeout (sends fail with
+// ErrWriteTimeout). CloseWith sends a last event and closes the stream at
 // once, so that no other goroutine's event follows it.
 //
 // To send one event to many streams, encode it once with Prepare and write
