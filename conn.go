@@ -94,7 +94,8 @@ type wsConn struct {
 	own       bool       // the end recorded is a server handler's Close (closeOwn)
 	ownErr    error      // what that Close ended the stream with: nil for 1000
 
-	released atomic.Bool // release cancelled ctx after the stream ended
+	released  atomic.Bool           // release cancelled ctx after the stream ended
+	lostWrite atomic.Pointer[error] // a server write the peer reset (writeErr)
 }
 
 func newWSConn(ctx context.Context, spec Spec, c codec.Codec, ws *websocket.Conn, reqHeader, respHeader http.Header, cfg *config, remote string) *wsConn {
@@ -377,8 +378,11 @@ func connectionLost(err error) bool {
 // On a server a write that failed because the TCP connection is gone
 // (writeLost) records the stream's end as 1006 (ended), as readErr does
 // for a read, whatever the handler then returns: OnClose reports the
-// lost connection, not the 4014 of the handler's unavailable. The write
-// itself reports the failure as any other: unavailable.
+// lost connection, not the 4014 of the handler's unavailable. A reset is
+// recorded later, when the handler returns (lostWrite, serveWebSocket's
+// end), since what the peer sent before it — messages, a close frame,
+// whose code is then the end — is still there to read. The write itself
+// reports the failure as any other: unavailable.
 //
 // A call this side's Close or CloseWith ended (closeLocal) reports
 // canceled, as its Receive does after the Close, whatever the write ran
@@ -421,10 +425,15 @@ func (c *wsConn) writeErr(err error) error {
 		return end
 	}
 	if !c.spec.IsClient && writeLost(err) {
+		if writeReset(err) {
+			// Leave the socket to the runtime: what the peer sent before
+			// its reset (messages, its close frame) is still readable.
+			// end records 1006 if no reader finds a close frame.
+			c.lostWrite.CompareAndSwap(nil, &err)
+			return wireError(err)
+		}
 		// The socket is closed at once too, as the handler's close would
-		// have closed it (it finds the end recorded, and does nothing):
-		// after a reset the runtime keeps it for a reader to find the
-		// peer's close frame, which can no longer change the end.
+		// have closed it (it finds the end recorded, and does nothing).
 		c.ended(err)
 		return wireError(err)
 	}
