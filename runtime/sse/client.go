@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"bufio"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -757,24 +758,44 @@ func (s *Session) connect() (err error) {
 //
 // Concurrency: none; only the parser, on the session's goroutine, reads it.
 type gunzip struct {
-	src io.Reader
-	zr  *gzip.Reader
-	err error // the failure to read the header, returned again
+	src  io.Reader
+	br   *bufio.Reader
+	zr   *gzip.Reader
+	next bool  // the member ended: the next Read starts the next one
+	err  error // sticky header error
 }
 
 func (g *gunzip) Read(p []byte) (int, error) {
-	if g.zr == nil {
+	for {
 		if g.err != nil {
 			return 0, g.err
 		}
-		zr, err := gzip.NewReader(g.src)
-		if err != nil {
-			g.err = err
-			return 0, err
+		switch {
+		case g.zr == nil:
+			g.br = bufio.NewReader(g.src)
+			zr, err := gzip.NewReader(g.br)
+			if err != nil {
+				g.err = err
+				return 0, err
+			}
+			zr.Multistream(false)
+			g.zr = zr
+		case g.next:
+			if err := g.zr.Reset(g.br); err != nil {
+				g.err = err // io.EOF: no member after the last, a clean end
+				return 0, err
+			}
+			g.zr.Multistream(false)
+			g.next = false
 		}
-		g.zr = zr
+		n, err := g.zr.Read(p)
+		if err == io.EOF {
+			g.next, err = true, nil
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
 	}
-	return g.zr.Read(p)
 }
 
 // statusBodyWait bounds the wait for a refusal's body (StatusError.Body):

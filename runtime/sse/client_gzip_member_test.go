@@ -1,0 +1,71 @@
+package sse_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wsrpc/wsrpc/runtime/sse"
+)
+
+// TestClientGzipMemberPerEvent: a server (or proxy) that codes each flush
+// as a gzip member of its own (RFC 1952 allows concatenated members). Each
+// event is complete on the wire, but a multistream gzip.Reader that
+// reaches a member's end together with its last bytes reads the next
+// member's header before it returns them: the event was held until the
+// server wrote again. Here the server writes the second event only once
+// the client has the first, or after a bound, which it reports.
+func TestClientGzipMemberPerEvent(t *testing.T) {
+	got1 := make(chan struct{})
+	var wrote2 atomic.Bool
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Content-Encoding", "gzip")
+		writeFlush(w, gz1(t, "id: 1\ndata: a\n\n"))
+		select {
+		case <-got1:
+		case <-time.After(5 * time.Second): // the client is stuck: unstick it
+		case <-r.Context().Done():
+			return
+		}
+		wrote2.Store(true)
+		writeFlush(w, gz1(t, "id: 2\ndata: b\n\n"))
+		<-r.Context().Done()
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := sse.Connect(ctx, srv.URL, fast(sse.ClientOptions{HTTPClient: srv.Client(), Header: http.Header{"Accept-Encoding": {"gzip"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev, err := s.Next()
+	if err != nil || ev.Data != "a" {
+		t.Fatalf("first event %q, %v", ev.Data, err)
+	}
+	if wrote2.Load() {
+		t.Fatal("the first event arrived only after the server wrote the second member")
+	}
+	close(got1)
+	if ev, err := s.Next(); err != nil || ev.Data != "b" {
+		t.Fatalf("second event %q, %v", ev.Data, err)
+	}
+}
+
+// gz1 is s as one gzip member.
+func gz1(t *testing.T, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
