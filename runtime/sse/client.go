@@ -754,7 +754,11 @@ func (s *Session) connect() (err error) {
 // hold Connect, nor decide its outcome; the first Read is in Next, with
 // the idle watch running. A decoding error (a stream cut mid-member, a
 // bad checksum) is a read error as a network one is: the connection is
-// lost and the session reconnects.
+// lost and the session reconnects. It reads the members of a body of
+// several (RFC 1952 §2.2; a proxy may code each flush as one) one at a
+// time: a multistream gzip.Reader that meets a member's end with its last
+// bytes reads the next member's header before it returns them, and so
+// held an event until the server wrote again.
 //
 // Concurrency: none; only the parser, on the session's goroutine, reads it.
 type gunzip struct {
