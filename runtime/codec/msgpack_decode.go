@@ -908,7 +908,7 @@ func (s *decState) timestamp(m protoreflect.Message) error {
 	}
 	s.advance(n)
 	if secs < minTimestampSeconds || secs > maxTimestampSeconds || nanos >= nanosPerSecond {
-		return failf(ErrRange, "timestamp %d.%09d out of range", secs, nanos)
+		return failf(ErrRange, "timestamp out of range: %d s, %d ns", secs, nanos)
 	}
 	fields := m.Descriptor().Fields()
 	m.Set(fields.ByNumber(1), protoreflect.ValueOfInt64(secs))

@@ -37,7 +37,7 @@ import (
 //     message's Huffman codes come from a pool for the length of the
 //     message. Without it, the window too is pooled.
 //
-// So a server with many idle connections and memory to spare per
+// So a server with many idle connections and little memory to spare per
 // connection wants ServerNoContextTakeover (and ClientNoContextTakeover
 // for the receive window); a connection carrying streams of similar
 // messages compresses far better with context takeover.
