@@ -1,9 +1,7 @@
 package sse_test
 
 import (
-	"bufio"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -54,19 +52,7 @@ func TestStreamWriteTimeoutNotClientGone(t *testing.T) {
 				}
 				result <- [2]error{errors.New("every send succeeded")}
 			}))
-			nc, err := net.Dial("tcp", srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			if _, err := nc.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")); err != nil {
-				t.Fatal(err)
-			}
-			_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-			resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-			if err != nil || resp.StatusCode != http.StatusOK {
-				t.Fatalf("response: %v %v", resp, err)
-			}
+			nc := openNotReading(t, srv.Listener.Addr().String())
 			if tc.how == "close" {
 				nc.Close()
 				close(closed)

@@ -34,19 +34,7 @@ func TestStreamWriteTimeout(t *testing.T) {
 		}
 		result <- errors.New("every send succeeded")
 	}))
-	nc, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if _, err := nc.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("response: %v %v", resp, err)
-	}
+	openNotReading(t, srv.Listener.Addr().String())
 	// Now read nothing more.
 	select {
 	case err := <-result:
@@ -143,4 +131,25 @@ func TestStreamWriteTimeoutIdleHTTP2(t *testing.T) {
 	if err := <-second; err != nil {
 		t.Fatalf("second send after the idle time: %v", err)
 	}
+}
+
+// openNotReading sends an event-stream request over a raw connection and
+// reads the response's head, and nothing more: a client that stopped
+// reading. The connection closes when the test ends.
+func openNotReading(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	if _, err := nc.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("response: %v %v", resp, err)
+	}
+	return nc
 }
