@@ -161,12 +161,13 @@ func WithDialOptions(opts *websocket.DialOptions) Option {
 // window per connection; it pays off for large or repetitive messages.
 // Handler and client. Default: no compression.
 func WithCompression(opts *websocket.DeflateOptions) Option {
-	return optionFunc(func(c *config) {
-		if opts == nil {
-			opts = &websocket.DeflateOptions{}
-		}
-		c.compression = opts
-	})
+	if opts == nil {
+		// Here, not in the closure: an Option may be applied by many
+		// goroutines at once (one shared options slice, clients made
+		// concurrently), and the closure must not write what it captured.
+		opts = &websocket.DeflateOptions{}
+	}
+	return optionFunc(func(c *config) { c.compression = opts })
 }
 
 // WithSSEOptions passes options to sse.NewStream for SSE handlers:

@@ -110,3 +110,20 @@ func testSSEReplay(t *testing.T, opts func(sse.Store) []wsrpc.Option) {
 		t.Fatalf("last event id %q", s.LastEventID())
 	}
 }
+
+// An Option is a value that may be applied by many goroutines at once
+// (one options slice shared by clients made concurrently): applying it
+// must not write what its closure captured. WithCompression(nil) did.
+func TestOptionsAppliedConcurrently(t *testing.T) {
+	opts := []wsrpc.Option{wsrpc.WithCompression(nil), wsrpc.WithReconnect(wsrpc.ReconnectPolicy{})}
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			_ = wsrpc.NewBidiClient[testingv1.EchoRequest, testingv1.EchoResponse](nil, "http://127.0.0.1:1/t/E", "/t/E", opts...)
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+}
