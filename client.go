@@ -94,9 +94,10 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 			if resp != nil && selectsUnoffered(resp.Header, opts.Subprotocols) {
 				// RFC 6455 §4.1: the client must fail the connection, and
 				// Dial did (TCP closed, no close frame: the connection was
-				// never established, §7.1.7). A misconfigured server, as
-				// one that selects none below: internal, not the lost
-				// connection's unavailable, which WithReconnect retries.
+				// never established, §7.1.7). A misconfigured server, like
+				// one that selects no offered codec (below): internal, not
+				// the lost connection's unavailable, which WithReconnect
+				// retries.
 				return ctx, NewError(CodeInternal, err)
 			}
 			return ctx, wireError(err)
@@ -596,8 +597,7 @@ func (s *ClientStreamForClient[Req, Res]) CloseAndReceive() (*Res, error) {
 		case !conn.serverEnd(err):
 			// The connection was cut after the call's context ended (a
 			// Send blocked behind a server that stopped reading, cut by
-			// the close timeout): the call ended by the caller's cancel,
-			// as the Send reported.
+			// the close timeout): the call ended by the caller's cancel.
 			err = conn.callErr(err)
 		}
 		return nil, err

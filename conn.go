@@ -42,7 +42,8 @@ func asMessage(msg any) (proto.Message, error) {
 // the close bookkeeping are guarded by mu (watch too:
 // a handler's Receive may start the watcher on another goroutine than the
 // one that waits for it); released is atomic because release runs on the
-// receiving goroutine while others may be in Send; unwatch, call,
+// receiving goroutine while others may be in Send, and resetWrite because
+// any Send may set it while serveWebSocket's end reads it; unwatch, call,
 // answered, ioCtx and the cancel functions are set before the connection
 // is shared; aborting and detached (guarded by mu) decide whether detach
 // or abort's goroutine cancels ioCtx. On a client-streaming call
@@ -94,8 +95,8 @@ type wsConn struct {
 	own       bool       // the end recorded is a server handler's Close (closeOwn)
 	ownErr    error      // what that Close ended the stream with: nil for 1000
 
-	released  atomic.Bool           // release cancelled ctx after the stream ended
-	lostWrite atomic.Pointer[error] // a server write the peer reset (writeErr)
+	released   atomic.Bool           // release cancelled ctx after the stream ended
+	resetWrite atomic.Pointer[error] // a server write the peer reset: set once by writeErr, read by serveWebSocket's end
 }
 
 func newWSConn(ctx context.Context, spec Spec, c codec.Codec, ws *websocket.Conn, reqHeader, respHeader http.Header, cfg *config, remote string) *wsConn {
@@ -379,7 +380,7 @@ func connectionLost(err error) bool {
 // (writeLost) records the stream's end as 1006 (ended), as readErr does
 // for a read, whatever the handler then returns: OnClose reports the
 // lost connection, not the 4014 of the handler's unavailable. A reset is
-// recorded later, when the handler returns (lostWrite, serveWebSocket's
+// recorded later, when the handler returns (resetWrite, serveWebSocket's
 // end), since what the peer sent before it — messages, a close frame,
 // whose code is then the end — is still there to read. The write itself
 // reports the failure as any other: unavailable.
@@ -429,7 +430,7 @@ func (c *wsConn) writeErr(err error) error {
 			// Leave the socket to the runtime: what the peer sent before
 			// its reset (messages, its close frame) is still readable.
 			// end records 1006 if no reader finds a close frame.
-			c.lostWrite.CompareAndSwap(nil, &err)
+			c.resetWrite.CompareAndSwap(nil, &err)
 			return wireError(err)
 		}
 		// The socket is closed at once too, as the handler's close would
@@ -774,8 +775,10 @@ func (c *wsConn) abort(err error) {
 // and closes the socket: a read or write refused because the call's
 // context had ended left it open, and it closes with the context's code
 // so that the server learns why (see watchCall); any other failure has
-// closed it already, except a write the peer reset, whose socket the
-// runtime keeps for a reader to find the peer's close frame (writeErr).
+// closed it already, except a write the peer reset: the runtime keeps
+// that socket for a reader to find the peer's close frame, and
+// serveWebSocket's end calls ended for it once the handler has returned,
+// which closes it here.
 func (c *wsConn) ended(err error) {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		c.abort(wireError(err))

@@ -83,9 +83,9 @@ import (
 // a lost connection: CodeUnavailable. An HTTP status without a
 // Wsrpc-Code header maps back by the table (the first row other than
 // unknown wins, so 500 is CodeInternal, 409 CodeAlreadyExists and 400
-// CodeInvalidArgument), 415 to
-// CodeInvalidArgument, 413 and 431 to CodeResourceExhausted, other 4xx
-// to CodeUnknown, other 5xx to CodeUnavailable.
+// CodeInvalidArgument), 405, 415 and 426 to CodeInvalidArgument, 413
+// and 431 to CodeResourceExhausted, other 4xx to CodeUnknown, other 5xx
+// to CodeUnavailable.
 type Code uint32
 
 // The codes, as in gRPC and Connect. The zero Code is not an error.
@@ -153,7 +153,7 @@ func (c Code) onWire() Code {
 }
 
 // String returns the code's name ("invalid_argument"), "ok" for the zero
-// Code (no error: CodeOf(nil), as gRPC and Connect name it), or "code_N"
+// Code (no error: CodeOf(nil); gRPC's codes.OK), or "code_N"
 // for another value outside the table. ParseCode does not accept "ok": a
 // peer that reports a failure must name one of the table.
 func (c Code) String() string {

@@ -380,7 +380,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	stopWatch := conn.watchSession(ctx)
 	end = func(err error) {
 		stopWatch()
-		if lw := conn.lostWrite.Load(); lw != nil {
+		if lw := conn.resetWrite.Load(); lw != nil {
 			// A write met the peer's reset: the end is the close frame a
 			// reader found before it, if one did (the peer watcher may
 			// still be reading it), or else the lost connection, 1006.

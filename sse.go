@@ -188,7 +188,8 @@ func newSSEEvent(k codec.Codec, msg proto.Message, id string) (sse.Event, error)
 // data. Marshal fails, as NewSSEEvent does, for a oneof response with no
 // case set. It only encodes: the data alone does not say which case it
 // is (the event type does), so Unmarshal always fails — read such events
-// with the generated client.
+// with the generated client. It encodes with codec.JSON's defaults, not
+// the JSON codec given to WithCodecs, as NewSSEEvent does.
 var SSEEventCodec codec.Codec = sseEventCodec{}
 
 // sseEventCodec is SSEEventCodec's type.

@@ -40,7 +40,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		return fmt.Errorf("websocket: close reason of %d bytes exceeds %d", len(reason), maxCloseReason)
 	}
 	if !utf8.ValidString(reason) {
-		return fmt.Errorf("websocket: close reason: %w", ErrInvalidUTF8)
+		return fmt.Errorf("%w: close reason", ErrInvalidUTF8)
 	}
 	c.closeMu.Lock()
 	if c.closeSent {

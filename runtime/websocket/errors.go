@@ -228,14 +228,5 @@ func protocolErr(format string, args ...any) error {
 // repeated it, and the kind first, so a reason cut to 123 bytes keeps it.
 // format takes no %w: the sentinel is what errors.Is finds.
 func failWith(code StatusCode, sentinel error, format string, args ...any) error {
-	return &failure{code, &failError{sentinel.Error() + ": " + fmt.Sprintf(format, args...), sentinel}}
+	return &failure{code, fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)}
 }
-
-// failError is a failure's error: its own text, unwrapping to the sentinel.
-type failError struct {
-	msg      string
-	sentinel error
-}
-
-func (e *failError) Error() string { return e.msg }
-func (e *failError) Unwrap() error { return e.sentinel }

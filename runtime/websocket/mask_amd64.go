@@ -2,8 +2,9 @@
 
 package websocket
 
-// useAVX2 selects maskAVX2 for long inputs: 32 bytes per instruction
-// instead of 8, which is what the fastest peers (gobwas/ws) do.
+// useAVX2 reports whether the CPU and the OS support AVX2; it selects
+// maskAVX2 and utf8ValidAVX2 for long inputs: 32 bytes per instruction
+// instead of 8.
 var useAVX2 = hasAVX2()
 
 // maskAVX2 XORs b with key64 (the key widened to 64 bits, already rotated

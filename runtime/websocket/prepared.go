@@ -33,7 +33,7 @@ func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) 
 		return nil, fmt.Errorf("websocket: invalid message type %d", int(typ))
 	}
 	if typ == MessageText && !validUTF8(data) {
-		return nil, fmt.Errorf("websocket: prepared text message: %w", ErrInvalidUTF8)
+		return nil, fmt.Errorf("%w: prepared text message", ErrInvalidUTF8)
 	}
 	return &PreparedMessage{typ: typ, data: data}, nil
 }

@@ -2,7 +2,10 @@
 
 package websocket
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+	"unsafe"
+)
 
 // validRunes reports whether p is valid UTF-8, with utf8.Valid's verdict.
 // On AVX2 it checks 32 bytes per step by table lookups (below): text that
@@ -79,6 +82,15 @@ type utf8Lookup struct {
 	// high bit set only for bytes E0..FF and F0..FF respectively.
 	nibble, lead3, lead4, high byte
 }
+
+// The assembly reads ends at offset 48 and the constants from 80: a
+// change of the struct's layout fails to compile here (a constant index
+// out of range) rather than check the wrong bytes.
+var (
+	_ = [1]struct{}{}[unsafe.Offsetof(utf8Lookup{}.ends)-48]
+	_ = [1]struct{}{}[unsafe.Offsetof(utf8Lookup{}.nibble)-80]
+	_ = [1]struct{}{}[unsafe.Offsetof(utf8Lookup{}.high)-83]
+)
 
 var utf8Tables = utf8Lookup{
 	firstHigh: [16]byte{

@@ -36,7 +36,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if typ == MessageText && !validUTF8(p) {
 		// §5.6: text is UTF-8. Refused here, nothing is sent and the
 		// connection stays usable; sent, the peer would fail it with 1007.
-		return fmt.Errorf("websocket: text message: %w", ErrInvalidUTF8)
+		return fmt.Errorf("%w: text message", ErrInvalidUTF8)
 	}
 	if err := c.beginWrite(ctx); err != nil {
 		return err
@@ -193,7 +193,7 @@ func (w *textWriter) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	if !w.v.write(p) {
-		w.err = fmt.Errorf("websocket: text message: %w", ErrInvalidUTF8)
+		w.err = fmt.Errorf("%w: text message", ErrInvalidUTF8)
 		return 0, w.err
 	}
 	return w.WriteCloser.Write(p)
@@ -202,7 +202,7 @@ func (w *textWriter) Write(p []byte) (int, error) {
 func (w *textWriter) Close() error {
 	err := w.err
 	if err == nil && !w.v.complete() {
-		err = fmt.Errorf("websocket: text message ends inside a UTF-8 sequence: %w", ErrInvalidUTF8)
+		err = fmt.Errorf("%w: text message ends inside a code point", ErrInvalidUTF8)
 	}
 	if err != nil {
 		w.v.reset()
