@@ -10,10 +10,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/wsrpc/wsrpc/internal/netfail"
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
@@ -366,7 +366,7 @@ func connectionLost(err error) bool {
 // On a client-streaming call the reader knows better than the write why
 // the connection ended, so the write waits for it when the connection is
 // closing (ErrClosed: a close frame went out, and the closing handshake
-// is bounded by the close timeout), when the peer reset it (writeReset:
+// is bounded by the close timeout), when the peer reset it (netfail.Reset:
 // a server over its MaxMessageSize sends 1009, drains a bounded amount
 // and resets, and the reader finds the 1009 in what arrived before the
 // reset; the runtime closes the connection after the close timeout at
@@ -411,7 +411,7 @@ func (c *wsConn) writeErr(err error) error {
 			return c.callErr(c.answeredErr())
 		default:
 		}
-		if errors.Is(err, websocket.ErrClosed) || writeReset(err) {
+		if errors.Is(err, websocket.ErrClosed) || netfail.Reset(err) {
 			<-c.answered
 			return c.callErr(c.answeredErr())
 		}
@@ -426,7 +426,7 @@ func (c *wsConn) writeErr(err error) error {
 		return end
 	}
 	if !c.spec.IsClient && writeLost(err) {
-		if writeReset(err) {
+		if netfail.Reset(err) {
 			// Leave the socket to the runtime: what the peer sent before
 			// its reset (messages, its close frame) is still readable.
 			// end records 1006 if no reader finds a close frame.
@@ -441,13 +441,6 @@ func (c *wsConn) writeErr(err error) error {
 	return c.callErr(c.transportErr(err))
 }
 
-// writeReset reports whether a write failed because the peer reset the
-// connection (a broken pipe is the same, seen by a later write), as the
-// runtime's writes report it: the system call's errno, wrapped.
-func writeReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
 // writeLost is connectionLost for a write: the peer reset the connection,
 // a write made no progress for WriteTimeout (the peer stopped reading),
 // the keepalive found the path dead, or the connection was closed over
@@ -460,7 +453,7 @@ func writeLost(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	return writeReset(err) || errors.Is(err, os.ErrDeadlineExceeded) ||
+	return netfail.Reset(err) || errors.Is(err, os.ErrDeadlineExceeded) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, websocket.ErrPongTimeout)
 }
 

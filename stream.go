@@ -427,21 +427,21 @@ func (c *sseConn) end(err error, own bool) error {
 // drop ends the stream without an end event, for a session whose
 // context is done (see serveSSE); after an end on another goroutine, it
 // waits until that end has been written.
-func (c *sseConn) drop() {
-	if c.claim(false, CloseInfo{}) {
-		defer close(c.done)
-		_ = c.stream.Close()
-	}
-}
+func (c *sseConn) drop() { c.endWithout(CloseInfo{}) }
 
 // lost ends the stream as a connection lost without an end event (no
 // event can reach a client that stopped reading): OnClose reports 1006
 // (RFC 6455 §7.1.5's abnormal closure, what a WebSocket reports for the
-// same client: wsConn.ended) with err. After an end on another
-// goroutine, it waits until that end has been written, and records
-// nothing.
+// same client: wsConn.ended) with err.
 func (c *sseConn) lost(err error) {
-	if c.claim(false, CloseInfo{Code: websocket.StatusAbnormalClosure, Err: err}) {
+	c.endWithout(CloseInfo{Code: websocket.StatusAbnormalClosure, Err: err})
+}
+
+// endWithout ends the stream with no end event, recording info (zero:
+// closeInfo derives it from the context), unless it had ended already:
+// then it waits until that end has been written, and records nothing.
+func (c *sseConn) endWithout(info CloseInfo) {
+	if c.claim(false, info) {
 		defer close(c.done)
 		_ = c.stream.Close()
 	}

@@ -2,13 +2,13 @@ package websocket
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"syscall"
 	"time"
+
+	"github.com/wsrpc/wsrpc/internal/netfail"
 )
 
 // Write sends p as one message of type typ. It is safe to call from many
@@ -749,6 +749,4 @@ func (c *Conn) writeErrLocked(err error) error {
 
 // peerReset reports whether a write failed because the peer reset the
 // connection (a broken pipe is the same, seen by a later write).
-func peerReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
+func peerReset(err error) bool { return netfail.Reset(err) }
