@@ -702,21 +702,10 @@ func (s *Session) connect() (err error) {
 		resp.Body.Close()
 		return fmt.Errorf("%w %q", ErrContentType, ct)
 	}
-	// net/http decodes gzip itself, and removes Content-Encoding, unless
-	// the request named its own Accept-Encoding (a Header entry, an
-	// interceptor copying a browser's): then the body comes as the server
-	// coded it, which a gzip middleware does for text/event-stream, and
-	// its bytes read as event lines would be garbage, or worse, events.
-	// Codings are case-insensitive (RFC 9110 §8.4.1); "x-gzip" is gzip
-	// (§8.4.1.3).
-	gz := false
-	switch ce := strings.TrimSpace(strings.Join(resp.Header.Values("Content-Encoding"), ", ")); {
-	case ce == "" || strings.EqualFold(ce, "identity"):
-	case strings.EqualFold(ce, "gzip") || strings.EqualFold(ce, "x-gzip"):
-		gz = true
-	default:
+	gz, err := gzipCoded(resp.Header)
+	if err != nil {
 		resp.Body.Close()
-		return fmt.Errorf("%w: response Content-Encoding %q: the client decodes only gzip", ErrContentType, ce)
+		return err
 	}
 	s.body = resp.Body
 	s.opened = true
@@ -746,6 +735,25 @@ func (s *Session) connect() (err error) {
 		ReconnectionTime:  s.ReconnectionTime(),
 	})
 	return nil
+}
+
+// gzipCoded reports whether a response's body is gzip, and fails one in
+// a coding the client cannot decode. net/http decodes gzip itself, and
+// removes Content-Encoding, unless the request named its own
+// Accept-Encoding (a Header entry, an interceptor copying a browser's):
+// then the body comes as the server coded it, which a gzip middleware
+// does for text/event-stream, and its bytes read as event lines would be
+// garbage, or worse, events. Codings are case-insensitive (RFC 9110
+// §8.4.1); "x-gzip" is gzip (§8.4.1.3).
+func gzipCoded(h http.Header) (bool, error) {
+	switch ce := strings.TrimSpace(strings.Join(h.Values("Content-Encoding"), ", ")); {
+	case ce == "" || strings.EqualFold(ce, "identity"):
+		return false, nil
+	case strings.EqualFold(ce, "gzip") || strings.EqualFold(ce, "x-gzip"):
+		return true, nil
+	default:
+		return false, fmt.Errorf("%w: response Content-Encoding %q: the client decodes only gzip", ErrContentType, ce)
+	}
 }
 
 // gunzip decodes a gzip body (RFC 9110 §8.4.1.3). It creates its
