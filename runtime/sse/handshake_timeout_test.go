@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsrpc/wsrpc/internal/rawserver"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 )
 
@@ -47,37 +48,12 @@ func TestClientHandshakeTimeout(t *testing.T) {
 	}
 
 	t.Run("TCP never answered", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var mu sync.Mutex
-		var conns []net.Conn
-		accepted := make(chan struct{})
-		go func() {
-			defer close(accepted)
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				conns = append(conns, c)
-				mu.Unlock()
-			}
-		}()
-		defer func() {
-			ln.Close()
-			<-accepted
-			mu.Lock()
-			defer mu.Unlock()
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
+		// Accepts and reads the request, never answers.
+		addr := rawserver.Start(t, func(c net.Conn, _ *http.Request) { rawserver.Hold(c) })
+		var err error
 		var s *sse.Session
 		within(t, "Connect", func() {
-			s, err = sse.Connect(context.Background(), "http://"+ln.Addr().String()+"/", &sse.ClientOptions{HandshakeTimeout: bound})
+			s, err = sse.Connect(context.Background(), "http://"+addr+"/", &sse.ClientOptions{HandshakeTimeout: bound})
 		})
 		if s != nil {
 			s.Close()

@@ -4,43 +4,20 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsrpc/wsrpc/internal/rawserver"
 )
 
-// blackhole accepts TCP connections on 127.0.0.1 and never answers,
-// until the test ends.
+// blackhole accepts TCP connections on 127.0.0.1, reads the request and
+// never answers, until the test ends.
 func blackhole(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
+	return rawserver.Start(t, func(c net.Conn, _ *http.Request) { rawserver.Hold(c) })
 }
 
 // TestDialOwnTimeoutIsNetworkTimeout: when the caller's ctx has no
