@@ -20,16 +20,18 @@ import (
 // rawClose writes a masked client close frame with code straight to the
 // socket, without waiting for the answer.
 func rawClose(t *testing.T, nc net.Conn, code uint16) {
-	var f [2 + 4 + 2]byte
-	f[0] = 0x88
-	f[1] = 0x80 | 2
+	rawFrame(t, nc, 0x88, binary.BigEndian.AppendUint16(nil, code))
+}
+
+// rawFrame writes one masked client frame (first byte b0, payload under
+// 126 bytes) straight to the socket (RFC 6455 §5.2, §5.3).
+func rawFrame(t *testing.T, nc net.Conn, b0 byte, payload []byte) {
 	key := [4]byte{1, 2, 3, 4}
-	copy(f[2:6], key[:])
-	binary.BigEndian.PutUint16(f[6:], code)
-	for i := 0; i < 2; i++ {
-		f[6+i] ^= key[i%4]
+	f := append([]byte{b0, 0x80 | byte(len(payload))}, key[:]...)
+	for i, c := range payload {
+		f = append(f, c^key[i%4])
 	}
-	if _, err := nc.Write(f[:]); err != nil {
+	if _, err := nc.Write(f); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -89,11 +91,11 @@ func TestWriteResetKeepsPeerInput(t *testing.T) {
 		if _, _, err := ws.Read(ctx); err != nil { // the handler is streaming
 			t.Fatal(err)
 		}
+		// Written raw, as the close frame is, so that it surely goes
+		// before it: a Write after a read may be deferred (pipelining),
+		// and a raw close frame could overtake it.
 		last, _ := proto.Marshal(&testingv1.CountRequest{Count: 42})
-		if err := ws.Write(ctx, websocket.MessageBinary, last); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond) // a Write after a read may be deferred up to 1ms (pipelining)
+		rawFrame(t, ws.NetConn(), 0x82, last)
 		rawClose(t, ws.NetConn(), 1000)
 		time.Sleep(20 * time.Millisecond) // both on the server's side
 		ws.CloseNow()                     // input unread: reset
