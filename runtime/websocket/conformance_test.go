@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1135,6 +1136,56 @@ func TestReadContextCancel(t *testing.T) {
 			t.Fatalf("reader: %v, want context.Canceled", err)
 		}
 	})
+}
+
+// TestReadContextCanceledWhileArming guards the moment a read's context
+// ends between the call's check of it and its watch becoming active: the
+// context's callback then ran while the watch was inactive and closed
+// nothing, and the read blocked with its context done until the peer
+// sent something (TestReadContextCancel timed out about 1 run in 75 under
+// load). The context is the one the first read used, so its watch is
+// registered already and only the check stands between.
+func TestReadContextCanceledWhileArming(t *testing.T) {
+	forRoles(t, func(t *testing.T, r role) {
+		ctx := &lateCancelCtx{}
+		ctx.Context, ctx.cancel = context.WithCancel(context.Background())
+		defer ctx.cancel()
+		first := make(chan struct{})
+		s := start(t, r, engOpts{}, func(c *websocket.Conn) error {
+			if _, _, err := c.Read(ctx); err != nil {
+				return fmt.Errorf("first read: %w", err)
+			}
+			close(first)
+			ctx.trap.Store(true)
+			_, _, err := c.Read(ctx)
+			return err
+		})
+		s.send(opText, []byte("first"))
+		<-first
+		if err := s.result(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("second read: %v, want context.Canceled", err)
+		}
+	})
+}
+
+// lateCancelCtx is a context that, once trap is set, is cancelled inside
+// the next Err call, which still reports nil: as if it ended just after
+// the caller looked. Err waits a little before it returns so that the
+// context's callbacks, which run on goroutines of their own, have run by
+// then.
+type lateCancelCtx struct {
+	context.Context
+	cancel context.CancelFunc
+	trap   atomic.Bool
+}
+
+func (c *lateCancelCtx) Err() error {
+	if c.trap.CompareAndSwap(true, false) {
+		c.cancel()
+		time.Sleep(50 * time.Millisecond)
+		return nil
+	}
+	return c.Context.Err()
 }
 
 // TestReaderContextGovernsBody guards Reader's ctx: it governs the message

@@ -480,6 +480,16 @@ func arm(pw **ctxWatch, c *Conn, ctx context.Context) error {
 		c.closeMu.Unlock()
 	}
 	w.active.Store(true)
+	// A context done since the check above may have run its callback
+	// already, while the watch was inactive, and that callback closed
+	// nothing: without a second look the call would block with its
+	// context done and nothing left to end it. Either the callback sees
+	// active (it loads it after the context is done) or this check sees
+	// the context done (it runs after active is set).
+	if err := ctx.Err(); err != nil {
+		w.active.Store(false)
+		return err
+	}
 	return nil
 }
 
