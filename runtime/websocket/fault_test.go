@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -213,6 +214,44 @@ func TestFaultBlackholeDetectedByPongTimeout(t *testing.T) {
 	if err := within(t, 10*time.Second, clientErr, "client"); !errors.Is(err, websocket.ErrPongTimeout) {
 		t.Errorf("client read: %v, want ErrPongTimeout", err)
 	}
+}
+
+// TestWriteTimeoutNotHiddenByLateCancel: a write that ran past
+// WriteTimeout reports its timeout even if its context ends between the
+// failure and the report. wsrpc's server streams share one context
+// between the handler's writes and a peer watcher that cancels it when
+// its read finds the connection closed (by that very timeout): the write
+// then reported context.Canceled, and OnClose said 4001, canceled, for a
+// client that had stopped reading (about 1 run in 150).
+func TestWriteTimeoutNotHiddenByLateCancel(t *testing.T) {
+	const writeTimeout = time.Second
+	s := startServer(t, &websocket.AcceptOptions{WriteTimeout: writeTimeout, CloseTimeout: 100 * time.Millisecond}, func(c *websocket.Conn) error {
+		ctx := &endsLateCtx{from: time.Now().Add(writeTimeout / 2)}
+		ctx.Context, ctx.cancel = context.WithCancel(context.Background())
+		defer ctx.cancel()
+		// More than the socket buffers hold: the wire peer never reads.
+		return c.Write(ctx, websocket.MessageBinary, make([]byte, 32<<20))
+	})
+	if err := s.result(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write: %v, want its timeout (os.ErrDeadlineExceeded)", err)
+	}
+}
+
+// endsLateCtx is a context that is cancelled when Err is called at or
+// after from: the write looks at it when it starts, and again only to
+// report how it ended, by when its timeout (twice from) has closed the
+// connection.
+type endsLateCtx struct {
+	context.Context
+	cancel context.CancelFunc
+	from   time.Time
+}
+
+func (c *endsLateCtx) Err() error {
+	if !time.Now().Before(c.from) {
+		c.cancel()
+	}
+	return c.Context.Err()
 }
 
 // TestFaultPeerStopsReading: a client that never reads cannot block the

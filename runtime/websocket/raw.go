@@ -93,5 +93,5 @@ func (c *Conn) WriteFrame(ctx context.Context, f Frame) error {
 	err := c.writeFrame(f.Fin, f.Opcode, f.RSV&rsvMask, f.Payload, true)
 	c.writeCtx.disarm()
 	<-c.msgSem
-	return ctxErr(ctx, err)
+	return writeCtxErr(ctx, err)
 }

@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -242,6 +243,20 @@ func (c *Conn) endWriteLocked(ctx context.Context, err error) error {
 	<-c.msgSem
 	if ferr := c.leaveWriterLocked(); err == nil {
 		err = ferr
+	}
+	return writeCtxErr(ctx, err)
+}
+
+// writeCtxErr is ctxErr for a write, except that a write that ran past
+// WriteTimeout reports its timeout even if ctx ended meanwhile. ctx's
+// watch ends a write by closing the connection, never with a deadline, so
+// the timeout is the write's own: a context that ended after it did not
+// cause it (a typed stream's peer watcher sees the connection the timeout
+// closed and cancels the context the write shares; the stream must still
+// learn that its peer stopped reading, not that it was canceled).
+func writeCtxErr(ctx context.Context, err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
 	}
 	return ctxErr(ctx, err)
 }
