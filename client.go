@@ -482,6 +482,38 @@ func (s *BidiStreamForClient[Req, Res]) Send(msg *Req) error { return s.send(msg
 // do nothing.
 func (s *BidiStreamForClient[Req, Res]) CloseSend() error { return s.closeSend() }
 
+// SetResume sets what the call sends first on each connection
+// WithReconnect opens for it: a join, a hello, a resume point, the
+// messages the server has not acknowledged. fn runs on the goroutine
+// calling Receive once the new connection is open, and its messages are
+// written in order before the connection takes any other Send and before
+// OnReconnect runs, so that no other goroutine's Send reaches the new
+// session first. Like a server-streaming call's request, fn may read
+// what Receive last left with no lock. If a message cannot be sent, the
+// attempt fails as a dial would (a lost connection is retried; a message
+// the codec cannot encode ends the call). The first connection is the
+// caller's: send its first messages after Call returns, before handing
+// the stream to other goroutines. Set it before the first Receive; nil
+// removes it. Without WithReconnect fn is never called.
+func (s *BidiStreamForClient[Req, Res]) SetResume(fn func() []*Req) {
+	if s.re == nil {
+		return
+	}
+	if fn == nil {
+		s.re.resume.Store(nil)
+		return
+	}
+	resume := func(send func(msg any) error) error {
+		for _, m := range fn() {
+			if err := send(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	s.re.resume.Store(&resume)
+}
+
 // Receive returns the next message from the server; io.EOF when the
 // handler returned nil, an *Error when it failed. Once the call has ended
 // every later Receive returns the same again.

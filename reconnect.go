@@ -55,8 +55,9 @@ type ReconnectPolicy struct {
 	// OnReconnect, if set, is called after each attempt on the goroutine
 	// that called Receive: attempt counts from 1 as MaxAttempts does, err
 	// is nil when the attempt opened a new connection (Send then goes to
-	// it, so the callback may send what the application needs to resume)
-	// and the attempt's error otherwise.
+	// it already: what must reach the new session before any other
+	// goroutine's Send belongs in BidiStreamForClient.SetResume) and the
+	// attempt's error otherwise.
 	OnReconnect func(attempt int, err error)
 }
 
@@ -93,7 +94,9 @@ type ReconnectPolicy struct {
 // continues with the messages the application sends next. Messages in
 // flight when the connection was lost are lost with it, and a Send
 // while the call is reconnecting fails with CodeUnavailable: the
-// application decides what to send again, typically from OnReconnect.
+// application decides what to send again: BidiStreamForClient.SetResume
+// gives the messages each new connection sends first, before any other
+// Send.
 // onClose and onConnect hooks run for each connection. Client-streaming
 // calls never reconnect (their response depends on every message sent).
 // SSE clients reconnect on their own (WithSSEClientOptions). Client only.
@@ -137,6 +140,10 @@ type redialer struct {
 	cancel  context.CancelFunc
 	req     any // a server-streaming call's request, sent again
 	stopped atomic.Bool
+	// resume sends a bidirectional call's first messages on each new
+	// connection (BidiStreamForClient.SetResume); set from any goroutine,
+	// run on the receiving one.
+	resume atomic.Pointer[func(send func(msg any) error) error]
 
 	// Since a connection last delivered a message: the attempts made, and
 	// the next wait (0: InitialDelay). A dial that succeeds resets
@@ -260,17 +267,22 @@ func (r *redialer) reconnect(s *clientStream, lost error) error {
 }
 
 // dial opens the new connection and, for a server-streaming call, sends
-// the request again, and the end-of-stream marker (see sendRequest).
+// the request again, and the end-of-stream marker (see sendRequest); for
+// a bidirectional one, what SetResume asked for. Both go out before swap
+// publishes the connection to Send, so nothing overtakes them.
 func (r *redialer) dial() (*wsConn, error) {
 	conn, err := r.c.connectWithin(r.ctx, r.policy.DialTimeout)
 	if err != nil {
 		return nil, err
 	}
 	if r.req != nil {
-		if err := sendRequest(conn, r.req); err != nil {
-			conn.discard(err)
-			return nil, err
-		}
+		err = sendRequest(conn, r.req)
+	} else if resume := r.resume.Load(); resume != nil {
+		err = (*resume)(conn.Send)
+	}
+	if err != nil {
+		conn.discard(err)
+		return nil, err
 	}
 	return conn, nil
 }

@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wsrpc/wsrpc"
 	testingv1 "github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1"
+	"github.com/wsrpc/wsrpc/gen/wsrpc/testing/v1/testingv1wsrpc"
 )
 
 // TestReconnectResumesFromRequest guards the resume point docs/reliability.md
@@ -133,5 +136,115 @@ func TestReconnectResumesFromRequest(t *testing.T) {
 	}
 	if !slices.Equal(since, want) {
 		t.Errorf("the handler was asked to resume from %v, want %v (from the start, then from each cut)", since, want)
+	}
+}
+
+// TestBidiResumeSentFirst guards BidiStreamForClient.SetResume: on each
+// connection WithReconnect opens, the resume messages reach the handler
+// before any message another goroutine sends. OnReconnect, which runs
+// once Send already goes to the new connection, could not promise that
+// (0.6–9% of sessions got a concurrent sender's message first).
+func TestBidiResumeSentFirst(t *testing.T) {
+	const sessions, perSession = 25, 4
+	var mu sync.Mutex
+	var firsts [][]string // the first two texts of each session
+	var sessionCount int
+	done := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.StreamServiceEchoPath, wsrpc.NewBidiHandler(testingv1wsrpc.StreamServiceEchoProcedure,
+		func(ctx context.Context, st *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+			var got []string
+			for range perSession {
+				m, err := st.Receive()
+				if err != nil {
+					return err
+				}
+				got = append(got, m.GetText())
+				if err := st.Send(&testingv1.EchoResponse{Text: m.GetText()}); err != nil {
+					return err
+				}
+			}
+			mu.Lock()
+			firsts = append(firsts, got[:2])
+			sessionCount++
+			last := sessionCount >= sessions
+			if sessionCount == sessions {
+				close(done)
+			}
+			mu.Unlock()
+			if last {
+				for { // until the client's Close
+					if _, err := st.Receive(); err != nil {
+						return nil
+					}
+				}
+			}
+			return wsrpc.Errorf(wsrpc.CodeUnavailable, "moving the session") // the client reconnects
+		}))
+	base := newServer(t, mux)
+	policy := wsrpc.ReconnectPolicy{MaxAttempts: -1, InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
+	client := testingv1wsrpc.NewStreamServiceClient(nil, base, wsrpc.WithReconnect(policy))
+	ctx := testContext(t)
+	st, err := client.Echo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var resumes atomic.Int64
+	st.SetResume(func() []*testingv1.EchoRequest {
+		resumes.Add(1)
+		return []*testingv1.EchoRequest{{Text: "join"}, {Text: "resume"}}
+	})
+	for _, text := range []string{"join", "resume"} { // the first connection's are the caller's
+		if err := st.Send(&testingv1.EchoRequest{Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another goroutine sends all the time, reconnections or not.
+	stop := make(chan struct{})
+	var sender sync.WaitGroup
+	sender.Add(1)
+	go func() {
+		defer sender.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			err := st.Send(&testingv1.EchoRequest{Text: "telemetry"})
+			if err != nil && wsrpc.CodeOf(err) != wsrpc.CodeUnavailable {
+				t.Errorf("Send = %v, want nil or unavailable", err)
+				return
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	defer func() { close(stop); sender.Wait() }()
+	received := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := st.Receive(); err != nil {
+				received <- err
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case err := <-received:
+		t.Fatalf("Receive = %v before %d sessions", err, sessions)
+	case <-time.After(handlerBound):
+		t.Fatalf("%v later, fewer than %d sessions", handlerBound, sessions)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, f := range firsts {
+		if !slices.Equal(f, []string{"join", "resume"}) {
+			t.Errorf("session %d began %q, want [join resume]", i, f)
+		}
+	}
+	if n := resumes.Load(); n < sessions-1 {
+		t.Errorf("SetResume's function ran %d times for %d reconnections", n, sessions-1)
 	}
 }

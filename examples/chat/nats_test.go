@@ -199,20 +199,16 @@ func TestShutdownMemberReconnectsToOtherNode(t *testing.T) {
 	}}}
 	join := &chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Room: "gophers", Name: "Ada"}}}
 	closes := make(chan wsrpc.CloseInfo, 4)
-	var ada *wsrpc.BidiStreamForClient[chatv1.ChatRequest, chatv1.ChatResponse]
 	client := chatv1wsrpc.NewChatServiceClient(hc, urlA, wsrpc.WithCodecs(codec.Proto),
 		wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) { closes <- ci }),
-		wsrpc.WithReconnect(wsrpc.ReconnectPolicy{InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond,
-			OnReconnect: func(_ int, err error) {
-				if err == nil { // the new connection is in place: join again
-					_ = ada.Send(join)
-				}
-			}}))
+		wsrpc.WithReconnect(wsrpc.ReconnectPolicy{InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond}))
 	ada, err := client.Chat(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ada.Close()
+	// Each new connection joins again before anything else is sent on it.
+	ada.SetResume(func() []*chatv1.ChatRequest { return []*chatv1.ChatRequest{join} })
 	// welcome returns the node of the next welcome Ada receives.
 	welcome := func() string {
 		t.Helper()
