@@ -133,24 +133,28 @@ func WithOnClose(fn func(ctx context.Context, info *ConnInfo, ci CloseInfo)) Opt
 
 // WithAcceptOptions passes options to websocket.Accept: origin patterns,
 // limits (MaxMessageSize…), ping interval and timeouts, extensions.
-// Subprotocols is ignored: the codecs decide it. The struct is copied.
-// Handler only. Default: the runtime's defaults.
+// Subprotocols is ignored: the codecs decide it; so is Raw: a typed call
+// reads and writes whole messages, which a raw connection refuses. The
+// struct is copied. Handler only. Default: the runtime's defaults.
 func WithAcceptOptions(opts *websocket.AcceptOptions) Option {
 	return optionFunc(func(c *config) {
 		if opts != nil {
 			c.accept = *opts
+			c.accept.Raw = false
 		}
 	})
 }
 
 // WithDialOptions passes options to websocket.Dial: header, limits, ping
 // interval, timeouts, extensions, TLS and proxy. Subprotocols is ignored:
-// the codecs decide it; HTTPClient defaults to the client's *http.Client.
-// The struct is copied. Client only. Default: the runtime's defaults.
+// the codecs decide it; so is Raw (see WithAcceptOptions). HTTPClient
+// defaults to the client's *http.Client. The struct is copied. Client
+// only. Default: the runtime's defaults.
 func WithDialOptions(opts *websocket.DialOptions) Option {
 	return optionFunc(func(c *config) {
 		if opts != nil {
 			c.dial = *opts
+			c.dial.Raw = false
 		}
 	})
 }

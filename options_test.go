@@ -3,6 +3,7 @@ package wsrpc_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -125,5 +126,34 @@ func TestOptionsAppliedConcurrently(t *testing.T) {
 	}
 	for range 8 {
 		<-done
+	}
+}
+
+// TestRawOptionIgnored: Raw in the accept or dial options given to the
+// typed layer is ignored, as Subprotocols is. It used to reach the
+// runtime: every typed call then failed its first read or write on the
+// raw connection, reported unavailable (a transient error) for a
+// configuration mistake, and left the connection without a close frame.
+func TestRawOptionIgnored(t *testing.T) {
+	base := serve(t, wsrpc.WithAcceptOptions(&websocket.AcceptOptions{Raw: true}))
+	client := testingv1wsrpc.NewStreamServiceClient(nil, base, wsrpc.WithDialOptions(&websocket.DialOptions{Raw: true}))
+	ctx := testContext(t)
+	st, err := client.Echo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Send(&testingv1.EchoRequest{Text: "typed"}); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	res, err := st.Receive()
+	if err != nil || res.GetText() != "typed" {
+		t.Fatalf("Receive = %v, %v; want the echo", res, err)
+	}
+	if err := st.CloseSend(); err != nil {
+		t.Fatalf("CloseSend: %v", err)
+	}
+	if _, err := st.Receive(); err != io.EOF {
+		t.Fatalf("Receive after CloseSend = %v, want io.EOF", err)
 	}
 }
