@@ -318,6 +318,8 @@ func (c *sseConn) Send(msg any) error {
 // WebSocket (wsConn.writeErr): the stream's end is recorded then (lost),
 // whatever the handler returns after, so OnClose reports 1006 and not
 // the 4001 of a context that net/http cancelled over the failed write.
+// A timeout of a write that is not a Send (a heartbeat's, or one on the
+// sse.Stream itself) is recorded the same way when the stream ends (drop).
 func (c *sseConn) sendEvent(ev sse.Event) error {
 	if err := c.stream.Send(ev); err != nil {
 		if errors.Is(err, sse.ErrClientGone) {
@@ -426,8 +428,21 @@ func (c *sseConn) end(err error, own bool) error {
 
 // drop ends the stream without an end event, for a session whose
 // context is done (see serveSSE); after an end on another goroutine, it
-// waits until that end has been written.
-func (c *sseConn) drop() { c.endWithout(CloseInfo{}) }
+// waits until that end has been written. A stream whose write timed out
+// ends as lost (1006, unavailable), as sendEvent's does: over HTTP/1.1
+// net/http cancels the request's context when a write fails, and a
+// timed-out write that did not go through sendEvent (a heartbeat's, under
+// a handler that only waits on ctx, or one on the sse.Stream itself,
+// which ServerStream.SSE hands out) left closeInfo to take the client
+// for one that went away (4001). Stream.Err waits for a write in
+// progress, so the timed-out write that cancelled the context is seen.
+func (c *sseConn) drop() {
+	if err := c.stream.Err(); errors.Is(err, sse.ErrWriteTimeout) {
+		c.lost(NewError(CodeUnavailable, err))
+		return
+	}
+	c.endWithout(CloseInfo{})
+}
 
 // lost ends the stream as a connection lost without an end event (no
 // event can reach a client that stopped reading): OnClose reports 1006
@@ -452,7 +467,9 @@ func (c *sseConn) endWithout(info CloseInfo) {
 // WebSocket session reports for the same cause: 1001 with ShutdownReason
 // and unavailable for Tracker.Shutdown (wsConn.goAway), else the
 // context's code, 4004 for a deadline and 4001 when cancelled
-// (watchSession).
+// (watchSession). A write that timed out is not derived here: sendEvent
+// and drop record it (lost: 1006), even though net/http cancelled the
+// context over it.
 func (c *sseConn) closeInfo(ctx context.Context) CloseInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -64,8 +64,8 @@ const DefaultWriteTimeout = 30 * time.Second
 // the stream, and every later write returns its error: ErrClientGone for
 // a client that left, ErrWriteTimeout for one that stopped reading.
 //
-// Concurrency: Send, SendPrepared, Comment, Close and CloseWith may be
-// called from any goroutine; a mutex serialises writes so events never
+// Concurrency: Send, SendPrepared, Comment, Close, CloseWith and Err may
+// be called from any goroutine; a mutex serialises writes so events never
 // interleave, and CloseWith's event is the last. Close (or CloseWith)
 // must be called (defer Close) before the handler returns, since a
 // heartbeat must not write to a finished response.
@@ -263,6 +263,25 @@ func (s *Stream) Gap() bool { return s.gap }
 // Context returns the request's context: done when the client goes away
 // or the handler returns.
 func (s *Stream) Context() context.Context { return s.ctx }
+
+// Err returns the error that ended the stream's writes: nil while the
+// stream is live; after a failed write (a Send's, a Comment's or a
+// heartbeat's), that write's error, which every later write returns too:
+// ErrClientGone for a client that left, ErrWriteTimeout (wrapping the
+// write's error) for one that stopped reading; after Close or CloseWith
+// of a stream no write had failed on, ErrStreamClosed. A done Context
+// with no write since leaves it nil: only a write finds the client gone.
+//
+// It tells a handler that only waits on Context which of the two ended
+// it: over HTTP/1.1 net/http cancels the request's context when any write
+// fails, a heartbeat's timed-out write included, so a client that stopped
+// reading and one that left both end the context. Cost: a lock, held by a
+// write in progress until that write is through.
+func (s *Stream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
 
 // Send encodes e (see AppendEvent) and writes and flushes it.
 //
