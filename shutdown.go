@@ -1,9 +1,13 @@
 package wsrpc
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,10 +46,12 @@ type Tracker struct {
 // changes what its client is told, and it returns the rest of the going
 // away — the closing handshake, which may wait for a stalled write — for
 // the caller to run on a goroutine of its own (nil when there is none).
-// kill ends the session at once.
+// kill ends the session at once. procedure names the call, for the
+// error of a Shutdown whose deadline passes (stuckError).
 type tracked interface {
 	goAway() (finish func())
 	kill()
+	procedure() string
 }
 
 // NewTracker returns an empty Tracker.
@@ -155,8 +161,15 @@ func (t *Tracker) remove(s tracked) {
 // closed meanwhile) no longer changes what its client is told. Shutdown
 // then waits for every handler to return. If ctx is done first,
 // it closes the remaining WebSocket connections at once (CloseNow) and
-// returns ctx's error; SSE responses that are still open then end when
-// their HTTP connection closes (http.Server.Close; see Shutdown).
+// returns an error that wraps ctx's (errors.Is(err,
+// context.DeadlineExceeded) holds after a deadline) and names the
+// sessions still running then, by procedure, most first — such as
+// "wsrpc: shutdown: context deadline exceeded: 15 sessions still running:
+// /pkg.Svc/Feed ×12, /pkg.Svc/Chat ×3" — as their handlers are what held
+// it. Those handlers are not stopped: a handler that ignores its context
+// keeps running (and its session counts in Len) after its socket is
+// closed. SSE responses that are still open end when their HTTP
+// connection closes (http.Server.Close; see Shutdown).
 //
 // It costs one goroutine per session while it runs. Calling it again
 // waits again.
@@ -203,11 +216,71 @@ func (t *Tracker) shutdown(ctx context.Context, marked func()) error {
 	for s := range t.sessions {
 		live = append(live, s)
 	}
+	running := t.running
 	t.mu.Unlock()
 	for _, s := range live {
 		s.kill()
 	}
-	return ctx.Err()
+	return stuckError(ctx.Err(), live, running)
+}
+
+// maxStuckProcedures bounds the procedures stuckError names: a server
+// with many methods stuck at once still gets a one-line error.
+const maxStuckProcedures = 5
+
+// stuckError is Tracker.Shutdown's error when ctx ended first: err
+// (ctx's) wrapped with the sessions still running, counted by
+// procedure, most first, and the handlers still running outside a
+// session (in a handshake interceptor, or past their session's end).
+// An operator otherwise sees only "context deadline exceeded" and has to
+// find the stuck handlers in a goroutine dump.
+func stuckError(err error, live []tracked, running int) error {
+	count := make(map[string]int)
+	for _, s := range live {
+		count[s.procedure()]++
+	}
+	procs := make([]string, 0, len(count))
+	for p := range count {
+		procs = append(procs, p)
+	}
+	slices.SortFunc(procs, func(a, b string) int {
+		return cmp.Or(cmp.Compare(count[b], count[a]), strings.Compare(a, b))
+	})
+	var b strings.Builder
+	if len(live) > 0 {
+		fmt.Fprintf(&b, "%d %s still running: ", len(live), plural(len(live), "session", "sessions"))
+		rest := 0
+		for i, p := range procs {
+			if i >= maxStuckProcedures {
+				rest += count[p]
+				continue
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s ×%d", p, count[p])
+		}
+		if n := len(procs) - maxStuckProcedures; n > 0 {
+			fmt.Fprintf(&b, " and %d more in %d other %s", rest, n, plural(n, "procedure", "procedures"))
+		}
+	}
+	if other := running - len(live); other > 0 {
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%d %s in a handshake or ending", other, plural(other, "call", "calls"))
+	}
+	if b.Len() == 0 {
+		return fmt.Errorf("wsrpc: shutdown: %w", err)
+	}
+	return fmt.Errorf("wsrpc: shutdown: %w: %s", err, b.String())
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // Shutdowner is something Shutdown stops alongside the tracked sessions:
@@ -235,7 +308,9 @@ type Shutdowner interface {
 // error is returned; otherwise the first error met. A nil t stops srv
 // (and also) alone, for a server whose handlers track nothing (no
 // WithTracker): its WebSocket sessions are then left to their handlers,
-// and its SSE responses are cut when ctx is done.
+// and its SSE responses are cut when ctx is done. When ctx is done first
+// and t's handlers had not all returned, the error is t's
+// (Tracker.Shutdown): ctx's error, naming the sessions still running.
 //
 // A typical main waits for Shutdown after ListenAndServe, which returns
 // as soon as Shutdown begins:
@@ -247,21 +322,22 @@ type Shutdowner interface {
 func Shutdown(ctx context.Context, srv *http.Server, t *Tracker, also ...Shutdowner) error {
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Shutdown(ctx) }()
-	errs := make(chan error, 1+len(also))
+	errs := make(chan error, len(also))
 	startAlso := func() {
 		for _, s := range also {
 			go func() { errs <- s.Shutdown(ctx) }()
 		}
 	}
-	n := len(also)
+	trackerDone := make(chan error, 1)
 	if t != nil {
-		n++
-		go func() { errs <- t.shutdown(ctx, startAlso) }()
+		go func() { trackerDone <- t.shutdown(ctx, startAlso) }()
 	} else {
 		startAlso()
+		trackerDone <- nil
 	}
-	var first error
-	for range n {
+	trackerErr := <-trackerDone
+	first := trackerErr
+	for range also {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 		}
@@ -272,6 +348,9 @@ func Shutdown(ctx context.Context, srv *http.Server, t *Tracker, also ...Shutdow
 	if first != nil {
 		_ = srv.Close()
 		if ctx.Err() != nil {
+			if trackerErr != nil {
+				return trackerErr // ctx's error, naming the stuck sessions
+			}
 			return ctx.Err()
 		}
 		return first
@@ -336,10 +415,14 @@ func (c *wsConn) kill() {
 	c.cancel()
 }
 
+func (c *wsConn) procedure() string { return c.spec.Procedure }
+
 // sseSession is an SSE call as a Tracker sees it: cancel ends the
-// handler's context, with errShutdown as its cause, which OnClose reports.
+// handler's context, with errShutdown as its cause, which OnClose reports;
+// spec names the call in a Shutdown's error.
 type sseSession struct {
 	cancel context.CancelCauseFunc
+	spec   Spec
 }
 
 // goAway cancels the handler's context at once: the stream then ends
@@ -350,3 +433,10 @@ func (s *sseSession) goAway() func() {
 }
 
 func (s *sseSession) kill() { s.cancel(errShutdown) }
+
+func (s *sseSession) procedure() string {
+	if s.spec.Procedure == "" {
+		return "(SSE)" // built without its Spec
+	}
+	return s.spec.Procedure
+}
