@@ -14,6 +14,14 @@ import (
 // Two implementations come with the package: MemoryBroker (one process,
 // the default) and NATSBroker (github.com/nats-io/nats.go, core NATS).
 //
+// A Broker that refuses messages over a size may say so with a method
+// MaxMessageSize() int (see sizeLimited): the largest data its Publish
+// takes, where a value of 0 or less means no limit known. Topic.Publish
+// then refuses a larger message with ErrTooLarge before delivering it
+// anywhere; without the check, the publishing node's subscribers and
+// replay store would have a message that the broker refused to carry to
+// the other nodes. NATSBroker has it; MemoryBroker has no limit.
+//
 // Concurrency: implementations must be safe for concurrent use.
 type Broker interface {
 	// Publish sends data to every subscription on subject, in any process
@@ -31,6 +39,10 @@ type Broker interface {
 	// and must not modify data, which it may keep.
 	Subscribe(subject string, handle func(data []byte)) (unsubscribe func() error, err error)
 }
+
+// sizeLimited is the optional method of a Broker with a message size
+// limit (see Broker).
+type sizeLimited interface{ MaxMessageSize() int }
 
 // MemoryBroker is the in-process Broker: Publish calls the handler of
 // every subscription on the subject synchronously, in the publishing

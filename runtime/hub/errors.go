@@ -35,6 +35,11 @@ var (
 	// must start over.
 	ErrFellBehind = errors.New("hub: follower fell behind the replay store")
 
+	// ErrTooLarge is returned by Topic.Publish for a message whose broker
+	// message would exceed the broker's limit (see Broker): nothing is
+	// delivered, on this node or any other.
+	ErrTooLarge = errors.New("hub: message too large for the broker")
+
 	// ErrBadEnvelope counts (in Stats.DecodeErrors) a broker message that is
 	// not a hub envelope or whose payload does not decode. The envelope is
 	// always checked; the payload only when this node needs the message

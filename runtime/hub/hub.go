@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/bits"
+	"reflect"
 	"sync"
 
+	"github.com/wsrpc/wsrpc/runtime/sse"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -85,8 +87,12 @@ type Hub struct {
 
 // closer is a topic as its hub closes it: startClose ends its
 // subscriptions at once and returns the wait for their writes in progress
-// (Topic.startClose), which the caller must call.
-type closer interface{ startClose() (wait func() error) }
+// (Topic.startClose), which the caller must call. replayStore is its
+// replay store (nil when disabled), which no other topic may share.
+type closer interface {
+	startClose() (wait func() error)
+	replayStore() sse.Store
+}
 
 const seqBuckets = 64
 
@@ -309,10 +315,12 @@ func (h *Hub) wsPoller() (*websocket.Poller, error) {
 	return h.poller, nil
 }
 
-// register reserves name for t and sets *seq, t's last sequence number,
-// to its bucket's floor for h's node id (seqFloors). *seq is written
-// under h.mu, before t is visible to Hub.Close.
-func (h *Hub) register(name string, t closer, seq *uint64) error {
+// register reserves name for t, whose replay store is replay, and sets
+// *seq, t's last sequence number, to its bucket's floor for h's node id
+// (seqFloors). *seq is written under h.mu, before t is visible to
+// Hub.Close. It refuses a replay store another registered topic uses
+// (TopicOptions.Replay); a topic is registered until its Close.
+func (h *Hub) register(name string, t closer, replay sse.Store, seq *uint64) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -320,6 +328,9 @@ func (h *Hub) register(name string, t closer, seq *uint64) error {
 	}
 	if _, ok := h.topics[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	if other := h.replayUserLocked(replay); other != "" {
+		return fmt.Errorf("hub: topic %q: replay store already used by topic %q (each topic needs its own)", name, other)
 	}
 	if h.ownFloors != nil {
 		*seq = h.ownFloors[seqBucket(name)]
@@ -332,6 +343,29 @@ func (h *Hub) register(name string, t closer, seq *uint64) error {
 	}
 	h.topics[name] = t
 	return nil
+}
+
+// replayUserLocked returns the name of a registered topic whose replay
+// store is replay, or "". Stores are compared with == only when their
+// dynamic type is comparable, and a comparison that panics all the same
+// (a comparable struct holding a non-comparable value in an interface
+// field) finds no user: a store that cannot be compared is not checked.
+// Called under h.mu.
+func (h *Hub) replayUserLocked(replay sse.Store) (name string) {
+	if replay == nil || !reflect.TypeOf(replay).Comparable() {
+		return ""
+	}
+	defer func() {
+		if recover() != nil {
+			name = ""
+		}
+	}()
+	for n, t := range h.topics {
+		if t.replayStore() == replay {
+			return n
+		}
+	}
+	return ""
 }
 
 // unregister frees name, whose topic t got as far as sequence number seq.

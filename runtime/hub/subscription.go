@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +23,11 @@ type delivery struct {
 	ws  []*websocket.PreparedMessage // by codec index; nil where encoding failed
 	sse *sse.Prepared                // nil without SSE subscribers and replay
 	msg proto.Message                // for SubscribeFunc subscribers; read-only
+
+	// node and seq are the message's publisher and sequence number, for
+	// a subscription's floor (Subscription.floorNode).
+	node string
+	seq  uint64
 }
 
 type sinkKind uint8
@@ -59,6 +66,20 @@ type Subscription struct {
 	// Stats leave out: it is no subscriber of the user's, and its merged
 	// wake-ups lose nothing.
 	internal bool
+	// floorNode and floorSeq, when floorNode is set, are the id an SSE
+	// client resumes from whose message is still on its way to this node
+	// (see ServeSSE): messages of floorNode up to floorSeq are not
+	// queued, since the client read them on another node. Set before s
+	// joins the set (add may clear floorNode, under the topic's mutex),
+	// read-only after.
+	floorNode string
+	floorSeq  uint64
+	// floorGap: when the floor was set, this node had heard from other
+	// publishers too, or published itself. Their messages around the client's position cannot
+	// be placed (ids order one publisher's messages, not the topic's), so
+	// the client may have missed some: the stream reports a gap, though
+	// it still skips floorNode's messages up to floorSeq. Set by add.
+	floorGap bool
 
 	idx int // position in t.subs, -1 when removed; under t.mu
 
@@ -115,6 +136,24 @@ func (c *topicCore) add(s *Subscription, cd codec.Codec) error {
 		c.codecs[s.codecIdx].n++
 	case sinkSSE:
 		c.sseSubs++
+		// The floor's message has reached this node already, so the
+		// replay store answers for it (and reports a gap if it no longer
+		// holds it). Decided under mu, which dispatch holds while it
+		// records a message's sequence number, appends it to the store
+		// and queues it: a message this node has not seen by now will
+		// be queued to s.
+		if s.floorNode != "" && c.lastSeq[s.floorNode].seq >= s.floorSeq {
+			s.floorNode = ""
+		}
+		if s.floorNode != "" {
+			s.floorGap = c.published.Load() > 0 // this node publishes too
+			for node := range c.lastSeq {
+				if node != s.floorNode {
+					s.floorGap = true
+					break
+				}
+			}
+		}
 	case sinkFunc:
 		c.funcSubs++
 	}
@@ -262,6 +301,21 @@ type SSEOptions struct {
 // replayed. Each message is one event: id "<node>-<seq>", type from
 // TopicOptions.EventType, data encoded by TopicOptions.SSECodec.
 //
+// A client that read a message on another node and moves here at once
+// may come before that message does (the broker is still delivering it).
+// When the id names another node and a sequence number this topic has
+// not received from it yet (or a node it never heard from), the message
+// is on its way, not missed: nothing is replayed, and this subscription
+// skips that node's messages up to and including that number as they
+// arrive (the client has them); other nodes' messages come as usual.
+// Stream.Gap then reports false if that node is the only publisher this
+// one has heard from (the single-publisher topic: the resume is exact),
+// and true otherwise: ids order one publisher's messages, not the
+// topic's, so other publishers' messages around the client's position
+// cannot be placed and some may have been missed. An id this node has
+// passed but no longer holds (the store evicted it) is a gap, as is one
+// of this node's own ids the store does not hold.
+//
 // The handler must stay until the subscription ends (Done) or the client
 // leaves (r.Context()), then call Close, which also closes the stream:
 //
@@ -311,8 +365,27 @@ func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOpt
 	}
 	s := t.core.newSub(sinkSSE)
 	s.paused = true
+	if node, seq, ok := parseEventID(sse.RequestLastEventID(r)); ok && node != t.core.h.node {
+		// This node's own ids are not on their way: it numbered them.
+		s.floorNode, s.floorSeq = node, seq
+	}
 	if err := t.core.add(s, nil); err != nil {
 		return nil, err
+	}
+	if s.floorNode != "" {
+		// The client's last message had not reached this node when s
+		// joined the set, so s is queued everything after it: there is
+		// nothing to replay, and no gap. The store may hold the id by
+		// now (it arrived meanwhile), but replaying what follows it would
+		// send those events twice should a message of another node come
+		// first in the queue (the stream drops a replayed id only until
+		// a new one comes).
+		so.Replay = nil
+		if s.floorGap {
+			// Other publishers' messages cannot be placed around the
+			// client's position: report the gap (noReplay knows no id).
+			so.Replay = noReplay{}
+		}
 	}
 	st, err := sse.NewStream(w, r, &so)
 	if err != nil {
@@ -340,6 +413,21 @@ func (noReplay) Append(e sse.Event) (sse.Event, error) { return e, nil }
 
 func (noReplay) Since(id string) ([]sse.Event, error) {
 	return nil, fmt.Errorf("%w: %q (the topic records nothing)", sse.ErrUnknownID, id)
+}
+
+// parseEventID splits an SSE event id of the topic's, "<node>-<seq>",
+// into its node and sequence number. A node id may itself hold '-'
+// (Options.NodeID), so the sequence number is what follows the last one.
+func parseEventID(id string) (node string, seq uint64, ok bool) {
+	i := strings.LastIndexByte(id, '-')
+	if i <= 0 {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseUint(id[i+1:], 10, 64)
+	if err != nil || seq == 0 || !validNodeID(id[:i]) {
+		return "", 0, false
+	}
+	return id[:i], seq, true
 }
 
 // SSEHandler returns an http.Handler that serves the topic as an event
@@ -476,6 +564,9 @@ func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Code
 // enqueue queues d; called under the topic's mutex. It returns false when
 // the queue is full under the Disconnect policy.
 func (s *Subscription) enqueue(d *delivery) bool {
+	if s.floorNode != "" && d.node == s.floorNode && d.seq <= s.floorSeq {
+		return true // the client has it (ServeSSE)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
@@ -578,8 +669,12 @@ func (s *Subscription) writeEnded(err error) {
 // (RFC 6455 §5.5.1), after the server's own Close (the bare ErrClosed; a
 // connection closed because it broke wraps the cause), or after an SSE
 // client went away, which is how an EventSource leaves (WHATWG HTML
-// §9.2.2 close()): the request's context was done before the write, and
-// the stream's ErrClientGone wraps the context's error, not a write's.
+// §9.2.2 close()): the stream says sse.ErrClientGone whether the
+// request's context was done before the write (wrapping the context's
+// error) or ended while the write failed (wrapping the write's error,
+// as when the client's close reset the connection under it). A write
+// that timed out is sse.ErrWriteTimeout, never ErrClientGone, so a
+// client that stopped reading still counts.
 // Called on the failure path only.
 func (s *Subscription) writeFailed(err error) bool {
 	switch s.kind {
@@ -587,9 +682,7 @@ func (s *Subscription) writeFailed(err error) bool {
 		_, peerClosed := errors.AsType[*websocket.CloseError](err)
 		return !peerClosed && err != websocket.ErrClosed
 	case sinkSSE:
-		gone := errors.Is(err, sse.ErrClientGone) &&
-			(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
-		return !gone && !errors.Is(err, sse.ErrStreamClosed)
+		return !errors.Is(err, sse.ErrClientGone) && !errors.Is(err, sse.ErrStreamClosed)
 	}
 	return false
 }

@@ -123,6 +123,16 @@ type TopicOptions[M proto.Message] struct {
 	// subscriber, so that a client can resume on any node; the ring's
 	// memory grows with the events it holds, up to its capacity (a
 	// topic nothing was published on holds none).
+	//
+	// A store belongs to one topic: NewTopic refuses one that another
+	// topic of the hub, not closed, already uses (one TopicOptions value
+	// reused for several topics, say). Shared, the topics' events mix in
+	// one log: a client resuming on one topic is replayed the other's,
+	// and a Ring refuses the second topic's event ids as duplicates when
+	// they coincide, so its SSE subscribers lose those events. A topic's
+	// Close releases its store. Stores are compared with ==, so this
+	// catches a pointer (a *sse.Ring) given twice; a store whose type is
+	// not comparable is not checked.
 	Replay sse.Store
 
 	// DisableReplay turns recording off (Replay is then ignored); SSE
@@ -257,8 +267,10 @@ type Stats struct {
 //	chat, err := hub.NewTopic[*chatv1.Event](h, "chat", nil)
 //
 // It fails with ErrInvalidTopic, ErrTopicExists, ErrBinaryCodec, ErrClosed
-// or the broker's error, and when opts gives no New for an M whose zero
-// value names no message type (proto.Message, *dynamicpb.Message).
+// or the broker's error, when opts gives no New for an M whose zero
+// value names no message type (proto.Message, *dynamicpb.Message), and
+// when opts.Replay is the store of another topic of h not closed (see
+// TopicOptions.Replay).
 func NewTopic[M proto.Message](h *Hub, name string, opts *TopicOptions[M]) (*Topic[M], error) {
 	var o TopicOptions[M]
 	if opts != nil {
@@ -333,7 +345,7 @@ func NewTopic[M proto.Message](h *Hub, name string, opts *TopicOptions[M]) (*Top
 	// Hub.Close while the broker subscribes (a round trip with NATS), so
 	// whoever comes second unsubscribes: Close if it finds unsubscribe
 	// set, this function if it finds the topic closed.
-	if err := h.register(name, t, &t.seq); err != nil {
+	if err := h.register(name, t, t.replay, &t.seq); err != nil {
 		return nil, err
 	}
 	unsub, err := h.broker.Subscribe(t.core.subject, t.receive)
@@ -405,11 +417,15 @@ func (t *Topic[M]) Name() string { return t.core.name }
 // nodes decode its bytes as New's type, so the same event would differ
 // between nodes.
 //
-// Local subscribers get the message even when the broker fails; the
-// broker's error is returned (wrapped). Cost: one protobuf encoding, one
-// encoding per codec in use, one decoding of the protobuf encoding when
-// there are function subscribers (their copy of msg), one allocation per
-// subscriber queue slot touched, one broker publish.
+// It fails with ErrTooLarge, delivering nothing anywhere, when the
+// broker message (the payload, the node id and the sequence number)
+// would exceed the broker's size limit (see Broker: a NATS server's
+// max_payload). Otherwise local subscribers get the message even when
+// the broker fails; the broker's error is returned (wrapped). Cost: one
+// protobuf encoding, one encoding per codec in use, one decoding of the
+// protobuf encoding when there are function subscribers (their copy of
+// msg), one allocation per subscriber queue slot touched, one broker
+// publish.
 func (t *Topic[M]) Publish(ctx context.Context, msg M) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -443,10 +459,20 @@ func (t *Topic[M]) publish(ctx context.Context, msg M, payload []byte) ([]error,
 	if t.core.closed.Load() {
 		return nil, fmt.Errorf("hub: publish on %q: %w", t.core.name, ErrClosed)
 	}
-	t.seq++
-	errs := t.dispatch(node, t.seq, msg, true, payload, false)
+	seq := t.seq + 1
+	env := appendEnvelope(make([]byte, 0, 2+len(node)+binaryMaxVarint+len(payload)), node, seq, payload)
+	// Checked before anything is delivered here: a message the broker
+	// refuses would reach this node's subscribers and replay store only,
+	// and the nodes would disagree on the topic's history. The sequence
+	// number is not used up, so other nodes count nothing missed.
+	if b, ok := t.core.h.broker.(sizeLimited); ok {
+		if limit := b.MaxMessageSize(); limit > 0 && len(env) > limit {
+			return nil, fmt.Errorf("hub: publish on %q: %w: %d bytes to send (payload %d), broker limit %d", t.core.name, ErrTooLarge, len(env), len(payload), limit)
+		}
+	}
+	t.seq = seq
+	errs := t.dispatch(node, seq, msg, true, payload, false)
 	t.core.published.Add(1)
-	env := appendEnvelope(make([]byte, 0, 2+len(node)+binaryMaxVarint+len(payload)), node, t.seq, payload)
 	if err := t.core.h.broker.Publish(ctx, t.core.subject, env); err != nil {
 		return errs, fmt.Errorf("hub: publish on %q: broker: %w", t.core.name, err)
 	}
@@ -531,7 +557,7 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 		return msg, true
 	}
 
-	d := &delivery{}
+	d := &delivery{node: node, seq: seq}
 	if t.replay != nil || c.sseSubs > 0 {
 		m, ok := getMsg()
 		if !ok {
@@ -690,6 +716,9 @@ func (t *Topic[M]) Stats() Stats {
 
 // Replay returns the topic's replay store (nil when disabled).
 func (t *Topic[M]) Replay() sse.Store { return t.replay }
+
+// replayStore is Replay, for the hub's registry (closer).
+func (t *Topic[M]) replayStore() sse.Store { return t.replay }
 
 // Close unsubscribes the topic from the broker, ends every subscription
 // with ErrClosed and waits for writes in progress, which the connections'
