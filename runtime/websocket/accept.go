@@ -77,7 +77,9 @@ func (o *AcceptOptions) config() config {
 	return resolveConfig(o.MaxFrameSize, o.MaxMessageSize, o.PingInterval, o.PongTimeout, o.WriteTimeout, o.CloseTimeout, o.Raw)
 }
 
-// handshakeError is written as the HTTP response to a refused handshake.
+// handshakeError is written as the HTTP response to a refused handshake,
+// msg as its body; but for a 5xx, the server's own fault, msg is the
+// error's only (see Accept).
 type handshakeError struct {
 	status int
 	msg    string
@@ -100,7 +102,11 @@ func (e *handshakeError) Unwrap() error { return ErrBadHandshake }
 // carry Upgrade (RFC 9113 §8.2.2; WebSocket over HTTP/2, RFC 8441, is not
 // supported). A method other than GET gets 405, an HTTP/1.0 request or
 // one with a body 400 (RFC 9110 §7.8: the body's bytes would come before
-// the frames), a bad key 400 and a refused origin 403.
+// the frames), a bad key 400 and a refused origin 403. An extension whose
+// ServerNegotiate accepts with a nil session, or answers with names or
+// values that are not tokens (RFC 6455 §9.1; FormatExtension), is the
+// server's bug: Accept answers 500, sending nothing of that answer, and
+// returns an error naming the extension and the parameter.
 //
 // Headers already set on w (cookies, for example) are sent with the 101
 // response, except those the 101 itself writes: Sec-WebSocket-Protocol and
@@ -121,7 +127,15 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		for _, kv := range herr.hdr {
 			w.Header().Set(kv[0], kv[1])
 		}
-		http.Error(w, herr.msg, herr.status)
+		msg := herr.msg
+		if herr.status >= 500 {
+			// The server's own fault (an extension's answer it cannot
+			// send, see negotiateServer), not the client's: the details,
+			// which quote what made the answer unsendable, are for the
+			// server's log, through the error, and not sent.
+			msg = "websocket: server error during the handshake"
+		}
+		http.Error(w, msg, herr.status)
 		return nil, herr
 	}
 	nc, brw, err := http.NewResponseController(w).Hijack()
@@ -254,7 +268,9 @@ func verifyClientHandshake(r *http.Request, opts *AcceptOptions) (accept, proto 
 		if err != nil {
 			return "", "", nil, &handshakeError{http.StatusBadRequest, "malformed Sec-WebSocket-Extensions", nil}
 		}
-		exts = negotiateServer(opts.Extensions, offered)
+		if exts, err = negotiateServer(opts.Extensions, offered); err != nil {
+			return "", "", nil, &handshakeError{http.StatusInternalServerError, err.Error(), nil}
+		}
 	}
 	return acceptKey(strings.TrimSpace(keys[0])), proto, exts, nil
 }
@@ -271,8 +287,12 @@ func selectSubprotocol(offered, supported []string) string {
 }
 
 // negotiateServer asks each installed extension, in installation order, to
-// choose among the client's offers of its token.
-func negotiateServer(set *ExtensionSet, offered []ExtensionElement) []*negotiated {
+// choose among the client's offers of its token. An answer FormatExtension
+// cannot write as given (checkExtensionElement: with a CR LF it would add
+// header lines of its own to the 101) or an acceptance without a session
+// is the extension's bug, not the client's: an error, which Accept answers
+// with 500.
+func negotiateServer(set *ExtensionSet, offered []ExtensionElement) ([]*negotiated, error) {
 	var out []*negotiated
 	for _, e := range set.list {
 		var offers [][]Param
@@ -288,9 +308,15 @@ func negotiateServer(set *ExtensionSet, offered []ExtensionElement) []*negotiate
 		if !ok {
 			continue
 		}
+		if s == nil {
+			return nil, fmt.Errorf("extension %q: ServerNegotiate accepted with a nil session", e.Name())
+		}
+		if err := checkExtensionElement(e.Name(), answer); err != nil {
+			return nil, fmt.Errorf("extension %q: ServerNegotiate's answer: %w", e.Name(), err)
+		}
 		out = append(out, newNegotiated(e, answer, s))
 	}
-	return out
+	return out, nil
 }
 
 // checkOrigin implements the origin policy (RFC 6455 §10.2).

@@ -8,6 +8,7 @@ package websocket_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -106,6 +107,37 @@ func TestFramingLengthHighBit(t *testing.T) {
 		},
 		code: 1002,
 	}})
+}
+
+// A length not in its shortest form is invalid (§5.2: "the minimal number
+// of bytes MUST be used to encode the length"); it was accepted.
+func TestFramingLengthNotMinimal(t *testing.T) {
+	// nonMinimal sends a binary frame of n bytes with the length in the
+	// 16-bit (126) or 64-bit (127) form.
+	nonMinimal := func(form byte, n int) func(p *wirePeer) {
+		return func(p *wirePeer) {
+			h := []byte{0x82, form}
+			if form == 126 {
+				h = binary.BigEndian.AppendUint16(h, uint16(n))
+			} else {
+				h = binary.BigEndian.AppendUint64(h, uint64(n))
+			}
+			payload := make([]byte, n)
+			if p.client {
+				h[1] |= 0x80
+				h = append(h, 0, 0, 0, 0) // a zero key leaves the payload as is
+			}
+			p.writeRaw(append(h, payload...))
+		}
+	}
+	runViolations(t, []violation{
+		{name: "16-bit length 5", send: nonMinimal(126, 5), code: 1002},
+		{name: "16-bit length 0", send: nonMinimal(126, 0), code: 1002},
+		{name: "16-bit length 125", send: nonMinimal(126, 125), code: 1002},
+		{name: "64-bit length 5", send: nonMinimal(127, 5), code: 1002},
+		{name: "64-bit length 126", send: nonMinimal(127, 126), code: 1002},
+		{name: "64-bit length 65535", send: nonMinimal(127, 65535), code: 1002},
+	})
 }
 
 // --- 2. Masking -------------------------------------------------------------

@@ -59,7 +59,9 @@ type DialOptions struct {
 	// wrapping ErrInvalidDial. A server answer that names a subprotocol
 	// not offered fails the handshake.
 	Subprotocols []string
-	// Extensions to offer (for example permessage-deflate).
+	// Extensions to offer (for example permessage-deflate). An offer
+	// (ClientOffers) whose names or values are not tokens (RFC 6455 §9.1)
+	// fails Dial before dialing, with an error wrapping ErrInvalidDial.
 	Extensions *ExtensionSet
 	// MaxResponseHeaderBytes bounds the handshake response (default 64 KiB).
 	MaxResponseHeaderBytes int
@@ -130,6 +132,10 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if err := checkSubprotocols(opts.Subprotocols); err != nil {
 		return nil, nil, err
 	}
+	extHeader, err := extensionOffers(opts.Extensions)
+	if err != nil {
+		return nil, nil, err
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		// Dial's own bound, not the caller's: its expiry is a peer that
 		// did not answer in time, a network timeout (os.ErrDeadlineExceeded,
@@ -137,17 +143,19 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		// that says the caller's deadline passed when it set none.
 		bounded, cancel := context.WithTimeout(ctx, handshakeTimeout)
 		defer cancel()
-		c, resp, err := dial(bounded, u, secure, opts)
+		c, resp, err := dial(bounded, u, secure, opts, extHeader)
 		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("websocket: no handshake within %v: %w", handshakeTimeout, os.ErrDeadlineExceeded)
 		}
 		return c, resp, err
 	}
-	return dial(ctx, u, secure, opts)
+	return dial(ctx, u, secure, opts, extHeader)
 }
 
-// dial is Dial for a request checked already, under a ctx with a deadline.
-func dial(ctx context.Context, u *url.URL, secure bool, opts *DialOptions) (*Conn, *http.Response, error) {
+// dial is Dial for a request checked already, under a ctx with a deadline;
+// extHeader is the request's Sec-WebSocket-Extensions lines
+// (extensionOffers).
+func dial(ctx context.Context, u *url.URL, secure bool, opts *DialOptions, extHeader string) (*Conn, *http.Response, error) {
 	var jar http.CookieJar
 	var jarURL *url.URL
 	if opts.HTTPClient != nil && opts.HTTPClient.Jar != nil {
@@ -190,7 +198,7 @@ func dial(ctx context.Context, u *url.URL, secure bool, opts *DialOptions) (*Con
 	}
 	d, _ := ctx.Deadline() // there is one: set above if ctx had none
 	_ = nc.SetDeadline(d)
-	c, resp, err := clientHandshake(nc, u, secure, opts, d)
+	c, resp, err := clientHandshake(nc, u, secure, opts, extHeader, d)
 	if jar != nil && resp != nil {
 		// As net/http's client does with every response, the refusals
 		// included (a login redirect, a session renewed on a 401).
@@ -294,6 +302,30 @@ func checkSubprotocols(ps []string) error {
 		}
 	}
 	return nil
+}
+
+// extensionOffers renders the request's Sec-WebSocket-Extensions lines,
+// one per offer of each extension, checked first: FormatExtension writes
+// what it is given, and an offer whose names or values are not tokens
+// (RFC 6455 §9.1) would break the header's grammar, or with a CR LF
+// inject header lines of its own. Such an offer fails Dial before
+// anything is dialed or sent. ClientOffers is called once per Dial, here,
+// so what was checked is what is sent.
+func extensionOffers(set *ExtensionSet) (string, error) {
+	if set == nil {
+		return "", nil
+	}
+	var b strings.Builder
+	for _, e := range set.list {
+		name := e.Name()
+		for _, offer := range e.ClientOffers() {
+			if err := checkExtensionElement(name, offer); err != nil {
+				return "", fmt.Errorf("%w: extension %q: ClientOffers: %w", ErrInvalidDial, name, err)
+			}
+			b.WriteString("Sec-WebSocket-Extensions: " + FormatExtension(name, offer) + "\r\n")
+		}
+	}
+	return b.String(), nil
 }
 
 // asciiHost refuses a host name that is not ASCII. DNS resolves, the
@@ -505,8 +537,9 @@ func connectProxy(ctx context.Context, dial func(context.Context, string, string
 }
 
 // clientHandshake sends the opening handshake and checks the answer
-// (RFC 6455 §4.1). deadline is nc's, the handshake's.
-func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions, deadline time.Time) (*Conn, *http.Response, error) {
+// (RFC 6455 §4.1). extHeader is the extension offers (extensionOffers);
+// deadline is nc's, the handshake's.
+func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions, extHeader string, deadline time.Time) (*Conn, *http.Response, error) {
 	var keyBytes [16]byte
 	if _, err := rand.Read(keyBytes[:]); err != nil {
 		return nil, nil, err
@@ -527,13 +560,7 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions, de
 	if len(opts.Subprotocols) > 0 {
 		b.WriteString("Sec-WebSocket-Protocol: " + strings.Join(opts.Subprotocols, ", ") + "\r\n")
 	}
-	if opts.Extensions != nil {
-		for _, e := range opts.Extensions.list {
-			for _, offer := range e.ClientOffers() {
-				b.WriteString("Sec-WebSocket-Extensions: " + FormatExtension(e.Name(), offer) + "\r\n")
-			}
-		}
-	}
+	b.WriteString(extHeader)
 	// Dial's checkHeader refused invalid names and values and the
 	// handshake's own headers; Host was written above.
 	hasAuth := false
@@ -686,7 +713,8 @@ const refusalBodyWait = time.Second
 const maxInterimResponses = 5
 
 // negotiateClient checks the server's extension answer: every extension
-// must be one we offered, at most once (§9.1).
+// must be one we offered, at most once (§9.1), and accepted by its
+// ClientAccept with a session.
 func negotiateClient(set *ExtensionSet, values []string) ([]*negotiated, error) {
 	answers, err := ParseExtensions(values)
 	if err != nil {
@@ -704,13 +732,21 @@ func negotiateClient(set *ExtensionSet, values []string) ([]*negotiated, error) 
 				}
 			}
 		}
-		if ext == nil || seen[name] {
+		if ext == nil {
 			return nil, fmt.Errorf("websocket: server answered extension %q, which was not offered: %w", a.Name, ErrBadHandshake)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("websocket: server answered extension %q twice: %w", a.Name, ErrBadHandshake)
 		}
 		seen[name] = true
 		s, err := ext.ClientAccept(a.Params)
 		if err != nil {
 			return nil, fmt.Errorf("websocket: extension %s: %w: %w", a.Name, err, ErrBadHandshake)
+		}
+		if s == nil {
+			// An extension's bug, caught here rather than as a nil
+			// session handed to the application (Conn.Extension).
+			return nil, fmt.Errorf("websocket: extension %s: ClientAccept returned a nil session and no error: %w", a.Name, ErrBadHandshake)
 		}
 		out = append(out, newNegotiated(ext, a.Params, s))
 	}

@@ -52,8 +52,9 @@ var (
 	ErrPongTimeout = errors.New("websocket: pong timeout")
 	// ErrInvalidDial is wrapped by Dial's errors for a request it cannot
 	// make at all: an unparsable URL, a scheme other than ws, wss, http or
-	// https, no host, a DialOptions.Header it refuses, or Subprotocols
-	// that are not unique tokens. Nothing was sent; retrying the same
+	// https, no host, a DialOptions.Header it refuses, Subprotocols that
+	// are not unique tokens, or an extension offer (ClientOffers) whose
+	// names or values are not tokens. Nothing was sent; retrying the same
 	// request fails the same way.
 	ErrInvalidDial = errors.New("websocket: invalid dial request")
 	// ErrBadHandshake is wrapped by every handshake failure.

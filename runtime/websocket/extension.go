@@ -72,7 +72,10 @@ type MessageTransformer interface {
 	// nor keep them after its Write returns.
 	WriteMessage(dst io.WriteCloser, typ MessageType, size int) (w io.WriteCloser, rsv byte, err error)
 	// ReadMessage wraps the payload of an incoming data message whose first
-	// frame carried rsv. It returns src itself when the message is not
+	// frame carried rsv: that frame's whole RSV set, as the frame
+	// transformers (IncomingFrame) left it, bits other extensions own
+	// included, so a transformer tests its own bits (rsv&RSV1) rather than
+	// compare the set. It returns src itself when the message is not
 	// transformed. Errors from the returned reader fail the connection:
 	// one wrapping ErrProtocol with 1002 (StatusProtocolError), any other
 	// with 1007 (StatusInvalidFramePayload).
@@ -121,14 +124,18 @@ type ExtensionSet struct {
 	rsv  byte
 }
 
-// NewExtensionSet checks that the extensions can be installed together: a
-// valid token each, no name twice, no RSV bit claimed twice, and only RSV
-// bits. These are configuration mistakes, reported here rather than when a
-// connection is made.
+// NewExtensionSet checks that the extensions can be installed together: no
+// nil one, a valid token each, no name twice, no RSV bit claimed twice, and
+// only RSV bits. These are configuration mistakes, reported here rather
+// than when a connection is made.
 func NewExtensionSet(exts ...Extension) (*ExtensionSet, error) {
 	s := &ExtensionSet{}
 	seen := map[string]bool{}
-	for _, e := range exts {
+	var owned []byte // owned[i]: the bits s.list[i] claimed
+	for i, e := range exts {
+		if e == nil {
+			return nil, fmt.Errorf("websocket: extension %d (counting from 0) is nil", i)
+		}
 		name := e.Name()
 		if !isToken(name) {
 			return nil, fmt.Errorf("websocket: extension name %q is not a token", name)
@@ -141,11 +148,14 @@ func NewExtensionSet(exts ...Extension) (*ExtensionSet, error) {
 		if bits&^rsvMask != 0 {
 			return nil, fmt.Errorf("websocket: extension %q claims bits %#x outside RSV1-3", name, bits)
 		}
-		if bits&s.rsv != 0 {
-			return nil, fmt.Errorf("websocket: extension %q claims RSV bits %#x already owned by another extension", name, (bits&s.rsv)>>4)
+		for j, o := range s.list {
+			if both := bits & owned[j]; both != 0 {
+				return nil, fmt.Errorf("websocket: extension %q claims %s, already owned by extension %q", name, rsvNames(both), o.Name())
+			}
 		}
 		s.rsv |= bits
 		s.list = append(s.list, e)
+		owned = append(owned, bits)
 	}
 	return s, nil
 }
@@ -227,8 +237,9 @@ func opKind(op Opcode) int {
 	return 0
 }
 
-// rsvNames spells RSV bits out for an error ("RSV1|RSV3"); anything outside
-// RSV1-3 shows as a number.
+// rsvNames spells RSV bits out for an error or a close reason
+// ("RSV1|RSV3"), as they sit in the frame (RSV1 0x40…); anything outside
+// RSV1-3 shows as a number. Every message naming RSV bits uses it.
 func rsvNames(b byte) string {
 	var names []string
 	for _, r := range []struct {

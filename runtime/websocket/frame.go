@@ -123,11 +123,12 @@ func putHeader(b []byte, h *header) int {
 }
 
 // parseHeader decodes a header from b. It returns the header size, or 0 when
-// b does not yet hold the whole header. Only encoding rules are checked here;
-// the connection checks opcodes, RSV ownership and masking direction. h is
-// written only when a whole header parsed: the drain of a failed
-// connection reads h's opcode as the last frame's (drainStart), and a
-// header that failed to parse is no frame.
+// b does not yet hold the whole header. Only encoding rules are checked here
+// (the length's high bit and its minimal form, §5.2); the connection checks
+// opcodes, RSV ownership and masking direction. h is written only when a
+// whole header parsed: the drain of a failed connection reads h's opcode
+// as the last frame's (drainStart), and a header that failed to parse is
+// no frame.
 func parseHeader(b []byte, out *header) (int, error) {
 	if len(b) < 2 {
 		return 0, nil
@@ -146,6 +147,11 @@ func parseHeader(b []byte, out *header) (int, error) {
 			return 0, nil
 		}
 		h.length = int64(binary.BigEndian.Uint16(b[2:]))
+		// §5.2: "the minimal number of bytes MUST be used to encode the
+		// length": the 16-bit form is for 126 bytes and up.
+		if h.length < 126 {
+			return 0, protocolErr("payload length %d sent in the 16-bit form, not the minimal one", h.length)
+		}
 		n = 4
 	case 127:
 		if len(b) < 10 {
@@ -155,6 +161,10 @@ func parseHeader(b []byte, out *header) (int, error) {
 		// §5.2: the most significant bit MUST be 0.
 		if v>>63 != 0 {
 			return 0, protocolErr("64-bit payload length has its high bit set")
+		}
+		// §5.2: the minimal encoding, as for the 16-bit form.
+		if v <= 0xFFFF {
+			return 0, protocolErr("payload length %d sent in the 64-bit form, not the minimal one", v)
 		}
 		h.length = int64(v)
 		n = 10

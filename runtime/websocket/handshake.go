@@ -137,7 +137,13 @@ func ParseExtensions(values []string) ([]ExtensionElement, error) {
 	return out, nil
 }
 
-// FormatExtension renders one element for Sec-WebSocket-Extensions.
+// FormatExtension renders one element for Sec-WebSocket-Extensions:
+// "name; p1=v1; p2". It writes name and params as given, unquoted, and
+// does not check them: the name, each parameter name and each non-empty
+// value must be a token (RFC 6455 §9.1, RFC 9110 §5.6.2), else the element
+// breaks the header's grammar (a space, quote, comma or semicolon) or, with
+// a CR LF, adds a header line of its own. Dial and Accept check what
+// extensions offer and answer (checkExtensionElement) before writing it.
 func FormatExtension(name string, params []Param) string {
 	var b strings.Builder
 	b.WriteString(name)
@@ -150,6 +156,27 @@ func FormatExtension(name string, params []Param) string {
 		}
 	}
 	return b.String()
+}
+
+// checkExtensionElement reports why name and params cannot be written by
+// FormatExtension as one element of Sec-WebSocket-Extensions: RFC 6455
+// §9.1 makes the extension name, each parameter name and each value a
+// token (a quoted value must be one too once unquoted, so writing every
+// value as a token loses nothing). The error names the parameter; the
+// caller adds the extension.
+func checkExtensionElement(name string, params []Param) error {
+	if !isToken(name) {
+		return fmt.Errorf("name %q is not a token (RFC 6455 §9.1)", name)
+	}
+	for _, p := range params {
+		if !isToken(p.Name) {
+			return fmt.Errorf("parameter name %q is not a token (RFC 6455 §9.1)", p.Name)
+		}
+		if p.Value != "" && !isToken(p.Value) {
+			return fmt.Errorf("parameter %q: value %q is not a token (RFC 6455 §9.1)", p.Name, p.Value)
+		}
+	}
+	return nil
 }
 
 type extParser struct {

@@ -85,6 +85,12 @@ func (r *streamReader) Read(p []byte) (int, error) {
 
 // Read reads the next data message whole into a new slice. MaxMessageSize
 // bounds it. See ReadAppend to reuse a buffer.
+//
+// A Read that fails with 1009 (ErrMessageTooBig) partway through a message
+// returns, with the error, what it read of the message so far: the
+// fragments before the one that passed the limit, or what a compressed
+// message inflated to before it did (at most MaxMessageSize bytes). A
+// frame over a limit by its header alone fails the read with nothing.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	return c.ReadAppend(ctx, nil)
 }
@@ -360,7 +366,7 @@ func (c *Conn) readHeader() error {
 		return c.failRead(protocolErr("reserved opcode %#x", byte(h.opcode)))
 	case h.rsv&^c.rsvAllowed != 0:
 		// §5.2: a nonzero RSV bit that no negotiated extension defines.
-		return c.failRead(protocolErr("RSV bits %#x set without an extension that owns them", h.rsv>>4))
+		return c.failRead(protocolErr("RSV bits %s set without an extension that owns them", rsvNames(h.rsv&^c.rsvAllowed)))
 	case h.masked == c.client:
 		// §5.1: clients mask every frame, servers mask none.
 		if c.client {
@@ -373,7 +379,7 @@ func (c *Conn) readHeader() error {
 		// A message-level extension's bits mark data messages only (RFC 7692
 		// §6.1 for RSV1 of permessage-deflate).
 		if h.rsv&c.rsvMessage != 0 {
-			return c.failRead(protocolErr("RSV bits %#x set on a %v frame", h.rsv>>4, h.opcode))
+			return c.failRead(protocolErr("RSV bits %s set on a %v frame", rsvNames(h.rsv&c.rsvMessage), h.opcode))
 		}
 		if !h.fin {
 			return c.failRead(protocolErr("fragmented %v frame", h.opcode))
@@ -406,7 +412,7 @@ func (c *Conn) readHeader() error {
 		if h.rsv&c.rsvMessage != 0 {
 			// A message-level extension marks the first frame only
 			// (RFC 7692 §6.1).
-			return c.failRead(protocolErr("RSV bits %#x set on a continuation frame", h.rsv>>4))
+			return c.failRead(protocolErr("RSV bits %s set on a continuation frame", rsvNames(h.rsv&c.rsvMessage)))
 		}
 	} else {
 		if c.msgOpen {
