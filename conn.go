@@ -41,9 +41,11 @@ func asMessage(msg any) (proto.Message, error) {
 // closeWith, closeOwn (a handler's Close, from any goroutine), abort and
 // the close bookkeeping are guarded by mu (watch too:
 // a handler's Receive may start the watcher on another goroutine than the
-// one that waits for it); released is atomic because release runs on the
-// receiving goroutine while others may be in Send, and resetWrite because
-// any Send may set it while serveWebSocket's end reads it; unwatch, call,
+// one that waits for it; and receiving and lostErr, which watchLost's
+// callback reads on a goroutine of its own); released is atomic because
+// release runs on the receiving goroutine while others may be in Send,
+// and resetWrite because any Send may set it while serveWebSocket's end
+// reads it; unwatch, call,
 // answered, ioCtx and the cancel functions are set before the connection
 // is shared; aborting and detached (guarded by mu) decide whether detach
 // or abort's goroutine cancels ioCtx. On a client-streaming call
@@ -94,6 +96,12 @@ type wsConn struct {
 	local     bool       // the end recorded is the client's Close or CloseWith (closeLocal)
 	own       bool       // the end recorded is a server handler's Close (closeOwn)
 	ownErr    error      // what that Close ended the stream with: nil for 1000
+	// A server's reader (Receive, the peer watcher) is reading the
+	// connection, and reports its end itself; lostErr is the runtime's
+	// close that came meanwhile, for a Receive that read a message
+	// instead (connClosed, endRead).
+	receiving bool
+	lostErr   error
 
 	released   atomic.Bool           // release cancelled ctx after the stream ended
 	resetWrite atomic.Pointer[error] // a server write the peer reset: set once by writeErr, read by serveWebSocket's end
@@ -176,7 +184,13 @@ func (c *wsConn) Receive(msg any) error {
 			return c.recvErr
 		}
 	}
+	if !c.spec.IsClient {
+		c.beginRead()
+	}
 	typ, data, err := c.ws.ReadAppend(c.ioCtx, c.rbuf[:0])
+	if !c.spec.IsClient {
+		c.endRead(err)
+	}
 	if err != nil {
 		c.recvErr = c.callErr(c.readErr(err))
 		if c.recvErr == io.EOF && c.spec.StreamType == StreamTypeClient && !c.spec.IsClient {
@@ -198,6 +212,28 @@ func (c *wsConn) Receive(msg any) error {
 		return io.EOF
 	}
 	return c.decode(data, m)
+}
+
+// beginRead and endRead bracket a server Receive's read: while it reads,
+// the runtime's close of the connection is left to it (connClosed), as it
+// reports the end itself. If it read a message instead, the close came
+// after it, and the handler may not read again (it only sends, waiting on
+// ctx): endRead ends the session then.
+func (c *wsConn) beginRead() {
+	c.mu.Lock()
+	c.receiving = true
+	c.mu.Unlock()
+}
+
+func (c *wsConn) endRead(err error) {
+	c.mu.Lock()
+	c.receiving = false
+	lost := c.lostErr
+	c.lostErr = nil
+	c.mu.Unlock()
+	if lost != nil && err == nil {
+		c.lost(lost)
+	}
 }
 
 // abandonedUpload is what a client-streaming handler's Receive reports
@@ -556,6 +592,66 @@ func (c *wsConn) watchSession(ctx context.Context) (stop func()) {
 	}
 }
 
+// watchLost is watchSession for the connection: when the runtime closes
+// it on its own (a missed pong, ErrPongTimeout; a write of another
+// goroutine that timed out; a CloseNow elsewhere) while nothing reads it —
+// a handler that only sends, waiting on ctx between its Receives or
+// after the request — the session ends there (connClosed), where
+// nothing would otherwise tell the handler: its ctx stayed live, OnClose
+// never ran and Tracker kept the session, for ever. stop ends the watch,
+// waiting for its callback if the close came and the callback has
+// started, so that the end it records is in place before the handler's
+// return is; it may be called more than once. Cost: one AfterClose
+// registration per session, a few words; no goroutine until the close.
+func (c *wsConn) watchLost() (stop func()) {
+	done := make(chan struct{})
+	unwatch := c.ws.AfterClose(func(err error) {
+		defer close(done)
+		c.connClosed(err)
+	})
+	return func() {
+		if unwatch == nil {
+			return
+		}
+		if !unwatch() {
+			<-done
+		}
+		unwatch = nil
+	}
+}
+
+// connClosed is watchLost's callback: err is what a read would now
+// return. If the stream's end is recorded already (the handler's Close,
+// a reader's, watchSession's, Shutdown's), whoever recorded it closed the
+// connection and the session goes on to its end as before. If a reader
+// is reading, it reports the end (endRead takes over if it read a message
+// instead). Otherwise the end is recorded as that reader would have
+// (readErr: 1006 with unavailable for a lost connection or a missed
+// pong, the peer's code for its close frame) and ctx is cancelled, so
+// that the handler returns; OnClose reports that end, whatever the
+// handler then returns.
+func (c *wsConn) connClosed(err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.receiving {
+		c.lostErr = err
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.lost(err)
+}
+
+// lost ends a server session whose connection the runtime closed with
+// err (connClosed).
+func (c *wsConn) lost(err error) {
+	_ = c.readErr(err)
+	c.cancel()
+}
+
 // sessionCause is the error a server session whose context ctx has ended
 // ends with when whoever ended it chose one: context.Cause(ctx) if it is
 // (or wraps) an *Error, passed on as a handler's return of it would be;
@@ -606,6 +702,38 @@ func (c *wsConn) discard(err error) {
 // closeWith closes the stream with the code and reason for err (1000 for
 // nil) unless it is closed already, and records how it ended.
 func (c *wsConn) closeWith(err error) error { return c.closeBy(err, closedByOther) }
+
+// closeEnd is closeWith for the end of a server session, once the handler
+// has returned (serveWebSocket's end). When the close frame could not go
+// out because the TCP connection is lost — its write met the peer's reset
+// or made no progress for WriteTimeout, or found the connection closed
+// over one of those or a missed pong (writeLost) — the end recorded is
+// 1006 with unavailable, as for a read or write that met the same
+// (readErr, writeErr), not the code of err: CloseInfo promises 1006 when
+// the TCP connection ended without a close frame, whatever error the
+// handler returned. The frame did not go out if nothing reached the
+// socket during the Close (WireBytesWritten counts only what the socket
+// took: a failed write adds nothing). A close frame that went out keeps
+// its code and reason, whether or not the peer answered.
+func (c *wsConn) closeEnd(err error) {
+	ci := closeInfoFor(err)
+	if !c.markClosed(ci) {
+		return
+	}
+	written := c.ws.Stats().WireBytesWritten
+	cerr := c.ws.Close(ci.Code, ci.Reason)
+	if cerr == nil {
+		return
+	}
+	if !errors.Is(cerr, websocket.ErrClosed) {
+		_ = c.ws.CloseNow() // as closeWS
+	}
+	if writeLost(cerr) && c.ws.Stats().WireBytesWritten == written {
+		c.mu.Lock()
+		c.closeInfo = CloseInfo{Code: websocket.StatusAbnormalClosure, Err: wireError(cerr)}
+		c.mu.Unlock()
+	}
+}
 
 // closeLocal is closeWith for a client's Close and CloseWith. If this
 // close is what ends the stream (nothing ended it before), it is noted
@@ -816,6 +944,7 @@ func (c *wsConn) watchPeer() {
 	}
 	watch := make(chan error)
 	c.watch = watch
+	c.receiving = true // for good: it reads until the connection ends
 	c.mu.Unlock()
 	extra := "%s is server-streaming: the client sends one request only"
 	if c.spec.StreamType != StreamTypeServer {

@@ -378,8 +378,12 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// ctx ending (a handshake interceptor's deadline) closes the session
 	// with its code while the handler may be reading: see watchSession.
 	stopWatch := conn.watchSession(ctx)
+	// The runtime closing the connection on its own (a missed pong) while
+	// nothing reads it ends the session too: see watchLost.
+	stopLost := conn.watchLost()
 	end = func(err error) {
 		stopWatch()
+		stopLost()
 		if lw := conn.resetWrite.Load(); lw != nil {
 			// A write met the peer's reset: the end is the close frame a
 			// reader found before it, if one did (the peer watcher may
@@ -387,9 +391,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			conn.waitWatcher()
 			conn.ended(*lw)
 		}
-		if cerr := conn.closeWith(err); cerr != nil && err == nil {
-			conn.ended(cerr)
-		}
+		conn.closeEnd(err)
 		conn.waitWatcher()
 		conn.runOnClose()
 	}
@@ -540,7 +542,7 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
 		defer cancel(nil)
-		s := &sseSession{cancel: cancel}
+		s := &sseSession{cancel: cancel, spec: h.spec}
 		t.add(s)
 		defer t.remove(s)
 	}

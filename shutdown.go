@@ -434,9 +434,4 @@ func (s *sseSession) goAway() func() {
 
 func (s *sseSession) kill() { s.cancel(errShutdown) }
 
-func (s *sseSession) procedure() string {
-	if s.spec.Procedure == "" {
-		return "(SSE)" // built without its Spec
-	}
-	return s.spec.Procedure
-}
+func (s *sseSession) procedure() string { return s.spec.Procedure }

@@ -72,7 +72,9 @@ func closeStream(raw serverConn, code Code, reason string) error {
 // (RFC 6455 §5.5), so while the handler reads nothing the client's close
 // goes unanswered and ctx stays live. A handler that stops reading before
 // the client has finished sending (it only sends, or waits on ctx) should
-// keep a Receive pending on another goroutine. Once Receive has returned
+// keep a Receive pending on another goroutine. ctx does end, with OnClose
+// reporting 1006, when the runtime closes the connection on its own, as
+// keepalive does for a client that is gone. Once Receive has returned
 // io.EOF after the client's CloseSend, the stream reads on by itself: the
 // client's close is answered and ctx cancelled.
 //

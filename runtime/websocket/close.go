@@ -351,6 +351,7 @@ func (c *Conn) closeConn(cause error, end sockEnd, from *drainFrom) {
 		c.closeCause = cause
 		c.closeMu.Unlock()
 		close(c.closed)
+		c.runAfterClose()
 		c.stopWatches()
 		if end == closeNow {
 			_ = c.nc.Close()

@@ -209,6 +209,7 @@ type Conn struct {
 	closed     chan struct{} // closed when the connection is closed (its socket may linger: lingerClose)
 	closeOnce  sync.Once
 	closeCause error
+	afterClose *afterClose // AfterClose's registrations, a list; under closeMu
 
 	// The Poller serving this connection's reads, if any.
 	poll atomic.Pointer[pollEntry]
