@@ -625,11 +625,13 @@ func (c *wsConn) watchLost() (stop func()) {
 // a reader's, watchSession's, Shutdown's), whoever recorded it closed the
 // connection and the session goes on to its end as before. If a reader
 // is reading, it reports the end (endRead takes over if it read a message
-// instead). Otherwise the end is recorded as that reader would have
-// (readErr: 1006 with unavailable for a lost connection or a missed
-// pong, the peer's code for its close frame) and ctx is cancelled, so
-// that the handler returns; OnClose reports that end, whatever the
-// handler then returns.
+// instead). Otherwise ctx is cancelled, so that the handler returns, and
+// the end is recorded where a read's would be (readErr: 1006 with
+// unavailable for a lost connection or a missed pong, the peer's code
+// for its close frame); a close whose cause readErr does not record (a
+// write's timeout, a CloseNow) is settled by the session's end
+// (closeEnd: 1006 for a lost connection, 4001 for a kill). OnClose
+// reports that end, whatever the handler then returns.
 func (c *wsConn) connClosed(err error) {
 	c.mu.Lock()
 	if c.closed {

@@ -275,6 +275,15 @@ func (r *redialer) dial() (*wsConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		// The resume function is the application's: if it panics, the
+		// connection it was given is closed (OnClose runs) before the
+		// panic goes on up through Receive.
+		if p := recover(); p != nil {
+			conn.discard(Errorf(CodeInternal, "%s: SetResume's function panicked: %v", conn.spec.Procedure, p))
+			panic(p)
+		}
+	}()
 	if r.req != nil {
 		err = sendRequest(conn, r.req)
 	} else if resume := r.resume.Load(); resume != nil {

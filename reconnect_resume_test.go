@@ -248,3 +248,46 @@ func TestBidiResumeSentFirst(t *testing.T) {
 		t.Errorf("SetResume's function ran %d times for %d reconnections", n, sessions-1)
 	}
 }
+
+// TestResumePanicClosesConnection: a SetResume function that panics
+// leaves no connection behind: the one it was given is closed, and its
+// OnClose runs, before the panic reaches the goroutine calling Receive.
+func TestResumePanicClosesConnection(t *testing.T) {
+	var sessions atomic.Int64
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.StreamServiceEchoPath, wsrpc.NewBidiHandler(testingv1wsrpc.StreamServiceEchoProcedure,
+		func(ctx context.Context, st *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+			if sessions.Add(1) == 1 {
+				return wsrpc.Errorf(wsrpc.CodeUnavailable, "moving the session") // the client reconnects
+			}
+			for {
+				if _, err := st.Receive(); err != nil {
+					return nil
+				}
+			}
+		}))
+	base := newServer(t, mux)
+	closes := make(chan wsrpc.CloseInfo, 4)
+	policy := wsrpc.ReconnectPolicy{InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
+	client := testingv1wsrpc.NewStreamServiceClient(nil, base, wsrpc.WithReconnect(policy),
+		wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) { closes <- ci }))
+	st, err := client.Echo(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.SetResume(func() []*testingv1.EchoRequest { panic("resume") })
+	func() {
+		defer func() {
+			if p := recover(); p != "resume" {
+				t.Errorf("Receive's panic = %v, want the resume function's", p)
+			}
+		}()
+		_, _ = st.Receive()
+	}()
+	waitSeen(t, closes, "OnClose of the first connection never ran")
+	ci := waitSeen(t, closes, "OnClose of the connection given to the resume function never ran")
+	if wsrpc.CodeOf(ci.Err) != wsrpc.CodeInternal {
+		t.Errorf("OnClose = %+v, want internal", ci)
+	}
+}

@@ -142,11 +142,16 @@ func (c *topicCore) add(s *Subscription, cd codec.Codec) error {
 		// records a message's sequence number, appends it to the store
 		// and queues it: a message this node has not seen by now will
 		// be queued to s.
-		if s.floorNode != "" && c.lastSeq[s.floorNode].seq >= s.floorSeq {
+		// A node this one never heard from is taken for one whose first
+		// message is on its way, unless nodes have been forgotten
+		// (sweepNodes): it may be one of those, its messages passed and
+		// possibly still in the store, which then answers as for any
+		// passed id.
+		if last, known := c.lastSeq[s.floorNode]; s.floorNode != "" && (last.seq >= s.floorSeq || !known && c.swept) {
 			s.floorNode = ""
 		}
 		if s.floorNode != "" {
-			s.floorGap = c.published.Load() > 0 // this node publishes too
+			s.floorGap = c.ownSeen // this node publishes too
 			for node := range c.lastSeq {
 				if node != s.floorNode {
 					s.floorGap = true

@@ -199,6 +199,8 @@ type topicCore struct {
 	funcSubs    int
 	wakeSubs    int                // Follow's wake-up subscriptions (Subscription.internal)
 	lastSeq     map[string]nodeSeq // per publishing node heard from (see sweepNodes)
+	ownSeen     bool               // a message of this node's has been dispatched (add's floorGap)
+	swept       bool               // sweepNodes has forgotten a node: an unknown one may be an old one (add)
 	sweepAt     int                // len(lastSeq) at which sweepNodes next runs
 	now         func() time.Time   // time.Now; tests set a clock of their own
 	closed      atomic.Bool        // written under mu
@@ -516,6 +518,12 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 	if c.closed.Load() {
 		return nil
 	}
+	if !remote {
+		// Under mu, where add decides a floor's gap: a count taken after
+		// the dispatch (Stats.Published) would let a subscription that
+		// joined in between miss this message with no gap reported.
+		c.ownSeen = true
+	}
 	if remote {
 		now := c.now()
 		last, known := c.lastSeq[node]
@@ -647,6 +655,7 @@ func (c *topicCore) sweepNodes(now time.Time) {
 			}
 		}
 		c.lastSeq = m
+		c.swept = true
 	}
 	c.sweepAt = max(minSweepAt, 2*keep)
 }
