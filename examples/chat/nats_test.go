@@ -179,8 +179,8 @@ func TestRestartSameNode(t *testing.T) {
 // in main) closes its members' sessions with 1001 (going away, RFC 6455
 // §7.4.1) through wsrpc.Shutdown, and a Go client with wsrpc.WithReconnect
 // (here behind an address that leads to the other node once the first
-// is gone, as a load balancer's would) reconnects, rejoins from
-// OnReconnect and goes on talking with the room over NATS. Before, the
+// is gone, as a load balancer's would) reconnects, rejoins with
+// SetResume and goes on talking with the room over NATS. Before, the
 // example closed its sessions with unavailable (4014) itself, which
 // WithReconnect did not retry: its clients never came back.
 func TestShutdownMemberReconnectsToOtherNode(t *testing.T) {
