@@ -275,23 +275,27 @@ func (r *redialer) dial() (*wsConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		// The resume function is the application's: if it panics, the
-		// connection it was given is closed (OnClose runs) before the
-		// panic goes on up through Receive.
-		if p := recover(); p != nil {
-			conn.discard(Errorf(CodeInternal, "%s: SetResume's function panicked: %v", conn.spec.Procedure, p))
-			panic(p)
-		}
-	}()
 	if r.req != nil {
 		err = sendRequest(conn, r.req)
 	} else if resume := r.resume.Load(); resume != nil {
-		err = (*resume)(conn.Send)
+		err = r.runResume(conn, *resume)
 	}
 	if err != nil {
 		conn.discard(err)
 		return nil, err
 	}
 	return conn, nil
+}
+
+// runResume calls SetResume's function fn with conn's Send. fn is the
+// application's: if it panics, conn is closed (OnClose runs) before the
+// panic goes on up through Receive.
+func (r *redialer) runResume(conn *wsConn, fn func(send func(msg any) error) error) error {
+	defer func() {
+		if p := recover(); p != nil {
+			conn.discard(Errorf(CodeInternal, "%s: SetResume's function panicked: %v", conn.spec.Procedure, p))
+			panic(p)
+		}
+	}()
+	return fn(conn.Send)
 }

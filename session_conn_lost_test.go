@@ -127,10 +127,10 @@ func TestOnCloseLostBeforeCloseFrame(t *testing.T) {
 	if err := c.NetConn().(*net.TCPConn).SetLinger(0); err != nil {
 		t.Fatal(err)
 	}
-	c.CloseNow() // a reset: the client is gone
-	// Loopback delivers the reset within the close; the pause only makes
-	// sure it is in before the handler's close frame is written.
-	time.Sleep(100 * time.Millisecond)
+	// A reset: the client is gone. On loopback the RST that SO_LINGER 0
+	// makes close send is delivered within the close call, so the server's
+	// socket has it before the handler writes its close frame.
+	c.CloseNow()
 	close(reset)
 	ci := awaitClose(t, closed)
 	if ci.Code != websocket.StatusAbnormalClosure || wsrpc.CodeOf(ci.Err) != wsrpc.CodeUnavailable {

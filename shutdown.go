@@ -328,14 +328,12 @@ func Shutdown(ctx context.Context, srv *http.Server, t *Tracker, also ...Shutdow
 			go func() { errs <- s.Shutdown(ctx) }()
 		}
 	}
-	trackerDone := make(chan error, 1)
+	var trackerErr error
 	if t != nil {
-		go func() { trackerDone <- t.shutdown(ctx, startAlso) }()
+		trackerErr = t.shutdown(ctx, startAlso)
 	} else {
 		startAlso()
-		trackerDone <- nil
 	}
-	trackerErr := <-trackerDone
 	first := trackerErr
 	for range also {
 		if err := <-errs; err != nil && first == nil {

@@ -14,9 +14,8 @@ import (
 // Two implementations come with the package: MemoryBroker (one process,
 // the default) and NATSBroker (github.com/nats-io/nats.go, core NATS).
 //
-// A Broker that refuses messages over a size may say so with a method
-// MaxMessageSize() int (see sizeLimited): the largest data its Publish
-// takes, where a value of 0 or less means no limit known. Topic.Publish
+// A Broker that refuses messages over a size should implement
+// SizeLimiter, giving the largest data its Publish takes. Topic.Publish
 // then refuses a larger message with ErrTooLarge before delivering it
 // anywhere; without the check, the publishing node's subscribers and
 // replay store would have a message that the broker refused to carry to
@@ -40,9 +39,13 @@ type Broker interface {
 	Subscribe(subject string, handle func(data []byte)) (unsubscribe func() error, err error)
 }
 
-// sizeLimited is the optional method of a Broker with a message size
-// limit (see Broker).
-type sizeLimited interface{ MaxMessageSize() int }
+// SizeLimiter is implemented by a Broker that refuses messages over a
+// size, as NATSBroker does over the server's max_payload. MaxMessageSize
+// returns the largest data Publish takes; 0 or less means no limit is
+// known. Topic.Publish refuses a larger message with ErrTooLarge before
+// delivering it anywhere (see Broker). A Broker that wraps another should
+// forward it, or the check is lost.
+type SizeLimiter interface{ MaxMessageSize() int }
 
 // MemoryBroker is the in-process Broker: Publish calls the handler of
 // every subscription on the subject synchronously, in the publishing

@@ -35,6 +35,11 @@ var (
 	// must start over.
 	ErrFellBehind = errors.New("hub: follower fell behind the replay store")
 
+	// ErrReplayInUse is returned by NewTopic for a replay store
+	// (TopicOptions.Replay) that another topic of the hub, not closed,
+	// already uses.
+	ErrReplayInUse = errors.New("hub: replay store used by another topic")
+
 	// ErrTooLarge is returned by Topic.Publish for a message whose broker
 	// message would exceed the broker's limit (see Broker): nothing is
 	// delivered, on this node or any other.

@@ -319,7 +319,8 @@ func (h *Hub) wsPoller() (*websocket.Poller, error) {
 // *seq, t's last sequence number, to its bucket's floor for h's node id
 // (seqFloors). *seq is written under h.mu, before t is visible to
 // Hub.Close. It refuses a replay store another registered topic uses
-// (TopicOptions.Replay); a topic is registered until its Close.
+// (TopicOptions.Replay) with ErrReplayInUse; a topic is registered until
+// its Close.
 func (h *Hub) register(name string, t closer, replay sse.Store, seq *uint64) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -330,7 +331,7 @@ func (h *Hub) register(name string, t closer, replay sse.Store, seq *uint64) err
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
 	if other := h.replayUserLocked(replay); other != "" {
-		return fmt.Errorf("hub: topic %q: replay store already used by topic %q (each topic needs its own)", name, other)
+		return fmt.Errorf("%w: topic %q, already used by %q", ErrReplayInUse, name, other)
 	}
 	if h.ownFloors != nil {
 		*seq = h.ownFloors[seqBucket(name)]
@@ -346,20 +347,14 @@ func (h *Hub) register(name string, t closer, replay sse.Store, seq *uint64) err
 }
 
 // replayUserLocked returns the name of a registered topic whose replay
-// store is replay, or "". Stores are compared with == only when their
-// dynamic type is comparable, and a comparison that panics all the same
-// (a comparable struct holding a non-comparable value in an interface
-// field) finds no user: a store that cannot be compared is not checked.
-// Called under h.mu.
-func (h *Hub) replayUserLocked(replay sse.Store) (name string) {
-	if replay == nil || !reflect.TypeOf(replay).Comparable() {
+// store is replay, or "". Stores are compared with == only when the value
+// is comparable (reflect.Value.Comparable also looks at what interface
+// fields hold, so == cannot panic): a store that cannot be compared is not
+// checked. Called under h.mu.
+func (h *Hub) replayUserLocked(replay sse.Store) string {
+	if replay == nil || !reflect.ValueOf(replay).Comparable() {
 		return ""
 	}
-	defer func() {
-		if recover() != nil {
-			name = ""
-		}
-	}()
 	for n, t := range h.topics {
 		if t.replayStore() == replay {
 			return n

@@ -166,11 +166,12 @@ func (b *NATSBroker) Publish(ctx context.Context, subject string, data []byte) e
 	return nil
 }
 
-// MaxMessageSize returns the largest message the NATS server takes, its
-// max_payload (1 MiB by default), as the server announced it to nc
-// (nats.Conn.MaxPayload); 0 while nc has not connected yet. nats.go
-// refuses a larger publish with nats.ErrMaxPayload; Topic.Publish checks
-// first (see Broker), so that no node delivers what the others never get.
+// MaxMessageSize implements SizeLimiter: the largest message the NATS
+// server takes, its max_payload (1 MiB by default), as the server
+// announced it to nc (nats.Conn.MaxPayload); 0 while nc has not connected
+// yet. nats.go refuses a larger publish with nats.ErrMaxPayload;
+// Topic.Publish checks first (see Broker), so that no node delivers what
+// the others never get.
 func (b *NATSBroker) MaxMessageSize() int { return int(b.nc.MaxPayload()) }
 
 // Subscribe subscribes handle to subject. nats.go calls it from one

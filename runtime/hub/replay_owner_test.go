@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -22,15 +23,16 @@ type boxedStore struct{ sse.Store }
 // topics used to share its Replay store, which mixed their events (a
 // client resuming on one was replayed the other's; a Ring refused the
 // second topic's ids as duplicates, so its SSE subscribers lost them).
-// NewTopic refuses a store a live topic of the hub uses, naming it; the
-// first topic's Close releases it. A store that cannot be compared is
-// not checked, and comparing it does not panic.
+// NewTopic refuses a store a live topic of the hub uses with
+// ErrReplayInUse, naming that topic; the first topic's Close releases it.
+// A store that cannot be compared is not checked, and comparing it does
+// not panic.
 func TestReplayStoreOneTopic(t *testing.T) {
 	h := newHub(t, nil, "n")
 	opts := &hub.TopicOptions[msg]{Replay: sse.NewRing(64)}
 	eur := newTopic(t, h, "ticks.EURUSD", opts)
-	if _, err := hub.NewTopic(h, "ticks.GBPUSD", opts); err == nil || !strings.Contains(err.Error(), `"ticks.EURUSD"`) {
-		t.Fatalf("second topic on one store: %v, want an error naming ticks.EURUSD", err)
+	if _, err := hub.NewTopic(h, "ticks.GBPUSD", opts); !errors.Is(err, hub.ErrReplayInUse) || !strings.Contains(err.Error(), `"ticks.EURUSD"`) {
+		t.Fatalf("second topic on one store: %v, want ErrReplayInUse naming ticks.EURUSD", err)
 	}
 	// The refused name is free: nothing was registered under it.
 	newTopic(t, h, "ticks.GBPUSD", nil)

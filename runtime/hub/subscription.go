@@ -75,10 +75,11 @@ type Subscription struct {
 	floorNode string
 	floorSeq  uint64
 	// floorGap: when the floor was set, this node had heard from other
-	// publishers too, or published itself. Their messages around the client's position cannot
-	// be placed (ids order one publisher's messages, not the topic's), so
-	// the client may have missed some: the stream reports a gap, though
-	// it still skips floorNode's messages up to floorSeq. Set by add.
+	// publishers too, or published itself. Their messages around the
+	// client's position cannot be placed (ids order one publisher's
+	// messages, not the topic's), so the client may have missed some: the
+	// stream reports a gap, though it still skips floorNode's messages up
+	// to floorSeq. Set by add.
 	floorGap bool
 
 	idx int // position in t.subs, -1 when removed; under t.mu

@@ -41,7 +41,7 @@ func TestPublishTooLarge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := b.MaxMessageSize(); got != limit {
+		if got := hub.SizeLimiter(b).MaxMessageSize(); got != limit {
 			t.Fatalf("MaxMessageSize %d, want the server's %d", got, limit)
 		}
 		t.Cleanup(func() { b.Close() })

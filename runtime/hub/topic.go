@@ -126,7 +126,7 @@ type TopicOptions[M proto.Message] struct {
 	//
 	// A store belongs to one topic: NewTopic refuses one that another
 	// topic of the hub, not closed, already uses (one TopicOptions value
-	// reused for several topics, say). Shared, the topics' events mix in
+	// reused for several topics, say) with ErrReplayInUse. Shared, the topics' events mix in
 	// one log: a client resuming on one topic is replayed the other's,
 	// and a Ring refuses the second topic's event ids as duplicates when
 	// they coincide, so its SSE subscribers lose those events. A topic's
@@ -268,11 +268,11 @@ type Stats struct {
 //
 //	chat, err := hub.NewTopic[*chatv1.Event](h, "chat", nil)
 //
-// It fails with ErrInvalidTopic, ErrTopicExists, ErrBinaryCodec, ErrClosed
-// or the broker's error, when opts gives no New for an M whose zero
-// value names no message type (proto.Message, *dynamicpb.Message), and
-// when opts.Replay is the store of another topic of h not closed (see
-// TopicOptions.Replay).
+// It fails with ErrInvalidTopic, ErrTopicExists, ErrBinaryCodec,
+// ErrReplayInUse (opts.Replay is the store of another topic of h not
+// closed; see TopicOptions.Replay), ErrClosed or the broker's error, and
+// when opts gives no New for an M whose zero value names no message type
+// (proto.Message, *dynamicpb.Message).
 func NewTopic[M proto.Message](h *Hub, name string, opts *TopicOptions[M]) (*Topic[M], error) {
 	var o TopicOptions[M]
 	if opts != nil {
@@ -467,7 +467,7 @@ func (t *Topic[M]) publish(ctx context.Context, msg M, payload []byte) ([]error,
 	// refuses would reach this node's subscribers and replay store only,
 	// and the nodes would disagree on the topic's history. The sequence
 	// number is not used up, so other nodes count nothing missed.
-	if b, ok := t.core.h.broker.(sizeLimited); ok {
+	if b, ok := t.core.h.broker.(SizeLimiter); ok {
 		if limit := b.MaxMessageSize(); limit > 0 && len(env) > limit {
 			return nil, fmt.Errorf("hub: publish on %q: %w: %d bytes to send (payload %d), broker limit %d", t.core.name, ErrTooLarge, len(env), len(payload), limit)
 		}

@@ -16,9 +16,10 @@ package websocket
 // handler that only sends, between its reads) learns that the runtime
 // ended it: nothing else tells it until its next call fails.
 //
-// Cost: one allocation, a few words held until the close or stop; no
-// goroutine until the connection closes, then one per callback; a
-// connection without registrations pays a pointer.
+// Cost: two allocations (the registration and its stop function), a few
+// words held until the close or stop; no goroutine until the connection
+// closes, then one per callback; a connection without registrations pays
+// a pointer.
 //
 // Concurrency: safe from any goroutine, before or after the close, also
 // from f itself; stop likewise, any number of times. f runs after the

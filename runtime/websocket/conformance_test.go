@@ -1202,9 +1202,11 @@ func TestReadContextCanceledWhileArming(t *testing.T) {
 
 // lateCancelCtx is a context that, once trap is set, is cancelled inside
 // the next Err call, which still reports nil: as if it ended just after
-// the caller looked. Err waits a little before it returns so that the
-// context's callbacks, which run on goroutines of their own, have run by
-// then.
+// the caller looked. Err waits 50 ms before it returns so that the
+// context's callbacks, which run on goroutines of their own, have almost
+// certainly run by then: that makes the bad interleaving nearly certain,
+// not guaranteed. A callback later than that (a loaded machine) makes the
+// test pass even without the fix; it cannot make it fail with the fix.
 type lateCancelCtx struct {
 	context.Context
 	cancel context.CancelFunc

@@ -746,7 +746,7 @@ func negotiateClient(set *ExtensionSet, values []string) ([]*negotiated, error) 
 		if s == nil {
 			// An extension's bug, caught here rather than as a nil
 			// session handed to the application (Conn.Extension).
-			return nil, fmt.Errorf("websocket: extension %s: ClientAccept returned a nil session and no error: %w", a.Name, ErrBadHandshake)
+			return nil, fmt.Errorf("websocket: extension %q: ClientAccept returned a nil session and no error: %w", a.Name, ErrBadHandshake)
 		}
 		out = append(out, newNegotiated(ext, a.Params, s))
 	}

@@ -134,7 +134,7 @@ func NewExtensionSet(exts ...Extension) (*ExtensionSet, error) {
 	var owned []byte // owned[i]: the bits s.list[i] claimed
 	for i, e := range exts {
 		if e == nil {
-			return nil, fmt.Errorf("websocket: extension %d (counting from 0) is nil", i)
+			return nil, fmt.Errorf("websocket: NewExtensionSet: exts[%d] is nil", i)
 		}
 		name := e.Name()
 		if !isToken(name) {

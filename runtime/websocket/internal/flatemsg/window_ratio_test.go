@@ -35,9 +35,11 @@ func jsonRecords(n int) []byte {
 // compresses at 9 and 10 window bits about as well as with the full
 // 32 KiB (RFC 7692 §7.1.2.1 lets a client ask for as little as 2^8).
 // Matches reached only as far back as the last position the encoder had
-// hashed, not the last occurrence: at 9 bits the 251-byte period came out
-// 35x larger than at 15 bits, the JSON 3-3.5x. Every message decodes with the
-// window enforced (inflateEach's dictionary holds only the window).
+// hashed, not the last occurrence: with these 256 KiB inputs the 251-byte
+// period came out 17.6x larger at 10 bits than at 15 and 30.4x at 9, the
+// 46-byte JSON 3.1x at 9 bits, the JSON records 2.6x and 3.5x at 10 and 9.
+// Every message decodes with the window enforced (inflateEach's
+// dictionary holds only the window).
 func TestSmallWindowRatio(t *testing.T) {
 	const size = 256 << 10
 	for _, tc := range []struct {
