@@ -39,13 +39,12 @@ func asMessage(msg any) (proto.Message, error) {
 // Concurrency: Send from any goroutine (the runtime serialises writes);
 // Receive from one goroutine at a time (rbuf and recvErr are its own);
 // closeWith, closeOwn (a handler's Close, from any goroutine), abort and
-// the close bookkeeping are guarded by mu (watch too:
-// a handler's Receive may start the watcher on another goroutine than the
-// one that waits for it; and receiving and lostErr, which watchLost's
-// callback reads on a goroutine of its own); released is atomic because
-// release runs on the receiving goroutine while others may be in Send,
-// and resetWrite because any Send may set it while serveWebSocket's end
-// reads it; unwatch, call,
+// the close bookkeeping are guarded by mu (watch too: a handler's Receive
+// may start the watcher on another goroutine than the one that waits for
+// it; and receiving and lostErr, which watchLost's callback reads on a
+// goroutine of its own); released is atomic because release runs on the
+// receiving goroutine while others may be in Send, and resetWrite because
+// any Send may set it while serveWebSocket's end reads it; unwatch, call,
 // answered, ioCtx and the cancel functions are set before the connection
 // is shared; aborting and detached (guarded by mu) decide whether detach
 // or abort's goroutine cancels ioCtx. On a client-streaming call
@@ -151,7 +150,14 @@ func (c *wsConn) Send(msg any) error {
 	b, err := c.codec.MarshalAppend((*bp)[:0], m)
 	if err != nil {
 		bufPool.Put(bp)
-		return Errorf(CodeInternal, "marshal %s: %w", c.codec.Name(), err)
+		// A client's message is the caller's own mistake (a proto2
+		// required field unset, invalid UTF-8 in a proto3 string), as it
+		// is over SSE; a handler's response is the server's.
+		code := CodeInternal
+		if c.spec.IsClient {
+			code = CodeInvalidArgument
+		}
+		return Errorf(code, "marshal %s: %w", c.codec.Name(), err)
 	}
 	err = c.ws.Write(c.ioCtx, c.msgType, b)
 	if cap(b) <= maxPooledBuf {

@@ -143,10 +143,23 @@ func claimRoutes(f *protogen.File, services []*service, paths map[string]string)
 // Only message packages can meet one: every declared identifier has an
 // upper-case letter, which the runtime packages' names lack, so a package
 // must be named against Go's conventions (go_package ".../xServiceClient").
+//
+// It fails too when a message is in g's own package (a go_package of
+// ".../x/xwsrpc" for x.proto's services): the message is then named bare,
+// not through an import, so no import name betrays a clash, and its
+// protoc-gen-go code shares the package block with the generated
+// declarations. One named like them (SName beside service S) makes code
+// that does not compile; one named otherwise compiles only until a new
+// service or method takes its name, so any such message is refused.
 func checkImports(g *protogen.GeneratedFile, f *protogen.File, services []*service, names map[string]string) error {
+	own := generatedPackage(f)
 	for _, s := range services {
 		for _, m := range s.methods {
 			for _, msg := range []*protogen.Message{m.Input, m.Output} {
+				if msg.GoIdent.GoImportPath == own {
+					return schemaErr(f, m.Method, "message %s is in package %q, the package generated for %s's services: give it a go_package of its own",
+						msg.Desc.FullName(), string(own), f.Desc.Path())
+				}
 				// Already qualified while generating, so this adds no import.
 				q := qualifier(g.QualifiedGoIdent(msg.GoIdent))
 				if owner, ok := names[q]; ok {

@@ -318,7 +318,8 @@ func TestRouteClashes(t *testing.T) {
 // or another file's handler type or path constant) would make code that
 // does not compile ("already declared through import of package"), so it
 // is a generation error naming the file, the service, the package and the
-// declaration.
+// declaration. A message in the generated package itself, which no import
+// names, is one too, whether or not it is named like a declaration.
 func TestImportNamedLikeDeclaration(t *testing.T) {
 	const mod = "example.com/t/"
 	msgs := func(goName string) protoFile {
@@ -332,6 +333,10 @@ func TestImportNamedLikeDeclaration(t *testing.T) {
 		return f
 	}
 	y := protoFile{name: "x/y.proto", pkg: "x", goPackage: mod + "x;x"}
+	inGenerated := protoFile{name: "m/m.proto", pkg: "m", goPackage: mod + "x/xwsrpc;xwsrpc", messages: []string{"XServiceName"}}
+	usesGenerated := x
+	usesGenerated.deps = []string{"m/m.proto"}
+	usesGenerated.services = []protoService{{name: "XService", methods: []protoMethod{{name: "S", in: ".m.XServiceName", out: ".m.XServiceName", server: true, opt: ws("")}}}}
 	for _, tc := range []struct {
 		name  string
 		files []protoFile
@@ -343,6 +348,10 @@ func TestImportNamedLikeDeclaration(t *testing.T) {
 			`x/y.proto: service x.YService: message m.M's Go package "example.com/t/m/XServiceHandler" would be imported as XServiceHandler, which service x.XService (x/x.proto) declares`},
 		{"another file's path constant", []protoFile{msgs("XServiceSPath"), x, usesM(y, "YService")},
 			`would be imported as XServiceSPath, which method x.XService.S (x/x.proto) declares: name the package otherwise in m/m.proto's go_package ("example.com/t/m/XServiceSPath;<name>")`},
+		{"message in the generated package, named like a declaration", []protoFile{inGenerated, usesGenerated},
+			`x/x.proto: method x.XService.S: message m.XServiceName is in package "example.com/t/x/xwsrpc", the package generated for x/x.proto's services: give it a go_package of its own`},
+		{"message in the generated package", []protoFile{{name: "m/m.proto", pkg: "m", goPackage: mod + "x/xwsrpc", messages: []string{"M"}}, usesM(x, "XService")},
+			`x/x.proto: method x.XService.S: message m.M is in package "example.com/t/x/xwsrpc", the package generated for x/x.proto's services`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := run(t, requestFor(tc.files...))
