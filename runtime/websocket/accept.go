@@ -51,7 +51,9 @@ type AcceptOptions struct {
 	// DefaultPongTimeout), the TCP connection is closed at once, without a
 	// close frame (the path that lost the pong would not carry it): calls
 	// fail with ErrPongTimeout, and the peer, if it hears of it, sees 1006.
-	// Pongs are noticed by the reader, so keepalive needs a goroutine
+	// Pongs are noticed by the reader; on Linux a late pong also counts as
+	// come when bytes from the peer have arrived unread since the ping
+	// (ConnStats.KeepaliveUnread), elsewhere keepalive needs a goroutine
 	// reading the connection (or a Poller).
 	PingInterval time.Duration
 	PongTimeout  time.Duration

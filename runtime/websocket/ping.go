@@ -210,6 +210,18 @@ func (c *Conn) gotPong(p []byte) {
 // works, the peer sees the connection lost (1006), which clients retry,
 // rather than a 1011 (internal error), which says its own side failed.
 // npm ws's heartbeat recipe ends a silent peer the same way (terminate).
+//
+// A pong is seen only by a read (gotPong), so an application that only
+// writes would lose a live peer that answered every ping. Before closing,
+// the keepalive asks whether bytes from the peer have arrived since its
+// ping went out (arrived): if they have, the peer and the path are alive
+// — its pong is most likely among them, unread — and the late pong
+// counts as come (KeepaliveUnread). §5.5.2-3 make the pong the answer
+// to a ping, but any bytes prove the same; ws and gorilla users get this
+// from a read deadline that any read moves. Bytes that arrived before the
+// ping are in the count it starts from, so a peer that sent some and then
+// went silent is still closed at the timeout. Where the socket gives no
+// count (arrived returns -1) the pong must have been read, as before.
 func (c *Conn) keepalive() {
 	select {
 	case <-c.closed:
@@ -217,17 +229,49 @@ func (c *Conn) keepalive() {
 	default:
 	}
 	c.pingMu.Lock()
+	// Taken under pingMu, as kaSeq is set: the count is the one of the
+	// ping sent below, whatever a pong read just before changed. The
+	// ioctl does not block.
+	arrived := c.arrived()
 	if c.kaSeq != 0 {
 		// The timer was armed for the pong timeout and the pong is late.
+		if arrived < 0 || c.kaArrived < 0 || arrived <= c.kaArrived {
+			c.pingMu.Unlock()
+			c.closeWith(ErrPongTimeout)
+			return
+		}
+		c.kaSeq = 0
+		c.kaTimer.Reset(c.cfg.pingInterval)
 		c.pingMu.Unlock()
-		c.closeWith(ErrPongTimeout)
+		c.stats.kaUnread.Add(1)
 		return
 	}
 	seq := c.pingSeq.Add(1)
 	c.kaSeq = seq
+	c.kaArrived = arrived
 	c.kaTimer.Reset(c.cfg.pongTimeout)
 	c.pingMu.Unlock()
 	var p [8]byte
 	binary.BigEndian.PutUint64(p[:], seq)
 	_ = c.writeControl(OpPing, p[:])
+}
+
+// arrived returns how many bytes from the peer have reached this side
+// since the handshake: those read from the socket (WireBytesRead) and
+// those waiting in its receive queue (unreadBytes), or -1 where the
+// socket gives no count. Unlike what waits unread alone, the sum only
+// grows, whether or not someone reads meanwhile, and it needs nothing
+// the reader owns (the read buffer is readSem's): the counter is an
+// atomic. A read between its two loads may count a few bytes in
+// neither, and through TLS bytes are counted as records in the queue
+// and as WebSocket bytes once read; both err only while a reader takes
+// input, which that reader's own pongs decide anyway, and at worst keep
+// a connection one more PingInterval + PongTimeout.
+func (c *Conn) arrived() int64 {
+	read := c.stats.wireRead.Load()
+	n, ok := c.unreadBytes()
+	if !ok {
+		return -1
+	}
+	return int64(read) + int64(n)
 }

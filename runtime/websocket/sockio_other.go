@@ -12,6 +12,10 @@ func (c *Conn) setupSocketIO() {}
 // elsewhere than Unix a reset stays the read error it is.
 func connReset(error) bool { return false }
 
+// unreadBytes has no count of the bytes waiting unread here: the
+// keepalive closes a connection whose pong nobody read (sockio_unix.go).
+func (c *Conn) unreadBytes() (int, bool) { return 0, false }
+
 func (c *Conn) fillIdle() error                             { return ErrClosed }
 func (c *Conn) readRaw(p []byte) (int, error)               { return 0, ErrClosed }
 func (c *Conn) writeRaw(tx *writeSpare, b []byte) error     { return ErrClosed }

@@ -5,6 +5,7 @@ package websocket
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
 	"syscall"
 	"time"
@@ -42,6 +43,68 @@ func (c *Conn) setupSocketIO() {
 	}
 	c.rawConn = rc
 	c.rawRead = c.rawReadOnce
+}
+
+// unreadBytes returns how many bytes wait in the receive queue of the
+// socket under the connection, unread by anyone: ioctl SIOCINQ (Linux's
+// FIONREAD). The keepalive asks when a pong is late (keepalive): bytes
+// that arrived unread show the peer alive although nobody read its pong.
+// The socket is the one read directly (rawConn) or the one under a TLS
+// connection, found through NetConn (*tls.Conn has it, Go 1.18): TLS
+// records waiting unread prove the peer alive as well. It reports false
+// where there is no count: a closed connection (its socket gone, or
+// drained by lingerClose), a net.Conn that leads to no socket, an error
+// from the socket, and systems other than Linux. The ioctl does not
+// block; it costs a system call, and through TLS one small allocation
+// (SyscallConn's).
+func (c *Conn) unreadBytes() (int, bool) {
+	if inqRequest == 0 {
+		return 0, false
+	}
+	select {
+	case <-c.closed:
+		return 0, false
+	default:
+	}
+	rc := c.rawConn
+	if rc == nil {
+		rc = socketUnder(c.nc)
+		if rc == nil {
+			return 0, false
+		}
+	}
+	var n int32 // the ioctl writes a C int
+	var errno syscall.Errno
+	err := rc.Control(func(fd uintptr) {
+		_, _, errno = syscall.RawSyscall(syscall.SYS_IOCTL, fd, inqRequest, uintptr(unsafe.Pointer(&n)))
+	})
+	if err != nil || errno != 0 || n < 0 {
+		return 0, false
+	}
+	return int(n), true
+}
+
+// socketUnder returns the socket under a net.Conn that wraps one and
+// says so with NetConn, as *tls.Conn does, or nil. A few layers at most:
+// a wrapper that leads back to itself must not loop.
+func socketUnder(nc net.Conn) syscall.RawConn {
+	for range 4 {
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		if nc = u.NetConn(); nc == nil {
+			return nil
+		}
+		if sc, ok := nc.(syscall.Conn); ok {
+			rc, err := sc.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return rc
+		}
+	}
+	return nil
 }
 
 // rawRW is read(2) or write(2) on a non-blocking descriptor, as a raw

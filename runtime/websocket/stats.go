@@ -63,6 +63,15 @@ type ConnStats struct {
 	// PongsReceived counts the pong frames read (§5.5.3), unsolicited
 	// ones included.
 	PongsReceived uint64
+	// KeepaliveUnread counts the keepalive's pong timeouts (PingInterval,
+	// PongTimeout) that did not close the connection because bytes from
+	// the peer had reached the socket since the ping went out, unread:
+	// they prove the peer alive, its pong most likely among them, though
+	// nobody read it. It grows on a connection with keepalive on whose
+	// application does not read for a while (it only writes), on Linux,
+	// over TCP or Unix sockets and TLS on them; elsewhere such a
+	// connection is closed with ErrPongTimeout and this stays 0.
+	KeepaliveUnread uint64
 	// LastRTT is the round-trip time of the last ping answered: from the
 	// moment its frame began to be written to the arrival of its pong
 	// (when the reading goroutine read it). 0 until a pong has answered a
@@ -80,8 +89,9 @@ type ConnStats struct {
 // Concurrency: every field is an atomic, added to by whoever does the
 // counted work — the holder of readSem for reads and pongs (lastRTT is
 // stored under pingMu too), of frameMu for socket writes and pings, the
-// caller of a Write, WritePrepared or Writer's Close that succeeded for
-// messages written, so concurrent writers add to the same fields — and
+// keepalive's timer for kaUnread, the caller of a Write, WritePrepared or
+// Writer's Close that succeeded for messages written, so concurrent
+// writers add to the same fields — and
 // loaded by Stats from any goroutine, also after the connection closed.
 // Stats loads them one by one, so a snapshot taken while messages flow
 // may count a message in one field and not yet in another.
@@ -94,6 +104,7 @@ type connStats struct {
 	wireWritten    atomic.Uint64
 	pingsSent      atomic.Uint64
 	pongsReceived  atomic.Uint64
+	kaUnread       atomic.Uint64
 	lastRTT        atomic.Int64 // nanoseconds
 }
 
@@ -113,6 +124,7 @@ func (c *Conn) Stats() ConnStats {
 		WireBytesWritten:    s.wireWritten.Load(),
 		PingsSent:           s.pingsSent.Load(),
 		PongsReceived:       s.pongsReceived.Load(),
+		KeepaliveUnread:     s.kaUnread.Load(),
 		LastRTT:             time.Duration(s.lastRTT.Load()),
 	}
 }
