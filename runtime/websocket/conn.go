@@ -196,7 +196,8 @@ type Conn struct {
 	pingHelp    *pingHelper // waits for frameMu on behalf of Pings (writePing); under pingMu
 	kaTimer     *time.Timer
 	kaSeq       uint64     // keepalive ping awaiting its pong; 0 when none
-	kaArrived   int64      // bytes from the peer when that ping went out (arrived); -1: no count. Under pingMu
+	kaRead      uint64     // WireBytesRead when that ping went out; under pingMu
+	kaUnread    int        // bytes waiting unread in the socket then (unreadBytes); -1: no count. Under pingMu
 	pingAt      *pingTimes // when the last pings were written (LastRTT); under pingMu
 
 	stats connStats // Stats' counters: atomics (see connStats)

@@ -202,3 +202,32 @@ func startTLSServer(t *testing.T, o engOpts, run func(c *websocket.Conn) error) 
 	}
 	return s
 }
+
+// TestKeepaliveReaderStillNeedsPong: where the application reads, the
+// pong is what counts, as before: a peer that keeps sending but never
+// answers a ping (the path towards it dark, say) is closed with
+// ErrPongTimeout. Counting every byte that arrived would have kept it
+// open for as long as it sent.
+func TestKeepaliveReaderStillNeedsPong(t *testing.T) {
+	forRoles(t, func(t *testing.T, r role) {
+		s := start(t, r, unreadOpts, func(c *websocket.Conn) error {
+			for {
+				if _, _, err := c.Read(context.Background()); err != nil {
+					return err
+				}
+			}
+		})
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			for range 250 { // 5 s at most: the connection ends well before
+				if _, err := s.nc.Write(encodeFrame(true, 0, opBinary, s.client, s.nextKey(), []byte("data"))); err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		wantErr(t, s.result(), websocket.ErrPongTimeout)
+		<-sent
+	})
+}

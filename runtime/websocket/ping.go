@@ -213,15 +213,18 @@ func (c *Conn) gotPong(p []byte) {
 //
 // A pong is seen only by a read (gotPong), so an application that only
 // writes would lose a live peer that answered every ping. Before closing,
-// the keepalive asks whether bytes from the peer have arrived since its
-// ping went out (arrived): if they have, the peer and the path are alive
-// — its pong is most likely among them, unread — and the late pong
-// counts as come (KeepaliveUnread). §5.5.2-3 make the pong the answer
-// to a ping, but any bytes prove the same; ws and gorilla users get this
-// from a read deadline that any read moves. Bytes that arrived before the
-// ping are in the count it starts from, so a peer that sent some and then
-// went silent is still closed at the timeout. Where the socket gives no
-// count (arrived returns -1) the pong must have been read, as before.
+// the keepalive asks whether bytes from the peer have arrived unread
+// since its ping went out, with nothing read meanwhile
+// (unreadProvesAlive): if so the peer is alive — its pong most likely
+// among them — and the late pong counts as come (KeepaliveUnread).
+// §5.5.2-3 make the pong the answer to a ping, but any bytes prove the
+// peer alive; ws and gorilla users get this from a read deadline that any
+// read moves. Bytes that arrived before the ping are in the count it
+// starts from, so a peer that sent some and then went silent is still
+// closed at the timeout; where a reader took input meanwhile, the pong is
+// what counts, as before, so a path dark towards the peer is found
+// though the peer keeps sending. Where the socket gives no count the pong
+// must have been read, as before.
 func (c *Conn) keepalive() {
 	select {
 	case <-c.closed:
@@ -229,13 +232,17 @@ func (c *Conn) keepalive() {
 	default:
 	}
 	c.pingMu.Lock()
-	// Taken under pingMu, as kaSeq is set: the count is the one of the
+	// Taken under pingMu, as kaSeq is set: the counts are the ones of the
 	// ping sent below, whatever a pong read just before changed. The
 	// ioctl does not block.
-	arrived := c.arrived()
+	read := c.stats.wireRead.Load()
+	unread, ok := c.unreadBytes()
+	if !ok {
+		unread = -1
+	}
 	if c.kaSeq != 0 {
 		// The timer was armed for the pong timeout and the pong is late.
-		if arrived < 0 || c.kaArrived < 0 || arrived <= c.kaArrived {
+		if !c.unreadProvesAlive(read, unread) {
 			c.pingMu.Unlock()
 			c.closeWith(ErrPongTimeout)
 			return
@@ -248,7 +255,7 @@ func (c *Conn) keepalive() {
 	}
 	seq := c.pingSeq.Add(1)
 	c.kaSeq = seq
-	c.kaArrived = arrived
+	c.kaRead, c.kaUnread = read, unread
 	c.kaTimer.Reset(c.cfg.pongTimeout)
 	c.pingMu.Unlock()
 	var p [8]byte
@@ -256,22 +263,14 @@ func (c *Conn) keepalive() {
 	_ = c.writeControl(OpPing, p[:])
 }
 
-// arrived returns how many bytes from the peer have reached this side
-// since the handshake: those read from the socket (WireBytesRead) and
-// those waiting in its receive queue (unreadBytes), or -1 where the
-// socket gives no count. Unlike what waits unread alone, the sum only
-// grows, whether or not someone reads meanwhile, and it needs nothing
-// the reader owns (the read buffer is readSem's): the counter is an
-// atomic. A read between its two loads may count a few bytes in
-// neither, and through TLS bytes are counted as records in the queue
-// and as WebSocket bytes once read; both err only while a reader takes
-// input, which that reader's own pongs decide anyway, and at worst keep
-// a connection one more PingInterval + PongTimeout.
-func (c *Conn) arrived() int64 {
-	read := c.stats.wireRead.Load()
-	n, ok := c.unreadBytes()
-	if !ok {
-		return -1
-	}
-	return int64(read) + int64(n)
+// unreadProvesAlive reports whether a late pong counts as come: nothing
+// was read from the socket since the ping (read, WireBytesRead, has not
+// moved), so no reader was there to see a pong, and bytes have arrived
+// meanwhile (unread, what waits in the socket's receive queue, has
+// grown), which prove the peer alive. Where something was read, a reader
+// was active and would have seen the pong: its absence means the ping or
+// the pong was lost (a path dark one way while the peer keeps sending:
+// its bytes must not hide that). Caller holds pingMu.
+func (c *Conn) unreadProvesAlive(read uint64, unread int) bool {
+	return unread >= 0 && c.kaUnread >= 0 && read == c.kaRead && unread > c.kaUnread
 }
