@@ -100,7 +100,7 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 				// retries.
 				return ctx, NewError(CodeInternal, err)
 			}
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) && ctx.Err() == nil {
 				// The peer cut the handshake (a FIN during TLS's: "tls:
 				// EOF"): a lost connection, which WithReconnect retries.
 				// wireError would take the io.EOF for a stream's clean end

@@ -196,8 +196,7 @@ type Conn struct {
 	pingHelp    *pingHelper // waits for frameMu on behalf of Pings (writePing); under pingMu
 	kaTimer     *time.Timer
 	kaSeq       uint64     // keepalive ping awaiting its pong; 0 when none
-	kaRead      uint64     // WireBytesRead when that ping went out; under pingMu
-	kaUnread    int        // bytes waiting unread in the socket then (unreadBytes); -1: no count. Under pingMu
+	kaArrived   int64      // bytes from the peer when that ping went out (arrived); -1: no count. Under pingMu
 	pingAt      *pingTimes // when the last pings were written (LastRTT); under pingMu
 
 	stats connStats // Stats' counters: atomics (see connStats)
@@ -215,6 +214,9 @@ type Conn struct {
 
 	// The Poller serving this connection's reads, if any.
 	poll atomic.Pointer[pollEntry]
+	// readWaiting: a reader waits in a socket read for input, so a pong
+	// that came would have been read (keepalive, unreadProvesAlive).
+	readWaiting atomic.Bool
 }
 
 // readSpare is reader state most connections never need, allocated on
@@ -275,7 +277,9 @@ func (c *Conn) readSock(p []byte) (n int, err error) {
 	if c.rawConn != nil {
 		n, err = c.readRaw(p)
 	} else {
+		c.readWaiting.Store(true)
 		n, err = c.nc.Read(p)
+		c.readWaiting.Store(false)
 	}
 	c.stats.wireRead.Add(uint64(n))
 	return n, err

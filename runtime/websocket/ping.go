@@ -213,18 +213,18 @@ func (c *Conn) gotPong(p []byte) {
 //
 // A pong is seen only by a read (gotPong), so an application that only
 // writes would lose a live peer that answered every ping. Before closing,
-// the keepalive asks whether bytes from the peer have arrived unread
-// since its ping went out, with nothing read meanwhile
-// (unreadProvesAlive): if so the peer is alive — its pong most likely
-// among them — and the late pong counts as come (KeepaliveUnread).
+// the keepalive asks whether bytes from the peer have arrived since its
+// ping went out while no reader waits to see a pong (unreadProvesAlive):
+// if so the peer is alive — its pong most likely among them, unread or
+// unparsed — and the late pong counts as come (KeepaliveUnread).
 // §5.5.2-3 make the pong the answer to a ping, but any bytes prove the
 // peer alive; ws and gorilla users get this from a read deadline that any
 // read moves. Bytes that arrived before the ping are in the count it
 // starts from, so a peer that sent some and then went silent is still
-// closed at the timeout; where a reader took input meanwhile, the pong is
-// what counts, as before, so a path dark towards the peer is found
-// though the peer keeps sending. Where the socket gives no count the pong
-// must have been read, as before.
+// closed at the timeout; where a reader waits for input, the pong is what
+// counts, as before, so a path dark towards the peer is found though the
+// peer keeps sending. Where the socket gives no count the pong must have
+// been read, as before.
 func (c *Conn) keepalive() {
 	select {
 	case <-c.closed:
@@ -232,17 +232,13 @@ func (c *Conn) keepalive() {
 	default:
 	}
 	c.pingMu.Lock()
-	// Taken under pingMu, as kaSeq is set: the counts are the ones of the
+	// Taken under pingMu, as kaSeq is set: the count is the one of the
 	// ping sent below, whatever a pong read just before changed. The
 	// ioctl does not block.
-	read := c.stats.wireRead.Load()
-	unread, ok := c.unreadBytes()
-	if !ok {
-		unread = -1
-	}
+	arrived := c.arrived()
 	if c.kaSeq != 0 {
 		// The timer was armed for the pong timeout and the pong is late.
-		if !c.unreadProvesAlive(read, unread) {
+		if !c.unreadProvesAlive(arrived) {
 			c.pingMu.Unlock()
 			c.closeWith(ErrPongTimeout)
 			return
@@ -255,7 +251,7 @@ func (c *Conn) keepalive() {
 	}
 	seq := c.pingSeq.Add(1)
 	c.kaSeq = seq
-	c.kaRead, c.kaUnread = read, unread
+	c.kaArrived = arrived
 	c.kaTimer.Reset(c.cfg.pongTimeout)
 	c.pingMu.Unlock()
 	var p [8]byte
@@ -263,14 +259,31 @@ func (c *Conn) keepalive() {
 	_ = c.writeControl(OpPing, p[:])
 }
 
-// unreadProvesAlive reports whether a late pong counts as come: nothing
-// was read from the socket since the ping (read, WireBytesRead, has not
-// moved), so no reader was there to see a pong, and bytes have arrived
-// meanwhile (unread, what waits in the socket's receive queue, has
-// grown), which prove the peer alive. Where something was read, a reader
-// was active and would have seen the pong: its absence means the ping or
-// the pong was lost (a path dark one way while the peer keeps sending:
-// its bytes must not hide that). Caller holds pingMu.
-func (c *Conn) unreadProvesAlive(read uint64, unread int) bool {
-	return unread >= 0 && c.kaUnread >= 0 && read == c.kaRead && unread > c.kaUnread
+// unreadProvesAlive reports whether a late pong counts as come: bytes
+// from the peer have arrived since the ping (arrived has grown: read
+// from the socket, or waiting in it), and no reader is there to see a
+// pong — none waits in a socket read, and no Poller serves the
+// connection. A reader that waits would have read a pong that came, so
+// where one waits the pong's absence means the ping or the pong was
+// lost, and a peer that keeps sending must not hide a path dark towards
+// it. Bytes read by a reader that has since stopped (a message read,
+// then only writes) count: the pong may be among them, unparsed, or
+// behind them. Caller holds pingMu.
+func (c *Conn) unreadProvesAlive(arrived int64) bool {
+	return arrived >= 0 && c.kaArrived >= 0 && arrived > c.kaArrived &&
+		!c.readWaiting.Load() && c.poll.Load() == nil
+}
+
+// arrived returns how many bytes from the peer have reached this side
+// since the handshake: those read from the socket (WireBytesRead) and
+// those waiting in its receive queue (unreadBytes), or -1 where the
+// socket gives no count. The sum only grows, whether or not a reader
+// takes input meanwhile, and needs nothing the reader owns: the counter
+// is an atomic.
+func (c *Conn) arrived() int64 {
+	n, ok := c.unreadBytes()
+	if !ok {
+		return -1
+	}
+	return int64(c.stats.wireRead.Load()) + int64(n)
 }

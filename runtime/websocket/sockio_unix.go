@@ -55,8 +55,9 @@ func (c *Conn) setupSocketIO() {
 // where there is no count: a closed connection (its socket gone, or
 // drained by lingerClose), a net.Conn that leads to no socket, an error
 // from the socket, and systems other than Linux. The ioctl does not
-// block; it costs a system call, and through TLS one small allocation
-// (SyscallConn's).
+// block; it costs a system call and two or three small allocations (the
+// Control callback's, and SyscallConn's through TLS), once per keepalive
+// round.
 func (c *Conn) unreadBytes() (int, bool) {
 	if inqRequest == 0 {
 		return 0, false
@@ -135,6 +136,7 @@ func (c *Conn) rawReadOnce(fd uintptr) bool {
 	if c.rdst != nil {
 		n, err := rawRW(syscall.SYS_READ, fd, c.rdst)
 		if err == syscall.EAGAIN {
+			c.readWaiting.Store(true) // until the socket is readable
 			return false
 		}
 		c.rawN, c.rawErr = n, err
@@ -151,6 +153,7 @@ func (c *Conn) rawReadOnce(fd uintptr) bool {
 			c.rawErr = errWouldBlock
 			return true
 		}
+		c.readWaiting.Store(true) // until the socket is readable
 		return false
 	}
 	c.rawN, c.rawErr = n, err
@@ -163,6 +166,7 @@ func (c *Conn) rawReadOnce(fd uintptr) bool {
 func (c *Conn) fillIdle() error {
 	c.rawN, c.rawErr = 0, nil
 	err := c.rawConn.Read(c.rawRead)
+	c.readWaiting.Store(false)
 	if err == nil {
 		err = c.rawErr
 	}
@@ -192,6 +196,7 @@ func (c *Conn) fillIdle() error {
 func (c *Conn) readRaw(p []byte) (int, error) {
 	c.rdst, c.rawN, c.rawErr = p, 0, nil
 	err := c.rawConn.Read(c.rawRead)
+	c.readWaiting.Store(false)
 	c.rdst = nil
 	if err == nil {
 		err = c.rawErr
