@@ -100,14 +100,6 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 				// retries.
 				return ctx, NewError(CodeInternal, err)
 			}
-			if errors.Is(err, io.EOF) && ctx.Err() == nil {
-				// The peer cut the handshake (a FIN during TLS's: "tls:
-				// EOF"): a lost connection, which WithReconnect retries.
-				// wireError would take the io.EOF for a stream's clean end
-				// and CodeOf then for unknown, which ended reconnecting
-				// calls for good.
-				return ctx, NewError(CodeUnavailable, err)
-			}
 			return ctx, wireError(err)
 		}
 		hs.ResponseHeader = resp.Header

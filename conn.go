@@ -729,12 +729,9 @@ func (c *wsConn) closeEnd(err error) {
 		return
 	}
 	written := c.ws.Stats().WireBytesWritten
-	cerr := c.ws.Close(ci.Code, ci.Reason)
+	cerr := closeWSErr(c.ws, ci.Code, ci.Reason)
 	if cerr == nil {
 		return
-	}
-	if !errors.Is(cerr, websocket.ErrClosed) {
-		_ = c.ws.CloseNow() // as closeWS
 	}
 	if writeLost(cerr) && c.ws.Stats().WireBytesWritten == written {
 		c.mu.Lock()
@@ -859,11 +856,17 @@ func (c *wsConn) markClosedBy(ci CloseInfo, by closer) bool {
 // that went wrong), the TCP connection is closed at once: nothing else
 // would close it, and the peer would wait for a close frame forever.
 func closeWS(ws *websocket.Conn, code websocket.StatusCode, reason string) error {
-	err := ws.Close(code, reason)
-	if errors.Is(err, websocket.ErrClosed) {
-		return nil
+	if err := closeWSErr(ws, code, reason); !errors.Is(err, websocket.ErrClosed) {
+		return err
 	}
-	if err != nil {
+	return nil
+}
+
+// closeWSErr is closeWS returning Close's error as it is, ErrClosed (an
+// earlier close, which may wrap why: a missed pong) included.
+func closeWSErr(ws *websocket.Conn, code websocket.StatusCode, reason string) error {
+	err := ws.Close(code, reason)
+	if err != nil && !errors.Is(err, websocket.ErrClosed) {
 		_ = ws.CloseNow()
 	}
 	return err

@@ -357,9 +357,11 @@ func fromClose(ce *websocket.CloseError) error {
 }
 
 // wireError translates an error from the runtime into the typed layer's
-// vocabulary: io.EOF for a clean end, an *Error for everything else.
+// vocabulary: io.EOF for a clean end, an *Error for everything else. Only
+// io.EOF itself is a clean end: an error that wraps it is a transport's
+// (a handshake cut during TLS's, "tls: EOF") and means a lost connection.
 func wireError(err error) error {
-	if err == nil || errors.Is(err, io.EOF) {
+	if err == nil || err == io.EOF {
 		return err
 	}
 	var e *Error
