@@ -278,7 +278,7 @@ func (r *redialer) dial() (*wsConn, error) {
 	if r.req != nil {
 		err = sendRequest(conn, r.req)
 	} else if resume := r.resume.Load(); resume != nil {
-		err = r.runResume(conn, *resume)
+		err = runResume(conn, *resume)
 	}
 	if err != nil {
 		conn.discard(err)
@@ -290,7 +290,7 @@ func (r *redialer) dial() (*wsConn, error) {
 // runResume calls SetResume's function fn with conn's Send. fn is the
 // application's: if it panics, conn is closed (OnClose runs) before the
 // panic goes on up through Receive.
-func (r *redialer) runResume(conn *wsConn, fn func(send func(msg any) error) error) error {
+func runResume(conn *wsConn, fn func(send func(msg any) error) error) error {
 	defer func() {
 		if p := recover(); p != nil {
 			conn.discard(Errorf(CodeInternal, "%s: SetResume's function panicked: %v", conn.spec.Procedure, p))
