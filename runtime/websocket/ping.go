@@ -281,6 +281,11 @@ func (c *Conn) unreadProvesAlive(arrived int64) bool {
 // takes input meanwhile, and needs nothing the reader owns: the counter
 // is an atomic.
 func (c *Conn) arrived() int64 {
+	if c.poll.Load() != nil {
+		// A Poller reads every pong as it comes (unreadProvesAlive asks
+		// for none): no system call for its idle connections.
+		return -1
+	}
 	n, ok := c.unreadBytes()
 	if !ok {
 		return -1
