@@ -87,6 +87,7 @@ func Generate(plugin *protogen.Plugin) error {
 	var files []file
 	names := map[protogen.GoImportPath]map[string]string{} // per generated package
 	paths := map[string]string{}                           // method path -> who serves it
+	generatedFor := map[protogen.GoImportPath]string{}     // generated package -> a .proto it serves
 	for _, f := range plugin.Files {
 		if !f.Generate {
 			continue
@@ -101,6 +102,7 @@ func Generate(plugin *protogen.Plugin) error {
 		pkg := generatedPackage(f)
 		if names[pkg] == nil {
 			names[pkg] = map[string]string{}
+			generatedFor[pkg] = f.Desc.Path()
 		}
 		if err := claimNames(f, services, names[pkg]); err != nil {
 			return err
@@ -114,6 +116,28 @@ func Generate(plugin *protogen.Plugin) error {
 		g := generateFile(plugin, f.File, f.services)
 		if err := checkImports(g, f.File, f.services, names[generatedPackage(f.File)]); err != nil {
 			return err
+		}
+	}
+	return checkForeignFiles(plugin, generatedFor)
+}
+
+// checkForeignFiles fails when a .proto file's Go package is one this run
+// generates wsrpc code into (generatedFor). checkImports names the case
+// where a method uses such a file's message; this one catches the rest —
+// a file no method of its own package uses, one used by another file's
+// services, one merely imported — since protoc-gen-go's output for it
+// lands in the generated package all the same: it shares the package
+// block with the generated declarations (a message named XServiceClient
+// does not compile beside service XService), and when the .proto of the
+// services imports it, the generated package imports the services'
+// message package, which imports the generated package back (an import
+// cycle). Well-known types and other dependencies are checked too: a Go
+// package is one directory however it was generated.
+func checkForeignFiles(plugin *protogen.Plugin, generatedFor map[protogen.GoImportPath]string) error {
+	for _, f := range plugin.Files {
+		if owner, ok := generatedFor[f.GoImportPath]; ok {
+			return fmt.Errorf("%s: its Go package %q is the package generated for %s's services: give it a go_package of its own",
+				f.Desc.Path(), string(f.GoImportPath), owner)
 		}
 	}
 	return nil

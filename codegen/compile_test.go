@@ -319,7 +319,8 @@ func TestRouteClashes(t *testing.T) {
 // does not compile ("already declared through import of package"), so it
 // is a generation error naming the file, the service, the package and the
 // declaration. A message in the generated package itself, which no import
-// names, is one too, whether or not it is named like a declaration.
+// names, is one too, whether or not it is named like a declaration, and so
+// is any file in that package, used by no method or by another file's.
 func TestImportNamedLikeDeclaration(t *testing.T) {
 	const mod = "example.com/t/"
 	msgs := func(goName string) protoFile {
@@ -337,6 +338,8 @@ func TestImportNamedLikeDeclaration(t *testing.T) {
 	usesGenerated := x
 	usesGenerated.deps = []string{"m/m.proto"}
 	usesGenerated.services = []protoService{{name: "XService", methods: []protoMethod{{name: "S", in: ".m.XServiceName", out: ".m.XServiceName", server: true, opt: ws("")}}}}
+	importsM := x
+	importsM.deps = []string{"m/m.proto"}
 	for _, tc := range []struct {
 		name  string
 		files []protoFile
@@ -352,6 +355,12 @@ func TestImportNamedLikeDeclaration(t *testing.T) {
 			`x/x.proto: method x.XService.S: message m.XServiceName is in package "example.com/t/x/xwsrpc", the package generated for x/x.proto's services: give it a go_package of its own`},
 		{"message in the generated package", []protoFile{{name: "m/m.proto", pkg: "m", goPackage: mod + "x/xwsrpc", messages: []string{"M"}}, usesM(x, "XService")},
 			`x/x.proto: method x.XService.S: message m.M is in package "example.com/t/x/xwsrpc", the package generated for x/x.proto's services`},
+		{"unused file in the generated package, named like a declaration", []protoFile{inGenerated, x},
+			`m/m.proto: its Go package "example.com/t/x/xwsrpc" is the package generated for x/x.proto's services: give it a go_package of its own`},
+		{"another file's services use it", []protoFile{{name: "m/m.proto", pkg: "m", goPackage: mod + "x/xwsrpc", messages: []string{"M"}}, x, usesM(protoFile{name: "y/y.proto", pkg: "y", goPackage: mod + "y;y"}, "YService")},
+			`m/m.proto: its Go package "example.com/t/x/xwsrpc" is the package generated for x/x.proto's services`},
+		{"imported by the services' file", []protoFile{{name: "m/m.proto", pkg: "m", goPackage: mod + "x/xwsrpc", messages: []string{"M"}}, importsM},
+			`m/m.proto: its Go package "example.com/t/x/xwsrpc" is the package generated for x/x.proto's services`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := run(t, requestFor(tc.files...))

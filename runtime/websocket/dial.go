@@ -741,7 +741,7 @@ func negotiateClient(set *ExtensionSet, values []string) ([]*negotiated, error) 
 		seen[name] = true
 		s, err := ext.ClientAccept(a.Params)
 		if err != nil {
-			return nil, fmt.Errorf("websocket: extension %s: %w: %w", a.Name, err, ErrBadHandshake)
+			return nil, fmt.Errorf("websocket: extension %q: %w: %w", a.Name, err, ErrBadHandshake)
 		}
 		if s == nil {
 			// An extension's bug, caught here rather than as a nil
