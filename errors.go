@@ -456,6 +456,16 @@ func writeHTTPStatus(w http.ResponseWriter, status int, err *Error) {
 	_, _ = io.WriteString(w, err.msg)
 }
 
+// refusePanicked answers a request whose handshake interceptor panicked
+// before the upgrade with 500 internal, flushed before the panic goes on:
+// net/http then closes the connection without finishing the response,
+// so its length is set for the client to read it whole.
+func refusePanicked(w http.ResponseWriter) {
+	w.Header().Set("Content-Length", strconv.Itoa(len(errPanicked.msg)))
+	writeHTTPError(w, errPanicked)
+	_ = http.NewResponseController(w).Flush()
+}
+
 // setRefusalHeader sets the header of a refusal of err: its code in
 // Wsrpc-Code (as the client reads it, fromHTTPResponse), and its message
 // as plain text the browser does not sniff.

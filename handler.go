@@ -83,9 +83,10 @@ var errPanicked = &Error{code: CodeInternal, msg: "handler panicked"}
 // OnClose runs; then the panic goes on to net/http, which logs it with
 // its stack. A handshake interceptor that panics after next ends the call
 // the same way, but the session had not begun: neither OnConnect nor
-// OnClose runs for it. net/http alone would leave a hijacked connection
-// open, and cut an SSE response that clients would reconnect to, into the
-// panic.
+// OnClose runs for it; one that panics before next is answered 500 with
+// CodeInternal. net/http alone would leave a hijacked connection open,
+// cut an SSE response, and answer nothing to a request whose handler
+// panicked, all of which clients would reconnect to, into the panic.
 // The handler function runs on the request's goroutine.
 //
 // Concurrency: a Handler is immutable after construction and serves any
@@ -311,27 +312,35 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	var ws *websocket.Conn
 	var end func(error) // ends the session, once it has started
-	// net/http recovers a panic but never closes a hijacked connection:
-	// the client would wait forever for a close frame. A panic between
-	// the upgrade and the session (a handshake interceptor's, after
-	// next) closes with internal (4013) here, one in the session below;
-	// either way the panic then goes on, for net/http to log.
-	defer func() {
-		if ws == nil || end != nil {
-			return
-		}
-		if p := recover(); p != nil {
-			code, reason, _ := closeFor(errPanicked)
-			_ = closeWS(ws, code, reason)
-			panic(p)
-		}
-	}()
-	var respHeader http.Header // as sent with the 101
 	// written: Accept refused the handshake and wrote the response itself.
 	// A flag, not errors.Is on the chain's error, which an interceptor may
 	// have re-wrapped without %w: a second response would be appended to
 	// the first.
 	written := false
+	// net/http recovers a panic but never closes a hijacked connection:
+	// the client would wait forever for a close frame. A panic between
+	// the upgrade and the session (a handshake interceptor's, after
+	// next) closes with internal (4013) here, one in the session below.
+	// One before the upgrade (an interceptor's, before next) is answered
+	// 500 internal (refusePanicked): net/http would cut the connection
+	// unanswered, which the client takes for a lost connection and
+	// reconnects into the panic. Either way the panic then goes on, for
+	// net/http to log.
+	defer func() {
+		if end != nil || (ws == nil && written) {
+			return
+		}
+		if p := recover(); p != nil {
+			if ws == nil {
+				refusePanicked(w)
+			} else {
+				code, reason, _ := closeFor(errPanicked)
+				_ = closeWS(ws, code, reason)
+			}
+			panic(p)
+		}
+	}()
+	var respHeader http.Header // as sent with the 101
 	accept := func(ctx context.Context, hs *Handshake) (context.Context, error) {
 		opts := h.accept
 		if sub != "" {
@@ -464,12 +473,18 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	// stream ends with wsrpc.error (internal) instead, which stops both,
 	// and the panic goes on, for net/http to log. Here a handshake
 	// interceptor's panic after next; the session's below.
+	// written and over, below: a response is out, though no stream.
+	written, over := false, false
 	defer func() {
-		if stream == nil || end != nil {
+		if end != nil || (stream == nil && (written || over)) {
 			return
 		}
 		if p := recover(); p != nil {
-			_ = (&sseConn{stream: stream}).closeWith(errPanicked)
+			if stream == nil { // before next: see the WebSocket route's
+				refusePanicked(w)
+			} else {
+				_ = (&sseConn{stream: stream}).closeWith(errPanicked)
+			}
 			panic(p)
 		}
 	}()
@@ -484,13 +499,12 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	// (CORS: without them the browser takes the answer for a network
 	// error, and retries) go with it.
 	lastID := sse.RequestLastEventID(r)
-	over := false // answered 204: the call ended before
+	// over: answered 204, the call ended before.
 	// written: NewStream failed after it had sent the 200 (the client
 	// left as the stream opened, or a replayed event could not be
 	// written). The refusal's answer would be a second WriteHeader, which
 	// net/http refuses and logs ("superfluous response.WriteHeader call"),
 	// and a body appended to the event stream's.
-	written := false
 	open := func(ctx context.Context, hs *Handshake) (context.Context, error) {
 		if lastID == SSEEndEventID {
 			w.WriteHeader(http.StatusNoContent)

@@ -98,6 +98,14 @@ func TestPanicEndsSession(t *testing.T) {
 			return ctx, err
 		}
 	})
+	// Before the upgrade: no session, the call is refused. Unanswered,
+	// the client took the cut for a lost connection (unavailable) and
+	// reconnected into the panic.
+	beforeNext := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			panic("auth bug")
+		}
+	})
 	for _, tc := range []struct {
 		name     string
 		svc      testingv1wsrpc.StreamServiceHandler
@@ -111,6 +119,8 @@ func TestPanicEndsSession(t *testing.T) {
 			[]string{"interceptor bug"}, 4},
 		{"handshake interceptor after next", streamServer{}, []wsrpc.Option{wsrpc.WithInterceptors(afterNext)},
 			[]string{"handshake bug"}, 0},
+		{"handshake interceptor before next", streamServer{}, []wsrpc.Option{wsrpc.WithInterceptors(beforeNext)},
+			[]string{"auth bug"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var closes atomic.Int64
@@ -136,7 +146,8 @@ func TestPanicEndsSession(t *testing.T) {
 			t.Run("bidi", func(t *testing.T) {
 				st, err := client.Echo(ctx)
 				if err != nil {
-					t.Fatal(err)
+					wantCode(t, err, wsrpc.CodeInternal, "handler panicked")
+					return
 				}
 				defer st.Close()
 				_ = st.Send(&testingv1.EchoRequest{Text: "x"})
@@ -146,7 +157,8 @@ func TestPanicEndsSession(t *testing.T) {
 			t.Run("server-stream", func(t *testing.T) {
 				st, err := client.Count(ctx, &testingv1.CountRequest{Count: 1})
 				if err != nil {
-					t.Fatal(err)
+					wantCode(t, err, wsrpc.CodeInternal, "handler panicked")
+					return
 				}
 				defer st.Close()
 				_, err = st.Receive()
@@ -155,7 +167,8 @@ func TestPanicEndsSession(t *testing.T) {
 			t.Run("client-stream", func(t *testing.T) {
 				st, err := client.Sum(ctx)
 				if err != nil {
-					t.Fatal(err)
+					wantCode(t, err, wsrpc.CodeInternal, "handler panicked")
+					return
 				}
 				defer st.Close()
 				_ = st.Send(&testingv1.SumRequest{N: 1})
@@ -165,7 +178,8 @@ func TestPanicEndsSession(t *testing.T) {
 			t.Run("sse", func(t *testing.T) {
 				st, err := client.Watch(ctx, &testingv1.WatchRequest{Room: "r"})
 				if err != nil {
-					t.Fatal(err)
+					wantCode(t, err, wsrpc.CodeInternal, "handler panicked")
+					return
 				}
 				defer st.Close()
 				for {
