@@ -62,7 +62,7 @@ func JoinPath(baseURL, path string) string {
 func ServiceNotFound(w http.ResponseWriter, r *http.Request, service string) {
 	p := r.URL.Path
 	if m, ok := strings.CutPrefix(p, "/"+service+"/"); ok && m != "" && !strings.Contains(m, "/") {
-		writeHTTPStatus(w, http.StatusNotFound, Errorf(CodeUnimplemented, "%s has no method %s: the server runs a version of the schema without it", service, m))
+		writeHTTPStatus(w, http.StatusNotFound, Errorf(CodeUnimplemented, "%s has no method %s: the server runs a version of the schema without it, or does not serve the method over wsrpc (a unary method, or one without the (wsrpc.v1.method) option)", service, m))
 		return
 	}
 	msg := fmt.Sprintf("no method of %s at %s", service, p)
