@@ -938,35 +938,47 @@ func (s *decState) duration(m protoreflect.Message) error {
 	return nil
 }
 
-// parseDuration parses the ProtoJSON duration form: an optional "-", decimal
-// seconds, an optional "." with 1 to 9 digits, and "s".
+// parseDuration parses the ProtoJSON duration form exactly as protojson
+// reads it, so that a string one codec takes the other takes too: an
+// optional "-" or "+", whole seconds without leading zeros ("0", "15"),
+// or none before a fraction (".5s"), an optional "." with up to 9 digits
+// (none too: "1.s"), and "s". The range is checked by the caller; more
+// digits than any int64 holds are no duration at all.
 func parseDuration(b []byte) (secs, nanos int64, ok bool) {
-	neg := len(b) > 0 && b[0] == '-'
-	if neg {
-		b = b[1:]
-	}
 	if len(b) < 2 || b[len(b)-1] != 's' {
 		return 0, 0, false
 	}
 	b = b[:len(b)-1]
-	digits := 0
-	for len(b) > 0 && b[0] >= '0' && b[0] <= '9' {
-		if digits++; digits > 12 { // beyond maxDurationSeconds either way
-			return 0, 0, false
-		}
-		secs = secs*10 + int64(b[0]-'0')
+	neg := false
+	switch b[0] {
+	case '-':
+		neg, b = true, b[1:]
+	case '+':
 		b = b[1:]
 	}
-	if digits == 0 {
+	if len(b) == 0 {
+		return 0, 0, false
+	}
+	switch {
+	case b[0] == '0':
+		b = b[1:]
+	case b[0] >= '1' && b[0] <= '9':
+		for digits := 0; len(b) > 0 && b[0] >= '0' && b[0] <= '9'; digits++ {
+			if digits == 18 { // beyond maxDurationSeconds, and near int64's end
+				return 0, 0, false
+			}
+			secs = secs*10 + int64(b[0]-'0')
+			b = b[1:]
+		}
+	case b[0] != '.':
 		return 0, 0, false
 	}
 	if len(b) > 0 {
-		if b[0] != '.' || len(b) < 2 || len(b) > 10 {
+		if b[0] != '.' || len(b) > 10 {
 			return 0, 0, false
 		}
-		b = b[1:]
 		scale := int64(nanosPerSecond)
-		for _, c := range b {
+		for _, c := range b[1:] {
 			if c < '0' || c > '9' {
 				return 0, 0, false
 			}
