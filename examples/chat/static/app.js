@@ -259,8 +259,12 @@ function watch(room, resume) {
   // A stream that ends on purpose is not reconnected.
   es.addEventListener("wsrpc.end", () => es.close());
   es.addEventListener("wsrpc.error", (e) => {
-    es.close();
     const err = JSON.parse(e.data);
+    // unavailable (a server going down, a failure worth retrying) is
+    // what a Go client resumes after: left open, the EventSource
+    // reconnects with Last-Event-ID as after a cut, and misses nothing.
+    if (err.code === "unavailable") return;
+    es.close();
     state.textContent = "stopped";
     state.className = "pill";
     append(list, el("li", "system", err.message || "feed ended"));
