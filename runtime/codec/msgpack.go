@@ -209,13 +209,7 @@ func (s *encState) message(m protoreflect.Message, depth int) error {
 	}
 	var exts []protoreflect.FieldDescriptor
 	if md.ExtensionRanges().Len() > 0 {
-		m.Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-			if fd.IsExtension() {
-				exts = append(exts, fd)
-			}
-			return true
-		})
-		slices.SortFunc(exts, func(a, b protoreflect.FieldDescriptor) int { return int(a.Number()) - int(b.Number()) })
+		exts = setExtensions(m)
 	}
 	if err := s.e.EncodeMapLen(n + len(exts)); err != nil {
 		return err
@@ -241,6 +235,22 @@ func (s *encState) message(m protoreflect.Message, depth int) error {
 		}
 	}
 	return nil
+}
+
+// setExtensions returns the extensions set on m, by number. A function of
+// its own: the slice a Range callback appends to lives on the heap, and
+// declared in message it cost every message an allocation, extension
+// ranges or not.
+func setExtensions(m protoreflect.Message) []protoreflect.FieldDescriptor {
+	var exts []protoreflect.FieldDescriptor
+	m.Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		if fd.IsExtension() {
+			exts = append(exts, fd)
+		}
+		return true
+	})
+	slices.SortFunc(exts, func(a, b protoreflect.FieldDescriptor) int { return int(a.Number()) - int(b.Number()) })
+	return exts
 }
 
 func (s *encState) field(fd protoreflect.FieldDescriptor, v protoreflect.Value, depth int) error {
