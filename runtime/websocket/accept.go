@@ -22,9 +22,12 @@ type AcceptOptions struct {
 
 	// OriginPatterns lists the cross-origin hosts allowed to connect, as
 	// path.Match patterns on the Origin's host ("*.example.com",
-	// "example.com:8080"), or on the whole origin when the pattern contains
-	// "://". A same-origin request (Origin host equal to Host) and a request
-	// without Origin (not from a browser) are always allowed.
+	// "example.com:8080"; without the port when it is the default of the
+	// Origin's scheme), or on the whole origin, as sent, when the pattern
+	// contains "://". A same-origin request (Origin host and port equal to
+	// Host's, a default port counting as none) and a request without
+	// Origin (not from a browser) are always allowed; one with more than
+	// one Origin header is refused.
 	OriginPatterns []string
 
 	// InsecureSkipOriginCheck turns the origin check off: any web page may
@@ -143,7 +146,11 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		if !errors.Is(err, http.ErrNotSupported) {
-			http.Error(w, "websocket: connection cannot be upgraded", http.StatusInternalServerError)
+			// A wrapper's Hijack that failed with an error of its own
+			// (chi's Compress: "http.Hijacker is unavailable on the
+			// writer"): the same fault as below for the client, whose
+			// response does not quote the server's error.
+			http.Error(w, "websocket: connection cannot be upgraded: the server's ResponseWriter cannot be hijacked", http.StatusInternalServerError)
 			return nil, fmt.Errorf("websocket: hijack: %w", err)
 		}
 		// The usual cause, and a hard one to find from a bare 500: a
@@ -151,8 +158,16 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		// http.TimeoutHandler) with neither a Hijack method nor an Unwrap
 		// method returning the writer it wraps. The error names the
 		// wrapper's type; the response, which the client reads, does not.
+		// w itself may be a wrapper that unwraps fine (the typed layer's
+		// own), so the name is that of the writer where the unwrapping
+		// stopped, with w's as well when they differ.
+		stop, unwrapped := hijackStop(w)
+		via := ""
+		if unwrapped {
+			via = fmt.Sprintf(" (reached through %T)", w)
+		}
 		http.Error(w, "websocket: connection cannot be upgraded: the server's ResponseWriter cannot be hijacked (a middleware wrapper without Hijack or Unwrap)", http.StatusInternalServerError)
-		return nil, fmt.Errorf("websocket: hijack: the ResponseWriter %T cannot be hijacked: a middleware that wraps it must implement Hijack or Unwrap (http.ResponseController): %w", w, err)
+		return nil, fmt.Errorf("websocket: hijack: the ResponseWriter %T%s cannot be hijacked: a middleware that wraps it must implement Hijack or Unwrap (http.ResponseController): %w", stop, via, err)
 	}
 	// The server may have armed read/write deadlines for the request.
 	_ = nc.SetDeadline(time.Time{})
@@ -196,6 +211,30 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	}
 	_ = nc.SetWriteDeadline(time.Time{})
 	return newConn(nc, false, cfg, proto, exts, buffered(brw.Reader)), nil
+}
+
+// hijackStop returns the writer at which http.ResponseController's search
+// for a Hijack method ends, and whether it is another than w: it follows
+// Unwrap() http.ResponseWriter from w while the writer has no Hijack, as
+// the controller does, and stops at one with neither (or whose Unwrap
+// returns nil). The controller has already walked this chain to its end,
+// so it has no cycle. (Writers are not compared: a writer's type need not
+// be comparable.)
+func hijackStop(w http.ResponseWriter) (stop http.ResponseWriter, unwrapped bool) {
+	for {
+		if _, ok := w.(http.Hijacker); ok {
+			return w, unwrapped
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w, unwrapped
+		}
+		next := u.Unwrap()
+		if next == nil {
+			return w, unwrapped
+		}
+		w, unwrapped = next, true
+	}
 }
 
 // buffered returns the bytes the HTTP server read past the request.
@@ -321,20 +360,34 @@ func negotiateServer(set *ExtensionSet, offered []ExtensionElement) ([]*negotiat
 	return out, nil
 }
 
-// checkOrigin implements the origin policy (RFC 6455 §10.2).
+// checkOrigin implements the origin policy (RFC 6455 §10.2): same-origin
+// when the Origin's host and port equal Host's, case-insensitively, a port
+// that is the default of the Origin's scheme counting as absent on both
+// sides (RFC 6454 §4: an origin's port defaults from its scheme; a load
+// balancer may forward Host with it, a browser leaves it out). The scheme
+// is not compared: Host does not say whether TLS was used.
 func checkOrigin(r *http.Request, patterns []string) error {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
+	origins := r.Header.Values("Origin")
+	if len(origins) > 1 {
+		// A browser sends one, its page's serialized origin (RFC 6455
+		// §4.1, RFC 6454 §6.2). Judging only the first would let a
+		// request through whose other Origin a proxy or a log takes
+		// for the real one.
+		return errors.New("more than one Origin header")
+	}
+	if len(origins) == 0 || origins[0] == "" {
 		return nil
 	}
+	origin := origins[0]
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("origin %q not allowed", origin)
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	host := trimDefaultPort(strings.ToLower(u.Host), u.Scheme)
+	if host == trimDefaultPort(strings.ToLower(r.Host), u.Scheme) {
 		return nil
 	}
-	host, lorigin := strings.ToLower(u.Host), strings.ToLower(origin)
+	lorigin := strings.ToLower(origin)
 	for _, p := range patterns {
 		target := host
 		if strings.Contains(p, "://") {
@@ -345,4 +398,27 @@ func checkOrigin(r *http.Request, patterns []string) error {
 		}
 	}
 	return fmt.Errorf("origin %q not allowed (cross-origin request; see AcceptOptions.OriginPatterns)", origin)
+}
+
+// trimDefaultPort drops the port from host ("example.com:443",
+// "[::1]:80") when it is the default of scheme (RFC 6454 §4; RFC 6455
+// §3: ws 80, wss 443), so that an explicit default port and none compare
+// equal. Other ports, and hosts of other schemes, are left as they are.
+func trimDefaultPort(host, scheme string) string {
+	var port string
+	switch scheme {
+	case "http", "ws":
+		port = ":80"
+	case "https", "wss":
+		port = ":443"
+	default:
+		return host
+	}
+	h, ok := strings.CutSuffix(host, port)
+	if !ok || (strings.Contains(h, ":") && !strings.HasSuffix(h, "]")) {
+		// No such port, or h is not a host on its own (an unbracketed
+		// IPv6 address ending in that number).
+		return host
+	}
+	return h
 }
