@@ -96,8 +96,10 @@
 // Browsers send cookies with a WebSocket handshake from any page, so Accept
 // rejects a cross-origin handshake with 403 unless its Origin matches
 // AcceptOptions.OriginPatterns (cross-site WebSocket hijacking). Requests
-// without an Origin header are not from browsers and are allowed.
-// InsecureSkipOriginCheck turns the check off.
+// without an Origin header are not from browsers and are allowed; those
+// with more than one are refused. Same-origin means the Origin's host and
+// port equal Host's, a port that is the default of the Origin's scheme
+// (80, 443) counting as none. InsecureSkipOriginCheck turns the check off.
 //
 // # Many Connections
 //
