@@ -75,6 +75,8 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 	if req.Header == nil {
 		req.Header = http.Header{}
 	}
+	// A reconnection's ctx is the call's: it sends what is left.
+	setTimeoutHeader(ctx, req.Header)
 	var ws *websocket.Conn
 	dial := func(ctx context.Context, hs *Handshake) (context.Context, error) {
 		opts := c.dial
@@ -145,6 +147,33 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 		fn(conn.ctx, conn.info)
 	}
 	return conn, nil
+}
+
+// maxTimeoutMs is the largest value TimeoutHeader carries (10 digits,
+// about 115 days); a longer time left is sent as this.
+const maxTimeoutMs = 9_999_999_999
+
+// setTimeoutHeader sets TimeoutHeader on h, a handshake request of a call
+// bounded by ctx: the time left before ctx's deadline, in milliseconds
+// rounded up, so that the server, which counts from the request's
+// arrival, never ends the call before the client gives up on it (as
+// grpc-go rounds grpc-timeout up). Without a deadline h is left as it
+// is. One that has passed takes the header away (a reconnection's copy
+// of the first request's value, say; 0 would be refused as malformed):
+// the dial fails on ctx with deadline_exceeded, as it did before there
+// was a header.
+func setTimeoutHeader(ctx context.Context, h http.Header) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return
+	}
+	left := time.Until(d)
+	if left <= 0 {
+		h.Del(TimeoutHeader)
+		return
+	}
+	ms := int64((left + time.Millisecond - 1) / time.Millisecond)
+	h.Set(TimeoutHeader, strconv.FormatInt(min(ms, maxTimeoutMs), 10))
 }
 
 // selectsUnoffered reports whether a 101 answer's Sec-WebSocket-Protocol
@@ -930,6 +959,7 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 	if hreq.Header == nil {
 		hreq.Header = http.Header{}
 	}
+	setTimeoutHeader(ctx, hreq.Header)
 	var sess *sse.Session
 	var capt *capture
 	remote := u.Host // the server that answered, once open ran
@@ -1205,6 +1235,9 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 		return ctx, nil
 	}
 	hs := &Handshake{Spec: s.spec, Request: r.Clone(r.Context()), Codec: s.json}
+	// r carries the first request's value (runtime/sse repeats its
+	// headers): the time left now replaces it, before the interceptors.
+	setTimeoutHeader(r.Context(), hs.Request.Header)
 	ctx, err := chainHandshake(s.interceptors, open)(r.Context(), hs)
 	if err == nil && !called {
 		err = Errorf(CodeInternal, "a handshake interceptor returned without calling next")

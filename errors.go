@@ -118,6 +118,19 @@ const CloseCodeBase = 4000
 // request is refused before the upgrade.
 const CodeHeader = "Wsrpc-Code"
 
+// TimeoutHeader is the handshake request header with which a client tells
+// the server how long the call may last: the time left before its
+// context's deadline, in whole milliseconds rounded up, 1 to 10 ASCII
+// digits (as Connect-Timeout-Ms; gRPC's grpc-timeout). The client sets
+// it on every handshake of a call whose context has a deadline, the
+// first and each reconnection's, before the handshake interceptors run,
+// which may change or delete it. The server gives the session's context
+// that timeout, counted from the request's arrival, and refuses any
+// other value (empty, signed, not digits, longer, or 0) with
+// CodeInvalidArgument. Browsers cannot set it: EventSource and WebSocket
+// take no request headers.
+const TimeoutHeader = "Wsrpc-Timeout-Ms"
+
 var codeInfo = [...]struct {
 	name   string
 	status int

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -68,6 +70,51 @@ type refusalWriter struct {
 
 func (w *refusalWriter) WriteHeader(status int)      { w.status = status }
 func (w *refusalWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// requestTimeout reads TimeoutHeader, the time the client's deadline
+// leaves the call: has is false without the header. A value that is not
+// 1 to 10 ASCII digits (empty, signed, with a unit, repeated: two lines
+// read "a, b"), or is 0, is refused before the upgrade, not ignored: the
+// client would otherwise run with no bound on the server while it
+// believes it sent one.
+func requestTimeout(r *http.Request) (d time.Duration, has bool, err *Error) {
+	vs := r.Header.Values(TimeoutHeader)
+	if len(vs) == 0 {
+		return 0, false, nil
+	}
+	v := strings.Join(vs, ", ")
+	var ms uint64 // 10 digits fit
+	if len(v) <= 10 && strings.TrimLeft(v, "0123456789") == "" {
+		ms, _ = strconv.ParseUint(v, 10, 64) // "" is 0
+	}
+	if ms == 0 {
+		const quoted = 32 // bytes of the value the message shows
+		shown := strconv.Quote(v)
+		if len(v) > quoted {
+			shown = strconv.Quote(v[:quoted]) + "…"
+		}
+		return 0, true, Errorf(CodeInvalidArgument, "%s: %s is not a timeout: want the milliseconds left, 1 to 10 digits, more than 0", TimeoutHeader, shown)
+	}
+	return time.Duration(ms) * time.Millisecond, true, nil
+}
+
+// withRequestTimeout returns r's context bounded by the client's
+// TimeoutHeader, if it sent one, and the cancel that releases its timer
+// (a no-op without one), or the refusal of a malformed value. The server
+// counts from the request's arrival, so its deadline passes a few round
+// trips after the client's: a client that gives up on its own deadline
+// first ends the call as a cancellation does, as in gRPC.
+func withRequestTimeout(r *http.Request) (context.Context, context.CancelFunc, *Error) {
+	d, has, err := requestTimeout(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !has {
+		return r.Context(), func() {}, nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), d)
+	return ctx, cancel, nil
+}
 
 // errPanicked ends a session whose handler (or interceptor, or hook)
 // panicked. The panic value stays on the server, in net/http's log.
@@ -310,6 +357,14 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, nerr)
 		return
 	}
+	// The client's deadline bounds the session as an interceptor's would
+	// (see watchSession); the timer goes with ServeHTTP's return.
+	base, cancelBase, terr := withRequestTimeout(r)
+	if terr != nil {
+		writeHTTPError(w, terr)
+		return
+	}
+	defer cancelBase()
 	var ws *websocket.Conn
 	var end func(error) // ends the session, once it has started
 	// written: Accept refused the handshake and wrote the response itself.
@@ -358,9 +413,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return ctx, nil
 	}
 	hs := &Handshake{Spec: h.spec, Request: r, ResponseHeader: w.Header(), Codec: cdc}
-	ctx, err := chainHandshake(h.cfg.interceptors, accept)(r.Context(), hs)
+	ctx, err := chainHandshake(h.cfg.interceptors, accept)(base, hs)
 	if ctx == nil {
-		ctx = r.Context()
+		ctx = base
 	}
 	if err != nil {
 		switch {
@@ -465,6 +520,14 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, asError(err))
 		return
 	}
+	// As on the WebSocket route: the client's deadline bounds the
+	// session, so this connection, as an interceptor's deadline would.
+	base, cancelBase, terr := withRequestTimeout(r)
+	if terr != nil {
+		writeHTTPError(w, terr)
+		return
+	}
+	defer cancelBase()
 	var stream *sse.Stream
 	var end func(error) // ends the session, once it has started
 	// Once the 200 is out, net/http can only cut the response after a
@@ -529,9 +592,9 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return ctx, nil
 	}
 	hs := &Handshake{Spec: h.spec, Request: r, ResponseHeader: w.Header(), Codec: jk}
-	ctx, err := chainHandshake(h.cfg.interceptors, open)(r.Context(), hs)
+	ctx, err := chainHandshake(h.cfg.interceptors, open)(base, hs)
 	if ctx == nil {
-		ctx = r.Context()
+		ctx = base
 	}
 	if over {
 		return // nothing can follow the 204, not even an interceptor's error
