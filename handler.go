@@ -619,7 +619,7 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
 		defer cancel(nil)
-		s := &sseSession{cancel: cancel, spec: h.spec}
+		s := &sseSession{cancel: cancel, spec: h.spec, stream: stream, closeTimeout: h.accept.CloseTimeout}
 		t.add(s)
 		defer t.remove(s)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wsrpc/wsrpc/runtime/sse"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -155,7 +156,10 @@ func (t *Tracker) remove(s tracked) {
 // ShutdownReason and its context is cancelled once the closing handshake
 // is done, and each SSE handler's context is cancelled, so that its
 // response ends without a "wsrpc.end" event: clients reconnect (with
-// Last-Event-ID) to whichever server comes next, as they would after 1001.
+// Last-Event-ID) to whichever server comes next, as they would after 1001;
+// its writes, which a cancelled context does not end, are bounded by the
+// route's CloseTimeout as a closing handshake is, so that a client that
+// stopped reading does not hold Shutdown for the stream's WriteTimeout.
 // Every session is marked as ending so before anything is waited for:
 // whatever its handler returns from then on (the ErrClosed of a hub
 // closed meanwhile) no longer changes what its client is told. Shutdown
@@ -417,19 +421,40 @@ func (c *wsConn) procedure() string { return c.spec.Procedure }
 
 // sseSession is an SSE call as a Tracker sees it: cancel ends the
 // handler's context, with errShutdown as its cause, which OnClose reports;
-// spec names the call in a Shutdown's error.
+// spec names the call in a Shutdown's error. stream is the call's event
+// stream, whose writes goAway bounds by closeTimeout (the route's
+// websocket.AcceptOptions.CloseTimeout; 0 for the websocket default).
 type sseSession struct {
-	cancel context.CancelCauseFunc
-	spec   Spec
+	cancel       context.CancelCauseFunc
+	spec         Spec
+	stream       *sse.Stream
+	closeTimeout time.Duration
 }
 
 // goAway cancels the handler's context at once: the stream then ends
 // without an end event whatever the handler returns (serveSSE's end).
+// A cancelled context does not end a write in progress, though: a client
+// that stopped reading held its handler in a write, and Shutdown, for
+// the stream's WriteTimeout (30 s by default). So the stream's writes
+// get the bound a WebSocket session's closing handshake has, the
+// route's CloseTimeout, the same on both transports.
 func (s *sseSession) goAway() func() {
 	s.cancel(errShutdown)
+	d := s.closeTimeout
+	if d <= 0 {
+		d = websocket.DefaultCloseTimeout // as websocket.Accept resolves it
+	}
+	s.stream.SetWriteDeadline(time.Now().Add(d))
 	return nil
 }
 
+// kill cancels, as goAway did; a write in progress stays bounded by
+// goAway's deadline. Cutting it now (SetWriteDeadline(time.Now())) would
+// also fail the writes to clients that do read which race an expired
+// ctx's Shutdown (the handler's next event, a moment after its context
+// ended), and their responses would end cut, not cleanly
+// (TestShutdownExpiredContext). Past the deadline, wsrpc.Shutdown closes
+// the connections anyway (http.Server.Close).
 func (s *sseSession) kill() { s.cancel(errShutdown) }
 
 func (s *sseSession) procedure() string { return s.spec.Procedure }

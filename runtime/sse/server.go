@@ -66,9 +66,11 @@ const DefaultWriteTimeout = 30 * time.Second
 //
 // Concurrency: Send, SendPrepared, Comment, Close, CloseWith and Err may
 // be called from any goroutine; a mutex serialises writes so events never
-// interleave, and CloseWith's event is the last. Close (or CloseWith)
-// must be called (defer Close) before the handler returns, since a
-// heartbeat must not write to a finished response.
+// interleave, and CloseWith's event is the last. SetWriteDeadline may be
+// called from any goroutine too, concurrently with a write: it does not
+// wait for that write, which it bounds. Close (or CloseWith) must be
+// called (defer Close) before the handler returns, since a heartbeat must
+// not write to a finished response.
 type Stream struct {
 	w    http.ResponseWriter
 	rc   *http.ResponseController
@@ -89,6 +91,18 @@ type Stream struct {
 
 	stop chan struct{} // closed by Close and CloseWith (endLocked)
 	done chan struct{} // closed when the heartbeat goroutine has exited
+
+	// dmu guards the fields below and every rc.SetWriteDeadline call, so
+	// that SetWriteDeadline can move the deadline of a write that holds
+	// mu. Lock order: mu, then dmu. writing is only true under mu, so
+	// SetWriteDeadline never touches the writer after Close: over
+	// HTTP/1.1 the connection may serve the next request by then.
+	dmu         sync.Mutex
+	deadline    time.Time // SetWriteDeadline's bound; zero: none
+	writeBy     time.Time // WriteTimeout's deadline for the write in progress; zero: none
+	writing     bool      // a write (and flush) is in progress
+	armed       bool      // the writer's deadline may be set (not zero)
+	noDeadlines bool      // the writer cannot set deadlines
 }
 
 // NewStream answers r with an event stream: it sets Content-Type:
@@ -283,6 +297,53 @@ func (s *Stream) Err() error {
 	return s.err
 }
 
+// SetWriteDeadline bounds every write (and flush) of the stream, the one
+// in progress and those to come, by t, as net.Conn's SetWriteDeadline
+// does: each write's deadline becomes the earlier of t and WriteTimeout
+// from the write's start. A write it cuts fails as one that timed out,
+// with ErrWriteTimeout, and ends the stream. The zero time removes the
+// bound. It takes effect at once, also on a write blocked now, which is
+// how a server shutting down ends a stream whose client stopped reading
+// without waiting WriteTimeout. As WriteTimeout's, the deadline is set
+// only while the stream writes: a quiet stream is not reset when t
+// passes (over HTTP/2 a deadline is a timer), and what net/http writes
+// once the handler has returned (the end of a chunked body) is not cut.
+//
+// It does nothing where the ResponseWriter cannot set write deadlines
+// (http.ResponseController returns http.ErrNotSupported): writes are then
+// bounded by nothing. An error setting the deadline (the connection is
+// failing) shows in the write. Cost: a lock that writes hold only to set
+// and clear their deadline, and a deadline update when a write is in
+// progress.
+func (s *Stream) SetWriteDeadline(t time.Time) {
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	s.deadline = t
+	if !s.writing || s.noDeadlines {
+		return // the next write's armLocked applies it
+	}
+	d := earlier(s.writeBy, t)
+	if d.IsZero() && !s.armed {
+		return
+	}
+	if err := s.rc.SetWriteDeadline(d); err != nil {
+		if errors.Is(err, http.ErrNotSupported) {
+			s.noDeadlines = true
+		}
+		return
+	}
+	s.armed = !d.IsZero()
+}
+
+// earlier returns the earlier of a and b, a zero time standing for no
+// bound.
+func earlier(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
 // Send encodes e (see AppendEvent) and writes and flushes it.
 //
 // After a replay, an event whose ID was among the replayed ones is
@@ -292,9 +353,9 @@ func (s *Stream) Err() error {
 //
 // It returns ErrClientGone once the client has disconnected,
 // ErrStreamClosed after Close, ErrWriteTimeout (wrapping the write's
-// error) when the client stopped reading for WriteTimeout, or the write
-// error; a failed write ends the stream, and later calls return its
-// error again.
+// error) when the client stopped reading for WriteTimeout (or past
+// SetWriteDeadline's bound), or the write error; a failed write ends the
+// stream, and later calls return its error again.
 func (s *Stream) Send(e Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -438,42 +499,85 @@ func (s *Stream) writeFlushLocked(b []byte) error {
 		s.err = fmt.Errorf("%w: %w", ErrClientGone, context.Cause(s.ctx))
 		return s.err
 	}
-	if s.opts.WriteTimeout > 0 {
-		if err := s.rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout)); err != nil {
-			if s.deadlineOptional && errors.Is(err, http.ErrNotSupported) {
-				s.opts.WriteTimeout = 0 // the default, where it cannot apply
-			} else {
-				s.err = fmt.Errorf("sse: set write deadline: %w", err)
-				return s.err
-			}
-		}
+	if err := s.armLocked(); err != nil {
+		s.err = err
+		return s.err
 	}
+	err := s.writeOnce(b)
+	if derr := s.disarmLocked(err == nil); err == nil {
+		err = derr
+	}
+	if err != nil {
+		s.err = err
+		return s.err
+	}
+	s.lastWrite = time.Now()
+	return nil
+}
+
+// writeOnce writes b and flushes, and returns the error the stream ends
+// with if either fails.
+func (s *Stream) writeOnce(b []byte) error {
 	if len(b) > 0 {
 		if _, err := s.w.Write(b); err != nil {
-			s.err = s.writeErr(err)
-			return s.err
+			return s.writeErr(err)
 		}
 	}
 	if err := s.rc.Flush(); err != nil {
 		if errors.Is(err, http.ErrNotSupported) && s.ctx.Err() == nil {
 			// A FlushError passing on an inner writer's "cannot": canFlush
 			// saw a flusher, and only flushing tells.
-			s.err = fmt.Errorf("%w: %w", ErrFlushUnsupported, err)
-		} else {
-			s.err = s.writeErr(err)
+			return fmt.Errorf("%w: %w", ErrFlushUnsupported, err)
 		}
-		return s.err
+		return s.writeErr(err)
 	}
-	// The deadline bounds this write, not the quiet until the next one:
-	// over HTTP/2 a deadline left set is a timer that resets the stream
-	// when it fires, writing or not.
+	return nil
+}
+
+// armLocked sets the deadline of the write about to start: the earlier
+// of WriteTimeout from now and SetWriteDeadline's bound. The caller
+// holds mu.
+func (s *Stream) armLocked() error {
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	s.writeBy = time.Time{}
 	if s.opts.WriteTimeout > 0 {
-		if err := s.rc.SetWriteDeadline(time.Time{}); err != nil {
-			s.err = fmt.Errorf("sse: clear write deadline: %w", err)
-			return s.err
+		s.writeBy = time.Now().Add(s.opts.WriteTimeout)
+	}
+	d := earlier(s.writeBy, s.deadline)
+	if !d.IsZero() && !s.noDeadlines {
+		err := s.rc.SetWriteDeadline(d)
+		switch {
+		case err == nil:
+			s.armed = true
+		case errors.Is(err, http.ErrNotSupported) && (s.deadlineOptional || s.opts.WriteTimeout == 0):
+			// The default WriteTimeout, or SetWriteDeadline's bound
+			// alone: skipped where the writer has no deadlines.
+			s.opts.WriteTimeout, s.writeBy, s.noDeadlines = 0, time.Time{}, true
+		default:
+			return fmt.Errorf("sse: set write deadline: %w", err)
 		}
 	}
-	s.lastWrite = time.Now()
+	s.writing = true
+	return nil
+}
+
+// disarmLocked ends the write armLocked began and, after one that went
+// through (ok), clears its deadline: the deadline bounds this write, not
+// the quiet until the next one, and over HTTP/2 a deadline left set is a
+// timer that resets the stream when it fires, writing or not. A failed
+// write leaves its deadline: the stream has ended. The caller holds mu.
+func (s *Stream) disarmLocked(ok bool) error {
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	s.writing, s.writeBy = false, time.Time{}
+	if !ok || !s.armed {
+		return nil
+	}
+	if err := s.rc.SetWriteDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("sse: clear write deadline: %w", err)
+	}
+	s.armed = false
 	return nil
 }
 
