@@ -578,7 +578,11 @@ func (s *BidiStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn().co
 // once.
 func (s *BidiStreamForClient[Req, Res]) Close() error { return s.close(0, "") }
 
-// CloseWith closes the connection with code's close code and reason.
+// CloseWith closes the connection with code's close code and reason. As
+// after Close, a later Receive or Send fails with CodeCanceled, its
+// message saying this side closed the stream and with what ("stream
+// closed by this side: aborted: user left"); the handler's Receive gets
+// code and reason.
 func (s *BidiStreamForClient[Req, Res]) CloseWith(code Code, reason string) error {
 	return s.close(code, reason)
 }

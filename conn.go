@@ -186,7 +186,11 @@ func (c *wsConn) Receive(msg any) error {
 	if c.spec.IsClient {
 		if err := c.ctx.Err(); err != nil {
 			// As in Send: the call has ended; nothing is read.
-			c.recvErr = c.readErr(err)
+			if c.closedLocally() {
+				c.recvErr = c.callErr(c.localEnd())
+			} else {
+				c.recvErr = c.readErr(err)
+			}
 			return c.recvErr
 		}
 	}
@@ -240,6 +244,19 @@ func (c *wsConn) endRead(err error) {
 	if lost != nil && err == nil {
 		c.lost(lost)
 	}
+}
+
+// endedByClient reports whether the stream has ended with the client's
+// normal closure (1000, or 1005: a close frame with no status code), a
+// clean end (no Err recorded: not an upload abandoned before its marker,
+// see abandonedUpload). On a server the only other normal closure is the
+// handler's own Close (own), which handlerOutcome reports first.
+func (c *wsConn) endedByClient() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	code := c.closeInfo.Code
+	return c.closed && !c.own && c.closeInfo.Err == nil &&
+		(code == websocket.StatusNormalClosure || code == websocket.StatusNoStatusRcvd)
 }
 
 // abandonedUpload is what a client-streaming handler's Receive reports
@@ -339,21 +356,52 @@ func (c *wsConn) closeSend() error {
 	return nil
 }
 
-// transportErr records a close by the peer and translates err.
+// transportErr records a close by the peer and translates err (on a
+// server, a client's 1001 as wentAway says).
 func (c *wsConn) transportErr(err error) error {
 	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
-		c.mu.Lock()
-		if !c.closed {
-			c.closed = true
-			c.closeInfo = CloseInfo{Code: ce.Code, Reason: ce.Reason}
-			if CodeFromCloseCode(ce.Code) != 0 {
-				c.closeInfo.Err = fromClose(ce)
-			}
+	if !errors.As(err, &ce) {
+		return wireError(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gone := c.wentAway(ce)
+	if !c.closed {
+		c.closed = true
+		c.closeInfo = CloseInfo{Code: ce.Code, Reason: ce.Reason}
+		switch {
+		case gone != nil:
+			c.closeInfo.Err = gone
+		case CodeFromCloseCode(ce.Code) != 0:
+			c.closeInfo.Err = fromClose(ce)
 		}
-		c.mu.Unlock()
+	}
+	if gone != nil {
+		return gone
 	}
 	return wireError(err)
+}
+
+// wentAway is what a server reads for the client's close frame with 1001
+// (going away): CodeCanceled, the client leaving, not the unavailable
+// CodeFromCloseCode maps 1001 to. A browser closes a page's WebSockets
+// with 1001 when the page goes away (RFC 6455 §7.4.1: "a browser having
+// navigated away from a page"; a tab closed or reloaded), which is no
+// outage of the server's: the same page's SSE stream reads as canceled
+// (4001) then, and metrics counted every closed tab as unavailable. The
+// close recorded for OnClose keeps 1001, the code that came. A client
+// reading a server's 1001 (Tracker.Shutdown) keeps unavailable, which it
+// retries, and so does a server reading the echo (RFC 6455 §5.5.1) of
+// its own 1001, goAway's. nil for any other close. Caller holds mu.
+func (c *wsConn) wentAway(ce *websocket.CloseError) error {
+	if c.spec.IsClient || ce.Code != websocket.StatusGoingAway ||
+		(c.closed && c.closeInfo.Err == errShutdown) {
+		return nil
+	}
+	if ce.Reason != "" {
+		return &Error{code: CodeCanceled, msg: ce.Reason, err: ce}
+	}
+	return &Error{code: CodeCanceled, msg: c.spec.Procedure + ": the client went away (1001)", err: ce}
 }
 
 // readErr is transportErr for a failed read, which may also be the
@@ -403,7 +451,11 @@ func connectionLost(err error) bool {
 // writeErr is transportErr for a failed write. Once release has cancelled
 // ctx every write fails with context.Canceled; the caller is told how the
 // stream ended instead (io.EOF after a normal end), as a write on the
-// closed connection would have said.
+// closed connection would have said. So is a server's write once the
+// session's end has cancelled ioCtx: a server-streaming handler's Send
+// after the client's normal closure returns io.EOF, as a bidirectional
+// one's does, and handlerOutcome takes that io.EOF returned for the clean
+// end it is.
 //
 // On a client-streaming call the reader knows better than the write why
 // the connection ended, so the write waits for it when the connection is
@@ -445,7 +497,7 @@ func (c *wsConn) writeErr(err error) error {
 			default:
 			}
 		}
-		return c.callErr(wireError(context.Canceled))
+		return c.callErr(c.localEnd())
 	}
 	if c.answered != nil {
 		select {
@@ -458,14 +510,20 @@ func (c *wsConn) writeErr(err error) error {
 			return c.callErr(c.answeredErr())
 		}
 	}
-	if c.released.Load() && errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) && (c.released.Load() || !c.spec.IsClient) {
+		// On a server ioCtx ends with the session (cancel: the peer
+		// watcher saw the client's close, the connection was lost,
+		// Shutdown); once the end is recorded, the write reports it too,
+		// not a context the handler never cancelled.
 		c.mu.Lock()
-		end := c.closeInfo.Err
+		closed, end := c.closed, c.closeInfo.Err
 		c.mu.Unlock()
-		if end == nil {
-			return io.EOF
+		if closed {
+			if end == nil {
+				return io.EOF
+			}
+			return end
 		}
-		return end
 	}
 	if !c.spec.IsClient && writeLost(err) {
 		if netfail.Reset(err) {
@@ -785,6 +843,27 @@ func (c *wsConn) ownEnd() (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.own, c.ownErr
+}
+
+// localEnd is what a client's Receive and Send report once its own Close
+// or CloseWith ended the call (closeLocal): canceled, as always, with a
+// message that says so and what the close sent ("stream closed by this
+// side: aborted: user left"), rather than the "context canceled" of the
+// context Close cancels to release the connection, which the caller
+// never cancelled. The call's context ending first is reported as such
+// (callErr).
+func (c *wsConn) localEnd() error {
+	c.mu.Lock()
+	sent := c.closeInfo.Err
+	c.mu.Unlock()
+	if sent == nil {
+		return Errorf(CodeCanceled, "%s: stream closed by this side (normal closure)", c.spec.Procedure)
+	}
+	e := asError(sent)
+	if e.msg == "" {
+		return Errorf(CodeCanceled, "%s: stream closed by this side: %s", c.spec.Procedure, e.code)
+	}
+	return Errorf(CodeCanceled, "%s: stream closed by this side: %s: %s", c.spec.Procedure, e.code, e.msg)
 }
 
 // closedLocally reports whether the client's Close or CloseWith ended the

@@ -72,8 +72,12 @@ import (
 // OnClose reports with a nil Err — except in a client-streaming handler
 // before the client's end-of-stream marker: only the marker finishes an
 // upload, so there a 1000 or 1005 is the client abandoning it, and Receive
-// and OnClose report CodeCanceled. Close codes the runtime itself sends map
-// back to codes as follows: 1001 going away, 1006 abnormal closure, 1012
+// and OnClose report CodeCanceled. A server reads a client's 1001 (going
+// away: a browser's page closed, reloaded or navigated away, RFC 6455
+// §7.4.1) as CodeCanceled too, the client leaving, in Receive and
+// OnClose's Err (OnClose's Code stays 1001), as an SSE client's leaving
+// reads. Otherwise close codes the runtime itself sends map back to
+// codes as follows: 1001 going away, 1006 abnormal closure, 1012
 // service restart and 1013 try again later → CodeUnavailable; 1003
 // unsupported data and 1007 invalid payload → CodeInvalidArgument; 1008
 // policy violation → CodePermissionDenied; 1009 message too big →
@@ -210,7 +214,9 @@ func ParseCode(name string) (Code, bool) {
 
 // CodeFromCloseCode maps a WebSocket close code to a Code (see the table on
 // Code). It returns 0 for 1000 (normal closure) and 1005 (a close frame
-// without a code), which are not errors.
+// without a code), which are not errors. It maps 1001 as a client reads
+// it, the server going away (CodeUnavailable); a server reads its
+// client's 1001 as CodeCanceled (see Code).
 func CodeFromCloseCode(sc websocket.StatusCode) Code {
 	switch sc {
 	case websocket.StatusNormalClosure, websocket.StatusNoStatusRcvd:

@@ -212,9 +212,25 @@ func serverStreamBase[Req, Res any](fn func(context.Context, *Req, *ServerStream
 // reports; without it a handler that closed with aborted and returned
 // nil read as an OK call to every stream interceptor. The session's end
 // then finds the stream closed, and sends nothing more.
+//
+// Nor is an io.EOF the handler returned once the client's normal closure
+// (1000, or 1005) had ended the stream a failure: it is what Send
+// returns then, and the idiom `if err := s.Send(m); err != nil { return
+// err }` passes it on, so every client that left normally read as
+// unknown (EOF) to the stream interceptors while OnClose reported a
+// normal closure. It is nil, the clean end both then report. An io.EOF
+// returned while the client is still connected stays an error (unknown):
+// the handler's own, not the client's end; so does one the handler gave
+// a code of its own (an *Error wrapping it).
 func handlerOutcome(raw serverConn, err error) error {
 	if own, oerr := raw.ownEnd(); own {
 		return oerr
+	}
+	var coded *Error
+	if errors.Is(err, io.EOF) && !errors.As(err, &coded) {
+		if ws, ok := raw.(*wsConn); ok && ws.endedByClient() {
+			return nil
+		}
 	}
 	return err
 }

@@ -67,7 +67,8 @@ func closeStream(raw serverConn, code Code, reason string) error {
 // independently.
 //
 // The handler learns that the client left through Receive, which returns
-// the client's close as an error (io.EOF for a normal closure): control
+// the client's close as an error (io.EOF for a normal closure; canceled
+// for 1001, a browser's page going away, RFC 6455 §7.4.1): control
 // frames, the close among them, are read by whoever reads the connection
 // (RFC 6455 §5.5), so while the handler reads nothing the client's close
 // goes unanswered and ctx stays live. A handler that stops reading before
@@ -98,6 +99,21 @@ func (s *BidiStream[Req, Res]) All() iter.Seq2[*Req, error] { return messages(s.
 
 // Send marshals msg with the negotiated codec and sends it as one
 // WebSocket message.
+//
+// Once the client has ended the stream, Send returns io.EOF after a
+// normal end (its close with 1000, or with no status code: 1005), and
+// the end's error otherwise (canceled for a client that went away, 1001,
+// or cancelled, 4001; unavailable for a lost connection). A handler that
+// returns that io.EOF (`if err := s.Send(m); err != nil { return err }`)
+// ends cleanly: the stream interceptors get nil, as OnClose reports a
+// normal closure. An io.EOF returned while the client is still
+// connected is an error (unknown).
+//
+// Send blocks while the client is not reading (TCP's window full), for
+// at most the WriteTimeout of WithAcceptOptions (30 s by default,
+// websocket.DefaultWriteTimeout) without progress, after which it fails
+// and the connection is lost (1006); Sends from other goroutines on the
+// stream wait behind it.
 func (s *BidiStream[Req, Res]) Send(msg *Res) error { return s.conn.Send(msg) }
 
 // RequestHeader returns the handshake request's header.
@@ -147,6 +163,15 @@ type ServerStream[Res any] struct {
 
 // Send marshals msg and sends it: one WebSocket message, or one SSE event
 // (see NewSSEEvent for the event's type and data).
+//
+// Once the client has ended the stream, Send returns what
+// BidiStream.Send does on a WebSocket: io.EOF after the client's normal
+// close (1000, or 1005), which returned from the handler is a clean end
+// (nil to the stream interceptors), else the end's error. Over SSE a
+// client that left is canceled. Send blocks while the client is not
+// reading, for at most the stream's write timeout without progress
+// (WithAcceptOptions' WriteTimeout on a WebSocket, WithSSEOptions' on
+// SSE; 30 s by default), Sends from other goroutines waiting behind it.
 func (s *ServerStream[Res]) Send(msg *Res) error { return s.conn.Send(msg) }
 
 // SendEvent sends an event made with NewSSEEvent, typically the one a
@@ -248,7 +273,8 @@ type ClientStream[Req any] struct {
 
 // Receive returns the next message; io.EOF when the client has finished
 // sending (its end-of-stream marker); CodeCanceled when it closed normally
-// (1000 or 1005) before the marker; other close codes map as on Code.
+// (1000 or 1005) or went away (1001) before the marker; other close codes
+// map as on Code.
 func (s *ClientStream[Req]) Receive() (*Req, error) { return receiveInto[Req](s.conn) }
 
 // All yields the client's messages until it finishes sending; a failure is
