@@ -150,7 +150,8 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 }
 
 // maxTimeoutMs is the largest value TimeoutHeader carries (10 digits,
-// about 115 days); a longer time left is sent as this.
+// about 115 days); a longer time left is not sent at all: a shorter bound
+// would end the call on the server before the client gives up on it.
 const maxTimeoutMs = 9_999_999_999
 
 // setTimeoutHeader sets TimeoutHeader on h, a handshake request of a call
@@ -173,7 +174,11 @@ func setTimeoutHeader(ctx context.Context, h http.Header) {
 		return
 	}
 	ms := int64((left + time.Millisecond - 1) / time.Millisecond)
-	h.Set(TimeoutHeader, strconv.FormatInt(min(ms, maxTimeoutMs), 10))
+	if ms > maxTimeoutMs {
+		h.Del(TimeoutHeader)
+		return
+	}
+	h.Set(TimeoutHeader, strconv.FormatInt(ms, 10))
 }
 
 // selectsUnoffered reports whether a 101 answer's Sec-WebSocket-Protocol

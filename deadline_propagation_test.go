@@ -300,6 +300,32 @@ func TestDeadlinePropagationReconnect(t *testing.T) {
 	}
 }
 
+// TestDeadlineBeyondHeaderRange: a deadline further away than the
+// header's 10 digits hold (about 115 days) is not sent: a capped value
+// would end the call on the server before the client gives up on it. The
+// handler's context has no deadline, as for an old client.
+func TestDeadlineBeyondHeaderRange(t *testing.T) {
+	base, seen := newDeadlineServer(t, false)
+	client := testingv1wsrpc.NewStreamServiceClient(nil, base)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*24*time.Hour) // not testContext: its own deadline is nearer
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- deadlineCall(ctx, client, "server-stream") }()
+	select {
+	case h := <-seen:
+		if h.has {
+			// It waits for a context that ends in months: end the call.
+			t.Errorf("the handler's context has a deadline %v away", h.left)
+			cancel()
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler never reported")
+	}
+	if err := <-done; !t.Failed() && wsrpc.CodeOf(err) != wsrpc.CodeFailedPrecondition {
+		t.Errorf("call: %v, want the handler's failed_precondition (no deadline)", err)
+	}
+}
+
 // TestDeadlineHeaderMalformed: a TimeoutHeader the server cannot read is
 // refused before the upgrade with 400 invalid_argument naming the header
 // and the value, on both routes; it used to be ignored, the call running

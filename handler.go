@@ -395,18 +395,23 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// One before the upgrade (an interceptor's, before next) is answered
 	// 500 internal (refusePanicked): net/http would cut the connection
 	// unanswered, which the client takes for a lost connection and
-	// reconnects into the panic. Either way the panic then goes on, for
-	// net/http to log.
+	// reconnects into the panic. One after Accept refused the handshake
+	// flushes that refusal, which would otherwise stay in net/http's
+	// buffer when it cuts the connection. Either way the panic then goes
+	// on, for net/http to log.
 	defer func() {
-		if end != nil || (ws == nil && written) {
+		if end != nil {
 			return
 		}
 		if p := recover(); p != nil {
-			if ws == nil {
-				refusePanicked(w)
-			} else {
+			switch {
+			case ws != nil:
 				code, reason, _ := closeFor(errPanicked)
 				_ = closeWS(ws, code, reason)
+			case written:
+				_ = http.NewResponseController(w).Flush()
+			default:
+				refusePanicked(w)
 			}
 			panic(p)
 		}
@@ -555,14 +560,19 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	// written and over, below: a response is out, though no stream.
 	written, over := false, false
 	defer func() {
-		if end != nil || (stream == nil && (written || over)) {
+		if end != nil {
 			return
 		}
 		if p := recover(); p != nil {
-			if stream == nil { // before next: see the WebSocket route's
-				refusePanicked(w)
-			} else {
+			switch {
+			case stream != nil:
 				_ = (&sseConn{stream: stream}).closeWith(errPanicked)
+			case written || over:
+				// A response is out but may sit in net/http's buffer:
+				// flushed, the 204 still stops EventSource for good.
+				_ = http.NewResponseController(w).Flush()
+			default: // before next: see the WebSocket route's
+				refusePanicked(w)
 			}
 			panic(p)
 		}
