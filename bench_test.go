@@ -93,3 +93,30 @@ func BenchmarkEcho(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEchoLarge is BenchmarkEcho's typed round trip with a 1 MiB
+// blob, the size of an upload's chunk: the buffers a stream reuses for
+// messages over 64 KiB (largeBufs) show here.
+func BenchmarkEchoLarge(b *testing.B) {
+	const size = 1 << 20
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(streamServer{}, wsrpc.WithAcceptOptions(&websocket.AcceptOptions{MaxMessageSize: 8 << 20})))
+	srv := newServer(b, mux)
+	client := testingv1wsrpc.NewStreamServiceClient(nil, srv, wsrpc.WithDialOptions(&websocket.DialOptions{MaxMessageSize: 8 << 20}))
+	s, err := client.Echo(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	msg := &testingv1.EchoRequest{Blob: make([]byte, size)}
+	b.SetBytes(2 * size) // both ways
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Send(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Receive(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

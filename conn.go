@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net/http"
 	"os"
 	"strings"
@@ -25,6 +26,52 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 // maxPooledBuf keeps one huge message from pinning its buffer in the pool.
 const maxPooledBuf = 64 << 10
 
+// largeBufs holds the read and marshal buffers of messages over
+// maxPooledBuf, by size class: class k holds buffers of capacity at least
+// 1<<k. A stream keeps a read buffer up to maxPooledBuf of its own
+// (rbuf), and marshals into bufPool's; a larger one would pin a message's
+// size for the connection's life, and dropped, the next large message
+// grew a new one by doubling (from 64 KiB on a read: the runtime caps
+// each growth so that a frame header alone pins no memory): 3–4 bytes
+// allocated and copied per byte of a 4 MiB upload. A stream whose last
+// message was large takes a buffer of that class from here (rhint,
+// shint) and gives it back once the message is decoded, or written;
+// idle, the buffers go with the garbage collector, as sync.Pool's do.
+var largeBufs [48]sync.Pool
+
+// getLargeBuf returns a buffer of capacity at least n (n >
+// maxPooledBuf), from the pool or new.
+func getLargeBuf(n int) *[]byte {
+	k := bits.Len(uint(n - 1)) // 1<<k >= n
+	if k >= len(largeBufs) {
+		return nil
+	}
+	if b, ok := largeBufs[k].Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 1<<k)
+	return &b
+}
+
+// putBuf gives a marshal buffer back to bufPool, or to largeBufs.
+func putBuf(b *[]byte) {
+	if cap(*b) > maxPooledBuf {
+		putLargeBuf(b)
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// putLargeBuf gives b back, by the class its capacity fills.
+func putLargeBuf(b *[]byte) {
+	k := bits.Len(uint(cap(*b))) - 1                        // 1<<k <= cap
+	if k > bits.Len(maxPooledBuf)-1 && k < len(largeBufs) { // a class getLargeBuf asks for
+		*b = (*b)[:0]
+		largeBufs[k].Put(b)
+	}
+}
+
 func asMessage(msg any) (proto.Message, error) {
 	m, ok := msg.(proto.Message)
 	if !ok || m == nil {
@@ -43,8 +90,9 @@ func asMessage(msg any) (proto.Message, error) {
 // may start the watcher on another goroutine than the one that waits for
 // it; and receiving and lostErr, which watchLost's callback reads on a
 // goroutine of its own); released is atomic because release runs on the
-// receiving goroutine while others may be in Send, and resetWrite because
-// any Send may set it while serveWebSocket's end reads it; unwatch, call,
+// receiving goroutine while others may be in Send, resetWrite because
+// any Send may set it while serveWebSocket's end reads it, and shint
+// because any Send sets it; unwatch, call,
 // answered, ioCtx and the cancel functions are set before the connection
 // is shared; aborting and detached (guarded by mu) decide whether detach
 // or abort's goroutine cancels ioCtx. On a client-streaming call
@@ -69,7 +117,9 @@ type wsConn struct {
 	unwatch func() bool
 	call    context.Context
 
-	rbuf []byte
+	rbuf  []byte
+	rhint int          // the length of the last message read: see largeBufs
+	shint atomic.Int64 // the length of the last message marshalled: see largeBufs
 	// recvErr, once set, is how reading ended: io.EOF for a clean end
 	// (the end-of-stream marker, a normal closure), else the error. Every
 	// later Receive returns it again, so that a call that failed never
@@ -146,10 +196,16 @@ func (c *wsConn) Send(msg any) error {
 			return c.writeErr(err)
 		}
 	}
-	bp := bufPool.Get().(*[]byte)
+	var bp *[]byte
+	if n := int(c.shint.Load()); n > maxPooledBuf {
+		bp = getLargeBuf(n)
+	}
+	if bp == nil {
+		bp = bufPool.Get().(*[]byte)
+	}
 	b, err := c.codec.MarshalAppend((*bp)[:0], m)
 	if err != nil {
-		bufPool.Put(bp)
+		putBuf(bp)
 		// A client's message is the caller's own mistake (a proto2
 		// required field unset, invalid UTF-8 in a proto3 string), as it
 		// is over SSE; a handler's response is the server's.
@@ -160,10 +216,9 @@ func (c *wsConn) Send(msg any) error {
 		return Errorf(code, "marshal %s: %w", c.codec.Name(), err)
 	}
 	err = c.ws.Write(c.ioCtx, c.msgType, b)
-	if cap(b) <= maxPooledBuf {
-		*bp = b[:0]
-		bufPool.Put(bp)
-	}
+	c.shint.Store(int64(len(b)))
+	*bp = b
+	putBuf(bp)
 	if err != nil {
 		return c.writeErr(err)
 	}
@@ -197,19 +252,37 @@ func (c *wsConn) Receive(msg any) error {
 	if !c.spec.IsClient {
 		c.beginRead()
 	}
-	typ, data, err := c.ws.ReadAppend(c.ioCtx, c.rbuf[:0])
+	dst := c.rbuf[:0]
+	var large *[]byte // a buffer from largeBufs, or for one
+	if c.rhint > maxPooledBuf {
+		if large = getLargeBuf(c.rhint); large != nil {
+			dst = *large
+		}
+	}
+	typ, data, err := c.ws.ReadAppend(c.ioCtx, dst)
 	if !c.spec.IsClient {
 		c.endRead(err)
 	}
 	if err != nil {
+		if large != nil {
+			putLargeBuf(large)
+		}
 		c.recvErr = c.callErr(c.readErr(err))
 		if c.recvErr == io.EOF && c.spec.StreamType == StreamTypeClient && !c.spec.IsClient {
 			c.recvErr = c.abandonedUpload()
 		}
 		return c.recvErr
 	}
+	c.rhint = len(data)
 	if cap(data) <= maxPooledBuf {
 		c.rbuf = data[:0]
+	} else {
+		// Given back once decoded: the codec copies what it keeps.
+		if large == nil {
+			large = new([]byte)
+		}
+		*large = data
+		defer putLargeBuf(large)
 	}
 	if typ == websocket.MessageText && len(data) == 0 {
 		c.recvErr = io.EOF

@@ -37,7 +37,7 @@ if [ "$rc" != 0 ]; then
 	exit "$rc"
 fi
 echo "== allocation tests (without -race: its sync.Pool drops items at random)"
-go test -count=1 -run 'Allocs' ./runtime/...
+go test -count=1 -run 'Allocs' . ./runtime/...
 
 if [ -f bench/go.mod ]; then
 	(cd bench && go test -count=1 -timeout 10m ./...)
