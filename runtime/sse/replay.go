@@ -1,9 +1,13 @@
 package sse
 
 import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // Store records sent events so that a client reconnecting with
@@ -37,10 +41,19 @@ const DefaultRingCapacity = 1024
 // Stream.Gap, except from the id evicted last: the client missed exactly
 // the events held, and gets them all.
 //
-// Ids it assigns are decimal sequence numbers starting at 1 (with a "'"
-// suffix in the unlikely case a caller-given id already took the number);
-// ids given by the caller are kept but must be unique among the events it
-// holds.
+// Ids it assigns are the ring's epoch, 8 lowercase hex digits drawn at
+// random by NewRing, a "-" and a decimal sequence number starting at 1
+// ("3f9a1c2e-1", "3f9a1c2e-2", …; with a "'" suffix in the unlikely case
+// a caller-given id already took one); ids given by the caller are kept
+// but must be unique among the events it holds. The epoch makes assigned
+// ids unique per Ring instance: a restarted process, or another replica
+// behind a load balancer without stickiness, numbers its events afresh,
+// and without the epoch took a client's Last-Event-ID for one of its own
+// events and replayed from there, silently losing the events in between
+// (a client that saw "2" of a process that reached "5", resuming from a
+// restarted one at "3", lost the old 3–5 and the new 1–2 with no Gap).
+// An id from another Ring is unknown (ErrUnknownID), so NewStream
+// reports a gap and the handler sends its snapshot.
 //
 // Cost: Append is O(1), amortised while the ring grows; Since is
 // O(events returned) plus one map lookup; memory is the events held plus
@@ -58,6 +71,7 @@ type Ring struct {
 	events   []Event
 	capacity int
 	head     int
+	epoch    string            // prefix of assigned ids: 8 hex digits and "-"
 	seq      uint64            // sequence number of the last appended event
 	index    map[string]uint64 // id -> sequence number
 	// evicted is the id of the event evicted last: a client resuming
@@ -69,12 +83,27 @@ type Ring struct {
 
 // NewRing returns a Ring holding up to capacity events (default
 // DefaultRingCapacity when capacity <= 0). It allocates no room for
-// events: the ring grows as they arrive.
+// events: the ring grows as they arrive. It draws the ring's epoch, the
+// prefix of the ids it assigns, from crypto/rand, so that no two Rings
+// (in this process or another, before a restart or after) assign the
+// same ids, short of a 1 in 2³² coincidence.
 func NewRing(capacity int) *Ring {
 	if capacity <= 0 {
 		capacity = DefaultRingCapacity
 	}
-	return &Ring{capacity: capacity, index: make(map[string]uint64)}
+	return &Ring{capacity: capacity, epoch: newEpoch(), index: make(map[string]uint64)}
+}
+
+// newEpoch returns 8 random lowercase hex digits and "-". crypto/rand
+// does not fail in practice (since Go 1.24 Read crashes the program
+// rather than return an error); should it, the clock still tells a
+// restarted process's rings from the last one's.
+func newEpoch() string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		binary.BigEndian.PutUint32(b[:], uint32(time.Now().UnixNano()))
+	}
+	return hex.EncodeToString(b[:]) + "-"
 }
 
 // Append records e, assigning an id when e.ID is empty. It rejects events
@@ -87,7 +116,10 @@ func (r *Ring) Append(e Event) (Event, error) {
 	defer r.mu.Unlock()
 	seq := r.seq + 1
 	if e.ID == "" {
-		e.ID = strconv.FormatUint(seq, 10)
+		// Built on the stack and copied once: one allocation, as
+		// strconv.FormatUint alone made.
+		var buf [32]byte
+		e.ID = string(strconv.AppendUint(append(buf[:0], r.epoch...), seq, 10))
 		for r.index[e.ID] != 0 { // a caller-given id may collide
 			e.ID += "'"
 		}

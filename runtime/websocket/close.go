@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -61,8 +62,11 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	// A write in progress holds the frame lock until its bytes are out,
 	// which a peer that has stopped reading stretches to the write
 	// timeout: the close timeout bounds the wait for it too. Closing the
-	// TCP connection then ends that write, and ours fails.
-	stuck := time.AfterFunc(c.cfg.closeTimeout, func() { c.closeWith(ErrClosed) })
+	// TCP connection then ends that write, and ours fails. It is closed
+	// with a reset (abortConn): the peer would otherwise read all that
+	// is still queued for it — an abandoned upload, chunk after chunk, to
+	// a handler that learns of the cancellation only at its end.
+	stuck := time.AfterFunc(c.cfg.closeTimeout, func() { c.closeConn(ErrClosed, abortConn, nil) })
 	err := c.writeControl(OpClose, buf[:n])
 	close(wrote) // written or refused: a reader in gotClose may end the connection now
 	if !stuck.Stop() {
@@ -334,6 +338,7 @@ type sockEnd int
 
 const (
 	closeNow   sockEnd = iota // close it at once
+	abortConn                 // close it at once with a TCP reset, dropping what is queued (resetOnClose)
 	drainInput                // drain the peer's frames up to its close frame (lingerClose)
 	awaitFIN                  // a client after the closing handshake: wait for the server's FIN (lingerClose)
 )
@@ -353,7 +358,10 @@ func (c *Conn) closeConn(cause error, end sockEnd, from *drainFrom) {
 		close(c.closed)
 		c.runAfterClose()
 		c.stopWatches()
-		if end == closeNow {
+		if end == closeNow || end == abortConn {
+			if end == abortConn {
+				resetOnClose(c.nc)
+			}
 			_ = c.nc.Close()
 		} else {
 			lingering = true
@@ -376,6 +384,35 @@ func (c *Conn) closeConn(cause error, end sockEnd, from *drainFrom) {
 	})
 	if !lingering && from != nil {
 		putBuf(from.buf) // closed already: no drain
+	}
+}
+
+// resetOnClose makes the close of the TCP connection under nc, directly
+// or under a TLS connection (NetConn), abortive: SO_LINGER with a zero
+// timeout, so that close drops whatever is still queued to send and
+// sends a reset instead of a FIN after it (socket(7)). It is for a side
+// that gives up on the closing
+// handshake because its close frame could not be written at all: what is
+// queued is the rest of a message the peer stopped reading, and a graceful
+// close would deliver it all the same — a server handler reading an
+// upload the client abandoned, chunk by chunk, to its end (4,089 chunks
+// over 22 s in the walkthrough) before the FIN says 1006. The reset also
+// discards what waits in the peer's receive queue (Linux), so its next
+// read fails at once. A net.Conn with no TCP connection under it is left
+// alone.
+func resetOnClose(nc net.Conn) {
+	for range 4 {
+		if l, ok := nc.(interface{ SetLinger(sec int) error }); ok {
+			_ = l.SetLinger(0)
+			return
+		}
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			return
+		}
+		if nc = u.NetConn(); nc == nil {
+			return
+		}
 	}
 }
 

@@ -6,3 +6,8 @@ package websocket
 // keepalive then needs the pong read, as everywhere without a count (see
 // unreadBytes).
 const inqRequest = 0
+
+// outqRequest is 0 where the send queue's length is not read: a write
+// deadline then fails a write the poller did not wake with progress in
+// time, however the peer reads (see peerReads).
+const outqRequest = 0

@@ -217,6 +217,9 @@ func (c *Conn) readRaw(p []byte) (int, error) {
 func (c *Conn) writeRaw(tx *writeSpare, b []byte) error {
 	tx.out, tx.err = b, nil
 	err := c.rawConn.Write(tx.write)
+	for err != nil && tx.peerReads(err) {
+		err = c.rawConn.Write(tx.write)
+	}
 	tx.out = nil
 	tx.disarm()
 	if err == nil {
@@ -229,6 +232,9 @@ func (c *Conn) writeRaw(tx *writeSpare, b []byte) error {
 func (c *Conn) writevRaw(tx *writeSpare, a, b []byte) error {
 	tx.bufs[0], tx.bufs[1], tx.err = a, b, nil
 	err := c.rawConn.Write(tx.writev)
+	for err != nil && tx.peerReads(err) {
+		err = c.rawConn.Write(tx.writev)
+	}
 	tx.bufs[0], tx.bufs[1] = nil, nil
 	tx.disarm()
 	if err == nil {
@@ -242,9 +248,11 @@ type sockWrite struct {
 	out    []byte // what is left to write
 	err    error  // the write's error
 	armed  bool   // the write deadline is set for this write
+	queued int    // the send queue's length when it was set; -1: unknown (peerReads)
 	iov    [2]syscall.Iovec
 	write  func(fd uintptr) bool // method values, made once
 	writev func(fd uintptr) bool
+	sample func(fd uintptr)      // reads the send queue's length into queued
 }
 
 // wait is the callbacks' answer when the socket cannot take more: the
@@ -254,12 +262,63 @@ type sockWrite struct {
 // that makes none. A write the socket takes at once sets no deadline at
 // all. SetWriteDeadline from inside the callback is safe: it takes a
 // reference on the descriptor, not the write lock RawConn.Write holds.
-func (tx *writeSpare) wait(wrote bool) bool {
+// With the deadline it records how much the socket's send queue holds,
+// for peerReads (one ioctl, on Linux, per wait that sets it).
+func (tx *writeSpare) wait(fd uintptr, wrote bool) bool {
 	if t := tx.c.cfg.writeTimeout; t > 0 && (wrote || !tx.armed) {
 		_ = tx.c.nc.SetWriteDeadline(time.Now().Add(t))
 		tx.armed = true
+		tx.queued = sendQueued(fd)
 	}
 	return false
+}
+
+// peerReads is asked when a raw write's wait ended in err. If that is the
+// write deadline, and the socket's send queue has shrunk since the
+// deadline was set, the peer has taken bytes (acknowledged them, having
+// read some: its receive window opened) although the poller never woke
+// the write: Linux reports a TCP socket writable only once its free space
+// is at least half of what it holds queued (sk_stream_min_wspace), so
+// with a send buffer autotuned to 4 MiB a third of it must drain first —
+// a peer reading 20 KiB/s woke the write less often than every 30 s, and
+// WriteTimeout cut a peer that never stopped reading. It then moves the
+// deadline WriteTimeout on, records the queue's new length, and reports
+// true: the write waits again. A queue that did not shrink fails the
+// write as before, as does any other error. The check costs a system
+// call when a deadline fires, nothing on the way of a write that does not
+// wait. Where the queue's length is not read (systems other than Linux)
+// the write fails at the deadline unless the poller woke it with progress
+// before.
+func (tx *writeSpare) peerReads(err error) bool {
+	if !tx.armed || tx.queued < 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	was := tx.queued
+	if tx.c.rawConn.Control(tx.sample) != nil || tx.queued < 0 || tx.queued >= was {
+		tx.queued = -1
+		return false
+	}
+	_ = tx.c.nc.SetWriteDeadline(time.Now().Add(tx.c.cfg.writeTimeout))
+	return true
+}
+
+// sampleQueued is the RawConn.Control callback of peerReads.
+func (tx *writeSpare) sampleQueued(fd uintptr) { tx.queued = sendQueued(fd) }
+
+// sendQueued returns how many bytes the socket fd holds in its send queue,
+// written and not yet acknowledged by the peer (for TCP; for a Unix
+// socket, not yet read): ioctl SIOCOUTQ. It returns -1 where there is no
+// count (outqRequest is 0) or the ioctl fails.
+func sendQueued(fd uintptr) int {
+	if outqRequest == 0 {
+		return -1
+	}
+	var n int32 // the ioctl writes a C int
+	_, _, errno := syscall.RawSyscall(syscall.SYS_IOCTL, fd, outqRequest, uintptr(unsafe.Pointer(&n)))
+	if errno != 0 || n < 0 {
+		return -1
+	}
+	return int(n)
 }
 
 // disarm clears the deadline a write that waited set: left in place, it
@@ -276,6 +335,7 @@ func newWriteSpare() *writeSpare {
 	tx := new(writeSpare)
 	tx.write = tx.rawWriteOnce
 	tx.writev = tx.rawWritevOnce
+	tx.sample = tx.sampleQueued
 	return tx
 }
 
@@ -287,7 +347,7 @@ func (tx *writeSpare) rawWriteOnce(fd uintptr) bool {
 	for len(tx.out) > 0 {
 		n, err := rawRW(syscall.SYS_WRITE, fd, tx.out)
 		if err == syscall.EAGAIN {
-			return tx.wait(wrote)
+			return tx.wait(fd, wrote)
 		}
 		if err != nil {
 			tx.err = err
@@ -321,7 +381,7 @@ func (tx *writeSpare) rawWritevOnce(fd uintptr) bool {
 			}
 		}
 		if e == syscall.EAGAIN {
-			return tx.wait(wrote)
+			return tx.wait(fd, wrote)
 		}
 		if e != 0 {
 			tx.err = e
