@@ -45,6 +45,11 @@ func TestParseSteadyStateAllocs(t *testing.T) {
 		{"multi-line events", "data: a\ndata: b\n\n", 1},
 		{"heartbeats", ": heartbeat\n\n: heartbeat\n\ndata: xy\n\n", 1},
 		{"40 KiB events", "data: " + strings.Repeat("x", 40<<10) + "\n\n", 1},
+		// A type named again reuses its string; an id that changes costs
+		// its own string (each was two allocations, the field's bytes
+		// made valid UTF-8 and their string).
+		{"typed events", "event: tick\ndata: x\n\n", 1},
+		{"typed events, ids changing", "event: tick\nid: 1\ndata: a\n\nevent: tick\nid: 2\ndata: b\n\n", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := sse.NewParser(&cycleReader{b: []byte(tc.stream)}, nil)

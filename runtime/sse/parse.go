@@ -102,6 +102,12 @@ type Parser struct {
 	idBuffer    string        // the last event ID buffer
 	lastEventID string        // the last event ID string, set at dispatch
 	reconnect   time.Duration // the reconnection time: the option's until a retry field
+
+	// scratch holds an event or id field's value while it is made valid
+	// UTF-8; lastType is the event type read last, whose string a stream
+	// naming the same type in every event reuses (see field).
+	scratch  []byte
+	lastType string
 }
 
 // NewParser returns a parser reading the event stream from r.
@@ -299,7 +305,14 @@ func (p *Parser) processLine(line []byte) (Event, bool, error) {
 	// U+FFFD, which matches no known field, so raw bytes compare the same.
 	switch string(name) {
 	case "event":
-		p.eventType = string(appendUTF8(nil, value))
+		// Most streams name a few types over and over: the string of the
+		// last one is reused when it comes again (the comparison of a
+		// converted []byte allocates nothing).
+		p.scratch = appendUTF8(p.scratch[:0], value)
+		if string(p.scratch) != p.lastType {
+			p.lastType = string(p.scratch)
+		}
+		p.eventType = p.lastType
 	case "data":
 		p.data = appendUTF8(p.data, value)
 		p.data = append(p.data, '\n')
@@ -309,7 +322,10 @@ func (p *Parser) processLine(line []byte) (Event, bool, error) {
 		// "If the field value does not contain U+0000 NULL, then set the
 		// last event ID buffer to the field value. Otherwise, ignore."
 		if bytes.IndexByte(value, 0) < 0 {
-			p.idBuffer = string(appendUTF8(nil, value))
+			p.scratch = appendUTF8(p.scratch[:0], value)
+			if string(p.scratch) != p.idBuffer {
+				p.idBuffer = string(p.scratch)
+			}
 		}
 	case "retry":
 		// "If the field value consists of only ASCII digits, then
