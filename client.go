@@ -443,9 +443,11 @@ func (s *clientStream) close(code Code, reason string) error {
 // Concurrency: safe for concurrent use; each Call is its own connection.
 type BidiClient[Req, Res any] struct{ c *caller }
 
-// NewBidiClient returns a client for the method procedure served at url
-// (the method's path joined onto the base URL with JoinPath, which keeps
-// the base URL's query; http(s) and ws(s) schemes both work).
+// NewBidiClient returns a client for the method procedure served at url,
+// the method's full URL, not the server's base URL: JoinPath(base,
+// procedure) for a method on its default path, as generated clients do
+// (JoinPath keeps the base URL's query; http(s) and ws(s) schemes both
+// work). The same holds for the other constructors' url.
 func NewBidiClient[Req, Res any](httpClient *http.Client, url, procedure string, opts ...Option) *BidiClient[Req, Res] {
 	return &BidiClient[Req, Res]{newCaller(httpClient, url, Spec{Procedure: procedure, StreamType: StreamTypeBidi, Transport: TransportWebSocket}, opts)}
 }
@@ -726,7 +728,8 @@ func NewServerStreamClient[Req, Res any](httpClient *http.Client, url, procedure
 }
 
 // NewSSEClient returns a client for the server-streaming method procedure
-// served as Server-Sent Events at url. The request travels in the query
+// served as Server-Sent Events at url (the method's full URL, as for
+// NewBidiClient). The request travels in the query
 // (EncodeSSERequest); the client reconnects with Last-Event-ID as
 // configured by WithSSEClientOptions and stops at the server's
 // "wsrpc.end" or "wsrpc.error" event. Only "wsrpc.end" is the call's
