@@ -65,8 +65,14 @@ type AcceptOptions struct {
 	// that could send nothing for WriteTimeout fails and closes the
 	// connection, while a large message to a slow peer that keeps reading
 	// takes as long as it needs. (The deadline is moved lazily, so a stall
-	// may end up to an eighth of WriteTimeout sooner.) Bound a whole call
-	// with its ctx.
+	// may end up to an eighth of WriteTimeout sooner.) Progress is what the
+	// runtime's poller sees when it wakes a blocked write, and Linux wakes
+	// one only once about a third of the send buffer (autotuned up to
+	// 4 MiB) has drained; so on Linux a socket's write whose deadline
+	// fires also asks the kernel whether the peer took bytes meanwhile
+	// (SIOCOUTQ), and waits on if it did. Through TLS, and on other
+	// systems, there is no such check: a peer reading slower than that
+	// third per WriteTimeout is cut. Bound a whole call with its ctx.
 	WriteTimeout time.Duration
 	// CloseTimeout bounds the closing handshake (default DefaultCloseTimeout),
 	// and how long the socket of a connection failed on the peer's input

@@ -21,7 +21,8 @@ const maxCloseReason = maxControlPayload - 2
 // timeout, and is closed after it (a CloseNow does not cut that short). A
 // write in progress that cannot let the close frame out within the close
 // timeout (its peer has stopped reading) is ended by closing the TCP
-// connection at once. It returns nil when the peer answered, or why it
+// connection at once, with a reset, so that the peer does not go on
+// reading what was queued. It returns nil when the peer answered, or why it
 // could not. Safe from any goroutine; a
 // second call returns ErrClosed. Once the close frame is sent, data
 // messages are refused with ErrClosed (§5.5.1: no data frame may follow
@@ -391,14 +392,14 @@ func (c *Conn) closeConn(cause error, end sockEnd, from *drainFrom) {
 // or under a TLS connection (NetConn), abortive: SO_LINGER with a zero
 // timeout, so that close drops whatever is still queued to send and
 // sends a reset instead of a FIN after it (socket(7)). It is for a side
-// that gives up on the closing
-// handshake because its close frame could not be written at all: what is
-// queued is the rest of a message the peer stopped reading, and a graceful
-// close would deliver it all the same — a server handler reading an
-// upload the client abandoned, chunk by chunk, to its end (4,089 chunks
-// over 22 s in the walkthrough) before the FIN says 1006. The reset also
-// discards what waits in the peer's receive queue (Linux), so its next
-// read fails at once. A net.Conn with no TCP connection under it is left
+// that gives up on the closing handshake because its close frame could
+// not be written at all: what is queued is the rest of a message the peer
+// stopped reading, and a graceful close would deliver it all the same — a
+// server handler read an upload its client had abandoned, chunk by chunk,
+// to its end (4,089 chunks over 22 s in the walkthrough) before the FIN
+// said 1006. The peer still reads what had reached its receive buffer
+// before the reset (Linux delivers that first), then its read fails
+// with the reset. A net.Conn with no TCP connection under it is left
 // alone.
 func resetOnClose(nc net.Conn) {
 	for range 4 {

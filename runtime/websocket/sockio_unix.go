@@ -252,7 +252,7 @@ type sockWrite struct {
 	iov    [2]syscall.Iovec
 	write  func(fd uintptr) bool // method values, made once
 	writev func(fd uintptr) bool
-	sample func(fd uintptr)      // reads the send queue's length into queued
+	sample func(fd uintptr) // reads the send queue's length into queued
 }
 
 // wait is the callbacks' answer when the socket cannot take more: the
