@@ -664,14 +664,15 @@ func TestSSEResumeAcrossRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mustAppend(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: "start"}}) // id 1
+	mustAppend(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: "start"}})
+	start := ring.Last() // the client has seen it
 	srv := &restartable{t: t, svc: ringWatch{ring: ring}}
 	srv.start()
 
 	hc := &http.Client{Transport: &http.Transport{}}
 	defer hc.CloseIdleConnections()
 	client := testingv1wsrpc.NewStreamServiceClient(hc, "http://"+srv.addr,
-		wsrpc.WithSSEClientOptions(&sse.ClientOptions{LastEventID: "1", ReconnectionTime: 5 * time.Millisecond, MaxReconnectionAttempts: 1000}))
+		wsrpc.WithSSEClientOptions(&sse.ClientOptions{LastEventID: start, ReconnectionTime: 5 * time.Millisecond, MaxReconnectionAttempts: 1000}))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st, err := client.Watch(ctx, &testingv1.WatchRequest{Room: "r"})

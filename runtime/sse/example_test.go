@@ -108,18 +108,21 @@ func ExampleDecode() {
 // replays what a reconnecting client missed.
 func ExampleRing() {
 	ring := sse.NewRing(1024)
+	var ids []string
 	for _, data := range []string{"a", "b", "c"} {
-		ring.Append(sse.Event{Data: data}) // ids "1", "2", "3"
+		e, _ := ring.Append(sse.Event{Data: data})
+		ids = append(ids, e.ID) // the ring's random epoch, then 1, 2, 3: "3f9a1c2e-1", …
 	}
 	req := httptest.NewRequest("GET", "/events", nil)
-	req.Header.Set("Last-Event-ID", "1") // the client saw event 1
+	req.Header.Set("Last-Event-ID", ids[0]) // the client saw the first event
 	rec := httptest.NewRecorder()
 	s, err := sse.NewStream(rec, req, &sse.StreamOptions{Replay: ring})
 	if err != nil {
 		panic(err)
 	}
 	defer s.Close()
-	fmt.Printf("gap=%v %q\n", s.Gap(), rec.Body.String())
+	epoch, _, _ := strings.Cut(ids[0], "-")
+	fmt.Printf("gap=%v %q\n", s.Gap(), strings.ReplaceAll(rec.Body.String(), epoch, "<epoch>"))
 	// Output:
-	// gap=false "id: 2\ndata: b\n\nid: 3\ndata: c\n\n"
+	// gap=false "id: <epoch>-2\ndata: b\n\nid: <epoch>-3\ndata: c\n\n"
 }

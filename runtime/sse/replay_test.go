@@ -83,7 +83,7 @@ func TestRingLast(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if r.Last() != "1000" {
+	if r.Last() != ringEpoch(t, r)+"1000" {
 		t.Fatalf("Last after 1000 appends = %q", r.Last())
 	}
 }
@@ -154,9 +154,7 @@ func TestRingConcurrent(t *testing.T) {
 					}
 					prev := cur
 					for _, e := range evs {
-						a, _ := strconv.Atoi(prev)
-						b, _ := strconv.Atoi(e.ID)
-						if prev != "" && b != a+1 {
+						if prev != "" && ringSeq(e.ID) != ringSeq(prev)+1 {
 							t.Errorf("capacity %d: Since(%q) gave %q after %q", capacity, cur, e.ID, prev)
 							return
 						}
@@ -170,7 +168,7 @@ func TestRingConcurrent(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if last := r.Last(); last != "4000" || r.Len() != capacity {
+		if last := r.Last(); last != ringEpoch(t, r)+"4000" || r.Len() != capacity {
 			t.Errorf("capacity %d: after 4000 appends Last = %q, Len = %d", capacity, last, r.Len())
 		}
 	}
@@ -202,12 +200,17 @@ func TestRingGrowsOnDemand(t *testing.T) {
 	// Last and Since stay those of a ring of that capacity.
 	const capacity = 100
 	r := sse.NewRing(capacity)
+	var epoch string
+	id := func(seq int) string { return epoch + strconv.Itoa(seq) }
 	for i := 1; i <= 3*capacity+7; i++ {
 		e, err := r.Append(sse.Event{Data: "e"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := strconv.Itoa(i); e.ID != want || r.Last() != want {
+		if i == 1 {
+			epoch = ringEpoch(t, r)
+		}
+		if want := id(i); e.ID != want || r.Last() != want {
 			t.Fatalf("append %d: id %q, Last %q", i, e.ID, r.Last())
 		}
 		held := min(i, capacity)
@@ -219,24 +222,24 @@ func TestRingGrowsOnDemand(t *testing.T) {
 		oldest := i - held + 1
 		from := ""
 		if oldest > 1 {
-			from = strconv.Itoa(oldest - 1)
+			from = id(oldest - 1)
 		}
 		for _, c := range []struct {
 			id   string
 			want int
-		}{{from, held}, {strconv.Itoa(oldest), held - 1}} {
+		}{{from, held}, {id(oldest), held - 1}} {
 			evs, err := r.Since(c.id)
 			if err != nil || len(evs) != c.want {
 				t.Fatalf("append %d: Since(%q) = %d events, %v; want %d", i, c.id, len(evs), err, c.want)
 			}
 			for j, e := range evs {
-				if want := strconv.Itoa(i - c.want + 1 + j); e.ID != want {
+				if want := id(i - c.want + 1 + j); e.ID != want {
 					t.Fatalf("append %d: Since(%q)[%d] = %q, want %q", i, c.id, j, e.ID, want)
 				}
 			}
 		}
 		if oldest > 2 {
-			if _, err := r.Since(strconv.Itoa(oldest - 2)); !errors.Is(err, sse.ErrUnknownID) {
+			if _, err := r.Since(id(oldest - 2)); !errors.Is(err, sse.ErrUnknownID) {
 				t.Fatalf("append %d: Since an id evicted earlier: %v, want ErrUnknownID", i, err)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -405,30 +406,36 @@ func TestRing(t *testing.T) {
 		}
 		ids = append(ids, e.ID)
 	}
-	if want := []string{"1", "2", "3", "4", "5"}; !reflect.DeepEqual(ids, want) {
-		t.Fatalf("ids = %v, want %v", ids, want)
+	// Assigned ids: the ring's epoch and 1, 2, … (see
+	// TestRingIDsUniquePerRing).
+	epoch := ringEpoch(t, r)
+	for i, id := range ids {
+		if want := epoch + strconv.Itoa(i+1); id != want {
+			t.Fatalf("ids = %v, want %s1 to %s5", ids, epoch, epoch)
+		}
 	}
 	if r.Len() != 3 {
 		t.Fatalf("Len = %d", r.Len())
 	}
-	got, err := r.Since("3")
-	if err != nil || len(got) != 2 || got[0].ID != "4" || got[1].ID != "5" || got[1].Data != "xxxxx" {
+	got, err := r.Since(ids[2])
+	if err != nil || len(got) != 2 || got[0].ID != ids[3] || got[1].ID != ids[4] || got[1].Data != "xxxxx" {
 		t.Fatalf("Since(3) = %v, %v", got, err)
 	}
-	if got, err := r.Since("5"); err != nil || len(got) != 0 {
+	if got, err := r.Since(ids[4]); err != nil || len(got) != 0 {
 		t.Fatalf("Since(5) = %v, %v", got, err)
 	}
 	// 2 was evicted last: all that came after it is held (see
 	// TestRingResumeFromLastEvicted); 1 was evicted before.
-	if got, err := r.Since("2"); err != nil || len(got) != 3 || got[0].ID != "3" {
+	if got, err := r.Since(ids[1]); err != nil || len(got) != 3 || got[0].ID != ids[2] {
 		t.Fatalf("Since(2) = %v, %v", got, err)
 	}
-	for _, id := range []string{"1", "6", "", "x"} {
+	// A bare number is no id of this ring.
+	for _, id := range []string{ids[0], epoch + "6", "", "x", "3"} {
 		if _, err := r.Since(id); !errors.Is(err, sse.ErrUnknownID) {
 			t.Errorf("Since(%q) = %v, want ErrUnknownID", id, err)
 		}
 	}
-	if _, err := r.Append(sse.Event{ID: "5", Data: "dup"}); !errors.Is(err, sse.ErrDuplicateID) {
+	if _, err := r.Append(sse.Event{ID: ids[4], Data: "dup"}); !errors.Is(err, sse.ErrDuplicateID) {
 		t.Fatalf("duplicate id: %v", err)
 	}
 	if _, err := r.Append(sse.Event{ID: "a\nb", Data: "x"}); !errors.Is(err, sse.ErrInvalidID) {
@@ -438,14 +445,14 @@ func TestRing(t *testing.T) {
 	if err != nil || e.ID != "custom" {
 		t.Fatalf("custom id: %v %v", e, err)
 	}
-	// A caller-given id that looks like the next sequence number does not
-	// produce a duplicate.
-	if _, err := r.Append(sse.Event{ID: "7", Data: "c"}); err != nil {
+	// A caller-given id that takes the next assigned one (custom was 6,
+	// this is 7, the next is 8) does not produce a duplicate.
+	if _, err := r.Append(sse.Event{ID: epoch + "8", Data: "c"}); err != nil {
 		t.Fatal(err)
 	}
 	e, err = r.Append(sse.Event{Data: "d"})
-	if err != nil || e.ID == "7" {
-		t.Fatalf("generated id %q, %v", e.ID, err)
+	if err != nil || e.ID != epoch+"8'" {
+		t.Fatalf("generated id %q, %v; want %q", e.ID, err, epoch+"8'")
 	}
 	if got, err := r.Since("custom"); err != nil || len(got) != 2 {
 		t.Fatalf("Since(custom) = %v, %v", got, err)
@@ -457,8 +464,8 @@ func TestRing(t *testing.T) {
 // sent twice; an unknown id is reported as a gap.
 func TestStreamReplay(t *testing.T) {
 	ring := sse.NewRing(4)
-	for i := range 6 {
-		ring.Append(sse.Event{Data: "e" + string(rune('1'+i))})
+	for i := range 6 { // ids given, so that live events can repeat them
+		ring.Append(sse.Event{ID: string(rune('1' + i)), Data: "e" + string(rune('1'+i))})
 	}
 	type result struct {
 		lastID string
@@ -558,8 +565,8 @@ func TestStreamReplayStoreError(t *testing.T) {
 // and such a page lost every event published while it was away.
 func TestStreamLastEventIDQuery(t *testing.T) {
 	ring := sse.NewRing(8)
-	for _, d := range []string{"a", "b", "c", "d"} { // ids 1 to 4
-		if _, err := ring.Append(sse.Event{Data: d}); err != nil {
+	for i, d := range []string{"a", "b", "c", "d"} { // ids 1 to 4
+		if _, err := ring.Append(sse.Event{ID: strconv.Itoa(i + 1), Data: d}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -612,8 +619,8 @@ func TestStreamLastEventIDQuery(t *testing.T) {
 // duplicate check used to come before the check for the end.
 func TestStreamSendReplayedAfterEnd(t *testing.T) {
 	ring := sse.NewRing(8)
-	for i := range 3 {
-		if _, err := ring.Append(sse.Event{Data: string(rune('a' + i))}); err != nil {
+	for i := range 3 { // ids 1 to 3
+		if _, err := ring.Append(sse.Event{ID: strconv.Itoa(i + 1), Data: string(rune('a' + i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -716,7 +723,7 @@ func TestStreamKeepsNoLargeBuffer(t *testing.T) {
 		}
 	}
 	req := httptest.NewRequest("GET", "/", nil)
-	req.Header.Set("Last-Event-ID", "77") // the oldest id the ring still holds (77..1100)
+	req.Header.Set("Last-Event-ID", ringEpoch(t, ring)+"77") // the oldest id the ring still holds (77..1100)
 	rec := httptest.NewRecorder()
 	s, err := sse.NewStream(rec, req, &sse.StreamOptions{Replay: ring})
 	if err != nil {
@@ -757,7 +764,7 @@ func TestStreamMaxReplayBytes(t *testing.T) {
 		{"2", 0, true},  // 8 events, about 800 bytes: over
 	} {
 		req := httptest.NewRequest("GET", "/", nil)
-		req.Header.Set("Last-Event-ID", tt.from)
+		req.Header.Set("Last-Event-ID", ringEpoch(t, ring)+tt.from)
 		rec := httptest.NewRecorder()
 		s, err := sse.NewStream(rec, req, &sse.StreamOptions{Replay: ring, MaxReplayBytes: 500})
 		if err != nil {
@@ -781,8 +788,8 @@ func TestStreamMaxReplayBytes(t *testing.T) {
 // there is one opening block and no more.
 func TestStreamOpensWithBodyByte(t *testing.T) {
 	ring := sse.NewRing(8)
-	for _, d := range []string{"a", "b"} { // ids 1 and 2
-		if _, err := ring.Append(sse.Event{Data: d}); err != nil {
+	for i, d := range []string{"a", "b"} { // ids 1 and 2
+		if _, err := ring.Append(sse.Event{ID: strconv.Itoa(i + 1), Data: d}); err != nil {
 			t.Fatal(err)
 		}
 	}
