@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -21,8 +20,7 @@ const maxCloseReason = maxControlPayload - 2
 // timeout, and is closed after it (a CloseNow does not cut that short). A
 // write in progress that cannot let the close frame out within the close
 // timeout (its peer has stopped reading) is ended by closing the TCP
-// connection at once, with a reset, so that the peer does not go on
-// reading what was queued. It returns nil when the peer answered, or why it
+// connection at once. It returns nil when the peer answered, or why it
 // could not. Safe from any goroutine; a
 // second call returns ErrClosed. Once the close frame is sent, data
 // messages are refused with ErrClosed (§5.5.1: no data frame may follow
@@ -63,11 +61,12 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	// A write in progress holds the frame lock until its bytes are out,
 	// which a peer that has stopped reading stretches to the write
 	// timeout: the close timeout bounds the wait for it too. Closing the
-	// TCP connection then ends that write, and ours fails. It is closed
-	// with a reset (abortConn): the peer would otherwise read all that
-	// is still queued for it — an abandoned upload, chunk after chunk, to
-	// a handler that learns of the cancellation only at its end.
-	stuck := time.AfterFunc(c.cfg.closeTimeout, func() { c.closeConn(ErrClosed, abortConn, nil) })
+	// TCP connection then ends that write, and ours fails. The close is
+	// graceful, a FIN after what is queued: a peer that reads slowly gets
+	// the messages whose Write returned nil (a reset drops them; a peer
+	// that stopped reading and one that reads slowly cannot be told
+	// apart here, as the write goes on filling the queue).
+	stuck := time.AfterFunc(c.cfg.closeTimeout, func() { c.closeWith(ErrClosed) })
 	err := c.writeControl(OpClose, buf[:n])
 	close(wrote) // written or refused: a reader in gotClose may end the connection now
 	if !stuck.Stop() {
@@ -339,7 +338,6 @@ type sockEnd int
 
 const (
 	closeNow   sockEnd = iota // close it at once
-	abortConn                 // close it at once with a TCP reset, dropping what is queued (resetOnClose)
 	drainInput                // drain the peer's frames up to its close frame (lingerClose)
 	awaitFIN                  // a client after the closing handshake: wait for the server's FIN (lingerClose)
 )
@@ -359,10 +357,7 @@ func (c *Conn) closeConn(cause error, end sockEnd, from *drainFrom) {
 		close(c.closed)
 		c.runAfterClose()
 		c.stopWatches()
-		if end == closeNow || end == abortConn {
-			if end == abortConn {
-				resetOnClose(c.nc)
-			}
+		if end == closeNow {
 			_ = c.nc.Close()
 		} else {
 			lingering = true
@@ -385,35 +380,6 @@ func (c *Conn) closeConn(cause error, end sockEnd, from *drainFrom) {
 	})
 	if !lingering && from != nil {
 		putBuf(from.buf) // closed already: no drain
-	}
-}
-
-// resetOnClose makes the close of the TCP connection under nc, directly
-// or under a TLS connection (NetConn), abortive: SO_LINGER with a zero
-// timeout, so that close drops whatever is still queued to send and
-// sends a reset instead of a FIN after it (socket(7)). It is for a side
-// that gives up on the closing handshake because its close frame could
-// not be written at all: what is queued is the rest of a message the peer
-// stopped reading, and a graceful close would deliver it all the same — a
-// server handler read an upload its client had abandoned, chunk by chunk,
-// to its end (4,089 chunks over 22 s in the walkthrough) before the FIN
-// said 1006. The peer still reads what had reached its receive buffer
-// before the reset (Linux delivers that first), then its read fails
-// with the reset. A net.Conn with no TCP connection under it is left
-// alone.
-func resetOnClose(nc net.Conn) {
-	for range 4 {
-		if l, ok := nc.(interface{ SetLinger(sec int) error }); ok {
-			_ = l.SetLinger(0)
-			return
-		}
-		u, ok := nc.(interface{ NetConn() net.Conn })
-		if !ok {
-			return
-		}
-		if nc = u.NetConn(); nc == nil {
-			return
-		}
 	}
 }
 
