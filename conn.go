@@ -65,8 +65,10 @@ func putBuf(b *[]byte) {
 
 // putLargeBuf gives b back, by the class its capacity fills.
 func putLargeBuf(b *[]byte) {
-	k := bits.Len(uint(cap(*b))) - 1                        // 1<<k <= cap
-	if k > bits.Len(maxPooledBuf)-1 && k < len(largeBufs) { // a class getLargeBuf asks for
+	// getLargeBuf asks for classes above maxPooledBuf's, so a buffer
+	// under twice its size (65–128 KiB) would never be taken: dropped.
+	k := bits.Len(uint(cap(*b))) - 1 // 1<<k <= cap
+	if cap(*b) >= 2*maxPooledBuf && k < len(largeBufs) {
 		*b = (*b)[:0]
 		largeBufs[k].Put(b)
 	}
