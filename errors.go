@@ -126,8 +126,9 @@ const CodeHeader = "Wsrpc-Code"
 // the server how long the call may last: the time left before its
 // context's deadline, in whole milliseconds rounded up, 1 to 10 ASCII
 // digits (as Connect-Timeout-Ms; gRPC's grpc-timeout). The client sets
-// it on every handshake of a call whose context has a deadline, the
-// first and each reconnection's, before the handshake interceptors run,
+// it on every handshake of a call whose context has a deadline (not more
+// than 10 digits away, about 115 days), the first and each
+// reconnection's, before the handshake interceptors run,
 // which may change or delete it. The server gives the session's context
 // that timeout, counted from the request's arrival, and refuses any
 // other value (empty, signed, not digits, longer, or 0) with
