@@ -262,18 +262,26 @@ func (c *wsConn) Receive(msg any) error {
 		}
 	}
 	typ, data, err := c.ws.ReadAppend(c.ioCtx, dst)
-	if !c.spec.IsClient {
-		c.endRead(err)
-	}
 	if err != nil {
 		if large != nil {
 			putLargeBuf(large)
 		}
 		c.recvErr = c.callErr(c.readErr(err))
+		if !c.spec.IsClient {
+			// Only now that the end is recorded: the runtime's close of
+			// the connection, which follows the failure it reports here,
+			// would otherwise be taken by connClosed in between, with
+			// its own wording of it (OnClose's reason read "connection
+			// closed: …" where the close frame said "…", 2–4% of runs).
+			c.endRead(err)
+		}
 		if c.recvErr == io.EOF && c.spec.StreamType == StreamTypeClient && !c.spec.IsClient {
 			c.recvErr = c.abandonedUpload()
 		}
 		return c.recvErr
+	}
+	if !c.spec.IsClient {
+		c.endRead(nil)
 	}
 	c.rhint = len(data)
 	if cap(data) <= maxPooledBuf {
