@@ -74,15 +74,11 @@ func (c *Conn) unreadBytes() (int, bool) {
 			return 0, false
 		}
 	}
-	var n int32 // the ioctl writes a C int
-	var errno syscall.Errno
-	err := rc.Control(func(fd uintptr) {
-		_, _, errno = syscall.RawSyscall(syscall.SYS_IOCTL, fd, inqRequest, uintptr(unsafe.Pointer(&n)))
-	})
-	if err != nil || errno != 0 || n < 0 {
+	n := -1
+	if err := rc.Control(func(fd uintptr) { n = queueLen(fd, inqRequest) }); err != nil || n < 0 {
 		return 0, false
 	}
-	return int(n), true
+	return n, true
 }
 
 // socketUnder returns the socket under a net.Conn that wraps one and
@@ -313,8 +309,14 @@ func sendQueued(fd uintptr) int {
 	if outqRequest == 0 {
 		return -1
 	}
+	return queueLen(fd, outqRequest)
+}
+
+// queueLen is the ioctl both counts use (SIOCINQ, SIOCOUTQ): the length
+// of one of fd's queues, or -1 if the ioctl fails. It does not block.
+func queueLen(fd, request uintptr) int {
 	var n int32 // the ioctl writes a C int
-	_, _, errno := syscall.RawSyscall(syscall.SYS_IOCTL, fd, outqRequest, uintptr(unsafe.Pointer(&n)))
+	_, _, errno := syscall.RawSyscall(syscall.SYS_IOCTL, fd, request, uintptr(unsafe.Pointer(&n)))
 	if errno != 0 || n < 0 {
 		return -1
 	}
