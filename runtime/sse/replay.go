@@ -2,12 +2,10 @@ package sse
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strconv"
 	"sync"
-	"time"
 )
 
 // Store records sent events so that a client reconnecting with
@@ -94,15 +92,11 @@ func NewRing(capacity int) *Ring {
 	return &Ring{capacity: capacity, epoch: newEpoch(), index: make(map[string]uint64)}
 }
 
-// newEpoch returns 8 random lowercase hex digits and "-". crypto/rand
-// does not fail in practice (since Go 1.24 Read crashes the program
-// rather than return an error); should it, the clock still tells a
-// restarted process's rings from the last one's.
+// newEpoch returns 8 random lowercase hex digits and "-". crypto/rand's
+// Read returns no error since Go 1.24 (it crashes the program instead).
 func newEpoch() string {
 	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		binary.BigEndian.PutUint32(b[:], uint32(time.Now().UnixNano()))
-	}
+	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:]) + "-"
 }
 
