@@ -4,7 +4,8 @@
 #   1. lint (gofmt, go vet, buf lint)
 #   2. regenerate gen/ and fail on any difference
 #   3. npm peers for interop tests, chromium for browser tests
-#   4. go test -race ./...  (and the bench module's tests)
+#   4. go test -race ./..., the allocation pass, the runtime and CLI on
+#      linux/386, and the bench module's tests
 #   5. every fuzz target briefly
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,9 @@ if [ "$rc" != 0 ]; then
 fi
 echo "== allocation tests (without -race: its sync.Pool drops items at random)"
 go test -count=1 -run 'Allocs' . ./runtime/...
+
+echo "== 32-bit (linux/386, no -race there): the runtime and the command line"
+GOARCH=386 go test -count=1 -timeout 10m ./runtime/... ./cmd/...
 
 if [ -f bench/go.mod ]; then
 	(cd bench && go test -count=1 -timeout 10m ./...)

@@ -210,7 +210,9 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	}()
 
 	stdinDone := make(chan error, 1)
-	go func() { stdinDone <- sendLines(c, stdin, int(*maxSize), errOut) }()
+	// On 32-bit systems a line cannot be longer than MaxInt bytes anyway.
+	maxLine := int(min(*maxSize, math.MaxInt))
+	go func() { stdinDone <- sendLines(c, stdin, maxLine, errOut) }()
 
 	select {
 	case err := <-readDone:

@@ -5,11 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
 	"github.com/wsrpc/wsrpc/gen/examples/chat/v1/chatv1wsrpc"
 	"github.com/wsrpc/wsrpc/internal/runtest"
+	"github.com/wsrpc/wsrpc/internal/sockbuf"
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/sse"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
@@ -248,22 +247,6 @@ func TestChat(t *testing.T) {
 	}
 }
 
-// smallRcvBuf dials with a tiny receive buffer, so that a peer that never
-// reads stalls the server's writes quickly.
-func smallRcvBuf(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	return d.DialContext(ctx, network, addr)
-}
-
 // flood makes Ada say n long lines in room, 16 at a time, reading her own
 // copies back so that she herself never falls behind.
 func flood(t *testing.T, ctx context.Context, url, room string, n int) {
@@ -306,7 +289,7 @@ func TestShutdownStalledWatcher(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := smallRcvBuf(ctx, "tcp", strings.TrimPrefix(s.URL, "http://"))
+	c, err := sockbuf.Dialer(2048, 0).DialContext(ctx, "tcp", strings.TrimPrefix(s.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +323,7 @@ func TestShutdownStalledMember(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	stalled := &http.Client{Transport: &http.Transport{DialContext: smallRcvBuf}}
+	stalled := &http.Client{Transport: &http.Transport{DialContext: sockbuf.Dialer(2048, 0).DialContext}}
 	st, err := chatv1wsrpc.NewChatServiceClient(stalled, s.URL, wsrpc.WithCodecs(codec.JSON)).Chat(ctx)
 	if err != nil {
 		t.Fatal(err)

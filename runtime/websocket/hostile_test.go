@@ -12,10 +12,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/wsrpc/wsrpc/internal/sockbuf"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -25,18 +25,7 @@ import (
 // after the 101 response.
 func rawClient(t *testing.T, srvURL string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			if serr = setSockBuf(fd, syscall.SO_RCVBUF, 16<<10); serr == nil {
-				serr = setSockBuf(fd, syscall.SO_SNDBUF, 16<<10)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := sockbuf.Dialer(16<<10, 16<<10)
 	host := strings.TrimPrefix(srvURL, "http://")
 	nc, err := d.Dial("tcp", host)
 	if err != nil {

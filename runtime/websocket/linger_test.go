@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsrpc/wsrpc/internal/sockbuf"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -302,13 +303,7 @@ func TestFailReachesPeerThroughProxy(t *testing.T) {
 			proxy := nginxProxy(t, srv.Listener.Addr().String())
 			ctx, cancel := context.WithTimeout(context.Background(), 2*wireTimeout)
 			defer cancel()
-			d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-				var serr error
-				if err := rc.Control(func(fd uintptr) { serr = setSockBuf(fd, syscall.SO_SNDBUF, 16<<10) }); err != nil {
-					return err
-				}
-				return serr
-			}}
+			d := sockbuf.Dialer(0, 16<<10)
 			c, _, err := websocket.Dial(ctx, "ws://"+proxy+"/", &websocket.DialOptions{CloseTimeout: wireTimeout, NetDialContext: d.DialContext})
 			if err != nil {
 				t.Fatal(err)

@@ -4,19 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wsrpc/wsrpc"
 	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
 	"github.com/wsrpc/wsrpc/gen/examples/chat/v1/chatv1wsrpc"
+	"github.com/wsrpc/wsrpc/internal/sockbuf"
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/hub"
 	"github.com/wsrpc/wsrpc/runtime/sse"
@@ -461,15 +460,7 @@ func TestSlowMemberDisconnectedUnavailable(t *testing.T) {
 
 	// A tiny receive buffer, so that the server's writes to a member who
 	// never reads stall soon.
-	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := sockbuf.Dialer(2048, 0)
 	stalled := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 	mallory, err := chatv1wsrpc.NewChatServiceClient(stalled, srv.URL, wsrpc.WithCodecs(codec.Proto)).Chat(ctx)
 	if err != nil {
