@@ -241,6 +241,17 @@ func TestSendErrorAfterClientLeavesIsCleanEnd(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}, opts...))
+	mux.Handle("/upload", wsrpc.NewClientStreamHandler("/leave.v1/Upload", func(ctx context.Context, s *wsrpc.ClientStream[testingv1.EchoRequest]) (*testingv1.EchoResponse, error) {
+		var n int64
+		for _, err := range s.All() {
+			if err != nil {
+				return nil, err
+			}
+			n++
+		}
+		<-ctx.Done() // the client's close after its end-of-stream marker
+		return &testingv1.EchoResponse{Seq: n}, nil
+	}, opts...))
 	base := newServer(t, mux)
 	ctx := testContext(t)
 
@@ -285,6 +296,31 @@ func TestSendErrorAfterClientLeavesIsCleanEnd(t *testing.T) {
 				}
 			}
 			if err := st.Close(); err != nil {
+				t.Fatalf("Close = %v", err)
+			}
+			wantCleanEnd(t)
+		}
+	})
+	// A page that sends its last chunk, the end-of-stream marker and
+	// closes at once (`ws.send(""); ws.close()`) does not wait for the
+	// answer: the upload is finished, and the answer's Send, which
+	// meets the closed stream, is a clean end as in the other kinds.
+	t.Run("client-stream answered after the client left", func(t *testing.T) {
+		for range 3 {
+			c, _, err := websocket.Dial(ctx, base+"/upload", &websocket.DialOptions{Subprotocols: []string{codec.Subprotocol(codec.Proto)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			chunk, _ := proto.Marshal(&testingv1.EchoRequest{Seq: 1})
+			for _, m := range []struct {
+				typ  websocket.MessageType
+				data []byte
+			}{{websocket.MessageBinary, chunk}, {websocket.MessageBinary, chunk}, {websocket.MessageText, nil}} {
+				if err := c.Write(ctx, m.typ, m.data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
 				t.Fatalf("Close = %v", err)
 			}
 			wantCleanEnd(t)

@@ -264,7 +264,10 @@ func NewClientStreamHandler[Req, Res any](procedure string, fn func(context.Cont
 			if res == nil {
 				return Errorf(CodeInternal, "%s: the handler returned neither a response nor an error", conn.Spec().Procedure)
 			}
-			return conn.Send(res)
+			// A client that closed normally after its end-of-stream
+			// marker finished its upload and chose not to wait for the
+			// answer: the Send's io.EOF is then a clean end.
+			return handlerOutcome(raw, conn.Send(res))
 		}
 	}
 	return h
