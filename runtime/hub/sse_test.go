@@ -92,7 +92,7 @@ func TestSSEResume(t *testing.T) {
 
 // TestSSEGapAndSnapshot: a client resuming from an id the node does not
 // hold is told so (Stream.Gap) before any live event, so OnOpen can send
-// a snapshot first.
+// a snapshot first; Stats counts the resumptions and their gaps.
 func TestSSEGapAndSnapshot(t *testing.T) {
 	a := freshNode("a") // the ids are checked from <node>-1 on
 	tp := newTopic(t, newHub(t, nil, a), "gap", &hub.TopicOptions[msg]{Replay: sse.NewRing(2)})
@@ -118,6 +118,13 @@ func TestSSEGapAndSnapshot(t *testing.T) {
 	defer c2.close()
 	if e := c2.next(t); e.ID != a+"-6" {
 		t.Fatalf("resume from a-5: %+v", e)
+	}
+	c3 := openSSE(t, srv.URL, "") // a new client: neither
+	defer c3.close()
+	waitSubscribers(t, tp, 3)
+	// Counted before OnOpen runs, so both resumptions are in by now.
+	if st := tp.Stats(); st.Resumed != 2 || st.ResumeGaps != 1 {
+		t.Errorf("Stats: Resumed %d, ResumeGaps %d; want 2 resumptions, 1 with a gap", st.Resumed, st.ResumeGaps)
 	}
 }
 

@@ -393,6 +393,12 @@ func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOpt
 			so.Replay = noReplay{}
 		}
 	}
+	// Counted before the replay goes out, so that a client that has
+	// read it finds itself in Stats.
+	resuming := sse.RequestLastEventID(r) != ""
+	if resuming {
+		t.core.resumed.Add(1)
+	}
 	st, err := sse.NewStream(w, r, &so)
 	if err != nil {
 		s.Close()
@@ -401,6 +407,9 @@ func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOpt
 	s.mu.Lock()
 	s.stream = st
 	s.mu.Unlock()
+	if resuming && st.Gap() {
+		t.core.resumeGaps.Add(1)
+	}
 	if o.OnOpen != nil {
 		if err := o.OnOpen(st); err != nil {
 			s.Close()

@@ -207,6 +207,7 @@ type topicCore struct {
 	closeDone   chan struct{}      // made under mu by the first Close, closed when it has finished
 
 	published, received, delivered, dropped, disconnected, failed atomic.Uint64
+	resumed, resumeGaps                                           atomic.Uint64 // ServeSSE's resumptions (Stats)
 	missed, duplicates, decodeErrors, encodeErrors                atomic.Uint64
 }
 
@@ -261,6 +262,13 @@ type Stats struct {
 	Duplicates   uint64 // broker messages received twice and ignored
 	DecodeErrors uint64 // broker messages that did not decode, where decoded (see ErrBadEnvelope)
 	EncodeErrors uint64 // messages a subscriber codec or the replay store refused
+	// Resumed counts SSE requests (ServeSSE) that came back with a
+	// Last-Event-ID, and ResumeGaps the streams among them opened with a
+	// gap (sse.Stream.Gap): the id had left the replay store, or the
+	// topic records nothing. Many gaps after a deploy or a network blip mean
+	// the store holds too little history for how long clients are away.
+	Resumed    uint64
+	ResumeGaps uint64
 }
 
 // NewTopic creates the topic name on h and subscribes to it on the broker.
@@ -720,6 +728,8 @@ func (t *Topic[M]) Stats() Stats {
 		Duplicates:   c.duplicates.Load(),
 		DecodeErrors: c.decodeErrors.Load(),
 		EncodeErrors: c.encodeErrors.Load(),
+		Resumed:      c.resumed.Load(),
+		ResumeGaps:   c.resumeGaps.Load(),
 	}
 }
 
