@@ -200,9 +200,17 @@ func TestDeadlineServerCountsFirst(t *testing.T) {
 			closes := make(chan wsrpc.CloseInfo, 8)
 			base, seen := newDeadlineServer(t, false, wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) { closes <- ci }))
 			client := testingv1wsrpc.NewStreamServiceClient(nil, base, wsrpc.WithInterceptors(send))
-			err := deadlineCall(testContext(t), client, kind)
+			ctx := testContext(t)
+			err := deadlineCall(ctx, client, kind)
 			if c := wsrpc.CodeOf(err); c != wsrpc.CodeDeadlineExceeded {
 				t.Errorf("client: %v (code %v), want deadline_exceeded", err, c)
+			}
+			// The server's word ended the call, not the test's own
+			// context: an SSE stream ended without an event at the
+			// header's deadline, and the client reconnected, with the
+			// same header, until the test's 20 s were up.
+			if ctx.Err() != nil {
+				t.Errorf("the call ended only with the test's context (%v)", err)
 			}
 			bound := time.After(10 * time.Second)
 			select {

@@ -104,6 +104,14 @@ func requestTimeout(r *http.Request) (d time.Duration, has bool, err *Error) {
 // counts from the request's arrival, so its deadline passes a few round
 // trips after the client's: a client that gives up on its own deadline
 // first ends the call as a cancellation does, as in gRPC.
+//
+// The deadline's cause is an *Error (deadline_exceeded), which makes it
+// the call's end on both transports (sessionCause): a WebSocket closes
+// with 4004, and an SSE stream ends with a wsrpc.error event, where a
+// deadline without such a cause (one a handshake interceptor set) ends
+// the response without an event and the client reconnects — a client
+// with no deadline of its own, sending the header again each time,
+// would run the handler again every time it passed.
 func withRequestTimeout(r *http.Request) (context.Context, context.CancelFunc, *Error) {
 	d, has, err := requestTimeout(r)
 	if err != nil {
@@ -112,7 +120,7 @@ func withRequestTimeout(r *http.Request) (context.Context, context.CancelFunc, *
 	if !has {
 		return r.Context(), func() {}, nil
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), d)
+	ctx, cancel := context.WithTimeoutCause(r.Context(), d, Errorf(CodeDeadlineExceeded, "the client's deadline passed (%s: %d)", TimeoutHeader, d.Milliseconds()))
 	return ctx, cancel, nil
 }
 
