@@ -45,26 +45,31 @@ import (
 //   - An SSE stream that fails after it started ends with an event of type
 //     "wsrpc.error" whose data is {"code":"<name>","message":"…"}.
 //
-//     Code                    Name                 Close code  HTTP status
-//     CodeCanceled            canceled             4001        499
-//     CodeUnknown             unknown              4002        500
-//     CodeInvalidArgument     invalid_argument     4003        400
-//     CodeDeadlineExceeded    deadline_exceeded    4004        504
-//     CodeNotFound            not_found            4005        404
-//     CodeAlreadyExists       already_exists       4006        409
-//     CodePermissionDenied    permission_denied    4007        403
-//     CodeResourceExhausted   resource_exhausted   4008        429
-//     CodeFailedPrecondition  failed_precondition  4009        412
-//     CodeAborted             aborted              4010        409
-//     CodeOutOfRange          out_of_range         4011        400
-//     CodeUnimplemented       unimplemented        4012        501
-//     CodeInternal            internal             4013        500
-//     CodeUnavailable         unavailable          4014        503
-//     CodeDataLoss            data_loss            4015        500
-//     CodeUnauthenticated     unauthenticated      4016        401
+// The table gives each code's name (in Wsrpc-Code and the event), close
+// code and HTTP status:
+//
+//	Code                    Name                 Close code  HTTP status
+//	CodeCanceled            canceled             4001        499
+//	CodeUnknown             unknown              4002        500
+//	CodeInvalidArgument     invalid_argument     4003        400
+//	CodeDeadlineExceeded    deadline_exceeded    4004        504
+//	CodeNotFound            not_found            4005        404
+//	CodeAlreadyExists       already_exists       4006        409
+//	CodePermissionDenied    permission_denied    4007        403
+//	CodeResourceExhausted   resource_exhausted   4008        429
+//	CodeFailedPrecondition  failed_precondition  4009        412
+//	CodeAborted             aborted              4010        409
+//	CodeOutOfRange          out_of_range         4011        400
+//	CodeUnimplemented       unimplemented        4012        501
+//	CodeInternal            internal             4013        500
+//	CodeUnavailable         unavailable          4014        503
+//	CodeDataLoss            data_loss            4015        500
+//	CodeUnauthenticated     unauthenticated      4016        401
 //
 // A Code outside the table (0 included) travels as CodeUnknown all three
-// ways: 4002, 500 with Wsrpc-Code: unknown, "unknown" in the event.
+// ways: 4002, 500 with Wsrpc-Code: unknown, "unknown" in the event; and
+// NewError and Errorf store it as CodeUnknown, so that the handler's side
+// (stream interceptors, OnClose) reads the code its client does.
 //
 // A stream that ends without error closes with 1000 (normal closure), which
 // a receiver reports as io.EOF. So is a close frame with no status code
@@ -83,8 +88,9 @@ import (
 // policy violation → CodePermissionDenied; 1009 message too big →
 // CodeResourceExhausted; 1002 protocol error, 1010 and 1011 →
 // CodeInternal; any other code → CodeUnknown. A connection this side
-// failed because a pong did not come back in time (1011 on the wire) is
-// a lost connection: CodeUnavailable. An HTTP status without a
+// failed because a pong did not come back in time is a lost connection:
+// CodeUnavailable (it is closed without a close frame, so the peer, if
+// it hears of it, sees 1006; see websocket.AcceptOptions.PingInterval). An HTTP status without a
 // Wsrpc-Code header maps back by the table (the first row other than
 // unknown wins, so 500 is CodeInternal, 409 CodeAlreadyExists and 400
 // CodeInvalidArgument), 405, 415 and 426 to CodeInvalidArgument, 413
@@ -286,9 +292,12 @@ type Error struct {
 }
 
 // NewError returns an error with code c whose message is err's text, and
-// which unwraps to err. A nil err gives an empty message.
+// which unwraps to err. A nil err gives an empty message. A c outside the
+// table (0 included) is stored as CodeUnknown, the code the peer is told
+// (see Code), so that the error's Code, CodeOf and what interceptors and
+// OnClose see agree with the client's.
 func NewError(c Code, err error) *Error {
-	e := &Error{code: c, err: err}
+	e := &Error{code: c.onWire(), err: err}
 	if err != nil {
 		e.msg = err.Error()
 	}
@@ -296,10 +305,11 @@ func NewError(c Code, err error) *Error {
 }
 
 // Errorf returns an error with code c and a formatted message; %w verbs
-// wrap as in fmt.Errorf.
+// wrap as in fmt.Errorf. A c outside the table is stored as CodeUnknown,
+// as NewError does.
 func Errorf(c Code, format string, args ...any) *Error {
 	err := fmt.Errorf(format, args...)
-	return &Error{code: c, msg: err.Error(), err: err}
+	return &Error{code: c.onWire(), msg: err.Error(), err: err}
 }
 
 // Code returns the error's code.
@@ -334,6 +344,11 @@ func (e *Error) Unwrap() error { return e.err }
 // CodeOf returns the Code carried by err: an *Error's code, CodeCanceled and
 // CodeDeadlineExceeded for the context errors, the mapped code of a
 // *websocket.CloseError, CodeUnknown for anything else and 0 for nil.
+// A *websocket.CloseError with 1000 or 1005, for which CodeFromCloseCode
+// returns 0, is CodeUnknown: CodeOf returns 0 for nil alone, so a
+// non-nil error never reads as "ok". (The typed layer's receivers report
+// such a close as io.EOF, which is CodeUnknown too: test for io.EOF
+// before asking CodeOf.)
 func CodeOf(err error) Code {
 	if err == nil {
 		return 0

@@ -283,6 +283,7 @@ func NewClientStreamHandler[Req, Res any](procedure string, fn func(context.Cont
 
 func newHandler(spec Spec, opts []Option) *Handler {
 	h := &Handler{spec: spec, cfg: newConfig(opts)}
+	h.cfg.checkHandler()
 	h.accept = h.cfg.accept
 	h.accept.Subprotocols = nil
 	h.accept.Extensions, h.setup = h.cfg.extensions(h.accept.Extensions)

@@ -2,6 +2,7 @@ package wsrpc
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/wsrpc/wsrpc/runtime/codec"
@@ -38,11 +39,21 @@ type config struct {
 	reconnect    *ReconnectPolicy
 }
 
+// newConfig applies opts. It panics on a nil codec given to WithCodecs,
+// a configuration mistake, when the handler or client is built, as
+// WithCompression's out-of-range options do: otherwise every call would
+// fail (a handler's negotiation would panic on each request, and its
+// client see only a cut connection).
 func newConfig(opts []Option) *config {
 	c := &config{}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(c)
+		}
+	}
+	for i, k := range c.codecs {
+		if k == nil {
+			panic(fmt.Sprintf("wsrpc: WithCodecs: codec %d is nil", i))
 		}
 	}
 	if len(c.codecs) == 0 {
@@ -52,6 +63,23 @@ func newConfig(opts []Option) *config {
 		c.sseStream.Replay = c.sseReplay
 	}
 	return c
+}
+
+// checkHandler panics on what is a configuration mistake on a handler
+// only: a preferred codec (WithPreferredCodec) that the handler does not
+// accept. The handler would serve it to clients that offer no
+// subprotocol while refusing those that offer it. Codecs are matched by
+// name, as negotiation matches subprotocols.
+func (c *config) checkHandler() {
+	if c.preferred == nil {
+		return
+	}
+	for _, k := range c.codecs {
+		if k.Name() == c.preferred.Name() {
+			return
+		}
+	}
+	panic(fmt.Sprintf("wsrpc: WithPreferredCodec(%s): the handler does not accept it (WithCodecs)", c.preferred.Name()))
 }
 
 // offered is the client's subprotocol offer: the preferred codec first,
@@ -84,7 +112,9 @@ func (c *config) extensions(given *websocket.ExtensionSet) (*websocket.Extension
 // WithCodecs sets the codecs. On a handler they are the codecs accepted
 // (any of their subprotocols may be selected); on a client, the codecs
 // offered, most preferred first. Default: codec.Proto, codec.JSON,
-// codec.Msgpack, in that order. Each codec is identified on the wire by the
+// codec.Msgpack, in that order; WithCodecs() with no codec keeps the
+// default. A nil codec among them is a configuration mistake: building
+// the handler or client panics. Each codec is identified on the wire by the
 // subprotocol "wsrpc.<name>" (codec.Subprotocol). The JSON codec among
 // them (the first named "json"; on a client, WithPreferredCodec's if it
 // is one) also reads and writes SSE requests and event data, so that its
@@ -95,11 +125,16 @@ func WithCodecs(codecs ...codec.Codec) Option {
 }
 
 // WithPreferredCodec puts codec first. On a client it is offered first (and
-// so chosen by a wsrpc server that accepts it); on a handler it is the
-// codec used when the client offers no subprotocol at all (default: JSON
-// if the handler accepts it, else its first codec, so a plain WebSocket
-// client without a subprotocol talks JSON). It does not add the codec to
-// the handler's accepted list.
+// so chosen by a wsrpc server that accepts it), whether or not WithCodecs
+// names it. On a handler it is the codec used when the client offers no
+// subprotocol at all (default: JSON if the handler accepts it, else its
+// first codec, so a plain WebSocket client without a subprotocol talks
+// JSON); it must be one the handler accepts (a codec of the same name in
+// WithCodecs, or the default list): the option does not add it, and
+// building a handler whose preferred codec it does not accept panics, a
+// configuration mistake that would serve the codec to clients that offer
+// nothing while refusing those that offer it. A nil codec is no
+// preference.
 func WithPreferredCodec(codec codec.Codec) Option {
 	return optionFunc(func(c *config) { c.preferred = codec })
 }

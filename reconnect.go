@@ -32,7 +32,11 @@ type ReconnectPolicy struct {
 	// last attempt or connection. Without keepalive, a quiet stream
 	// (nothing to Receive) whose connection is cut again and again uses
 	// up MaxAttempts though every reconnection succeeded. 0 means
-	// DefaultReconnectAttempts; a negative value, no bound.
+	// DefaultReconnectAttempts; a negative value, no bound. Beware:
+	// sse.ClientOptions.MaxReconnectionAttempts, which bounds an SSE
+	// call's reconnections (WithSSEClientOptions), has the opposite
+	// convention: 0 there means no bound, and a negative value no
+	// reconnection.
 	MaxAttempts int
 	// InitialDelay is the wait before the first attempt; each further
 	// attempt doubles it up to MaxDelay, until a connection delivers a
@@ -80,8 +84,9 @@ type ReconnectPolicy struct {
 // the lost connection's CodeUnavailable. MaxAttempts bounds the attempts
 // in a row; a reconnection counts as a success, starting the count and
 // the backoff again, only once its connection has delivered a message to
-// Receive or read a ping or a pong (as the SSE client counts any block it
-// reads, heartbeat comments too).
+// Receive or read a ping or a pong. (The SSE client counts an event it
+// dispatches, and heartbeat comments only on a connection that stayed
+// open a second or more: see sse.ClientOptions.MaxReconnectionAttempts.)
 //
 // A reconnection is a new call on a new connection, driven by Receive: a
 // server-streaming call sends its request again, and the handler starts

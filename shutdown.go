@@ -25,16 +25,19 @@ const ShutdownReason = websocket.ShutdownReason
 // Shutdown neither knows hijacked (WebSocket) connections nor ends
 // long-lived responses (SSE streams) by itself.
 //
+// The zero Tracker is ready to use, as NewTracker's is; a Tracker must
+// not be copied once used.
+//
 // Cost: one map entry per live session and a counter per running handler;
 // no goroutine until Shutdown.
 //
-// Concurrency: safe for concurrent use; mu guards the session set (with
-// each session's going-away channel) and the shutdown state.
+// Concurrency: safe for concurrent use: handlers add and remove their
+// sessions while Len and Shutdown run, from any goroutine.
 type Tracker struct {
-	mu sync.Mutex
+	mu sync.Mutex // guards the fields below
 	// sessions maps each live session to nil, or, once Shutdown has asked
 	// it to go away, to a channel closed when that has finished (see
-	// remove).
+	// remove). Made by the first add, so that the zero Tracker works.
 	sessions map[tracked]chan struct{}
 	running  int           // handlers inside ServeHTTP
 	closing  bool          // Shutdown has begun: refuse new calls
@@ -55,7 +58,7 @@ type tracked interface {
 	procedure() string
 }
 
-// NewTracker returns an empty Tracker.
+// NewTracker returns an empty Tracker, the same as a new(Tracker).
 func NewTracker() *Tracker {
 	return &Tracker{sessions: make(map[tracked]chan struct{})}
 }
@@ -100,6 +103,9 @@ func (t *Tracker) leave() {
 // handshake was under way) is asked to go away at once.
 func (t *Tracker) add(s tracked) {
 	t.mu.Lock()
+	if t.sessions == nil {
+		t.sessions = make(map[tracked]chan struct{})
+	}
 	t.sessions[s] = nil
 	closing := t.closing
 	t.mu.Unlock()
@@ -317,11 +323,24 @@ type Shutdowner interface {
 // (Tracker.Shutdown): ctx's error, naming the sessions still running.
 //
 // A typical main waits for Shutdown after ListenAndServe, which returns
-// as soon as Shutdown begins:
+// as soon as Shutdown begins (srv and tracker are the server and the
+// Tracker its handlers were given; ExampleShutdown has it whole):
 //
+//	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+//	defer stop()
 //	stopped := make(chan struct{})
-//	go func() { defer close(stopped); <-sigCtx.Done(); ctx, c := context.WithTimeout(bg, 10*time.Second); defer c(); wsrpc.Shutdown(ctx, srv, tracker, h) }()
-//	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) { … }
+//	go func() {
+//		defer close(stopped)
+//		<-sig.Done()
+//		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+//		defer cancel()
+//		if err := wsrpc.Shutdown(ctx, srv, tracker); err != nil {
+//			log.Print(err)
+//		}
+//	}()
+//	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+//		log.Fatal(err)
+//	}
 //	<-stopped
 func Shutdown(ctx context.Context, srv *http.Server, t *Tracker, also ...Shutdowner) error {
 	srvDone := make(chan error, 1)
@@ -363,7 +382,8 @@ func Shutdown(ctx context.Context, srv *http.Server, t *Tracker, also ...Shutdow
 // NewHTTPServer returns an http.Server for handler with the limits
 // docs/security.md recommends for WebSocket and SSE endpoints: the
 // request header must arrive within 10 s (ReadHeaderTimeout) and fit in
-// 16 KiB (MaxHeaderBytes; larger requests get 431), and an idle keep-alive
+// about 16 KiB (MaxHeaderBytes; net/http allows 4 KiB more, and answers
+// a larger one 431), and an idle keep-alive
 // connection is closed after 2 minutes. ReadTimeout and WriteTimeout stay
 // 0. They would not cut long-lived calls: an SSE stream sets and clears
 // its own write deadline around each write (sse.StreamOptions), net/http

@@ -43,6 +43,15 @@
 // A handler's error closes the stream with 4000+Code and the message as
 // reason; a refusal before the upgrade is an HTTP status; the client
 // receives an *Error with the Code and message. The table is on Code.
+// CodeOf(err) reads the code of any error (0 for nil only); errors.As
+// gets the *Error itself, for its Message and Meta:
+//
+//	var e *wsrpc.Error
+//	if errors.As(err, &e) && e.Code() == wsrpc.CodeNotFound { … }
+//
+// A handler returns one with Errorf or NewError; any other error it
+// returns reaches the client with the code CodeOf gives it (CodeUnknown
+// unless it wraps an *Error or a context error).
 //
 // # Interceptors and hooks
 //
