@@ -51,7 +51,8 @@ type SizeLimiter interface{ MaxMessageSize() int }
 // every subscription on the subject synchronously, in the publishing
 // goroutine. One MemoryBroker shared by several Hubs makes them behave as
 // nodes of one cluster (as tests do); a Hub created with a nil broker gets
-// its own.
+// its own. The zero MemoryBroker is ready to use, as one from
+// NewMemoryBroker.
 //
 // Cost: Publish is one read-locked map lookup plus one call per
 // subscription; no goroutine, no copy.
@@ -103,6 +104,9 @@ func (b *MemoryBroker) Subscribe(subject string, handle func([]byte)) (func() er
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, fmt.Errorf("memory broker: subscribe: %w", ErrClosed)
+	}
+	if b.subs == nil { // a zero MemoryBroker (Publish reads a nil map fine)
+		b.subs = make(map[string][]*memSub)
 	}
 	old := b.subs[subject]
 	b.subs[subject] = append(old[:len(old):len(old)], s)

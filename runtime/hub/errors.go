@@ -6,7 +6,8 @@ import "errors"
 // test with errors.Is.
 var (
 	// ErrClosed is returned by a Hub, Topic or broker used after Close, and
-	// is a Subscription's Err when its topic or hub was closed.
+	// is a Subscription's Err when its topic or hub was closed. NewTopic
+	// also wraps it for a Hub not created with New, which is never open.
 	ErrClosed = errors.New("hub: closed")
 
 	// ErrInvalidTopic is returned by NewTopic for a name that is empty,

@@ -59,12 +59,14 @@ type Options struct {
 	OnError func(topic string, err error)
 }
 
-// Hub owns a set of typed topics on one broker. Create topics with
-// NewTopic; publish and subscribe on them.
+// Hub owns a set of typed topics on one broker. Create one with New; the
+// zero Hub is not usable (NewTopic fails on it with ErrClosed). Create
+// topics with NewTopic; publish and subscribe on them.
 //
 // Concurrency: a Hub is safe for concurrent use; a mutex guards its topic
-// registry, and the process's sequence floors have a mutex of their own
-// (seqFloors), taken after it. Each topic has its own locks (see Topic).
+// registry, and the process-wide record of where closed topics' sequence
+// numbers stopped (see Options.NodeID) has a mutex of its own, taken after
+// it. Each topic has its own locks (see Topic).
 type Hub struct {
 	broker Broker
 	node   string

@@ -212,6 +212,11 @@ func (c *topicCore) removeLocked(s *Subscription) {
 // without one it fails with ErrNoCodec. Text codecs ride text frames,
 // binary codecs binary frames.
 //
+// A non-nil cd wins over the negotiated subprotocol (WebSocketHandler does
+// the opposite: there the subprotocol wins). Beware: a cd other than the
+// negotiated subprotocol's codec sends the client frames in an encoding
+// it did not ask for; pass nil unless the connection negotiated none.
+//
 // The caller keeps reading conn (that is what answers pings and notices a
 // close) and calls Close on the subscription when it stops; a failed write
 // ends the subscription by itself. Writes are bounded by the connection's
@@ -510,9 +515,11 @@ func (w *headerWatch) WriteHeader(code int) {
 func (w *headerWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // WebSocketHandler returns an http.Handler that accepts a WebSocket with
-// opts, subscribes it with the codec of its subprotocol (cd when the
-// client negotiated none; nil then refuses it with 1003), and discards
-// what the client sends until it closes. For subscribe-only endpoints; a
+// opts, subscribes it with the codec of its subprotocol, and discards what
+// the client sends until it closes. The negotiated subprotocol wins
+// (SubscribeWebSocket does the opposite: there a non-nil codec wins):
+// fallback is used only when the client negotiated none, and a nil fallback
+// then refuses the connection with 1003. For subscribe-only endpoints; a
 // handler that also reads requests calls SubscribeWebSocket itself.
 //
 // With opts nil or its Subprotocols nil, the handler offers the
@@ -529,7 +536,7 @@ func (w *headerWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // neither a goroutine nor a buffer. The topic owns these connections:
 // Topic.Close closes them with 1013 "topic closed", Hub.Close without a
 // closing handshake, Hub.Shutdown with 1001.
-func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Codec) http.Handler {
+func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, fallback codec.Codec) http.Handler {
 	if opts == nil || opts.Subprotocols == nil {
 		var o websocket.AcceptOptions
 		if opts != nil {
@@ -545,7 +552,7 @@ func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, cd codec.Code
 		if err != nil {
 			return
 		}
-		c := cd
+		c := fallback
 		if sc, ok := codec.BySubprotocol(conn.Subprotocol()); ok {
 			c = sc
 		}

@@ -280,8 +280,14 @@ type Stats struct {
 // ErrReplayInUse (opts.Replay is the store of another topic of h not
 // closed; see TopicOptions.Replay), ErrClosed or the broker's error, and
 // when opts gives no New for an M whose zero value names no message type
-// (proto.Message, *dynamicpb.Message).
+// (proto.Message, *dynamicpb.Message). On a Hub not created with New (a
+// zero or nil Hub) it fails with an error wrapping ErrClosed.
 func NewTopic[M proto.Message](h *Hub, name string, opts *TopicOptions[M]) (*Topic[M], error) {
+	// A Hub without a broker was not made by New: it can carry nothing,
+	// as if closed, and the error says why rather than a nil map panic.
+	if h == nil || h.broker == nil {
+		return nil, fmt.Errorf("hub: topic %q: Hub not created with New: %w", name, ErrClosed)
+	}
 	var o TopicOptions[M]
 	if opts != nil {
 		o = *opts

@@ -108,7 +108,10 @@ type ClientOptions struct {
 	// that answered every request with "retry: 0" and a comment, and
 	// ended the stream, drove a client round this loop for ever. 0 means no bound,
 	// like a browser; a negative value disables reconnection, like Ktor's
-	// default, so the stream ends when the connection does.
+	// default, so the stream ends when the connection does. Beware:
+	// wsrpc.ReconnectPolicy.MaxAttempts, which bounds a WebSocket call's
+	// reconnections, has the opposite convention: 0 there means a default
+	// bound (wsrpc.DefaultReconnectAttempts), and a negative value none.
 	MaxReconnectionAttempts int
 
 	// IdleTimeout, when positive, is how long the client waits for bytes
@@ -188,9 +191,10 @@ type ClientOptions struct {
 // Concurrency: Next, Events and Reconnect are for one goroutine at a time
 // (Reconnect from the one calling Next, or ranging over Events); Close,
 // LastEventID and ReconnectionTime may be called from any goroutine.
-// With IdleTimeout, a timer per connection (see idleWatch) cancels the
-// connection from its own goroutine; it touches no other state. So does
-// the HandshakeTimeout timer of each request, until its response header.
+// With IdleTimeout, a timer per connection cancels the connection from its
+// own goroutine when nothing arrived for that long; it touches no other
+// state. So does the HandshakeTimeout timer of each request, until its
+// response header.
 type Session struct {
 	url    string
 	opts   ClientOptions
@@ -228,6 +232,10 @@ type Session struct {
 // to connect is returned at once; use Events for a
 // client that retries the first connection too. A server that answers 204
 // No Content (nothing to stream, do not reconnect) gives io.EOF.
+//
+// Close the returned Session when done with it: until Close, the
+// session's end (Next returned an error) or the end of ctx, it holds its
+// connection open, and the server goes on sending into it.
 func Connect(ctx context.Context, url string, opts *ClientOptions) (*Session, error) {
 	s := NewSession(ctx, url, opts)
 	if err := s.connect(); err != nil {
@@ -500,10 +508,10 @@ func (s *Session) retryable(err error) bool {
 	return s.opened && errors.As(err, &se) && RetriedStatus(se.StatusCode)
 }
 
-// RetriedStatus reports whether a Session retries a reconnection refused
-// with status: 502, 503 or 504 (see Session's retryable), for a transport
-// of one's own that must tell those refusals from the rest, as
-// IsEventStream and NewStatusError serve one.
+// RetriedStatus reports whether a Session retries a reconnection refused with
+// status: 502, 503 or 504 (see StatusError; a first connection so refused is
+// not retried), for a transport of one's own that must tell those refusals
+// from the rest, as IsEventStream and NewStatusError serve one.
 func RetriedStatus(status int) bool {
 	switch status {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
@@ -826,12 +834,12 @@ func IsEventStream(contentType string) bool {
 	return (err == nil || errors.Is(err, mime.ErrInvalidMediaParameter)) && mt == "text/event-stream"
 }
 
-// NewStatusError builds the error for resp, a refusal (any answer but a
-// 200 event stream), as the client does: it reads up to 1 KiB of the body
-// (maxStatusBody) for Body, for at most statusBodyWait, unless the
-// refusal is itself an event stream (whose body may not end), and closes
-// it. For a transport of one's own that must read a refusal the client
-// will not see. Refusals only: nothing here runs per event.
+// NewStatusError builds the error for resp, a refusal (any answer but a 200
+// event stream), as the client does: it reads up to 1 KiB of the body for
+// Body, for at most 1 s, unless the refusal is itself an event stream (whose
+// body may not end), and closes it. For a transport of one's own that must
+// read a refusal the client will not see. Refusals only: nothing here runs
+// per event.
 func NewStatusError(resp *http.Response) *StatusError {
 	se := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status, Header: resp.Header}
 	if !IsEventStream(resp.Header.Get("Content-Type")) {

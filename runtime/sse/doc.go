@@ -38,18 +38,19 @@
 // # Client
 //
 // Events(ctx, url, opts) yields events as an iter.Seq2; Connect returns a
-// Session with Next and Events. The client reconnects after a dropped
-// stream or network error, waiting ReconnectionTime (or the server's
-// "retry:") plus a random extra of up to a quarter of it, with a growing
-// backoff when reconnections keep failing, sends Last-Event-ID, and stops
-// after MaxReconnectionAttempts reconnections in a row without a block
-// (an event, or a comment or retry block even when hidden, such as a
-// heartbeat). HTTP 204 ends the stream without error; another status or
-// a content type other than text/event-stream (its parameters, even
-// malformed, are ignored) fails it without reconnecting, with one
-// exception: a reconnection (a stream was open before) answered 502, 503
-// or 504 (RFC 9110 §15.6.3-5), as a restarting server or its proxy
-// answers, is retried like a network failure, within
+// Session with Next and Events. The client reconnects after a dropped stream
+// or network error, waiting ReconnectionTime (or the server's "retry:") plus
+// a random extra of up to a quarter of it, with a growing backoff when
+// reconnections keep failing, sends Last-Event-ID, and stops after
+// MaxReconnectionAttempts reconnections in a row without a delivery: an
+// event, or a connection that stayed open a second or more with blocks after
+// its first (heartbeat comments, shown or hidden). Comment or retry blocks
+// alone on a connection that ends sooner are no delivery. HTTP 204 ends the
+// stream without error; another status or a content type other than
+// text/event-stream (its parameters, even malformed, are ignored) fails it
+// without reconnecting, with one exception: a reconnection (a stream was open
+// before) answered 502, 503 or 504 (RFC 9110 §15.6.3-5), as a restarting
+// server or its proxy answers, is retried like a network failure, within
 // MaxReconnectionAttempts (see StatusError). Typed SSE clients of the
 // wsrpc package also retry a reconnection refused with any status
 // carrying Wsrpc-Code: unavailable. With IdleTimeout set, a

@@ -114,7 +114,7 @@ type StatusError struct {
 	// refusal (wsrpc's Wsrpc-Code, say), Retry-After.
 	Header http.Header
 	// Body is the start of the response's body, the server's reason: at
-	// most 1 KiB (maxStatusBody), read within the request's context (and
+	// most 1 KiB, read within the request's context (and
 	// IdleTimeout) and at most a second after the header, so that a
 	// server that stalls its body delays no failure for long. Empty when
 	// the refusal is itself an event stream (text/event-stream), whose
@@ -127,7 +127,7 @@ type StatusError struct {
 const maxStatusBody = 1 << 10
 
 // Error reports the status and, when the body has text, that text on the
-// same line, both through peertext.OneLine: white space at their ends
+// same line, both made printable on one line: white space at their ends
 // trimmed, line breaks and tabs as spaces, and control characters,
 // bidirectional overrides and bytes that are not UTF-8 escaped (\u001b,
 // \xff), so that a server's text cannot drive the terminal or split the

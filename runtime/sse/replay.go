@@ -60,6 +60,9 @@ const DefaultRingCapacity = 1024
 // publishes on does not hold a full ring's memory (allocated up front, a
 // Ring of DefaultRingCapacity took 134 KiB).
 //
+// The zero Ring is ready to use, as NewRing(DefaultRingCapacity): its
+// first Append draws its epoch.
+//
 // Concurrency: a Ring is safe for concurrent use; a mutex guards it.
 type Ring struct {
 	mu sync.Mutex
@@ -108,6 +111,9 @@ func (r *Ring) Append(e Event) (Event, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.index == nil {
+		r.init()
+	}
 	seq := r.seq + 1
 	if e.ID == "" {
 		// Built on the stack and copied once: one allocation, as
@@ -137,6 +143,15 @@ func (r *Ring) Append(e Event) (Event, error) {
 	r.seq = seq
 	r.index[e.ID] = seq
 	return e, nil
+}
+
+// init makes a zero Ring what NewRing(DefaultRingCapacity) returns, on
+// its first Append (the other methods read an empty ring as they find
+// it). Caller holds r.mu.
+func (r *Ring) init() {
+	r.capacity = DefaultRingCapacity
+	r.epoch = newEpoch()
+	r.index = make(map[string]uint64)
 }
 
 // grow doubles the room for events, up to the capacity and no further: a

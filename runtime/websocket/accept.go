@@ -74,9 +74,11 @@ type AcceptOptions struct {
 	// systems, there is no such check: a peer reading slower than that
 	// third per WriteTimeout is cut. Bound a whole call with its ctx.
 	WriteTimeout time.Duration
-	// CloseTimeout bounds the closing handshake (default DefaultCloseTimeout),
-	// and how long the socket of a connection failed on the peer's input
-	// lingers so that the peer reads the close frame (see Conn).
+	// CloseTimeout bounds the closing handshake, and how long the socket
+	// of a connection failed on the peer's input lingers so that the peer
+	// reads the close frame (see Conn). 0 or negative means
+	// DefaultCloseTimeout: unlike WriteTimeout, there is no "none", since a
+	// peer that never answers would hold the socket for ever.
 	CloseTimeout time.Duration
 
 	// Raw selects the frame API (ReadFrame, WriteFrame): control frames and

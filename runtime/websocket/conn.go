@@ -100,18 +100,17 @@ func resolveConfig(maxFrame, maxMsg int64, ping, pong, write, closeT time.Durati
 // Pongs, close replies and keepalive pings are written by whichever
 // goroutine is reading, or by a timer, under the same frame lock as writes.
 // When the reader fails the connection on what the peer sent (1002, 1007,
-// 1009; RFC 6455 §7.1.7), the connection is closed at once, but its socket
-// is closed by a goroutine of its own once the peer has had the chance to
-// read the close frame: it reads and drops the frames that still arrive,
-// without a half-close (a proxy would end the tunnel at our FIN), until the
-// peer's close frame, EOF, CloseTimeout, or 2×MaxMessageSize + 1 MiB
-// (lingerClose). Likewise a client's socket after the closing
-// handshake: the calls return at once, and a goroutine of its own waits
-// for the server to close TCP first (RFC 6455 §7.1.1) until the server's
-// EOF or CloseTimeout. Nothing else touches the socket by then. Stats is
-// safe from any goroutine at any time: the counters are atomics, added to
-// by the reading and writing goroutines under the locks they hold anyway
-// (connStats).
+// 1009; RFC 6455 §7.1.7), the connection is closed at once, but its socket is
+// closed by a goroutine of its own once the peer has had the chance to read
+// the close frame: it reads and drops the frames that still arrive, without a
+// half-close (a proxy would end the tunnel at our FIN), until the peer's
+// close frame, EOF, CloseTimeout, or 2×MaxMessageSize + 1 MiB read. Likewise
+// a client's socket after the closing handshake: the calls return at once,
+// and a goroutine of its own waits for the server to close TCP first
+// (RFC 6455 §7.1.1) until the server's EOF or CloseTimeout. Nothing else
+// touches the socket by then. Stats is safe from any goroutine at any time: the
+// counters are atomics, added to by the reading and writing goroutines under
+// the locks they hold anyway.
 type Conn struct {
 	nc          net.Conn
 	client      bool

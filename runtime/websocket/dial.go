@@ -68,7 +68,8 @@ type DialOptions struct {
 
 	// Limits and keepalive, as in AcceptOptions: PongTimeout 0 or
 	// negative means DefaultPongTimeout; WriteTimeout 0 means
-	// DefaultWriteTimeout, negative none.
+	// DefaultWriteTimeout, negative none; CloseTimeout 0 or negative
+	// means DefaultCloseTimeout (there is no "none").
 	MaxMessageSize int64
 	MaxFrameSize   int64
 	PingInterval   time.Duration
@@ -96,9 +97,16 @@ var handshakeTimeout = DefaultHandshakeTimeout
 // server that stalls or trickles its body holds up no failure for long:
 // what came by then is kept; nothing for a text/event-stream answer, a
 // path served as Server-Sent Events, whose body may not end for a long
-// time). The error's text shows the status and the body through
-// peertext's rule (control characters, line breaks and bidirectional
-// overrides escaped); the response keeps them raw.
+// time). The error's text shows the status and the body on one line
+// (control characters, line breaks and bidirectional overrides escaped);
+// the response keeps them raw.
+//
+// The *http.Response, returned with the connection or with a refused
+// handshake's error (nil when no response was read), is the handshake's
+// status and header; its body has already been read — empty after a 101,
+// the kept start of a refusal's reason otherwise — so it need not be
+// closed (closing it does nothing): the network connection belongs to the
+// returned *Conn, or Dial closed it with its error.
 //
 // Credentials in the URL (ws://user:pass@host/) are sent as
 // "Authorization: Basic …" (RFC 7617), as net/http's client does, unless

@@ -63,7 +63,9 @@ var (
 	// frame calls on a message-mode connection.
 	ErrRawMode = errors.New("websocket: wrong mode for this call (raw vs message)")
 	// ErrPollerClosed is returned by Poller.Serve after Poller.Close, and
-	// is the reason handed to OnClose for connections Close ended.
+	// is the reason handed to OnClose for connections Close ended. The
+	// methods of a zero Poller (not created with NewPoller) return an
+	// error wrapping it.
 	ErrPollerClosed = errors.New("websocket: poller closed")
 	// ErrWriterClosed is returned by Write through a Writer after its
 	// Close: a kept Writer never writes into a later message.
@@ -157,7 +159,7 @@ func (s StatusCode) String() string {
 
 // CloseError is the peer's close frame: the code and reason it sent. A read
 // that ends because the peer closed returns a *CloseError, so a handler can
-// tell a clean close (onClose) from a failure (onError).
+// tell a clean close from a failure (errors.As, or CloseStatus).
 type CloseError struct {
 	Code StatusCode
 	// Reason is the reason as the peer sent it: UTF-8 (RFC 6455 §5.5.1),
@@ -166,9 +168,9 @@ type CloseError struct {
 	Reason string
 }
 
-// Error reports the code and the reason, the reason through
-// peertext.OneLine (control characters, line breaks and bidirectional
-// overrides escaped), so that a peer's text cannot drive the terminal or
+// Error reports the code and the reason, the reason on one line (line breaks
+// as spaces; control characters, bidirectional overrides and bytes that are
+// not UTF-8 escaped), so that a peer's text cannot drive the terminal or
 // split the log line it is printed on.
 func (e *CloseError) Error() string {
 	reason := peertext.OneLine(e.Reason)

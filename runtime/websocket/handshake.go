@@ -143,7 +143,7 @@ func ParseExtensions(values []string) ([]ExtensionElement, error) {
 // value must be a token (RFC 6455 §9.1, RFC 9110 §5.6.2), else the element
 // breaks the header's grammar (a space, quote, comma or semicolon) or, with
 // a CR LF, adds a header line of its own. Dial and Accept check what
-// extensions offer and answer (checkExtensionElement) before writing it.
+// extensions offer and answer against that grammar before writing it.
 func FormatExtension(name string, params []Param) string {
 	var b strings.Builder
 	b.WriteString(name)

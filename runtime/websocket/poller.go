@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,9 @@ func (h HandlerFuncs) OnClose(c *Conn, err error) {
 // net.Conns that are not sockets) Serve reads the connection from a
 // goroutine of its own with the same Handler calls.
 //
+// Create one with NewPoller. The zero Poller is not usable: its Serve,
+// Close and Shutdown return at once an error wrapping ErrPollerClosed.
+//
 // Concurrency: Serve, Close and Shutdown may be called from any
 // goroutine. A connection's Handler calls come from one worker at a time;
 // different connections' calls may run concurrently on different workers.
@@ -85,7 +89,7 @@ type Poller struct {
 	gens    []int32      // by slot: bumped each time the slot is taken
 	free    []int32      // free slots
 	live    sync.WaitGroup
-	stopped chan struct{} // closed when stop has finished
+	stopped chan struct{} // closed when stop has finished; nil in a zero Poller
 
 	// Workers: goroutines that run the entries on the run queue. A worker
 	// takes one entry after another until the queue is empty, so a batch
@@ -114,6 +118,11 @@ type Poller struct {
 // stack, so the pool keeps up to this many (a few KiB each).
 const maxIdleWorkers = 256
 
+// errZeroPoller is what a zero Poller's methods return: it has no system
+// poller and no workers, and its Close would wait for a dispatcher that
+// never started.
+var errZeroPoller = fmt.Errorf("websocket: Poller not created with NewPoller: %w", ErrPollerClosed)
+
 // NewPoller starts a poller. Close stops it.
 func NewPoller() (*Poller, error) {
 	p := &Poller{
@@ -127,13 +136,16 @@ func NewPoller() (*Poller, error) {
 	return p, nil
 }
 
-// Serve hands c's reading to p: h gets c's messages until reading ends,
-// then OnClose. Messages that are already there (sent with the handshake)
-// are handled before Serve returns, on the calling goroutine. It returns
-// an error only if c cannot be served (p is closed, c is in raw mode, or
-// another Poller serves it); then h is never called and c is left as it
+// Serve hands c's reading to p: h gets c's messages until reading ends, then
+// OnClose. Messages that are already there (sent with the handshake) are
+// handled before Serve returns, on the calling goroutine. It returns an error
+// only if c cannot be served (p is closed or a zero Poller, c is in raw mode,
+// or another Poller serves it); then h is never called and c is left as it
 // was.
 func (p *Poller) Serve(c *Conn, h Handler) error {
+	if p.stopped == nil {
+		return errZeroPoller
+	}
 	if c.cfg.raw {
 		return ErrRawMode
 	}
@@ -186,6 +198,9 @@ func (p *Poller) Serve(c *Conn, h Handler) error {
 // during another Close or a Shutdown waits for that one to finish (every
 // OnClose called) and returns ErrPollerClosed.
 func (p *Poller) Close() error {
+	if p.stopped == nil {
+		return errZeroPoller
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -218,6 +233,9 @@ const shutdownClosers = 64
 // Shutdown waits for that one to finish, or for ctx, and returns
 // ErrPollerClosed (ctx's error if ctx ended first).
 func (p *Poller) Shutdown(ctx context.Context) error {
+	if p.stopped == nil {
+		return errZeroPoller
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

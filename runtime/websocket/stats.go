@@ -80,7 +80,7 @@ type ConnStats struct {
 	// several pings, §5.5.3); one that answers no ping written — an
 	// unsolicited pong, or one for a ping answered already — counts in
 	// PongsReceived but sets no RTT. Only the last 4 pings written are
-	// remembered (pingTimesKept): the pong of an older one sets no RTT.
+	// remembered: the pong of an older one sets no RTT.
 	LastRTT time.Duration
 }
 
