@@ -448,6 +448,13 @@ type BidiClient[Req, Res any] struct{ c *caller }
 // procedure) for a method on its default path, as generated clients do
 // (JoinPath keeps the base URL's query; http(s) and ws(s) schemes both
 // work). The same holds for the other constructors' url.
+//
+// httpClient supplies an *http.Transport's dialer, TLS config and proxy,
+// and the client's Jar; a RoundTripper that wraps the transport is not
+// used (see websocket.DialOptions.HTTPClient). nil means
+// http.DefaultClient; an HTTPClient given in WithDialOptions takes its
+// place. The same holds for NewClientStreamClient and
+// NewServerStreamClient.
 func NewBidiClient[Req, Res any](httpClient *http.Client, url, procedure string, opts ...Option) *BidiClient[Req, Res] {
 	return &BidiClient[Req, Res]{newCaller(httpClient, url, Spec{Procedure: procedure, StreamType: StreamTypeBidi, Transport: TransportWebSocket}, opts)}
 }
@@ -578,18 +585,24 @@ func (s *BidiStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn().co
 // handshake: it returns once the server has answered the close frame, or
 // once the close timeout (websocket.DialOptions.CloseTimeout, 5 s by
 // default) has passed without an answer, as from a server that has
-// stopped; a Receive in progress returns then too. A call whose Receive
-// has reported its end (io.EOF, or the error that ended it), or whose
-// context has ended, has released its connection already, and Close
-// returns at once; Close is for ending one early. Safe to call more than
-// once.
+// stopped; a Receive in progress returns then too. If Close ended the
+// call, that Receive and every later Receive or Send fail with
+// CodeCanceled, saying this side closed the stream ("stream closed by
+// this side (normal closure)"), not with io.EOF, which would read as the
+// handler's clean end; only a close of the server's own that came first
+// is reported as the server's end. A call whose Receive has reported its
+// end (io.EOF, or the error that ended it), or whose context has ended,
+// has released its connection already, and Close returns at once; Close
+// is for ending one early. Safe to call more than once.
 func (s *BidiStreamForClient[Req, Res]) Close() error { return s.close(0, "") }
 
-// CloseWith closes the connection with code's close code and reason. As
-// after Close, a later Receive or Send fails with CodeCanceled, its
-// message saying this side closed the stream and with what ("stream
-// closed by this side: aborted: user left"); the handler's Receive gets
-// code and reason.
+// CloseWith closes the connection with code's close code (4000+code)
+// and reason, running the closing handshake as Close does. Code 0
+// closes normally (1000), as Close does, and sends no reason: it is not
+// Code(0).CloseCode(), 4002. As after Close, a later Receive or Send,
+// and one in progress, fails with CodeCanceled, its message saying this
+// side closed the stream and with what ("stream closed by this side:
+// aborted: user left"); the handler's Receive gets code and reason.
 func (s *BidiStreamForClient[Req, Res]) CloseWith(code Code, reason string) error {
 	return s.close(code, reason)
 }
@@ -600,7 +613,8 @@ func (s *BidiStreamForClient[Req, Res]) CloseWith(code Code, reason string) erro
 type ClientStreamClient[Req, Res any] struct{ c *caller }
 
 // NewClientStreamClient returns a client for the method procedure served
-// at url.
+// at url (see NewBidiClient for url and httpClient; nil means
+// http.DefaultClient).
 func NewClientStreamClient[Req, Res any](httpClient *http.Client, url, procedure string, opts ...Option) *ClientStreamClient[Req, Res] {
 	return &ClientStreamClient[Req, Res]{newCaller(httpClient, url, Spec{Procedure: procedure, StreamType: StreamTypeClient, Transport: TransportWebSocket}, opts)}
 }
@@ -722,15 +736,18 @@ func (s *ClientStreamForClient[Req, Res]) Close() error {
 type ServerStreamClient[Req, Res any] struct{ c *caller }
 
 // NewServerStreamClient returns a client for the server-streaming method
-// procedure served over WebSocket at url.
+// procedure served over WebSocket at url (see NewBidiClient for url and
+// httpClient; nil means http.DefaultClient).
 func NewServerStreamClient[Req, Res any](httpClient *http.Client, url, procedure string, opts ...Option) *ServerStreamClient[Req, Res] {
 	return &ServerStreamClient[Req, Res]{newCaller(httpClient, url, Spec{Procedure: procedure, StreamType: StreamTypeServer, Transport: TransportWebSocket}, opts)}
 }
 
 // NewSSEClient returns a client for the server-streaming method procedure
 // served as Server-Sent Events at url (the method's full URL, as for
-// NewBidiClient). The request travels in the query
-// (EncodeSSERequest); the client reconnects with Last-Event-ID as
+// NewBidiClient). httpClient sends its requests, through its Transport,
+// Jar and CheckRedirect; nil means http.DefaultClient, and an HTTPClient
+// given in WithSSEClientOptions takes its place. The request travels in
+// the query (EncodeSSERequest); the client reconnects with Last-Event-ID as
 // configured by WithSSEClientOptions and stops at the server's
 // "wsrpc.end" or "wsrpc.error" event. Only "wsrpc.end" is the call's
 // clean end (io.EOF): a stream that ends without it — answered 204 No
@@ -1067,7 +1084,8 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 // each sseClientConn's closed, ended and endInfo, so that each connection's
 // onClose hooks run once and none opens after the call ended; the hooks
 // themselves run outside it. beforeEnd is atomic, for LastEventID from
-// any goroutine.
+// any goroutine; closedHere is atomic, set by close before it ends the
+// session, for receive to read.
 type sseClientStream struct {
 	spec         Spec
 	json         codec.Codec // events' data decodes with it (sseJSON)
@@ -1090,6 +1108,8 @@ type sseClientStream struct {
 	// goroutine, is what it was before the end's reserved id.
 	prevID    string
 	beforeEnd atomic.Pointer[string]
+	// closedHere says this side's Close ended the call (see close).
+	closedHere atomic.Bool
 }
 
 // sseClientConn is one connection of a typed SSE call.
@@ -1365,6 +1385,13 @@ func (s *sseClientStream) receive(m proto.Message) error {
 			if cerr := s.ctx.Err(); cerr != nil {
 				// The call's context ended it, as the watch reports.
 				ci = closeInfoFor(cerr)
+			} else if s.closedHere.Load() {
+				// Close ended the session, under a Receive in progress
+				// or before this one: the session reports the context
+				// Close cancelled, which the caller never cancelled. As
+				// on a WebSocket (wsConn.localEnd), the call says this
+				// side closed it. Close ran the hooks.
+				err = Errorf(CodeCanceled, "%s: stream closed by this side (normal closure)", s.spec.Procedure)
 			}
 			return s.finish(err, ci)
 		}
@@ -1437,6 +1464,7 @@ func (s *sseClientStream) finish(err error, ci CloseInfo) error {
 }
 
 func (s *sseClientStream) close() error {
+	s.closedHere.Store(true)
 	s.unwatch()
 	s.sess.Close()
 	s.hooks(CloseInfo{Code: websocket.StatusNormalClosure})
@@ -1523,11 +1551,13 @@ func (s *ServerStreamForClient[Res]) LastEventID() string {
 // once the server has answered the close frame, or once the close
 // timeout (websocket.DialOptions.CloseTimeout, 5 s by default) has passed
 // without an answer; on SSE it closes the response body and returns at
-// once, waiting for nothing. A Receive in progress returns then too. A
-// call whose Receive has reported its end (io.EOF, or the error that
-// ended it), or whose context has ended, has released its connection
-// already, and Close returns at once; Close is for ending one early. Safe
-// to call more than once.
+// once, waiting for nothing. A Receive in progress returns then too; if
+// Close ended the call, it and every later Receive fail with
+// CodeCanceled, saying this side closed the stream (see
+// BidiStreamForClient.Close). A call whose Receive has reported its end
+// (io.EOF, or the error that ended it), or whose context has ended, has
+// released its connection already, and Close returns at once; Close is
+// for ending one early. Safe to call more than once.
 func (s *ServerStreamForClient[Res]) Close() error {
 	if s.sse != nil {
 		return s.sse.close()

@@ -217,6 +217,16 @@ func (c *wsConn) Send(msg any) error {
 		}
 		return Errorf(code, "marshal %s: %w", c.codec.Name(), err)
 	}
+	if len(b) == 0 && c.msgType == websocket.MessageText {
+		// An empty text message is the end-of-stream marker (closeSend):
+		// written, the peer would read io.EOF and drop every later
+		// message, while each Send here returned nil. A text codec must
+		// never produce one (codec.Codec.Binary), so the codec is at
+		// fault, on either side: internal, and nothing is written, so
+		// the stream goes on.
+		putBuf(bp)
+		return Errorf(CodeInternal, "text codec %s encoded %s as an empty message, which is wsrpc's end-of-stream marker: not sent", c.codec.Name(), m.ProtoReflect().Descriptor().FullName())
+	}
 	err = c.ws.Write(c.ioCtx, c.msgType, b)
 	c.shint.Store(int64(len(b)))
 	*bp = b
@@ -266,7 +276,20 @@ func (c *wsConn) Receive(msg any) error {
 		if large != nil {
 			putLargeBuf(large)
 		}
-		c.recvErr = c.callErr(c.readErr(err))
+		if c.spec.IsClient && c.closedLocally() && !c.serverEnd(err) {
+			// A read in progress when this side's Close or CloseWith
+			// ended the call ends with what that close caused: the
+			// server's echo of it (RFC 6455 §5.5.1: io.EOF for Close's
+			// 1000, the bare code for CloseWith's), or the context
+			// the close cancelled. It reports the close, as a Receive
+			// after it does (and, kept in recvErr, every later one):
+			// the echo's io.EOF would read as the handler's clean end.
+			// A close code of the server's own that came first is the
+			// server's end (serverEnd), as for CloseAndReceive.
+			c.recvErr = c.callErr(c.localEnd())
+		} else {
+			c.recvErr = c.callErr(c.readErr(err))
+		}
 		if !c.spec.IsClient {
 			// Only now that the end is recorded: the runtime's close of
 			// the connection, which follows the failure it reports here,

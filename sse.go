@@ -119,13 +119,24 @@ func findEventOneof(md protoreflect.MessageDescriptor) protoreflect.OneofDescrip
 // type is "message" (left implicit) and the data the whole message as
 // protojson. id becomes the event's id ("" for none).
 //
+// An id you give must be unique across process restarts and replicas,
+// not only within one process's run: a client resumes from its
+// Last-Event-ID, and an id that a restarted process (or another replica)
+// gives to another event makes the replay start there, so the client
+// skips the events in between without a gap being reported
+// (ServerStream.Gap). Prefix a number of your own with an epoch drawn at
+// start, as sse.Ring does with the ids it assigns ("3f9a1c2e-17"), or
+// leave id empty and let an sse.Ring assign one, epoch included.
+//
 // Use it to append events to a replay store (sse.Store.Append) and send
 // the recorded event with ServerStream.SendEvent (a hub topic records
 // such events given SSEEventCodec and SSEEventType). It fails with
 // CodeInternal for a oneof response with no case set.
 //
-// It encodes with codec.JSON's defaults; a handler's Send uses the JSON
-// codec given to WithCodecs, if any (see sseJSON).
+// It encodes with codec.JSON's defaults. A handler's Send encodes with
+// the JSON codec given to WithCodecs instead, if there is one (the first
+// codec named "json" that is not binary), so that its options hold on
+// SSE as on WebSocket.
 func NewSSEEvent(msg proto.Message, id string) (sse.Event, error) {
 	return newSSEEvent(codec.JSON, msg, id)
 }
@@ -140,6 +151,9 @@ func newSSEEvent(k codec.Codec, msg proto.Message, id string) (sse.Event, error)
 		b, err := k.Marshal(msg)
 		if err != nil {
 			return ev, Errorf(CodeInternal, "sse: %w", err)
+		}
+		if len(b) == 0 {
+			return ev, emptySSEData(k, rm.Descriptor())
 		}
 		ev.Data = string(b)
 		return ev, nil
@@ -159,8 +173,22 @@ func newSSEEvent(k codec.Codec, msg proto.Message, id string) (sse.Event, error)
 	if err != nil {
 		return ev, Errorf(CodeInternal, "sse: %w", err)
 	}
+	if len(b) == 0 {
+		return ev, emptySSEData(k, rm.Descriptor())
+	}
 	ev.Data = string(b)
 	return ev, nil
+}
+
+// emptySSEData is newSSEEvent's error for a codec that encoded a message
+// as nothing, which no JSON value is: written, a "message" event would
+// have no data field, and a client does not dispatch an event whose data
+// buffer is empty (WHATWG HTML §9.2.6 "dispatch the event"), so it would
+// be lost without a word (with an id, it only moved the client's
+// Last-Event-ID past it); a case event's empty data is no JSON for its
+// client to read.
+func emptySSEData(k codec.Codec, md protoreflect.MessageDescriptor) error {
+	return Errorf(CodeInternal, "sse: codec %s encoded %s as empty data, no JSON value (an event with no data is not even dispatched): not sent", k.Name(), md.FullName())
 }
 
 // SSEEventCodec encodes a message as the data of the SSE event a wsrpc SSE
@@ -519,8 +547,9 @@ func jsonScalarText(fd protoreflect.FieldDescriptor, raw json.RawMessage) string
 // "request", that parameter is the field; in one that is not flat, it
 // is the whole request if its value starts with "{" (white space aside),
 // else the field. The request form is read with codec.JSON's defaults;
-// an SSE handler reads it with the JSON codec given to WithCodecs, if
-// any (see sseJSON).
+// an SSE handler reads it with the JSON codec given to WithCodecs instead,
+// if there is one (the first codec named "json" that is not binary), so
+// that its options (RejectUnknown, RecursionLimit) hold.
 func DecodeSSERequest(q url.Values, req proto.Message) error {
 	return decodeSSERequest(codec.JSON, q, req)
 }

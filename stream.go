@@ -53,8 +53,10 @@ func receiveInto[T any](conn StreamConn) (*T, error) {
 }
 
 // closeStream is a handler's Close: code and reason; code 0 is a normal
-// closure. If it is what ends the stream, the handler's outcome, as the
-// stream interceptors see it, is this close's (see handlerOutcome).
+// closure (1000, or wsrpc.end on SSE), which carries no reason, not
+// Code(0)'s close code (CloseCode: 4002, unknown). If it is what ends the
+// stream, the handler's outcome, as the stream interceptors see it, is
+// this close's (see handlerOutcome).
 func closeStream(raw serverConn, code Code, reason string) error {
 	if code == 0 {
 		return raw.closeOwn(nil)
@@ -125,9 +127,10 @@ func (s *BidiStream[Req, Res]) ResponseHeader() http.Header { return s.conn.Resp
 // Codec returns the negotiated codec.
 func (s *BidiStream[Req, Res]) Codec() codec.Codec { return s.conn.Codec() }
 
-// Close closes the connection with the close code for code (4000+code; 0
-// for a normal closure, 1000) and reason (truncated to 123 bytes). The
-// handler's return value is then ignored: the stream interceptors get
+// Close closes the connection with the close code for code (4000+code)
+// and reason (truncated to 123 bytes). Code 0 closes normally (1000) and
+// sends no reason: it is not Code(0).CloseCode(), 4002. The handler's
+// return value is then ignored: the stream interceptors get
 // this close's *Error (nil for code 0), what the client got, whatever
 // the handler returns. Returning an error from the handler does the same.
 // A Close after the stream ended otherwise (the client closed first; on
@@ -177,10 +180,13 @@ func (s *ServerStream[Res]) Send(msg *Res) error { return s.conn.Send(msg) }
 // SendEvent sends an event made with NewSSEEvent, typically the one a
 // replay store returned from Append, so that its id is what a reconnecting
 // client resumes from. Events the replay already delivered are dropped
-// (see sse.Stream.Send). On a WebSocket it fails with CodeUnimplemented;
-// an event with the id SSEEndEventID, reserved for the end of the stream,
-// fails with CodeInternal: a client resuming from it would be told the
-// call is over.
+// (see sse.Stream.Send). Its id must be unique across process restarts
+// and replicas, not only within a run (see NewSSEEvent): a client that
+// resumes from an id another event reused after a restart skips the
+// events in between, with no Gap reported. On a WebSocket it fails with
+// CodeUnimplemented; an event with the id SSEEndEventID, reserved for the
+// end of the stream, fails with CodeInternal: a client resuming from it
+// would be told the call is over.
 func (s *ServerStream[Res]) SendEvent(ev sse.Event) error {
 	sc, ok := s.raw.(*sseConn)
 	if !ok {
@@ -221,7 +227,8 @@ func (s *ServerStream[Res]) ResponseHeader() http.Header { return s.conn.Respons
 func (s *ServerStream[Res]) Codec() codec.Codec { return s.conn.Codec() }
 
 // Close ends the stream with code and reason (see BidiStream.Close; on
-// SSE a non-zero code sends a "wsrpc.error" event).
+// SSE a non-zero code sends a "wsrpc.error" event). Code 0 closes
+// normally (1000; on SSE the "wsrpc.end" event) and sends no reason.
 func (s *ServerStream[Res]) Close(code Code, reason string) error {
 	return closeStream(s.raw, code, reason)
 }
@@ -290,8 +297,23 @@ func (s *ClientStream[Req]) ResponseHeader() http.Header { return s.conn.Respons
 // Codec returns the negotiated codec.
 func (s *ClientStream[Req]) Codec() codec.Codec { return s.conn.Codec() }
 
-// Close ends the call with code and reason without a response.
+// Close ends the call with code and reason (see BidiStream.Close)
+// without a response. Code 0 is no normal closure here: a
+// client-streaming call's only clean end is its response, and a client
+// told 1000 without one reads internal ("the server closed without a
+// response"), while the stream interceptors and OnClose would report
+// success. So Close(0, reason) ends the call with CodeInternal (4013)
+// and reason, or, if reason is empty, a message saying the handler
+// closed the call without a response, as a handler that returns neither
+// a response nor an error does: the client, the interceptors and OnClose
+// all report internal.
 func (s *ClientStream[Req]) Close(code Code, reason string) error {
+	if code == 0 {
+		if reason == "" {
+			reason = s.conn.Spec().Procedure + ": the handler closed the call without a response"
+		}
+		code = CodeInternal
+	}
 	return closeStream(s.raw, code, reason)
 }
 

@@ -21,7 +21,11 @@ type Codec interface {
 	// Binary reports whether encoded messages are arbitrary bytes, carried in
 	// WebSocket binary frames (opcode 0x2, RFC 6455 section 5.6). False means
 	// the encoding is always valid UTF-8 without newlines, so it rides text
-	// frames (opcode 0x1) and fits one SSE data: line.
+	// frames (opcode 0x1) and fits one SSE data: line, and never empty: an
+	// empty text message is wsrpc's end-of-stream marker, and an SSE event
+	// without data is not dispatched (WHATWG HTML section 9.2.6), so the
+	// wsrpc layer refuses to send an empty text encoding (CodeInternal).
+	// protojson's encoding of an empty message is "{}".
 	Binary() bool
 
 	// Marshal returns the encoding of m in a new slice.
@@ -59,7 +63,13 @@ const (
 )
 
 // The built-in codecs with their default options, registered under their
-// names at init.
+// names at init. Do not reassign them: the wsrpc layer and the runtime
+// packages read these variables when they use them (the default codec
+// list, the JSON codec of SSE requests and events, a hub's shortcut for
+// subscribers whose codec is Proto), while Lookup and BySubprotocol go on
+// returning the codec registered at init, so the two would disagree. For
+// other options, build a codec (NewJSON, NewProto, NewMsgpack) and pass
+// it where codecs are given (wsrpc.WithCodecs).
 var (
 	Proto   Codec = NewProto(nil)
 	JSON    Codec = NewJSON(nil)
