@@ -626,6 +626,10 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 			typ := websocket.MessageBinary
 			if !cu.c.Binary() {
 				typ = websocket.MessageText
+				if len(b) == 0 {
+					c.encodeError(&errs, emptyEncoding(cu.c))
+					continue
+				}
 			}
 			pm, err := websocket.NewPreparedMessage(typ, b)
 			if err != nil {
@@ -677,6 +681,9 @@ func (c *topicCore) sweepNodes(now time.Time) {
 func (t *Topic[M]) prepareSSE(id string, m M, errs *[]error) *sse.Prepared {
 	c := &t.core
 	data, err := t.sseCodec.Marshal(m)
+	if err == nil && len(data) == 0 {
+		err = emptyEncoding(t.sseCodec)
+	}
 	if err != nil {
 		c.encodeError(errs, err)
 		return nil
@@ -701,6 +708,16 @@ func (t *Topic[M]) prepareSSE(id string, m M, errs *[]error) *sse.Prepared {
 
 // encodeError counts err and adds it to errs, to be reported once the
 // topic's locks are released.
+// emptyEncoding is the error for a text codec that encoded a message as
+// nothing (codec.Codec.Binary: text encodings are never empty). Sent, it
+// would be lost: an empty text message is wsrpc's end-of-stream marker,
+// which ends a typed client's stream, and an SSE event without data is
+// not dispatched (WHATWG HTML §9.2.6), though the replay store would
+// keep its id.
+func emptyEncoding(cd codec.Codec) error {
+	return fmt.Errorf("text codec %s encoded a message as nothing: not sent", cd.Name())
+}
+
 func (c *topicCore) encodeError(errs *[]error, err error) {
 	c.encodeErrors.Add(1)
 	*errs = append(*errs, fmt.Errorf("hub: topic %q: encode: %w", c.name, err))
