@@ -1133,6 +1133,10 @@ func (c *wsConn) watchPeer() {
 	if c.recvErr == nil {
 		c.recvErr = io.EOF // the client sends no more messages
 	}
+	// Receive reads no more (recvErr is set; the watcher reads with
+	// buffers of its own): the read buffer, 512 bytes or the request's
+	// size, would stay with an idle server-streaming call for its life.
+	c.rbuf = nil
 	c.mu.Lock()
 	if c.watch != nil {
 		c.mu.Unlock()

@@ -333,7 +333,7 @@ type sseConn struct {
 	spec       Spec
 	stream     *sse.Stream
 	codec      codec.Codec   // the handler's JSON codec (sseJSON)
-	req        proto.Message // decoded from the URL before the response
+	req        proto.Message // decoded from the URL before the response; nil once received
 	received   bool
 	reqHeader  http.Header
 	respHeader http.Header
@@ -406,6 +406,9 @@ func (c *sseConn) Receive(msg any) error {
 	if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(b, m); err != nil {
 		return Errorf(CodeInternal, "sse request: %w", err)
 	}
+	// Read once: the handler has its copy, and an idle stream need not
+	// keep this one for its life.
+	c.req = nil
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -130,7 +131,12 @@ func (e *handshakeError) Unwrap() error { return ErrBadHandshake }
 //
 // Accept needs an HTTP/1.1 connection that can be hijacked; the request's
 // header size and read time are bounded by the http.Server (set
-// ReadHeaderTimeout and MaxHeaderBytes: see docs/security.md).
+// ReadHeaderTimeout and MaxHeaderBytes: see docs/security.md). The
+// bufio.ReadWriter that Hijack returned is the Conn's: the bytes its
+// reader held are read as frames, and its reader and writer are then
+// swapped for 16-byte ones on the same connection, so that net/http's
+// 4 KiB buffers, which its connection points at until ServeHTTP returns,
+// do not stay with a handler that serves the WebSocket inside it.
 func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
 	if opts == nil {
 		opts = &AcceptOptions{}
@@ -218,7 +224,32 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, fmt.Errorf("websocket: writing handshake response: %w", err)
 	}
 	_ = nc.SetWriteDeadline(time.Time{})
-	return newConn(nc, false, cfg, proto, exts, buffered(brw.Reader)), nil
+	c := newConn(nc, false, cfg, proto, exts, buffered(brw.Reader))
+	releaseHijacked(brw, nc)
+	return c, nil
+}
+
+// releaseHijacked gives back the buffers of the bufio.ReadWriter that
+// Hijack returned, once newConn has copied the bytes read past the
+// request. net/http hands over its connection's own reader and writer
+// (4 KiB each), and its connection, which the goroutine running
+// ServeHTTP keeps reachable, still points at them: a handler that serves
+// the WebSocket inside ServeHTTP (every typed session) kept 8 KiB per
+// connection that nothing reads or writes. After Hijack the ReadWriter
+// is the caller's (net/http does nothing more with the connection, and
+// checks for it before every use of those two), so each is replaced by a
+// minimal one on the same connection: a reader with nothing buffered (the
+// bytes it held are the Conn's now) and an empty writer, as usable as
+// before, only without the 4 KiB. A wrapper's own Hijack may return a
+// ReadWriter without a reader or writer: what is missing stays so.
+func releaseHijacked(brw *bufio.ReadWriter, nc net.Conn) {
+	const small = 16 // bufio's minimum
+	if brw.Reader != nil {
+		*brw.Reader = *bufio.NewReaderSize(nc, small)
+	}
+	if brw.Writer != nil {
+		*brw.Writer = *bufio.NewWriterSize(nc, small)
+	}
 }
 
 // hijackStop returns the writer at which http.ResponseController's search
