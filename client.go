@@ -910,13 +910,30 @@ func (t *capture) roundTrip(r *http.Request) (*http.Response, error) {
 	t.mu.Lock()
 	t.resp = resp
 	t.mu.Unlock()
-	if t.opened && resp.StatusCode != http.StatusOK && resp.Header.Get(CodeHeader) == CodeUnavailable.String() {
-		if !sse.RetriedStatus(resp.StatusCode) { // else the sse client retries the refusal itself
-			// The server says it is unavailable, whatever the status: as
-			// a transport error, the sse client retries it like one,
-			// within its limits. The first request's refusal (opened
-			// false) stays final.
+	if t.opened && resp.StatusCode >= http.StatusBadRequest {
+		// A reconnection's refusal is retried as WithReconnect retries a
+		// WebSocket one (lostConn, timedOut): when its code, Wsrpc-Code's
+		// or else the status's, is unavailable — or deadline_exceeded,
+		// an attempt that timed out. The sse client alone retries 502,
+		// 503 and 504, whatever Wsrpc-Code says, and no other status.
+		// The first request's refusal (opened false) stays final.
+		code, ok := ParseCode(resp.Header.Get(CodeHeader))
+		if !ok {
+			code = CodeFromHTTPStatus(resp.StatusCode)
+		}
+		retried := code == CodeUnavailable || code == CodeDeadlineExceeded
+		switch {
+		case retried && !sse.RetriedStatus(resp.StatusCode):
+			// As a transport error, the sse client retries it like one,
+			// within its limits.
 			return nil, fromHTTPResponse(resp, sse.NewStatusError(resp).Body)
+		case !retried && sse.RetriedStatus(resp.StatusCode):
+			// The server's answer (a 503 saying permission_denied): a
+			// status the sse client does not retry, as refusalResponse
+			// does for an interceptor's; the code still comes from
+			// Wsrpc-Code (refusal).
+			resp.StatusCode = http.StatusInternalServerError
+			resp.Status = "500 " + http.StatusText(http.StatusInternalServerError)
 		}
 	}
 	return resp, nil

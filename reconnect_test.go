@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -974,6 +975,11 @@ func TestSSERetriesUnavailableReconnection(t *testing.T) {
 		{"500 with Wsrpc-Code unavailable", http.StatusInternalServerError, "unavailable", func(err error) bool {
 			return wsrpc.CodeOf(err) == wsrpc.CodeUnavailable
 		}},
+		// Another 5xx without a code reads as unavailable, which a
+		// WebSocket reconnection retries; the SSE one ended the call.
+		{"505 without a code", http.StatusHTTPVersionNotSupported, "", func(err error) bool {
+			return wsrpc.CodeOf(err) == wsrpc.CodeUnavailable
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var a attempts
@@ -1002,6 +1008,37 @@ func TestSSERetriesUnavailableReconnection(t *testing.T) {
 			check(t, &a, tc.refused)
 		})
 	}
+
+	// A 503 whose Wsrpc-Code names another code is the server's answer,
+	// final as on a WebSocket reconnection; the SSE client retried it to
+	// the end of its attempts and then reported a lost connection.
+	t.Run("503 with Wsrpc-Code permission_denied", func(t *testing.T) {
+		var a attempts
+		var requests atomic.Int64
+		base := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if requests.Add(1) == 1 {
+				h.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set(wsrpc.CodeHeader, "permission_denied")
+			http.Error(w, "tenant revoked", http.StatusServiceUnavailable)
+		}))
+		c := wsrpc.NewSSEClient[testingv1.WatchRequest, testingv1.WatchResponse](nil, base+"/t/W", "/t/W", options(&a, 99))
+		st, err := c.Call(testContext(t), &testingv1.WatchRequest{Room: "r"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if _, err := st.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Receive(); wsrpc.CodeOf(err) != wsrpc.CodePermissionDenied || !strings.Contains(err.Error(), "tenant revoked") {
+			t.Errorf("Receive = %v, want the refusal's permission_denied", err)
+		}
+		if n := requests.Load(); n != 2 {
+			t.Errorf("%d requests, want 2: the refusal is final", n)
+		}
+	})
 
 	t.Run("first request", func(t *testing.T) {
 		var requests atomic.Int64
