@@ -73,10 +73,11 @@ type ReconnectPolicy struct {
 // definition (gRPC's and Connect's, whose codes these are) unavailable is
 // the transient error, to retry with backoff, which a handler returns
 // for what passes (a node shutting down, a hub closed under it; see
-// docs/hub.md). A normal end, a handler's other errors, a refusal that is
-// not unavailable (503, or a 502 or other 5xx without a code of its own,
-// unless a Wsrpc-Code header says otherwise), Close, CloseSend and the
-// call's context end the call as without this option; a CloseSend made while the call is reconnecting
+// docs/hub.md). A reconnection's refusal is retried when its code
+// (Wsrpc-Code's, else the status's) is unavailable or deadline_exceeded
+// (an attempt that timed out). A normal end, a handler's other errors,
+// any other refusal, Close, CloseSend and the call's context end the
+// call as without this option; a CloseSend made while the call is reconnecting
 // carries over to the new connection (see BidiStreamForClient.CloseSend).
 // If the call's context ends, or Close is called, while the call is
 // reconnecting, Receive fails with CodeCanceled (CodeDeadlineExceeded

@@ -72,8 +72,10 @@ type AcceptOptions struct {
 	// 4 MiB) has drained; so on Linux a socket's write whose deadline
 	// fires also asks the kernel whether the peer took bytes meanwhile
 	// (SIOCOUTQ), and waits on if it did. Through TLS, and on other
-	// systems, there is no such check: a peer reading slower than that
-	// third per WriteTimeout is cut. Bound a whole call with its ctx.
+	// systems, there is no such check: a write is cut unless the poller
+	// wakes it with progress within WriteTimeout (through TLS on Linux,
+	// that third of the buffer drained; with kqueue, its low-water mark,
+	// 2 KiB by default, free). Bound a whole call with its ctx.
 	WriteTimeout time.Duration
 	// CloseTimeout bounds the closing handshake, and how long the socket
 	// of a connection failed on the peer's input lingers so that the peer
