@@ -425,7 +425,7 @@ func (s *clientStream) close(code Code, reason string) error {
 		// that code, not a normal closure (its Receive would say io.EOF).
 		err = conn.closeLocal(cerr)
 	case code != 0:
-		err = conn.closeLocal(&Error{code: code, msg: reason})
+		err = conn.closeLocal(&Error{code: code.onWire(), msg: reason})
 	default:
 		err = conn.closeLocal(nil)
 	}

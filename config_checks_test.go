@@ -34,7 +34,11 @@ func TestErrorOutsideTableStoredAsUnknown(t *testing.T) {
 		}{
 			{"Errorf", func() error { return wsrpc.Errorf(odd, "boom") }},
 			{"NewError", func() error { return wsrpc.NewError(odd, errors.New("boom")) }},
+			{"Close", nil}, // the handler's Close(odd, "boom"); 0 is a normal closure there
 		} {
+			if mk.err == nil && odd == 0 {
+				continue
+			}
 			t.Run(fmt.Sprintf("%s_%d", mk.name, uint32(odd)), func(t *testing.T) {
 				outcome := make(chan wsrpc.Code, 1)
 				closed := make(chan wsrpc.CloseInfo, 1)
@@ -46,6 +50,9 @@ func TestErrorOutsideTableStoredAsUnknown(t *testing.T) {
 					}
 				})
 				h := wsrpc.NewBidiHandler("/t/Odd", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+					if mk.err == nil {
+						return s.Close(odd, "boom")
+					}
 					return mk.err()
 				}, wsrpc.WithInterceptors(ic), wsrpc.WithOnClose(func(ctx context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) {
 					closed <- ci
@@ -216,5 +223,31 @@ func TestZeroTracker(t *testing.T) {
 	}
 	if n := tracker.Len(); n != 0 {
 		t.Errorf("Len after Shutdown = %d, want 0", n)
+	}
+}
+
+// TestPreferredCodecIsTheAcceptedInstance: a handler's WithPreferredCodec
+// is matched by name against WithCodecs, and a client that offers no
+// subprotocol gets the accepted instance, with its options — it got the
+// one given to WithPreferredCodec (codec.JSON, which discards unknown
+// fields), unlike clients that name wsrpc.json.
+func TestPreferredCodecIsTheAcceptedInstance(t *testing.T) {
+	strict := codec.NewJSON(&codec.JSONOptions{RejectUnknown: true})
+	h := wsrpc.NewBidiHandler("/t/Strict", func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+		_, err := s.Receive()
+		return err
+	}, wsrpc.WithCodecs(strict, codec.Proto), wsrpc.WithPreferredCodec(codec.JSON))
+	ctx := testContext(t)
+	c, _, err := websocket.Dial(ctx, newServer(t, h), nil) // no subprotocol offered
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"text":"hi","noSuchField":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.Read(ctx)
+	if got := websocket.CloseStatus(err); got != wsrpc.CodeInvalidArgument.CloseCode() {
+		t.Errorf("close %v (%v), want %d: the strict JSON codec refuses the unknown field", got, err, wsrpc.CodeInvalidArgument.CloseCode())
 	}
 }

@@ -76,6 +76,9 @@ func (c *config) checkHandler() {
 	}
 	for _, k := range c.codecs {
 		if k.Name() == c.preferred.Name() {
+			// The accepted instance, with its options (a JSON codec's
+			// RejectUnknown…), as clients that name it get.
+			c.preferred = k
 			return
 		}
 	}

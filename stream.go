@@ -61,7 +61,7 @@ func closeStream(raw serverConn, code Code, reason string) error {
 	if code == 0 {
 		return raw.closeOwn(nil)
 	}
-	return raw.closeOwn(&Error{code: code, msg: reason})
+	return raw.closeOwn(&Error{code: code.onWire(), msg: reason}) // a code outside the table travels as unknown
 }
 
 // BidiStream is the server side of a bidirectional-streaming call over a

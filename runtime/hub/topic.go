@@ -706,8 +706,6 @@ func (t *Topic[M]) prepareSSE(id string, m M, errs *[]error) *sse.Prepared {
 	return p
 }
 
-// encodeError counts err and adds it to errs, to be reported once the
-// topic's locks are released.
 // emptyEncoding is the error for a text codec that encoded a message as
 // nothing (codec.Codec.Binary: text encodings are never empty). Sent, it
 // would be lost: an empty text message is wsrpc's end-of-stream marker,
@@ -718,6 +716,8 @@ func emptyEncoding(cd codec.Codec) error {
 	return fmt.Errorf("text codec %s encoded a message as nothing: not sent", cd.Name())
 }
 
+// encodeError counts err and adds it to errs, to be reported once the
+// topic's locks are released.
 func (c *topicCore) encodeError(errs *[]error, err error) {
 	c.encodeErrors.Add(1)
 	*errs = append(*errs, fmt.Errorf("hub: topic %q: encode: %w", c.name, err))
