@@ -122,7 +122,10 @@ func FuzzHandshake(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: b, a\r\nOrigin: https://x.example.com\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"))
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n"))
 	f.Add([]byte("GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\n\r\n"))
-	opts := &AcceptOptions{Subprotocols: []string{"a", "b"}, OriginPatterns: []string{"*.example.com", "https://app.test"}}
+	// With permessage-deflate installed, so that the offers reach its
+	// negotiation (an answer it cannot write would be a 500).
+	opts := &AcceptOptions{Subprotocols: []string{"a", "b"}, OriginPatterns: []string{"*.example.com", "https://app.test"},
+		Extensions: MustExtensionSet(PerMessageDeflate(&DeflateOptions{ClientMaxWindowBits: 12}))}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data)))
 		if err != nil {
