@@ -169,15 +169,15 @@ func setTimeoutHeader(ctx context.Context, h http.Header) {
 		return
 	}
 	left := time.Until(d)
-	if left <= 0 {
+	// Compared before rounding up: a deadline near the end of
+	// time.Duration's range (context.WithTimeout(ctx, math.MaxInt64) for
+	// "no timeout") overflowed left+999,999ns, and the server refused
+	// the negative value that came out as a malformed header.
+	if left <= 0 || left > maxTimeoutMs*time.Millisecond {
 		h.Del(TimeoutHeader)
 		return
 	}
 	ms := int64((left + time.Millisecond - 1) / time.Millisecond)
-	if ms > maxTimeoutMs {
-		h.Del(TimeoutHeader)
-		return
-	}
 	h.Set(TimeoutHeader, strconv.FormatInt(ms, 10))
 }
 

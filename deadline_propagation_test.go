@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -311,26 +312,35 @@ func TestDeadlinePropagationReconnect(t *testing.T) {
 // TestDeadlineBeyondHeaderRange: a deadline further away than the
 // header's 10 digits hold (about 115 days) is not sent: a capped value
 // would end the call on the server before the client gives up on it. The
-// handler's context has no deadline, as for an old client.
+// handler's context has no deadline, as for an old client. That holds up
+// to the largest timeout, math.MaxInt64 ("no timeout" in a context), whose
+// rounding up to milliseconds overflowed into a negative header that the
+// server refused as malformed.
 func TestDeadlineBeyondHeaderRange(t *testing.T) {
-	base, seen := newDeadlineServer(t, false)
-	client := testingv1wsrpc.NewStreamServiceClient(nil, base)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*24*time.Hour) // not testContext: its own deadline is nearer
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- deadlineCall(ctx, client, "server-stream") }()
-	select {
-	case h := <-seen:
-		if h.has {
-			// It waits for a context that ends in months: end the call.
-			t.Errorf("the handler's context has a deadline %v away", h.left)
-			cancel()
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the handler never reported")
-	}
-	if err := <-done; !t.Failed() && wsrpc.CodeOf(err) != wsrpc.CodeFailedPrecondition {
-		t.Errorf("call: %v, want the handler's failed_precondition (no deadline)", err)
+	for _, timeout := range []time.Duration{200 * 24 * time.Hour, math.MaxInt64} {
+		t.Run(timeout.String(), func(t *testing.T) {
+			base, seen := newDeadlineServer(t, false)
+			client := testingv1wsrpc.NewStreamServiceClient(nil, base)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout) // not testContext: its own deadline is nearer
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- deadlineCall(ctx, client, "server-stream") }()
+			select {
+			case h := <-seen:
+				if h.has {
+					// It waits for a context that ends in months: end the call.
+					t.Errorf("the handler's context has a deadline %v away", h.left)
+					cancel()
+				}
+			case err := <-done:
+				t.Fatalf("call ended before the handler ran: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the handler never reported")
+			}
+			if err := <-done; !t.Failed() && wsrpc.CodeOf(err) != wsrpc.CodeFailedPrecondition {
+				t.Errorf("call: %v, want the handler's failed_precondition (no deadline)", err)
+			}
+		})
 	}
 }
 
