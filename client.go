@@ -206,6 +206,10 @@ func selectsUnoffered(h http.Header, offered []string) bool {
 // before the end-of-stream marker or fails, never follows the marker.
 // Both return before sendMu once the call's context or Close has ended
 // the call (see ended), so that neither waits for a stalled Send then.
+// On a call that reconnects, closedErr and final are set under mu, by
+// close and by receive's end of the call (endCall) respectively, so that
+// whichever comes first decides how the call ended; both are atomic for
+// ended and redialer.ended, which read them without mu.
 type clientStream struct {
 	cur        atomic.Pointer[wsConn]
 	re         *redialer // nil unless the call reconnects
@@ -213,6 +217,15 @@ type clientStream struct {
 	sendMu     sync.RWMutex // Send: read lock; setting halfClosed: write lock
 	halfClosed atomic.Bool  // CloseSend or CloseAndReceive was called
 	eosPending bool         // halfClosed, and no connection took the marker yet
+	// closedErr is what a call that reconnects reports once Close or
+	// CloseWith ended it (localEnd's error for that close), where the
+	// connection in place may not take the close: lost, and the call
+	// reconnecting. nil until then, and on other calls.
+	closedErr atomic.Pointer[Error]
+	// final is how receive ended a call that reconnects (endCall): what
+	// Send reports from then on, rather than how the connection in place,
+	// maybe a lost one, ended. nil until then, and on other calls.
+	final atomic.Pointer[error]
 }
 
 func newClientStream(conn *wsConn, re *redialer) *clientStream {
@@ -275,25 +288,41 @@ func (s *clientStream) receive(m any) error {
 			s.re.delivered()
 		}
 		if !retry || !lostConn(err) {
-			s.re.cancel()
-			return err
+			return s.endCall(err)
 		}
 		if s.re.ending() {
 			// Close or the call's context ended the call as its
 			// connection was lost: reported as during the wait that
-			// would have followed.
-			s.re.cancel()
-			conn.recvErr = s.re.ended()
+			// would have followed. Unless that Close reached this
+			// connection and found the server's end (a 4014 of its own
+			// that came first: peerEnd), which is the call's end.
+			if !conn.closedLocally() {
+				err = s.re.ended(s)
+			}
+			conn.recvErr = s.endCall(err)
 			return conn.recvErr
 		}
 		if rerr := s.re.reconnect(s, err); rerr != nil {
 			// conn is still the call's: the later receives report
 			// what ended the call, not the connection's loss.
-			s.re.cancel()
-			conn.recvErr = rerr
+			conn.recvErr = s.endCall(rerr)
 			return rerr
 		}
 	}
+}
+
+// endCall ends a call that reconnects with err, receive's last answer,
+// and returns it. Send reports err from then on (ended), as it does on a
+// call that does not reconnect, where the connection's end is the
+// call's: here the connection in place may be a lost one, whose
+// unavailable would read as a reason to retry a call that ended with its
+// context, a Close or a final refusal. A later Close leaves err alone.
+func (s *clientStream) endCall(err error) error {
+	s.mu.Lock()
+	s.final.Store(&err)
+	s.mu.Unlock()
+	s.re.cancel()
+	return err
 }
 
 // swap puts conn in place of the lost connection, or discards it if Close
@@ -390,9 +419,21 @@ func (s *clientStream) send(msg any, halfClose string) error {
 // closeSend would hold up every later Send too (an RWMutex queues new
 // readers behind a waiting writer). A cancel that comes while they
 // already wait for sendMu is not seen here: they return once the stalled
-// Send does. Cost: ctx.Err, as conn.Send checks anyway.
+// Send does. On a call that reconnects, the end receive reported (final)
+// is the answer once there is one, and before it a Close that no
+// connection took (made while the call reconnected) is closedErr, as
+// Receive reports it (redialer.ended). Cost: ctx.Err, as conn.Send
+// checks anyway; on a call that reconnects, two atomic loads too.
 func (s *clientStream) ended() error {
 	conn := s.conn()
+	if s.re != nil {
+		if p := s.final.Load(); p != nil {
+			return *p
+		}
+		if e := s.closedErr.Load(); e != nil && !conn.closedLocally() {
+			return e
+		}
+	}
 	err := conn.ctx.Err()
 	if err == nil || (conn.callErr(nil) == nil && !conn.closedLocally()) {
 		// Open, or ended some other way (a lost connection that may be
@@ -413,6 +454,22 @@ func (s *clientStream) close(code Code, reason string) error {
 		// before this (and conn below is that one) or sees stopped and
 		// discards it.
 		s.mu.Lock()
+		conn := s.conn()
+		if s.final.Load() == nil && s.closedErr.Load() == nil && s.re.ctx.Err() == nil && conn.callErr(nil) == nil {
+			// The call goes on, maybe reconnecting, when no connection
+			// takes the close (closeLocal below finds the lost one
+			// closed): this is its end then, as localEnd would put it,
+			// for the Receive in progress and every later Receive and
+			// Send (redialer.ended, ended), not the canceled context
+			// nor the lost connection's unavailable. A connection that
+			// takes the close answers for itself. The call's context
+			// ending first is its end instead, as on a live connection.
+			var sent error
+			if code != 0 {
+				sent = &Error{code: code.onWire(), msg: reason}
+			}
+			s.closedErr.Store(closedHere(conn.spec.Procedure, sent))
+		}
 		s.re.stop()
 		s.mu.Unlock()
 	}
@@ -589,11 +646,15 @@ func (s *BidiStreamForClient[Req, Res]) Codec() codec.Codec { return s.conn().co
 // call, that Receive and every later Receive or Send fail with
 // CodeCanceled, saying this side closed the stream ("stream closed by
 // this side (normal closure)"), not with io.EOF, which would read as the
-// handler's clean end; only a close of the server's own that came first
-// is reported as the server's end. A call whose Receive has reported its
-// end (io.EOF, or the error that ended it), or whose context has ended,
-// has released its connection already, and Close returns at once; Close
-// is for ending one early. Safe to call more than once.
+// handler's clean end. That holds during a WithReconnect reconnection
+// too, when no connection is there to close. Only a close of the
+// server's own that came first is reported as the server's end, by that
+// Receive and every later Receive and Send alike; the onClose hooks may
+// still report this side's close then, recorded first as the two
+// crossed. A call whose Receive has reported its end (io.EOF, or the
+// error that ended it), or whose context has ended, has released its
+// connection already, and Close returns at once; Close is for ending one
+// early. Safe to call more than once.
 func (s *BidiStreamForClient[Req, Res]) Close() error { return s.close(0, "") }
 
 // CloseWith closes the connection with code's close code (4000+code)
@@ -753,12 +814,15 @@ func NewServerStreamClient[Req, Res any](httpClient *http.Client, url, procedure
 // clean end (io.EOF): a stream that ends without it — answered 204 No
 // Content, the first request or a reconnection, or closed with
 // reconnection disabled — was cut short, and the call ends with
-// unavailable, as a WebSocket call cut so does. A reconnection refused as
-// unavailable (502, 503 or 504, as from a server under Tracker.Shutdown
-// or a proxy during a restart, or any status with Wsrpc-Code
-// unavailable) is retried within those options' limits; any other
-// refusal, and every refusal of the first request, ends the call with
-// the server's code. A handler's unavailable (a "wsrpc.error" event with
+// unavailable, as a WebSocket call cut so does. A reconnection's refusal
+// is retried within those options' limits by the rule WithReconnect
+// follows: when its code, Wsrpc-Code's or else the status's, is
+// unavailable or deadline_exceeded (a 503 from a server under
+// Tracker.Shutdown, a 502 or 504 from a proxy during a restart, any
+// status with Wsrpc-Code unavailable); any other refusal (a 503 whose
+// Wsrpc-Code names another code among them), and every refusal of the
+// first request, ends the call with the server's code and message. A
+// handler's unavailable (a "wsrpc.error" event with
 // that code, as a handler returns for a hub topic closed under it) is
 // retried too: the client reconnects with Last-Event-ID, as WithReconnect
 // does a WebSocket call on 4014, within those options' limits, and the
@@ -814,12 +878,13 @@ func sendRequest(conn *wsConn, req any) error {
 
 // capture is the transport of a typed SSE call's session: every request
 // the session makes goes through it. It records the server's answers for
-// ResponseHeader, turns a reconnection's refusal with Wsrpc-Code
-// unavailable into a transport error, which the sse client retries, and
-// runs each reconnection through the call's handshake interceptors and
-// hooks (see sseClientStream.redial), as the first request ran through
-// them in callSSE. Other refusals are the sse client's *sse.StatusError,
-// whose Header and Body (bounded: sse.NewStatusError) refusal reads.
+// ResponseHeader, decides which of a reconnection's refusals the session
+// retries (retryRefusal, the session's RetryRefusal), and runs each
+// reconnection through the call's handshake interceptors and hooks (see
+// sseClientStream.redial), as the first request ran through them in
+// callSSE. Refusals are the sse client's *sse.StatusError, with the
+// status and body the server sent, whose Header and Body (bounded:
+// sse.NewStatusError) refusal reads; but see roundTrip.
 //
 // Redirects and cookies are left to client, which capture builds with
 // the call's client's CheckRedirect and Jar; the session's own client
@@ -910,33 +975,45 @@ func (t *capture) roundTrip(r *http.Request) (*http.Response, error) {
 	t.mu.Lock()
 	t.resp = resp
 	t.mu.Unlock()
-	if t.opened && resp.StatusCode >= http.StatusBadRequest {
-		// A reconnection's refusal is retried as WithReconnect retries a
-		// WebSocket one (lostConn, timedOut): when its code, Wsrpc-Code's
-		// or else the status's, is unavailable — or deadline_exceeded,
-		// an attempt that timed out. The sse client alone retries 502,
-		// 503 and 504, whatever Wsrpc-Code says, and no other status.
-		// The first request's refusal (opened false) stays final.
-		code, ok := ParseCode(resp.Header.Get(CodeHeader))
-		if !ok {
-			code = CodeFromHTTPStatus(resp.StatusCode)
-		}
-		retried := code == CodeUnavailable || code == CodeDeadlineExceeded
-		switch {
-		case retried && !sse.RetriedStatus(resp.StatusCode):
-			// As a transport error, the sse client retries it like one,
-			// within its limits.
-			return nil, fromHTTPResponse(resp, sse.NewStatusError(resp).Body)
-		case !retried && sse.RetriedStatus(resp.StatusCode):
-			// The server's answer (a 503 saying permission_denied): a
-			// status the sse client does not retry, as refusalResponse
-			// does for an interceptor's; the code still comes from
-			// Wsrpc-Code (refusal).
-			resp.StatusCode = http.StatusInternalServerError
-			resp.Status = "500 " + http.StatusText(http.StatusInternalServerError)
-		}
+	if t.opened && resp.StatusCode >= http.StatusBadRequest && !sse.RetriedStatus(resp.StatusCode) && refusalRetried(resp.Header, resp.StatusCode) {
+		// A reconnection's refusal that retryRefusal retries though its
+		// status alone would not be (a 500 with Wsrpc-Code unavailable,
+		// a 505 without a code): as a transport error carrying the
+		// refusal's *Error, so that the sse client's OnReconnect, which
+		// knows no Wsrpc-Code, sees the code it is retried for, as
+		// before RetryRefusal existed, and the call ends with
+		// unavailable, as a lost connection, when the attempts run out.
+		// Refusals whose status says it, and those not retried, reach
+		// the session as they came: its StatusError, which OnReconnect
+		// and refusal read, has the real status and body.
+		return nil, fromHTTPResponse(resp, sse.NewStatusError(resp).Body)
 	}
 	return resp, nil
+}
+
+// retryRefusal is the session's sse.ClientOptions.RetryRefusal: a
+// reconnection's refusal is retried as WithReconnect retries a WebSocket
+// one (lostConn, timedOut), when its code, Wsrpc-Code's or else the
+// status's, is unavailable or deadline_exceeded (an attempt that timed
+// out), where the session alone would retry 502, 503 and 504 whatever
+// Wsrpc-Code says, and no other status. An interceptor's refusal
+// (refused, answered by refusalResponse) is retried only when its code
+// is unavailable.
+func (t *capture) retryRefusal(se *sse.StatusError) bool {
+	if t.refused != nil {
+		return t.refused.code.onWire() == CodeUnavailable
+	}
+	return refusalRetried(se.Header, se.StatusCode)
+}
+
+// refusalRetried reports whether a typed SSE call retries a
+// reconnection's refusal with header h and status: see retryRefusal.
+func refusalRetried(h http.Header, status int) bool {
+	code, ok := ParseCode(h.Get(CodeHeader))
+	if !ok {
+		code = CodeFromHTTPStatus(status)
+	}
+	return code == CodeUnavailable || code == CodeDeadlineExceeded
 }
 
 // refusal translates an error of the sse client: a refused request (the
@@ -1017,6 +1094,10 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 		}
 		t, sc := newCapture(*hc)
 		opts.HTTPClient = sc
+		// The call's codes depend on which refusals are retried: the
+		// typed rule replaces any RetryRefusal of the user's, on this
+		// copy of the options.
+		opts.RetryRefusal = t.retryRefusal
 		opts.Header = hs.Request.Header
 		user := opts.OnReconnect
 		opts.OnReconnect = func(attempt int, err error) {
@@ -1325,9 +1406,10 @@ func answeredBy(resp *http.Response, fallback string) string {
 // refuses a reconnection with e, as a wsrpc server refuses a request
 // (writeHTTPError), except for the status of a code other than
 // unavailable that maps to 502, 503 or 504 (deadline_exceeded's 504):
-// 500, since the session retries those three on a reconnection and only
-// unavailable is to be retried. refusal returns e itself, so the status
-// is only what the session reads.
+// 500, since of an interceptor's refusals only unavailable is retried
+// (retryRefusal), and the status the session's OnReconnect reads says
+// so. refusal returns e itself, so the status is only what the session
+// reads.
 func refusalResponse(r *http.Request, e *Error) *http.Response {
 	code := e.code.onWire()
 	status := code.HTTPStatus()

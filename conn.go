@@ -147,6 +147,12 @@ type wsConn struct {
 	local     bool       // the end recorded is the client's Close or CloseWith (closeLocal)
 	own       bool       // the end recorded is a server handler's Close (closeOwn)
 	ownErr    error      // what that Close ended the stream with: nil for 1000
+	// peerEnd is the end a client's Receive reported as the server's
+	// though this side's Close had marked the stream (local): a close
+	// code of the server's own (serverEnd), or one that came as Close
+	// crossed Receive's check. localEnd returns it, so that a later Send
+	// reports the end Receive did.
+	peerEnd error
 	// A server's reader (Receive, the peer watcher) is reading the
 	// connection, and reports its end itself; lostErr is the runtime's
 	// close that came meanwhile, for a Receive that read a message
@@ -288,7 +294,18 @@ func (c *wsConn) Receive(msg any) error {
 			// server's end (serverEnd), as for CloseAndReceive.
 			c.recvErr = c.callErr(c.localEnd())
 		} else {
-			c.recvErr = c.callErr(c.readErr(err))
+			end := c.readErr(err)
+			if c.spec.IsClient {
+				// The server's end, or the connection lost, before this
+				// side's Close: if that Close marked the stream as its
+				// own meanwhile (it crossed the check above), or a close
+				// code of the server's own came first (serverEnd), Send
+				// reports this end too (localEnd), not the close.
+				c.mu.Lock()
+				c.peerEnd = end
+				c.mu.Unlock()
+			}
+			c.recvErr = c.callErr(end)
 		}
 		if !c.spec.IsClient {
 			// Only now that the end is recorded: the runtime's close of
@@ -957,19 +974,30 @@ func (c *wsConn) ownEnd() (bool, error) {
 // side: aborted: user left"), rather than the "context canceled" of the
 // context Close cancels to release the connection, which the caller
 // never cancelled. The call's context ending first is reported as such
-// (callErr).
+// (callErr). An end of the server's that Receive reported although the
+// close had marked the stream (peerEnd) is that end instead: Receive and
+// Send agree on how the call ended.
 func (c *wsConn) localEnd() error {
 	c.mu.Lock()
-	sent := c.closeInfo.Err
+	sent, peer := c.closeInfo.Err, c.peerEnd
 	c.mu.Unlock()
+	if peer != nil {
+		return peer
+	}
+	return closedHere(c.spec.Procedure, sent)
+}
+
+// closedHere is the error of a call this side's Close or CloseWith ended,
+// which sent sent (nil for a normal closure): see localEnd.
+func closedHere(procedure string, sent error) *Error {
 	if sent == nil {
-		return Errorf(CodeCanceled, "%s: stream closed by this side (normal closure)", c.spec.Procedure)
+		return Errorf(CodeCanceled, "%s: stream closed by this side (normal closure)", procedure)
 	}
 	e := asError(sent)
 	if e.msg == "" {
-		return Errorf(CodeCanceled, "%s: stream closed by this side: %s", c.spec.Procedure, e.code)
+		return Errorf(CodeCanceled, "%s: stream closed by this side: %s", procedure, e.code)
 	}
-	return Errorf(CodeCanceled, "%s: stream closed by this side: %s: %s", c.spec.Procedure, e.code, e.msg)
+	return Errorf(CodeCanceled, "%s: stream closed by this side: %s: %s", procedure, e.code, e.msg)
 }
 
 // closedLocally reports whether the client's Close or CloseWith ended the

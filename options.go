@@ -241,7 +241,10 @@ func WithSSEReplay(store sse.Store) Option {
 // OnReconnect is runtime/sse's own and gets runtime/sse's errors (a
 // network error, an *sse.StatusError, io.EOF for a 204), not the
 // *Error that ReconnectPolicy.OnReconnect gets; Receive's error, once
-// the stream ends, is translated. Client only. Default: the runtime's
+// the stream ends, is translated. Its RetryRefusal is replaced by the
+// typed client's rule (a reconnection's refusal is retried when its code,
+// Wsrpc-Code's or the status's, is unavailable or deadline_exceeded), on
+// which the call's codes depend. Client only. Default: the runtime's
 // defaults (reconnect like a browser).
 func WithSSEClientOptions(opts *sse.ClientOptions) Option {
 	return optionFunc(func(c *config) {

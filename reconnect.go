@@ -82,7 +82,9 @@ type ReconnectPolicy struct {
 // If the call's context ends, or Close is called, while the call is
 // reconnecting, Receive fails with CodeCanceled (CodeDeadlineExceeded
 // when the context's deadline passed), as on a live connection, not with
-// the lost connection's CodeUnavailable. MaxAttempts bounds the attempts
+// the lost connection's CodeUnavailable; after Close, it and every later
+// Receive and Send say "stream closed by this side", as on a live
+// connection (see BidiStreamForClient.Close). MaxAttempts bounds the attempts
 // in a row; a reconnection counts as a success, starting the count and
 // the backoff again, only once its connection has delivered a message to
 // Receive or read a ping or a pong. (The SSE client counts an event it
@@ -181,8 +183,13 @@ func (r *redialer) delivered() { r.attempts, r.delay = 0, 0 }
 // The code is canceled, or deadline_exceeded for a deadline, as for a call
 // whose context ends while it is connected (see BidiClient.Call), not the
 // lost connection's unavailable, which a caller would take for a reason
-// to retry.
-func (r *redialer) ended() error {
+// to retry. A Close's end says so, as on a live connection (localEnd:
+// "stream closed by this side: …"; s.closedErr), not "context canceled"
+// of the context it cancelled, unless the call's context ended first.
+func (r *redialer) ended(s *clientStream) error {
+	if e := s.closedErr.Load(); e != nil {
+		return e
+	}
 	cause := context.Cause(r.ctx)
 	if cause == nil {
 		// Close stopped the call; its cancel is on the way.
@@ -238,7 +245,7 @@ func (r *redialer) reconnect(s *clientStream, lost error) error {
 		select {
 		case <-r.ctx.Done():
 			t.Stop()
-			return r.ended()
+			return r.ended(s)
 		case <-t.C:
 		}
 		if r.delay *= 2; r.delay > r.policy.MaxDelay {
@@ -246,7 +253,7 @@ func (r *redialer) reconnect(s *clientStream, lost error) error {
 		}
 		conn, err := r.dial()
 		if err == nil && !s.swap(conn) {
-			return r.ended()
+			return r.ended(s)
 		}
 		if err != nil && !r.ending() && timedOut(err) {
 			// DialTimeout, a handshake interceptor's own bound, or the
@@ -263,7 +270,7 @@ func (r *redialer) reconnect(s *clientStream, lost error) error {
 		last = err
 		if r.ending() {
 			// The dial failed because the call ended meanwhile.
-			return r.ended()
+			return r.ended(s)
 		}
 		if !r.retryable(err) {
 			return err

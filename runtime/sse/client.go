@@ -166,6 +166,17 @@ type ClientOptions struct {
 	// DefaultMaxEventSize (1 MiB).
 	MaxEventSize int
 
+	// RetryRefusal, if set, reports whether a reconnection refused with e
+	// (a status other than 200 and 204) is retried like a network failure,
+	// within MaxReconnectionAttempts; a first request's refusal never is.
+	// It lets an application whose server says more than the status (a
+	// code of its own in a header, as wsrpc's Wsrpc-Code) decide: a 503
+	// that says the client may not come back ends the session, a 500 that
+	// says try again does not. Called once per refusal, on the goroutine
+	// calling Next. Default nil: RetriedStatus(e.StatusCode), 502, 503
+	// and 504.
+	RetryRefusal func(e *StatusError) bool
+
 	// OnReconnect, if set, is called after each reconnection attempt (not
 	// the first connection), on the goroutine calling Next: attempt counts
 	// from 1 as MaxReconnectionAttempts does, err is nil when the attempt
@@ -182,7 +193,8 @@ type ClientOptions struct {
 // io.EOF), when it answers another status than 200, or a content type
 // other than text/event-stream or a content coding other than gzip (a
 // *StatusError or ErrContentType, without reconnecting; but see
-// StatusError for a reconnection answered 502, 503 or 504), when
+// StatusError for a reconnection answered 502, 503 or 504, and
+// ClientOptions.RetryRefusal), when
 // reconnection is disabled and the connection ends (io.EOF, the network
 // error, or ErrIdleTimeout when nothing arrived for IdleTimeout), when
 // MaxReconnectionAttempts is exhausted (ErrReconnectLimit), or when the
@@ -366,10 +378,11 @@ func (s *Session) Next() (Event, error) {
 				s.opts.OnReconnect(s.tries, report)
 			}
 			if err != nil {
-				if s.retryable(err) && s.canRetry() {
+				retry := s.retryable(err) // once: RetryRefusal is the user's
+				if retry && s.canRetry() {
 					continue
 				}
-				s.finish(s.giveUp(err))
+				s.finish(s.giveUp(err, retry))
 				break
 			}
 		}
@@ -425,7 +438,7 @@ func (s *Session) drop(served bool, err error) {
 	}
 	s.closeBody()
 	if errors.Is(err, ErrEventTooLarge) || s.ctx.Err() != nil || !s.canRetry() {
-		s.finish(s.giveUp(err))
+		s.finish(s.giveUp(err, s.retryable(err)))
 	}
 }
 
@@ -468,12 +481,12 @@ func (s *Session) canRetry() bool {
 }
 
 // giveUp turns the error that ended the last connection into the
-// session's terminal error.
-func (s *Session) giveUp(err error) error {
+// session's terminal error; retry is what s.retryable said of err.
+func (s *Session) giveUp(err error, retry bool) error {
 	if s.ctx.Err() != nil {
 		return s.ctx.Err()
 	}
-	if !s.retryable(err) {
+	if !retry {
 		return err
 	}
 	if s.opts.MaxReconnectionAttempts < 0 {
@@ -494,24 +507,31 @@ func retryable(err error) bool {
 
 // retryable reports whether the session reconnects after err: what the
 // function retryable says, and also a reconnection's refusal with 502,
-// 503 or 504 (RFC 9110 §15.6.3-5). A server that is restarting or
-// shutting down, or a proxy in front of one, answers so to a client that
-// comes back too early, and the stream it followed is not over; failing
-// the connection as WHATWG HTML §9.2.3 does would end it for good. The
-// first request's refusal stays final: nothing says that URL ever served
-// a stream.
+// 503 or 504 (RFC 9110 §15.6.3-5), or those RetryRefusal picks. A server
+// that is restarting or shutting down, or a proxy in front of one,
+// answers so to a client that comes back too early, and the stream it
+// followed is not over; failing the connection as WHATWG HTML §9.2.3
+// does would end it for good. The first request's refusal stays final:
+// nothing says that URL ever served a stream.
 func (s *Session) retryable(err error) bool {
 	if retryable(err) {
 		return true
 	}
 	var se *StatusError
-	return s.opened && errors.As(err, &se) && RetriedStatus(se.StatusCode)
+	if !s.opened || !errors.As(err, &se) {
+		return false
+	}
+	if s.opts.RetryRefusal != nil {
+		return s.opts.RetryRefusal(se)
+	}
+	return RetriedStatus(se.StatusCode)
 }
 
 // RetriedStatus reports whether a Session retries a reconnection refused with
 // status: 502, 503 or 504 (see StatusError; a first connection so refused is
-// not retried), for a transport of one's own that must tell those refusals
-// from the rest, as IsEventStream and NewStatusError serve one.
+// not retried), unless ClientOptions.RetryRefusal decides instead; for a
+// transport of one's own that must tell those refusals from the rest, as
+// IsEventStream and NewStatusError serve one.
 func RetriedStatus(status int) bool {
 	switch status {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:

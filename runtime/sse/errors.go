@@ -104,7 +104,8 @@ var (
 // with one exception: a reconnection (a stream was open before) answered
 // 502, 503 or 504 (RFC 9110 §15.6.3-5), as a server restarting or
 // shutting down, or a proxy in front of one, answers, is retried like a
-// network failure, within MaxReconnectionAttempts; a Retry-After header
+// network failure (or, with ClientOptions.RetryRefusal set, those it
+// picks), within MaxReconnectionAttempts; a Retry-After header
 // is not read (the reconnection time applies). When the attempts run out,
 // the StatusError is wrapped in ErrReconnectLimit.
 type StatusError struct {
