@@ -1490,7 +1490,7 @@ func (s *sseClientStream) receive(m proto.Message) error {
 				// Close cancelled, which the caller never cancelled. As
 				// on a WebSocket (wsConn.localEnd), the call says this
 				// side closed it. Close ran the hooks.
-				err = Errorf(CodeCanceled, "%s: stream closed by this side (normal closure)", s.spec.Procedure)
+				err = closedHere(s.spec.Procedure, nil)
 			}
 			return s.finish(err, ci)
 		}

@@ -146,29 +146,21 @@ func NewSSEEvent(msg proto.Message, id string) (sse.Event, error) {
 func newSSEEvent(k codec.Codec, msg proto.Message, id string) (sse.Event, error) {
 	rm := msg.ProtoReflect()
 	ev := sse.Event{ID: id}
-	od := eventOneof(rm.Descriptor())
-	if od == nil {
-		b, err := k.Marshal(msg)
-		if err != nil {
-			return ev, Errorf(CodeInternal, "sse: %w", err)
-		}
-		if len(b) == 0 {
-			return ev, emptySSEData(k, rm.Descriptor())
-		}
-		ev.Data = string(b)
-		return ev, nil
-	}
-	fd := rm.WhichOneof(od)
-	if fd == nil {
-		return ev, Errorf(CodeInternal, "sse: %s has no %s case set, so it has no event type", rm.Descriptor().FullName(), od.Name())
-	}
-	ev.Type = string(fd.Name())
 	var b []byte
 	var err error
-	if fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind {
-		b, err = k.Marshal(rm.Get(fd).Message().Interface())
+	if od := eventOneof(rm.Descriptor()); od == nil {
+		b, err = k.Marshal(msg)
 	} else {
-		b, err = fieldJSON(k, msg, fd)
+		fd := rm.WhichOneof(od)
+		if fd == nil {
+			return ev, Errorf(CodeInternal, "sse: %s has no %s case set, so it has no event type", rm.Descriptor().FullName(), od.Name())
+		}
+		ev.Type = string(fd.Name())
+		if fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind {
+			b, err = k.Marshal(rm.Get(fd).Message().Interface())
+		} else {
+			b, err = fieldJSON(k, msg, fd)
+		}
 	}
 	if err != nil {
 		return ev, Errorf(CodeInternal, "sse: %w", err)

@@ -89,10 +89,9 @@ type Ring struct {
 // (in this process or another, before a restart or after) assign the
 // same ids, short of a 1 in 2³² coincidence.
 func NewRing(capacity int) *Ring {
-	if capacity <= 0 {
-		capacity = DefaultRingCapacity
-	}
-	return &Ring{capacity: capacity, epoch: newEpoch(), index: make(map[string]uint64)}
+	r := &Ring{}
+	r.init(capacity)
+	return r
 }
 
 // newEpoch returns 8 random lowercase hex digits and "-". crypto/rand's
@@ -112,7 +111,7 @@ func (r *Ring) Append(e Event) (Event, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.index == nil {
-		r.init()
+		r.init(DefaultRingCapacity)
 	}
 	seq := r.seq + 1
 	if e.ID == "" {
@@ -145,11 +144,15 @@ func (r *Ring) Append(e Event) (Event, error) {
 	return e, nil
 }
 
-// init makes a zero Ring what NewRing(DefaultRingCapacity) returns, on
-// its first Append (the other methods read an empty ring as they find
-// it). Caller holds r.mu.
-func (r *Ring) init() {
-	r.capacity = DefaultRingCapacity
+// init sets up an empty ring of capacity (DefaultRingCapacity when
+// capacity <= 0): for NewRing, and for a zero Ring on its first Append
+// (the other methods read an empty ring as they find it), the caller
+// then holding r.mu.
+func (r *Ring) init(capacity int) {
+	if capacity <= 0 {
+		capacity = DefaultRingCapacity
+	}
+	r.capacity = capacity
 	r.epoch = newEpoch()
 	r.index = make(map[string]uint64)
 }
