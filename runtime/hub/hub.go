@@ -308,7 +308,7 @@ func (h *Hub) wsPoller() (*websocket.Poller, error) {
 		return nil, fmt.Errorf("hub: poller: %w", ErrClosed)
 	}
 	if h.poller == nil {
-		p, err := websocket.NewPoller()
+		p, err := websocket.NewPoller(nil)
 		if err != nil {
 			return nil, fmt.Errorf("hub: poller: %w", err)
 		}

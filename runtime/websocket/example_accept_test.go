@@ -64,7 +64,7 @@ func ExampleAccept() {
 // A server with many connections hands each one to a Poller, which reads
 // it only when input arrives: an idle connection holds no goroutine.
 func ExamplePoller() {
-	p, err := websocket.NewPoller()
+	p, err := websocket.NewPoller(nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func clientClose(code StatusCode) []byte {
 // down its write side still gets every reply.
 func TestPollerFlushesDeferredRepliesOnPeerEOF(t *testing.T) {
 	noFlushTimer(t) // only the EOF path may flush
-	p, err := NewPoller()
+	p, err := NewPoller(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func (r *recorder) OnClose(c *Conn, err error) { r.closed <- err }
 func TestPollerCloseKeepsMessagesBeforePeerClose(t *testing.T) {
 	for _, how := range []string{"Conn.Close", "Poller.Shutdown"} {
 		t.Run(how, func(t *testing.T) {
-			p, err := NewPoller()
+			p, err := NewPoller(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -385,7 +385,7 @@ func TestDeferredRepliesFlushedAfterTimerSkipped(t *testing.T) {
 // 1011 on the way, OnClose is called, and the Poller is not left waiting
 // for the entry: Close returns.
 func TestPollerHandlerPanicInServe(t *testing.T) {
-	p, err := NewPoller()
+	p, err := NewPoller(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +451,7 @@ func TestPollerConcurrentCloseWaits(t *testing.T) {
 		{"ShutdownExpired", func(p *Poller) error { return p.Shutdown(expired) }, context.Canceled, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := NewPoller()
+			p, err := NewPoller(nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -84,7 +84,7 @@ func failingServer(t *testing.T, mode lingerMode, opts *websocket.AcceptOptions)
 	var p *websocket.Poller
 	if mode == lingerPoller {
 		var err error
-		if p, err = websocket.NewPoller(); err != nil {
+		if p, err = websocket.NewPoller(nil); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = p.Close() })

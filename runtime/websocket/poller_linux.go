@@ -3,7 +3,10 @@ package websocket
 import (
 	"errors"
 	"os"
+	"runtime"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -25,10 +28,21 @@ const (
 )
 
 type pollSys struct {
-	epfd int
-	file *os.File      // epfd, registered with the runtime's poller
-	done chan struct{} // closed when dispatch has returned
+	epfd     int
+	file     *os.File      // epfd, registered with the runtime's poller
+	done     chan struct{} // closed when dispatch has returned
+	busyPoll time.Duration // PollerOptions.BusyPoll
+	closing  atomic.Bool   // close has begun: stop busy polling
 }
+
+// busyPollYield bounds one stretch of busy polling under steady input.
+// While the dispatcher polls it is always runnable, and a scheduler with
+// runnable goroutines does not look at the runtime's own poller (only
+// sysmon does, after 10ms): goroutines waiting there — a Write held up by
+// a slow reader, the listener's Accept — would wait that long on a
+// server with one P. Sleeping through the runtime's poller now and then
+// serves them; an event that came meanwhile wakes the dispatcher at once.
+const busyPollYield = time.Millisecond
 
 func (s *pollSys) init(p *Poller) error {
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -81,6 +95,7 @@ func (s *pollSys) del(e *pollEntry) {
 
 // close stops dispatch and returns once it has.
 func (s *pollSys) close() error {
+	s.closing.Store(true)
 	err := s.file.Close()
 	<-s.done
 	return err
@@ -105,11 +120,18 @@ func epollWaitNow(epfd int, events []syscall.EpollEvent) (int, error) {
 // list, and the edge-triggered registration of the epoll descriptor in the
 // runtime's poller reports the next event, so the callback returns false
 // (wait) then without another epoll_wait.
+//
+// With BusyPoll, an emptied ready list is polled again, the processor
+// yielded between polls, until BusyPoll has passed since the last event
+// (or busyPollYield since the callback began); only then does the
+// dispatcher sleep.
 func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
 	defer close(s.done)
 	events := make([]syscall.EpollEvent, epollBatch)
 	woken := make([]*pollEntry, 0, epollBatch)
+	var lastEvent time.Time // busy polling: when the last batch had events
 	_ = rc.Read(func(fd uintptr) bool {
+		var began time.Time // busy polling: when this callback first polled in vain
 		for {
 			n, err := epollWaitNow(int(fd), events)
 			if err == syscall.EINTR {
@@ -139,9 +161,22 @@ func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
 			p.enqueue(woken...)
 			clear(woken)
 			woken = woken[:0]
-			if n < len(events) {
+			if n == len(events) {
+				continue // more may be ready
+			}
+			if s.busyPoll == 0 || s.closing.Load() {
 				return false
 			}
+			now := time.Now()
+			if n > 0 {
+				lastEvent = now
+			} else if began.IsZero() {
+				began = now
+			}
+			if now.Sub(lastEvent) >= s.busyPoll || (!began.IsZero() && now.Sub(began) >= busyPollYield) {
+				return false
+			}
+			runtime.Gosched() // the workers just called, and anything else runnable
 		}
 	})
 }

@@ -19,7 +19,7 @@ import (
 // stream, or the connection stays served forever: OnClose never called,
 // its descriptor leaked.
 func TestPollerPeerDataAndFINInOneEvent(t *testing.T) {
-	p, err := NewPoller()
+	p, err := NewPoller(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,13 @@
 
 package websocket
 
+import "time"
+
 // Without epoll, every connection a Poller serves is read by a goroutine
 // of its own (pollEntry.loop).
-type pollSys struct{}
+type pollSys struct {
+	busyPoll time.Duration // unused: there is no dispatcher to keep awake
+}
 
 func (s *pollSys) init(p *Poller) error   { return nil }
 func (s *pollSys) ok() bool               { return false }

@@ -17,7 +17,7 @@ import (
 // OnClose each, and no goroutine left behind.
 func TestPollerConcurrentLifecycle(t *testing.T) {
 	base := runtime.NumGoroutine()
-	p, err := NewPoller()
+	p, err := NewPoller(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,13 @@ type pollClose struct {
 // startPollServer serves echo (or onMessage, if set) from a new Poller.
 func startPollServer(t testing.TB, opts *websocket.AcceptOptions, tlsServer bool, onMessage func(c *websocket.Conn, typ websocket.MessageType, msg []byte)) *pollServer {
 	t.Helper()
-	p, err := websocket.NewPoller()
+	return startPollServerWith(t, nil, opts, tlsServer, onMessage)
+}
+
+// startPollServerWith is startPollServer with a Poller made with popts.
+func startPollServerWith(t testing.TB, popts *websocket.PollerOptions, opts *websocket.AcceptOptions, tlsServer bool, onMessage func(c *websocket.Conn, typ websocket.MessageType, msg []byte)) *pollServer {
+	t.Helper()
+	p, err := websocket.NewPoller(popts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,7 +542,7 @@ func TestPollerShutdownNothingLeft(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for i := range 50 {
-		p, err := websocket.NewPoller()
+		p, err := websocket.NewPoller(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -567,7 +573,7 @@ func TestPollerTLSFallback(t *testing.T) {
 // both closed at cleanup.
 func pollerAndAcceptor(t *testing.T, opts func(*http.Request) *websocket.AcceptOptions) (*websocket.Poller, string, <-chan *websocket.Conn) {
 	t.Helper()
-	p, err := websocket.NewPoller()
+	p, err := websocket.NewPoller(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

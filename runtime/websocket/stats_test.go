@@ -177,7 +177,7 @@ func TestConnStatsPaths(t *testing.T) {
 						readErr := make(chan error, 1)
 						switch rd {
 						case "Poller":
-							p, err := websocket.NewPoller()
+							p, err := websocket.NewPoller(nil)
 							if err != nil {
 								t.Fatal(err)
 							}

@@ -46,6 +46,10 @@ var cells = []cell{
 
 var peers = []string{"gorilla", "coder", "gws", "gobwas", "ws"}
 
+// busyLib is wsrpc's server with busy polling on: shown beside the
+// default, never the one the targets judge.
+const busyLib = "wsrpc-busy"
+
 type run struct {
 	round       int
 	value, wire float64
@@ -58,7 +62,7 @@ type run struct {
 const twin = "tcp-twin"
 
 func main() {
-	libsFlag := flag.String("libs", "wsrpc wsrpc-loop gorilla coder gws gobwas ws tcp", "column order")
+	libsFlag := flag.String("libs", "wsrpc wsrpc-busy wsrpc-loop gorilla coder gws gobwas ws tcp", "column order")
 	flag.Parse()
 	libs := strings.Fields(*libsFlag)
 	runs := map[string]map[string][]run{}
@@ -105,6 +109,10 @@ func main() {
 // quartiles says how far apart two servers are, and how surely.
 func writePaired(w io.Writer, runs map[string]map[string][]run) {
 	var rows []string
+	busy := false // a wsrpc-busy column: the same Poller with PollerOptions.BusyPoll
+	for _, byLib := range runs {
+		busy = busy || len(byLib[busyLib]) > 0
+	}
 	for _, c := range cells {
 		byLib := runs[c.name]
 		if c.lowerBetter || len(byLib["wsrpc"]) == 0 {
@@ -112,7 +120,11 @@ func writePaired(w io.Writer, runs map[string]map[string][]run) {
 		}
 		_, bestLib := bestPeer(c, byLib, false)
 		cols := []string{c.label}
-		for _, pair := range [][2]string{{"wsrpc", bestLib}, {"wsrpc", "tcp"}, {twin, "tcp"}} {
+		pairs := [][2]string{{"wsrpc", bestLib}, {"wsrpc", "tcp"}, {twin, "tcp"}}
+		if busy {
+			pairs = append(pairs, [2]string{busyLib, bestLib})
+		}
+		for _, pair := range pairs {
 			r := roundRatios(byLib[pair[0]], byLib[pair[1]])
 			if len(r) == 0 {
 				cols = append(cols, "–")
@@ -130,7 +142,11 @@ func writePaired(w io.Writer, runs map[string]map[string][]run) {
 		return
 	}
 	fmt.Fprintf(w, "\nRound by round: the median of the rounds' ratios (quartiles), each ratio of two servers' turns in one round:\n\n")
-	fmt.Fprintf(w, "| scenario | wsrpc ÷ best peer | wsrpc ÷ tcp | %s ÷ tcp (A/A) |\n|---|---:|---:|---:|\n", twin)
+	if busy {
+		fmt.Fprintf(w, "| scenario | wsrpc ÷ best peer | wsrpc ÷ tcp | %s ÷ tcp (A/A) | %s ÷ best peer |\n|---|---:|---:|---:|---:|\n", twin, busyLib)
+	} else {
+		fmt.Fprintf(w, "| scenario | wsrpc ÷ best peer | wsrpc ÷ tcp | %s ÷ tcp (A/A) |\n|---|---:|---:|---:|\n", twin)
+	}
 	for _, r := range rows {
 		fmt.Fprintln(w, r)
 	}

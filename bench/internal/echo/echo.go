@@ -10,6 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"time"
 
 	coder "github.com/coder/websocket"
 	"github.com/gobwas/ws"
@@ -21,12 +22,19 @@ import (
 
 // Libs are the Go servers Serve knows, the ceilings last. wsrpc is the
 // server its documentation recommends (a Poller reads the connections);
+// wsrpc-busy is the same with PollerOptions.BusyPoll on, a setting that
+// trades a core for latency and is shown beside the default, never as it.
 // wsrpc-loop is the other way to use it, a read loop per connection. tcp
 // is raw TCP over the Go runtime's poller, the ceiling of a
 // readiness-based server and the yardstick of every run; tcp-uring is raw
 // TCP over io_uring (Linux), the ceiling of a completion-based one, run
 // when asked for (bench/run.sh's LIBS).
-var Libs = []string{"wsrpc", "wsrpc-loop", "gorilla", "coder", "gws", "gobwas", "tcp", "tcp-uring"}
+var Libs = []string{"wsrpc", "wsrpc-busy", "wsrpc-loop", "gorilla", "coder", "gws", "gobwas", "tcp", "tcp-uring"}
+
+// BusyPoll is wsrpc-busy's PollerOptions.BusyPoll: a little longer than
+// a one-connection round trip on the reference machine (60–250µs), so a
+// connection waiting for its next message finds the poller awake.
+const BusyPoll = 300 * time.Microsecond
 
 // maxMessage is the read limit every server gets: the scenarios send at
 // most 64 KiB, and some libraries default to less (coder: 32 KiB).
@@ -63,7 +71,9 @@ func Serve(lib string, ln net.Listener, o Options) error {
 	case "tcp-uring":
 		return serveTCPUring(ln)
 	case "wsrpc":
-		return serveWsrpcPoller(ln, o.Deflate)
+		return serveWsrpcPoller(ln, o.Deflate, nil)
+	case "wsrpc-busy":
+		return serveWsrpcPoller(ln, o.Deflate, &wsrpc.PollerOptions{BusyPoll: BusyPoll})
 	case "wsrpc-loop":
 		up = wsrpcUpgrader(o.Deflate)
 	case "gorilla":
@@ -165,8 +175,8 @@ func wsrpcAcceptOptions(deflate bool) *wsrpc.AcceptOptions {
 // returns; the poller reads each connection only when it has input and
 // calls OnMessage, which writes the echo (docs/websocket.md, "Many
 // connections"). Handoff changes nothing here: the handler always returns.
-func serveWsrpcPoller(ln net.Listener, deflate bool) error {
-	p, err := wsrpc.NewPoller()
+func serveWsrpcPoller(ln net.Listener, deflate bool, popts *wsrpc.PollerOptions) error {
+	p, err := wsrpc.NewPoller(popts)
 	if err != nil {
 		return err
 	}
