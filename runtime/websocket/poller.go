@@ -135,18 +135,21 @@ type PollerOptions struct {
 	// core with nothing else to do has gone idle meanwhile: waking it is
 	// an interrupt, and on a virtual machine an exit to the host, which
 	// schedules the virtual CPU again. That is paid on every message of a
-	// connection that waits for replies between them. Polling spares it:
-	// on this project's 2-core KVM guest a BusyPoll of 300µs took a
-	// single connection's echo from 3.9k to 14.2k round trips a second
-	// (docs/benchmarks.md, "Busy polling").
+	// connection that waits for a reply before it sends again. Polling
+	// spares it: on this project's 2-core KVM guest a BusyPoll of 300µs
+	// took a single connection's 16 B echo from 6.1k to 15.4k round trips
+	// a second, at less CPU per message (docs/benchmarks.md, "Busy
+	// polling").
 	//
-	// The price is CPU: while input keeps coming less than BusyPoll
-	// apart, the poller's dispatcher never sleeps, which is one core
-	// busy however little the traffic needs (it yields to other
-	// goroutines on every turn). Set it on servers whose latency matters
-	// more than an idle core, a little longer than the usual gap between
-	// a busy connection's messages. Linux only (the epoll poller); it is
-	// ignored elsewhere.
+	// The price is CPU: while input keeps coming less than BusyPoll apart,
+	// the poller's dispatcher never sleeps, which is one core busy however
+	// little the traffic needs. It yields to other goroutines on every
+	// turn, and sleeps through the runtime's poller at least once a
+	// millisecond so that what waits there (Accept, a Write held up by a
+	// slow reader) runs on a single P too. Set it on servers whose latency
+	// matters more than an idle core, a little longer than the usual gap
+	// between a busy connection's messages. Linux only (the epoll poller);
+	// it is ignored elsewhere.
 	BusyPoll time.Duration
 }
 
