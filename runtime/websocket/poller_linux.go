@@ -131,7 +131,7 @@ func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
 	woken := make([]*pollEntry, 0, epollBatch)
 	var lastEvent time.Time // busy polling: when the last batch had events
 	_ = rc.Read(func(fd uintptr) bool {
-		var began time.Time // busy polling: when this callback first polled in vain
+		var began time.Time // busy polling: when this callback first emptied the ready list
 		for {
 			n, err := epollWaitNow(int(fd), events)
 			if err == syscall.EINTR {
@@ -168,12 +168,13 @@ func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
 				return false
 			}
 			now := time.Now()
-			if n > 0 {
-				lastEvent = now
-			} else if began.IsZero() {
+			if began.IsZero() {
 				began = now
 			}
-			if now.Sub(lastEvent) >= s.busyPoll || (!began.IsZero() && now.Sub(began) >= busyPollYield) {
+			if n > 0 {
+				lastEvent = now
+			}
+			if now.Sub(lastEvent) >= s.busyPoll || now.Sub(began) >= busyPollYield {
 				return false
 			}
 			runtime.Gosched() // the workers just called, and anything else runnable
