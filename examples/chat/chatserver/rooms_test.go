@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/hub"
 	"github.com/wsrpc/wsrpc/runtime/sse"
+	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
 // startService serves a Service with opts on 127.0.0.1.
@@ -507,4 +509,296 @@ func TestSlowMemberDisconnectedUnavailable(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("Mallory's session never ended")
 	}
+}
+
+// joinWith sends a join of room as name with the client token and returns
+// the session once welcomed, or why not. Safe from any goroutine.
+func joinWith(t *testing.T, ctx context.Context, url, room, name, token string) (*session, error) {
+	t.Helper()
+	st, err := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, url, wsrpc.WithCodecs(codec.Proto)).Chat(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Room: room, Name: name, ClientToken: token}}}); err != nil {
+		return nil, err
+	}
+	res, err := st.Receive()
+	if err != nil {
+		return nil, err
+	}
+	if res.GetWelcome() == nil {
+		return nil, fmt.Errorf("%s joining %s: %v; want a welcome", name, room, res)
+	}
+	return st, nil
+}
+
+// users is the number of sessions and feeds using s's room name.
+func users(s *Service, name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.rooms[name]; r != nil {
+		return r.users
+	}
+	return 0
+}
+
+// waitUsers waits until s's room name has n users.
+func waitUsers(t *testing.T, s *Service, name string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); users(s, name) != n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("room %s has %d users after 20 s, want %d", name, users(s, name), n)
+		}
+	}
+}
+
+// presence is what st sees of joins and departures until text, from
+// anyone, comes through the room.
+func presence(t *testing.T, st *session, text string) []string {
+	t.Helper()
+	var saw []string
+	for {
+		ev, err := st.Receive()
+		if err != nil {
+			t.Fatalf("waiting for %q (saw %q): %v", text, saw, err)
+		}
+		switch {
+		case ev.GetJoined() != nil:
+			saw = append(saw, ev.GetJoined().GetName()+" joined")
+		case ev.GetLeft() != nil:
+			saw = append(saw, ev.GetLeft().GetName()+" left")
+		case ev.GetMessage().GetText() == text:
+			return saw
+		}
+	}
+}
+
+// replacedEnd reports whether err is how a session replaced by a newer
+// one of its client ends.
+func replacedEnd(err error) bool {
+	var werr *wsrpc.Error
+	return wsrpc.CodeOf(err) == wsrpc.CodeAborted && errors.As(err, &werr) && werr.Message() == "replaced by a newer connection of the same client"
+}
+
+// waitReplaced reads st until it ends, which must be as replaced.
+func waitReplaced(t *testing.T, st *session) {
+	t.Helper()
+	for {
+		if _, err := st.Receive(); err != nil {
+			if !replacedEnd(err) {
+				t.Errorf("the replaced session ended with %v; want aborted: replaced by a newer connection of the same client", err)
+			}
+			return
+		}
+	}
+}
+
+// TestRejoinSameClientToken: a member who joins again under its name
+// with the client token of its earlier session, which the server still
+// holds (a page whose network dropped or that was reloaded, before the
+// keepalive noticed), is admitted at once: the earlier session is closed
+// with aborted, "replaced by a newer connection of the same client",
+// which its client reads, and the room sees it plainly, the earlier
+// session's departure, then the new join, once each. A name spelled
+// otherwise ("ada" for "Ada") is admitted the same way. The name stays
+// taken for other tokens and none. Before, the room saw nothing of a
+// rejoin under the same name, its announcements inherited from session
+// to session.
+func TestRejoinSameClientToken(t *testing.T) {
+	for _, rejoin := range []string{"Ada", "ada"} {
+		t.Run(rejoin, func(t *testing.T) {
+			s, url := startService(t, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			const token = "0b9e4f9c-3f51-4f0c-9d8e-tab-one"
+			old, err := joinWith(t, ctx, url, "lobby", "Ada", token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			say(t, old, "first") // Ada's join is out: Bob joins after it
+			bob := join(t, ctx, url, "lobby", "Bob")
+			waitUsers(t, s, "lobby", 2)
+
+			ada, err := joinWith(t, ctx, url, "lobby", rejoin, token)
+			if err != nil {
+				t.Fatalf("%s rejoining with the token of a session the server still holds: %v; want a welcome", rejoin, err)
+			}
+			waitReplaced(t, old)
+			waitUsers(t, s, "lobby", 2) // the replaced session's handler has ended
+			say(t, ada, "back")
+			if saw, want := presence(t, bob, "back"), []string{"Ada left", rejoin + " joined"}; !slices.Equal(saw, want) {
+				t.Errorf("Bob saw %q around the rejoin, want %q", saw, want)
+			}
+			for _, other := range []string{"", "another tab"} {
+				if _, err := joinWith(t, ctx, url, "lobby", "ADA", other); wsrpc.CodeOf(err) != wsrpc.CodeAlreadyExists {
+					t.Errorf("ADA joining with token %q after the rejoin: %v; want already_exists", other, err)
+				}
+			}
+			leave(t, ada)
+			if err := bob.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: "after"}}); err != nil {
+				t.Fatal(err)
+			}
+			if saw, want := presence(t, bob, "after"), []string{rejoin + " left"}; !slices.Equal(saw, want) {
+				t.Errorf("Bob saw %q once Ada left, want %q", saw, want)
+			}
+		})
+	}
+}
+
+// TestRejoinWhileHeldSessionSilent: the usual rejoin, after a network
+// drop: the client of the held session is gone silent, so its session
+// does not end when it is replaced (here the close timeout is an hour
+// and the client answers nothing until the end). The new session is
+// admitted meanwhile, and the room sees the held session's departure,
+// then the new join. When the held session does end, later, it neither
+// removes the new member nor announces anything. A token of
+// MaxTokenLen bytes is accepted, a longer one refused.
+func TestRejoinWhileHeldSessionSilent(t *testing.T) {
+	h, err := hub.New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(h, nil)
+	mux := http.NewServeMux()
+	mux.Handle(s.Handler(wsrpc.WithAcceptOptions(&websocket.AcceptOptions{CloseTimeout: time.Hour})))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { s.Close(); srv.Close(); h.Close() })
+	url := srv.URL
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	const token = "tab-7"
+	old, err := joinWith(t, ctx, url, "r", "Ada", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	say(t, old, "first") // Ada's join is out: Bob joins after it; old never reads again
+	bob := join(t, ctx, url, "r", "Bob")
+	ada, err := joinWith(t, ctx, url, "r", "Ada", token)
+	if err != nil {
+		t.Fatalf("Ada rejoining while her held session is silent: %v; want a welcome", err)
+	}
+	say(t, ada, "back")
+	if saw, want := presence(t, bob, "back"), []string{"Ada left", "Ada joined"}; !slices.Equal(saw, want) {
+		t.Errorf("Bob saw %q around the rejoin, want %q", saw, want)
+	}
+	if n := users(s, "r"); n != 3 {
+		t.Fatalf("the room has %d users, want 3: the held session, still closing, Bob and Ada", n)
+	}
+	for _, other := range []string{"", "tab-8"} {
+		if _, err := joinWith(t, ctx, url, "r", "Ada", other); wsrpc.CodeOf(err) != wsrpc.CodeAlreadyExists {
+			t.Errorf("Ada joining with token %q after the rejoin: %v; want already_exists", other, err)
+		}
+	}
+
+	// The held session's client answers the close at last.
+	old.Close()
+	waitUsers(t, s, "r", 2)
+	if _, err := joinWith(t, ctx, url, "r", "ada", "tab-8"); wsrpc.CodeOf(err) != wsrpc.CodeAlreadyExists {
+		t.Errorf("ada joining from another tab once the held session ended: %v; want already_exists", err)
+	}
+	say(t, ada, "still here")
+	if saw := presence(t, bob, "still here"); len(saw) != 0 {
+		t.Errorf("Bob saw %q once the held session ended, want nothing", saw)
+	}
+
+	if _, err := joinWith(t, ctx, url, "r", "Eve", strings.Repeat("x", MaxTokenLen+1)); wsrpc.CodeOf(err) != wsrpc.CodeInvalidArgument {
+		t.Errorf("a join with a token of %d bytes: %v; want invalid_argument", MaxTokenLen+1, err)
+	}
+	if _, err := joinWith(t, ctx, url, "r", "Eve", strings.Repeat("x", MaxTokenLen)); err != nil {
+		t.Errorf("a join with a token of %d bytes: %v; want a welcome", MaxTokenLen, err)
+	}
+}
+
+// TestRejoinChain: sessions of one client that replace each other in
+// quick succession, some before they were welcomed, end the same way:
+// the last one stays, every other ends as replaced, and the room sees
+// each session that announced a join leave before the next one joins.
+func TestRejoinChain(t *testing.T) {
+	s, url := startService(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const token = "tab-9"
+	first, err := joinWith(t, ctx, url, "r", "Ada", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	say(t, first, "first") // Ada's join is out: Bob joins after it
+	bob := join(t, ctx, url, "r", "Bob")
+
+	// Names alike, so that Bob can tell the sessions apart.
+	names := []string{"ADA", "ada", "aDa", "adA", "AdA", "aDA"}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		welcomed = make(map[string]*session)
+	)
+	for _, name := range names {
+		wg.Go(func() {
+			st, err := joinWith(t, ctx, url, "r", name, token)
+			if err != nil {
+				if !replacedEnd(err) {
+					t.Errorf("%s rejoining: %v; want a welcome, or aborted as replaced", name, err)
+				}
+				return
+			}
+			mu.Lock()
+			welcomed[name] = st
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	waitReplaced(t, first)
+	// Every welcomed session but one ends as replaced.
+	type end struct {
+		name string
+		err  error
+	}
+	ended := make(chan end, len(names))
+	for name, st := range welcomed {
+		go func() {
+			for {
+				if _, err := st.Receive(); err != nil {
+					ended <- end{name, err}
+					return
+				}
+			}
+		}()
+	}
+	for range len(welcomed) - 1 {
+		select {
+		case e := <-ended:
+			if !replacedEnd(e.err) {
+				t.Errorf("%s ended with %v; want aborted as replaced", e.name, e.err)
+			}
+			delete(welcomed, e.name)
+		case <-ctx.Done():
+			t.Fatalf("sessions still open: %d, want 1", len(welcomed))
+		}
+	}
+	var last string
+	for name := range welcomed {
+		last = name
+	}
+	// The last one's message comes after its join.
+	if err := welcomed[last].Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: "mark"}}); err != nil {
+		t.Fatal(err)
+	}
+	saw := presence(t, bob, "mark")
+	// "Ada left", then pairs "X joined", "X left", then "last joined".
+	ok := len(saw)%2 == 0 && len(saw) >= 2 && saw[0] == "Ada left" && saw[len(saw)-1] == last+" joined"
+	joins := make(map[string]int)
+	for i := 1; ok && i < len(saw); i += 2 {
+		name, isJoin := strings.CutSuffix(saw[i], " joined")
+		joins[name]++
+		ok = isJoin && joins[name] == 1 && (i == len(saw)-1 || saw[i+1] == name+" left")
+	}
+	if !ok {
+		t.Errorf("Bob saw %q; want Ada leave, then each session join and leave in turn, the last (%s) join", saw, last)
+	}
+	waitUsers(t, s, "r", 2)
 }

@@ -46,6 +46,7 @@ const (
 	DefaultRoom    = "lobby"
 	MaxNameLen     = 32   // runes in a member's name
 	MaxTextLen     = 1000 // runes in one message
+	MaxTokenLen    = 128  // bytes in a join's client token
 	MaxRooms       = 256  // rooms one node serves
 	DefaultHistory = 500  // events kept per room for replay
 	// DefaultRoomIdle is how long a room no one uses (no member, no
@@ -122,10 +123,24 @@ type room struct {
 	users int         // Chat sessions and Watch streams in the room
 	idle  *time.Timer // runs expire once users has been 0 for roomIdle; nil while used
 	gen   uint64      // counts idle timers: a stale one finds a newer gen and does nothing
-	// members are the names of the room's members on this node, each
-	// from its join until its departure is published: no two of them
-	// are equal ignoring case (see Service.claim).
-	members map[string]struct{}
+	// members are the room's members on this node by name, each from
+	// its join until its departure is published or a newer session of
+	// its client replaces it: no two names are alike (see Service.claim).
+	members map[string]*member
+}
+
+// member is one Chat session's claim on its name in a room.
+//
+// Concurrency: its fields are set before it is shared; gone is closed
+// once, by its session.
+type member struct {
+	name  string
+	token string             // the join's client token; "" for none, never replaced
+	end   context.CancelFunc // ends the session as replaced; only cancels, so callable under Service.mu
+	// gone is closed once the session's departure, if it announced a
+	// join, is published: a session that replaces it announces its own
+	// join after that.
+	gone chan struct{}
 }
 
 // New returns a service whose rooms are topics on h.
@@ -252,33 +267,50 @@ func (s *Service) release(r *room) {
 	r.idle = time.AfterFunc(s.roomIdle, func() { s.expire(r, gen) })
 }
 
-// claim records name among r's members until unclaim, or refuses it with
+// claim records m among r's members until unclaim, or refuses it with
 // CodeAlreadyExists when a member of r has a name that shows alike (see
 // sameName): the page tells its own messages from others' by name, and
 // "Ada" beside "ada" or "Ada\u200d" could not be told apart by a reader
 // either. Members are known per node:
 // over a shared broker, a member of another node may have the name.
-func (s *Service) claim(r *room, name string) error {
+//
+// A member who joined with m's client token (not empty) is an earlier
+// session of m's client, which the server holds until its keepalive
+// gives up on it (within a minute by default) when the network dropped
+// or the tab was reloaded meanwhile: m takes its place at once, the
+// earlier session is ended, and claim returns it.
+func (s *Service) claim(r *room, m *member) (prev *member, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for m := range r.members {
-		if sameName(m, name) {
-			return wsrpc.Errorf(wsrpc.CodeAlreadyExists, "name taken in this room")
+	for _, o := range r.members {
+		if !sameName(o.name, m.name) {
+			continue
 		}
+		if m.token == "" || o.token != m.token {
+			return nil, wsrpc.Errorf(wsrpc.CodeAlreadyExists, "name taken in this room")
+		}
+		prev = o // the only one: no two members' names are alike
 	}
 	if r.members == nil {
-		r.members = make(map[string]struct{})
+		r.members = make(map[string]*member)
 	}
-	r.members[name] = struct{}{}
-	return nil
+	if prev != nil {
+		delete(r.members, prev.name)
+		prev.end()
+	}
+	r.members[m.name] = m
+	return prev, nil
 }
 
-// unclaim frees a name claim recorded, once the member's departure is
-// published: someone who joins under it later comes after it in the room.
-func (s *Service) unclaim(r *room, name string) {
+// unclaim frees the name m claimed, once its departure is published:
+// someone who joins under it later comes after it in the room. A member
+// that was replaced holds no name any more: its successor keeps its own.
+func (s *Service) unclaim(r *room, m *member) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(r.members, name)
+	if r.members[m.name] == m {
+		delete(r.members, m.name)
+	}
 }
 
 // expire releases r if it is still unused since the idle timer of
@@ -310,11 +342,19 @@ func (s *Service) publish(r *room, ev *chatv1.WatchResponse) {
 	}
 }
 
+// replacedReason ends a session that a newer one of its client replaced
+// (see Service.claim), with CodeAborted, which neither the page nor
+// wsrpc.WithReconnect retries: if the newer session is not this
+// connection's own page's (a duplicated tab shares its token), the page
+// shows the reason and stays out rather than taking the name back.
+const replacedReason = "replaced by a newer connection of the same client"
+
 // Chat is one member's session: a join, then text until the client is
 // done. The member receives the room's activity, its own included; once
 // the client has ended its side, up to its own departure (for at most
 // leaveFlush), then the session ends. A join under the name of a member
-// of the room, ignoring case, is refused with CodeAlreadyExists.
+// of the room, ignoring case, is refused with CodeAlreadyExists, unless
+// that member joined with the same client token: see claim.
 func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequest, chatv1.ChatResponse]) error {
 	s.mu.Lock()
 	if s.closed {
@@ -343,15 +383,53 @@ func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequ
 	if err != nil {
 		return err
 	}
+	if len(join.GetClientToken()) > MaxTokenLen {
+		return wsrpc.Errorf(wsrpc.CodeInvalidArgument, "a client token has at most %d bytes", MaxTokenLen)
+	}
 	r, err := s.room(join.GetRoom())
 	if err != nil {
 		return err
 	}
 	defer s.release(r) // after the departure is published (defers below)
-	if err := s.claim(r, name); err != nil {
+	replaced, end := context.WithCancel(context.Background())
+	defer end()
+	me := &member{name: name, token: join.GetClientToken(), end: end, gone: make(chan struct{})}
+	prev, err := s.claim(r, me)
+	if err != nil {
 		return err
 	}
-	defer s.unclaim(r, name) // after the departure too
+	defer s.unclaim(r, me) // after the departure too
+
+	// depart publishes the member's departure if its join was published,
+	// and closes me.gone; once. A session that ends before its join
+	// closes me.gone after prev's: its successor's join comes after
+	// prev's departure too.
+	var (
+		own    atomic.Pointer[chatv1.Left] // the departure: see sent below
+		joined bool                        // set before depart may run on another goroutine
+	)
+	depart := sync.OnceFunc(func() {
+		if joined {
+			left := &chatv1.Left{Room: r.name, Name: name, Time: timestamppb.Now()}
+			own.Store(left)
+			s.publish(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_Left{Left: left}})
+		} else if prev != nil {
+			<-prev.gone
+		}
+		close(me.gone)
+	})
+	defer depart() // however the session ends before its join
+	if prev != nil {
+		// The room sees the rejoin as a departure, then a join. A session
+		// replaced in turn meanwhile announces neither.
+		select {
+		case <-prev.gone:
+		case <-replaced.Done():
+			return wsrpc.Errorf(wsrpc.CodeAborted, replacedReason)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	welcome := &chatv1.Welcome{Room: r.name, Name: name, Node: s.hub.NodeID()}
 	if err := st.Send(&chatv1.ChatResponse{Event: &chatv1.ChatResponse_Welcome{Welcome: welcome}}); err != nil {
 		return err
@@ -361,7 +439,6 @@ func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequ
 	// is safe alongside this goroutine's Receive. It closes sent once it
 	// has sent the member's own departure, own (set before it is
 	// published): a function subscriber receives a copy, equal to it.
-	var own atomic.Pointer[chatv1.Left]
 	sent := make(chan struct{})
 	sub, err := r.topic.SubscribeFunc(func(ev *chatv1.WatchResponse) error {
 		if err := st.Send(toChat(ev)); err != nil {
@@ -398,11 +475,10 @@ func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequ
 	s.publish(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_Joined{Joined: &chatv1.Joined{
 		Room: r.name, Name: name, Time: timestamppb.Now(),
 	}}})
+	joined = true
 	ended := false // the member ended its side of the stream
 	defer func() {
-		left := &chatv1.Left{Room: r.name, Name: name, Time: timestamppb.Now()}
-		own.Store(left)
-		s.publish(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_Left{Left: left}})
+		depart()
 		if ended {
 			// Closing the subscription drops what is queued for the
 			// member, its own last messages included. Its departure is
@@ -422,6 +498,14 @@ func (s *Service) Chat(ctx context.Context, st *wsrpc.BidiStream[chatv1.ChatRequ
 		sub.Close()
 		watch.Wait()
 	}()
+	// A replaced session departs at once: the loop below ends only once
+	// the client answers the close, which one that vanished (the usual
+	// reason to rejoin) never does, and the successor would wait out the
+	// close timeout for the departure.
+	defer context.AfterFunc(replaced, func() {
+		depart()
+		st.Close(wsrpc.CodeAborted, replacedReason)
+	})()
 
 	for req, err := range st.All() {
 		if err != nil {

@@ -11,6 +11,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,11 @@ type config struct {
 	Name  string
 	Room  string
 	Codec string // "msgpack" or "proto"
+	// Token is the client token sent with the join: main draws one per
+	// process, so that a join of this process under its name replaces
+	// its own earlier session the server may still hold, and nobody
+	// else's. Empty for none.
+	Token string
 }
 
 func main() {
@@ -43,6 +49,7 @@ func main() {
 	flag.StringVar(&cfg.Room, "room", "lobby", "the `room` to join")
 	flag.StringVar(&cfg.Codec, "codec", codec.NameMsgpack, "wire `codec`: msgpack or proto")
 	flag.Parse()
+	cfg.Token = rand.Text()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Ctrl-C is a way to leave: the session then ends with the signal's
@@ -72,7 +79,7 @@ func run(ctx context.Context, cfg config, in io.Reader, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Room: cfg.Room, Name: cfg.Name}}}); err != nil {
+	if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Join{Join: &chatv1.Join{Room: cfg.Room, Name: cfg.Name, ClientToken: cfg.Token}}}); err != nil {
 		return err
 	}
 	first, err := st.Receive()

@@ -233,3 +233,40 @@ func TestFormatMultilineMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestClientToken: a run joins with its config's client token, so that a
+// later join with the same token under the same name replaces the
+// earlier session, which ends with aborted, while a run with another
+// token is refused as ever.
+func TestClientToken(t *testing.T) {
+	url := startServer(t)
+	start := func(token string, out io.Writer) (*io.PipeWriter, chan error) {
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			done <- run(ctx, config{URL: url, Name: "ada", Room: "lobby", Codec: "proto", Token: token}, pr, out)
+		}()
+		t.Cleanup(func() { cancel(); pw.Close() })
+		return pw, done
+	}
+	first := &output{}
+	_, firstDone := start("process-1", first)
+	first.wait(t, "the first run", "* ada joined")
+	if _, done := start("process-2", io.Discard); wsrpc.CodeOf(<-done) != wsrpc.CodeAlreadyExists {
+		t.Error("a run with another token was not refused with already_exists")
+	}
+	second := &output{}
+	in, _ := start("process-1", second)
+	second.wait(t, "the second run", "joined #lobby as ada")
+	select {
+	case err := <-firstDone:
+		if wsrpc.CodeOf(err) != wsrpc.CodeAborted {
+			t.Errorf("the replaced run returned %v, want aborted", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replaced run did not return")
+	}
+	io.WriteString(in, "still here\n")
+	second.wait(t, "the second run", "<ada> still here")
+}

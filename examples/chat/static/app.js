@@ -63,20 +63,38 @@ function backoff(min, max) {
   };
 }
 
+// clientToken is this tab's: drawn once and kept in sessionStorage, so
+// that a reload of the tab keeps it, and sent with every join. After a
+// network drop or a reload the server may still hold the tab's earlier
+// session, and its name, until its keepalive gives up on it (within a
+// minute); a join with the same token under that name replaces it at
+// once rather than being refused as "name taken" (the room sees that
+// session leave and this one join). Other tabs have tokens of their
+// own. crypto.getRandomValues rather than randomUUID, which exists only
+// in secure contexts: the demo is also opened over plain http from
+// other machines (a phone on the LAN).
+const clientToken = (() => {
+  const key = "chat.clientToken";
+  try {
+    const t = sessionStorage.getItem(key);
+    if (t) return t;
+  } catch { /* storage disabled: a token for this page's life */ }
+  const t = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  try { sessionStorage.setItem(key, t); } catch { /* as above */ }
+  return t;
+})();
+
 // A joined session whose socket closes with one of these codes joins its
 // room again under the same name, as a Go client with wsrpc.WithReconnect
 // does: 1001 (the server is shutting down), 1006 (the connection was
 // lost, or an attempt found the server still down), 1012 and 1013
 // (restarting, try again later: a proxy's) and 4014 (unavailable: the
 // member fell behind the room). Other codes are the server's answer and
-// end the session, such as 4006 (already_exists: the name is taken) to a
-// first join. To a rejoin, 4006 is retried too, within the same attempts:
-// after a network drop the name is most likely our own lost session's,
-// which the server holds until its keepalive gives up on it and then
-// drops (the demo's: a ping every 30 s, 30 s for its pong, so within a
-// minute; the 10 attempts span 90 s at least).
+// end the session, such as 4006 (already_exists: the name is taken,
+// which with the tab's token is another client's) and 4010 (aborted: a
+// newer session with the tab's token took its place, from a duplicate
+// of this tab, which shares its sessionStorage).
 const rejoinCodes = new Set([1001, 1006, 1012, 1013, 4014]);
-const nameTaken = 4006;
 const maxRejoins = 10; // attempts in a row, after 1 s doubling up to 30 s
 const rejoinDelay = backoff(1000, 30000);
 let session = null; // {room, name} once welcomed: what a lost session rejoins
@@ -87,15 +105,14 @@ function join(name, room) {
   const sock = new WebSocket(url, "wsrpc.json");
   ws = sock;
   setStatus(session ? "reconnecting…" : "connecting", false);
-  sock.onopen = () => sock.send(JSON.stringify({ join: { room, name } }));
+  sock.onopen = () => sock.send(JSON.stringify({ join: { room, name, clientToken } }));
   sock.onmessage = (e) => onChat(JSON.parse(e.data));
   sock.onclose = (e) => {
     if (ws !== sock) return; // let go of by Leave
     ws = null;
     // session is set only once welcomed: a socket closing with it set is
     // the joined session or an attempt to rejoin it, never a first join.
-    const retry = rejoinCodes.has(e.code) || e.code === nameTaken;
-    if (session && retry && rejoins < maxRejoins) {
+    if (session && rejoinCodes.has(e.code) && rejoins < maxRejoins) {
       rejoins++;
       setStatus("reconnecting…", false);
       // Each wait is drawn from [d/2, d], so that the pages a restart

@@ -115,7 +115,15 @@ type Join struct {
 	// '_'. Empty means "lobby".
 	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
 	// name is the member's display name: 1 to 32 characters.
-	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// client_token is a random token the client draws once (a page per tab,
+	// the Go client per process) and sends with every join, up to 128
+	// bytes; empty for none. A join under the name of a member of the room
+	// who joined with the same token is that client coming back (its
+	// network dropped, its tab reloaded) before the server noticed its old
+	// session was gone: the old session is replaced. The server never
+	// shows it to anyone, so only its client can take its name over.
+	ClientToken   string `protobuf:"bytes,3,opt,name=client_token,json=clientToken,proto3" json:"client_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -160,6 +168,13 @@ func (x *Join) GetRoom() string {
 func (x *Join) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *Join) GetClientToken() string {
+	if x != nil {
+		return x.ClientToken
 	}
 	return ""
 }
@@ -688,10 +703,11 @@ const file_examples_chat_v1_chat_proto_rawDesc = "" +
 	"\vChatRequest\x12,\n" +
 	"\x04join\x18\x01 \x01(\v2\x16.examples.chat.v1.JoinH\x00R\x04join\x12\x14\n" +
 	"\x04text\x18\x02 \x01(\tH\x00R\x04textB\x06\n" +
-	"\x04kind\".\n" +
+	"\x04kind\"Q\n" +
 	"\x04Join\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\xe7\x01\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
+	"\fclient_token\x18\x03 \x01(\tR\vclientToken\"\xe7\x01\n" +
 	"\fChatResponse\x125\n" +
 	"\awelcome\x18\x01 \x01(\v2\x19.examples.chat.v1.WelcomeH\x00R\awelcome\x122\n" +
 	"\x06joined\x18\x02 \x01(\v2\x18.examples.chat.v1.JoinedH\x00R\x06joined\x12,\n" +

@@ -45,7 +45,12 @@ type ChatServiceClient interface {
 	// Chat is one member's session. The first request must be a join; every
 	// later one is a line of text for the room. The server answers the join
 	// with a welcome, then sends everything that happens in the room until
-	// the client is done.
+	// the client is done. A join under the name of a member of the room is
+	// refused (already_exists), unless that member joined with the same
+	// client_token: then its session is ended (aborted, "replaced by a
+	// newer connection of the same client") and the new one takes its
+	// place, which the room sees as that member leaving and the new one
+	// joining.
 	Chat(ctx context.Context) (*wsrpc.BidiStreamForClient[v1.ChatRequest, v1.ChatResponse], error)
 	// Watch streams a room's activity as Server-Sent Events ("joined",
 	// "left" and "message" events), starting with recent history. A client
@@ -94,7 +99,12 @@ type ChatServiceHandler interface {
 	// Chat is one member's session. The first request must be a join; every
 	// later one is a line of text for the room. The server answers the join
 	// with a welcome, then sends everything that happens in the room until
-	// the client is done.
+	// the client is done. A join under the name of a member of the room is
+	// refused (already_exists), unless that member joined with the same
+	// client_token: then its session is ended (aborted, "replaced by a
+	// newer connection of the same client") and the new one takes its
+	// place, which the room sees as that member leaving and the new one
+	// joining.
 	Chat(context.Context, *wsrpc.BidiStream[v1.ChatRequest, v1.ChatResponse]) error
 	// Watch streams a room's activity as Server-Sent Events ("joined",
 	// "left" and "message" events), starting with recent history. A client
