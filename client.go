@@ -997,11 +997,12 @@ func (t *capture) roundTrip(r *http.Request) (*http.Response, error) {
 // status's, is unavailable or deadline_exceeded (an attempt that timed
 // out), where the session alone would retry 502, 503 and 504 whatever
 // Wsrpc-Code says, and no other status. An interceptor's refusal
-// (refused, answered by refusalResponse) is retried only when its code
-// is unavailable.
+// (refused, answered by refusalResponse) is retried by the same rule on
+// its code: its deadline_exceeded is an attempt that timed out, as a
+// WebSocket interceptor's is (timedOut).
 func (t *capture) retryRefusal(se *sse.StatusError) bool {
 	if t.refused != nil {
-		return t.refused.code.onWire() == CodeUnavailable
+		return codeRetried(t.refused.code.onWire())
 	}
 	return refusalRetried(se.Header, se.StatusCode)
 }
@@ -1013,8 +1014,12 @@ func refusalRetried(h http.Header, status int) bool {
 	if !ok {
 		code = CodeFromHTTPStatus(status)
 	}
-	return code == CodeUnavailable || code == CodeDeadlineExceeded
+	return codeRetried(code)
 }
+
+// codeRetried reports whether a reconnection refused with code is
+// retried: unavailable, or deadline_exceeded (the attempt timed out).
+func codeRetried(code Code) bool { return code == CodeUnavailable || code == CodeDeadlineExceeded }
 
 // refusal translates an error of the sse client: a refused request (the
 // first or a reconnection) is built from its *sse.StatusError like a
@@ -1404,16 +1409,14 @@ func answeredBy(resp *http.Response, fallback string) string {
 
 // refusalResponse is the answer for the sse client with which redial
 // refuses a reconnection with e, as a wsrpc server refuses a request
-// (writeHTTPError), except for the status of a code other than
-// unavailable that maps to 502, 503 or 504 (deadline_exceeded's 504):
-// 500, since of an interceptor's refusals only unavailable is retried
-// (retryRefusal), and the status the session's OnReconnect reads says
-// so. refusal returns e itself, so the status is only what the session
-// reads.
+// (writeHTTPError), except for the status of a code that is not retried
+// (retryRefusal) but maps to 502, 503 or 504: 500, so that the status
+// the session's OnReconnect reads says it is not. refusal returns e
+// itself, so the status is only what the session reads.
 func refusalResponse(r *http.Request, e *Error) *http.Response {
 	code := e.code.onWire()
 	status := code.HTTPStatus()
-	if code != CodeUnavailable && sse.RetriedStatus(status) {
+	if !codeRetried(code) && sse.RetriedStatus(status) {
 		status = http.StatusInternalServerError
 	}
 	h := http.Header{}

@@ -266,14 +266,14 @@ func TestSSEReconnectInterceptorRefuses(t *testing.T) {
 			retries: []string{"500"},
 		},
 		{
-			// deadline_exceeded is 504 on the wire, which the session
-			// retries on a reconnection: it is read as a refusal that
-			// is not (500), with the interceptor's code and error.
-			name:   "deadline exceeded",
+			// An interceptor's deadline_exceeded is an attempt that
+			// timed out: retried, as a WebSocket interceptor's is.
+			name:   "deadline exceeded once",
 			refuse: func(a int64) (string, error) { return map[bool]string{true: "before"}[a == 2], late },
-			last:   3, ticks: []int64{11, 12}, end: late, attempts: 2, served: []string{"1"},
-			hooks:   []string{"connect 1 X-Attempt=1", "close 1 X-Attempt=1 1006 unavailable"},
-			retries: []string{"500"},
+			last:   2, ticks: []int64{11, 12, 21, 22}, end: io.EOF, attempts: 3, served: []string{"1", "3"},
+			hooks: []string{"connect 1 X-Attempt=1", "close 1 X-Attempt=1 1006 unavailable",
+				"connect 3 X-Attempt=3", "close 3 X-Attempt=3 1000 nil"},
+			retries: []string{"504", "ok"},
 		},
 		{
 			name:   "unavailable once",
