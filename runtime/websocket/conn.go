@@ -155,31 +155,33 @@ type Conn struct {
 	// connection is closed, never cleared): a reader that finds the
 	// connection closed still takes readSem to return them.
 	closeKept atomic.Bool
+	// readWaiting: a reader waits in a socket read for input, so a pong
+	// that came would have been read (keepalive, unreadProvesAlive).
+	readWaiting atomic.Bool
 
 	// Write side.
-	msgSem   chan struct{} // held for a whole data message (lockMessage)
-	frameMu  sync.Mutex    // held for one frame or one flush
-	wbuf     *[]byte       // pooled; frames waiting to be flushed
-	wlen     int
-	writers  atomic.Int32 // writers waiting for or holding msgSem
-	wdead    time.Time    // last write deadline set
-	writeErr error        // sticky, under frameMu
-	msgw     *msgWriters  // Writer and extension state; on first use, under msgSem
-	writeCtx *ctxWatch    // allocated for the first context that can be done
-	tx       *writeSpare  // writev of large frames; on first use, under frameMu
-
+	msgSem  chan struct{} // held for a whole data message (lockMessage)
+	frameMu sync.Mutex    // held for one frame or one flush
+	wbuf    *[]byte       // pooled; frames waiting to be flushed
+	wlen    int
+	writers atomic.Int32 // writers waiting for or holding msgSem
 	// Our close frame is written (message mode), under frameMu: RFC 6455
 	// §5.5.1, no data frame may follow it, even while Close still waits
 	// for the peer's.
 	closeFrameSent bool
+	wdead          time.Time   // last write deadline set
+	writeErr       error       // sticky, under frameMu
+	msgw           *msgWriters // Writer and extension state; on first use, under msgSem
+	writeCtx       *ctxWatch   // allocated for the first context that can be done
+	tx             *writeSpare // writev of large frames; on first use, under frameMu
 
 	// Replies to pipelined input (see deferFlush): the reader publishes
 	// whether input is still buffered and counts its reads; a writer that
 	// finishes while input is buffered leaves its frames for the next
 	// reply's system call. flushPending says frames wait that way.
 	inputBuffered atomic.Bool
-	reads         atomic.Uint64
 	flushPending  atomic.Bool
+	reads         atomic.Uint64
 	deferReads    uint64      // reads at the last Write's end, under frameMu
 	flushTimer    *time.Timer // flushes what waits too long, under frameMu
 	// flushTimer is set and has not fired yet, under frameMu. Kept apart
@@ -202,20 +204,17 @@ type Conn struct {
 
 	// Closing.
 	closeMu    sync.Mutex
-	closeSent  bool
 	closeWrote chan struct{} // closed once the close frame of whoever set closeSent is written or failed (gotClose)
 	peerClose  *CloseError
 	closeRcvd  chan struct{} // closed when the peer's close frame arrived; made by peerClosed
 	closed     chan struct{} // closed when the connection is closed (its socket may linger: lingerClose)
 	closeOnce  sync.Once
+	closeSent  bool // a close frame is on its way (see closeWrote), under closeMu
 	closeCause error
 	afterClose *afterClose // AfterClose's registrations, a list; under closeMu
 
 	// The Poller serving this connection's reads, if any.
 	poll atomic.Pointer[pollEntry]
-	// readWaiting: a reader waits in a socket read for input, so a pong
-	// that came would have been read (keepalive, unreadProvesAlive).
-	readWaiting atomic.Bool
 }
 
 // readSpare is reader state most connections never need, allocated on
