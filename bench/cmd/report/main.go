@@ -142,11 +142,11 @@ func writePaired(w io.Writer, runs map[string]map[string][]run) {
 		return
 	}
 	fmt.Fprintf(w, "\nRound by round: the median of the rounds' ratios (quartiles), each ratio of two servers' turns in one round:\n\n")
+	head, rule := fmt.Sprintf("| scenario | wsrpc ÷ best peer | wsrpc ÷ tcp | %s ÷ tcp (A/A) |", twin), "|---|---:|---:|---:|"
 	if busy {
-		fmt.Fprintf(w, "| scenario | wsrpc ÷ best peer | wsrpc ÷ tcp | %s ÷ tcp (A/A) | %s ÷ best peer |\n|---|---:|---:|---:|---:|\n", twin, busyLib)
-	} else {
-		fmt.Fprintf(w, "| scenario | wsrpc ÷ best peer | wsrpc ÷ tcp | %s ÷ tcp (A/A) |\n|---|---:|---:|---:|\n", twin)
+		head, rule = head+" "+busyLib+" ÷ best peer |", rule+"---:|"
 	}
+	fmt.Fprintf(w, "%s\n%s\n", head, rule)
 	for _, r := range rows {
 		fmt.Fprintln(w, r)
 	}

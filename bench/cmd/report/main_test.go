@@ -45,8 +45,24 @@ func TestWritePaired(t *testing.T) {
 	}
 	var sb strings.Builder
 	writePaired(&sb, runs)
-	want := "| req/resp 64 conns 16 B | 1.10 (1.10–1.10) gws | 1.10 (1.10–1.10) | 1.00 (1.00–1.00) |"
-	if !strings.Contains(sb.String(), want) {
+	want := "| req/resp 64 conns 16 B | 1.10 (1.10–1.10) gws | 1.10 (1.10–1.10) | 1.00 (1.00–1.00) |\n"
+	if !strings.Contains(sb.String(), want) || strings.Contains(sb.String(), busyLib) {
 		t.Fatalf("writePaired wrote\n%s\nwant a row\n%s", sb.String(), want)
+	}
+
+	// With wsrpc-busy in the run, a column of its own, against the
+	// best peer of the judged servers (it is never one).
+	for r, speed := range []float64{1, 3, 2, 1.5} {
+		runs["rr-64-16"][busyLib] = append(runs["rr-64-16"][busyLib], run{round: r, value: 130 * speed})
+	}
+	sb.Reset()
+	writePaired(&sb, runs)
+	for _, want := range []string{
+		"| scenario | wsrpc ÷ best peer | wsrpc ÷ tcp | tcp-twin ÷ tcp (A/A) | wsrpc-busy ÷ best peer |\n|---|---:|---:|---:|---:|\n",
+		"| req/resp 64 conns 16 B | 1.10 (1.10–1.10) gws | 1.10 (1.10–1.10) | 1.00 (1.00–1.00) | 1.30 (1.30–1.30) gws |\n",
+	} {
+		if !strings.Contains(sb.String(), want) {
+			t.Fatalf("writePaired wrote\n%s\nwant\n%s", sb.String(), want)
+		}
 	}
 }
