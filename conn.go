@@ -737,14 +737,16 @@ func (c *wsConn) watchCall(ctx context.Context) {
 }
 
 // watchSession is watchCall's server side: when ctx, the session's
-// context (ended by a deadline a handshake interceptor set, by an
-// interceptor's context.WithCancelCause, or by the server's base
-// context), ends, the connection closes and a close frame goes out. The
-// code and reason are those of the context's cause when it is an *Error
-// (sessionCause), as if the handler had returned it: an interceptor that
-// cancels a revoked tenant's sessions with permission_denied gets 4007,
-// a server whose base context ends with unavailable 4014, which
-// WithReconnect retries. Otherwise they are the context's: 4004 for a
+// context (ended by the client's deadline, by a deadline a handshake
+// interceptor set, by an interceptor's context.WithCancelCause, or by
+// the server's base context: r.Context()'s, which a detached session
+// follows only until the upgrade, see serveWebSocket), ends, the
+// connection closes and a close frame goes out. The code and reason are
+// those of the context's cause when it is an *Error (sessionCause), as
+// if the handler had returned it: an interceptor that cancels a revoked
+// tenant's sessions with permission_denied gets 4007, a server whose
+// base context ends with unavailable 4014, which WithReconnect retries.
+// Otherwise they are the context's: 4004 for a
 // deadline, 4001 (canceled) for anything else. Reads and writes use
 // ioCtx, which ctx does not end: were they to use it, the runtime would
 // drop the TCP connection under a read in progress (a bidi handler's

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -98,7 +100,8 @@ func requestTimeout(r *http.Request) (d time.Duration, has bool, err *Error) {
 	return time.Duration(ms) * time.Millisecond, true, nil
 }
 
-// withRequestTimeout returns r's context bounded by the client's
+// withRequestTimeout returns parent (r's context, or a WebSocket
+// session's root: see serveWebSocket) bounded by the client's
 // TimeoutHeader, if it sent one, and the cancel that releases its timer
 // (a no-op without one), or the refusal of a malformed value. The server
 // counts from the request's arrival, so its deadline passes a few round
@@ -112,20 +115,21 @@ func requestTimeout(r *http.Request) (d time.Duration, has bool, err *Error) {
 // the response without an event and the client reconnects — a client
 // with no deadline of its own, sending the header again each time,
 // would run the handler again every time it passed.
-func withRequestTimeout(r *http.Request) (context.Context, context.CancelFunc, *Error) {
+func withRequestTimeout(parent context.Context, r *http.Request) (context.Context, context.CancelFunc, *Error) {
 	d, has, err := requestTimeout(r)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !has {
-		return r.Context(), func() {}, nil
+		return parent, func() {}, nil
 	}
-	ctx, cancel := context.WithTimeoutCause(r.Context(), d, Errorf(CodeDeadlineExceeded, "the client's deadline passed (%s: %d)", TimeoutHeader, d.Milliseconds()))
+	ctx, cancel := context.WithTimeoutCause(parent, d, Errorf(CodeDeadlineExceeded, "the client's deadline passed (%s: %d)", TimeoutHeader, d.Milliseconds()))
 	return ctx, cancel, nil
 }
 
 // errPanicked ends a session whose handler (or interceptor, or hook)
-// panicked. The panic value stays on the server, in net/http's log.
+// panicked. The panic value stays on the server, in net/http's log (or,
+// on a detached session's goroutine, the Handler's: see logPanic).
 var errPanicked = &Error{code: CodeInternal, msg: "handler panicked"}
 
 // Handler serves one method. It is an http.Handler; the generated
@@ -136,13 +140,17 @@ var errPanicked = &Error{code: CodeInternal, msg: "handler panicked"}
 // an error with CodeInternal would (close code 4013, or a "wsrpc.error"
 // event, with the message "handler panicked", never the panic value), and
 // OnClose runs; then the panic goes on to net/http, which logs it with
-// its stack. A handshake interceptor that panics after next ends the call
+// its stack (with WithDetachedSessions, a WebSocket session's panic is
+// logged by the Handler instead, the same way). A handshake interceptor
+// that panics after next ends the call
 // the same way, but the session had not begun: neither OnConnect nor
 // OnClose runs for it; one that panics before next is answered 500 with
 // CodeInternal. net/http alone would leave a hijacked connection open,
 // cut an SSE response, and answer nothing to a request whose handler
 // panicked, all of which clients would reconnect to, into the panic.
-// The handler function runs on the request's goroutine.
+// The handler function runs on the request's goroutine, within
+// ServeHTTP; with WithDetachedSessions a WebSocket one runs on a
+// goroutine of the session's own, after ServeHTTP has returned.
 //
 // Concurrency: a Handler is immutable after construction and serves any
 // number of requests at once.
@@ -293,24 +301,48 @@ func newHandler(spec Spec, opts []Option) *Handler {
 // Spec returns the method's description.
 func (h *Handler) Spec() Spec { return h.spec }
 
-// ServeHTTP serves one call.
+// ServeHTTP serves one call. The session runs within it, unless the
+// Handler was made WithDetachedSessions and the call is a WebSocket one:
+// its session then runs on a goroutine of its own (wsSession.detached),
+// and ServeHTTP returns once the handshake is done.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.setup != nil {
 		writeHTTPError(w, NewError(CodeInternal, h.setup))
 		return
 	}
-	if t := h.cfg.tracker; t != nil {
+	t := h.cfg.tracker
+	if t != nil {
 		if !t.enter() {
 			writeHTTPError(w, Errorf(CodeUnavailable, "%s", ShutdownReason))
 			return
 		}
-		defer t.leave()
+	}
+	// detached: the session's goroutine leaves the tracker instead, when
+	// the session ends, so that Shutdown still waits for it.
+	detached := false
+	if t != nil {
+		defer func() {
+			if !detached {
+				t.leave()
+			}
+		}()
 	}
 	if h.spec.Transport == TransportSSE {
 		h.serveSSE(w, r)
 		return
 	}
-	h.serveWebSocket(w, r)
+	// A value, which stays on this goroutine's stack when the session
+	// runs here: only a detached one's goes to the heap.
+	s, ok := h.serveWebSocket(w, r)
+	switch {
+	case !ok: // no session: the handshake failed
+	case h.cfg.detachSessions:
+		detached = true
+		d := s
+		go d.detached()
+	default:
+		s.serve()
+	}
 }
 
 // negotiate picks the codec: the first subprotocol the client offers that
@@ -351,7 +383,7 @@ func (h *Handler) negotiate(r *http.Request) (c codec.Codec, sub string, err *Er
 	return nil, "", Errorf(CodeInvalidArgument, "no supported subprotocol offered (%s); this endpoint accepts %s", strings.Join(offered, ", "), strings.Join(names, ", "))
 }
 
-func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) (sess wsSession, ok bool) {
 	if !websocket.IsUpgradeRequest(r) {
 		// Before negotiation, which would refuse it as a request with no
 		// subprotocol: Accept, by the same rule, answers 426 Upgrade
@@ -369,7 +401,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			how = "a WebSocket handshake over HTTP/1.1 (WebSocket over HTTP/2, RFC 8441, is not supported)"
 		}
 		writeHTTPStatus(w, rw.status, Errorf(CodeUnimplemented, "%s is served over WebSocket, not as Server-Sent Events: it needs %s", h.spec.Procedure, how))
-		return
+		return sess, false
 	}
 	if r.Method != http.MethodGet {
 		// A handshake with another method than GET (RFC 6455 §4.1) is
@@ -378,23 +410,32 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		// subprotocol or by an interceptor first, as when Accept saw it
 		// only after them.
 		_, _ = websocket.Accept(w, r, &h.accept)
-		return
+		return sess, false
 	}
 	cdc, sub, nerr := h.negotiate(r)
 	if nerr != nil {
 		writeHTTPError(w, nerr)
-		return
+		return sess, false
 	}
+	rctx := r.Context()
+	root, cancelRoot, untie := h.sessionRoot(rctx)
 	// The client's deadline bounds the session as an interceptor's would
-	// (see watchSession); the timer goes with ServeHTTP's return.
-	base, cancelBase, terr := withRequestTimeout(r)
+	// (see watchSession); the timer goes with the session.
+	base, cancelBase, terr := withRequestTimeout(root, r)
 	if terr != nil {
+		untie()
+		cancelRoot(nil)
 		writeHTTPError(w, terr)
-		return
+		return sess, false
 	}
-	defer cancelBase()
+	defer func() {
+		if !ok { // no session: the handshake failed
+			untie()
+			cancelBase()
+			cancelRoot(nil)
+		}
+	}()
 	var ws *websocket.Conn
-	var end func(error) // ends the session, once it has started
 	// written: Accept refused the handshake and wrote the response itself.
 	// A flag, not errors.Is on the chain's error, which an interceptor may
 	// have re-wrapped without %w: a second response would be appended to
@@ -403,7 +444,8 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// net/http recovers a panic but never closes a hijacked connection:
 	// the client would wait forever for a close frame. A panic between
 	// the upgrade and the session (a handshake interceptor's, after
-	// next) closes with internal (4013) here, one in the session below.
+	// next) closes with internal (4013) here, one in the session in
+	// wsSession.session.
 	// One before the upgrade (an interceptor's, before next) is answered
 	// 500 internal (refusePanicked): net/http would cut the connection
 	// unanswered, which the client takes for a lost connection and
@@ -412,9 +454,6 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// buffer when it cuts the connection. Either way the panic then goes
 	// on, for net/http to log.
 	defer func() {
-		if end != nil {
-			return
-		}
 		if p := recover(); p != nil {
 			switch {
 			case ws != nil:
@@ -458,15 +497,128 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		case !written && !errors.Is(err, errResponseWritten):
 			writeHTTPError(w, asError(err))
 		}
-		return
+		return sess, false
 	}
 	if ws == nil {
 		if !written { // else an interceptor dropped Accept's refusal
 			writeHTTPError(w, Errorf(CodeInternal, "a handshake interceptor returned without calling next"))
 		}
+		return sess, false
+	}
+	// The upgrade is done: from here r.Context()'s cancellation, which
+	// comes as ServeHTTP returns, no longer reaches a detached session.
+	// Once Accept has hijacked the connection (net/http's background
+	// read stops then) it could otherwise come only from the server's
+	// base context, which a detached session therefore no longer
+	// follows. One that came during the handshake has ended root
+	// already, and the session ends at once (watchSession).
+	untie()
+	srv, _ := rctx.Value(http.ServerContextKey).(*http.Server)
+	sess = wsSession{
+		h: h, conn: newWSConn(ctx, h.spec, cdc, ws, r.Header, respHeader, h.cfg, r.RemoteAddr),
+		ctx: ctx, cancelBase: cancelBase, cancelRoot: cancelRoot, srv: srv,
+	}
+	return sess, true
+}
+
+// sessionRoot returns the root of a WebSocket session's contexts, which
+// has r.Context()'s values and ends with the session (wsSession.serve),
+// the cancel that ends it, and untie, which stops root from following
+// rctx (r.Context()) once the upgrade is done.
+//
+// Within ServeHTTP, by default, root is rctx itself, and ends with it: a
+// client gone during the handshake, or the server's base context
+// (http.Server.BaseContext) at any time; cancel and untie do nothing. A
+// detached session (WithDetachedSessions) outlives ServeHTTP, at whose
+// return net/http cancels r.Context(), hijacked or not: its root follows
+// rctx, with its cause, only until untie.
+func (h *Handler) sessionRoot(rctx context.Context) (root context.Context, cancel context.CancelCauseFunc, untie func() bool) {
+	if !h.cfg.detachSessions {
+		return rctx, func(error) {}, func() bool { return false }
+	}
+	root, cancel = context.WithCancelCause(context.WithoutCancel(rctx))
+	untie = context.AfterFunc(rctx, func() { cancel(context.Cause(rctx)) })
+	return root, cancel, untie
+}
+
+// wsSession is an upgraded WebSocket call. serve runs it within
+// ServeHTTP; detached, with WithDetachedSessions, on a goroutine of its
+// own after ServeHTTP has returned: net/http's goroutine then ends, and
+// with it what it kept reachable (its conn, response and Request, about
+// 8 KiB with the goroutine's stack, which cannot shrink below that under
+// ServeHTTP's frames), and the session's goroutine starts with a small
+// stack that the runtime can shrink while the session is idle
+// (BenchmarkIdleSession). It holds only what the session needs: nothing
+// of the request but its headers, in conn, and its context's values.
+//
+// Concurrency: serve runs once, on ServeHTTP's goroutine or, detached,
+// on the session's own; the fields are set before it starts and only
+// read after.
+type wsSession struct {
+	h    *Handler
+	conn *wsConn
+	// ctx is the session's context as the handshake chain returned it,
+	// which watchSession watches; cancelBase releases the client's
+	// deadline's timer, cancelRoot the root it descends from.
+	ctx        context.Context
+	cancelBase context.CancelFunc
+	cancelRoot context.CancelCauseFunc
+	srv        *http.Server // the request's server, whose ErrorLog logs a detached session's panic; nil outside one
+}
+
+// serve runs the session, then releases its contexts. A panic in the
+// session, which has ended it with internal (4013) already (see
+// session), goes on: within ServeHTTP, to net/http, which logs it.
+func (s *wsSession) serve() {
+	defer func() {
+		s.cancelBase()
+		s.cancelRoot(nil)
+	}()
+	s.session()
+}
+
+// detached runs serve on the session's own goroutine
+// (WithDetachedSessions), then, last, leaves the tracker, which
+// ServeHTTP left to it, so that Shutdown returns only after all of it. A
+// panic is recovered and logged as net/http logs a handler's, which it
+// would have been on ServeHTTP's goroutine: on this one it would end the
+// process.
+func (s *wsSession) detached() {
+	if t := s.h.cfg.tracker; t != nil {
+		defer t.leave()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			logPanic(s.srv, s.conn.info.RemoteAddr, p)
+		}
+	}()
+	s.serve()
+}
+
+// logPanic logs p, recovered on a detached session's goroutine, as
+// net/http logs a handler's panic: the message and the stack of the
+// panicking goroutine (it runs in the deferred call that recovered p, so
+// the panicking frames are still on the stack), to srv's ErrorLog if it
+// has one, else through the log package; http.ErrAbortHandler, the panic
+// that means "abort quietly", is not logged.
+func logPanic(srv *http.Server, remote string, p any) {
+	if p == http.ErrAbortHandler {
 		return
 	}
-	conn := newWSConn(ctx, h.spec, cdc, ws, r.Header, respHeader, h.cfg, r.RemoteAddr)
+	const size = 64 << 10 // as net/http's
+	buf := make([]byte, size)
+	buf = buf[:runtime.Stack(buf, false)]
+	if srv != nil && srv.ErrorLog != nil {
+		srv.ErrorLog.Printf("http: panic serving %v: %v\n%s", remote, p, buf)
+		return
+	}
+	log.Printf("http: panic serving %v: %v\n%s", remote, p, buf)
+}
+
+// session runs the session: OnConnect, the stream interceptors and the
+// handler, and its end.
+func (s *wsSession) session() {
+	h, conn, ctx := s.h, s.conn, s.ctx
 	defer conn.cancel()
 	if t := h.cfg.tracker; t != nil {
 		t.add(conn)
@@ -478,7 +630,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// The runtime closing the connection on its own (a missed pong) while
 	// nothing reads it ends the session too: see watchLost.
 	stopLost := conn.watchLost()
-	end = func(err error) {
+	end := func(err error) {
 		stopWatch()
 		stopLost()
 		if lw := conn.resetWrite.Load(); lw != nil {
@@ -498,8 +650,8 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// watcher waited for, OnClose run. Deferred after cancel so that it
 	// runs first: cancel would drop the connection under the watcher's
 	// read before the close frame went out. Re-panicking from the
-	// deferred function keeps the panicking frames in the stack net/http
-	// logs.
+	// deferred function keeps the panicking frames in the stack that
+	// net/http, or a detached session's logPanic, logs.
 	defer func() {
 		if p := recover(); p != nil {
 			end(errPanicked)
@@ -572,7 +724,7 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	// As on the WebSocket route: the client's deadline bounds the
 	// session, so this connection, as an interceptor's deadline would.
-	base, cancelBase, terr := withRequestTimeout(r)
+	base, cancelBase, terr := withRequestTimeout(r.Context(), r)
 	if terr != nil {
 		writeHTTPError(w, terr)
 		return

@@ -48,7 +48,7 @@ import (
 // addend), so that what a message leaves behind is counted too.
 
 const (
-	idleServerEnv  = "WSRPC_IDLE_SERVER" // kind,n,msg: run as the server process
+	idleServerEnv  = "WSRPC_IDLE_SERVER" // kind,n,msg (kind may end in detachedSuffix): run as the server process
 	idleClientEnv  = "WSRPC_IDLE_CLIENT" // addr,kind,n,msg: run as the client process
 	idleNEnv       = "WSRPC_IDLE_N"
 	idleMsgEnv     = "WSRPC_IDLE_MSG"
@@ -56,8 +56,12 @@ const (
 )
 
 // idleKinds are the typed session kinds measured, by the generated
-// StreamService method that serves each.
-var idleKinds = []string{"bidi", "server", "client", "sse"}
+// StreamService method that serves each; a WebSocket kind with
+// detachedSuffix is served WithDetachedSessions.
+var idleKinds = []string{"bidi", "bidi" + detachedSuffix, "server", "server" + detachedSuffix,
+	"client", "client" + detachedSuffix, "sse"}
+
+const detachedSuffix = "-detached"
 
 // idleService parks every call until the client leaves, counting the
 // calls in progress.
@@ -167,10 +171,14 @@ type idleServer struct {
 	addr string
 }
 
-func startIdleServer(tb testing.TB) *idleServer {
+func startIdleServer(tb testing.TB, detach bool) *idleServer {
 	tb.Helper()
 	s := &idleServer{svc: &idleService{}}
-	path, h := testingv1wsrpc.NewStreamServiceHandler(s.svc)
+	var opts []wsrpc.Option
+	if detach {
+		opts = append(opts, wsrpc.WithDetachedSessions())
+	}
+	path, h := testingv1wsrpc.NewStreamServiceHandler(s.svc, opts...)
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -206,23 +214,24 @@ func (s *idleServer) waitLive(tb testing.TB, n int64) {
 	}
 }
 
-// run opens n sessions of kind from a child process and measures them.
-func (s *idleServer) run(tb testing.TB, kind string, n, msg int, profile string) idleCost {
+// run opens n sessions of kind from a child process and measures them;
+// name (kind, or kind with detachedSuffix) names the profiles.
+func (s *idleServer) run(tb testing.TB, name, kind string, n, msg int, profile string) idleCost {
 	tb.Helper()
 	// Pools, caches and the code paths' first allocations.
 	warm := s.connect(tb, kind, 4, msg)
 	warm.close(tb)
 	s.waitLive(tb, 0)
 	if profile != "" {
-		writeHeapProfile(tb, filepath.Join(profile, kind+"-before.pprof"))
+		writeHeapProfile(tb, filepath.Join(profile, name+"-before.pprof"))
 	}
 	before := takeIdleSample()
 	cl := s.connect(tb, kind, n, msg)
 	s.waitLive(tb, int64(n))
 	after := takeIdleSample()
 	if profile != "" {
-		writeHeapProfile(tb, filepath.Join(profile, kind+"-after.pprof"))
-		writeGoroutines(tb, filepath.Join(profile, kind+"-goroutines.txt"))
+		writeHeapProfile(tb, filepath.Join(profile, name+"-after.pprof"))
+		writeGoroutines(tb, filepath.Join(profile, name+"-goroutines.txt"))
 	}
 	cl.close(tb)
 	s.waitLive(tb, 0)
@@ -350,14 +359,17 @@ func TestIdleServerHelper(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := startIdleServer(t).run(t, kind, n, msg, profile)
+	base, detach := strings.CutSuffix(kind, detachedSuffix)
+	c := startIdleServer(t, detach).run(t, kind, base, n, msg, profile)
 	fmt.Printf("IDLE %g %g %g %g %g\n", c.rss, c.heapAlloc, c.heapInuse, c.stack, c.goroutines)
 }
 
 // BenchmarkIdleSession reports what an idle typed session of each kind
 // costs the server: bytes per session of RSS, live heap, heap in use and
 // goroutine stacks, and goroutines per session. One measurement per
-// kind, whatever b.N; WSRPC_IDLE_N sessions (default 2000).
+// kind, whatever b.N; WSRPC_IDLE_N sessions (default 2000). Each
+// WebSocket kind is measured twice: by default, its session within
+// ServeHTTP, and as kind-detached, WithDetachedSessions.
 func BenchmarkIdleSession(b *testing.B) {
 	n := idleN(2000)
 	msg, _ := strconv.Atoi(os.Getenv(idleMsgEnv))
@@ -382,10 +394,19 @@ func BenchmarkIdleSession(b *testing.B) {
 // 15% over what is measured (the figures in the comments, bytes per
 // session), and each guards a cut of 4–8 KiB: net/http's 4 KiB reader
 // and writer, which Hijack hands over and the ServeHTTP goroutine kept
-// reachable (websocket.Accept releases them), and the SSE goroutine's
-// 16 KiB stack, which the runtime halves only while less than a quarter
-// of it is in use (serveSSE's frame, on the stack for the whole session,
-// keeps the request decoding's temporaries out).
+// reachable (websocket.Accept releases them); with WithDetachedSessions
+// (the -detached kinds, whose bounds the default mode exceeds, and the
+// other way round), a WebSocket session's leaving ServeHTTP for a
+// goroutine of its own (wsSession), which lets net/http's per-request
+// state go (about 1.3 KiB of heap) and its 8 KiB stack, which
+// ServeHTTP's frames keep from shrinking, for one of 4 KiB; and the SSE
+// goroutine's 16 KiB stack, which the runtime halves only while less
+// than a quarter of it is in use (serveSSE's frame, on the stack for the
+// whole session, keeps the request decoding's temporaries out).
+//
+// The default kinds have lower bounds too, below the detached kinds'
+// figures: the detached bounds alone would pass a default that had
+// become detached, and the option would then make no difference.
 func TestIdleSessionMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two processes and 200 sessions per kind")
@@ -393,12 +414,16 @@ func TestIdleSessionMemory(t *testing.T) {
 	for _, tc := range []struct {
 		kind              string
 		goroutines        int
+		minStack          float64 // 0: no lower bound
 		maxHeap, maxStack float64
 	}{
-		{"bidi", 1, 8500, 9500},    // 7,350 heap; 8,300 stack: the handler's 8 KiB
-		{"server", 2, 9000, 12000}, // 7,900; 10,550: the handler's 8 KiB, the peer watcher's 2 KiB
-		{"client", 1, 8500, 9500},  // 7,170; 8,300
-		{"sse", 2, 19500, 12000},   // 16,870 (10,470 of it net/http's buffers); 10,160: 8 KiB, net/http's background read 2 KiB
+		{"bidi", 1, 7000, 8500, 9500},                 // 7,350 heap; 8,300 stack: the handler's 8 KiB
+		{"server", 2, 9000, 9000, 12000},              // 7,900; 10,550: the handler's 8 KiB, the peer watcher's 2 KiB
+		{"client", 1, 7000, 8500, 9500},               // 7,170; 8,300
+		{"sse", 2, 0, 19500, 12000},                   // 16,870 (10,470 of it net/http's buffers); 10,160: 8 KiB, net/http's background read 2 KiB
+		{"bidi" + detachedSuffix, 1, 0, 7000, 5000},   // 6,050 heap; 3,770–4,420 stack: the session's goroutine, 4 KiB
+		{"server" + detachedSuffix, 2, 0, 7700, 7500}, // 6,670; 6,550: the session's 4 KiB, the peer watcher's 2 KiB
+		{"client" + detachedSuffix, 1, 0, 6800, 5000}, // 5,910; 4,100–4,260
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			c := measureIdle(t, tc.kind, 200, 0)
@@ -411,6 +436,9 @@ func TestIdleSessionMemory(t *testing.T) {
 			}
 			if !raceDetector && c.stack > tc.maxStack {
 				t.Errorf("%.0f bytes of goroutine stack per session, want at most %.0f", c.stack, tc.maxStack)
+			}
+			if !raceDetector && c.stack < tc.minStack {
+				t.Errorf("%.0f bytes of goroutine stack per session, want at least %.0f: is the session detached?", c.stack, tc.minStack)
 			}
 		})
 	}

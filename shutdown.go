@@ -39,7 +39,7 @@ type Tracker struct {
 	// it to go away, to a channel closed when that has finished (see
 	// remove). Made by the first add, so that the zero Tracker works.
 	sessions map[tracked]chan struct{}
-	running  int           // handlers inside ServeHTTP
+	running  int           // calls in progress: in ServeHTTP, or a detached WebSocket session that left it (WithDetachedSessions)
 	closing  bool          // Shutdown has begun: refuse new calls
 	idle     chan struct{} // closed when running drops to 0 while closing
 }
