@@ -310,17 +310,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, NewError(CodeInternal, h.setup))
 		return
 	}
-	t := h.cfg.tracker
-	if t != nil {
+	// detached: the session's goroutine leaves the tracker instead, when
+	// the session ends, so that Shutdown still waits for it.
+	detached := false
+	if t := h.cfg.tracker; t != nil {
 		if !t.enter() {
 			writeHTTPError(w, Errorf(CodeUnavailable, "%s", ShutdownReason))
 			return
 		}
-	}
-	// detached: the session's goroutine leaves the tracker instead, when
-	// the session ends, so that Shutdown still waits for it.
-	detached := false
-	if t != nil {
 		defer func() {
 			if !detached {
 				t.leave()
