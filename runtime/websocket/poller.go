@@ -144,7 +144,7 @@ type PollerOptions struct {
 	// The price is CPU: while input keeps coming less than BusyPoll apart,
 	// the poller's dispatcher never sleeps, which is one core busy however
 	// little the traffic needs. It yields to other goroutines on every
-	// turn, and sleeps through the runtime's poller at least once a
+	// turn, and passes through the runtime's poller at least once a
 	// millisecond so that what waits there (Accept, a Write held up by a
 	// slow reader) runs on a single P too. Set it on servers whose latency
 	// matters more than an idle core, a little longer than the usual gap

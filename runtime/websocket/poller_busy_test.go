@@ -131,3 +131,32 @@ func dispatcherState(t *testing.T) string {
 	}
 	return states[0]
 }
+
+// TestPollerBusyPollOutlastsYield checks that a BusyPoll longer than the
+// dispatcher's periodic pass through the runtime's poller (every
+// millisecond) keeps it polling after input stops, as documented: the
+// pass is a yield, not a sleep until the next input. A dispatcher that
+// slept there would make every BusyPoll above a millisecond act as about
+// one, and a connection whose messages come 1-2ms apart would pay both
+// the spinning and the wake-up.
+func TestPollerBusyPollOutlastsYield(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("BusyPoll is the epoll poller's (Linux); elsewhere there is no dispatcher")
+	}
+	s := startPollServerWith(t, &websocket.PollerOptions{BusyPoll: time.Hour}, nil, false, nil)
+	echoCheck(t, s.dial(nil), [][]byte{[]byte("hello")})
+	// Several yields' worth of quiet; then the dispatcher must still be
+	// found polling, again and again, not asleep in IO wait.
+	time.Sleep(20 * time.Millisecond)
+	deadline := time.Now().Add(wireTimeout)
+	for seen := 0; seen < 5; {
+		state := dispatcherState(t)
+		if !strings.HasPrefix(state, "IO wait") {
+			seen++
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dispatcher found polling %d times in %v of quiet with an hour of BusyPoll (now %q); want 5", seen, wireTimeout, state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -33,15 +33,25 @@ type pollSys struct {
 	done     chan struct{} // closed when dispatch has returned
 	busyPoll time.Duration // PollerOptions.BusyPoll
 	closing  atomic.Bool   // close has begun: stop busy polling
+	// An eventfd in epfd's interest list, written when busy polling
+	// yields (see busyPollYield), or -1 without BusyPoll.
+	wakefd int
 }
 
-// busyPollYield bounds one stretch of busy polling under steady input.
+// wakeSlot is the slot in the wake eventfd's events: no entry's.
+const wakeSlot = -1
+
+// busyPollYield bounds one stretch of busy polling.
 // While the dispatcher polls it is always runnable, and a scheduler with
 // runnable goroutines does not look at the runtime's own poller (only
 // sysmon does, after 10ms): goroutines waiting there — a Write held up by
 // a slow reader, the listener's Accept — would wait that long on a
 // server with one P. Sleeping through the runtime's poller now and then
-// serves them; an event that came meanwhile wakes the dispatcher at once.
+// serves them. The dispatcher writes wakefd before each such sleep, so
+// that it is woken at once, and only from the runtime's poller, which
+// hands out everything else ready there with it; without the write it
+// would sleep until the next input, and a BusyPoll above busyPollYield
+// would act as about busyPollYield.
 const busyPollYield = time.Millisecond
 
 func (s *pollSys) init(p *Poller) error {
@@ -54,12 +64,28 @@ func (s *pollSys) init(p *Poller) error {
 		return os.NewSyscallError("fcntl", err)
 	}
 	s.epfd = fd
+	s.wakefd = -1
+	if s.busyPoll > 0 {
+		efd, _, e := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+		if e != 0 {
+			syscall.Close(fd)
+			return os.NewSyscallError("eventfd2", e)
+		}
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollET, Fd: wakeSlot}
+		if err := syscall.EpollCtl(fd, syscall.EPOLL_CTL_ADD, int(efd), &ev); err != nil {
+			syscall.Close(int(efd))
+			syscall.Close(fd)
+			return os.NewSyscallError("epoll_ctl", err)
+		}
+		s.wakefd = int(efd)
+	}
 	// NewFile sees O_NONBLOCK and adds the descriptor to the runtime's
 	// poller, so RawConn.Read below waits for it without a thread.
 	s.file = os.NewFile(uintptr(fd), "websocket-poller")
 	rc, err := s.file.SyscallConn()
 	if err != nil {
 		s.file.Close()
+		s.closeWake()
 		return err
 	}
 	s.done = make(chan struct{})
@@ -98,7 +124,22 @@ func (s *pollSys) close() error {
 	s.closing.Store(true)
 	err := s.file.Close()
 	<-s.done
+	s.closeWake()
 	return err
+}
+
+func (s *pollSys) closeWake() {
+	if s.wakefd >= 0 {
+		syscall.Close(s.wakefd)
+	}
+}
+
+// wake makes epfd readable. The eventfd's counter is never read: the
+// edge-triggered registration reports each write, and it would take
+// centuries of writes to fill.
+func (s *pollSys) wake() {
+	one := uint64(1)
+	syscall.RawSyscall(syscall.SYS_WRITE, uintptr(s.wakefd), uintptr(unsafe.Pointer(&one)), 8)
 }
 
 // epollWaitNow is epoll_wait with a zero timeout. It never blocks, so it
@@ -122,9 +163,9 @@ func epollWaitNow(epfd int, events []syscall.EpollEvent) (int, error) {
 // (wait) then without another epoll_wait.
 //
 // With BusyPoll, an emptied ready list is polled again, the processor
-// yielded between polls, until BusyPoll has passed since the last event
-// (or busyPollYield since the callback began); only then does the
-// dispatcher sleep.
+// yielded between polls, until BusyPoll has passed since the last event;
+// only then does the dispatcher sleep. Every busyPollYield it passes
+// through the runtime's poller (wakefd) and polls on.
 func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
 	defer close(s.done)
 	events := make([]syscall.EpollEvent, epollBatch)
@@ -132,6 +173,9 @@ func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
 	var lastEvent time.Time // busy polling: when the last batch had events
 	_ = rc.Read(func(fd uintptr) bool {
 		var began time.Time // busy polling: when this callback first emptied the ready list
+		// Busy polling: an event other than wakefd's came since lastEvent
+		// was set; kept across full batches, whose events count as well.
+		input := false
 		for {
 			n, err := epollWaitNow(int(fd), events)
 			if err == syscall.EINTR {
@@ -142,6 +186,10 @@ func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
 			}
 			p.mu.Lock()
 			for i := range n {
+				if events[i].Fd == wakeSlot {
+					continue
+				}
+				input = true
 				e := p.lookup(events[i].Fd, events[i].Pad)
 				if e == nil {
 					continue
@@ -171,10 +219,14 @@ func (s *pollSys) dispatch(p *Poller, rc syscall.RawConn) {
 			if began.IsZero() {
 				began = now
 			}
-			if n > 0 {
-				lastEvent = now
+			if input {
+				lastEvent, input = now, false
 			}
-			if now.Sub(lastEvent) >= s.busyPoll || now.Sub(began) >= busyPollYield {
+			if now.Sub(lastEvent) >= s.busyPoll {
+				return false
+			}
+			if now.Sub(began) >= busyPollYield {
+				s.wake()
 				return false
 			}
 			runtime.Gosched() // the workers just called, and anything else runnable
