@@ -59,17 +59,21 @@ type ClientOptions struct {
 	HTTPClient *http.Client
 
 	// Header is added to every request (authorization, cookies…; a Host
-	// entry sets the request's host). The client also sets Accept:
-	// text/event-stream, Cache-Control: no-cache and, when known,
-	// Last-Event-ID. A field no request can carry fails the session with
-	// ErrInvalidHeader before any request is made. An Accept-Encoding
-	// here stops net/http from decoding gzip itself: the client then
-	// decodes a gzip response, and fails one in another coding with
-	// ErrContentType.
+	// entry sets the request's host; a Last-Event-ID entry is taken for
+	// LastEventID). The client also sets Accept: text/event-stream,
+	// Cache-Control: no-cache, when known Last-Event-ID, and
+	// Accept-Encoding: gzip where net/http would (an *http.Transport
+	// without DisableCompression), to decode gzip itself. A field no
+	// request can carry fails the session with ErrInvalidHeader before
+	// any request is made. An Accept-Encoding here stops net/http from
+	// decoding gzip too: the client then decodes a gzip response, and
+	// fails one in another coding with ErrContentType.
 	Header http.Header
 
 	// LastEventID is the Last-Event-ID sent with the first request.
-	// Default "": none.
+	// Default "": a Last-Event-ID entry of Header if any, else none.
+	// Either is the session's last event ID until the server sets
+	// another, or resets it with an empty "id:" (then none is sent).
 	LastEventID string
 
 	// ReconnectionTime is how long to wait before reconnecting after the
@@ -162,7 +166,9 @@ type ClientOptions struct {
 	ShowRetryEvents bool
 
 	// MaxEventSize bounds one line and one event in bytes (see
-	// ParserOptions; hidden comments do not count). Default
+	// ParserOptions; hidden comments do not count). One larger ends the
+	// session with an error wrapping ErrEventTooLarge, without
+	// reconnecting: the server would send it again. Default
 	// DefaultMaxEventSize (1 MiB).
 	MaxEventSize int
 
@@ -181,7 +187,8 @@ type ClientOptions struct {
 	// the first connection), on the goroutine calling Next: attempt counts
 	// from 1 as MaxReconnectionAttempts does, err is nil when the attempt
 	// opened a stream, io.EOF when the server answered 204 (the stream is
-	// over), and the attempt's error otherwise.
+	// over), and the attempt's error otherwise, which never matches io.EOF
+	// with errors.Is (see Next).
 	OnReconnect func(attempt int, err error)
 }
 
@@ -222,6 +229,7 @@ type Session struct {
 	gotEvent  bool      // the open connection has dispatched an event: a delivery (see MaxReconnectionAttempts)
 	connAt    time.Time // when the open connection's stream began
 	opened    bool      // a stream has been open: later requests are reconnections
+	askGzip   bool      // send Accept-Encoding: gzip, as net/http would, and decode it here
 
 	// servedBefore says whether the open connection had delivered
 	// before the event Next returned last, for Reconnect.
@@ -301,10 +309,29 @@ func NewSession(ctx context.Context, url string, opts *ClientOptions) *Session {
 		s.noHeader = fmt.Errorf("sse: no response header within %v: %w", s.opts.HandshakeTimeout, os.ErrDeadlineExceeded)
 	}
 	s.lastEventID = s.opts.LastEventID
+	if s.lastEventID == "" {
+		// A Last-Event-ID entry of Header is the first request's, as
+		// the option is: were it sent as a plain header, it would go
+		// on being sent after the server reset the id with an empty
+		// "id:" field, and the server would replay events the
+		// consumer has had.
+		for name, values := range s.opts.Header {
+			if strings.EqualFold(name, "Last-Event-ID") && len(values) > 0 {
+				s.lastEventID = values[0]
+				break
+			}
+		}
+	}
 	s.headerErr = httpfield.Check(s.opts.Header, ErrInvalidHeader)
 	if s.opts.IdleTimeout > 0 {
 		s.idleErr = fmt.Errorf("%w: no data for %v", ErrIdleTimeout, s.opts.IdleTimeout)
 	}
+	rt := s.client.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	t, ok := rt.(*http.Transport)
+	s.askGzip = ok && !t.DisableCompression // where net/http would ask
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	return s
 }
@@ -371,7 +398,10 @@ func (s *Session) Next() (Event, error) {
 			}
 			err := s.connect()
 			if s.tries > 0 && s.opts.OnReconnect != nil {
-				report := err
+				// io.EOF says 204 and nothing else: a connection closed
+				// unanswered (a *url.Error wrapping io.EOF) must not
+				// match it, as for Next (see notEOF).
+				report := notEOF(err)
 				if errors.Is(err, errNoContent) {
 					report = io.EOF
 				}
@@ -697,7 +727,15 @@ func (s *Session) connect() (err error) {
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
+	if s.askGzip && req.Header.Get("Accept-Encoding") == "" && req.Header.Get("Range") == "" {
+		// Asked for by the client, a gzip body comes coded and gunzip
+		// decodes it; asked for by net/http, net/http decodes it with a
+		// multistream gzip.Reader, which held an event that ended a
+		// member until the server wrote again (see gunzip).
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
 	lastID := s.LastEventID()
+	req.Header.Del("Last-Event-ID") // Header's entry is the initial lastID
 	if lastID != "" {
 		// net/http would refuse the request on every attempt.
 		if why := headerValueProblem(lastID); why != "" {
@@ -722,6 +760,11 @@ func (s *Session) connect() (err error) {
 		return errNoContent
 	}
 	if resp.StatusCode != http.StatusOK {
+		if gz, _ := gzipCoded(resp.Header); gz {
+			// The reason, not its gzip bytes: net/http decodes only
+			// what it asked for itself.
+			resp.Body = codedBody{&gunzip{src: resp.Body}, resp.Body}
+		}
 		return NewStatusError(resp)
 	}
 	// Only the essence is compared (see IsEventStream).
@@ -836,6 +879,12 @@ func (g *gunzip) Read(p []byte) (int, error) {
 			return n, err
 		}
 	}
+}
+
+// codedBody is a refusal's gzip body, read decoded and closed as sent.
+type codedBody struct {
+	io.Reader
+	io.Closer
 }
 
 // statusBodyWait bounds the wait for a refusal's body (StatusError.Body):

@@ -304,3 +304,28 @@ func TestClientGzipBomb(t *testing.T) {
 		t.Fatalf("got %+v, %v; want ErrEventTooLarge", events, err)
 	}
 }
+
+// TestStatusErrorGzipBody: a refusal's body coded gzip (a compressing
+// middleware in front of the server) is kept decoded in StatusError.Body,
+// the server's reason, when the request named its own Accept-Encoding
+// (net/http decodes only what it asked for) as when it did not.
+func TestStatusErrorGzipBody(t *testing.T) {
+	for _, ae := range []string{"", "gzip"} {
+		t.Run("Accept-Encoding "+ae, func(t *testing.T) {
+			srv := newServer(t, gzipMiddleware("gzip", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/plain")
+				w.WriteHeader(http.StatusForbidden)
+				io.WriteString(w, "no entry")
+			})))
+			opts := &sse.ClientOptions{HTTPClient: srv.Client()}
+			if ae != "" {
+				opts.Header = http.Header{"Accept-Encoding": {ae}}
+			}
+			_, err := sse.Connect(context.Background(), srv.URL, opts)
+			var se *sse.StatusError
+			if !errors.As(err, &se) || string(se.Body) != "no entry" {
+				t.Fatalf("err = %v, want a StatusError with the body %q", err, "no entry")
+			}
+		})
+	}
+}

@@ -1078,3 +1078,62 @@ func TestClientOpeningBlockIsNoDelivery(t *testing.T) {
 		})
 	}
 }
+
+// TestClientOnReconnectUnansweredIsNotEOF: OnReconnect's io.EOF says the
+// server answered 204, the stream is over. A reconnection closed
+// unanswered (net/http's *url.Error wrapping io.EOF) is a failed attempt,
+// and matched io.EOF with errors.Is as Next's error no longer does.
+func TestClientOnReconnectUnansweredIsNotEOF(t *testing.T) {
+	var rc rawConns
+	srv := newServer(t, rc.handler(t, stream("data: a\n\n"), hangUp))
+	var reports []error
+	opts := fast(sse.ClientOptions{MaxReconnectionAttempts: 2})
+	opts.OnReconnect = func(attempt int, err error) { reports = append(reports, err) }
+	if _, err := collect(t, srv.URL, opts); !errors.Is(err, sse.ErrReconnectLimit) {
+		t.Fatalf("err = %v, want ErrReconnectLimit", err)
+	}
+	if len(reports) != 2 {
+		t.Fatalf("%d OnReconnect calls, want 2", len(reports))
+	}
+	for i, err := range reports {
+		var ue *url.Error
+		if err == nil || errors.Is(err, io.EOF) || !errors.As(err, &ue) {
+			t.Errorf("attempt %d reported %v: want the *url.Error, not matching io.EOF", i+1, err)
+		}
+	}
+}
+
+// TestClientEmptyIDResetsLastEventID: an empty "id:" field resets the
+// last event ID (WHATWG HTML §9.2.6), so the reconnection sends no
+// Last-Event-ID, whether the id before came from the server, from
+// ClientOptions.LastEventID or from a Last-Event-ID entry of Header. The
+// Header entry was sent as is on every request, the server's reset
+// notwithstanding, and the server replayed events the consumer had.
+func TestClientEmptyIDResetsLastEventID(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts sse.ClientOptions
+	}{
+		{"server's id", sse.ClientOptions{}},
+		{"LastEventID option", sse.ClientOptions{LastEventID: "0"}},
+		{"Header entry", sse.ClientOptions{Header: http.Header{"Last-Event-ID": {"0"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rc rawConns
+			srv := newServer(t, rc.handler(t,
+				stream("id: 1\ndata: a\n\nid\ndata: b\n\n"),
+				stream("data: c\n\n"),
+				status(http.StatusNoContent, ""),
+			))
+			events, err := collect(t, srv.URL, fast(tc.opts))
+			if err != nil || len(events) != 3 {
+				t.Fatalf("%d events, %v; want 3 and the end", len(events), err)
+			}
+			for i := 1; i < 3; i++ {
+				if got := rc.header(i, "Last-Event-ID"); got != "" {
+					t.Errorf("request %d Last-Event-ID = %q, want none: the server reset it", i, got)
+				}
+			}
+		})
+	}
+}
