@@ -132,6 +132,12 @@ func withRequestTimeout(parent context.Context, r *http.Request) (context.Contex
 // on a detached session's goroutine, the Handler's: see logPanic).
 var errPanicked = &Error{code: CodeInternal, msg: "handler panicked"}
 
+// errExited ends a WebSocket session whose handler (or interceptor, or
+// hook) ended its goroutine with runtime.Goexit (a t.FailNow in a test's
+// handler) instead of returning: as a panic would, but there is no panic
+// value to log.
+var errExited = &Error{code: CodeInternal, msg: "handler exited without returning"}
+
 // Handler serves one method. It is an http.Handler; the generated
 // NewFooServiceHandler routes a service's paths to its Handlers.
 //
@@ -141,8 +147,11 @@ var errPanicked = &Error{code: CodeInternal, msg: "handler panicked"}
 // event, with the message "handler panicked", never the panic value), and
 // OnClose runs; then the panic goes on to net/http, which logs it with
 // its stack (with WithDetachedSessions, a WebSocket session's panic is
-// logged by the Handler instead, the same way). A handshake interceptor
-// that panics after next ends the call
+// logged by the Handler instead, the same way). A runtime.Goexit (a
+// t.FailNow) in place of the panic, after a WebSocket upgrade, ends the
+// call the same way, with "handler exited without returning", and
+// nothing is logged. A handshake interceptor that panics after next ends
+// the call
 // the same way, but the session had not begun: neither OnConnect nor
 // OnClose runs for it; one that panics before next is answered 500 with
 // CodeInternal. net/http alone would leave a hijacked connection open,
@@ -449,20 +458,30 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) (sess w
 	// reconnects into the panic. One after Accept refused the handshake
 	// flushes that refusal, which would otherwise stay in net/http's
 	// buffer when it cuts the connection. Either way the panic then goes
-	// on, for net/http to log.
+	// on, for net/http to log. An interceptor that ends the goroutine with
+	// runtime.Goexit after next (inChain still set, nothing to recover)
+	// would leave the hijacked connection open for good: it is closed the
+	// same way.
+	inChain := false
 	defer func() {
-		if p := recover(); p != nil {
-			switch {
-			case ws != nil:
-				code, reason, _ := closeFor(errPanicked)
+		p := recover()
+		if p == nil {
+			if inChain && ws != nil {
+				code, reason, _ := closeFor(errExited)
 				_ = closeWS(ws, code, reason)
-			case written:
-				_ = http.NewResponseController(w).Flush()
-			default:
-				refusePanicked(w)
 			}
-			panic(p)
+			return
 		}
+		switch {
+		case ws != nil:
+			code, reason, _ := closeFor(errPanicked)
+			_ = closeWS(ws, code, reason)
+		case written:
+			_ = http.NewResponseController(w).Flush()
+		default:
+			refusePanicked(w)
+		}
+		panic(p)
 	}()
 	var respHeader http.Header // as sent with the 101
 	accept := func(ctx context.Context, hs *Handshake) (context.Context, error) {
@@ -482,7 +501,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) (sess w
 		return ctx, nil
 	}
 	hs := &Handshake{Spec: h.spec, Request: r, ResponseHeader: w.Header(), Codec: cdc}
+	inChain = true
 	ctx, err := chainHandshake(h.cfg.interceptors, accept)(base, hs)
+	inChain = false
 	if ctx == nil {
 		ctx = base
 	}
@@ -649,16 +670,27 @@ func (s *wsSession) session() {
 	// read before the close frame went out. Re-panicking from the
 	// deferred function keeps the panicking frames in the stack that
 	// net/http, or a detached session's logPanic, logs.
+	//
+	// returned: the hooks and the chain came back. runtime.Goexit unwinds
+	// through the deferred call with nothing to recover, and the session
+	// would otherwise end with no close frame of its own (the client told
+	// canceled, 4001, by the context's end as the goroutine unwinds) and
+	// OnClose never run.
+	returned := false
 	defer func() {
 		if p := recover(); p != nil {
 			end(errPanicked)
 			panic(p)
+		}
+		if !returned {
+			end(errExited)
 		}
 	}()
 	for _, fn := range h.cfg.onConnect {
 		fn(conn.ctx, conn.info)
 	}
 	end(chainStream(h.cfg.interceptors, h.base(conn))(conn.ctx, conn))
+	returned = true
 }
 
 // sseRequest checks an SSE call's request and decodes it from the query,

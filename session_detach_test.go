@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -470,6 +471,97 @@ func TestSessionPanicReachesMiddleware(t *testing.T) {
 			default:
 				t.Error("OnClose never ran")
 			}
+		})
+	}
+}
+
+// exitingServer's Echo ends its goroutine with runtime.Goexit, as a
+// t.FailNow in a test's handler does, after the first request.
+type exitingServer struct{ streamServer }
+
+func (exitingServer) Echo(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
+	if _, err := s.Receive(); err != nil {
+		return err
+	}
+	runtime.Goexit()
+	return nil
+}
+
+// TestSessionGoexit: a handler that ends its goroutine with
+// runtime.Goexit instead of returning, which no recover sees, ends the
+// session as a panic does, in either mode: internal (4013) to the
+// client, OnClose run once with it, the session gone from the Tracker.
+// Before, OnClose never ran for it (a gauge of open sessions kept it for
+// ever) and the client was told canceled (4001), by the request's
+// context ending as the goroutine unwound.
+func TestSessionGoexit(t *testing.T) {
+	for _, detach := range []bool{false, true} {
+		t.Run(fmt.Sprintf("detached %v", detach), func(t *testing.T) {
+			tr := wsrpc.NewTracker()
+			closes := make(chan wsrpc.CloseInfo, 2)
+			mux := http.NewServeMux()
+			mux.Handle(testingv1wsrpc.NewStreamServiceHandler(exitingServer{}, detachOpts(detach, wsrpc.WithTracker(tr),
+				wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) { closes <- ci }))...))
+			base := newServer(t, mux)
+			st, err := testingv1wsrpc.NewStreamServiceClient(nil, base).Echo(testContext(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			_ = st.Send(&testingv1.EchoRequest{Text: "x"})
+			_, err = st.Receive()
+			if c := wsrpc.CodeOf(err); c != wsrpc.CodeInternal {
+				t.Errorf("the client got %v (code %v), want internal", err, c)
+			}
+			select {
+			case ci := <-closes:
+				if ci.Code != 4013 || wsrpc.CodeOf(ci.Err) != wsrpc.CodeInternal {
+					t.Errorf("OnClose: %+v, want 4013 internal", ci)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("OnClose never ran")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := tr.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if n := len(closes); n != 0 {
+				t.Errorf("OnClose ran %d more times", n)
+			}
+		})
+	}
+}
+
+// TestHandshakeGoexit: a handshake interceptor that ends its goroutine
+// with runtime.Goexit after next, once the connection is upgraded, gets
+// the connection closed with internal (4013), as a panic there does, in
+// either mode. Before, no one closed the hijacked connection: the client
+// waited until its own deadline.
+func TestHandshakeGoexit(t *testing.T) {
+	exit := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			ctx, err := next(ctx, hs)
+			runtime.Goexit()
+			return ctx, err
+		}
+	})
+	for _, detach := range []bool{false, true} {
+		t.Run(fmt.Sprintf("detached %v", detach), func(t *testing.T) {
+			mux := http.NewServeMux()
+			mux.Handle(testingv1wsrpc.NewStreamServiceHandler(streamServer{}, detachOpts(detach, wsrpc.WithInterceptors(exit))...))
+			base := newServer(t, mux)
+			// Short, so that the test fails soon without the close.
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			st, err := testingv1wsrpc.NewStreamServiceClient(nil, base).Echo(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			_ = st.Send(&testingv1.EchoRequest{Text: "x"})
+			_, err = st.Receive()
+			wantCode(t, err, wsrpc.CodeInternal, "handler exited without returning")
 		})
 	}
 }
