@@ -479,8 +479,14 @@ func serviceDoc(g *protogen.GeneratedFile, s *service, first string) {
 // (//nolint:all would silence golangci-lint for the declaration), which
 // gofmt would also move to the end of the doc comment. A carriage return
 // (a .proto with CRLF line ends, or one inside a line) is white space.
+// What Go source cannot hold even in a comment, and protoc passes on, is
+// replaced: bytes that are not UTF-8 and NUL by U+FFFD, a byte order mark
+// (U+FEFF, once a zero-width space) dropped; the Go parser refused the
+// file, and the plugin failed with the whole generated file in its error.
 func goComment(c protogen.Comments) string {
-	lines := strings.Split(strings.TrimSuffix(c.String(), "\n"), "\n")
+	text := strings.ReplaceAll(strings.ToValidUTF8(c.String(), "\uFFFD"), "\x00", "\uFFFD")
+	text = strings.ReplaceAll(text, "\uFEFF", "")
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
 	for i, l := range lines {
 		l = strings.ReplaceAll(strings.TrimSuffix(l, "\r"), "\r", " ")
 		if directive.MatchString(l) {

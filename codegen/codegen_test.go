@@ -426,3 +426,22 @@ func TestCommentDirectivesEscaped(t *testing.T) {
 		}
 	}
 }
+
+// TestCommentBytesGoRefuses: a proto comment may hold what Go source may
+// not, even in a comment: a byte that is not UTF-8 (a Latin-1 .proto), a
+// NUL, a byte order mark (U+FEFF) inside the file. The plugin failed with
+// "unparsable Go source" and the whole generated file; such bytes are now
+// replaced (U+FFFD) or dropped (the mark), the rest of the line kept.
+func TestCommentBytesGoRefuses(t *testing.T) {
+	comment := " caf\xe9 ok\n nul\x00x\n zero\ufeffwidth\n"
+	resp := run(t, request(methodSpec{name: "Watch", server: true, opt: ws(""), comment: comment}))
+	if resp.GetError() != "" {
+		t.Fatalf("%.300s", resp.GetError())
+	}
+	out := resp.GetFile()[0].GetContent()
+	for _, want := range []string{"// caf\uFFFD ok\n", "// nul\uFFFDx\n", "// zerowidth\n"} {
+		if !strings.Contains(out, "\t"+want) {
+			t.Errorf("generated code lacks %q", "\t"+want)
+		}
+	}
+}

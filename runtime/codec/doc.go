@@ -79,10 +79,11 @@
 //	wrappers (Int32Value …)    the wrapped scalar, as above
 //	google.protobuf.Empty      empty map
 //	google.protobuf.FieldMask  array of str, paths verbatim
-//	google.protobuf.Any        map {"@type": type URL,       keys in any order
-//	                           "value": the embedded message
-//	                           in this mapping}; an empty
-//	                           Any is an empty map
+//	google.protobuf.Any        map {"@type": type URL,       keys in any order; no
+//	                           "value": the embedded message "value" is the empty
+//	                           in this mapping}; an empty    message (an error for
+//	                           Any is an empty map           a Value, which has no
+//	                                                         empty form)
 //
 // On decode, a nil value for a field means "not set", except for
 // google.protobuf.Value (null_value) and NullValue fields. msgpackr's

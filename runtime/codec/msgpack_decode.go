@@ -1092,6 +1092,13 @@ func (s *decState) anyMessage(m protoreflect.Message, depth int) error {
 		return &failure{kind: ErrUnknownType, text: fmt.Sprintf("google.protobuf.Any %q: %v", url, err), cause: err}
 	}
 	inner := mt.New()
+	// A missing value is the type's empty message, which for a Value is
+	// one with no kind: neither this codec's encoder nor protojson can
+	// write that, so a relay of what was accepted here would fail to send
+	// it. protojson refuses it too ("missing \"value\" field").
+	if valueAt < 0 && inner.Descriptor().FullName() == wktValue {
+		return failf(ErrMalformed, "google.protobuf.Any of %s with no %q", wktValue, anyValueKey)
+	}
 	if valueAt >= 0 {
 		end := len(s.data) - s.r.Len()
 		_, _ = s.r.Seek(int64(valueAt), io.SeekStart)

@@ -380,6 +380,8 @@ func TestMsgpackBadInput(t *testing.T) {
 		{"value bin", "81" + key("wValue") + "c4 00", codec.ErrWrongType},
 		{"struct int key", "81" + key("wStruct") + "81 01 c0", codec.ErrWrongType},
 		{"any unknown type", "81" + key("wAny") + "81" + key("@type") + key("example.com/nope"), codec.ErrUnknownType},
+		// Its empty message has no kind, which no encoder can write.
+		{"any of value without value", "81" + key("wAny") + "81" + key("@type") + key("type.googleapis.com/google.protobuf.Value"), codec.ErrMalformed},
 		{"any value without type", "81" + key("wAny") + "81" + key("value") + "80", codec.ErrMalformed},
 		{"any bad value", "81" + key("wAny") + "82" + key("value") + "81" + key("id") + key("x") + key("@type") +
 			key("type.googleapis.com/wsrpc.testing.v1.Nested"), codec.ErrWrongType},
