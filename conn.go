@@ -295,6 +295,21 @@ func (c *wsConn) Receive(msg any) error {
 			c.recvErr = c.callErr(c.localEnd())
 		} else {
 			end := c.readErr(err)
+			if c.spec.IsClient && errors.Is(err, context.Canceled) {
+				// Close or release cancelled ioCtx under this read once
+				// another goroutine had recorded the end (a Send that met
+				// the server's close frame first; Close then finds the
+				// stream closed, and marks nothing): the read reports
+				// that end, as a write does (writeErr), not the "context
+				// canceled" of a context the caller never cancelled.
+				c.mu.Lock()
+				if c.closed {
+					if end = c.closeInfo.Err; end == nil {
+						end = io.EOF
+					}
+				}
+				c.mu.Unlock()
+			}
 			if c.spec.IsClient {
 				// The server's end, or the connection lost, before this
 				// side's Close: if that Close marked the stream as its
@@ -688,7 +703,9 @@ func writeLost(err error) bool {
 // on a server.
 func (c *wsConn) callErr(err error) error {
 	if c.call != nil {
-		if cerr := c.call.Err(); cerr != nil {
+		// A reconnection's call is the redialer's context, which the
+		// call's own end cancels too (errCallOver): not the caller's.
+		if cerr := c.call.Err(); cerr != nil && context.Cause(c.call) != errCallOver {
 			return wireError(cerr)
 		}
 	}

@@ -144,9 +144,9 @@ func WithReconnect(policy ReconnectPolicy) Option {
 type redialer struct {
 	c       *caller
 	policy  *ReconnectPolicy
-	ctx     context.Context // the call's, cancelled by stop
-	cancel  context.CancelFunc
-	req     any // a server-streaming call's request, sent again
+	ctx     context.Context // the call's, cancelled by cancel
+	cancel  func()          // ends ctx with errCallOver
+	req     any             // a server-streaming call's request, sent again
 	stopped atomic.Bool
 	// resume sends a bidirectional call's first messages on each new
 	// connection (BidiStreamForClient.SetResume); set from any goroutine,
@@ -166,9 +166,18 @@ func (c *caller) redialer(ctx context.Context, req any) *redialer {
 	if c.cfg.reconnect == nil {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	return &redialer{c: c, policy: c.cfg.reconnect, ctx: ctx, cancel: cancel, req: req}
+	ctx, cancel := context.WithCancelCause(ctx)
+	return &redialer{c: c, policy: c.cfg.reconnect, ctx: ctx, cancel: func() { cancel(errCallOver) }, req: req}
 }
+
+// errCallOver is the cause with which the call's end (Close, or Receive
+// reporting it: endCall) cancels a redialer's context, on which every
+// connection it opened lives (their call, see watchCall). It is this
+// side's doing, not the caller's context ending: callErr leaves the end
+// to what the connection recorded, so that a Close on a reconnection
+// says "stream closed by this side", as on the first connection, and
+// not "context canceled".
+var errCallOver = errors.New("wsrpc: the call is over")
 
 // stop ends reconnection: the application closed the call.
 func (r *redialer) stop() { r.stopped.Store(true) }
@@ -191,7 +200,7 @@ func (r *redialer) ended(s *clientStream) error {
 		return e
 	}
 	cause := context.Cause(r.ctx)
-	if cause == nil {
+	if cause == nil || cause == errCallOver {
 		// Close stopped the call; its cancel is on the way.
 		cause = context.Canceled
 	}
