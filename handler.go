@@ -132,10 +132,10 @@ func withRequestTimeout(parent context.Context, r *http.Request) (context.Contex
 // on a detached session's goroutine, the Handler's: see logPanic).
 var errPanicked = &Error{code: CodeInternal, msg: "handler panicked"}
 
-// errExited ends a WebSocket session whose handler (or interceptor, or
-// hook) ended its goroutine with runtime.Goexit (a t.FailNow in a test's
-// handler) instead of returning: as a panic would, but there is no panic
-// value to log.
+// errExited ends a session (WebSocket or SSE) whose handler (or
+// interceptor, or hook) ended its goroutine with runtime.Goexit (a
+// t.FailNow in a test's handler) instead of returning: as a panic would,
+// but there is no panic value to log.
 var errExited = &Error{code: CodeInternal, msg: "handler exited without returning"}
 
 // Handler serves one method. It is an http.Handler; the generated
@@ -148,15 +148,15 @@ var errExited = &Error{code: CodeInternal, msg: "handler exited without returnin
 // OnClose runs; then the panic goes on to net/http, which logs it with
 // its stack (with WithDetachedSessions, a WebSocket session's panic is
 // logged by the Handler instead, the same way). A runtime.Goexit (a
-// t.FailNow) in place of the panic, after a WebSocket upgrade, ends the
-// call the same way, with "handler exited without returning", and
-// nothing is logged. A handshake interceptor that panics after next ends
-// the call
-// the same way, but the session had not begun: neither OnConnect nor
-// OnClose runs for it; one that panics before next is answered 500 with
-// CodeInternal. net/http alone would leave a hijacked connection open,
-// cut an SSE response, and answer nothing to a request whose handler
-// panicked, all of which clients would reconnect to, into the panic.
+// t.FailNow) in place of the panic, after a WebSocket upgrade or once an
+// SSE response has begun, ends the call the same way, with "handler
+// exited without returning", and nothing is logged. A handshake
+// interceptor that panics after next ends the call the same way, but
+// the session had not begun: neither OnConnect nor OnClose runs for it;
+// one that panics before next is answered 500 with CodeInternal.
+// net/http alone would leave a hijacked connection open, cut an SSE
+// response, and answer nothing to a request whose handler panicked, all
+// of which clients would reconnect to, into the panic.
 // The handler function runs on the request's goroutine, within
 // ServeHTTP; with WithDetachedSessions a WebSocket one runs on a
 // goroutine of the session's own, after ServeHTTP has returned.
@@ -768,22 +768,34 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	// and the panic goes on, for net/http to log. Here a handshake
 	// interceptor's panic after next; the session's below.
 	// written and over, below: a response is out, though no stream.
-	written, over := false, false
+	// inChain: an interceptor that ends the goroutine with runtime.Goexit
+	// after next (nothing to recover) would leave the stream cut without
+	// an event, and the client reconnecting into it: it ends the same
+	// way, with errExited.
+	written, over, inChain := false, false, false
 	defer func() {
 		if end != nil {
 			return
 		}
-		if p := recover(); p != nil {
-			switch {
-			case stream != nil:
-				_ = (&sseConn{stream: stream}).closeWith(errPanicked)
-			case written || over:
-				// A response is out but may sit in net/http's buffer:
-				// flushed, the 204 still stops EventSource for good.
-				_ = http.NewResponseController(w).Flush()
-			default: // before next: see the WebSocket route's
-				refusePanicked(w)
-			}
+		p := recover()
+		if p == nil && !inChain {
+			return
+		}
+		cause := errPanicked
+		if p == nil {
+			cause = errExited
+		}
+		switch {
+		case stream != nil:
+			_ = (&sseConn{stream: stream}).closeWith(cause)
+		case written || over:
+			// A response is out but may sit in net/http's buffer:
+			// flushed, the 204 still stops EventSource for good.
+			_ = http.NewResponseController(w).Flush()
+		case p != nil: // before next: see the WebSocket route's
+			refusePanicked(w)
+		}
+		if p != nil {
 			panic(p)
 		}
 	}()
@@ -828,7 +840,9 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return ctx, nil
 	}
 	hs := &Handshake{Spec: h.spec, Request: r, ResponseHeader: w.Header(), Codec: jk}
+	inChain = true
 	ctx, err := chainHandshake(h.cfg.interceptors, open)(base, hs)
+	inChain = false
 	if ctx == nil {
 		ctx = base
 	}
@@ -900,16 +914,25 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	// A panic in a hook, an interceptor or the handler (all on this
 	// goroutine) ends the stream with wsrpc.error, even when ctx is done
 	// (the error event is what stops clients from reconnecting into the
-	// panic), and runs OnClose as an error would.
+	// panic), and runs OnClose as an error would. A runtime.Goexit
+	// (returned still false, nothing to recover) ends it the same way,
+	// with errExited: else the stream was cut without an event, the
+	// client reconnected into the handler, and OnClose never ran.
+	returned := false
 	defer func() {
 		if p := recover(); p != nil {
 			_ = conn.closeWith(errPanicked)
 			end(errPanicked)
 			panic(p)
 		}
+		if !returned {
+			_ = conn.closeWith(errExited)
+			end(errExited)
+		}
 	}()
 	for _, fn := range h.cfg.onConnect {
 		fn(ctx, info)
 	}
 	end(chainStream(h.cfg.interceptors, h.base(conn))(ctx, conn))
+	returned = true
 }

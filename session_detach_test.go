@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -562,6 +563,100 @@ func TestHandshakeGoexit(t *testing.T) {
 			_ = st.Send(&testingv1.EchoRequest{Text: "x"})
 			_, err = st.Receive()
 			wantCode(t, err, wsrpc.CodeInternal, "handler exited without returning")
+		})
+	}
+}
+
+// Watch sends one event, then ends its goroutine with runtime.Goexit.
+func (exitingServer) Watch(ctx context.Context, req *testingv1.WatchRequest, s *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+	if err := s.Send(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: "first"}}); err != nil {
+		return err
+	}
+	runtime.Goexit()
+	return nil
+}
+
+// TestSSEGoexit: an SSE call whose handler, stream interceptor, OnConnect
+// hook or handshake interceptor (after next) ends its goroutine with
+// runtime.Goexit ends as a panic there does: a wsrpc.error event with
+// internal, which stops the client, OnClose run once (for a session that
+// had begun), the stream gone from the Tracker. Before, the response was
+// cut without an event, so the client reconnected into the same handler
+// until its deadline, and OnClose never ran.
+func TestSSEGoexit(t *testing.T) {
+	exitStream := wsrpc.StreamInterceptorFunc(func(next wsrpc.StreamFunc) wsrpc.StreamFunc {
+		return func(ctx context.Context, conn wsrpc.StreamConn) error {
+			runtime.Goexit()
+			return nil
+		}
+	})
+	exitHandshake := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+		return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+			ctx, err := next(ctx, hs)
+			runtime.Goexit()
+			return ctx, err
+		}
+	})
+	exitConnect := wsrpc.WithOnConnect(func(context.Context, *wsrpc.ConnInfo) { runtime.Goexit() })
+	for _, tc := range []struct {
+		name     string
+		svc      testingv1wsrpc.StreamServiceHandler
+		opts     []wsrpc.Option
+		sessions int // OnClose calls
+	}{
+		{"handler", exitingServer{}, nil, 1},
+		{"stream interceptor", streamServer{}, []wsrpc.Option{wsrpc.WithInterceptors(exitStream)}, 1},
+		{"OnConnect", streamServer{}, []wsrpc.Option{exitConnect}, 1},
+		{"handshake interceptor after next", streamServer{}, []wsrpc.Option{wsrpc.WithInterceptors(exitHandshake)}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := wsrpc.NewTracker()
+			closes := make(chan wsrpc.CloseInfo, 16)
+			var calls atomic.Int32
+			count := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+				return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+					calls.Add(1)
+					return next(ctx, hs)
+				}
+			})
+			opts := append([]wsrpc.Option{wsrpc.WithTracker(tr), wsrpc.WithInterceptors(count),
+				wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) { closes <- ci })}, tc.opts...)
+			mux := http.NewServeMux()
+			mux.Handle(testingv1wsrpc.NewStreamServiceHandler(tc.svc, opts...))
+			base := newServer(t, mux)
+			// Short, so that the test fails soon without the event: the
+			// client reconnects after a cut.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			st, err := testingv1wsrpc.NewStreamServiceClient(nil, base).Watch(ctx, &testingv1.WatchRequest{Room: "r"})
+			if err == nil {
+				defer st.Close()
+				for err == nil {
+					_, err = st.Receive()
+				}
+			}
+			wantCode(t, err, wsrpc.CodeInternal, "handler exited without returning")
+			if n := calls.Load(); n != 1 {
+				t.Errorf("the call ran %d times, want once", n)
+			}
+			for i := 0; i < tc.sessions; i++ {
+				select {
+				case ci := <-closes:
+					if wsrpc.CodeOf(ci.Err) != wsrpc.CodeInternal {
+						t.Errorf("OnClose: %+v, want internal", ci)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("OnClose never ran")
+				}
+			}
+			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer scancel()
+			if err := tr.Shutdown(sctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if n := len(closes); n != 0 {
+				t.Errorf("OnClose ran %d more times", n)
+			}
 		})
 	}
 }

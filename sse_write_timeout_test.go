@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,6 +92,78 @@ func TestSSEWriteTimeoutUnavailable(t *testing.T) {
 			ci := waitSeen(t, closes, "OnClose never ran")
 			if ci.Code != tc.wantWire || wsrpc.CodeOf(ci.Err) != tc.wantCode {
 				t.Fatalf("OnClose Code %d Err %v, want %d and %v", ci.Code, ci.Err, tc.wantWire, tc.wantCode)
+			}
+		})
+	}
+}
+
+// stallWriter is a ResponseWriter whose writes fail, once stall is set,
+// as a write past its deadline does (os.ErrDeadlineExceeded): a client
+// that stopped reading, from the moment the test chooses.
+type stallWriter struct {
+	http.ResponseWriter
+	stall atomic.Bool
+}
+
+func (w *stallWriter) Write(b []byte) (int, error) {
+	if w.stall.Load() {
+		return 0, fmt.Errorf("write tcp: %w", os.ErrDeadlineExceeded)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *stallWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type stallKey struct{}
+
+// TestSSEEndEventWriteTimeoutIsLost: a handler that returns (nil, or
+// Close) while its client has stopped reading ends the stream with an
+// end event whose write times out: the client never gets it, and
+// reconnects. OnClose reported a normal closure (1000), or the handler's
+// code, as if the event had gone out; it is a lost connection (1006,
+// unavailable), as a Send's timed-out write is (TestSSEWriteTimeoutUnavailable)
+// and a WebSocket close frame that could not be written.
+func TestSSEEndEventWriteTimeoutIsLost(t *testing.T) {
+	for _, how := range []string{"return nil", "return error", "Close"} {
+		t.Run(how, func(t *testing.T) {
+			closes := make(chan wsrpc.CloseInfo, 1)
+			h := wsrpc.NewSSEHandler("/t/Down",
+				func(ctx context.Context, _ *testingv1.CountRequest, st *wsrpc.ServerStream[testingv1.EchoResponse]) error {
+					if err := st.Send(&testingv1.EchoResponse{Text: "x"}); err != nil {
+						return err
+					}
+					ctx.Value(stallKey{}).(*stallWriter).stall.Store(true)
+					switch how {
+					case "return error":
+						return wsrpc.Errorf(wsrpc.CodeNotFound, "gone")
+					case "Close":
+						_ = st.Close(wsrpc.CodeNotFound, "gone")
+					}
+					return nil
+				},
+				wsrpc.WithOnClose(func(_ context.Context, _ *wsrpc.ConnInfo, ci wsrpc.CloseInfo) { closes <- ci }))
+			base := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				sw := &stallWriter{ResponseWriter: w}
+				h.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), stallKey{}, sw)))
+			}))
+			ctx := testContext(t)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/t/Down", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), "wsrpc.") {
+				t.Fatalf("an end event went out: %q", body)
+			}
+			select {
+			case ci := <-closes:
+				if ci.Code != websocket.StatusAbnormalClosure || wsrpc.CodeOf(ci.Err) != wsrpc.CodeUnavailable {
+					t.Errorf("OnClose: %+v, want 1006 unavailable: the end event never reached the client", ci)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("OnClose never ran")
 			}
 		})
 	}

@@ -473,6 +473,18 @@ func (c *sseConn) end(err error, own bool) error {
 		c.mu.Unlock()
 		return nil
 	}
+	if errors.Is(serr, sse.ErrWriteTimeout) {
+		// The event never reached a client that stopped reading (this
+		// write timed out, or an earlier one, a heartbeat's, ended the
+		// stream): it will reconnect, and the end is a lost connection,
+		// as a Send's timeout is (sendEvent) and a WebSocket close frame
+		// that could not be written (wsConn.closeEnd), not the event's.
+		werr := NewError(CodeUnavailable, serr)
+		c.mu.Lock()
+		c.own, c.info = false, CloseInfo{Code: websocket.StatusAbnormalClosure, Err: werr}
+		c.mu.Unlock()
+		return werr
+	}
 	if serr != nil && !errors.Is(serr, sse.ErrStreamClosed) {
 		return NewError(CodeUnavailable, serr)
 	}
