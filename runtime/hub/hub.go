@@ -217,13 +217,34 @@ func (h *Hub) Close() error {
 // connections of WebSocketHandler endpoints still open are then closed
 // at once without a handshake, which fails their stalled writes, and
 // ctx's error is returned without waiting further: a topic still waiting
-// for a SubscribeFunc call, or for a write on a connection of
-// SubscribeWebSocket (bounded by that connection's write timeout),
-// finishes closing in the background when that returns. Idempotent with
-// Close.
+// for a SubscribeFunc call, for a write on a connection of
+// SubscribeWebSocket (bounded by that connection's write timeout), for
+// its broker's unsubscribe, or for a Publish in progress blocked in its
+// broker (NATS: a reconnection attempt in progress holds the connection
+// up to its dial timeout, and step 1 waits for that Publish), finishes
+// closing in the background when that returns. Idempotent with Close.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	p, ts := h.markClosed()
-	waits := startCloseAll(ts)
+	// A topic's first half waits for a Publish in progress, which may be
+	// blocked in its broker (nats.go's Publish waits for the connection
+	// while a reconnection attempt holds it, up to its dial timeout), so
+	// ctx bounds it too.
+	started := make(chan []func() error, 1)
+	go func() { started <- startCloseAll(ts) }()
+	var waits []func() error
+	select {
+	case waits = <-started:
+	case <-ctx.Done():
+		select {
+		case waits = <-started: // not blocked: carry on, ctx ends what follows
+		default:
+			go func() { waitAll(<-started) }() // the topics finish in the background
+			if p != nil {
+				_ = p.Close() // ctx is done: no handshake
+			}
+			return ctx.Err()
+		}
+	}
 	// The handshakes start before anything is waited for: a write stalled
 	// on one client (up to its write timeout) would otherwise hold every
 	// healthy client's close frame back until ctx ends, and they would

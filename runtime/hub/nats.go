@@ -68,6 +68,9 @@ type NATSStats struct {
 // the application set on the connection are left alone. It does not own
 // nc: Close stops watching but does not close it.
 //
+// The zero NATSBroker is not usable: its Publish and Subscribe fail with
+// an error wrapping ErrClosed, and its Close returns nil.
+//
 // Concurrency: safe for concurrent use. One goroutine watches the
 // connection state, writes connected and calls OnStatus; a mutex guards
 // the last error; counters are atomic.
@@ -160,6 +163,9 @@ func (b *NATSBroker) Publish(ctx context.Context, subject string, data []byte) e
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if b.nc == nil {
+		return errZeroNATS
+	}
 	if err := b.nc.Publish(subject, data); err != nil {
 		return fmt.Errorf("nats publish: %w", err)
 	}
@@ -172,7 +178,16 @@ func (b *NATSBroker) Publish(ctx context.Context, subject string, data []byte) e
 // yet. nats.go refuses a larger publish with nats.ErrMaxPayload;
 // Topic.Publish checks first (see Broker), so that no node delivers what
 // the others never get.
-func (b *NATSBroker) MaxMessageSize() int { return int(b.nc.MaxPayload()) }
+func (b *NATSBroker) MaxMessageSize() int {
+	if b.nc == nil {
+		return 0
+	}
+	return int(b.nc.MaxPayload())
+}
+
+// errZeroNATS is what a zero NATSBroker's Publish and Subscribe return:
+// it has no connection.
+var errZeroNATS = fmt.Errorf("hub: NATSBroker not created with NewNATSBroker: %w", ErrClosed)
 
 // Subscribe subscribes handle to subject. nats.go calls it from one
 // goroutine per subscription, in order, and re-subscribes after a
@@ -180,6 +195,9 @@ func (b *NATSBroker) MaxMessageSize() int { return int(b.nc.MaxPayload()) }
 // the server to have the subscription, so a publish that follows reaches
 // it.
 func (b *NATSBroker) Subscribe(subject string, handle func([]byte)) (func() error, error) {
+	if b.nc == nil {
+		return nil, errZeroNATS
+	}
 	sub, err := b.nc.Subscribe(subject, func(m *nats.Msg) { handle(m.Data) })
 	if err != nil {
 		return nil, fmt.Errorf("nats subscribe: %w", err)
@@ -226,6 +244,9 @@ func (b *NATSBroker) Stats() NATSStats {
 // OnStatus must not call Close: Close would wait for OnStatus to return,
 // that is for itself, and never return. Call go b.Close() there instead.
 func (b *NATSBroker) Close() error {
+	if b.nc == nil {
+		return nil // a zero NATSBroker: no watcher was started
+	}
 	b.closing.Store(true)
 	b.close.Do(func() { b.nc.RemoveStatusListener(b.statusC) })
 	<-b.done

@@ -780,12 +780,12 @@ func (t *Topic[M]) replayStore() sse.Store { return t.replay }
 // the subscriptions having ended.
 func (t *Topic[M]) Close() error { return t.startClose()() }
 
-// startClose is the first half of Close: it marks the topic closed,
-// unsubscribes it from the broker and ends every subscription, so that
-// nothing more is queued or written after a write in progress, and
-// returns the second half, which waits for those writes (and, for a
-// topic that was closing already, for the Close in progress) and returns
-// Close's error. Hub.Shutdown runs the halves apart: it sends its
+// startClose is the first half of Close: it marks the topic closed and
+// ends every subscription, so that nothing more is queued or written
+// after a write in progress, and returns the second half, which
+// unsubscribes the topic from the broker, waits for those writes (and,
+// for a topic that was closing already, for the Close in progress) and
+// returns Close's error. Hub.Shutdown runs the halves apart: it sends its
 // connections 1001 between them, so a write stalled on one client does
 // not delay every other client's close frame.
 func (t *Topic[M]) startClose() (wait func() error) {
@@ -816,15 +816,20 @@ func (t *Topic[M]) startClose() (wait func() error) {
 	t.pubMu.Unlock()
 
 	c.h.unregister(c.name, t, seq)
-	var err error
-	if unsub != nil {
-		err = unsub()
-	}
 	hubClosing := c.h.isClosed()
 	for _, s := range subs {
 		s.topicClosed(hubClosing)
 	}
 	return func() error {
+		// Unsubscribed here, in the half Hub.Shutdown bounds by its ctx:
+		// a broker's unsubscribe may block (nats.go's waits for its
+		// connection's lock, which a reconnection attempt holds up to its
+		// dial timeout), and the topic, closed above, takes nothing from
+		// the broker meanwhile.
+		var err error
+		if unsub != nil {
+			err = unsub()
+		}
 		for _, s := range subs {
 			s.wg.Wait()
 		}

@@ -88,3 +88,35 @@ func TestZeroHub(t *testing.T) {
 		t.Fatalf("zero Hub: Shutdown: %v", err)
 	}
 }
+
+// TestZeroNATSBroker checks that a NATSBroker not created with
+// NewNATSBroker fails with a clear error wrapping ErrClosed, as a zero
+// Hub does: its Close and MaxMessageSize dereferenced the nil connection
+// (and Close would then have waited for ever for a watcher never
+// started), and its Publish and Subscribe returned nats.go's bare
+// "invalid connection".
+func TestZeroNATSBroker(t *testing.T) {
+	var b hub.NATSBroker
+	if err := b.Publish(context.Background(), "s", []byte("x")); !errors.Is(err, hub.ErrClosed) {
+		t.Fatalf("Publish: %v, want ErrClosed", err)
+	}
+	if _, err := b.Subscribe("s", func([]byte) {}); !errors.Is(err, hub.ErrClosed) {
+		t.Fatalf("Subscribe: %v, want ErrClosed", err)
+	}
+	if n := b.MaxMessageSize(); n != 0 {
+		t.Fatalf("MaxMessageSize: %d, want 0 (no limit known)", n)
+	}
+	if st := b.Stats(); st.Connected {
+		t.Fatalf("Stats: %+v", st)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close of a zero NATSBroker never returned")
+	}
+}
