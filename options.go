@@ -269,7 +269,10 @@ func WithSSEOptions(opts *sse.StreamOptions) Option {
 // WithSSEReplay sets the store an SSE handler replays from when a client
 // reconnects with Last-Event-ID (see sse.StreamOptions.Replay and
 // ServerStream.SendEvent). It holds in any order with WithSSEOptions,
-// whose Replay it replaces. Handler only. Default: no replay.
+// whose Replay it replaces. A call whose store fails (Since with an error
+// other than sse.ErrUnknownID) is refused with CodeUnavailable (503),
+// which a reconnecting client retries; this holds for a store set with
+// WithSSEOptions too. Handler only. Default: no replay.
 func WithSSEReplay(store sse.Store) Option {
 	return optionFunc(func(c *config) { c.sseReplay = store })
 }

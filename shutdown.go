@@ -28,8 +28,8 @@ const ShutdownReason = websocket.ShutdownReason
 // The zero Tracker is ready to use, as NewTracker's is; a Tracker must
 // not be copied once used.
 //
-// Cost: one map entry per live session and a counter per running handler;
-// no goroutine until Shutdown.
+// Cost: one map entry per live session, and another per SSE call, and a
+// counter per running handler; no goroutine until Shutdown.
 //
 // Concurrency: safe for concurrent use: handlers add and remove their
 // sessions while Len and Shutdown run, from any goroutine.
@@ -39,9 +39,13 @@ type Tracker struct {
 	// it to go away, to a channel closed when that has finished (see
 	// remove). Made by the first add, so that the zero Tracker works.
 	sessions map[tracked]chan struct{}
-	running  int           // calls in progress: in ServeHTTP, or a detached WebSocket session that left it (WithDetachedSessions)
-	closing  bool          // Shutdown has begun: refuse new calls
-	idle     chan struct{} // closed when running drops to 0 while closing
+	// sse holds the writers of the typed SSE calls under way, from before
+	// their handshake to their end, sessions or not yet (sseWriter). Made
+	// by the first addSSE.
+	sse     map[*sseWriter]struct{}
+	running int           // calls in progress: in ServeHTTP, or a detached WebSocket session that left it (WithDetachedSessions)
+	closing bool          // Shutdown has begun: refuse new calls
+	idle    chan struct{} // closed when running drops to 0 while closing
 }
 
 // tracked is one live session. goAway asks it to end: at once it records
@@ -114,6 +118,33 @@ func (t *Tracker) add(s tracked) {
 		// hubs, whose ErrClosed must not become this session's end.
 		t.goAway(s)
 	}
+}
+
+// addSSE registers the writer of a typed SSE call about to open; one that
+// opens while Shutdown runs has its writes bounded at once, as add asks a
+// session to go away.
+func (t *Tracker) addSSE(w *sseWriter) {
+	t.mu.Lock()
+	if t.sse == nil {
+		t.sse = make(map[*sseWriter]struct{})
+	}
+	t.sse[w] = struct{}{}
+	closing := t.closing
+	t.mu.Unlock()
+	if closing {
+		w.goAway()
+	}
+}
+
+// removeSSE drops w, whose call is returning, and keeps a Shutdown that
+// took it before from touching the writer, no longer the call's.
+func (t *Tracker) removeSSE(w *sseWriter) {
+	t.mu.Lock()
+	delete(t.sse, w)
+	t.mu.Unlock()
+	w.mu.Lock()
+	w.over = true
+	w.mu.Unlock()
 }
 
 // goAway asks s to go away (tracked.goAway) and runs the rest of it on a
@@ -205,10 +236,17 @@ func (t *Tracker) shutdown(ctx context.Context, marked func()) error {
 	for s := range t.sessions {
 		live = append(live, s)
 	}
+	writers := make([]*sseWriter, 0, len(t.sse))
+	for w := range t.sse {
+		writers = append(writers, w)
+	}
 	t.mu.Unlock()
 
 	for _, s := range live {
 		t.goAway(s)
+	}
+	for _, w := range writers {
+		w.goAway()
 	}
 	if marked != nil {
 		marked()
@@ -449,6 +487,62 @@ type sseSession struct {
 	spec         Spec
 	stream       *sse.Stream
 	closeTimeout time.Duration
+}
+
+// sseWriter is the ResponseWriter a tracked typed SSE call's stream
+// writes through, from before its handshake chain to its end, so that
+// Shutdown bounds the writes sse.NewStream makes before the call is a
+// session: the replay of a resuming client's backlog (megabytes, for a
+// client that resumed from an old id and reads nothing) runs inside the
+// chain, before the session is tracked, where sseSession.goAway cannot
+// reach it; Shutdown waited for it to time out, 32 KiB at a time, each
+// chunk with its own WriteTimeout. The stream sets and clears each
+// write's deadline through http.ResponseController, which finds
+// SetWriteDeadline here before the writer's own: after goAway no deadline
+// is later than the route's CloseTimeout from then, and the write in
+// progress gets it at once. A stream whose deadlines are off (a negative
+// WriteTimeout) sets none, and its replay stays unbounded; once a
+// session, sseSession.goAway bounds its writes still.
+type sseWriter struct {
+	statusWriter
+	rc           *http.ResponseController // the wrapped writer's, past this one
+	closeTimeout time.Duration            // as sseSession's
+
+	mu    sync.Mutex // guards the fields below and rc's deadlines
+	asked time.Time  // the stream's deadline: not zero while it writes (or after a failed write)
+	bound time.Time  // goAway's; zero: none
+	over  bool       // the call is returning: the writer may serve another response
+}
+
+// SetWriteDeadline is the stream's: d, or goAway's bound if earlier. The
+// zero time, which the stream sets between writes, stays zero: a quiet
+// stream must not be cut (see sse.Stream.SetWriteDeadline).
+func (w *sseWriter) SetWriteDeadline(d time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.asked = d
+	if !d.IsZero() && !w.bound.IsZero() && w.bound.Before(d) {
+		d = w.bound
+	}
+	return w.rc.SetWriteDeadline(d)
+}
+
+// goAway bounds the stream's writes by the close timeout from now, the
+// one in progress included.
+func (w *sseWriter) goAway() {
+	d := w.closeTimeout
+	if d <= 0 {
+		d = websocket.DefaultCloseTimeout // as websocket.Accept resolves it
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.bound = time.Now().Add(d)
+	if w.over || w.asked.IsZero() {
+		return // the next write's SetWriteDeadline applies it
+	}
+	if w.bound.Before(w.asked) {
+		_ = w.rc.SetWriteDeadline(w.bound) // an error shows in the write
+	}
 }
 
 // goAway cancels the handler's context at once: the stream then ends

@@ -3,6 +3,8 @@ package wsrpc_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -97,3 +99,105 @@ func TestShutdownStalledSSEClientBoundedByCloseTimeout(t *testing.T) {
 		t.Errorf("Serve = %v", err)
 	}
 }
+
+// TestShutdownStalledSSEReplayBoundedByCloseTimeout: a client that
+// resumes from an old id and reads nothing holds NewStream in its
+// replay, a write like any other, inside the handshake chain, before
+// the stream is tracked. Tracker.Shutdown says an SSE stream's writes
+// are bounded by the route's CloseTimeout; this one was bounded only by
+// WriteTimeout (a minute here), per 32 KiB chunk of the backlog, and
+// Shutdown failed with "1 call in a handshake or ending". The call's
+// writer is now tracked from before its handshake (sseWriter). Shutdown
+// comes as the handshake begins (the replay's writes get the bound), or
+// once the replay is stalled in a write (the write in progress gets it).
+func TestShutdownStalledSSEReplayBoundedByCloseTimeout(t *testing.T) {
+	ring := sse.NewRing(256)
+	var first string
+	for i := 0; i < 256; i++ { // 16 MiB: more than any loopback socket buffers
+		e, err := ring.Append(sse.Event{Data: strings.Repeat("z", 64<<10)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = e.ID
+		}
+	}
+	for _, stalled := range []bool{false, true} {
+		name := "opening"
+		if stalled {
+			name = "stalled"
+		}
+		t.Run(name, func(t *testing.T) {
+			opened := make(chan struct{}, 1)
+			mark := wsrpc.HandshakeInterceptorFunc(func(next wsrpc.HandshakeFunc) wsrpc.HandshakeFunc {
+				return func(ctx context.Context, hs *wsrpc.Handshake) (context.Context, error) {
+					opened <- struct{}{}
+					return next(ctx, hs)
+				}
+			})
+			tracker := wsrpc.NewTracker()
+			mux := http.NewServeMux()
+			mux.Handle(testingv1wsrpc.NewStreamServiceHandler(streamServer{}, wsrpc.WithTracker(tracker),
+				wsrpc.WithInterceptors(mark), wsrpc.WithSSEReplay(ring),
+				wsrpc.WithAcceptOptions(&websocket.AcceptOptions{CloseTimeout: 200 * time.Millisecond}),
+				wsrpc.WithSSEOptions(&sse.StreamOptions{WriteTimeout: time.Minute})))
+			var writes atomic.Int64
+			srv := wsrpc.NewHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mux.ServeHTTP(writeCounter{w, &writes}, r)
+			}))
+			base, _ := serveHTTP(t, srv)
+			t.Cleanup(func() { _ = srv.Close() })
+
+			c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// Sent, then nothing read.
+			if _, err := fmt.Fprintf(c, "GET %s?room=r HTTP/1.1\r\nHost: x\r\nLast-Event-ID: %s\r\n\r\n", testingv1wsrpc.StreamServiceWatchPath, first); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-opened:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the call never reached the handshake")
+			}
+			if stalled {
+				// Until the replay is blocked in a write: its writes stop
+				// counting.
+				last, still := int64(-1), 0
+				for i := 0; i < 400 && still < 10; i++ {
+					time.Sleep(20 * time.Millisecond)
+					if n := writes.Load(); n == last {
+						still++
+					} else {
+						last, still = n, 0
+					}
+				}
+				if still < 10 || last == 0 {
+					t.Fatalf("the replay never blocked (%d writes)", last)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := tracker.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown = %v, want nil: the stalled replay must not hold it past the close timeout", err)
+			}
+		})
+	}
+}
+
+// writeCounter is a middleware's ResponseWriter that counts the writes
+// through it; Unwrap lets http.ResponseController reach Flush and the
+// write deadlines.
+type writeCounter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w writeCounter) Write(b []byte) (int, error) {
+	w.n.Add(1)
+	return w.ResponseWriter.Write(b)
+}
+
+func (w writeCounter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

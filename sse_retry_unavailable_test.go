@@ -159,3 +159,112 @@ func TestSSERetriesHandlerUnavailable(t *testing.T) {
 		})
 	}
 }
+
+// outageStore is a replay store whose Since fails, as a database out for
+// a moment does, while fails is above zero, counting down.
+type outageStore struct {
+	sse.Store
+	fails atomic.Int32
+	calls atomic.Int32
+}
+
+func (s *outageStore) Since(id string) ([]sse.Event, error) {
+	s.calls.Add(1)
+	if s.fails.Add(-1) >= 0 {
+		return nil, errors.New("replay store: connection refused")
+	}
+	return s.Store.Since(id)
+}
+
+// storeWatch records the notes 1 to 6 in its store, with their number
+// as the event id, sends the first three and returns unavailable: the
+// client reconnects with Last-Event-ID 3, for the store to replay the
+// rest. A resumed call sends nothing of its own.
+type storeWatch struct {
+	testingv1wsrpc.UnimplementedStreamServiceHandler
+	store sse.Store
+	calls atomic.Int32
+}
+
+func (h *storeWatch) Watch(ctx context.Context, req *testingv1.WatchRequest, st *wsrpc.ServerStream[testingv1.WatchResponse]) error {
+	if h.calls.Add(1) > 1 {
+		return nil
+	}
+	for i := 1; i <= 6; i++ {
+		ev, err := wsrpc.NewSSEEvent(&testingv1.WatchResponse{Event: &testingv1.WatchResponse_Note{Note: strconv.Itoa(i)}}, strconv.Itoa(i))
+		if err != nil {
+			return err
+		}
+		if ev, err = h.store.Append(ev); err != nil {
+			return err
+		}
+		if i <= 3 {
+			if err := st.SendEvent(ev); err != nil {
+				return err
+			}
+		}
+	}
+	return wsrpc.Errorf(wsrpc.CodeUnavailable, "topic closed")
+}
+
+// TestSSEReplayStoreOutageIsUnavailable: a typed SSE call's replay store
+// that fails (not sse.ErrUnknownID, a gap) refuses the reconnection with
+// 503 unavailable, which the client retries, and the call resumes once
+// the store is back: every note once, in order. It was 500 internal,
+// taken for a configuration error, which a reconnecting client takes for
+// final: a brief store outage ended every resuming call for good.
+func TestSSEReplayStoreOutageIsUnavailable(t *testing.T) {
+	store := &outageStore{Store: sse.NewRing(16)}
+	store.fails.Store(2)
+	h := &storeWatch{store: store}
+	mux := http.NewServeMux()
+	mux.Handle(testingv1wsrpc.NewStreamServiceHandler(h, wsrpc.WithSSEReplay(store)))
+	base := newServer(t, mux)
+
+	// The refusal itself, on a raw request.
+	req, err := http.NewRequest(http.MethodGet, base+testingv1wsrpc.StreamServiceWatchPath+"?room=r", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Last-Event-ID", "3")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Wsrpc-Code") != "unavailable" {
+		t.Errorf("store failure answered %s, Wsrpc-Code %q (%q); want 503 unavailable",
+			resp.Status, resp.Header.Get("Wsrpc-Code"), body)
+	}
+
+	c := testingv1wsrpc.NewStreamServiceClient(&http.Client{}, base,
+		wsrpc.WithSSEClientOptions(&sse.ClientOptions{ReconnectionTime: 10 * time.Millisecond, MaxReconnectionAttempts: 5}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := c.Watch(ctx, &testingv1.WatchRequest{Room: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var notes []string
+	for {
+		var m *testingv1.WatchResponse
+		if m, err = st.Receive(); err != nil {
+			break
+		}
+		notes = append(notes, m.GetNote())
+	}
+	t.Logf("notes %v then %v; %d handler calls, %d Since calls", notes, err, h.calls.Load(), store.calls.Load())
+	if err != io.EOF {
+		t.Errorf("call ended with %v, want io.EOF: the store's outage is not final", err)
+	}
+	if got := strings.Join(notes, " "); got != "1 2 3 4 5 6" {
+		t.Errorf("notes %q, want 1 to 6, each once, in order", got)
+	}
+	// The raw request's failure, the client's first reconnection's, and
+	// its second's, which replays.
+	if got := store.calls.Load(); got != 3 {
+		t.Errorf("%d Since calls, want 3", got)
+	}
+}
