@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsrpc/wsrpc"
 	"github.com/wsrpc/wsrpc/internal/peertext"
+	"github.com/wsrpc/wsrpc/runtime/codec"
 	"github.com/wsrpc/wsrpc/runtime/websocket"
 )
 
@@ -37,7 +38,14 @@ printed on its own line: text as is, binary encoded as --binary says
 (base64 by default, so the output stays one line per message).
 
 When stdin ends, the client closes with 1000 and waits for the server's
-reply. The close code and reason are printed on stderr, the code with its
+reply. With a wsrpc subprotocol negotiated (--subprotocol wsrpc.json,
+wsrpc.proto or wsrpc.msgpack) the session is a wsrpc call instead: the
+end of stdin sends the end-of-stream marker (an empty text message, as
+an empty line does) and the client waits for the server to end the call,
+printing its responses, as a client-streaming or server-streaming method
+needs (closing would cancel the call).
+
+The close code and reason are printed on stderr, the code with its
 name: a wsrpc handler's error code for 4000+N (4009 (failed_precondition)),
 else the RFC 6455 one (1000 (normal closure), 4100 (status 4100)). A
 refused handshake is printed as
@@ -184,6 +192,10 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if p := c.Subprotocol(); p != "" {
 		fmt.Fprintf(errOut, "wsrpc ws: subprotocol %s\n", p)
 	}
+	// A wsrpc codec's subprotocol (wsrpc.json, wsrpc.proto,
+	// wsrpc.msgpack) makes the session a wsrpc call: see the end of stdin
+	// below.
+	wsrpcCall := strings.HasPrefix(c.Subprotocol(), codec.SubprotocolPrefix)
 
 	// Reads use their own context: cancelling a read drops the connection
 	// without the closing handshake, and an interrupt should close cleanly.
@@ -229,6 +241,25 @@ func runWS(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		}
 		if err != nil {
 			fmt.Fprintf(errOut, "wsrpc ws: %v\n", err)
+		}
+		if err == nil && wsrpcCall {
+			// A wsrpc call (docs/protocol.md §3.4): the end of stdin is
+			// the end of the client's half, the end-of-stream marker,
+			// and the call ends when the server closes, after its
+			// responses. Closing here instead cancelled it: a
+			// client-streaming handler's Receive returned canceled, a
+			// server stream's responses were lost, and the exit status
+			// was 0 all the same.
+			if err := c.Write(context.Background(), websocket.MessageText, nil); err != nil {
+				return reportEnd(errOut, awaitReader(c, readDone), false)
+			}
+			select {
+			case err := <-readDone:
+				return reportEnd(errOut, err, false)
+			case <-ctx.Done():
+				closeAndWait(c, websocket.StatusGoingAway, readDone, errOut)
+				return 130
+			}
 		}
 		// A ping round trip first: the pong comes after the server's replies
 		// to every line sent, and is noticed by the reader's next Read, so

@@ -93,6 +93,10 @@ func run(ctx context.Context, cfg config, in io.Reader, out io.Writer) error {
 	fmt.Fprintf(out, "joined #%s as %s (node %s, codec %s)\n", w.GetRoom(), w.GetName(), w.GetNode(), st.Codec().Name())
 
 	// Lines go out from their own goroutine; Send is safe alongside Receive.
+	// inErr is the input's end: nil at EOF, else why it could not be read
+	// on (a line longer than the scanner holds, 64 KiB, or a failed read),
+	// sent before CloseSend so that it is there once the session ends.
+	inErr := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(in)
 		for sc.Scan() {
@@ -105,6 +109,7 @@ func run(ctx context.Context, cfg config, in io.Reader, out io.Writer) error {
 				return // the session ended; Receive reports why
 			}
 		}
+		inErr <- sc.Err()
 		st.CloseSend() // leave: the server ends the session
 	}()
 	for ev, err := range st.All() {
@@ -112,6 +117,15 @@ func run(ctx context.Context, cfg config, in io.Reader, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(out, format(ev))
+	}
+	// The member left; if the input did not end at EOF, the line that
+	// stopped it and the rest were not sent: not a normal end.
+	select {
+	case err := <-inErr:
+		if err != nil {
+			return fmt.Errorf("reading input: %w", err)
+		}
+	default:
 	}
 	return nil
 }

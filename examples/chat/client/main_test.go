@@ -270,3 +270,28 @@ func TestClientToken(t *testing.T) {
 	io.WriteString(in, "still here\n")
 	second.wait(t, "the second run", "<ada> still here")
 }
+
+// TestClientLongInputLineIsAnError: a line longer than the scanner holds
+// (64 KiB) ended the input there, silently: the client left the room and
+// run returned nil, as if the input had ended, the line and every line
+// after it never sent. run now reports it, after leaving.
+func TestClientLongInputLineIsAnError(t *testing.T) {
+	url := startServer(t)
+	out := &output{}
+	in := "before\n" + strings.Repeat("x", 70<<10) + "\nafter\n"
+	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() {
+		done <- run(ctx, config{URL: url, Name: "ada", Room: "lobby", Codec: "proto"}, strings.NewReader(in), out)
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "reading input") {
+			t.Errorf("run: %v, want an error reading the input", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("run did not return")
+	}
+	out.wait(t, "ada", "<ada> before")
+}
