@@ -434,22 +434,30 @@ func (w *deflateWriter) Close() error {
 		_, err = w.dst.Write(w.out)
 		putBuf(w.buf) // its array, even if the output outgrew it
 		w.buf, w.out = nil, nil
-		if s.writeNoCtx {
-			putEncoder(s.writeBits, s.enc)
-			s.enc = nil
-		}
 	} else {
 		err = s.fw.Flush()
 		if err == nil {
 			err = s.out.finish()
 		}
-		if s.writeNoCtx {
-			putFlateWriter(s.level, s.writeBits, s.fw)
-			s.fw = nil
-		}
 	}
 	if cerr := w.dst.Close(); err == nil {
 		err = cerr
+	}
+	// A message that failed (an extension further down refused a frame
+	// of it before any went out, and the connection stays usable) is in
+	// our window but not in the peer's: with context takeover (RFC 7692
+	// §7.1.1) the next message would refer to bytes the peer never got
+	// (1007, or other bytes than were sent), and klauspost's writer would
+	// return the error again for every message. A fresh compressor refers
+	// to nothing before the next message, whatever the peer's window holds.
+	if s.writeNoCtx || err != nil {
+		if s.enc != nil {
+			putEncoder(s.writeBits, s.enc)
+			s.enc = nil
+		} else {
+			putFlateWriter(s.level, s.writeBits, s.fw)
+			s.fw = nil
+		}
 	}
 	return err
 }

@@ -140,7 +140,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if err := checkSubprotocols(opts.Subprotocols); err != nil {
 		return nil, nil, err
 	}
-	extHeader, err := extensionOffers(opts.Extensions)
+	offers, err := extensionOffers(opts.Extensions)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -151,19 +151,18 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		// that says the caller's deadline passed when it set none.
 		bounded, cancel := context.WithTimeout(ctx, handshakeTimeout)
 		defer cancel()
-		c, resp, err := dial(bounded, u, secure, opts, extHeader)
+		c, resp, err := dial(bounded, u, secure, opts, offers)
 		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("websocket: no handshake within %v: %w", handshakeTimeout, os.ErrDeadlineExceeded)
 		}
 		return c, resp, err
 	}
-	return dial(ctx, u, secure, opts, extHeader)
+	return dial(ctx, u, secure, opts, offers)
 }
 
 // dial is Dial for a request checked already, under a ctx with a deadline;
-// extHeader is the request's Sec-WebSocket-Extensions lines
-// (extensionOffers).
-func dial(ctx context.Context, u *url.URL, secure bool, opts *DialOptions, extHeader string) (*Conn, *http.Response, error) {
+// offers is the request's extension offers (extensionOffers).
+func dial(ctx context.Context, u *url.URL, secure bool, opts *DialOptions, offers extOffers) (*Conn, *http.Response, error) {
 	var jar http.CookieJar
 	var jarURL *url.URL
 	if opts.HTTPClient != nil && opts.HTTPClient.Jar != nil {
@@ -206,7 +205,7 @@ func dial(ctx context.Context, u *url.URL, secure bool, opts *DialOptions, extHe
 	}
 	d, _ := ctx.Deadline() // there is one: set above if ctx had none
 	_ = nc.SetDeadline(d)
-	c, resp, err := clientHandshake(nc, u, secure, opts, extHeader, d)
+	c, resp, err := clientHandshake(nc, u, secure, opts, offers, d)
 	if jar != nil && resp != nil {
 		// As net/http's client does with every response, the refusals
 		// included (a login redirect, a session renewed on a 401).
@@ -312,28 +311,41 @@ func checkSubprotocols(ps []string) error {
 	return nil
 }
 
+// extOffers is what a Dial offers of its extensions.
+type extOffers struct {
+	header  string      // the request's Sec-WebSocket-Extensions lines
+	offered []Extension // the extensions with at least one offer
+}
+
 // extensionOffers renders the request's Sec-WebSocket-Extensions lines,
 // one per offer of each extension, checked first: FormatExtension writes
 // what it is given, and an offer whose names or values are not tokens
 // (RFC 6455 §9.1) would break the header's grammar, or with a CR LF
 // inject header lines of its own. Such an offer fails Dial before
 // anything is dialed or sent. ClientOffers is called once per Dial, here,
-// so what was checked is what is sent.
-func extensionOffers(set *ExtensionSet) (string, error) {
+// so what was checked is what is sent, and what the answer may use: an
+// installed extension with no offer was not in the request (§4.1).
+func extensionOffers(set *ExtensionSet) (extOffers, error) {
+	var o extOffers
 	if set == nil {
-		return "", nil
+		return o, nil
 	}
 	var b strings.Builder
 	for _, e := range set.list {
 		name := e.Name()
-		for _, offer := range e.ClientOffers() {
+		offers := e.ClientOffers()
+		for _, offer := range offers {
 			if err := checkExtensionElement(name, offer); err != nil {
-				return "", fmt.Errorf("%w: extension %q: ClientOffers: %w", ErrInvalidDial, name, err)
+				return extOffers{}, fmt.Errorf("%w: extension %q: ClientOffers: %w", ErrInvalidDial, name, err)
 			}
 			b.WriteString("Sec-WebSocket-Extensions: " + FormatExtension(name, offer) + "\r\n")
 		}
+		if len(offers) > 0 {
+			o.offered = append(o.offered, e)
+		}
 	}
-	return b.String(), nil
+	o.header = b.String()
+	return o, nil
 }
 
 // asciiHost refuses a host name that is not ASCII. DNS resolves, the
@@ -545,9 +557,9 @@ func connectProxy(ctx context.Context, dial func(context.Context, string, string
 }
 
 // clientHandshake sends the opening handshake and checks the answer
-// (RFC 6455 §4.1). extHeader is the extension offers (extensionOffers);
+// (RFC 6455 §4.1). offers is the extension offers (extensionOffers);
 // deadline is nc's, the handshake's.
-func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions, extHeader string, deadline time.Time) (*Conn, *http.Response, error) {
+func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions, offers extOffers, deadline time.Time) (*Conn, *http.Response, error) {
 	var keyBytes [16]byte
 	if _, err := rand.Read(keyBytes[:]); err != nil {
 		return nil, nil, err
@@ -568,7 +580,7 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions, ex
 	if len(opts.Subprotocols) > 0 {
 		b.WriteString("Sec-WebSocket-Protocol: " + strings.Join(opts.Subprotocols, ", ") + "\r\n")
 	}
-	b.WriteString(extHeader)
+	b.WriteString(offers.header)
 	// Dial's checkHeader refused invalid names and values and the
 	// handshake's own headers; Host was written above.
 	hasAuth := false
@@ -693,7 +705,7 @@ func clientHandshake(nc net.Conn, u *url.URL, secure bool, opts *DialOptions, ex
 			return bad("server chose subprotocol %q, which was not offered", proto)
 		}
 	}
-	exts, err := negotiateClient(opts.Extensions, resp.Header.Values("Sec-WebSocket-Extensions"))
+	exts, err := negotiateClient(offers.offered, resp.Header.Values("Sec-WebSocket-Extensions"))
 	if err != nil {
 		return nil, resp, err
 	}
@@ -723,7 +735,7 @@ const maxInterimResponses = 5
 // negotiateClient checks the server's extension answer: every extension
 // must be one we offered, at most once (§9.1), and accepted by its
 // ClientAccept with a session.
-func negotiateClient(set *ExtensionSet, values []string) ([]*negotiated, error) {
+func negotiateClient(offered []Extension, values []string) ([]*negotiated, error) {
 	answers, err := ParseExtensions(values)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, ErrBadHandshake)
@@ -733,11 +745,9 @@ func negotiateClient(set *ExtensionSet, values []string) ([]*negotiated, error) 
 	for _, a := range answers {
 		name := strings.ToLower(a.Name)
 		var ext Extension
-		if set != nil {
-			for _, e := range set.list {
-				if strings.EqualFold(e.Name(), a.Name) {
-					ext = e
-				}
+		for _, e := range offered {
+			if strings.EqualFold(e.Name(), a.Name) {
+				ext = e
 			}
 		}
 		if ext == nil {

@@ -101,15 +101,15 @@ type FrameTransformer interface {
 	// several connections may be writing at once. They are not copied
 	// first, as that would cost every write.
 	OutgoingFrame(f *Frame) error
-	// IncomingFrame sees an incoming frame's header, in reverse
-	// installation order, before the payload is read. Only its changes to
-	// RSV are kept (it clears its own bits, say); FIN, the opcode and the
-	// length are as the peer sent them. It cannot see or change the
-	// payload, which reaches the application as the peer sent it: an
-	// extension that transforms incoming payloads does so as a
-	// MessageTransformer (ReadMessage), and control frames' payloads are
-	// never transformed on the way in. An error fails the connection with
-	// 1002.
+	// IncomingFrame sees an incoming frame's header, in the reverse of
+	// the order outgoing frames take (Conn.Extensions), before the
+	// payload is read. Only its changes to RSV are kept (it clears its
+	// own bits, say); FIN, the opcode and the length are as the peer sent
+	// them. It cannot see or change the payload, which reaches the
+	// application as the peer sent it: an extension that transforms
+	// incoming payloads does so as a MessageTransformer (ReadMessage), and
+	// control frames' payloads are never transformed on the way in. An
+	// error fails the connection with 1002.
 	IncomingFrame(h *FrameHeader) error
 }
 
@@ -266,7 +266,10 @@ func (n *negotiated) wrapReader(src io.Reader, rsv byte) io.Reader {
 	return n.message.ReadMessage(src, rsv)
 }
 
-// Extensions returns the negotiated extensions, in installation order.
+// Extensions returns the negotiated extensions in the order they apply to
+// outgoing data, the order of the server's answer (RFC 6455 §9.1): a
+// server's installation order, while a client follows the answer, which
+// need not be its own installation order.
 func (c *Conn) Extensions() []NegotiatedExtension {
 	out := make([]NegotiatedExtension, len(c.exts))
 	for i, e := range c.exts {
@@ -315,7 +318,7 @@ func (c *Conn) transformOutgoing(fin *bool, op *Opcode, rsv *byte, p *[]byte) er
 }
 
 // transformIncoming runs frame transformers over an incoming header, in
-// reverse installation order.
+// the reverse of the answer's order (c.exts).
 func (c *Conn) transformIncoming() error {
 	var fh *FrameHeader
 	for i := len(c.exts) - 1; i >= 0; i-- {

@@ -168,6 +168,15 @@ func TestMessageExtensionOrderOnTheWire(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.CloseNow()
+		// Conn.Extensions reports them in that order too: it said
+		// "installation order", which only a server keeps.
+		var names []string
+		for _, e := range c.Extensions() {
+			names = append(names, e.Name)
+		}
+		if got := strings.Join(names, ", "); got != "x-b, x-a" {
+			t.Errorf("Extensions() %q, want the answer's order x-b, x-a", got)
+		}
 		p := <-peers
 		go echo(c)
 		p.send(opText, []byte("a:b:hello"))
