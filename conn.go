@@ -295,13 +295,18 @@ func (c *wsConn) Receive(msg any) error {
 			c.recvErr = c.callErr(c.localEnd())
 		} else {
 			end := c.readErr(err)
-			if c.spec.IsClient && errors.Is(err, context.Canceled) {
+			if errors.Is(err, context.Canceled) {
 				// Close or release cancelled ioCtx under this read once
 				// another goroutine had recorded the end (a Send that met
 				// the server's close frame first; Close then finds the
 				// stream closed, and marks nothing): the read reports
 				// that end, as a write does (writeErr), not the "context
-				// canceled" of a context the caller never cancelled.
+				// canceled" of a context the caller never cancelled. On
+				// a server ioCtx ends only with the session (cancel: the
+				// runtime closed a connection nothing was reading,
+				// connClosed), after its end is recorded: a handler that
+				// learnt of it from ctx and then reads gets that end
+				// (1006: unavailable), as its Send does, not canceled.
 				c.mu.Lock()
 				if c.closed {
 					if end = c.closeInfo.Err; end == nil {
@@ -928,16 +933,29 @@ func (c *wsConn) closeEnd(err error) {
 	if !c.markClosed(ci) {
 		return
 	}
+	_ = c.closeRecorded(ci)
+}
+
+// closeRecorded runs the closing handshake of the end ci just recorded,
+// returning Close's error as it is (closeWSErr). On a server, a close
+// frame that could not go out because the TCP connection is lost (see
+// closeEnd) — a write in progress holding the connection for the close
+// timeout included (the handler's Close, or the session's context
+// ending, while a Send is stuck behind a client that stopped reading) —
+// leaves 1006 with unavailable as the end, not ci, which never reached
+// the client.
+func (c *wsConn) closeRecorded(ci CloseInfo) error {
 	written := c.ws.Stats().WireBytesWritten
 	cerr := closeWSErr(c.ws, ci.Code, ci.Reason)
-	if cerr == nil {
-		return
+	if cerr == nil || c.spec.IsClient {
+		return cerr
 	}
 	if writeLost(cerr) && c.ws.Stats().WireBytesWritten == written {
 		c.mu.Lock()
 		c.closeInfo = CloseInfo{Code: websocket.StatusAbnormalClosure, Err: wireError(cerr)}
 		c.mu.Unlock()
 	}
+	return cerr
 }
 
 // closeLocal is closeWith for a client's Close and CloseWith. If this
@@ -976,7 +994,10 @@ func (c *wsConn) closeBy(err error, by closer) error {
 	if !c.markClosedBy(ci, by) {
 		return nil
 	}
-	return closeWS(c.ws, ci.Code, ci.Reason)
+	if err := c.closeRecorded(ci); !errors.Is(err, websocket.ErrClosed) { // as closeWS
+		return err
+	}
+	return nil
 }
 
 // ownEnd reports whether a handler's Close ended the stream (closeOwn),

@@ -716,7 +716,18 @@ func (s *wsSession) session() {
 	for _, fn := range h.cfg.onConnect {
 		fn(conn.ctx, conn.info)
 	}
-	end(chainStream(h.cfg.interceptors, h.base(conn))(conn.ctx, conn))
+	err := chainStream(h.cfg.interceptors, h.base(conn))(conn.ctx, conn)
+	if err == nil && h.spec.StreamType == StreamTypeClient && conn.ws.Stats().MessagesWritten == 0 {
+		// A client-streaming call's only clean end is its response: a
+		// chain that returns nil without one (an interceptor that
+		// swallowed the handler's error, or never called next) would
+		// close with 1000, which the client reads as internal while
+		// OnClose reported success. It ends as internal on both sides,
+		// as ClientStream.Close(0) does. A stream that ended already
+		// (the client's close after its marker) keeps that end.
+		err = Errorf(CodeInternal, "%s: the server closed without a response", h.spec.Procedure)
+	}
+	end(err)
 	returned = true
 }
 
