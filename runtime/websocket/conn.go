@@ -181,9 +181,9 @@ type Conn struct {
 	// reply's system call. flushPending says frames wait that way.
 	inputBuffered atomic.Bool
 	flushPending  atomic.Bool
-	reads         atomic.Uint64
-	deferReads    uint64      // reads at the last Write's end, under frameMu
-	flushTimer    *time.Timer // flushes what waits too long, under frameMu
+	reads         atomic.Uint64 // read calls ended (unlockRead); keptReader's validity too
+	deferReads    uint64        // reads at the last Write's end, under frameMu
+	flushTimer    *time.Timer   // flushes what waits too long, under frameMu
 	// flushTimer is set and has not fired yet, under frameMu. Kept apart
 	// from flushPending: frames may still wait after the timer fired
 	// and skipped for a busy writer, and the next deferral must arm it.

@@ -74,10 +74,17 @@ func (c *Conn) ReadFrame(ctx context.Context, buf []byte) (Frame, error) {
 // WriteFrame writes one frame on a raw connection as given: fragments,
 // control frames and RSV bits are the caller's to get right (which is the
 // point: it can play a misbehaving peer in tests). Masking is applied for
-// clients. Control frames must still fit in 125 bytes.
+// clients. Control frames must still fit in 125 bytes, and the opcode in
+// the header's 4 bits (reserved ones are sent).
 func (c *Conn) WriteFrame(ctx context.Context, f Frame) error {
 	if !c.cfg.raw {
 		return ErrRawMode
+	}
+	if f.Opcode > 0xF {
+		// The opcode is the header's low four bits (RFC 6455 §5.2): wider,
+		// it would set FIN and RSV bits the caller did not ask for.
+		// Reserved opcodes fit, and are sent as given.
+		return fmt.Errorf("websocket: opcode %#x does not fit in 4 bits", byte(f.Opcode))
 	}
 	if f.Opcode.IsControl() && len(f.Payload) > maxControlPayload {
 		return fmt.Errorf("websocket: %v frame payload of %d bytes exceeds 125", f.Opcode, len(f.Payload))

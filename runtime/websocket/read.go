@@ -36,7 +36,10 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	defer c.unlockRead()
 	if c.hasPending() {
 		m := c.popPending()
-		return m.typ, bytes.NewReader(m.data), nil
+		// unlockRead counts this call when Reader returns.
+		kr := &keptReader{c: c, reads: c.reads.Load() + 1}
+		kr.r.Reset(m.data)
+		return m.typ, kr, nil
 	}
 	if err := c.beginMessage(); err != nil {
 		return 0, nil, ctxErr(ctx, err)
@@ -67,7 +70,15 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	select {
 	case c.readSem <- struct{}{}:
 	case <-c.closed:
-		return 0, c.closedErr()
+		// A message read to its last byte ends with io.EOF even once
+		// the connection is closed (Close's drain may have read the
+		// close frame behind it): its state is the read lock's, taken
+		// if free.
+		select {
+		case c.readSem <- struct{}{}:
+		default:
+			return 0, c.closedErr()
+		}
 	}
 	defer func() { <-c.readSem }()
 	if r.m.gen != r.gen {
@@ -79,6 +90,31 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	n, err := r.m.read(p)
 	if err == io.EOF {
 		r.eof = true
+	}
+	return n, err
+}
+
+// keptReader is what Reader returns for a message Close kept: its bytes
+// are in memory, so it takes no lock, but it is stale after the next
+// read call as a streamReader is, rather than go on returning them. The
+// read calls are counted by unlockRead (c.reads, under readSem).
+type keptReader struct {
+	r     bytes.Reader
+	c     *Conn
+	reads uint64 // c.reads while the handle is valid
+	eof   bool   // this handle returned io.EOF
+}
+
+func (k *keptReader) Read(p []byte) (int, error) {
+	if k.c.reads.Load() != k.reads {
+		if k.eof || k.r.Len() == 0 {
+			return 0, io.EOF // its message was delivered whole
+		}
+		return 0, ErrReaderDiscarded
+	}
+	n, err := k.r.Read(p)
+	if err == io.EOF {
+		k.eof = true
 	}
 	return n, err
 }
@@ -761,13 +797,17 @@ func (c *Conn) failRead(err error) error {
 // the lock holder's.
 type messageReader struct {
 	c      *Conn
-	gen    uint64 // advanced by start: which message Reader's handles are for
+	gen    uint64 // advanced by start, and by a discard that cut the message short: which message Reader's handles are for
 	active bool
-	text   bool
-	src    io.Reader // payload, or an extension's decoding of it
-	pr     payloadReader
-	size   int64 // bytes delivered (after extensions): PayloadBytesRead
-	plain  bool  // no extension transforms this message
+	// The message was read to its end (io.EOF), not failed: its reads
+	// keep returning io.EOF, also once a later error (the peer's close
+	// frame, read by Close's drain) is the connection's.
+	ended bool
+	text  bool
+	src   io.Reader // payload, or an extension's decoding of it
+	pr    payloadReader
+	size  int64 // bytes delivered (after extensions): PayloadBytesRead
+	plain bool  // no extension transforms this message
 	// The message came from Reader with a ctx that can be done: its
 	// watch stays armed until end, or until the next read call.
 	watched bool
@@ -787,6 +827,7 @@ func (m *messageReader) start() {
 	c := m.c
 	m.gen++
 	m.active = true
+	m.ended = false
 	m.text = c.msgOp == OpText
 	m.size = 0
 	c.utf8.reset()
@@ -810,7 +851,7 @@ func (m *messageReader) start() {
 func (m *messageReader) read(p []byte) (int, error) {
 	c := m.c
 	if !m.active {
-		if c.readErr != nil {
+		if c.readErr != nil && !m.ended {
 			return 0, c.readErr
 		}
 		return 0, io.EOF
@@ -842,6 +883,7 @@ func (m *messageReader) read(p []byte) (int, error) {
 		if m.text && !c.utf8.complete() {
 			return n, c.failRead(failWith(StatusInvalidFramePayload, ErrInvalidUTF8, "text message ends inside a code point"))
 		}
+		m.ended = true
 		c.stats.messageRead(m.size)
 		if n > 0 {
 			return n, nil
@@ -871,13 +913,23 @@ func (m *messageReader) read(p []byte) (int, error) {
 	return n, nil
 }
 
-// discard reads and drops the rest of the current message.
+// discard reads and drops the rest of the current message. A message
+// that had bytes left is cut short for the Reader it was given to: gen
+// moves on, and the Reader returns ErrReaderDiscarded, not the io.EOF
+// the discard reached (Close's drain discards without starting another
+// message).
 func (m *messageReader) discard() error {
 	var buf [512]byte
+	dropped := false
 	for m.active {
-		if _, err := m.read(buf[:]); err != nil && err != io.EOF {
+		n, err := m.read(buf[:])
+		dropped = dropped || n > 0
+		if err != nil && err != io.EOF {
 			return err
 		}
+	}
+	if dropped {
+		m.gen++
 	}
 	return nil
 }

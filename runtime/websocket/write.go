@@ -104,6 +104,21 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	if err := c.lockMessage(ctx); err != nil {
 		return nil, err
 	}
+	// Frames left in the buffer for a writer counted to come after them
+	// (leaveWriterLocked) would wait for this writer if it took the lock
+	// first, as long as its caller takes to write a fragment or Close:
+	// they go out now.
+	c.frameMu.Lock()
+	var err error
+	if c.wlen > 0 {
+		err = c.flushLocked()
+	}
+	c.frameMu.Unlock()
+	if err != nil {
+		c.writeCtx.disarm()
+		<-c.msgSem
+		return nil, err
+	}
 	w, err := c.startMessage(typ, -1)
 	if err != nil {
 		c.writeCtx.disarm()
