@@ -933,29 +933,16 @@ func (c *wsConn) closeEnd(err error) {
 	if !c.markClosed(ci) {
 		return
 	}
-	_ = c.closeRecorded(ci)
-}
-
-// closeRecorded runs the closing handshake of the end ci just recorded,
-// returning Close's error as it is (closeWSErr). On a server, a close
-// frame that could not go out because the TCP connection is lost (see
-// closeEnd) — a write in progress holding the connection for the close
-// timeout included (the handler's Close, or the session's context
-// ending, while a Send is stuck behind a client that stopped reading) —
-// leaves 1006 with unavailable as the end, not ci, which never reached
-// the client.
-func (c *wsConn) closeRecorded(ci CloseInfo) error {
 	written := c.ws.Stats().WireBytesWritten
 	cerr := closeWSErr(c.ws, ci.Code, ci.Reason)
-	if cerr == nil || c.spec.IsClient {
-		return cerr
+	if cerr == nil {
+		return
 	}
 	if writeLost(cerr) && c.ws.Stats().WireBytesWritten == written {
 		c.mu.Lock()
 		c.closeInfo = CloseInfo{Code: websocket.StatusAbnormalClosure, Err: wireError(cerr)}
 		c.mu.Unlock()
 	}
-	return cerr
 }
 
 // closeLocal is closeWith for a client's Close and CloseWith. If this
@@ -994,10 +981,7 @@ func (c *wsConn) closeBy(err error, by closer) error {
 	if !c.markClosedBy(ci, by) {
 		return nil
 	}
-	if err := c.closeRecorded(ci); !errors.Is(err, websocket.ErrClosed) { // as closeWS
-		return err
-	}
-	return nil
+	return closeWS(c.ws, ci.Code, ci.Reason)
 }
 
 // ownEnd reports whether a handler's Close ended the stream (closeOwn),

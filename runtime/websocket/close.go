@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -21,9 +20,8 @@ const maxCloseReason = maxControlPayload - 2
 // timeout, and is closed after it (a CloseNow does not cut that short). A
 // write in progress that cannot let the close frame out within the close
 // timeout (its peer has stopped reading) is ended by closing the TCP
-// connection at once; Close's error then wraps both ErrClosed and
-// os.ErrDeadlineExceeded. It returns nil when the peer answered, or why
-// it could not. Safe from any goroutine; a
+// connection at once. It returns nil when the peer answered, or why it
+// could not. Safe from any goroutine; a
 // second call returns ErrClosed. Once the close frame is sent, data
 // messages are refused with ErrClosed (§5.5.1: no data frame may follow
 // it), while Close still waits.
@@ -72,11 +70,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	err := c.writeControl(OpClose, buf[:n])
 	close(wrote) // written or refused: a reader in gotClose may end the connection now
 	if !stuck.Stop() {
-		// A timeout, as a write's that made no progress is (it wraps
-		// os.ErrDeadlineExceeded): the close frame most likely never
-		// went out, which a caller that reports the close code sent
-		// needs to tell from a close of its own (bare ErrClosed).
-		return fmt.Errorf("websocket: closing handshake: a write held the connection for the close timeout: %w (%w)", ErrClosed, os.ErrDeadlineExceeded)
+		return fmt.Errorf("websocket: closing handshake: a write held the connection for the close timeout: %w", ErrClosed)
 	}
 	if err != nil {
 		c.closeWith(ErrClosed)
