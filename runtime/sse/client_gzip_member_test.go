@@ -20,6 +20,13 @@ import (
 // server wrote again. Here the server writes the second event only once
 // the client has the first, or after a bound, which it reports.
 func TestClientGzipMemberPerEvent(t *testing.T) {
+	gzipMemberPerEvent(t, http.Header{"Accept-Encoding": {"gzip"}})
+}
+
+// gzipMemberPerEvent runs TestClientGzipMemberPerEvent's exchange with
+// header as ClientOptions.Header.
+func gzipMemberPerEvent(t *testing.T, header http.Header) {
+	t.Helper()
 	got1 := make(chan struct{})
 	var wrote2 atomic.Bool
 	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -38,7 +45,7 @@ func TestClientGzipMemberPerEvent(t *testing.T) {
 	}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := sse.Connect(ctx, srv.URL, fast(sse.ClientOptions{HTTPClient: srv.Client(), Header: http.Header{"Accept-Encoding": {"gzip"}}}))
+	s, err := sse.Connect(ctx, srv.URL, fast(sse.ClientOptions{HTTPClient: srv.Client(), Header: header}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,38 +83,5 @@ func gz1(t *testing.T, s string) []byte {
 // gzip and decode it itself with a multistream gzip.Reader: the client
 // asks instead, and decodes member by member.
 func TestClientGzipMemberPerEventTransportDecodes(t *testing.T) {
-	got1 := make(chan struct{})
-	var wrote2 atomic.Bool
-	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Content-Encoding", "gzip")
-		writeFlush(w, gz1(t, "id: 1\ndata: a\n\n"))
-		select {
-		case <-got1:
-		case <-time.After(5 * time.Second): // the client is stuck: unstick it
-		case <-r.Context().Done():
-			return
-		}
-		wrote2.Store(true)
-		writeFlush(w, gz1(t, "id: 2\ndata: b\n\n"))
-		<-r.Context().Done()
-	}))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	s, err := sse.Connect(ctx, srv.URL, fast(sse.ClientOptions{HTTPClient: srv.Client()}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ev, err := s.Next()
-	if err != nil || ev.Data != "a" {
-		t.Fatalf("first event %q, %v", ev.Data, err)
-	}
-	if wrote2.Load() {
-		t.Fatal("the first event arrived only after the server wrote the second member")
-	}
-	close(got1)
-	if ev, err := s.Next(); err != nil || ev.Data != "b" {
-		t.Fatalf("second event %q, %v", ev.Data, err)
-	}
+	gzipMemberPerEvent(t, nil)
 }
