@@ -123,6 +123,7 @@ func (c *Conn) awaitPeerClose() error {
 // took over still gets what the peer sent before its close frame. Beyond
 // that bound they are dropped.
 func (c *Conn) drainUntilClose() error {
+	c.closeDrain.Store(true)
 	if c.readErr != nil {
 		return c.readErr
 	}

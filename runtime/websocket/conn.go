@@ -120,6 +120,12 @@ type Conn struct {
 	rsvAllowed  byte          // RSV bits owned by negotiated extensions
 	rsvMessage  byte          // of those, the bits of message-level extensions
 	frameExts   bool          // some extension transforms frames
+	// Close's drain took readSem (set under it before the peer's close
+	// frame closes the connection, never cleared): a Reader's handle that
+	// finds the connection closed and readSem busy waits for it, as the
+	// drain lets it go right after, to answer from its message's state.
+	// Here, not beside closeKept, to sit in padding (TestConnSize).
+	closeDrain atomic.Bool
 
 	// Read side: owned by whoever holds readSem.
 	readSem  chan struct{}

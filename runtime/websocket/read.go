@@ -73,11 +73,16 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		// A message read to its last byte ends with io.EOF even once
 		// the connection is closed (Close's drain may have read the
 		// close frame behind it): its state is the read lock's, taken
-		// if free.
+		// if free. Close's drain holds it until just after the close
+		// frame closed the connection: wait for it then, or a whole
+		// message would end with the peer's *CloseError.
 		select {
 		case c.readSem <- struct{}{}:
 		default:
-			return 0, c.closedErr()
+			if !c.closeDrain.Load() {
+				return 0, c.closedErr()
+			}
+			c.readSem <- struct{}{}
 		}
 	}
 	defer func() { <-c.readSem }()

@@ -57,8 +57,9 @@ type ConnStats struct {
 	// PingsSent counts the ping frames this side wrote (RFC 6455 §5.5.2):
 	// keepalive pings (PingInterval), Ping calls, raw mode's WriteFrame.
 	// A ping counts as its write begins; a write that fails closes the
-	// connection. Several Ping calls waiting behind one busy write share
-	// one ping (Ping's doc comment), which counts once.
+	// connection. A ping a frame extension refuses (OutgoingFrame) is not
+	// written and does not count. Several Ping calls waiting behind one
+	// busy write share one ping (Ping's doc comment), which counts once.
 	PingsSent uint64
 	// PongsReceived counts the pong frames read (§5.5.3), unsolicited
 	// ones included.
@@ -155,8 +156,8 @@ type pingTimes struct {
 	next int                      // the slot the next ping takes
 }
 
-// pingWriting counts a ping whose frame is about to be written and
-// remembers when. The time is taken before the write, not after it: the
+// pingWriting counts a ping whose frame is about to be written, the frame
+// extensions having passed it, and remembers when. The time is taken before the write, not after it: the
 // pong may arrive, and be read on another goroutine, before the write
 // returns. Caller holds frameMu (taken before pingMu, as pingHelperRun
 // does).

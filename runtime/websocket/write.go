@@ -637,11 +637,15 @@ func (c *Conn) writeFrameLocked(fin bool, op Opcode, rsv byte, p []byte, flush b
 		// breaks this rule.
 		c.closeFrameSent = true
 	}
-	if op == OpPing {
-		c.pingWriting(p)
-	}
+	// The ping's own number, before an extension rewrites the payload.
+	ping, seq := op == OpPing, p
 	if err := c.transformOutgoing(&fin, &op, &rsv, &p); err != nil {
 		return err
+	}
+	if ping {
+		// Counted once no extension refused it: a refused ping never goes
+		// out (ConnStats.PingsSent).
+		c.pingWriting(seq)
 	}
 	h := header{fin: fin, rsv: rsv, opcode: op, masked: c.client, length: int64(len(p))}
 	if c.client {
