@@ -137,13 +137,17 @@ func (t *Tracker) addSSE(w *sseWriter) {
 }
 
 // removeSSE drops w, whose call is returning, and keeps a Shutdown that
-// took it before from touching the writer, no longer the call's.
+// took it before from touching the writer, no longer the call's; a bound
+// goAway left on the writer is cleared (sseWriter).
 func (t *Tracker) removeSSE(w *sseWriter) {
 	t.mu.Lock()
 	delete(t.sse, w)
 	t.mu.Unlock()
 	w.mu.Lock()
 	w.over = true
+	if w.pinned {
+		_ = w.rc.SetWriteDeadline(time.Time{}) // goAway's, left by no write of the stream's
+	}
 	w.mu.Unlock()
 }
 
@@ -501,17 +505,20 @@ type sseSession struct {
 // SetWriteDeadline here before the writer's own: after goAway no deadline
 // is later than the route's CloseTimeout from then, and the write in
 // progress gets it at once. A stream whose deadlines are off (a negative
-// WriteTimeout) sets none, and its replay stays unbounded; once a
-// session, sseSession.goAway bounds its writes still.
+// WriteTimeout) sets none, so goAway sets the bound itself whenever the
+// stream has none set: a replay stalled in a write would otherwise hold
+// Shutdown to its ctx. removeSSE clears a bound the stream never
+// replaced, which must not outlive the call on a kept-alive connection.
 type sseWriter struct {
 	statusWriter
 	rc           *http.ResponseController // the wrapped writer's, past this one
 	closeTimeout time.Duration            // as sseSession's
 
-	mu    sync.Mutex // guards the fields below and rc's deadlines
-	asked time.Time  // the stream's deadline: not zero while it writes (or after a failed write)
-	bound time.Time  // goAway's; zero: none
-	over  bool       // the call is returning: the writer may serve another response
+	mu     sync.Mutex // guards the fields below and rc's deadlines
+	asked  time.Time  // the stream's deadline: not zero while it writes (or after a failed write)
+	bound  time.Time  // goAway's; zero: none
+	pinned bool       // goAway set bound on the writer, and the stream has set nothing since
+	over   bool       // the call is returning: the writer may serve another response
 }
 
 // SetWriteDeadline is the stream's: d, or goAway's bound if earlier. The
@@ -520,7 +527,7 @@ type sseWriter struct {
 func (w *sseWriter) SetWriteDeadline(d time.Time) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.asked = d
+	w.asked, w.pinned = d, false
 	if !d.IsZero() && !w.bound.IsZero() && w.bound.Before(d) {
 		d = w.bound
 	}
@@ -537,11 +544,15 @@ func (w *sseWriter) goAway() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.bound = time.Now().Add(d)
-	if w.over || w.asked.IsZero() {
-		return // the next write's SetWriteDeadline applies it
+	if w.over {
+		return
 	}
-	if w.bound.Before(w.asked) {
+	// With no deadline asked, the stream is between writes, whose next
+	// SetWriteDeadline would apply the bound, or its deadlines are off
+	// and it never calls it: set now, it bounds a write in progress too.
+	if w.asked.IsZero() || w.bound.Before(w.asked) {
 		_ = w.rc.SetWriteDeadline(w.bound) // an error shows in the write
+		w.pinned = w.asked.IsZero()
 	}
 }
 

@@ -110,6 +110,9 @@ func TestShutdownStalledSSEClientBoundedByCloseTimeout(t *testing.T) {
 // writer is now tracked from before its handshake (sseWriter). Shutdown
 // comes as the handshake begins (the replay's writes get the bound), or
 // once the replay is stalled in a write (the write in progress gets it).
+// With write deadlines off (a negative WriteTimeout) the stream sets no
+// deadline for Shutdown to shorten, and Shutdown ran to its ctx
+// ("no deadlines" cases); it now sets one itself.
 func TestShutdownStalledSSEReplayBoundedByCloseTimeout(t *testing.T) {
 	ring := sse.NewRing(256)
 	var first string
@@ -122,10 +125,17 @@ func TestShutdownStalledSSEReplayBoundedByCloseTimeout(t *testing.T) {
 			first = e.ID
 		}
 	}
-	for _, stalled := range []bool{false, true} {
+	for _, tc := range []struct {
+		stalled      bool
+		writeTimeout time.Duration
+	}{{false, time.Minute}, {true, time.Minute}, {false, -1}, {true, -1}} {
+		stalled := tc.stalled
 		name := "opening"
 		if stalled {
 			name = "stalled"
+		}
+		if tc.writeTimeout < 0 {
+			name += " no deadlines"
 		}
 		t.Run(name, func(t *testing.T) {
 			opened := make(chan struct{}, 1)
@@ -140,7 +150,7 @@ func TestShutdownStalledSSEReplayBoundedByCloseTimeout(t *testing.T) {
 			mux.Handle(testingv1wsrpc.NewStreamServiceHandler(streamServer{}, wsrpc.WithTracker(tracker),
 				wsrpc.WithInterceptors(mark), wsrpc.WithSSEReplay(ring),
 				wsrpc.WithAcceptOptions(&websocket.AcceptOptions{CloseTimeout: 200 * time.Millisecond}),
-				wsrpc.WithSSEOptions(&sse.StreamOptions{WriteTimeout: time.Minute})))
+				wsrpc.WithSSEOptions(&sse.StreamOptions{WriteTimeout: tc.writeTimeout})))
 			var writes atomic.Int64
 			srv := wsrpc.NewHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				mux.ServeHTTP(writeCounter{w, &writes}, r)

@@ -140,9 +140,9 @@ func (c *topicCore) add(s *Subscription, cd codec.Codec) error {
 		// The floor's message has reached this node already, so the
 		// replay store answers for it (and reports a gap if it no longer
 		// holds it). Decided under mu, which dispatch holds while it
-		// records a message's sequence number, appends it to the store
-		// and queues it: a message this node has not seen by now will
-		// be queued to s.
+		// records a message's sequence number and queues it, after it
+		// appended it to the store: a message this node has not seen by
+		// now will be queued to s, and one it has is in the store.
 		// A node this one never heard from is taken for one whose first
 		// message is on its way, unless nodes have been forgotten
 		// (sweepNodes): it may be one of those, its messages passed and
@@ -341,15 +341,16 @@ type SSEOptions struct {
 //	case <-r.Context().Done():
 //	}
 //
-// SSEHandler is that, except that it answers an error with 500 only
-// while nothing has been written. Errors are those of sse.NewStream or of
-// OnOpen. NewStream checks what it can before it writes the 200 (a writer
+// SSEHandler is that, except that it answers an error with a status only
+// while nothing has been written: 503 for a replay store's failure, which
+// clients retry, 500 for any other. Errors are those of sse.NewStream or
+// of OnOpen. NewStream checks what it can before it writes the 200 (a writer
 // that cannot flush, a replay store that fails), but the 200 and the
 // replayed events may still fail to go out — with an error wrapping
 // sse.ErrClientGone when the client left while the stream opened, or a
 // write error — and OnOpen runs after the 200. For those, the status is
-// out: net/http drops the 500 above (and logs a superfluous WriteHeader
-// call).
+// out: net/http drops a status written then (and logs a superfluous
+// WriteHeader call).
 func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOptions) (*Subscription, error) {
 	var o SSEOptions
 	if opts != nil {
@@ -369,6 +370,9 @@ func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOpt
 		}
 	}
 	so.Replay = t.replay
+	if so.Replay != nil {
+		so.Replay = replayStore{so.Replay}
+	}
 	if so.Replay == nil {
 		// Without recording, every resuming client has a gap: Stream.Gap
 		// must say so, for OnOpen to send a snapshot.
@@ -425,6 +429,30 @@ func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOpt
 	return s, nil
 }
 
+// replayStore is a topic's replay store as ServeSSE's stream reads it:
+// an error of Since other than sse.ErrUnknownID (a gap, which the stream
+// reports) comes back as a *replayError, so that SSEHandler tells the
+// store's failure (a database out for a moment), which a client retries
+// on 503, from the errors NewStream also returns before the 200, which
+// asking again does not mend: answered 500 too, a store's outage ended
+// every client resuming during it for good (EventSource and sse.Client
+// take 500 for final).
+type replayStore struct{ sse.Store }
+
+func (s replayStore) Since(id string) ([]sse.Event, error) {
+	evs, err := s.Store.Since(id)
+	if err != nil && !errors.Is(err, sse.ErrUnknownID) {
+		err = &replayError{err}
+	}
+	return evs, err
+}
+
+// replayError is a replay store's failure (replayStore).
+type replayError struct{ err error }
+
+func (e *replayError) Error() string { return e.err.Error() }
+func (e *replayError) Unwrap() error { return e.err }
+
 // noReplay is the store a topic without recording (DisableReplay) resumes
 // from: it holds nothing, so a client resuming from any id has a gap.
 type noReplay struct{}
@@ -455,9 +483,12 @@ func parseEventID(id string) (node string, seq uint64, ok bool) {
 // A client that comes to a closed topic gets an event stream that ends at
 // once, so it reconnects later, as a WebSocket one is told 1013 (try again
 // later): a browser's EventSource gives up for good on any other answer
-// (WHATWG HTML §9.2.3). An error before the stream's 200 went out (a
-// ResponseWriter that cannot stream, say) is answered with 500; one after
-// it (the client left while the stream opened, or OnOpen failed) ends the
+// (WHATWG HTML §9.2.3). An error before the stream's 200 went out is
+// answered with 503 when the replay store failed (Since with an error
+// other than sse.ErrUnknownID: a database out for a moment), which
+// clients retry (EventSource, sse.Client), and with 500, final, for any
+// other (a ResponseWriter that cannot stream, say); one after the 200
+// (the client left while the stream opened, or OnOpen failed) ends the
 // stream, since no other status can follow.
 func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
 	var o SSEOptions
@@ -479,7 +510,11 @@ func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
 		}
 		if err != nil {
 			if !hw.wrote {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
+				code := http.StatusInternalServerError
+				if _, ok := errors.AsType[*replayError](err); ok {
+					code = http.StatusServiceUnavailable // the store is out: retried (replayStore)
+				}
+				http.Error(w, err.Error(), code)
 			}
 			return
 		}

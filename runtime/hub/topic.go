@@ -159,10 +159,13 @@ type TopicOptions[M proto.Message] struct {
 //
 // Concurrency: safe for concurrent use. A publish mutex serialises
 // Publish (sequence number, local fan-out, broker publish, in that order);
-// a second mutex guards the subscriber set, the per-node sequence state
-// and the replay order, and is held while one message is encoded and
-// queued to every local subscriber, never while writing to a connection
-// nor while calling Options.OnError. Stats takes neither.
+// a dispatch mutex serialises the fan-out of local and remote messages,
+// so that each is recorded in the replay store (Append, under this mutex
+// alone) and queued in one order; a third mutex guards the subscriber set
+// and the per-node sequence state, and is held while one message is
+// encoded and queued to every local subscriber, never while calling the
+// replay store's Append, writing to a connection or calling
+// Options.OnError. Stats takes none.
 type Topic[M proto.Message] struct {
 	core      topicCore
 	newM      func() M
@@ -178,6 +181,13 @@ type Topic[M proto.Message] struct {
 
 	pubMu sync.Mutex
 	seq   uint64 // last sequence number published by this node; under pubMu
+
+	// dispatchMu serialises dispatch, local and remote: the replay store's
+	// Append runs under it but not under core.mu, so that a slow store
+	// (a database) holds up the topic's deliveries, which must keep the
+	// store's order, but not its subscriber set (subscribing,
+	// unsubscribing, a slow consumer's removal).
+	dispatchMu sync.Mutex
 }
 
 // topicCore is the part of a topic that subscriptions see.
@@ -527,10 +537,59 @@ func (c *topicCore) report(errs []error) {
 // with no allocation, when there were none.
 func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payload []byte, remote bool) (errs []error) {
 	c := &t.core
+	decode := func() (M, bool) {
+		m := t.newM()
+		if err := proto.Unmarshal(payload, m); err != nil {
+			c.decodeErrors.Add(1)
+			// The node id is another process's bytes: escaped, as
+			// every peer's text in an error is (internal/peertext).
+			errs = append(errs, fmt.Errorf("%w: from node %s: %w", ErrBadEnvelope, peertext.OneLine(node), err))
+			return m, false
+		}
+		return m, true
+	}
+	getMsg := func() (M, bool) {
+		if !haveMsg {
+			m, ok := decode()
+			if !ok {
+				return m, false
+			}
+			msg, haveMsg = m, true
+		}
+		return msg, true
+	}
+
+	t.dispatchMu.Lock()
+	defer t.dispatchMu.Unlock()
+	// The message is recorded before mu is taken, so that a store that
+	// blocks does not hold the subscriber set; dispatchMu keeps the
+	// store's order the subscribers'. A subscriber that joins between
+	// Append and the queueing below is queued the message and may also
+	// be replayed it, which its stream drops (sse.Stream.Send), as for
+	// one that joins before dispatch and reads the store after. Skipped
+	// for what the locked part drops: only dispatch writes lastSeq, and
+	// dispatchMu is held.
+	var rec *sse.Prepared
+	recorded, decoded := false, true
+	if t.replay != nil {
+		c.mu.Lock()
+		drop := c.closed.Load() || remote && seq <= c.lastSeq[node].seq
+		c.mu.Unlock()
+		if !drop {
+			recorded = true
+			var m M
+			if m, decoded = getMsg(); decoded {
+				rec = t.prepareSSE(node+"-"+strconv.FormatUint(seq, 10), m, &errs)
+			}
+		}
+	}
+
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() {
-		return nil
+		// A message recorded above (a remote one, as Close waits for
+		// Publish) stays in the store.
+		return errs
 	}
 	if !remote {
 		// Under mu, where add decides a floor's gap: a count taken after
@@ -557,30 +616,14 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 	if t.replay == nil && len(c.subs) == 0 {
 		return nil
 	}
-	decode := func() (M, bool) {
-		m := t.newM()
-		if err := proto.Unmarshal(payload, m); err != nil {
-			c.decodeErrors.Add(1)
-			// The node id is another process's bytes: escaped, as
-			// every peer's text in an error is (internal/peertext).
-			errs = append(errs, fmt.Errorf("%w: from node %s: %w", ErrBadEnvelope, peertext.OneLine(node), err))
-			return m, false
-		}
-		return m, true
-	}
-	getMsg := func() (M, bool) {
-		if !haveMsg {
-			m, ok := decode()
-			if !ok {
-				return m, false
-			}
-			msg, haveMsg = m, true
-		}
-		return msg, true
-	}
 
 	d := &delivery{node: node, seq: seq}
-	if t.replay != nil || c.sseSubs > 0 {
+	if recorded {
+		if !decoded {
+			return errs
+		}
+		d.sse = rec
+	} else if t.replay != nil || c.sseSubs > 0 {
 		m, ok := getMsg()
 		if !ok {
 			return errs

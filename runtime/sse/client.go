@@ -637,9 +637,20 @@ func (s *Session) reconnectWait() error {
 	case <-s.ctx.Done():
 		return s.ctx.Err()
 	case <-t.C:
-		return nil
+		if reconnectTimerFired != nil {
+			reconnectTimerFired(s)
+		}
+		// A Close as the timer fires may find select taking the timer:
+		// no attempt starts after Close, nor is one reported to
+		// OnReconnect as "context canceled".
+		return s.ctx.Err()
 	}
 }
+
+// reconnectTimerFired, if set, is called when reconnectWait's timer has
+// fired, before it checks the context: a test's Close there is one that
+// came as the timer fired.
+var reconnectTimerFired func(*Session)
 
 // backoff returns the wait before reconnection number s.tries in a row,
 // given the reconnection time: for the first, that time plus a random

@@ -50,3 +50,11 @@ func LastWriteOf(s *Stream) time.Time {
 	defer s.mu.Unlock()
 	return s.lastWrite
 }
+
+// OnReconnectTimer sets f to be called with the session when its
+// reconnection timer has fired, before the reconnection starts, until
+// tb's end, for tests (not parallel ones).
+func OnReconnectTimer(tb interface{ Cleanup(func()) }, f func(*Session)) {
+	reconnectTimerFired = f
+	tb.Cleanup(func() { reconnectTimerFired = nil })
+}
