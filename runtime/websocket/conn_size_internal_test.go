@@ -18,3 +18,11 @@ func TestConnSize(t *testing.T) {
 		t.Fatalf("Conn is %d bytes, over the 768-byte size class", n)
 	}
 }
+
+// TestPollEntrySize does the same for a Poller's entry, one per served
+// connection: within the 64-byte size class, the next being 80.
+func TestPollEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(pollEntry{}); n > 64 {
+		t.Fatalf("pollEntry is %d bytes, over the 64-byte size class", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,18 @@ func (h HandlerFuncs) OnClose(c *Conn, err error) {
 // poller's edge-triggered registration tells the worker that a short read
 // emptied the socket, so it stops there.
 //
+// A worker lingers on a busy connection: when a connection's next
+// message comes within a millisecond of the worker handing it back, the
+// worker that reads it stays, and waits for the one after in the Go
+// runtime's poller, as a read loop would, until Linger passes without
+// input. Such a connection is out of the poller's own interest list
+// meanwhile. A request/response exchange on a few connections then costs
+// one goroutine wake-up per message instead of two (the poller's, then
+// the worker's), and its socket one epoll wake-up callback instead of
+// two (docs/benchmarks.md, "Lingering on a busy connection"). At most
+// GOMAXPROCS connections linger at once: with more busy connections than
+// that, batching their events serves them better.
+//
 // Writes are unchanged: any goroutine may write to a polled connection,
 // and the Handler's OnMessage usually does. Reads are the poller's: do not
 // call Read, ReadAppend or Reader on a connection after Serve. Close may
@@ -111,6 +124,15 @@ type Poller struct {
 	maxIdle     int32
 
 	sys pollSys // the system's readiness mechanism
+
+	// Lingering (see above): how long a worker stays with a busy
+	// connection without input (0: never), lingerGap (a field, so that
+	// tests can make every connection busy), how many connections have a
+	// worker staying, and the most that may.
+	linger    time.Duration
+	busyGap   time.Duration
+	lingering atomic.Int32
+	maxLinger int32
 }
 
 // maxIdleWorkers is how many workers may wait for work. Handlers that
@@ -151,7 +173,29 @@ type PollerOptions struct {
 	// between a busy connection's messages. Linux only (the epoll poller);
 	// it is ignored elsewhere.
 	BusyPoll time.Duration
+
+	// Linger is how long a worker stays with a busy connection after its
+	// last input (see Poller): 0 means DefaultLinger, negative never. A
+	// connection counts as busy when its next message comes within a
+	// millisecond of the worker handing it back. Lingering is off with
+	// BusyPoll, whose dispatcher already polls for the next input. Linux
+	// only, as BusyPoll.
+	Linger time.Duration
 }
+
+// DefaultLinger is PollerOptions.Linger's default. A lingering worker's
+// wait is bounded by a read deadline, moved on each time it passes after
+// input came; a longer Linger moves it less often, and keeps a worker
+// and one of the GOMAXPROCS places a little longer after the traffic
+// stops.
+const DefaultLinger = 50 * time.Millisecond
+
+// lingerGap is how soon after a worker handed a connection back its next
+// input must come for the connection to count as busy: well above a round
+// trip on a LAN, well below the pauses of a connection that is mostly
+// idle, which lingering would only cost (a system call each way and a
+// timer).
+const lingerGap = time.Millisecond
 
 // NewPoller starts a poller; opts may be nil. Close stops it.
 func NewPoller(opts *PollerOptions) (*Poller, error) {
@@ -165,6 +209,14 @@ func NewPoller(opts *PollerOptions) (*Poller, error) {
 		maxIdle: int32(max(maxIdleWorkers, 4*runtime.GOMAXPROCS(0))),
 	}
 	p.sys.busyPoll = max(o.BusyPoll, 0)
+	if p.sys.busyPoll == 0 && o.Linger >= 0 {
+		p.linger = o.Linger
+		if p.linger == 0 {
+			p.linger = DefaultLinger
+		}
+	}
+	p.busyGap = lingerGap
+	p.maxLinger = int32(runtime.GOMAXPROCS(0))
 	if err := p.sys.init(p); err != nil {
 		return nil, err
 	}
@@ -520,19 +572,39 @@ const (
 // before it wakes the entry and read by the worker; everything else is
 // set before the entry is published or owned by that worker.
 type pollEntry struct {
-	p      *Poller
-	c      *Conn
-	h      Handler
-	slot   int32 // index in p.entries, set under p.mu
-	gen    int32 // generation of the slot, set under p.mu
-	polled bool  // watched by p.sys; otherwise served by loop
-	state  atomic.Int32
+	p     *Poller
+	c     *Conn
+	h     Handler
+	slot  int32 // index in p.entries, set under p.mu
+	gen   int32 // generation of the slot, set under p.mu
+	state atomic.Int32
 	// The system's poller reported the peer's end of stream or an error
 	// on the socket (EPOLLRDHUP, EPOLLHUP, EPOLLERR). Never cleared:
 	// nothing more will be reported for the socket, so from now on the
 	// worker reads until it sees the end (Conn.fillNoWait).
 	hangUp atomic.Bool
+	polled bool // watched by p.sys; otherwise served by loop
+
+	// Lingering, owned by the worker running the entry: whether this run
+	// may linger, the linger itself (lingerFill), and when the entry was
+	// last handed back (since pollEpoch; 0: never). In this order, an
+	// entry fits in 64 bytes.
+	linger bool
+	ling   lingerState
+	idleAt time.Duration
 }
+
+// lingerState is a lingering worker's hold on its connection.
+type lingerState struct {
+	held  bool // one of the poller's places, the socket out of its interest list
+	armed bool // the read deadline is set
+	edge  bool // the read in progress waits between messages
+	input bool // input came since the deadline was set
+}
+
+// pollEpoch is where pollEntry.idleAt counts from: a monotonic clock in
+// 8 bytes, where a time.Time takes 24.
+var pollEpoch = time.Now()
 
 // pollHangUp reports whether the poller serving c saw the peer's end of
 // stream or an error on its socket.
@@ -571,10 +643,16 @@ func (e *pollEntry) rouse() bool {
 // goes back to idle) or reading ends (OnClose). It returns buf, grown.
 func (e *pollEntry) run(buf []byte) []byte {
 	ready := true
+	if e.p.linger > 0 {
+		e.linger = e.idleAt != 0 && time.Since(pollEpoch)-e.idleAt < e.p.busyGap
+	}
 	for {
 		typ, msg, err := e.c.readPolled(buf[:0], ready)
 		ready = false
 		if err == errWouldBlock {
+			if e.p.linger > 0 {
+				e.idleAt = time.Since(pollEpoch)
+			}
 			if e.state.CompareAndSwap(entryRunning, entryIdle) {
 				return buf
 			}
@@ -637,10 +715,111 @@ func (e *pollEntry) handlerPanicked() {
 
 func (e *pollEntry) finish(err error) {
 	e.state.Store(entryDone)
+	if e.ling.held {
+		e.ling.held = false
+		e.p.lingering.Add(-1)
+	}
 	e.c.closeWith(err)
 	e.p.remove(e)
 	// Counted done even if OnClose panics, so that Close does not wait
 	// for an entry that is gone.
 	defer e.p.live.Done()
 	e.h.OnClose(e.c, err)
+}
+
+// errLingerOver: a lingering worker waited Linger without input.
+var errLingerOver = errors.New("websocket: linger over")
+
+// lingerFill is fillNoWait's wait for a worker lingering on its
+// connection (see Poller): it waits in the runtime's poller for the next
+// input, under a read deadline Linger away that moves on if input came
+// meanwhile. It returns nil when input is buffered, errWouldBlock once
+// Linger passed without any (the socket is back in the poller's interest
+// list: the worker hands the connection back), or the read's error. It
+// returns errWouldBlock at once if GOMAXPROCS connections linger already.
+// Caller holds readSem, as the worker reading the connection.
+func (e *pollEntry) lingerFill() error {
+	c, l := e.c, &e.ling
+	if !l.held {
+		if !e.p.lingerPlace() {
+			e.linger = false
+			return errWouldBlock
+		}
+		// Out of the interest list, the socket's input wakes only this
+		// worker, in the runtime's poller. EPOLL_CTL_DEL makes the socket
+		// run one wake-up callback per arriving segment instead of two
+		// (docs/benchmarks.md).
+		e.p.sys.del(e)
+		l.held = true
+	}
+	if !l.armed {
+		_ = c.nc.SetReadDeadline(time.Now().Add(e.p.linger))
+		l.armed, l.input = true, false
+	}
+	for {
+		l.edge = true
+		err := c.fillIdle()
+		l.edge = false
+		if err == nil {
+			l.input = true
+			return nil
+		}
+		if err != errLingerOver {
+			return err
+		}
+		if l.input {
+			_ = c.nc.SetReadDeadline(time.Now().Add(e.p.linger))
+			l.input = false
+			continue
+		}
+		_ = c.nc.SetReadDeadline(time.Time{})
+		*l = lingerState{}
+		e.linger = false
+		e.p.lingering.Add(-1)
+		// Input that came since the deadline is reported by the
+		// registration itself (epoll reports a ready socket when it is
+		// added), and rouses the entry before or after the worker hands
+		// it back.
+		if err := e.p.sys.add(e); err != nil {
+			return c.ioErr(err)
+		}
+		return errWouldBlock
+	}
+}
+
+// lingerDeadline sorts out the error of a raw read on a polled
+// connection. If it is the deadline of a lingering worker (lingerFill)
+// that passed between messages, it returns errLingerOver; between a
+// message's frames, or inside one, it clears the deadline and reports
+// waitOn: the read waits on, since a message begun is read to its end.
+// Any other error, and a deadline set by another reader (Close's drain,
+// which reads without noWait), pass through.
+func (c *Conn) lingerDeadline(err error) (waitOn bool, _ error) {
+	if err == nil || !c.noWait {
+		return false, err
+	}
+	e := c.poll.Load()
+	if e == nil || !e.ling.armed || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false, err
+	}
+	if e.ling.edge {
+		return false, errLingerOver
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	e.ling.armed = false
+	return true, err
+}
+
+// lingerPlace takes one of the places for a lingering worker, if one is
+// free.
+func (p *Poller) lingerPlace() bool {
+	for {
+		n := p.lingering.Load()
+		if n >= p.maxLinger {
+			return false
+		}
+		if p.lingering.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }

@@ -620,6 +620,9 @@ func (c *Conn) fillNoWait() error {
 		}
 	}
 	c.beforeBlock()
+	if e := c.poll.Load(); e != nil && e.linger {
+		return e.lingerFill()
+	}
 	return errWouldBlock
 }
 

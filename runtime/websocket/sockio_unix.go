@@ -161,7 +161,7 @@ func (c *Conn) rawReadOnce(fd uintptr) bool {
 // fillIdle is fill with nothing buffered: wait for input without a buffer.
 func (c *Conn) fillIdle() error {
 	c.rawN, c.rawErr = 0, nil
-	err := c.rawConn.Read(c.rawRead)
+	err := c.rawWait()
 	c.readWaiting.Store(false)
 	if err == nil {
 		err = c.rawErr
@@ -176,7 +176,7 @@ func (c *Conn) fillIdle() error {
 		c.rbuf = nil
 	}
 	c.rfull = false
-	if err == errWouldBlock {
+	if err == errWouldBlock || err == errLingerOver {
 		return err
 	}
 	if err == nil {
@@ -188,10 +188,23 @@ func (c *Conn) fillIdle() error {
 	return c.ioErr(sysErr("read", err))
 }
 
+// rawWait is RawConn.Read with the read callback, for fillIdle and
+// readRaw. A Poller's lingering worker reads under a deadline of its own
+// (pollEntry.lingerFill), which must not fail a message that has begun
+// (lingerDeadline).
+func (c *Conn) rawWait() error {
+	for {
+		waitOn, err := c.lingerDeadline(c.rawConn.Read(c.rawRead))
+		if !waitOn {
+			return err
+		}
+	}
+}
+
 // readRaw is readSock on a socket.
 func (c *Conn) readRaw(p []byte) (int, error) {
 	c.rdst, c.rawN, c.rawErr = p, 0, nil
-	err := c.rawConn.Read(c.rawRead)
+	err := c.rawWait()
 	c.readWaiting.Store(false)
 	c.rdst = nil
 	if err == nil {
