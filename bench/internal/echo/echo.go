@@ -24,12 +24,15 @@ import (
 // server its documentation recommends (a Poller reads the connections);
 // wsrpc-busy is the same with PollerOptions.BusyPoll on, a setting that
 // trades a core for latency and is shown beside the default, never as it.
-// wsrpc-loop is the other way to use it, a read loop per connection. tcp
+// wsrpc-loop is the other way to use it, a read loop per connection.
+// wsrpc-nolinger is wsrpc with PollerOptions.Linger off, the Poller as it
+// was before its workers lingered on busy connections, run when asked
+// for (bench/run.sh's LIBS) to measure what lingering does. tcp
 // is raw TCP over the Go runtime's poller, the ceiling of a
 // readiness-based server and the yardstick of every run; tcp-uring is raw
 // TCP over io_uring (Linux), the ceiling of a completion-based one, run
 // when asked for (bench/run.sh's LIBS).
-var Libs = []string{"wsrpc", "wsrpc-busy", "wsrpc-loop", "gorilla", "coder", "gws", "gobwas", "tcp", "tcp-uring"}
+var Libs = []string{"wsrpc", "wsrpc-busy", "wsrpc-loop", "wsrpc-nolinger", "gorilla", "coder", "gws", "gobwas", "tcp", "tcp-uring"}
 
 // BusyPoll is wsrpc-busy's PollerOptions.BusyPoll: a little longer than
 // a one-connection round trip on the reference machine (60–250µs), so a
@@ -74,6 +77,8 @@ func Serve(lib string, ln net.Listener, o Options) error {
 		return serveWsrpcPoller(ln, o.Deflate, nil)
 	case "wsrpc-busy":
 		return serveWsrpcPoller(ln, o.Deflate, &wsrpc.PollerOptions{BusyPoll: BusyPoll})
+	case "wsrpc-nolinger":
+		return serveWsrpcPoller(ln, o.Deflate, &wsrpc.PollerOptions{Linger: -1})
 	case "wsrpc-loop":
 		up = wsrpcUpgrader(o.Deflate)
 	case "gorilla":
