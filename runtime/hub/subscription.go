@@ -343,7 +343,7 @@ type SSEOptions struct {
 //
 // SSEHandler is that, except that it answers an error with a status only
 // while nothing has been written: 503 for a replay store's failure, which
-// clients retry, 500 for any other. Errors are those of sse.NewStream or
+// sse.Client retries, 500 for any other. Errors are those of sse.NewStream or
 // of OnOpen. NewStream checks what it can before it writes the 200 (a writer
 // that cannot flush, a replay store that fails), but the 200 and the
 // replayed events may still fail to go out — with an error wrapping
@@ -486,10 +486,11 @@ func parseEventID(id string) (node string, seq uint64, ok bool) {
 // (WHATWG HTML §9.2.3). An error before the stream's 200 went out is
 // answered with 503 when the replay store failed (Since with an error
 // other than sse.ErrUnknownID: a database out for a moment), which
-// clients retry (EventSource, sse.Client), and with 500, final, for any
-// other (a ResponseWriter that cannot stream, say); one after the 200
-// (the client left while the stream opened, or OnOpen failed) ends the
-// stream, since no other status can follow.
+// sse.Client retries when it reconnects (EventSource, as on any answer
+// but a stream, gives up: a page opens a new one), and with 500, final,
+// for any other (a ResponseWriter that cannot stream, say); one after
+// the 200 (the client left while the stream opened, or OnOpen failed)
+// ends the stream, since no other status can follow.
 func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
 	var o SSEOptions
 	if opts != nil {

@@ -165,7 +165,9 @@ type TopicOptions[M proto.Message] struct {
 // and the per-node sequence state, and is held while one message is
 // encoded and queued to every local subscriber, never while calling the
 // replay store's Append, writing to a connection or calling
-// Options.OnError. Stats takes none.
+// Options.OnError. Close takes all three, so it waits for a message
+// being recorded (a slow store's Append), after which the store is no
+// longer the topic's. Stats takes none.
 type Topic[M proto.Message] struct {
 	core      topicCore
 	newM      func() M
@@ -566,7 +568,10 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 	// store's order the subscribers'. A subscriber that joins between
 	// Append and the queueing below is queued the message and may also
 	// be replayed it, which its stream drops (sse.Stream.Send), as for
-	// one that joins before dispatch and reads the store after. Skipped
+	// one that joins before dispatch and reads the store after; or it
+	// resumes from the message itself, read in another stream's replay
+	// once the store showed it, which its stream drops too (the client's
+	// last event: TestResumeFromRecordedUndelivered). Skipped
 	// for what the locked part drops: only dispatch writes lastSeq, and
 	// dispatchMu is held.
 	var rec *sse.Prepared
@@ -587,9 +592,7 @@ func (t *Topic[M]) dispatch(node string, seq uint64, msg M, haveMsg bool, payloa
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() {
-		// A message recorded above (a remote one, as Close waits for
-		// Publish) stays in the store.
-		return errs
+		return errs // nothing recorded above: Close takes dispatchMu
 	}
 	if !remote {
 		// Under mu, where add decides a floor's gap: a count taken after
@@ -833,11 +836,17 @@ func (t *Topic[M]) Close() error { return t.startClose()() }
 // not delay every other client's close frame.
 func (t *Topic[M]) startClose() (wait func() error) {
 	t.pubMu.Lock()
+	// dispatchMu too, for the broker's message in progress: Close
+	// releases the replay store (h.unregister), which another topic may
+	// then take, so no Append of this topic's may follow it
+	// (TestCloseWaitsForRecording).
+	t.dispatchMu.Lock()
 	c := &t.core
 	c.mu.Lock()
 	if c.closed.Load() {
 		done := c.closeDone
 		c.mu.Unlock()
+		t.dispatchMu.Unlock()
 		t.pubMu.Unlock()
 		return func() error {
 			<-done
@@ -856,6 +865,7 @@ func (t *Topic[M]) startClose() (wait func() error) {
 		s.idx = -1
 	}
 	c.mu.Unlock()
+	t.dispatchMu.Unlock()
 	t.pubMu.Unlock()
 
 	c.h.unregister(c.name, t, seq)

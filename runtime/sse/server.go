@@ -138,7 +138,9 @@ type Stream struct {
 // steps under one lock); the handler subscribes to the live events before
 // calling NewStream and forwards them with Send or SendPrepared
 // afterwards. An event both replayed and queued live is then dropped the
-// second time (see Send), and none falls between replay and live.
+// second time (see Send), as is the client's last event queued live (the
+// store showed it, to another stream's replay, before the publisher
+// handed it on), and none falls between replay and live.
 func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*Stream, error) {
 	s := &Stream{
 		w:           w,
@@ -174,6 +176,7 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 		}
 	}
 	var replay []Event
+	resumed := false // the store holds the client's last event
 	if s.opts.Replay != nil && s.lastEventID != "" {
 		evs, err := s.opts.Replay.Since(s.lastEventID)
 		switch {
@@ -181,6 +184,8 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 			s.gap = true
 		case err != nil:
 			return nil, fmt.Errorf("sse: replay since %q: %w", s.lastEventID, err)
+		default:
+			resumed = true
 		}
 		replay = evs
 		if max := s.opts.MaxReplayBytes; max > 0 {
@@ -198,8 +203,17 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 	} else if len(replay) == 0 {
 		s.buf = append(s.buf, openWire...)
 	}
-	if len(replay) > 0 {
-		s.replayed = make(map[string]struct{}, len(replay))
+	if len(replay) > 0 || resumed {
+		s.replayed = make(map[string]struct{}, len(replay)+1)
+	}
+	if resumed {
+		// The client has this event, yet it may come live: a publisher
+		// whose store shows an event before the event reaches the
+		// subscribers (hub.Topic appends outside its subscriber set's
+		// lock) queues it to a stream that subscribed in between, from
+		// a client that read it in another stream's replay meanwhile;
+		// with nothing replayed after it, Send wrote it a second time.
+		s.replayed[s.lastEventID] = struct{}{}
 	}
 	for _, e := range replay {
 		// Checked here, written after the 200 (writeReplayLocked): an
@@ -346,7 +360,8 @@ func earlier(a, b time.Time) time.Time {
 
 // Send encodes e (see AppendEvent) and writes and flushes it.
 //
-// After a replay, an event whose ID was among the replayed ones is
+// After a replay, an event whose ID was among the replayed ones, or is
+// the last event ID the stream resumed from (one the store holds), is
 // dropped (Send returns nil, unless the stream has ended) until the
 // first event with a new ID is sent: a handler that subscribed to live
 // events before NewStream thus sends each event exactly once.
