@@ -432,10 +432,10 @@ func (c *Conn) closeConn(cause error, end sockEnd, from *drainFrom) {
 // the connection is closed). It reads
 // through net.Conn's Read, which waits in the runtime's poller with the
 // deadline, also for a socket a Poller serves: that one stays in the
-// Poller's epoll set until the worker that failed it removes it
-// (pollEntry.finish, which can now always find it open), and the events
-// the drain's input raises meanwhile find the entry running or done, so
-// no worker reads it again.
+// Poller's epoll set (unless its worker was lingering, which took it out)
+// until the worker that failed it removes it (pollEntry.finish, which can
+// now always find it open), and the events the drain's input raises
+// meanwhile find the entry running or done, so no worker reads it again.
 func (c *Conn) lingerClose(end sockEnd, from *drainFrom) {
 	defer c.nc.Close()
 	var buf *[]byte

@@ -126,9 +126,9 @@ type Poller struct {
 	sys pollSys // the system's readiness mechanism
 
 	// Lingering (see above): how long a worker stays with a busy
-	// connection without input (0: never), lingerGap (a field, so that
-	// tests can make every connection busy), how many connections have a
-	// worker staying, and the most that may.
+	// connection without input (0: never), lingerGap (busyGap, a field so
+	// that tests can make every connection busy), how many connections
+	// have a worker staying, and the most that may.
 	linger    time.Duration
 	busyGap   time.Duration
 	lingering atomic.Int32
@@ -174,12 +174,14 @@ type PollerOptions struct {
 	// it is ignored elsewhere.
 	BusyPoll time.Duration
 
-	// Linger is how long a worker stays with a busy connection after its
-	// last input (see Poller): 0 means DefaultLinger, negative never. A
-	// connection counts as busy when its next message comes within a
-	// millisecond of the worker handing it back. Lingering is off with
-	// BusyPoll, whose dispatcher already polls for the next input. Linux
-	// only, as BusyPoll.
+	// Linger is how long a busy connection must go without input for the
+	// worker staying with it to leave (see Poller): 0 means DefaultLinger,
+	// negative never. The worker's read deadline is moved on only when it
+	// passes, so it leaves between one and two Lingers after the last
+	// input. A connection counts as busy when its next message comes
+	// within a millisecond of the worker handing it back. Lingering is
+	// off with BusyPoll, whose dispatcher already polls for the next
+	// input. Linux only, as BusyPoll.
 	Linger time.Duration
 }
 
@@ -772,17 +774,28 @@ func (e *pollEntry) lingerFill() error {
 			l.input = false
 			continue
 		}
-		_ = c.nc.SetReadDeadline(time.Time{})
-		*l = lingerState{}
-		e.linger = false
-		e.p.lingering.Add(-1)
 		// Input that came since the deadline is reported by the
 		// registration itself (epoll reports a ready socket when it is
 		// added), and rouses the entry before or after the worker hands
 		// it back.
 		if err := e.p.sys.add(e); err != nil {
-			return c.ioErr(err)
+			select {
+			case <-c.closed: // the socket is gone
+				return c.closedErr()
+			default:
+			}
+			// No room in the interest list (ENOSPC past the system's
+			// max_user_watches, ENOMEM), which Serve found and which
+			// others may have taken since: a healthy connection is not
+			// failed for it. The worker stays, and tries again at the
+			// next deadline.
+			_ = c.nc.SetReadDeadline(time.Now().Add(e.p.linger))
+			continue
 		}
+		_ = c.nc.SetReadDeadline(time.Time{})
+		*l = lingerState{}
+		e.linger = false
+		e.p.lingering.Add(-1)
 		return errWouldBlock
 	}
 }

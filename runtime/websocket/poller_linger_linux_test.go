@@ -293,3 +293,38 @@ func TestPollerLingerOff(t *testing.T) {
 		}
 	}
 }
+
+// A linger that ends while the system has no room for another epoll
+// watch (ENOSPC past max_user_watches) does not fail the connection: the
+// worker stays with it, reading as before, and hands it back at a later
+// deadline once the socket can be registered again.
+func TestPollerLingerStaysWhenEpollFull(t *testing.T) {
+	p := lingerPoller(t, &PollerOptions{Linger: 10 * time.Millisecond})
+	c, peer, br := serverPair(t, time.Second)
+	fd := sockFD(t, c)
+	closed := make(chan error, 1)
+	if err := p.Serve(c, echoHandler(closed)); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, peer, br, []byte("busy"))
+	waitUntil(t, "the worker lingers", func() bool { return p.lingering.Load() == 1 })
+	epollFull.Store(true)
+	defer epollFull.Store(false)
+	time.Sleep(100 * time.Millisecond) // several deadlines without input
+	for i := range 5 {
+		exchange(t, peer, br, fmt.Appendf(nil, "while full %d", i))
+	}
+	if p.lingering.Load() != 1 || epollWatches(t, p)[fd] {
+		t.Fatalf("lingering %d, socket watched %v; want the worker still there", p.lingering.Load(), epollWatches(t, p)[fd])
+	}
+	epollFull.Store(false)
+	waitUntil(t, "the linger ends, the socket watched again", func() bool {
+		return p.lingering.Load() == 0 && epollWatches(t, p)[fd]
+	})
+	exchange(t, peer, br, []byte("after"))
+	select {
+	case err := <-closed:
+		t.Fatalf("OnClose: %v", err)
+	default:
+	}
+}

@@ -100,6 +100,9 @@ func (s *pollSys) ok() bool { return true }
 // epoll_ctl runs inside RawConn.Control, which holds the descriptor open:
 // a concurrent Close cannot hand its number to another socket meanwhile.
 func (s *pollSys) add(e *pollEntry) error {
+	if epollFull.Load() {
+		return os.NewSyscallError("epoll_ctl", syscall.ENOSPC)
+	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: e.slot, Pad: e.gen}
 	var cerr error
 	err := e.c.rawConn.Control(func(fd uintptr) {
@@ -110,6 +113,10 @@ func (s *pollSys) add(e *pollEntry) error {
 	}
 	return err
 }
+
+// epollFull makes add fail as it does when the system has no room for
+// another watch; set by tests only.
+var epollFull atomic.Bool
 
 // del stops watching e's socket. A socket already closed left the interest
 // list when it was closed (Control then fails, and there is nothing to do).
