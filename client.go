@@ -77,7 +77,13 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 	}
 	// A reconnection's ctx is the call's: it sends what is left.
 	setTimeoutHeader(ctx, req.Header)
+	// The connection the call runs on, and what its own handshake
+	// negotiated: an interceptor that calls next again may pass another
+	// Handshake than the first, so the one the chain started with need
+	// not describe the latest connection.
 	var ws *websocket.Conn
+	var wsCodec codec.Codec
+	var wsReqHeader, wsRespHeader http.Header
 	dial := func(ctx context.Context, hs *Handshake) (context.Context, error) {
 		opts := c.dial
 		opts.Header = hs.Request.Header
@@ -105,6 +111,8 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 			return ctx, wireError(err)
 		}
 		hs.ResponseHeader = resp.Header
+		// This connection's codec, not one an earlier next left in hs.
+		hs.Codec = nil
 		for _, k := range c.cfg.offered() {
 			if codec.Subprotocol(k) == conn.Subprotocol() {
 				hs.Codec = k
@@ -120,7 +128,7 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 			// earlier one, which nothing else would ever close, goes.
 			ws.CloseNow()
 		}
-		ws = conn
+		ws, wsCodec, wsReqHeader, wsRespHeader = conn, hs.Codec, opts.Header, resp.Header
 		return ctx, nil
 	}
 	hs := &Handshake{Spec: c.spec, Request: req}
@@ -141,7 +149,7 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 	if a := ws.RemoteAddr(); a != nil {
 		remote = a.String()
 	}
-	conn := newWSConn(sctx, c.spec, hs.Codec, ws, hs.Request.Header, hs.ResponseHeader, c.cfg, remote)
+	conn := newWSConn(sctx, c.spec, wsCodec, ws, wsReqHeader, wsRespHeader, c.cfg, remote)
 	conn.watchCall(sctx)
 	for _, fn := range c.cfg.onConnect {
 		fn(conn.ctx, conn.info)

@@ -114,10 +114,13 @@ type Handshake struct {
 // dropped with it.) A client's interceptor, WebSocket or SSE, may call
 // next again: after a failed attempt, to retry it (with a refreshed token
 // after CodeUnauthenticated, say), or after a success, to connect anew,
-// when the call runs on the new connection (the event stream, on SSE)
-// and the earlier one is closed; the OnConnect and OnClose hooks run for
-// the one connection the call runs on. This holds for the first request
-// and for each reconnection of a call that reconnects. An SSE
+// when the call runs on the new connection (the event stream, on SSE),
+// with the codec that connection's handshake negotiated (next fails with
+// CodeInternal for a WebSocket one that selected no offered codec, as
+// for a first one), and the earlier one is closed; the OnConnect and
+// OnClose hooks run for the one connection the call runs on. This holds
+// for the first request and for each reconnection of a call that
+// reconnects. An SSE
 // client reads its event stream with the context given to the innermost
 // HandshakeFunc, so there a context derived for next bounds the whole
 // stream.

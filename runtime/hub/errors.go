@@ -7,7 +7,9 @@ import "errors"
 var (
 	// ErrClosed is returned by a Hub, Topic or broker used after Close, and
 	// is a Subscription's Err when its topic or hub was closed. NewTopic
-	// also wraps it for a Hub not created with New, which is never open.
+	// also wraps it for a Hub not created with New, which is never open,
+	// and a zero Subscription's Close and Err for it, which belongs to no
+	// topic.
 	ErrClosed = errors.New("hub: closed")
 
 	// ErrInvalidTopic is returned by NewTopic for a name that is empty,

@@ -50,6 +50,10 @@ const (
 //
 // Concurrency: all methods are safe from any goroutine. A mutex guards the
 // queue; the topic's mutex guards its place in the subscriber set.
+//
+// The zero Subscription is not usable: it counts as ended, its Done is
+// closed, and its Close and Err return an error wrapping ErrClosed that
+// names the Topic methods that make one.
 type Subscription struct {
 	t           *topicCore
 	kind        sinkKind
@@ -96,6 +100,17 @@ type Subscription struct {
 	done chan struct{}
 	wg   sync.WaitGroup // drain goroutine and the close of conn (Disconnect, topic closed)
 }
+
+// errZeroSub is what a zero Subscription's Close and Err return: it
+// belongs to no topic, and has no done channel to close.
+var errZeroSub = fmt.Errorf("hub: Subscription not made by a Topic's SubscribeFunc, SubscribeWebSocket or ServeSSE: %w", ErrClosed)
+
+// closedDone is a zero Subscription's Done: closed, as for one that ended.
+var closedDone = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 func (c *topicCore) newSub(kind sinkKind) *Subscription {
 	return &Subscription{
@@ -837,12 +852,16 @@ func (s *Subscription) topicClosed(hubClosing bool) {
 // released, and Close returns once no write for it is in progress (a
 // write in progress is bounded by the connection's write timeout). It
 // closes the SSE stream of ServeSSE but not a WebSocket connection, which
-// belongs to its handler. Idempotent; returns nil.
+// belongs to its handler. Idempotent; returns nil (but on a zero
+// Subscription: see Subscription).
 //
 // A SubscribeFunc function must not call Close on its own subscription:
 // Close would wait for the function to return, that is for itself. It
 // returns an error instead, which ends the subscription.
 func (s *Subscription) Close() error {
+	if s.t == nil {
+		return errZeroSub
+	}
 	s.t.remove(s)
 	s.end(nil)
 	s.wg.Wait()
@@ -856,13 +875,21 @@ func (s *Subscription) Close() error {
 }
 
 // Done is closed when the subscription ends, for any reason.
-func (s *Subscription) Done() <-chan struct{} { return s.done }
+func (s *Subscription) Done() <-chan struct{} {
+	if s.done == nil {
+		return closedDone // a zero Subscription: a nil channel would block for ever
+	}
+	return s.done
+}
 
 // Err returns why the subscription ended: nil while it is active or after
 // Close, ErrSlowConsumer (Disconnect policy), ErrClosed (topic or hub
 // closed), or the write error (for SubscribeFunc, the function's error)
 // that ended it.
 func (s *Subscription) Err() error {
+	if s.t == nil {
+		return errZeroSub
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err

@@ -120,3 +120,72 @@ func TestZeroNATSBroker(t *testing.T) {
 		t.Fatal("Close of a zero NATSBroker never returned")
 	}
 }
+
+// TestZeroSubscription calls each exported method of a Subscription not
+// made by a Topic: Close dereferenced its nil topic, Done was a nil
+// channel that never closes, and Err said it was active. Close and Err now
+// return an error wrapping ErrClosed that names the Topic methods, Done
+// is closed, and the rest return their zero results.
+func TestZeroSubscription(t *testing.T) {
+	calls := []struct {
+		name   string
+		call   func(s *hub.Subscription) error
+		result bool // the call returns no error: call checks its zero result
+	}{
+		{"Err", (*hub.Subscription).Err, false},
+		{"Close", (*hub.Subscription).Close, false},
+		{"Close again", (*hub.Subscription).Close, false},
+		{"Done", func(s *hub.Subscription) error {
+			<-s.Done() // bounded by the caller's wait
+			return nil
+		}, true},
+		{"Dropped", func(s *hub.Subscription) error {
+			if n := s.Dropped(); n != 0 {
+				t.Errorf("Dropped: %d", n)
+			}
+			return nil
+		}, true},
+		{"Queued", func(s *hub.Subscription) error {
+			if n := s.Queued(); n != 0 {
+				t.Errorf("Queued: %d", n)
+			}
+			return nil
+		}, true},
+		{"Stream", func(s *hub.Subscription) error {
+			if st := s.Stream(); st != nil {
+				t.Errorf("Stream: %v, want nil", st)
+			}
+			return nil
+		}, true},
+	}
+	for _, zero := range []struct {
+		name string
+		sub  func() *hub.Subscription
+	}{
+		{"new", func() *hub.Subscription { return new(hub.Subscription) }},
+		// One zero Subscription through every call, so each finds what
+		// the calls before it left.
+		{"shared", func() func() *hub.Subscription {
+			var s hub.Subscription
+			return func() *hub.Subscription { return &s }
+		}()},
+	} {
+		for _, c := range calls {
+			t.Run(zero.name+"/"+c.name, func(t *testing.T) {
+				done := make(chan error, 1)
+				go func() { done <- c.call(zero.sub()) }()
+				select {
+				case err := <-done:
+					if c.result {
+						return // checked by call
+					}
+					if !errors.Is(err, hub.ErrClosed) || !strings.Contains(err.Error(), "SubscribeFunc") {
+						t.Fatalf("%s = %v; want an error wrapping ErrClosed that names SubscribeFunc", c.name, err)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatalf("%s did not return", c.name)
+				}
+			})
+		}
+	}
+}

@@ -71,6 +71,10 @@ const DefaultWriteTimeout = 30 * time.Second
 // wait for that write, which it bounds. Close (or CloseWith) must be
 // called (defer Close) before the handler returns, since a heartbeat must
 // not write to a finished response.
+//
+// The zero Stream is not usable: its writes, Close, CloseWith and Err
+// return an error wrapping ErrStreamClosed that names NewStream, and its
+// Context is done.
 type Stream struct {
 	w    http.ResponseWriter
 	rc   *http.ResponseController
@@ -104,6 +108,18 @@ type Stream struct {
 	armed       bool      // the writer's deadline may be set (not zero)
 	noDeadlines bool      // the writer cannot set deadlines
 }
+
+// errZeroStream is what a zero Stream's methods return: it has no
+// response to write to, no context and no heartbeat to stop.
+var errZeroStream = fmt.Errorf("sse: Stream not created with NewStream: %w", ErrStreamClosed)
+
+// zeroStreamCtx is a zero Stream's Context: done, with errZeroStream as
+// its cause, so that a handler waiting on it returns.
+var zeroStreamCtx = func() context.Context {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errZeroStream)
+	return ctx
+}()
 
 // NewStream answers r with an event stream: it sets Content-Type:
 // text/event-stream, Cache-Control: no-cache and X-Accel-Buffering: no
@@ -289,8 +305,13 @@ func RequestLastEventID(r *http.Request) string {
 func (s *Stream) Gap() bool { return s.gap }
 
 // Context returns the request's context: done when the client goes away
-// or the handler returns.
-func (s *Stream) Context() context.Context { return s.ctx }
+// or the handler returns (a zero Stream's is done already).
+func (s *Stream) Context() context.Context {
+	if s.ctx == nil {
+		return zeroStreamCtx
+	}
+	return s.ctx
+}
 
 // Err returns the error that ended the stream's writes: nil while the
 // stream is live; after a failed write (a Send's, a Comment's or a
@@ -306,6 +327,9 @@ func (s *Stream) Context() context.Context { return s.ctx }
 // reading and one that left both end the context. Cost: a lock, held by a
 // write in progress until that write is through.
 func (s *Stream) Err() error {
+	if s.done == nil {
+		return errZeroStream
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
@@ -407,8 +431,12 @@ func (s *Stream) Comment(text string) error {
 
 // Close stops the heartbeat and makes later sends fail with
 // ErrStreamClosed. It does not end the response: that happens when the
-// handler returns. Close is idempotent and returns nil.
+// handler returns. Close is idempotent and returns nil (but on a zero
+// Stream: see Stream).
 func (s *Stream) Close() error {
+	if s.done == nil {
+		return errZeroStream // no heartbeat to stop, nor a stop channel to close
+	}
 	s.mu.Lock()
 	s.endLocked()
 	s.mu.Unlock()
@@ -439,6 +467,9 @@ func (s *Stream) endLocked() {
 // is closed either way. e is never dropped as a replayed event. Cost: as
 // Send and Close.
 func (s *Stream) CloseWith(e Event) error {
+	if s.done == nil {
+		return errZeroStream
+	}
 	s.mu.Lock()
 	var err error
 	if s.buf, err = AppendEvent(s.buf[:0], e); err == nil {
@@ -509,6 +540,9 @@ func (s *Stream) writeLocked(b []byte) error {
 func (s *Stream) writeFlushLocked(b []byte) error {
 	if s.err != nil {
 		return s.err
+	}
+	if s.ctx == nil { // a zero Stream: one branch, not taken by any other
+		return errZeroStream
 	}
 	if s.ctx.Err() != nil {
 		s.err = fmt.Errorf("%w: %w", ErrClientGone, context.Cause(s.ctx))

@@ -1,9 +1,13 @@
 package sse_test
 
 import (
+	"context"
+	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wsrpc/wsrpc/runtime/sse"
 )
@@ -98,5 +102,81 @@ func TestZeroRingConcurrent(t *testing.T) {
 	}
 	if len(seen) != goroutines*each || len(epochs) != 1 {
 		t.Fatalf("%d ids under %d epochs, want %d under 1", len(seen), len(epochs), goroutines*each)
+	}
+}
+
+// TestZeroStream calls each exported method of a Stream not created with
+// NewStream: Send, SendPrepared, Comment and CloseWith dereferenced the
+// nil context, Close closed a nil channel, Err said the stream was live
+// and Context was nil. The writes, Close, CloseWith and Err now return an error wrapping
+// ErrStreamClosed that names NewStream, Context is done, and the rest
+// return their zero results.
+func TestZeroStream(t *testing.T) {
+	p, err := sse.Prepare(sse.Event{Data: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := []struct {
+		name   string
+		call   func(s *sse.Stream) error
+		result bool // the call returns no error: call checks its zero result
+	}{
+		{"Send", func(s *sse.Stream) error { return s.Send(sse.Event{Data: "x"}) }, false},
+		{"SendPrepared", func(s *sse.Stream) error { return s.SendPrepared(p) }, false},
+		{"Comment", func(s *sse.Stream) error { return s.Comment("x") }, false},
+		{"Err", (*sse.Stream).Err, false},
+		{"CloseWith", func(s *sse.Stream) error { return s.CloseWith(sse.Event{Data: "end"}) }, false},
+		{"Close", (*sse.Stream).Close, false},
+		{"Close again", (*sse.Stream).Close, false},
+		{"SetWriteDeadline", func(s *sse.Stream) error { s.SetWriteDeadline(time.Now()); return nil }, true},
+		{"LastEventID", func(s *sse.Stream) error {
+			if id := s.LastEventID(); id != "" {
+				t.Errorf("LastEventID: %q", id)
+			}
+			return nil
+		}, true},
+		{"Gap", func(s *sse.Stream) error {
+			if s.Gap() {
+				t.Error("Gap: true")
+			}
+			return nil
+		}, true},
+		{"Context", func(s *sse.Stream) error {
+			ctx := s.Context()
+			if ctx == nil || ctx.Err() == nil || !errors.Is(context.Cause(ctx), sse.ErrStreamClosed) {
+				t.Errorf("Context: %v; want one done, its cause wrapping ErrStreamClosed", ctx)
+			}
+			return nil
+		}, true},
+	}
+	for _, zero := range []struct {
+		name   string
+		stream func() *sse.Stream
+	}{
+		{"new", func() *sse.Stream { return new(sse.Stream) }},
+		// One zero Stream through every call, so each finds what the
+		// calls before it left.
+		{"shared", func() func() *sse.Stream {
+			var s sse.Stream
+			return func() *sse.Stream { return &s }
+		}()},
+	} {
+		for _, c := range calls {
+			t.Run(zero.name+"/"+c.name, func(t *testing.T) {
+				done := make(chan error, 1)
+				go func() { done <- c.call(zero.stream()) }()
+				select {
+				case err := <-done:
+					if c.result {
+						return // checked by call
+					}
+					if !errors.Is(err, sse.ErrStreamClosed) || !strings.Contains(err.Error(), "NewStream") {
+						t.Fatalf("%s = %v; want an error wrapping ErrStreamClosed that names NewStream", c.name, err)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatalf("%s did not return", c.name)
+				}
+			})
+		}
 	}
 }

@@ -26,6 +26,11 @@ package websocket
 // connection is closed, never under one of its locks, so it may call
 // anything on it.
 func (c *Conn) AfterClose(f func(err error)) (stop func() bool) {
+	if c.closed == nil {
+		// A zero Conn never closes: f runs at once, as for a closed one.
+		go f(errZeroConn)
+		return func() bool { return false }
+	}
 	a := &afterClose{c: c, f: f}
 	c.closeMu.Lock()
 	select {

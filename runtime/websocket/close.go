@@ -42,6 +42,9 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	if !utf8.ValidString(reason) {
 		return fmt.Errorf("%w: close reason", ErrInvalidUTF8)
 	}
+	if c.closed == nil {
+		return errZeroConn
+	}
 	c.closeMu.Lock()
 	if c.closeSent {
 		c.closeMu.Unlock()
@@ -202,6 +205,9 @@ func (c *Conn) peerCloseFrame() *CloseError {
 
 // CloseNow closes the TCP connection without a closing handshake.
 func (c *Conn) CloseNow() error {
+	if c.closed == nil {
+		return errZeroConn
+	}
 	c.closeWith(ErrClosed)
 	return nil
 }

@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,10 @@ func resolveConfig(maxFrame, maxMsg int64, ping, pong, write, closeT time.Durati
 // touches the socket by then. Stats is safe from any goroutine at any time: the
 // counters are atomics, added to by the reading and writing goroutines under
 // the locks they hold anyway.
+//
+// The zero Conn is not usable: its methods return at once an error
+// wrapping ErrClosed that names Accept and Dial, or a zero result
+// (AfterClose runs f at once, as on a closed Conn).
 type Conn struct {
 	nc          net.Conn
 	client      bool
@@ -222,6 +227,14 @@ type Conn struct {
 	// The Poller serving this connection's reads, if any.
 	poll atomic.Pointer[pollEntry]
 }
+
+// errZeroConn is what a zero Conn's methods return: it has no socket, and
+// none of the channels and semaphores newConn makes. The reads and writes
+// check on lockRead's and lockMessage's slow path, where a nil semaphore
+// lands, and ReadFrame and WriteFrame on their ErrRawMode path: nothing
+// on a working connection's way. Close, CloseNow, Ping and AfterClose,
+// no hot paths, check first.
+var errZeroConn = fmt.Errorf("websocket: Conn not created with Accept or Dial: %w", ErrClosed)
 
 // readSpare is reader state most connections never need, allocated on
 // first use so that an idle connection does not carry it. Owned by the
@@ -403,11 +416,21 @@ func newConn(nc net.Conn, client bool, cfg config, subprotocol string, exts []*n
 // Subprotocol returns the negotiated subprotocol, or "" if none.
 func (c *Conn) Subprotocol() string { return c.subprotocol }
 
-// LocalAddr returns the local network address.
-func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+// LocalAddr returns the local network address (nil for a zero Conn).
+func (c *Conn) LocalAddr() net.Addr {
+	if c.nc == nil {
+		return nil
+	}
+	return c.nc.LocalAddr()
+}
 
-// RemoteAddr returns the remote network address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+// RemoteAddr returns the remote network address (nil for a zero Conn).
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.nc == nil {
+		return nil
+	}
+	return c.nc.RemoteAddr()
+}
 
 // NetConn returns the underlying connection, for its addresses and socket
 // options. Reading or writing it directly corrupts the WebSocket stream.

@@ -34,7 +34,9 @@ var errNoCloseFrame = fmt.Errorf("websocket: connection closed without a close f
 //     error naming the bad argument (a close code or reason Close may
 //     not send, an invalid message type).
 var (
-	// ErrClosed is returned by calls on a connection that is already closed.
+	// ErrClosed is returned by calls on a connection that is already
+	// closed. The calls of a zero Conn (not from Accept or Dial) return
+	// an error wrapping it.
 	ErrClosed = errors.New("websocket: connection closed")
 	// ErrProtocol means the peer broke RFC 6455; the connection was failed
 	// with close code 1002.

@@ -13,6 +13,9 @@ import (
 // the connection stays open. A ping that has begun to go out is finished
 // first: a frame cut off half way would end the connection.
 func (c *Conn) Ping(ctx context.Context) error {
+	if c.closed == nil {
+		return errZeroConn
+	}
 	seq := c.pingSeq.Add(1)
 	ch := make(chan struct{})
 	c.pingMu.Lock()

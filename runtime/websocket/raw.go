@@ -28,6 +28,9 @@ type Frame struct {
 // MaxFrameSize; UTF-8 is not checked. The payload is appended to buf[:0].
 func (c *Conn) ReadFrame(ctx context.Context, buf []byte) (Frame, error) {
 	if !c.cfg.raw {
+		if c.readSem == nil {
+			return Frame{}, errZeroConn
+		}
 		return Frame{}, ErrRawMode
 	}
 	if err := c.lockRead(ctx); err != nil {
@@ -78,6 +81,9 @@ func (c *Conn) ReadFrame(ctx context.Context, buf []byte) (Frame, error) {
 // the header's 4 bits (reserved ones are sent).
 func (c *Conn) WriteFrame(ctx context.Context, f Frame) error {
 	if !c.cfg.raw {
+		if c.msgSem == nil {
+			return errZeroConn
+		}
 		return ErrRawMode
 	}
 	if f.Opcode > 0xF {

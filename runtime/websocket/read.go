@@ -266,6 +266,9 @@ func (c *Conn) lockRead(ctx context.Context) error {
 	select {
 	case c.readSem <- struct{}{}:
 	default:
+		if c.readSem == nil {
+			return errZeroConn // a send to its nil readSem never proceeds
+		}
 		select {
 		case c.readSem <- struct{}{}:
 		case <-ctx.Done():

@@ -319,6 +319,9 @@ func (c *Conn) lockMessage(ctx context.Context) error {
 	select {
 	case c.msgSem <- struct{}{}:
 	default:
+		if c.msgSem == nil {
+			return errZeroConn // a send to its nil msgSem never proceeds
+		}
 		select {
 		case c.msgSem <- struct{}{}:
 		case <-ctx.Done():
