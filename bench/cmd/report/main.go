@@ -50,6 +50,10 @@ var peers = []string{"gorilla", "coder", "gws", "gobwas", "ws"}
 // default, never the one the targets judge.
 const busyLib = "wsrpc-busy"
 
+// nolingerLib is wsrpc's server with PollerOptions.Linger off, run on
+// request to measure lingering.
+const nolingerLib = "wsrpc-nolinger"
+
 type run struct {
 	round       int
 	value, wire float64
@@ -110,8 +114,12 @@ func main() {
 func writePaired(w io.Writer, runs map[string]map[string][]run) {
 	var rows []string
 	busy := false // a wsrpc-busy column: the same Poller with PollerOptions.BusyPoll
+	// A wsrpc ÷ wsrpc-nolinger column, when asked for: what lingering on
+	// busy connections does, turn for turn.
+	nolinger := false
 	for _, byLib := range runs {
 		busy = busy || len(byLib[busyLib]) > 0
+		nolinger = nolinger || len(byLib[nolingerLib]) > 0
 	}
 	for _, c := range cells {
 		byLib := runs[c.name]
@@ -123,6 +131,9 @@ func writePaired(w io.Writer, runs map[string]map[string][]run) {
 		pairs := [][2]string{{"wsrpc", bestLib}, {"wsrpc", "tcp"}, {twin, "tcp"}}
 		if busy {
 			pairs = append(pairs, [2]string{busyLib, bestLib})
+		}
+		if nolinger {
+			pairs = append(pairs, [2]string{"wsrpc", nolingerLib})
 		}
 		for _, pair := range pairs {
 			r := roundRatios(byLib[pair[0]], byLib[pair[1]])
@@ -145,6 +156,9 @@ func writePaired(w io.Writer, runs map[string]map[string][]run) {
 	head, rule := fmt.Sprintf("| scenario | wsrpc ÷ best peer | wsrpc ÷ tcp | %s ÷ tcp (A/A) |", twin), "|---|---:|---:|---:|"
 	if busy {
 		head, rule = head+" "+busyLib+" ÷ best peer |", rule+"---:|"
+	}
+	if nolinger {
+		head, rule = head+" wsrpc ÷ "+nolingerLib+" |", rule+"---:|"
 	}
 	fmt.Fprintf(w, "%s\n%s\n", head, rule)
 	for _, r := range rows {
