@@ -304,35 +304,8 @@ func newHandler(spec Spec, opts []Option) *Handler {
 	h.accept = h.cfg.accept
 	h.accept.Subprotocols = nil
 	h.accept.Extensions, h.setup = h.cfg.extensions(h.accept.Extensions)
-	if st := h.cfg.sseStream.Replay; st != nil {
-		h.cfg.sseStream.Replay = replayStore{st}
-	}
 	return h
 }
-
-// replayStore is a typed SSE handler's replay store as sse.NewStream sees
-// it: an error of Since other than sse.ErrUnknownID (a gap, which the
-// stream reports) comes back as a *replayError, so that serveSSE tells
-// the store's failure (a database out for a moment) from the
-// configuration errors NewStream also returns before the 200: those are
-// internal, which a reconnecting client takes for final, and every call
-// resuming during the outage ended for good; the store's is unavailable,
-// which it retries.
-type replayStore struct{ sse.Store }
-
-func (s replayStore) Since(id string) ([]sse.Event, error) {
-	evs, err := s.Store.Since(id)
-	if err != nil && !errors.Is(err, sse.ErrUnknownID) {
-		err = &replayError{err}
-	}
-	return evs, err
-}
-
-// replayError is a replay store's failure (replayStore).
-type replayError struct{ err error }
-
-func (e *replayError) Error() string { return e.err.Error() }
-func (e *replayError) Unwrap() error { return e.err }
 
 // Spec returns the method's description.
 func (h *Handler) Spec() Spec { return h.spec }
@@ -880,9 +853,9 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		s, err := sse.NewStream(rw, r, &h.cfg.sseStream)
 		if err != nil {
 			if sw.status == 0 {
-				if _, ok := errors.AsType[*replayError](err); ok {
-					// The store is out (replayStore): a reconnecting client
-					// retries unavailable, and would give up on internal.
+				if errors.Is(err, sse.ErrReplayStore) {
+					// The store is out: a reconnecting client retries
+					// unavailable, and would give up on internal.
 					return ctx, NewError(CodeUnavailable, err)
 				}
 				return ctx, NewError(CodeInternal, err) // a configuration error

@@ -385,9 +385,6 @@ func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOpt
 		}
 	}
 	so.Replay = t.replay
-	if so.Replay != nil {
-		so.Replay = replayStore{so.Replay}
-	}
 	if so.Replay == nil {
 		// Without recording, every resuming client has a gap: Stream.Gap
 		// must say so, for OnOpen to send a snapshot.
@@ -443,30 +440,6 @@ func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOpt
 	s.resume()
 	return s, nil
 }
-
-// replayStore is a topic's replay store as ServeSSE's stream reads it:
-// an error of Since other than sse.ErrUnknownID (a gap, which the stream
-// reports) comes back as a *replayError, so that SSEHandler tells the
-// store's failure (a database out for a moment), which a client retries
-// on 503, from the errors NewStream also returns before the 200, which
-// asking again does not mend: answered 500 too, a store's outage ended
-// every client resuming during it for good (EventSource and sse.Client
-// take 500 for final).
-type replayStore struct{ sse.Store }
-
-func (s replayStore) Since(id string) ([]sse.Event, error) {
-	evs, err := s.Store.Since(id)
-	if err != nil && !errors.Is(err, sse.ErrUnknownID) {
-		err = &replayError{err}
-	}
-	return evs, err
-}
-
-// replayError is a replay store's failure (replayStore).
-type replayError struct{ err error }
-
-func (e *replayError) Error() string { return e.err.Error() }
-func (e *replayError) Unwrap() error { return e.err }
 
 // noReplay is the store a topic without recording (DisableReplay) resumes
 // from: it holds nothing, so a client resuming from any id has a gap.
@@ -527,8 +500,8 @@ func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
 		if err != nil {
 			if !hw.wrote {
 				code := http.StatusInternalServerError
-				if _, ok := errors.AsType[*replayError](err); ok {
-					code = http.StatusServiceUnavailable // the store is out: retried (replayStore)
+				if errors.Is(err, sse.ErrReplayStore) {
+					code = http.StatusServiceUnavailable // the store is out: retried
 				}
 				http.Error(w, err.Error(), code)
 			}

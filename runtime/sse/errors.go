@@ -32,6 +32,16 @@ var (
 	// made, and none again.
 	ErrInvalidHeader = errors.New("sse: invalid request header")
 
+	// ErrReplayStore is wrapped by NewStream's error when the replay
+	// store's Since failed with anything but ErrUnknownID: the store's
+	// failure (a database out for a moment), which the client's next
+	// reconnection may not meet, where NewStream's other errors before
+	// the 200 are the handler's configuration, which asking again does
+	// not mend. A handler answers it with 503, which Client retries
+	// (RetriedStatus); 500 would end every client resuming during the
+	// outage for good.
+	ErrReplayStore = errors.New("sse: replay store")
+
 	// ErrInvalidType is returned when an event type contains CR, LF or NUL.
 	ErrInvalidType = errors.New("sse: invalid event type")
 

@@ -199,7 +199,7 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 		case errors.Is(err, ErrUnknownID):
 			s.gap = true
 		case err != nil:
-			return nil, fmt.Errorf("sse: replay since %q: %w", s.lastEventID, err)
+			return nil, fmt.Errorf("%w: since %q: %w", ErrReplayStore, s.lastEventID, err)
 		default:
 			resumed = true
 		}
