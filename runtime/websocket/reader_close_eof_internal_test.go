@@ -25,18 +25,7 @@ func TestReaderEOFSurvivesClose(t *testing.T) {
 		{"read half", 2, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, peer, _ := serverPair(t, 2*time.Second)
-			in := append(clientFrame(OpBinary, msg), clientClose(StatusNormalClosure)...)
-			if _, err := peer.Write(in); err != nil {
-				t.Fatal(err)
-			}
-			_, r, err := c.Reader(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.ReadFull(r, make([]byte, tc.read)); err != nil {
-				t.Fatal(err)
-			}
+			c, r := partlyReadMessage(t, msg, tc.read)
 			if err := c.Close(StatusNormalClosure, ""); err != nil {
 				t.Fatalf("Close: %v", err)
 			}
@@ -52,4 +41,24 @@ func TestReaderEOFSurvivesClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// partlyReadMessage returns a server Conn whose peer sent msg and then
+// its close frame, and msg's Reader, of which the application has read n
+// bytes.
+func partlyReadMessage(t *testing.T, msg []byte, n int) (*Conn, io.Reader) {
+	t.Helper()
+	c, peer, _ := serverPair(t, 2*time.Second)
+	in := append(clientFrame(OpBinary, msg), clientClose(StatusNormalClosure)...)
+	if _, err := peer.Write(in); err != nil {
+		t.Fatal(err)
+	}
+	_, r, err := c.Reader(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(r, make([]byte, n)); err != nil {
+		t.Fatal(err)
+	}
+	return c, r
 }

@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"context"
 	"errors"
 	"io"
 	"runtime"
@@ -30,18 +29,7 @@ func TestReaderEOFInCloseWindow(t *testing.T) {
 		{"read half", 2, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, peer, _ := serverPair(t, 2*time.Second)
-			in := append(clientFrame(OpBinary, msg), clientClose(StatusNormalClosure)...)
-			if _, err := peer.Write(in); err != nil {
-				t.Fatal(err)
-			}
-			_, r, err := c.Reader(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.ReadFull(r, make([]byte, tc.read)); err != nil {
-				t.Fatal(err)
-			}
+			c, r := partlyReadMessage(t, msg, tc.read)
 			// Close's drain, up to the release of the read lock.
 			c.readSem <- struct{}{}
 			var ce *CloseError
