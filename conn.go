@@ -934,7 +934,7 @@ func (c *wsConn) closeEnd(err error) {
 		return
 	}
 	written := c.ws.Stats().WireBytesWritten
-	cerr := closeWSErr(c.ws, ci.Code, ci.Reason)
+	cerr := c.closeRecorded(ci)
 	if cerr == nil {
 		return
 	}
@@ -943,6 +943,24 @@ func (c *wsConn) closeEnd(err error) {
 		c.closeInfo = CloseInfo{Code: websocket.StatusAbnormalClosure, Err: wireError(cerr)}
 		c.mu.Unlock()
 	}
+}
+
+// closeRecorded runs the closing handshake of ci, the end this side just
+// recorded, returning Close's error as it is (closeWSErr). A close frame
+// that never went out (websocket.ErrCloseNotSent: a write to a peer that
+// stopped reading held the connection for the close timeout, or the
+// connection was closed first) marks the end Unsent: the peer saw 1006,
+// while ci keeps why this side closed (the chat's "too slow").
+func (c *wsConn) closeRecorded(ci CloseInfo) error {
+	err := closeWSErr(c.ws, ci.Code, ci.Reason)
+	if errors.Is(err, websocket.ErrCloseNotSent) {
+		c.mu.Lock()
+		if c.closeInfo.Code == ci.Code {
+			c.closeInfo.Unsent = true
+		}
+		c.mu.Unlock()
+	}
+	return err
 }
 
 // closeLocal is closeWith for a client's Close and CloseWith. If this
@@ -981,7 +999,10 @@ func (c *wsConn) closeBy(err error, by closer) error {
 	if !c.markClosedBy(ci, by) {
 		return nil
 	}
-	return closeWS(c.ws, ci.Code, ci.Reason)
+	if err := c.closeRecorded(ci); !errors.Is(err, websocket.ErrClosed) { // as closeWS
+		return err
+	}
+	return nil
 }
 
 // ownEnd reports whether a handler's Close ended the stream (closeOwn),
@@ -1129,7 +1150,9 @@ func (c *wsConn) abort(err error) {
 	c.aborting = true
 	c.mu.Unlock()
 	go func() {
-		_ = closeWS(c.ws, code, reason)
+		// The hooks of a call whose context ended may have run by the
+		// time Close returns (watchCall): Unsent reaches only later ones.
+		_ = c.closeRecorded(CloseInfo{Code: code, Reason: reason})
 		c.mu.Lock()
 		c.aborting = false
 		detached := c.detached

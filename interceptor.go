@@ -223,11 +223,20 @@ type ConnInfo struct {
 // or 1001 (going away, with ShutdownReason and an unavailable Err) when
 // Tracker.Shutdown ended it. Err is the error the stream ended with: nil
 // for a clean end, otherwise the handler's error or the transport
-// failure, as an *Error.
+// failure, as an *Error. Unsent is true when Code is this side's (a
+// handler's Close or returned error, the session's context ending,
+// Tracker.Shutdown's 1001, a client's Close or CloseWith) but its close
+// frame never went out: a write to a peer that stopped reading held the
+// connection for the close timeout, and the TCP connection was closed
+// first (websocket.ErrCloseNotSent), so the peer saw the connection
+// drop, 1006. Code and Reason still say why this side closed. A client
+// call whose context ended runs its hooks as the close frame goes out,
+// before this is known. False for SSE.
 type CloseInfo struct {
 	Code   websocket.StatusCode
 	Reason string
 	Err    error
+	Unsent bool
 	// Stats are the WebSocket connection's counters when the hooks run
 	// (websocket.ConnStats: messages and bytes each way, on the wire and
 	// before compression, pings, the last ping's round-trip time). The

@@ -462,9 +462,9 @@ var errShutdown = NewError(CodeUnavailable, errors.New("wsrpc: "+ShutdownReason)
 // handshake, maybe before the close frame went out (the client would see
 // 1006).
 func (c *wsConn) goAway() func() {
-	if c.markClosed(CloseInfo{Code: websocket.StatusGoingAway, Reason: ShutdownReason, Err: errShutdown}) {
+	if ci := (CloseInfo{Code: websocket.StatusGoingAway, Reason: ShutdownReason, Err: errShutdown}); c.markClosed(ci) {
 		return func() {
-			_ = closeWS(c.ws, websocket.StatusGoingAway, ShutdownReason)
+			_ = c.closeRecorded(ci)
 			c.cancel()
 		}
 	}

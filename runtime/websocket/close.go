@@ -21,8 +21,10 @@ const maxCloseReason = maxControlPayload - 2
 // write in progress that cannot let the close frame out within the close
 // timeout (its peer has stopped reading) is ended by closing the TCP
 // connection at once. It returns nil when the peer answered, or why it
-// could not. Safe from any goroutine; a
-// second call returns ErrClosed. Once the close frame is sent, data
+// could not; an error that also wraps ErrCloseNotSent says the close
+// frame never went out (that write, or the connection closed before it),
+// so the peer saw the connection drop (1006), not code. Safe from any
+// goroutine; a second call returns ErrClosed. Once the close frame is sent, data
 // messages are refused with ErrClosed (§5.5.1: no data frame may follow
 // it), while Close still waits.
 //
@@ -73,11 +75,17 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	err := c.writeControl(OpClose, buf[:n])
 	close(wrote) // written or refused: a reader in gotClose may end the connection now
 	if !stuck.Stop() {
-		return fmt.Errorf("websocket: closing handshake: a write held the connection for the close timeout: %w", ErrClosed)
+		held := fmt.Errorf("websocket: closing handshake: a write held the connection for the close timeout: %w", ErrClosed)
+		if err == nil {
+			// The frame reached the socket just before the timer closed
+			// it, and leaves ahead of the FIN: the peer may read it.
+			return held
+		}
+		return closeNotSent{held}
 	}
 	if err != nil {
 		c.closeWith(ErrClosed)
-		return err
+		return closeNotSent{err}
 	}
 	return c.awaitPeerClose()
 }

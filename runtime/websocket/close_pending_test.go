@@ -2,6 +2,7 @@ package websocket_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -54,7 +55,8 @@ func TestCloseKeepsLateMessages(t *testing.T) {
 // lock before it could send its close frame, so one stalled client held a
 // server's shutdown for the whole write timeout. The close timeout bounds
 // that wait as well: when it runs out the TCP connection is closed, which
-// ends the stuck write, and Close reports the failed handshake.
+// ends the stuck write, and Close reports the failed handshake, with
+// ErrCloseNotSent: the peer saw 1006, not the code.
 func TestCloseBoundedBehindStuckWrite(t *testing.T) {
 	forRoles(t, func(t *testing.T, r role) {
 		wrote := make(chan error, 1)
@@ -69,6 +71,9 @@ func TestCloseBoundedBehindStuckWrite(t *testing.T) {
 		case err := <-closed:
 			if err == nil {
 				t.Fatal("Close returned nil: the peer never answered")
+			}
+			if !errors.Is(err, websocket.ErrClosed) || !errors.Is(err, websocket.ErrCloseNotSent) {
+				t.Fatalf("Close = %v; want ErrClosed and ErrCloseNotSent: the close frame never went out", err)
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("Close is waiting for a write stuck behind a peer that does not read")

@@ -72,6 +72,13 @@ var (
 	// ErrWriterClosed is returned by Write through a Writer after its
 	// Close: a kept Writer never writes into a later message.
 	ErrWriterClosed = errors.New("websocket: write to a closed message writer")
+	// ErrCloseNotSent is wrapped, next to why, by a Close whose close
+	// frame never went out: a write in progress held the connection for
+	// the close timeout (its peer stopped reading) and the TCP connection
+	// was closed under it, or the connection was closed before the frame
+	// could be written. The peer saw the connection drop, 1006 (RFC 6455
+	// §7.1.5), not the code Close was given.
+	ErrCloseNotSent = errors.New("websocket: close frame not sent")
 	// ErrReaderDiscarded is returned by Read through a Reader whose
 	// message a later Reader, Read or ReadAppend discarded before it was
 	// read to its end: what was left of it is gone, and a kept Reader
@@ -235,3 +242,10 @@ func protocolErr(format string, args ...any) error {
 func failWith(code StatusCode, sentinel error, format string, args ...any) error {
 	return &failure{code, fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)}
 }
+
+// closeNotSent is Close's error when its close frame never went out: err
+// as it is, which errors.Is also finds ErrCloseNotSent in.
+type closeNotSent struct{ err error }
+
+func (e closeNotSent) Error() string   { return e.err.Error() }
+func (e closeNotSent) Unwrap() []error { return []error{e.err, ErrCloseNotSent} }
