@@ -37,9 +37,9 @@ var (
 	// failure (a database out for a moment), which the client's next
 	// reconnection may not meet, where NewStream's other errors before
 	// the 200 are the handler's configuration, which asking again does
-	// not mend. A handler answers it with 503, which Client retries
-	// (RetriedStatus); 500 would end every client resuming during the
-	// outage for good.
+	// not mend. A handler answers it with 503, which Client retries on a
+	// reconnection (RetriedStatus; a first request's refusal stays final);
+	// 500 would end every client resuming during the outage for good.
 	ErrReplayStore = errors.New("sse: replay store")
 
 	// ErrInvalidType is returned when an event type contains CR, LF or NUL.

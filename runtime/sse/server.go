@@ -144,9 +144,10 @@ var zeroStreamCtx = func() context.Context {
 // writer it unwraps to, as http.ResponseController walks them, has Flush
 // or FlushError); with an error wrapping http.ErrNotSupported when
 // opts.WriteTimeout is positive but w cannot set write deadlines (the
-// default WriteTimeout is skipped there instead); with the store's error
-// when replay fails for a reason other than ErrUnknownID; and with
-// AppendEvent's error for a replayed event it cannot encode.
+// default WriteTimeout is skipped there instead); with an error wrapping
+// ErrReplayStore and the store's error when replay fails for a reason
+// other than ErrUnknownID; and with AppendEvent's error for a replayed
+// event it cannot encode.
 //
 // To deliver every event exactly once across reconnections, the publisher
 // appends each event to the store and then hands the returned event to

@@ -115,7 +115,8 @@ func resolveConfig(maxFrame, maxMsg int64, ping, pong, write, closeT time.Durati
 //
 // The zero Conn is not usable: its methods return at once an error
 // wrapping ErrClosed that names Accept and Dial, or a zero result
-// (AfterClose runs f at once, as on a closed Conn).
+// (AfterClose runs f at once, as on a closed Conn), and Poller.Serve
+// refuses it with that error.
 type Conn struct {
 	nc          net.Conn
 	client      bool

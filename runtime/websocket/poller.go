@@ -66,17 +66,19 @@ func (h HandlerFuncs) OnClose(c *Conn, err error) {
 // poller's edge-triggered registration tells the worker that a short read
 // emptied the socket, so it stops there.
 //
-// A worker lingers on a busy connection: when a connection's next
-// message comes within a millisecond of the worker handing it back, the
-// worker that reads it stays, and waits for the one after in the Go
+// A worker lingers on a busy connection: when a worker takes a
+// connection up again within a millisecond of handing it back (its next
+// message came, and the poller passed it on, that soon), the worker
+// reads that message and stays, waiting for the one after in the Go
 // runtime's poller, as a read loop would, until Linger passes without
 // input. Such a connection is out of the poller's own interest list
 // meanwhile. A request/response exchange on a few connections then costs
 // one goroutine wake-up per message instead of two (the poller's, then
 // the worker's), and its socket one epoll wake-up callback instead of
 // two (docs/benchmarks.md, "Lingering on a busy connection"). At most
-// GOMAXPROCS connections linger at once: with more busy connections than
-// that, batching their events serves them better.
+// GOMAXPROCS connections (as NewPoller found it) linger at once: with
+// more busy connections than that, batching their events serves them
+// better.
 //
 // Writes are unchanged: any goroutine may write to a polled connection,
 // and the Handler's OnMessage usually does. Reads are the poller's: do not
@@ -178,10 +180,12 @@ type PollerOptions struct {
 	// worker staying with it to leave (see Poller): 0 means DefaultLinger,
 	// negative never. The worker's read deadline is moved on only when it
 	// passes, so it leaves between one and two Lingers after the last
-	// input. A connection counts as busy when its next message comes
-	// within a millisecond of the worker handing it back. Lingering is
-	// off with BusyPoll, whose dispatcher already polls for the next
-	// input. Linux only, as BusyPoll.
+	// input (a message, or a control frame such as a keepalive's pong).
+	// A connection counts as busy when a worker takes it up again within
+	// a millisecond of handing it back: its next input came, and the
+	// poller passed it on, that soon. Lingering is off with BusyPoll,
+	// whose dispatcher already polls for the next input. Linux only, as
+	// BusyPoll.
 	Linger time.Duration
 }
 
@@ -228,12 +232,18 @@ func NewPoller(opts *PollerOptions) (*Poller, error) {
 // Serve hands c's reading to p: h gets c's messages until reading ends, then
 // OnClose. Messages that are already there (sent with the handshake) are
 // handled before Serve returns, on the calling goroutine. It returns an error
-// only if c cannot be served (p is closed or a zero Poller, c is in raw mode,
-// or another Poller serves it); then h is never called and c is left as it
-// was.
+// only if c cannot be served (p is closed or a zero Poller, c is a zero Conn
+// or in raw mode, or another Poller serves it); then h is never called and c
+// is left as it was.
 func (p *Poller) Serve(c *Conn, h Handler) error {
 	if p.stopped == nil {
 		return errZeroPoller
+	}
+	if c.closed == nil {
+		// A zero Conn: its first read fails, and failing it closed its
+		// nil channel on the worker's goroutine, a crash no caller of
+		// Serve could recover.
+		return errZeroConn
 	}
 	if c.cfg.raw {
 		return ErrRawMode

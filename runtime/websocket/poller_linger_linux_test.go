@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,7 +20,8 @@ import (
 )
 
 // lingerPoller returns a Poller whose connections all count as busy, so
-// that a worker lingers from a connection's first message on.
+// that a worker lingers from a connection's first message on (Serve's own
+// run, for what came with the handshake, never does).
 func lingerPoller(t *testing.T, opts *PollerOptions) *Poller {
 	t.Helper()
 	p, err := NewPoller(opts)
@@ -326,5 +328,25 @@ func TestPollerLingerStaysWhenEpollFull(t *testing.T) {
 	case err := <-closed:
 		t.Fatalf("OnClose: %v", err)
 	default:
+	}
+}
+
+// The defaults the docs state: Linger 0 is DefaultLinger (50 ms), a
+// connection is busy within lingerGap (1 ms), and GOMAXPROCS connections
+// may linger at once.
+func TestPollerLingerDefaults(t *testing.T) {
+	p, err := NewPoller(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.linger != DefaultLinger || DefaultLinger != 50*time.Millisecond {
+		t.Errorf("linger %v, DefaultLinger %v; want 50ms", p.linger, DefaultLinger)
+	}
+	if p.busyGap != time.Millisecond {
+		t.Errorf("busy gap %v, want 1ms", p.busyGap)
+	}
+	if want := int32(runtime.GOMAXPROCS(0)); p.maxLinger != want {
+		t.Errorf("at most %d lingering, want GOMAXPROCS (%d)", p.maxLinger, want)
 	}
 }

@@ -157,10 +157,10 @@ type pingTimes struct {
 }
 
 // pingWriting counts a ping whose frame is about to be written, the frame
-// extensions having passed it, and remembers when. The time is taken before the write, not after it: the
-// pong may arrive, and be read on another goroutine, before the write
-// returns. Caller holds frameMu (taken before pingMu, as pingHelperRun
-// does).
+// extensions having passed it, and remembers when. The time is taken
+// before the write, not after it: the pong may arrive, and be read on
+// another goroutine, before the write returns. Caller holds frameMu (taken
+// before pingMu, as pingHelperRun does).
 func (c *Conn) pingWriting(p []byte) {
 	c.stats.pingsSent.Add(1)
 	if len(p) != 8 {

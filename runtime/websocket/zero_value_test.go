@@ -181,3 +181,40 @@ func TestZeroConn(t *testing.T) {
 		}
 	}
 }
+
+// TestPollerServeZeroConn hands a Conn not created with Accept or Dial to a
+// Poller: its worker's first read failed, and failing the connection
+// closed its nil channel on the worker's goroutine, which crashed the
+// process. Serve now refuses it with the zero Conn's error, calls nothing
+// of the Handler's, and leaves nothing for Close to wait for.
+func TestPollerServeZeroConn(t *testing.T) {
+	p, err := websocket.NewPoller(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	called := make(chan string, 2)
+	err = p.Serve(new(websocket.Conn), websocket.HandlerFuncs{
+		Message: func(*websocket.Conn, websocket.MessageType, []byte) { called <- "OnMessage" },
+		Close:   func(*websocket.Conn, error) { called <- "OnClose" },
+	})
+	if !errors.Is(err, websocket.ErrClosed) || !strings.Contains(err.Error(), "Accept or Dial") {
+		t.Errorf("Serve(zero Conn) = %v; want an error wrapping ErrClosed that names Accept or Dial", err)
+	}
+	// Close returns once every served connection's OnClose has run: none
+	// was taken, so nothing was called.
+	done := make(chan error, 1)
+	go func() { done <- p.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	select {
+	case name := <-called:
+		t.Fatalf("Serve(zero Conn) called %s", name)
+	default:
+	}
+}
