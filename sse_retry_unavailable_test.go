@@ -117,14 +117,7 @@ func TestSSERetriesHandlerUnavailable(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			var notes []string
-			for {
-				var m *testingv1.WatchResponse
-				if m, err = st.Receive(); err != nil {
-					break
-				}
-				notes = append(notes, m.GetNote())
-			}
+			notes, err := receiveNotes(st)
 			mu.Lock()
 			defer mu.Unlock()
 			t.Logf("notes %v then %v; %d handler calls, Last-Event-ID %v, OnConnect %d, OnClose %v %v",
@@ -247,14 +240,7 @@ func TestSSEReplayStoreOutageIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	var notes []string
-	for {
-		var m *testingv1.WatchResponse
-		if m, err = st.Receive(); err != nil {
-			break
-		}
-		notes = append(notes, m.GetNote())
-	}
+	notes, err := receiveNotes(st)
 	t.Logf("notes %v then %v; %d handler calls, %d Since calls", notes, err, h.calls.Load(), store.calls.Load())
 	if err != io.EOF {
 		t.Errorf("call ended with %v, want io.EOF: the store's outage is not final", err)
@@ -266,5 +252,18 @@ func TestSSEReplayStoreOutageIsUnavailable(t *testing.T) {
 	// its second's, which replays.
 	if got := store.calls.Load(); got != 3 {
 		t.Errorf("%d Since calls, want 3", got)
+	}
+}
+
+// receiveNotes receives until the call ends: the notes, and the error it
+// ended with (io.EOF for a clean end).
+func receiveNotes(st *wsrpc.ServerStreamForClient[testingv1.WatchResponse]) ([]string, error) {
+	var notes []string
+	for {
+		m, err := st.Receive()
+		if err != nil {
+			return notes, err
+		}
+		notes = append(notes, m.GetNote())
 	}
 }

@@ -15,30 +15,6 @@ import (
 	"github.com/wsrpc/wsrpc/runtime/sse"
 )
 
-// recordFirstStore is a replay store whose Append, once armed, records
-// the event (Since returns it at once, as a database's committed row)
-// and only then blocks until released, as a slow acknowledgement does.
-type recordFirstStore struct {
-	sse.Store
-	mu      sync.Mutex
-	armed   bool
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (s *recordFirstStore) Append(e sse.Event) (sse.Event, error) {
-	e, err := s.Store.Append(e)
-	s.mu.Lock()
-	armed := s.armed
-	s.armed = false
-	s.mu.Unlock()
-	if armed {
-		close(s.entered)
-		<-s.release
-	}
-	return e, err
-}
-
 // TestResumeFromRecordedUndelivered: an event the store holds but the
 // topic has not delivered yet (its Append has not returned) is replayed
 // to a client resuming before it, which then leaves and resumes from that
@@ -48,7 +24,7 @@ func (s *recordFirstStore) Append(e sse.Event) (sse.Event, error) {
 // set before the delivery, was queued the event, and, with nothing to
 // replay after its id, the stream sent it: a duplicate.
 func TestResumeFromRecordedUndelivered(t *testing.T) {
-	store := &recordFirstStore{Store: sse.NewRing(16), entered: make(chan struct{}), release: make(chan struct{})}
+	store := &blockingStore{Store: sse.NewRing(16), recordFirst: true, entered: make(chan struct{}), release: make(chan struct{})}
 	tp := newTopic(t, newHub(t, nil, freshNode("a")), "recordfirst", &hub.TopicOptions[msg]{Replay: store})
 	var once sync.Once
 	release := func() { once.Do(func() { close(store.release) }) }

@@ -16,15 +16,23 @@ import (
 
 // blockingStore is a replay store whose Append, once armed, blocks until
 // released, as a slow database does; entered is closed when it blocks.
+// With recordFirst it records the event before it blocks (Since returns
+// it at once, as a database's committed row), as a slow acknowledgement
+// does.
 type blockingStore struct {
 	sse.Store
-	mu      sync.Mutex
-	armed   bool
-	entered chan struct{}
-	release chan struct{}
+	recordFirst bool
+	mu          sync.Mutex
+	armed       bool
+	entered     chan struct{}
+	release     chan struct{}
 }
 
 func (s *blockingStore) Append(e sse.Event) (sse.Event, error) {
+	var err error
+	if s.recordFirst {
+		e, err = s.Store.Append(e)
+	}
 	s.mu.Lock()
 	armed := s.armed
 	s.armed = false
@@ -32,6 +40,9 @@ func (s *blockingStore) Append(e sse.Event) (sse.Event, error) {
 	if armed {
 		close(s.entered)
 		<-s.release
+	}
+	if s.recordFirst {
+		return e, err
 	}
 	return s.Store.Append(e)
 }

@@ -15,15 +15,8 @@ import (
 // *CloseError, and the read loop took a whole message for a cut one. A
 // Reader Close cut mid-message still ends with an error, never io.EOF.
 func TestReaderEOFSurvivesClose(t *testing.T) {
-	msg := []byte("hello")
-	for _, tc := range []struct {
-		name    string
-		read    int // bytes the application read before Close
-		wantEOF bool
-	}{
-		{"read to its last byte", len(msg), true},
-		{"read half", 2, false},
-	} {
+	msg := []byte(readerCloseMsg)
+	for _, tc := range readerCloseCases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, r := partlyReadMessage(t, msg, tc.read)
 			if err := c.Close(StatusNormalClosure, ""); err != nil {
@@ -61,4 +54,18 @@ func partlyReadMessage(t *testing.T, msg []byte, n int) (*Conn, io.Reader) {
 		t.Fatal(err)
 	}
 	return c, r
+}
+
+// readerCloseMsg and readerCloseCases are the message and the cases of
+// the Reader-at-Close tests: read to its last byte (io.EOF is due), or
+// half (an error, never io.EOF).
+const readerCloseMsg = "hello"
+
+var readerCloseCases = []struct {
+	name    string
+	read    int // bytes the application read before Close
+	wantEOF bool
+}{
+	{"read to its last byte", len(readerCloseMsg), true},
+	{"read half", 2, false},
 }

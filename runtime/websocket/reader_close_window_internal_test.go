@@ -19,15 +19,8 @@ import (
 // (awaitPeerClose) and lets it go only once the Read has answered or
 // waits for it.
 func TestReaderEOFInCloseWindow(t *testing.T) {
-	msg := []byte("hello")
-	for _, tc := range []struct {
-		name    string
-		read    int // bytes the application read before Close
-		wantEOF bool
-	}{
-		{"read to its last byte", len(msg), true},
-		{"read half", 2, false},
-	} {
+	msg := []byte(readerCloseMsg)
+	for _, tc := range readerCloseCases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, r := partlyReadMessage(t, msg, tc.read)
 			// Close's drain, up to the release of the read lock.
