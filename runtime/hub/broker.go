@@ -134,6 +134,14 @@ func (b *MemoryBroker) remove(subject string, s *memSub) {
 	b.subs[subject] = subs
 }
 
+// subscriptions returns how many subscriptions subject has: ServeSSE's
+// test for another node (Topic.othersMayDeliver).
+func (b *MemoryBroker) subscriptions(subject string) int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.subs[subject])
+}
+
 // Close drops every subscription; later calls fail with ErrClosed.
 func (b *MemoryBroker) Close() error {
 	b.mu.Lock()

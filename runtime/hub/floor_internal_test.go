@@ -46,13 +46,24 @@ func resumeOn(t *testing.T, tp *Topic[*wrapperspb.StringValue], lastID string) (
 // replayed). It is decided under the topic's mutex now, where dispatch
 // records the publish.
 func TestFloorGapOwnPublishInFlight(t *testing.T) {
-	h, err := New(NewMemoryBroker(), &Options{NodeID: "nodeB"})
+	mb := NewMemoryBroker()
+	h, err := New(mb, &Options{NodeID: "nodeB"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
 	tp, err := NewTopic[*wrapperspb.StringValue](h, "ticks", nil)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// nodeA serves the topic on the broker too, so its message may be on
+	// its way (othersMayDeliver) and the floor is what decides the gap.
+	ha, err := New(mb, &Options{NodeID: "nodeA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ha.Close()
+	if _, err := NewTopic[*wrapperspb.StringValue](ha, "ticks", nil); err != nil {
 		t.Fatal(err)
 	}
 	m := wrapperspb.String("own-1")

@@ -340,7 +340,10 @@ type SSEOptions struct {
 // topic's, so other publishers' messages around the client's position
 // cannot be placed and some may have been missed. An id this node has
 // passed but no longer holds (the store evicted it) is a gap, as is one
-// of this node's own ids the store does not hold.
+// of this node's own ids the store does not hold, and any id the store
+// does not hold on a MemoryBroker where no other hub has the topic (a
+// single-node server resuming a client of its previous process): no
+// message can be on its way there.
 //
 // The handler must stay until the subscription ends (Done) or the client
 // leaves (r.Context()), then call Close, which also closes the stream:
@@ -392,8 +395,11 @@ func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOpt
 	}
 	s := t.core.newSub(sinkSSE)
 	s.paused = true
-	if node, seq, ok := parseEventID(sse.RequestLastEventID(r)); ok && node != t.core.h.node {
+	if node, seq, ok := parseEventID(sse.RequestLastEventID(r)); ok && node != t.core.h.node && t.core.othersMayDeliver() {
 		// This node's own ids are not on their way: it numbered them.
+		// Nor are another node's when no other node can deliver here:
+		// the id is then a passed one (a process before a restart),
+		// which the store answers for, with a gap if it lacks it.
 		s.floorNode, s.floorSeq = node, seq
 	}
 	if err := t.core.add(s, nil); err != nil {
@@ -439,6 +445,24 @@ func (t *Topic[M]) ServeSSE(w http.ResponseWriter, r *http.Request, opts *SSEOpt
 	}
 	s.resume()
 	return s, nil
+}
+
+// othersMayDeliver reports whether a message of another node may still
+// be on its way to this topic, so that a client's id of that node which
+// this node has not received (yet) can be taken for one on its way
+// (ServeSSE). With a MemoryBroker it can be told: the broker delivers
+// inside the publisher's Publish, which the publisher's topic does not
+// outlive (Close takes its publish mutex), so when no subscription on
+// the subject is left but this topic's own, no other hub has the topic
+// and every message another hub published on it has arrived or never
+// will (it came before this topic subscribed). That is the single-node
+// server (hub.New with a nil broker) resuming a client of its previous
+// process, which must see a gap (sse.Stream.Gap) for what that process
+// published and the client missed, not a message on its way that never
+// comes. Any other broker cannot tell: true.
+func (c *topicCore) othersMayDeliver() bool {
+	mb, ok := c.h.broker.(*MemoryBroker)
+	return !ok || mb.subscriptions(c.subject) > 1
 }
 
 // noReplay is the store a topic without recording (DisableReplay) resumes
