@@ -482,6 +482,52 @@ func TestServiceNotFoundSaysWhy(t *testing.T) {
 	}
 }
 
+// TestServiceNotFoundSaysWhyCustomPaths is TestServiceNotFoundSaysWhy for
+// methods whose schema sets a path ("/count", "/rooms/watch"): unstripped
+// under a prefix, their calls got "no method of … at /api/count" with no
+// word of the prefix, since only the service's own "/<service>/" was
+// looked for in the path.
+func TestServiceNotFoundSaysWhyCustomPaths(t *testing.T) {
+	mux := http.NewServeMux()
+	_, h := testingv1wsrpc.NewStreamServiceHandler(streamServer{})
+	mux.Handle("/api/", h) // not stripped
+	base := newServer(t, mux)
+	ctx := testContext(t)
+	client := testingv1wsrpc.NewStreamServiceClient(nil, base+"/api")
+	hint := `the handler is mounted under /api, which it does not strip; wrap it in http.StripPrefix("/api", h)`
+
+	st, err := client.Count(ctx, &testingv1.CountRequest{})
+	if err == nil {
+		_, err = st.Receive()
+		st.Close()
+	}
+	if wsrpc.CodeOf(err) != wsrpc.CodeNotFound || !strings.Contains(err.Error(), "at /api/count: "+hint) {
+		t.Errorf("WebSocket call: %v, want not_found: …at /api/count: %s", err, hint)
+	}
+	w, err := client.Watch(ctx, &testingv1.WatchRequest{})
+	if err == nil {
+		_, err = w.Receive()
+		w.Close()
+	}
+	if wsrpc.CodeOf(err) != wsrpc.CodeNotFound || !strings.Contains(err.Error(), "at /api/rooms/watch: "+hint) {
+		t.Errorf("SSE call: %v, want not_found: …at /api/rooms/watch: %s", err, hint)
+	}
+
+	// A path that only ends like a method's, not at a segment boundary, or
+	// that is no method's at all, names no prefix.
+	for _, p := range []string{"/api/discount", "/api/nothing"} {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || strings.Contains(string(body), "StripPrefix") {
+			t.Errorf("GET %s: %s %q, want 404 naming no prefix", p, resp.Status, body)
+		}
+	}
+}
+
 // TestUnknownMethodIsUnimplemented guards a client built from a newer
 // schema than its server's (a rolling deploy): a path that names the
 // service (its own first segment) and a method it does not have is

@@ -56,18 +56,36 @@ func JoinPath(baseURL, path string) string {
 // handler under a prefix without stripping it (chi's Mount, a Group in
 // echo or gin: they pass the full path on), so when the path has the
 // service's own prefix further in, the message says to strip what comes
-// before it (http.StripPrefix). (A wrong base URL, which reaches no
-// service handler, gets the router's own 404: not_found by its status.)
-// Generated handlers call it; service is the full service name.
-func ServiceNotFound(w http.ResponseWriter, r *http.Request, service string) {
+// before it (http.StripPrefix). paths are the methods' paths that the
+// schema set (option path), which need not hold the service's name: a
+// path ending in one of them, after a prefix, gets the same advice. (A
+// wrong base URL, which reaches no service handler, gets the router's own
+// 404: not_found by its status.) Generated handlers call it; service is
+// the full service name.
+func ServiceNotFound(w http.ResponseWriter, r *http.Request, service string, paths ...string) {
 	p := r.URL.Path
 	if m, ok := strings.CutPrefix(p, "/"+service+"/"); ok && m != "" && !strings.Contains(m, "/") {
 		writeHTTPStatus(w, http.StatusNotFound, Errorf(CodeUnimplemented, "%s has no method %s: the server runs a version of the schema without it, or does not serve the method over wsrpc (a unary method, or one without the (wsrpc.v1.method) option)", service, m))
 		return
 	}
 	msg := fmt.Sprintf("no method of %s at %s", service, p)
+	prefix := ""
 	if i := strings.Index(p, "/"+service+"/"); i > 0 {
-		msg += fmt.Sprintf(": the handler is mounted under %s, which it does not strip; wrap it in http.StripPrefix(%q, h)", p[:i], p[:i])
+		prefix = p[:i]
+	} else {
+		// A custom path starts with "/", so a prefix cut off before it
+		// ends at a segment boundary ("/api" of "/api/count", never "/dis"
+		// of "/discount"); one ending in "/" would leave StripPrefix a
+		// path without its leading "/".
+		for _, mp := range paths {
+			if pre, ok := strings.CutSuffix(p, mp); ok && pre != "" && !strings.HasSuffix(pre, "/") {
+				prefix = pre
+				break
+			}
+		}
+	}
+	if prefix != "" {
+		msg += fmt.Sprintf(": the handler is mounted under %s, which it does not strip; wrap it in http.StripPrefix(%q, h)", prefix, prefix)
 	}
 	writeHTTPError(w, Errorf(CodeNotFound, "%s", msg))
 }

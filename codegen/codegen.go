@@ -643,7 +643,16 @@ func generateService(g *protogen.GeneratedFile, s *service) {
 		g.P(unexport(m.GoName), "Handler.ServeHTTP(w, r)")
 	}
 	g.P("default:")
-	g.P(wsrpcPkg.Ident("ServiceNotFound"), "(w, r, ", fmt.Sprintf("%q", s.Desc.FullName()), ")")
+	// The paths the schema set go to ServiceNotFound, so that a handler
+	// mounted unstripped under a prefix says so for them too: they need
+	// not hold the service's name, which it looks for otherwise.
+	var custom []string
+	for _, m := range s.methods {
+		if m.path != procedure(m.Method) {
+			custom = append(custom, ", "+pathConst(s, m))
+		}
+	}
+	g.P(wsrpcPkg.Ident("ServiceNotFound"), "(w, r, ", fmt.Sprintf("%q", s.Desc.FullName()), strings.Join(custom, ""), ")")
 	g.P("}")
 	g.P("})")
 	g.P("}")

@@ -171,7 +171,7 @@ func NewStreamServiceHandler(svc StreamServiceHandler, opts ...wsrpc.Option) (st
 		case StreamServiceSearchPath:
 			searchHandler.ServeHTTP(w, r)
 		default:
-			wsrpc.ServiceNotFound(w, r, "wsrpc.testing.v1.StreamService")
+			wsrpc.ServiceNotFound(w, r, "wsrpc.testing.v1.StreamService", StreamServiceCountPath, StreamServiceWatchPath)
 		}
 	})
 }
