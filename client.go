@@ -938,6 +938,13 @@ func newCapture(hc http.Client) (*capture, *http.Client) {
 	return t, &hc
 }
 
+// Unwrap returns the transport capture sends on, so that the session
+// sees net/http's transparent gzip behind it and asks for gzip itself,
+// decoding each gzip member as it ends: left to base, a multistream
+// gzip.Reader held each event that ended a member until the server wrote
+// again (TestSSEGzipMemberPerEvent; see runtime/sse's ClientOptions.Header).
+func (t *capture) Unwrap() http.RoundTripper { return t.base }
+
 // hops is the transport of capture's client: each request, a redirect's
 // hops included, sent and recorded by roundTrip.
 type hops struct{ t *capture }
@@ -1370,6 +1377,12 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 			// the session reads the body again, for its StatusError.
 			body := sse.NewStatusError(resp).Body
 			resp.Body = io.NopCloser(bytes.NewReader(body))
+			// Decoded now (NewStatusError decodes gzip), as net/http
+			// leaves a body it decoded: the session must not decode it
+			// again.
+			resp.Header.Del("Content-Encoding")
+			resp.Header.Del("Content-Length")
+			resp.ContentLength = int64(len(body))
 			inner = fromHTTPResponse(resp, body)
 		}
 		if inner != nil {

@@ -63,7 +63,9 @@ type ClientOptions struct {
 	// LastEventID). The client also sets Accept: text/event-stream,
 	// Cache-Control: no-cache, when known Last-Event-ID, and
 	// Accept-Encoding: gzip where net/http would (an *http.Transport
-	// without DisableCompression), to decode gzip itself. A field no
+	// without DisableCompression, or a RoundTripper that wraps one and
+	// returns it from an Unwrap() http.RoundTripper method), to decode
+	// gzip itself. A field no
 	// request can carry fails the session with ErrInvalidHeader before
 	// any request is made. An Accept-Encoding here stops net/http from
 	// decoding gzip too: the client then decodes a gzip response, and
@@ -326,12 +328,7 @@ func NewSession(ctx context.Context, url string, opts *ClientOptions) *Session {
 	if s.opts.IdleTimeout > 0 {
 		s.idleErr = fmt.Errorf("%w: no data for %v", ErrIdleTimeout, s.opts.IdleTimeout)
 	}
-	rt := s.client.Transport
-	if rt == nil {
-		rt = http.DefaultTransport
-	}
-	t, ok := rt.(*http.Transport)
-	s.askGzip = ok && !t.DisableCompression // where net/http would ask
+	s.askGzip = netHTTPAsksGzip(s.client.Transport)
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	return s
 }
@@ -771,12 +768,7 @@ func (s *Session) connect() (err error) {
 		return errNoContent
 	}
 	if resp.StatusCode != http.StatusOK {
-		if gz, _ := gzipCoded(resp.Header); gz {
-			// The reason, not its gzip bytes: net/http decodes only
-			// what it asked for itself.
-			resp.Body = codedBody{&gunzip{src: resp.Body}, resp.Body}
-		}
-		return NewStatusError(resp)
+		return NewStatusError(resp) // which decodes a gzip body
 	}
 	// Only the essence is compared (see IsEventStream).
 	ct := resp.Header.Get("Content-Type")
@@ -817,6 +809,35 @@ func (s *Session) connect() (err error) {
 		ReconnectionTime:  s.ReconnectionTime(),
 	})
 	return nil
+}
+
+// netHTTPAsksGzip reports whether a request sent with rt (nil:
+// http.DefaultTransport) would get net/http's transparent gzip: rt is an
+// *http.Transport without DisableCompression, or a RoundTripper that
+// wraps one and says so with an Unwrap() http.RoundTripper method, as
+// the typed wsrpc client's transport does. Such a transport asks for
+// gzip when the request does not, and decodes the answer with a
+// multistream gzip.Reader, which holds an event that ends a gzip member
+// until the server writes again (see gunzip): the session asks itself
+// instead. A wrapper that does not say what it wraps is taken as it is,
+// for its own (its request goes out as built).
+func netHTTPAsksGzip(rt http.RoundTripper) bool {
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	for range 32 { // wrappers are few; a cycle must not spin
+		switch t := rt.(type) {
+		case *http.Transport:
+			return !t.DisableCompression
+		case interface{ Unwrap() http.RoundTripper }:
+			if rt = t.Unwrap(); rt == nil {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // gzipCoded reports whether a response's body is gzip, and fails one in
@@ -892,12 +913,6 @@ func (g *gunzip) Read(p []byte) (int, error) {
 	}
 }
 
-// codedBody is a refusal's gzip body, read decoded and closed as sent.
-type codedBody struct {
-	io.Reader
-	io.Closer
-}
-
 // statusBodyWait bounds the wait for a refusal's body (StatusError.Body):
 // a reason comes with the header or just after it, and a server that
 // stalls its body must not hold up a failure the status already decides.
@@ -916,17 +931,24 @@ func IsEventStream(contentType string) bool {
 
 // NewStatusError builds the error for resp, a refusal (any answer but a 200
 // event stream), as the client does: it reads up to 1 KiB of the body for
-// Body, for at most 1 s, unless the refusal is itself an event stream (whose
-// body may not end), and closes it. For a transport of one's own that must
-// read a refusal the client will not see. Refusals only: nothing here runs
-// per event.
+// Body, decoded when its Content-Encoding is gzip (net/http decodes only
+// what it asked for itself, and the client asks itself: see
+// ClientOptions.Header), for at most 1 s, unless the refusal is itself an
+// event stream (whose body may not end), and closes it. For a transport
+// of one's own that must read a refusal the client will not see.
+// Refusals only: nothing here runs per event.
 func NewStatusError(resp *http.Response) *StatusError {
 	se := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status, Header: resp.Header}
 	if !IsEventStream(resp.Header.Get("Content-Type")) {
 		stop := time.AfterFunc(statusBodyWait, func() { resp.Body.Close() })
+		var body io.Reader = resp.Body
+		if gz, _ := gzipCoded(resp.Header); gz {
+			// The reason, not its gzip bytes.
+			body = &gunzip{src: resp.Body}
+		}
 		// What came before an error (the wait, a reset) is still the
 		// server's reason.
-		if body, _ := io.ReadAll(io.LimitReader(resp.Body, maxStatusBody)); len(body) > 0 {
+		if body, _ := io.ReadAll(io.LimitReader(body, maxStatusBody)); len(body) > 0 {
 			se.Body = body
 		}
 		stop.Stop()

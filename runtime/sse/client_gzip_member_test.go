@@ -27,6 +27,13 @@ func TestClientGzipMemberPerEvent(t *testing.T) {
 // header as ClientOptions.Header.
 func gzipMemberPerEvent(t *testing.T, header http.Header) {
 	t.Helper()
+	gzipMemberPerEventWith(t, header, func(c *http.Client) *http.Client { return c })
+}
+
+// gzipMemberPerEventWith is gzipMemberPerEvent with the client that
+// client makes of the test server's.
+func gzipMemberPerEventWith(t *testing.T, header http.Header, client func(*http.Client) *http.Client) {
+	t.Helper()
 	got1 := make(chan struct{})
 	var wrote2 atomic.Bool
 	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -45,7 +52,7 @@ func gzipMemberPerEvent(t *testing.T, header http.Header) {
 	}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := sse.Connect(ctx, srv.URL, fast(sse.ClientOptions{HTTPClient: srv.Client(), Header: header}))
+	s, err := sse.Connect(ctx, srv.URL, fast(sse.ClientOptions{HTTPClient: client(srv.Client()), Header: header}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,3 +92,20 @@ func gz1(t *testing.T, s string) []byte {
 func TestClientGzipMemberPerEventTransportDecodes(t *testing.T) {
 	gzipMemberPerEvent(t, nil)
 }
+
+// TestClientGzipMemberPerEventWrappedTransport: as
+// TestClientGzipMemberPerEventTransportDecodes, over a RoundTripper that
+// wraps the *http.Transport and says so with Unwrap (the typed wsrpc
+// client's does): the client still asks for gzip itself, where it took
+// the wrapper for a transport of its own and left net/http to decode.
+func TestClientGzipMemberPerEventWrappedTransport(t *testing.T) {
+	gzipMemberPerEventWith(t, nil, func(c *http.Client) *http.Client {
+		return &http.Client{Transport: unwrapper{c.Transport}}
+	})
+}
+
+// unwrapper is a RoundTripper wrapping another, which Unwrap returns.
+type unwrapper struct{ rt http.RoundTripper }
+
+func (u unwrapper) RoundTrip(r *http.Request) (*http.Response, error) { return u.rt.RoundTrip(r) }
+func (u unwrapper) Unwrap() http.RoundTripper                         { return u.rt }

@@ -113,6 +113,17 @@ type Stream struct {
 // response to write to, no context and no heartbeat to stop.
 var errZeroStream = fmt.Errorf("sse: Stream not created with NewStream: %w", ErrStreamClosed)
 
+// errHead ends the stream that answers a HEAD request (see NewStream).
+var errHead = fmt.Errorf("%w: a HEAD request is answered with no body", ErrStreamClosed)
+
+// headDone is the Context of a stream answering HEAD: done, with errHead
+// as its cause, so that a handler waiting on it returns.
+var headDone = func() context.Context {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errHead)
+	return ctx
+}()
+
 // zeroStreamCtx is a zero Stream's Context: done, with errZeroStream as
 // its cause, so that a handler waiting on it returns.
 var zeroStreamCtx = func() context.Context {
@@ -136,6 +147,11 @@ var zeroStreamCtx = func() context.Context {
 // the status, until the first event or heartbeat. Clients ignore it
 // (WHATWG HTML §9.2.6); a Session with ShowCommentEvents yields it as an
 // event with Comment "open".
+//
+// A HEAD request gets the same header and no body (RFC 9110 §9.3.2): the
+// stream returned has ended already, its Context done and its writes
+// failing with an error wrapping ErrStreamClosed, so that the handler
+// returns and the connection serves its next request.
 //
 // Everything that can fail is checked before the status is written, so a
 // handler that gets an error can still answer with one (http.Error): a
@@ -247,6 +263,23 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 	h.Set("X-Accel-Buffering", "no")
 	h.Del("Content-Length")
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		// The answer to HEAD is the GET's header and no body (RFC 9110
+		// §9.3.2): the stream is over once that is out. Left open, it
+		// wrote into nothing (net/http drops a HEAD's body) until the
+		// client closed the connection, a handler waiting on Context
+		// never returned, and the client's next request on that
+		// connection (an uptime check's HEAD, then a GET from the same
+		// pool) waited behind it for ever.
+		s.err = errHead
+		if err := s.rc.Flush(); err != nil {
+			s.err = s.writeErr(err)
+		}
+		s.ctx = headDone
+		close(s.stop)
+		close(s.done)
+		return s, nil
+	}
 
 	s.mu.Lock()
 	err := s.writeReplayLocked(replay)
@@ -306,7 +339,8 @@ func RequestLastEventID(r *http.Request) string {
 func (s *Stream) Gap() bool { return s.gap }
 
 // Context returns the request's context: done when the client goes away
-// or the handler returns (a zero Stream's is done already).
+// or the handler returns (a zero Stream's is done already, and so is the
+// Context of a stream answering HEAD: see NewStream).
 func (s *Stream) Context() context.Context {
 	if s.ctx == nil {
 		return zeroStreamCtx
