@@ -150,10 +150,22 @@ func (c *caller) connectWithin(ctx context.Context, timeout time.Duration) (*wsC
 		remote = a.String()
 	}
 	conn := newWSConn(sctx, c.spec, wsCodec, ws, wsReqHeader, wsRespHeader, c.cfg, remote)
-	conn.watchCall(sctx)
-	for _, fn := range c.cfg.onConnect {
-		fn(conn.ctx, conn.info)
-	}
+	// The watch starts once the onConnect hooks have returned (deferred,
+	// so that a hook's panic does not leave the connection unwatched): a
+	// context that had ended already — the caller's cancel as the call
+	// connected, a context an interceptor returned and cancelled — runs
+	// the onClose hooks on the watch's goroutine at once, which ran them
+	// before, or while, the onConnect hooks ran, and a hook pair keyed by
+	// connection (a map of live calls) kept an entry for good. As the SSE
+	// call's watch starts (callSSE). A context that ends meanwhile is
+	// seen when the watch starts, as a context.AfterFunc on a done
+	// context runs at once.
+	func() {
+		defer conn.watchCall(sctx)
+		for _, fn := range c.cfg.onConnect {
+			fn(conn.ctx, conn.info)
+		}
+	}()
 	return conn, nil
 }
 

@@ -165,8 +165,10 @@ func WithOnConnect(fn func(ctx context.Context, info *ConnInfo)) Option {
 // when the stream is closed or a receive returns the end, and also when
 // the call's context ends (then on a goroutine of its own, with
 // canceled's or deadline_exceeded's close code unless the call had ended
-// otherwise before), whichever comes first, over WebSocket and SSE alike.
-// Handler and client.
+// otherwise before), whichever comes first, over WebSocket and SSE alike:
+// never before the same connection's OnConnect hooks have returned, even
+// for a call whose context had ended as it connected. Handler and
+// client.
 func WithOnClose(fn func(ctx context.Context, info *ConnInfo, ci CloseInfo)) Option {
 	return optionFunc(func(c *config) { c.onClose = append(c.onClose, fn) })
 }
