@@ -708,9 +708,11 @@ func (s *decState) mapKey(kd protoreflect.FieldDescriptor) (protoreflect.Value, 
 		return protoreflect.Value{}, failf(ErrWrongType, "str %q where bool expected", key)
 	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
 		u, err = strconv.ParseUint(key, 10, 64)
+		// A negative number is refused as out of range below; "-0" is
+		// no unsigned number at all, as for protojson (ParseUint).
 		if err != nil && key != "" && key[0] == '-' {
-			if i, err2 := strconv.ParseInt(key, 10, 64); err2 == nil {
-				u, neg, err = uint64(i), i < 0, nil // refused as out of range below
+			if i, err2 := strconv.ParseInt(key, 10, 64); err2 == nil && i < 0 {
+				u, neg, err = uint64(i), true, nil
 			}
 		}
 	default:
@@ -1047,7 +1049,7 @@ func (s *decState) anyMessage(m protoreflect.Message, depth int) error {
 		return err
 	}
 	var url []byte
-	valueAt, haveURL := -1, false
+	valueAt, valueEnd, haveURL := -1, -1, false
 	for range n {
 		key, err := s.str()
 		if err != nil {
@@ -1072,6 +1074,7 @@ func (s *decState) anyMessage(m protoreflect.Message, depth int) error {
 			if err := s.skip(depth + 1); err != nil {
 				return err
 			}
+			valueEnd = len(s.data) - s.r.Len()
 		default:
 			if s.o.RejectUnknown {
 				return failf(ErrUnknownType, "unknown key %q in google.protobuf.Any", key)
@@ -1100,10 +1103,15 @@ func (s *decState) anyMessage(m protoreflect.Message, depth int) error {
 		return failf(ErrMalformed, "google.protobuf.Any of %s with no %q", wktValue, anyValueKey)
 	}
 	if valueAt >= 0 {
+		// The decode must end where the skip did, at the end of the
+		// value, not at the end of the Any's map: keys may come in any
+		// order, and "@type" (or an unknown key) can follow "value". It
+		// was compared with the map's end, which refused every Any whose
+		// value came before another key.
 		end := len(s.data) - s.r.Len()
 		_, _ = s.r.Seek(int64(valueAt), io.SeekStart)
 		err := s.message(inner, depth+1)
-		if err == nil && len(s.data)-s.r.Len() != end {
+		if err == nil && len(s.data)-s.r.Len() != valueEnd {
 			err = failf(ErrMalformed, "google.protobuf.Any value") // unreachable: skip and decode agree on extent
 		}
 		_, _ = s.r.Seek(int64(end), io.SeekStart)

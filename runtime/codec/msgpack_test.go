@@ -179,6 +179,72 @@ func TestMsgpackFromForeignEncoder(t *testing.T) {
 	}
 }
 
+// TestMsgpackAnyValueBeforeType: an Any's keys may come in any order, as
+// a JavaScript object's do ({value: m, "@type": url}). The value, read
+// before its type is known, is skipped and decoded once the type is; the
+// decode's end was checked against the end of the whole Any, so an Any
+// with "value" before "@type" (or before an unknown key) was refused with
+// "google.protobuf.Any value". mp sorts keys and so always wrote "@type"
+// first, which hid it.
+func TestMsgpackAnyValueBeforeType(t *testing.T) {
+	const nestedURL = "type.googleapis.com/wsrpc.testing.v1.Nested"
+	// ordered writes a map with its keys in the order given.
+	type kv struct {
+		k string
+		v any
+	}
+	var ordered func(e *msgpack.Encoder, kvs ...kv)
+	ordered = func(e *msgpack.Encoder, kvs ...kv) {
+		if err := e.EncodeMapLen(len(kvs)); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range kvs {
+			if err := e.EncodeString(p.k); err != nil {
+				t.Fatal(err)
+			}
+			if f, ok := p.v.(func(*msgpack.Encoder)); ok {
+				f(e)
+			} else if err := e.Encode(p.v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	msg := func(kvs ...kv) func(*msgpack.Encoder) {
+		return func(e *msgpack.Encoder) { ordered(e, kvs...) }
+	}
+	encode := func(kvs ...kv) []byte {
+		var buf bytes.Buffer
+		ordered(msgpack.NewEncoder(&buf), kvs...)
+		return buf.Bytes()
+	}
+	inner := msg(kv{"id", 9}, kv{"name", "n"})
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want *testingv1.AllTypes
+	}{
+		{"value then type", encode(kv{"wAny", msg(kv{"value", inner}, kv{"@type", nestedURL})}), &testingv1.AllTypes{WAny: mustAny(&testingv1.Nested{Id: 9, Name: "n"})}},
+		{"value then unknown key", encode(kv{"wAny", msg(kv{"@type", nestedURL}, kv{"value", inner}, kv{"x", 1})}), &testingv1.AllTypes{WAny: mustAny(&testingv1.Nested{Id: 9, Name: "n"})}},
+		{"then a field", encode(kv{"wAny", msg(kv{"value", inner}, kv{"@type", nestedURL})}, kv{"fInt32", 5}), &testingv1.AllTypes{WAny: mustAny(&testingv1.Nested{Id: 9, Name: "n"}), FInt32: 5}},
+		{"Any in Any", encode(kv{"wAny", msg(
+			kv{"value", msg(kv{"value", inner}, kv{"@type", nestedURL})},
+			kv{"@type", "type.googleapis.com/google.protobuf.Any"})}),
+			&testingv1.AllTypes{WAny: mustAny(mustAny(&testingv1.Nested{Id: 9, Name: "n"}))}},
+		{"well-known type", encode(kv{"rAny", []any{}}, kv{"wAny", msg(kv{"value", "1.5s"}, kv{"@type", "type.googleapis.com/google.protobuf.Duration"})}),
+			&testingv1.AllTypes{WAny: mustAny(durationpb.New(1500 * time.Millisecond))}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got testingv1.AllTypes
+			if err := codec.Msgpack.Unmarshal(tc.in, &got); err != nil {
+				t.Fatalf("% x: %v", tc.in, err)
+			}
+			if !proto.Equal(&got, tc.want) {
+				t.Fatalf("%s", cmpDiff(tc.want, &got))
+			}
+		})
+	}
+}
+
 // TestMsgpackKeysAsProtoJSON guards that the msgpack decoder resolves a
 // key to a field as ProtoJSON does (JSON name, else text name). It once
 // refused the proto name of every field of GroupKind, which in Editions
