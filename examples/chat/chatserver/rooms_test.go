@@ -392,6 +392,15 @@ func TestNameShowsAsItself(t *testing.T) {
 		{"Ada\tLovelace", ""},         // a control character
 		{strings.Repeat("x", 33), ""}, // too long
 		{strings.Repeat("ü", 32), strings.Repeat("ü", 32)},
+		// Letters and marks that are drawn as nothing (Unicode's
+		// Other_Default_Ignorable_Code_Point): a Hangul filler alone
+		// showed as a blank name, and after "Ada" as Ada.
+		{"\u3164", ""},       // Hangul filler
+		{"\uffa0", ""},       // halfwidth Hangul filler
+		{"Ada\u3164", ""},    // shows as "Ada"
+		{"A\u034fda", ""},    // combining grapheme joiner
+		{"한국어", "한국어"},       // Hangul syllables are fine
+		{"\u115f\u1160", ""}, // conjoining fillers alone
 	} {
 		got, err := cleanName(tc.name)
 		if tc.want == "" {
@@ -416,7 +425,10 @@ func TestNameUniqueInRoom(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ada := join(t, ctx, url, "lobby", "Ada")
-	for _, name := range []string{"Ada", "ada", " ADA ", "Ada\u200d", "A\u200cda\ufe0f"} {
+	// "Ada\ufe00" and "Ada\U000e0100" (variation selectors other than
+	// the emoji ones, drawn as nothing after a letter) were admitted
+	// beside Ada.
+	for _, name := range []string{"Ada", "ada", " ADA ", "Ada\u200d", "A\u200cda\ufe0f", "Ada\ufe00", "A\U000e0100da", "Ada\u180b"} {
 		st, err := chatv1wsrpc.NewChatServiceClient(http.DefaultClient, url, wsrpc.WithCodecs(codec.Proto)).Chat(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -801,4 +813,27 @@ func TestRejoinChain(t *testing.T) {
 		t.Errorf("Bob saw %q; want Ada leave, then each session join and leave in turn, the last (%s) join", saw, last)
 	}
 	waitUsers(t, s, "r", 2)
+}
+
+// TestRefusalSaysWhy: a join refused for its name or room says what a
+// name or room must be, however long the one given. The refusal reaches
+// the client as the close reason, cut to 123 bytes, and it started with
+// the name quoted: a name or room of 100 characters left only 'name
+// "aaaa…', and the rule was cut off.
+func TestRefusalSaysWhy(t *testing.T) {
+	_, url := startService(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	long := strings.Repeat("é", 100)
+	for _, tc := range []struct{ room, name, want string }{
+		{"lobby", long, "1 to 32 printable characters"},
+		{"lobby", strings.Repeat("a", 33), "1 to 32 printable characters"},
+		{strings.Repeat("a", 200), "Ada", "1 to 32 lowercase letters"},
+	} {
+		_, err := joinWith(t, ctx, url, tc.room, tc.name, "")
+		var werr *wsrpc.Error
+		if wsrpc.CodeOf(err) != wsrpc.CodeInvalidArgument || !errors.As(err, &werr) || !strings.Contains(werr.Message(), tc.want) {
+			t.Errorf("join of %.10q… as %.10q…: %v; want invalid_argument saying %q", tc.room, tc.name, err, tc.want)
+		}
+	}
 }

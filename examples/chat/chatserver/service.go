@@ -216,7 +216,8 @@ func (s *Service) room(name string) (*room, error) {
 		name = DefaultRoom
 	}
 	if !validRoom(name) {
-		return nil, wsrpc.Errorf(wsrpc.CodeInvalidArgument, "room %q: use 1 to 32 lowercase letters, digits, '-' or '_'", name)
+		// The rule first, the name last: see badName.
+		return nil, wsrpc.Errorf(wsrpc.CodeInvalidArgument, "a room's name has 1 to 32 lowercase letters, digits, '-' or '_': %q", name)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -593,20 +594,33 @@ func validRoom(name string) bool {
 // zero-width space, or ones that reorder what follows, like the bidi
 // override that shows "\u202eadA" as "Ada") other than the zero-width
 // joiner and non-joiner, which emoji sequences (👩‍💻) and Persian and
-// Indic names need; and at least one letter, digit, punctuation mark or
-// symbol, so that it is not blank.
+// Indic names need; no other character that Unicode says is drawn as
+// nothing (Other_Default_Ignorable_Code_Point, UAX #44: the Hangul
+// fillers, which are letters, and the combining grapheme joiner), so that
+// neither "\u3164" passes for a name nor "Ada\u3164" for Ada; and at
+// least one letter, digit, punctuation mark or symbol, so that it is not
+// blank.
 func cleanName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	hidden := func(r rune) bool {
-		return unicode.IsControl(r) || (unicode.Is(unicode.Cf, r) && r != zwj && r != zwnj)
+		return unicode.IsControl(r) || (unicode.Is(unicode.Cf, r) && r != zwj && r != zwnj) ||
+			unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r)
 	}
 	visible := func(r rune) bool {
 		return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsPunct(r) || unicode.IsSymbol(r)
 	}
 	if n := utf8.RuneCountInString(name); n == 0 || n > MaxNameLen || strings.IndexFunc(name, hidden) >= 0 || strings.IndexFunc(name, visible) < 0 {
-		return "", wsrpc.Errorf(wsrpc.CodeInvalidArgument, "name %q: use 1 to %d printable characters", name, MaxNameLen)
+		return "", badName(name)
 	}
 	return name, nil
+}
+
+// badName refuses name. The rule comes first and the name last: a
+// session's error reaches its client as the close reason, cut to 123
+// bytes (RFC 6455 §5.5), and a name far over the limit, quoted first,
+// left only itself.
+func badName(name string) error {
+	return wsrpc.Errorf(wsrpc.CodeInvalidArgument, "a name has 1 to %d printable characters: %q", MaxNameLen, name)
 }
 
 // The joiners cleanName allows.
@@ -616,17 +630,17 @@ const (
 )
 
 // sameName reports whether two names would show alike: equal ignoring
-// case, joiners and emoji variation selectors (U+FE0E, U+FE0F), which
-// change at most how the characters beside them are drawn ("Ada\u200d"
-// shows as "Ada").
+// case, joiners and variation selectors (U+FE00–FE0F, the emoji ones
+// U+FE0E and U+FE0F among them, U+E0100–E01EF, the Mongolian ones), which
+// change at most how the characters beside them are drawn, and after any
+// other character nothing ("Ada\u200d" and "Ada\ufe00" show as "Ada").
 func sameName(a, b string) bool {
 	return strings.EqualFold(nameKey(a), nameKey(b))
 }
 
 func nameKey(name string) string {
 	return strings.Map(func(r rune) rune {
-		switch r {
-		case zwj, zwnj, '\ufe0e', '\ufe0f':
+		if r == zwj || r == zwnj || unicode.Is(unicode.Variation_Selector, r) {
 			return -1
 		}
 		return r

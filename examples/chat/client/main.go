@@ -5,7 +5,10 @@
 //	go run ./examples/chat/client -name Ada            # msgpack
 //	go run ./examples/chat/client -name Ada -codec proto -room gophers
 //
-// End input (Ctrl-D) to leave; Ctrl-C also leaves.
+// End input (Ctrl-D) to leave; Ctrl-C also leaves. A line the server
+// would refuse, which would end the session (more than 1,000 characters,
+// control characters such as an arrow key's escape sequence), is not
+// sent: the client says so and stays in the room.
 package main
 
 import (
@@ -21,7 +24,10 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/wsrpc/wsrpc"
 	chatv1 "github.com/wsrpc/wsrpc/gen/examples/chat/v1"
@@ -94,19 +100,37 @@ func run(ctx context.Context, cfg config, in io.Reader, out io.Writer) error {
 
 	// Lines go out from their own goroutine; Send is safe alongside Receive.
 	// inErr is the input's end: nil at EOF, else why it could not be read
-	// on (a line longer than the scanner holds, 64 KiB, or a failed read),
-	// sent before CloseSend so that it is there once the session ends.
+	// on (a line longer than the scanner holds, 64 KiB, or a failed read)
+	// or sent, sent before CloseSend so that it is there once the session
+	// ends.
+	var outMu sync.Mutex // both goroutines print
 	inErr := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(in)
 		for sc.Scan() {
+			// A proto3 string is UTF-8: a line that is not (a terminal in
+			// a Latin-1 locale, a pasted file) would not marshal. Shown
+			// with U+FFFD where its bytes were not UTF-8, it is sent.
+			line := strings.ToValidUTF8(sc.Text(), "\uFFFD")
 			// The server trims a message and refuses an empty one, ending
 			// the session: skip blank lines, as the page does.
-			if strings.TrimSpace(sc.Text()) == "" {
+			if strings.TrimSpace(line) == "" {
 				continue
 			}
-			if st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: sc.Text()}}) != nil {
-				return // the session ended; Receive reports why
+			if why := unsendable(line); why != "" {
+				outMu.Lock()
+				fmt.Fprintf(out, "! not sent: %s\n", why)
+				outMu.Unlock()
+				continue
+			}
+			if err := st.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Text{Text: line}}); err != nil {
+				// Either the session ended, and Receive reports why, or
+				// the message could not be sent and the session goes on:
+				// leave rather than go on without the input, so that
+				// run does not wait for the room forever.
+				inErr <- fmt.Errorf("sending: %w", err)
+				st.CloseSend()
+				return
 			}
 		}
 		inErr <- sc.Err()
@@ -116,7 +140,9 @@ func run(ctx context.Context, cfg config, in io.Reader, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		outMu.Lock()
 		fmt.Fprintln(out, format(ev))
+		outMu.Unlock()
 	}
 	// The member left; if the input did not end at EOF, the line that
 	// stopped it and the rest were not sent: not a normal end.
@@ -128,6 +154,26 @@ func run(ctx context.Context, cfg config, in io.Reader, out io.Writer) error {
 	default:
 	}
 	return nil
+}
+
+// maxText is the longest message the server takes, in characters
+// (chat.proto: 1 to 1000).
+const maxText = 1000
+
+// unsendable says why the server would refuse text, a line of input, as a
+// message, or returns "". The server ends the session of a member who
+// sends one (invalid_argument), and every line typed after it would be
+// lost: the client keeps it back and says so, as the page's input field
+// does not let it be typed. A terminal puts an arrow key's escape
+// sequence ("\x1b[D") into the line it is typing.
+func unsendable(text string) string {
+	if n := utf8.RuneCountInString(strings.TrimSpace(text)); n > maxText {
+		return fmt.Sprintf("%d characters, a message has at most %d", n, maxText)
+	}
+	if strings.IndexFunc(text, func(r rune) bool { return unicode.IsControl(r) && r != '\t' }) >= 0 {
+		return "it has control characters (an arrow key's escape sequence?)"
+	}
+	return ""
 }
 
 // continuation starts each further line of a message of several lines.

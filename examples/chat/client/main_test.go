@@ -295,3 +295,36 @@ func TestClientLongInputLineIsAnError(t *testing.T) {
 	}
 	out.wait(t, "ada", "<ada> before")
 }
+
+// TestClientKeepsBackUnsendableLines: a line the server would refuse is
+// not sent, the client says so, and the member stays in the room; a line
+// that is not UTF-8 is sent with U+FFFD in place of its bad bytes. Before,
+// a line with an arrow key's escape sequence or of more than 1,000
+// characters ended the session (invalid_argument) and the lines after it
+// were lost, and a line that was not UTF-8 failed to marshal, after which
+// the client read no more input and never left: run waited for the room
+// until interrupted.
+func TestClientKeepsBackUnsendableLines(t *testing.T) {
+	url := startServer(t)
+	for _, cd := range []string{"proto", "msgpack"} {
+		t.Run(cd, func(t *testing.T) {
+			out := &output{}
+			in := "caf\xe9\n" + "ab\x1b[Dc\n" + strings.Repeat("é", 1001) + "\n" + strings.Repeat("é", 1000) + "\nafter\n"
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := run(ctx, config{URL: url, Name: "ada", Room: "lobby", Codec: cd}, strings.NewReader(in), out); err != nil {
+				t.Fatalf("run: %v; printed:\n%s", err, strings.Join(out.lines, "\n"))
+			}
+			for _, want := range []string{
+				"<ada> caf\uFFFD",
+				"! not sent: it has control characters",
+				"! not sent: 1001 characters, a message has at most 1000",
+				"<ada> " + strings.Repeat("é", 1000),
+				"<ada> after",
+				"* ada left",
+			} {
+				out.wait(t, "ada", want)
+			}
+		})
+	}
+}
