@@ -692,8 +692,16 @@ func (e *pollEntry) loop() {
 			e.finish(err)
 			return
 		}
-		buf = msg
 		e.handle(typ, msg)
+		// As a worker does (Poller.worker): a buffer grown for a large
+		// message is not kept for the rest of the connection's life,
+		// most of which a subscriber may spend idle; a peer could
+		// otherwise pin MaxMessageSize per connection with one message.
+		if cap(msg) <= largeBufSize {
+			buf = msg
+		} else {
+			buf = nil
+		}
 	}
 }
 
