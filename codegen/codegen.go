@@ -13,6 +13,7 @@ package codegen
 
 import (
 	"fmt"
+	"go/build/constraint"
 	"path"
 	"regexp"
 	"strings"
@@ -477,8 +478,11 @@ func serviceDoc(g *protogen.GeneratedFile, s *service, first string) {
 // "//(line |extern |export |[a-z0-9]+:[a-z0-9])" — the toolchain's
 // (//go:noinline, //line f.go:1, cgo's //export) and other tools'
 // (//nolint:all would silence golangci-lint for the declaration), which
-// gofmt would also move to the end of the doc comment. A carriage return
-// (a .proto with CRLF line ends, or one inside a line) is white space.
+// gofmt would also move to the end of the doc comment. A line that is
+// "+build" after the slashes and white space, which gofmt would make the
+// file's build constraint, gets a backslash before the "+". A carriage
+// return (a .proto with CRLF line ends, or one inside a line) is white
+// space.
 // What Go source cannot hold even in a comment, and protoc passes on, is
 // replaced: bytes that are not UTF-8 and NUL by U+FFFD, a byte order mark
 // (U+FEFF, once a zero-width space) dropped; the Go parser refused the
@@ -491,6 +495,16 @@ func goComment(c protogen.Comments) string {
 		l = strings.ReplaceAll(strings.TrimSuffix(l, "\r"), "\r", " ")
 		if directive.MatchString(l) {
 			l = "// " + l[2:]
+		}
+		// go/printer, which formats every generated file, takes a comment
+		// line that is "+build" after the slashes and white space for a
+		// build constraint wherever it stands, and moves it above the
+		// package clause as the file's: " +build linux" would build the
+		// code on Linux alone. No space defuses it (the check trims
+		// them), so a backslash goes before the "+".
+		if constraint.IsPlusBuild(l) {
+			i := strings.Index(l, "+build")
+			l = l[:i] + `\` + l[i:]
 		}
 		lines[i] = l
 	}

@@ -3,6 +3,7 @@ package codegen_test
 import (
 	"bytes"
 	"flag"
+	"go/build/constraint"
 	"os"
 	"path/filepath"
 	"strings"
@@ -442,6 +443,37 @@ func TestCommentBytesGoRefuses(t *testing.T) {
 	for _, want := range []string{"// caf\uFFFD ok\n", "// nul\uFFFDx\n", "// zerowidth\n"} {
 		if !strings.Contains(out, "\t"+want) {
 			t.Errorf("generated code lacks %q", "\t"+want)
+		}
+	}
+}
+
+// TestCommentBuildConstraintEscaped: a proto comment line beginning with
+// "+build" (a list of flags, say), on a service or a method, was copied
+// as "// +build …", which gofmt — run on every generated file — takes for
+// a build constraint wherever it stands, and hoists to the top of the
+// file as one: " +build linux" made the generated code build on Linux
+// alone ("//go:build linux" above the package clause), and go vet failed
+// on it ("misplaced +build comment"). Such a line gets a backslash before
+// the "+", so that it stays documentation.
+func TestCommentBuildConstraintEscaped(t *testing.T) {
+	req := request(methodSpec{name: "Watch", server: true, opt: ws(""), comment: " Watch streams.\n +build linux\n+build\n\t+build !windows,amd64\n +builder stays\n"})
+	file := req.ProtoFile[len(req.ProtoFile)-1]
+	file.SourceCodeInfo.Location = append(file.SourceCodeInfo.Location, &descriptorpb.SourceCodeInfo_Location{
+		Path: []int32{6, 0}, Span: []int32{0, 0, 0}, LeadingComments: proto.String(" XService serves.\n +build ignore\n"),
+	})
+	resp := run(t, req)
+	if resp.GetError() != "" {
+		t.Fatal(resp.GetError())
+	}
+	out := resp.GetFile()[0].GetContent()
+	for i, l := range strings.Split(out, "\n") {
+		if constraint.IsGoBuild(l) || constraint.IsPlusBuild(l) {
+			t.Errorf("line %d is a build constraint: %q", i+1, l)
+		}
+	}
+	for _, want := range []string{"\n// XService serves.\n// \\+build ignore\n", "\t// \\+build linux\n", "\t// \\+build\n", "\t//\t\\+build !windows,amd64\n", "\t// +builder stays\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("generated code lacks %q", want)
 		}
 	}
 }
