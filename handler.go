@@ -247,15 +247,26 @@ func serverStreamBase[Req, Res any](fn func(context.Context, *Req, *ServerStream
 // returned while the client is still connected stays an error (unknown):
 // the handler's own, not the client's end; so does one the handler gave
 // a code of its own (an *Error wrapping it).
+//
+// The same holds for context.Canceled once that closure has cancelled
+// the session's ctx: a handler that only sends, waiting on ctx (a session
+// following a hub topic, docs/hub.md), learns of the client's leaving
+// from ctx and returns ctx.Err(), the idiom for it, and every client that
+// closed normally read as canceled to the stream interceptors.
 func handlerOutcome(raw serverConn, err error) error {
 	if own, oerr := raw.ownEnd(); own {
 		return oerr
 	}
 	var coded *Error
-	if errors.Is(err, io.EOF) && !errors.As(err, &coded) {
-		if ws, ok := raw.(*wsConn); ok && ws.endedByClient() {
-			return nil
-		}
+	if err == nil || errors.As(err, &coded) {
+		return err
+	}
+	ws, ok := raw.(*wsConn)
+	if !ok {
+		return err
+	}
+	if (errors.Is(err, io.EOF) || (errors.Is(err, context.Canceled) && ws.ctx.Err() != nil)) && ws.endedByClient() {
+		return nil
 	}
 	return err
 }

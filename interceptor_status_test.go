@@ -543,14 +543,14 @@ func (s leavingServer) Watch(ctx context.Context, req *testingv1.WatchRequest, s
 // aborted to the interceptors and 4010 to OnClose, though no event
 // reached anyone; the WebSocket session reported canceled and the
 // client's close. Each call must end as the same handler's without the
-// Close: canceled to the interceptors, and the client's leaving to
-// OnClose (the client's 1000 on WebSocket, 4001 canceled on SSE).
+// Close: the client's leaving to the interceptors and OnClose (the
+// client's 1000, a clean end, on WebSocket; 4001 canceled on SSE).
 func TestCloseAfterClientLeftChangesNothing(t *testing.T) {
 	for _, withClose := range []bool{false, true} {
 		for _, tc := range []struct {
 			transport string
 			code      websocket.StatusCode // OnClose's
-			errCode   wsrpc.Code           // OnClose's Err (0: nil)
+			errCode   wsrpc.Code           // OnClose's Err and the interceptors' (0: nil)
 		}{
 			{"websocket", websocket.StatusNormalClosure, 0},
 			{"sse", wsrpc.CodeCanceled.CloseCode(), wsrpc.CodeCanceled},
@@ -583,8 +583,8 @@ func TestCloseAfterClientLeftChangesNothing(t *testing.T) {
 						t.Errorf("Close after the client left returned %v, want nil", err)
 					}
 				}
-				if got := waitSeen(t, seen, "the stream interceptor never returned").err; wsrpc.CodeOf(got) != wsrpc.CodeCanceled {
-					t.Errorf("interceptor saw %v (%v), want canceled", got, wsrpc.CodeOf(got))
+				if got := waitSeen(t, seen, "the stream interceptor never returned").err; wsrpc.CodeOf(got) != tc.errCode {
+					t.Errorf("interceptor saw %v (%v), want %v", got, wsrpc.CodeOf(got), tc.errCode)
 				}
 				ci := waitSeen(t, closed, "OnClose never ran").ci
 				if ci.Code != tc.code || (tc.errCode == 0) != (ci.Err == nil) || (ci.Err != nil && wsrpc.CodeOf(ci.Err) != tc.errCode) {
