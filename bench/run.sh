@@ -50,8 +50,42 @@ DEFAULT_CELLS="rr-1-16 rr-1-1k rr-1-64k rr-64-16 rr-64-1k rr-64-64k pipe-64-1k d
 LIBS=${LIBS:-$DEFAULT_LIBS}
 CELLS=${CELLS:-$DEFAULT_CELLS}
 
+cell_args() { # cell -> deflate flag, handoff flag and client args
+	case "$1" in
+	rr-1-16) echo "no no -scenario echo -conns 1 -size 16" ;;
+	rr-1-1k) echo "no no -scenario echo -conns 1 -size 1024" ;;
+	rr-1-64k) echo "no no -scenario echo -conns 1 -size 65536" ;;
+	rr-64-16) echo "no no -scenario echo -conns 64 -size 16" ;;
+	rr-64-1k) echo "no no -scenario echo -conns 64 -size 1024" ;;
+	rr-64-64k) echo "no no -scenario echo -conns 64 -size 65536" ;;
+	pipe-64-1k) echo "no no -scenario echo -conns 64 -size 1024 -inflight 16" ;;
+	deflate-64-1k) echo "yes no -scenario deflate -conns 64" ;;
+	idle) echo "no no -scenario idle -conns $IDLE_CONNS" ;;
+	idle-handoff) echo "no yes -scenario idle -conns $IDLE_CONNS" ;;
+	*) echo "unknown cell $1" >&2; return 1 ;;
+	esac
+}
+
+# Every cell is checked before anything runs: cell_args fails inside the
+# $(…) of a here-string without stopping the script (set -e does not see
+# it), so a misspelt cell was measured as a 1-connection 16 B echo under
+# its own name, which the report knows nothing of.
+for c in $CELLS; do
+	cell_args "$c" >/dev/null || exit 2
+done
+
 work=$(mktemp -d)
 server_pids=() # every server running now
+# Defined before the trap that calls it: a failed build exits through it.
+stop_servers() {
+	local pid
+	for pid in "${server_pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	server_pids=()
+}
+
 cleanup() {
 	stop_servers
 	rm -rf "$work"
@@ -75,22 +109,6 @@ if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
 	srv_pin=(taskset -c 0) cli_pin=(taskset -c 1)
 fi
 
-cell_args() { # cell -> deflate flag, handoff flag and client args
-	case "$1" in
-	rr-1-16) echo "no no -scenario echo -conns 1 -size 16" ;;
-	rr-1-1k) echo "no no -scenario echo -conns 1 -size 1024" ;;
-	rr-1-64k) echo "no no -scenario echo -conns 1 -size 65536" ;;
-	rr-64-16) echo "no no -scenario echo -conns 64 -size 16" ;;
-	rr-64-1k) echo "no no -scenario echo -conns 64 -size 1024" ;;
-	rr-64-64k) echo "no no -scenario echo -conns 64 -size 65536" ;;
-	pipe-64-1k) echo "no no -scenario echo -conns 64 -size 1024 -inflight 16" ;;
-	deflate-64-1k) echo "yes no -scenario deflate -conns 64" ;;
-	idle) echo "no no -scenario idle -conns $IDLE_CONNS" ;;
-	idle-handoff) echo "no yes -scenario idle -conns $IDLE_CONNS" ;;
-	*) echo "unknown cell $1" >&2; return 1 ;;
-	esac
-}
-
 start_server() { # lib deflate handoff -> sets server_pid, server_addr
 	local lib=$1 deflate=$2 handoff=$3 out="$work/server.$1.out"
 	: >"$out"
@@ -113,15 +131,6 @@ start_server() { # lib deflate handoff -> sets server_pid, server_addr
 	done
 	echo "server $lib did not start: $(cat "$work/server.$lib.err")" >&2
 	return 1
-}
-
-stop_servers() {
-	local pid
-	for pid in "${server_pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	server_pids=()
 }
 
 supports() { # lib deflate

@@ -66,3 +66,39 @@ func TestWritePaired(t *testing.T) {
 		}
 	}
 }
+
+// TestNothingJudgedIsNotMet: rows of a cell the report does not know (a
+// misspelt CELLS entry, which bench/run.sh measured anyway) are named,
+// and a run with no known cell does not read "All targets met".
+func TestNothingJudgedIsNotMet(t *testing.T) {
+	runs := map[string]map[string][]run{"rr-64-1K": {}}
+	for _, lib := range []string{"wsrpc", "gws", "tcp"} {
+		runs["rr-64-1K"][lib] = []run{{round: 0, value: 100}}
+	}
+	var sb strings.Builder
+	write(&sb, []string{"wsrpc", "gws", "tcp"}, runs)
+	out := sb.String()
+	if strings.Contains(out, "All targets met") || !strings.Contains(out, "No target judged") ||
+		!strings.Contains(out, "no such scenario: rr-64-1K") {
+		t.Fatalf("report of an unknown cell:\n%s", out)
+	}
+}
+
+// TestDeflateTargetNeedsTakeover: the compressed target is set with
+// context takeover; wsrpc without it (cell marked "no ctx") has not met
+// it, however few bytes it sent.
+func TestDeflateTargetNeedsTakeover(t *testing.T) {
+	for _, takeover := range []bool{true, false} {
+		runs := map[string]map[string][]run{"deflate-64-1k": {
+			"wsrpc": {{round: 0, value: 300, wire: 0.25, takeover: takeover}},
+			"coder": {{round: 0, value: 100, wire: 0.38, takeover: true}},
+			"tcp":   {{round: 0, value: 400, wire: 0.30, takeover: true}},
+		}}
+		var sb strings.Builder
+		write(&sb, []string{"wsrpc", "coder", "tcp"}, runs)
+		met := strings.Contains(sb.String(), "| **yes** |")
+		if met != takeover {
+			t.Errorf("takeover %v: met %v, want %v\n%s", takeover, met, takeover, sb.String())
+		}
+	}
+}

@@ -35,6 +35,8 @@ const (
 
 	finBit  = 0x80
 	rsv1Bit = 0x40
+	rsv2Bit = 0x20
+	rsv3Bit = 0x10
 	maskBit = 0x80
 )
 
@@ -291,6 +293,9 @@ func (c *conn) readFrame() (frame, error) {
 			c.r += t
 			c.wireIn += int64(t)
 			f := frame{op: b[0] & 0x0F, fin: b[0]&finBit != 0, rsv1: b[0]&rsv1Bit != 0, payload: b[hdr:]}
+			if err := c.checkBits(f, b[0]); err != nil {
+				return f, err
+			}
 			if b[1]&maskBit != 0 {
 				if !c.raw {
 					return f, verifyf("masked frame from server (RFC 6455 §5.1)")
@@ -319,6 +324,26 @@ func (c *conn) readFrame() (frame, error) {
 			return frame{}, err
 		}
 	}
+}
+
+// checkBits refuses a frame whose header no conforming server sends,
+// whatever its payload: a client that took it would score an echo every
+// browser fails the connection on. RSV2 and RSV3 belong to no extension
+// the client offers, and RSV1 only to permessage-deflate, which sets it on
+// the first frame of a data message alone (RFC 6455 §5.2, RFC 7692 §6.1);
+// a control frame is final and carries at most 125 bytes (RFC 6455 §5.5).
+func (c *conn) checkBits(f frame, b0 byte) error {
+	if b0&(rsv2Bit|rsv3Bit) != 0 {
+		return verifyf("frame with RSV2 or RSV3 set (%#x), no extension negotiated for them (RFC 6455 §5.2)", b0)
+	}
+	control := f.op&0x08 != 0
+	if f.rsv1 && (!c.deflate || control || f.op == opContinuation) {
+		return verifyf("RSV1 set on a frame of opcode %d, not the first frame of a compressed message (RFC 6455 §5.2, RFC 7692 §6.1)", f.op)
+	}
+	if control && (!f.fin || len(f.payload) > 125) {
+		return verifyf("control frame of opcode %d fragmented or longer than 125 bytes (RFC 6455 §5.5)", f.op)
+	}
+	return nil
 }
 
 // readMessage reads one data message, calling chunk for each fragment's

@@ -462,6 +462,64 @@ var failures = []failure{
 		f[0] &^= 0x80
 		return append(f, serverFrame(op, p[10:])...)
 	}},
+	// Reserved bits (RFC 6455 §5.2, RFC 7692 §6.1) and control frames
+	// (§5.5) no conforming server sends, around a right echo.
+	{"RSV1 without permessage-deflate", "echo", 64, false, func(_ *fakeConn, op byte, p []byte) []byte {
+		f := serverFrame(op, p)
+		f[0] |= 0x40
+		return f
+	}},
+	{"RSV2", "echo", 64, false, func(_ *fakeConn, op byte, p []byte) []byte {
+		f := serverFrame(op, p)
+		f[0] |= 0x20
+		return f
+	}},
+	{"RSV3, compressed", "deflate", 0, false, func(c *fakeConn, op byte, p []byte) []byte {
+		f := c.compressed(p)
+		f[0] |= 0x10
+		return f
+	}},
+	{"RSV1 on a continuation", "deflate", 0, false, func(c *fakeConn, op byte, p []byte) []byte {
+		first, rest := splitFrame(c.compressed(p), 10)
+		rest[0] |= 0x40
+		return append(first, rest...)
+	}},
+	{"RSV1 on a ping", "deflate", 0, false, func(c *fakeConn, op byte, p []byte) []byte {
+		if op == 0xA {
+			return nil // the client's pong
+		}
+		ping := serverFrame(0x9, []byte("hi"))
+		ping[0] |= 0x40
+		return append(ping, c.compressed(p)...)
+	}},
+	{"fragmented ping", "echo", 64, false, func(_ *fakeConn, op byte, p []byte) []byte {
+		if op == 0xA {
+			return nil // the client's pong
+		}
+		ping := serverFrame(0x9, []byte("hi"))
+		ping[0] &^= 0x80
+		return append(ping, serverFrame(op, p)...)
+	}},
+	{"ping of 126 bytes", "echo", 64, false, func(_ *fakeConn, op byte, p []byte) []byte {
+		if op == 0xA {
+			return nil // the client's pong
+		}
+		return append(serverFrame(0x9, make([]byte, 126)), serverFrame(op, p)...)
+	}},
+}
+
+// splitFrame cuts a final server frame of under 64 KiB into a non-final
+// frame with its first n payload bytes (RSV1 kept) and a final
+// continuation frame with the rest.
+func splitFrame(f []byte, n int) (first, rest []byte) {
+	hdr := 2
+	if f[1]&0x7F == 126 {
+		hdr = 4
+	}
+	p := f[hdr:]
+	first = serverFrame(f[0]&0x0F, p[:n])
+	first[0] = f[0] &^ 0x80
+	return first, serverFrame(0x0, p[n:])
 }
 
 // TestVerificationFailuresAreMarked guards the one marker for every way an
@@ -502,6 +560,13 @@ func TestFakeServerEchoes(t *testing.T) {
 		{"compressed, takeover", "deflate", true, func(c *fakeConn, op byte, p []byte) []byte { return c.compressed(p) }},
 		{"compressed, two flushes", "deflate", false, func(c *fakeConn, op byte, p []byte) []byte { return c.compressed(p, nil) }},
 		{"compressed, two flushes, takeover", "deflate", true, func(c *fakeConn, op byte, p []byte) []byte { return c.compressed(p, nil) }},
+		{"compressed in two frames, a ping between", "deflate", true, func(c *fakeConn, op byte, p []byte) []byte {
+			if op == 0xA {
+				return nil // the client's pong
+			}
+			first, rest := splitFrame(c.compressed(p), 10)
+			return slices.Concat(first, serverFrame(0x9, make([]byte, 125)), rest)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Each connection has its first messages echoed and checked
