@@ -103,10 +103,17 @@ func (c *Conn) awaitPeerClose() error {
 			return fmt.Errorf("websocket: closing handshake: %w", c.closedErr())
 		}
 	case c.readSem <- struct{}{}:
-		// Nobody is reading: read until the close frame arrives.
-		deadline := time.Now().Add(c.cfg.closeTimeout)
-		_ = c.nc.SetReadDeadline(deadline)
-		err := c.drainUntilClose()
+		// Nobody is reading: read until the close frame arrives, unless
+		// it came already. A raw connection's ReadFrame returns it
+		// without ending the connection, so Close, answering it, finds
+		// the read lock free: a drain would wait for a second close
+		// frame until the close timeout.
+		var err error
+		if c.peerCloseFrame() == nil {
+			deadline := time.Now().Add(c.cfg.closeTimeout)
+			_ = c.nc.SetReadDeadline(deadline)
+			err = c.drainUntilClose()
+		}
 		<-c.readSem
 		if c.peerCloseFrame() == nil {
 			c.closeWith(ErrClosed)
@@ -115,6 +122,14 @@ func (c *Conn) awaitPeerClose() error {
 	case <-timer.C:
 		c.closeWith(ErrClosed)
 		return errors.New("websocket: closing handshake timed out")
+	}
+	if c.cfg.raw {
+		// Raw mode's reads hand the peer's close frame to the caller and
+		// end nothing (ReadFrame): here Close ran the handshake, and both
+		// close frames have crossed, so it ends the connection itself
+		// (RFC 6455 §7.1.1: a server closes TCP now, a client waits for
+		// the server's FIN) rather than wait out the close timeout.
+		c.finishClose()
 	}
 	// The reader that saw the close frame closes the connection once it
 	// has answered; wait for that (bounded) so Close returns with the
@@ -172,10 +187,7 @@ func (c *Conn) drainUntilClose() error {
 				if err := c.readFull(p); err != nil {
 					return err
 				}
-				err := c.gotClose(p)
-				if c.cfg.raw {
-					c.closeWith(ErrClosed)
-				}
+				err := c.gotClose(p) // in raw mode awaitPeerClose ends the connection
 				c.readErr = err
 				return err
 			}

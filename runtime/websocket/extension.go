@@ -93,7 +93,8 @@ type FrameTransformer interface {
 	// frame's payload must stay within 125 bytes (RFC 6455 §5.5). A frame
 	// that breaks these rules is not written: the call that wrote it
 	// (Write, Close, Ping, WriteFrame…) fails with an error naming the
-	// extension.
+	// extension. A refused keepalive ping, which no call waits for,
+	// fails the connection with 1011 and that error.
 	//
 	// OutgoingFrame must not modify the bytes of f.Payload, not even
 	// temporarily; to change the payload, set f.Payload to a new slice.

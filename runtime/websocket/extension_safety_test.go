@@ -285,6 +285,78 @@ func TestWriterRefusedFragmentEndsMessage(t *testing.T) {
 		}
 		s.expectClose(1011)
 	})
+	// The final fragment, sent by Close, refused after the others went
+	// out: Close returned the refusal but left the connection as it was,
+	// the peer inside a message that never ended, and the next message's
+	// first frame reached it as a protocol error (RFC 6455 §5.4) instead
+	// of our 1011. Through Writer, and through Write when a message
+	// extension cuts the message in fragments.
+	refuseFinal := func(fs *ownerSession) {
+		fs.change = func(f *websocket.Frame) {
+			if !f.Opcode.IsControl() && f.Fin {
+				f.Fin = false // broken: the write is refused (checkOutgoing)
+			}
+		}
+	}
+	expectCutShort := func(t *testing.T, s *session) {
+		t.Helper()
+		f := s.mustRead()
+		if f.op != opBinary || f.fin {
+			t.Fatalf("first frame op=%#x fin=%v, want the message's first fragment", f.op, f.fin)
+		}
+		for f = s.mustRead(); f.op == opCont && !f.fin; f = s.mustRead() {
+		}
+		if f.op != opClose {
+			t.Fatalf("after the fragments: op=%#x fin=%v payload %q, want our close frame (1011)", f.op, f.fin, trunc(f.payload))
+		}
+		if code := int(f.payload[0])<<8 | int(f.payload[1]); code != 1011 {
+			t.Fatalf("close code %d (%q), want 1011", code, f.payload[2:])
+		}
+	}
+	t.Run("final fragment", func(t *testing.T) {
+		s := start(t, func(c *websocket.Conn, fs *ownerSession) error {
+			w, err := c.Writer(ctx, websocket.MessageBinary)
+			if err != nil {
+				return err
+			}
+			if _, err := w.Write(big); err != nil {
+				return fmt.Errorf("Write before the refusal: %v", err)
+			}
+			refuseFinal(fs)
+			if err := w.Close(); err == nil {
+				return errors.New("Close: nil after a refused final fragment")
+			}
+			fs.change = nil
+			if err := c.Write(ctx, websocket.MessageBinary, []byte("next")); !errors.Is(err, websocket.ErrClosed) {
+				return fmt.Errorf("Write after the cut message: %v, want ErrClosed", err)
+			}
+			return nil
+		})
+		if err := s.result(); err != nil {
+			t.Error(err)
+		}
+		expectCutShort(t, s)
+	})
+	t.Run("final fragment of a Write through a message extension", func(t *testing.T) {
+		fs := &ownerSession{frame: true}
+		set := websocket.MustExtensionSet(ownerExt{"x-msg", websocket.RSV2, &ownerSession{}}, ownerExt{"x-frame", websocket.RSV3, fs})
+		s, _ := startServerWith(t, &websocket.AcceptOptions{Extensions: set, CloseTimeout: time.Second},
+			"Sec-WebSocket-Extensions: x-msg, x-frame\r\n", func(c *websocket.Conn) error {
+				refuseFinal(fs)
+				if err := c.Write(ctx, websocket.MessageBinary, big); err == nil {
+					return errors.New("Write: nil after a refused final fragment")
+				}
+				fs.change = nil
+				if err := c.Write(ctx, websocket.MessageBinary, []byte("next")); !errors.Is(err, websocket.ErrClosed) {
+					return fmt.Errorf("Write after the cut message: %v, want ErrClosed", err)
+				}
+				return nil
+			})
+		if err := s.result(); err != nil {
+			t.Error(err)
+		}
+		expectCutShort(t, s)
+	})
 	t.Run("before any fragment", func(t *testing.T) {
 		s := start(t, func(c *websocket.Conn, fs *ownerSession) error {
 			refuseNth(fs, 1)
@@ -305,4 +377,38 @@ func TestWriterRefusedFragmentEndsMessage(t *testing.T) {
 		}
 		s.expect(opBinary, []byte("kept"))
 	})
+}
+
+// TestKeepalivePingRefusedFails: a frame extension that refuses the
+// keepalive's ping (its OutgoingFrame breaks it, or returns an error)
+// leaves no pong to wait for. The refusal was dropped, and the
+// connection, its peer alive, ended PongTimeout later with
+// ErrPongTimeout, which blames the path and names nothing of the cause.
+// Now the keepalive fails the connection at once with the extension's
+// error and 1011, as a Write whose fragment was refused does. The pong
+// timeout is longer than the test's bound, so a connection left to it
+// fails the test.
+func TestKeepalivePingRefusedFails(t *testing.T) {
+	fs := &ownerSession{frame: true, change: func(f *websocket.Frame) {
+		if f.Opcode == websocket.OpPing {
+			f.Fin = false // broken: the write is refused (checkOutgoing)
+		}
+	}}
+	set := websocket.MustExtensionSet(ownerExt{"x-frame", websocket.RSV3, fs})
+	s, _ := startServerWith(t, &websocket.AcceptOptions{Extensions: set, PingInterval: 10 * time.Millisecond,
+		PongTimeout: time.Minute, CloseTimeout: time.Second}, "Sec-WebSocket-Extensions: x-frame\r\n",
+		func(c *websocket.Conn) error {
+			_, _, err := c.Read(context.Background())
+			if errors.Is(err, websocket.ErrPongTimeout) || !errors.Is(err, websocket.ErrClosed) || !strings.Contains(err.Error(), "x-frame") {
+				return fmt.Errorf("Read: %v, want ErrClosed naming the extension", err)
+			}
+			if n := c.Stats().PingsSent; n != 0 {
+				return fmt.Errorf("PingsSent %d, want 0: the ping was refused", n)
+			}
+			return nil
+		})
+	s.expectClose(1011)
+	if err := s.result(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -259,7 +259,17 @@ func (c *Conn) keepalive() {
 	c.pingMu.Unlock()
 	var p [8]byte
 	binary.BigEndian.PutUint64(p[:], seq)
-	_ = c.writeControl(OpPing, p[:])
+	if err := c.writeControl(OpPing, p[:]); err != nil && c.writable() {
+		// A frame extension refused the ping (OutgoingFrame): no pong
+		// can come. A write that failed has closed the connection, or
+		// left it to its reader (writeErrLocked), and one after our
+		// close frame has its close under way; only a refusal leaves the
+		// connection open. Waiting out PongTimeout would end it, its
+		// peer alive, with ErrPongTimeout, which blames the path: it
+		// fails now with the extension's error (1011), as a message
+		// whose fragment an extension refused does.
+		c.fail(&failure{StatusInternalError, err})
+	}
 }
 
 // unreadProvesAlive reports whether a late pong counts as come: bytes

@@ -22,7 +22,8 @@ type Frame struct {
 // ReadFrame reads the next frame of a raw connection (AcceptOptions.Raw or
 // DialOptions.Raw), the analogue of Ktor's webSocketRaw: control frames and
 // fragments are visible, pings are not answered, and a close frame is not
-// replied to (answer it with WriteFrame or Close). Frame-level rules are
+// replied to (answer it with WriteFrame, or with Close, which returns as
+// soon as both close frames have crossed). Frame-level rules are
 // still enforced: masking direction, reserved opcodes, RSV ownership,
 // control frame size and fragmentation, continuation sequencing and
 // MaxFrameSize; UTF-8 is not checked. The payload is appended to buf[:0].

@@ -250,15 +250,21 @@ func (c *Conn) endWrite(ctx context.Context, err error) error {
 	return c.endWriteLocked(ctx, err)
 }
 
-// endWriteLocked is endWrite for a caller that holds frameMu. The message
-// lock is released first, so that a writer waiting for it counts before
-// this one leaves and flushes for both.
+// endWriteLocked is endWrite for a caller that holds frameMu. A writer
+// waiting for the message lock counts already (beginWrite), so this one
+// leaves first and, if it is the last, flushes for all while ctx is
+// still watched: the flush writes its own frame too (a Write leaves it
+// in the buffer whenever it counts itself among the writers), and a ctx
+// that ends while that write waits on a peer that stopped reading must
+// end the call, as Write promises, not leave it to WriteTimeout. The
+// watch is disarmed, and the lock released, after: the next holder of
+// the lock arms the watch with its own ctx.
 func (c *Conn) endWriteLocked(ctx context.Context, err error) error {
-	c.writeCtx.disarm()
-	<-c.msgSem
 	if ferr := c.leaveWriterLocked(); err == nil {
 		err = ferr
 	}
+	c.writeCtx.disarm()
+	<-c.msgSem
 	return writeCtxErr(ctx, err)
 }
 
@@ -584,7 +590,8 @@ func (w *messageWriter) flushFragment(fin bool) error {
 // the chain is done with the message.
 //
 // After a fragment failed (a frame extension refused it, or the write
-// did), the message is missing those bytes: Close does not send a final
+// did), the final one Close sends included, the message is missing those
+// bytes: Close does not send a final
 // fragment that would pass it for a whole one. It returns that error.
 // If fragments went out on a connection that could still take more (a
 // frame extension refused this one), it fails the connection with 1011,
@@ -599,12 +606,17 @@ func (w *messageWriter) Close() error {
 	w.closed = true
 	err := w.err
 	if err == nil {
+		// The final fragment can be refused too (a frame extension's
+		// OutgoingFrame): then it is the same as a fragment refused
+		// before it, and the peer, left inside the message, must not
+		// take our next message's first frame for a protocol error
+		// (RFC 6455 §5.4).
 		err = w.flushFragment(true)
 	} else {
 		w.n = 0 // no final fragment
-		if !w.discard && w.started && w.c.writable() {
-			w.c.fail(&failure{StatusInternalError, err})
-		}
+	}
+	if err != nil && !w.discard && w.started && w.c.writable() {
+		w.c.fail(&failure{StatusInternalError, err})
 	}
 	if w.buf != nil {
 		putBuf(w.buf)
