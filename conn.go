@@ -338,6 +338,18 @@ func (c *wsConn) Receive(msg any) error {
 		if c.recvErr == io.EOF && c.spec.StreamType == StreamTypeClient && !c.spec.IsClient {
 			c.recvErr = c.abandonedUpload()
 		}
+		if !c.spec.IsClient {
+			// A failed read is the connection's end (the client's close
+			// frame, its cancel 4001 or deadline 4004, a lost connection,
+			// a frame the runtime refused), and it ends the handler's
+			// context as the peer watcher's or watchLost's read does
+			// (docs/protocol.md §3.5): a handler that reads on one
+			// goroutine and waits on ctx on another, as codegen.md
+			// advises, otherwise waited for good, its session never over.
+			// After the end is recorded, so that a Send or ctx.Err()
+			// that follows reports it (writeErr, handlerOutcome).
+			c.cancel()
+		}
 		return c.recvErr
 	}
 	if !c.spec.IsClient {
