@@ -313,6 +313,15 @@ func TestWriterRefusedFragmentEndsMessage(t *testing.T) {
 			t.Fatalf("close code %d (%q), want 1011", code, f.payload[2:])
 		}
 	}
+	// nextWriteFails: with the extension accepting again, a message after
+	// the cut one finds the connection failed.
+	nextWriteFails := func(c *websocket.Conn, fs *ownerSession) error {
+		fs.change = nil
+		if err := c.Write(ctx, websocket.MessageBinary, []byte("next")); !errors.Is(err, websocket.ErrClosed) {
+			return fmt.Errorf("Write after the cut message: %v, want ErrClosed", err)
+		}
+		return nil
+	}
 	t.Run("final fragment", func(t *testing.T) {
 		s := start(t, func(c *websocket.Conn, fs *ownerSession) error {
 			w, err := c.Writer(ctx, websocket.MessageBinary)
@@ -326,11 +335,7 @@ func TestWriterRefusedFragmentEndsMessage(t *testing.T) {
 			if err := w.Close(); err == nil {
 				return errors.New("Close: nil after a refused final fragment")
 			}
-			fs.change = nil
-			if err := c.Write(ctx, websocket.MessageBinary, []byte("next")); !errors.Is(err, websocket.ErrClosed) {
-				return fmt.Errorf("Write after the cut message: %v, want ErrClosed", err)
-			}
-			return nil
+			return nextWriteFails(c, fs)
 		})
 		if err := s.result(); err != nil {
 			t.Error(err)
@@ -346,11 +351,7 @@ func TestWriterRefusedFragmentEndsMessage(t *testing.T) {
 				if err := c.Write(ctx, websocket.MessageBinary, big); err == nil {
 					return errors.New("Write: nil after a refused final fragment")
 				}
-				fs.change = nil
-				if err := c.Write(ctx, websocket.MessageBinary, []byte("next")); !errors.Is(err, websocket.ErrClosed) {
-					return fmt.Errorf("Write after the cut message: %v, want ErrClosed", err)
-				}
-				return nil
+				return nextWriteFails(c, fs)
 			})
 		if err := s.result(); err != nil {
 			t.Error(err)
