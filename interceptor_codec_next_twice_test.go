@@ -23,19 +23,8 @@ import (
 // selected no offered codec at all. The codec now follows the connection
 // the call runs on, and a connection that selected none fails the call.
 func TestInterceptorNextTwiceCodecFollowsConnection(t *testing.T) {
-	echo := func(ctx context.Context, s *wsrpc.BidiStream[testingv1.EchoRequest, testingv1.EchoResponse]) error {
-		for req, err := range s.All() {
-			if err != nil {
-				return err
-			}
-			if err := s.Send(&testingv1.EchoResponse{Text: req.GetText()}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	jsonURL := newServer(t, wsrpc.NewBidiHandler("/t/Echo", echo, wsrpc.WithCodecs(codec.JSON)))
-	protoURL := newServer(t, wsrpc.NewBidiHandler("/t/Echo", echo, wsrpc.WithCodecs(codec.Proto)))
+	jsonURL := newServer(t, wsrpc.NewBidiHandler("/t/Echo", echoHandler, wsrpc.WithCodecs(codec.JSON)))
+	protoURL := newServer(t, wsrpc.NewBidiHandler("/t/Echo", echoHandler, wsrpc.WithCodecs(codec.Proto)))
 	// A plain WebSocket server that selects no subprotocol.
 	plainURL := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)

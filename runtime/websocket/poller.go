@@ -519,10 +519,7 @@ func (p *Poller) worker() {
 	var buf []byte
 	for {
 		for e := p.next(true); e != nil; e = p.next(false) {
-			buf = e.run(buf)
-			if cap(buf) > largeBufSize {
-				buf = nil // keep no outsized message around
-			}
+			buf = keptBuf(e.run(buf))
 		}
 		if p.idleWorkers.Add(1) > p.maxIdle {
 			p.idleWorkers.Add(-1)
@@ -693,16 +690,20 @@ func (e *pollEntry) loop() {
 			return
 		}
 		e.handle(typ, msg)
-		// As a worker does (Poller.worker): a buffer grown for a large
-		// message is not kept for the rest of the connection's life,
-		// most of which a subscriber may spend idle; a peer could
-		// otherwise pin MaxMessageSize per connection with one message.
-		if cap(msg) <= largeBufSize {
-			buf = msg
-		} else {
-			buf = nil
-		}
+		buf = keptBuf(msg)
 	}
+}
+
+// keptBuf is the message buffer a worker or a connection's own goroutine
+// keeps for the next message: buf, or nil once a large message grew it
+// past largeBufSize. Such a buffer is not kept for the rest of the
+// connection's life, most of which a subscriber may spend idle: a peer
+// could otherwise pin MaxMessageSize per connection with one message.
+func keptBuf(buf []byte) []byte {
+	if cap(buf) > largeBufSize {
+		return nil
+	}
+	return buf
 }
 
 // handle calls OnMessage. If it panics, the panic is not recovered: it
