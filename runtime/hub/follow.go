@@ -41,7 +41,7 @@ import (
 // it is, an error wrapping ErrFellBehind when after fails (typically the
 // store evicted the cursor: the follower must start over), and an error
 // wrapping ErrClosed when the topic closes (or whatever else ended its
-// subscription).
+// subscription), once it has sent what the store recorded before that.
 func (t *Topic[M]) Follow(ctx context.Context, start func() (cursor string, backlog []sse.Event, err error),
 	after func(cursor string) ([]sse.Event, error), send func(sse.Event) error) error {
 	wake := make(chan struct{}, 1)
@@ -63,12 +63,16 @@ func (t *Topic[M]) Follow(ctx context.Context, start func() (cursor string, back
 	if err != nil {
 		return err
 	}
+	var ended error // the topic closed: send the last read, then return this
 	for {
 		for _, ev := range backlog {
 			if err := send(ev); err != nil {
 				return err
 			}
 			cursor = ev.ID
+		}
+		if ended != nil {
+			return ended
 		}
 		select {
 		case <-ctx.Done():
@@ -78,10 +82,22 @@ func (t *Topic[M]) Follow(ctx context.Context, start func() (cursor string, back
 			if err == nil { // only Close leaves no error, and only Follow's defer calls it
 				err = ErrClosed
 			}
-			return fmt.Errorf("hub: follow %q: %w", t.core.name, err)
+			// The topic publishes nothing more, but what it recorded
+			// since the last read is in the store, and the wake-up for
+			// it, if still pending, went with the subscription: read
+			// the store once more, or the events before a Close (a
+			// room's last one) never reach the follower, which finds
+			// the topic closed when it comes back. A read that fails
+			// then still ends with the close, which a follower's client
+			// comes back after (a store closed with the server, say),
+			// not with ErrFellBehind, which has it start over.
+			ended = fmt.Errorf("hub: follow %q: %w", t.core.name, err)
 		case <-wake:
 		}
 		if backlog, err = after(cursor); err != nil {
+			if ended != nil {
+				return ended
+			}
 			return fmt.Errorf("hub: follow %q: %w: %w", t.core.name, ErrFellBehind, err)
 		}
 	}

@@ -334,6 +334,9 @@ func TestSSEHandlerStatusOnlyBeforeStream(t *testing.T) {
 		{"client gone during open", nil, gone, false, true, "[200]"},
 		{"write fails during open", &hub.SSEOptions{Stream: retry}, context.Background(), true, true, "[200]"},
 		{"OnOpen fails", &hub.SSEOptions{OnOpen: func(*sse.Stream) error { return errors.New("no snapshot") }}, context.Background(), false, true, "[200]"},
+		// A snapshot from a topic that closed: the stream is open, so no
+		// second stream follows for ErrClosed (it wrote a second 200).
+		{"OnOpen fails with ErrClosed", &hub.SSEOptions{OnOpen: func(*sse.Stream) error { return hub.ErrClosed }}, context.Background(), false, true, "[200]"},
 		{"writer cannot flush", nil, context.Background(), false, false, "[500]"},
 	} {
 		sw := &statusWriter{h: http.Header{}, failWrites: tc.fail}

@@ -359,11 +359,12 @@ type SSEOptions struct {
 //	case <-r.Context().Done():
 //	}
 //
-// SSEHandler is that, except that it answers an error with a status only
-// while nothing has been written: 503 for a replay store's failure, which
-// sse.Client retries, 500 for any other. Errors are those of sse.NewStream or
-// of OnOpen. NewStream checks what it can before it writes the 200 (a writer
-// that cannot flush, a replay store that fails), but the 200 and the
+// SSEHandler is that, except that it answers an error only while nothing
+// has been written: a replay store's failure with a stream that ends at
+// once, which every client reconnects on, any other with 500. Errors are
+// those of sse.NewStream or of OnOpen. NewStream checks what it can
+// before it writes the 200 (a writer that cannot flush, a replay store
+// that fails), but the 200 and the
 // replayed events may still fail to go out — with an error wrapping
 // sse.ErrClientGone when the client left while the stream opened, or a
 // write error — and OnOpen runs after the 200. For those, the status is
@@ -492,17 +493,17 @@ func parseEventID(id string) (node string, seq uint64, ok bool) {
 
 // SSEHandler returns an http.Handler that serves the topic as an event
 // stream (see ServeSSE) until the client leaves or the subscription ends.
-// A client that comes to a closed topic gets an event stream that ends at
-// once, so it reconnects later, as a WebSocket one is told 1013 (try again
-// later): a browser's EventSource gives up for good on any other answer
-// (WHATWG HTML §9.2.3). An error before the stream's 200 went out is
-// answered with 503 when the replay store failed (Since with an error
-// other than sse.ErrUnknownID: a database out for a moment), which
-// sse.Client retries when it reconnects (EventSource, as on any answer
-// but a stream, gives up: a page opens a new one), and with 500, final,
-// for any other (a ResponseWriter that cannot stream, say); one after
-// the 200 (the client left while the stream opened, or OnOpen failed)
-// ends the stream, since no other status can follow.
+// A client that comes to a closed topic, or resumes while the replay
+// store fails (Since with an error other than sse.ErrUnknownID: a
+// database out for a moment), gets an event stream that ends at once
+// (with StreamOptions.Retry when set), so it reconnects later with its
+// Last-Event-ID, as a WebSocket one is told 1013 (try again later): a
+// browser's EventSource gives up for good on any other answer (WHATWG
+// HTML §9.2.3), 503 included, and sse.Client on a first request's 503.
+// Any other error before the stream's 200 went out is answered with
+// 500, final (a ResponseWriter that cannot stream, say); one after the
+// 200 (the client left while the stream opened, or OnOpen failed) ends
+// the stream, since no other status can follow.
 func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
 	var o SSEOptions
 	if opts != nil {
@@ -511,7 +512,11 @@ func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hw := &headerWatch{ResponseWriter: w}
 		sub, err := t.ServeSSE(hw, r, &o)
-		if errors.Is(err, ErrClosed) {
+		if err != nil && !hw.wrote && (errors.Is(err, ErrClosed) || errors.Is(err, sse.ErrReplayStore)) {
+			// Come back later: a stream that ends at once, which every
+			// client reconnects on with its Last-Event-ID (WHATWG HTML
+			// §9.2.3), where EventSource fails for good on any status
+			// but 200 — 503 included.
 			var retry sse.StreamOptions
 			if o.Stream != nil {
 				retry.Retry = o.Stream.Retry
@@ -523,11 +528,7 @@ func (t *Topic[M]) SSEHandler(opts *SSEOptions) http.Handler {
 		}
 		if err != nil {
 			if !hw.wrote {
-				code := http.StatusInternalServerError
-				if errors.Is(err, sse.ErrReplayStore) {
-					code = http.StatusServiceUnavailable // the store is out: retried
-				}
-				http.Error(w, err.Error(), code)
+				http.Error(w, err.Error(), http.StatusInternalServerError)
 			}
 			return
 		}
@@ -562,6 +563,13 @@ func (w *headerWatch) WriteHeader(code int) {
 
 func (w *headerWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// DefaultSubscriberMaxMessageSize is the MaxMessageSize of WebSocketHandler's
+// connections when its AcceptOptions set none. Their clients send no
+// application messages (what they send is discarded), so a few KiB leave
+// room for a page's keep-alive text and bound what one client can make
+// the server buffer; set AcceptOptions.MaxMessageSize to allow more.
+const DefaultSubscriberMaxMessageSize = 4 << 10
+
 // WebSocketHandler returns an http.Handler that accepts a WebSocket with
 // opts, subscribes it with the codec of its subprotocol, and discards what
 // the client sends until it closes. The negotiated subprotocol wins
@@ -579,22 +587,31 @@ func (w *headerWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // subprotocols fails it; RFC 6455 §4.1 leaves that to the client). An
 // empty, non-nil Subprotocols offers none.
 //
+// What the client sends is read only to be discarded, so a MaxMessageSize
+// left at 0 (or negative) means DefaultSubscriberMaxMessageSize here, not
+// websocket's DefaultMaxMessageSize: a larger message fails the
+// connection with 1009 (RFC 6455 §7.4.1) instead of making the server
+// read and buffer up to 4 MiB per connection for nothing.
+//
 // The handler returns once the connection is subscribed: the hub's
 // websocket.Poller reads it from then on, so an idle subscriber holds
 // neither a goroutine nor a buffer. The topic owns these connections:
 // Topic.Close closes them with 1013 "topic closed", Hub.Close without a
 // closing handshake, Hub.Shutdown with 1001.
 func (t *Topic[M]) WebSocketHandler(opts *websocket.AcceptOptions, fallback codec.Codec) http.Handler {
-	if opts == nil || opts.Subprotocols == nil {
-		var o websocket.AcceptOptions
-		if opts != nil {
-			o = *opts
-		}
+	var o websocket.AcceptOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Subprotocols == nil {
 		for _, name := range codec.Names() {
 			o.Subprotocols = append(o.Subprotocols, codec.SubprotocolPrefix+name)
 		}
-		opts = &o
 	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = DefaultSubscriberMaxMessageSize
+	}
+	opts = &o
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, err := websocket.Accept(w, r, opts)
 		if err != nil {
