@@ -201,6 +201,22 @@ func setTimeoutHeader(ctx context.Context, h http.Header) {
 	h.Set(TimeoutHeader, strconv.FormatInt(ms, 10))
 }
 
+// setInnerTimeoutHeader is setTimeoutHeader for the innermost
+// HandshakeFunc of an SSE request, whose context ctx is the one the event
+// stream is then read with (see HandshakeFunc): a deadline an
+// interceptor derived for next (context.WithTimeout, returning next's
+// context) bounds the stream, and must reach the server too, as the
+// caller's own does. before is the header's TimeoutHeader values as set
+// before the interceptors ran: a value an interceptor set or deleted
+// stands (see TimeoutHeader), only an untouched one is replaced.
+func setInnerTimeoutHeader(ctx context.Context, h http.Header, before []string) {
+	if !slices.Equal(h.Values(TimeoutHeader), before) {
+		return
+	}
+	h.Del(TimeoutHeader)
+	setTimeoutHeader(ctx, h)
+}
+
 // selectsUnoffered reports whether a 101 answer's Sec-WebSocket-Protocol
 // selects a subprotocol that is not among offered, or more than one: the
 // answer websocket.Dial refuses by RFC 6455 §4.1.
@@ -1115,6 +1131,7 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 		hreq.Header = http.Header{}
 	}
 	setTimeoutHeader(ctx, hreq.Header)
+	timeoutSet := slices.Clone(hreq.Header.Values(TimeoutHeader))
 	var sess *sse.Session
 	var capt *capture
 	remote := u.Host // the server that answered, once open ran
@@ -1130,6 +1147,7 @@ func (c *ServerStreamClient[Req, Res]) callSSE(ctx context.Context, req *Req) (*
 		// typed rule replaces any RetryRefusal of the user's, on this
 		// copy of the options.
 		opts.RetryRefusal = t.retryRefusal
+		setInnerTimeoutHeader(ctx, hs.Request.Header, timeoutSet)
 		opts.Header = hs.Request.Header
 		user := opts.OnReconnect
 		opts.OnReconnect = func(attempt int, err error) {
@@ -1337,6 +1355,7 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 	}
 	var resp *http.Response // the server's final answer to next's request
 	var rerr error          // the transport's error instead
+	var timeoutSet []string // TimeoutHeader as set before the interceptors
 	var inner *Error        // what next returned
 	called := false
 	open := func(ctx context.Context, hs *Handshake) (context.Context, error) {
@@ -1347,6 +1366,7 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 		}
 		called = true
 		inner = nil
+		setInnerTimeoutHeader(ctx, hs.Request.Header, timeoutSet)
 		if herr := httpfield.Check(hs.Request.Header, sse.ErrInvalidHeader); herr != nil {
 			// A header an interceptor set for this attempt that no
 			// request can carry: net/http's refusal of it would reach
@@ -1406,6 +1426,7 @@ func (s *sseClientStream) redial(r *http.Request) (*http.Response, error) {
 	// r carries the first request's value (runtime/sse repeats its
 	// headers): the time left now replaces it, before the interceptors.
 	setTimeoutHeader(r.Context(), hs.Request.Header)
+	timeoutSet = slices.Clone(hs.Request.Header.Values(TimeoutHeader))
 	ctx, err := chainHandshake(s.interceptors, open)(r.Context(), hs)
 	if err == nil && !called {
 		err = Errorf(CodeInternal, "a handshake interceptor returned without calling next")

@@ -93,8 +93,9 @@ func asMessage(msg any) (proto.Message, error) {
 // it; and receiving and lostErr, which watchLost's callback reads on a
 // goroutine of its own); released is atomic because release runs on the
 // receiving goroutine while others may be in Send, resetWrite because
-// any Send may set it while serveWebSocket's end reads it, and shint
-// because any Send sets it; unwatch, call,
+// any Send may set it while serveWebSocket's end reads it, shint
+// because any Send sets it, and over because the session's end sets it
+// while a goroutine the handler left running may Send; unwatch, call,
 // answered, ioCtx and the cancel functions are set before the connection
 // is shared; aborting and detached (guarded by mu) decide whether detach
 // or abort's goroutine cancels ioCtx. On a client-streaming call
@@ -162,6 +163,11 @@ type wsConn struct {
 
 	released   atomic.Bool           // release cancelled ctx after the stream ended
 	resetWrite atomic.Pointer[error] // a server write the peer reset: set once by writeErr, read by serveWebSocket's end
+	// over is set once a server session's handler and stream
+	// interceptors have returned (wsSession.session's end): from then on
+	// Send fails with sendAfterReturn, whatever the close under way has
+	// reached.
+	over atomic.Bool
 }
 
 func newWSConn(ctx context.Context, spec Spec, c codec.Codec, ws *websocket.Conn, reqHeader, respHeader http.Header, cfg *config, remote string) *wsConn {
@@ -193,6 +199,9 @@ func (c *wsConn) RequestHeader() http.Header  { return c.reqHeader }
 func (c *wsConn) ResponseHeader() http.Header { return c.respHeader }
 
 func (c *wsConn) Send(msg any) error {
+	if c.over.Load() {
+		return sendAfterReturn(c.spec.Procedure)
+	}
 	m, err := asMessage(msg)
 	if err != nil {
 		return err
@@ -241,6 +250,18 @@ func (c *wsConn) Send(msg any) error {
 		return c.writeErr(err)
 	}
 	return nil
+}
+
+// sendAfterReturn is what a server stream's Send returns once the
+// handler and its stream interceptors have returned, on WebSocket and SSE
+// alike: the call is over, and nothing is written. Without it a Send from
+// a goroutine the handler left running returned io.EOF, unavailable or
+// canceled depending on how far the session's close had got (ioCtx
+// cancelled, the close frame out, the client gone). failed_precondition,
+// as a client's Send after CloseSend: the stream is not in a state to
+// send, whoever ended it.
+func sendAfterReturn(procedure string) *Error {
+	return Errorf(CodeFailedPrecondition, "%s: send after the handler returned", procedure)
 }
 
 // Receive reads the next message. An empty text message is the peer's

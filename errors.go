@@ -135,7 +135,17 @@ const CodeHeader = "Wsrpc-Code"
 // it on every handshake of a call whose context has a deadline (not more
 // than 10 digits away, about 115 days), the first and each
 // reconnection's, before the handshake interceptors run,
-// which may change or delete it. The server gives the session's context
+// which may change or delete it. Over SSE the event stream is read with
+// the context the innermost HandshakeFunc is given (see HandshakeFunc),
+// so there the innermost sets the header again from that context, unless
+// an interceptor changed it: a deadline an interceptor derives for next
+// reaches the server as the caller's own does. On a WebSocket the
+// context given to next bounds the handshake only, and the call runs
+// with the one the interceptors return, known only after the request has
+// gone: the header carries the caller's deadline, and a shorter one the
+// interceptors return reaches the handler as the call's 4004 close when
+// it passes (an interceptor that wants the handler to see it from the
+// start sets the header itself). The server gives the session's context
 // that timeout, counted from the request's arrival, and refuses any
 // other value (empty, signed, not digits, longer, or 0) with
 // CodeInvalidArgument. Browsers cannot set it: EventSource and WebSocket

@@ -660,6 +660,10 @@ func (s *wsSession) session() {
 	// nothing reads it ends the session too: see watchLost.
 	stopLost := conn.watchLost()
 	end := func(err error) {
+		// Before the close: a late Send fails the same way whether it
+		// comes before the close frame, during the closing handshake or
+		// after it (sendAfterReturn).
+		conn.over.Store(true)
 		stopWatch()
 		stopLost()
 		if lw := conn.resetWrite.Load(); lw != nil {
@@ -935,6 +939,7 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	// returns after it, and net/http then hands the response's
 	// bufio.Writer to another response (see sseConn).
 	end = func(err error) {
+		conn.over.Store(true) // as on a WebSocket: see sendAfterReturn
 		unwatch()
 		if ctx.Err() == nil {
 			_ = conn.closeWith(err)

@@ -123,7 +123,7 @@ type Handshake struct {
 // reconnects. An SSE
 // client reads its event stream with the context given to the innermost
 // HandshakeFunc, so there a context derived for next bounds the whole
-// stream.
+// stream, and its deadline is the one TimeoutHeader tells the server.
 type HandshakeFunc func(ctx context.Context, hs *Handshake) (context.Context, error)
 
 // StreamConn is the untyped stream an interceptor sees: Send and Receive

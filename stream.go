@@ -7,6 +7,7 @@ import (
 	"iter"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 
@@ -100,7 +101,8 @@ func (s *BidiStream[Req, Res]) Receive() (*Req, error) { return receiveInto[Req]
 func (s *BidiStream[Req, Res]) All() iter.Seq2[*Req, error] { return messages(s.Receive) }
 
 // Send marshals msg with the negotiated codec and sends it as one
-// WebSocket message.
+// WebSocket message. A nil msg is the empty message (see
+// ServerStream.Send).
 //
 // Once the client has ended the stream, Send returns io.EOF after a
 // normal end (its close with 1000, or with no status code: 1005), and
@@ -110,6 +112,13 @@ func (s *BidiStream[Req, Res]) All() iter.Seq2[*Req, error] { return messages(s.
 // ends cleanly: the stream interceptors get nil, as OnClose reports a
 // normal closure. An io.EOF returned while the client is still
 // connected is an error (unknown).
+//
+// Once the handler and its stream interceptors have returned, Send
+// fails with failed_precondition ("send after the handler returned")
+// and sends nothing, however the stream ended and however far its close
+// has got: a goroutine the handler left running gets that one error,
+// not whichever of io.EOF, unavailable or canceled the close under way
+// would have made its write report.
 //
 // Send blocks while the client is not reading (TCP's window full), for
 // at most the WriteTimeout of WithAcceptOptions (30 s by default,
@@ -171,7 +180,18 @@ type ServerStream[Res any] struct {
 // BidiStream.Send does on a WebSocket: io.EOF after the client's normal
 // close (1000, or 1005), which returned from the handler is a clean end
 // (nil to the stream interceptors), else the end's error. Over SSE a
-// client that left is canceled. Send blocks while the client is not
+// client that left is canceled. Once the handler and its stream
+// interceptors have returned, Send (and SendEvent) fails with
+// failed_precondition on both transports, as BidiStream.Send does.
+//
+// A nil msg is the empty message, as proto.Marshal and every codec
+// encode it: the client receives an empty Res, on a WebSocket and over
+// SSE alike. Over SSE a response whose oneof names the event type
+// (SSERule) needs a case set to have a type, so the empty message, nil
+// or not, fails there with internal (see NewSSEEvent) and nothing is
+// sent.
+//
+// Send blocks while the client is not
 // reading, for at most the stream's write timeout without progress
 // (WithAcceptOptions' WriteTimeout on a WebSocket, WithSSEOptions' on
 // SSE; 30 s by default), Sends from other goroutines waiting behind it.
@@ -325,7 +345,8 @@ func (s *ClientStream[Req]) Conn() StreamConn { return s.conn }
 // Concurrency: Send, closeWith, closeOwn, drop and lost from any
 // goroutine (sse.Stream serialises writes, and its CloseWith keeps the
 // end event last; mu guards the end state, own included); Receive from
-// one. The first of closeWith, closeOwn, drop and lost ends the stream;
+// one; over is atomic, set by serveSSE's end and read by any Send. The
+// first of closeWith, closeOwn, drop and lost ends the stream;
 // the others wait until it has (done), so that once serveSSE's own call
 // returns nothing writes to the ResponseWriter: net/http hands its
 // bufio.Writer to the next response when ServeHTTP returns.
@@ -337,6 +358,10 @@ type sseConn struct {
 	received   bool
 	reqHeader  http.Header
 	respHeader http.Header
+
+	// over: the handler and its stream interceptors have returned
+	// (serveSSE's end); Send and SendEvent fail with sendAfterReturn.
+	over atomic.Bool
 
 	mu    sync.Mutex
 	ended bool
@@ -371,6 +396,9 @@ func (c *sseConn) Send(msg any) error {
 // A timeout of a write that is not a Send (a heartbeat's, or one on the
 // sse.Stream itself) is recorded the same way when the stream ends (drop).
 func (c *sseConn) sendEvent(ev sse.Event) error {
+	if c.over.Load() {
+		return sendAfterReturn(c.spec.Procedure)
+	}
 	if err := c.stream.Send(ev); err != nil {
 		if errors.Is(err, sse.ErrClientGone) {
 			return NewError(CodeCanceled, err)
