@@ -131,7 +131,9 @@ func findEventOneof(md protoreflect.MessageDescriptor) protoreflect.OneofDescrip
 // Use it to append events to a replay store (sse.Store.Append) and send
 // the recorded event with ServerStream.SendEvent (a hub topic records
 // such events given SSEEventCodec and SSEEventType). It fails with
-// CodeInternal for a oneof response with no case set.
+// CodeInternal for a oneof response with no case set, and with
+// CodeInvalidArgument for a nil interface, which names no message type
+// (a typed nil, (*M)(nil), is M's empty message).
 //
 // It encodes with codec.JSON's defaults. A handler's Send encodes with
 // the JSON codec given to WithCodecs instead, if there is one (the first
@@ -144,8 +146,11 @@ func NewSSEEvent(msg proto.Message, id string) (sse.Event, error) {
 // newSSEEvent is NewSSEEvent with the JSON codec k (see sseJSON) for the
 // data.
 func newSSEEvent(k codec.Codec, msg proto.Message, id string) (sse.Event, error) {
-	rm := msg.ProtoReflect()
 	ev := sse.Event{ID: id}
+	if msg == nil {
+		return ev, errNilMessage("sse")
+	}
+	rm := msg.ProtoReflect()
 	var b []byte
 	var err error
 	if od := eventOneof(rm.Descriptor()); od == nil {
@@ -451,8 +456,13 @@ var sseRequestJSON = codec.NewJSON(&codec.JSONOptions{UseEnumNumbers: true})
 // (proto2), the whole request as protojson in the "request" parameter,
 // extensions included. Enum values are numbers in both forms (decimal in
 // the flat form), so a value the server's schema lacks still reaches it.
-// An empty request is an empty query.
+// An empty request is an empty query. A nil interface, which names no
+// request type, fails with CodeInvalidArgument; a typed nil is the empty
+// request.
 func EncodeSSERequest(req proto.Message) (url.Values, error) {
+	if req == nil {
+		return nil, errNilMessage("sse request")
+	}
 	q := url.Values{}
 	rm := req.ProtoReflect()
 	if !flatRequest(rm.Descriptor()) {
@@ -713,4 +723,11 @@ func writeScalarJSON(w io.Writer, fd protoreflect.FieldDescriptor, v string) err
 	b, _ := json.Marshal(v)
 	_, err := w.Write(b)
 	return err
+}
+
+// errNilMessage is the error of an encoder given a nil proto.Message
+// interface: with no type, there is no descriptor to encode it by (its
+// ProtoReflect would panic).
+func errNilMessage(what string) *Error {
+	return Errorf(CodeInvalidArgument, "%s: nil message: it has no type (a typed nil, (*M)(nil), is M's empty message)", what)
 }
