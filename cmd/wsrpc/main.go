@@ -107,7 +107,7 @@ func parseURLAndFlags(fs *flag.FlagSet, args []string, schemes ...string) (rawUR
 		fmt.Fprintf(fs.Output(), "wsrpc %s: %v\n", fs.Name(), err)
 		return "", 2, false
 	}
-	if !slices.Contains(schemes, strings.ToLower(u.Scheme)) || u.Host == "" {
+	if !slices.Contains(schemes, strings.ToLower(u.Scheme)) || u.Hostname() == "" { // ":8080" alone is no host
 		fmt.Fprintf(fs.Output(), "wsrpc %s: URL %q: want %s:// and a host\n", fs.Name(), rawURL, strings.Join(schemes, "://, "))
 		return "", 2, false
 	}

@@ -171,7 +171,7 @@ func TestSSEExitStatus(t *testing.T) {
 func TestSSEUsage(t *testing.T) {
 	for _, args := range [][]string{{}, {"a", "b"}, {"--bogus", "http://x"}, {"-H", "no colon", "http://x"}, {"--reconnect-time", "0s", "http://x"}, {"--max-event-size", "0", "http://x"},
 		// URLs no attempt could use: refused at once, not retried forever.
-		{"127.0.0.1:1/events"}, {"ws://127.0.0.1:1/events"}, {"http://[::1"}, {""}, {"http:///events"}} {
+		{"127.0.0.1:1/events"}, {"ws://127.0.0.1:1/events"}, {"http://[::1"}, {""}, {"http:///events"}, {"http://:8080/events"}} {
 		if code, _, errOut := run(t, args...); code != 2 || errOut == "" {
 			t.Errorf("%q: exit %d, stderr %q; want 2 with a message", args, code, errOut)
 		}

@@ -329,6 +329,7 @@ func TestWSUsage(t *testing.T) {
 		{"127.0.0.1:1/"},
 		{"ftp://127.0.0.1:1/"},
 		{"ws://[::1"},
+		{"ws://:8080/"}, // a port alone: no host
 	} {
 		code, stdout, stderr := runWSCmd(t, strings.NewReader(""), args...)
 		if code != 2 || stdout != "" || stderr == "" {

@@ -10,7 +10,6 @@ import (
 	"iter"
 	"math"
 	"math/rand/v2"
-	"mime"
 	"net/http"
 	"os"
 	"strings"
@@ -717,7 +716,9 @@ func (s *Session) connect() (err error) {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
-	if sc := req.URL.Scheme; (sc != "http" && sc != "https") || req.URL.Host == "" {
+	// Hostname, not Host: a port alone ("http://:8080/") is no host, and
+	// net/http would dial this machine with it; EventSource throws.
+	if sc := req.URL.Scheme; (sc != "http" && sc != "https") || req.URL.Hostname() == "" {
 		return fmt.Errorf("%w %q: want http:// or https:// and a host", ErrBadURL, s.url)
 	}
 	if s.headerErr != nil {
@@ -922,11 +923,13 @@ const statusBodyWait = time.Second
 // an event stream as this package's client takes one: only the essence is
 // compared, so a charset parameter is ignored, since the stream is always
 // UTF-8 (WHATWG HTML §9.2.5), and so is a malformed parameter, which
-// browsers skip (WHATWG MIME Sniffing §4.4 "parse a MIME type"): mime then
-// returns the media type along with ErrInvalidMediaParameter.
+// browsers skip (WHATWG MIME Sniffing §4.4 "parse a MIME type"). The
+// essence is what precedes the first ";", trimmed of HTTP white space,
+// case-insensitively: mime.ParseMediaType returns no media type at all
+// for a parameter given twice, which browsers take (the first wins).
 func IsEventStream(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	return (err == nil || errors.Is(err, mime.ErrInvalidMediaParameter)) && mt == "text/event-stream"
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.Trim(mt, " \t"), "text/event-stream")
 }
 
 // NewStatusError builds the error for resp, a refusal (any answer but a 200

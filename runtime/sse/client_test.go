@@ -231,6 +231,10 @@ func TestClientStops(t *testing.T) {
 		{name: "malformed parameter ignored", bodies: []func(http.ResponseWriter){contentType("text/event-stream; charset", "data: a\n\n"),
 			contentType("text/event-stream;;charset=utf-8", "data: b\n\n"), contentType(`text/event-stream; charset="utf-8`, "data: c\n\n"), status(204, "")},
 			events: 3, conns: 4, wantErr: noError},
+		// A parameter twice is malformed too (mime.ParseMediaType returns
+		// no media type for it); browsers keep the first and the stream.
+		{name: "duplicate parameter ignored", bodies: []func(http.ResponseWriter){contentType("text/event-stream; charset=utf-8; Charset=UTF-8", "data: a\n\n"), status(204, "")},
+			events: 1, conns: 2, wantErr: noError},
 		{name: "malformed parameter of another type", bodies: []func(http.ResponseWriter){contentType("text/plain; charset", "data: a\n\n")}, conns: 1, wantErr: is(sse.ErrContentType)},
 		{name: "reconnect limit", bodies: []func(http.ResponseWriter){stream(": nothing\n")}, opts: sse.ClientOptions{MaxReconnectionAttempts: 3}, conns: 4, wantErr: is(sse.ErrReconnectLimit)},
 		{name: "limit counts since last event", bodies: []func(http.ResponseWriter){stream("data: 1\n\n"), stream(""), stream("data: 2\n\n"), stream(""), stream("data: 3\n\n"), stream("")},
@@ -692,6 +696,26 @@ func TestClientBadURL(t *testing.T) {
 		}
 		if _, err := sse.Connect(context.Background(), url, nil); !errors.Is(err, sse.ErrBadURL) {
 			t.Errorf("Connect(%q) = %v; want ErrBadURL", url, err)
+		}
+	}
+}
+
+// TestClientEmptyHostNameBadURL: a URL whose host is a port alone
+// ("http://:8080/events") has no host, as EventSource's URL parser says
+// (it throws), and fails at once with ErrBadURL, no request made. The
+// client checked only that the authority was not empty, and net/http
+// dialed ":8080", which net.Dial takes for this machine.
+func TestClientEmptyHostNameBadURL(t *testing.T) {
+	dialed := false
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dialed = true
+			return nil, errors.New("no dial expected")
+		},
+	}}
+	for _, url := range []string{"http://:8080/events", "https://:443/events"} {
+		if _, err := sse.Connect(context.Background(), url, &sse.ClientOptions{HTTPClient: client}); !errors.Is(err, sse.ErrBadURL) || dialed {
+			t.Errorf("Connect(%q) = %v (dialed %v); want ErrBadURL, no dial", url, err, dialed)
 		}
 	}
 }

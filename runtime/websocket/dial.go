@@ -128,7 +128,11 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	default:
 		return nil, nil, fmt.Errorf("%w: unsupported scheme %q", ErrInvalidDial, u.Scheme)
 	}
-	if u.Host == "" {
+	if u.Hostname() == "" {
+		// A port alone ("ws://:8080/") is no host either: net.Dial would
+		// take ":8080" for this machine, a server the URL never named
+		// (browsers' URL parser refuses it, and the WebSocket constructor
+		// throws).
 		return nil, nil, fmt.Errorf("%w: URL %q has no host", ErrInvalidDial, u.Redacted())
 	}
 	if err := asciiHost(u); err != nil {

@@ -597,6 +597,28 @@ func TestDialNonASCIIHostRefused(t *testing.T) {
 	}
 }
 
+// TestDialEmptyHostNameRefused: a URL whose host is a port alone
+// ("ws://:8080/", a host name left out of a URL built from
+// configuration) has no host, and is ErrInvalidDial before any dial, as
+// docs/websocket.md lists it and as a browser's WebSocket constructor
+// throws on it. Dial checked only that the authority was not empty, and
+// dialed ":8080", which net.Dial takes for this machine: the handshake
+// went to a local server the URL never named, with "Host: :8080".
+func TestDialEmptyHostNameRefused(t *testing.T) {
+	for _, u := range []string{"ws://:8080/", "wss://:443/x", "http://user:pass@:80/"} {
+		dialed := false
+		_, _, err := websocket.Dial(context.Background(), u, &websocket.DialOptions{
+			NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				dialed = true
+				return nil, errors.New("no dial expected")
+			},
+		})
+		if !errors.Is(err, websocket.ErrInvalidDial) || !strings.Contains(err.Error(), "no host") || dialed {
+			t.Errorf("Dial(%q) = %v (dialed %v), want ErrInvalidDial saying no host, no dial", u, err, dialed)
+		}
+	}
+}
+
 // TestDialEventStreamRefusal guards a WebSocket client that dials a path
 // served as Server-Sent Events (a method a schema moved to SSE, answered
 // by an older server): the answer, 200 with a text/event-stream body that
