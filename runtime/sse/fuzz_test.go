@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -16,15 +17,43 @@ import (
 // every chunking yields the same events as one read, that what it yields
 // is well-formed (valid UTF-8, a type for every dispatched event, no NUL,
 // CR or LF in ids), and that re-encoding the events and parsing them
-// again gives them back.
+// again gives them back. Under a size limit (ParserOptions.MaxEventSize),
+// it yields the events of an unlimited parse, each within the limit, until
+// it fails with ErrEventTooLarge.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("data: a\n\n"), uint8(1))
 	f.Add([]byte("\uFEFFid: 1\r\nevent: e\r\ndata: a\r\rdata: b\r\n\r\n"), uint8(3))
 	f.Add([]byte(": c\nretry: 10\n\nid\ndata\n\n"), uint8(2))
 	f.Add([]byte("data: \xff\xe2\x82\n\n"), uint8(5))
+	f.Add([]byte(": 0123456789\ndata: 01234\ndata: 5\n\ndata: \xff\xff\xff\n\n"), uint8(0x30))
 	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
-		opts := &sse.ParserOptions{MaxEventSize: 4096, ShowCommentEvents: true, ShowRetryEvents: true}
+		// The high bits of chunk pick a size limit small enough for the
+		// fuzzer's inputs to reach: 4 to 60 bytes, or 4096.
+		limit := 4096
+		if chunk>>4 != 0 {
+			limit = int(chunk>>4) * 4
+		}
+		opts := &sse.ParserOptions{MaxEventSize: limit, ShowCommentEvents: true, ShowRetryEvents: true}
 		whole, wp, werr := parseAll(bytes.NewReader(in), opts)
+		if werr != nil && !errors.Is(werr, sse.ErrEventTooLarge) {
+			t.Fatalf("error %v from a reader that only ends", werr)
+		}
+		// The limit ends the stream, and changes nothing before: the
+		// events are those of a parser whose limit nothing in the input
+		// can reach (a byte decodes to at most 3, U+FFFD), up to the
+		// error, each within the limit (data and comment together).
+		ref, _, err := parseAll(bytes.NewReader(in), &sse.ParserOptions{MaxEventSize: 3*len(in) + 1, ShowCommentEvents: true, ShowRetryEvents: true})
+		if err != nil {
+			t.Fatalf("a limit the input cannot reach: %v", err)
+		}
+		if len(whole) > len(ref) || werr == nil && len(whole) != len(ref) || !slices.Equal(whole, ref[:len(whole)]) {
+			t.Fatalf("limit %d: events differ from the unlimited parse:\n%#v (%v)\n%#v", limit, whole, werr, ref)
+		}
+		for _, e := range whole {
+			if len(e.Data)+len(e.Comment) > limit {
+				t.Fatalf("limit %d: event of %d bytes of data, %d of comment", limit, len(e.Data), len(e.Comment))
+			}
+		}
 		n := int(chunk%16) + 1
 		chunked, cp, cerr := parseAll(&chunkReader{data: in, n: n}, opts)
 		if !errors.Is(cerr, werr) && (werr == nil || cerr == nil || werr.Error() != cerr.Error()) {

@@ -38,7 +38,8 @@ func frameBytes(fin bool, rsv byte, op Opcode, masked bool, payload []byte) []by
 // FuzzReadFrames feeds bytes to a connection as the peer's stream. The first
 // byte picks the mode: bit 0 client role (else server), bit 1 raw mode,
 // bit 2 small limits. Reading must end with a clean error, never panic or
-// hang.
+// hang, and agree with modelRead: the same messages (frames in raw mode)
+// and the same kind of end.
 func FuzzReadFrames(f *testing.F) {
 	for _, mode := range []byte{0, 1, 2, 3, 4} {
 		masked := mode&1 == 0
@@ -86,12 +87,20 @@ func FuzzReadFrames(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var err error
+		var got []Frame // what the reads delivered, as modelRead gives it
 		buf := make([]byte, 0, 64)
 		for i := 0; i < 10000 && err == nil; i++ {
 			if raw {
-				_, err = c.ReadFrame(ctx, buf)
+				var fr Frame
+				if fr, err = c.ReadFrame(ctx, buf); err == nil {
+					fr.Payload = bytes.Clone(fr.Payload)
+					got = append(got, fr)
+				}
 			} else {
-				_, buf, err = c.ReadAppend(ctx, buf[:0])
+				var typ MessageType
+				if typ, buf, err = c.ReadAppend(ctx, buf[:0]); err == nil {
+					got = append(got, Frame{FrameHeader{Fin: true, Opcode: Opcode(typ), Length: int64(len(buf))}, bytes.Clone(buf)})
+				}
 			}
 		}
 		if ctx.Err() != nil {
@@ -100,16 +109,49 @@ func FuzzReadFrames(f *testing.F) {
 		c.CloseNow()
 		wg.Wait()
 		var ce *CloseError
+		var end modelEnd
+		cut := false // reading may have ended early, before the model does
 		switch {
 		case err == nil:
 			t.Fatal("10000 reads from a finite stream")
-		case errors.As(err, &ce),
-			errors.Is(err, ErrProtocol), errors.Is(err, ErrInvalidUTF8), errors.Is(err, ErrMessageTooBig),
-			errors.Is(err, ErrClosed), errors.Is(err, io.ErrUnexpectedEOF),
+		case errors.As(err, &ce):
+			end = modelClose
+		case errors.Is(err, ErrProtocol):
+			end = modelProtocol
+		case errors.Is(err, ErrInvalidUTF8):
+			end = modelUTF8
+		case errors.Is(err, ErrMessageTooBig):
+			end = modelTooBig
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			end = modelEOF
+		case errors.Is(err, ErrClosed),
 			// Answering a ping after the test's peer closed its end.
 			errors.Is(err, io.ErrClosedPipe):
+			cut = true
 		default:
 			t.Fatalf("unclean error %T: %v", err, err)
+		}
+
+		// Against the model: the same frames or messages, in order, and
+		// the same end (with the peer's close code and reason), unless a
+		// pong that could not go out cut reading short.
+		want, wantEnd, wantClose := modelRead(stream, client, raw, c.cfg.maxFrameSize, c.cfg.maxMessageSize)
+		if cut && len(got) <= len(want) {
+			want = want[:len(got)]
+		} else if !cut && end != wantEnd {
+			t.Fatalf("reading ended with %v (%v), the model with %v", end, err, wantEnd)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d frames or messages read, the model has %d (end %v)", len(got), len(want), err)
+		}
+		for i := range got {
+			g, w := got[i], want[i]
+			if g.FrameHeader != w.FrameHeader || !bytes.Equal(g.Payload, w.Payload) {
+				t.Fatalf("read %d: %+v (%d bytes), the model has %+v (%d bytes)", i, g.FrameHeader, len(g.Payload), w.FrameHeader, len(w.Payload))
+			}
+		}
+		if end == modelClose && (ce.Code != wantClose.Code || ce.Reason != wantClose.Reason) {
+			t.Fatalf("close %d %q, the model has %d %q", ce.Code, ce.Reason, wantClose.Code, wantClose.Reason)
 		}
 	})
 }
