@@ -547,8 +547,16 @@ func (w *ctxWatch) disarm() {
 	}
 }
 
-// ctxErr prefers the context's error over the I/O error it caused.
+// ctxErr prefers the context's error over the I/O error it caused. A
+// call that succeeded returns nil though ctx ended as it returned: it
+// did all it was asked, and the context's error would have the caller
+// drop a message read whole, or send again one written whole, on a
+// connection its watch may have left open (the watch closes it only if
+// it fires while the call is still in progress).
 func ctxErr(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
 	}

@@ -275,16 +275,17 @@ func (c *Conn) keepalive() {
 // unreadProvesAlive reports whether a late pong counts as come: bytes
 // from the peer have arrived since the ping (arrived has grown: read
 // from the socket, or waiting in it), and no reader is there to see a
-// pong — none waits in a socket read, and no Poller serves the
-// connection. A reader that waits would have read a pong that came, so
-// where one waits the pong's absence means the ping or the pong was
-// lost, and a peer that keeps sending must not hide a path dark towards
-// it. Bytes read by a reader that has since stopped (a message read,
-// then only writes) count: the pong may be among them, unparsed, or
-// behind them. Caller holds pingMu.
+// pong — none waits in a socket read, and no Poller has the connection
+// parked in its interest list (pollParked). A reader that waits would
+// have read a pong that came, so where one waits the pong's absence
+// means the ping or the pong was lost, and a peer that keeps sending
+// must not hide a path dark towards it. Bytes read by a reader that has
+// since stopped (a message read, then only writes; a Poller's worker
+// held up in its Handler) count: the pong may be among them, unparsed,
+// or behind them. Caller holds pingMu.
 func (c *Conn) unreadProvesAlive(arrived int64) bool {
 	return arrived >= 0 && c.kaArrived >= 0 && arrived > c.kaArrived &&
-		!c.readWaiting.Load() && c.poll.Load() == nil
+		!c.readWaiting.Load() && !c.pollParked()
 }
 
 // arrived returns how many bytes from the peer have reached this side
@@ -294,10 +295,11 @@ func (c *Conn) unreadProvesAlive(arrived int64) bool {
 // takes input meanwhile, and needs nothing the reader owns: the counter
 // is an atomic.
 func (c *Conn) arrived() int64 {
-	if c.poll.Load() != nil {
-		// A Poller reads every pong as it comes (unreadProvesAlive asks
-		// for none): no system call for its idle connections.
-		return -1
+	if c.pollParked() {
+		// A Poller's worker reads input as it comes, so none waits
+		// unread: no system call for its idle connections. One whose
+		// worker is held up in its Handler is asked as any other.
+		return int64(c.stats.wireRead.Load())
 	}
 	n, ok := c.unreadBytes()
 	if !ok {

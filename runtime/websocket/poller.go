@@ -622,6 +622,14 @@ func (c *Conn) pollHangUp() bool {
 	return e != nil && e.hangUp.Load()
 }
 
+// pollParked reports whether c waits in a Poller's interest list with no
+// worker on it: input wakes a worker that reads it at once, a pong with
+// it, so no pong waits there unread (keepalive, unreadProvesAlive).
+func (c *Conn) pollParked() bool {
+	e := c.poll.Load()
+	return e != nil && e.state.Load() == entryIdle
+}
+
 // wake reports that input arrived or the connection closed.
 func (e *pollEntry) wake() {
 	if e.rouse() {

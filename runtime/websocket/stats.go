@@ -69,7 +69,8 @@ type ConnStats struct {
 	// the peer had reached the socket since the ping went out, unread:
 	// they prove the peer alive, its pong most likely among them, though
 	// nobody read it. It grows on a connection with keepalive on whose
-	// application does not read for a while (it only writes), on Linux,
+	// application does not read for a while (it only writes, or its
+	// Poller's Handler blocks), on Linux,
 	// over TCP or Unix sockets and TLS on them; elsewhere such a
 	// connection is closed with ErrPongTimeout and this stays 0.
 	KeepaliveUnread uint64
