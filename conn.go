@@ -533,29 +533,64 @@ func (c *wsConn) closeSend() error {
 }
 
 // transportErr records a close by the peer and translates err (on a
-// server, a client's 1001 as wentAway says).
+// server, a client's 1001 as wentAway says). A close frame this side's
+// runtime sent first is recorded instead (sentEnd).
 func (c *wsConn) transportErr(err error) error {
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) {
 		return wireError(err)
 	}
+	own, sent := c.runtimeClose()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	gone := c.wentAway(ce)
 	if !c.closed {
 		c.closed = true
-		c.closeInfo = CloseInfo{Code: ce.Code, Reason: ce.Reason}
-		switch {
-		case gone != nil:
-			c.closeInfo.Err = gone
-		case CodeFromCloseCode(ce.Code) != 0:
-			c.closeInfo.Err = fromClose(ce)
+		if own != nil && sent {
+			c.closeInfo = sentEnd(own, sent)
+		} else {
+			c.closeInfo = CloseInfo{Code: ce.Code, Reason: ce.Reason}
+			switch {
+			case gone != nil:
+				c.closeInfo.Err = gone
+			case CodeFromCloseCode(ce.Code) != 0:
+				c.closeInfo.Err = fromClose(ce)
+			}
 		}
 	}
 	if gone != nil {
 		return gone
 	}
 	return wireError(err)
+}
+
+// runtimeClose is the close frame the runtime sent, or tried to, when it
+// began the closing handshake beneath this layer (websocket.Conn.
+// CloseSent), before this stream recorded an end: nil once one is
+// recorded, since the close that recorded it is this layer's (or it came
+// from the peer).
+func (c *wsConn) runtimeClose() (*websocket.CloseError, bool) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, false
+	}
+	return c.ws.CloseSent()
+}
+
+// sentEnd is the end of a stream whose connection this side's runtime
+// began to close, under this layer: a hub's Close of a slow consumer
+// (1013 "slow consumer"), a Close on the stream's WebSocket. The peer's
+// answer echoes the code alone (RFC 6455 §5.5.1), so its reason is this
+// side's close frame's: what went on the wire, which OnClose reports.
+// Unsent when that frame never went out (the peer saw 1006).
+func sentEnd(own *websocket.CloseError, sent bool) CloseInfo {
+	ci := CloseInfo{Code: own.Code, Reason: own.Reason, Unsent: !sent}
+	if CodeFromCloseCode(own.Code) != 0 {
+		ci.Err = fromClose(own)
+	}
+	return ci
 }
 
 // wentAway is what a server reads for the client's close frame with 1001
@@ -595,6 +630,23 @@ func (c *wsConn) readErr(err error) error {
 		code = websocket.StatusAbnormalClosure
 	}
 	if code < 0 {
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) && errors.Is(err, websocket.ErrClosed) {
+			// The connection was closed beneath this layer with no close
+			// frame from the peer: the runtime's Close, which a peer that
+			// does not answer lets run out its close timeout, or whose
+			// frame a write to a peer that stopped reading held back.
+			// Reads fail so only once the connection is closed: its
+			// close frame's fate is known (sent or not) by now.
+			if own, sent := c.runtimeClose(); own != nil {
+				c.mu.Lock()
+				if !c.closed {
+					c.closed = true
+					c.closeInfo = sentEnd(own, sent)
+				}
+				c.mu.Unlock()
+			}
+		}
 		return c.transportErr(err)
 	}
 	werr := wireError(err)
@@ -984,12 +1036,33 @@ func (c *wsConn) closeEnd(err error) {
 // stopped reading held the connection for the close timeout, or the
 // connection was closed first) marks the end Unsent: the peer saw 1006,
 // while ci keeps why this side closed (the chat's "too slow").
+//
+// A close frame the runtime began first, under this layer (a hub's Close
+// of a slow consumer), is what went on the wire instead of ci's, which
+// Close then refuses (ErrClosed, once that closing handshake is over):
+// the end recorded takes its code and reason, and Unsent if it never went
+// out; Err stays ci's, the stream's own error, unless ci is a clean end.
 func (c *wsConn) closeRecorded(ci CloseInfo) error {
 	err := closeWSErr(c.ws, ci.Code, ci.Reason)
 	if errors.Is(err, websocket.ErrCloseNotSent) {
 		c.mu.Lock()
 		if c.closeInfo.Code == ci.Code {
 			c.closeInfo.Unsent = true
+		}
+		c.mu.Unlock()
+		return err
+	}
+	if !errors.Is(err, websocket.ErrClosed) {
+		return err
+	}
+	if own, sent := c.ws.CloseSent(); own != nil && (own.Code != ci.Code || own.Reason != ci.Reason || !sent) {
+		c.mu.Lock()
+		if c.closeInfo.Code == ci.Code && c.closeInfo.Reason == ci.Reason {
+			end := sentEnd(own, sent)
+			if ci.Err != nil {
+				end.Err = ci.Err
+			}
+			c.closeInfo = end
 		}
 		c.mu.Unlock()
 	}

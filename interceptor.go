@@ -223,9 +223,14 @@ type ConnInfo struct {
 // or 1001 (going away, with ShutdownReason and an unavailable Err) when
 // Tracker.Shutdown ended it. Err is the error the stream ended with: nil
 // for a clean end, otherwise the handler's error or the transport
-// failure, as an *Error. Unsent is true when Code is this side's (a
+// failure, as an *Error. A close made beneath the typed layer on the
+// stream's WebSocket (a hub topic's 1013 "slow consumer") is reported as
+// the close frame it sent (websocket.Conn.CloseSent), reason included,
+// ahead of an end the handler returned later, whose frame never went out.
+// Unsent is true when Code is this side's (a
 // handler's Close or returned error, the session's context ending,
-// Tracker.Shutdown's 1001, a client's Close or CloseWith) but its close
+// Tracker.Shutdown's 1001, a client's Close or CloseWith, such a close
+// beneath the typed layer) but its close
 // frame never went out: a write to a peer that stopped reading held the
 // connection for the close timeout, and the TCP connection was closed
 // first (websocket.ErrCloseNotSent), so the peer saw the connection

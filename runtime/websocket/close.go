@@ -24,7 +24,12 @@ const maxCloseReason = maxControlPayload - 2
 // could not; an error that also wraps ErrCloseNotSent says the close
 // frame never went out (that write, or the connection closed before it),
 // so the peer saw the connection drop (1006), not code. Safe from any
-// goroutine; a second call returns ErrClosed. Once the close frame is sent, data
+// goroutine. A second call, or one after the connection sent or answered
+// a close frame on its own (a failure, §7.1.7; the peer's close, §5.5.1),
+// sends nothing and returns ErrClosed once that closing handshake is
+// over: its close frame written or refused, then the connection closed,
+// each waited for up to the close timeout, as the first call waits.
+// CloseSent says which close frame went out. Once the close frame is sent, data
 // messages are refused with ErrClosed (§5.5.1: no data frame may follow
 // it), while Close still waits.
 //
@@ -49,15 +54,13 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	}
 	c.closeMu.Lock()
 	if c.closeSent {
+		own := c.closeOwn
 		c.closeMu.Unlock()
-		select {
-		case <-c.closed:
-		case <-time.After(c.cfg.closeTimeout):
-		}
+		c.awaitClosing(own)
 		return ErrClosed
 	}
 	c.closeSent = true
-	wrote := c.claimCloseWrite()
+	own := c.claimCloseWrite(code, reason)
 	c.closeMu.Unlock()
 
 	var buf [maxControlPayload]byte
@@ -73,7 +76,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	// apart here, as the write goes on filling the queue).
 	stuck := time.AfterFunc(c.cfg.closeTimeout, func() { c.closeWith(ErrClosed) })
 	err := c.writeControl(OpClose, buf[:n])
-	close(wrote) // written or refused: a reader in gotClose may end the connection now
+	c.closeWritten(own, err) // a reader in gotClose may end the connection now
 	if !stuck.Stop() {
 		held := fmt.Errorf("websocket: closing handshake: a write held the connection for the close timeout: %w", ErrClosed)
 		if err == nil {
@@ -88,6 +91,36 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		return closeNotSent{err}
 	}
 	return c.awaitPeerClose()
+}
+
+// awaitClosing is Close for a connection whose close frame is on its way
+// already: it waits until the closing handshake that frame began is over,
+// as the Close that began it does. A caller that goes on once Close has
+// returned (wsrpc runs OnClose then) would otherwise run
+// while the first Close still writes or waits for the peer: it waited for
+// the connection's close for one close timeout from its own start, which
+// a first close frame stuck behind a write for most of its close timeout
+// outlasted, its handshake and counters finishing after this call had
+// returned. own is the close frame Close or a failure began (nil when the
+// frame is the answer to the peer's, whose reader closes the connection
+// once it is written, or a raw WriteFrame's).
+func (c *Conn) awaitClosing(own *ownClose) {
+	t := time.NewTimer(c.cfg.closeTimeout)
+	defer t.Stop()
+	if own != nil {
+		select {
+		case <-own.wrote:
+		case <-t.C:
+			return
+		}
+		// The first Close waits as long again for the peer's close frame
+		// once its own is written (awaitPeerClose).
+		t.Reset(c.cfg.closeTimeout)
+	}
+	select {
+	case <-c.closed:
+	case <-t.C:
+	}
 }
 
 // awaitPeerClose waits for the peer's close frame after ours went out.
@@ -283,32 +316,101 @@ func (c *Conn) sendFailure(f *failure) {
 	c.closeMu.Lock()
 	send := !c.closeSent
 	c.closeSent = true
-	var wrote chan struct{}
+	var own *ownClose
+	reason := ""
 	if send {
-		wrote = c.claimCloseWrite()
+		reason = CloseReason(f.err.Error())
+		own = c.claimCloseWrite(f.code, reason)
 	}
 	c.closeMu.Unlock()
 	if send {
 		var buf [maxControlPayload]byte
 		binary.BigEndian.PutUint16(buf[:], uint16(f.code))
-		n := 2 + copy(buf[2:], CloseReason(f.err.Error()))
-		_ = c.writeControl(OpClose, buf[:n])
-		close(wrote)
+		n := 2 + copy(buf[2:], reason)
+		c.closeWritten(own, c.writeControl(OpClose, buf[:n]))
 	}
 }
 
+// ownClose is the close frame with which this side began the closing
+// handshake (RFC 6455 §7.1.2), by Close or a failure (sendFailure).
+//
+// Concurrency: made once per connection by claimCloseWrite, under
+// closeMu; code and reason are not changed after; sent is under closeMu,
+// set before wrote is closed (closeWritten).
+type ownClose struct {
+	wrote  chan struct{} // closed once the write returned, written or refused
+	code   StatusCode
+	reason string
+	sent   bool // the write returned nil: the frame reached the socket
+}
+
 // claimCloseWrite is for a caller that has just set closeSent and will
-// write the close frame itself, right after (Close, sendFailure): it
-// returns the channel the caller closes once that write returned, written
-// or refused. Between the two a reader may get the peer's close frame;
-// gotClose must not echo it (RFC 6455 §5.5.1: one close frame each way),
-// nor end the connection before ours is out, or ours would be refused and
-// the peer, never getting a close frame, would wait out its close timeout
-// and see 1006: it waits on the channel (awaitCloseWrite). One channel
-// per connection, made once: closeSent is set once. Caller holds closeMu.
-func (c *Conn) claimCloseWrite() chan struct{} {
-	c.closeWrote = make(chan struct{})
-	return c.closeWrote
+// write the close frame of code and reason itself, right after (Close,
+// sendFailure): it returns the record the caller passes to closeWritten
+// once that write returned, written or refused. Between the two a reader
+// may get the peer's close frame; gotClose must not echo it (RFC 6455
+// §5.5.1: one close frame each way), nor end the connection before ours
+// is out, or ours would be refused and the peer, never getting a close
+// frame, would wait out its close timeout and see 1006: it waits on
+// wrote (awaitCloseWrite). One per connection, made once: closeSent is
+// set once. Caller holds closeMu.
+func (c *Conn) claimCloseWrite(code StatusCode, reason string) *ownClose {
+	c.closeOwn = &ownClose{wrote: make(chan struct{}), code: code, reason: reason}
+	return c.closeOwn
+}
+
+// closeWritten records how the write of own's frame ended (err nil: it
+// went out) and wakes whoever waits for it.
+func (c *Conn) closeWritten(own *ownClose, err error) {
+	c.closeMu.Lock()
+	own.sent = err == nil
+	c.closeMu.Unlock()
+	close(own.wrote)
+}
+
+// CloseSent returns the close frame with which this side began the
+// closing handshake (RFC 6455 §7.1.2): the code and reason of Close, or
+// of a failure of the connection (§7.1.7: a protocol error, a message
+// over MaxMessageSize…); nil if it began none (none yet, or the peer
+// began it: the answer that echoes the peer's code, §5.5.1, is not
+// reported, nor a close frame a raw connection wrote with WriteFrame).
+// sent reports whether that frame went out: false when its write failed
+// or the connection was closed before it (the peer then saw the TCP
+// connection drop, 1006; Close's error wraps ErrCloseNotSent). A write
+// still in progress is waited for, up to the close timeout (sent false
+// if it lasts longer).
+//
+// It is how a layer above learns what this side sent when someone else
+// closed the connection beneath it — a hub's Close of a slow consumer
+// (1013 "slow consumer"), a failure the reader found — since the peer's
+// answer carries the code alone, never the reason.
+//
+// Cost: a lock, and an allocation when a close frame was begun; none on
+// the data path. Safe from any goroutine, at any time.
+func (c *Conn) CloseSent() (ce *CloseError, sent bool) {
+	if c.closed == nil {
+		return nil, false
+	}
+	c.closeMu.Lock()
+	own := c.closeOwn
+	c.closeMu.Unlock()
+	if own == nil {
+		return nil, false
+	}
+	select {
+	case <-own.wrote:
+	default:
+		t := time.NewTimer(c.cfg.closeTimeout)
+		select {
+		case <-own.wrote:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	c.closeMu.Lock()
+	sent = own.sent
+	c.closeMu.Unlock()
+	return &CloseError{Code: own.code, Reason: own.reason}, sent
 }
 
 // awaitCloseWrite waits until the close frame another goroutine claimed

@@ -216,12 +216,12 @@ type Conn struct {
 
 	// Closing.
 	closeMu    sync.Mutex
-	closeWrote chan struct{} // closed once the close frame of whoever set closeSent is written or failed (gotClose)
+	closeOwn   *ownClose // the close frame this side began the closing handshake with, if it did (claimCloseWrite)
 	peerClose  *CloseError
 	closeRcvd  chan struct{} // closed when the peer's close frame arrived; made by peerClosed
 	closed     chan struct{} // closed when the connection is closed (its socket may linger: lingerClose)
 	closeOnce  sync.Once
-	closeSent  bool // a close frame is on its way (see closeWrote), under closeMu
+	closeSent  bool // a close frame is on its way (see closeOwn), under closeMu
 	closeCause error
 	afterClose *afterClose // AfterClose's registrations, a list; under closeMu
 

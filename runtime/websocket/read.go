@@ -742,7 +742,7 @@ func (c *Conn) gotClose(p []byte) error {
 	if reply {
 		c.closeSent = true
 	}
-	wrote := c.closeWrote // set when a Close or fail claimed closeSent first
+	own := c.closeOwn // set when a Close or fail claimed closeSent first
 	c.closeMu.Unlock()
 	if reply {
 		// §5.5.1: echo the status code. 1005 means "no code", sent as an
@@ -756,10 +756,10 @@ func (c *Conn) gotClose(p []byte) error {
 		_ = c.writeControl(OpClose, payload)
 	}
 	if !c.cfg.raw {
-		if !reply && wrote != nil {
+		if !reply && own != nil {
 			// Our close frame was claimed but may not be out yet: ending
 			// the connection now would refuse it (claimCloseWrite).
-			c.awaitCloseWrite(wrote)
+			c.awaitCloseWrite(own.wrote)
 		}
 		c.finishClose()
 	}
