@@ -851,13 +851,9 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	// written). The refusal's answer would be a second WriteHeader, which
 	// net/http refuses and logs ("superfluous response.WriteHeader call"),
 	// and a body appended to the event stream's.
-	open := func(ctx context.Context, hs *Handshake) (context.Context, error) {
-		if lastID == SSEEndEventID {
-			w.WriteHeader(http.StatusNoContent)
-			over = true
-			return ctx, nil
-		}
-		var sw *statusWriter
+	// newStream opens the call's event stream with opts, through the
+	// Tracker's writer when there is one; sw records its status.
+	newStream := func(opts *sse.StreamOptions) (s *sse.Stream, sw *statusWriter, err error) {
 		var rw http.ResponseWriter
 		if tw != nil {
 			sw, rw = &tw.statusWriter, tw
@@ -865,12 +861,23 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 			sw = &statusWriter{ResponseWriter: w}
 			rw = sw
 		}
-		s, err := sse.NewStream(rw, r, &h.cfg.sseStream)
+		s, err = sse.NewStream(rw, r, opts)
+		return s, sw, err
+	}
+	open := func(ctx context.Context, hs *Handshake) (context.Context, error) {
+		if lastID == SSEEndEventID {
+			w.WriteHeader(http.StatusNoContent)
+			over = true
+			return ctx, nil
+		}
+		s, sw, err := newStream(&h.cfg.sseStream)
 		if err != nil {
 			if sw.status == 0 {
 				if errors.Is(err, sse.ErrReplayStore) {
-					// The store is out: a reconnecting client retries
-					// unavailable, and would give up on internal.
+					// The store is out (a database blip), which the
+					// client's next reconnection may not meet:
+					// unavailable, the transient code, for the
+					// interceptors to see; answered below.
 					return ctx, NewError(CodeUnavailable, err)
 				}
 				return ctx, NewError(CodeInternal, err) // a configuration error
@@ -901,6 +908,29 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case stream != nil:
 			_ = conn.closeWith(err)
+		case !written && errors.Is(err, sse.ErrReplayStore):
+			// The client resumed while the replay store failed. A
+			// status would end a browser's EventSource for good, 503
+			// included (WHATWG HTML §9.2.3: any answer but a 200 event
+			// stream fails the connection), where a stream that ends
+			// has it reconnect with its Last-Event-ID after the
+			// reconnection time: so a stream without the replay (the
+			// options' retry: first) that ends at once with the error,
+			// unavailable, as a handler's transient failure ends one
+			// and hub.SSEHandler answers the same failure. wsrpc.error
+			// carries no id, so the client keeps its own, and typed
+			// clients reconnect over unavailable; the answer holds no
+			// event, so they count the attempt and back off.
+			o := h.cfg.sseStream
+			o.Replay = nil
+			s, sw, serr := newStream(&o)
+			switch {
+			case serr == nil:
+				conn.stream = s
+				_ = conn.closeWith(err)
+			case sw.status == 0:
+				writeHTTPError(w, asError(err))
+			}
 		case !written:
 			writeHTTPError(w, asError(err))
 		}

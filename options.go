@@ -271,10 +271,14 @@ func WithSSEOptions(opts *sse.StreamOptions) Option {
 // WithSSEReplay sets the store an SSE handler replays from when a client
 // reconnects with Last-Event-ID (see sse.StreamOptions.Replay and
 // ServerStream.SendEvent). It holds in any order with WithSSEOptions,
-// whose Replay it replaces. A call whose store fails (Since with an error
-// other than sse.ErrUnknownID) is refused with CodeUnavailable (503),
-// which a reconnecting client retries; this holds for a store set with
-// WithSSEOptions too. Handler only. Default: no replay.
+// whose Replay it replaces. A call whose store fails as the client
+// resumes (Since with an error other than sse.ErrUnknownID) gets a stream
+// that ends at once with CodeUnavailable (a wsrpc.error event, no id),
+// which typed clients and browsers reconnect after with their
+// Last-Event-ID, where a 503 would end a browser's EventSource for good;
+// the handler does not run, and the handshake interceptors' next returns
+// that error, wrapping sse.ErrReplayStore. This holds for a store set
+// with WithSSEOptions too. Handler only. Default: no replay.
 func WithSSEReplay(store sse.Store) Option {
 	return optionFunc(func(c *config) { c.sseReplay = store })
 }

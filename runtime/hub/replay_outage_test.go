@@ -37,8 +37,8 @@ func (s *outageStore) Since(id string) ([]sse.Event, error) {
 // resuming during it for good; then 503, which sse.Client retries only
 // on a reconnection and EventSource never (WHATWG HTML §9.2.3: any status
 // but 200 fails the connection), so a page whose store blipped stopped
-// for good. (The typed SSE server answers 503 unavailable, which its
-// typed clients retry: TestSSEReplayStoreOutageIsUnavailable in the root
+// for good. (The typed SSE server ends the same stream with a wsrpc.error
+// event, unavailable: TestSSEReplayStoreOutageBrowser in the root
 // package.)
 func TestSSEHandlerReplayStoreOutage(t *testing.T) {
 	store := &outageStore{Store: sse.NewRing(16)}

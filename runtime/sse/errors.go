@@ -37,9 +37,20 @@ var (
 	// failure (a database out for a moment), which the client's next
 	// reconnection may not meet, where NewStream's other errors before
 	// the 200 are the handler's configuration, which asking again does
-	// not mend. A handler answers it with 503, which Client retries on a
-	// reconnection (RetriedStatus; a first request's refusal stays final);
-	// 500 would end every client resuming during the outage for good.
+	// not mend. A handler answers it with a stream that ends at once:
+	// NewStream again without Replay (its Retry, when set, tells the
+	// client when to come back), then Close. A browser's EventSource
+	// reconnects after such a stream with its Last-Event-ID, but fails
+	// for good on any status but 200 (WHATWG HTML §9.2.3), 503
+	// included, as Client does on a first request's; and Client counts
+	// a connection that ends before an event toward
+	// MaxReconnectionAttempts, with backoff, so a store that stays out
+	// is not hammered. An event that says why (CloseWith, with no id, so
+	// the client keeps its own) is a delivery unless the consumer
+	// reconnects over it with Session.Reconnect, as wsrpc's typed
+	// clients do over the wsrpc.error (unavailable) that its typed SSE
+	// handlers end such a stream with; hub.SSEHandler sends none. 500
+	// would end every client resuming during the outage for good.
 	ErrReplayStore = errors.New("sse: replay store")
 
 	// ErrInvalidType is returned when an event type contains CR, LF or NUL.

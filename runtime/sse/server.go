@@ -162,8 +162,9 @@ var zeroStreamCtx = func() context.Context {
 // opts.WriteTimeout is positive but w cannot set write deadlines (the
 // default WriteTimeout is skipped there instead); with an error wrapping
 // ErrReplayStore and the store's error when replay fails for a reason
-// other than ErrUnknownID; and with AppendEvent's error for a replayed
-// event it cannot encode.
+// other than ErrUnknownID (transient: answered with a stream that ends,
+// not a status; see ErrReplayStore); and with AppendEvent's error for a
+// replayed event it cannot encode.
 //
 // To deliver every event exactly once across reconnections, the publisher
 // appends each event to the store and then hands the returned event to
