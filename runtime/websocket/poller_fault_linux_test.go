@@ -140,15 +140,7 @@ func TestPollerPeerFaults(t *testing.T) {
 					if fmt.Sprint(r.msgs) != fmt.Sprint(want) {
 						t.Errorf("messages %d, want %d", len(r.msgs), len(want))
 					}
-					if n := p.lingering.Load(); n != 0 {
-						t.Errorf("%d lingering after OnClose", n)
-					}
-					p.mu.Lock()
-					left := len(p.servedLocked())
-					p.mu.Unlock()
-					if left != 0 {
-						t.Errorf("%d entries left", left)
-					}
+					checkPollerLeftNothing(t, p)
 				})
 			}
 		}
@@ -311,9 +303,7 @@ func TestPollerAppClosesDuringRead(t *testing.T) {
 					if len(r.msgs) != 1 {
 						t.Errorf("messages: %d", len(r.msgs))
 					}
-					if n := p.lingering.Load(); n != 0 {
-						t.Errorf("%d lingering after OnClose", n)
-					}
+					checkPollerLeftNothing(t, p)
 				})
 			}
 		}
@@ -477,6 +467,16 @@ func TestPollerManyEndAtOnce(t *testing.T) {
 		if want := fmt.Sprint([]string{fmt.Sprint(i)}); fmt.Sprint(msgs[c]) != want {
 			t.Errorf("connection %d: messages %v, want %v", i, msgs[c], want)
 		}
+	}
+	checkPollerLeftNothing(t, p)
+}
+
+// checkPollerLeftNothing fails t if p still lingers on a connection or
+// holds an entry for one, once every connection's OnClose has run.
+func checkPollerLeftNothing(t *testing.T, p *Poller) {
+	t.Helper()
+	if n := p.lingering.Load(); n != 0 {
+		t.Errorf("%d lingering after OnClose", n)
 	}
 	p.mu.Lock()
 	left := len(p.servedLocked())
