@@ -54,7 +54,10 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	}
 	c.closeMu.Lock()
 	if c.closeSent {
-		own := c.closeOwn
+		var own *ownClose
+		if c.cs != nil {
+			own = c.cs.own
+		}
 		c.closeMu.Unlock()
 		c.awaitClosing(own)
 		return ErrClosed
@@ -241,19 +244,44 @@ func (c *Conn) drainUntilClose() error {
 func (c *Conn) peerClosed() <-chan struct{} {
 	c.closeMu.Lock()
 	defer c.closeMu.Unlock()
-	if c.closeRcvd == nil {
-		c.closeRcvd = make(chan struct{})
-		if c.peerClose != nil {
-			close(c.closeRcvd)
+	cs := c.closingLocked()
+	if cs.rcvd == nil {
+		cs.rcvd = make(chan struct{})
+		if cs.peer != nil {
+			close(cs.rcvd)
 		}
 	}
-	return c.closeRcvd
+	return cs.rcvd
 }
 
 func (c *Conn) peerCloseFrame() *CloseError {
 	c.closeMu.Lock()
 	defer c.closeMu.Unlock()
-	return c.peerClose
+	if c.cs == nil {
+		return nil
+	}
+	return c.cs.peer
+}
+
+// closeState is what the close of a connection leaves for the calls
+// after it, apart from the Conn: an open connection has none of it, and
+// an idle connection's live heap is mostly its Conn (TestConnSize). It is
+// allocated once, by the first of the close's steps to need it, and under
+// the connection's closeMu, like its fields.
+type closeState struct {
+	own   *ownClose     // the close frame this side began the handshake with, if it did (claimCloseWrite)
+	peer  *CloseError   // the peer's close frame
+	rcvd  chan struct{} // closed when the peer's close frame arrived; made by peerClosed
+	cause error         // why the connection was closed (closeConn)
+}
+
+// closingLocked returns the close state, allocating it the first time.
+// Caller holds closeMu.
+func (c *Conn) closingLocked() *closeState {
+	if c.cs == nil {
+		c.cs = new(closeState)
+	}
+	return c.cs
 }
 
 // CloseNow closes the TCP connection without a closing handshake.
@@ -335,7 +363,7 @@ func (c *Conn) sendFailure(f *failure) {
 // handshake (RFC 6455 §7.1.2), by Close or a failure (sendFailure).
 //
 // Concurrency: made once per connection by claimCloseWrite, under
-// closeMu; code and reason are not changed after; sent is under closeMu,
+// closeMu, and kept in its closeState; code and reason are not changed after; sent is under closeMu,
 // set before wrote is closed (closeWritten).
 type ownClose struct {
 	wrote  chan struct{} // closed once the write returned, written or refused
@@ -355,8 +383,9 @@ type ownClose struct {
 // wrote (awaitCloseWrite). One per connection, made once: closeSent is
 // set once. Caller holds closeMu.
 func (c *Conn) claimCloseWrite(code StatusCode, reason string) *ownClose {
-	c.closeOwn = &ownClose{wrote: make(chan struct{}), code: code, reason: reason}
-	return c.closeOwn
+	cs := c.closingLocked()
+	cs.own = &ownClose{wrote: make(chan struct{}), code: code, reason: reason}
+	return cs.own
 }
 
 // closeWritten records how the write of own's frame ended (err nil: it
@@ -392,7 +421,10 @@ func (c *Conn) CloseSent() (ce *CloseError, sent bool) {
 		return nil, false
 	}
 	c.closeMu.Lock()
-	own := c.closeOwn
+	var own *ownClose
+	if c.cs != nil {
+		own = c.cs.own
+	}
 	c.closeMu.Unlock()
 	if own == nil {
 		return nil, false
@@ -481,7 +513,7 @@ func (c *Conn) closeConn(cause error, end sockEnd, from *drainFrom) {
 	lingering := false
 	c.closeOnce.Do(func() {
 		c.closeMu.Lock()
-		c.closeCause = cause
+		c.closingLocked().cause = cause
 		c.closeMu.Unlock()
 		close(c.closed)
 		c.runAfterClose()
@@ -497,15 +529,19 @@ func (c *Conn) closeConn(cause error, end sockEnd, from *drainFrom) {
 			// so the handler hears of the close.
 			e.wake()
 		}
-		if c.kaTimer != nil {
-			c.kaTimer.Stop()
+		// Loaded after c.closed is closed: a Ping that publishes the
+		// state later finds the connection closed (pingState).
+		if ps := c.ping.Load(); ps != nil {
+			if ps.kaTimer != nil {
+				ps.kaTimer.Stop()
+			}
+			ps.mu.Lock()
+			for k, ch := range ps.waiters {
+				close(ch)
+				delete(ps.waiters, k)
+			}
+			ps.mu.Unlock()
 		}
-		c.pingMu.Lock()
-		for k, ch := range c.pingWaiters {
-			close(ch)
-			delete(c.pingWaiters, k)
-		}
-		c.pingMu.Unlock()
 	})
 	if !lingering && from != nil {
 		putBuf(from.buf) // closed already: no drain
@@ -670,11 +706,15 @@ const awaitFINLimit = 64 << 10
 func (c *Conn) closedErr() error {
 	c.closeMu.Lock()
 	defer c.closeMu.Unlock()
-	if c.peerClose != nil {
-		return c.peerClose
+	cs := c.cs
+	if cs == nil {
+		return ErrClosed
 	}
-	if c.closeCause != nil && c.closeCause != ErrClosed {
-		return fmt.Errorf("%w: %w", ErrClosed, c.closeCause)
+	if cs.peer != nil {
+		return cs.peer
+	}
+	if cs.cause != nil && cs.cause != ErrClosed {
+		return fmt.Errorf("%w: %w", ErrClosed, cs.cause)
 	}
 	return ErrClosed
 }

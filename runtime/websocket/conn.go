@@ -118,14 +118,13 @@ func resolveConfig(maxFrame, maxMsg int64, ping, pong, write, closeT time.Durati
 // (AfterClose runs f at once, as on a closed Conn), and Poller.Serve
 // refuses it with that error.
 type Conn struct {
-	nc          net.Conn
-	client      bool
-	cfg         config
-	subprotocol string
-	exts        []*negotiated // negotiated extensions, in the order of the server's answer (§9.1)
-	rsvAllowed  byte          // RSV bits owned by negotiated extensions
-	rsvMessage  byte          // of those, the bits of message-level extensions
-	frameExts   bool          // some extension transforms frames
+	nc         net.Conn
+	client     bool
+	cfg        config
+	neg        *negotiation // nil: no subprotocol, no extension
+	rsvAllowed byte         // RSV bits owned by negotiated extensions
+	rsvMessage byte         // of those, the bits of message-level extensions
+	frameExts  bool         // some extension transforms frames
 	// Close's drain took readSem (set under it before the peer's close
 	// frame closes the connection, never cleared): a Reader's handle that
 	// finds the connection closed and readSem busy waits for it, as the
@@ -181,11 +180,11 @@ type Conn struct {
 	// §5.5.1, no data frame may follow it, even while Close still waits
 	// for the peer's.
 	closeFrameSent bool
-	wdead          time.Time   // last write deadline set
-	writeErr       error       // sticky, under frameMu
-	msgw           *msgWriters // Writer and extension state; on first use, under msgSem
-	writeCtx       *ctxWatch   // allocated for the first context that can be done
-	tx             *writeSpare // writev of large frames; on first use, under frameMu
+	wdead          time.Duration // last write deadline set, since pollEpoch
+	writeErr       error         // sticky, under frameMu
+	msgw           *msgWriters   // Writer and extension state; on first use, under msgSem
+	writeCtx       *ctxWatch     // allocated for the first context that can be done
+	tx             *writeSpare   // writev of large frames; on first use, under frameMu
 
 	// Replies to pipelined input (see deferFlush): the reader publishes
 	// whether input is still buffered and counts its reads; a writer that
@@ -202,27 +201,17 @@ type Conn struct {
 	flushArmed bool
 
 	// Keepalive and Ping.
-	controlSeen atomic.Bool // a ping or a pong was read (ControlSeen)
-	pingSeq     atomic.Uint64
-	pingMu      sync.Mutex
-	pingWaiters map[uint64]chan struct{}
-	pingHelp    *pingHelper // waits for frameMu on behalf of Pings (writePing); under pingMu
-	kaTimer     *time.Timer
-	kaSeq       uint64     // keepalive ping awaiting its pong; 0 when none
-	kaArrived   int64      // bytes from the peer when that ping went out (arrived); -1: no count. Under pingMu
-	pingAt      *pingTimes // when the last pings were written (LastRTT); under pingMu
+	controlSeen atomic.Bool               // a ping or a pong was read (ControlSeen)
+	ping        atomic.Pointer[pingState] // with the first ping, or PingInterval (pings)
 
 	stats connStats // Stats' counters: atomics (see connStats)
 
 	// Closing.
 	closeMu    sync.Mutex
-	closeOwn   *ownClose // the close frame this side began the closing handshake with, if it did (claimCloseWrite)
-	peerClose  *CloseError
-	closeRcvd  chan struct{} // closed when the peer's close frame arrived; made by peerClosed
+	cs         *closeState   // allocated by the close (closingLocked), under closeMu
 	closed     chan struct{} // closed when the connection is closed (its socket may linger: lingerClose)
 	closeOnce  sync.Once
-	closeSent  bool // a close frame is on its way (see closeOwn), under closeMu
-	closeCause error
+	closeSent  bool        // a close frame is on its way (see closeState.own), under closeMu
 	afterClose *afterClose // AfterClose's registrations, a list; under closeMu
 
 	// The Poller serving this connection's reads, if any.
@@ -374,14 +363,15 @@ func (c *Conn) writevSock(a, b []byte) error {
 // past the handshake (the start of the first frames), if any.
 func newConn(nc net.Conn, client bool, cfg config, subprotocol string, exts []*negotiated, buffered []byte) *Conn {
 	c := &Conn{
-		nc:          nc,
-		client:      client,
-		cfg:         cfg,
-		subprotocol: subprotocol,
-		exts:        exts,
-		readSem:     make(chan struct{}, 1),
-		msgSem:      make(chan struct{}, 1),
-		closed:      make(chan struct{}),
+		nc:      nc,
+		client:  client,
+		cfg:     cfg,
+		readSem: make(chan struct{}, 1),
+		msgSem:  make(chan struct{}, 1),
+		closed:  make(chan struct{}),
+	}
+	if subprotocol != "" || len(exts) > 0 {
+		c.neg = &negotiation{subprotocol: subprotocol, exts: exts}
 	}
 	for _, e := range exts {
 		c.rsvAllowed |= e.rsv
@@ -405,17 +395,41 @@ func newConn(nc net.Conn, client bool, cfg config, subprotocol string, exts []*n
 	}
 	c.setupSocketIO()
 	if cfg.pingInterval > 0 {
-		// Under pingMu, which keepalive takes before touching kaTimer: the
-		// timer may fire before AfterFunc's result is stored.
-		c.pingMu.Lock()
-		c.kaTimer = time.AfterFunc(cfg.pingInterval, c.keepalive)
-		c.pingMu.Unlock()
+		// Under the state's mu, which keepalive takes before touching
+		// kaTimer: the timer may fire before AfterFunc's result is stored.
+		ps := c.pings()
+		ps.mu.Lock()
+		ps.kaTimer = time.AfterFunc(cfg.pingInterval, c.keepalive)
+		ps.mu.Unlock()
 	}
 	return c
 }
 
 // Subprotocol returns the negotiated subprotocol, or "" if none.
-func (c *Conn) Subprotocol() string { return c.subprotocol }
+func (c *Conn) Subprotocol() string {
+	if c.neg == nil {
+		return ""
+	}
+	return c.neg.subprotocol
+}
+
+// negotiation is what the handshake agreed on beyond the protocol itself,
+// apart from the Conn: most connections negotiate neither, and an idle
+// connection's live heap is mostly its Conn (TestConnSize). Set by
+// newConn, never changed.
+type negotiation struct {
+	subprotocol string
+	exts        []*negotiated // in the order of the server's answer (RFC 6455 §9.1)
+}
+
+// negExts returns the negotiated extensions, in the order of the server's
+// answer (RFC 6455 §9.1).
+func (c *Conn) negExts() []*negotiated {
+	if c.neg == nil {
+		return nil
+	}
+	return c.neg.exts
+}
 
 // LocalAddr returns the local network address (nil for a zero Conn).
 func (c *Conn) LocalAddr() net.Addr {

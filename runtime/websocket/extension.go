@@ -272,8 +272,9 @@ func (n *negotiated) wrapReader(src io.Reader, rsv byte) io.Reader {
 // server's installation order, while a client follows the answer, which
 // need not be its own installation order.
 func (c *Conn) Extensions() []NegotiatedExtension {
-	out := make([]NegotiatedExtension, len(c.exts))
-	for i, e := range c.exts {
+	exts := c.negExts()
+	out := make([]NegotiatedExtension, len(exts))
+	for i, e := range exts {
 		out[i] = NegotiatedExtension{Name: e.name, Params: e.params, Session: e.session}
 	}
 	return out
@@ -281,7 +282,7 @@ func (c *Conn) Extensions() []NegotiatedExtension {
 
 // Extension looks up a negotiated extension by token (case-insensitive).
 func (c *Conn) Extension(name string) (NegotiatedExtension, bool) {
-	for _, e := range c.exts {
+	for _, e := range c.negExts() {
 		if strings.EqualFold(e.name, name) {
 			return NegotiatedExtension{Name: e.name, Params: e.params, Session: e.session}, true
 		}
@@ -293,11 +294,12 @@ func (c *Conn) Extension(name string) (NegotiatedExtension, bool) {
 // checks what each made of it (checkOutgoing): nothing is written of a
 // frame one of them broke.
 func (c *Conn) transformOutgoing(fin *bool, op *Opcode, rsv *byte, p *[]byte) error {
-	if len(c.exts) == 0 {
+	exts := c.negExts()
+	if len(exts) == 0 {
 		return nil
 	}
 	var f *Frame
-	for _, e := range c.exts {
+	for _, e := range exts {
 		if e.frame == nil {
 			continue
 		}
@@ -319,11 +321,12 @@ func (c *Conn) transformOutgoing(fin *bool, op *Opcode, rsv *byte, p *[]byte) er
 }
 
 // transformIncoming runs frame transformers over an incoming header, in
-// the reverse of the answer's order (c.exts).
+// the reverse of the answer's order (negExts).
 func (c *Conn) transformIncoming() error {
 	var fh *FrameHeader
-	for i := len(c.exts) - 1; i >= 0; i-- {
-		e := c.exts[i]
+	exts := c.negExts()
+	for i := len(exts) - 1; i >= 0; i-- {
+		e := exts[i]
 		if e.frame == nil {
 			continue
 		}

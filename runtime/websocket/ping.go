@@ -3,7 +3,46 @@ package websocket
 import (
 	"context"
 	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"time"
 )
+
+// pingState is what Ping, the keepalive and LastRTT keep: the pings'
+// numbers, the Pings waiting for their pongs, the keepalive's timer. Most
+// connections never send a ping, so it is allocated with the first one
+// (pings), or by newConn when PingInterval is set, and never freed: an
+// idle connection does not carry it (TestConnSize).
+//
+// Concurrency: seq is an atomic, taken by Ping and the keepalive from any
+// goroutine; everything else is under mu, which is taken after frameMu
+// where both are held (pingWriting, pingHelperRun). The pointer to it
+// (Conn.ping) is published with a compare-and-swap, so every goroutine
+// sees the same one; closeConn loads it after closing c.closed, so a Ping
+// that publishes it later finds the connection closed under mu.
+type pingState struct {
+	seq     atomic.Uint64
+	mu      sync.Mutex
+	waiters map[uint64]chan struct{} // Pings waiting for a pong, by number
+	help    *pingHelper              // waits for frameMu on behalf of Pings (writePing)
+	kaTimer *time.Timer
+	kaSeq   uint64 // keepalive ping awaiting its pong; 0 when none
+	// Bytes from the peer when that ping went out (arrived); -1: no count.
+	kaArrived int64
+	at        pingTimes // when the last pings were written (LastRTT)
+}
+
+// pings returns the connection's pingState, allocating it the first time.
+func (c *Conn) pings() *pingState {
+	if ps := c.ping.Load(); ps != nil {
+		return ps
+	}
+	ps := new(pingState)
+	if !c.ping.CompareAndSwap(nil, ps) {
+		return c.ping.Load()
+	}
+	return ps
+}
 
 // Ping sends a ping and waits for its pong (RFC 6455 §5.5.2-3). The pong is
 // noticed by whichever goroutine reads the connection, so Ping needs a
@@ -16,29 +55,30 @@ func (c *Conn) Ping(ctx context.Context) error {
 	if c.closed == nil {
 		return errZeroConn
 	}
-	seq := c.pingSeq.Add(1)
+	ps := c.pings()
+	seq := ps.seq.Add(1)
 	ch := make(chan struct{})
-	c.pingMu.Lock()
+	ps.mu.Lock()
 	select {
 	case <-c.closed:
-		c.pingMu.Unlock()
+		ps.mu.Unlock()
 		return c.closedErr()
 	default:
 	}
-	if c.pingWaiters == nil {
-		c.pingWaiters = make(map[uint64]chan struct{})
+	if ps.waiters == nil {
+		ps.waiters = make(map[uint64]chan struct{})
 	}
-	c.pingWaiters[seq] = ch
-	c.pingMu.Unlock()
-	h, err := c.writePing(ctx, seq, ch)
+	ps.waiters[seq] = ch
+	ps.mu.Unlock()
+	h, err := c.writePing(ctx, ps, seq, ch)
 	defer func() {
-		c.pingMu.Lock()
+		ps.mu.Lock()
 		if h == nil {
-			delete(c.pingWaiters, seq)
+			delete(ps.waiters, seq)
 		} else if h.refs--; h.refs == 0 {
-			delete(c.pingWaiters, h.seq)
+			delete(ps.waiters, h.seq)
 		}
-		c.pingMu.Unlock()
+		ps.mu.Unlock()
 	}()
 	if err != nil {
 		return err
@@ -80,7 +120,7 @@ func (c *Conn) Ping(ctx context.Context) error {
 //
 // It returns the helper the Ping joined, if it did: the Ping waits for
 // that helper's pong, and leaves it when it returns (Ping's refs).
-func (c *Conn) writePing(ctx context.Context, seq uint64, ch chan struct{}) (*pingHelper, error) {
+func (c *Conn) writePing(ctx context.Context, ps *pingState, seq uint64, ch chan struct{}) (*pingHelper, error) {
 	var p [8]byte
 	binary.BigEndian.PutUint64(p[:], seq)
 	if ctx.Done() == nil {
@@ -93,37 +133,37 @@ func (c *Conn) writePing(ctx context.Context, seq uint64, ch chan struct{}) (*pi
 		defer c.frameMu.Unlock()
 		return nil, c.writeFrameLocked(true, OpPing, 0, p[:], true)
 	}
-	c.pingMu.Lock()
-	h := c.pingHelp
+	ps.mu.Lock()
+	h := ps.help
 	if h == nil {
 		h = &pingHelper{seq: seq, pong: ch, done: make(chan struct{})}
-		c.pingHelp = h
-		go c.pingHelperRun(h)
+		ps.help = h
+		go c.pingHelperRun(ps, h)
 	} else {
 		// Never sent: this Ping waits for h's pong, whose entry the
 		// Pings that gave up before removed if none was left. A pong
 		// closed already (gotPong, closeConn) is not put back: it would
 		// be closed again.
-		delete(c.pingWaiters, seq)
+		delete(ps.waiters, seq)
 		select {
 		case <-h.pong:
 		default:
-			c.pingWaiters[h.seq] = h.pong
+			ps.waiters[h.seq] = h.pong
 		}
 	}
 	h.want++
 	h.refs++
-	c.pingMu.Unlock()
+	ps.mu.Unlock()
 	select {
 	case <-h.done:
 		return h, h.err
 	case <-ctx.Done():
-		c.pingMu.Lock()
+		ps.mu.Lock()
 		writing := h.writing
 		if !writing {
 			h.want--
 		}
-		c.pingMu.Unlock()
+		ps.mu.Unlock()
 		if writing {
 			<-h.done // being written: see above
 		}
@@ -132,11 +172,11 @@ func (c *Conn) writePing(ctx context.Context, seq uint64, ch chan struct{}) (*pi
 }
 
 // pingHelper waits for the frame lock on behalf of the Pings that found it
-// busy (writePing). Its fields are under the connection's pingMu, but for
-// err, set before done is closed.
+// busy (writePing). Its fields are under the connection's pingState.mu,
+// but for err, set before done is closed.
 type pingHelper struct {
 	seq     uint64        // its ping's number, the first Ping's
-	pong    chan struct{} // pingWaiters[seq], shared by the Pings that joined
+	pong    chan struct{} // pingState.waiters[seq], shared by the Pings that joined
 	want    int           // Pings still waiting for the ping to be written
 	refs    int           // Pings still waiting on pong; the last one removes it
 	writing bool          // it took the lock with want > 0: the ping is written
@@ -147,12 +187,12 @@ type pingHelper struct {
 // pingHelperRun takes the frame lock for h, writes h's ping if a Ping still
 // wants it, and lets the lock go. From the moment it holds the lock, Pings
 // try the lock themselves again (or start the next helper).
-func (c *Conn) pingHelperRun(h *pingHelper) {
+func (c *Conn) pingHelperRun(ps *pingState, h *pingHelper) {
 	c.frameMu.Lock()
-	c.pingMu.Lock()
-	c.pingHelp = nil
+	ps.mu.Lock()
+	ps.help = nil
 	h.writing = h.want > 0
-	c.pingMu.Unlock()
+	ps.mu.Unlock()
 	if h.writing {
 		var p [8]byte
 		binary.BigEndian.PutUint64(p[:], h.seq)
@@ -179,26 +219,29 @@ func (c *Conn) ControlSeen() bool { return c.controlSeen.Load() }
 // peer with several pings waiting answer only the most recent one, so an
 // application Ping sent right after the keepalive ping may take its pong,
 // and that pong proves the peer alive just as well. Numbers are taken in
-// the order pings are made, and one above pingSeq was never sent.
+// the order pings are made, and one above pingState.seq was never sent.
+// On a connection that never sent a ping (no pingState) every pong is
+// unsolicited.
 func (c *Conn) gotPong(p []byte) {
 	c.stats.pongsReceived.Add(1)
-	if len(p) != 8 {
+	ps := c.ping.Load()
+	if len(p) != 8 || ps == nil {
 		return
 	}
 	seq := binary.BigEndian.Uint64(p)
-	c.pingMu.Lock()
-	c.pongRTT(seq)
-	if ch, ok := c.pingWaiters[seq]; ok {
+	ps.mu.Lock()
+	c.pongRTT(ps, seq)
+	if ch, ok := ps.waiters[seq]; ok {
 		close(ch)
-		delete(c.pingWaiters, seq)
+		delete(ps.waiters, seq)
 	}
-	if c.kaSeq != 0 && seq >= c.kaSeq && seq <= c.pingSeq.Load() {
-		c.kaSeq = 0
-		if c.kaTimer != nil {
-			c.kaTimer.Reset(c.cfg.pingInterval)
+	if ps.kaSeq != 0 && seq >= ps.kaSeq && seq <= ps.seq.Load() {
+		ps.kaSeq = 0
+		if ps.kaTimer != nil {
+			ps.kaTimer.Reset(c.cfg.pingInterval)
 		}
 	}
-	c.pingMu.Unlock()
+	ps.mu.Unlock()
 }
 
 // keepalive runs on a timer, never on a goroutine of its own: every
@@ -234,29 +277,30 @@ func (c *Conn) keepalive() {
 		return
 	default:
 	}
-	c.pingMu.Lock()
-	// Taken under pingMu, as kaSeq is set: the count is the one of the
+	ps := c.ping.Load() // made by newConn, before the timer
+	ps.mu.Lock()
+	// Taken under ps.mu, as kaSeq is set: the count is the one of the
 	// ping sent below, whatever a pong read just before changed. The
 	// ioctl does not block.
 	arrived := c.arrived()
-	if c.kaSeq != 0 {
+	if ps.kaSeq != 0 {
 		// The timer was armed for the pong timeout and the pong is late.
-		if !c.unreadProvesAlive(arrived) {
-			c.pingMu.Unlock()
+		if !c.unreadProvesAlive(ps, arrived) {
+			ps.mu.Unlock()
 			c.closeWith(ErrPongTimeout)
 			return
 		}
-		c.kaSeq = 0
-		c.kaTimer.Reset(c.cfg.pingInterval)
-		c.pingMu.Unlock()
+		ps.kaSeq = 0
+		ps.kaTimer.Reset(c.cfg.pingInterval)
+		ps.mu.Unlock()
 		c.stats.kaUnread.Add(1)
 		return
 	}
-	seq := c.pingSeq.Add(1)
-	c.kaSeq = seq
-	c.kaArrived = arrived
-	c.kaTimer.Reset(c.cfg.pongTimeout)
-	c.pingMu.Unlock()
+	seq := ps.seq.Add(1)
+	ps.kaSeq = seq
+	ps.kaArrived = arrived
+	ps.kaTimer.Reset(c.cfg.pongTimeout)
+	ps.mu.Unlock()
 	var p [8]byte
 	binary.BigEndian.PutUint64(p[:], seq)
 	if err := c.writeControl(OpPing, p[:]); err != nil && c.writable() {
@@ -282,9 +326,9 @@ func (c *Conn) keepalive() {
 // must not hide a path dark towards it. Bytes read by a reader that has
 // since stopped (a message read, then only writes; a Poller's worker
 // held up in its Handler) count: the pong may be among them, unparsed,
-// or behind them. Caller holds pingMu.
-func (c *Conn) unreadProvesAlive(arrived int64) bool {
-	return arrived >= 0 && c.kaArrived >= 0 && arrived > c.kaArrived &&
+// or behind them. Caller holds ps.mu.
+func (c *Conn) unreadProvesAlive(ps *pingState, arrived int64) bool {
+	return arrived >= 0 && ps.kaArrived >= 0 && arrived > ps.kaArrived &&
 		!c.readWaiting.Load() && !c.pollParked()
 }
 

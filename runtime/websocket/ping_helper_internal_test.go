@@ -54,9 +54,10 @@ func TestPingBehindStalledWriteOneHelper(t *testing.T) {
 		})
 	}
 	waitCond(t, "the Pings to wait on the helper", func() bool {
-		c.pingMu.Lock()
-		defer c.pingMu.Unlock()
-		return c.pingHelp != nil && c.pingHelp.want == waiting
+		ps := c.pings()
+		ps.mu.Lock()
+		defer ps.mu.Unlock()
+		return ps.help != nil && ps.help.want == waiting
 	})
 	c.frameMu.Unlock()
 	locked = false
@@ -78,9 +79,10 @@ func TestPingBehindStalledWriteOneHelper(t *testing.T) {
 	if f, err := readWireFrame(peer, br, 100*time.Millisecond); err == nil {
 		t.Errorf("%v frame %x after the shared ping: the Pings that gave up wanted none", f.op, f.payload)
 	}
-	c.pingMu.Lock()
-	defer c.pingMu.Unlock()
-	if len(c.pingWaiters) != 0 {
-		t.Errorf("%d pong waiters left after every Ping returned", len(c.pingWaiters))
+	ps := c.pings()
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if len(ps.waiters) != 0 {
+		t.Errorf("%d pong waiters left after every Ping returned", len(ps.waiters))
 	}
 }

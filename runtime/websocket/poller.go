@@ -611,8 +611,8 @@ type lingerState struct {
 	input bool // input came since the deadline was set
 }
 
-// pollEpoch is where pollEntry.idleAt counts from: a monotonic clock in
-// 8 bytes, where a time.Time takes 24.
+// pollEpoch is where pollEntry.idleAt and Conn.wdead count from: a
+// monotonic clock in 8 bytes, where a time.Time takes 24.
 var pollEpoch = time.Now()
 
 // pollHangUp reports whether the poller serving c saw the peer's end of

@@ -51,7 +51,7 @@ func (pm *PreparedMessage) frame(c *Conn) []byte {
 		return nil
 	}
 	var ds *DeflateSession
-	for _, e := range c.exts {
+	for _, e := range c.negExts() {
 		if e.message == nil {
 			continue
 		}

@@ -17,7 +17,7 @@ func TestPreparedFrameSharing(t *testing.T) {
 	}
 	deflate := func(noCtx bool, bits int) *Conn {
 		s := newDeflateSession(DeflateOptions{Level: 1, Threshold: 128}, noCtx, false, bits, 15)
-		return &Conn{exts: []*negotiated{newNegotiated(PerMessageDeflate(nil), nil, s)}}
+		return &Conn{neg: &negotiation{exts: []*negotiated{newNegotiated(PerMessageDeflate(nil), nil, s)}}}
 	}
 	plain := &Conn{}
 	a, b := pm.frame(plain), pm.frame(&Conn{})

@@ -731,18 +731,19 @@ func (c *Conn) gotClose(p []byte) error {
 		return err
 	}
 	c.closeMu.Lock()
-	first := c.peerClose == nil
+	cs := c.closingLocked()
+	first := cs.peer == nil
 	if first {
-		c.peerClose = ce
-		if c.closeRcvd != nil {
-			close(c.closeRcvd)
+		cs.peer = ce
+		if cs.rcvd != nil {
+			close(cs.rcvd)
 		}
 	}
 	reply := !c.closeSent && !c.cfg.raw
 	if reply {
 		c.closeSent = true
 	}
-	own := c.closeOwn // set when a Close or fail claimed closeSent first
+	own := cs.own // set when a Close or fail claimed closeSent first
 	c.closeMu.Unlock()
 	if reply {
 		// §5.5.1: echo the status code. 1005 means "no code", sent as an
@@ -845,8 +846,9 @@ func (m *messageReader) start() {
 	m.pr.c = c
 	m.src = &m.pr
 	m.plain = true
-	for i := len(c.exts) - 1; i >= 0; i-- {
-		if r := c.exts[i].wrapReader(m.src, c.msgRSV); r != m.src {
+	exts := c.negExts()
+	for i := len(exts) - 1; i >= 0; i-- {
+		if r := exts[i].wrapReader(m.src, c.msgRSV); r != m.src {
 			m.src = r
 			m.plain = false
 		}

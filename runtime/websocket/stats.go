@@ -90,7 +90,7 @@ type ConnStats struct {
 //
 // Concurrency: every field is an atomic, added to by whoever does the
 // counted work — the holder of readSem for reads and pongs (lastRTT is
-// stored under pingMu too), of frameMu for socket writes and pings, the
+// stored under pingState.mu too), of frameMu for socket writes and pings, the
 // keepalive's timer for kaUnread, the caller of a Write, WritePrepared or
 // Writer's Close that succeeded for messages written, so concurrent
 // writers add to the same fields — and
@@ -149,8 +149,8 @@ const pingTimesKept = 4
 
 // pingTimes remembers when the last pings were written, by the number
 // their payload carries, for the round-trip time of the one a pong
-// answers. Allocated with the first ping (most connections never send
-// one), under the connection's pingMu.
+// answers. Part of the connection's pingState, allocated with the first
+// ping (most connections never send one), and under its mu.
 type pingTimes struct {
 	seq  [pingTimesKept]uint64
 	at   [pingTimesKept]time.Time // zero: the slot is free
@@ -161,22 +161,19 @@ type pingTimes struct {
 // extensions having passed it, and remembers when. The time is taken
 // before the write, not after it: the pong may arrive, and be read on
 // another goroutine, before the write returns. Caller holds frameMu (taken
-// before pingMu, as pingHelperRun does).
+// before pingState.mu, as pingHelperRun does).
 func (c *Conn) pingWriting(p []byte) {
 	c.stats.pingsSent.Add(1)
 	if len(p) != 8 {
 		return // not one of ours (raw mode): no pong can be matched to it
 	}
 	seq := binary.BigEndian.Uint64(p)
-	c.pingMu.Lock()
-	t := c.pingAt
-	if t == nil {
-		t = new(pingTimes)
-		c.pingAt = t
-	}
+	ps := c.pings()
+	ps.mu.Lock()
+	t := &ps.at
 	t.seq[t.next], t.at[t.next] = seq, time.Now()
 	t.next = (t.next + 1) % pingTimesKept
-	c.pingMu.Unlock()
+	ps.mu.Unlock()
 }
 
 // pongRTT sets LastRTT if the pong numbered seq answers a ping written
@@ -184,12 +181,9 @@ func (c *Conn) pingWriting(p []byte) {
 // with it (§5.5.3: a peer with several pings waiting may answer only the
 // latest), so their pongs, should they come, set no RTT. A pong that
 // answers no ping (unsolicited, or repeated) changes nothing. Caller
-// holds pingMu.
-func (c *Conn) pongRTT(seq uint64) {
-	t := c.pingAt
-	if t == nil {
-		return
-	}
+// holds ps.mu.
+func (c *Conn) pongRTT(ps *pingState, seq uint64) {
+	t := &ps.at
 	for i := range t.seq {
 		if t.seq[i] != seq || t.at[i].IsZero() {
 			continue

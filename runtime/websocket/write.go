@@ -43,7 +43,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 		return err
 	}
 	var err error
-	if len(c.exts) > 0 && c.hasMessageExt() {
+	if c.neg != nil && c.hasMessageExt() {
 		err = c.endWrite(ctx, c.writeExtMessage(typ, p))
 	} else {
 		// One frame, written and (by the last writer out) flushed under
@@ -406,7 +406,7 @@ func (c *Conn) flushDeferred() {
 }
 
 func (c *Conn) hasMessageExt() bool {
-	for _, e := range c.exts {
+	for _, e := range c.negExts() {
 		if e.message != nil {
 			return true
 		}
@@ -435,8 +435,9 @@ func (c *Conn) startMessage(typ MessageType, size int) (io.WriteCloser, error) {
 	mw.closed = false
 	mw.err = nil
 	var w io.WriteCloser = mw
-	for i := len(c.exts) - 1; i >= 0; i-- {
-		e := c.exts[i]
+	exts := c.negExts()
+	for i := len(exts) - 1; i >= 0; i-- {
+		e := exts[i]
 		if e.message == nil {
 			continue
 		}
@@ -753,12 +754,15 @@ func (c *Conn) deadline(write func() error) error {
 // between 7/8 and all of WriteTimeout without progress. Caller holds
 // frameMu.
 func (c *Conn) armWriteDeadline() {
-	// time.Since reads only the monotonic clock (c.wdead carries a
-	// monotonic reading once set): half the cost of time.Now, which was
-	// the largest cost of a small Write in a CPU profile.
-	if t := c.cfg.writeTimeout; t > 0 && -time.Since(c.wdead) < t-t/8 {
-		c.wdead = time.Now().Add(t)
-		_ = c.nc.SetWriteDeadline(c.wdead)
+	// time.Since reads only the monotonic clock: half the cost of
+	// time.Now, which was the largest cost of a small Write in a CPU
+	// profile. wdead is 0 (long past) until the first deadline.
+	if t := c.cfg.writeTimeout; t > 0 {
+		if now := time.Since(pollEpoch); c.wdead-now < t-t/8 {
+			c.wdead = now + t
+			// pollEpoch carries a monotonic reading, and so the deadline.
+			_ = c.nc.SetWriteDeadline(pollEpoch.Add(c.wdead))
+		}
 	}
 }
 
