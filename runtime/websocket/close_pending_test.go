@@ -63,7 +63,16 @@ func TestCloseBoundedBehindStuckWrite(t *testing.T) {
 		closed := make(chan error, 1)
 		start(t, r, engOpts{CloseTimeout: 200 * time.Millisecond}, func(c *websocket.Conn) error {
 			go func() { wrote <- c.Write(context.Background(), websocket.MessageBinary, make([]byte, 64<<20)) }()
-			time.Sleep(100 * time.Millisecond) // let the write take the frame lock and fill the socket
+			// Wait until the write holds the frame lock: 64 MiB to a peer
+			// that does not read keeps it there. A fixed sleep was too
+			// short on a loaded machine, and Close then sent its frame
+			// first and waited for an answer that never came.
+			for deadline := time.Now().Add(10 * time.Second); !websocket.FrameLockHeld(c); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					closed <- errors.New("the write never took the frame lock")
+					return nil
+				}
+			}
 			closed <- c.Close(websocket.StatusGoingAway, "shutting down")
 			return nil
 		})

@@ -45,3 +45,14 @@ func Polled(c *Conn) bool {
 // WriterFragment is the payload of each fragment but the last that a
 // Writer sends: a test of exact wire figures adds up their headers.
 const WriterFragment = largeBufSize
+
+// FrameLockHeld reports whether a write holds c's frame lock: a test
+// waits for it to know that a write it started has the socket, and that
+// whatever it does next queues behind that write.
+func FrameLockHeld(c *Conn) bool {
+	if c.frameMu.TryLock() {
+		c.frameMu.Unlock()
+		return false
+	}
+	return true
+}
