@@ -54,10 +54,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	}
 	c.closeMu.Lock()
 	if c.closeSent {
-		var own *ownClose
-		if c.cs != nil {
-			own = c.cs.own
-		}
+		own := c.ownCloseLocked()
 		c.closeMu.Unlock()
 		c.awaitClosing(own)
 		return ErrClosed
@@ -388,6 +385,15 @@ func (c *Conn) claimCloseWrite(code StatusCode, reason string) *ownClose {
 	return cs.own
 }
 
+// ownCloseLocked is the close frame this side began the handshake with,
+// or nil (none yet, or the peer began it). Caller holds closeMu.
+func (c *Conn) ownCloseLocked() *ownClose {
+	if c.cs == nil {
+		return nil
+	}
+	return c.cs.own
+}
+
 // closeWritten records how the write of own's frame ended (err nil: it
 // went out) and wakes whoever waits for it.
 func (c *Conn) closeWritten(own *ownClose, err error) {
@@ -421,10 +427,7 @@ func (c *Conn) CloseSent() (ce *CloseError, sent bool) {
 		return nil, false
 	}
 	c.closeMu.Lock()
-	var own *ownClose
-	if c.cs != nil {
-		own = c.cs.own
-	}
+	own := c.ownCloseLocked()
 	c.closeMu.Unlock()
 	if own == nil {
 		return nil, false

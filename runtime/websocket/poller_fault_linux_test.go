@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,24 @@ func (r *pollFaultRecorder) OnMessage(c *Conn, typ MessageType, msg []byte) {
 	r.mu.Lock()
 	r.msgs = append(r.msgs, string(msg))
 	r.mu.Unlock()
+}
+
+// onlyClose waits for OnClose, then a moment for a second (wrong) one,
+// and returns the messages delivered and the one OnClose error.
+func (r *pollFaultRecorder) onlyClose(t *testing.T) ([]string, error) {
+	t.Helper()
+	select {
+	case <-r.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no OnClose")
+	}
+	time.Sleep(20 * time.Millisecond)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.closes) != 1 {
+		t.Fatalf("%d OnClose calls: %v", len(r.closes), r.closes)
+	}
+	return slices.Clone(r.msgs), r.closes[0]
 }
 
 func (r *pollFaultRecorder) OnClose(c *Conn, err error) {
@@ -117,18 +136,7 @@ func TestPollerPeerFaults(t *testing.T) {
 						_ = tcp.CloseWrite()
 						go func() { _, _ = io.Copy(io.Discard, peer) }()
 					}
-					select {
-					case <-r.closed:
-					case <-time.After(5 * time.Second):
-						t.Fatal("no OnClose")
-					}
-					time.Sleep(20 * time.Millisecond)
-					r.mu.Lock()
-					defer r.mu.Unlock()
-					if len(r.closes) != 1 {
-						t.Fatalf("%d OnClose calls: %v", len(r.closes), r.closes)
-					}
-					err = r.closes[0]
+					msgs, err := r.onlyClose(t)
 					if tc.peer {
 						var ce *CloseError
 						if !errors.As(err, &ce) || ce.Code != StatusNormalClosure {
@@ -137,8 +145,8 @@ func TestPollerPeerFaults(t *testing.T) {
 					} else if !errors.Is(err, errNoCloseFrame) {
 						t.Errorf("OnClose: %v, want the connection lost", err)
 					}
-					if fmt.Sprint(r.msgs) != fmt.Sprint(want) {
-						t.Errorf("messages %d, want %d", len(r.msgs), len(want))
+					if fmt.Sprint(msgs) != fmt.Sprint(want) {
+						t.Errorf("messages %d, want %d", len(msgs), len(want))
 					}
 					checkPollerLeftNothing(t, p)
 				})
@@ -214,18 +222,8 @@ func TestPollerPeerEndsDuringLargeWrite(t *testing.T) {
 				case <-time.After(5 * time.Second):
 					t.Fatal("the write hangs")
 				}
-				select {
-				case <-r.closed:
-				case <-time.After(5 * time.Second):
-					t.Fatal("no OnClose")
-				}
-				time.Sleep(20 * time.Millisecond)
-				r.mu.Lock()
-				defer r.mu.Unlock()
-				if len(r.closes) != 1 {
-					t.Fatalf("%d OnClose calls: %v", len(r.closes), r.closes)
-				}
-				t.Logf("OnClose: %v", r.closes[0])
+				_, cerr := r.onlyClose(t)
+				t.Logf("OnClose: %v", cerr)
 			})
 		}
 	}
@@ -286,22 +284,12 @@ func TestPollerAppClosesDuringRead(t *testing.T) {
 					case <-time.After(5 * time.Second):
 						t.Fatal("Close hangs")
 					}
-					select {
-					case <-r.closed:
-					case <-time.After(5 * time.Second):
-						t.Fatal("no OnClose")
+					msgs, err := r.onlyClose(t)
+					if !errors.Is(err, ErrClosed) {
+						t.Errorf("OnClose: %v, want ErrClosed", err)
 					}
-					time.Sleep(20 * time.Millisecond)
-					r.mu.Lock()
-					defer r.mu.Unlock()
-					if len(r.closes) != 1 {
-						t.Fatalf("%d OnClose calls: %v", len(r.closes), r.closes)
-					}
-					if !errors.Is(r.closes[0], ErrClosed) {
-						t.Errorf("OnClose: %v, want ErrClosed", r.closes[0])
-					}
-					if len(r.msgs) != 1 {
-						t.Errorf("messages: %d", len(r.msgs))
+					if len(msgs) != 1 {
+						t.Errorf("messages: %d", len(msgs))
 					}
 					checkPollerLeftNothing(t, p)
 				})
